@@ -1,0 +1,99 @@
+"""The kernel matrix as data: ISAs x dtypes x ops.
+
+Spec holds data, codegen/*.py holds rules, templates/ hold shape.
+Adding a dtype = one DType entry below + templates/cpu/dtypes/<name>.j2
+(its code-unpack snippet per ISA) + its reference dequantisation in src/ref.
+"""
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Isa:
+    name: str
+    arch: str          # "any", "x86_64" or "aarch64": where it can be compiled
+    width: int         # f32 lanes of one float vector
+    header: str        # SIMD wrapper header in src/simd/
+    cflags: tuple      # compiler flags for this ISA's sources only
+    gemm_mr: int       # register tile rows (activations)
+    gemm_nr: int       # register tile columns (weights rows), float path
+    qgemm_mr: int      # register tile rows, int8 path (its columns: one gv_i32, GV_W)
+
+
+ISAS = [
+    Isa("scalar", "any", 1, "simd/scalar.h", (), 4, 4, 4),
+    Isa("avx2", "x86_64", 8, "simd/avx2.h", ("-mavx2", "-mfma", "-mf16c"), 6, 16, 4),
+    Isa("avx512", "x86_64", 16, "simd/avx512.h",
+        ("-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl",
+         "-mavx512vnni", "-mavx512bf16", "-mavx2", "-mfma", "-mf16c"), 6, 32, 6),
+    Isa("neon", "aarch64", 4, "simd/neon.h", ("-march=armv8.2-a+dotprod+fp16",), 6, 16, 6),
+]
+
+
+@dataclass(frozen=True)
+class DType:
+    name: str
+    kind: str             # "float": element-wise; "block": block-quantised
+    block: int            # elements per block (1 for float kinds)
+    block_bytes: int      # bytes per block
+    gguf_type: int        # GGML type id, -1 when the format is ours
+    bits: int             # bits per element (codes, for block kinds)
+    layout: str           # C struct body of one block (block kinds)
+    doc: str              # value formula and bit layout, for the generated header
+    codes_signed: bool = False  # block: codes are int8 (else unsigned)
+    code_max: int = 0     # block: largest unsigned code (or 127 when signed)
+    scale: str = ""       # block: C expression of a (value = a*code + c), block pointer b
+    offset: str = ""      # block: C expression of c
+    tol: float = 0.0      # matmul tolerance, relative to sum|w||x| per output
+    roundtrip: float = 0.0  # quantise->dequantise bound, relative to the block's max |x|
+
+
+DTYPES = [
+    DType("f32", "float", 1, 4, 0, 32, "", "IEEE binary32", tol=1e-4),
+    DType("f16", "float", 1, 2, 1, 16, "", "IEEE binary16", tol=1e-4, roundtrip=2**-11),
+    DType("bf16", "float", 1, 2, 30, 16, "", "bfloat16 (upper half of binary32)", tol=1e-4,
+          roundtrip=2**-8),
+    DType("q8_0", "block", 32, 34, 8, 8, "uint16_t d; int8_t qs[32];",
+          "x[t] = d*qs[t] (GGUF Q8_0)",
+          codes_signed=True, code_max=127,
+          scale="gllm_f16_to_f32(b->d)", offset="0.0f", tol=2e-2, roundtrip=0.5 / 127 + 1e-3),
+    DType("q4_0", "block", 32, 18, 2, 4, "uint16_t d; uint8_t qs[16];",
+          "x[t] = d*(q[t]-8); byte j holds q[j] (low nibble) and q[j+16] (high nibble) (GGUF Q4_0)",
+          code_max=15, scale="gllm_f16_to_f32(b->d)", offset="-8.0f * gllm_f16_to_f32(b->d)",
+          tol=2e-2, roundtrip=1.0 / 8 + 1e-3),
+    DType("q4_1", "block", 32, 20, 3, 4, "uint16_t d; uint16_t m; uint8_t qs[16];",
+          "x[t] = d*q[t] + m; nibbles as Q4_0 (GGUF Q4_1)",
+          code_max=15, scale="gllm_f16_to_f32(b->d)", offset="gllm_f16_to_f32(b->m)",
+          tol=2e-2, roundtrip=0.5 / 7.5 + 1e-3),
+    DType("q2_0", "block", 32, 10, -1, 2, "uint16_t d; uint8_t qs[8];",
+          "x[t] = d*(q[t]-2); q[t] = bits 2*(t/8)..2*(t/8)+1 of byte t%8",
+          code_max=3, scale="gllm_f16_to_f32(b->d)", offset="-2.0f * gllm_f16_to_f32(b->d)",
+          tol=2e-2, roundtrip=0.5 + 1e-3),
+]
+
+DTYPE_BY_NAME = {d.name: d for d in DTYPES}
+
+
+@dataclass(frozen=True)
+class Op:
+    name: str
+    template: str
+    doc: str
+
+
+OPS = [
+    Op("gemv", "cpu/gemv.c.j2", "y[j] = W[j,:].x (+ bias[j]), one activation row: the decode path"),
+    Op("gemm", "cpu/gemm.c.j2", "Y[i,j] = X[i,:].W[j,:] (+ bias[j]): the prefill path"),
+    Op("quantize", "cpu/quantize.c.j2", "f32 rows -> dtype rows"),
+    Op("dequantize", "cpu/dequantize.c.j2", "dtype rows -> f32 rows"),
+]
+
+# Ops that exist once per ISA, outside the dtype grid.
+ISA_OPS = [
+    Op("act_quant", "cpu/act_quant.c.j2",
+       "f32 activations -> q8 blocks (d, sum, 32 x int8) for the int8-dot matmul path"),
+]
+
+# Cache blocking of the gemm family (elements of k, rows of W, rows of X).
+GEMM_KC = 256
+GEMM_NC = 1024
+GEMM_MC = 144

@@ -1,0 +1,43 @@
+/* The contract between src/ and the generated kernels (generated/cpu/<isa>/).
+ *
+ * Matmul (gemv and gemm share it): Y[m][n] = X[m][k] . W[n][k]^T (+ bias[n]).
+ *   W: n rows of w_row_bytes, each row k elements of the weight dtype (block
+ *      formats: k/32 blocks, k a multiple of the block size).
+ *   X: f32 rows with stride ldx (float formats), or xq: the same rows
+ *      quantised by act_quant into k/32 gllm_q8x blocks each (block formats).
+ *   A kernel call computes columns [j0, j1) of every row of Y; each output
+ *   element is accumulated in a fixed k order, so results do not depend on
+ *   how the columns are split between threads.
+ *   scratch: GLLM_SCRATCH_BYTES, 64-byte aligned, owned by the calling thread.
+ * Kernels are pure: no allocation, no environment, no feature probing.
+ */
+#ifndef GLLM_KERNEL_ABI_H
+#define GLLM_KERNEL_ABI_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* Activations quantised for the int8-dot path: x[t] ~= d*qs[t]; s = d*sum(qs). */
+typedef struct {
+    float d;
+    float s;
+    int8_t qs[32];
+} gllm_q8x;
+
+typedef struct {
+    const void *w;
+    size_t w_row_bytes;
+    const float *x;
+    size_t ldx;
+    const gllm_q8x *xq;
+    const float *bias;
+    float *y;
+    size_t ldy;
+    size_t m, n, k;
+} gllm_matmul_args;
+
+typedef void (*gllm_matmul_fn)(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
+/* one row of k elements: f32 -> dtype, dtype -> f32, f32 -> q8x blocks */
+typedef void (*gllm_quantize_fn)(const float *x, void *y, size_t k);
+typedef void (*gllm_dequantize_fn)(const void *x, float *y, size_t k);
+typedef void (*gllm_act_quant_fn)(const float *x, gllm_q8x *y, size_t k);
+#endif

@@ -1,0 +1,93 @@
+#include "core/threadpool.h"
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include "core/error.h"
+#include "kernels.h"
+
+#define MAX_THREADS 256
+
+static struct {
+    int n;                      /* threads including the caller */
+    pthread_t tid[MAX_THREADS];
+    void *scratch[MAX_THREADS];
+    pthread_mutex_t run_lock;   /* one job at a time */
+    pthread_mutex_t lock;
+    pthread_cond_t start, done;
+    unsigned long generation;
+    int busy;                   /* workers still on the current job */
+    gllm_task_fn fn;
+    void *ctx;
+    size_t ntasks;
+    atomic_size_t next;
+} pool = {.run_lock = PTHREAD_MUTEX_INITIALIZER, .lock = PTHREAD_MUTEX_INITIALIZER,
+          .start = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER};
+
+static void work(int self) {
+    size_t t;
+    while ((t = atomic_fetch_add(&pool.next, 1)) < pool.ntasks) pool.fn(pool.ctx, t, pool.scratch[self]);
+}
+
+static void *worker(void *arg) {
+    const int self = (int)(size_t)arg;
+    unsigned long seen = 0;
+    for (;;) {
+        pthread_mutex_lock(&pool.lock);
+        while (pool.generation == seen) pthread_cond_wait(&pool.start, &pool.lock);
+        seen = pool.generation;
+        pthread_mutex_unlock(&pool.lock);
+        work(self);
+        pthread_mutex_lock(&pool.lock);
+        if (--pool.busy == 0) pthread_cond_signal(&pool.done);
+        pthread_mutex_unlock(&pool.lock);
+    }
+    return NULL;
+}
+
+gllm_status gllm_pool_init(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    const char *env = getenv("GLLM_NUM_THREADS");
+    if (env && *env) {
+        char *end;
+        n = strtol(env, &end, 10);
+        if (*end || n < 1 || n > MAX_THREADS)
+            return gllm_fail(GLLM_E_INVALID_ARGUMENT, "GLLM_NUM_THREADS=%s: expected 1..%d", env, MAX_THREADS);
+    }
+    if (n < 1) n = 1;
+    if (n > MAX_THREADS) n = MAX_THREADS;
+    for (int i = 0; i < n; i++)
+        if (posix_memalign(&pool.scratch[i], 64, GLLM_SCRATCH_BYTES))
+            return gllm_fail(GLLM_E_OUT_OF_MEMORY, "thread pool: no memory for scratch buffers");
+    pool.n = 1;
+    for (int i = 1; i < n; i++) {
+        if (pthread_create(&pool.tid[i], NULL, worker, (void *)(size_t)i)) break;
+        pthread_detach(pool.tid[i]);
+        pool.n++;
+    }
+    return GLLM_OK;
+}
+
+int gllm_pool_threads(void) { return pool.n; }
+
+void gllm_pool_run(size_t ntasks, gllm_task_fn fn, void *ctx) {
+    pthread_mutex_lock(&pool.run_lock);
+    pool.fn = fn;
+    pool.ctx = ctx;
+    pool.ntasks = ntasks;
+    atomic_store(&pool.next, 0);
+    if (pool.n > 1 && ntasks > 1) {
+        pthread_mutex_lock(&pool.lock);
+        pool.busy = pool.n - 1;
+        pool.generation++;
+        pthread_cond_broadcast(&pool.start);
+        pthread_mutex_unlock(&pool.lock);
+        work(0);
+        pthread_mutex_lock(&pool.lock);
+        while (pool.busy) pthread_cond_wait(&pool.done, &pool.lock);
+        pthread_mutex_unlock(&pool.lock);
+    } else {
+        work(0);
+    }
+    pthread_mutex_unlock(&pool.run_lock);
+}

@@ -1,0 +1,14 @@
+/* The library's persistent thread pool: created once, no threads per call. */
+#ifndef GLLM_THREADPOOL_H
+#define GLLM_THREADPOOL_H
+#include <stddef.h>
+#include "gllm_kernels.h"
+
+/* fn(ctx, task, scratch): scratch is the running thread's own GLLM_SCRATCH_BYTES buffer */
+typedef void (*gllm_task_fn)(void *ctx, size_t task, void *scratch);
+
+gllm_status gllm_pool_init(void); /* size from GLLM_NUM_THREADS, else online cores */
+int gllm_pool_threads(void);
+/* run tasks [0, ntasks) on the pool (the caller works too); returns when all are done */
+void gllm_pool_run(size_t ntasks, gllm_task_fn fn, void *ctx);
+#endif

@@ -1,0 +1,17 @@
+/* Reference implementations: the test oracles. Hand-written, obviously
+ * correct, slow; independent of templates/ (never the generated scalar code). */
+#ifndef GLLM_REF_H
+#define GLLM_REF_H
+#include <stddef.h>
+#include <stdint.h>
+#include "gllm_dtype.h"
+
+/* one row of k values of dtype t -> double */
+void gllm_ref_dequantize(gllm_dtype t, const void *row, double *out, size_t k);
+/* Y[m][n] = X[m][k] . W[n][k]^T (+ bias), in double; W rows dequantised by the above */
+void gllm_ref_matmul(gllm_dtype t, const void *w, size_t w_row_bytes, const float *x, const float *bias,
+                     double *y, size_t m, size_t n, size_t k);
+/* sum_k |W[j][k]| |X[i][k]|: the scale tolerances are relative to */
+void gllm_ref_matmul_abs(gllm_dtype t, const void *w, size_t w_row_bytes, const float *x, double *y, size_t m,
+                         size_t n, size_t k);
+#endif

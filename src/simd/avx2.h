@@ -1,0 +1,80 @@
+/* SIMD wrapper, AVX2 + FMA + F16C, 8 f32 lanes. Contract: see avx512.h. */
+#ifndef GLLM_SIMD_AVX2_H
+#define GLLM_SIMD_AVX2_H
+#include <immintrin.h>
+#include "core/half.h"
+#define GV_W 8
+#define GQ_SIGNED_BIAS 0
+typedef __m256 gv_f32;
+typedef __m256i gv_i32;
+static inline gv_f32 gv_zero(void) { return _mm256_setzero_ps(); }
+static inline gv_f32 gv_set1(float a) { return _mm256_set1_ps(a); }
+static inline gv_f32 gv_load(const float *p) { return _mm256_loadu_ps(p); }
+static inline void gv_store(float *p, gv_f32 v) { _mm256_storeu_ps(p, v); }
+static inline gv_f32 gv_fma(gv_f32 a, gv_f32 b, gv_f32 c) { return _mm256_fmadd_ps(a, b, c); }
+static inline gv_f32 gv_add(gv_f32 a, gv_f32 b) { return _mm256_add_ps(a, b); }
+static inline gv_f32 gv_mul(gv_f32 a, gv_f32 b) { return _mm256_mul_ps(a, b); }
+static inline float gv_reduce(gv_f32 v) {
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    q = _mm_add_ss(q, _mm_movehdup_ps(q));
+    return _mm_cvtss_f32(q);
+}
+static inline __m256i gv_mask(size_t n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+static inline gv_f32 gv_load_n(const float *p, size_t n) { return _mm256_maskload_ps(p, gv_mask(n)); }
+static inline void gv_store_n(float *p, gv_f32 v, size_t n) { _mm256_maskstore_ps(p, gv_mask(n), v); }
+static inline gv_f32 gv_load_f16(const uint16_t *p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+static inline gv_f32 gv_load_bf16(const uint16_t *p) {
+    __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+}
+static inline gv_f32 gv_load_f16_n(const uint16_t *p, size_t n) {
+    uint16_t t[8] = {0};
+    memcpy(t, p, n * 2);
+    return gv_load_f16(t);
+}
+static inline gv_f32 gv_load_bf16_n(const uint16_t *p, size_t n) {
+    uint16_t t[8] = {0};
+    memcpy(t, p, n * 2);
+    return gv_load_bf16(t);
+}
+static inline gv_i32 gv_izero(void) { return _mm256_setzero_si256(); }
+static inline __m256i gv_x4(const int8_t *x4) {
+    int32_t x;
+    memcpy(&x, x4, 4);
+    return _mm256_set1_epi32(x);
+}
+/* u8 codes (<= 15 here, so the int16 pair sums of vpmaddubsw cannot saturate) */
+static inline gv_i32 gv_dot4_u(gv_i32 acc, const void *codes, const int8_t *x4) {
+    __m256i p = _mm256_maddubs_epi16(_mm256_loadu_si256((const __m256i *)codes), gv_x4(x4));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+}
+static inline gv_i32 gv_dot4_s(gv_i32 acc, const void *codes, const int8_t *x4) {
+    __m256i c = _mm256_loadu_si256((const __m256i *)codes);
+    __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(c, c), _mm256_sign_epi8(gv_x4(x4), c));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+}
+static inline gv_f32 gv_cvt_i32(gv_i32 v) { return _mm256_cvtepi32_ps(v); }
+
+typedef __m256i gq_codes;
+typedef __m256i gq_i32;
+typedef __m256 gq_f32;
+static inline gq_f32 gq_fzero(void) { return _mm256_setzero_ps(); }
+static inline gq_i32 gq_dot_u(gq_codes c, const int8_t *x) {
+    __m256i p = _mm256_maddubs_epi16(c, _mm256_loadu_si256((const __m256i *)x));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+static inline gq_i32 gq_dot_s(gq_codes c, const int8_t *x) {
+    __m256i xv = _mm256_loadu_si256((const __m256i *)x);
+    __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(c, c), _mm256_sign_epi8(xv, c));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+static inline gq_f32 gq_fma_i32(gq_i32 d, float s, gq_f32 acc) {
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(s), acc);
+}
+static inline float gq_reduce(gq_f32 v) { return gv_reduce(v); }
+#endif

@@ -1,0 +1,83 @@
+/* SIMD wrapper, AVX-512 (F/BW/DQ/VL + VNNI + BF16), 16 f32 lanes.
+ *
+ * Contract shared by every src/simd/<isa>.h (what the templates use):
+ *   gv_f32 / GV_W           float vector of GV_W lanes
+ *   gv_zero set1 load store fma(a,b,c)=a*b+c add reduce (fixed lane order)
+ *   gv_load_n / gv_store_n  first n < GV_W lanes (others zero / untouched)
+ *   gv_load_f16 / _bf16 [_n] GV_W half/bfloat values widened to f32
+ *   gv_i32, gv_dot4_u/_s    int32 lanes += 4 code bytes (u8 / s8) * 4 x bytes (s8),
+ *                           codes: one 4-byte group per lane; x: the same 4 bytes broadcast
+ *   gv_cvt_i32              int32 lanes -> f32
+ *   gq_*                    one 32-element q8 block: codes (32 bytes) . x (32 int8)
+ *                           -> partial int32 sums gq_i32, gq_f32 float lanes, gq_reduce
+ */
+#ifndef GLLM_SIMD_AVX512_H
+#define GLLM_SIMD_AVX512_H
+#include <immintrin.h>
+#include "core/half.h"
+#define GV_W 16
+#define GQ_SIGNED_BIAS 128 /* int8-dot panels store signed codes + 128 (vpdpbusd is u8 x s8) */
+typedef __m512 gv_f32;
+typedef __m512i gv_i32;
+static inline gv_f32 gv_zero(void) { return _mm512_setzero_ps(); }
+static inline gv_f32 gv_set1(float a) { return _mm512_set1_ps(a); }
+static inline gv_f32 gv_load(const float *p) { return _mm512_loadu_ps(p); }
+static inline void gv_store(float *p, gv_f32 v) { _mm512_storeu_ps(p, v); }
+static inline gv_f32 gv_fma(gv_f32 a, gv_f32 b, gv_f32 c) { return _mm512_fmadd_ps(a, b, c); }
+static inline gv_f32 gv_add(gv_f32 a, gv_f32 b) { return _mm512_add_ps(a, b); }
+static inline gv_f32 gv_mul(gv_f32 a, gv_f32 b) { return _mm512_mul_ps(a, b); }
+static inline float gv_reduce(gv_f32 v) {
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    q = _mm_add_ss(q, _mm_movehdup_ps(q));
+    return _mm_cvtss_f32(q);
+}
+static inline __mmask16 gv_mask(size_t n) { return (__mmask16)((1u << n) - 1); }
+static inline gv_f32 gv_load_n(const float *p, size_t n) { return _mm512_maskz_loadu_ps(gv_mask(n), p); }
+static inline void gv_store_n(float *p, gv_f32 v, size_t n) { _mm512_mask_storeu_ps(p, gv_mask(n), v); }
+static inline gv_f32 gv_load_f16(const uint16_t *p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+}
+static inline gv_f32 gv_load_f16_n(const uint16_t *p, size_t n) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(gv_mask(n), p));
+}
+static inline gv_f32 gv_load_bf16(const uint16_t *p) {
+    __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+}
+static inline gv_f32 gv_load_bf16_n(const uint16_t *p, size_t n) {
+    __m512i w = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(gv_mask(n), p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+}
+static inline gv_i32 gv_izero(void) { return _mm512_setzero_si512(); }
+static inline gv_i32 gv_dot4_u(gv_i32 acc, const void *codes, const int8_t *x4) {
+    int32_t x;
+    memcpy(&x, x4, 4);
+    return _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(codes), _mm512_set1_epi32(x));
+}
+#define gv_dot4_s gv_dot4_u /* signed codes are biased by GQ_SIGNED_BIAS in the panel */
+static inline gv_f32 gv_cvt_i32(gv_i32 v) { return _mm512_cvtepi32_ps(v); }
+
+/* one q8 block: 32 codes in a ymm */
+typedef __m256i gq_codes;
+typedef __m256i gq_i32;
+typedef __m256 gq_f32;
+static inline gq_f32 gq_fzero(void) { return _mm256_setzero_ps(); }
+static inline gq_i32 gq_dot_u(gq_codes c, const int8_t *x) {
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), c, _mm256_loadu_si256((const __m256i *)x));
+}
+static inline gq_i32 gq_dot_s(gq_codes c, const int8_t *x) {
+    __m256i xv = _mm256_loadu_si256((const __m256i *)x);
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(c, c), _mm256_sign_epi8(xv, c));
+}
+static inline gq_f32 gq_fma_i32(gq_i32 d, float s, gq_f32 acc) {
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(s), acc);
+}
+static inline float gq_reduce(gq_f32 v) {
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    q = _mm_add_ss(q, _mm_movehdup_ps(q));
+    return _mm_cvtss_f32(q);
+}
+#endif

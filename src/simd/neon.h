@@ -1,0 +1,65 @@
+/* SIMD wrapper, AArch64 NEON + dotprod, 4 f32 lanes. Contract: see avx512.h. */
+#ifndef GLLM_SIMD_NEON_H
+#define GLLM_SIMD_NEON_H
+#include <arm_neon.h>
+#include "core/half.h"
+#define GV_W 4
+#define GQ_SIGNED_BIAS 0
+typedef float32x4_t gv_f32;
+typedef int32x4_t gv_i32;
+static inline gv_f32 gv_zero(void) { return vdupq_n_f32(0.0f); }
+static inline gv_f32 gv_set1(float a) { return vdupq_n_f32(a); }
+static inline gv_f32 gv_load(const float *p) { return vld1q_f32(p); }
+static inline void gv_store(float *p, gv_f32 v) { vst1q_f32(p, v); }
+static inline gv_f32 gv_fma(gv_f32 a, gv_f32 b, gv_f32 c) { return vfmaq_f32(c, a, b); }
+static inline gv_f32 gv_add(gv_f32 a, gv_f32 b) { return vaddq_f32(a, b); }
+static inline gv_f32 gv_mul(gv_f32 a, gv_f32 b) { return vmulq_f32(a, b); }
+static inline float gv_reduce(gv_f32 v) { return vaddvq_f32(v); }
+static inline gv_f32 gv_load_n(const float *p, size_t n) {
+    float t[4] = {0};
+    memcpy(t, p, n * 4);
+    return vld1q_f32(t);
+}
+static inline void gv_store_n(float *p, gv_f32 v, size_t n) {
+    float t[4];
+    vst1q_f32(t, v);
+    memcpy(p, t, n * 4);
+}
+static inline gv_f32 gv_load_f16(const uint16_t *p) {
+    return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p)));
+}
+static inline gv_f32 gv_load_bf16(const uint16_t *p) {
+    return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16));
+}
+static inline gv_f32 gv_load_f16_n(const uint16_t *p, size_t n) {
+    uint16_t t[4] = {0};
+    memcpy(t, p, n * 2);
+    return gv_load_f16(t);
+}
+static inline gv_f32 gv_load_bf16_n(const uint16_t *p, size_t n) {
+    uint16_t t[4] = {0};
+    memcpy(t, p, n * 2);
+    return gv_load_bf16(t);
+}
+static inline gv_i32 gv_izero(void) { return vdupq_n_s32(0); }
+static inline gv_i32 gv_dot4_u(gv_i32 acc, const void *codes, const int8_t *x4) {
+    int32_t x;
+    memcpy(&x, x4, 4);
+    return vdotq_s32(acc, vld1q_s8((const int8_t *)codes), vreinterpretq_s8_s32(vdupq_n_s32(x)));
+}
+#define gv_dot4_s gv_dot4_u /* sdot is s8 x s8: codes of every format fit */
+static inline gv_f32 gv_cvt_i32(gv_i32 v) { return vcvtq_f32_s32(v); }
+
+typedef int8x16x2_t gq_codes;
+typedef int32x4_t gq_i32;
+typedef float32x4_t gq_f32;
+static inline gq_f32 gq_fzero(void) { return vdupq_n_f32(0.0f); }
+static inline gq_i32 gq_dot_u(gq_codes c, const int8_t *x) {
+    return vdotq_s32(vdotq_s32(vdupq_n_s32(0), c.val[0], vld1q_s8(x)), c.val[1], vld1q_s8(x + 16));
+}
+#define gq_dot_s gq_dot_u
+static inline gq_f32 gq_fma_i32(gq_i32 d, float s, gq_f32 acc) {
+    return vfmaq_n_f32(acc, vcvtq_f32_s32(d), s);
+}
+static inline float gq_reduce(gq_f32 v) { return vaddvq_f32(v); }
+#endif

@@ -1,0 +1,30 @@
+/* SIMD wrapper, scalar ISA: one lane, plain C. The templates are written
+ * against these names (gv_* float vectors); see avx512.h for the contract. */
+#ifndef GLLM_SIMD_SCALAR_H
+#define GLLM_SIMD_SCALAR_H
+#include "core/half.h"
+#define GV_W 1
+typedef float gv_f32;
+static inline gv_f32 gv_zero(void) { return 0.0f; }
+static inline gv_f32 gv_set1(float a) { return a; }
+static inline gv_f32 gv_load(const float *p) { return *p; }
+static inline void gv_store(float *p, gv_f32 v) { *p = v; }
+static inline gv_f32 gv_fma(gv_f32 a, gv_f32 b, gv_f32 c) { return a * b + c; }
+static inline gv_f32 gv_add(gv_f32 a, gv_f32 b) { return a + b; }
+static inline gv_f32 gv_mul(gv_f32 a, gv_f32 b) { return a * b; }
+static inline float gv_reduce(gv_f32 v) { return v; }
+static inline gv_f32 gv_load_f16(const uint16_t *p) { return gllm_f16_to_f32(*p); }
+static inline gv_f32 gv_load_bf16(const uint16_t *p) { return gllm_bf16_to_f32(*p); }
+#define GQ_SIGNED_BIAS 0
+typedef int32_t gv_i32;
+static inline gv_i32 gv_izero(void) { return 0; }
+static inline gv_i32 gv_dot4_u(gv_i32 acc, const void *codes, const int8_t *x4) {
+    const uint8_t *c = (const uint8_t *)codes;
+    return acc + c[0] * x4[0] + c[1] * x4[1] + c[2] * x4[2] + c[3] * x4[3];
+}
+static inline gv_i32 gv_dot4_s(gv_i32 acc, const void *codes, const int8_t *x4) {
+    const int8_t *c = (const int8_t *)codes;
+    return acc + c[0] * x4[0] + c[1] * x4[1] + c[2] * x4[2] + c[3] * x4[3];
+}
+static inline gv_f32 gv_cvt_i32(gv_i32 v) { return (float)v; }
+#endif

@@ -1,0 +1,198 @@
+#include "kernel_cases.h"
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/cpu_features.h"
+#include "core/dtype_traits.h"
+#include "core/half.h"
+#include "ref/ref.h"
+
+/* splitmix64: seeded per kernel, so a failure reproduces */
+static uint64_t rng_state;
+static uint64_t rnd(void) {
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static float uni(float lo, float hi) { return lo + (hi - lo) * (float)((rnd() >> 40) * (1.0 / 16777216.0)); }
+
+static int fail(char *msg, size_t len, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, len, fmt, ap);
+    va_end(ap);
+    return CASE_FAIL;
+}
+
+/* random weights in dtype t: floats in [-1, 1]; blocks: random codes, small f16 scales */
+static void random_rows(gllm_dtype t, void *dst, size_t rows, size_t k) {
+    const gllm_dtype_traits *tr = &gllm_dtype_traits_table[t];
+    uint8_t *p = dst;
+    const size_t n = rows * k;
+    if (t == GLLM_DTYPE_F32) {
+        for (size_t i = 0; i < n; i++) ((float *)dst)[i] = uni(-1, 1);
+    } else if (!tr->int8_path) {
+        for (size_t i = 0; i < n; i++) {
+            const float v = uni(-1, 1);
+            ((uint16_t *)dst)[i] = t == GLLM_DTYPE_F16 ? gllm_f32_to_f16(v) : gllm_f32_to_bf16(v);
+        }
+    } else {
+        const size_t blocks = n / 32, halves = ((size_t)tr->block_bytes - 32 * (size_t)tr->bits / 8) / 2;
+        for (size_t b = 0; b < blocks; b++, p += tr->block_bytes) {
+            for (int i = 0; i < tr->block_bytes; i++) p[i] = (uint8_t)rnd();
+            for (size_t h = 0; h < halves; h++) {
+                const uint16_t v = gllm_f32_to_f16(h == 0 ? uni(0.001f, 0.05f) : uni(-0.2f, 0.2f));
+                p[2 * h] = (uint8_t)v, p[2 * h + 1] = (uint8_t)(v >> 8);
+            }
+        }
+    }
+}
+
+typedef struct {
+    size_t m, n, k;
+} shape;
+
+/* odd m and n with tails; k multiples of 32 up to 4128 (float formats: odd k too);
+ * crossings of the gemm blocking (KC=256 in k, MC=144 rows, NC=1024 columns) */
+static const shape gemv_shapes[] = {{1, 1, 32}, {1, 7, 96}, {1, 33, 1056}, {1, 257, 288}, {1, 257, 4128}};
+static const shape gemv_odd_k[] = {{1, 7, 33}, {1, 33, 101}, {1, 257, 1027}};
+static const shape gemm_shapes[] = {{3, 7, 32}, {17, 33, 288}, {69, 257, 544}, {17, 257, 4128},
+                                    {150, 33, 96}, {5, 1100, 64}, {69, 1, 4128}};
+static const shape gemm_odd_k[] = {{3, 7, 33}, {17, 33, 101}, {69, 257, 1027}};
+
+static int check_matmul(int op, gllm_dtype t, const gllm_kernel_table *kt, shape s, char *msg, size_t len) {
+    const gllm_dtype_traits *tr = &gllm_dtype_traits_table[t];
+    const size_t row = gllm_row_bytes(t, s.k);
+    void *w = malloc(s.n * row);
+    float *x = malloc(s.m * s.k * sizeof(float)), *bias = malloc(s.n * sizeof(float));
+    float *y = malloc(s.m * s.n * sizeof(float)), *y2 = malloc(s.m * s.n * sizeof(float));
+    double *ref = malloc(s.m * s.n * sizeof(double)), *mag = malloc(s.m * s.n * sizeof(double));
+    gllm_q8x *xq = malloc(s.m * (s.k / 32 + 1) * sizeof(gllm_q8x));
+    void *scratch = aligned_alloc(64, GLLM_SCRATCH_BYTES);
+    random_rows(t, w, s.n, s.k);
+    for (size_t i = 0; i < s.m * s.k; i++) x[i] = uni(-1, 1);
+    for (size_t j = 0; j < s.n; j++) bias[j] = uni(-1, 1);
+    const int with_bias = (int)(rnd() & 1);
+    if (tr->int8_path)
+        for (size_t i = 0; i < s.m; i++) kt->act_quant(x + i * s.k, xq + i * (s.k / 32), s.k);
+    gllm_matmul_args a = {.w = w, .w_row_bytes = row, .x = x, .ldx = s.k, .xq = xq,
+                          .bias = with_bias ? bias : NULL, .y = y, .ldy = s.n, .m = s.m, .n = s.n, .k = s.k};
+    gllm_matmul_fn fn = op == GLLM_OP_GEMV ? kt->gemv[t] : kt->gemm[t];
+    fn(&a, 0, s.n, scratch);
+    /* the same columns split into random ranges (as threads would) must give identical bits */
+    a.y = y2;
+    for (size_t j0 = 0; j0 < s.n;) {
+        size_t j1 = j0 + 1 + (size_t)(rnd() % (s.n - j0));
+        fn(&a, j0, j1, scratch);
+        j0 = j1;
+    }
+    gllm_ref_matmul(t, w, row, x, a.bias, ref, s.m, s.n, s.k);
+    gllm_ref_matmul_abs(t, w, row, x, mag, s.m, s.n, s.k);
+    int rc = CASE_PASS;
+    for (size_t i = 0; i < s.m * s.n && rc == CASE_PASS; i++) {
+        const double err = fabs(y[i] - ref[i]), bound = tr->tol * mag[i] + 1e-5;
+        if (!(err <= bound))
+            rc = fail(msg, len, "m=%zu n=%zu k=%zu bias=%d: y[%zu][%zu]=%.7g, reference %.7g (|err| %.3g > %.3g)",
+                      s.m, s.n, s.k, with_bias, i / s.n, i % s.n, y[i], ref[i], err, bound);
+        else if (memcmp(&y[i], &y2[i], sizeof(float)))
+            rc = fail(msg, len, "m=%zu n=%zu k=%zu: y[%zu][%zu] differs when the columns are split (%.9g vs %.9g)",
+                      s.m, s.n, s.k, i / s.n, i % s.n, y[i], y2[i]);
+    }
+    free(w), free(x), free(bias), free(y), free(y2), free(ref), free(mag), free(xq), free(scratch);
+    return rc;
+}
+
+static int check_quantize(gllm_dtype t, const gllm_kernel_table *kt, size_t k, char *msg, size_t len) {
+    const gllm_dtype_traits *tr = &gllm_dtype_traits_table[t];
+    float *x = malloc(k * sizeof(float));
+    void *q = malloc(gllm_row_bytes(t, k));
+    double *back = malloc(k * sizeof(double));
+    const float scale = uni(0.01f, 100.0f);
+    for (size_t i = 0; i < k; i++) x[i] = uni(-scale, scale);
+    if (k >= 64) memset(x + 32, 0, 32 * sizeof(float)); /* an all-zero block */
+    kt->quantize[t](x, q, k);
+    gllm_ref_dequantize(t, q, back, k);
+    int rc = CASE_PASS;
+    for (size_t i = 0; i < k && rc == CASE_PASS; i++) {
+        double m = 0; /* bound: relative to |x| (float formats) or the block's max |x| */
+        if (tr->int8_path)
+            for (size_t j = i / 32 * 32; j < i / 32 * 32 + 32; j++) m = fmax(m, fabs(x[j]));
+        else
+            m = fabs(x[i]);
+        const double err = fabs(back[i] - x[i]), bound = tr->roundtrip * m + 1e-30;
+        if (!(err <= bound))
+            rc = fail(msg, len, "k=%zu: x[%zu]=%.7g comes back as %.7g (|err| %.3g > %.3g)", k, i, x[i], back[i],
+                      err, bound);
+    }
+    free(x), free(q), free(back);
+    return rc;
+}
+
+static int check_dequantize(gllm_dtype t, const gllm_kernel_table *kt, size_t k, char *msg, size_t len) {
+    void *q = malloc(gllm_row_bytes(t, k));
+    float *y = malloc(k * sizeof(float));
+    double *ref = malloc(k * sizeof(double));
+    random_rows(t, q, 1, k);
+    kt->dequantize[t](q, y, k);
+    gllm_ref_dequantize(t, q, ref, k);
+    int rc = CASE_PASS;
+    for (size_t i = 0; i < k && rc == CASE_PASS; i++)
+        if (!(fabs(y[i] - ref[i]) <= 1e-6 * fabs(ref[i]) + 1e-6))
+            rc = fail(msg, len, "k=%zu: y[%zu]=%.9g, reference %.9g", k, i, y[i], ref[i]);
+    free(q), free(y), free(ref);
+    return rc;
+}
+
+static int check_act_quant(const gllm_kernel_table *kt, size_t k, char *msg, size_t len) {
+    float *x = malloc(k * sizeof(float));
+    gllm_q8x *q = malloc(k / 32 * sizeof(gllm_q8x));
+    for (size_t i = 0; i < k; i++) x[i] = uni(-3, 3);
+    memset(x, 0, 32 * sizeof(float));
+    kt->act_quant(x, q, k);
+    int rc = CASE_PASS;
+    for (size_t b = 0; b < k / 32 && rc == CASE_PASS; b++) {
+        double amax = 0, sum = 0;
+        for (int t = 0; t < 32; t++) amax = fmax(amax, fabs(x[32 * b + t])), sum += q[b].qs[t];
+        if (fabs(q[b].d - amax / 127) > 1e-6 * amax || fabs(q[b].s - q[b].d * sum) > 1e-5 * fabs(q[b].d * sum) + 1e-30)
+            rc = fail(msg, len, "block %zu: d=%g s=%g, expected %g and %g", b, q[b].d, q[b].s, amax / 127, q[b].d * sum);
+        for (int t = 0; t < 32 && rc == CASE_PASS; t++)
+            if (!(fabs(q[b].d * q[b].qs[t] - x[32 * b + t]) <= 0.5001 * q[b].d + 1e-30))
+                rc = fail(msg, len, "block %zu: x[%d]=%g quantised to %d (d=%g)", b, t, x[32 * b + t], q[b].qs[t], q[b].d);
+    }
+    free(x), free(q);
+    return rc;
+}
+
+int gllm_check_kernel(int op, gllm_dtype t, gllm_isa_id isa, int quick, char *msg, size_t len) {
+    const gllm_kernel_table *kt = gllm_kernel_tables[isa];
+    if (!kt || !gllm_cpu_supports(isa)) {
+        snprintf(msg, len, "this CPU or build lacks the %s ISA", kt ? kt->isa : "requested");
+        return CASE_SKIP;
+    }
+    rng_state = 0x5eed0000ull + (uint64_t)op * 1000003u + (uint64_t)t * 1009u + (uint64_t)isa * 17u;
+    const int odd_k = !gllm_dtype_traits_table[t].int8_path;
+    if (op == GLLM_OP_COUNT) return check_act_quant(kt, quick ? 96 : 4128, msg, len);
+    if (op == GLLM_OP_QUANTIZE || op == GLLM_OP_DEQUANTIZE) {
+        static const size_t ks[] = {32, 96, 4128, 33, 101};
+        int rc = CASE_PASS;
+        for (size_t i = 0; i < (odd_k ? 5u : 3u) && rc == CASE_PASS; i++)
+            rc = op == GLLM_OP_QUANTIZE ? check_quantize(t, kt, ks[i], msg, len) : check_dequantize(t, kt, ks[i], msg, len);
+        return rc;
+    }
+    const shape *sh = op == GLLM_OP_GEMV ? gemv_shapes : gemm_shapes, *odd = op == GLLM_OP_GEMV ? gemv_odd_k : gemm_odd_k;
+    const size_t ns = op == GLLM_OP_GEMV ? sizeof gemv_shapes / sizeof *sh : sizeof gemm_shapes / sizeof *sh;
+    int rc = CASE_PASS;
+    for (size_t i = 0; i < ns && rc == CASE_PASS; i++) {
+        if (quick && sh[i].m * sh[i].n * sh[i].k > 400000) continue;
+        rc = check_matmul(op, t, kt, sh[i], msg, len);
+    }
+    for (size_t i = 0; i < 3 && odd_k && rc == CASE_PASS; i++) {
+        if (quick && odd[i].m * odd[i].n * odd[i].k > 400000) continue;
+        rc = check_matmul(op, t, kt, odd[i], msg, len);
+    }
+    return rc;
+}

@@ -1,0 +1,11 @@
+/* One check per generated kernel, against src/ref. Shared by the Criterion
+ * suite (native) and the plain driver (NEON under qemu). */
+#ifndef GLLM_KERNEL_CASES_H
+#define GLLM_KERNEL_CASES_H
+#include <stddef.h>
+#include "kernels.h"
+
+enum { CASE_PASS = 0, CASE_FAIL = 1, CASE_SKIP = 2 };
+/* op: GLLM_OP_* or GLLM_OP_COUNT for act_quant (dtype ignored); msg gets the reason */
+int gllm_check_kernel(int op, gllm_dtype dt, gllm_isa_id isa, int quick, char *msg, size_t len);
+#endif
