@@ -1,1 +1,261 @@
-int gllm_bench_main(int argc, char **argv) { (void)argc; (void)argv; return 0; }
+/* gllmk bench: kernel throughput next to the machine's limits (measured in the
+ * same run) and a peer (OpenBLAS, loaded with dlopen when installed: a
+ * bench-only dependency, never linked into the library).
+ *
+ *   gllmk bench [--quick] [--op gemv|gemm] [--dtype NAME] [--no-peer]
+ *
+ * gemv: weights larger than the L3 are streamed once per call, so its limit is
+ * the measured DRAM read bandwidth; gemm's is the measured FMA peak. */
+#include "bench/bench.h"
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "gllm_kernels.h"
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- machine limits ---------------------------------------------------- */
+
+typedef struct {
+    int isa; /* 2 avx512, 1 avx2, 0 other */
+    double flops;
+    const float *mem;
+    size_t len;
+    double sum;
+} probe_job;
+
+#if defined(__x86_64__)
+__attribute__((target("avx512f"))) static double fma_loop512(long iters) {
+    __m512 a[16], m = _mm512_set1_ps(1.0000001f), c = _mm512_set1_ps(1e-7f);
+    for (int i = 0; i < 16; i++) a[i] = _mm512_set1_ps((float)i);
+    for (long it = 0; it < iters; it++)
+        for (int i = 0; i < 16; i++) a[i] = _mm512_fmadd_ps(a[i], m, c);
+    float s = 0, t[16];
+    for (int i = 0; i < 16; i++) _mm512_storeu_ps(t, a[i]), s += t[0];
+    return s;
+}
+__attribute__((target("avx2,fma"))) static double fma_loop256(long iters) {
+    __m256 a[12], m = _mm256_set1_ps(1.0000001f), c = _mm256_set1_ps(1e-7f);
+    for (int i = 0; i < 12; i++) a[i] = _mm256_set1_ps((float)i);
+    for (long it = 0; it < iters; it++)
+        for (int i = 0; i < 12; i++) a[i] = _mm256_fmadd_ps(a[i], m, c);
+    float s = 0, t[8];
+    for (int i = 0; i < 12; i++) _mm256_storeu_ps(t, a[i]), s += t[0];
+    return s;
+}
+#endif
+
+static void *fma_thread(void *arg) {
+    probe_job *j = arg;
+    const long iters = 20000000;
+    const double t0 = now();
+    double lanes_chains = 1;
+#if defined(__x86_64__)
+    if (j->isa == 2) j->sum = fma_loop512(iters), lanes_chains = 16 * 16;
+    else if (j->isa == 1) j->sum = fma_loop256(iters), lanes_chains = 8 * 12;
+#endif
+    j->flops = 2.0 * lanes_chains * (double)iters / (now() - t0);
+    return NULL;
+}
+
+static void *read_thread(void *arg) {
+    probe_job *j = arg;
+    const float *p = j->mem;
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+    for (size_t i = 0; i + 8 <= j->len; i += 8) { /* vectorised by the compiler */
+        s0 += p[i], s1 += p[i + 1], s2 += p[i + 2], s3 += p[i + 3];
+        s4 += p[i + 4], s5 += p[i + 5], s6 += p[i + 6], s7 += p[i + 7];
+    }
+    j->sum = s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7;
+    return NULL;
+}
+
+static double run_threads(int n, void *(*fn)(void *), probe_job *jobs) {
+    pthread_t t[256];
+    const double t0 = now();
+    for (int i = 0; i < n; i++) pthread_create(&t[i], NULL, fn, &jobs[i]);
+    for (int i = 0; i < n; i++) pthread_join(t[i], NULL);
+    return now() - t0;
+}
+
+static double fma_peak(int threads, int isa) {
+    probe_job jobs[256] = {{0}};
+    double best = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        for (int i = 0; i < threads; i++) jobs[i].isa = isa;
+        run_threads(threads, fma_thread, jobs);
+        double f = 0;
+        for (int i = 0; i < threads; i++) f += jobs[i].flops;
+        if (f > best) best = f;
+    }
+    return best;
+}
+
+static double read_bandwidth(int threads, size_t bytes) {
+    float *mem = malloc(bytes);
+    const size_t len = bytes / sizeof(float), per = len / (size_t)threads;
+    for (size_t i = 0; i < len; i++) mem[i] = 1.0f;
+    probe_job jobs[256] = {{0}};
+    double best = 0;
+    for (int rep = 0; rep < 4; rep++) {
+        for (int i = 0; i < threads; i++) jobs[i].mem = mem + (size_t)i * per, jobs[i].len = per;
+        const double t = run_threads(threads, read_thread, jobs);
+        if ((double)(per * (size_t)threads * sizeof(float)) / t > best) best = (double)(per * (size_t)threads * 4) / t;
+    }
+    free(mem);
+    return best;
+}
+
+/* ---- peer: OpenBLAS through dlopen ---------------------------------------- */
+
+typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *, int, float,
+                         float *, int);
+typedef void (*sgemv_fn)(int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
+static sgemm_fn peer_sgemm;
+static sgemv_fn peer_sgemv;
+
+static const char *load_peer(int threads) {
+    /* OpenBLAS picks its best kernel only without these (set here for old builds) */
+    unsetenv("OPENBLAS_CORETYPE");
+    unsetenv("OPENBLAS_L2_SIZE");
+    static const char *const names[] = {"libopenblas.so.0", "libopenblas.so", "libopenblasp.so.0"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        void *h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+        if (!h) continue;
+        peer_sgemm = (sgemm_fn)dlsym(h, "cblas_sgemm");
+        peer_sgemv = (sgemv_fn)dlsym(h, "cblas_sgemv");
+        void (*set_threads)(int) = (void (*)(int))dlsym(h, "openblas_set_num_threads");
+        if (set_threads) set_threads(threads);
+        if (peer_sgemm && peer_sgemv) return names[i];
+    }
+    return NULL;
+}
+
+/* ---- timing ------------------------------------------------------------------ */
+
+typedef struct {
+    gllm_dtype t;
+    const void *w;
+    const float *x;
+    float *y;
+    size_t m, n, k;
+    int peer; /* run OpenBLAS instead */
+} case_t;
+
+static void run_case(const case_t *c) {
+    enum { RowMajor = 101, NoTrans = 111, Trans = 112 };
+    if (c->peer && c->m == 1)
+        peer_sgemv(RowMajor, NoTrans, (int)c->n, (int)c->k, 1.0f, c->w, (int)c->k, c->x, 1, 0.0f, c->y, 1);
+    else if (c->peer)
+        peer_sgemm(RowMajor, NoTrans, Trans, (int)c->m, (int)c->n, (int)c->k, 1.0f, c->x, (int)c->k, c->w, (int)c->k,
+                   0.0f, c->y, (int)c->n);
+    else if (gllm_matmul(c->t, c->w, c->x, NULL, c->y, c->m, c->n, c->k) != GLLM_OK) {
+        fprintf(stderr, "gllmk bench: %s\n", gllm_last_error());
+        exit(1);
+    }
+}
+
+static double best_seconds(const case_t *c, double budget) {
+    run_case(c); /* warm-up */
+    double best = 1e30, spent = 0;
+    for (int rep = 0; rep < 50 && (rep < 3 || spent < budget); rep++) {
+        const double t0 = now();
+        run_case(c);
+        const double t = now() - t0;
+        spent += t;
+        if (t < best) best = t;
+    }
+    return best;
+}
+
+static float *random_floats(size_t n, unsigned seed) {
+    float *p = malloc(n * sizeof(float));
+    uint32_t s = seed * 2654435761u + 1;
+    for (size_t i = 0; i < n; i++) s = s * 1664525u + 1013904223u, p[i] = (float)(s >> 8) / 8388608.0f - 1.0f;
+    return p;
+}
+
+int gllm_bench_main(int argc, char **argv) {
+    int quick = 0, peer_on = 1;
+    const char *only_op = NULL, *only_dtype = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--no-peer")) peer_on = 0;
+        else if (!strcmp(argv[i], "--op") && i + 1 < argc) only_op = argv[++i];
+        else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) only_dtype = argv[++i];
+        else {
+            fprintf(stderr, "usage: gllmk bench [--quick] [--op gemv|gemm] [--dtype NAME] [--no-peer]\n");
+            return 2;
+        }
+    }
+    if (gllm_init() != GLLM_OK) {
+        fprintf(stderr, "gllmk bench: %s\n", gllm_last_error());
+        return 1;
+    }
+    const int threads = gllm_num_threads();
+    const char *isa = gllm_isa_name();
+    const int simd = !strcmp(isa, "avx512") ? 2 : !strcmp(isa, "avx2") ? 1 : 0;
+    const double peak = simd ? fma_peak(threads, simd) : 0;
+    const double bw = read_bandwidth(threads, quick ? ((size_t)64 << 20) : ((size_t)1 << 30));
+    const char *peer = peer_on ? load_peer(threads) : NULL;
+    printf("gllm-kernels bench: isa %s, %d threads\n", isa, threads);
+    if (simd) printf("limit: f32 FMA peak (%d-bit)  %8.1f GFLOPS\n", simd == 2 ? 512 : 256, peak / 1e9);
+    printf("limit: memory read bandwidth    %8.1f GB/s (%s array)\n", bw / 1e9, quick ? "64 MiB" : "1 GiB");
+    printf("peer:  %s\n\n", peer ? peer : "none (OpenBLAS not installed or --no-peer)");
+    printf("%-5s %-5s %6s %6s %6s %9s %9s %8s %7s  %s\n", "op", "dtype", "m", "n", "k", "ms", "GFLOPS", "GB/s",
+           "limit%", "peer (OpenBLAS f32)");
+
+    static const size_t gemv_shapes[][3] = {{1, 4096, 4096}, {1, 32768, 4096}};
+    static const size_t gemm_shapes[][3] = {{128, 4096, 4096}, {512, 4096, 4096}, {128, 11008, 4096},
+                                            {512, 11008, 4096}, {2048, 2048, 2048}};
+    static const size_t quick_shapes[][3] = {{1, 1024, 1024}, {64, 512, 1024}};
+    for (int pass = 0; pass < 2; pass++) {
+        const int is_gemv = pass == 0;
+        if (only_op && strcmp(only_op, is_gemv ? "gemv" : "gemm")) continue;
+        const size_t(*shapes)[3] = quick ? quick_shapes + pass : is_gemv ? gemv_shapes : gemm_shapes;
+        const size_t nshapes = quick ? 1 : is_gemv ? 2 : 5;
+        for (size_t s = 0; s < nshapes; s++) {
+            const size_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+            float *w32 = random_floats(n * k, 1), *x = random_floats(m * k, 2), *y = malloc(m * n * sizeof(float));
+            double peer_gflops = 0;
+            for (int t = 0; t < GLLM_DTYPE_COUNT; t++) {
+                if (only_dtype && strcmp(only_dtype, gllm_dtype_name((gllm_dtype)t))) continue;
+                if (!is_gemv && m == 2048 && t != GLLM_DTYPE_F32) continue; /* the f32 square target only */
+                size_t row;
+                gllm_row_size((gllm_dtype)t, k, &row);
+                void *w = malloc(n * row);
+                gllm_quantize((gllm_dtype)t, w32, w, n, k);
+                case_t c = {(gllm_dtype)t, w, x, y, m, n, k, 0};
+                const double sec = best_seconds(&c, quick ? 0.05 : 0.5);
+                if (t == GLLM_DTYPE_F32 && peer) {
+                    case_t p = c;
+                    p.peer = 1;
+                    p.w = w32;
+                    peer_gflops = 2.0 * (double)(m * n * k) / best_seconds(&p, quick ? 0.05 : 0.5) / 1e9;
+                }
+                const double gflops = 2.0 * (double)(m * n * k) / sec / 1e9;
+                const double gbs = (double)(n * row) / sec / 1e9;
+                const double limit = is_gemv ? gbs * 1e9 / bw : (peak > 0 ? gflops * 1e9 / peak : 0);
+                printf("%-5s %-5s %6zu %6zu %6zu %9.3f %9.1f %8.1f %6.0f%%", is_gemv ? "gemv" : "gemm",
+                       gllm_dtype_name((gllm_dtype)t), m, n, k, sec * 1e3, gflops, gbs, 100 * limit);
+                if (peer_gflops > 0) printf("  %7.1f GFLOPS, ours %.2fx", peer_gflops, gflops / peer_gflops);
+                printf("\n");
+                fflush(stdout);
+                free(w);
+            }
+            free(w32), free(x), free(y);
+        }
+    }
+    return 0;
+}

@@ -155,8 +155,10 @@ static int check_act_quant(const gllm_kernel_table *kt, size_t k, char *msg, siz
     kt->act_quant(x, q, k);
     int rc = CASE_PASS;
     for (size_t b = 0; b < k / 32 && rc == CASE_PASS; b++) {
-        double amax = 0, sum = 0;
-        for (int t = 0; t < 32; t++) amax = fmax(amax, fabs(x[32 * b + t])), sum += q[b].qs[t];
+        double amax = 0;
+        int32_t sum = 0;
+        for (int t = 0; t < 32; t++) sum += q[b].qs[t];
+        for (int t = 0; t < 32; t++) amax = fmax(amax, fabs(x[32 * b + t]));
         if (fabs(q[b].d - amax / 127) > 1e-6 * amax || fabs(q[b].s - q[b].d * sum) > 1e-5 * fabs(q[b].d * sum) + 1e-30)
             rc = fail(msg, len, "block %zu: d=%g s=%g, expected %g and %g", b, q[b].d, q[b].s, amax / 127, q[b].d * sum);
         for (int t = 0; t < 32 && rc == CASE_PASS; t++)

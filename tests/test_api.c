@@ -80,8 +80,54 @@ Test(api, matmul_deterministic_across_calls_and_shapes) {
         cr_assert_eq(gllm_matmul((gllm_dtype)t, wq, x, NULL, y1, m, n, k), GLLM_OK);
         cr_assert_eq(gllm_matmul((gllm_dtype)t, wq, x, NULL, y2, m, n, k), GLLM_OK);
         cr_assert(memcmp(y1, y2, m * n * 4) == 0, "%s: two runs differ", gllm_dtype_name((gllm_dtype)t));
-        /* row i of a gemm equals ... the same row computed alone through gemm with m=2 */
         free(wq);
     }
     free(x), free(w), free(y1), free(y2);
+}
+
+/* Criterion runs each test in its own process, so each sees a fresh init. */
+Test(api, isa_cap_unknown_is_an_error) {
+    setenv("GLLM_ISA", "sse9", 1);
+    cr_assert_eq(gllm_init(), GLLM_E_UNSUPPORTED);
+    cr_assert(strstr(gllm_last_error(), "unknown ISA"), "%s", gllm_last_error());
+    cr_assert_eq(gllm_matmul(GLLM_DTYPE_F32, buf_w, buf_x, NULL, buf_y, 1, 4, 4), GLLM_E_UNSUPPORTED);
+}
+
+Test(api, isa_cap_missing_is_an_error) {
+#if defined(__x86_64__)
+    setenv("GLLM_ISA", "neon", 1);
+#else
+    setenv("GLLM_ISA", "avx512", 1);
+#endif
+    cr_assert_eq(gllm_init(), GLLM_E_UNSUPPORTED);
+    cr_assert(strstr(gllm_last_error(), "does not support"), "%s", gllm_last_error());
+}
+
+Test(api, bad_thread_count_is_an_error) {
+    setenv("GLLM_NUM_THREADS", "0", 1);
+    cr_assert_eq(gllm_init(), GLLM_E_INVALID_ARGUMENT);
+    cr_assert(strstr(gllm_last_error(), "GLLM_NUM_THREADS"));
+}
+
+#include "kernels.h"
+/* the pool's column split gives the same bits as one kernel call over all columns */
+Test(api, threads_do_not_change_results) {
+    setenv("GLLM_NUM_THREADS", "3", 1);
+    cr_assert_eq(gllm_init(), GLLM_OK);
+    const size_t m = 9, n = 1531, k = 512;
+    float *x = malloc(m * k * 4), *w = malloc(n * k * 4), *y1 = malloc(m * n * 4), *y2 = malloc(m * n * 4);
+    void *scratch = aligned_alloc(64, GLLM_SCRATCH_BYTES);
+    srand(11);
+    for (size_t i = 0; i < m * k; i++) x[i] = (float)rand() / RAND_MAX - 0.5f;
+    for (size_t i = 0; i < n * k; i++) w[i] = (float)rand() / RAND_MAX - 0.5f;
+    const gllm_kernel_table *kt = gllm_kernel_tables[0];
+    for (int i = 0; i < GLLM_ISA_COUNT; i++)
+        if (gllm_kernel_tables[i] && !strcmp(gllm_kernel_tables[i]->isa, gllm_isa_name())) kt = gllm_kernel_tables[i];
+    for (size_t mm = 1; mm <= m; mm += m - 1) {
+        cr_assert_eq(gllm_matmul(GLLM_DTYPE_F32, w, x, NULL, y1, mm, n, k), GLLM_OK);
+        gllm_matmul_args a = {.w = w, .w_row_bytes = k * 4, .x = x, .ldx = k, .y = y2, .ldy = n, .m = mm, .n = n, .k = k};
+        (mm == 1 ? kt->gemv : kt->gemm)[GLLM_DTYPE_F32](&a, 0, n, scratch);
+        cr_assert(memcmp(y1, y2, mm * n * 4) == 0, "m=%zu: threaded result differs from one call", mm);
+    }
+    free(x), free(w), free(y1), free(y2), free(scratch);
 }

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Install what building, testing and benchmarking gllm-kernels needs (Debian + PyPI).
+set -euo pipefail
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+pkgs="build-essential cmake ninja-build pkg-config clang-format-14 libcriterion-dev libopenblas0-pthread"
+[ "${GLLM_CROSS:-1}" = 1 ] && pkgs="$pkgs gcc-aarch64-linux-gnu qemu-user"
+missing=""
+for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+fi
+python3 -c "import jinja2" 2>/dev/null || python3 -m pip install -q jinja2

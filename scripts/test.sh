@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The test command (README): build, then run every test the machine can run.
+#   native Release build: Criterion suites (every kernel on scalar/avx2/avx512 as the CPU allows)
+#   the same suites with GLLM_ISA capped to each ISA (dispatch through the public API)
+#   AddressSanitizer + UBSan build: the suites again
+#   NEON: cross-compiled, the kernel driver under qemu-aarch64
+#   install: cmake --install, then a consumer built with find_package and pkg-config
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+
+echo "== codegen check"
+python3 -m codegen check
+
+echo "== native build + tests"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j "$jobs"
+ctest --test-dir build --output-on-failure
+for isa in scalar avx2 avx512; do
+  if GLLM_ISA=$isa ./build/gllmk info >/dev/null 2>&1; then
+    echo "== public API with GLLM_ISA=$isa"
+    GLLM_ISA=$isa ./build/tests/test_api --jobs 2
+  else
+    echo "== GLLM_ISA=$isa: not supported by this CPU, skipped"
+  fi
+done
+for n in 1 3; do
+  echo "== public API with GLLM_NUM_THREADS=$n"
+  GLLM_NUM_THREADS=$n ./build/tests/test_api --jobs 2
+done
+
+echo "== AddressSanitizer + UBSan build + tests"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DGLLM_SANITIZE=ON -DGLLM_BENCH=OFF >/dev/null
+cmake --build build-asan -j "$jobs"
+ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure
+
+if command -v aarch64-linux-gnu-gcc >/dev/null && command -v qemu-aarch64 >/dev/null; then
+  echo "== NEON: cross build, kernel driver under qemu-aarch64"
+  cmake -S . -B build-neon -G Ninja -DCMAKE_TOOLCHAIN_FILE=scripts/aarch64-toolchain.cmake -DGLLM_BENCH=OFF >/dev/null
+  cmake --build build-neon -j "$jobs" --target gllm_kernel_driver gllmk
+  QEMU_LD_PREFIX=/usr/aarch64-linux-gnu qemu-aarch64 -cpu max build-neon/gllmk info
+  QEMU_LD_PREFIX=/usr/aarch64-linux-gnu timeout -s KILL 900 qemu-aarch64 -cpu max build-neon/tests/gllm_kernel_driver
+else
+  echo "== NEON: aarch64 cross compiler or qemu missing (scripts/setup.sh installs them)"; exit 1
+fi
+
+echo "== install + consumer"
+bash tests/install/run.sh build
+echo "== all tests passed"
