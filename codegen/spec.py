@@ -68,6 +68,10 @@ DTYPES = [
           "x[t] = d*(q[t]-2); q[t] = bits 2*(t/8)..2*(t/8)+1 of byte t%8",
           code_max=3, scale="gllm_f16_to_f32(b->d)", offset="-2.0f * gllm_f16_to_f32(b->d)",
           tol=2e-2, roundtrip=0.5 + 1e-3),
+    DType("q1_0", "block", 32, 6, -1, 1, "uint16_t d; uint8_t qs[4];",
+          "x[t] = q[t] ? +d : -d; q[t] = bit t of the little-endian 32-bit word qs",
+          code_max=1, scale="2.0f * gllm_f16_to_f32(b->d)", offset="-gllm_f16_to_f32(b->d)",
+          tol=2e-2, roundtrip=1.0 + 1e-3),
 ]
 
 DTYPE_BY_NAME = {d.name: d for d in DTYPES}

@@ -18,6 +18,7 @@ static const gllm_kernel_table table_scalar = {
             [GLLM_DTYPE_Q4_0] = gllm_gemv_q4_0_scalar,
             [GLLM_DTYPE_Q4_1] = gllm_gemv_q4_1_scalar,
             [GLLM_DTYPE_Q2_0] = gllm_gemv_q2_0_scalar,
+            [GLLM_DTYPE_Q1_0] = gllm_gemv_q1_0_scalar,
         },
     .gemm =
         {
@@ -28,6 +29,7 @@ static const gllm_kernel_table table_scalar = {
             [GLLM_DTYPE_Q4_0] = gllm_gemm_q4_0_scalar,
             [GLLM_DTYPE_Q4_1] = gllm_gemm_q4_1_scalar,
             [GLLM_DTYPE_Q2_0] = gllm_gemm_q2_0_scalar,
+            [GLLM_DTYPE_Q1_0] = gllm_gemm_q1_0_scalar,
         },
     .quantize =
         {
@@ -38,6 +40,7 @@ static const gllm_kernel_table table_scalar = {
             [GLLM_DTYPE_Q4_0] = gllm_quantize_q4_0_scalar,
             [GLLM_DTYPE_Q4_1] = gllm_quantize_q4_1_scalar,
             [GLLM_DTYPE_Q2_0] = gllm_quantize_q2_0_scalar,
+            [GLLM_DTYPE_Q1_0] = gllm_quantize_q1_0_scalar,
         },
     .dequantize =
         {
@@ -48,6 +51,7 @@ static const gllm_kernel_table table_scalar = {
             [GLLM_DTYPE_Q4_0] = gllm_dequantize_q4_0_scalar,
             [GLLM_DTYPE_Q4_1] = gllm_dequantize_q4_1_scalar,
             [GLLM_DTYPE_Q2_0] = gllm_dequantize_q2_0_scalar,
+            [GLLM_DTYPE_Q1_0] = gllm_dequantize_q1_0_scalar,
         },
     .act_quant = gllm_act_quant_scalar,
     .names =
@@ -61,6 +65,7 @@ static const gllm_kernel_table table_scalar = {
                     [GLLM_DTYPE_Q4_0] = "gllm_gemv_q4_0_scalar",
                     [GLLM_DTYPE_Q4_1] = "gllm_gemv_q4_1_scalar",
                     [GLLM_DTYPE_Q2_0] = "gllm_gemv_q2_0_scalar",
+                    [GLLM_DTYPE_Q1_0] = "gllm_gemv_q1_0_scalar",
                 },
             [GLLM_OP_GEMM] =
                 {
@@ -71,6 +76,7 @@ static const gllm_kernel_table table_scalar = {
                     [GLLM_DTYPE_Q4_0] = "gllm_gemm_q4_0_scalar",
                     [GLLM_DTYPE_Q4_1] = "gllm_gemm_q4_1_scalar",
                     [GLLM_DTYPE_Q2_0] = "gllm_gemm_q2_0_scalar",
+                    [GLLM_DTYPE_Q1_0] = "gllm_gemm_q1_0_scalar",
                 },
             [GLLM_OP_QUANTIZE] =
                 {
@@ -81,6 +87,7 @@ static const gllm_kernel_table table_scalar = {
                     [GLLM_DTYPE_Q4_0] = "gllm_quantize_q4_0_scalar",
                     [GLLM_DTYPE_Q4_1] = "gllm_quantize_q4_1_scalar",
                     [GLLM_DTYPE_Q2_0] = "gllm_quantize_q2_0_scalar",
+                    [GLLM_DTYPE_Q1_0] = "gllm_quantize_q1_0_scalar",
                 },
             [GLLM_OP_DEQUANTIZE] =
                 {
@@ -91,6 +98,7 @@ static const gllm_kernel_table table_scalar = {
                     [GLLM_DTYPE_Q4_0] = "gllm_dequantize_q4_0_scalar",
                     [GLLM_DTYPE_Q4_1] = "gllm_dequantize_q4_1_scalar",
                     [GLLM_DTYPE_Q2_0] = "gllm_dequantize_q2_0_scalar",
+                    [GLLM_DTYPE_Q1_0] = "gllm_dequantize_q1_0_scalar",
                 },
         },
 };
@@ -108,6 +116,7 @@ static const gllm_kernel_table table_avx2 = {
             [GLLM_DTYPE_Q4_0] = gllm_gemv_q4_0_avx2,
             [GLLM_DTYPE_Q4_1] = gllm_gemv_q4_1_avx2,
             [GLLM_DTYPE_Q2_0] = gllm_gemv_q2_0_avx2,
+            [GLLM_DTYPE_Q1_0] = gllm_gemv_q1_0_avx2,
         },
     .gemm =
         {
@@ -118,6 +127,7 @@ static const gllm_kernel_table table_avx2 = {
             [GLLM_DTYPE_Q4_0] = gllm_gemm_q4_0_avx2,
             [GLLM_DTYPE_Q4_1] = gllm_gemm_q4_1_avx2,
             [GLLM_DTYPE_Q2_0] = gllm_gemm_q2_0_avx2,
+            [GLLM_DTYPE_Q1_0] = gllm_gemm_q1_0_avx2,
         },
     .quantize =
         {
@@ -128,6 +138,7 @@ static const gllm_kernel_table table_avx2 = {
             [GLLM_DTYPE_Q4_0] = gllm_quantize_q4_0_avx2,
             [GLLM_DTYPE_Q4_1] = gllm_quantize_q4_1_avx2,
             [GLLM_DTYPE_Q2_0] = gllm_quantize_q2_0_avx2,
+            [GLLM_DTYPE_Q1_0] = gllm_quantize_q1_0_avx2,
         },
     .dequantize =
         {
@@ -138,6 +149,7 @@ static const gllm_kernel_table table_avx2 = {
             [GLLM_DTYPE_Q4_0] = gllm_dequantize_q4_0_avx2,
             [GLLM_DTYPE_Q4_1] = gllm_dequantize_q4_1_avx2,
             [GLLM_DTYPE_Q2_0] = gllm_dequantize_q2_0_avx2,
+            [GLLM_DTYPE_Q1_0] = gllm_dequantize_q1_0_avx2,
         },
     .act_quant = gllm_act_quant_avx2,
     .names =
@@ -151,6 +163,7 @@ static const gllm_kernel_table table_avx2 = {
                     [GLLM_DTYPE_Q4_0] = "gllm_gemv_q4_0_avx2",
                     [GLLM_DTYPE_Q4_1] = "gllm_gemv_q4_1_avx2",
                     [GLLM_DTYPE_Q2_0] = "gllm_gemv_q2_0_avx2",
+                    [GLLM_DTYPE_Q1_0] = "gllm_gemv_q1_0_avx2",
                 },
             [GLLM_OP_GEMM] =
                 {
@@ -161,6 +174,7 @@ static const gllm_kernel_table table_avx2 = {
                     [GLLM_DTYPE_Q4_0] = "gllm_gemm_q4_0_avx2",
                     [GLLM_DTYPE_Q4_1] = "gllm_gemm_q4_1_avx2",
                     [GLLM_DTYPE_Q2_0] = "gllm_gemm_q2_0_avx2",
+                    [GLLM_DTYPE_Q1_0] = "gllm_gemm_q1_0_avx2",
                 },
             [GLLM_OP_QUANTIZE] =
                 {
@@ -171,6 +185,7 @@ static const gllm_kernel_table table_avx2 = {
                     [GLLM_DTYPE_Q4_0] = "gllm_quantize_q4_0_avx2",
                     [GLLM_DTYPE_Q4_1] = "gllm_quantize_q4_1_avx2",
                     [GLLM_DTYPE_Q2_0] = "gllm_quantize_q2_0_avx2",
+                    [GLLM_DTYPE_Q1_0] = "gllm_quantize_q1_0_avx2",
                 },
             [GLLM_OP_DEQUANTIZE] =
                 {
@@ -181,6 +196,7 @@ static const gllm_kernel_table table_avx2 = {
                     [GLLM_DTYPE_Q4_0] = "gllm_dequantize_q4_0_avx2",
                     [GLLM_DTYPE_Q4_1] = "gllm_dequantize_q4_1_avx2",
                     [GLLM_DTYPE_Q2_0] = "gllm_dequantize_q2_0_avx2",
+                    [GLLM_DTYPE_Q1_0] = "gllm_dequantize_q1_0_avx2",
                 },
         },
 };
@@ -201,6 +217,7 @@ static const gllm_kernel_table table_avx512 = {
             [GLLM_DTYPE_Q4_0] = gllm_gemv_q4_0_avx512,
             [GLLM_DTYPE_Q4_1] = gllm_gemv_q4_1_avx512,
             [GLLM_DTYPE_Q2_0] = gllm_gemv_q2_0_avx512,
+            [GLLM_DTYPE_Q1_0] = gllm_gemv_q1_0_avx512,
         },
     .gemm =
         {
@@ -211,6 +228,7 @@ static const gllm_kernel_table table_avx512 = {
             [GLLM_DTYPE_Q4_0] = gllm_gemm_q4_0_avx512,
             [GLLM_DTYPE_Q4_1] = gllm_gemm_q4_1_avx512,
             [GLLM_DTYPE_Q2_0] = gllm_gemm_q2_0_avx512,
+            [GLLM_DTYPE_Q1_0] = gllm_gemm_q1_0_avx512,
         },
     .quantize =
         {
@@ -221,6 +239,7 @@ static const gllm_kernel_table table_avx512 = {
             [GLLM_DTYPE_Q4_0] = gllm_quantize_q4_0_avx512,
             [GLLM_DTYPE_Q4_1] = gllm_quantize_q4_1_avx512,
             [GLLM_DTYPE_Q2_0] = gllm_quantize_q2_0_avx512,
+            [GLLM_DTYPE_Q1_0] = gllm_quantize_q1_0_avx512,
         },
     .dequantize =
         {
@@ -231,6 +250,7 @@ static const gllm_kernel_table table_avx512 = {
             [GLLM_DTYPE_Q4_0] = gllm_dequantize_q4_0_avx512,
             [GLLM_DTYPE_Q4_1] = gllm_dequantize_q4_1_avx512,
             [GLLM_DTYPE_Q2_0] = gllm_dequantize_q2_0_avx512,
+            [GLLM_DTYPE_Q1_0] = gllm_dequantize_q1_0_avx512,
         },
     .act_quant = gllm_act_quant_avx512,
     .names =
@@ -244,6 +264,7 @@ static const gllm_kernel_table table_avx512 = {
                     [GLLM_DTYPE_Q4_0] = "gllm_gemv_q4_0_avx512",
                     [GLLM_DTYPE_Q4_1] = "gllm_gemv_q4_1_avx512",
                     [GLLM_DTYPE_Q2_0] = "gllm_gemv_q2_0_avx512",
+                    [GLLM_DTYPE_Q1_0] = "gllm_gemv_q1_0_avx512",
                 },
             [GLLM_OP_GEMM] =
                 {
@@ -254,6 +275,7 @@ static const gllm_kernel_table table_avx512 = {
                     [GLLM_DTYPE_Q4_0] = "gllm_gemm_q4_0_avx512",
                     [GLLM_DTYPE_Q4_1] = "gllm_gemm_q4_1_avx512",
                     [GLLM_DTYPE_Q2_0] = "gllm_gemm_q2_0_avx512",
+                    [GLLM_DTYPE_Q1_0] = "gllm_gemm_q1_0_avx512",
                 },
             [GLLM_OP_QUANTIZE] =
                 {
@@ -264,6 +286,7 @@ static const gllm_kernel_table table_avx512 = {
                     [GLLM_DTYPE_Q4_0] = "gllm_quantize_q4_0_avx512",
                     [GLLM_DTYPE_Q4_1] = "gllm_quantize_q4_1_avx512",
                     [GLLM_DTYPE_Q2_0] = "gllm_quantize_q2_0_avx512",
+                    [GLLM_DTYPE_Q1_0] = "gllm_quantize_q1_0_avx512",
                 },
             [GLLM_OP_DEQUANTIZE] =
                 {
@@ -274,6 +297,7 @@ static const gllm_kernel_table table_avx512 = {
                     [GLLM_DTYPE_Q4_0] = "gllm_dequantize_q4_0_avx512",
                     [GLLM_DTYPE_Q4_1] = "gllm_dequantize_q4_1_avx512",
                     [GLLM_DTYPE_Q2_0] = "gllm_dequantize_q2_0_avx512",
+                    [GLLM_DTYPE_Q1_0] = "gllm_dequantize_q1_0_avx512",
                 },
         },
 };
@@ -294,6 +318,7 @@ static const gllm_kernel_table table_neon = {
             [GLLM_DTYPE_Q4_0] = gllm_gemv_q4_0_neon,
             [GLLM_DTYPE_Q4_1] = gllm_gemv_q4_1_neon,
             [GLLM_DTYPE_Q2_0] = gllm_gemv_q2_0_neon,
+            [GLLM_DTYPE_Q1_0] = gllm_gemv_q1_0_neon,
         },
     .gemm =
         {
@@ -304,6 +329,7 @@ static const gllm_kernel_table table_neon = {
             [GLLM_DTYPE_Q4_0] = gllm_gemm_q4_0_neon,
             [GLLM_DTYPE_Q4_1] = gllm_gemm_q4_1_neon,
             [GLLM_DTYPE_Q2_0] = gllm_gemm_q2_0_neon,
+            [GLLM_DTYPE_Q1_0] = gllm_gemm_q1_0_neon,
         },
     .quantize =
         {
@@ -314,6 +340,7 @@ static const gllm_kernel_table table_neon = {
             [GLLM_DTYPE_Q4_0] = gllm_quantize_q4_0_neon,
             [GLLM_DTYPE_Q4_1] = gllm_quantize_q4_1_neon,
             [GLLM_DTYPE_Q2_0] = gllm_quantize_q2_0_neon,
+            [GLLM_DTYPE_Q1_0] = gllm_quantize_q1_0_neon,
         },
     .dequantize =
         {
@@ -324,6 +351,7 @@ static const gllm_kernel_table table_neon = {
             [GLLM_DTYPE_Q4_0] = gllm_dequantize_q4_0_neon,
             [GLLM_DTYPE_Q4_1] = gllm_dequantize_q4_1_neon,
             [GLLM_DTYPE_Q2_0] = gllm_dequantize_q2_0_neon,
+            [GLLM_DTYPE_Q1_0] = gllm_dequantize_q1_0_neon,
         },
     .act_quant = gllm_act_quant_neon,
     .names =
@@ -337,6 +365,7 @@ static const gllm_kernel_table table_neon = {
                     [GLLM_DTYPE_Q4_0] = "gllm_gemv_q4_0_neon",
                     [GLLM_DTYPE_Q4_1] = "gllm_gemv_q4_1_neon",
                     [GLLM_DTYPE_Q2_0] = "gllm_gemv_q2_0_neon",
+                    [GLLM_DTYPE_Q1_0] = "gllm_gemv_q1_0_neon",
                 },
             [GLLM_OP_GEMM] =
                 {
@@ -347,6 +376,7 @@ static const gllm_kernel_table table_neon = {
                     [GLLM_DTYPE_Q4_0] = "gllm_gemm_q4_0_neon",
                     [GLLM_DTYPE_Q4_1] = "gllm_gemm_q4_1_neon",
                     [GLLM_DTYPE_Q2_0] = "gllm_gemm_q2_0_neon",
+                    [GLLM_DTYPE_Q1_0] = "gllm_gemm_q1_0_neon",
                 },
             [GLLM_OP_QUANTIZE] =
                 {
@@ -357,6 +387,7 @@ static const gllm_kernel_table table_neon = {
                     [GLLM_DTYPE_Q4_0] = "gllm_quantize_q4_0_neon",
                     [GLLM_DTYPE_Q4_1] = "gllm_quantize_q4_1_neon",
                     [GLLM_DTYPE_Q2_0] = "gllm_quantize_q2_0_neon",
+                    [GLLM_DTYPE_Q1_0] = "gllm_quantize_q1_0_neon",
                 },
             [GLLM_OP_DEQUANTIZE] =
                 {
@@ -367,6 +398,7 @@ static const gllm_kernel_table table_neon = {
                     [GLLM_DTYPE_Q4_0] = "gllm_dequantize_q4_0_neon",
                     [GLLM_DTYPE_Q4_1] = "gllm_dequantize_q4_1_neon",
                     [GLLM_DTYPE_Q2_0] = "gllm_dequantize_q2_0_neon",
+                    [GLLM_DTYPE_Q1_0] = "gllm_dequantize_q1_0_neon",
                 },
         },
 };

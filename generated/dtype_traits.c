@@ -14,4 +14,5 @@ const gllm_dtype_traits gllm_dtype_traits_table[GLLM_DTYPE_COUNT] = {
     [GLLM_DTYPE_Q4_0] = {"q4_0", 32, 18, 4, 2, 1, 2.000000e-02f, 1.260000e-01f},
     [GLLM_DTYPE_Q4_1] = {"q4_1", 32, 20, 4, 3, 1, 2.000000e-02f, 6.766667e-02f},
     [GLLM_DTYPE_Q2_0] = {"q2_0", 32, 10, 2, -1, 1, 2.000000e-02f, 5.010000e-01f},
+    [GLLM_DTYPE_Q1_0] = {"q1_0", 32, 6, 1, -1, 1, 2.000000e-02f, 1.001000e+00f},
 };

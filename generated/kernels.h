@@ -49,6 +49,7 @@ void gllm_gemv_q8_0_scalar(const gllm_matmul_args *a, size_t j0, size_t j1, void
 void gllm_gemv_q4_0_scalar(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemv_q4_1_scalar(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemv_q2_0_scalar(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
+void gllm_gemv_q1_0_scalar(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemm_f32_scalar(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemm_f16_scalar(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemm_bf16_scalar(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
@@ -56,6 +57,7 @@ void gllm_gemm_q8_0_scalar(const gllm_matmul_args *a, size_t j0, size_t j1, void
 void gllm_gemm_q4_0_scalar(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemm_q4_1_scalar(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemm_q2_0_scalar(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
+void gllm_gemm_q1_0_scalar(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_quantize_f32_scalar(const float *x, void *y, size_t k);
 void gllm_quantize_f16_scalar(const float *x, void *y, size_t k);
 void gllm_quantize_bf16_scalar(const float *x, void *y, size_t k);
@@ -63,6 +65,7 @@ void gllm_quantize_q8_0_scalar(const float *x, void *y, size_t k);
 void gllm_quantize_q4_0_scalar(const float *x, void *y, size_t k);
 void gllm_quantize_q4_1_scalar(const float *x, void *y, size_t k);
 void gllm_quantize_q2_0_scalar(const float *x, void *y, size_t k);
+void gllm_quantize_q1_0_scalar(const float *x, void *y, size_t k);
 void gllm_dequantize_f32_scalar(const void *x, float *y, size_t k);
 void gllm_dequantize_f16_scalar(const void *x, float *y, size_t k);
 void gllm_dequantize_bf16_scalar(const void *x, float *y, size_t k);
@@ -70,6 +73,7 @@ void gllm_dequantize_q8_0_scalar(const void *x, float *y, size_t k);
 void gllm_dequantize_q4_0_scalar(const void *x, float *y, size_t k);
 void gllm_dequantize_q4_1_scalar(const void *x, float *y, size_t k);
 void gllm_dequantize_q2_0_scalar(const void *x, float *y, size_t k);
+void gllm_dequantize_q1_0_scalar(const void *x, float *y, size_t k);
 void gllm_act_quant_scalar(const float *x, gllm_q8x *y, size_t k);
 #if defined(__x86_64__)
 void gllm_gemv_f32_avx2(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
@@ -79,6 +83,7 @@ void gllm_gemv_q8_0_avx2(const gllm_matmul_args *a, size_t j0, size_t j1, void *
 void gllm_gemv_q4_0_avx2(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemv_q4_1_avx2(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemv_q2_0_avx2(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
+void gllm_gemv_q1_0_avx2(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemm_f32_avx2(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemm_f16_avx2(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemm_bf16_avx2(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
@@ -86,6 +91,7 @@ void gllm_gemm_q8_0_avx2(const gllm_matmul_args *a, size_t j0, size_t j1, void *
 void gllm_gemm_q4_0_avx2(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemm_q4_1_avx2(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemm_q2_0_avx2(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
+void gllm_gemm_q1_0_avx2(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_quantize_f32_avx2(const float *x, void *y, size_t k);
 void gllm_quantize_f16_avx2(const float *x, void *y, size_t k);
 void gllm_quantize_bf16_avx2(const float *x, void *y, size_t k);
@@ -93,6 +99,7 @@ void gllm_quantize_q8_0_avx2(const float *x, void *y, size_t k);
 void gllm_quantize_q4_0_avx2(const float *x, void *y, size_t k);
 void gllm_quantize_q4_1_avx2(const float *x, void *y, size_t k);
 void gllm_quantize_q2_0_avx2(const float *x, void *y, size_t k);
+void gllm_quantize_q1_0_avx2(const float *x, void *y, size_t k);
 void gllm_dequantize_f32_avx2(const void *x, float *y, size_t k);
 void gllm_dequantize_f16_avx2(const void *x, float *y, size_t k);
 void gllm_dequantize_bf16_avx2(const void *x, float *y, size_t k);
@@ -100,6 +107,7 @@ void gllm_dequantize_q8_0_avx2(const void *x, float *y, size_t k);
 void gllm_dequantize_q4_0_avx2(const void *x, float *y, size_t k);
 void gllm_dequantize_q4_1_avx2(const void *x, float *y, size_t k);
 void gllm_dequantize_q2_0_avx2(const void *x, float *y, size_t k);
+void gllm_dequantize_q1_0_avx2(const void *x, float *y, size_t k);
 void gllm_act_quant_avx2(const float *x, gllm_q8x *y, size_t k);
 #endif
 #if defined(__x86_64__)
@@ -110,6 +118,7 @@ void gllm_gemv_q8_0_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void
 void gllm_gemv_q4_0_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemv_q4_1_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemv_q2_0_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
+void gllm_gemv_q1_0_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemm_f32_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemm_f16_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemm_bf16_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
@@ -117,6 +126,7 @@ void gllm_gemm_q8_0_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void
 void gllm_gemm_q4_0_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemm_q4_1_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemm_q2_0_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
+void gllm_gemm_q1_0_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_quantize_f32_avx512(const float *x, void *y, size_t k);
 void gllm_quantize_f16_avx512(const float *x, void *y, size_t k);
 void gllm_quantize_bf16_avx512(const float *x, void *y, size_t k);
@@ -124,6 +134,7 @@ void gllm_quantize_q8_0_avx512(const float *x, void *y, size_t k);
 void gllm_quantize_q4_0_avx512(const float *x, void *y, size_t k);
 void gllm_quantize_q4_1_avx512(const float *x, void *y, size_t k);
 void gllm_quantize_q2_0_avx512(const float *x, void *y, size_t k);
+void gllm_quantize_q1_0_avx512(const float *x, void *y, size_t k);
 void gllm_dequantize_f32_avx512(const void *x, float *y, size_t k);
 void gllm_dequantize_f16_avx512(const void *x, float *y, size_t k);
 void gllm_dequantize_bf16_avx512(const void *x, float *y, size_t k);
@@ -131,6 +142,7 @@ void gllm_dequantize_q8_0_avx512(const void *x, float *y, size_t k);
 void gllm_dequantize_q4_0_avx512(const void *x, float *y, size_t k);
 void gllm_dequantize_q4_1_avx512(const void *x, float *y, size_t k);
 void gllm_dequantize_q2_0_avx512(const void *x, float *y, size_t k);
+void gllm_dequantize_q1_0_avx512(const void *x, float *y, size_t k);
 void gllm_act_quant_avx512(const float *x, gllm_q8x *y, size_t k);
 #endif
 #if defined(__aarch64__)
@@ -141,6 +153,7 @@ void gllm_gemv_q8_0_neon(const gllm_matmul_args *a, size_t j0, size_t j1, void *
 void gllm_gemv_q4_0_neon(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemv_q4_1_neon(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemv_q2_0_neon(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
+void gllm_gemv_q1_0_neon(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemm_f32_neon(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemm_f16_neon(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemm_bf16_neon(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
@@ -148,6 +161,7 @@ void gllm_gemm_q8_0_neon(const gllm_matmul_args *a, size_t j0, size_t j1, void *
 void gllm_gemm_q4_0_neon(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemm_q4_1_neon(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemm_q2_0_neon(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
+void gllm_gemm_q1_0_neon(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_quantize_f32_neon(const float *x, void *y, size_t k);
 void gllm_quantize_f16_neon(const float *x, void *y, size_t k);
 void gllm_quantize_bf16_neon(const float *x, void *y, size_t k);
@@ -155,6 +169,7 @@ void gllm_quantize_q8_0_neon(const float *x, void *y, size_t k);
 void gllm_quantize_q4_0_neon(const float *x, void *y, size_t k);
 void gllm_quantize_q4_1_neon(const float *x, void *y, size_t k);
 void gllm_quantize_q2_0_neon(const float *x, void *y, size_t k);
+void gllm_quantize_q1_0_neon(const float *x, void *y, size_t k);
 void gllm_dequantize_f32_neon(const void *x, float *y, size_t k);
 void gllm_dequantize_f16_neon(const void *x, float *y, size_t k);
 void gllm_dequantize_bf16_neon(const void *x, float *y, size_t k);
@@ -162,6 +177,7 @@ void gllm_dequantize_q8_0_neon(const void *x, float *y, size_t k);
 void gllm_dequantize_q4_0_neon(const void *x, float *y, size_t k);
 void gllm_dequantize_q4_1_neon(const void *x, float *y, size_t k);
 void gllm_dequantize_q2_0_neon(const void *x, float *y, size_t k);
+void gllm_dequantize_q1_0_neon(const void *x, float *y, size_t k);
 void gllm_act_quant_neon(const float *x, gllm_q8x *y, size_t k);
 #endif
 #endif

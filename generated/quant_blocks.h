@@ -8,7 +8,8 @@
  *   q8_0 (34 bytes, GGUF type 8): x[t] = d*qs[t] (GGUF Q8_0)
  *   q4_0 (18 bytes, GGUF type 2): x[t] = d*(q[t]-8); byte j holds q[j] (low nibble) and q[j+16]
  * (high nibble) (GGUF Q4_0) q4_1 (20 bytes, GGUF type 3): x[t] = d*q[t] + m; nibbles as Q4_0 (GGUF
- * Q4_1) q2_0 (10 bytes, ours): x[t] = d*(q[t]-2); q[t] = bits 2*(t/8)..2*(t/8)+1 of byte t%8
+ * Q4_1) q2_0 (10 bytes, ours): x[t] = d*(q[t]-2); q[t] = bits 2*(t/8)..2*(t/8)+1 of byte t%8 q1_0
+ * (6 bytes, ours): x[t] = q[t] ? +d : -d; q[t] = bit t of the little-endian 32-bit word qs
  */
 #ifndef GLLM_QUANT_BLOCKS_H
 #define GLLM_QUANT_BLOCKS_H
@@ -38,5 +39,11 @@ typedef struct {
     uint8_t qs[8];
 } gllm_block_q2_0;
 _Static_assert(sizeof(gllm_block_q2_0) == 10, "q2_0 block size");
+
+typedef struct {
+    uint16_t d;
+    uint8_t qs[4];
+} gllm_block_q1_0;
+_Static_assert(sizeof(gllm_block_q1_0) == 6, "q1_0 block size");
 
 #endif

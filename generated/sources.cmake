@@ -12,6 +12,7 @@ set(GLLM_KERNELS_SCALAR
     generated/cpu/scalar/gemv_q4_0_scalar.c
     generated/cpu/scalar/gemv_q4_1_scalar.c
     generated/cpu/scalar/gemv_q2_0_scalar.c
+    generated/cpu/scalar/gemv_q1_0_scalar.c
     generated/cpu/scalar/gemm_f32_scalar.c
     generated/cpu/scalar/gemm_f16_scalar.c
     generated/cpu/scalar/gemm_bf16_scalar.c
@@ -19,6 +20,7 @@ set(GLLM_KERNELS_SCALAR
     generated/cpu/scalar/gemm_q4_0_scalar.c
     generated/cpu/scalar/gemm_q4_1_scalar.c
     generated/cpu/scalar/gemm_q2_0_scalar.c
+    generated/cpu/scalar/gemm_q1_0_scalar.c
     generated/cpu/scalar/quantize_f32_scalar.c
     generated/cpu/scalar/quantize_f16_scalar.c
     generated/cpu/scalar/quantize_bf16_scalar.c
@@ -26,6 +28,7 @@ set(GLLM_KERNELS_SCALAR
     generated/cpu/scalar/quantize_q4_0_scalar.c
     generated/cpu/scalar/quantize_q4_1_scalar.c
     generated/cpu/scalar/quantize_q2_0_scalar.c
+    generated/cpu/scalar/quantize_q1_0_scalar.c
     generated/cpu/scalar/dequantize_f32_scalar.c
     generated/cpu/scalar/dequantize_f16_scalar.c
     generated/cpu/scalar/dequantize_bf16_scalar.c
@@ -33,6 +36,7 @@ set(GLLM_KERNELS_SCALAR
     generated/cpu/scalar/dequantize_q4_0_scalar.c
     generated/cpu/scalar/dequantize_q4_1_scalar.c
     generated/cpu/scalar/dequantize_q2_0_scalar.c
+    generated/cpu/scalar/dequantize_q1_0_scalar.c
     generated/cpu/scalar/act_quant_scalar.c)
 set(GLLM_FLAGS_SCALAR )
 set(GLLM_ARCH_SCALAR any)
@@ -44,6 +48,7 @@ set(GLLM_KERNELS_AVX2
     generated/cpu/avx2/gemv_q4_0_avx2.c
     generated/cpu/avx2/gemv_q4_1_avx2.c
     generated/cpu/avx2/gemv_q2_0_avx2.c
+    generated/cpu/avx2/gemv_q1_0_avx2.c
     generated/cpu/avx2/gemm_f32_avx2.c
     generated/cpu/avx2/gemm_f16_avx2.c
     generated/cpu/avx2/gemm_bf16_avx2.c
@@ -51,6 +56,7 @@ set(GLLM_KERNELS_AVX2
     generated/cpu/avx2/gemm_q4_0_avx2.c
     generated/cpu/avx2/gemm_q4_1_avx2.c
     generated/cpu/avx2/gemm_q2_0_avx2.c
+    generated/cpu/avx2/gemm_q1_0_avx2.c
     generated/cpu/avx2/quantize_f32_avx2.c
     generated/cpu/avx2/quantize_f16_avx2.c
     generated/cpu/avx2/quantize_bf16_avx2.c
@@ -58,6 +64,7 @@ set(GLLM_KERNELS_AVX2
     generated/cpu/avx2/quantize_q4_0_avx2.c
     generated/cpu/avx2/quantize_q4_1_avx2.c
     generated/cpu/avx2/quantize_q2_0_avx2.c
+    generated/cpu/avx2/quantize_q1_0_avx2.c
     generated/cpu/avx2/dequantize_f32_avx2.c
     generated/cpu/avx2/dequantize_f16_avx2.c
     generated/cpu/avx2/dequantize_bf16_avx2.c
@@ -65,6 +72,7 @@ set(GLLM_KERNELS_AVX2
     generated/cpu/avx2/dequantize_q4_0_avx2.c
     generated/cpu/avx2/dequantize_q4_1_avx2.c
     generated/cpu/avx2/dequantize_q2_0_avx2.c
+    generated/cpu/avx2/dequantize_q1_0_avx2.c
     generated/cpu/avx2/act_quant_avx2.c)
 set(GLLM_FLAGS_AVX2 -mavx2 -mfma -mf16c)
 set(GLLM_ARCH_AVX2 x86_64)
@@ -76,6 +84,7 @@ set(GLLM_KERNELS_AVX512
     generated/cpu/avx512/gemv_q4_0_avx512.c
     generated/cpu/avx512/gemv_q4_1_avx512.c
     generated/cpu/avx512/gemv_q2_0_avx512.c
+    generated/cpu/avx512/gemv_q1_0_avx512.c
     generated/cpu/avx512/gemm_f32_avx512.c
     generated/cpu/avx512/gemm_f16_avx512.c
     generated/cpu/avx512/gemm_bf16_avx512.c
@@ -83,6 +92,7 @@ set(GLLM_KERNELS_AVX512
     generated/cpu/avx512/gemm_q4_0_avx512.c
     generated/cpu/avx512/gemm_q4_1_avx512.c
     generated/cpu/avx512/gemm_q2_0_avx512.c
+    generated/cpu/avx512/gemm_q1_0_avx512.c
     generated/cpu/avx512/quantize_f32_avx512.c
     generated/cpu/avx512/quantize_f16_avx512.c
     generated/cpu/avx512/quantize_bf16_avx512.c
@@ -90,6 +100,7 @@ set(GLLM_KERNELS_AVX512
     generated/cpu/avx512/quantize_q4_0_avx512.c
     generated/cpu/avx512/quantize_q4_1_avx512.c
     generated/cpu/avx512/quantize_q2_0_avx512.c
+    generated/cpu/avx512/quantize_q1_0_avx512.c
     generated/cpu/avx512/dequantize_f32_avx512.c
     generated/cpu/avx512/dequantize_f16_avx512.c
     generated/cpu/avx512/dequantize_bf16_avx512.c
@@ -97,6 +108,7 @@ set(GLLM_KERNELS_AVX512
     generated/cpu/avx512/dequantize_q4_0_avx512.c
     generated/cpu/avx512/dequantize_q4_1_avx512.c
     generated/cpu/avx512/dequantize_q2_0_avx512.c
+    generated/cpu/avx512/dequantize_q1_0_avx512.c
     generated/cpu/avx512/act_quant_avx512.c)
 set(GLLM_FLAGS_AVX512 -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx512vnni -mavx512bf16 -mavx2 -mfma -mf16c)
 set(GLLM_ARCH_AVX512 x86_64)
@@ -108,6 +120,7 @@ set(GLLM_KERNELS_NEON
     generated/cpu/neon/gemv_q4_0_neon.c
     generated/cpu/neon/gemv_q4_1_neon.c
     generated/cpu/neon/gemv_q2_0_neon.c
+    generated/cpu/neon/gemv_q1_0_neon.c
     generated/cpu/neon/gemm_f32_neon.c
     generated/cpu/neon/gemm_f16_neon.c
     generated/cpu/neon/gemm_bf16_neon.c
@@ -115,6 +128,7 @@ set(GLLM_KERNELS_NEON
     generated/cpu/neon/gemm_q4_0_neon.c
     generated/cpu/neon/gemm_q4_1_neon.c
     generated/cpu/neon/gemm_q2_0_neon.c
+    generated/cpu/neon/gemm_q1_0_neon.c
     generated/cpu/neon/quantize_f32_neon.c
     generated/cpu/neon/quantize_f16_neon.c
     generated/cpu/neon/quantize_bf16_neon.c
@@ -122,6 +136,7 @@ set(GLLM_KERNELS_NEON
     generated/cpu/neon/quantize_q4_0_neon.c
     generated/cpu/neon/quantize_q4_1_neon.c
     generated/cpu/neon/quantize_q2_0_neon.c
+    generated/cpu/neon/quantize_q1_0_neon.c
     generated/cpu/neon/dequantize_f32_neon.c
     generated/cpu/neon/dequantize_f16_neon.c
     generated/cpu/neon/dequantize_bf16_neon.c
@@ -129,6 +144,7 @@ set(GLLM_KERNELS_NEON
     generated/cpu/neon/dequantize_q4_0_neon.c
     generated/cpu/neon/dequantize_q4_1_neon.c
     generated/cpu/neon/dequantize_q2_0_neon.c
+    generated/cpu/neon/dequantize_q1_0_neon.c
     generated/cpu/neon/act_quant_neon.c)
 set(GLLM_FLAGS_NEON -march=armv8.2-a+dotprod+fp16)
 set(GLLM_ARCH_NEON aarch64)

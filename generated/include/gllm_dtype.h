@@ -16,6 +16,8 @@ typedef enum gllm_dtype {
                             nibble) (GGUF Q4_0) */
     GLLM_DTYPE_Q4_1 = 5, /* x[t] = d*q[t] + m; nibbles as Q4_0 (GGUF Q4_1) */
     GLLM_DTYPE_Q2_0 = 6, /* x[t] = d*(q[t]-2); q[t] = bits 2*(t/8)..2*(t/8)+1 of byte t%8 */
+    GLLM_DTYPE_Q1_0 =
+        7, /* x[t] = q[t] ? +d : -d; q[t] = bit t of the little-endian 32-bit word qs */
     GLLM_DTYPE_COUNT
 } gllm_dtype;
 #endif

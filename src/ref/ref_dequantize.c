@@ -57,6 +57,10 @@ void gllm_ref_dequantize(gllm_dtype t, const void *row, double *out, size_t k) {
         for (size_t b = 0; b < k / 32; b++, p += 10)
             for (int j = 0; j < 32; j++) out[32 * b + j] = half(p) * (((p[2 + j % 8] >> (2 * (j / 8))) & 3) - 2);
         return;
+    case GLLM_DTYPE_Q1_0: /* f16 d; qs[4]: bit t of the LE word = code t; +d or -d */
+        for (size_t b = 0; b < k / 32; b++, p += 6)
+            for (int j = 0; j < 32; j++) out[32 * b + j] = (p[2 + j / 8] >> (j % 8) & 1) ? half(p) : -half(p);
+        return;
     case GLLM_DTYPE_COUNT:
         break;
     }
