@@ -15,6 +15,16 @@ static inline uint32_t gllm_f32_to_bits(float f) {
     return u;
 }
 
+#if defined(__F16C__)
+#include <immintrin.h>
+static inline float gllm_f16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
+#elif defined(__aarch64__) && defined(__ARM_FEATURE_FP16_SCALAR_ARITHMETIC)
+static inline float gllm_f16_to_f32(uint16_t h) {
+    __fp16 f;
+    memcpy(&f, &h, 2);
+    return (float)f;
+}
+#else
 static inline float gllm_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
     if (exp == 0x1f) return gllm_bits_to_f32(sign | 0x7f800000u | (man << 13));
@@ -24,6 +34,7 @@ static inline float gllm_f16_to_f32(uint16_t h) {
     }
     return gllm_bits_to_f32(sign | ((exp + 112) << 23) | (man << 13));
 }
+#endif
 
 static inline uint16_t gllm_f32_to_f16(float f) {
     uint32_t u = gllm_f32_to_bits(f), sign = (u >> 16) & 0x8000, au = u & 0x7fffffffu;
