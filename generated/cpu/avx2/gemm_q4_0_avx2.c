@@ -12,8 +12,9 @@
 /* gemm, q4_0 weights, avx2: Y = X . W^T (+ bias), columns [j0, j1).
  *
  * Blocking (BLIS order): for NC weight rows, for KC of k: pack the weight
- * panels once; for MC activation rows, for each NR-row panel, for each MR rows:
- * an MR x NR register tile. Tiles past n or m use an edge buffer, so every
+ * panels once; for MC activation rows: pack them MR-interleaved (no cache-set
+ * conflicts between rows); for each NR-row panel, for each MR rows: an
+ * MR x NR register tile. Tiles past n or m use an edge buffer, so every
  * element is computed by the same instruction sequence.
  * Panels hold the unpacked codes of NR weight rows interleaved 4 k at a time
  * (one int32 lane per weight row) with per-block scale a and offset c
@@ -50,104 +51,104 @@ static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size
     }
 }
 #define PANEL_STRIDE(kl) (kl)
+typedef gllm_q8x xpanel_t; /* one block of an activation panel: MR rows */
 
-static void tile_1(const gllm_matmul_args *a, size_t i, size_t kc, size_t kl, const panel_t *p,
-                   float *y, size_t ldy, const float *init) {
+static void pack_x(const gllm_matmul_args *a, size_t i, size_t mr, size_t kc, size_t kl,
+                   xpanel_t *xp) {
     const size_t ldq = a->k / 32;
-    const gllm_q8x *x = a->xq + i * ldq + kc;
+    for (size_t r = 0; r < mr; r++)
+        for (size_t b = 0; b < kl; b++) xp[b * MR + r] = a->xq[(i + r) * ldq + kc + b];
+}
+
+static void tile_1(const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
+                   const float *init) {
     gv_f32 c0 = gv_load(init ? init : y + 0 * ldy);
-    for (size_t b = 0; b < kl; b++, p++) {
+    for (size_t b = 0; b < kl; b++, p++, x += MR) {
         const gv_f32 av = gv_load(p->a), cv = gv_load(p->c);
         gv_i32 s0 = gv_izero();
         for (int g = 0; g < 8; g++) {
-            s0 = gv_dot4_u(s0, p->codes[g], x[0 * ldq + b].qs + 4 * g);
+            s0 = gv_dot4_u(s0, p->codes[g], x[0].qs + 4 * g);
         }
-        c0 = gv_fma(gv_cvt_i32(s0), gv_mul(av, gv_set1(x[0 * ldq + b].d)), c0);
-        c0 = gv_fma(cv, gv_set1(x[0 * ldq + b].s), c0);
+        c0 = gv_fma(gv_cvt_i32(s0), gv_mul(av, gv_set1(x[0].d)), c0);
+        c0 = gv_fma(cv, gv_set1(x[0].s), c0);
     }
     gv_store(y + 0 * ldy, c0);
 }
 
-static void tile_2(const gllm_matmul_args *a, size_t i, size_t kc, size_t kl, const panel_t *p,
-                   float *y, size_t ldy, const float *init) {
-    const size_t ldq = a->k / 32;
-    const gllm_q8x *x = a->xq + i * ldq + kc;
+static void tile_2(const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
+                   const float *init) {
     gv_f32 c0 = gv_load(init ? init : y + 0 * ldy);
     gv_f32 c1 = gv_load(init ? init : y + 1 * ldy);
-    for (size_t b = 0; b < kl; b++, p++) {
+    for (size_t b = 0; b < kl; b++, p++, x += MR) {
         const gv_f32 av = gv_load(p->a), cv = gv_load(p->c);
         gv_i32 s0 = gv_izero();
         gv_i32 s1 = gv_izero();
         for (int g = 0; g < 8; g++) {
-            s0 = gv_dot4_u(s0, p->codes[g], x[0 * ldq + b].qs + 4 * g);
-            s1 = gv_dot4_u(s1, p->codes[g], x[1 * ldq + b].qs + 4 * g);
+            s0 = gv_dot4_u(s0, p->codes[g], x[0].qs + 4 * g);
+            s1 = gv_dot4_u(s1, p->codes[g], x[1].qs + 4 * g);
         }
-        c0 = gv_fma(gv_cvt_i32(s0), gv_mul(av, gv_set1(x[0 * ldq + b].d)), c0);
-        c0 = gv_fma(cv, gv_set1(x[0 * ldq + b].s), c0);
-        c1 = gv_fma(gv_cvt_i32(s1), gv_mul(av, gv_set1(x[1 * ldq + b].d)), c1);
-        c1 = gv_fma(cv, gv_set1(x[1 * ldq + b].s), c1);
+        c0 = gv_fma(gv_cvt_i32(s0), gv_mul(av, gv_set1(x[0].d)), c0);
+        c0 = gv_fma(cv, gv_set1(x[0].s), c0);
+        c1 = gv_fma(gv_cvt_i32(s1), gv_mul(av, gv_set1(x[1].d)), c1);
+        c1 = gv_fma(cv, gv_set1(x[1].s), c1);
     }
     gv_store(y + 0 * ldy, c0);
     gv_store(y + 1 * ldy, c1);
 }
 
-static void tile_3(const gllm_matmul_args *a, size_t i, size_t kc, size_t kl, const panel_t *p,
-                   float *y, size_t ldy, const float *init) {
-    const size_t ldq = a->k / 32;
-    const gllm_q8x *x = a->xq + i * ldq + kc;
+static void tile_3(const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
+                   const float *init) {
     gv_f32 c0 = gv_load(init ? init : y + 0 * ldy);
     gv_f32 c1 = gv_load(init ? init : y + 1 * ldy);
     gv_f32 c2 = gv_load(init ? init : y + 2 * ldy);
-    for (size_t b = 0; b < kl; b++, p++) {
+    for (size_t b = 0; b < kl; b++, p++, x += MR) {
         const gv_f32 av = gv_load(p->a), cv = gv_load(p->c);
         gv_i32 s0 = gv_izero();
         gv_i32 s1 = gv_izero();
         gv_i32 s2 = gv_izero();
         for (int g = 0; g < 8; g++) {
-            s0 = gv_dot4_u(s0, p->codes[g], x[0 * ldq + b].qs + 4 * g);
-            s1 = gv_dot4_u(s1, p->codes[g], x[1 * ldq + b].qs + 4 * g);
-            s2 = gv_dot4_u(s2, p->codes[g], x[2 * ldq + b].qs + 4 * g);
+            s0 = gv_dot4_u(s0, p->codes[g], x[0].qs + 4 * g);
+            s1 = gv_dot4_u(s1, p->codes[g], x[1].qs + 4 * g);
+            s2 = gv_dot4_u(s2, p->codes[g], x[2].qs + 4 * g);
         }
-        c0 = gv_fma(gv_cvt_i32(s0), gv_mul(av, gv_set1(x[0 * ldq + b].d)), c0);
-        c0 = gv_fma(cv, gv_set1(x[0 * ldq + b].s), c0);
-        c1 = gv_fma(gv_cvt_i32(s1), gv_mul(av, gv_set1(x[1 * ldq + b].d)), c1);
-        c1 = gv_fma(cv, gv_set1(x[1 * ldq + b].s), c1);
-        c2 = gv_fma(gv_cvt_i32(s2), gv_mul(av, gv_set1(x[2 * ldq + b].d)), c2);
-        c2 = gv_fma(cv, gv_set1(x[2 * ldq + b].s), c2);
+        c0 = gv_fma(gv_cvt_i32(s0), gv_mul(av, gv_set1(x[0].d)), c0);
+        c0 = gv_fma(cv, gv_set1(x[0].s), c0);
+        c1 = gv_fma(gv_cvt_i32(s1), gv_mul(av, gv_set1(x[1].d)), c1);
+        c1 = gv_fma(cv, gv_set1(x[1].s), c1);
+        c2 = gv_fma(gv_cvt_i32(s2), gv_mul(av, gv_set1(x[2].d)), c2);
+        c2 = gv_fma(cv, gv_set1(x[2].s), c2);
     }
     gv_store(y + 0 * ldy, c0);
     gv_store(y + 1 * ldy, c1);
     gv_store(y + 2 * ldy, c2);
 }
 
-static void tile_4(const gllm_matmul_args *a, size_t i, size_t kc, size_t kl, const panel_t *p,
-                   float *y, size_t ldy, const float *init) {
-    const size_t ldq = a->k / 32;
-    const gllm_q8x *x = a->xq + i * ldq + kc;
+static void tile_4(const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
+                   const float *init) {
     gv_f32 c0 = gv_load(init ? init : y + 0 * ldy);
     gv_f32 c1 = gv_load(init ? init : y + 1 * ldy);
     gv_f32 c2 = gv_load(init ? init : y + 2 * ldy);
     gv_f32 c3 = gv_load(init ? init : y + 3 * ldy);
-    for (size_t b = 0; b < kl; b++, p++) {
+    for (size_t b = 0; b < kl; b++, p++, x += MR) {
         const gv_f32 av = gv_load(p->a), cv = gv_load(p->c);
         gv_i32 s0 = gv_izero();
         gv_i32 s1 = gv_izero();
         gv_i32 s2 = gv_izero();
         gv_i32 s3 = gv_izero();
         for (int g = 0; g < 8; g++) {
-            s0 = gv_dot4_u(s0, p->codes[g], x[0 * ldq + b].qs + 4 * g);
-            s1 = gv_dot4_u(s1, p->codes[g], x[1 * ldq + b].qs + 4 * g);
-            s2 = gv_dot4_u(s2, p->codes[g], x[2 * ldq + b].qs + 4 * g);
-            s3 = gv_dot4_u(s3, p->codes[g], x[3 * ldq + b].qs + 4 * g);
+            s0 = gv_dot4_u(s0, p->codes[g], x[0].qs + 4 * g);
+            s1 = gv_dot4_u(s1, p->codes[g], x[1].qs + 4 * g);
+            s2 = gv_dot4_u(s2, p->codes[g], x[2].qs + 4 * g);
+            s3 = gv_dot4_u(s3, p->codes[g], x[3].qs + 4 * g);
         }
-        c0 = gv_fma(gv_cvt_i32(s0), gv_mul(av, gv_set1(x[0 * ldq + b].d)), c0);
-        c0 = gv_fma(cv, gv_set1(x[0 * ldq + b].s), c0);
-        c1 = gv_fma(gv_cvt_i32(s1), gv_mul(av, gv_set1(x[1 * ldq + b].d)), c1);
-        c1 = gv_fma(cv, gv_set1(x[1 * ldq + b].s), c1);
-        c2 = gv_fma(gv_cvt_i32(s2), gv_mul(av, gv_set1(x[2 * ldq + b].d)), c2);
-        c2 = gv_fma(cv, gv_set1(x[2 * ldq + b].s), c2);
-        c3 = gv_fma(gv_cvt_i32(s3), gv_mul(av, gv_set1(x[3 * ldq + b].d)), c3);
-        c3 = gv_fma(cv, gv_set1(x[3 * ldq + b].s), c3);
+        c0 = gv_fma(gv_cvt_i32(s0), gv_mul(av, gv_set1(x[0].d)), c0);
+        c0 = gv_fma(cv, gv_set1(x[0].s), c0);
+        c1 = gv_fma(gv_cvt_i32(s1), gv_mul(av, gv_set1(x[1].d)), c1);
+        c1 = gv_fma(cv, gv_set1(x[1].s), c1);
+        c2 = gv_fma(gv_cvt_i32(s2), gv_mul(av, gv_set1(x[2].d)), c2);
+        c2 = gv_fma(cv, gv_set1(x[2].s), c2);
+        c3 = gv_fma(gv_cvt_i32(s3), gv_mul(av, gv_set1(x[3].d)), c3);
+        c3 = gv_fma(cv, gv_set1(x[3].s), c3);
     }
     gv_store(y + 0 * ldy, c0);
     gv_store(y + 1 * ldy, c1);
@@ -155,26 +156,27 @@ static void tile_4(const gllm_matmul_args *a, size_t i, size_t kc, size_t kl, co
     gv_store(y + 3 * ldy, c3);
 }
 
-static void tile(size_t mr, const gllm_matmul_args *a, size_t i, size_t kc, size_t kl,
-                 const panel_t *p, float *y, size_t ldy, const float *init) {
+static void tile(size_t mr, const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
+                 const float *init) {
     switch (mr) {
     case 1:
-        tile_1(a, i, kc, kl, p, y, ldy, init);
+        tile_1(x, kl, p, y, ldy, init);
         break;
     case 2:
-        tile_2(a, i, kc, kl, p, y, ldy, init);
+        tile_2(x, kl, p, y, ldy, init);
         break;
     case 3:
-        tile_3(a, i, kc, kl, p, y, ldy, init);
+        tile_3(x, kl, p, y, ldy, init);
         break;
     case 4:
-        tile_4(a, i, kc, kl, p, y, ldy, init);
+        tile_4(x, kl, p, y, ldy, init);
         break;
     }
 }
 
 void gllm_gemm_q4_0_avx2(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch) {
     panel_t *pk = (panel_t *)scratch;
+    xpanel_t *xp = (xpanel_t *)((char *)scratch + GLLM_SCRATCH_PANELS);
     const size_t kt = a->k / 32, kcb = KC / 32;
     float edge[MR * NR], init[NR];
     for (size_t jc = j0; jc < j1; jc += NC) {
@@ -186,6 +188,8 @@ void gllm_gemm_q4_0_avx2(const gllm_matmul_args *a, size_t j0, size_t j1, void *
                      pk + (jr / NR) * PANEL_STRIDE(kl));
             for (size_t ic = 0; ic < a->m; ic += MC) {
                 const size_t mc = a->m - ic < MC ? a->m - ic : MC;
+                for (size_t ir = 0; ir < mc; ir += MR)
+                    pack_x(a, ic + ir, mc - ir < MR ? mc - ir : MR, kc, kl, xp + ir * kl);
                 for (size_t jr = 0; jr < nc; jr += NR) {
                     const size_t nr = nc - jr < NR ? nc - jr : NR;
                     const panel_t *p = pk + (jr / NR) * PANEL_STRIDE(kl);
@@ -197,14 +201,15 @@ void gllm_gemm_q4_0_avx2(const gllm_matmul_args *a, size_t j0, size_t j1, void *
                     }
                     for (size_t ir = 0; ir < mc; ir += MR) {
                         const size_t mr = mc - ir < MR ? mc - ir : MR;
+                        const xpanel_t *x = xp + ir * kl;
                         float *y = a->y + (ic + ir) * a->ldy + jc + jr;
                         if (nr == NR) {
-                            tile(mr, a, ic + ir, kc, kl, p, y, a->ldy, first);
+                            tile(mr, x, kl, p, y, a->ldy, first);
                             continue;
                         }
                         for (size_t r = 0; r < mr && !first; r++)
                             memcpy(edge + r * NR, y + r * a->ldy, nr * sizeof(float));
-                        tile(mr, a, ic + ir, kc, kl, p, edge, NR, first);
+                        tile(mr, x, kl, p, edge, NR, first);
                         for (size_t r = 0; r < mr; r++)
                             memcpy(y + r * a->ldy, edge + r * NR, nr * sizeof(float));
                     }

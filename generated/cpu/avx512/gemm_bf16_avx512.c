@@ -12,8 +12,9 @@
 /* gemm, bf16 weights, avx512: Y = X . W^T (+ bias), columns [j0, j1).
  *
  * Blocking (BLIS order): for NC weight rows, for KC of k: pack the weight
- * panels once; for MC activation rows, for each NR-row panel, for each MR rows:
- * an MR x NR register tile. Tiles past n or m use an edge buffer, so every
+ * panels once; for MC activation rows: pack them MR-interleaved (no cache-set
+ * conflicts between rows); for each NR-row panel, for each MR rows: an
+ * MR x NR register tile. Tiles past n or m use an edge buffer, so every
  * element is computed by the same instruction sequence.
  * Panels keep the bf16 encoding (k-major, NR values per k); the tile
  * widens them in registers and broadcasts X[i][k] into FMAs.
@@ -33,16 +34,22 @@ static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size
     }
 }
 #define PANEL_STRIDE(kl) ((kl)*NR)
+typedef float xpanel_t; /* one k step of an activation panel: MR values */
 
-static void tile_1(const gllm_matmul_args *a, size_t i, size_t kc, size_t kl, const panel_t *p,
-                   float *y, size_t ldy, const float *init) {
-    const float *x = a->x + i * a->ldx + kc;
+static void pack_x(const gllm_matmul_args *a, size_t i, size_t mr, size_t kc, size_t kl,
+                   xpanel_t *xp) {
+    for (size_t r = 0; r < mr; r++)
+        for (size_t kk = 0; kk < kl; kk++) xp[kk * MR + r] = a->x[(i + r) * a->ldx + kc + kk];
+}
+
+static void tile_1(const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
+                   const float *init) {
     gv_f32 c0_0 = gv_load((init ? init : y + 0 * ldy) + 0 * GV_W),
            c0_1 = gv_load((init ? init : y + 0 * ldy) + 1 * GV_W);
-    for (size_t kk = 0; kk < kl; kk++, p += NR) {
+    for (size_t kk = 0; kk < kl; kk++, p += NR, x += MR) {
         const gv_f32 w0 = gv_load_bf16(p + 0 * GV_W);
         const gv_f32 w1 = gv_load_bf16(p + 1 * GV_W);
-        const gv_f32 x0 = gv_set1(x[0 * a->ldx + kk]);
+        const gv_f32 x0 = gv_set1(x[0]);
         c0_0 = gv_fma(x0, w0, c0_0);
         c0_1 = gv_fma(x0, w1, c0_1);
     }
@@ -50,20 +57,19 @@ static void tile_1(const gllm_matmul_args *a, size_t i, size_t kc, size_t kl, co
     gv_store(y + 0 * ldy + 1 * GV_W, c0_1);
 }
 
-static void tile_2(const gllm_matmul_args *a, size_t i, size_t kc, size_t kl, const panel_t *p,
-                   float *y, size_t ldy, const float *init) {
-    const float *x = a->x + i * a->ldx + kc;
+static void tile_2(const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
+                   const float *init) {
     gv_f32 c0_0 = gv_load((init ? init : y + 0 * ldy) + 0 * GV_W),
            c0_1 = gv_load((init ? init : y + 0 * ldy) + 1 * GV_W);
     gv_f32 c1_0 = gv_load((init ? init : y + 1 * ldy) + 0 * GV_W),
            c1_1 = gv_load((init ? init : y + 1 * ldy) + 1 * GV_W);
-    for (size_t kk = 0; kk < kl; kk++, p += NR) {
+    for (size_t kk = 0; kk < kl; kk++, p += NR, x += MR) {
         const gv_f32 w0 = gv_load_bf16(p + 0 * GV_W);
         const gv_f32 w1 = gv_load_bf16(p + 1 * GV_W);
-        const gv_f32 x0 = gv_set1(x[0 * a->ldx + kk]);
+        const gv_f32 x0 = gv_set1(x[0]);
         c0_0 = gv_fma(x0, w0, c0_0);
         c0_1 = gv_fma(x0, w1, c0_1);
-        const gv_f32 x1 = gv_set1(x[1 * a->ldx + kk]);
+        const gv_f32 x1 = gv_set1(x[1]);
         c1_0 = gv_fma(x1, w0, c1_0);
         c1_1 = gv_fma(x1, w1, c1_1);
     }
@@ -73,25 +79,24 @@ static void tile_2(const gllm_matmul_args *a, size_t i, size_t kc, size_t kl, co
     gv_store(y + 1 * ldy + 1 * GV_W, c1_1);
 }
 
-static void tile_3(const gllm_matmul_args *a, size_t i, size_t kc, size_t kl, const panel_t *p,
-                   float *y, size_t ldy, const float *init) {
-    const float *x = a->x + i * a->ldx + kc;
+static void tile_3(const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
+                   const float *init) {
     gv_f32 c0_0 = gv_load((init ? init : y + 0 * ldy) + 0 * GV_W),
            c0_1 = gv_load((init ? init : y + 0 * ldy) + 1 * GV_W);
     gv_f32 c1_0 = gv_load((init ? init : y + 1 * ldy) + 0 * GV_W),
            c1_1 = gv_load((init ? init : y + 1 * ldy) + 1 * GV_W);
     gv_f32 c2_0 = gv_load((init ? init : y + 2 * ldy) + 0 * GV_W),
            c2_1 = gv_load((init ? init : y + 2 * ldy) + 1 * GV_W);
-    for (size_t kk = 0; kk < kl; kk++, p += NR) {
+    for (size_t kk = 0; kk < kl; kk++, p += NR, x += MR) {
         const gv_f32 w0 = gv_load_bf16(p + 0 * GV_W);
         const gv_f32 w1 = gv_load_bf16(p + 1 * GV_W);
-        const gv_f32 x0 = gv_set1(x[0 * a->ldx + kk]);
+        const gv_f32 x0 = gv_set1(x[0]);
         c0_0 = gv_fma(x0, w0, c0_0);
         c0_1 = gv_fma(x0, w1, c0_1);
-        const gv_f32 x1 = gv_set1(x[1 * a->ldx + kk]);
+        const gv_f32 x1 = gv_set1(x[1]);
         c1_0 = gv_fma(x1, w0, c1_0);
         c1_1 = gv_fma(x1, w1, c1_1);
-        const gv_f32 x2 = gv_set1(x[2 * a->ldx + kk]);
+        const gv_f32 x2 = gv_set1(x[2]);
         c2_0 = gv_fma(x2, w0, c2_0);
         c2_1 = gv_fma(x2, w1, c2_1);
     }
@@ -103,9 +108,8 @@ static void tile_3(const gllm_matmul_args *a, size_t i, size_t kc, size_t kl, co
     gv_store(y + 2 * ldy + 1 * GV_W, c2_1);
 }
 
-static void tile_4(const gllm_matmul_args *a, size_t i, size_t kc, size_t kl, const panel_t *p,
-                   float *y, size_t ldy, const float *init) {
-    const float *x = a->x + i * a->ldx + kc;
+static void tile_4(const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
+                   const float *init) {
     gv_f32 c0_0 = gv_load((init ? init : y + 0 * ldy) + 0 * GV_W),
            c0_1 = gv_load((init ? init : y + 0 * ldy) + 1 * GV_W);
     gv_f32 c1_0 = gv_load((init ? init : y + 1 * ldy) + 0 * GV_W),
@@ -114,19 +118,19 @@ static void tile_4(const gllm_matmul_args *a, size_t i, size_t kc, size_t kl, co
            c2_1 = gv_load((init ? init : y + 2 * ldy) + 1 * GV_W);
     gv_f32 c3_0 = gv_load((init ? init : y + 3 * ldy) + 0 * GV_W),
            c3_1 = gv_load((init ? init : y + 3 * ldy) + 1 * GV_W);
-    for (size_t kk = 0; kk < kl; kk++, p += NR) {
+    for (size_t kk = 0; kk < kl; kk++, p += NR, x += MR) {
         const gv_f32 w0 = gv_load_bf16(p + 0 * GV_W);
         const gv_f32 w1 = gv_load_bf16(p + 1 * GV_W);
-        const gv_f32 x0 = gv_set1(x[0 * a->ldx + kk]);
+        const gv_f32 x0 = gv_set1(x[0]);
         c0_0 = gv_fma(x0, w0, c0_0);
         c0_1 = gv_fma(x0, w1, c0_1);
-        const gv_f32 x1 = gv_set1(x[1 * a->ldx + kk]);
+        const gv_f32 x1 = gv_set1(x[1]);
         c1_0 = gv_fma(x1, w0, c1_0);
         c1_1 = gv_fma(x1, w1, c1_1);
-        const gv_f32 x2 = gv_set1(x[2 * a->ldx + kk]);
+        const gv_f32 x2 = gv_set1(x[2]);
         c2_0 = gv_fma(x2, w0, c2_0);
         c2_1 = gv_fma(x2, w1, c2_1);
-        const gv_f32 x3 = gv_set1(x[3 * a->ldx + kk]);
+        const gv_f32 x3 = gv_set1(x[3]);
         c3_0 = gv_fma(x3, w0, c3_0);
         c3_1 = gv_fma(x3, w1, c3_1);
     }
@@ -140,9 +144,8 @@ static void tile_4(const gllm_matmul_args *a, size_t i, size_t kc, size_t kl, co
     gv_store(y + 3 * ldy + 1 * GV_W, c3_1);
 }
 
-static void tile_5(const gllm_matmul_args *a, size_t i, size_t kc, size_t kl, const panel_t *p,
-                   float *y, size_t ldy, const float *init) {
-    const float *x = a->x + i * a->ldx + kc;
+static void tile_5(const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
+                   const float *init) {
     gv_f32 c0_0 = gv_load((init ? init : y + 0 * ldy) + 0 * GV_W),
            c0_1 = gv_load((init ? init : y + 0 * ldy) + 1 * GV_W);
     gv_f32 c1_0 = gv_load((init ? init : y + 1 * ldy) + 0 * GV_W),
@@ -153,22 +156,22 @@ static void tile_5(const gllm_matmul_args *a, size_t i, size_t kc, size_t kl, co
            c3_1 = gv_load((init ? init : y + 3 * ldy) + 1 * GV_W);
     gv_f32 c4_0 = gv_load((init ? init : y + 4 * ldy) + 0 * GV_W),
            c4_1 = gv_load((init ? init : y + 4 * ldy) + 1 * GV_W);
-    for (size_t kk = 0; kk < kl; kk++, p += NR) {
+    for (size_t kk = 0; kk < kl; kk++, p += NR, x += MR) {
         const gv_f32 w0 = gv_load_bf16(p + 0 * GV_W);
         const gv_f32 w1 = gv_load_bf16(p + 1 * GV_W);
-        const gv_f32 x0 = gv_set1(x[0 * a->ldx + kk]);
+        const gv_f32 x0 = gv_set1(x[0]);
         c0_0 = gv_fma(x0, w0, c0_0);
         c0_1 = gv_fma(x0, w1, c0_1);
-        const gv_f32 x1 = gv_set1(x[1 * a->ldx + kk]);
+        const gv_f32 x1 = gv_set1(x[1]);
         c1_0 = gv_fma(x1, w0, c1_0);
         c1_1 = gv_fma(x1, w1, c1_1);
-        const gv_f32 x2 = gv_set1(x[2 * a->ldx + kk]);
+        const gv_f32 x2 = gv_set1(x[2]);
         c2_0 = gv_fma(x2, w0, c2_0);
         c2_1 = gv_fma(x2, w1, c2_1);
-        const gv_f32 x3 = gv_set1(x[3 * a->ldx + kk]);
+        const gv_f32 x3 = gv_set1(x[3]);
         c3_0 = gv_fma(x3, w0, c3_0);
         c3_1 = gv_fma(x3, w1, c3_1);
-        const gv_f32 x4 = gv_set1(x[4 * a->ldx + kk]);
+        const gv_f32 x4 = gv_set1(x[4]);
         c4_0 = gv_fma(x4, w0, c4_0);
         c4_1 = gv_fma(x4, w1, c4_1);
     }
@@ -184,9 +187,8 @@ static void tile_5(const gllm_matmul_args *a, size_t i, size_t kc, size_t kl, co
     gv_store(y + 4 * ldy + 1 * GV_W, c4_1);
 }
 
-static void tile_6(const gllm_matmul_args *a, size_t i, size_t kc, size_t kl, const panel_t *p,
-                   float *y, size_t ldy, const float *init) {
-    const float *x = a->x + i * a->ldx + kc;
+static void tile_6(const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
+                   const float *init) {
     gv_f32 c0_0 = gv_load((init ? init : y + 0 * ldy) + 0 * GV_W),
            c0_1 = gv_load((init ? init : y + 0 * ldy) + 1 * GV_W);
     gv_f32 c1_0 = gv_load((init ? init : y + 1 * ldy) + 0 * GV_W),
@@ -199,25 +201,25 @@ static void tile_6(const gllm_matmul_args *a, size_t i, size_t kc, size_t kl, co
            c4_1 = gv_load((init ? init : y + 4 * ldy) + 1 * GV_W);
     gv_f32 c5_0 = gv_load((init ? init : y + 5 * ldy) + 0 * GV_W),
            c5_1 = gv_load((init ? init : y + 5 * ldy) + 1 * GV_W);
-    for (size_t kk = 0; kk < kl; kk++, p += NR) {
+    for (size_t kk = 0; kk < kl; kk++, p += NR, x += MR) {
         const gv_f32 w0 = gv_load_bf16(p + 0 * GV_W);
         const gv_f32 w1 = gv_load_bf16(p + 1 * GV_W);
-        const gv_f32 x0 = gv_set1(x[0 * a->ldx + kk]);
+        const gv_f32 x0 = gv_set1(x[0]);
         c0_0 = gv_fma(x0, w0, c0_0);
         c0_1 = gv_fma(x0, w1, c0_1);
-        const gv_f32 x1 = gv_set1(x[1 * a->ldx + kk]);
+        const gv_f32 x1 = gv_set1(x[1]);
         c1_0 = gv_fma(x1, w0, c1_0);
         c1_1 = gv_fma(x1, w1, c1_1);
-        const gv_f32 x2 = gv_set1(x[2 * a->ldx + kk]);
+        const gv_f32 x2 = gv_set1(x[2]);
         c2_0 = gv_fma(x2, w0, c2_0);
         c2_1 = gv_fma(x2, w1, c2_1);
-        const gv_f32 x3 = gv_set1(x[3 * a->ldx + kk]);
+        const gv_f32 x3 = gv_set1(x[3]);
         c3_0 = gv_fma(x3, w0, c3_0);
         c3_1 = gv_fma(x3, w1, c3_1);
-        const gv_f32 x4 = gv_set1(x[4 * a->ldx + kk]);
+        const gv_f32 x4 = gv_set1(x[4]);
         c4_0 = gv_fma(x4, w0, c4_0);
         c4_1 = gv_fma(x4, w1, c4_1);
-        const gv_f32 x5 = gv_set1(x[5 * a->ldx + kk]);
+        const gv_f32 x5 = gv_set1(x[5]);
         c5_0 = gv_fma(x5, w0, c5_0);
         c5_1 = gv_fma(x5, w1, c5_1);
     }
@@ -235,32 +237,33 @@ static void tile_6(const gllm_matmul_args *a, size_t i, size_t kc, size_t kl, co
     gv_store(y + 5 * ldy + 1 * GV_W, c5_1);
 }
 
-static void tile(size_t mr, const gllm_matmul_args *a, size_t i, size_t kc, size_t kl,
-                 const panel_t *p, float *y, size_t ldy, const float *init) {
+static void tile(size_t mr, const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
+                 const float *init) {
     switch (mr) {
     case 1:
-        tile_1(a, i, kc, kl, p, y, ldy, init);
+        tile_1(x, kl, p, y, ldy, init);
         break;
     case 2:
-        tile_2(a, i, kc, kl, p, y, ldy, init);
+        tile_2(x, kl, p, y, ldy, init);
         break;
     case 3:
-        tile_3(a, i, kc, kl, p, y, ldy, init);
+        tile_3(x, kl, p, y, ldy, init);
         break;
     case 4:
-        tile_4(a, i, kc, kl, p, y, ldy, init);
+        tile_4(x, kl, p, y, ldy, init);
         break;
     case 5:
-        tile_5(a, i, kc, kl, p, y, ldy, init);
+        tile_5(x, kl, p, y, ldy, init);
         break;
     case 6:
-        tile_6(a, i, kc, kl, p, y, ldy, init);
+        tile_6(x, kl, p, y, ldy, init);
         break;
     }
 }
 
 void gllm_gemm_bf16_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch) {
     panel_t *pk = (panel_t *)scratch;
+    xpanel_t *xp = (xpanel_t *)((char *)scratch + GLLM_SCRATCH_PANELS);
     const size_t kt = a->k, kcb = KC;
     float edge[MR * NR], init[NR];
     for (size_t jc = j0; jc < j1; jc += NC) {
@@ -272,6 +275,8 @@ void gllm_gemm_bf16_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void
                      pk + (jr / NR) * PANEL_STRIDE(kl));
             for (size_t ic = 0; ic < a->m; ic += MC) {
                 const size_t mc = a->m - ic < MC ? a->m - ic : MC;
+                for (size_t ir = 0; ir < mc; ir += MR)
+                    pack_x(a, ic + ir, mc - ir < MR ? mc - ir : MR, kc, kl, xp + ir * kl);
                 for (size_t jr = 0; jr < nc; jr += NR) {
                     const size_t nr = nc - jr < NR ? nc - jr : NR;
                     const panel_t *p = pk + (jr / NR) * PANEL_STRIDE(kl);
@@ -283,14 +288,15 @@ void gllm_gemm_bf16_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void
                     }
                     for (size_t ir = 0; ir < mc; ir += MR) {
                         const size_t mr = mc - ir < MR ? mc - ir : MR;
+                        const xpanel_t *x = xp + ir * kl;
                         float *y = a->y + (ic + ir) * a->ldy + jc + jr;
                         if (nr == NR) {
-                            tile(mr, a, ic + ir, kc, kl, p, y, a->ldy, first);
+                            tile(mr, x, kl, p, y, a->ldy, first);
                             continue;
                         }
                         for (size_t r = 0; r < mr && !first; r++)
                             memcpy(edge + r * NR, y + r * a->ldy, nr * sizeof(float));
-                        tile(mr, a, ic + ir, kc, kl, p, edge, NR, first);
+                        tile(mr, x, kl, p, edge, NR, first);
                         for (size_t r = 0; r < mr; r++)
                             memcpy(y + r * a->ldy, edge + r * NR, nr * sizeof(float));
                     }
