@@ -98,6 +98,6 @@ ISA_OPS = [
 ]
 
 # Cache blocking of the gemm family (elements of k, rows of W, rows of X).
-GEMM_KC = 256
+GEMM_KC = 128
 GEMM_NC = 1024
 GEMM_MC = 144

@@ -20,7 +20,7 @@
  * widens them in registers and broadcasts X[i][k] into FMAs.
  */
 #define MR 6
-#define KC 256
+#define KC 128
 #define NC 1024
 #define MC 144
 #define NR 16

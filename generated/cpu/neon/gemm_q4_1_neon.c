@@ -21,7 +21,7 @@
  * (w = a*code + c); the tile dots them with the int8 activation blocks.
  */
 #define MR 6
-#define KC 256
+#define KC 128
 #define NC 1024
 #define MC 144
 #define NR GV_W
