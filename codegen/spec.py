@@ -43,6 +43,7 @@ class DType:
     code_max: int = 0     # block: largest unsigned code (or 127 when signed)
     scale: str = ""       # block: C expression of a (value = a*code + c), block pointer b
     offset: str = ""      # block: C expression of c
+    code_offset: object = None  # block: integer z with c == z*a exactly, or None
     tol: float = 0.0      # matmul tolerance, relative to sum|w||x| per output
     roundtrip: float = 0.0  # quantise->dequantise bound, relative to the block's max |x|
 
@@ -58,7 +59,7 @@ DTYPES = [
           scale="gllm_f16_to_f32(b->d)", offset="0.0f", tol=2e-2, roundtrip=0.5 / 127 + 1e-3),
     DType("q4_0", "block", 32, 18, 2, 4, "uint16_t d; uint8_t qs[16];",
           "x[t] = d*(q[t]-8); byte j holds q[j] (low nibble) and q[j+16] (high nibble) (GGUF Q4_0)",
-          code_max=15, scale="gllm_f16_to_f32(b->d)", offset="-8.0f * gllm_f16_to_f32(b->d)",
+          code_max=15, scale="gllm_f16_to_f32(b->d)", offset="-8.0f * gllm_f16_to_f32(b->d)", code_offset=-8,
           tol=2e-2, roundtrip=1.0 / 8 + 1e-3),
     DType("q4_1", "block", 32, 20, 3, 4, "uint16_t d; uint16_t m; uint8_t qs[16];",
           "x[t] = d*q[t] + m; nibbles as Q4_0 (GGUF Q4_1)",
@@ -66,7 +67,7 @@ DTYPES = [
           tol=2e-2, roundtrip=0.5 / 7.5 + 1e-3),
     DType("q2_0", "block", 32, 10, -1, 2, "uint16_t d; uint8_t qs[8];",
           "x[t] = d*(q[t]-2); q[t] = bits 2*(t/8)..2*(t/8)+1 of byte t%8",
-          code_max=3, scale="gllm_f16_to_f32(b->d)", offset="-2.0f * gllm_f16_to_f32(b->d)",
+          code_max=3, scale="gllm_f16_to_f32(b->d)", offset="-2.0f * gllm_f16_to_f32(b->d)", code_offset=-2,
           tol=2e-2, roundtrip=0.5 + 1e-3),
     DType("q1_0", "block", 32, 6, -1, 1, "uint16_t d; uint8_t qs[4];",
           "x[t] = q[t] ? +d : -d; q[t] = bit t of the little-endian 32-bit word qs",

@@ -71,6 +71,15 @@ static inline gq_i32 gq_dot_s(gq_codes c, const int8_t *x) {
     __m256i xv = _mm256_loadu_si256((const __m256i *)x);
     return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(c, c), _mm256_sign_epi8(xv, c));
 }
+/* per-lane z * (sum of the lane's 4 x bytes), 0 < -z < 128: the integer form of an offset c = z*a */
+static inline gq_i32 gq_xsum_neg(const int8_t *x, int z) {
+    const __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8((char)-z),
+                                          _mm256_loadu_si256((const __m256i *)x));
+    return _mm256_sub_epi32(_mm256_setzero_si256(), s);
+}
+static inline gq_i32 gq_dot_u_acc(gq_i32 acc, gq_codes c, const int8_t *x) {
+    return _mm256_dpbusd_epi32(acc, c, _mm256_loadu_si256((const __m256i *)x));
+}
 static inline gq_f32 gq_fma_i32(gq_i32 d, float s, gq_f32 acc) {
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(s), acc);
 }

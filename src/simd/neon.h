@@ -58,6 +58,14 @@ static inline gq_i32 gq_dot_u(gq_codes c, const int8_t *x) {
     return vdotq_s32(vdotq_s32(vdupq_n_s32(0), c.val[0], vld1q_s8(x)), c.val[1], vld1q_s8(x + 16));
 }
 #define gq_dot_s gq_dot_u
+/* per-lane z * (sum of the lane's 4 x bytes): the integer form of an offset c = z*a */
+static inline gq_i32 gq_xsum_neg(const int8_t *x, int z) {
+    const int8x16_t k = vdupq_n_s8((int8_t)z);
+    return vdotq_s32(vdotq_s32(vdupq_n_s32(0), k, vld1q_s8(x)), k, vld1q_s8(x + 16));
+}
+static inline gq_i32 gq_dot_u_acc(gq_i32 acc, gq_codes c, const int8_t *x) {
+    return vdotq_s32(vdotq_s32(acc, c.val[0], vld1q_s8(x)), c.val[1], vld1q_s8(x + 16));
+}
 static inline gq_f32 gq_fma_i32(gq_i32 d, float s, gq_f32 acc) {
     return vfmaq_n_f32(acc, vcvtq_f32_s32(d), s);
 }

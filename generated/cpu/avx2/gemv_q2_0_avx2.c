@@ -26,6 +26,7 @@ static inline __attribute__((always_inline)) void rows(const gllm_matmul_args *a
     }
     for (size_t b = 0; b < nb; b++) {
         const gllm_q8x *xb = a->xq + b;
+        const gq_i32 xo = gq_xsum_neg(xb->qs, -2); /* offset -2*a, as integers */
         for (size_t r = 0; r < nr; r++) {
             const gllm_block_q2_0 *blk = w[r] + b;
             const gq_codes c =
@@ -33,8 +34,8 @@ static inline __attribute__((always_inline)) void rows(const gllm_matmul_args *a
                                                        _mm_loadl_epi64((const __m128i *)blk->qs)),
                                                    _mm256_setr_epi64x(0, 2, 4, 6)),
                                  _mm256_set1_epi8(3));
-            acc[r] = gq_fma_i32(gq_dot_u(c, xb->qs), gllm_f16_to_f32(blk->d) * xb->d, acc[r]);
-            off[r] += -2.0f * gllm_f16_to_f32(blk->d) * xb->s;
+            acc[r] =
+                gq_fma_i32(gq_dot_u_acc(xo, c, xb->qs), gllm_f16_to_f32(blk->d) * xb->d, acc[r]);
         }
     }
     for (size_t r = 0; r < nr; r++)

@@ -26,14 +26,15 @@ static inline __attribute__((always_inline)) void rows(const gllm_matmul_args *a
     }
     for (size_t b = 0; b < nb; b++) {
         const gllm_q8x *xb = a->xq + b;
+        const gq_i32 xo = gq_xsum_neg(xb->qs, -8); /* offset -8*a, as integers */
         for (size_t r = 0; r < nr; r++) {
             const gllm_block_q4_0 *blk = w[r] + b;
             const gq_codes c = _mm256_and_si256(
                 _mm256_set_m128i(_mm_srli_epi16(_mm_loadu_si128((const __m128i *)blk->qs), 4),
                                  _mm_loadu_si128((const __m128i *)blk->qs)),
                 _mm256_set1_epi8(15));
-            acc[r] = gq_fma_i32(gq_dot_u(c, xb->qs), gllm_f16_to_f32(blk->d) * xb->d, acc[r]);
-            off[r] += -8.0f * gllm_f16_to_f32(blk->d) * xb->s;
+            acc[r] =
+                gq_fma_i32(gq_dot_u_acc(xo, c, xb->qs), gllm_f16_to_f32(blk->d) * xb->d, acc[r]);
         }
     }
     for (size_t r = 0; r < nr; r++)

@@ -26,6 +26,7 @@ static inline __attribute__((always_inline)) void rows(const gllm_matmul_args *a
     }
     for (size_t b = 0; b < nb; b++) {
         const gllm_q8x *xb = a->xq + b;
+        const gq_i32 xo = gq_xsum_neg(xb->qs, -2); /* offset -2*a, as integers */
         for (size_t r = 0; r < nr; r++) {
             const gllm_block_q2_0 *blk = w[r] + b;
             const gq_codes c = (int8x16x2_t){
@@ -34,8 +35,8 @@ static inline __attribute__((always_inline)) void rows(const gllm_matmul_args *a
                  vreinterpretq_s8_u8(vandq_u8(
                      vcombine_u8(vshr_n_u8(vld1_u8(blk->qs), 4), vshr_n_u8(vld1_u8(blk->qs), 6)),
                      vdupq_n_u8(3)))}};
-            acc[r] = gq_fma_i32(gq_dot_u(c, xb->qs), gllm_f16_to_f32(blk->d) * xb->d, acc[r]);
-            off[r] += -2.0f * gllm_f16_to_f32(blk->d) * xb->s;
+            acc[r] =
+                gq_fma_i32(gq_dot_u_acc(xo, c, xb->qs), gllm_f16_to_f32(blk->d) * xb->d, acc[r]);
         }
     }
     for (size_t r = 0; r < nr; r++)
