@@ -7,6 +7,13 @@
  */
 #include "kernels.h"
 
+const char *const gllm_op_names[GLLM_OP_COUNT] = {
+    [GLLM_OP_GEMV] = "gemv",
+    [GLLM_OP_GEMM] = "gemm",
+    [GLLM_OP_QUANTIZE] = "quantize",
+    [GLLM_OP_DEQUANTIZE] = "dequantize",
+};
+
 static const gllm_kernel_table table_scalar = {
     .isa = "scalar",
     .gemv =

@@ -40,6 +40,9 @@ typedef struct {
     const char *names[GLLM_OP_COUNT][GLLM_DTYPE_COUNT];
 } gllm_kernel_table;
 
+/* op names by gllm_op ("gemv", ...) */
+extern const char *const gllm_op_names[GLLM_OP_COUNT];
+
 /* tables[isa]; NULL where the ISA is not built for this architecture */
 extern const gllm_kernel_table *const gllm_kernel_tables[GLLM_ISA_COUNT];
 

@@ -53,10 +53,9 @@ gllm_status gllm_row_size(gllm_dtype t, size_t k, size_t *bytes) {
 }
 
 const char *gllm_kernel_name(const char *op, gllm_dtype t) {
-    static const char *const ops[GLLM_OP_COUNT] = {"gemv", "gemm", "quantize", "dequantize"};
     if (!op || (unsigned)t >= GLLM_DTYPE_COUNT || gllm_ensure_init() != GLLM_OK) return NULL;
     for (int i = 0; i < GLLM_OP_COUNT; i++)
-        if (strcmp(ops[i], op) == 0) return gllm_kernels()->names[i][t];
+        if (strcmp(gllm_op_names[i], op) == 0) return gllm_kernels()->names[i][t];
     return NULL;
 }
 

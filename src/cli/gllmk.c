@@ -16,7 +16,7 @@ static int info(void) {
     printf("isa       %s%s\n", gllm_isa_name(), strcmp(gllm_isa_name(), gllm_isa_detected()) ? " (capped by GLLM_ISA)" : "");
     printf("threads   %d\n", gllm_num_threads());
     printf("dispatch table:\n");
-    static const char *const ops[] = {"gemv", "gemm", "quantize", "dequantize"};
+    static const char *const ops[] = {"gemv", "gemm", "quantize", "dequantize"}; /* public op names */
     for (int t = 0; t < GLLM_DTYPE_COUNT; t++) {
         printf("  %-5s", gllm_dtype_name((gllm_dtype)t));
         for (size_t o = 0; o < sizeof ops / sizeof *ops; o++) printf("  %-26s", gllm_kernel_name(ops[o], (gllm_dtype)t));

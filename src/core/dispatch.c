@@ -49,10 +49,9 @@ static gllm_status choose(void) {
     const char *verbose = getenv("GLLM_VERBOSE");
     if (verbose && atoi(verbose) > 0) {
         fprintf(stderr, "gllm: isa %s, %d threads\n", table->isa, gllm_pool_threads());
-        static const char *const ops[GLLM_OP_COUNT] = {"gemv", "gemm", "quantize", "dequantize"};
         for (int op = 0; op < GLLM_OP_COUNT; op++)
             for (int t = 0; t < GLLM_DTYPE_COUNT; t++)
-                fprintf(stderr, "gllm: %-10s %-5s -> %s\n", ops[op], gllm_dtype_traits_table[t].name,
+                fprintf(stderr, "gllm: %-10s %-5s -> %s\n", gllm_op_names[op], gllm_dtype_traits_table[t].name,
                         table->names[op][t]);
     }
     return GLLM_OK;
