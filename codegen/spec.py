@@ -41,11 +41,32 @@ class DType:
     doc: str              # value formula and bit layout, for the generated header
     codes_signed: bool = False  # block: codes are int8 (else unsigned)
     code_max: int = 0     # block: largest unsigned code (or 127 when signed)
-    scale: str = ""       # block: C expression of a (value = a*code + c), block pointer b
-    offset: str = ""      # block: C expression of c
-    code_offset: object = None  # block: integer z with c == z*a exactly, or None
+    scale: tuple = ()     # block: value = a*code + c with a = mul * (f16 field): (field, mul)
+    offset: tuple = ()    # block: c = mul * (f16 field): (field, mul); () when c = 0
     tol: float = 0.0      # matmul tolerance, relative to sum|w||x| per output
     roundtrip: float = 0.0  # quantise->dequantise bound, relative to the block's max |x|
+
+
+    # --- rules derived from the data above (templates use these, not the raw tuples) ---
+    @staticmethod
+    def _half_expr(b, field, mul):
+        h = f"gllm_f16_to_f32({b}->{field})"
+        return h if mul == 1 else f"{float(mul)!r}f * {h}"
+
+    def scale_expr(self, b):
+        """C expression of a for block pointer b"""
+        return self._half_expr(b, *self.scale)
+
+    def offset_expr(self, b):
+        """C expression of c for block pointer b"""
+        return self._half_expr(b, *self.offset) if self.offset else "0.0f"
+
+    @property
+    def code_offset(self):
+        """integer z with c == z*a exactly (the offset folds into the integer dot), else None"""
+        if not self.offset or self.offset[0] != self.scale[0] or self.offset[1] % self.scale[1]:
+            return None
+        return self.offset[1] // self.scale[1]
 
 
 DTYPES = [
@@ -56,22 +77,22 @@ DTYPES = [
     DType("q8_0", "block", 32, 34, 8, 8, "uint16_t d; int8_t qs[32];",
           "x[t] = d*qs[t] (GGUF Q8_0)",
           codes_signed=True, code_max=127,
-          scale="gllm_f16_to_f32(b->d)", offset="0.0f", tol=2e-2, roundtrip=0.5 / 127 + 1e-3),
+          scale=("d", 1), tol=2e-2, roundtrip=0.5 / 127 + 1e-3),
     DType("q4_0", "block", 32, 18, 2, 4, "uint16_t d; uint8_t qs[16];",
           "x[t] = d*(q[t]-8); byte j holds q[j] (low nibble) and q[j+16] (high nibble) (GGUF Q4_0)",
-          code_max=15, scale="gllm_f16_to_f32(b->d)", offset="-8.0f * gllm_f16_to_f32(b->d)", code_offset=-8,
+          code_max=15, scale=("d", 1), offset=("d", -8),
           tol=2e-2, roundtrip=1.0 / 8 + 1e-3),
     DType("q4_1", "block", 32, 20, 3, 4, "uint16_t d; uint16_t m; uint8_t qs[16];",
           "x[t] = d*q[t] + m; nibbles as Q4_0 (GGUF Q4_1)",
-          code_max=15, scale="gllm_f16_to_f32(b->d)", offset="gllm_f16_to_f32(b->m)",
+          code_max=15, scale=("d", 1), offset=("m", 1),
           tol=2e-2, roundtrip=0.5 / 7.5 + 1e-3),
     DType("q2_0", "block", 32, 10, -1, 2, "uint16_t d; uint8_t qs[8];",
           "x[t] = d*(q[t]-2); q[t] = bits 2*(t/8)..2*(t/8)+1 of byte t%8",
-          code_max=3, scale="gllm_f16_to_f32(b->d)", offset="-2.0f * gllm_f16_to_f32(b->d)", code_offset=-2,
+          code_max=3, scale=("d", 1), offset=("d", -2),
           tol=2e-2, roundtrip=0.5 + 1e-3),
     DType("q1_0", "block", 32, 6, -1, 1, "uint16_t d; uint8_t qs[4];",
           "x[t] = q[t] ? +d : -d; q[t] = bit t of the little-endian 32-bit word qs",
-          code_max=1, scale="2.0f * gllm_f16_to_f32(b->d)", offset="-gllm_f16_to_f32(b->d)",
+          code_max=1, scale=("d", 2), offset=("d", -1),
           tol=2e-2, roundtrip=1.0 + 1e-3),
 ]
 

@@ -37,7 +37,7 @@ static inline __attribute__((always_inline)) void rows(const gllm_matmul_args *a
                 _mm256_set1_epi8(1));
             acc[r] =
                 gq_fma_i32(gq_dot_u(c, xb->qs), 2.0f * gllm_f16_to_f32(blk->d) * xb->d, acc[r]);
-            off[r] += -gllm_f16_to_f32(blk->d) * xb->s;
+            off[r] += -1.0f * gllm_f16_to_f32(blk->d) * xb->s;
         }
     }
     for (size_t r = 0; r < nr; r++)

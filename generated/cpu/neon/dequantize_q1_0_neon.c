@@ -14,7 +14,7 @@ void gllm_dequantize_q1_0_neon(const void *src, float *y, size_t k) {
     const gllm_block_q1_0 *x = (const gllm_block_q1_0 *)src;
     for (size_t b = 0; b < k / 32; b++, y += 32) {
         const gllm_block_q1_0 *blk = x + b;
-        const float a = 2.0f * gllm_f16_to_f32(blk->d), c = -gllm_f16_to_f32(blk->d);
+        const float a = 2.0f * gllm_f16_to_f32(blk->d), c = -1.0f * gllm_f16_to_f32(blk->d);
         for (int t = 0; t < 32; t++) y[t] = a * (float)(((blk->qs[(t) >> 3] >> ((t)&7)) & 1)) + c;
     }
 }

@@ -43,7 +43,7 @@ static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size
                 (const gllm_block_q1_0 *)((const char *)a->w + (j + jj) * a->w_row_bytes) + kc + b;
             const float s = 2.0f * gllm_f16_to_f32(blk->d);
             p[b].a[jj] = s;
-            p[b].c[jj] = -gllm_f16_to_f32(blk->d);
+            p[b].c[jj] = -1.0f * gllm_f16_to_f32(blk->d);
             for (int t = 0; t < 32; t++)
                 p[b].codes[t >> 2][jj][t & 3] = (uint8_t)(((blk->qs[(t) >> 3] >> ((t)&7)) & 1));
         }

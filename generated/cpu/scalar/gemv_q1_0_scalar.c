@@ -31,7 +31,7 @@ static inline __attribute__((always_inline)) void rows(const gllm_matmul_args *a
             int32_t dot = 0;
             for (int t = 0; t < 32; t++) dot += ((blk->qs[(t) >> 3] >> ((t)&7)) & 1) * xb->qs[t];
             acc[r] += (float)dot * (2.0f * gllm_f16_to_f32(blk->d) * xb->d);
-            off[r] += -gllm_f16_to_f32(blk->d) * xb->s;
+            off[r] += -1.0f * gllm_f16_to_f32(blk->d) * xb->s;
         }
     }
     for (size_t r = 0; r < nr; r++)
