@@ -17,6 +17,7 @@ class Isa:
     gemm_mr: int       # register tile rows (activations)
     gemm_nr: int       # register tile columns (weights rows), float path
     qgemm_mr: int      # register tile rows, int8 path (its columns: one gv_i32, GV_W)
+    gemv_pairs: bool = False  # block gemv takes two blocks per register (gq2_* in the header)
 
 
 ISAS = [
@@ -24,7 +25,8 @@ ISAS = [
     Isa("avx2", "x86_64", 8, "simd/avx2.h", ("-mavx2", "-mfma", "-mf16c"), 6, 16, 4),
     Isa("avx512", "x86_64", 16, "simd/avx512.h",
         ("-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl",
-         "-mavx512vnni", "-mavx512bf16", "-mavx2", "-mfma", "-mf16c"), 6, 32, 6),
+         "-mavx512vnni", "-mavx512bf16", "-mavx2", "-mfma", "-mf16c"), 6, 32, 6,
+        gemv_pairs=True),
     Isa("neon", "aarch64", 4, "simd/neon.h", ("-march=armv8.2-a+dotprod+fp16",), 6, 16, 6),
 ]
 

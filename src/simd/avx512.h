@@ -15,6 +15,7 @@
 #define GLLM_SIMD_AVX512_H
 #include <immintrin.h>
 #include "core/half.h"
+#include "core/kernel_abi.h"
 #define GV_W 16
 #define GQ_SIGNED_BIAS 128 /* int8-dot panels store signed codes + 128 (vpdpbusd is u8 x s8) */
 typedef __m512 gv_f32;
@@ -88,5 +89,58 @@ static inline float gq_reduce(gq_f32 v) {
     q = _mm_add_ps(q, _mm_movehl_ps(q, q));
     q = _mm_add_ss(q, _mm_movehdup_ps(q));
     return _mm_cvtss_f32(q);
+}
+
+/* two q8 blocks per zmm (blocks b, b+1 in the 256-bit halves), for gemv over
+ * four rows: gq2_s8 holds one float per (row, block), lanes 2r and 2r+1 */
+typedef __m512i gq2_codes;
+typedef __m512i gq2_i32;
+typedef __m512 gq2_f32;
+typedef __m256 gq2_s8;
+static inline gq2_codes gq2_join(gq_codes b0, gq_codes b1) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(b0), b1, 1);
+}
+static inline __m512i gq2_load_x(const gllm_q8x *xb) {
+    return gq2_join(_mm256_loadu_si256((const __m256i *)xb[0].qs), _mm256_loadu_si256((const __m256i *)xb[1].qs));
+}
+static inline gq2_i32 gq2_xsum_neg(__m512i x, int z) {
+    const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)-z), x);
+    return _mm512_sub_epi32(_mm512_setzero_si512(), s);
+}
+static inline gq2_i32 gq2_dot_u(gq2_codes c, __m512i x) { return _mm512_dpbusd_epi32(_mm512_setzero_si512(), c, x); }
+static inline gq2_i32 gq2_dot_u_acc(gq2_i32 acc, gq2_codes c, __m512i x) { return _mm512_dpbusd_epi32(acc, c, x); }
+static inline gq2_i32 gq2_dot_s(gq2_codes c, __m512i x) { /* |c| . (x with the sign of c) */
+    const __m512i xs = _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(c), _mm512_setzero_si512(), x);
+    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(c), xs);
+}
+static inline gq2_f32 gq2_fzero(void) { return _mm512_setzero_ps(); }
+/* eight f16 values -> f32 */
+static inline gq2_s8 gq2_halves(uint16_t h0, uint16_t h1, uint16_t h2, uint16_t h3, uint16_t h4, uint16_t h5,
+                                uint16_t h6, uint16_t h7) {
+    return _mm256_cvtph_ps(_mm_setr_epi16((short)h0, (short)h1, (short)h2, (short)h3, (short)h4, (short)h5,
+                                          (short)h6, (short)h7));
+}
+/* (a, b) repeated four times */
+static inline gq2_s8 gq2_pattern(float a, float b) {
+    uint64_t u = (uint64_t)gllm_f32_to_bits(a) | (uint64_t)gllm_f32_to_bits(b) << 32;
+    return _mm256_castsi256_ps(_mm256_set1_epi64x((long long)u));
+}
+static inline gq2_s8 gq2_s8_zero(void) { return _mm256_setzero_ps(); }
+static inline gq2_s8 gq2_s8_mul(gq2_s8 a, gq2_s8 b) { return _mm256_mul_ps(a, b); }
+static inline gq2_s8 gq2_s8_fma(gq2_s8 a, gq2_s8 b, gq2_s8 c) { return _mm256_fmadd_ps(a, b, c); }
+/* row r's two block scales, each spread over its block's 8 lanes */
+static inline gq2_f32 gq2_pick(gq2_s8 s, int r) {
+    const __m512i idx = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32(2 * r)),
+                                           _mm256_set1_epi32(2 * r + 1), 1);
+    return _mm512_permutexvar_ps(idx, _mm512_castps256_ps512(s));
+}
+static inline gq2_f32 gq2_fma_i32(gq2_i32 d, gq2_f32 s, gq2_f32 acc) {
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), s, acc);
+}
+static inline float gq2_reduce(gq2_f32 v) { return gv_reduce(v); }
+static inline float gq2_s8_pair(gq2_s8 s, int r) { /* lanes 2r + 2r+1 */
+    float t[8];
+    _mm256_storeu_ps(t, s);
+    return t[2 * r] + t[2 * r + 1];
 }
 #endif

@@ -13,36 +13,74 @@
  * Streams each weight row once; dots the packed codes with the int8 activation blocks (a.xq), then
  * scales per block. Four rows share each activation load; a row's sum never depends on its
  * neighbours. */
+/* rows are short (k/32 blocks): prefetch the same place PREFETCH_ROWS rows on,
+ * so the next row group is in flight before its streams start */
+#define PREFETCH_ROWS 8
+/* Two blocks per register: the codes of blocks b and b+1 of a row fill one
+ * register and meet the activations in one dot; the eight f16 scales of four
+ * rows x two blocks are widened together. Rows past j1 repeat row j (same
+ * work, result dropped), so every row runs the same instructions. */
 static inline __attribute__((always_inline)) void rows(const gllm_matmul_args *a, size_t j,
                                                        const size_t nr) {
     const size_t nb = a->k / 32;
     const gllm_block_q4_1 *w[4];
-    gq_f32 acc[4];
-    float off[4];
-    for (size_t r = 0; r < nr; r++) {
-        w[r] = (const gllm_block_q4_1 *)((const char *)a->w + (j + r) * a->w_row_bytes);
-        acc[r] = gq_fzero();
-        off[r] = 0.0f;
+    gq2_f32 acc[4];
+    gq_f32 tail[4];
+    float off_tail[4];
+    gq2_s8 off = gq2_s8_zero();
+    for (size_t r = 0; r < 4; r++) {
+        w[r] =
+            (const gllm_block_q4_1 *)((const char *)a->w + (j + (r < nr ? r : 0)) * a->w_row_bytes);
+        acc[r] = gq2_fzero();
+        tail[r] = gq_fzero();
+        off_tail[r] = 0.0f;
     }
-    for (size_t b = 0; b < nb; b++) {
+    size_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
         const gllm_q8x *xb = a->xq + b;
-        for (size_t r = 0; r < nr; r++) {
+        const __m512i x2 = gq2_load_x(xb);
+        const gq2_s8 s = gq2_s8_mul(gq2_halves(w[0][b].d, w[0][b + 1].d, w[1][b].d, w[1][b + 1].d,
+                                               w[2][b].d, w[2][b + 1].d, w[3][b].d, w[3][b + 1].d),
+                                    gq2_pattern(xb[0].d, xb[1].d));
+        off = gq2_s8_fma(gq2_halves(w[0][b].m, w[0][b + 1].m, w[1][b].m, w[1][b + 1].m, w[2][b].m,
+                                    w[2][b + 1].m, w[3][b].m, w[3][b + 1].m),
+                         gq2_pattern(xb[0].s, xb[1].s), off);
+        for (int r = 0; r < 4; r++) {
+            __builtin_prefetch((const char *)(w[r] + b) + PREFETCH_ROWS * a->w_row_bytes);
+            const gq2_codes c = gq2_join(
+                _mm256_and_si256(
+                    _mm256_set_m128i(
+                        _mm_srli_epi16(_mm_loadu_si128((const __m128i *)(w[r] + b)->qs), 4),
+                        _mm_loadu_si128((const __m128i *)(w[r] + b)->qs)),
+                    _mm256_set1_epi8(15)),
+                _mm256_and_si256(
+                    _mm256_set_m128i(
+                        _mm_srli_epi16(_mm_loadu_si128((const __m128i *)(w[r] + b + 1)->qs), 4),
+                        _mm_loadu_si128((const __m128i *)(w[r] + b + 1)->qs)),
+                    _mm256_set1_epi8(15)));
+            acc[r] = gq2_fma_i32(gq2_dot_u(c, x2), gq2_pick(s, r), acc[r]);
+        }
+    }
+    if (b < nb) { /* odd block count: the last block alone */
+        const gllm_q8x *xb = a->xq + b;
+        for (int r = 0; r < 4; r++) {
             const gllm_block_q4_1 *blk = w[r] + b;
             const gq_codes c = _mm256_and_si256(
                 _mm256_set_m128i(_mm_srli_epi16(_mm_loadu_si128((const __m128i *)blk->qs), 4),
                                  _mm_loadu_si128((const __m128i *)blk->qs)),
                 _mm256_set1_epi8(15));
-            acc[r] = gq_fma_i32(gq_dot_u(c, xb->qs), gllm_f16_to_f32(blk->d) * xb->d, acc[r]);
-            off[r] += gllm_f16_to_f32(blk->m) * xb->s;
+            tail[r] = gq_fma_i32(gq_dot_u(c, xb->qs), gllm_f16_to_f32(blk->d) * xb->d, tail[r]);
+            off_tail[r] += gllm_f16_to_f32(blk->m) * xb->s;
         }
     }
     for (size_t r = 0; r < nr; r++)
-        a->y[j + r] = gq_reduce(acc[r]) + off[r] + (a->bias ? a->bias[j + r] : 0.0f);
+        a->y[j + r] = gq2_reduce(acc[r]) + gq_reduce(tail[r]) + gq2_s8_pair(off, (int)r) +
+                      off_tail[r] + (a->bias ? a->bias[j + r] : 0.0f);
 }
 
 void gllm_gemv_q4_1_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch) {
     (void)scratch;
     size_t j = j0;
     for (; j + 4 <= j1; j += 4) rows(a, j, 4);
-    for (; j < j1; j++) rows(a, j, 1);
+    if (j < j1) rows(a, j, j1 - j);
 }
