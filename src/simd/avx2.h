@@ -81,6 +81,11 @@ static inline gq_i32 gq_xsum_neg(const int8_t *x, int z) {
 static inline gq_i32 gq_dot_u_acc(gq_i32 acc, gq_codes c, const int8_t *x) {
     return _mm256_add_epi32(acc, gq_dot_u(c, x));
 }
+/* the 32 codes of a block as panel bytes (signed codes + GQ_SIGNED_BIAS) */
+static inline void gq_store_codes(uint8_t *dst, gq_codes c, int is_signed) {
+    (void)is_signed;
+    _mm256_storeu_si256((__m256i *)dst, c);
+}
 static inline gq_f32 gq_fma_i32(gq_i32 d, float s, gq_f32 acc) {
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(s), acc);
 }

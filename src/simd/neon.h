@@ -66,6 +66,12 @@ static inline gq_i32 gq_xsum_neg(const int8_t *x, int z) {
 static inline gq_i32 gq_dot_u_acc(gq_i32 acc, gq_codes c, const int8_t *x) {
     return vdotq_s32(vdotq_s32(acc, c.val[0], vld1q_s8(x)), c.val[1], vld1q_s8(x + 16));
 }
+/* the 32 codes of a block as panel bytes (signed codes + GQ_SIGNED_BIAS) */
+static inline void gq_store_codes(uint8_t *dst, gq_codes c, int is_signed) {
+    (void)is_signed;
+    vst1q_s8((int8_t *)dst, c.val[0]);
+    vst1q_s8((int8_t *)dst + 16, c.val[1]);
+}
 static inline gq_f32 gq_fma_i32(gq_i32 d, float s, gq_f32 acc) {
     return vfmaq_n_f32(acc, vcvtq_f32_s32(d), s);
 }

@@ -44,9 +44,15 @@ static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size
             const float s = gllm_f16_to_f32(blk->d);
             p[b].a[jj] = s;
             p[b].c[jj] = gllm_f16_to_f32(blk->m);
-            for (int t = 0; t < 32; t++)
-                p[b].codes[t >> 2][jj][t & 3] =
-                    (uint8_t)(((t) < 16 ? blk->qs[t] & 15 : blk->qs[(t)-16] >> 4));
+            uint8_t codes[32];
+            gq_store_codes(
+                codes,
+                _mm256_and_si256(
+                    _mm256_set_m128i(_mm_srli_epi16(_mm_loadu_si128((const __m128i *)blk->qs), 4),
+                                     _mm_loadu_si128((const __m128i *)blk->qs)),
+                    _mm256_set1_epi8(15)),
+                0);
+            for (int g = 0; g < 8; g++) memcpy(p[b].codes[g][jj], codes + 4 * g, 4);
         }
     }
 }

@@ -44,8 +44,18 @@ static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size
             const float s = 2.0f * gllm_f16_to_f32(blk->d);
             p[b].a[jj] = s;
             p[b].c[jj] = -1.0f * gllm_f16_to_f32(blk->d);
-            for (int t = 0; t < 32; t++)
-                p[b].codes[t >> 2][jj][t & 3] = (uint8_t)(((blk->qs[(t) >> 3] >> ((t)&7)) & 1));
+            uint8_t codes[32];
+            gq_store_codes(
+                codes,
+                _mm256_min_epu8(
+                    _mm256_and_si256(_mm256_shuffle_epi8(
+                                         _mm256_broadcastd_epi32(_mm_loadu_si32(blk->qs)),
+                                         _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+                                                           0x0101010101010101, 0)),
+                                     _mm256_set1_epi64x((long long)0x8040201008040201ull)),
+                    _mm256_set1_epi8(1)),
+                0);
+            for (int g = 0; g < 8; g++) memcpy(p[b].codes[g][jj], codes + 4 * g, 4);
         }
     }
 }

@@ -44,9 +44,15 @@ static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size
             const float s = gllm_f16_to_f32(blk->d);
             p[b].a[jj] = s;
             p[b].c[jj] = -2.0f * gllm_f16_to_f32(blk->d);
-            for (int t = 0; t < 32; t++)
-                p[b].codes[t >> 2][jj][t & 3] =
-                    (uint8_t)(((blk->qs[(t)&7] >> (2 * ((t) >> 3))) & 3));
+            uint8_t codes[32];
+            gq_store_codes(
+                codes,
+                _mm256_and_si256(_mm256_srlv_epi64(_mm256_broadcastq_epi64(
+                                                       _mm_loadl_epi64((const __m128i *)blk->qs)),
+                                                   _mm256_setr_epi64x(0, 2, 4, 6)),
+                                 _mm256_set1_epi8(3)),
+                0);
+            for (int g = 0; g < 8; g++) memcpy(p[b].codes[g][jj], codes + 4 * g, 4);
         }
     }
 }

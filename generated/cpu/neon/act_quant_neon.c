@@ -14,7 +14,8 @@
 void gllm_act_quant_neon(const float *x, gllm_q8x *y, size_t k) {
     for (size_t b = 0; b < k / 32; b++, x += 32) {
         float amax = 0.0f;
-        for (int t = 0; t < 32; t++) amax = fmaxf(amax, fabsf(x[t]));
+        for (int t = 0; t < 32; t++)
+            amax = fabsf(x[t]) > amax ? fabsf(x[t]) : amax; /* vectorises, unlike fmaxf */
         const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
         int32_t sum = 0;
         for (int t = 0; t < 32; t++) {

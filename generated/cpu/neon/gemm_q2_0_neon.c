@@ -44,9 +44,18 @@ static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size
             const float s = gllm_f16_to_f32(blk->d);
             p[b].a[jj] = s;
             p[b].c[jj] = -2.0f * gllm_f16_to_f32(blk->d);
-            for (int t = 0; t < 32; t++)
-                p[b].codes[t >> 2][jj][t & 3] =
-                    (uint8_t)(((blk->qs[(t)&7] >> (2 * ((t) >> 3))) & 3));
+            uint8_t codes[32];
+            gq_store_codes(
+                codes,
+                (int8x16x2_t){
+                    {vreinterpretq_s8_u8(
+                         vandq_u8(vcombine_u8(vld1_u8(blk->qs), vshr_n_u8(vld1_u8(blk->qs), 2)),
+                                  vdupq_n_u8(3))),
+                     vreinterpretq_s8_u8(vandq_u8(vcombine_u8(vshr_n_u8(vld1_u8(blk->qs), 4),
+                                                              vshr_n_u8(vld1_u8(blk->qs), 6)),
+                                                  vdupq_n_u8(3)))}},
+                0);
+            for (int g = 0; g < 8; g++) memcpy(p[b].codes[g][jj], codes + 4 * g, 4);
         }
     }
 }

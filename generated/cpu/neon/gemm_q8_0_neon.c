@@ -44,8 +44,9 @@ static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size
             const float s = gllm_f16_to_f32(blk->d);
             p[b].a[jj] = s;
             p[b].c[jj] = 0.0f - GQ_SIGNED_BIAS * s;
-            for (int t = 0; t < 32; t++)
-                p[b].codes[t >> 2][jj][t & 3] = (uint8_t)(blk->qs[t] + GQ_SIGNED_BIAS);
+            uint8_t codes[32];
+            gq_store_codes(codes, (int8x16x2_t){{vld1q_s8(blk->qs), vld1q_s8(blk->qs + 16)}}, 1);
+            for (int g = 0; g < 8; g++) memcpy(p[b].codes[g][jj], codes + 4 * g, 4);
         }
     }
 }
