@@ -28,7 +28,8 @@ static double now(void) {
 /* ---- machine limits ---------------------------------------------------- */
 
 typedef struct {
-    int isa; /* 2 avx512, 1 avx2, 0 other */
+    int isa;  /* 2 avx512, 1 avx2, 0 other */
+    int int8; /* measure vpdpbusd instead of FMA */
     double flops;
     const float *mem;
     size_t len;
@@ -43,6 +44,15 @@ __attribute__((target("avx512f"))) static double fma_loop512(long iters) {
         for (int i = 0; i < 16; i++) a[i] = _mm512_fmadd_ps(a[i], m, c);
     float s = 0, t[16];
     for (int i = 0; i < 16; i++) _mm512_storeu_ps(t, a[i]), s += t[0];
+    return s;
+}
+__attribute__((target("avx512f,avx512vnni"))) static double dot_loop512(long iters) {
+    __m512i a[16], u = _mm512_set1_epi8(1), v = _mm512_set1_epi8(1);
+    for (int i = 0; i < 16; i++) a[i] = _mm512_set1_epi32(i);
+    for (long it = 0; it < iters; it++)
+        for (int i = 0; i < 16; i++) a[i] = _mm512_dpbusd_epi32(a[i], u, v);
+    int s = 0, t[16];
+    for (int i = 0; i < 16; i++) _mm512_storeu_si512(t, a[i]), s += t[0];
     return s;
 }
 __attribute__((target("avx2,fma"))) static double fma_loop256(long iters) {
@@ -62,7 +72,8 @@ static void *fma_thread(void *arg) {
     const double t0 = now();
     double lanes_chains = 1;
 #if defined(__x86_64__)
-    if (j->isa == 2) j->sum = fma_loop512(iters), lanes_chains = 16 * 16;
+    if (j->isa == 2 && j->int8) j->sum = dot_loop512(iters), lanes_chains = 64 * 16; /* 64 MACs per op */
+    else if (j->isa == 2) j->sum = fma_loop512(iters), lanes_chains = 16 * 16;
     else if (j->isa == 1) j->sum = fma_loop256(iters), lanes_chains = 8 * 12;
 #endif
     j->flops = 2.0 * lanes_chains * (double)iters / (now() - t0);
@@ -89,11 +100,11 @@ static double run_threads(int n, void *(*fn)(void *), probe_job *jobs) {
     return now() - t0;
 }
 
-static double fma_peak(int threads, int isa) {
+static double fma_peak(int threads, int isa, int int8) {
     probe_job jobs[256] = {{0}};
     double best = 0;
     for (int rep = 0; rep < 3; rep++) {
-        for (int i = 0; i < threads; i++) jobs[i].isa = isa;
+        for (int i = 0; i < threads; i++) jobs[i].isa = isa, jobs[i].int8 = int8;
         run_threads(threads, fma_thread, jobs);
         double f = 0;
         for (int i = 0; i < threads; i++) f += jobs[i].flops;
@@ -206,11 +217,13 @@ int gllm_bench_main(int argc, char **argv) {
     const int threads = gllm_num_threads();
     const char *isa = gllm_isa_name();
     const int simd = !strcmp(isa, "avx512") ? 2 : !strcmp(isa, "avx2") ? 1 : 0;
-    const double peak = simd ? fma_peak(threads, simd) : 0;
+    const double peak = simd ? fma_peak(threads, simd, 0) : 0;
+    const double peak8 = simd == 2 ? fma_peak(threads, simd, 1) : 0;
     const double bw = read_bandwidth(threads, quick ? ((size_t)64 << 20) : ((size_t)1 << 30));
     const char *peer = peer_on ? load_peer(threads) : NULL;
     printf("gllm-kernels bench: isa %s, %d threads\n", isa, threads);
     if (simd) printf("limit: f32 FMA peak (%d-bit)  %8.1f GFLOPS\n", simd == 2 ? 512 : 256, peak / 1e9);
+    if (peak8 > 0) printf("limit: int8 vpdpbusd peak      %8.1f GOPS (block formats' gemm: limit%% is of this)\n", peak8 / 1e9);
     printf("limit: memory read bandwidth    %8.1f GB/s (%s array)\n", bw / 1e9, quick ? "64 MiB" : "1 GiB");
     printf("peer:  %s\n\n", peer ? peer : "none (OpenBLAS not installed or --no-peer)");
     printf("%-5s %-5s %6s %6s %6s %9s %9s %8s %7s  %s\n", "op", "dtype", "m", "n", "k", "ms", "GFLOPS", "GB/s",
@@ -246,7 +259,8 @@ int gllm_bench_main(int argc, char **argv) {
                 }
                 const double gflops = 2.0 * (double)(m * n * k) / sec / 1e9;
                 const double gbs = (double)(n * row) / sec / 1e9;
-                const double limit = is_gemv ? gbs * 1e9 / bw : (peak > 0 ? gflops * 1e9 / peak : 0);
+                const int int8 = gllm_dtype_block_size((gllm_dtype)t) > 1 && peak8 > 0; /* the int8-dot path */
+                const double limit = is_gemv ? gbs * 1e9 / bw : (int8 ? gflops * 1e9 / peak8 : peak > 0 ? gflops * 1e9 / peak : 0);
                 printf("%-5s %-5s %6zu %6zu %6zu %9.3f %9.1f %8.1f %6.0f%%", is_gemv ? "gemv" : "gemm",
                        gllm_dtype_name((gllm_dtype)t), m, n, k, sec * 1e3, gflops, gbs, 100 * limit);
                 if (peer_gflops > 0) printf("  %7.1f GFLOPS, ours %.2fx", peer_gflops, gflops / peer_gflops);

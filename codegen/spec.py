@@ -16,7 +16,8 @@ class Isa:
     cflags: tuple      # compiler flags for this ISA's sources only
     gemm_mr: int       # register tile rows (activations)
     gemm_nr: int       # register tile columns (weights rows), float path
-    qgemm_mr: int      # register tile rows, int8 path (its columns: one gv_i32, GV_W)
+    qgemm_mr: int      # register tile rows, int8 path
+    qgemm_nv: int = 1         # int8-path tile columns in vectors (NR = qgemm_nv * width)
     gemv_pairs: bool = False  # block gemv takes two blocks per register (gq2_* in the header)
 
 
@@ -26,7 +27,7 @@ ISAS = [
     Isa("avx512", "x86_64", 16, "simd/avx512.h",
         ("-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl",
          "-mavx512vnni", "-mavx512bf16", "-mavx2", "-mfma", "-mf16c"), 6, 32, 6,
-        gemv_pairs=True),
+        qgemm_nv=2, gemv_pairs=True),
     Isa("neon", "aarch64", 4, "simd/neon.h", ("-march=armv8.2-a+dotprod+fp16",), 6, 16, 6),
 ]
 

@@ -24,7 +24,7 @@
 #define KC 128
 #define NC 1024
 #define MC 144
-#define NR GV_W
+#define NR (1 * GV_W)
 /* one weight block of a panel: codes[g][lane][4] = code 4g..4g+3 of row lane */
 typedef struct {
     uint8_t codes[8][NR][4];
@@ -71,182 +71,203 @@ static void pack_x(const gllm_matmul_args *a, size_t i, size_t mr, size_t kc, si
 
 static void tile_1(const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
                    const float *init) {
-    gv_f32 c0 = gv_load(init ? init : y + 0 * ldy);
+    gv_f32 c0_0 = gv_load((init ? init : y + 0 * ldy) + 0 * GV_W);
     for (size_t b = 0; b < kl; b++, p++, x += MR) {
-        const gv_f32 av = gv_load(p->a), cv = gv_load(p->c);
-        gv_i32 s0 = gv_izero();
+        gv_i32 s0_0 = gv_izero();
         for (int g = 0; g < 8; g++) {
-            s0 = gv_dot4_u(s0, p->codes[g], x[0].qs + 4 * g);
+            s0_0 = gv_dot4_u(s0_0, p->codes[g][0 * GV_W], x[0].qs + 4 * g);
         }
-        c0 = gv_fma(gv_cvt_i32(s0), gv_mul(av, gv_set1(x[0].d)), c0);
-        c0 = gv_fma(cv, gv_set1(x[0].s), c0);
+        const gv_f32 a0 = gv_load(p->a + 0 * GV_W), o0 = gv_load(p->c + 0 * GV_W);
+        const gv_f32 d0 = gv_set1(x[0].d), e0 = gv_set1(x[0].s);
+        c0_0 = gv_fma(gv_cvt_i32(s0_0), gv_mul(a0, d0), c0_0);
+        c0_0 = gv_fma(o0, e0, c0_0);
     }
-    gv_store(y + 0 * ldy, c0);
+    gv_store(y + 0 * ldy + 0 * GV_W, c0_0);
 }
 
 static void tile_2(const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
                    const float *init) {
-    gv_f32 c0 = gv_load(init ? init : y + 0 * ldy);
-    gv_f32 c1 = gv_load(init ? init : y + 1 * ldy);
+    gv_f32 c0_0 = gv_load((init ? init : y + 0 * ldy) + 0 * GV_W);
+    gv_f32 c1_0 = gv_load((init ? init : y + 1 * ldy) + 0 * GV_W);
     for (size_t b = 0; b < kl; b++, p++, x += MR) {
-        const gv_f32 av = gv_load(p->a), cv = gv_load(p->c);
-        gv_i32 s0 = gv_izero();
-        gv_i32 s1 = gv_izero();
+        gv_i32 s0_0 = gv_izero();
+        gv_i32 s1_0 = gv_izero();
         for (int g = 0; g < 8; g++) {
-            s0 = gv_dot4_u(s0, p->codes[g], x[0].qs + 4 * g);
-            s1 = gv_dot4_u(s1, p->codes[g], x[1].qs + 4 * g);
+            s0_0 = gv_dot4_u(s0_0, p->codes[g][0 * GV_W], x[0].qs + 4 * g);
+            s1_0 = gv_dot4_u(s1_0, p->codes[g][0 * GV_W], x[1].qs + 4 * g);
         }
-        c0 = gv_fma(gv_cvt_i32(s0), gv_mul(av, gv_set1(x[0].d)), c0);
-        c0 = gv_fma(cv, gv_set1(x[0].s), c0);
-        c1 = gv_fma(gv_cvt_i32(s1), gv_mul(av, gv_set1(x[1].d)), c1);
-        c1 = gv_fma(cv, gv_set1(x[1].s), c1);
+        const gv_f32 a0 = gv_load(p->a + 0 * GV_W), o0 = gv_load(p->c + 0 * GV_W);
+        const gv_f32 d0 = gv_set1(x[0].d), e0 = gv_set1(x[0].s);
+        c0_0 = gv_fma(gv_cvt_i32(s0_0), gv_mul(a0, d0), c0_0);
+        c0_0 = gv_fma(o0, e0, c0_0);
+        const gv_f32 d1 = gv_set1(x[1].d), e1 = gv_set1(x[1].s);
+        c1_0 = gv_fma(gv_cvt_i32(s1_0), gv_mul(a0, d1), c1_0);
+        c1_0 = gv_fma(o0, e1, c1_0);
     }
-    gv_store(y + 0 * ldy, c0);
-    gv_store(y + 1 * ldy, c1);
+    gv_store(y + 0 * ldy + 0 * GV_W, c0_0);
+    gv_store(y + 1 * ldy + 0 * GV_W, c1_0);
 }
 
 static void tile_3(const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
                    const float *init) {
-    gv_f32 c0 = gv_load(init ? init : y + 0 * ldy);
-    gv_f32 c1 = gv_load(init ? init : y + 1 * ldy);
-    gv_f32 c2 = gv_load(init ? init : y + 2 * ldy);
+    gv_f32 c0_0 = gv_load((init ? init : y + 0 * ldy) + 0 * GV_W);
+    gv_f32 c1_0 = gv_load((init ? init : y + 1 * ldy) + 0 * GV_W);
+    gv_f32 c2_0 = gv_load((init ? init : y + 2 * ldy) + 0 * GV_W);
     for (size_t b = 0; b < kl; b++, p++, x += MR) {
-        const gv_f32 av = gv_load(p->a), cv = gv_load(p->c);
-        gv_i32 s0 = gv_izero();
-        gv_i32 s1 = gv_izero();
-        gv_i32 s2 = gv_izero();
+        gv_i32 s0_0 = gv_izero();
+        gv_i32 s1_0 = gv_izero();
+        gv_i32 s2_0 = gv_izero();
         for (int g = 0; g < 8; g++) {
-            s0 = gv_dot4_u(s0, p->codes[g], x[0].qs + 4 * g);
-            s1 = gv_dot4_u(s1, p->codes[g], x[1].qs + 4 * g);
-            s2 = gv_dot4_u(s2, p->codes[g], x[2].qs + 4 * g);
+            s0_0 = gv_dot4_u(s0_0, p->codes[g][0 * GV_W], x[0].qs + 4 * g);
+            s1_0 = gv_dot4_u(s1_0, p->codes[g][0 * GV_W], x[1].qs + 4 * g);
+            s2_0 = gv_dot4_u(s2_0, p->codes[g][0 * GV_W], x[2].qs + 4 * g);
         }
-        c0 = gv_fma(gv_cvt_i32(s0), gv_mul(av, gv_set1(x[0].d)), c0);
-        c0 = gv_fma(cv, gv_set1(x[0].s), c0);
-        c1 = gv_fma(gv_cvt_i32(s1), gv_mul(av, gv_set1(x[1].d)), c1);
-        c1 = gv_fma(cv, gv_set1(x[1].s), c1);
-        c2 = gv_fma(gv_cvt_i32(s2), gv_mul(av, gv_set1(x[2].d)), c2);
-        c2 = gv_fma(cv, gv_set1(x[2].s), c2);
+        const gv_f32 a0 = gv_load(p->a + 0 * GV_W), o0 = gv_load(p->c + 0 * GV_W);
+        const gv_f32 d0 = gv_set1(x[0].d), e0 = gv_set1(x[0].s);
+        c0_0 = gv_fma(gv_cvt_i32(s0_0), gv_mul(a0, d0), c0_0);
+        c0_0 = gv_fma(o0, e0, c0_0);
+        const gv_f32 d1 = gv_set1(x[1].d), e1 = gv_set1(x[1].s);
+        c1_0 = gv_fma(gv_cvt_i32(s1_0), gv_mul(a0, d1), c1_0);
+        c1_0 = gv_fma(o0, e1, c1_0);
+        const gv_f32 d2 = gv_set1(x[2].d), e2 = gv_set1(x[2].s);
+        c2_0 = gv_fma(gv_cvt_i32(s2_0), gv_mul(a0, d2), c2_0);
+        c2_0 = gv_fma(o0, e2, c2_0);
     }
-    gv_store(y + 0 * ldy, c0);
-    gv_store(y + 1 * ldy, c1);
-    gv_store(y + 2 * ldy, c2);
+    gv_store(y + 0 * ldy + 0 * GV_W, c0_0);
+    gv_store(y + 1 * ldy + 0 * GV_W, c1_0);
+    gv_store(y + 2 * ldy + 0 * GV_W, c2_0);
 }
 
 static void tile_4(const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
                    const float *init) {
-    gv_f32 c0 = gv_load(init ? init : y + 0 * ldy);
-    gv_f32 c1 = gv_load(init ? init : y + 1 * ldy);
-    gv_f32 c2 = gv_load(init ? init : y + 2 * ldy);
-    gv_f32 c3 = gv_load(init ? init : y + 3 * ldy);
+    gv_f32 c0_0 = gv_load((init ? init : y + 0 * ldy) + 0 * GV_W);
+    gv_f32 c1_0 = gv_load((init ? init : y + 1 * ldy) + 0 * GV_W);
+    gv_f32 c2_0 = gv_load((init ? init : y + 2 * ldy) + 0 * GV_W);
+    gv_f32 c3_0 = gv_load((init ? init : y + 3 * ldy) + 0 * GV_W);
     for (size_t b = 0; b < kl; b++, p++, x += MR) {
-        const gv_f32 av = gv_load(p->a), cv = gv_load(p->c);
-        gv_i32 s0 = gv_izero();
-        gv_i32 s1 = gv_izero();
-        gv_i32 s2 = gv_izero();
-        gv_i32 s3 = gv_izero();
+        gv_i32 s0_0 = gv_izero();
+        gv_i32 s1_0 = gv_izero();
+        gv_i32 s2_0 = gv_izero();
+        gv_i32 s3_0 = gv_izero();
         for (int g = 0; g < 8; g++) {
-            s0 = gv_dot4_u(s0, p->codes[g], x[0].qs + 4 * g);
-            s1 = gv_dot4_u(s1, p->codes[g], x[1].qs + 4 * g);
-            s2 = gv_dot4_u(s2, p->codes[g], x[2].qs + 4 * g);
-            s3 = gv_dot4_u(s3, p->codes[g], x[3].qs + 4 * g);
+            s0_0 = gv_dot4_u(s0_0, p->codes[g][0 * GV_W], x[0].qs + 4 * g);
+            s1_0 = gv_dot4_u(s1_0, p->codes[g][0 * GV_W], x[1].qs + 4 * g);
+            s2_0 = gv_dot4_u(s2_0, p->codes[g][0 * GV_W], x[2].qs + 4 * g);
+            s3_0 = gv_dot4_u(s3_0, p->codes[g][0 * GV_W], x[3].qs + 4 * g);
         }
-        c0 = gv_fma(gv_cvt_i32(s0), gv_mul(av, gv_set1(x[0].d)), c0);
-        c0 = gv_fma(cv, gv_set1(x[0].s), c0);
-        c1 = gv_fma(gv_cvt_i32(s1), gv_mul(av, gv_set1(x[1].d)), c1);
-        c1 = gv_fma(cv, gv_set1(x[1].s), c1);
-        c2 = gv_fma(gv_cvt_i32(s2), gv_mul(av, gv_set1(x[2].d)), c2);
-        c2 = gv_fma(cv, gv_set1(x[2].s), c2);
-        c3 = gv_fma(gv_cvt_i32(s3), gv_mul(av, gv_set1(x[3].d)), c3);
-        c3 = gv_fma(cv, gv_set1(x[3].s), c3);
+        const gv_f32 a0 = gv_load(p->a + 0 * GV_W), o0 = gv_load(p->c + 0 * GV_W);
+        const gv_f32 d0 = gv_set1(x[0].d), e0 = gv_set1(x[0].s);
+        c0_0 = gv_fma(gv_cvt_i32(s0_0), gv_mul(a0, d0), c0_0);
+        c0_0 = gv_fma(o0, e0, c0_0);
+        const gv_f32 d1 = gv_set1(x[1].d), e1 = gv_set1(x[1].s);
+        c1_0 = gv_fma(gv_cvt_i32(s1_0), gv_mul(a0, d1), c1_0);
+        c1_0 = gv_fma(o0, e1, c1_0);
+        const gv_f32 d2 = gv_set1(x[2].d), e2 = gv_set1(x[2].s);
+        c2_0 = gv_fma(gv_cvt_i32(s2_0), gv_mul(a0, d2), c2_0);
+        c2_0 = gv_fma(o0, e2, c2_0);
+        const gv_f32 d3 = gv_set1(x[3].d), e3 = gv_set1(x[3].s);
+        c3_0 = gv_fma(gv_cvt_i32(s3_0), gv_mul(a0, d3), c3_0);
+        c3_0 = gv_fma(o0, e3, c3_0);
     }
-    gv_store(y + 0 * ldy, c0);
-    gv_store(y + 1 * ldy, c1);
-    gv_store(y + 2 * ldy, c2);
-    gv_store(y + 3 * ldy, c3);
+    gv_store(y + 0 * ldy + 0 * GV_W, c0_0);
+    gv_store(y + 1 * ldy + 0 * GV_W, c1_0);
+    gv_store(y + 2 * ldy + 0 * GV_W, c2_0);
+    gv_store(y + 3 * ldy + 0 * GV_W, c3_0);
 }
 
 static void tile_5(const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
                    const float *init) {
-    gv_f32 c0 = gv_load(init ? init : y + 0 * ldy);
-    gv_f32 c1 = gv_load(init ? init : y + 1 * ldy);
-    gv_f32 c2 = gv_load(init ? init : y + 2 * ldy);
-    gv_f32 c3 = gv_load(init ? init : y + 3 * ldy);
-    gv_f32 c4 = gv_load(init ? init : y + 4 * ldy);
+    gv_f32 c0_0 = gv_load((init ? init : y + 0 * ldy) + 0 * GV_W);
+    gv_f32 c1_0 = gv_load((init ? init : y + 1 * ldy) + 0 * GV_W);
+    gv_f32 c2_0 = gv_load((init ? init : y + 2 * ldy) + 0 * GV_W);
+    gv_f32 c3_0 = gv_load((init ? init : y + 3 * ldy) + 0 * GV_W);
+    gv_f32 c4_0 = gv_load((init ? init : y + 4 * ldy) + 0 * GV_W);
     for (size_t b = 0; b < kl; b++, p++, x += MR) {
-        const gv_f32 av = gv_load(p->a), cv = gv_load(p->c);
-        gv_i32 s0 = gv_izero();
-        gv_i32 s1 = gv_izero();
-        gv_i32 s2 = gv_izero();
-        gv_i32 s3 = gv_izero();
-        gv_i32 s4 = gv_izero();
+        gv_i32 s0_0 = gv_izero();
+        gv_i32 s1_0 = gv_izero();
+        gv_i32 s2_0 = gv_izero();
+        gv_i32 s3_0 = gv_izero();
+        gv_i32 s4_0 = gv_izero();
         for (int g = 0; g < 8; g++) {
-            s0 = gv_dot4_u(s0, p->codes[g], x[0].qs + 4 * g);
-            s1 = gv_dot4_u(s1, p->codes[g], x[1].qs + 4 * g);
-            s2 = gv_dot4_u(s2, p->codes[g], x[2].qs + 4 * g);
-            s3 = gv_dot4_u(s3, p->codes[g], x[3].qs + 4 * g);
-            s4 = gv_dot4_u(s4, p->codes[g], x[4].qs + 4 * g);
+            s0_0 = gv_dot4_u(s0_0, p->codes[g][0 * GV_W], x[0].qs + 4 * g);
+            s1_0 = gv_dot4_u(s1_0, p->codes[g][0 * GV_W], x[1].qs + 4 * g);
+            s2_0 = gv_dot4_u(s2_0, p->codes[g][0 * GV_W], x[2].qs + 4 * g);
+            s3_0 = gv_dot4_u(s3_0, p->codes[g][0 * GV_W], x[3].qs + 4 * g);
+            s4_0 = gv_dot4_u(s4_0, p->codes[g][0 * GV_W], x[4].qs + 4 * g);
         }
-        c0 = gv_fma(gv_cvt_i32(s0), gv_mul(av, gv_set1(x[0].d)), c0);
-        c0 = gv_fma(cv, gv_set1(x[0].s), c0);
-        c1 = gv_fma(gv_cvt_i32(s1), gv_mul(av, gv_set1(x[1].d)), c1);
-        c1 = gv_fma(cv, gv_set1(x[1].s), c1);
-        c2 = gv_fma(gv_cvt_i32(s2), gv_mul(av, gv_set1(x[2].d)), c2);
-        c2 = gv_fma(cv, gv_set1(x[2].s), c2);
-        c3 = gv_fma(gv_cvt_i32(s3), gv_mul(av, gv_set1(x[3].d)), c3);
-        c3 = gv_fma(cv, gv_set1(x[3].s), c3);
-        c4 = gv_fma(gv_cvt_i32(s4), gv_mul(av, gv_set1(x[4].d)), c4);
-        c4 = gv_fma(cv, gv_set1(x[4].s), c4);
+        const gv_f32 a0 = gv_load(p->a + 0 * GV_W), o0 = gv_load(p->c + 0 * GV_W);
+        const gv_f32 d0 = gv_set1(x[0].d), e0 = gv_set1(x[0].s);
+        c0_0 = gv_fma(gv_cvt_i32(s0_0), gv_mul(a0, d0), c0_0);
+        c0_0 = gv_fma(o0, e0, c0_0);
+        const gv_f32 d1 = gv_set1(x[1].d), e1 = gv_set1(x[1].s);
+        c1_0 = gv_fma(gv_cvt_i32(s1_0), gv_mul(a0, d1), c1_0);
+        c1_0 = gv_fma(o0, e1, c1_0);
+        const gv_f32 d2 = gv_set1(x[2].d), e2 = gv_set1(x[2].s);
+        c2_0 = gv_fma(gv_cvt_i32(s2_0), gv_mul(a0, d2), c2_0);
+        c2_0 = gv_fma(o0, e2, c2_0);
+        const gv_f32 d3 = gv_set1(x[3].d), e3 = gv_set1(x[3].s);
+        c3_0 = gv_fma(gv_cvt_i32(s3_0), gv_mul(a0, d3), c3_0);
+        c3_0 = gv_fma(o0, e3, c3_0);
+        const gv_f32 d4 = gv_set1(x[4].d), e4 = gv_set1(x[4].s);
+        c4_0 = gv_fma(gv_cvt_i32(s4_0), gv_mul(a0, d4), c4_0);
+        c4_0 = gv_fma(o0, e4, c4_0);
     }
-    gv_store(y + 0 * ldy, c0);
-    gv_store(y + 1 * ldy, c1);
-    gv_store(y + 2 * ldy, c2);
-    gv_store(y + 3 * ldy, c3);
-    gv_store(y + 4 * ldy, c4);
+    gv_store(y + 0 * ldy + 0 * GV_W, c0_0);
+    gv_store(y + 1 * ldy + 0 * GV_W, c1_0);
+    gv_store(y + 2 * ldy + 0 * GV_W, c2_0);
+    gv_store(y + 3 * ldy + 0 * GV_W, c3_0);
+    gv_store(y + 4 * ldy + 0 * GV_W, c4_0);
 }
 
 static void tile_6(const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
                    const float *init) {
-    gv_f32 c0 = gv_load(init ? init : y + 0 * ldy);
-    gv_f32 c1 = gv_load(init ? init : y + 1 * ldy);
-    gv_f32 c2 = gv_load(init ? init : y + 2 * ldy);
-    gv_f32 c3 = gv_load(init ? init : y + 3 * ldy);
-    gv_f32 c4 = gv_load(init ? init : y + 4 * ldy);
-    gv_f32 c5 = gv_load(init ? init : y + 5 * ldy);
+    gv_f32 c0_0 = gv_load((init ? init : y + 0 * ldy) + 0 * GV_W);
+    gv_f32 c1_0 = gv_load((init ? init : y + 1 * ldy) + 0 * GV_W);
+    gv_f32 c2_0 = gv_load((init ? init : y + 2 * ldy) + 0 * GV_W);
+    gv_f32 c3_0 = gv_load((init ? init : y + 3 * ldy) + 0 * GV_W);
+    gv_f32 c4_0 = gv_load((init ? init : y + 4 * ldy) + 0 * GV_W);
+    gv_f32 c5_0 = gv_load((init ? init : y + 5 * ldy) + 0 * GV_W);
     for (size_t b = 0; b < kl; b++, p++, x += MR) {
-        const gv_f32 av = gv_load(p->a), cv = gv_load(p->c);
-        gv_i32 s0 = gv_izero();
-        gv_i32 s1 = gv_izero();
-        gv_i32 s2 = gv_izero();
-        gv_i32 s3 = gv_izero();
-        gv_i32 s4 = gv_izero();
-        gv_i32 s5 = gv_izero();
+        gv_i32 s0_0 = gv_izero();
+        gv_i32 s1_0 = gv_izero();
+        gv_i32 s2_0 = gv_izero();
+        gv_i32 s3_0 = gv_izero();
+        gv_i32 s4_0 = gv_izero();
+        gv_i32 s5_0 = gv_izero();
         for (int g = 0; g < 8; g++) {
-            s0 = gv_dot4_u(s0, p->codes[g], x[0].qs + 4 * g);
-            s1 = gv_dot4_u(s1, p->codes[g], x[1].qs + 4 * g);
-            s2 = gv_dot4_u(s2, p->codes[g], x[2].qs + 4 * g);
-            s3 = gv_dot4_u(s3, p->codes[g], x[3].qs + 4 * g);
-            s4 = gv_dot4_u(s4, p->codes[g], x[4].qs + 4 * g);
-            s5 = gv_dot4_u(s5, p->codes[g], x[5].qs + 4 * g);
+            s0_0 = gv_dot4_u(s0_0, p->codes[g][0 * GV_W], x[0].qs + 4 * g);
+            s1_0 = gv_dot4_u(s1_0, p->codes[g][0 * GV_W], x[1].qs + 4 * g);
+            s2_0 = gv_dot4_u(s2_0, p->codes[g][0 * GV_W], x[2].qs + 4 * g);
+            s3_0 = gv_dot4_u(s3_0, p->codes[g][0 * GV_W], x[3].qs + 4 * g);
+            s4_0 = gv_dot4_u(s4_0, p->codes[g][0 * GV_W], x[4].qs + 4 * g);
+            s5_0 = gv_dot4_u(s5_0, p->codes[g][0 * GV_W], x[5].qs + 4 * g);
         }
-        c0 = gv_fma(gv_cvt_i32(s0), gv_mul(av, gv_set1(x[0].d)), c0);
-        c0 = gv_fma(cv, gv_set1(x[0].s), c0);
-        c1 = gv_fma(gv_cvt_i32(s1), gv_mul(av, gv_set1(x[1].d)), c1);
-        c1 = gv_fma(cv, gv_set1(x[1].s), c1);
-        c2 = gv_fma(gv_cvt_i32(s2), gv_mul(av, gv_set1(x[2].d)), c2);
-        c2 = gv_fma(cv, gv_set1(x[2].s), c2);
-        c3 = gv_fma(gv_cvt_i32(s3), gv_mul(av, gv_set1(x[3].d)), c3);
-        c3 = gv_fma(cv, gv_set1(x[3].s), c3);
-        c4 = gv_fma(gv_cvt_i32(s4), gv_mul(av, gv_set1(x[4].d)), c4);
-        c4 = gv_fma(cv, gv_set1(x[4].s), c4);
-        c5 = gv_fma(gv_cvt_i32(s5), gv_mul(av, gv_set1(x[5].d)), c5);
-        c5 = gv_fma(cv, gv_set1(x[5].s), c5);
+        const gv_f32 a0 = gv_load(p->a + 0 * GV_W), o0 = gv_load(p->c + 0 * GV_W);
+        const gv_f32 d0 = gv_set1(x[0].d), e0 = gv_set1(x[0].s);
+        c0_0 = gv_fma(gv_cvt_i32(s0_0), gv_mul(a0, d0), c0_0);
+        c0_0 = gv_fma(o0, e0, c0_0);
+        const gv_f32 d1 = gv_set1(x[1].d), e1 = gv_set1(x[1].s);
+        c1_0 = gv_fma(gv_cvt_i32(s1_0), gv_mul(a0, d1), c1_0);
+        c1_0 = gv_fma(o0, e1, c1_0);
+        const gv_f32 d2 = gv_set1(x[2].d), e2 = gv_set1(x[2].s);
+        c2_0 = gv_fma(gv_cvt_i32(s2_0), gv_mul(a0, d2), c2_0);
+        c2_0 = gv_fma(o0, e2, c2_0);
+        const gv_f32 d3 = gv_set1(x[3].d), e3 = gv_set1(x[3].s);
+        c3_0 = gv_fma(gv_cvt_i32(s3_0), gv_mul(a0, d3), c3_0);
+        c3_0 = gv_fma(o0, e3, c3_0);
+        const gv_f32 d4 = gv_set1(x[4].d), e4 = gv_set1(x[4].s);
+        c4_0 = gv_fma(gv_cvt_i32(s4_0), gv_mul(a0, d4), c4_0);
+        c4_0 = gv_fma(o0, e4, c4_0);
+        const gv_f32 d5 = gv_set1(x[5].d), e5 = gv_set1(x[5].s);
+        c5_0 = gv_fma(gv_cvt_i32(s5_0), gv_mul(a0, d5), c5_0);
+        c5_0 = gv_fma(o0, e5, c5_0);
     }
-    gv_store(y + 0 * ldy, c0);
-    gv_store(y + 1 * ldy, c1);
-    gv_store(y + 2 * ldy, c2);
-    gv_store(y + 3 * ldy, c3);
-    gv_store(y + 4 * ldy, c4);
-    gv_store(y + 5 * ldy, c5);
+    gv_store(y + 0 * ldy + 0 * GV_W, c0_0);
+    gv_store(y + 1 * ldy + 0 * GV_W, c1_0);
+    gv_store(y + 2 * ldy + 0 * GV_W, c2_0);
+    gv_store(y + 3 * ldy + 0 * GV_W, c3_0);
+    gv_store(y + 4 * ldy + 0 * GV_W, c4_0);
+    gv_store(y + 5 * ldy + 0 * GV_W, c5_0);
 }
 
 static void tile(size_t mr, const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
