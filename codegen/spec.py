@@ -124,5 +124,6 @@ ISA_OPS = [
 
 # Cache blocking of the gemm family (elements of k, rows of W, rows of X).
 GEMM_KC = 128
+GEMM_QKC = 256  # the int8 path's k block (8 blocks of 32)
 GEMM_NC = 1024
-GEMM_MC = 144
+GEMM_MC = 72

@@ -26,8 +26,8 @@ typedef enum {
 } gllm_isa_id;
 
 /* per-thread scratch the gemm kernels need: packed weight panels, then packed activations */
-#define GLLM_SCRATCH_PANELS ((size_t)1024 * 128 * 4)
-#define GLLM_SCRATCH_BYTES (GLLM_SCRATCH_PANELS + (size_t)152 * 128 * 8)
+#define GLLM_SCRATCH_PANELS ((size_t)1024 * 512)
+#define GLLM_SCRATCH_BYTES (GLLM_SCRATCH_PANELS + (size_t)80 * 512)
 
 /* One ISA's kernels: slots indexed by op and dtype; a NULL table = ISA not compiled in. */
 typedef struct {

@@ -21,9 +21,9 @@
  * (w = a*code + c); the tile dots them with the int8 activation blocks.
  */
 #define MR 6
-#define KC 128
+#define KC 256
 #define NC 1024
-#define MC 144
+#define MC 72
 #define NR (2 * GV_W)
 /* one weight block of a panel: codes[g][lane][4] = code 4g..4g+3 of row lane */
 typedef struct {

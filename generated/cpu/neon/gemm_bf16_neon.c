@@ -22,7 +22,7 @@
 #define MR 6
 #define KC 128
 #define NC 1024
-#define MC 144
+#define MC 72
 #define NR 16
 #define NV (NR / GV_W)
 typedef uint16_t panel_t; /* one k step of a panel: NR values */
