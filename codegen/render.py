@@ -63,7 +63,7 @@ def outputs():
                      {"op": op.name, "dtype": dt.name, "isa": isa.name}, isa_spec=isa, dt=dt)
         for op in spec.ISA_OPS:
             emit(naming.kernel_path(op.name, isa.name), op.template,
-                 {"op": op.name, "isa": isa.name}, isa_spec=isa)
+                 {"op": op.name, "isa": isa.name}, isa_spec=isa, op_spec=op)
     for rel, tpl in [("kernels.h", "registry/kernels.h.j2"),
                      ("kernel_list.inc", "registry/kernel_list.inc.j2"),
                      ("dispatch_table.c", "registry/dispatch_table.c.j2"),

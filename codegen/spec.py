@@ -107,6 +107,8 @@ class Op:
     name: str
     template: str
     doc: str
+    params: str = ""   # C parameter list (ops outside the dtype grid)
+    ret: str = "void"
 
 
 OPS = [
@@ -116,10 +118,28 @@ OPS = [
     Op("dequantize", "cpu/dequantize.c.j2", "dtype rows -> f32 rows"),
 ]
 
-# Ops that exist once per ISA, outside the dtype grid.
+# Ops that exist once per ISA, outside the dtype grid (f32 activations); one
+# template per family, the op name picks the member.
 ISA_OPS = [
     Op("act_quant", "cpu/act_quant.c.j2",
-       "f32 activations -> q8 blocks (d, sum, 32 x int8) for the int8-dot matmul path"),
+       "f32 activations -> q8 blocks (d, sum, 32 x int8) for the int8-dot matmul path",
+       "const float *x, gllm_q8x *y, size_t k"),
+    Op("rmsnorm", "cpu/norm.c.j2", "y = x / sqrt(mean(x^2) + eps) * w (w may be NULL)",
+       "const float *x, const float *w, float *y, size_t n, float eps"),
+    Op("layernorm", "cpu/norm.c.j2", "y = (x - mean) / sqrt(var + eps) * w + b (w, b may be NULL)",
+       "const float *x, const float *w, const float *b, float *y, size_t n, float eps"),
+    Op("silu_mul", "cpu/eltwise.c.j2", "y = silu(g) * u = g / (1 + exp(-g)) * u",
+       "const float *g, const float *u, float *y, size_t n"),
+    Op("gelu", "cpu/eltwise.c.j2", "y = x/2 * (1 + erf(x / sqrt 2))", "const float *x, float *y, size_t n"),
+    Op("add", "cpu/eltwise.c.j2", "y = a + b (residual add; y may alias a or b)",
+       "const float *a, const float *b, float *y, size_t n"),
+    Op("softmax", "cpu/reduce.c.j2", "y = exp(x - max) / sum (y may alias x)", "const float *x, float *y, size_t n"),
+    Op("argmax", "cpu/reduce.c.j2", "index of the largest x (the first on ties)", "const float *x, size_t n",
+       "size_t"),
+    Op("rope", "cpu/rope.c.j2",
+       "rotate the first rot dims of each of nh heads of one token in place; cs = rot/2 cosines then "
+       "rot/2 sines; neox: pairs (i, i + rot/2), else (2i, 2i + 1)",
+       "float *x, size_t nh, size_t hd, size_t rot, const float *cs, int neox"),
 ]
 
 # Cache blocking of the gemm family (elements of k, rows of W, rows of X).

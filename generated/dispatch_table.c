@@ -61,6 +61,14 @@ static const gllm_kernel_table table_scalar = {
             [GLLM_DTYPE_Q1_0] = gllm_dequantize_q1_0_scalar,
         },
     .act_quant = gllm_act_quant_scalar,
+    .rmsnorm = gllm_rmsnorm_scalar,
+    .layernorm = gllm_layernorm_scalar,
+    .silu_mul = gllm_silu_mul_scalar,
+    .gelu = gllm_gelu_scalar,
+    .add = gllm_add_scalar,
+    .softmax = gllm_softmax_scalar,
+    .argmax = gllm_argmax_scalar,
+    .rope = gllm_rope_scalar,
     .names =
         {
             [GLLM_OP_GEMV] =
@@ -159,6 +167,14 @@ static const gllm_kernel_table table_avx2 = {
             [GLLM_DTYPE_Q1_0] = gllm_dequantize_q1_0_avx2,
         },
     .act_quant = gllm_act_quant_avx2,
+    .rmsnorm = gllm_rmsnorm_avx2,
+    .layernorm = gllm_layernorm_avx2,
+    .silu_mul = gllm_silu_mul_avx2,
+    .gelu = gllm_gelu_avx2,
+    .add = gllm_add_avx2,
+    .softmax = gllm_softmax_avx2,
+    .argmax = gllm_argmax_avx2,
+    .rope = gllm_rope_avx2,
     .names =
         {
             [GLLM_OP_GEMV] =
@@ -260,6 +276,14 @@ static const gllm_kernel_table table_avx512 = {
             [GLLM_DTYPE_Q1_0] = gllm_dequantize_q1_0_avx512,
         },
     .act_quant = gllm_act_quant_avx512,
+    .rmsnorm = gllm_rmsnorm_avx512,
+    .layernorm = gllm_layernorm_avx512,
+    .silu_mul = gllm_silu_mul_avx512,
+    .gelu = gllm_gelu_avx512,
+    .add = gllm_add_avx512,
+    .softmax = gllm_softmax_avx512,
+    .argmax = gllm_argmax_avx512,
+    .rope = gllm_rope_avx512,
     .names =
         {
             [GLLM_OP_GEMV] =
@@ -361,6 +385,14 @@ static const gllm_kernel_table table_neon = {
             [GLLM_DTYPE_Q1_0] = gllm_dequantize_q1_0_neon,
         },
     .act_quant = gllm_act_quant_neon,
+    .rmsnorm = gllm_rmsnorm_neon,
+    .layernorm = gllm_layernorm_neon,
+    .silu_mul = gllm_silu_mul_neon,
+    .gelu = gllm_gelu_neon,
+    .add = gllm_add_neon,
+    .softmax = gllm_softmax_neon,
+    .argmax = gllm_argmax_neon,
+    .rope = gllm_rope_neon,
     .names =
         {
             [GLLM_OP_GEMV] =

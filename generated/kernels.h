@@ -25,6 +25,30 @@ typedef enum {
     GLLM_ISA_COUNT
 } gllm_isa_id;
 
+/* ops outside the dtype grid, one per ISA */
+typedef void (*gllm_act_quant_fn)(
+    const float *x, gllm_q8x *y,
+    size_t k); /* f32 activations -> q8 blocks (d, sum, 32 x int8) for the int8-dot matmul path */
+typedef void (*gllm_rmsnorm_fn)(const float *x, const float *w, float *y, size_t n,
+                                float eps); /* y = x / sqrt(mean(x^2) + eps) * w (w may be NULL) */
+typedef void (*gllm_layernorm_fn)(
+    const float *x, const float *w, const float *b, float *y, size_t n,
+    float eps); /* y = (x - mean) / sqrt(var + eps) * w + b (w, b may be NULL) */
+typedef void (*gllm_silu_mul_fn)(const float *g, const float *u, float *y,
+                                 size_t n); /* y = silu(g) * u = g / (1 + exp(-g)) * u */
+typedef void (*gllm_gelu_fn)(const float *x, float *y,
+                             size_t n); /* y = x/2 * (1 + erf(x / sqrt 2)) */
+typedef void (*gllm_add_fn)(const float *a, const float *b, float *y,
+                            size_t n); /* y = a + b (residual add; y may alias a or b) */
+typedef void (*gllm_softmax_fn)(const float *x, float *y,
+                                size_t n); /* y = exp(x - max) / sum (y may alias x) */
+typedef size_t (*gllm_argmax_fn)(const float *x,
+                                 size_t n); /* index of the largest x (the first on ties) */
+typedef void (*gllm_rope_fn)(
+    float *x, size_t nh, size_t hd, size_t rot, const float *cs,
+    int neox); /* rotate the first rot dims of each of nh heads of one token in place; cs = rot/2
+                  cosines then rot/2 sines; neox: pairs (i, i + rot/2), else (2i, 2i + 1) */
+
 /* per-thread scratch the gemm kernels need: packed weight panels, then packed activations */
 #define GLLM_SCRATCH_PANELS ((size_t)1024 * 512)
 #define GLLM_SCRATCH_BYTES (GLLM_SCRATCH_PANELS + (size_t)80 * 512)
@@ -37,6 +61,14 @@ typedef struct {
     gllm_quantize_fn quantize[GLLM_DTYPE_COUNT];
     gllm_dequantize_fn dequantize[GLLM_DTYPE_COUNT];
     gllm_act_quant_fn act_quant;
+    gllm_rmsnorm_fn rmsnorm;
+    gllm_layernorm_fn layernorm;
+    gllm_silu_mul_fn silu_mul;
+    gllm_gelu_fn gelu;
+    gllm_add_fn add;
+    gllm_softmax_fn softmax;
+    gllm_argmax_fn argmax;
+    gllm_rope_fn rope;
     const char *names[GLLM_OP_COUNT][GLLM_DTYPE_COUNT];
 } gllm_kernel_table;
 
@@ -79,6 +111,15 @@ void gllm_dequantize_q4_1_scalar(const void *x, float *y, size_t k);
 void gllm_dequantize_q2_0_scalar(const void *x, float *y, size_t k);
 void gllm_dequantize_q1_0_scalar(const void *x, float *y, size_t k);
 void gllm_act_quant_scalar(const float *x, gllm_q8x *y, size_t k);
+void gllm_rmsnorm_scalar(const float *x, const float *w, float *y, size_t n, float eps);
+void gllm_layernorm_scalar(const float *x, const float *w, const float *b, float *y, size_t n,
+                           float eps);
+void gllm_silu_mul_scalar(const float *g, const float *u, float *y, size_t n);
+void gllm_gelu_scalar(const float *x, float *y, size_t n);
+void gllm_add_scalar(const float *a, const float *b, float *y, size_t n);
+void gllm_softmax_scalar(const float *x, float *y, size_t n);
+size_t gllm_argmax_scalar(const float *x, size_t n);
+void gllm_rope_scalar(float *x, size_t nh, size_t hd, size_t rot, const float *cs, int neox);
 #if defined(__x86_64__)
 void gllm_gemv_f32_avx2(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemv_f16_avx2(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
@@ -113,6 +154,15 @@ void gllm_dequantize_q4_1_avx2(const void *x, float *y, size_t k);
 void gllm_dequantize_q2_0_avx2(const void *x, float *y, size_t k);
 void gllm_dequantize_q1_0_avx2(const void *x, float *y, size_t k);
 void gllm_act_quant_avx2(const float *x, gllm_q8x *y, size_t k);
+void gllm_rmsnorm_avx2(const float *x, const float *w, float *y, size_t n, float eps);
+void gllm_layernorm_avx2(const float *x, const float *w, const float *b, float *y, size_t n,
+                         float eps);
+void gllm_silu_mul_avx2(const float *g, const float *u, float *y, size_t n);
+void gllm_gelu_avx2(const float *x, float *y, size_t n);
+void gllm_add_avx2(const float *a, const float *b, float *y, size_t n);
+void gllm_softmax_avx2(const float *x, float *y, size_t n);
+size_t gllm_argmax_avx2(const float *x, size_t n);
+void gllm_rope_avx2(float *x, size_t nh, size_t hd, size_t rot, const float *cs, int neox);
 #endif
 #if defined(__x86_64__)
 void gllm_gemv_f32_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
@@ -148,6 +198,15 @@ void gllm_dequantize_q4_1_avx512(const void *x, float *y, size_t k);
 void gllm_dequantize_q2_0_avx512(const void *x, float *y, size_t k);
 void gllm_dequantize_q1_0_avx512(const void *x, float *y, size_t k);
 void gllm_act_quant_avx512(const float *x, gllm_q8x *y, size_t k);
+void gllm_rmsnorm_avx512(const float *x, const float *w, float *y, size_t n, float eps);
+void gllm_layernorm_avx512(const float *x, const float *w, const float *b, float *y, size_t n,
+                           float eps);
+void gllm_silu_mul_avx512(const float *g, const float *u, float *y, size_t n);
+void gllm_gelu_avx512(const float *x, float *y, size_t n);
+void gllm_add_avx512(const float *a, const float *b, float *y, size_t n);
+void gllm_softmax_avx512(const float *x, float *y, size_t n);
+size_t gllm_argmax_avx512(const float *x, size_t n);
+void gllm_rope_avx512(float *x, size_t nh, size_t hd, size_t rot, const float *cs, int neox);
 #endif
 #if defined(__aarch64__)
 void gllm_gemv_f32_neon(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
@@ -183,5 +242,14 @@ void gllm_dequantize_q4_1_neon(const void *x, float *y, size_t k);
 void gllm_dequantize_q2_0_neon(const void *x, float *y, size_t k);
 void gllm_dequantize_q1_0_neon(const void *x, float *y, size_t k);
 void gllm_act_quant_neon(const float *x, gllm_q8x *y, size_t k);
+void gllm_rmsnorm_neon(const float *x, const float *w, float *y, size_t n, float eps);
+void gllm_layernorm_neon(const float *x, const float *w, const float *b, float *y, size_t n,
+                         float eps);
+void gllm_silu_mul_neon(const float *g, const float *u, float *y, size_t n);
+void gllm_gelu_neon(const float *x, float *y, size_t n);
+void gllm_add_neon(const float *a, const float *b, float *y, size_t n);
+void gllm_softmax_neon(const float *x, float *y, size_t n);
+size_t gllm_argmax_neon(const float *x, size_t n);
+void gllm_rope_neon(float *x, size_t nh, size_t hd, size_t rot, const float *cs, int neox);
 #endif
 #endif

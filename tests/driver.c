@@ -22,7 +22,7 @@ int main(int argc, char **argv) {
     }
 #define GLLM_ISA_KERNEL(op, isa, ISA)                                                    \
     {                                                                                    \
-        const int rc = gllm_check_kernel(GLLM_OP_COUNT, GLLM_DTYPE_F32, ISA, quick, msg, sizeof msg); \
+        const int rc = gllm_check_isa_kernel(#op, ISA, quick, msg, sizeof msg);           \
         TALLY(#op "_" #isa, rc);                                                         \
     }
 #include "kernel_list.inc"

@@ -169,15 +169,143 @@ static int check_act_quant(const gllm_kernel_table *kt, size_t k, char *msg, siz
     return rc;
 }
 
-int gllm_check_kernel(int op, gllm_dtype t, gllm_isa_id isa, int quick, char *msg, size_t len) {
-    const gllm_kernel_table *kt = gllm_kernel_tables[isa];
-    if (!kt || !gllm_cpu_supports(isa)) {
-        snprintf(msg, len, "this CPU or build lacks the %s ISA", kt ? kt->isa : "requested");
-        return CASE_SKIP;
+/* ---- ops outside the dtype grid ---------------------------------------------- */
+
+static const size_t row_sizes[] = {1, 7, 16, 64, 257, 4099};
+
+/* |got - want| <= rel*scale + abs for every element */
+static int close_rows(const char *what, size_t n, const float *got, const double *want, double rel, double abs_,
+                      double scale, char *msg, size_t len) {
+    for (size_t i = 0; i < n; i++)
+        if (!(fabs(got[i] - want[i]) <= rel * scale + abs_))
+            return fail(msg, len, "%s n=%zu: y[%zu]=%.9g, reference %.9g", what, n, i, got[i], want[i]);
+    return CASE_PASS;
+}
+
+static double max_abs(const double *v, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(v[i]));
+    return m;
+}
+
+static int check_norms(const gllm_kernel_table *kt, int layer, char *msg, size_t len) {
+    int rc = CASE_PASS;
+    for (size_t si = 0; si < 6 && rc == CASE_PASS; si++) {
+        const size_t n = row_sizes[si];
+        float *x = malloc(n * 4), *w = malloc(n * 4), *b = malloc(n * 4), *y = malloc(n * 4);
+        double *ref = malloc(n * 8);
+        const float shift = uni(-3, 3);
+        for (size_t i = 0; i < n; i++) x[i] = uni(-2, 2) + shift, w[i] = uni(-1, 1), b[i] = uni(-1, 1);
+        for (int variant = 0; variant < 2 && rc == CASE_PASS; variant++) {
+            const float *wv = variant ? w : NULL, *bv = variant ? b : NULL;
+            if (layer) {
+                kt->layernorm(x, wv, bv, y, n, 1e-5f);
+                gllm_ref_layernorm(x, wv, bv, ref, n, 1e-5);
+            } else {
+                kt->rmsnorm(x, wv, y, n, 1e-6f);
+                gllm_ref_rmsnorm(x, wv, ref, n, 1e-6);
+            }
+            rc = close_rows(layer ? "layernorm" : "rmsnorm", n, y, ref, 2e-5, 1e-6, max_abs(ref, n), msg, len);
+        }
+        free(x), free(w), free(b), free(y), free(ref);
     }
+    return rc;
+}
+
+static int check_eltwise(const gllm_kernel_table *kt, const char *op, char *msg, size_t len) {
+    int rc = CASE_PASS;
+    for (size_t si = 0; si < 6 && rc == CASE_PASS; si++) {
+        const size_t n = row_sizes[si];
+        float *a = malloc(n * 4), *b = malloc(n * 4), *y = malloc(n * 4);
+        double *ref = malloc(n * 8);
+        for (size_t i = 0; i < n; i++) a[i] = uni(-12, 12), b[i] = uni(-2, 2);
+        if (n > 8) a[0] = -100.0f, a[1] = 100.0f, a[2] = 0.0f; /* saturation and zero */
+        double scale = 0;
+        for (size_t i = 0; i < n; i++) {
+            ref[i] = !strcmp(op, "silu_mul") ? gllm_ref_silu(a[i]) * b[i]
+                     : !strcmp(op, "gelu")   ? gllm_ref_gelu(a[i])
+                                             : (double)a[i] + b[i];
+            scale = fmax(scale, fabs(ref[i]));
+        }
+        if (!strcmp(op, "silu_mul")) kt->silu_mul(a, b, y, n);
+        else if (!strcmp(op, "gelu")) kt->gelu(a, y, n);
+        else kt->add(a, b, a, n), memcpy(y, a, n * 4); /* in place, as the residual add runs */
+        for (size_t i = 0; i < n && rc == CASE_PASS; i++) /* per element: relative, with an absolute floor */
+            if (!(fabs(y[i] - ref[i]) <= 4e-6 * fabs(ref[i]) + 2e-6))
+                rc = fail(msg, len, "%s n=%zu: y[%zu]=%.9g, reference %.9g (input %g)", op, n, i, y[i], ref[i], a[i]);
+        (void)scale;
+        free(a), free(b), free(y), free(ref);
+    }
+    return rc;
+}
+
+static int check_reduce(const gllm_kernel_table *kt, int argmax, char *msg, size_t len) {
+    int rc = CASE_PASS;
+    for (size_t si = 0; si < 6 && rc == CASE_PASS; si++) {
+        const size_t n = row_sizes[si];
+        float *x = malloc(n * 4), *y = malloc(n * 4);
+        double *ref = malloc(n * 8);
+        for (size_t i = 0; i < n; i++) x[i] = uni(-30, 30);
+        if (n > 8) x[3] = -INFINITY, x[n - 2] = x[n / 2]; /* a masked logit, a tie */
+        if (argmax) {
+            if (n > 8) x[n - 1] = x[n / 3] = 1000.0f; /* tie at the top: the first wins */
+            const size_t got = kt->argmax(x, n), want = gllm_ref_argmax(x, n);
+            if (got != want) rc = fail(msg, len, "argmax n=%zu: %zu, reference %zu", n, got, want);
+        } else {
+            gllm_ref_softmax(x, ref, n);
+            kt->softmax(x, x, n); /* in place */
+            rc = close_rows("softmax", n, x, ref, 1e-5, 1e-7, max_abs(ref, n), msg, len);
+        }
+        free(x), free(y), free(ref);
+    }
+    return rc;
+}
+
+static int check_rope(const gllm_kernel_table *kt, char *msg, size_t len) {
+    static const size_t dims[][2] = {{64, 64}, {80, 80}, {128, 128}, {128, 64}, {96, 32}, {48, 48}};
+    int rc = CASE_PASS;
+    for (size_t di = 0; di < 6 && rc == CASE_PASS; di++)
+        for (int neox = 0; neox < 2 && rc == CASE_PASS; neox++) {
+            const size_t hd = dims[di][0], rot = dims[di][1], nh = 3;
+            float *x = malloc(nh * hd * 4), *cs = malloc(rot * 4);
+            double *ref = malloc(nh * hd * 8), *angle = malloc(rot / 2 * 8);
+            for (size_t i = 0; i < nh * hd; i++) x[i] = uni(-2, 2);
+            for (size_t i = 0; i < rot / 2; i++) {
+                angle[i] = uni(-100, 100);
+                cs[i] = (float)cos(angle[i]), cs[rot / 2 + i] = (float)sin(angle[i]);
+            }
+            gllm_ref_rope(x, ref, nh, hd, rot, angle, neox);
+            kt->rope(x, nh, hd, rot, cs, neox);
+            rc = close_rows(neox ? "rope neox" : "rope", nh * hd, x, ref, 1e-5, 1e-6, 2.0, msg, len);
+            free(x), free(cs), free(ref), free(angle);
+        }
+    return rc;
+}
+
+static int skip_isa(gllm_isa_id isa, char *msg, size_t len) {
+    const gllm_kernel_table *kt = gllm_kernel_tables[isa];
+    if (kt && gllm_cpu_supports(isa)) return 0;
+    snprintf(msg, len, "this CPU or build lacks the %s ISA", kt ? kt->isa : "requested");
+    return 1;
+}
+
+int gllm_check_isa_kernel(const char *op, gllm_isa_id isa, int quick, char *msg, size_t len) {
+    if (skip_isa(isa, msg, len)) return CASE_SKIP;
+    const gllm_kernel_table *kt = gllm_kernel_tables[isa];
+    rng_state = 0xab5eedull + (uint64_t)isa * 17u + (uint64_t)strlen(op) * 131u + (uint64_t)op[0];
+    if (!strcmp(op, "act_quant")) return check_act_quant(kt, quick ? 96 : 4128, msg, len);
+    if (!strcmp(op, "rmsnorm") || !strcmp(op, "layernorm")) return check_norms(kt, op[0] == 'l', msg, len);
+    if (!strcmp(op, "silu_mul") || !strcmp(op, "gelu") || !strcmp(op, "add")) return check_eltwise(kt, op, msg, len);
+    if (!strcmp(op, "softmax") || !strcmp(op, "argmax")) return check_reduce(kt, op[0] == 'a', msg, len);
+    if (!strcmp(op, "rope")) return check_rope(kt, msg, len);
+    return fail(msg, len, "no check for op %s", op);
+}
+
+int gllm_check_kernel(int op, gllm_dtype t, gllm_isa_id isa, int quick, char *msg, size_t len) {
+    if (skip_isa(isa, msg, len)) return CASE_SKIP;
+    const gllm_kernel_table *kt = gllm_kernel_tables[isa];
     rng_state = 0x5eed0000ull + (uint64_t)op * 1000003u + (uint64_t)t * 1009u + (uint64_t)isa * 17u;
     const int odd_k = !gllm_dtype_traits_table[t].int8_path;
-    if (op == GLLM_OP_COUNT) return check_act_quant(kt, quick ? 96 : 4128, msg, len);
     if (op == GLLM_OP_QUANTIZE || op == GLLM_OP_DEQUANTIZE) {
         static const size_t ks[] = {32, 96, 4128, 33, 101};
         int rc = CASE_PASS;

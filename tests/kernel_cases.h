@@ -6,6 +6,8 @@
 #include "kernels.h"
 
 enum { CASE_PASS = 0, CASE_FAIL = 1, CASE_SKIP = 2 };
-/* op: GLLM_OP_* or GLLM_OP_COUNT for act_quant (dtype ignored); msg gets the reason */
+/* one (op, dtype, isa) kernel; msg gets the reason of a failure or skip */
 int gllm_check_kernel(int op, gllm_dtype dt, gllm_isa_id isa, int quick, char *msg, size_t len);
+/* one op outside the dtype grid, by name */
+int gllm_check_isa_kernel(const char *op, gllm_isa_id isa, int quick, char *msg, size_t len);
 #endif

@@ -36,8 +36,7 @@ typedef struct {
 } gllm_matmul_args;
 
 typedef void (*gllm_matmul_fn)(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
-/* one row of k elements: f32 -> dtype, dtype -> f32, f32 -> q8x blocks */
+/* one row of k elements: f32 -> dtype, dtype -> f32 */
 typedef void (*gllm_quantize_fn)(const float *x, void *y, size_t k);
 typedef void (*gllm_dequantize_fn)(const void *x, float *y, size_t k);
-typedef void (*gllm_act_quant_fn)(const float *x, gllm_q8x *y, size_t k);
 #endif

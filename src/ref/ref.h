@@ -14,4 +14,13 @@ void gllm_ref_matmul(gllm_dtype t, const void *w, size_t w_row_bytes, const floa
 /* sum_k |W[j][k]| |X[i][k]|: the scale tolerances are relative to */
 void gllm_ref_matmul_abs(gllm_dtype t, const void *w, size_t w_row_bytes, const float *x, double *y, size_t m,
                          size_t n, size_t k);
+/* row operators (see ref_ops.c) */
+void gllm_ref_rmsnorm(const float *x, const float *w, double *y, size_t n, double eps);
+void gllm_ref_layernorm(const float *x, const float *w, const float *b, double *y, size_t n, double eps);
+double gllm_ref_silu(double g);
+double gllm_ref_gelu(double x);
+void gllm_ref_softmax(const float *x, double *y, size_t n);
+size_t gllm_ref_argmax(const float *x, size_t n);
+/* angle[i]: the rotation of pair i (rot/2 of them) */
+void gllm_ref_rope(const float *x, double *y, size_t nh, size_t hd, size_t rot, const double *angle, int neox);
 #endif

@@ -14,6 +14,24 @@ static inline void gv_store(float *p, gv_f32 v) { _mm256_storeu_ps(p, v); }
 static inline gv_f32 gv_fma(gv_f32 a, gv_f32 b, gv_f32 c) { return _mm256_fmadd_ps(a, b, c); }
 static inline gv_f32 gv_add(gv_f32 a, gv_f32 b) { return _mm256_add_ps(a, b); }
 static inline gv_f32 gv_mul(gv_f32 a, gv_f32 b) { return _mm256_mul_ps(a, b); }
+static inline gv_f32 gv_sub(gv_f32 a, gv_f32 b) { return _mm256_sub_ps(a, b); }
+static inline gv_f32 gv_div(gv_f32 a, gv_f32 b) { return _mm256_div_ps(a, b); }
+static inline gv_f32 gv_min(gv_f32 a, gv_f32 b) { return _mm256_min_ps(a, b); }
+static inline gv_f32 gv_max(gv_f32 a, gv_f32 b) { return _mm256_max_ps(a, b); }
+static inline gv_f32 gv_abs(gv_f32 a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
+static inline gv_f32 gv_copysign(gv_f32 mag, gv_f32 s) {
+    const __m256 m = _mm256_set1_ps(-0.0f);
+    return _mm256_or_ps(_mm256_andnot_ps(m, mag), _mm256_and_ps(m, s));
+}
+static inline gv_f32 gv_round(gv_f32 a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+static inline gv_f32 gv_pow2i(gv_f32 n) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
+}
+static inline float gv_hmax(gv_f32 v) {
+    __m128 q = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    q = _mm_max_ps(q, _mm_movehl_ps(q, q));
+    return _mm_cvtss_f32(_mm_max_ss(q, _mm_movehdup_ps(q)));
+}
 static inline float gv_reduce(gv_f32 v) {
     __m128 q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     q = _mm_add_ps(q, _mm_movehl_ps(q, q));

@@ -27,6 +27,20 @@ static inline void gv_store(float *p, gv_f32 v) { _mm512_storeu_ps(p, v); }
 static inline gv_f32 gv_fma(gv_f32 a, gv_f32 b, gv_f32 c) { return _mm512_fmadd_ps(a, b, c); }
 static inline gv_f32 gv_add(gv_f32 a, gv_f32 b) { return _mm512_add_ps(a, b); }
 static inline gv_f32 gv_mul(gv_f32 a, gv_f32 b) { return _mm512_mul_ps(a, b); }
+static inline gv_f32 gv_sub(gv_f32 a, gv_f32 b) { return _mm512_sub_ps(a, b); }
+static inline gv_f32 gv_div(gv_f32 a, gv_f32 b) { return _mm512_div_ps(a, b); }
+static inline gv_f32 gv_min(gv_f32 a, gv_f32 b) { return _mm512_min_ps(a, b); }
+static inline gv_f32 gv_max(gv_f32 a, gv_f32 b) { return _mm512_max_ps(a, b); }
+static inline gv_f32 gv_abs(gv_f32 a) { return _mm512_abs_ps(a); }
+static inline gv_f32 gv_copysign(gv_f32 mag, gv_f32 s) {
+    const __m512i m = _mm512_set1_epi32((int)0x80000000u); /* (s & m) | (mag & ~m) */
+    return _mm512_castsi512_ps(_mm512_ternarylogic_epi32(m, _mm512_castps_si512(s), _mm512_castps_si512(mag), 0xca));
+}
+static inline gv_f32 gv_round(gv_f32 a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+static inline gv_f32 gv_pow2i(gv_f32 n) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23));
+}
+static inline float gv_hmax(gv_f32 v) { return _mm512_reduce_max_ps(v); }
 static inline float gv_reduce(gv_f32 v) {
     __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
     __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));

@@ -14,6 +14,19 @@ static inline void gv_store(float *p, gv_f32 v) { vst1q_f32(p, v); }
 static inline gv_f32 gv_fma(gv_f32 a, gv_f32 b, gv_f32 c) { return vfmaq_f32(c, a, b); }
 static inline gv_f32 gv_add(gv_f32 a, gv_f32 b) { return vaddq_f32(a, b); }
 static inline gv_f32 gv_mul(gv_f32 a, gv_f32 b) { return vmulq_f32(a, b); }
+static inline gv_f32 gv_sub(gv_f32 a, gv_f32 b) { return vsubq_f32(a, b); }
+static inline gv_f32 gv_div(gv_f32 a, gv_f32 b) { return vdivq_f32(a, b); }
+static inline gv_f32 gv_min(gv_f32 a, gv_f32 b) { return vminq_f32(a, b); }
+static inline gv_f32 gv_max(gv_f32 a, gv_f32 b) { return vmaxq_f32(a, b); }
+static inline gv_f32 gv_abs(gv_f32 a) { return vabsq_f32(a); }
+static inline gv_f32 gv_copysign(gv_f32 mag, gv_f32 s) {
+    return vbslq_f32(vdupq_n_u32(0x80000000u), s, mag);
+}
+static inline gv_f32 gv_round(gv_f32 a) { return vrndnq_f32(a); }
+static inline gv_f32 gv_pow2i(gv_f32 n) {
+    return vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(vcvtnq_s32_f32(n), vdupq_n_s32(127)), 23));
+}
+static inline float gv_hmax(gv_f32 v) { return vmaxvq_f32(v); }
 static inline float gv_reduce(gv_f32 v) { return vaddvq_f32(v); }
 static inline gv_f32 gv_load_n(const float *p, size_t n) {
     float t[4] = {0};

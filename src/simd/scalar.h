@@ -12,6 +12,18 @@ static inline void gv_store(float *p, gv_f32 v) { *p = v; }
 static inline gv_f32 gv_fma(gv_f32 a, gv_f32 b, gv_f32 c) { return a * b + c; }
 static inline gv_f32 gv_add(gv_f32 a, gv_f32 b) { return a + b; }
 static inline gv_f32 gv_mul(gv_f32 a, gv_f32 b) { return a * b; }
+static inline gv_f32 gv_sub(gv_f32 a, gv_f32 b) { return a - b; }
+static inline gv_f32 gv_div(gv_f32 a, gv_f32 b) { return a / b; }
+static inline gv_f32 gv_min(gv_f32 a, gv_f32 b) { return a < b ? a : b; }
+static inline gv_f32 gv_max(gv_f32 a, gv_f32 b) { return a > b ? a : b; }
+static inline gv_f32 gv_abs(gv_f32 a) { return gllm_bits_to_f32(gllm_f32_to_bits(a) & 0x7fffffffu); }
+static inline gv_f32 gv_copysign(gv_f32 mag, gv_f32 s) {
+    return gllm_bits_to_f32((gllm_f32_to_bits(mag) & 0x7fffffffu) | (gllm_f32_to_bits(s) & 0x80000000u));
+}
+static inline gv_f32 gv_round(gv_f32 a) { return (float)(int)(a + (a < 0 ? -0.5f : 0.5f)); }
+/* 2^n for integral n in [-126, 127] */
+static inline gv_f32 gv_pow2i(gv_f32 n) { return gllm_bits_to_f32((uint32_t)((int)n + 127) << 23); }
+static inline float gv_hmax(gv_f32 v) { return v; }
 static inline float gv_reduce(gv_f32 v) { return v; }
 static inline gv_f32 gv_load_f16(const uint16_t *p) { return gllm_f16_to_f32(*p); }
 static inline gv_f32 gv_load_bf16(const uint16_t *p) { return gllm_bf16_to_f32(*p); }
