@@ -2,7 +2,10 @@
  * same run) and a peer (OpenBLAS, loaded with dlopen when installed: a
  * bench-only dependency, never linked into the library).
  *
- *   gllmk bench [--quick] [--op gemv|gemm] [--dtype NAME] [--no-peer]
+ *   gllmk bench [--quick] [--op gemv|gemm|ops] [--dtype NAME] [--no-peer]
+ *
+ * ops: the row operators over 8192 x 4096 f32 activations (beyond the L3),
+ * bytes read + written per second next to the read bandwidth.
  *
  * gemv: weights larger than the L3 are streamed once per call, so its limit is
  * the measured DRAM read bandwidth; gemm's is the measured FMA peak. */
@@ -15,6 +18,8 @@
 #include <string.h>
 #include <time.h>
 #include "gllm_kernels.h"
+#include "core/dispatch.h"
+#include "core/threadpool.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -197,6 +202,53 @@ static float *random_floats(size_t n, unsigned seed) {
     return p;
 }
 
+/* ---- row operators: rows of a hidden size, spread over the pool ---------------- */
+
+typedef struct {
+    const char *op;
+    float *a, *b, *y, *cs;
+    size_t dim;
+} ops_job;
+
+static void ops_task(void *ctx, size_t row, void *scratch) {
+    (void)scratch;
+    const ops_job *j = ctx;
+    const gllm_kernel_table *kt = gllm_kernels();
+    float *a = j->a + row * j->dim, *b = j->b + row * j->dim, *y = j->y + row * j->dim;
+    if (!strcmp(j->op, "rmsnorm")) kt->rmsnorm(a, b, y, j->dim, 1e-6f);
+    else if (!strcmp(j->op, "layernorm")) kt->layernorm(a, b, b, y, j->dim, 1e-5f);
+    else if (!strcmp(j->op, "silu_mul")) kt->silu_mul(a, b, y, j->dim);
+    else if (!strcmp(j->op, "gelu")) kt->gelu(a, y, j->dim);
+    else if (!strcmp(j->op, "add")) kt->add(a, b, y, j->dim);
+    else if (!strcmp(j->op, "softmax")) kt->softmax(a, y, j->dim);
+    else if (!strcmp(j->op, "rope")) kt->rope(a, j->dim / 128, 128, 128, j->cs, 1);
+}
+
+static void bench_ops(int quick, double bw) {
+    const size_t dim = 4096, rows = quick ? 256 : 8192; /* 8192 x 4096 f32 = 128 MiB per operand */
+    ops_job j = {.dim = dim};
+    j.a = random_floats(rows * dim, 3), j.b = random_floats(rows * dim, 4), j.y = malloc(rows * dim * 4);
+    j.cs = random_floats(128, 5);
+    /* bytes moved per element: operands read + result written */
+    static const struct { const char *op; int rd, wr; } ops[] = {
+        {"rmsnorm", 2, 1}, {"layernorm", 2, 1}, {"silu_mul", 2, 1}, {"gelu", 1, 1}, {"add", 2, 1},
+        {"softmax", 2, 1}, {"rope", 1, 1}};
+    printf("\n%-10s %6s %6s %9s %8s %7s\n", "op", "rows", "dim", "ms", "GB/s", "limit%");
+    for (size_t i = 0; i < sizeof ops / sizeof *ops; i++) {
+        j.op = ops[i].op;
+        double best = 1e30;
+        for (int rep = 0; rep < 5; rep++) {
+            const double t0 = now();
+            gllm_pool_run(rows, ops_task, &j);
+            const double t = now() - t0;
+            if (t < best) best = t;
+        }
+        const double gbs = (double)(rows * dim * 4) * (ops[i].rd + ops[i].wr) / best / 1e9;
+        printf("%-10s %6zu %6zu %9.3f %8.1f %6.0f%%\n", j.op, rows, dim, best * 1e3, gbs, 100 * gbs * 1e9 / bw);
+    }
+    free(j.a), free(j.b), free(j.y), free(j.cs);
+}
+
 int gllm_bench_main(int argc, char **argv) {
     int quick = 0, peer_on = 1;
     const char *only_op = NULL, *only_dtype = NULL;
@@ -206,7 +258,7 @@ int gllm_bench_main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--op") && i + 1 < argc) only_op = argv[++i];
         else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) only_dtype = argv[++i];
         else {
-            fprintf(stderr, "usage: gllmk bench [--quick] [--op gemv|gemm] [--dtype NAME] [--no-peer]\n");
+            fprintf(stderr, "usage: gllmk bench [--quick] [--op gemv|gemm|ops] [--dtype NAME] [--no-peer]\n");
             return 2;
         }
     }
@@ -226,7 +278,8 @@ int gllm_bench_main(int argc, char **argv) {
     if (peak8 > 0) printf("limit: int8 vpdpbusd peak      %8.1f GOPS (block formats' gemm: limit%% is of this)\n", peak8 / 1e9);
     printf("limit: memory read bandwidth    %8.1f GB/s (%s array)\n", bw / 1e9, quick ? "64 MiB" : "1 GiB");
     printf("peer:  %s\n\n", peer ? peer : "none (OpenBLAS not installed or --no-peer)");
-    printf("%-5s %-5s %6s %6s %6s %9s %9s %8s %7s  %s\n", "op", "dtype", "m", "n", "k", "ms", "GFLOPS", "GB/s",
+    if (!only_op || strcmp(only_op, "ops"))
+        printf("%-5s %-5s %6s %6s %6s %9s %9s %8s %7s  %s\n", "op", "dtype", "m", "n", "k", "ms", "GFLOPS", "GB/s",
            "limit%", "peer (OpenBLAS f32)");
 
     static const size_t gemv_shapes[][3] = {{1, 4096, 4096}, {1, 32768, 4096}};
@@ -271,5 +324,6 @@ int gllm_bench_main(int argc, char **argv) {
             free(w32), free(x), free(y);
         }
     }
+    if (!only_op || !strcmp(only_op, "ops")) bench_ops(quick, bw);
     return 0;
 }
