@@ -58,9 +58,9 @@ def outputs():
 
     for isa in spec.ISAS:
         for op in spec.OPS:
-            for dt in spec.DTYPES:
+            for dt in (d for d in spec.DTYPES if op.applies(d)):
                 emit(naming.kernel_path(op.name, isa.name, dt.name), op.template,
-                     {"op": op.name, "dtype": dt.name, "isa": isa.name}, isa_spec=isa, dt=dt)
+                     {"op": op.name, "dtype": dt.name, "isa": isa.name}, isa_spec=isa, dt=dt, op_spec=op)
         for op in spec.ISA_OPS:
             emit(naming.kernel_path(op.name, isa.name), op.template,
                  {"op": op.name, "isa": isa.name}, isa_spec=isa, op_spec=op)

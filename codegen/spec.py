@@ -107,15 +107,29 @@ class Op:
     name: str
     template: str
     doc: str
-    params: str = ""   # C parameter list (ops outside the dtype grid)
+    params: str = ""   # C parameter list
     ret: str = "void"
+    fn_type: str = ""  # grid ops: the function-pointer type of its table slots (src/core/kernel_abi.h)
+    kinds: tuple = ("float", "block")  # grid ops: the dtype kinds it exists for
+
+    def applies(self, dt):
+        return dt.kind in self.kinds
 
 
+_MATMUL = "const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch"
 OPS = [
-    Op("gemv", "cpu/gemv.c.j2", "y[j] = W[j,:].x (+ bias[j]), one activation row: the decode path"),
-    Op("gemm", "cpu/gemm.c.j2", "Y[i,j] = X[i,:].W[j,:] (+ bias[j]): the prefill path"),
-    Op("quantize", "cpu/quantize.c.j2", "f32 rows -> dtype rows"),
-    Op("dequantize", "cpu/dequantize.c.j2", "dtype rows -> f32 rows"),
+    Op("gemv", "cpu/gemv.c.j2", "y[j] = W[j,:].x (+ bias[j]), one activation row: the decode path",
+       _MATMUL, fn_type="gllm_matmul_fn"),
+    Op("gemm", "cpu/gemm.c.j2", "Y[i,j] = X[i,:].W[j,:] (+ bias[j]): the prefill path", _MATMUL,
+       fn_type="gllm_matmul_fn"),
+    Op("quantize", "cpu/quantize.c.j2", "f32 rows -> dtype rows", "const float *x, void *y, size_t k",
+       fn_type="gllm_quantize_fn"),
+    Op("dequantize", "cpu/dequantize.c.j2", "dtype rows -> f32 rows", "const void *x, float *y, size_t k",
+       fn_type="gllm_dequantize_fn"),
+    Op("attn", "cpu/attn.c.j2",
+       "flash attention of query rows over keys [t0, t1) of one KV head in a paged cache of this dtype",
+       "const gllm_attn_args *a, size_t t0, size_t t1, float *o, float *m, float *l",
+       fn_type="gllm_attn_fn", kinds=("float",)),
 ]
 
 # Ops that exist once per ISA, outside the dtype grid (f32 activations); one

@@ -8,10 +8,9 @@
 #include "kernels.h"
 
 const char *const gllm_op_names[GLLM_OP_COUNT] = {
-    [GLLM_OP_GEMV] = "gemv",
-    [GLLM_OP_GEMM] = "gemm",
-    [GLLM_OP_QUANTIZE] = "quantize",
-    [GLLM_OP_DEQUANTIZE] = "dequantize",
+    [GLLM_OP_GEMV] = "gemv",         [GLLM_OP_GEMM] = "gemm",
+    [GLLM_OP_QUANTIZE] = "quantize", [GLLM_OP_DEQUANTIZE] = "dequantize",
+    [GLLM_OP_ATTN] = "attn",
 };
 
 static const gllm_kernel_table table_scalar = {
@@ -59,6 +58,12 @@ static const gllm_kernel_table table_scalar = {
             [GLLM_DTYPE_Q4_1] = gllm_dequantize_q4_1_scalar,
             [GLLM_DTYPE_Q2_0] = gllm_dequantize_q2_0_scalar,
             [GLLM_DTYPE_Q1_0] = gllm_dequantize_q1_0_scalar,
+        },
+    .attn =
+        {
+            [GLLM_DTYPE_F32] = gllm_attn_f32_scalar,
+            [GLLM_DTYPE_F16] = gllm_attn_f16_scalar,
+            [GLLM_DTYPE_BF16] = gllm_attn_bf16_scalar,
         },
     .act_quant = gllm_act_quant_scalar,
     .rmsnorm = gllm_rmsnorm_scalar,
@@ -115,6 +120,12 @@ static const gllm_kernel_table table_scalar = {
                     [GLLM_DTYPE_Q2_0] = "gllm_dequantize_q2_0_scalar",
                     [GLLM_DTYPE_Q1_0] = "gllm_dequantize_q1_0_scalar",
                 },
+            [GLLM_OP_ATTN] =
+                {
+                    [GLLM_DTYPE_F32] = "gllm_attn_f32_scalar",
+                    [GLLM_DTYPE_F16] = "gllm_attn_f16_scalar",
+                    [GLLM_DTYPE_BF16] = "gllm_attn_bf16_scalar",
+                },
         },
 };
 #define TABLE_SCALAR &table_scalar
@@ -165,6 +176,12 @@ static const gllm_kernel_table table_avx2 = {
             [GLLM_DTYPE_Q4_1] = gllm_dequantize_q4_1_avx2,
             [GLLM_DTYPE_Q2_0] = gllm_dequantize_q2_0_avx2,
             [GLLM_DTYPE_Q1_0] = gllm_dequantize_q1_0_avx2,
+        },
+    .attn =
+        {
+            [GLLM_DTYPE_F32] = gllm_attn_f32_avx2,
+            [GLLM_DTYPE_F16] = gllm_attn_f16_avx2,
+            [GLLM_DTYPE_BF16] = gllm_attn_bf16_avx2,
         },
     .act_quant = gllm_act_quant_avx2,
     .rmsnorm = gllm_rmsnorm_avx2,
@@ -221,6 +238,12 @@ static const gllm_kernel_table table_avx2 = {
                     [GLLM_DTYPE_Q2_0] = "gllm_dequantize_q2_0_avx2",
                     [GLLM_DTYPE_Q1_0] = "gllm_dequantize_q1_0_avx2",
                 },
+            [GLLM_OP_ATTN] =
+                {
+                    [GLLM_DTYPE_F32] = "gllm_attn_f32_avx2",
+                    [GLLM_DTYPE_F16] = "gllm_attn_f16_avx2",
+                    [GLLM_DTYPE_BF16] = "gllm_attn_bf16_avx2",
+                },
         },
 };
 #define TABLE_AVX2 &table_avx2
@@ -274,6 +297,12 @@ static const gllm_kernel_table table_avx512 = {
             [GLLM_DTYPE_Q4_1] = gllm_dequantize_q4_1_avx512,
             [GLLM_DTYPE_Q2_0] = gllm_dequantize_q2_0_avx512,
             [GLLM_DTYPE_Q1_0] = gllm_dequantize_q1_0_avx512,
+        },
+    .attn =
+        {
+            [GLLM_DTYPE_F32] = gllm_attn_f32_avx512,
+            [GLLM_DTYPE_F16] = gllm_attn_f16_avx512,
+            [GLLM_DTYPE_BF16] = gllm_attn_bf16_avx512,
         },
     .act_quant = gllm_act_quant_avx512,
     .rmsnorm = gllm_rmsnorm_avx512,
@@ -330,6 +359,12 @@ static const gllm_kernel_table table_avx512 = {
                     [GLLM_DTYPE_Q2_0] = "gllm_dequantize_q2_0_avx512",
                     [GLLM_DTYPE_Q1_0] = "gllm_dequantize_q1_0_avx512",
                 },
+            [GLLM_OP_ATTN] =
+                {
+                    [GLLM_DTYPE_F32] = "gllm_attn_f32_avx512",
+                    [GLLM_DTYPE_F16] = "gllm_attn_f16_avx512",
+                    [GLLM_DTYPE_BF16] = "gllm_attn_bf16_avx512",
+                },
         },
 };
 #define TABLE_AVX512 &table_avx512
@@ -383,6 +418,12 @@ static const gllm_kernel_table table_neon = {
             [GLLM_DTYPE_Q4_1] = gllm_dequantize_q4_1_neon,
             [GLLM_DTYPE_Q2_0] = gllm_dequantize_q2_0_neon,
             [GLLM_DTYPE_Q1_0] = gllm_dequantize_q1_0_neon,
+        },
+    .attn =
+        {
+            [GLLM_DTYPE_F32] = gllm_attn_f32_neon,
+            [GLLM_DTYPE_F16] = gllm_attn_f16_neon,
+            [GLLM_DTYPE_BF16] = gllm_attn_bf16_neon,
         },
     .act_quant = gllm_act_quant_neon,
     .rmsnorm = gllm_rmsnorm_neon,
@@ -438,6 +479,12 @@ static const gllm_kernel_table table_neon = {
                     [GLLM_DTYPE_Q4_1] = "gllm_dequantize_q4_1_neon",
                     [GLLM_DTYPE_Q2_0] = "gllm_dequantize_q2_0_neon",
                     [GLLM_DTYPE_Q1_0] = "gllm_dequantize_q1_0_neon",
+                },
+            [GLLM_OP_ATTN] =
+                {
+                    [GLLM_DTYPE_F32] = "gllm_attn_f32_neon",
+                    [GLLM_DTYPE_F16] = "gllm_attn_f16_neon",
+                    [GLLM_DTYPE_BF16] = "gllm_attn_bf16_neon",
                 },
         },
 };

@@ -14,6 +14,7 @@ typedef enum {
     GLLM_OP_GEMM,
     GLLM_OP_QUANTIZE,
     GLLM_OP_DEQUANTIZE,
+    GLLM_OP_ATTN,
     GLLM_OP_COUNT
 } gllm_op;
 
@@ -60,6 +61,7 @@ typedef struct {
     gllm_matmul_fn gemm[GLLM_DTYPE_COUNT];
     gllm_quantize_fn quantize[GLLM_DTYPE_COUNT];
     gllm_dequantize_fn dequantize[GLLM_DTYPE_COUNT];
+    gllm_attn_fn attn[GLLM_DTYPE_COUNT]; /* float only; NULL elsewhere */
     gllm_act_quant_fn act_quant;
     gllm_rmsnorm_fn rmsnorm;
     gllm_layernorm_fn layernorm;
@@ -110,6 +112,12 @@ void gllm_dequantize_q4_0_scalar(const void *x, float *y, size_t k);
 void gllm_dequantize_q4_1_scalar(const void *x, float *y, size_t k);
 void gllm_dequantize_q2_0_scalar(const void *x, float *y, size_t k);
 void gllm_dequantize_q1_0_scalar(const void *x, float *y, size_t k);
+void gllm_attn_f32_scalar(const gllm_attn_args *a, size_t t0, size_t t1, float *o, float *m,
+                          float *l);
+void gllm_attn_f16_scalar(const gllm_attn_args *a, size_t t0, size_t t1, float *o, float *m,
+                          float *l);
+void gllm_attn_bf16_scalar(const gllm_attn_args *a, size_t t0, size_t t1, float *o, float *m,
+                           float *l);
 void gllm_act_quant_scalar(const float *x, gllm_q8x *y, size_t k);
 void gllm_rmsnorm_scalar(const float *x, const float *w, float *y, size_t n, float eps);
 void gllm_layernorm_scalar(const float *x, const float *w, const float *b, float *y, size_t n,
@@ -153,6 +161,12 @@ void gllm_dequantize_q4_0_avx2(const void *x, float *y, size_t k);
 void gllm_dequantize_q4_1_avx2(const void *x, float *y, size_t k);
 void gllm_dequantize_q2_0_avx2(const void *x, float *y, size_t k);
 void gllm_dequantize_q1_0_avx2(const void *x, float *y, size_t k);
+void gllm_attn_f32_avx2(const gllm_attn_args *a, size_t t0, size_t t1, float *o, float *m,
+                        float *l);
+void gllm_attn_f16_avx2(const gllm_attn_args *a, size_t t0, size_t t1, float *o, float *m,
+                        float *l);
+void gllm_attn_bf16_avx2(const gllm_attn_args *a, size_t t0, size_t t1, float *o, float *m,
+                         float *l);
 void gllm_act_quant_avx2(const float *x, gllm_q8x *y, size_t k);
 void gllm_rmsnorm_avx2(const float *x, const float *w, float *y, size_t n, float eps);
 void gllm_layernorm_avx2(const float *x, const float *w, const float *b, float *y, size_t n,
@@ -197,6 +211,12 @@ void gllm_dequantize_q4_0_avx512(const void *x, float *y, size_t k);
 void gllm_dequantize_q4_1_avx512(const void *x, float *y, size_t k);
 void gllm_dequantize_q2_0_avx512(const void *x, float *y, size_t k);
 void gllm_dequantize_q1_0_avx512(const void *x, float *y, size_t k);
+void gllm_attn_f32_avx512(const gllm_attn_args *a, size_t t0, size_t t1, float *o, float *m,
+                          float *l);
+void gllm_attn_f16_avx512(const gllm_attn_args *a, size_t t0, size_t t1, float *o, float *m,
+                          float *l);
+void gllm_attn_bf16_avx512(const gllm_attn_args *a, size_t t0, size_t t1, float *o, float *m,
+                           float *l);
 void gllm_act_quant_avx512(const float *x, gllm_q8x *y, size_t k);
 void gllm_rmsnorm_avx512(const float *x, const float *w, float *y, size_t n, float eps);
 void gllm_layernorm_avx512(const float *x, const float *w, const float *b, float *y, size_t n,
@@ -241,6 +261,12 @@ void gllm_dequantize_q4_0_neon(const void *x, float *y, size_t k);
 void gllm_dequantize_q4_1_neon(const void *x, float *y, size_t k);
 void gllm_dequantize_q2_0_neon(const void *x, float *y, size_t k);
 void gllm_dequantize_q1_0_neon(const void *x, float *y, size_t k);
+void gllm_attn_f32_neon(const gllm_attn_args *a, size_t t0, size_t t1, float *o, float *m,
+                        float *l);
+void gllm_attn_f16_neon(const gllm_attn_args *a, size_t t0, size_t t1, float *o, float *m,
+                        float *l);
+void gllm_attn_bf16_neon(const gllm_attn_args *a, size_t t0, size_t t1, float *o, float *m,
+                         float *l);
 void gllm_act_quant_neon(const float *x, gllm_q8x *y, size_t k);
 void gllm_rmsnorm_neon(const float *x, const float *w, float *y, size_t n, float eps);
 void gllm_layernorm_neon(const float *x, const float *w, const float *b, float *y, size_t n,

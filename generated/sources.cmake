@@ -37,6 +37,9 @@ set(GLLM_KERNELS_SCALAR
     generated/cpu/scalar/dequantize_q4_1_scalar.c
     generated/cpu/scalar/dequantize_q2_0_scalar.c
     generated/cpu/scalar/dequantize_q1_0_scalar.c
+    generated/cpu/scalar/attn_f32_scalar.c
+    generated/cpu/scalar/attn_f16_scalar.c
+    generated/cpu/scalar/attn_bf16_scalar.c
     generated/cpu/scalar/act_quant_scalar.c
     generated/cpu/scalar/rmsnorm_scalar.c
     generated/cpu/scalar/layernorm_scalar.c
@@ -81,6 +84,9 @@ set(GLLM_KERNELS_AVX2
     generated/cpu/avx2/dequantize_q4_1_avx2.c
     generated/cpu/avx2/dequantize_q2_0_avx2.c
     generated/cpu/avx2/dequantize_q1_0_avx2.c
+    generated/cpu/avx2/attn_f32_avx2.c
+    generated/cpu/avx2/attn_f16_avx2.c
+    generated/cpu/avx2/attn_bf16_avx2.c
     generated/cpu/avx2/act_quant_avx2.c
     generated/cpu/avx2/rmsnorm_avx2.c
     generated/cpu/avx2/layernorm_avx2.c
@@ -125,6 +131,9 @@ set(GLLM_KERNELS_AVX512
     generated/cpu/avx512/dequantize_q4_1_avx512.c
     generated/cpu/avx512/dequantize_q2_0_avx512.c
     generated/cpu/avx512/dequantize_q1_0_avx512.c
+    generated/cpu/avx512/attn_f32_avx512.c
+    generated/cpu/avx512/attn_f16_avx512.c
+    generated/cpu/avx512/attn_bf16_avx512.c
     generated/cpu/avx512/act_quant_avx512.c
     generated/cpu/avx512/rmsnorm_avx512.c
     generated/cpu/avx512/layernorm_avx512.c
@@ -169,6 +178,9 @@ set(GLLM_KERNELS_NEON
     generated/cpu/neon/dequantize_q4_1_neon.c
     generated/cpu/neon/dequantize_q2_0_neon.c
     generated/cpu/neon/dequantize_q1_0_neon.c
+    generated/cpu/neon/attn_f32_neon.c
+    generated/cpu/neon/attn_f16_neon.c
+    generated/cpu/neon/attn_bf16_neon.c
     generated/cpu/neon/act_quant_neon.c
     generated/cpu/neon/rmsnorm_neon.c
     generated/cpu/neon/layernorm_neon.c

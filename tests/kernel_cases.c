@@ -169,6 +169,105 @@ static int check_act_quant(const gllm_kernel_table *kt, size_t k, char *msg, siz
     return rc;
 }
 
+/* ---- attention over a paged KV head ------------------------------------------- */
+
+/* one random case: the kernel over [0, T) in two ranges, combined, against softmax(qK)V in double;
+ * and the same keys in a contiguous layout must give the same bits */
+static int check_attn_case(gllm_dtype t, const gllm_kernel_table *kt, size_t hd, size_t rows, size_t T, char *msg,
+                           size_t len) {
+    const unsigned shift = 4;
+    const size_t P = 16, heads = 2, head = rnd() & 1, npages = (T + P - 1) / P, pool = npages + 3;
+    const size_t page_elems = P * heads * hd, esize = t == GLLM_DTYPE_F32 ? 4 : 2;
+    void *k = malloc(pool * page_elems * esize), *v = malloc(pool * page_elems * esize);
+    void *kc = malloc(pool * page_elems * esize), *vc = malloc(pool * page_elems * esize);
+    random_rows(t, k, pool, page_elems);
+    random_rows(t, v, pool, page_elems);
+    int32_t *pages = malloc(npages * 4), *ident = malloc(npages * 4);
+    for (size_t i = 0; i < npages; i++) pages[i] = (int32_t)i, ident[i] = (int32_t)i;
+    for (size_t i = npages; i > 1; i--) { /* a random page table into a larger pool */
+        const size_t j = rnd() % i;
+        const int32_t x = pages[i - 1];
+        pages[i - 1] = pages[j], pages[j] = x;
+    }
+    /* contiguous copy: logical page i at physical page i */
+    for (size_t i = 0; i < npages; i++) {
+        memcpy((char *)kc + i * page_elems * esize, (char *)k + (size_t)pages[i] * page_elems * esize, page_elems * esize);
+        memcpy((char *)vc + i * page_elems * esize, (char *)v + (size_t)pages[i] * page_elems * esize, page_elems * esize);
+    }
+    float *q = malloc(rows * hd * 4), *o = malloc(rows * hd * 4), *o2 = malloc(rows * hd * 4), *oc = malloc(rows * hd * 4);
+    float m[8], l[8], m2[8], l2[8], mc[8], lc[8];
+    uint32_t ncontig[8];
+    const size_t bstart = rnd() % (T + 1), blen = T - bstart, stride = (blen + 7) / 8 + 1;
+    uint8_t *bits = calloc(rows * stride, 1);
+    for (size_t i = 0; i < rows * hd; i++) q[i] = uni(-1, 1);
+    for (size_t r = 0; r < rows; r++) {
+        ncontig[r] = (uint32_t)(rnd() % (T + 1));
+        for (size_t b = 0; b < rows * stride; b++) bits[b] = (uint8_t)rnd();
+    }
+    const float scale = 1.0f / sqrtf((float)hd);
+    gllm_attn_args a = {.q = q, .rows = rows, .hd = hd, .scale = scale, .k = k, .v = v, .page_elems = page_elems,
+                        .head_offset = head * P * hd, .page_shift = shift, .pages = pages, .n_contig = ncontig,
+                        .bits = bits, .bits_start = bstart, .bits_len = blen, .bits_stride = stride};
+    const size_t split = rnd() % (T + 1);
+    kt->attn[t](&a, 0, split, o, m, l);
+    kt->attn[t](&a, split, T, o2, m2, l2);
+    gllm_attn_args c = a;
+    c.k = kc, c.v = vc, c.pages = ident;
+    kt->attn[t](&c, 0, split, oc, mc, lc);
+    int rc = CASE_PASS;
+    if (memcmp(o, oc, rows * hd * 4) || memcmp(m, mc, rows * 4) || memcmp(l, lc, rows * 4))
+        rc = fail(msg, len, "hd=%zu rows=%zu T=%zu: paged and contiguous KV differ", hd, rows, T);
+    double *kr = malloc(hd * 8), *vr = malloc(hd * 8), *acc = malloc(hd * 8);
+    for (size_t r = 0; r < rows && rc == CASE_PASS; r++) {
+        /* combine the two ranges */
+        const float mm = fmaxf(m[r], m2[r]);
+        const double w1 = m[r] == -INFINITY ? 0 : exp((double)m[r] - mm), w2 = m2[r] == -INFINITY ? 0 : exp((double)m2[r] - mm);
+        const double lsum = l[r] * w1 + l2[r] * w2;
+        /* reference */
+        double mx = -INFINITY, den = 0;
+        memset(acc, 0, hd * 8);
+        for (int pass = 0; pass < 2; pass++)
+            for (size_t tt = 0; tt < T; tt++) {
+                const size_t s = tt - bstart;
+                const int vis = tt < ncontig[r] || (tt >= bstart && s < blen && (bits[r * stride + s / 8] >> (s % 8) & 1));
+                if (!vis) continue;
+                const size_t off = (size_t)pages[tt / P] * page_elems + head * P * hd + (tt % P) * hd;
+                gllm_ref_dequantize(t, (char *)k + off * esize, kr, hd);
+                double sc = 0;
+                for (size_t i = 0; i < hd; i++) sc += (double)q[r * hd + i] * kr[i];
+                sc *= scale;
+                if (pass == 0) { mx = fmax(mx, sc); continue; }
+                gllm_ref_dequantize(t, (char *)v + off * esize, vr, hd);
+                const double p = exp(sc - mx);
+                den += p;
+                for (size_t i = 0; i < hd; i++) acc[i] += p * vr[i];
+            }
+        if (den == 0) {
+            if (lsum != 0) rc = fail(msg, len, "row %zu sees no key but l=%g", r, lsum);
+            continue;
+        }
+        for (size_t i = 0; i < hd && rc == CASE_PASS; i++) {
+            const double got = (o[r * hd + i] * w1 + o2[r * hd + i] * w2) / lsum, want = acc[i] / den;
+            if (!(fabs(got - want) <= 2e-5))
+                rc = fail(msg, len, "hd=%zu rows=%zu T=%zu split=%zu: row %zu o[%zu]=%.7g, reference %.7g", hd, rows, T,
+                          split, r, i, got, want);
+        }
+    }
+    free(k), free(v), free(kc), free(vc), free(pages), free(ident), free(q), free(o), free(o2), free(oc), free(bits);
+    free(kr), free(vr), free(acc);
+    return rc;
+}
+
+static int check_attn(gllm_dtype t, const gllm_kernel_table *kt, int quick, char *msg, size_t len) {
+    static const size_t hds[] = {64, 80, 96, 128, 48}, rowss[] = {1, 4, 7}, Ts[] = {1, 17, 100, 300};
+    int rc = CASE_PASS;
+    for (size_t a = 0; a < 5 && rc == CASE_PASS; a++)
+        for (size_t b = 0; b < 3 && rc == CASE_PASS; b++)
+            for (size_t c = 0; c < (quick ? 2u : 4u) && rc == CASE_PASS; c++)
+                rc = check_attn_case(t, kt, hds[a], rowss[b], Ts[c], msg, len);
+    return rc;
+}
+
 /* ---- ops outside the dtype grid ---------------------------------------------- */
 
 static const size_t row_sizes[] = {1, 7, 16, 64, 257, 4099};
@@ -306,6 +405,7 @@ int gllm_check_kernel(int op, gllm_dtype t, gllm_isa_id isa, int quick, char *ms
     const gllm_kernel_table *kt = gllm_kernel_tables[isa];
     rng_state = 0x5eed0000ull + (uint64_t)op * 1000003u + (uint64_t)t * 1009u + (uint64_t)isa * 17u;
     const int odd_k = !gllm_dtype_traits_table[t].int8_path;
+    if (op == GLLM_OP_ATTN) return check_attn(t, kt, quick, msg, len);
     if (op == GLLM_OP_QUANTIZE || op == GLLM_OP_DEQUANTIZE) {
         static const size_t ks[] = {32, 96, 4128, 33, 101};
         int rc = CASE_PASS;

@@ -39,4 +39,27 @@ typedef void (*gllm_matmul_fn)(const gllm_matmul_args *a, size_t j0, size_t j1, 
 /* one row of k elements: f32 -> dtype, dtype -> f32 */
 typedef void (*gllm_quantize_fn)(const float *x, void *y, size_t k);
 typedef void (*gllm_dequantize_fn)(const void *x, float *y, size_t k);
+
+/* Attention (flash, online softmax) over one KV head of a paged cache.
+ *   q: rows x hd query rows (f32); scores are scale * q.k.
+ *   Key/value t lives in page pages[t >> page_shift], slot t & (2^page_shift - 1):
+ *   element (t, i) = base[page * page_elems + head_offset + slot * hd + i], in the KV dtype.
+ *   Row r sees key t when t < n_contig[r], or when bits != NULL, bits_start <= t <
+ *   bits_start + bits_len and bit (t - bits_start) of row r's bitmap (bits + r * bits_stride) is set.
+ * The kernel sets o (rows x hd, not yet divided by l), m (running max) and l (sum of
+ * exp(s - m)) for keys [t0, t1); partial results over key ranges combine exactly as
+ * in flash-decoding. A row that sees no key gets m = -inf, l = 0, o = 0. */
+typedef struct {
+    const float *q;
+    size_t rows, hd;
+    float scale;
+    const void *k, *v;
+    size_t page_elems, head_offset;
+    unsigned page_shift;
+    const int32_t *pages;
+    const uint32_t *n_contig;
+    const uint8_t *bits;
+    size_t bits_start, bits_len, bits_stride;
+} gllm_attn_args;
+typedef void (*gllm_attn_fn)(const gllm_attn_args *a, size_t t0, size_t t1, float *o, float *m, float *l);
 #endif
