@@ -1,0 +1,119 @@
+#include "cpu/attention.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/dispatch.h"
+#include "core/error.h"
+#include "core/threadpool.h"
+
+#define CHUNK 256   /* keys per work item */
+#define MAX_GROUP 256
+
+typedef struct {
+    const gllm_kv_pool *p;
+    const gllm_kv_seq *s;
+    size_t layer, n_tok, n_heads, n_prefix, group, stride, n_items;
+    gllm_mask_kind mask;
+    const float *q;
+    float scale;
+    const uint8_t *bits; /* TREE: per token, its ancestors among the step's slots */
+    size_t *first;       /* first item of token i; items of a token: [first[i], first[i + 1]) per KV head */
+    float *part;         /* per item: group * head_dim o, group m, group l */
+    gllm_attn_fn fn;
+} attn_job;
+
+static size_t visible_end(const attn_job *j, size_t i) {
+    return j->mask == GLLM_MASK_NONE ? j->n_prefix + j->n_tok : j->n_prefix + i + 1;
+}
+
+static void attn_task(void *ctx, size_t item, void *scratch) {
+    (void)scratch;
+    const attn_job *j = ctx;
+    const size_t per_head = j->n_items / j->p->n_kv_heads, kvh = item / per_head, rest = item % per_head;
+    size_t i = 0;
+    while (j->first[i + 1] <= rest) i++;
+    const size_t c = rest - j->first[i], end = visible_end(j, i), t0 = c * CHUNK;
+    const size_t t1 = t0 + CHUNK < end ? t0 + CHUNK : end, g = j->group, hd = j->p->head_dim;
+    uint32_t nc[MAX_GROUP];
+    for (size_t r = 0; r < g; r++) nc[r] = (uint32_t)(j->mask == GLLM_MASK_TREE ? j->n_prefix : end);
+    gllm_attn_args a = {.q = j->q + (i * j->n_heads + kvh * g) * hd, .rows = g, .scale = j->scale, .n_contig = nc};
+    gllm_kv_view(j->p, j->s, j->layer, kvh, &a);
+    if (j->mask == GLLM_MASK_TREE)
+        a.bits = j->bits + i * j->stride, a.bits_start = j->n_prefix, a.bits_len = j->n_tok, a.bits_stride = 0;
+    float *o = j->part + item * g * (hd + 2);
+    j->fn(&a, t0, t1, o, o + g * hd, o + g * hd + g);
+}
+
+gllm_status gllm_cpu_attention(const gllm_kv_pool *p, const gllm_kv_seq *s, size_t layer, const float *q,
+                               size_t n_tok, size_t n_heads, size_t n_prefix, gllm_mask_kind mask,
+                               const int32_t *parent, float scale, float *out) {
+    gllm_status st = gllm_ensure_init();
+    if (st != GLLM_OK) return st;
+    if (!p || !s || !q || !out || !n_tok) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "attention: NULL or empty input");
+    const size_t hd = p->head_dim;
+    if (hd % 16) return gllm_fail(GLLM_E_UNSUPPORTED, "attention: head dim %zu (supported: multiples of 16)", hd);
+    if (!n_heads || n_heads % p->n_kv_heads || n_heads / p->n_kv_heads > MAX_GROUP)
+        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "attention: %zu query heads over %zu KV heads", n_heads,
+                         p->n_kv_heads);
+    if (layer >= p->n_layers) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "attention: layer %zu of %zu", layer, p->n_layers);
+    if (n_prefix + n_tok > s->n_pages * p->page_size)
+        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "attention: positions up to %zu, only %zu slots reserved",
+                         n_prefix + n_tok - 1, s->n_pages * p->page_size);
+    for (size_t i = 0; i < s->n_pages; i++)
+        if (s->table[i] < 0 || (size_t)s->table[i] >= p->n_pages)
+            return gllm_fail(GLLM_E_INVALID_ARGUMENT, "attention: block table entry %zu = %d outside the %zu-page pool",
+                             i, s->table[i], p->n_pages);
+    if (mask == GLLM_MASK_TREE && !parent) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "attention: tree mask without parents");
+    attn_job j = {.p = p, .s = s, .layer = layer, .n_tok = n_tok, .n_heads = n_heads, .n_prefix = n_prefix,
+                  .group = n_heads / p->n_kv_heads, .mask = mask, .q = q, .scale = scale,
+                  .fn = gllm_kernels()->attn[p->dtype], .stride = (n_tok + 7) / 8};
+    uint8_t *bits = NULL;
+    if (mask == GLLM_MASK_TREE) {
+        bits = calloc(n_tok * j.stride, 1);
+        if (!bits) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "attention: no memory for the tree mask");
+        for (size_t i = 0; i < n_tok; i++) {
+            if (parent[i] >= (int32_t)i || parent[i] < -1) {
+                free(bits);
+                return gllm_fail(GLLM_E_INVALID_ARGUMENT, "attention: token %zu has parent %d (must be -1 or < %zu)", i,
+                                 parent[i], i);
+            }
+            uint8_t *b = bits + i * j.stride;
+            b[i / 8] |= (uint8_t)(1u << (i % 8));
+            if (parent[i] >= 0) /* ancestors of the parent (already complete), and the parent */
+                for (size_t x = 0; x < j.stride; x++) b[x] |= bits[(size_t)parent[i] * j.stride + x];
+        }
+    }
+    j.bits = bits;
+    j.first = malloc((n_tok + 1) * sizeof(size_t));
+    size_t items = 0;
+    for (size_t i = 0; j.first && i < n_tok; i++) j.first[i] = items, items += (visible_end(&j, i) + CHUNK - 1) / CHUNK;
+    if (j.first) j.first[n_tok] = items;
+    j.n_items = items * p->n_kv_heads;
+    j.part = j.first ? malloc(j.n_items * j.group * (hd + 2) * sizeof(float)) : NULL;
+    if (!j.part) {
+        free(bits), free(j.first);
+        return gllm_fail(GLLM_E_OUT_OF_MEMORY, "attention: no memory for %zu partial results", j.n_items);
+    }
+    gllm_pool_run(j.n_items, attn_task, &j);
+    /* combine each token's chunks, in order */
+    const size_t g = j.group, per_head = items;
+    for (size_t kvh = 0; kvh < p->n_kv_heads; kvh++)
+        for (size_t i = 0; i < n_tok; i++)
+            for (size_t r = 0; r < g; r++) {
+                float *dst = out + (i * n_heads + kvh * g + r) * hd;
+                float m = -INFINITY, l = 0.0f;
+                memset(dst, 0, hd * sizeof(float));
+                for (size_t it = j.first[i]; it < j.first[i + 1]; it++) {
+                    const float *o = j.part + (kvh * per_head + it) * g * (hd + 2);
+                    const float mc = o[g * hd + r], lc = o[g * hd + g + r];
+                    if (mc == -INFINITY) continue;
+                    const float mn = mc > m ? mc : m, a = m == -INFINITY ? 0.0f : expf(m - mn), b = expf(mc - mn);
+                    for (size_t x = 0; x < hd; x++) dst[x] = dst[x] * a + o[r * hd + x] * b;
+                    l = l * a + lc * b, m = mn;
+                }
+                const float inv = l > 0 ? 1.0f / l : 0.0f;
+                for (size_t x = 0; x < hd; x++) dst[x] *= inv;
+            }
+    free(bits), free(j.first), free(j.part);
+    return GLLM_OK;
+}

@@ -1,0 +1,113 @@
+#include "cpu/kv_cache.h"
+#include <stdlib.h>
+#include <string.h>
+#include "core/dispatch.h"
+#include "core/error.h"
+
+gllm_status gllm_kv_pool_init(gllm_kv_pool *p, gllm_dtype dtype, size_t n_layers, size_t n_kv_heads,
+                              size_t head_dim, size_t page_size, size_t n_pages) {
+    memset(p, 0, sizeof *p);
+    if (dtype != GLLM_DTYPE_F32 && dtype != GLLM_DTYPE_F16 && dtype != GLLM_DTYPE_BF16)
+        return gllm_fail(GLLM_E_UNSUPPORTED, "KV cache dtype %s: f32, f16 or bf16 only",
+                         gllm_dtype_name(dtype) ? gllm_dtype_name(dtype) : "(unknown)");
+    if (page_size < 16 || (page_size & (page_size - 1)))
+        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "KV page size %zu: a power of two >= 16", page_size);
+    if (!n_layers || !n_kv_heads || !head_dim || !n_pages || n_pages > INT32_MAX)
+        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "KV cache: layers, heads, head_dim and pages must be > 0");
+    p->dtype = dtype, p->n_layers = n_layers, p->n_kv_heads = n_kv_heads, p->head_dim = head_dim;
+    p->page_size = page_size, p->n_pages = n_pages;
+    while (((size_t)1 << p->page_shift) < page_size) p->page_shift++;
+    p->page_elems = page_size * n_kv_heads * head_dim;
+    p->esize = dtype == GLLM_DTYPE_F32 ? 4 : 2;
+    size_t bytes;
+    if (__builtin_mul_overflow(n_layers * n_pages, p->page_elems * p->esize, &bytes))
+        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "KV cache size overflows size_t");
+    bytes = (bytes + 4095) / 4096 * 4096;
+    if (posix_memalign(&p->k, 4096, bytes) || posix_memalign(&p->v, 4096, bytes) ||
+        !(p->free_list = malloc(n_pages * sizeof(int32_t)))) {
+        gllm_kv_pool_free(p);
+        return gllm_fail(GLLM_E_OUT_OF_MEMORY, "KV cache: no memory for %zu pages", n_pages);
+    }
+    memset(p->k, 0, bytes), memset(p->v, 0, bytes);
+    for (size_t i = 0; i < n_pages; i++) p->free_list[i] = (int32_t)(n_pages - 1 - i);
+    p->n_free = n_pages;
+    return GLLM_OK;
+}
+
+void gllm_kv_pool_free(gllm_kv_pool *p) {
+    free(p->k), free(p->v), free(p->free_list);
+    memset(p, 0, sizeof *p);
+}
+
+gllm_status gllm_kv_seq_init(gllm_kv_seq *s, const gllm_kv_pool *p, size_t max_tokens) {
+    memset(s, 0, sizeof *s);
+    s->cap_pages = (max_tokens + p->page_size - 1) / p->page_size;
+    if (!s->cap_pages || !(s->table = malloc(s->cap_pages * sizeof(int32_t))))
+        return gllm_fail(GLLM_E_OUT_OF_MEMORY, "KV sequence: no block table for %zu tokens", max_tokens);
+    return GLLM_OK;
+}
+
+void gllm_kv_seq_release(gllm_kv_pool *p, gllm_kv_seq *s) {
+    for (size_t i = s->n_pages; i > 0; i--) p->free_list[p->n_free++] = s->table[i - 1];
+    free(s->table);
+    memset(s, 0, sizeof *s);
+}
+
+gllm_status gllm_kv_reserve(gllm_kv_pool *p, gllm_kv_seq *s, size_t n_slots) {
+    const size_t need = (n_slots + p->page_size - 1) / p->page_size;
+    if (need > s->cap_pages)
+        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "KV sequence: %zu tokens exceed its %zu-token capacity", n_slots,
+                         s->cap_pages * p->page_size);
+    if (need > s->n_pages && need - s->n_pages > p->n_free)
+        return gllm_fail(GLLM_E_OUT_OF_MEMORY, "KV cache full: %zu more pages needed, %zu free",
+                         need - s->n_pages, p->n_free);
+    while (s->n_pages < need) s->table[s->n_pages++] = p->free_list[--p->n_free];
+    return GLLM_OK;
+}
+
+static char *slot_ptr(const gllm_kv_pool *p, void *base, const gllm_kv_seq *s, size_t layer, size_t head,
+                      size_t slot) {
+    const size_t page = (size_t)s->table[slot >> p->page_shift], in = slot & (p->page_size - 1);
+    const size_t e = (layer * p->n_pages + page) * p->page_elems + (head * p->page_size + in) * p->head_dim;
+    return (char *)base + e * p->esize;
+}
+
+gllm_status gllm_kv_write(const gllm_kv_pool *p, const gllm_kv_seq *s, size_t layer, size_t slot, const float *k,
+                          const float *v) {
+    if (layer >= p->n_layers || slot >= s->n_pages * p->page_size)
+        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "KV write: layer %zu slot %zu outside the reserved cache", layer,
+                         slot);
+    const gllm_quantize_fn q = gllm_kernels()->quantize[p->dtype];
+    for (size_t h = 0; h < p->n_kv_heads; h++) {
+        q(k + h * p->head_dim, slot_ptr(p, p->k, s, layer, h, slot), p->head_dim);
+        q(v + h * p->head_dim, slot_ptr(p, p->v, s, layer, h, slot), p->head_dim);
+    }
+    return GLLM_OK;
+}
+
+gllm_status gllm_kv_compact(const gllm_kv_pool *p, gllm_kv_seq *s, size_t base, const uint32_t *from, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if ((i && from[i] <= from[i - 1]) || from[i] < i || base + from[i] >= s->n_pages * p->page_size)
+            return gllm_fail(GLLM_E_INVALID_ARGUMENT, "KV compact: accepted slots must increase and lie in the cache");
+    const size_t row = p->head_dim * p->esize;
+    for (size_t l = 0; l < p->n_layers; l++)
+        for (size_t i = 0; i < n; i++)
+            if (from[i] != i)
+                for (size_t h = 0; h < p->n_kv_heads; h++) {
+                    memcpy(slot_ptr(p, p->k, s, l, h, base + i), slot_ptr(p, p->k, s, l, h, base + from[i]), row);
+                    memcpy(slot_ptr(p, p->v, s, l, h, base + i), slot_ptr(p, p->v, s, l, h, base + from[i]), row);
+                }
+    s->len = base + n;
+    return GLLM_OK;
+}
+
+void gllm_kv_view(const gllm_kv_pool *p, const gllm_kv_seq *s, size_t layer, size_t kv_head, gllm_attn_args *a) {
+    const size_t layer_off = layer * p->n_pages * p->page_elems * p->esize;
+    a->k = (const char *)p->k + layer_off;
+    a->v = (const char *)p->v + layer_off;
+    a->hd = p->head_dim;
+    a->page_elems = p->page_elems;
+    a->head_offset = kv_head * p->page_size * p->head_dim;
+    a->page_shift = p->page_shift;
+    a->pages = s->table;
+}

@@ -1,0 +1,52 @@
+/* Paged KV cache of the CPU backend.
+ *
+ * One pool of n_pages pages per layer for K and one for V; a page holds
+ * page_size tokens of every KV head, laid out [kv_head][slot][head_dim] in the
+ * cache dtype (f32, f16 or bf16). A sequence owns a block table: logical page i
+ * of the sequence is pool page table[i]. Everything is allocated at init;
+ * reserving pages for a sequence takes them from the pool's free list. */
+#ifndef GLLM_CPU_KV_CACHE_H
+#define GLLM_CPU_KV_CACHE_H
+#include <stddef.h>
+#include <stdint.h>
+#include "gllm_kernels.h"
+#include "kernels.h"
+
+typedef struct {
+    gllm_dtype dtype;
+    size_t n_layers, n_kv_heads, head_dim, page_size, n_pages;
+    unsigned page_shift;
+    size_t page_elems; /* page_size * n_kv_heads * head_dim */
+    size_t esize;      /* bytes per element */
+    void *k, *v;       /* [n_layers][n_pages][page_elems] */
+    int32_t *free_list;
+    size_t n_free;
+} gllm_kv_pool;
+
+typedef struct {
+    int32_t *table; /* pool pages, in logical order */
+    size_t n_pages, cap_pages;
+    size_t len;     /* tokens whose K/V are valid, slots [0, len) */
+} gllm_kv_seq;
+
+gllm_status gllm_kv_pool_init(gllm_kv_pool *p, gllm_dtype dtype, size_t n_layers, size_t n_kv_heads,
+                              size_t head_dim, size_t page_size, size_t n_pages);
+void gllm_kv_pool_free(gllm_kv_pool *p);
+
+/* a sequence able to hold up to max_tokens (its block table is allocated here, pages are not) */
+gllm_status gllm_kv_seq_init(gllm_kv_seq *s, const gllm_kv_pool *p, size_t max_tokens);
+void gllm_kv_seq_release(gllm_kv_pool *p, gllm_kv_seq *s); /* pages back to the pool, table freed */
+/* make slots [0, n_slots) backed by pages; fails (cache unchanged) when the pool or the table is full */
+gllm_status gllm_kv_reserve(gllm_kv_pool *p, gllm_kv_seq *s, size_t n_slots);
+
+/* write one token's K and V (n_kv_heads x head_dim f32 each) at a reserved slot:
+ * append is slot == len, a tree step scatters to the slots its topology gives */
+gllm_status gllm_kv_write(const gllm_kv_pool *p, const gllm_kv_seq *s, size_t layer, size_t slot, const float *k,
+                          const float *v);
+/* keep an accepted path of a tree step: slot base + from[i] moves to base + i for i < n
+ * (from strictly increasing), in every layer; len becomes base + n */
+gllm_status gllm_kv_compact(const gllm_kv_pool *p, gllm_kv_seq *s, size_t base, const uint32_t *from, size_t n);
+
+/* the kernel view of one layer and KV head of a sequence */
+void gllm_kv_view(const gllm_kv_pool *p, const gllm_kv_seq *s, size_t layer, size_t kv_head, gllm_attn_args *a);
+#endif
