@@ -2,7 +2,7 @@
  * same run) and a peer (OpenBLAS, loaded with dlopen when installed: a
  * bench-only dependency, never linked into the library).
  *
- *   gllmk bench [--quick] [--op gemv|gemm|ops] [--dtype NAME] [--no-peer]
+ *   gllmk bench [--quick] [--op gemv|gemm|ops|attn] [--dtype NAME] [--no-peer]
  *
  * ops: the row operators over 8192 x 4096 f32 activations (beyond the L3),
  * bytes read + written per second next to the read bandwidth.
@@ -17,9 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <math.h>
 #include "gllm_kernels.h"
 #include "core/dispatch.h"
 #include "core/threadpool.h"
+#include "cpu/attention.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -249,6 +251,42 @@ static void bench_ops(int quick, double bw) {
     free(j.a), free(j.b), free(j.y), free(j.cs);
 }
 
+/* ---- attention: 32 query heads on 8 KV heads, head dim 128, f16 paged KV ---------- */
+
+static void bench_attn(int quick, double bw, double peak) {
+    const size_t kvh = 8, nh = 32, hd = 128, ctx = quick ? 512 : 4096, pf = quick ? 64 : 512;
+    gllm_kv_pool pool;
+    gllm_kv_seq seq;
+    if (gllm_kv_pool_init(&pool, GLLM_DTYPE_F16, 1, kvh, hd, 16, ctx / 16 + 1) != GLLM_OK ||
+        gllm_kv_seq_init(&seq, &pool, ctx) != GLLM_OK || gllm_kv_reserve(&pool, &seq, ctx) != GLLM_OK) {
+        fprintf(stderr, "gllmk bench: %s\n", gllm_last_error());
+        return;
+    }
+    float *kv = random_floats(kvh * hd, 6), *q = random_floats(pf * nh * hd, 7), *o = malloc(pf * nh * hd * 4);
+    for (size_t t = 0; t < ctx; t++) gllm_kv_write(&pool, &seq, 0, t, kv, kv);
+    const float scale = 1.0f / sqrtf((float)hd);
+    printf("\n%-14s %6s %6s %9s %9s %8s %7s\n", "attention", "query", "keys", "ms", "GFLOPS", "KV GB/s", "limit%");
+    for (int pass = 0; pass < 2; pass++) {
+        const size_t n = pass ? pf : 1, prefix = ctx - n;
+        double best = 1e30;
+        for (int rep = 0; rep < (pass ? 2 : 20); rep++) {
+            const double t0 = now();
+            gllm_cpu_attention(&pool, &seq, 0, q, n, nh, prefix, GLLM_MASK_CAUSAL, NULL, scale, o);
+            const double t = now() - t0;
+            if (t < best) best = t;
+        }
+        double keys = 0; /* visible keys summed over the queries */
+        for (size_t i = 0; i < n; i++) keys += (double)(prefix + i + 1);
+        const double flops = 4.0 * keys * hd * nh, bytes = (double)ctx * kvh * hd * 2 * 2;
+        const double gbs = bytes / best / 1e9;
+        printf("%-14s %6zu %6zu %9.3f %9.1f %8.1f %6.0f%%\n", pass ? "prefill causal" : "decode", n, ctx, best * 1e3,
+               flops / best / 1e9, pass ? 0.0 : gbs, 100 * (pass ? flops / best / peak : gbs * 1e9 / bw));
+    }
+    free(kv), free(q), free(o);
+    gllm_kv_seq_release(&pool, &seq);
+    gllm_kv_pool_free(&pool);
+}
+
 int gllm_bench_main(int argc, char **argv) {
     int quick = 0, peer_on = 1;
     const char *only_op = NULL, *only_dtype = NULL;
@@ -258,7 +296,7 @@ int gllm_bench_main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--op") && i + 1 < argc) only_op = argv[++i];
         else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) only_dtype = argv[++i];
         else {
-            fprintf(stderr, "usage: gllmk bench [--quick] [--op gemv|gemm|ops] [--dtype NAME] [--no-peer]\n");
+            fprintf(stderr, "usage: gllmk bench [--quick] [--op gemv|gemm|ops|attn] [--dtype NAME] [--no-peer]\n");
             return 2;
         }
     }
@@ -278,7 +316,7 @@ int gllm_bench_main(int argc, char **argv) {
     if (peak8 > 0) printf("limit: int8 vpdpbusd peak      %8.1f GOPS (block formats' gemm: limit%% is of this)\n", peak8 / 1e9);
     printf("limit: memory read bandwidth    %8.1f GB/s (%s array)\n", bw / 1e9, quick ? "64 MiB" : "1 GiB");
     printf("peer:  %s\n\n", peer ? peer : "none (OpenBLAS not installed or --no-peer)");
-    if (!only_op || strcmp(only_op, "ops"))
+    if (!only_op || !strcmp(only_op, "gemv") || !strcmp(only_op, "gemm"))
         printf("%-5s %-5s %6s %6s %6s %9s %9s %8s %7s  %s\n", "op", "dtype", "m", "n", "k", "ms", "GFLOPS", "GB/s",
            "limit%", "peer (OpenBLAS f32)");
 
@@ -325,5 +363,6 @@ int gllm_bench_main(int argc, char **argv) {
         }
     }
     if (!only_op || !strcmp(only_op, "ops")) bench_ops(quick, bw);
+    if (!only_op || !strcmp(only_op, "attn")) bench_attn(quick, bw, peak > 0 ? peak : 1e9);
     return 0;
 }

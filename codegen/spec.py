@@ -19,6 +19,7 @@ class Isa:
     qgemm_mr: int      # register tile rows, int8 path
     qgemm_nv: int = 1         # int8-path tile columns in vectors (NR = qgemm_nv * width)
     gemv_pairs: bool = False  # block gemv takes two blocks per register (gq2_* in the header)
+    attn_kb: int = 8          # attention: keys per block (score accumulators in registers)
 
 
 ISAS = [
@@ -27,8 +28,8 @@ ISAS = [
     Isa("avx512", "x86_64", 16, "simd/avx512.h",
         ("-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl",
          "-mavx512vnni", "-mavx512bf16", "-mavx2", "-mfma", "-mf16c"), 6, 32, 6,
-        qgemm_nv=2, gemv_pairs=True),
-    Isa("neon", "aarch64", 4, "simd/neon.h", ("-march=armv8.2-a+dotprod+fp16",), 6, 16, 6),
+        qgemm_nv=2, gemv_pairs=True, attn_kb=16),
+    Isa("neon", "aarch64", 4, "simd/neon.h", ("-march=armv8.2-a+dotprod+fp16",), 6, 16, 6, attn_kb=16),
 ]
 
 

@@ -41,7 +41,7 @@ typedef void (*gllm_quantize_fn)(const float *x, void *y, size_t k);
 typedef void (*gllm_dequantize_fn)(const void *x, float *y, size_t k);
 
 /* Attention (flash, online softmax) over one KV head of a paged cache.
- *   q: rows x hd query rows (f32); scores are scale * q.k.
+ *   q: rows x hd query rows (f32), hd a multiple of 16 up to 256; scores are scale * q.k.
  *   Key/value t lives in page pages[t >> page_shift], slot t & (2^page_shift - 1):
  *   element (t, i) = base[page * page_elems + head_offset + slot * hd + i], in the KV dtype.
  *   Row r sees key t when t < n_contig[r], or when bits != NULL, bits_start <= t <

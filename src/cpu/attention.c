@@ -51,7 +51,8 @@ gllm_status gllm_cpu_attention(const gllm_kv_pool *p, const gllm_kv_seq *s, size
     if (st != GLLM_OK) return st;
     if (!p || !s || !q || !out || !n_tok) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "attention: NULL or empty input");
     const size_t hd = p->head_dim;
-    if (hd % 16) return gllm_fail(GLLM_E_UNSUPPORTED, "attention: head dim %zu (supported: multiples of 16)", hd);
+    if (hd % 16 || hd > 256)
+        return gllm_fail(GLLM_E_UNSUPPORTED, "attention: head dim %zu (supported: multiples of 16 up to 256)", hd);
     if (!n_heads || n_heads % p->n_kv_heads || n_heads / p->n_kv_heads > MAX_GROUP)
         return gllm_fail(GLLM_E_INVALID_ARGUMENT, "attention: %zu query heads over %zu KV heads", n_heads,
                          p->n_kv_heads);

@@ -38,6 +38,10 @@ static inline float gv_reduce(gv_f32 v) {
     q = _mm_add_ss(q, _mm_movehdup_ps(q));
     return _mm_cvtss_f32(q);
 }
+/* out[j] = the lane sum of acc[j], j < n */
+static inline void gv_reduce_many(const gv_f32 *acc, size_t n, float *out) {
+    for (size_t j = 0; j < n; j++) out[j] = gv_reduce(acc[j]);
+}
 static inline __m256i gv_mask(size_t n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }

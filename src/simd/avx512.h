@@ -48,6 +48,27 @@ static inline float gv_reduce(gv_f32 v) {
     q = _mm_add_ss(q, _mm_movehdup_ps(q));
     return _mm_cvtss_f32(q);
 }
+/* out[j] = the lane sum of acc[j], j < n; for n = 16 a transposing add tree (45 ops
+ * instead of 16 separate reductions) */
+static inline void gv_reduce_many(const gv_f32 *acc, size_t n, float *out) {
+    if (n != 16) {
+        for (size_t j = 0; j < n; j++) out[j] = gv_reduce(acc[j]);
+        return;
+    }
+    __m512 t[8];
+    for (int k = 0; k < 8; k++) /* per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3] */
+        t[k] = _mm512_add_ps(_mm512_unpacklo_ps(acc[2 * k], acc[2 * k + 1]), _mm512_unpackhi_ps(acc[2 * k], acc[2 * k + 1]));
+    __m512 u[4];
+    for (int k = 0; k < 4; k++) { /* per lane: the lane sums of 4 consecutive keys */
+        const __m512 a = t[2 * k], b = t[2 * k + 1];
+        const __m512 lo = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
+        const __m512 hi = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
+        u[k] = _mm512_add_ps(lo, hi);
+    }
+    const __m512 y01 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x44), _mm512_shuffle_f32x4(u[0], u[1], 0xee));
+    const __m512 y23 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x44), _mm512_shuffle_f32x4(u[2], u[3], 0xee));
+    _mm512_storeu_ps(out, _mm512_add_ps(_mm512_shuffle_f32x4(y01, y23, 0x88), _mm512_shuffle_f32x4(y01, y23, 0xdd)));
+}
 static inline __mmask16 gv_mask(size_t n) { return (__mmask16)((1u << n) - 1); }
 static inline gv_f32 gv_load_n(const float *p, size_t n) { return _mm512_maskz_loadu_ps(gv_mask(n), p); }
 static inline void gv_store_n(float *p, gv_f32 v, size_t n) { _mm512_mask_storeu_ps(p, gv_mask(n), v); }

@@ -28,6 +28,10 @@ static inline gv_f32 gv_pow2i(gv_f32 n) {
 }
 static inline float gv_hmax(gv_f32 v) { return vmaxvq_f32(v); }
 static inline float gv_reduce(gv_f32 v) { return vaddvq_f32(v); }
+/* out[j] = the lane sum of acc[j], j < n */
+static inline void gv_reduce_many(const gv_f32 *acc, size_t n, float *out) {
+    for (size_t j = 0; j < n; j++) out[j] = gv_reduce(acc[j]);
+}
 static inline gv_f32 gv_load_n(const float *p, size_t n) {
     float t[4] = {0};
     memcpy(t, p, n * 4);

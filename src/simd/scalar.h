@@ -25,6 +25,10 @@ static inline gv_f32 gv_round(gv_f32 a) { return (float)(int)(a + (a < 0 ? -0.5f
 static inline gv_f32 gv_pow2i(gv_f32 n) { return gllm_bits_to_f32((uint32_t)((int)n + 127) << 23); }
 static inline float gv_hmax(gv_f32 v) { return v; }
 static inline float gv_reduce(gv_f32 v) { return v; }
+/* out[j] = the lane sum of acc[j], j < n */
+static inline void gv_reduce_many(const gv_f32 *acc, size_t n, float *out) {
+    for (size_t j = 0; j < n; j++) out[j] = gv_reduce(acc[j]);
+}
 static inline gv_f32 gv_load_f16(const uint16_t *p) { return gllm_f16_to_f32(*p); }
 static inline gv_f32 gv_load_bf16(const uint16_t *p) { return gllm_bf16_to_f32(*p); }
 #define GQ_SIGNED_BIAS 0
