@@ -269,7 +269,7 @@ static void bench_attn(int quick, double bw, double peak) {
     for (int pass = 0; pass < 2; pass++) {
         const size_t n = pass ? pf : 1, prefix = ctx - n;
         double best = 1e30;
-        for (int rep = 0; rep < (pass ? 2 : 20); rep++) {
+        for (int rep = 0; rep < (pass ? 2 : 200); rep++) {
             const double t0 = now();
             gllm_cpu_attention(&pool, &seq, 0, q, n, nh, prefix, GLLM_MASK_CAUSAL, NULL, scale, o);
             const double t = now() - t0;

@@ -7,7 +7,8 @@
 #include "core/threadpool.h"
 
 #define CHUNK 256   /* keys per work item */
-#define MAX_GROUP 256
+#define MAX_GROUP 64
+#define TB 8        /* query tokens per work item: they share each key block's loads */
 
 typedef struct {
     const gllm_kv_pool *p;
@@ -17,7 +18,8 @@ typedef struct {
     const float *q;
     float scale;
     const uint8_t *bits; /* TREE: per token, its ancestors among the step's slots */
-    size_t *first;       /* first item of token i; items of a token: [first[i], first[i + 1]) per KV head */
+    size_t tb;           /* tokens per block */
+    size_t *first;       /* first item of token block b: [first[b], first[b + 1]) per KV head */
     float *part;         /* per item: group * head_dim o, group m, group l */
     gllm_attn_fn fn;
 } attn_job;
@@ -27,21 +29,29 @@ static size_t visible_end(const attn_job *j, size_t i) {
 }
 
 static void attn_task(void *ctx, size_t item, void *scratch) {
-    (void)scratch;
     const attn_job *j = ctx;
     const size_t per_head = j->n_items / j->p->n_kv_heads, kvh = item / per_head, rest = item % per_head;
-    size_t i = 0;
-    while (j->first[i + 1] <= rest) i++;
-    const size_t c = rest - j->first[i], end = visible_end(j, i), t0 = c * CHUNK;
-    const size_t t1 = t0 + CHUNK < end ? t0 + CHUNK : end, g = j->group, hd = j->p->head_dim;
-    uint32_t nc[MAX_GROUP];
-    for (size_t r = 0; r < g; r++) nc[r] = (uint32_t)(j->mask == GLLM_MASK_TREE ? j->n_prefix : end);
-    gllm_attn_args a = {.q = j->q + (i * j->n_heads + kvh * g) * hd, .rows = g, .scale = j->scale, .n_contig = nc};
+    size_t b = 0;
+    while (j->first[b + 1] <= rest) b++;
+    const size_t i0 = b * j->tb, nt = j->n_tok - i0 < j->tb ? j->n_tok - i0 : j->tb;
+    const size_t g = j->group, hd = j->p->head_dim, rows = nt * g;
+    const size_t t0 = (rest - j->first[b]) * CHUNK, end = visible_end(j, i0 + nt - 1);
+    const size_t t1 = t0 + CHUNK < end ? t0 + CHUNK : end;
+    /* the block's query rows, contiguous: token-major, then the group's heads */
+    float *q = scratch;
+    uint8_t *bits = (uint8_t *)(q + rows * hd);
+    uint32_t nc[TB * MAX_GROUP];
+    for (size_t t = 0; t < nt; t++)
+        for (size_t r = 0; r < g; r++) {
+            memcpy(q + (t * g + r) * hd, j->q + ((i0 + t) * j->n_heads + kvh * g + r) * hd, hd * sizeof(float));
+            nc[t * g + r] = (uint32_t)(j->mask == GLLM_MASK_TREE ? j->n_prefix : visible_end(j, i0 + t));
+            if (j->bits) memcpy(bits + (t * g + r) * j->stride, j->bits + (i0 + t) * j->stride, j->stride);
+        }
+    gllm_attn_args a = {.q = q, .rows = rows, .scale = j->scale, .n_contig = nc};
     gllm_kv_view(j->p, j->s, j->layer, kvh, &a);
-    if (j->mask == GLLM_MASK_TREE)
-        a.bits = j->bits + i * j->stride, a.bits_start = j->n_prefix, a.bits_len = j->n_tok, a.bits_stride = 0;
-    float *o = j->part + item * g * (hd + 2);
-    j->fn(&a, t0, t1, o, o + g * hd, o + g * hd + g);
+    if (j->bits) a.bits = bits, a.bits_start = j->n_prefix, a.bits_len = j->n_tok, a.bits_stride = j->stride;
+    float *o = j->part + item * j->tb * g * (hd + 2);
+    j->fn(&a, t0, t1, o, o + rows * hd, o + rows * hd + rows);
 }
 
 gllm_status gllm_cpu_attention(const gllm_kv_pool *p, const gllm_kv_seq *s, size_t layer, const float *q,
@@ -85,12 +95,19 @@ gllm_status gllm_cpu_attention(const gllm_kv_pool *p, const gllm_kv_seq *s, size
         }
     }
     j.bits = bits;
-    j.first = malloc((n_tok + 1) * sizeof(size_t));
+    /* token blocks: as many tokens as fit the per-thread scratch (query rows + their masks) */
+    j.tb = TB;
+    while (j.tb > 1 && j.tb * j.group * (hd * sizeof(float) + j.stride) > GLLM_SCRATCH_BYTES) j.tb /= 2;
+    const size_t n_blocks = (n_tok + j.tb - 1) / j.tb;
+    j.first = malloc((n_blocks + 1) * sizeof(size_t));
     size_t items = 0;
-    for (size_t i = 0; j.first && i < n_tok; i++) j.first[i] = items, items += (visible_end(&j, i) + CHUNK - 1) / CHUNK;
-    if (j.first) j.first[n_tok] = items;
+    for (size_t b = 0; j.first && b < n_blocks; b++) {
+        const size_t last = (b + 1) * j.tb < n_tok ? (b + 1) * j.tb - 1 : n_tok - 1;
+        j.first[b] = items, items += (visible_end(&j, last) + CHUNK - 1) / CHUNK;
+    }
+    if (j.first) j.first[n_blocks] = items;
     j.n_items = items * p->n_kv_heads;
-    j.part = j.first ? malloc(j.n_items * j.group * (hd + 2) * sizeof(float)) : NULL;
+    j.part = j.first ? malloc(j.n_items * j.tb * j.group * (hd + 2) * sizeof(float)) : NULL;
     if (!j.part) {
         free(bits), free(j.first);
         return gllm_fail(GLLM_E_OUT_OF_MEMORY, "attention: no memory for %zu partial results", j.n_items);
@@ -99,22 +116,25 @@ gllm_status gllm_cpu_attention(const gllm_kv_pool *p, const gllm_kv_seq *s, size
     /* combine each token's chunks, in order */
     const size_t g = j.group, per_head = items;
     for (size_t kvh = 0; kvh < p->n_kv_heads; kvh++)
-        for (size_t i = 0; i < n_tok; i++)
+        for (size_t i = 0; i < n_tok; i++) {
+            const size_t b = i / j.tb, nt = n_tok - b * j.tb < j.tb ? n_tok - b * j.tb : j.tb, rows = nt * g;
             for (size_t r = 0; r < g; r++) {
+                const size_t row = (i - b * j.tb) * g + r;
                 float *dst = out + (i * n_heads + kvh * g + r) * hd;
                 float m = -INFINITY, l = 0.0f;
                 memset(dst, 0, hd * sizeof(float));
-                for (size_t it = j.first[i]; it < j.first[i + 1]; it++) {
-                    const float *o = j.part + (kvh * per_head + it) * g * (hd + 2);
-                    const float mc = o[g * hd + r], lc = o[g * hd + g + r];
+                for (size_t it = j.first[b]; it < j.first[b + 1]; it++) {
+                    const float *o = j.part + (kvh * per_head + it) * j.tb * g * (hd + 2);
+                    const float mc = o[rows * hd + row], lc = o[rows * hd + rows + row];
                     if (mc == -INFINITY) continue;
-                    const float mn = mc > m ? mc : m, a = m == -INFINITY ? 0.0f : expf(m - mn), b = expf(mc - mn);
-                    for (size_t x = 0; x < hd; x++) dst[x] = dst[x] * a + o[r * hd + x] * b;
-                    l = l * a + lc * b, m = mn;
+                    const float mn = mc > m ? mc : m, a = m == -INFINITY ? 0.0f : expf(m - mn), e = expf(mc - mn);
+                    for (size_t x = 0; x < hd; x++) dst[x] = dst[x] * a + o[row * hd + x] * e;
+                    l = l * a + lc * e, m = mn;
                 }
                 const float inv = l > 0 ? 1.0f / l : 0.0f;
                 for (size_t x = 0; x < hd; x++) dst[x] *= inv;
             }
+        }
     free(bits), free(j.first), free(j.part);
     return GLLM_OK;
 }
