@@ -19,11 +19,11 @@ class Isa:
     qgemm_mr: int      # register tile rows, int8 path
     qgemm_nv: int = 1         # int8-path tile columns in vectors (NR = qgemm_nv * width)
     gemv_pairs: bool = False  # block gemv takes two blocks per register (gq2_* in the header)
-    attn_kb: int = 8          # attention: keys per block (score accumulators in registers)
+    attn_kb: int = 8          # attention: keys per block, one per lane (a multiple of the width, <= 16)
 
 
 ISAS = [
-    Isa("scalar", "any", 1, "simd/scalar.h", (), 4, 4, 4),
+    Isa("scalar", "any", 1, "simd/scalar.h", (), 4, 4, 4, attn_kb=4),
     Isa("avx2", "x86_64", 8, "simd/avx2.h", ("-mavx2", "-mfma", "-mf16c"), 6, 16, 4),
     Isa("avx512", "x86_64", 16, "simd/avx512.h",
         ("-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl",

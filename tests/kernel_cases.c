@@ -231,8 +231,9 @@ static int check_attn_case(gllm_dtype t, const gllm_kernel_table *kt, size_t hd,
                 const size_t s = tt - bstart;
                 const int vis = tt < ncontig[r] || (tt >= bstart && s < blen && (bits[r * stride + s / 8] >> (s % 8) & 1));
                 if (!vis) continue;
-                const size_t off = (size_t)pages[tt / P] * page_elems + head * P * hd + (tt % P) * hd;
-                gllm_ref_dequantize(t, (char *)k + off * esize, kr, hd);
+                const size_t pg = (size_t)pages[tt / P] * page_elems + head * P * hd, off = pg + (tt % P) * hd;
+                for (size_t i = 0; i < hd; i++) /* K is dim-major in a page */
+                    gllm_ref_dequantize(t, (char *)k + (pg + i * P + tt % P) * esize, kr + i, 1);
                 double sc = 0;
                 for (size_t i = 0; i < hd; i++) sc += (double)q[r * hd + i] * kr[i];
                 sc *= scale;

@@ -192,8 +192,8 @@ Test(kv_cache, compact_accepted_path) {
         for (size_t i = 0; i < 4; i++) {
             const size_t slot = 60 + i;
             const char *k = (const char *)a.k + ((size_t)a.pages[slot >> a.page_shift] * a.page_elems + a.head_offset +
-                                                 (slot & 15) * hd) * 2;
-            gllm_ref_dequantize(GLLM_DTYPE_BF16, k, got, hd);
+                                                 (slot & 15)) * 2;
+            for (size_t x = 0; x < hd; x++) gllm_ref_dequantize(GLLM_DTYPE_BF16, k + x * 16 * 2, got + x, 1); /* dim-major */
             for (size_t x = 0; x < hd; x++) cr_assert_eq(got[x], kd[((60 + from[i]) * 2 + h) * hd + x]);
         }
     }

@@ -42,8 +42,10 @@ typedef void (*gllm_dequantize_fn)(const void *x, float *y, size_t k);
 
 /* Attention (flash, online softmax) over one KV head of a paged cache.
  *   q: rows x hd query rows (f32), hd a multiple of 16 up to 256; scores are scale * q.k.
- *   Key/value t lives in page pages[t >> page_shift], slot t & (2^page_shift - 1):
- *   element (t, i) = base[page * page_elems + head_offset + slot * hd + i], in the KV dtype.
+ *   Key/value t lives in page pages[t >> page_shift], slot s = t & (P - 1), P = 2^page_shift
+ *   (a multiple of the kernel's key block), in the KV dtype:
+ *     K, dim-major in a page:   element (t, i) = k[page * page_elems + head_offset + i * P + s]
+ *     V, token-major in a page: element (t, i) = v[page * page_elems + head_offset + s * hd + i]
  *   Row r sees key t when t < n_contig[r], or when bits != NULL, bits_start <= t <
  *   bits_start + bits_len and bit (t - bits_start) of row r's bitmap (bits + r * bits_stride) is set.
  * The kernel sets o (rows x hd, not yet divided by l), m (running max) and l (sum of

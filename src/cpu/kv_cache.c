@@ -65,10 +65,13 @@ gllm_status gllm_kv_reserve(gllm_kv_pool *p, gllm_kv_seq *s, size_t n_slots) {
     return GLLM_OK;
 }
 
+/* V (token-major): the slot's head_dim values of head h; K (dim-major): its first value,
+ * the next ones page_size elements apart */
 static char *slot_ptr(const gllm_kv_pool *p, void *base, const gllm_kv_seq *s, size_t layer, size_t head,
-                      size_t slot) {
+                      size_t slot, int dim_major) {
     const size_t page = (size_t)s->table[slot >> p->page_shift], in = slot & (p->page_size - 1);
-    const size_t e = (layer * p->n_pages + page) * p->page_elems + (head * p->page_size + in) * p->head_dim;
+    const size_t e = (layer * p->n_pages + page) * p->page_elems + head * p->page_size * p->head_dim +
+                     (dim_major ? in : in * p->head_dim);
     return (char *)base + e * p->esize;
 }
 
@@ -78,9 +81,11 @@ gllm_status gllm_kv_write(const gllm_kv_pool *p, const gllm_kv_seq *s, size_t la
         return gllm_fail(GLLM_E_INVALID_ARGUMENT, "KV write: layer %zu slot %zu outside the reserved cache", layer,
                          slot);
     const gllm_quantize_fn q = gllm_kernels()->quantize[p->dtype];
+    const size_t stride = p->page_size * p->esize;
     for (size_t h = 0; h < p->n_kv_heads; h++) {
-        q(k + h * p->head_dim, slot_ptr(p, p->k, s, layer, h, slot), p->head_dim);
-        q(v + h * p->head_dim, slot_ptr(p, p->v, s, layer, h, slot), p->head_dim);
+        char *kd = slot_ptr(p, p->k, s, layer, h, slot, 1);
+        for (size_t i = 0; i < p->head_dim; i++) q(k + h * p->head_dim + i, kd + i * stride, 1);
+        q(v + h * p->head_dim, slot_ptr(p, p->v, s, layer, h, slot, 0), p->head_dim);
     }
     return GLLM_OK;
 }
@@ -89,13 +94,14 @@ gllm_status gllm_kv_compact(const gllm_kv_pool *p, gllm_kv_seq *s, size_t base, 
     for (size_t i = 0; i < n; i++)
         if ((i && from[i] <= from[i - 1]) || from[i] < i || base + from[i] >= s->n_pages * p->page_size)
             return gllm_fail(GLLM_E_INVALID_ARGUMENT, "KV compact: accepted slots must increase and lie in the cache");
-    const size_t row = p->head_dim * p->esize;
+    const size_t row = p->head_dim * p->esize, stride = p->page_size * p->esize;
     for (size_t l = 0; l < p->n_layers; l++)
         for (size_t i = 0; i < n; i++)
             if (from[i] != i)
                 for (size_t h = 0; h < p->n_kv_heads; h++) {
-                    memcpy(slot_ptr(p, p->k, s, l, h, base + i), slot_ptr(p, p->k, s, l, h, base + from[i]), row);
-                    memcpy(slot_ptr(p, p->v, s, l, h, base + i), slot_ptr(p, p->v, s, l, h, base + from[i]), row);
+                    char *kd = slot_ptr(p, p->k, s, l, h, base + i, 1), *ks = slot_ptr(p, p->k, s, l, h, base + from[i], 1);
+                    for (size_t x = 0; x < p->head_dim; x++) memcpy(kd + x * stride, ks + x * stride, p->esize);
+                    memcpy(slot_ptr(p, p->v, s, l, h, base + i, 0), slot_ptr(p, p->v, s, l, h, base + from[i], 0), row);
                 }
     s->len = base + n;
     return GLLM_OK;

@@ -1,8 +1,9 @@
 /* Paged KV cache of the CPU backend.
  *
  * One pool of n_pages pages per layer for K and one for V; a page holds
- * page_size tokens of every KV head, laid out [kv_head][slot][head_dim] in the
- * cache dtype (f32, f16 or bf16). A sequence owns a block table: logical page i
+ * page_size tokens of every KV head in the cache dtype (f32, f16 or bf16):
+ * V pages [kv_head][slot][head_dim], K pages dim-major [kv_head][head_dim][slot]
+ * (the attention kernels take one key per vector lane). A sequence owns a block table: logical page i
  * of the sequence is pool page table[i]. Everything is allocated at init;
  * reserving pages for a sequence takes them from the pool's free list. */
 #ifndef GLLM_CPU_KV_CACHE_H

@@ -11,18 +11,14 @@
 
 #include "simd/math.h"
 /* attn, f32 KV cache, avx512: flash attention of query rows over keys [t0, t1) of one KV head in a
- * paged cache of this dtype. Keys are taken KB at a time: each row's KB scores (KB vector
- * accumulators over the head dim, keys widened from f32 in registers), one max, KB exponentials in
- * vectors; then, RG rows at a time, the outputs rescaled and the value rows (each
- * widened once for the group) accumulated in one pass over the head dim. head_dim is a multiple of
- * 16, at most 256. Contract: core/kernel_abi.h. */
-#define KB 16 /* keys per block */
-
-static inline const float *at(const gllm_attn_args *a, const void *base, size_t t) {
-    const size_t slot = t & (((size_t)1 << a->page_shift) - 1);
-    return (const float *)base + (size_t)a->pages[t >> a->page_shift] * a->page_elems +
-           a->head_offset + slot * a->hd;
-}
+ * paged cache of this dtype. Keys are taken KB at a time, one key per lane: K pages are dim-major,
+ * so a row's KB scores build up in registers as q[i] (broadcast) times the KB keys' dim i, RQ rows
+ * at once, with no reductions. Then per row one max and KB exponentials in vectors, and, for the RQ
+ * rows together, the outputs rescaled and the value rows (each widened once for the group)
+ * accumulated in one pass over the head dim. head_dim is a multiple of 16, at most 256. Contract:
+ * core/kernel_abi.h. */
+#define KB 16 /* keys per block: 1 vector(s) of lanes */
+#define RQ 8  /* rows per group */
 
 static inline int visible(const gllm_attn_args *a, size_t r, size_t t) {
     if (t < a->n_contig[r]) return 1;
@@ -31,132 +27,211 @@ static inline int visible(const gllm_attn_args *a, size_t r, size_t t) {
     return (a->bits[r * a->bits_stride + s / 8] >> (s % 8)) & 1;
 }
 
-#define RG 4 /* rows whose outputs accumulate together */
-
-/* scores of 4 rows x 4 keys: each key vector is widened once and meets the four
- * rows; 16 accumulators over the head dim, then their lane sums: out[r * 4 + j] */
-static inline void scores4x4(const float *const *q, const float *const *kp, size_t hd, float *out) {
-    gv_f32 a00 = gv_zero(), a01 = gv_zero(), a02 = gv_zero(), a03 = gv_zero();
-    gv_f32 a10 = gv_zero(), a11 = gv_zero(), a12 = gv_zero(), a13 = gv_zero();
-    gv_f32 a20 = gv_zero(), a21 = gv_zero(), a22 = gv_zero(), a23 = gv_zero();
-    gv_f32 a30 = gv_zero(), a31 = gv_zero(), a32 = gv_zero(), a33 = gv_zero();
-    for (size_t i = 0; i < hd; i += GV_W) {
-        const gv_f32 q0 = gv_load(q[0] + i);
-        const gv_f32 q1 = gv_load(q[1] + i);
-        const gv_f32 q2 = gv_load(q[2] + i);
-        const gv_f32 q3 = gv_load(q[3] + i);
-        const gv_f32 k0 = gv_load(kp[0] + i);
-        a00 = gv_fma(q0, k0, a00);
-        a10 = gv_fma(q1, k0, a10);
-        a20 = gv_fma(q2, k0, a20);
-        a30 = gv_fma(q3, k0, a30);
-        const gv_f32 k1 = gv_load(kp[1] + i);
-        a01 = gv_fma(q0, k1, a01);
-        a11 = gv_fma(q1, k1, a11);
-        a21 = gv_fma(q2, k1, a21);
-        a31 = gv_fma(q3, k1, a31);
-        const gv_f32 k2 = gv_load(kp[2] + i);
-        a02 = gv_fma(q0, k2, a02);
-        a12 = gv_fma(q1, k2, a12);
-        a22 = gv_fma(q2, k2, a22);
-        a32 = gv_fma(q3, k2, a32);
-        const gv_f32 k3 = gv_load(kp[3] + i);
-        a03 = gv_fma(q0, k3, a03);
-        a13 = gv_fma(q1, k3, a13);
-        a23 = gv_fma(q2, k3, a23);
-        a33 = gv_fma(q3, k3, a33);
+/* 8 rows against one key block: scores (no reductions: one key per lane), the
+ * online-softmax update, then the value rows accumulated into the 8 outputs.
+ * Rows past rn repeat the group's first row with p = 0 and are not stored. */
+static void group_8(const gllm_attn_args *a, size_t r0, size_t rn, size_t tb, size_t lo, size_t hi,
+                    const float *kt, const float *vb, float *o, float *m, float *l) {
+    const size_t hd = a->hd, P = (size_t)1 << a->page_shift;
+    const float *q[8];
+    float *orow[8], sc[8][KB], s[KB], p[8][KB], alpha[8];
+    for (size_t g = 0; g < 8; g++) {
+        q[g] = a->q + (r0 + (g < rn ? g : 0)) * hd;
+        orow[g] = o + (r0 + (g < rn ? g : 0)) * hd;
+        alpha[g] = 1.0f;
+        for (size_t j = 0; j < KB; j++) p[g][j] = 0.0f;
     }
-    const gv_f32 acc[16] = {a00, a01, a02, a03, a10, a11, a12, a13,
-                            a20, a21, a22, a23, a30, a31, a32, a33};
-    gv_reduce_many(acc, 16, out);
+    gv_f32 a0_0 = gv_zero();
+    gv_f32 a1_0 = gv_zero();
+    gv_f32 a2_0 = gv_zero();
+    gv_f32 a3_0 = gv_zero();
+    gv_f32 a4_0 = gv_zero();
+    gv_f32 a5_0 = gv_zero();
+    gv_f32 a6_0 = gv_zero();
+    gv_f32 a7_0 = gv_zero();
+    for (size_t i = 0; i < hd; i++, kt += P) {
+        const gv_f32 k0 = gv_load(kt + 0 * GV_W);
+        const gv_f32 q0 = gv_set1(q[0][i]);
+        a0_0 = gv_fma(q0, k0, a0_0);
+        const gv_f32 q1 = gv_set1(q[1][i]);
+        a1_0 = gv_fma(q1, k0, a1_0);
+        const gv_f32 q2 = gv_set1(q[2][i]);
+        a2_0 = gv_fma(q2, k0, a2_0);
+        const gv_f32 q3 = gv_set1(q[3][i]);
+        a3_0 = gv_fma(q3, k0, a3_0);
+        const gv_f32 q4 = gv_set1(q[4][i]);
+        a4_0 = gv_fma(q4, k0, a4_0);
+        const gv_f32 q5 = gv_set1(q[5][i]);
+        a5_0 = gv_fma(q5, k0, a5_0);
+        const gv_f32 q6 = gv_set1(q[6][i]);
+        a6_0 = gv_fma(q6, k0, a6_0);
+        const gv_f32 q7 = gv_set1(q[7][i]);
+        a7_0 = gv_fma(q7, k0, a7_0);
+    }
+    gv_store(sc[0] + 0 * GV_W, a0_0);
+    gv_store(sc[1] + 0 * GV_W, a1_0);
+    gv_store(sc[2] + 0 * GV_W, a2_0);
+    gv_store(sc[3] + 0 * GV_W, a3_0);
+    gv_store(sc[4] + 0 * GV_W, a4_0);
+    gv_store(sc[5] + 0 * GV_W, a5_0);
+    gv_store(sc[6] + 0 * GV_W, a6_0);
+    gv_store(sc[7] + 0 * GV_W, a7_0);
+    int any = 0;
+    for (size_t g = 0; g < rn; g++) {
+        const size_t r = r0 + g;
+        float mx = -INFINITY;
+        for (size_t j = 0; j < KB; j++) {
+            s[j] = j >= lo && j < hi && visible(a, r, tb + j) ? a->scale * sc[g][j] : -INFINITY;
+            mx = s[j] > mx ? s[j] : mx;
+        }
+        if (mx == -INFINITY) continue;
+        const float mn = m[r] > mx ? m[r] : mx;
+        alpha[g] = m[r] == -INFINITY ? 0.0f : expf(m[r] - mn);
+        const gv_f32 mv = gv_set1(mn);
+        for (size_t j = 0; j < KB; j += GV_W)
+            gv_store(p[g] + j, gv_exp(gv_sub(gv_load(s + j), mv)));
+        float sum = 0.0f;
+        for (size_t j = 0; j < KB; j++) {
+            if (s[j] == -INFINITY) p[g][j] = 0.0f; /* masked: exactly nothing */
+            sum += p[g][j];
+        }
+        l[r] = l[r] * alpha[g] + sum;
+        m[r] = mn;
+        any = 1;
+    }
+    if (!any) return;
+    for (size_t i = 0; i < hd; i += GV_W) {
+        gv_f32 o0 = gv_mul(gv_load(orow[0] + i), gv_set1(alpha[0]));
+        gv_f32 o1 = gv_mul(gv_load(orow[1] + i), gv_set1(alpha[1]));
+        gv_f32 o2 = gv_mul(gv_load(orow[2] + i), gv_set1(alpha[2]));
+        gv_f32 o3 = gv_mul(gv_load(orow[3] + i), gv_set1(alpha[3]));
+        gv_f32 o4 = gv_mul(gv_load(orow[4] + i), gv_set1(alpha[4]));
+        gv_f32 o5 = gv_mul(gv_load(orow[5] + i), gv_set1(alpha[5]));
+        gv_f32 o6 = gv_mul(gv_load(orow[6] + i), gv_set1(alpha[6]));
+        gv_f32 o7 = gv_mul(gv_load(orow[7] + i), gv_set1(alpha[7]));
+        for (size_t j = lo; j < hi; j++) { /* 8 independent chains */
+            const gv_f32 vv = gv_load(vb + j * hd + i);
+            o0 = gv_fma(gv_set1(p[0][j]), vv, o0);
+            o1 = gv_fma(gv_set1(p[1][j]), vv, o1);
+            o2 = gv_fma(gv_set1(p[2][j]), vv, o2);
+            o3 = gv_fma(gv_set1(p[3][j]), vv, o3);
+            o4 = gv_fma(gv_set1(p[4][j]), vv, o4);
+            o5 = gv_fma(gv_set1(p[5][j]), vv, o5);
+            o6 = gv_fma(gv_set1(p[6][j]), vv, o6);
+            o7 = gv_fma(gv_set1(p[7][j]), vv, o7);
+        }
+        gv_store(orow[0] + i, o0);
+        if (rn > 1) gv_store(orow[1] + i, o1);
+        if (rn > 2) gv_store(orow[2] + i, o2);
+        if (rn > 3) gv_store(orow[3] + i, o3);
+        if (rn > 4) gv_store(orow[4] + i, o4);
+        if (rn > 5) gv_store(orow[5] + i, o5);
+        if (rn > 6) gv_store(orow[6] + i, o6);
+        if (rn > 7) gv_store(orow[7] + i, o7);
+    }
+}
+
+/* 4 rows against one key block: scores (no reductions: one key per lane), the
+ * online-softmax update, then the value rows accumulated into the 4 outputs.
+ * Rows past rn repeat the group's first row with p = 0 and are not stored. */
+static void group_4(const gllm_attn_args *a, size_t r0, size_t rn, size_t tb, size_t lo, size_t hi,
+                    const float *kt, const float *vb, float *o, float *m, float *l) {
+    const size_t hd = a->hd, P = (size_t)1 << a->page_shift;
+    const float *q[4];
+    float *orow[4], sc[4][KB], s[KB], p[4][KB], alpha[4];
+    for (size_t g = 0; g < 4; g++) {
+        q[g] = a->q + (r0 + (g < rn ? g : 0)) * hd;
+        orow[g] = o + (r0 + (g < rn ? g : 0)) * hd;
+        alpha[g] = 1.0f;
+        for (size_t j = 0; j < KB; j++) p[g][j] = 0.0f;
+    }
+    gv_f32 a0_0 = gv_zero();
+    gv_f32 a1_0 = gv_zero();
+    gv_f32 a2_0 = gv_zero();
+    gv_f32 a3_0 = gv_zero();
+    for (size_t i = 0; i < hd; i++, kt += P) {
+        const gv_f32 k0 = gv_load(kt + 0 * GV_W);
+        const gv_f32 q0 = gv_set1(q[0][i]);
+        a0_0 = gv_fma(q0, k0, a0_0);
+        const gv_f32 q1 = gv_set1(q[1][i]);
+        a1_0 = gv_fma(q1, k0, a1_0);
+        const gv_f32 q2 = gv_set1(q[2][i]);
+        a2_0 = gv_fma(q2, k0, a2_0);
+        const gv_f32 q3 = gv_set1(q[3][i]);
+        a3_0 = gv_fma(q3, k0, a3_0);
+    }
+    gv_store(sc[0] + 0 * GV_W, a0_0);
+    gv_store(sc[1] + 0 * GV_W, a1_0);
+    gv_store(sc[2] + 0 * GV_W, a2_0);
+    gv_store(sc[3] + 0 * GV_W, a3_0);
+    int any = 0;
+    for (size_t g = 0; g < rn; g++) {
+        const size_t r = r0 + g;
+        float mx = -INFINITY;
+        for (size_t j = 0; j < KB; j++) {
+            s[j] = j >= lo && j < hi && visible(a, r, tb + j) ? a->scale * sc[g][j] : -INFINITY;
+            mx = s[j] > mx ? s[j] : mx;
+        }
+        if (mx == -INFINITY) continue;
+        const float mn = m[r] > mx ? m[r] : mx;
+        alpha[g] = m[r] == -INFINITY ? 0.0f : expf(m[r] - mn);
+        const gv_f32 mv = gv_set1(mn);
+        for (size_t j = 0; j < KB; j += GV_W)
+            gv_store(p[g] + j, gv_exp(gv_sub(gv_load(s + j), mv)));
+        float sum = 0.0f;
+        for (size_t j = 0; j < KB; j++) {
+            if (s[j] == -INFINITY) p[g][j] = 0.0f; /* masked: exactly nothing */
+            sum += p[g][j];
+        }
+        l[r] = l[r] * alpha[g] + sum;
+        m[r] = mn;
+        any = 1;
+    }
+    if (!any) return;
+    for (size_t i = 0; i < hd; i += GV_W) {
+        gv_f32 o0 = gv_mul(gv_load(orow[0] + i), gv_set1(alpha[0]));
+        gv_f32 o1 = gv_mul(gv_load(orow[1] + i), gv_set1(alpha[1]));
+        gv_f32 o2 = gv_mul(gv_load(orow[2] + i), gv_set1(alpha[2]));
+        gv_f32 o3 = gv_mul(gv_load(orow[3] + i), gv_set1(alpha[3]));
+        for (size_t j = lo; j < hi; j++) { /* 4 independent chains */
+            const gv_f32 vv = gv_load(vb + j * hd + i);
+            o0 = gv_fma(gv_set1(p[0][j]), vv, o0);
+            o1 = gv_fma(gv_set1(p[1][j]), vv, o1);
+            o2 = gv_fma(gv_set1(p[2][j]), vv, o2);
+            o3 = gv_fma(gv_set1(p[3][j]), vv, o3);
+        }
+        gv_store(orow[0] + i, o0);
+        if (rn > 1) gv_store(orow[1] + i, o1);
+        if (rn > 2) gv_store(orow[2] + i, o2);
+        if (rn > 3) gv_store(orow[3] + i, o3);
+    }
 }
 
 void gllm_attn_f32_avx512(const gllm_attn_args *a, size_t t0, size_t t1, float *o, float *m,
                           float *l) {
-    const size_t hd = a->hd;
+    const size_t hd = a->hd, P = (size_t)1 << a->page_shift;
     for (size_t r = 0; r < a->rows; r++) {
         m[r] = -INFINITY;
         l[r] = 0.0f;
         memset(o + r * hd, 0, hd * sizeof(float));
     }
-    const float *kp[KB], *vp[KB];
-    float s[KB], p[RG][KB], alpha[RG];
-    for (size_t tb = t0; tb < t1; tb += KB) {
-        const size_t nk = t1 - tb < KB ? t1 - tb : KB;
-        for (size_t j = 0; j < nk; j++) kp[j] = at(a, a->k, tb + j), vp[j] = at(a, a->v, tb + j);
-        for (size_t r0 = 0; r0 < a->rows; r0 += RG) {
-            const size_t rn = a->rows - r0 < RG ? a->rows - r0 : RG;
-            /* the group's scores, 4 keys at a time (rows past the last repeat it; keys past nk
-             * repeat key 0: their scores are masked below) */
-            const float *qr[RG];
-            for (size_t g = 0; g < RG; g++) qr[g] = a->q + (r0 + (g < rn ? g : 0)) * hd;
-            float sc[RG][KB];
-            for (size_t j0 = 0; j0 < KB; j0 += 4) {
-                const float *k4[4];
-                for (size_t j = 0; j < 4; j++) k4[j] = kp[j0 + j < nk ? j0 + j : 0];
-                float out[16];
-                scores4x4(qr, k4, hd, out);
-                for (size_t g = 0; g < RG; g++)
-                    for (size_t j = 0; j < 4; j++) sc[g][j0 + j] = out[g * 4 + j];
-            }
+    for (size_t tb = t0 - t0 % KB; tb < t1; tb += KB) {
+        const size_t base = (size_t)a->pages[tb >> a->page_shift] * a->page_elems + a->head_offset,
+                     slot = tb & (P - 1);
+        const float *kt = (const float *)a->k + base + slot,
+                    *vb = (const float *)a->v + base + slot * hd;
+        const size_t lo = t0 > tb ? t0 - tb : 0,
+                     hi = t1 - tb < KB ? t1 - tb : KB; /* lanes in [t0, t1) */
+        for (size_t r0 = 0; r0 < a->rows; r0 += RQ) {
+            const size_t rn = a->rows - r0 < RQ ? a->rows - r0 : RQ;
             int any = 0;
-            for (size_t g = 0; g < rn; g++) {
-                const size_t r = r0 + g;
-                alpha[g] = 1.0f;
-                for (size_t j = 0; j < KB; j++) p[g][j] = 0.0f;
-                if (tb >= a->n_contig[r] && !a->bits)
-                    continue; /* this row sees none of the block */
-                const int all = tb + nk <= a->n_contig[r];
-                float mx = -INFINITY;
-                for (size_t j = 0; j < KB; j++) {
-                    s[j] =
-                        j < nk && (all || visible(a, r, tb + j)) ? a->scale * sc[g][j] : -INFINITY;
-                    mx = s[j] > mx ? s[j] : mx;
-                }
-                if (mx == -INFINITY) continue;
-                const float mn = m[r] > mx ? m[r] : mx;
-                alpha[g] = m[r] == -INFINITY ? 0.0f : expf(m[r] - mn);
-                const gv_f32 mv = gv_set1(mn);
-                for (size_t j = 0; j < KB; j += GV_W)
-                    gv_store(p[g] + j, gv_exp(gv_sub(gv_load(s + j), mv)));
-                float sum = 0.0f;
-                for (size_t j = 0; j < KB; j++) {
-                    if (s[j] == -INFINITY) p[g][j] = 0.0f; /* masked: exactly nothing */
-                    sum += p[g][j];
-                }
-                l[r] = l[r] * alpha[g] + sum;
-                m[r] = mn;
-                any = 1;
-            }
-            if (!any) continue;
-            /* o[r] = o[r] * alpha + sum_j p[r][j] v[j]: each value vector loaded once for the group
-             */
-            /* all RG rows are computed (a group past the last row repeats it, with p = 0) so the
-             * accumulators stay in registers; only the group's real rows are stored */
-            float *orow[RG];
-            for (size_t g = 0; g < RG; g++) {
-                orow[g] = o + (r0 + (g < rn ? g : 0)) * hd;
-                if (g >= rn) alpha[g] = 1.0f;
-                if (g >= rn)
-                    for (size_t j = 0; j < KB; j++) p[g][j] = 0.0f;
-            }
-            for (size_t i = 0; i < hd; i += GV_W) {
-                gv_f32 o0 = gv_mul(gv_load(orow[0] + i), gv_set1(alpha[0]));
-                gv_f32 o1 = gv_mul(gv_load(orow[1] + i), gv_set1(alpha[1]));
-                gv_f32 o2 = gv_mul(gv_load(orow[2] + i), gv_set1(alpha[2]));
-                gv_f32 o3 = gv_mul(gv_load(orow[3] + i), gv_set1(alpha[3]));
-                for (size_t j = 0; j < nk; j++) { /* RG independent chains */
-                    const gv_f32 vv = gv_load(vp[j] + i);
-                    o0 = gv_fma(gv_set1(p[0][j]), vv, o0);
-                    o1 = gv_fma(gv_set1(p[1][j]), vv, o1);
-                    o2 = gv_fma(gv_set1(p[2][j]), vv, o2);
-                    o3 = gv_fma(gv_set1(p[3][j]), vv, o3);
-                }
-                gv_store(orow[0] + i, o0);
-                if (rn > 1) gv_store(orow[1] + i, o1);
-                if (rn > 2) gv_store(orow[2] + i, o2);
-                if (rn > 3) gv_store(orow[3] + i, o3);
-            }
+            for (size_t g = 0; g < rn; g++)
+                if (a->bits || tb + lo < a->n_contig[r0 + g]) any = 1;
+            if (!any) continue; /* no row of the group sees a key of the block */
+            if (rn > RQ / 2)
+                group_8(a, r0, rn, tb, lo, hi, kt, vb, o, m, l);
+            else
+                group_4(a, r0, rn, tb, lo, hi, kt, vb, o, m, l);
         }
     }
 }
