@@ -2,7 +2,7 @@
  * same run) and a peer (OpenBLAS, loaded with dlopen when installed: a
  * bench-only dependency, never linked into the library).
  *
- *   gllmk bench [--quick] [--op gemv|gemm|ops|attn] [--dtype NAME] [--no-peer]
+ *   gllmk bench [--quick] [--op gemv|gemm|ops|attn|sample] [--dtype NAME] [--no-peer]
  *
  * ops: the row operators over 8192 x 4096 f32 activations (beyond the L3),
  * bytes read + written per second next to the read bandwidth.
@@ -22,6 +22,7 @@
 #include "core/dispatch.h"
 #include "core/threadpool.h"
 #include "cpu/attention.h"
+#include "cpu/sample.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -287,6 +288,40 @@ static void bench_attn(int quick, double bw, double peak) {
     gllm_kv_pool_free(&pool);
 }
 
+/* ---- sampling: one row of a 152k vocabulary, one thread ------------------------------ */
+
+static void bench_sample(void) {
+    const size_t vocab = 151936;
+    gllm_sampler s;
+    if (gllm_sampler_init(&s, vocab, 256) != GLLM_OK) return;
+    float *logits = random_floats(vocab, 8);
+    for (size_t i = 0; i < vocab; i++) logits[i] *= 8.0f; /* a peaked, model-like spread */
+    int32_t hist[256];
+    for (int i = 0; i < 256; i++) hist[i] = (int32_t)(i * 577 % vocab);
+    static const struct { const char *name; gllm_sampling c; } cases[] = {
+        {"greedy", {.temperature = 0, .top_p = 1, .repetition_penalty = 1}},
+        {"temperature", {.temperature = 0.8f, .top_p = 1, .repetition_penalty = 1}},
+        {"top-k 40", {.temperature = 0.8f, .top_k = 40, .top_p = 1, .repetition_penalty = 1}},
+        {"top-p 0.9", {.temperature = 0.8f, .top_p = 0.9f, .repetition_penalty = 1}},
+        {"min-p 0.05", {.temperature = 0.8f, .top_p = 1, .min_p = 0.05f, .repetition_penalty = 1}},
+        {"all+penalties", {.temperature = 0.8f, .top_k = 40, .top_p = 0.9f, .min_p = 0.05f,
+                           .repetition_penalty = 1.1f, .frequency_penalty = 0.1f, .presence_penalty = 0.1f}}};
+    printf("\n%-14s %8s %9s\n", "sampling", "vocab", "ms/row");
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        double best = 1e30;
+        int32_t t;
+        for (int rep = 0; rep < 50; rep++) {
+            const double t0 = now();
+            gllm_sample_row(&s, logits, &cases[c].c, hist, 256, (uint64_t)rep, &t);
+            const double dt = now() - t0;
+            if (dt < best) best = dt;
+        }
+        printf("%-14s %8zu %9.3f\n", cases[c].name, vocab, best * 1e3);
+    }
+    free(logits);
+    gllm_sampler_free(&s);
+}
+
 int gllm_bench_main(int argc, char **argv) {
     int quick = 0, peer_on = 1;
     const char *only_op = NULL, *only_dtype = NULL;
@@ -296,7 +331,7 @@ int gllm_bench_main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--op") && i + 1 < argc) only_op = argv[++i];
         else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) only_dtype = argv[++i];
         else {
-            fprintf(stderr, "usage: gllmk bench [--quick] [--op gemv|gemm|ops|attn] [--dtype NAME] [--no-peer]\n");
+            fprintf(stderr, "usage: gllmk bench [--quick] [--op gemv|gemm|ops|attn|sample] [--dtype NAME] [--no-peer]\n");
             return 2;
         }
     }
@@ -364,5 +399,6 @@ int gllm_bench_main(int argc, char **argv) {
     }
     if (!only_op || !strcmp(only_op, "ops")) bench_ops(quick, bw);
     if (!only_op || !strcmp(only_op, "attn")) bench_attn(quick, bw, peak > 0 ? peak : 1e9);
+    if (!only_op || !strcmp(only_op, "sample")) bench_sample();
     return 0;
 }

@@ -28,6 +28,6 @@ static int info(void) {
 int main(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "info") == 0) return info();
     if (strcmp(argv[1], "bench") == 0) return gllm_bench_main(argc - 1, argv + 1);
-    fprintf(stderr, "usage: gllmk info | gllmk bench [--quick] [--op gemv|gemm|ops|attn] [--dtype NAME] [--no-peer]\n");
+    fprintf(stderr, "usage: gllmk info | gllmk bench [--quick] [--op gemv|gemm|ops|attn|sample] [--dtype NAME] [--no-peer]\n");
     return 2;
 }
