@@ -148,6 +148,7 @@ ISA_OPS = [
     Op("gelu", "cpu/eltwise.c.j2", "y = x/2 * (1 + erf(x / sqrt 2))", "const float *x, float *y, size_t n"),
     Op("add", "cpu/eltwise.c.j2", "y = a + b (residual add; y may alias a or b)",
        "const float *a, const float *b, float *y, size_t n"),
+    Op("mul", "cpu/eltwise.c.j2", "y = a * b (y may alias a or b)", "const float *a, const float *b, float *y, size_t n"),
     Op("softmax", "cpu/reduce.c.j2", "y = exp(x - max) / sum (y may alias x)", "const float *x, float *y, size_t n"),
     Op("argmax", "cpu/reduce.c.j2", "index of the largest x (the first on ties)", "const float *x, size_t n",
        "size_t"),

@@ -41,6 +41,8 @@ typedef void (*gllm_gelu_fn)(const float *x, float *y,
                              size_t n); /* y = x/2 * (1 + erf(x / sqrt 2)) */
 typedef void (*gllm_add_fn)(const float *a, const float *b, float *y,
                             size_t n); /* y = a + b (residual add; y may alias a or b) */
+typedef void (*gllm_mul_fn)(const float *a, const float *b, float *y,
+                            size_t n); /* y = a * b (y may alias a or b) */
 typedef void (*gllm_softmax_fn)(const float *x, float *y,
                                 size_t n); /* y = exp(x - max) / sum (y may alias x) */
 typedef size_t (*gllm_argmax_fn)(const float *x,
@@ -68,6 +70,7 @@ typedef struct {
     gllm_silu_mul_fn silu_mul;
     gllm_gelu_fn gelu;
     gllm_add_fn add;
+    gllm_mul_fn mul;
     gllm_softmax_fn softmax;
     gllm_argmax_fn argmax;
     gllm_rope_fn rope;
@@ -125,6 +128,7 @@ void gllm_layernorm_scalar(const float *x, const float *w, const float *b, float
 void gllm_silu_mul_scalar(const float *g, const float *u, float *y, size_t n);
 void gllm_gelu_scalar(const float *x, float *y, size_t n);
 void gllm_add_scalar(const float *a, const float *b, float *y, size_t n);
+void gllm_mul_scalar(const float *a, const float *b, float *y, size_t n);
 void gllm_softmax_scalar(const float *x, float *y, size_t n);
 size_t gllm_argmax_scalar(const float *x, size_t n);
 void gllm_rope_scalar(float *x, size_t nh, size_t hd, size_t rot, const float *cs, int neox);
@@ -174,6 +178,7 @@ void gllm_layernorm_avx2(const float *x, const float *w, const float *b, float *
 void gllm_silu_mul_avx2(const float *g, const float *u, float *y, size_t n);
 void gllm_gelu_avx2(const float *x, float *y, size_t n);
 void gllm_add_avx2(const float *a, const float *b, float *y, size_t n);
+void gllm_mul_avx2(const float *a, const float *b, float *y, size_t n);
 void gllm_softmax_avx2(const float *x, float *y, size_t n);
 size_t gllm_argmax_avx2(const float *x, size_t n);
 void gllm_rope_avx2(float *x, size_t nh, size_t hd, size_t rot, const float *cs, int neox);
@@ -224,6 +229,7 @@ void gllm_layernorm_avx512(const float *x, const float *w, const float *b, float
 void gllm_silu_mul_avx512(const float *g, const float *u, float *y, size_t n);
 void gllm_gelu_avx512(const float *x, float *y, size_t n);
 void gllm_add_avx512(const float *a, const float *b, float *y, size_t n);
+void gllm_mul_avx512(const float *a, const float *b, float *y, size_t n);
 void gllm_softmax_avx512(const float *x, float *y, size_t n);
 size_t gllm_argmax_avx512(const float *x, size_t n);
 void gllm_rope_avx512(float *x, size_t nh, size_t hd, size_t rot, const float *cs, int neox);
@@ -274,6 +280,7 @@ void gllm_layernorm_neon(const float *x, const float *w, const float *b, float *
 void gllm_silu_mul_neon(const float *g, const float *u, float *y, size_t n);
 void gllm_gelu_neon(const float *x, float *y, size_t n);
 void gllm_add_neon(const float *a, const float *b, float *y, size_t n);
+void gllm_mul_neon(const float *a, const float *b, float *y, size_t n);
 void gllm_softmax_neon(const float *x, float *y, size_t n);
 size_t gllm_argmax_neon(const float *x, size_t n);
 void gllm_rope_neon(float *x, size_t nh, size_t hd, size_t rot, const float *cs, int neox);

@@ -46,6 +46,7 @@ set(GLLM_KERNELS_SCALAR
     generated/cpu/scalar/silu_mul_scalar.c
     generated/cpu/scalar/gelu_scalar.c
     generated/cpu/scalar/add_scalar.c
+    generated/cpu/scalar/mul_scalar.c
     generated/cpu/scalar/softmax_scalar.c
     generated/cpu/scalar/argmax_scalar.c
     generated/cpu/scalar/rope_scalar.c)
@@ -93,6 +94,7 @@ set(GLLM_KERNELS_AVX2
     generated/cpu/avx2/silu_mul_avx2.c
     generated/cpu/avx2/gelu_avx2.c
     generated/cpu/avx2/add_avx2.c
+    generated/cpu/avx2/mul_avx2.c
     generated/cpu/avx2/softmax_avx2.c
     generated/cpu/avx2/argmax_avx2.c
     generated/cpu/avx2/rope_avx2.c)
@@ -140,6 +142,7 @@ set(GLLM_KERNELS_AVX512
     generated/cpu/avx512/silu_mul_avx512.c
     generated/cpu/avx512/gelu_avx512.c
     generated/cpu/avx512/add_avx512.c
+    generated/cpu/avx512/mul_avx512.c
     generated/cpu/avx512/softmax_avx512.c
     generated/cpu/avx512/argmax_avx512.c
     generated/cpu/avx512/rope_avx512.c)
@@ -187,6 +190,7 @@ set(GLLM_KERNELS_NEON
     generated/cpu/neon/silu_mul_neon.c
     generated/cpu/neon/gelu_neon.c
     generated/cpu/neon/add_neon.c
+    generated/cpu/neon/mul_neon.c
     generated/cpu/neon/softmax_neon.c
     generated/cpu/neon/argmax_neon.c
     generated/cpu/neon/rope_neon.c)

@@ -324,11 +324,13 @@ static int check_eltwise(const gllm_kernel_table *kt, const char *op, char *msg,
         for (size_t i = 0; i < n; i++) {
             ref[i] = !strcmp(op, "silu_mul") ? gllm_ref_silu(a[i]) * b[i]
                      : !strcmp(op, "gelu")   ? gllm_ref_gelu(a[i])
+                     : !strcmp(op, "mul")    ? (double)a[i] * b[i]
                                              : (double)a[i] + b[i];
             scale = fmax(scale, fabs(ref[i]));
         }
         if (!strcmp(op, "silu_mul")) kt->silu_mul(a, b, y, n);
         else if (!strcmp(op, "gelu")) kt->gelu(a, y, n);
+        else if (!strcmp(op, "mul")) kt->mul(a, b, y, n);
         else kt->add(a, b, a, n), memcpy(y, a, n * 4); /* in place, as the residual add runs */
         for (size_t i = 0; i < n && rc == CASE_PASS; i++) /* per element: relative, with an absolute floor */
             if (!(fabs(y[i] - ref[i]) <= 4e-6 * fabs(ref[i]) + 2e-6))
@@ -395,7 +397,8 @@ int gllm_check_isa_kernel(const char *op, gllm_isa_id isa, int quick, char *msg,
     rng_state = 0xab5eedull + (uint64_t)isa * 17u + (uint64_t)strlen(op) * 131u + (uint64_t)op[0];
     if (!strcmp(op, "act_quant")) return check_act_quant(kt, quick ? 96 : 4128, msg, len);
     if (!strcmp(op, "rmsnorm") || !strcmp(op, "layernorm")) return check_norms(kt, op[0] == 'l', msg, len);
-    if (!strcmp(op, "silu_mul") || !strcmp(op, "gelu") || !strcmp(op, "add")) return check_eltwise(kt, op, msg, len);
+    if (!strcmp(op, "silu_mul") || !strcmp(op, "gelu") || !strcmp(op, "add") || !strcmp(op, "mul"))
+        return check_eltwise(kt, op, msg, len);
     if (!strcmp(op, "softmax") || !strcmp(op, "argmax")) return check_reduce(kt, op[0] == 'a', msg, len);
     if (!strcmp(op, "rope")) return check_rope(kt, msg, len);
     return fail(msg, len, "no check for op %s", op);

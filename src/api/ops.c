@@ -6,6 +6,7 @@
 #include "core/dtype_traits.h"
 #include "core/error.h"
 #include "core/threadpool.h"
+#include "cpu/matmul.h"
 
 gllm_status gllm_init(void) { return gllm_ensure_init(); }
 
@@ -71,26 +72,6 @@ static int overlap(const void *a, size_t an, const void *b, size_t bn) {
     return a && b && x < y + bn && y < x + an;
 }
 
-typedef struct {
-    gllm_matmul_fn fn;
-    gllm_matmul_args args;
-    size_t chunk;
-    gllm_act_quant_fn aq;
-    gllm_q8x *xq;
-} matmul_job;
-
-static void act_quant_task(void *ctx, size_t row, void *scratch) {
-    (void)scratch;
-    matmul_job *j = ctx;
-    j->aq(j->args.x + row * j->args.ldx, j->xq + row * (j->args.k / 32), j->args.k);
-}
-
-static void matmul_task(void *ctx, size_t task, void *scratch) {
-    matmul_job *j = ctx;
-    const size_t j0 = task * j->chunk, j1 = j0 + j->chunk < j->args.n ? j0 + j->chunk : j->args.n;
-    j->fn(&j->args, j0, j1, scratch);
-}
-
 gllm_status gllm_matmul(gllm_dtype wt, const void *w, const float *x, const float *bias, float *y, size_t m,
                         size_t n, size_t k) {
     gllm_status s = gllm_ensure_init();
@@ -107,29 +88,7 @@ gllm_status gllm_matmul(gllm_dtype wt, const void *w, const float *x, const floa
         overlap(y, ybytes, bias, n * sizeof(float)))
         return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_matmul: y overlaps w, x or bias");
 
-    const gllm_kernel_table *kt = gllm_kernels();
-    matmul_job job = {
-        .fn = m == 1 ? kt->gemv[wt] : kt->gemm[wt],
-        .args = {.w = w, .w_row_bytes = row, .x = x, .ldx = k, .bias = bias, .y = y, .ldy = n, .m = m, .n = n, .k = k},
-        .aq = kt->act_quant,
-    };
-    if (gllm_dtype_traits_table[wt].int8_path) {
-        job.xq = malloc(mul(m, k / 32, &ovf) * sizeof(gllm_q8x));
-        if (!job.xq) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "gllm_matmul: no memory for %zu quantised rows", m);
-        job.args.xq = job.xq;
-        gllm_pool_run(m, act_quant_task, &job);
-    }
-    /* one contiguous column range per thread for gemm (its panels are packed once);
-     * smaller ranges, taken dynamically, for gemv */
-    const size_t threads = (size_t)gllm_pool_threads();
-    const double work = (double)m * (double)n * (double)k;
-    const size_t parts = work < 65536.0 ? 1 : m == 1 ? threads * 8 : threads;
-    size_t chunk = (n + parts - 1) / parts;
-    chunk = (chunk + 63) / 64 * 64;
-    job.chunk = chunk;
-    gllm_pool_run((n + chunk - 1) / chunk, matmul_task, &job);
-    free(job.xq);
-    return GLLM_OK;
+    return gllm_cpu_matmul(wt, w, x, bias, y, m, n, k);
 }
 
 typedef struct {

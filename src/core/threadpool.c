@@ -24,6 +24,10 @@ static struct {
 } pool = {.run_lock = PTHREAD_MUTEX_INITIALIZER, .lock = PTHREAD_MUTEX_INITIALIZER,
           .start = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER};
 
+static _Thread_local int thread_index; /* 0: the caller of gllm_pool_run */
+
+int gllm_pool_thread(void) { return thread_index; }
+
 static void work(int self) {
     size_t t;
     while ((t = atomic_fetch_add(&pool.next, 1)) < pool.ntasks) pool.fn(pool.ctx, t, pool.scratch[self]);
@@ -32,6 +36,7 @@ static void work(int self) {
 static void *worker(void *arg) {
     const int self = (int)(size_t)arg;
     unsigned long seen = 0;
+    thread_index = self;
     for (;;) {
         pthread_mutex_lock(&pool.lock);
         while (pool.generation == seen) pthread_cond_wait(&pool.start, &pool.lock);

@@ -9,6 +9,8 @@ typedef void (*gllm_task_fn)(void *ctx, size_t task, void *scratch);
 
 gllm_status gllm_pool_init(void); /* size from GLLM_NUM_THREADS, else online cores */
 int gllm_pool_threads(void);
+/* the running thread's index in [0, gllm_pool_threads()), inside a task */
+int gllm_pool_thread(void);
 /* run tasks [0, ntasks) on the pool (the caller works too); returns when all are done */
 void gllm_pool_run(size_t ntasks, gllm_task_fn fn, void *ctx);
 #endif

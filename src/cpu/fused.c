@@ -1,0 +1,166 @@
+#include "cpu/fused.h"
+#include <stdlib.h>
+#include <string.h>
+#include "core/dispatch.h"
+#include "core/dtype_traits.h"
+#include "core/error.h"
+#include "core/threadpool.h"
+#include "cpu/matmul.h"
+#include "model/rope.h"
+
+#define FFN_CHUNK 64
+
+typedef struct {
+    gllm_ffn_kind kind;
+    gllm_matmul_fn fn;
+    gllm_matmul_args gate, up; /* w, bias and n set per chunk */
+    size_t row_bytes, n;
+    float *y, *tiles;          /* tiles: per thread, 2 x m x FFN_CHUNK */
+} ffn_job;
+
+static void ffn_task(void *ctx, size_t task, void *scratch) {
+    const ffn_job *j = ctx;
+    const size_t j0 = task * FFN_CHUNK, nc = j->n - j0 < FFN_CHUNK ? j->n - j0 : FFN_CHUNK, m = j->gate.m;
+    float *tg = j->tiles + (size_t)gllm_pool_thread() * 2 * m * FFN_CHUNK, *tu = tg + m * FFN_CHUNK;
+    gllm_matmul_args g = j->gate;
+    g.w = (const char *)g.w + j0 * j->row_bytes, g.bias = g.bias ? g.bias + j0 : NULL, g.n = nc, g.y = tg, g.ldy = nc;
+    j->fn(&g, 0, nc, scratch);
+    const gllm_kernel_table *kt = gllm_kernels();
+    if (j->kind != GLLM_FFN_GELU) {
+        gllm_matmul_args u = j->up;
+        u.w = (const char *)u.w + j0 * j->row_bytes, u.bias = u.bias ? u.bias + j0 : NULL, u.n = nc, u.y = tu, u.ldy = nc;
+        j->fn(&u, 0, nc, scratch);
+    }
+    for (size_t i = 0; i < m; i++) {
+        float *dst = j->y + i * j->n + j0, *gi = tg + i * nc, *ui = tu + i * nc;
+        if (j->kind == GLLM_FFN_SILU_GLU) kt->silu_mul(gi, ui, dst, nc);
+        else if (j->kind == GLLM_FFN_GELU) kt->gelu(gi, dst, nc);
+        else kt->gelu(gi, gi, nc), kt->mul(gi, ui, dst, nc);
+    }
+}
+
+gllm_status gllm_cpu_ffn_up(gllm_ffn_kind kind, gllm_dtype t, const void *w_gate, const float *b_gate,
+                            const void *w_up, const float *b_up, const float *x, float *y, size_t m, size_t n,
+                            size_t k) {
+    gllm_status st = gllm_ensure_init();
+    if (st != GLLM_OK) return st;
+    if (!w_gate || !x || !y || (kind != GLLM_FFN_GELU && !w_up) || !m || !n || !k)
+        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "ffn: NULL or empty input");
+    if ((unsigned)t >= GLLM_DTYPE_COUNT || k % (size_t)gllm_dtype_traits_table[t].block)
+        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "ffn: dtype %d with k=%zu", (int)t, k);
+    ffn_job j = {.kind = kind, .fn = gllm_cpu_matmul_kernel(t, m), .row_bytes = gllm_row_bytes(t, k), .n = n, .y = y};
+    j.gate = (gllm_matmul_args){.w = w_gate, .w_row_bytes = j.row_bytes, .x = x, .ldx = k, .bias = b_gate, .m = m, .k = k};
+    j.up = j.gate;
+    j.up.w = w_up, j.up.bias = b_up;
+    gllm_q8x *xq = NULL;
+    j.tiles = malloc((size_t)gllm_pool_threads() * 2 * m * FFN_CHUNK * sizeof(float));
+    if (gllm_dtype_traits_table[t].int8_path) xq = malloc(m * (k / 32) * sizeof(gllm_q8x));
+    if (!j.tiles || (gllm_dtype_traits_table[t].int8_path && !xq)) {
+        free(j.tiles), free(xq);
+        return gllm_fail(GLLM_E_OUT_OF_MEMORY, "ffn: no memory for %zu rows", m);
+    }
+    if (xq) gllm_cpu_act_quant(x, m, k, xq), j.gate.xq = j.up.xq = xq; /* once, for both projections */
+    gllm_pool_run((n + FFN_CHUNK - 1) / FFN_CHUNK, ffn_task, &j);
+    free(j.tiles), free(xq);
+    return GLLM_OK;
+}
+
+void gllm_qkv_fused(gllm_qkv_weights *w, gllm_dtype t, const void *wqkv, const float *bqkv, size_t n_heads,
+                    size_t n_kv_heads, size_t head_dim, size_t k) {
+    const size_t row = gllm_row_bytes(t, k), nq = n_heads * head_dim, nk = n_kv_heads * head_dim;
+    memset(w, 0, sizeof *w);
+    w->dtype = t;
+    w->wq = wqkv, w->wk = (const char *)wqkv + nq * row, w->wv = (const char *)wqkv + (nq + nk) * row;
+    if (bqkv) w->bq = bqkv, w->bk = bqkv + nq, w->bv = bqkv + nq + nk;
+}
+
+/* the three projections as one set of column ranges on the pool */
+typedef struct {
+    gllm_matmul_fn fn;
+    gllm_matmul_args mm[3];
+    size_t chunk[3], tasks[3];
+} qkv_job;
+
+static void qkv_task(void *ctx, size_t task, void *scratch) {
+    const qkv_job *j = ctx;
+    int w = 0;
+    while (task >= j->tasks[w]) task -= j->tasks[w++];
+    const size_t j0 = task * j->chunk[w], j1 = j0 + j->chunk[w] < j->mm[w].n ? j0 + j->chunk[w] : j->mm[w].n;
+    j->fn(&j->mm[w], j0, j1, scratch);
+}
+
+typedef struct {
+    const gllm_qkv_weights *w;
+    size_t n_heads, nkv, hd, rot;
+    int neox;
+    const float *inv_freq;
+    const int32_t *pos;
+    float *q, *k, *v;
+    const gllm_kv_pool *p;
+    const gllm_kv_seq *s;
+    size_t layer;
+    const uint32_t *slots;
+    gllm_status status;
+} rope_job;
+
+static void rope_task(void *ctx, size_t i, void *scratch) {
+    (void)scratch;
+    rope_job *j = ctx;
+    const gllm_kernel_table *kt = gllm_kernels();
+    float *q = j->q + i * j->n_heads * j->hd, *k = j->k + i * j->nkv * j->hd, cs[512];
+    for (size_t h = 0; j->w->q_norm && h < j->n_heads; h++)
+        kt->rmsnorm(q + h * j->hd, j->w->q_norm, q + h * j->hd, j->hd, j->w->norm_eps);
+    for (size_t h = 0; j->w->k_norm && h < j->nkv; h++)
+        kt->rmsnorm(k + h * j->hd, j->w->k_norm, k + h * j->hd, j->hd, j->w->norm_eps);
+    gllm_rope_cos_sin(j->inv_freq, j->rot, j->pos[i], cs);
+    kt->rope(q, j->n_heads, j->hd, j->rot, cs, j->neox);
+    kt->rope(k, j->nkv, j->hd, j->rot, cs, j->neox);
+    if (gllm_kv_write(j->p, j->s, j->layer, j->slots[i], k, j->v + i * j->nkv * j->hd) != GLLM_OK)
+        j->status = GLLM_E_INVALID_ARGUMENT; /* the slot check failed; its message is this thread's */
+}
+
+gllm_status gllm_cpu_qkv_rope(const gllm_qkv_weights *w, const float *x, size_t n_tok, size_t k, size_t n_heads,
+                              const float *inv_freq, size_t rot, int neox, const int32_t *pos,
+                              const gllm_kv_pool *p, const gllm_kv_seq *s, size_t layer, const uint32_t *slots,
+                              float *q_out) {
+    gllm_status st = gllm_ensure_init();
+    if (st != GLLM_OK) return st;
+    if (!w || !x || !inv_freq || !pos || !p || !s || !slots || !q_out || !n_tok)
+        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: NULL or empty input");
+    const size_t hd = p->head_dim, nkv = p->n_kv_heads, t = w->dtype;
+    if (!n_heads || n_heads % nkv) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: %zu heads over %zu KV heads", n_heads, nkv);
+    if (rot > hd || rot % 2 || rot > 512) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: rotary dims %zu of %zu", rot, hd);
+    if ((unsigned)t >= GLLM_DTYPE_COUNT || k % (size_t)gllm_dtype_traits_table[t].block)
+        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: dtype %d with k=%zu", (int)t, k);
+    for (size_t i = 0; i < n_tok; i++)
+        if (pos[i] < 0 || slots[i] >= s->n_pages * p->page_size)
+            return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: token %zu: position %d, slot %u (%zu reserved)", i,
+                             pos[i], slots[i], s->n_pages * p->page_size);
+    float *kv = malloc(2 * n_tok * nkv * hd * sizeof(float));
+    gllm_q8x *xq = gllm_dtype_traits_table[t].int8_path ? malloc(n_tok * (k / 32) * sizeof(gllm_q8x)) : NULL;
+    if (!kv || (gllm_dtype_traits_table[t].int8_path && !xq)) {
+        free(kv), free(xq);
+        return gllm_fail(GLLM_E_OUT_OF_MEMORY, "qkv_rope: no memory for %zu tokens", n_tok);
+    }
+    if (xq) gllm_cpu_act_quant(x, n_tok, k, xq); /* once, for the three projections */
+    qkv_job j = {.fn = gllm_cpu_matmul_kernel(t, n_tok)};
+    const void *ws[3] = {w->wq, w->wk, w->wv};
+    const float *bs[3] = {w->bq, w->bk, w->bv};
+    float *ys[3] = {q_out, kv, kv + n_tok * nkv * hd};
+    const size_t ns[3] = {n_heads * hd, nkv * hd, nkv * hd};
+    size_t total = 0;
+    for (int i = 0; i < 3; i++) {
+        j.mm[i] = (gllm_matmul_args){.w = ws[i], .w_row_bytes = gllm_row_bytes(t, k), .x = x, .ldx = k, .xq = xq,
+                                     .bias = bs[i], .y = ys[i], .ldy = ns[i], .m = n_tok, .n = ns[i], .k = k};
+        j.chunk[i] = gllm_cpu_matmul_chunk(n_tok, ns[i], k);
+        j.tasks[i] = (ns[i] + j.chunk[i] - 1) / j.chunk[i];
+        total += j.tasks[i];
+    }
+    gllm_pool_run(total, qkv_task, &j);
+    rope_job r = {.w = w, .n_heads = n_heads, .nkv = nkv, .hd = hd, .rot = rot, .neox = neox, .inv_freq = inv_freq,
+                  .pos = pos, .q = q_out, .k = kv, .v = kv + n_tok * nkv * hd, .p = p, .s = s, .layer = layer,
+                  .slots = slots, .status = GLLM_OK};
+    gllm_pool_run(n_tok, rope_task, &r);
+    free(kv), free(xq);
+    return r.status == GLLM_OK ? GLLM_OK : gllm_fail(r.status, "qkv_rope: KV write failed (layer %zu)", layer);
+}

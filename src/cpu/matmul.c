@@ -1,0 +1,65 @@
+#include "cpu/matmul.h"
+#include <stdlib.h>
+#include "core/dispatch.h"
+#include "core/dtype_traits.h"
+#include "core/error.h"
+#include "core/threadpool.h"
+
+typedef struct {
+    const float *x;
+    size_t k;
+    gllm_q8x *xq;
+} aq_job;
+
+static void act_quant_task(void *ctx, size_t row, void *scratch) {
+    (void)scratch;
+    const aq_job *j = ctx;
+    gllm_kernels()->act_quant(j->x + row * j->k, j->xq + row * (j->k / 32), j->k);
+}
+
+void gllm_cpu_act_quant(const float *x, size_t m, size_t k, gllm_q8x *xq) {
+    aq_job j = {x, k, xq};
+    gllm_pool_run(m, act_quant_task, &j);
+}
+
+gllm_matmul_fn gllm_cpu_matmul_kernel(gllm_dtype t, size_t m) {
+    return m == 1 ? gllm_kernels()->gemv[t] : gllm_kernels()->gemm[t];
+}
+
+size_t gllm_cpu_matmul_chunk(size_t m, size_t n, size_t k) {
+    const size_t threads = (size_t)gllm_pool_threads();
+    const double work = (double)m * (double)n * (double)k;
+    const size_t parts = work < 65536.0 ? 1 : m == 1 ? threads * 8 : threads;
+    const size_t chunk = (n + parts - 1) / parts;
+    return (chunk + 63) / 64 * 64;
+}
+
+typedef struct {
+    gllm_matmul_fn fn;
+    gllm_matmul_args args;
+    size_t chunk;
+} mm_job;
+
+static void matmul_task(void *ctx, size_t task, void *scratch) {
+    const mm_job *j = ctx;
+    const size_t j0 = task * j->chunk, j1 = j0 + j->chunk < j->args.n ? j0 + j->chunk : j->args.n;
+    j->fn(&j->args, j0, j1, scratch);
+}
+
+gllm_status gllm_cpu_matmul(gllm_dtype t, const void *w, const float *x, const float *bias, float *y, size_t m,
+                            size_t n, size_t k) {
+    mm_job j = {.fn = gllm_cpu_matmul_kernel(t, m),
+                .args = {.w = w, .w_row_bytes = gllm_row_bytes(t, k), .x = x, .ldx = k, .bias = bias, .y = y, .ldy = n,
+                         .m = m, .n = n, .k = k},
+                .chunk = gllm_cpu_matmul_chunk(m, n, k)};
+    gllm_q8x *xq = NULL;
+    if (gllm_dtype_traits_table[t].int8_path) {
+        if (!(xq = malloc(m * (k / 32) * sizeof(gllm_q8x))))
+            return gllm_fail(GLLM_E_OUT_OF_MEMORY, "matmul: no memory for %zu quantised rows", m);
+        gllm_cpu_act_quant(x, m, k, xq);
+        j.args.xq = xq;
+    }
+    gllm_pool_run((n + j.chunk - 1) / j.chunk, matmul_task, &j);
+    free(xq);
+    return GLLM_OK;
+}
