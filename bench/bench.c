@@ -23,6 +23,7 @@
 #include "core/threadpool.h"
 #include "cpu/attention.h"
 #include "cpu/sample.h"
+#include "cpu/embed.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -225,6 +226,8 @@ static void ops_task(void *ctx, size_t row, void *scratch) {
     else if (!strcmp(j->op, "add")) kt->add(a, b, y, j->dim);
     else if (!strcmp(j->op, "softmax")) kt->softmax(a, y, j->dim);
     else if (!strcmp(j->op, "rope")) kt->rope(a, j->dim / 128, 128, 128, j->cs, 1);
+    else if (!strcmp(j->op, "pool_mean")) /* task = one sequence of 512 tokens */
+        gllm_cpu_pool(GLLM_POOL_MEAN, j->a + row * 512 * j->dim, NULL, 512, j->dim, 1, y);
 }
 
 static void bench_ops(int quick, double bw) {
@@ -235,14 +238,14 @@ static void bench_ops(int quick, double bw) {
     /* bytes moved per element: operands read + result written */
     static const struct { const char *op; int rd, wr; } ops[] = {
         {"rmsnorm", 2, 1}, {"layernorm", 2, 1}, {"silu_mul", 2, 1}, {"gelu", 1, 1}, {"add", 2, 1},
-        {"softmax", 2, 1}, {"rope", 1, 1}};
+        {"softmax", 2, 1}, {"rope", 1, 1}, {"pool_mean", 1, 0}};
     printf("\n%-10s %6s %6s %9s %8s %7s\n", "op", "rows", "dim", "ms", "GB/s", "limit%");
     for (size_t i = 0; i < sizeof ops / sizeof *ops; i++) {
         j.op = ops[i].op;
         double best = 1e30;
         for (int rep = 0; rep < 5; rep++) {
             const double t0 = now();
-            gllm_pool_run(rows, ops_task, &j);
+            gllm_pool_run(strcmp(j.op, "pool_mean") ? rows : rows / 512, ops_task, &j);
             const double t = now() - t0;
             if (t < best) best = t;
         }
