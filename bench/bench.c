@@ -211,7 +211,7 @@ static float *random_floats(size_t n, unsigned seed) {
 typedef struct {
     const char *op;
     float *a, *b, *y, *cs;
-    size_t dim;
+    size_t dim, seq; /* seq: tokens per sequence for pooling */
 } ops_job;
 
 static void ops_task(void *ctx, size_t row, void *scratch) {
@@ -226,13 +226,13 @@ static void ops_task(void *ctx, size_t row, void *scratch) {
     else if (!strcmp(j->op, "add")) kt->add(a, b, y, j->dim);
     else if (!strcmp(j->op, "softmax")) kt->softmax(a, y, j->dim);
     else if (!strcmp(j->op, "rope")) kt->rope(a, j->dim / 128, 128, 128, j->cs, 1);
-    else if (!strcmp(j->op, "pool_mean")) /* task = one sequence of 512 tokens */
-        gllm_cpu_pool(GLLM_POOL_MEAN, j->a + row * 512 * j->dim, NULL, 512, j->dim, 1, y);
+    else if (!strcmp(j->op, "pool_mean")) /* task = one sequence */
+        gllm_cpu_pool(GLLM_POOL_MEAN, j->a + row * j->seq * j->dim, NULL, j->seq, j->dim, 1, y);
 }
 
 static void bench_ops(int quick, double bw) {
     const size_t dim = 4096, rows = quick ? 256 : 8192; /* 8192 x 4096 f32 = 128 MiB per operand */
-    ops_job j = {.dim = dim};
+    ops_job j = {.dim = dim, .seq = rows < 512 ? rows : 512};
     j.a = random_floats(rows * dim, 3), j.b = random_floats(rows * dim, 4), j.y = malloc(rows * dim * 4);
     j.cs = random_floats(128, 5);
     /* bytes moved per element: operands read + result written */
@@ -245,7 +245,7 @@ static void bench_ops(int quick, double bw) {
         double best = 1e30;
         for (int rep = 0; rep < 5; rep++) {
             const double t0 = now();
-            gllm_pool_run(strcmp(j.op, "pool_mean") ? rows : rows / 512, ops_task, &j);
+            gllm_pool_run(strcmp(j.op, "pool_mean") ? rows : rows / j.seq, ops_task, &j);
             const double t = now() - t0;
             if (t < best) best = t;
         }
