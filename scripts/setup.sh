@@ -2,7 +2,7 @@
 # Install what building, testing and benchmarking gllm-kernels needs (Debian + PyPI).
 set -euo pipefail
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-pkgs="build-essential cmake ninja-build pkg-config clang-format-14 libcriterion-dev libopenblas0-pthread"
+pkgs="build-essential cmake ninja-build pkg-config clang-format-14 clang-14 libclang-rt-14-dev libcriterion-dev libopenblas0-pthread"
 [ "${GLLM_CROSS:-1}" = 1 ] && pkgs="$pkgs gcc-aarch64-linux-gnu qemu-user"
 missing=""
 for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done

@@ -4,6 +4,7 @@
 #   the same suites with GLLM_ISA capped to each ISA (dispatch through the public API)
 #   AddressSanitizer + UBSan build: the suites again
 #   NEON: cross-compiled, the kernel driver under qemu-aarch64
+#   fuzz: the GGUF reader for 20 s under libFuzzer
 #   install: cmake --install, then a consumer built with find_package and pkg-config
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,6 +44,9 @@ if command -v aarch64-linux-gnu-gcc >/dev/null && command -v qemu-aarch64 >/dev/
 else
   echo "== NEON: aarch64 cross compiler or qemu missing (scripts/setup.sh installs them)"; exit 1
 fi
+
+echo "== fuzz: the GGUF reader under libFuzzer (ASan + UBSan)"
+FUZZ_CC=$(command -v clang-14 || command -v clang) bash scripts/fuzz.sh 20
 
 echo "== install + consumer"
 bash tests/install/run.sh build

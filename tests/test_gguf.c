@@ -1,0 +1,165 @@
+/* GGUF reader: real vocabulary files, a synthetic model file, and hostile files
+ * (every truncation, huge counts and lengths, bad offsets, overlaps, unknown types,
+ * random mutations): always a clear error, never a crash (ASan/UBSan in CI). */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "format/gguf.h"
+#include "gguf_writer.h"
+
+static uint8_t *valid(size_t *len) {
+    static float f32[2 * 64];
+    static uint8_t q40[3 * 18 * 2];
+    for (int i = 0; i < 128; i++) f32[i] = (float)i;
+    for (int i = 0; i < 108; i++) q40[i] = (uint8_t)i;
+    static const char *const toks[] = {"<s>", "hello", "world"};
+    const tw_kv kv[] = {{.key = "general.architecture", .type = GGUF_STRING, .s = "llama"},
+                        {.key = "llama.block_count", .type = GGUF_U32, .u = 2},
+                        {.key = "llama.rope.freq_base", .type = GGUF_F32, .f = 10000.0},
+                        {.key = "tokenizer.ggml.tokens", .type = GGUF_ARRAY, .strs = toks, .n = 3}};
+    const tw_tensor t[] = {{"token_embd.weight", 0, 2, {64, 2}, f32, sizeof f32},
+                           {"blk.0.attn_q.weight", 2, 2, {96, 2}, q40, sizeof q40}};
+    return gguf_build(kv, 4, t, 2, 32, len);
+}
+
+Test(gguf, synthetic_model) {
+    size_t len;
+    uint8_t *img = valid(&len);
+    gllm_gguf g;
+    cr_assert_eq(gllm_gguf_parse(img, len, &g), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(g.version, 3u);
+    cr_assert_eq(g.n_tensors, 2u);
+    uint64_t blocks;
+    float base;
+    gllm_str arch;
+    cr_assert_eq(gllm_gguf_u64(&g, "llama.block_count", &blocks), GLLM_OK);
+    cr_assert_eq(blocks, 2u);
+    cr_assert_eq(gllm_gguf_f32(&g, "llama.rope.freq_base", &base), GLLM_OK);
+    cr_assert_float_eq(base, 10000.0f, 0);
+    cr_assert_eq(gllm_gguf_str(&g, "general.architecture", &arch), GLLM_OK);
+    cr_assert(arch.len == 5 && !memcmp(arch.ptr, "llama", 5));
+    gllm_str toks[3];
+    cr_assert_eq(gllm_gguf_arr_strs(&g, gllm_gguf_find(&g, "tokenizer.ggml.tokens"), toks), GLLM_OK);
+    cr_assert(toks[2].len == 5 && !memcmp(toks[2].ptr, "world", 5));
+    const gllm_gguf_tensor *e = gllm_gguf_tensor_find(&g, "token_embd.weight"), *q = gllm_gguf_tensor_find(&g, "blk.0.attn_q.weight");
+    cr_assert(e && q);
+    cr_assert_eq(e->dtype, GLLM_DTYPE_F32);
+    cr_assert_eq(q->dtype, GLLM_DTYPE_Q4_0);
+    cr_assert_eq(q->nbytes, 108u);
+    cr_assert_eq(((const float *)e->data)[65], 65.0f, "zero-copy data in place");
+    cr_assert((const uint8_t *)e->data >= img && (const uint8_t *)e->data < img + len);
+    cr_assert_eq(gllm_gguf_u64(&g, "missing.key", &blocks), GLLM_E_INVALID_ARGUMENT);
+    cr_assert_eq(gllm_gguf_u64(&g, "general.architecture", &blocks), GLLM_E_INVALID_ARGUMENT, "a string is not an integer");
+    gllm_gguf_close(&g);
+    free(img);
+}
+
+Test(gguf, every_truncation_is_an_error) {
+    size_t len;
+    uint8_t *img = valid(&len);
+    for (size_t n = 0; n < len; n++) {
+        uint8_t *cut = malloc(n ? n : 1); /* exactly n bytes: ASan sees any over-read */
+        memcpy(cut, img, n);
+        gllm_gguf g;
+        cr_assert_neq(gllm_gguf_parse(cut, n, &g), GLLM_OK, "a %zu-byte prefix of %zu parsed", n, len);
+        cr_assert(strlen(gllm_last_error()) > 0);
+        free(cut);
+    }
+    free(img);
+}
+
+/* patch a little-endian u64/u32 at the first occurrence of a marker */
+static void patch(uint8_t *img, size_t len, size_t at, uint64_t v, int bytes) {
+    cr_assert(at + (size_t)bytes <= len);
+    memcpy(img + at, &v, (size_t)bytes);
+}
+
+static size_t find(const uint8_t *img, size_t len, const char *s) {
+    const size_t n = strlen(s);
+    for (size_t i = 0; i + n <= len; i++)
+        if (!memcmp(img + i, s, n)) return i;
+    cr_assert_fail("marker %s not found", s);
+    return 0;
+}
+
+static void expect_error(uint8_t *img, size_t len, gllm_status want, const char *text) {
+    gllm_gguf g;
+    const gllm_status s = gllm_gguf_parse(img, len, &g);
+    cr_assert_eq(s, want, "expected status %d (%s), got %d: %s", want, text, s, gllm_last_error());
+    cr_assert(strstr(gllm_last_error(), text), "message '%s' lacks '%s'", gllm_last_error(), text);
+}
+
+Test(gguf, hostile_headers) {
+    size_t len;
+    uint8_t *img = valid(&len), *c = malloc(len);
+#define FRESH memcpy(c, img, len)
+    FRESH, c[0] = 'X', expect_error(c, len, GLLM_E_INVALID_ARGUMENT, "magic");
+    FRESH, patch(c, len, 4, 1, 4), expect_error(c, len, GLLM_E_UNSUPPORTED, "version");
+    FRESH, patch(c, len, 8, 1ull << 60, 8), expect_error(c, len, GLLM_E_INVALID_ARGUMENT, "counts");   /* tensors */
+    FRESH, patch(c, len, 16, 1ull << 40, 8), expect_error(c, len, GLLM_E_INVALID_ARGUMENT, "counts");  /* kv */
+    FRESH, patch(c, len, 24, 1ull << 50, 8), expect_error(c, len, GLLM_E_INVALID_ARGUMENT, "metadata"); /* key length */
+    const size_t arr = find(c, len, "tokenizer.ggml.tokens") + strlen("tokenizer.ggml.tokens") + 4 + 4;
+    FRESH, patch(c, len, arr, 1ull << 62, 8), expect_error(c, len, GLLM_E_INVALID_ARGUMENT, "metadata"); /* array count */
+    FRESH, patch(c, len, arr - 4, 9, 4), expect_error(c, len, GLLM_E_INVALID_ARGUMENT, "metadata"); /* nested array */
+    const size_t ti = find(c, len, "blk.0.attn_q.weight") + strlen("blk.0.attn_q.weight");
+    FRESH, patch(c, len, ti, 5, 4), expect_error(c, len, GLLM_E_INVALID_ARGUMENT, "dimensions");
+    FRESH, patch(c, len, ti + 4, 0, 8), expect_error(c, len, GLLM_E_INVALID_ARGUMENT, "zero dimension");
+    FRESH, patch(c, len, ti + 4, 95, 8), expect_error(c, len, GLLM_E_INVALID_ARGUMENT, "blocks");
+    FRESH, patch(c, len, ti + 4, 1ull << 62, 8), expect_error(c, len, GLLM_E_INVALID_ARGUMENT, "");
+    FRESH, patch(c, len, ti + 20, 14, 4), expect_error(c, len, GLLM_E_UNSUPPORTED, "unsupported tensor type 14 in tensor blk.0.attn_q.weight");
+    FRESH, patch(c, len, ti + 24, 1ull << 40, 8), expect_error(c, len, GLLM_E_INVALID_ARGUMENT, "past the end");
+    FRESH, patch(c, len, ti + 24, 4, 8), expect_error(c, len, GLLM_E_INVALID_ARGUMENT, "aligned");
+    FRESH, patch(c, len, ti + 24, 0, 8), expect_error(c, len, GLLM_E_INVALID_ARGUMENT, "overlap");
+    free(c), free(img);
+}
+
+Test(gguf, random_mutations_never_crash) {
+    size_t len;
+    uint8_t *img = valid(&len), *c = malloc(len);
+    uint64_t s = 12345;
+    int ok = 0;
+    for (int it = 0; it < 20000; it++) {
+        memcpy(c, img, len);
+        for (int f = 0; f < 1 + it % 4; f++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            c[(s >> 33) % len] = (uint8_t)(s >> 13);
+        }
+        gllm_gguf g;
+        if (gllm_gguf_parse(c, len, &g) == GLLM_OK) ok++, gllm_gguf_close(&g);
+    }
+    cr_log_info("%d of 20000 mutants still parse", ok);
+    free(c), free(img);
+}
+
+Test(gguf, real_vocabulary_files) {
+    static const char *const files[] = {"ggml-vocab-gpt-2.gguf", "ggml-vocab-llama-spm.gguf", "ggml-vocab-bert-bge.gguf"};
+    for (size_t i = 0; i < 3; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/tokenizers/%s", GLLM_TESTDATA, files[i]);
+        if (access(path, R_OK)) cr_skip_test("test data not found at %s", path);
+        gllm_gguf g;
+        cr_assert_eq(gllm_gguf_open(path, &g), GLLM_OK, "%s: %s", files[i], gllm_last_error());
+        const gllm_gguf_kv *toks = gllm_gguf_find(&g, "tokenizer.ggml.tokens");
+        cr_assert(toks && toks->type == GGUF_ARRAY && toks->arr_n > 1000, "%s: tokens", files[i]);
+        gllm_str *all = malloc(toks->arr_n * sizeof *all);
+        cr_assert_eq(gllm_gguf_arr_strs(&g, toks, all), GLLM_OK);
+        free(all);
+        gllm_gguf_close(&g);
+    }
+}
+
+/* the fuzzing corpus: good seeds parse, broken ones get an error */
+Test(gguf, corpus_files) {
+    static const struct { const char *file; int ok; } files[] = {
+        {"model.gguf", 1}, {"vocab_only.gguf", 1}, {"truncated.gguf", 0}, {"huge_count.gguf", 0}};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/tests/fuzz/corpus/gguf/%s", GLLM_SOURCE_DIR, files[i].file);
+        gllm_gguf g;
+        const gllm_status s = gllm_gguf_open(path, &g);
+        cr_assert_eq(s == GLLM_OK, files[i].ok, "%s: %s", files[i].file, gllm_last_error());
+        if (s == GLLM_OK) gllm_gguf_close(&g);
+    }
+}
