@@ -7,7 +7,7 @@ from pathlib import Path
 
 import jinja2
 
-from . import naming, spec
+from . import naming, spec, unicode
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
@@ -72,6 +72,7 @@ def outputs():
                      ("include/gllm_dtype.h", "registry/gllm_dtype.h.j2"),
                      ("sources.cmake", "registry/sources.cmake.j2")]:
         emit(rel, tpl, {"file": rel})
+    emit("unicode_tables.c", "registry/unicode_tables.c.j2", {"file": "unicode_tables.c"}, u=unicode.tables())
     files = {rel: _format(text, rel) for rel, text in files.items()}
     manifest = "".join(f"{hashlib.sha256(t.encode()).hexdigest()[:16]}  {r}\n"
                        for r, t in sorted(files.items()))

@@ -1,0 +1,495 @@
+#include "text/tokenizer.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/error.h"
+#include "text/unicode.h"
+
+/* ---- a string -> id hash map (open addressing, FNV-1a) -------------------------- */
+
+typedef struct {
+    int32_t *slot; /* id, or -1 */
+    size_t mask;
+    const gllm_str *keys;
+} strmap;
+
+static uint64_t fnv(const char *s, size_t n) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h;
+}
+
+static int strmap_build(strmap *m, const gllm_str *keys, size_t n) {
+    size_t cap = 16;
+    while (cap < 2 * n) cap *= 2;
+    m->mask = cap - 1, m->keys = keys;
+    if (!(m->slot = malloc(cap * sizeof(int32_t)))) return 0;
+    memset(m->slot, 0xff, cap * sizeof(int32_t));
+    for (size_t i = 0; i < n; i++) { /* the first of duplicate keys wins */
+        size_t h = fnv(keys[i].ptr, keys[i].len) & m->mask;
+        while (m->slot[h] >= 0) {
+            const gllm_str *k = &keys[m->slot[h]];
+            if (k->len == keys[i].len && !memcmp(k->ptr, keys[i].ptr, k->len)) break;
+            h = (h + 1) & m->mask;
+        }
+        if (m->slot[h] < 0) m->slot[h] = (int32_t)i;
+    }
+    return 1;
+}
+
+static int32_t strmap_get(const strmap *m, const char *s, size_t n) {
+    size_t h = fnv(s, n) & m->mask;
+    for (; m->slot[h] >= 0; h = (h + 1) & m->mask) {
+        const gllm_str *k = &m->keys[m->slot[h]];
+        if (k->len == n && !memcmp(k->ptr, s, n)) return m->slot[h];
+    }
+    return -1;
+}
+
+/* ---- the tokenizer ---------------------------------------------------------------- */
+
+struct gllm_tokenizer {
+    gllm_tok_kind kind;
+    size_t n;
+    gllm_str *tok;      /* into arena */
+    char *arena;
+    float *score;       /* SPM */
+    strmap vocab;
+    gllm_str *merge;    /* BPE: "a b" */
+    size_t n_merge;
+    strmap merges;
+    int32_t bos, eos, unk, cls, sep;
+    int32_t byte_tok[256]; /* SPM: <0xXX>; BPE: the token of each mapped byte */
+    uint32_t byte_cp[256]; /* BPE: byte -> code point (GPT-2's printable mapping) */
+};
+
+static int32_t special(const gllm_gguf *g, const char *key) {
+    uint64_t v;
+    return gllm_gguf_find(g, key) && gllm_gguf_u64(g, key, &v) == GLLM_OK && v < INT32_MAX ? (int32_t)v : -1;
+}
+
+static gllm_status load_strs(const gllm_gguf *g, const char *key, gllm_str **out, size_t *n, char **arena) {
+    const gllm_gguf_kv *kv = gllm_gguf_find(g, key);
+    if (!kv || kv->type != GGUF_ARRAY || kv->arr_type != GGUF_STRING || !kv->arr_n)
+        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "tokenizer: %s missing or not a string array", key);
+    gllm_str *s = malloc(kv->arr_n * sizeof *s);
+    if (!s) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "tokenizer: no memory");
+    gllm_status st = gllm_gguf_arr_strs(g, kv, s);
+    size_t bytes = 0;
+    for (uint64_t i = 0; st == GLLM_OK && i < kv->arr_n; i++) bytes += s[i].len;
+    char *a = st == GLLM_OK ? malloc(bytes + 1) : NULL;
+    if (!a) {
+        free(s);
+        return st != GLLM_OK ? st : gllm_fail(GLLM_E_OUT_OF_MEMORY, "tokenizer: no memory");
+    }
+    for (uint64_t i = 0, off = 0; i < kv->arr_n; off += s[i].len, i++) {
+        memcpy(a + off, s[i].ptr, s[i].len);
+        s[i].ptr = a + off;
+    }
+    *out = s, *n = (size_t)kv->arr_n, *arena = a;
+    return GLLM_OK;
+}
+
+void gllm_tokenizer_free(gllm_tokenizer *t) {
+    if (!t) return;
+    free(t->tok), free(t->arena), free(t->score), free(t->vocab.slot);
+    if (t->merge) free((char *)t->merge[0].ptr);
+    free(t->merge), free(t->merges.slot);
+    free(t);
+}
+
+/* frees t after the message (built from t's fields) is set */
+static gllm_status drop(gllm_tokenizer *t, gllm_status s) {
+    gllm_tokenizer_free(t);
+    return s;
+}
+
+gllm_status gllm_tokenizer_load(const gllm_gguf *g, gllm_tokenizer **out) {
+    *out = NULL;
+    gllm_str model;
+    if (gllm_gguf_str(g, "tokenizer.ggml.model", &model) != GLLM_OK) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "tokenizer: no tokenizer.ggml.model");
+    gllm_tokenizer *t = calloc(1, sizeof *t);
+    if (!t) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "tokenizer: no memory");
+#define IS(s) (model.len == strlen(s) && !memcmp(model.ptr, s, model.len))
+    if (IS("llama")) t->kind = GLLM_TOK_SPM;
+    else if (IS("gpt2")) t->kind = GLLM_TOK_BPE;
+    else if (IS("bert")) t->kind = GLLM_TOK_WPM;
+    else {
+        free(t);
+        return gllm_fail(GLLM_E_UNSUPPORTED, "tokenizer: model '%.*s' (llama, gpt2 and bert are supported)", (int)(model.len > 64 ? 64 : model.len), model.ptr);
+    }
+#undef IS
+    gllm_status st = load_strs(g, "tokenizer.ggml.tokens", &t->tok, &t->n, &t->arena);
+    if (st != GLLM_OK) return free(t), st;
+    if (!strmap_build(&t->vocab, t->tok, t->n)) return drop(t, gllm_fail(GLLM_E_OUT_OF_MEMORY, "tokenizer: no memory"));
+    t->bos = special(g, "tokenizer.ggml.bos_token_id"), t->eos = special(g, "tokenizer.ggml.eos_token_id");
+    t->unk = special(g, "tokenizer.ggml.unknown_token_id"), t->cls = special(g, "tokenizer.ggml.cls_token_id");
+    t->sep = special(g, "tokenizer.ggml.seperator_token_id");
+    if (t->kind == GLLM_TOK_SPM) {
+        const gllm_gguf_kv *sc = gllm_gguf_find(g, "tokenizer.ggml.scores");
+        if (!sc || sc->type != GGUF_ARRAY || sc->arr_type != GGUF_F32 || sc->arr_n != t->n)
+            return drop(t, gllm_fail(GLLM_E_INVALID_ARGUMENT, "tokenizer: scores missing or not %zu floats", t->n));
+        if (!(t->score = malloc(t->n * sizeof(float)))) return drop(t, gllm_fail(GLLM_E_OUT_OF_MEMORY, "no memory"));
+        memcpy(t->score, sc->val, t->n * sizeof(float));
+        for (int b = 0; b < 256; b++) {
+            char name[8];
+            snprintf(name, sizeof name, "<0x%02X>", b);
+            t->byte_tok[b] = strmap_get(&t->vocab, name, 6);
+        }
+    } else if (t->kind == GLLM_TOK_BPE) {
+        char *arena;
+        st = load_strs(g, "tokenizer.ggml.merges", &t->merge, &t->n_merge, &arena);
+        if (st != GLLM_OK) return drop(t, st);
+        if (!strmap_build(&t->merges, t->merge, t->n_merge)) return drop(t, gllm_fail(GLLM_E_OUT_OF_MEMORY, "no memory"));
+        /* GPT-2's byte -> printable code point mapping */
+        uint32_t next = 256;
+        for (int b = 0; b < 256; b++) {
+            const int printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174);
+            t->byte_cp[b] = printable ? (uint32_t)b : next++;
+            char u[4];
+            const size_t len = gllm_utf8_encode(t->byte_cp[b], u);
+            t->byte_tok[b] = strmap_get(&t->vocab, u, len);
+        }
+    }
+    *out = t;
+    return GLLM_OK;
+}
+
+gllm_tok_kind gllm_tokenizer_kind(const gllm_tokenizer *t) { return t->kind; }
+size_t gllm_tokenizer_vocab(const gllm_tokenizer *t) { return t->n; }
+int32_t gllm_tokenizer_bos(const gllm_tokenizer *t) { return t->bos; }
+int32_t gllm_tokenizer_eos(const gllm_tokenizer *t) { return t->eos; }
+int32_t gllm_tokenizer_cls(const gllm_tokenizer *t) { return t->cls; }
+int32_t gllm_tokenizer_sep(const gllm_tokenizer *t) { return t->sep; }
+
+/* ---- output ------------------------------------------------------------------------- */
+
+typedef struct {
+    int32_t *ids;
+    size_t cap, n;
+} out_ids;
+
+static void emit(out_ids *o, int32_t id) {
+    if (o->n < o->cap) o->ids[o->n] = id;
+    o->n++;
+}
+
+/* ---- SentencePiece BPE: merge the best-scoring adjacent pair that is a token ------------ */
+
+typedef struct {
+    size_t start, len;
+    int prev, next;
+} sym;
+
+typedef struct {
+    int left, right;
+    float score;
+    size_t size;
+} bigram;
+
+static int bigram_before(const bigram *a, const bigram *b) { /* max-heap: higher score, then leftmost */
+    return a->score > b->score || (a->score == b->score && a->left < b->left);
+}
+
+typedef struct {
+    bigram *h;
+    size_t n, cap;
+} heap;
+
+static int heap_push(heap *q, bigram b) {
+    if (q->n == q->cap) {
+        bigram *h = realloc(q->h, (q->cap = q->cap * 2 + 16) * sizeof *h);
+        if (!h) return 0;
+        q->h = h;
+    }
+    size_t i = q->n++;
+    while (i && bigram_before(&b, &q->h[(i - 1) / 2])) q->h[i] = q->h[(i - 1) / 2], i = (i - 1) / 2;
+    q->h[i] = b;
+    return 1;
+}
+
+static bigram heap_pop(heap *q) {
+    bigram top = q->h[0], last = q->h[--q->n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= q->n) break;
+        if (c + 1 < q->n && bigram_before(&q->h[c + 1], &q->h[c])) c++;
+        if (!bigram_before(&q->h[c], &last)) break;
+        q->h[i] = q->h[c], i = c;
+    }
+    if (q->n) q->h[i] = last;
+    return top;
+}
+
+static int spm_pair(const gllm_tokenizer *t, const char *s, const sym *y, int l, heap *q) {
+    if (l < 0 || y[l].next < 0) return 1;
+    const int r = y[l].next;
+    const int32_t id = strmap_get(&t->vocab, s + y[l].start, y[l].len + y[r].len);
+    if (id < 0) return 1;
+    return heap_push(q, (bigram){l, r, t->score[id], y[l].len + y[r].len});
+}
+
+static gllm_status spm(const gllm_tokenizer *t, const char *text, size_t len, out_ids *o) {
+    if (!len) return GLLM_OK;
+    /* a leading space, and every space as U+2581 */
+    char *s = malloc(3 * (len + 1));
+    sym *y = malloc((len + 1) * sizeof *y);
+    heap q = {0};
+    gllm_status st = GLLM_OK;
+    if (!s || !y) {
+        st = gllm_fail(GLLM_E_OUT_OF_MEMORY, "tokenizer: no memory");
+        goto done;
+    }
+    size_t n = 0;
+    memcpy(s, "\xe2\x96\x81", 3), n = 3;
+    for (size_t i = 0; i < len; i++)
+        if (text[i] == ' ') memcpy(s + n, "\xe2\x96\x81", 3), n += 3;
+        else s[n++] = text[i];
+    int ns = 0;
+    for (size_t i = 0; i < n; ns++) {
+        uint32_t cp;
+        const size_t l = gllm_utf8_decode(s + i, n - i, &cp);
+        y[ns] = (sym){i, l, ns - 1, -1};
+        if (ns) y[ns - 1].next = ns;
+        i += l;
+    }
+    for (int i = 0; i + 1 < ns; i++)
+        if (!spm_pair(t, s, y, i, &q)) goto oom;
+    while (q.n) {
+        const bigram b = heap_pop(&q);
+        if (!y[b.left].len || !y[b.right].len || y[b.left].len + y[b.right].len != b.size) continue; /* stale */
+        y[b.left].len += y[b.right].len, y[b.right].len = 0;
+        y[b.left].next = y[b.right].next;
+        if (y[b.right].next >= 0) y[y[b.right].next].prev = b.left;
+        if (!spm_pair(t, s, y, y[b.left].prev, &q) || !spm_pair(t, s, y, b.left, &q)) goto oom;
+    }
+    for (int i = 0; i >= 0 && ns; i = y[i].next) {
+        const int32_t id = strmap_get(&t->vocab, s + y[i].start, y[i].len);
+        if (id >= 0) {
+            emit(o, id);
+            continue;
+        }
+        for (size_t b = 0; b < y[i].len; b++) { /* byte fallback */
+            const int32_t bt = t->byte_tok[(unsigned char)s[y[i].start + b]];
+            emit(o, bt >= 0 ? bt : t->unk);
+        }
+    }
+    goto done;
+oom:
+    st = gllm_fail(GLLM_E_OUT_OF_MEMORY, "tokenizer: no memory");
+done:
+    free(s), free(y), free(q.h);
+    return st;
+}
+
+/* ---- GPT-2 byte-level BPE ------------------------------------------------------------- */
+
+static size_t cp_at(const char *s, size_t n, size_t i, uint32_t *cp) { return gllm_utf8_decode(s + i, n - i, cp); }
+
+/* the end of the GPT-2 pre-tokeniser match at i:
+ * 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
+static size_t gpt2_piece(const char *s, size_t n, size_t i) {
+    static const char *const contr[] = {"'s", "'t", "'re", "'ve", "'m", "'ll", "'d"};
+    if (s[i] == '\'')
+        for (int c = 0; c < 7; c++) {
+            const size_t l = strlen(contr[c]);
+            if (i + l <= n && !memcmp(s + i, contr[c], l)) return i + l;
+        }
+    uint32_t cp;
+    const size_t j = s[i] == ' ' && i + 1 < n ? i + 1 : i;
+    size_t l = cp_at(s, n, j, &cp);
+    const unsigned c0 = gllm_uc_class(cp);
+    if (!(c0 & UC_SPACE) || j != i) {
+        const unsigned want = c0 & UC_LETTER ? UC_LETTER : c0 & UC_NUMBER ? UC_NUMBER : 0;
+        if (want || !(c0 & (UC_SPACE | UC_LETTER | UC_NUMBER))) {
+            size_t e = j + l;
+            while (e < n) {
+                l = cp_at(s, n, e, &cp);
+                const unsigned c = gllm_uc_class(cp);
+                if (want ? !(c & want) : (c & (UC_SPACE | UC_LETTER | UC_NUMBER)) != 0) break;
+                e += l;
+            }
+            return e;
+        }
+    }
+    /* whitespace: a run up to the end, or all but its last character when more follows */
+    size_t e = i, last = i;
+    while (e < n) {
+        l = cp_at(s, n, e, &cp);
+        if (!(gllm_uc_class(cp) & UC_SPACE)) break;
+        last = e, e += l;
+    }
+    if (e == n || last == i) return e;
+    return last;
+}
+
+static gllm_status bpe_word(const gllm_tokenizer *t, const char *w, size_t wl, out_ids *o) {
+    /* the piece's bytes as GPT-2 code points, one symbol each */
+    char *m = malloc(2 * wl + 1);
+    size_t *st = malloc((wl + 1) * sizeof(size_t)), *ln = malloc((wl + 1) * sizeof(size_t)), n = 0, ns = 0;
+    char *key = malloc(4 * wl + 2);
+    if (!m || !st || !ln || !key) {
+        free(m), free(st), free(ln), free(key);
+        return gllm_fail(GLLM_E_OUT_OF_MEMORY, "tokenizer: no memory");
+    }
+    for (size_t i = 0; i < wl; i++) {
+        st[ns] = n, ln[ns] = gllm_utf8_encode(t->byte_cp[(unsigned char)w[i]], m + n);
+        n += ln[ns++];
+    }
+    for (;;) { /* merge the lowest-ranked adjacent pair, every occurrence */
+        int32_t best = -1;
+        size_t at = 0;
+        for (size_t i = 0; i + 1 < ns; i++) {
+            memcpy(key, m + st[i], ln[i]), key[ln[i]] = ' ', memcpy(key + ln[i] + 1, m + st[i + 1], ln[i + 1]);
+            const int32_t r = strmap_get(&t->merges, key, ln[i] + ln[i + 1] + 1);
+            if (r >= 0 && (best < 0 || r < best)) best = r, at = i;
+        }
+        if (best < 0) break;
+        const gllm_str *mg = &t->merge[best];
+        size_t k = 0;
+        for (size_t i = 0; i < ns; i++) {
+            if (i + 1 < ns && ln[i] + ln[i + 1] + 1 == mg->len && !memcmp(m + st[i], mg->ptr, ln[i]) &&
+                mg->ptr[ln[i]] == ' ' && !memcmp(m + st[i + 1], mg->ptr + ln[i] + 1, ln[i + 1]) && i >= at) {
+                st[k] = st[i], ln[k++] = ln[i] + ln[i + 1], i++;
+            } else {
+                st[k] = st[i], ln[k++] = ln[i];
+            }
+        }
+        ns = k;
+    }
+    for (size_t i = 0; i < ns; i++) {
+        const int32_t id = strmap_get(&t->vocab, m + st[i], ln[i]);
+        if (id >= 0) emit(o, id);
+        else /* not in the vocabulary: its bytes one by one */
+            for (size_t b = 0; b < ln[i]; b++) emit(o, t->unk);
+    }
+    free(m), free(st), free(ln), free(key);
+    return GLLM_OK;
+}
+
+static gllm_status bpe(const gllm_tokenizer *t, const char *s, size_t n, out_ids *o) {
+    for (size_t i = 0; i < n;) {
+        const size_t e = gpt2_piece(s, n, i);
+        gllm_status st = bpe_word(t, s + i, e - i, o);
+        if (st != GLLM_OK) return st;
+        i = e;
+    }
+    return GLLM_OK;
+}
+
+/* ---- WordPiece (BERT): clean, split CJK and punctuation, lowercase, strip accents ------ */
+
+static int is_cjk(uint32_t c) {
+    return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x20000 && c <= 0x2A6DF) ||
+           (c >= 0x2A700 && c <= 0x2CEAF) || (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
+}
+
+static int is_punct(uint32_t c) {
+    return (c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) || (c >= 123 && c <= 126) ||
+           (gllm_uc_class(c) & UC_PUNCT);
+}
+
+static void wpm_word(const gllm_tokenizer *t, const char *w, size_t wl, char *key, out_ids *o) {
+    size_t chars = 0;
+    for (size_t i = 0; i < wl; i++) chars += ((unsigned char)w[i] & 0xC0) != 0x80;
+    const size_t mark = o->n;
+    for (size_t start = 0; start < wl && chars <= 100;) {
+        size_t end = wl;
+        int32_t id = -1;
+        while (end > start) {
+            const size_t pre = start ? 0 : 3;
+            memcpy(key, "\xe2\x96\x81", pre), memcpy(key + pre, w + start, end - start);
+            if ((id = strmap_get(&t->vocab, key, pre + end - start)) >= 0) break;
+            do end--; while (end > start && ((unsigned char)w[end] & 0xC0) == 0x80);
+        }
+        if (id < 0) {
+            o->n = mark; /* the whole word is unknown */
+            break;
+        }
+        emit(o, id);
+        start = end;
+    }
+    if (o->n == mark) emit(o, t->unk);
+}
+
+static gllm_status wpm(const gllm_tokenizer *t, const char *s, size_t n, out_ids *o) {
+    char *w = malloc(4 * n + 4), *key = malloc(4 * n + 8);
+    if (!w || !key) {
+        free(w), free(key);
+        return gllm_fail(GLLM_E_OUT_OF_MEMORY, "tokenizer: no memory");
+    }
+    size_t wl = 0;
+    for (size_t i = 0; i <= n;) {
+        uint32_t cp = ' ';
+        size_t l = 1;
+        if (i < n) l = gllm_utf8_decode(s + i, n - i, &cp);
+        i += l;
+        const unsigned c = gllm_uc_class(cp);
+        if (cp == 0 || cp == 0xFFFD || ((c & UC_CONTROL) && cp != '\t' && cp != '\n' && cp != '\r')) continue;
+        if ((c & UC_SPACE) || is_punct(cp) || is_cjk(cp)) {
+            if (wl) wpm_word(t, w, wl, key, o), wl = 0;
+            if (!(c & UC_SPACE)) { /* punctuation and CJK characters are words of their own */
+                const uint32_t x = gllm_uc_strip_accent(gllm_uc_tolower(cp));
+                wl = gllm_utf8_encode(x, w);
+                wpm_word(t, w, wl, key, o), wl = 0;
+            }
+            continue;
+        }
+        const uint32_t x = gllm_uc_strip_accent(gllm_uc_tolower(cp));
+        if (x) wl += gllm_utf8_encode(x, w + wl);
+    }
+    free(w), free(key);
+    return GLLM_OK;
+}
+
+gllm_status gllm_tokenize(const gllm_tokenizer *t, const char *text, size_t len, int32_t *ids, size_t cap, size_t *n) {
+    if (!t || (!text && len) || (!ids && cap) || !n) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "tokenize: NULL argument");
+    out_ids o = {ids, cap, 0};
+    gllm_status st = t->kind == GLLM_TOK_SPM ? spm(t, text, len, &o) : t->kind == GLLM_TOK_BPE ? bpe(t, text, len, &o)
+                                                                                               : wpm(t, text, len, &o);
+    *n = o.n;
+    if (st == GLLM_OK && o.n > cap)
+        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "tokenize: %zu tokens, room for %zu", o.n, cap);
+    return st;
+}
+
+gllm_status gllm_detokenize(const gllm_tokenizer *t, const int32_t *ids, size_t n, char *out, size_t cap,
+                            size_t *len) {
+    if (!t || (!ids && n) || (!out && cap) || !len) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "detokenize: NULL argument");
+    size_t k = 0;
+#define PUT(ch)                              \
+    do {                                     \
+        if (k < cap) out[k] = (char)(ch);    \
+        k++;                                 \
+    } while (0)
+    for (size_t i = 0; i < n; i++) {
+        if (ids[i] < 0 || (size_t)ids[i] >= t->n)
+            return gllm_fail(GLLM_E_INVALID_ARGUMENT, "detokenize: id %d outside the vocabulary of %zu", ids[i], t->n);
+        const gllm_str *s = &t->tok[ids[i]];
+        if (t->kind == GLLM_TOK_BPE) { /* code points back to bytes */
+            for (size_t j = 0; j < s->len;) {
+                uint32_t cp;
+                j += gllm_utf8_decode(s->ptr + j, s->len - j, &cp);
+                int b = -1;
+                for (int x = 0; x < 256 && b < 0; x++)
+                    if (t->byte_cp[x] == cp) b = x;
+                if (b >= 0) PUT(b);
+            }
+        } else if (t->kind == GLLM_TOK_SPM && s->len == 6 && !memcmp(s->ptr, "<0x", 3) && s->ptr[5] == '>') {
+            PUT(strtol((char[3]){s->ptr[3], s->ptr[4], 0}, NULL, 16));
+        } else {
+            for (size_t j = 0; j < s->len; j++)
+                if (j + 3 <= s->len && !memcmp(s->ptr + j, "\xe2\x96\x81", 3)) {
+                    PUT(' ');
+                    j += 2;
+                } else {
+                    PUT(s->ptr[j]);
+                }
+        }
+    }
+#undef PUT
+    *len = k;
+    if (k > cap) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "detokenize: %zu bytes, room for %zu", k, cap);
+    return GLLM_OK;
+}
