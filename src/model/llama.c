@@ -1,0 +1,181 @@
+#include "model/llama.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/dispatch.h"
+#include "core/error.h"
+#include "cpu/attention.h"
+#include "cpu/embed.h"
+#include "cpu/fused.h"
+#include "cpu/matmul.h"
+
+static const gllm_gguf_tensor *tensor(const gllm_gguf *g, const char *name, int layer) {
+    char full[96];
+    if (layer >= 0) snprintf(full, sizeof full, "blk.%d.%s", layer, name);
+    else snprintf(full, sizeof full, "%s", name);
+    return gllm_gguf_tensor_find(g, full);
+}
+
+/* a matrix [rows][cols] (GGUF dims: cols innermost), or a vector [cols] */
+static gllm_status expect(const gllm_gguf_tensor *t, const char *name, int layer, size_t cols, size_t rows, int f32) {
+    if (!t) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "model: missing tensor %s (layer %d)", name, layer);
+    const int ok = t->dims[0] == cols && (rows ? t->n_dims == 2 && t->dims[1] == rows : t->n_dims == 1);
+    if (!ok)
+        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "model: tensor %.*s has shape [%llu %llu], expected [%zu %zu]",
+                         (int)t->name.len, t->name.ptr, (unsigned long long)t->dims[0],
+                         (unsigned long long)(t->n_dims > 1 ? t->dims[1] : 0), cols, rows);
+    if (f32 && t->dtype != GLLM_DTYPE_F32)
+        return gllm_fail(GLLM_E_UNSUPPORTED, "model: tensor %.*s must be f32", (int)t->name.len, t->name.ptr);
+    return GLLM_OK;
+}
+
+static gllm_status hparam(const gllm_gguf *g, const char *arch, const char *key, size_t *out, int required) {
+    char full[96];
+    snprintf(full, sizeof full, "%s.%s", arch, key);
+    uint64_t v;
+    if (gllm_gguf_u64(g, full, &v) != GLLM_OK || !v || v > (1u << 30))
+        return required ? gllm_fail(GLLM_E_INVALID_ARGUMENT, "model: %s missing or out of range", full) : GLLM_E_INVALID_ARGUMENT;
+    *out = (size_t)v;
+    return GLLM_OK;
+}
+
+gllm_status gllm_llama_load(const gllm_gguf *g, gllm_llama *m) {
+    memset(m, 0, sizeof *m);
+    gllm_str a;
+    if (gllm_gguf_str(g, "general.architecture", &a) != GLLM_OK) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "model: no general.architecture");
+    char arch[16];
+    if (a.len >= sizeof arch) return gllm_fail(GLLM_E_UNSUPPORTED, "model: architecture '%.*s'", (int)(a.len > 40 ? 40 : a.len), a.ptr);
+    memcpy(arch, a.ptr, a.len), arch[a.len] = 0;
+    if (strcmp(arch, "llama") && strcmp(arch, "qwen2") && strcmp(arch, "qwen3"))
+        return gllm_fail(GLLM_E_UNSUPPORTED, "model: architecture '%s' (llama, qwen2, qwen3 are supported)", arch);
+    m->neox = strcmp(arch, "llama") != 0;
+    gllm_status s;
+    if ((s = hparam(g, arch, "block_count", &m->n_layers, 1)) || (s = hparam(g, arch, "embedding_length", &m->dim, 1)) ||
+        (s = hparam(g, arch, "attention.head_count", &m->n_heads, 1)) ||
+        (s = hparam(g, arch, "feed_forward_length", &m->ffn, 1)) || (s = hparam(g, arch, "context_length", &m->ctx, 1)))
+        return s;
+    if (hparam(g, arch, "attention.head_count_kv", &m->n_kv_heads, 0)) m->n_kv_heads = m->n_heads;
+    if (hparam(g, arch, "attention.key_length", &m->head_dim, 0)) m->head_dim = m->dim / m->n_heads;
+    if (hparam(g, arch, "rope.dimension_count", &m->rot, 0)) m->rot = m->head_dim;
+    if (m->n_heads % m->n_kv_heads || m->rot > m->head_dim || m->rot % 2 || m->rot > 512 || m->head_dim % 16)
+        return gllm_fail(GLLM_E_UNSUPPORTED, "model: %zu heads / %zu KV heads, head dim %zu, rotary %zu", m->n_heads,
+                         m->n_kv_heads, m->head_dim, m->rot);
+    char key[96];
+    snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", arch);
+    if (gllm_gguf_f32(g, key, &m->eps) != GLLM_OK) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "model: %s missing", key);
+    m->rope = (gllm_rope_cfg){.base = 10000.0f, .linear = 1.0f};
+    snprintf(key, sizeof key, "%s.rope.freq_base", arch);
+    gllm_gguf_f32(g, key, &m->rope.base);
+    snprintf(key, sizeof key, "%s.rope.scaling.factor", arch);
+    float factor;
+    gllm_str stype;
+    char tkey[96];
+    snprintf(tkey, sizeof tkey, "%s.rope.scaling.type", arch);
+    if (gllm_gguf_f32(g, key, &factor) == GLLM_OK && gllm_gguf_str(g, tkey, &stype) == GLLM_OK && stype.len == 6 &&
+        !memcmp(stype.ptr, "linear", 6))
+        m->rope.linear = factor;
+    gllm_rope_freqs(&m->rope, m->rot, m->inv_freq);
+    m->tok_embd = tensor(g, "token_embd.weight", -1);
+    if (!m->tok_embd || m->tok_embd->n_dims != 2 || m->tok_embd->dims[0] != m->dim)
+        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "model: token_embd.weight missing or not [%zu x vocab]", m->dim);
+    m->vocab = (size_t)m->tok_embd->dims[1];
+    m->out_norm = tensor(g, "output_norm.weight", -1);
+    m->output = tensor(g, "output.weight", -1);
+    if (!m->output) m->output = m->tok_embd; /* tied */
+    if ((s = expect(m->out_norm, "output_norm.weight", -1, m->dim, 0, 1)) ||
+        (s = expect(m->output, "output.weight", -1, m->dim, m->vocab, 0)))
+        return s;
+    if (!(m->layers = calloc(m->n_layers, sizeof *m->layers))) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "model: no memory");
+    const size_t q = m->n_heads * m->head_dim, kv = m->n_kv_heads * m->head_dim;
+    for (size_t l = 0; l < m->n_layers; l++) {
+        gllm_llama_layer *L = &m->layers[l];
+        const int i = (int)l;
+#define T(field, name) L->field = tensor(g, name, i)
+        T(attn_norm, "attn_norm.weight"), T(wq, "attn_q.weight"), T(wk, "attn_k.weight"), T(wv, "attn_v.weight");
+        T(bq, "attn_q.bias"), T(bk, "attn_k.bias"), T(bv, "attn_v.bias"), T(q_norm, "attn_q_norm.weight");
+        T(k_norm, "attn_k_norm.weight"), T(wo, "attn_output.weight"), T(ffn_norm, "ffn_norm.weight");
+        T(w_gate, "ffn_gate.weight"), T(w_up, "ffn_up.weight"), T(w_down, "ffn_down.weight");
+#undef T
+        if ((s = expect(L->attn_norm, "attn_norm.weight", i, m->dim, 0, 1)) || (s = expect(L->wq, "attn_q.weight", i, m->dim, q, 0)) ||
+            (s = expect(L->wk, "attn_k.weight", i, m->dim, kv, 0)) || (s = expect(L->wv, "attn_v.weight", i, m->dim, kv, 0)) ||
+            (s = expect(L->wo, "attn_output.weight", i, q, m->dim, 0)) ||
+            (s = expect(L->ffn_norm, "ffn_norm.weight", i, m->dim, 0, 1)) ||
+            (s = expect(L->w_gate, "ffn_gate.weight", i, m->dim, m->ffn, 0)) ||
+            (s = expect(L->w_up, "ffn_up.weight", i, m->dim, m->ffn, 0)) ||
+            (s = expect(L->w_down, "ffn_down.weight", i, m->ffn, m->dim, 0)) ||
+            (L->bq && ((s = expect(L->bq, "attn_q.bias", i, q, 0, 1)) || (s = expect(L->bk, "attn_k.bias", i, kv, 0, 1)) ||
+                       (s = expect(L->bv, "attn_v.bias", i, kv, 0, 1)))) ||
+            (L->q_norm && ((s = expect(L->q_norm, "attn_q_norm.weight", i, m->head_dim, 0, 1)) ||
+                           (s = expect(L->k_norm, "attn_k_norm.weight", i, m->head_dim, 0, 1))))) {
+            gllm_llama_free(m);
+            return s;
+        }
+        if (L->wq->dtype != L->wk->dtype || L->wq->dtype != L->wv->dtype || L->w_gate->dtype != L->w_up->dtype) {
+            gllm_llama_free(m);
+            return gllm_fail(GLLM_E_UNSUPPORTED, "model: layer %d mixes dtypes within Q/K/V or gate/up", i);
+        }
+    }
+    return GLLM_OK;
+}
+
+void gllm_llama_free(gllm_llama *m) {
+    free(m->layers);
+    memset(m, 0, sizeof *m);
+}
+
+#define F32(t) ((const float *)(t)->data)
+
+static void rmsnorm_rows(const float *x, const float *w, float *y, size_t n, size_t dim, float eps) {
+    for (size_t i = 0; i < n; i++) gllm_kernels()->rmsnorm(x + i * dim, w, y + i * dim, dim, eps);
+}
+
+gllm_status gllm_llama_forward(const gllm_llama *m, const gllm_kv_pool *p, gllm_kv_seq *s, const int32_t *tokens,
+                               size_t n, int all, float *logits) {
+    gllm_status st = gllm_ensure_init();
+    if (st != GLLM_OK) return st;
+    if (!m || !p || !s || !tokens || !n || !logits) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: NULL or empty input");
+    const size_t prefix = s->len, d = m->dim, q = m->n_heads * m->head_dim;
+    if (prefix + n > m->ctx) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: %zu positions exceed the context of %zu", prefix + n, m->ctx);
+    if (prefix + n > s->n_pages * p->page_size)
+        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: KV cache holds %zu tokens, %zu needed", s->n_pages * p->page_size, prefix + n);
+    const size_t width = d > q ? d : q;
+    float *x = malloc(n * d * 4), *h = malloc(n * width * 4), *qb = malloc(n * q * 4), *ab = malloc(n * q * 4);
+    float *f = malloc(n * m->ffn * 4);
+    int32_t *pos = malloc(n * 4);
+    uint32_t *slots = malloc(n * 4);
+    if (!x || !h || !qb || !ab || !f || !pos || !slots) {
+        st = gllm_fail(GLLM_E_OUT_OF_MEMORY, "forward: no memory for %zu tokens", n);
+        goto done;
+    }
+    if ((st = gllm_cpu_embed(m->tok_embd->dtype, m->tok_embd->data, m->vocab, d, tokens, n, x)) != GLLM_OK) goto done;
+    for (size_t i = 0; i < n; i++) pos[i] = (int32_t)(prefix + i), slots[i] = (uint32_t)(prefix + i);
+    const gllm_kernel_table *kt = gllm_kernels();
+    for (size_t l = 0; l < m->n_layers; l++) {
+        const gllm_llama_layer *L = &m->layers[l];
+        rmsnorm_rows(x, F32(L->attn_norm), h, n, d, m->eps);
+        const gllm_qkv_weights w = {.dtype = L->wq->dtype, .wq = L->wq->data, .wk = L->wk->data, .wv = L->wv->data,
+                                    .bq = L->bq ? F32(L->bq) : NULL, .bk = L->bk ? F32(L->bk) : NULL,
+                                    .bv = L->bv ? F32(L->bv) : NULL, .q_norm = L->q_norm ? F32(L->q_norm) : NULL,
+                                    .k_norm = L->k_norm ? F32(L->k_norm) : NULL, .norm_eps = m->eps};
+        if ((st = gllm_cpu_qkv_rope(&w, h, n, d, m->n_heads, m->inv_freq, m->rot, m->neox, pos, p, s, l, slots, qb)) ||
+            (st = gllm_cpu_attention(p, s, l, qb, n, m->n_heads, prefix, GLLM_MASK_CAUSAL, NULL,
+                                     1.0f / sqrtf((float)m->head_dim), ab)) ||
+            (st = gllm_cpu_matmul(L->wo->dtype, L->wo->data, ab, NULL, h, n, d, q)))
+            goto done;
+        kt->add(x, h, x, n * d);
+        rmsnorm_rows(x, F32(L->ffn_norm), h, n, d, m->eps);
+        if ((st = gllm_cpu_ffn_up(GLLM_FFN_SILU_GLU, L->w_gate->dtype, L->w_gate->data, NULL, L->w_up->data, NULL, h, f,
+                                  n, m->ffn, d)) ||
+            (st = gllm_cpu_matmul(L->w_down->dtype, L->w_down->data, f, NULL, h, n, d, m->ffn)))
+            goto done;
+        kt->add(x, h, x, n * d);
+    }
+    const size_t first = all ? 0 : n - 1, rows = n - first;
+    rmsnorm_rows(x + first * d, F32(m->out_norm), h, rows, d, m->eps);
+    if ((st = gllm_cpu_matmul(m->output->dtype, m->output->data, h, NULL, logits, rows, m->vocab, d))) goto done;
+    s->len = prefix + n;
+done:
+    free(x), free(h), free(qb), free(ab), free(f), free(pos), free(slots);
+    return st;
+}

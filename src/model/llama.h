@@ -1,0 +1,33 @@
+/* Llama-family decoder (Llama, SmolLM, Qwen2 with QKV bias, Qwen3 with QK-norm):
+ * the model description read from GGUF metadata and tensors (weights stay in the
+ * mapping), and its forward on the CPU backend. */
+#ifndef GLLM_MODEL_LLAMA_H
+#define GLLM_MODEL_LLAMA_H
+#include "cpu/kv_cache.h"
+#include "format/gguf.h"
+#include "model/rope.h"
+
+typedef struct {
+    const gllm_gguf_tensor *attn_norm, *wq, *wk, *wv, *bq, *bk, *bv, *q_norm, *k_norm, *wo;
+    const gllm_gguf_tensor *ffn_norm, *w_gate, *w_up, *w_down;
+} gllm_llama_layer;
+
+typedef struct {
+    size_t n_layers, dim, n_heads, n_kv_heads, head_dim, ffn, vocab, ctx, rot;
+    int neox; /* RoPE pairs (i, i + rot/2): the Qwen families; Llama GGUFs pair (2i, 2i + 1) */
+    float eps;
+    gllm_rope_cfg rope;
+    float inv_freq[256];
+    const gllm_gguf_tensor *tok_embd, *out_norm, *output; /* output == tok_embd when tied */
+    gllm_llama_layer *layers;
+} gllm_llama;
+
+/* reads hyper-parameters (llama.*, qwen2.*, qwen3.* keys) and checks every tensor's shape and type */
+gllm_status gllm_llama_load(const gllm_gguf *g, gllm_llama *m);
+void gllm_llama_free(gllm_llama *m);
+
+/* n tokens of one sequence at positions s->len ..; their K/V enter the cache (slots reserved by
+ * the caller). logits: the last token's row (all = 0) or one row per token (all = 1). */
+gllm_status gllm_llama_forward(const gllm_llama *m, const gllm_kv_pool *p, gllm_kv_seq *s, const int32_t *tokens,
+                               size_t n, int all, float *logits);
+#endif
