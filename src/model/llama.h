@@ -30,4 +30,6 @@ void gllm_llama_free(gllm_llama *m);
  * the caller). logits: the last token's row (all = 0) or one row per token (all = 1). */
 gllm_status gllm_llama_forward(const gllm_llama *m, const gllm_kv_pool *p, gllm_kv_seq *s, const int32_t *tokens,
                                size_t n, int all, float *logits);
+/* the reference forward in double (src/ref/ref_llama.c, test oracle): logits[n][vocab], all positions */
+void gllm_ref_llama(const gllm_llama *m, const int32_t *tokens, size_t n, double *logits);
 #endif
