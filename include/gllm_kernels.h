@@ -7,6 +7,7 @@
 #ifndef GLLM_KERNELS_H
 #define GLLM_KERNELS_H
 #include <stddef.h>
+#include <stdint.h>
 #include "gllm_dtype.h"
 
 #ifdef __cplusplus
@@ -59,6 +60,101 @@ GLLM_API gllm_status gllm_matmul(gllm_dtype wtype, const void *w, const float *x
 /* rows x k values, f32 <-> dtype (k a multiple of the block size). */
 GLLM_API gllm_status gllm_quantize(gllm_dtype t, const float *x, void *y, size_t rows, size_t k);
 GLLM_API gllm_status gllm_dequantize(gllm_dtype t, const void *x, float *y, size_t rows, size_t k);
+
+/* ---- L3: text generation ------------------------------------------------------------ */
+
+typedef struct gllm_backend gllm_backend;
+typedef struct gllm_model gllm_model;
+typedef struct gllm_generator gllm_generator;
+typedef struct gllm_kv_cache gllm_kv_cache;
+typedef struct gllm_logits gllm_logits;
+
+/* "auto" (CUDA when built and present, else the CPU), "cpu" or "cuda:N"; GLLM_DEVICE,
+ * when set, overrides name. A forced backend that cannot start is an error. */
+GLLM_API gllm_status gllm_backend_open(const char *name, gllm_backend **out);
+GLLM_API void gllm_backend_close(gllm_backend *b);
+typedef struct {
+    const char *backend; /* "cpu" */
+    const char *device;  /* e.g. "AMD EPYC (2 threads)" */
+    const char *isa;
+    int uma;             /* weights used in place (mapped), not copied */
+} gllm_backend_info;
+GLLM_API gllm_status gllm_backend_get_info(const gllm_backend *b, gllm_backend_info *out);
+
+/* a GGUF model, mmapped (weights are used in place) */
+GLLM_API gllm_status gllm_model_open(const char *path, gllm_model **out);
+GLLM_API void gllm_model_close(gllm_model *m);
+typedef struct {
+    const char *arch;
+    size_t n_layers, dim, n_heads, n_kv_heads, head_dim, ffn, vocab, context;
+} gllm_model_info;
+GLLM_API gllm_status gllm_model_get_info(const gllm_model *m, gllm_model_info *out);
+/* text <-> token ids with the model's tokenizer (no special tokens added) */
+GLLM_API gllm_status gllm_model_tokenize(const gllm_model *m, const char *text, size_t len, int32_t *ids, size_t cap,
+                                         size_t *n);
+GLLM_API gllm_status gllm_model_detokenize(const gllm_model *m, const int32_t *ids, size_t n, char *out, size_t cap,
+                                           size_t *len);
+GLLM_API int32_t gllm_model_eos(const gllm_model *m);
+GLLM_API int32_t gllm_model_bos(const gllm_model *m);
+
+/* weights handed to the backend once (the CPU uses the mapping: the model must stay open);
+ * max_tokens: the most tokens one forward call takes */
+GLLM_API gllm_status gllm_generator_upload(gllm_backend *b, const gllm_model *m, size_t max_tokens,
+                                           gllm_generator **out);
+GLLM_API void gllm_generator_free(gllm_generator *g);
+
+/* a paged KV cache of n_pages pages of page_size tokens (a power of two >= 16), dtype f32,
+ * f16 or bf16, allocated here once; sequences take pages as they grow */
+GLLM_API gllm_status gllm_kv_cache_alloc(gllm_generator *g, size_t n_pages, size_t page_size, gllm_dtype dtype,
+                                         gllm_kv_cache **out);
+GLLM_API void gllm_kv_cache_free(gllm_kv_cache *kv);
+/* a new sequence of up to max_tokens; *seq its id */
+GLLM_API gllm_status gllm_seq_open(gllm_kv_cache *kv, size_t max_tokens, int *seq);
+GLLM_API gllm_status gllm_seq_close(gllm_kv_cache *kv, int seq);
+GLLM_API gllm_status gllm_seq_length(const gllm_kv_cache *kv, int seq, size_t *len);
+
+/* A tree step (speculative decoding): per token its parent in the step (-1: a child of the
+ * cached prefix) and its position. NULL topology = the tokens continue the sequence. */
+typedef struct {
+    const int32_t *parent;
+    const int32_t *position;
+} gllm_topology;
+
+/* n tokens of one sequence through the model; their K/V enter the cache. The logits handle
+ * holds one row per token for a tree step, else the last token's row; it stays valid until
+ * the generator's next forward. Bad ids, a full cache or a sequence past the context are
+ * errors that leave the cache as it was. */
+GLLM_API gllm_status gllm_generator_forward(gllm_generator *g, gllm_kv_cache *kv, int seq, const int32_t *tokens,
+                                            size_t n, const gllm_topology *topo, gllm_logits **out);
+/* keep an accepted path of the last tree step: step tokens path[0..n) (increasing indices)
+ * become the next positions of the sequence; the rest are dropped */
+GLLM_API gllm_status gllm_seq_accept(gllm_kv_cache *kv, int seq, size_t step_start, const uint32_t *path, size_t n);
+
+typedef struct {
+    int seq;
+    const int32_t *tokens;
+    size_t n;
+} gllm_batch_item;
+/* several independent sequences; the logits handle holds one row per item, in order */
+GLLM_API gllm_status gllm_batch_forward(gllm_generator *g, gllm_kv_cache *kv, const gllm_batch_item *items, size_t n,
+                                        gllm_logits **out);
+
+GLLM_API gllm_status gllm_logits_shape(const gllm_logits *l, size_t *rows, size_t *vocab);
+/* copies rows x vocab floats out (for tests and `gllmk logits`; generation never needs it) */
+GLLM_API gllm_status gllm_logits_read(const gllm_logits *l, float *out, size_t cap);
+
+typedef struct {
+    float temperature;        /* <= 0: greedy */
+    int top_k;                /* <= 0: off */
+    float top_p;              /* >= 1: off */
+    float min_p;              /* <= 0: off */
+    float repetition_penalty; /* 1: off */
+    float frequency_penalty, presence_penalty;
+    uint64_t seed;            /* with the step, the draw: (seed, step) reproduces it */
+} gllm_sampling;
+/* one id per logits row: penalties over history, temperature, top-k, top-p, min-p, a draw */
+GLLM_API gllm_status gllm_sample(gllm_generator *g, const gllm_logits *l, const gllm_sampling *cfg,
+                                 const int32_t *history, size_t n_history, uint64_t step, int32_t *out_ids);
 
 #ifdef __cplusplus
 }

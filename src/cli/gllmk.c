@@ -1,22 +1,37 @@
 /* gllmk: the gllm-kernels command-line tool.
- *   gllmk info             backend, detected ISA, ISA in use, threads, dispatch table
- *   gllmk bench [options]  kernel throughput next to the machine's limits and peers */
+ *   gllmk info                              backend, ISA, threads, dispatch table
+ *   gllmk generate [-m model.gguf] [-p prompt] [-n tokens] [--temp T] [--top-k K] [--top-p P] [--seed S]
+ *   gllmk logits [-m model.gguf] --tokens 1,2,3 [--out file.f32]
+ *   gllmk bench [options]                   kernel throughput next to the machine's limits and peers
+ * Without -m: models/SmolLM2-135M-Instruct.Q4_1.gguf (scripts/fetch_models.sh). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "gllm_kernels.h"
 #include "bench/bench.h"
 
+#define DEFAULT_MODEL "models/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int fail(const char *what) {
+    fprintf(stderr, "gllmk: %s: %s\n", what, gllm_last_error());
+    return 1;
+}
+
 static int info(void) {
-    if (gllm_init() != GLLM_OK) {
-        fprintf(stderr, "gllmk: %s\n", gllm_last_error());
-        return 1;
-    }
+    if (gllm_init() != GLLM_OK) return fail("init");
     printf("backend   cpu\n");
     printf("detected  %s\n", gllm_isa_detected());
     printf("isa       %s%s\n", gllm_isa_name(), strcmp(gllm_isa_name(), gllm_isa_detected()) ? " (capped by GLLM_ISA)" : "");
     printf("threads   %d\n", gllm_num_threads());
     printf("dispatch table:\n");
-    static const char *const ops[] = {"gemv", "gemm", "quantize", "dequantize"}; /* public op names */
+    static const char *const ops[] = {"gemv", "gemm", "quantize", "dequantize"};
     for (int t = 0; t < GLLM_DTYPE_COUNT; t++) {
         printf("  %-5s", gllm_dtype_name((gllm_dtype)t));
         for (size_t o = 0; o < sizeof ops / sizeof *ops; o++) printf("  %-26s", gllm_kernel_name(ops[o], (gllm_dtype)t));
@@ -25,9 +40,157 @@ static int info(void) {
     return 0;
 }
 
+typedef struct {
+    const char *model, *prompt, *tokens, *out;
+    int n;
+    gllm_sampling s;
+} options;
+
+static int parse(int argc, char **argv, options *o) {
+    *o = (options){.model = DEFAULT_MODEL, .prompt = "The capital of France is", .n = 32,
+                   .s = {.temperature = 0, .top_p = 1, .repetition_penalty = 1, .seed = 42}};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) return fprintf(stderr, "gllmk: %s needs a value\n", a), 0;
+        if (!strcmp(a, "-m")) o->model = v;
+        else if (!strcmp(a, "-p")) o->prompt = v;
+        else if (!strcmp(a, "-n")) o->n = atoi(v);
+        else if (!strcmp(a, "--temp")) o->s.temperature = (float)atof(v);
+        else if (!strcmp(a, "--top-k")) o->s.top_k = atoi(v);
+        else if (!strcmp(a, "--top-p")) o->s.top_p = (float)atof(v);
+        else if (!strcmp(a, "--min-p")) o->s.min_p = (float)atof(v);
+        else if (!strcmp(a, "--seed")) o->s.seed = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--tokens")) o->tokens = v;
+        else if (!strcmp(a, "--out")) o->out = v;
+        else return fprintf(stderr, "gllmk: unknown option %s\n", a), 0;
+        i++;
+    }
+    return 1;
+}
+
+typedef struct {
+    gllm_backend *b;
+    gllm_model *m;
+    gllm_generator *g;
+    gllm_kv_cache *kv;
+    int seq;
+    gllm_model_info mi;
+} session;
+
+static int open_session(const char *path, size_t max_tokens, session *s) {
+    memset(s, 0, sizeof *s);
+    const double t0 = now();
+    if (gllm_backend_open("auto", &s->b) != GLLM_OK) return fail("backend");
+    if (gllm_model_open(path, &s->m) != GLLM_OK) {
+        fprintf(stderr, "gllmk: %s: %s\n(fetch the default model with: bash scripts/fetch_models.sh)\n", path, gllm_last_error());
+        return 1;
+    }
+    gllm_model_get_info(s->m, &s->mi);
+    if (gllm_generator_upload(s->b, s->m, max_tokens, &s->g) != GLLM_OK) return fail("upload");
+    const size_t pages = (s->mi.context < 2048 ? s->mi.context : 2048) / 16 + 1;
+    if (gllm_kv_cache_alloc(s->g, pages, 16, GLLM_DTYPE_F16, &s->kv) != GLLM_OK) return fail("KV cache");
+    if (gllm_seq_open(s->kv, (pages - 1) * 16, &s->seq) != GLLM_OK) return fail("sequence");
+    fprintf(stderr, "gllmk: %s (%s, %zu layers, vocab %zu) loaded in %.1f ms\n", path, s->mi.arch, s->mi.n_layers,
+            s->mi.vocab, (now() - t0) * 1e3);
+    return 0;
+}
+
+static void close_session(session *s) {
+    gllm_kv_cache_free(s->kv);
+    gllm_generator_free(s->g);
+    gllm_model_close(s->m);
+    gllm_backend_close(s->b);
+}
+
+static int generate(int argc, char **argv) {
+    options o;
+    if (!parse(argc, argv, &o)) return 2;
+    session s;
+    if (open_session(o.model, 4096, &s)) return 1;
+    int32_t *ids = malloc((4096 + (size_t)o.n) * sizeof(int32_t));
+    size_t n;
+    if (gllm_model_tokenize(s.m, o.prompt, strlen(o.prompt), ids, 4096, &n) != GLLM_OK) return fail("tokenize");
+    if (!n) return fprintf(stderr, "gllmk: empty prompt\n"), 1;
+    printf("%s", o.prompt);
+    fflush(stdout);
+    gllm_logits *l;
+    double t0 = now();
+    if (gllm_generator_forward(s.g, s.kv, s.seq, ids, n, NULL, &l) != GLLM_OK) return fail("prefill");
+    const double prefill = now() - t0;
+    const int32_t eos = gllm_model_eos(s.m);
+    int made = 0;
+    t0 = now();
+    for (int step = 0; step < o.n; step++) {
+        int32_t next;
+        if (gllm_sample(s.g, l, &o.s, ids, n, (uint64_t)step, &next) != GLLM_OK) return fail("sample");
+        ids[n++] = next, made++;
+        char piece[256];
+        size_t pl;
+        if (gllm_model_detokenize(s.m, &next, 1, piece, sizeof piece, &pl) == GLLM_OK) fwrite(piece, 1, pl, stdout), fflush(stdout);
+        if (next == eos || step + 1 == o.n) break;
+        if (gllm_generator_forward(s.g, s.kv, s.seq, &next, 1, NULL, &l) != GLLM_OK) return fail("decode");
+    }
+    const double decode = now() - t0;
+    printf("\n");
+    fprintf(stderr, "gllmk: prefill %zu tokens %.1f ms (%.1f tokens/s), decode %d tokens %.1f ms (%.1f tokens/s)\n",
+            n - (size_t)made, prefill * 1e3, (double)(n - (size_t)made) / prefill, made, decode * 1e3,
+            made > 1 ? (made - 1) / decode : 0.0);
+    free(ids);
+    close_session(&s);
+    return 0;
+}
+
+static int logits(int argc, char **argv) {
+    options o;
+    if (!parse(argc, argv, &o)) return 2;
+    if (!o.tokens) return fprintf(stderr, "gllmk logits: --tokens 1,2,3 is required\n"), 2;
+    int32_t ids[4096];
+    size_t n = 0;
+    for (const char *p = o.tokens; *p && n < 4096;) {
+        char *end;
+        const long v = strtol(p, &end, 10);
+        if (end == p) return fprintf(stderr, "gllmk logits: bad token list '%s'\n", o.tokens), 2;
+        ids[n++] = (int32_t)v;
+        p = *end == ',' ? end + 1 : end;
+    }
+    session s;
+    if (open_session(o.model, n, &s)) return 1;
+    /* every position's row: one token at a time through the cache */
+    float *all = malloc(n * s.mi.vocab * sizeof(float));
+    for (size_t i = 0; i < n; i++) {
+        gllm_logits *l;
+        if (gllm_generator_forward(s.g, s.kv, s.seq, &ids[i], 1, NULL, &l) != GLLM_OK) return fail("forward");
+        gllm_logits_read(l, all + i * s.mi.vocab, s.mi.vocab);
+    }
+    const float *last = all + (n - 1) * s.mi.vocab;
+    int top[10];
+    for (int k = 0; k < 10; k++) {
+        int b = -1;
+        for (size_t v = 0; v < s.mi.vocab; v++) {
+            int used = 0;
+            for (int j = 0; j < k; j++) used |= top[j] == (int)v;
+            if (!used && (b < 0 || last[v] > last[b])) b = (int)v;
+        }
+        top[k] = b;
+        printf("%6d  %10.4f\n", b, last[b]);
+    }
+    if (o.out) {
+        FILE *f = fopen(o.out, "wb");
+        if (!f || fwrite(all, sizeof(float), n * s.mi.vocab, f) != n * s.mi.vocab) return fprintf(stderr, "gllmk: cannot write %s\n", o.out), 1;
+        fclose(f);
+        fprintf(stderr, "gllmk: %zu rows x %zu float32 written to %s\n", n, s.mi.vocab, o.out);
+    }
+    free(all);
+    close_session(&s);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "info") == 0) return info();
+    if (strcmp(argv[1], "generate") == 0) return generate(argc - 1, argv + 1);
+    if (strcmp(argv[1], "logits") == 0) return logits(argc - 1, argv + 1);
     if (strcmp(argv[1], "bench") == 0) return gllm_bench_main(argc - 1, argv + 1);
-    fprintf(stderr, "usage: gllmk info | gllmk bench [--quick] [--op gemv|gemm|ops|attn|sample] [--dtype NAME] [--no-peer]\n");
+    fprintf(stderr, "usage: gllmk info | generate [-m model] [-p prompt] [-n tokens] [--temp T --top-k K --top-p P --seed S]\n"
+                    "       | logits [-m model] --tokens 1,2,3 [--out file.f32] | bench [--quick] [--op gemv|gemm|ops|attn|sample]\n");
     return 2;
 }

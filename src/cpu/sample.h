@@ -13,16 +13,7 @@
 #include <stdint.h>
 #include "gllm_kernels.h"
 
-typedef struct {
-    float temperature;        /* <= 0: greedy */
-    int top_k;                /* <= 0: off */
-    float top_p;              /* >= 1: off */
-    float min_p;              /* <= 0: off */
-    float repetition_penalty; /* 1: off; logit > 0 divided by it, else multiplied */
-    float frequency_penalty;  /* 0: off; minus this times the token's count in the history */
-    float presence_penalty;   /* 0: off; minus this once if the token is in the history */
-    uint64_t seed;
-} gllm_sampling;
+/* gllm_sampling: the public configuration (gllm_kernels.h) */
 
 typedef struct {
     size_t vocab;

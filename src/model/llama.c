@@ -131,7 +131,7 @@ static void rmsnorm_rows(const float *x, const float *w, float *y, size_t n, siz
 }
 
 gllm_status gllm_llama_forward(const gllm_llama *m, const gllm_kv_pool *p, gllm_kv_seq *s, const int32_t *tokens,
-                               size_t n, int all, float *logits) {
+                               size_t n, const int32_t *position, const int32_t *parent, int all, float *logits) {
     gllm_status st = gllm_ensure_init();
     if (st != GLLM_OK) return st;
     if (!m || !p || !s || !tokens || !n || !logits) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: NULL or empty input");
@@ -149,7 +149,13 @@ gllm_status gllm_llama_forward(const gllm_llama *m, const gllm_kv_pool *p, gllm_
         goto done;
     }
     if ((st = gllm_cpu_embed(m->tok_embd->dtype, m->tok_embd->data, m->vocab, d, tokens, n, x)) != GLLM_OK) goto done;
-    for (size_t i = 0; i < n; i++) pos[i] = (int32_t)(prefix + i), slots[i] = (uint32_t)(prefix + i);
+    for (size_t i = 0; i < n; i++) {
+        pos[i] = position ? position[i] : (int32_t)(prefix + i), slots[i] = (uint32_t)(prefix + i);
+        if (pos[i] < 0 || (size_t)pos[i] >= m->ctx) {
+            st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: position %d of token %zu outside the context of %zu", pos[i], i, m->ctx);
+            goto done;
+        }
+    }
     const gllm_kernel_table *kt = gllm_kernels();
     for (size_t l = 0; l < m->n_layers; l++) {
         const gllm_llama_layer *L = &m->layers[l];
@@ -159,7 +165,7 @@ gllm_status gllm_llama_forward(const gllm_llama *m, const gllm_kv_pool *p, gllm_
                                     .bv = L->bv ? F32(L->bv) : NULL, .q_norm = L->q_norm ? F32(L->q_norm) : NULL,
                                     .k_norm = L->k_norm ? F32(L->k_norm) : NULL, .norm_eps = m->eps};
         if ((st = gllm_cpu_qkv_rope(&w, h, n, d, m->n_heads, m->inv_freq, m->rot, m->neox, pos, p, s, l, slots, qb)) ||
-            (st = gllm_cpu_attention(p, s, l, qb, n, m->n_heads, prefix, GLLM_MASK_CAUSAL, NULL,
+            (st = gllm_cpu_attention(p, s, l, qb, n, m->n_heads, prefix, parent ? GLLM_MASK_TREE : GLLM_MASK_CAUSAL, parent,
                                      1.0f / sqrtf((float)m->head_dim), ab)) ||
             (st = gllm_cpu_matmul(L->wo->dtype, L->wo->data, ab, NULL, h, n, d, q)))
             goto done;

@@ -26,10 +26,11 @@ typedef struct {
 gllm_status gllm_llama_load(const gllm_gguf *g, gllm_llama *m);
 void gllm_llama_free(gllm_llama *m);
 
-/* n tokens of one sequence at positions s->len ..; their K/V enter the cache (slots reserved by
- * the caller). logits: the last token's row (all = 0) or one row per token (all = 1). */
+/* n tokens of one sequence; their K/V enter the cache at slots s->len .. (reserved by the
+ * caller). pos: their positions (NULL: s->len + i); parent: a tree step (parent[i] < i, or -1),
+ * NULL for a causal continuation. logits: the last token's row (all = 0) or every row (all = 1). */
 gllm_status gllm_llama_forward(const gllm_llama *m, const gllm_kv_pool *p, gllm_kv_seq *s, const int32_t *tokens,
-                               size_t n, int all, float *logits);
+                               size_t n, const int32_t *pos, const int32_t *parent, int all, float *logits);
 /* the reference forward in double (src/ref/ref_llama.c, test oracle): logits[n][vocab], all positions */
 void gllm_ref_llama(const gllm_llama *m, const int32_t *tokens, size_t n, double *logits);
 #endif

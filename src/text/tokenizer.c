@@ -59,6 +59,7 @@ struct gllm_tokenizer {
     size_t n_merge;
     strmap merges;
     int32_t bos, eos, unk, cls, sep;
+    int digits_apart;      /* BPE pre-tokeniser "smollm": every number character is a piece of its own */
     int32_t byte_tok[256]; /* SPM: <0xXX>; BPE: the token of each mapped byte */
     uint32_t byte_cp[256]; /* BPE: byte -> code point (GPT-2's printable mapping) */
 };
@@ -141,6 +142,8 @@ gllm_status gllm_tokenizer_load(const gllm_gguf *g, gllm_tokenizer **out) {
         st = load_strs(g, "tokenizer.ggml.merges", &t->merge, &t->n_merge, &arena);
         if (st != GLLM_OK) return drop(t, st);
         if (!strmap_build(&t->merges, t->merge, t->n_merge)) return drop(t, gllm_fail(GLLM_E_OUT_OF_MEMORY, "no memory"));
+        gllm_str pre;
+        t->digits_apart = gllm_gguf_str(g, "tokenizer.ggml.pre", &pre) == GLLM_OK && pre.len == 6 && !memcmp(pre.ptr, "smollm", 6);
         /* GPT-2's byte -> printable code point mapping */
         uint32_t next = 256;
         for (int b = 0; b < 256; b++) {
@@ -368,7 +371,7 @@ static gllm_status bpe_word(const gllm_tokenizer *t, const char *w, size_t wl, o
     return GLLM_OK;
 }
 
-static gllm_status bpe(const gllm_tokenizer *t, const char *s, size_t n, out_ids *o) {
+static gllm_status bpe_span(const gllm_tokenizer *t, const char *s, size_t n, out_ids *o) {
     for (size_t i = 0; i < n;) {
         const size_t e = gpt2_piece(s, n, i);
         gllm_status st = bpe_word(t, s + i, e - i, o);
@@ -376,6 +379,23 @@ static gllm_status bpe(const gllm_tokenizer *t, const char *s, size_t n, out_ids
         i = e;
     }
     return GLLM_OK;
+}
+
+static gllm_status bpe(const gllm_tokenizer *t, const char *s, size_t n, out_ids *o) {
+    if (!t->digits_apart) return bpe_span(t, s, n, o);
+    size_t start = 0; /* digits one by one; the text between them through the GPT-2 pieces */
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        const size_t l = gllm_utf8_decode(s + i, n - i, &cp);
+        if (gllm_uc_class(cp) & UC_NUMBER) {
+            gllm_status st = bpe_span(t, s + start, i - start, o);
+            if (st == GLLM_OK) st = bpe_word(t, s + i, l, o);
+            if (st != GLLM_OK) return st;
+            start = i + l;
+        }
+        i += l;
+    }
+    return bpe_span(t, s + start, n - start, o);
 }
 
 /* ---- WordPiece (BERT): clean, split CJK and punctuation, lowercase, strip accents ------ */

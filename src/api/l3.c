@@ -1,0 +1,282 @@
+/* The L3 API: backend, model, generator, KV cache with sequences, forward, batch, sampling.
+ * Thin: validate, then route to the backend (the CPU backend in this build). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/dispatch.h"
+#include "core/error.h"
+#include "core/threadpool.h"
+#include "cpu/kv_cache.h"
+#include "cpu/sample.h"
+#include "model/llama.h"
+#include "text/tokenizer.h"
+
+#define MAX_SEQS 256
+#define MAX_HISTORY 65536
+
+struct gllm_backend {
+    char device[64];
+};
+
+struct gllm_model {
+    gllm_gguf gguf;
+    gllm_llama llama;
+    gllm_tokenizer *tok;
+    char arch[16];
+};
+
+struct gllm_logits {
+    const float *data;
+    size_t rows, vocab;
+};
+
+struct gllm_generator {
+    gllm_backend *b;
+    const gllm_model *m;
+    size_t max_rows;
+    float *logits; /* max_rows x vocab, the logits handle's storage */
+    gllm_logits view;
+    gllm_sampler sampler;
+};
+
+struct gllm_kv_cache {
+    gllm_generator *g;
+    gllm_kv_pool pool;
+    gllm_kv_seq seq[MAX_SEQS];
+    int open[MAX_SEQS];
+};
+
+gllm_status gllm_backend_open(const char *name, gllm_backend **out) {
+    gllm_status s = gllm_ensure_init();
+    if (s != GLLM_OK) return s;
+    if (!out) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_backend_open: NULL output");
+    *out = NULL;
+    const char *env = getenv("GLLM_DEVICE");
+    const char *want = env && *env ? env : name ? name : "auto";
+    if (!strncmp(want, "cuda", 4))
+        return gllm_fail(GLLM_E_UNSUPPORTED, "backend %s: the CUDA backend is not built into this library", want);
+    if (strcmp(want, "auto") && strcmp(want, "cpu"))
+        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "backend '%s': expected auto, cpu or cuda:N", want);
+    gllm_backend *b = calloc(1, sizeof *b);
+    if (!b) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "backend: no memory");
+    snprintf(b->device, sizeof b->device, "CPU, %d threads", gllm_pool_threads());
+    *out = b;
+    return GLLM_OK;
+}
+
+void gllm_backend_close(gllm_backend *b) { free(b); }
+
+gllm_status gllm_backend_get_info(const gllm_backend *b, gllm_backend_info *out) {
+    if (!b || !out) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_backend_get_info: NULL argument");
+    *out = (gllm_backend_info){"cpu", b->device, gllm_kernels()->isa, 1};
+    return GLLM_OK;
+}
+
+gllm_status gllm_model_open(const char *path, gllm_model **out) {
+    gllm_status s = gllm_ensure_init();
+    if (s != GLLM_OK) return s;
+    if (!path || !out) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_model_open: NULL argument");
+    *out = NULL;
+    gllm_model *m = calloc(1, sizeof *m);
+    if (!m) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "model: no memory");
+    if ((s = gllm_gguf_open(path, &m->gguf)) != GLLM_OK) return free(m), s;
+    if ((s = gllm_llama_load(&m->gguf, &m->llama)) != GLLM_OK) {
+        gllm_gguf_close(&m->gguf);
+        free(m);
+        return s;
+    }
+    gllm_str a;
+    gllm_gguf_str(&m->gguf, "general.architecture", &a);
+    snprintf(m->arch, sizeof m->arch, "%.*s", (int)a.len, a.ptr);
+    if (gllm_tokenizer_load(&m->gguf, &m->tok) != GLLM_OK) m->tok = NULL; /* ids-only clients need none */
+    *out = m;
+    return GLLM_OK;
+}
+
+void gllm_model_close(gllm_model *m) {
+    if (!m) return;
+    gllm_tokenizer_free(m->tok);
+    gllm_llama_free(&m->llama);
+    gllm_gguf_close(&m->gguf);
+    free(m);
+}
+
+gllm_status gllm_model_get_info(const gllm_model *m, gllm_model_info *o) {
+    if (!m || !o) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_model_get_info: NULL argument");
+    const gllm_llama *l = &m->llama;
+    *o = (gllm_model_info){m->arch, l->n_layers, l->dim, l->n_heads, l->n_kv_heads, l->head_dim, l->ffn, l->vocab, l->ctx};
+    return GLLM_OK;
+}
+
+gllm_status gllm_model_tokenize(const gllm_model *m, const char *text, size_t len, int32_t *ids, size_t cap, size_t *n) {
+    if (!m || !m->tok) return gllm_fail(GLLM_E_UNSUPPORTED, "tokenize: the model has no tokenizer");
+    return gllm_tokenize(m->tok, text, len, ids, cap, n);
+}
+
+gllm_status gllm_model_detokenize(const gllm_model *m, const int32_t *ids, size_t n, char *out, size_t cap, size_t *len) {
+    if (!m || !m->tok) return gllm_fail(GLLM_E_UNSUPPORTED, "detokenize: the model has no tokenizer");
+    return gllm_detokenize(m->tok, ids, n, out, cap, len);
+}
+
+int32_t gllm_model_eos(const gllm_model *m) { return m && m->tok ? gllm_tokenizer_eos(m->tok) : -1; }
+int32_t gllm_model_bos(const gllm_model *m) { return m && m->tok ? gllm_tokenizer_bos(m->tok) : -1; }
+
+gllm_status gllm_generator_upload(gllm_backend *b, const gllm_model *m, size_t max_tokens, gllm_generator **out) {
+    if (!b || !m || !out || !max_tokens) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_generator_upload: NULL or zero argument");
+    *out = NULL;
+    gllm_generator *g = calloc(1, sizeof *g);
+    if (!g) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "generator: no memory");
+    g->b = b, g->m = m;
+    g->max_rows = max_tokens > MAX_SEQS ? max_tokens : MAX_SEQS;
+    g->logits = malloc(g->max_rows * m->llama.vocab * sizeof(float));
+    gllm_status s = g->logits ? gllm_sampler_init(&g->sampler, m->llama.vocab, MAX_HISTORY)
+                              : gllm_fail(GLLM_E_OUT_OF_MEMORY, "generator: no memory for the logits");
+    if (s != GLLM_OK) return free(g->logits), free(g), s;
+    *out = g;
+    return GLLM_OK;
+}
+
+void gllm_generator_free(gllm_generator *g) {
+    if (!g) return;
+    gllm_sampler_free(&g->sampler);
+    free(g->logits);
+    free(g);
+}
+
+gllm_status gllm_kv_cache_alloc(gllm_generator *g, size_t n_pages, size_t page_size, gllm_dtype dtype, gllm_kv_cache **out) {
+    if (!g || !out) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_kv_cache_alloc: NULL argument");
+    *out = NULL;
+    gllm_kv_cache *kv = calloc(1, sizeof *kv);
+    if (!kv) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "KV cache: no memory");
+    const gllm_llama *l = &g->m->llama;
+    gllm_status s = gllm_kv_pool_init(&kv->pool, dtype, l->n_layers, l->n_kv_heads, l->head_dim, page_size, n_pages);
+    if (s != GLLM_OK) return free(kv), s;
+    kv->g = g;
+    *out = kv;
+    return GLLM_OK;
+}
+
+void gllm_kv_cache_free(gllm_kv_cache *kv) {
+    if (!kv) return;
+    for (int i = 0; i < MAX_SEQS; i++)
+        if (kv->open[i]) gllm_kv_seq_release(&kv->pool, &kv->seq[i]);
+    gllm_kv_pool_free(&kv->pool);
+    free(kv);
+}
+
+static gllm_status seq_of(gllm_kv_cache *kv, int seq, gllm_kv_seq **s) {
+    if (!kv || seq < 0 || seq >= MAX_SEQS || !kv->open[seq]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "no open sequence %d", seq);
+    *s = &kv->seq[seq];
+    return GLLM_OK;
+}
+
+gllm_status gllm_seq_open(gllm_kv_cache *kv, size_t max_tokens, int *seq) {
+    if (!kv || !seq || !max_tokens) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_seq_open: NULL or zero argument");
+    for (int i = 0; i < MAX_SEQS; i++)
+        if (!kv->open[i]) {
+            gllm_status s = gllm_kv_seq_init(&kv->seq[i], &kv->pool, max_tokens);
+            if (s != GLLM_OK) return s;
+            kv->open[i] = 1, *seq = i;
+            return GLLM_OK;
+        }
+    return gllm_fail(GLLM_E_INVALID_ARGUMENT, "KV cache: all %d sequences are open", MAX_SEQS);
+}
+
+gllm_status gllm_seq_close(gllm_kv_cache *kv, int seq) {
+    gllm_kv_seq *s = NULL;
+    gllm_status st = seq_of(kv, seq, &s);
+    if (st != GLLM_OK) return st;
+    gllm_kv_seq_release(&kv->pool, s);
+    kv->open[seq] = 0;
+    return GLLM_OK;
+}
+
+gllm_status gllm_seq_length(const gllm_kv_cache *kv, int seq, size_t *len) {
+    gllm_kv_seq *s = NULL;
+    gllm_status st = seq_of((gllm_kv_cache *)kv, seq, &s);
+    if (st != GLLM_OK) return st;
+    if (!len) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_seq_length: NULL output");
+    *len = s->len;
+    return GLLM_OK;
+}
+
+/* one sequence's step into logits rows at row0 */
+static gllm_status step(gllm_generator *g, gllm_kv_cache *kv, int seq, const int32_t *tokens, size_t n,
+                        const gllm_topology *topo, size_t row0, size_t *rows) {
+    gllm_kv_seq *s = NULL;
+    gllm_status st = seq_of(kv, seq, &s);
+    if (st != GLLM_OK) return st;
+    if (!tokens || !n) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: no tokens");
+    if (n > g->max_rows) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: %zu tokens, the generator takes %zu", n, g->max_rows);
+    const int tree = topo && topo->parent;
+    *rows = tree ? n : 1;
+    if (row0 + *rows > g->max_rows) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: more logits rows than the generator holds");
+    if ((st = gllm_kv_reserve(&kv->pool, s, s->len + n)) != GLLM_OK) return st;
+    return gllm_llama_forward(&g->m->llama, &kv->pool, s, tokens, n, topo ? topo->position : NULL, tree ? topo->parent : NULL,
+                              tree, g->logits + row0 * g->m->llama.vocab);
+}
+
+gllm_status gllm_generator_forward(gllm_generator *g, gllm_kv_cache *kv, int seq, const int32_t *tokens, size_t n,
+                                   const gllm_topology *topo, gllm_logits **out) {
+    if (!g || !kv || !out || kv->g != g) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_generator_forward: bad handles");
+    size_t rows;
+    gllm_status st = step(g, kv, seq, tokens, n, topo, 0, &rows);
+    if (st != GLLM_OK) return st;
+    g->view = (gllm_logits){g->logits, rows, g->m->llama.vocab};
+    *out = &g->view;
+    return GLLM_OK;
+}
+
+gllm_status gllm_seq_accept(gllm_kv_cache *kv, int seq, size_t step_start, const uint32_t *path, size_t n) {
+    gllm_kv_seq *s = NULL;
+    gllm_status st = seq_of(kv, seq, &s);
+    if (st != GLLM_OK) return st;
+    if (!path && n) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_seq_accept: NULL path");
+    if (step_start > s->len) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_seq_accept: step starts past the sequence");
+    for (size_t i = 0; i < n; i++)
+        if (step_start + path[i] >= s->len) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_seq_accept: path token %zu is not in the step", i);
+    return gllm_kv_compact(&kv->pool, s, step_start, path, n);
+}
+
+gllm_status gllm_batch_forward(gllm_generator *g, gllm_kv_cache *kv, const gllm_batch_item *items, size_t n, gllm_logits **out) {
+    if (!g || !kv || !items || !n || !out || kv->g != g) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_batch_forward: bad arguments");
+    if (n > g->max_rows) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "batch: %zu sequences, room for %zu", n, g->max_rows);
+    for (size_t i = 0; i < n; i++) { /* every item checked before any runs */
+        gllm_kv_seq *s = NULL;
+        gllm_status st = seq_of(kv, items[i].seq, &s);
+        if (st != GLLM_OK) return st;
+        for (size_t j = 0; j < i; j++)
+            if (items[j].seq == items[i].seq) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "batch: sequence %d appears twice", items[i].seq);
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t rows;
+        gllm_status st = step(g, kv, items[i].seq, items[i].tokens, items[i].n, NULL, i, &rows);
+        if (st != GLLM_OK) return st;
+    }
+    g->view = (gllm_logits){g->logits, n, g->m->llama.vocab};
+    *out = &g->view;
+    return GLLM_OK;
+}
+
+gllm_status gllm_logits_shape(const gllm_logits *l, size_t *rows, size_t *vocab) {
+    if (!l || !rows || !vocab) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_logits_shape: NULL argument");
+    *rows = l->rows, *vocab = l->vocab;
+    return GLLM_OK;
+}
+
+gllm_status gllm_logits_read(const gllm_logits *l, float *out, size_t cap) {
+    if (!l || !out) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_logits_read: NULL argument");
+    if (cap < l->rows * l->vocab) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_logits_read: %zu floats needed", l->rows * l->vocab);
+    memcpy(out, l->data, l->rows * l->vocab * sizeof(float));
+    return GLLM_OK;
+}
+
+gllm_status gllm_sample(gllm_generator *g, const gllm_logits *l, const gllm_sampling *cfg, const int32_t *history,
+                        size_t n_history, uint64_t step_no, int32_t *out_ids) {
+    if (!g || !l || !cfg || !out_ids) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_sample: NULL argument");
+    for (size_t r = 0; r < l->rows; r++) {
+        gllm_status s = gllm_sample_row(&g->sampler, l->data + r * l->vocab, cfg, history, n_history, step_no, &out_ids[r]);
+        if (s != GLLM_OK) return s;
+    }
+    return GLLM_OK;
+}
