@@ -1,0 +1,88 @@
+#include "synth_model.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/dtype_traits.h"
+#include "format/gguf.h"
+#include "gguf_writer.h"
+
+size_t DIM = 64, NH = 4, NKV = 2, HD = 16, FFN = 96, VOCAB = 40, LAYERS = 2, CTX = 96;
+double BASE = 10000.0;
+
+static uint64_t st = 3;
+static float uni(void) {
+    st = st * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)(st >> 40) / 16777216.0f * 2.0f - 1.0f;
+}
+
+
+/* scale is for 64 inputs; wider rows get scale * sqrt(64 / cols), so every layer has the same gain */
+static void *mat(model_file *f, gllm_dtype t, size_t rows, size_t cols, float scale, float offset) {
+    if (rows > 1) scale *= sqrtf(64.0f / (float)cols);
+    float *w = malloc(rows * cols * 4);
+    for (size_t i = 0; i < rows * cols; i++) w[i] = offset + scale * uni();
+    void *q = malloc(rows * gllm_row_bytes(t, cols));
+    gllm_quantize(t, w, q, rows, cols);
+    free(w);
+    return f->bufs[f->nb++] = q;
+}
+
+/* arch: "llama", "qwen2" (QKV bias), "qwen3" (QK-norm) */
+void build(model_file *f, const char *arch, gllm_dtype t) {
+    memset(f, 0, sizeof *f);
+    const uint32_t gt = (uint32_t)gllm_dtype_traits_table[t].gguf_type;
+    tw_tensor ts[64];
+    int nt = 0;
+    char names[64][48];
+#define ADD(nm, type, cols, rows, data)                                                                              \
+    do {                                                                                                             \
+        snprintf(names[nt], 48, "%s", nm);                                                                           \
+        ts[nt] = (tw_tensor){names[nt], type, (rows) != 0 ? 2u : 1u, {cols, rows}, data,                             \
+                             ((rows) != 0 ? (rows) : 1) * gllm_row_bytes(type == 0 ? GLLM_DTYPE_F32 : t, cols)};      \
+        nt++;                                                                                                        \
+    } while (0)
+    ADD("token_embd.weight", gt, DIM, VOCAB, mat(f, t, VOCAB, DIM, 1.0f, 0));
+    ADD("output_norm.weight", 0, DIM, 0, mat(f, GLLM_DTYPE_F32, 1, DIM, 0.2f, 1.0f));
+    for (int l = 0; l < (int)LAYERS; l++) {
+        char n[48];
+#define NAME(x) (snprintf(n, sizeof n, "blk.%d.%s", l, x), n)
+        ADD(NAME("attn_norm.weight"), 0, DIM, 0, mat(f, GLLM_DTYPE_F32, 1, DIM, 0.2f, 1.0f));
+        ADD(NAME("attn_q.weight"), gt, DIM, NH * HD, mat(f, t, NH * HD, DIM, 0.3f, 0));
+        ADD(NAME("attn_k.weight"), gt, DIM, NKV * HD, mat(f, t, NKV * HD, DIM, 0.3f, 0));
+        ADD(NAME("attn_v.weight"), gt, DIM, NKV * HD, mat(f, t, NKV * HD, DIM, 0.3f, 0));
+        if (!strcmp(arch, "qwen2")) {
+            ADD(NAME("attn_q.bias"), 0, NH * HD, 0, mat(f, GLLM_DTYPE_F32, 1, NH * HD, 0.2f, 0));
+            ADD(NAME("attn_k.bias"), 0, NKV * HD, 0, mat(f, GLLM_DTYPE_F32, 1, NKV * HD, 0.2f, 0));
+            ADD(NAME("attn_v.bias"), 0, NKV * HD, 0, mat(f, GLLM_DTYPE_F32, 1, NKV * HD, 0.2f, 0));
+        }
+        if (!strcmp(arch, "qwen3")) {
+            ADD(NAME("attn_q_norm.weight"), 0, HD, 0, mat(f, GLLM_DTYPE_F32, 1, HD, 0.2f, 1.0f));
+            ADD(NAME("attn_k_norm.weight"), 0, HD, 0, mat(f, GLLM_DTYPE_F32, 1, HD, 0.2f, 1.0f));
+        }
+        ADD(NAME("attn_output.weight"), gt, NH * HD, DIM, mat(f, t, DIM, NH * HD, 0.3f, 0));
+        ADD(NAME("ffn_norm.weight"), 0, DIM, 0, mat(f, GLLM_DTYPE_F32, 1, DIM, 0.2f, 1.0f));
+        ADD(NAME("ffn_gate.weight"), gt, DIM, FFN, mat(f, t, FFN, DIM, 0.3f, 0));
+        ADD(NAME("ffn_up.weight"), gt, DIM, FFN, mat(f, t, FFN, DIM, 0.3f, 0));
+        ADD(NAME("ffn_down.weight"), gt, FFN, DIM, mat(f, t, DIM, FFN, 0.3f, 0));
+#undef NAME
+    }
+#undef ADD
+    char k[8][64];
+    snprintf(k[0], 64, "%s.block_count", arch), snprintf(k[1], 64, "%s.embedding_length", arch);
+    snprintf(k[2], 64, "%s.attention.head_count", arch), snprintf(k[3], 64, "%s.attention.head_count_kv", arch);
+    snprintf(k[4], 64, "%s.feed_forward_length", arch), snprintf(k[5], 64, "%s.context_length", arch);
+    snprintf(k[6], 64, "%s.attention.layer_norm_rms_epsilon", arch), snprintf(k[7], 64, "%s.rope.freq_base", arch);
+    const tw_kv kv[] = {{.key = "general.architecture", .type = GGUF_STRING, .s = arch},
+                        {.key = k[0], .type = GGUF_U32, .u = LAYERS}, {.key = k[1], .type = GGUF_U32, .u = DIM},
+                        {.key = k[2], .type = GGUF_U32, .u = NH}, {.key = k[3], .type = GGUF_U32, .u = NKV},
+                        {.key = k[4], .type = GGUF_U32, .u = FFN}, {.key = k[5], .type = GGUF_U32, .u = CTX},
+                        {.key = k[6], .type = GGUF_F32, .f = 1e-5}, {.key = k[7], .type = GGUF_F32, .f = BASE}};
+    f->img = gguf_build(kv, 9, ts, (size_t)nt, 32, &f->len);
+}
+
+void drop(model_file *f) {
+    for (int i = 0; i < f->nb; i++) free(f->bufs[i]);
+    free(f->img);
+}
+

@@ -1,0 +1,22 @@
+/* Small synthetic Llama-family models written as GGUF images (tests only). */
+#ifndef GLLM_TEST_SYNTH_MODEL_H
+#define GLLM_TEST_SYNTH_MODEL_H
+#include <stddef.h>
+#include <stdint.h>
+#include "gllm_kernels.h"
+
+/* model shape (the small default, or SmolLM2-135M's for one test) */
+extern size_t DIM, NH, NKV, HD, FFN, VOCAB, LAYERS, CTX;
+extern double BASE;
+
+typedef struct {
+    uint8_t *img;
+    size_t len;
+    void *bufs[256];
+    int nb;
+} model_file;
+
+/* arch: "llama", "qwen2" (QKV bias), "qwen3" (QK-norm); weights random, in dtype t */
+void build(model_file *f, const char *arch, gllm_dtype t);
+void drop(model_file *f);
+#endif

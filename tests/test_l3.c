@@ -1,0 +1,189 @@
+/* The L3 API on a synthetic model file: backend selection, batch vs alone, tree step vs
+ * linear sequences, accepting a path, sampling, errors that leave the cache consistent. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "synth_model.h"
+
+static char path[64];
+static gllm_backend *b;
+static gllm_model *m;
+static gllm_generator *g;
+static gllm_kv_cache *kv;
+
+static void setup(void) {
+    model_file f;
+    build(&f, "llama", GLLM_DTYPE_F32);
+    snprintf(path, sizeof path, "/tmp/gllm_l3_%d.gguf", (int)getpid());
+    FILE *o = fopen(path, "wb");
+    cr_assert(o && fwrite(f.img, 1, f.len, o) == f.len);
+    fclose(o);
+    drop(&f);
+    cr_assert_eq(gllm_backend_open("cpu", &b), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_model_open(path, &m), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_generator_upload(b, m, 64, &g), GLLM_OK);
+    cr_assert_eq(gllm_kv_cache_alloc(g, 32, 16, GLLM_DTYPE_F32, &kv), GLLM_OK, "%s", gllm_last_error());
+}
+
+static void teardown(void) {
+    gllm_kv_cache_free(kv);
+    gllm_generator_free(g);
+    gllm_model_close(m);
+    gllm_backend_close(b);
+    unlink(path);
+}
+
+TestSuite(l3, .init = setup, .fini = teardown);
+
+static void rows_of(gllm_logits *l, float *out, size_t want_rows) {
+    size_t rows, vocab;
+    cr_assert_eq(gllm_logits_shape(l, &rows, &vocab), GLLM_OK);
+    cr_assert_eq(rows, want_rows);
+    cr_assert_eq(vocab, VOCAB);
+    cr_assert_eq(gllm_logits_read(l, out, rows * vocab), GLLM_OK);
+}
+
+static void close_enough(const float *a, const float *b2, size_t n, const char *what) {
+    for (size_t i = 0; i < n; i++)
+        cr_assert(fabsf(a[i] - b2[i]) <= 1e-4f * (1 + fabsf(b2[i])), "%s: [%zu] %.7g vs %.7g", what, i, a[i], b2[i]);
+}
+
+Test(l3, backend_selection) {
+    gllm_backend *x;
+    cr_assert_eq(gllm_backend_open("cuda:0", &x), GLLM_E_UNSUPPORTED, "a forced backend that cannot start is an error");
+    cr_assert_eq(gllm_backend_open("tpu", &x), GLLM_E_INVALID_ARGUMENT);
+    setenv("GLLM_DEVICE", "cuda:1", 1);
+    cr_assert_eq(gllm_backend_open("cpu", &x), GLLM_E_UNSUPPORTED, "GLLM_DEVICE overrides the name");
+    unsetenv("GLLM_DEVICE");
+    gllm_backend_info bi;
+    cr_assert_eq(gllm_backend_get_info(b, &bi), GLLM_OK);
+    cr_assert_str_eq(bi.backend, "cpu");
+    gllm_model_info mi;
+    cr_assert_eq(gllm_model_get_info(m, &mi), GLLM_OK);
+    cr_assert_eq(mi.vocab, VOCAB);
+}
+
+Test(l3, batch_equals_each_alone) {
+    const int32_t a[5] = {1, 2, 3, 4, 5}, c[2] = {9, 8}, d[7] = {3, 3, 3, 7, 1, 0, 2};
+    int s[3], t[3];
+    for (int i = 0; i < 3; i++) gllm_seq_open(kv, 64, &s[i]), gllm_seq_open(kv, 64, &t[i]);
+    const gllm_batch_item items[3] = {{s[0], a, 5}, {s[1], c, 2}, {s[2], d, 7}};
+    gllm_logits *l;
+    float batch[3 * 40], alone[40];
+    cr_assert_eq(gllm_batch_forward(g, kv, items, 3, &l), GLLM_OK, "%s", gllm_last_error());
+    rows_of(l, batch, 3);
+    const int32_t *toks[3] = {a, c, d};
+    const size_t ns[3] = {5, 2, 7};
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(gllm_generator_forward(g, kv, t[i], toks[i], ns[i], NULL, &l), GLLM_OK);
+        rows_of(l, alone, 1);
+        cr_assert(memcmp(alone, batch + i * VOCAB, VOCAB * 4) == 0, "sequence %d: batch and alone differ", i);
+    }
+    const gllm_batch_item twice[2] = {{s[0], a, 1}, {s[0], c, 1}};
+    cr_assert_eq(gllm_batch_forward(g, kv, twice, 2, &l), GLLM_E_INVALID_ARGUMENT, "a sequence twice in a batch");
+}
+
+/* a tree step: every node's logits equal those of the linear sequence prefix + its path */
+Test(l3, tree_step_equals_linear_paths) {
+    const int32_t prefix[4] = {1, 5, 7, 2};
+    /* tree:       0
+     *           /   \
+     *          1     2
+     *         / \     \
+     *        3   4     5          */
+    const int32_t tok[6] = {11, 12, 13, 14, 15, 16}, parent[6] = {-1, 0, 0, 1, 1, 2};
+    int32_t pos[6];
+    for (int i = 0; i < 6; i++) pos[i] = 4 + (parent[i] < 0 ? 0 : pos[parent[i]] - 4 + 1);
+    int s;
+    gllm_seq_open(kv, 64, &s);
+    gllm_logits *l;
+    cr_assert_eq(gllm_generator_forward(g, kv, s, prefix, 4, NULL, &l), GLLM_OK);
+    const gllm_topology topo = {parent, pos};
+    float tree[6 * 40], lin[40];
+    cr_assert_eq(gllm_generator_forward(g, kv, s, tok, 6, &topo, &l), GLLM_OK, "%s", gllm_last_error());
+    rows_of(l, tree, 6);
+    for (int node = 0; node < 6; node++) {
+        int32_t path[8], n = 0;
+        for (int x = node; x >= 0; x = parent[x]) path[n++] = tok[x];
+        int32_t seq[12];
+        memcpy(seq, prefix, sizeof prefix);
+        for (int i = 0; i < n; i++) seq[4 + i] = path[n - 1 - i];
+        int t;
+        gllm_seq_open(kv, 64, &t);
+        cr_assert_eq(gllm_generator_forward(g, kv, t, seq, (size_t)(4 + n), NULL, &l), GLLM_OK);
+        rows_of(l, lin, 1);
+        char what[32];
+        snprintf(what, sizeof what, "tree node %d", node);
+        close_enough(tree + node * VOCAB, lin, VOCAB, what);
+        gllm_seq_close(kv, t);
+    }
+    /* accept the path 0 -> 2 -> 5, then decode one more token: as the linear sequence would */
+    const uint32_t accept[3] = {0, 2, 5};
+    cr_assert_eq(gllm_seq_accept(kv, s, 4, accept, 3), GLLM_OK, "%s", gllm_last_error());
+    size_t len;
+    gllm_seq_length(kv, s, &len);
+    cr_assert_eq(len, 7u);
+    const int32_t next = 3;
+    cr_assert_eq(gllm_generator_forward(g, kv, s, &next, 1, NULL, &l), GLLM_OK);
+    float after[40];
+    rows_of(l, after, 1);
+    const int32_t linear[8] = {1, 5, 7, 2, 11, 13, 16, 3};
+    int t;
+    gllm_seq_open(kv, 64, &t);
+    cr_assert_eq(gllm_generator_forward(g, kv, t, linear, 8, NULL, &l), GLLM_OK);
+    rows_of(l, lin, 1);
+    close_enough(after, lin, VOCAB, "decode after accepting a path");
+}
+
+Test(l3, sampling_through_the_api) {
+    int s;
+    gllm_seq_open(kv, 64, &s);
+    const int32_t p[3] = {4, 8, 15};
+    gllm_logits *l;
+    cr_assert_eq(gllm_generator_forward(g, kv, s, p, 3, NULL, &l), GLLM_OK);
+    float row[40];
+    rows_of(l, row, 1);
+    int best = 0;
+    for (int v = 1; v < (int)VOCAB; v++) best = row[v] > row[best] ? v : best;
+    const gllm_sampling greedy = {.temperature = 0, .top_p = 1, .repetition_penalty = 1};
+    int32_t id;
+    cr_assert_eq(gllm_sample(g, l, &greedy, p, 3, 0, &id), GLLM_OK);
+    cr_assert_eq(id, best);
+    const gllm_sampling warm = {.temperature = 0.8f, .top_k = 10, .top_p = 0.9f, .repetition_penalty = 1.1f, .seed = 5};
+    int32_t a1, a2;
+    gllm_sample(g, l, &warm, p, 3, 17, &a1), gllm_sample(g, l, &warm, p, 3, 17, &a2);
+    cr_assert_eq(a1, a2, "(seed, step) reproduces the draw");
+}
+
+Test(l3, errors_leave_the_cache_consistent) {
+    int s;
+    gllm_seq_open(kv, 1000, &s);
+    gllm_logits *l;
+    const int32_t ok[3] = {1, 2, 3}, bad[2] = {1, 40};
+    cr_assert_eq(gllm_generator_forward(g, kv, s, ok, 3, NULL, &l), GLLM_OK);
+    cr_assert_eq(gllm_generator_forward(g, kv, s, bad, 2, NULL, &l), GLLM_E_INVALID_ARGUMENT, "token id >= vocab");
+    size_t len;
+    gllm_seq_length(kv, s, &len);
+    cr_assert_eq(len, 3u, "a failed forward adds nothing");
+    int32_t many[64];
+    for (int i = 0; i < 64; i++) many[i] = i % 40;
+    for (int i = 0; i < 1; i++) cr_assert_eq(gllm_generator_forward(g, kv, s, many, 64, NULL, &l), GLLM_OK);
+    cr_assert_eq(gllm_generator_forward(g, kv, s, many, 40, NULL, &l), GLLM_E_INVALID_ARGUMENT, "past the context of 96");
+    gllm_seq_length(kv, s, &len);
+    cr_assert_eq(len, 67u);
+    /* a full pool: 32 pages of 16 */
+    int big[8], opened = 0;
+    gllm_status st = GLLM_OK;
+    for (int i = 0; i < 8 && st == GLLM_OK; i++) {
+        gllm_seq_open(kv, 96, &big[i]), opened++;
+        st = gllm_generator_forward(g, kv, big[i], many, 64, NULL, &l);
+    }
+    cr_assert_eq(st, GLLM_E_OUT_OF_MEMORY, "the KV pool runs full");
+    cr_assert(strstr(gllm_last_error(), "full"), "%s", gllm_last_error());
+    gllm_seq_length(kv, big[opened - 1], &len);
+    cr_assert_eq(len, 0u);
+    cr_assert_eq(gllm_generator_forward(g, kv, 200, ok, 1, NULL, &l), GLLM_E_INVALID_ARGUMENT, "no such sequence");
+}

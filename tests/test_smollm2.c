@@ -1,0 +1,48 @@
+/* The real default model (scripts/fetch_models.sh), when present: tokenizer, the next token
+ * of a fixed prompt and its greedy continuation. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include "gllm_kernels.h"
+
+Test(smollm2, paris) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/models/SmolLM2-135M-Instruct.Q4_1.gguf", GLLM_SOURCE_DIR);
+    if (access(path, R_OK)) cr_skip_test("%s not fetched (bash scripts/fetch_models.sh)", path);
+    gllm_backend *b;
+    gllm_model *m;
+    gllm_generator *g;
+    gllm_kv_cache *kv;
+    cr_assert_eq(gllm_backend_open("auto", &b), GLLM_OK);
+    cr_assert_eq(gllm_model_open(path, &m), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_generator_upload(b, m, 64, &g), GLLM_OK);
+    cr_assert_eq(gllm_kv_cache_alloc(g, 16, 16, GLLM_DTYPE_F16, &kv), GLLM_OK);
+    int seq;
+    gllm_seq_open(kv, 256, &seq);
+    const char *prompt = "The capital of France is";
+    int32_t ids[64];
+    size_t n;
+    cr_assert_eq(gllm_model_tokenize(m, prompt, strlen(prompt), ids, 64, &n), GLLM_OK);
+    const int32_t want[5] = {504, 3575, 282, 4649, 314};
+    cr_assert(n == 5 && !memcmp(ids, want, sizeof want), "prompt tokens");
+    int32_t digits[16];
+    cr_assert_eq(gllm_model_tokenize(m, " 2018", 5, digits, 16, &n), GLLM_OK);
+    cr_assert_eq(n, 5u, "SmolLM's pre-tokeniser splits digits one by one");
+    gllm_logits *l;
+    cr_assert_eq(gllm_generator_forward(g, kv, seq, ids, 5, NULL, &l), GLLM_OK);
+    const gllm_sampling greedy = {.temperature = 0, .top_p = 1, .repetition_penalty = 1};
+    int32_t out[8];
+    for (int i = 0; i < 8; i++) {
+        cr_assert_eq(gllm_sample(g, l, &greedy, NULL, 0, (uint64_t)i, &out[i]), GLLM_OK);
+        cr_assert_eq(gllm_generator_forward(g, kv, seq, &out[i], 1, NULL, &l), GLLM_OK);
+    }
+    cr_assert_eq(out[0], 7042, "next token ' Paris'");
+    char text[256];
+    size_t tl;
+    cr_assert_eq(gllm_model_detokenize(m, out, 8, text, sizeof text, &tl), GLLM_OK);
+    text[tl] = 0;
+    cr_log_info("greedy continuation: '%s'", text);
+    cr_assert(!strncmp(text, " Paris.", 7), "continuation '%s'", text);
+    gllm_kv_cache_free(kv), gllm_generator_free(g), gllm_model_close(m), gllm_backend_close(b);
+}
