@@ -15,8 +15,9 @@ static struct {
     pthread_mutex_t run_lock;   /* one job at a time */
     pthread_mutex_t lock;
     pthread_cond_t start, done;
-    unsigned long generation;
-    int busy;                   /* workers still on the current job */
+    atomic_ulong generation;    /* bumped for each job */
+    atomic_int busy;            /* workers still on the current job */
+    int sleepers, waiting;      /* under lock: workers asleep; the caller asleep on done */
     gllm_task_fn fn;
     void *ctx;
     size_t ntasks;
@@ -33,19 +34,38 @@ static void work(int self) {
     while ((t = atomic_fetch_add(&pool.next, 1)) < pool.ntasks) pool.fn(pool.ctx, t, pool.scratch[self]);
 }
 
+/* Between jobs a worker spins a little before it sleeps: a decode step runs hundreds of
+ * short jobs, and a condition-variable wake-up per job would cost more than the job. */
+#define SPIN 20000
+
+static inline void relax(void) {
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
 static void *worker(void *arg) {
     const int self = (int)(size_t)arg;
     unsigned long seen = 0;
     thread_index = self;
     for (;;) {
-        pthread_mutex_lock(&pool.lock);
-        while (pool.generation == seen) pthread_cond_wait(&pool.start, &pool.lock);
-        seen = pool.generation;
-        pthread_mutex_unlock(&pool.lock);
+        for (int i = 0; i < SPIN && atomic_load_explicit(&pool.generation, memory_order_acquire) == seen; i++) relax();
+        if (atomic_load_explicit(&pool.generation, memory_order_acquire) == seen) {
+            pthread_mutex_lock(&pool.lock);
+            pool.sleepers++;
+            while (atomic_load(&pool.generation) == seen) pthread_cond_wait(&pool.start, &pool.lock);
+            pool.sleepers--;
+            pthread_mutex_unlock(&pool.lock);
+        }
+        seen = atomic_load(&pool.generation);
         work(self);
-        pthread_mutex_lock(&pool.lock);
-        if (--pool.busy == 0) pthread_cond_signal(&pool.done);
-        pthread_mutex_unlock(&pool.lock);
+        if (atomic_fetch_sub(&pool.busy, 1) == 1) {
+            pthread_mutex_lock(&pool.lock);
+            if (pool.waiting) pthread_cond_signal(&pool.done);
+            pthread_mutex_unlock(&pool.lock);
+        }
     }
     return NULL;
 }
@@ -82,15 +102,20 @@ void gllm_pool_run(size_t ntasks, gllm_task_fn fn, void *ctx) {
     pool.ntasks = ntasks;
     atomic_store(&pool.next, 0);
     if (pool.n > 1 && ntasks > 1) {
+        atomic_store(&pool.busy, pool.n - 1);
+        atomic_fetch_add_explicit(&pool.generation, 1, memory_order_release);
         pthread_mutex_lock(&pool.lock);
-        pool.busy = pool.n - 1;
-        pool.generation++;
-        pthread_cond_broadcast(&pool.start);
+        if (pool.sleepers) pthread_cond_broadcast(&pool.start);
         pthread_mutex_unlock(&pool.lock);
         work(0);
-        pthread_mutex_lock(&pool.lock);
-        while (pool.busy) pthread_cond_wait(&pool.done, &pool.lock);
-        pthread_mutex_unlock(&pool.lock);
+        for (int i = 0; i < SPIN && atomic_load(&pool.busy); i++) relax();
+        if (atomic_load(&pool.busy)) {
+            pthread_mutex_lock(&pool.lock);
+            pool.waiting = 1;
+            while (atomic_load(&pool.busy)) pthread_cond_wait(&pool.done, &pool.lock);
+            pool.waiting = 0;
+            pthread_mutex_unlock(&pool.lock);
+        }
     } else {
         work(0);
     }
