@@ -2,7 +2,7 @@
  * same run) and a peer (OpenBLAS, loaded with dlopen when installed: a
  * bench-only dependency, never linked into the library).
  *
- *   gllmk bench [--quick] [--op gemv|gemm|ops|attn|sample] [--dtype NAME] [--no-peer]
+ *   gllmk bench [--quick] [--op gemv|gemm|ops|attn|sample|model] [--dtype NAME] [--no-peer]
  *
  * ops: the row operators over 8192 x 4096 f32 activations (beyond the L3),
  * bytes read + written per second next to the read bandwidth.
@@ -325,6 +325,48 @@ static void bench_sample(void) {
     gllm_sampler_free(&s);
 }
 
+/* ---- the default model end to end: load, prefill 512 tokens, decode 64 ----------------- */
+
+static void bench_model(void) {
+    const char *path = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+    gllm_backend *b;
+    gllm_model *m;
+    gllm_generator *g;
+    gllm_kv_cache *kv;
+    const double t0 = now();
+    if (gllm_backend_open("auto", &b) != GLLM_OK || gllm_model_open(path, &m) != GLLM_OK) {
+        printf("\nmodel: %s not available (bash scripts/fetch_models.sh)\n", path);
+        return;
+    }
+    const double load = now() - t0;
+    gllm_model_info mi;
+    gllm_model_get_info(m, &mi);
+    if (gllm_generator_upload(b, m, 512, &g) != GLLM_OK || gllm_kv_cache_alloc(g, 64, 16, GLLM_DTYPE_F16, &kv) != GLLM_OK) return;
+    int32_t ids[512];
+    for (int i = 0; i < 512; i++) ids[i] = (int32_t)((i * 7919 + 13) % (int)mi.vocab);
+    double pre = 1e30, dec = 1e30;
+    for (int rep = 0; rep < 3; rep++) {
+        int seq;
+        gllm_seq_open(kv, 600, &seq);
+        gllm_logits *l;
+        double t = now();
+        gllm_generator_forward(g, kv, seq, ids, 512, NULL, &l);
+        pre = fmin(pre, now() - t);
+        gllm_seq_close(kv, seq);
+        gllm_seq_open(kv, 600, &seq);
+        gllm_generator_forward(g, kv, seq, ids, 8, NULL, &l);
+        t = now();
+        for (int i = 0; i < 64; i++) gllm_generator_forward(g, kv, seq, &ids[8 + i], 1, NULL, &l);
+        dec = fmin(dec, now() - t);
+        gllm_seq_close(kv, seq);
+    }
+    printf("\n%-26s %10s %12s\n", "model (SmolLM2-135M Q4_1)", "ms", "tokens/s");
+    printf("%-26s %10.1f\n", "load (mmap)", load * 1e3);
+    printf("%-26s %10.1f %12.1f\n", "prefill 512 tokens", pre * 1e3, 512 / pre);
+    printf("%-26s %10.2f %12.1f\n", "decode (per token, ctx 8+)", dec * 1e3 / 64, 64 / dec);
+    gllm_kv_cache_free(kv), gllm_generator_free(g), gllm_model_close(m), gllm_backend_close(b);
+}
+
 int gllm_bench_main(int argc, char **argv) {
     int quick = 0, peer_on = 1;
     const char *only_op = NULL, *only_dtype = NULL;
@@ -334,7 +376,7 @@ int gllm_bench_main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--op") && i + 1 < argc) only_op = argv[++i];
         else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) only_dtype = argv[++i];
         else {
-            fprintf(stderr, "usage: gllmk bench [--quick] [--op gemv|gemm|ops|attn|sample] [--dtype NAME] [--no-peer]\n");
+            fprintf(stderr, "usage: gllmk bench [--quick] [--op gemv|gemm|ops|attn|sample|model] [--dtype NAME] [--no-peer]\n");
             return 2;
         }
     }
@@ -403,5 +445,6 @@ int gllm_bench_main(int argc, char **argv) {
     if (!only_op || !strcmp(only_op, "ops")) bench_ops(quick, bw);
     if (!only_op || !strcmp(only_op, "attn")) bench_attn(quick, bw, peak > 0 ? peak : 1e9);
     if (!only_op || !strcmp(only_op, "sample")) bench_sample();
+    if (!only_op || !strcmp(only_op, "model")) bench_model();
     return 0;
 }
