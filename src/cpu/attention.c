@@ -5,6 +5,7 @@
 #include "core/dispatch.h"
 #include "core/error.h"
 #include "core/threadpool.h"
+#include "core/workspace.h"
 
 #define CHUNK 256   /* keys per work item */
 #define MAX_GROUP 64
@@ -78,13 +79,15 @@ gllm_status gllm_cpu_attention(const gllm_kv_pool *p, const gllm_kv_seq *s, size
     attn_job j = {.p = p, .s = s, .layer = layer, .n_tok = n_tok, .n_heads = n_heads, .n_prefix = n_prefix,
                   .group = n_heads / p->n_kv_heads, .mask = mask, .q = q, .scale = scale,
                   .fn = gllm_kernels()->attn[p->dtype], .stride = (n_tok + 7) / 8};
+    const size_t mark = gllm_ws_mark();
     uint8_t *bits = NULL;
     if (mask == GLLM_MASK_TREE) {
-        bits = calloc(n_tok * j.stride, 1);
+        bits = gllm_ws_alloc(n_tok * j.stride);
         if (!bits) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "attention: no memory for the tree mask");
+        memset(bits, 0, n_tok * j.stride);
         for (size_t i = 0; i < n_tok; i++) {
             if (parent[i] >= (int32_t)i || parent[i] < -1) {
-                free(bits);
+                gllm_ws_release(mark);
                 return gllm_fail(GLLM_E_INVALID_ARGUMENT, "attention: token %zu has parent %d (must be -1 or < %zu)", i,
                                  parent[i], i);
             }
@@ -99,7 +102,7 @@ gllm_status gllm_cpu_attention(const gllm_kv_pool *p, const gllm_kv_seq *s, size
     j.tb = TB;
     while (j.tb > 1 && j.tb * j.group * (hd * sizeof(float) + j.stride) > GLLM_SCRATCH_BYTES) j.tb /= 2;
     const size_t n_blocks = (n_tok + j.tb - 1) / j.tb;
-    j.first = malloc((n_blocks + 1) * sizeof(size_t));
+    j.first = gllm_ws_alloc((n_blocks + 1) * sizeof(size_t));
     size_t items = 0;
     for (size_t b = 0; j.first && b < n_blocks; b++) {
         const size_t last = (b + 1) * j.tb < n_tok ? (b + 1) * j.tb - 1 : n_tok - 1;
@@ -107,9 +110,9 @@ gllm_status gllm_cpu_attention(const gllm_kv_pool *p, const gllm_kv_seq *s, size
     }
     if (j.first) j.first[n_blocks] = items;
     j.n_items = items * p->n_kv_heads;
-    j.part = j.first ? malloc(j.n_items * j.tb * j.group * (hd + 2) * sizeof(float)) : NULL;
+    j.part = j.first ? gllm_ws_alloc(j.n_items * j.tb * j.group * (hd + 2) * sizeof(float)) : NULL;
     if (!j.part) {
-        free(bits), free(j.first);
+        gllm_ws_release(mark);
         return gllm_fail(GLLM_E_OUT_OF_MEMORY, "attention: no memory for %zu partial results", j.n_items);
     }
     gllm_pool_run(j.n_items, attn_task, &j);
@@ -135,6 +138,6 @@ gllm_status gllm_cpu_attention(const gllm_kv_pool *p, const gllm_kv_seq *s, size
                 for (size_t x = 0; x < hd; x++) dst[x] *= inv;
             }
         }
-    free(bits), free(j.first), free(j.part);
+    gllm_ws_release(mark);
     return GLLM_OK;
 }

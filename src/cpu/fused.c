@@ -5,6 +5,7 @@
 #include "core/dtype_traits.h"
 #include "core/error.h"
 #include "core/threadpool.h"
+#include "core/workspace.h"
 #include "cpu/matmul.h"
 #include "model/rope.h"
 
@@ -52,16 +53,17 @@ gllm_status gllm_cpu_ffn_up(gllm_ffn_kind kind, gllm_dtype t, const void *w_gate
     j.gate = (gllm_matmul_args){.w = w_gate, .w_row_bytes = j.row_bytes, .x = x, .ldx = k, .bias = b_gate, .m = m, .k = k};
     j.up = j.gate;
     j.up.w = w_up, j.up.bias = b_up;
+    const size_t mark = gllm_ws_mark();
     gllm_q8x *xq = NULL;
-    j.tiles = malloc((size_t)gllm_pool_threads() * 2 * m * FFN_CHUNK * sizeof(float));
-    if (gllm_dtype_traits_table[t].int8_path) xq = malloc(m * (k / 32) * sizeof(gllm_q8x));
+    j.tiles = gllm_ws_alloc((size_t)gllm_pool_threads() * 2 * m * FFN_CHUNK * sizeof(float));
+    if (gllm_dtype_traits_table[t].int8_path) xq = gllm_ws_alloc(m * (k / 32) * sizeof(gllm_q8x));
     if (!j.tiles || (gllm_dtype_traits_table[t].int8_path && !xq)) {
-        free(j.tiles), free(xq);
+        gllm_ws_release(mark);
         return gllm_fail(GLLM_E_OUT_OF_MEMORY, "ffn: no memory for %zu rows", m);
     }
     if (xq) gllm_cpu_act_quant(x, m, k, xq), j.gate.xq = j.up.xq = xq; /* once, for both projections */
     gllm_pool_run((n + FFN_CHUNK - 1) / FFN_CHUNK, ffn_task, &j);
-    free(j.tiles), free(xq);
+    gllm_ws_release(mark);
     return GLLM_OK;
 }
 
@@ -136,10 +138,11 @@ gllm_status gllm_cpu_qkv_rope(const gllm_qkv_weights *w, const float *x, size_t 
         if (pos[i] < 0 || slots[i] >= s->n_pages * p->page_size)
             return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: token %zu: position %d, slot %u (%zu reserved)", i,
                              pos[i], slots[i], s->n_pages * p->page_size);
-    float *kv = malloc(2 * n_tok * nkv * hd * sizeof(float));
-    gllm_q8x *xq = gllm_dtype_traits_table[t].int8_path ? malloc(n_tok * (k / 32) * sizeof(gllm_q8x)) : NULL;
+    const size_t mark = gllm_ws_mark();
+    float *kv = gllm_ws_alloc(2 * n_tok * nkv * hd * sizeof(float));
+    gllm_q8x *xq = gllm_dtype_traits_table[t].int8_path ? gllm_ws_alloc(n_tok * (k / 32) * sizeof(gllm_q8x)) : NULL;
     if (!kv || (gllm_dtype_traits_table[t].int8_path && !xq)) {
-        free(kv), free(xq);
+        gllm_ws_release(mark);
         return gllm_fail(GLLM_E_OUT_OF_MEMORY, "qkv_rope: no memory for %zu tokens", n_tok);
     }
     if (xq) gllm_cpu_act_quant(x, n_tok, k, xq); /* once, for the three projections */
@@ -161,6 +164,6 @@ gllm_status gllm_cpu_qkv_rope(const gllm_qkv_weights *w, const float *x, size_t 
                   .pos = pos, .q = q_out, .k = kv, .v = kv + n_tok * nkv * hd, .p = p, .s = s, .layer = layer,
                   .slots = slots, .status = GLLM_OK};
     gllm_pool_run(n_tok, rope_task, &r);
-    free(kv), free(xq);
+    gllm_ws_release(mark);
     return r.status == GLLM_OK ? GLLM_OK : gllm_fail(r.status, "qkv_rope: KV write failed (layer %zu)", layer);
 }

@@ -4,6 +4,7 @@
 #include "core/dtype_traits.h"
 #include "core/error.h"
 #include "core/threadpool.h"
+#include "core/workspace.h"
 
 typedef struct {
     const float *x;
@@ -52,14 +53,14 @@ gllm_status gllm_cpu_matmul(gllm_dtype t, const void *w, const float *x, const f
                 .args = {.w = w, .w_row_bytes = gllm_row_bytes(t, k), .x = x, .ldx = k, .bias = bias, .y = y, .ldy = n,
                          .m = m, .n = n, .k = k},
                 .chunk = gllm_cpu_matmul_chunk(m, n, k)};
-    gllm_q8x *xq = NULL;
+    const size_t mark = gllm_ws_mark();
     if (gllm_dtype_traits_table[t].int8_path) {
-        if (!(xq = malloc(m * (k / 32) * sizeof(gllm_q8x))))
-            return gllm_fail(GLLM_E_OUT_OF_MEMORY, "matmul: no memory for %zu quantised rows", m);
+        gllm_q8x *xq = gllm_ws_alloc(m * (k / 32) * sizeof(gllm_q8x));
+        if (!xq) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "matmul: no memory for %zu quantised rows", m);
         gllm_cpu_act_quant(x, m, k, xq);
         j.args.xq = xq;
     }
     gllm_pool_run((n + j.chunk - 1) / j.chunk, matmul_task, &j);
-    free(xq);
+    gllm_ws_release(mark);
     return GLLM_OK;
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 #include "core/dispatch.h"
 #include "core/error.h"
+#include "core/workspace.h"
 #include "cpu/attention.h"
 #include "cpu/embed.h"
 #include "cpu/fused.h"
@@ -140,10 +141,11 @@ gllm_status gllm_llama_forward(const gllm_llama *m, const gllm_kv_pool *p, gllm_
     if (prefix + n > s->n_pages * p->page_size)
         return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: KV cache holds %zu tokens, %zu needed", s->n_pages * p->page_size, prefix + n);
     const size_t width = d > q ? d : q;
-    float *x = malloc(n * d * 4), *h = malloc(n * width * 4), *qb = malloc(n * q * 4), *ab = malloc(n * q * 4);
-    float *f = malloc(n * m->ffn * 4);
-    int32_t *pos = malloc(n * 4);
-    uint32_t *slots = malloc(n * 4);
+    const size_t mark = gllm_ws_mark(); /* the step's buffers: kept for the next step */
+    float *x = gllm_ws_alloc(n * d * 4), *h = gllm_ws_alloc(n * width * 4), *qb = gllm_ws_alloc(n * q * 4);
+    float *ab = gllm_ws_alloc(n * q * 4), *f = gllm_ws_alloc(n * m->ffn * 4);
+    int32_t *pos = gllm_ws_alloc(n * 4);
+    uint32_t *slots = gllm_ws_alloc(n * 4);
     if (!x || !h || !qb || !ab || !f || !pos || !slots) {
         st = gllm_fail(GLLM_E_OUT_OF_MEMORY, "forward: no memory for %zu tokens", n);
         goto done;
@@ -182,6 +184,6 @@ gllm_status gllm_llama_forward(const gllm_llama *m, const gllm_kv_pool *p, gllm_
     if ((st = gllm_cpu_matmul(m->output->dtype, m->output->data, h, NULL, logits, rows, m->vocab, d))) goto done;
     s->len = prefix + n;
 done:
-    free(x), free(h), free(qb), free(ab), free(f), free(pos), free(slots);
+    gllm_ws_release(mark);
     return st;
 }

@@ -1,0 +1,57 @@
+/* Nothing is allocated in the generation loop: every malloc-family call of the process is
+ * counted (the test links with --wrap), and decode steps plus sampling after a warm-up make none. */
+#include <criterion/criterion.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include "synth_model.h"
+
+static atomic_long calls;
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t a, size_t b);
+void *__real_realloc(void *p, size_t n);
+int __real_posix_memalign(void **p, size_t a, size_t n);
+void *__wrap_malloc(size_t n) { atomic_fetch_add(&calls, 1); return __real_malloc(n); }
+void *__wrap_calloc(size_t a, size_t b) { atomic_fetch_add(&calls, 1); return __real_calloc(a, b); }
+void *__wrap_realloc(void *p, size_t n) { atomic_fetch_add(&calls, 1); return __real_realloc(p, n); }
+int __wrap_posix_memalign(void **p, size_t a, size_t n) { atomic_fetch_add(&calls, 1); return __real_posix_memalign(p, a, n); }
+
+Test(alloc, decode_loop_allocates_nothing) {
+    model_file f;
+    build(&f, "llama", GLLM_DTYPE_Q4_1);
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/gllm_alloc_%d.gguf", (int)getpid());
+    FILE *o = fopen(path, "wb");
+    cr_assert(o && fwrite(f.img, 1, f.len, o) == f.len);
+    fclose(o);
+    drop(&f);
+    gllm_backend *b;
+    gllm_model *m;
+    gllm_generator *g;
+    gllm_kv_cache *kv;
+    int seq;
+    cr_assert_eq(gllm_backend_open("cpu", &b), GLLM_OK);
+    cr_assert_eq(gllm_model_open(path, &m), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_generator_upload(b, m, 32, &g), GLLM_OK);
+    cr_assert_eq(gllm_kv_cache_alloc(g, 8, 16, GLLM_DTYPE_F16, &kv), GLLM_OK);
+    cr_assert_eq(gllm_seq_open(kv, 96, &seq), GLLM_OK);
+    const int32_t prompt[6] = {1, 2, 3, 4, 5, 6};
+    gllm_logits *l;
+    const gllm_sampling cfg = {.temperature = 0.8f, .top_k = 20, .top_p = 0.9f, .repetition_penalty = 1.1f, .seed = 1};
+    int32_t hist[64] = {1, 2, 3, 4, 5, 6}, tok;
+    cr_assert_eq(gllm_generator_forward(g, kv, seq, prompt, 6, NULL, &l), GLLM_OK);
+    cr_assert_eq(gllm_sample(g, l, &cfg, hist, 6, 0, &tok), GLLM_OK);
+    cr_assert_eq(gllm_generator_forward(g, kv, seq, &tok, 1, NULL, &l), GLLM_OK); /* warm-up of the decode shape */
+    const long before = atomic_load(&calls);
+    cr_assert(before > 0, "the counting wraps see the set-up allocations");
+    for (int step = 1; step <= 20; step++) {
+        cr_assert_eq(gllm_sample(g, l, &cfg, hist, (size_t)(6 + step), (uint64_t)step, &tok), GLLM_OK);
+        hist[6 + step] = tok;
+        cr_assert_eq(gllm_generator_forward(g, kv, seq, &tok, 1, NULL, &l), GLLM_OK, "%s", gllm_last_error());
+    }
+    const long made = atomic_load(&calls) - before;
+    cr_assert_eq(made, 0, "%ld allocations in 20 decode steps", made);
+    gllm_kv_cache_free(kv), gllm_generator_free(g), gllm_model_close(m), gllm_backend_close(b);
+    unlink(path);
+}
