@@ -143,6 +143,31 @@ GLLM_API gllm_status gllm_logits_shape(const gllm_logits *l, size_t *rows, size_
 /* copies rows x vocab floats out (for tests and `gllmk logits`; generation never needs it) */
 GLLM_API gllm_status gllm_logits_read(const gllm_logits *l, float *out, size_t cap);
 
+/* ---- scheduling (the client's scheduler) ---------------------------------------------- */
+
+/* used / total pages of the KV pool, in [0, 1] */
+GLLM_API gllm_status gllm_memory_pressure(const gllm_kv_cache *kv, float *out);
+typedef enum {
+    GLLM_PAGE_FREE,      /* in the pool, unused */
+    GLLM_PAGE_ACTIVE,    /* holds a sequence's tokens */
+    GLLM_PAGE_WARM,      /* holds a sequence the latest forward used */
+    GLLM_PAGE_PROTECTED, /* holds a sequence the client protected */
+    GLLM_PAGE_SWAPPED,   /* a sequence's page held in host storage outside the pool */
+} gllm_page_state;
+typedef struct {
+    uint32_t page_id; /* pool pages: 0 .. n_pages-1; swapped pages: n_pages + k */
+    gllm_page_state state;
+} gllm_page_info;
+/* every pool page, then every swapped page; *n the count (at most cap written) */
+GLLM_API gllm_status gllm_page_states(const gllm_kv_cache *kv, gllm_page_info *out, size_t cap, size_t *n);
+/* protect a sequence's pages from swapping (hot), or lift it */
+GLLM_API gllm_status gllm_seq_protect(gllm_kv_cache *kv, int seq, int on);
+/* move a sequence's K/V pages out of the pool into host storage (its pool pages are freed), and
+ * back (into whatever pages are free), bit-exact. Refused for protected or warm sequences and
+ * while a forward is running; a swapped sequence cannot run until swapped in. */
+GLLM_API gllm_status gllm_swap_out_pages(gllm_kv_cache *kv, int seq);
+GLLM_API gllm_status gllm_swap_in_pages(gllm_kv_cache *kv, int seq);
+
 typedef struct {
     float temperature;        /* <= 0: greedy */
     int top_k;                /* <= 0: off */

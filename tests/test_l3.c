@@ -187,3 +187,50 @@ Test(l3, errors_leave_the_cache_consistent) {
     cr_assert_eq(len, 0u);
     cr_assert_eq(gllm_generator_forward(g, kv, 200, ok, 1, NULL, &l), GLLM_E_INVALID_ARGUMENT, "no such sequence");
 }
+
+/* scheduling: pressure, page states, swap out / in bit-exact, hot pages refused */
+Test(l3, swap_and_page_states) {
+    const int32_t p1[20] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20};
+    int a, c, twin;
+    gllm_seq_open(kv, 64, &a), gllm_seq_open(kv, 64, &c), gllm_seq_open(kv, 64, &twin);
+    gllm_logits *l;
+    float pr0, pr1, pr2;
+    gllm_memory_pressure(kv, &pr0);
+    cr_assert_eq(gllm_generator_forward(g, kv, a, p1, 20, NULL, &l), GLLM_OK);   /* 2 pages */
+    cr_assert_eq(gllm_generator_forward(g, kv, twin, p1, 20, NULL, &l), GLLM_OK);
+    cr_assert_eq(gllm_generator_forward(g, kv, c, p1, 5, NULL, &l), GLLM_OK);    /* c is warm */
+    gllm_memory_pressure(kv, &pr1);
+    cr_assert_float_eq(pr1 - pr0, 5.0f / 32.0f, 1e-6f);
+    gllm_page_info info[64];
+    size_t n;
+    cr_assert_eq(gllm_page_states(kv, info, 64, &n), GLLM_OK);
+    cr_assert_eq(n, 32u);
+    int warm = 0, active = 0;
+    for (size_t i = 0; i < n; i++) warm += info[i].state == GLLM_PAGE_WARM, active += info[i].state == GLLM_PAGE_ACTIVE;
+    cr_assert_eq(warm, 1);
+    cr_assert_eq(active, 4);
+    cr_assert_eq(gllm_swap_out_pages(kv, c), GLLM_E_INVALID_ARGUMENT, "a warm sequence is refused");
+    cr_assert_eq(gllm_seq_protect(kv, a, 1), GLLM_OK);
+    cr_assert_eq(gllm_swap_out_pages(kv, a), GLLM_E_INVALID_ARGUMENT, "a protected sequence is refused");
+    cr_assert(strstr(gllm_last_error(), "protected"));
+    cr_assert_eq(gllm_seq_protect(kv, a, 0), GLLM_OK);
+    cr_assert_eq(gllm_swap_out_pages(kv, a), GLLM_OK, "%s", gllm_last_error());
+    gllm_memory_pressure(kv, &pr2);
+    cr_assert_float_eq(pr1 - pr2, 2.0f / 32.0f, 1e-6f);
+    cr_assert_eq(gllm_page_states(kv, info, 64, &n), GLLM_OK);
+    cr_assert_eq(n, 34u, "32 pool pages and 2 swapped");
+    cr_assert_eq(info[33].state, GLLM_PAGE_SWAPPED);
+    const int32_t next = 21;
+    cr_assert_eq(gllm_generator_forward(g, kv, a, &next, 1, NULL, &l), GLLM_E_INVALID_ARGUMENT, "a swapped sequence cannot run");
+    /* other pages are taken meanwhile, so a swaps back into different pages */
+    int d;
+    gllm_seq_open(kv, 64, &d);
+    cr_assert_eq(gllm_generator_forward(g, kv, d, p1, 20, NULL, &l), GLLM_OK);
+    cr_assert_eq(gllm_swap_in_pages(kv, a), GLLM_OK, "%s", gllm_last_error());
+    float x[40], y[40];
+    cr_assert_eq(gllm_generator_forward(g, kv, a, &next, 1, NULL, &l), GLLM_OK);
+    rows_of(l, x, 1);
+    cr_assert_eq(gllm_generator_forward(g, kv, twin, &next, 1, NULL, &l), GLLM_OK);
+    rows_of(l, y, 1);
+    cr_assert(memcmp(x, y, sizeof x) == 0, "after a swap round trip the sequence computes the same bits");
+}

@@ -1,5 +1,6 @@
 /* The L3 API: backend, model, generator, KV cache with sequences, forward, batch, sampling.
  * Thin: validate, then route to the backend (the CPU backend in this build). */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +44,11 @@ struct gllm_kv_cache {
     gllm_generator *g;
     gllm_kv_pool pool;
     gllm_kv_seq seq[MAX_SEQS];
-    int open[MAX_SEQS];
+    int open[MAX_SEQS], protect[MAX_SEQS];
+    unsigned long warm[MAX_SEQS], step; /* a sequence is warm when warm[s] == step (the latest forward) */
+    void *swapped[MAX_SEQS];            /* host copy of a swapped-out sequence's pages */
+    size_t swapped_pages[MAX_SEQS];
+    _Atomic int running;                /* a forward is in progress */
 };
 
 gllm_status gllm_backend_open(const char *name, gllm_backend **out) {
@@ -158,8 +163,10 @@ gllm_status gllm_kv_cache_alloc(gllm_generator *g, size_t n_pages, size_t page_s
 
 void gllm_kv_cache_free(gllm_kv_cache *kv) {
     if (!kv) return;
-    for (int i = 0; i < MAX_SEQS; i++)
+    for (int i = 0; i < MAX_SEQS; i++) {
         if (kv->open[i]) gllm_kv_seq_release(&kv->pool, &kv->seq[i]);
+        free(kv->swapped[i]);
+    }
     gllm_kv_pool_free(&kv->pool);
     free(kv);
 }
@@ -176,7 +183,7 @@ gllm_status gllm_seq_open(gllm_kv_cache *kv, size_t max_tokens, int *seq) {
         if (!kv->open[i]) {
             gllm_status s = gllm_kv_seq_init(&kv->seq[i], &kv->pool, max_tokens);
             if (s != GLLM_OK) return s;
-            kv->open[i] = 1, *seq = i;
+            kv->open[i] = 1, kv->warm[i] = (unsigned long)-1, kv->protect[i] = 0, *seq = i;
             return GLLM_OK;
         }
     return gllm_fail(GLLM_E_INVALID_ARGUMENT, "KV cache: all %d sequences are open", MAX_SEQS);
@@ -187,7 +194,8 @@ gllm_status gllm_seq_close(gllm_kv_cache *kv, int seq) {
     gllm_status st = seq_of(kv, seq, &s);
     if (st != GLLM_OK) return st;
     gllm_kv_seq_release(&kv->pool, s);
-    kv->open[seq] = 0;
+    free(kv->swapped[seq]);
+    kv->swapped[seq] = NULL, kv->open[seq] = 0, kv->protect[seq] = 0;
     return GLLM_OK;
 }
 
@@ -207,6 +215,8 @@ static gllm_status step(gllm_generator *g, gllm_kv_cache *kv, int seq, const int
     gllm_status st = seq_of(kv, seq, &s);
     if (st != GLLM_OK) return st;
     if (!tokens || !n) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: no tokens");
+    if (kv->swapped[seq]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: sequence %d is swapped out", seq);
+    kv->warm[seq] = kv->step;
     if (n > g->max_rows) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: %zu tokens, the generator takes %zu", n, g->max_rows);
     const int tree = topo && topo->parent;
     *rows = tree ? n : 1;
@@ -220,7 +230,10 @@ gllm_status gllm_generator_forward(gllm_generator *g, gllm_kv_cache *kv, int seq
                                    const gllm_topology *topo, gllm_logits **out) {
     if (!g || !kv || !out || kv->g != g) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_generator_forward: bad handles");
     size_t rows;
+    atomic_store(&kv->running, 1);
+    kv->step++;
     gllm_status st = step(g, kv, seq, tokens, n, topo, 0, &rows);
+    atomic_store(&kv->running, 0);
     if (st != GLLM_OK) return st;
     g->view = (gllm_logits){g->logits, rows, g->m->llama.vocab};
     *out = &g->view;
@@ -248,11 +261,14 @@ gllm_status gllm_batch_forward(gllm_generator *g, gllm_kv_cache *kv, const gllm_
         for (size_t j = 0; j < i; j++)
             if (items[j].seq == items[i].seq) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "batch: sequence %d appears twice", items[i].seq);
     }
+    atomic_store(&kv->running, 1);
+    kv->step++;
     for (size_t i = 0; i < n; i++) {
         size_t rows;
         gllm_status st = step(g, kv, items[i].seq, items[i].tokens, items[i].n, NULL, i, &rows);
-        if (st != GLLM_OK) return st;
+        if (st != GLLM_OK) return atomic_store(&kv->running, 0), st;
     }
+    atomic_store(&kv->running, 0);
     g->view = (gllm_logits){g->logits, n, g->m->llama.vocab};
     *out = &g->view;
     return GLLM_OK;
@@ -278,5 +294,94 @@ gllm_status gllm_sample(gllm_generator *g, const gllm_logits *l, const gllm_samp
         gllm_status s = gllm_sample_row(&g->sampler, l->data + r * l->vocab, cfg, history, n_history, step_no, &out_ids[r]);
         if (s != GLLM_OK) return s;
     }
+    return GLLM_OK;
+}
+
+/* ---- scheduling ----------------------------------------------------------------------------- */
+
+gllm_status gllm_memory_pressure(const gllm_kv_cache *kv, float *out) {
+    if (!kv || !out) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_memory_pressure: NULL argument");
+    *out = (float)(kv->pool.n_pages - kv->pool.n_free) / (float)kv->pool.n_pages;
+    return GLLM_OK;
+}
+
+gllm_status gllm_page_states(const gllm_kv_cache *kv, gllm_page_info *out, size_t cap, size_t *n) {
+    if (!kv || !n || (!out && cap)) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_page_states: NULL argument");
+    const size_t np = kv->pool.n_pages;
+    size_t k = 0;
+    for (size_t p = 0; p < np; p++, k++)
+        if (k < cap) out[k] = (gllm_page_info){(uint32_t)p, GLLM_PAGE_FREE};
+    for (int q = 0; q < MAX_SEQS; q++) {
+        if (!kv->open[q]) continue;
+        const gllm_page_state st = kv->protect[q] ? GLLM_PAGE_PROTECTED : kv->warm[q] == kv->step ? GLLM_PAGE_WARM : GLLM_PAGE_ACTIVE;
+        for (size_t i = 0; i < kv->seq[q].n_pages; i++)
+            if ((size_t)kv->seq[q].table[i] < cap) out[kv->seq[q].table[i]].state = st;
+    }
+    for (int q = 0; q < MAX_SEQS; q++)
+        for (size_t i = 0; kv->swapped[q] && i < kv->swapped_pages[q]; i++, k++)
+            if (k < cap) out[k] = (gllm_page_info){(uint32_t)k, GLLM_PAGE_SWAPPED};
+    *n = k;
+    return k > cap && cap ? gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_page_states: %zu entries, room for %zu", k, cap) : GLLM_OK;
+}
+
+gllm_status gllm_seq_protect(gllm_kv_cache *kv, int seq, int on) {
+    gllm_kv_seq *s = NULL;
+    gllm_status st = seq_of(kv, seq, &s);
+    if (st != GLLM_OK) return st;
+    kv->protect[seq] = on != 0;
+    return GLLM_OK;
+}
+
+/* bytes of one logical page of a sequence across layers, K and V */
+static size_t page_bytes(const gllm_kv_pool *p) { return 2 * p->n_layers * p->page_elems * p->esize; }
+
+static char *pool_page(const gllm_kv_pool *p, int kv_v, size_t layer, int32_t page) {
+    return (char *)(kv_v ? p->v : p->k) + (layer * p->n_pages + (size_t)page) * p->page_elems * p->esize;
+}
+
+static gllm_status swappable(gllm_kv_cache *kv, int seq, gllm_kv_seq **s) {
+    gllm_status st = seq_of(kv, seq, s);
+    if (st != GLLM_OK) return st;
+    if (atomic_load(&kv->running)) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "swap: a forward is running");
+    if (kv->protect[seq]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "swap: sequence %d is protected (hot)", seq);
+    return GLLM_OK;
+}
+
+gllm_status gllm_swap_out_pages(gllm_kv_cache *kv, int seq) {
+    gllm_kv_seq *s = NULL;
+    gllm_status st = swappable(kv, seq, &s);
+    if (st != GLLM_OK) return st;
+    if (kv->warm[seq] == kv->step) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "swap: sequence %d is warm (used by the latest forward)", seq);
+    if (kv->swapped[seq]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "swap: sequence %d is already swapped out", seq);
+    const gllm_kv_pool *p = &kv->pool;
+    const size_t pb = page_bytes(p), half = pb / 2 / p->n_layers;
+    char *host = malloc(s->n_pages * pb + 1);
+    if (!host) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "swap: no host memory for %zu pages", s->n_pages);
+    for (size_t i = 0; i < s->n_pages; i++)
+        for (size_t l = 0; l < p->n_layers; l++)
+            for (int v = 0; v < 2; v++) memcpy(host + i * pb + (2 * l + (size_t)v) * half, pool_page(p, v, l, s->table[i]), half);
+    kv->swapped[seq] = host, kv->swapped_pages[seq] = s->n_pages;
+    const size_t len = s->len;
+    for (size_t i = s->n_pages; i > 0; i--) kv->pool.free_list[kv->pool.n_free++] = s->table[i - 1];
+    s->n_pages = 0, s->len = len;
+    return GLLM_OK;
+}
+
+gllm_status gllm_swap_in_pages(gllm_kv_cache *kv, int seq) {
+    gllm_kv_seq *s = NULL;
+    gllm_status st = swappable(kv, seq, &s);
+    if (st != GLLM_OK) return st;
+    if (!kv->swapped[seq]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "swap: sequence %d is not swapped out", seq);
+    const gllm_kv_pool *p = &kv->pool;
+    const size_t n = kv->swapped_pages[seq], pb = page_bytes(p), half = pb / 2 / p->n_layers;
+    if (n > kv->pool.n_free) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "swap in: %zu pages needed, %zu free", n, kv->pool.n_free);
+    for (size_t i = 0; i < n; i++) s->table[i] = kv->pool.free_list[--kv->pool.n_free];
+    s->n_pages = n;
+    const char *host = kv->swapped[seq];
+    for (size_t i = 0; i < n; i++)
+        for (size_t l = 0; l < p->n_layers; l++)
+            for (int v = 0; v < 2; v++) memcpy(pool_page(p, v, l, s->table[i]), host + i * pb + (2 * l + (size_t)v) * half, half);
+    free(kv->swapped[seq]);
+    kv->swapped[seq] = NULL, kv->swapped_pages[seq] = 0;
     return GLLM_OK;
 }
