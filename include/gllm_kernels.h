@@ -143,6 +143,18 @@ GLLM_API gllm_status gllm_logits_shape(const gllm_logits *l, size_t *rows, size_
 /* copies rows x vocab floats out (for tests and `gllmk logits`; generation never needs it) */
 GLLM_API gllm_status gllm_logits_read(const gllm_logits *l, float *out, size_t cap);
 
+/* ---- L2 block calls: for tests and debugging (host buffers, copied in and out each call;
+ * never in a generation loop) --------------------------------------------------------------- */
+
+/* x[n][dim]: the token embeddings */
+GLLM_API gllm_status gllm_embed_block(const gllm_generator *g, const int32_t *tokens, size_t n, float *x);
+/* out = x + attention(norm(x)) of one layer, causal over positions 0 .. n-1 */
+GLLM_API gllm_status gllm_attention_block(const gllm_generator *g, size_t layer, const float *x, size_t n, float *out);
+/* out = x + ffn(norm(x)) of one layer */
+GLLM_API gllm_status gllm_ffn_block(const gllm_generator *g, size_t layer, const float *x, size_t n, float *out);
+/* logits[n][vocab] from the last layer's output */
+GLLM_API gllm_status gllm_head_block(const gllm_generator *g, const float *x, size_t n, float *logits);
+
 /* ---- scheduling (the client's scheduler) ---------------------------------------------- */
 
 /* used / total pages of the KV pool, in [0, 1] */

@@ -234,3 +234,22 @@ Test(l3, swap_and_page_states) {
     rows_of(l, y, 1);
     cr_assert(memcmp(x, y, sizeof x) == 0, "after a swap round trip the sequence computes the same bits");
 }
+
+/* the L2 blocks chained over every layer give the L3 forward's logits */
+Test(l3, blocks_match_the_forward) {
+    const int32_t t[9] = {3, 1, 4, 1, 5, 9, 2, 6, 5};
+    int s;
+    gllm_seq_open(kv, 64, &s);
+    gllm_logits *l;
+    cr_assert_eq(gllm_generator_forward(g, kv, s, t, 9, NULL, &l), GLLM_OK);
+    float want[40], x[9 * 64], y[9 * 64], got[9 * 40];
+    rows_of(l, want, 1);
+    cr_assert_eq(gllm_embed_block(g, t, 9, x), GLLM_OK);
+    for (size_t layer = 0; layer < LAYERS; layer++) {
+        cr_assert_eq(gllm_attention_block(g, layer, x, 9, y), GLLM_OK, "%s", gllm_last_error());
+        cr_assert_eq(gllm_ffn_block(g, layer, y, 9, x), GLLM_OK);
+    }
+    cr_assert_eq(gllm_head_block(g, x, 9, got), GLLM_OK);
+    close_enough(got + 8 * VOCAB, want, VOCAB, "L2 blocks vs L3 forward");
+    cr_assert_eq(gllm_attention_block(g, LAYERS, x, 9, y), GLLM_E_INVALID_ARGUMENT, "no such layer");
+}

@@ -385,3 +385,38 @@ gllm_status gllm_swap_in_pages(gllm_kv_cache *kv, int seq) {
     kv->swapped[seq] = NULL, kv->swapped_pages[seq] = 0;
     return GLLM_OK;
 }
+
+/* ---- L2 block calls -------------------------------------------------------------------------- */
+
+#include "cpu/embed.h"
+
+gllm_status gllm_embed_block(const gllm_generator *g, const int32_t *tokens, size_t n, float *x) {
+    if (!g || !tokens || !x || !n) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_embed_block: NULL or empty input");
+    const gllm_llama *m = &g->m->llama;
+    return gllm_cpu_embed(m->tok_embd->dtype, m->tok_embd->data, m->vocab, m->dim, tokens, n, x);
+}
+
+static gllm_status block(const gllm_generator *g, size_t layer, int ffn, const float *x, size_t n, float *out) {
+    if (!g || !x || !out || !n) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "block: NULL or empty input");
+    const size_t bytes = n * g->m->llama.dim * sizeof(float);
+    float *dev = malloc(bytes); /* the backend's copy: L2 calls copy in and out */
+    if (!dev) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "block: no memory for %zu tokens", n);
+    memcpy(dev, x, bytes);
+    gllm_status st = gllm_llama_block(&g->m->llama, layer, ffn, dev, n);
+    if (st == GLLM_OK) memcpy(out, dev, bytes);
+    free(dev);
+    return st;
+}
+
+gllm_status gllm_attention_block(const gllm_generator *g, size_t layer, const float *x, size_t n, float *out) {
+    return block(g, layer, 0, x, n, out);
+}
+
+gllm_status gllm_ffn_block(const gllm_generator *g, size_t layer, const float *x, size_t n, float *out) {
+    return block(g, layer, 1, x, n, out);
+}
+
+gllm_status gllm_head_block(const gllm_generator *g, const float *x, size_t n, float *logits) {
+    if (!g || !x || !logits || !n) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_head_block: NULL or empty input");
+    return gllm_llama_head(&g->m->llama, x, n, logits);
+}

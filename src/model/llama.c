@@ -131,6 +131,52 @@ static void rmsnorm_rows(const float *x, const float *w, float *y, size_t n, siz
     for (size_t i = 0; i < n; i++) gllm_kernels()->rmsnorm(x + i * dim, w, y + i * dim, dim, eps);
 }
 
+/* x[n][dim] += attention(rmsnorm(x)) of layer l, its K/V into cache layer kv_layer at slots
+ * s->len + i; h, qb, ab: n x max(dim, q) and n x q scratch */
+static gllm_status attn_layer(const gllm_llama *m, size_t l, const gllm_kv_pool *p, const gllm_kv_seq *s, size_t kv_layer,
+                              float *x, size_t n, const int32_t *pos, const uint32_t *slots, const int32_t *parent,
+                              float *h, float *qb, float *ab) {
+    const gllm_llama_layer *L = &m->layers[l];
+    const size_t d = m->dim, q = m->n_heads * m->head_dim;
+    gllm_status st;
+    rmsnorm_rows(x, F32(L->attn_norm), h, n, d, m->eps);
+    const gllm_qkv_weights w = {.dtype = L->wq->dtype, .wq = L->wq->data, .wk = L->wk->data, .wv = L->wv->data,
+                                .bq = L->bq ? F32(L->bq) : NULL, .bk = L->bk ? F32(L->bk) : NULL,
+                                .bv = L->bv ? F32(L->bv) : NULL, .q_norm = L->q_norm ? F32(L->q_norm) : NULL,
+                                .k_norm = L->k_norm ? F32(L->k_norm) : NULL, .norm_eps = m->eps};
+    if ((st = gllm_cpu_qkv_rope(&w, h, n, d, m->n_heads, m->inv_freq, m->rot, m->neox, pos, p, s, kv_layer, slots, qb)) ||
+        (st = gllm_cpu_attention(p, s, kv_layer, qb, n, m->n_heads, s->len, parent ? GLLM_MASK_TREE : GLLM_MASK_CAUSAL,
+                                 parent, 1.0f / sqrtf((float)m->head_dim), ab)) ||
+        (st = gllm_cpu_matmul(L->wo->dtype, L->wo->data, ab, NULL, h, n, d, q)))
+        return st;
+    gllm_kernels()->add(x, h, x, n * d);
+    return GLLM_OK;
+}
+
+/* x[n][dim] += ffn(rmsnorm(x)) of layer l; h: n x dim, f: n x ffn scratch */
+static gllm_status ffn_layer(const gllm_llama *m, size_t l, float *x, size_t n, float *h, float *f) {
+    const gllm_llama_layer *L = &m->layers[l];
+    const size_t d = m->dim;
+    gllm_status st;
+    rmsnorm_rows(x, F32(L->ffn_norm), h, n, d, m->eps);
+    if ((st = gllm_cpu_ffn_up(GLLM_FFN_SILU_GLU, L->w_gate->dtype, L->w_gate->data, NULL, L->w_up->data, NULL, h, f, n,
+                              m->ffn, d)) ||
+        (st = gllm_cpu_matmul(L->w_down->dtype, L->w_down->data, f, NULL, h, n, d, m->ffn)))
+        return st;
+    gllm_kernels()->add(x, h, x, n * d);
+    return GLLM_OK;
+}
+
+static gllm_status positions(const gllm_llama *m, size_t prefix, size_t n, const int32_t *position, int32_t *pos,
+                             uint32_t *slots) {
+    for (size_t i = 0; i < n; i++) {
+        pos[i] = position ? position[i] : (int32_t)(prefix + i), slots[i] = (uint32_t)(prefix + i);
+        if (pos[i] < 0 || (size_t)pos[i] >= m->ctx)
+            return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: position %d of token %zu outside the context of %zu", pos[i], i, m->ctx);
+    }
+    return GLLM_OK;
+}
+
 gllm_status gllm_llama_forward(const gllm_llama *m, const gllm_kv_pool *p, gllm_kv_seq *s, const int32_t *tokens,
                                size_t n, const int32_t *position, const int32_t *parent, int all, float *logits) {
     gllm_status st = gllm_ensure_init();
@@ -150,40 +196,59 @@ gllm_status gllm_llama_forward(const gllm_llama *m, const gllm_kv_pool *p, gllm_
         st = gllm_fail(GLLM_E_OUT_OF_MEMORY, "forward: no memory for %zu tokens", n);
         goto done;
     }
-    if ((st = gllm_cpu_embed(m->tok_embd->dtype, m->tok_embd->data, m->vocab, d, tokens, n, x)) != GLLM_OK) goto done;
-    for (size_t i = 0; i < n; i++) {
-        pos[i] = position ? position[i] : (int32_t)(prefix + i), slots[i] = (uint32_t)(prefix + i);
-        if (pos[i] < 0 || (size_t)pos[i] >= m->ctx) {
-            st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: position %d of token %zu outside the context of %zu", pos[i], i, m->ctx);
+    if ((st = gllm_cpu_embed(m->tok_embd->dtype, m->tok_embd->data, m->vocab, d, tokens, n, x)) ||
+        (st = positions(m, prefix, n, position, pos, slots)))
+        goto done;
+    for (size_t l = 0; l < m->n_layers; l++)
+        if ((st = attn_layer(m, l, p, s, l, x, n, pos, slots, parent, h, qb, ab)) || (st = ffn_layer(m, l, x, n, h, f)))
             goto done;
-        }
-    }
-    const gllm_kernel_table *kt = gllm_kernels();
-    for (size_t l = 0; l < m->n_layers; l++) {
-        const gllm_llama_layer *L = &m->layers[l];
-        rmsnorm_rows(x, F32(L->attn_norm), h, n, d, m->eps);
-        const gllm_qkv_weights w = {.dtype = L->wq->dtype, .wq = L->wq->data, .wk = L->wk->data, .wv = L->wv->data,
-                                    .bq = L->bq ? F32(L->bq) : NULL, .bk = L->bk ? F32(L->bk) : NULL,
-                                    .bv = L->bv ? F32(L->bv) : NULL, .q_norm = L->q_norm ? F32(L->q_norm) : NULL,
-                                    .k_norm = L->k_norm ? F32(L->k_norm) : NULL, .norm_eps = m->eps};
-        if ((st = gllm_cpu_qkv_rope(&w, h, n, d, m->n_heads, m->inv_freq, m->rot, m->neox, pos, p, s, l, slots, qb)) ||
-            (st = gllm_cpu_attention(p, s, l, qb, n, m->n_heads, prefix, parent ? GLLM_MASK_TREE : GLLM_MASK_CAUSAL, parent,
-                                     1.0f / sqrtf((float)m->head_dim), ab)) ||
-            (st = gllm_cpu_matmul(L->wo->dtype, L->wo->data, ab, NULL, h, n, d, q)))
-            goto done;
-        kt->add(x, h, x, n * d);
-        rmsnorm_rows(x, F32(L->ffn_norm), h, n, d, m->eps);
-        if ((st = gllm_cpu_ffn_up(GLLM_FFN_SILU_GLU, L->w_gate->dtype, L->w_gate->data, NULL, L->w_up->data, NULL, h, f,
-                                  n, m->ffn, d)) ||
-            (st = gllm_cpu_matmul(L->w_down->dtype, L->w_down->data, f, NULL, h, n, d, m->ffn)))
-            goto done;
-        kt->add(x, h, x, n * d);
-    }
-    const size_t first = all ? 0 : n - 1, rows = n - first;
-    rmsnorm_rows(x + first * d, F32(m->out_norm), h, rows, d, m->eps);
-    if ((st = gllm_cpu_matmul(m->output->dtype, m->output->data, h, NULL, logits, rows, m->vocab, d))) goto done;
+    const size_t first = all ? 0 : n - 1;
+    if ((st = gllm_llama_head(m, x + first * d, n - first, logits))) goto done;
     s->len = prefix + n;
 done:
+    gllm_ws_release(mark);
+    return st;
+}
+
+gllm_status gllm_llama_head(const gllm_llama *m, const float *x, size_t n, float *logits) {
+    const size_t mark = gllm_ws_mark();
+    float *h = gllm_ws_alloc(n * m->dim * 4);
+    if (!h) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "head: no memory");
+    rmsnorm_rows(x, F32(m->out_norm), h, n, m->dim, m->eps);
+    gllm_status st = gllm_cpu_matmul(m->output->dtype, m->output->data, h, NULL, logits, n, m->vocab, m->dim);
+    gllm_ws_release(mark);
+    return st;
+}
+
+gllm_status gllm_llama_block(const gllm_llama *m, size_t layer, int ffn, float *x, size_t n) {
+    gllm_status st = gllm_ensure_init();
+    if (st != GLLM_OK) return st;
+    if (!m || !x || !n || layer >= m->n_layers) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "block: bad layer or input");
+    if (n > m->ctx) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "block: %zu tokens exceed the context of %zu", n, m->ctx);
+    const size_t d = m->dim, q = m->n_heads * m->head_dim, width = d > q ? d : q;
+    const size_t mark = gllm_ws_mark();
+    float *h = gllm_ws_alloc(n * width * 4), *qb = gllm_ws_alloc(n * q * 4), *ab = gllm_ws_alloc(n * q * 4);
+    float *f = gllm_ws_alloc(n * m->ffn * 4);
+    int32_t *pos = gllm_ws_alloc(n * 4);
+    uint32_t *slots = gllm_ws_alloc(n * 4);
+    if (!h || !qb || !ab || !f || !pos || !slots) {
+        gllm_ws_release(mark);
+        return gllm_fail(GLLM_E_OUT_OF_MEMORY, "block: no memory for %zu tokens", n);
+    }
+    if (ffn) {
+        st = ffn_layer(m, layer, x, n, h, f);
+    } else { /* a fresh one-layer f32 cache for positions 0 .. n-1 */
+        gllm_kv_pool p;
+        gllm_kv_seq s;
+        if ((st = gllm_kv_pool_init(&p, GLLM_DTYPE_F32, 1, m->n_kv_heads, m->head_dim, 16, (n + 15) / 16)) == GLLM_OK) {
+            if ((st = gllm_kv_seq_init(&s, &p, n)) == GLLM_OK) {
+                if ((st = gllm_kv_reserve(&p, &s, n)) == GLLM_OK && (st = positions(m, 0, n, NULL, pos, slots)) == GLLM_OK)
+                    st = attn_layer(m, layer, &p, &s, 0, x, n, pos, slots, NULL, h, qb, ab);
+                gllm_kv_seq_release(&p, &s);
+            }
+            gllm_kv_pool_free(&p);
+        }
+    }
     gllm_ws_release(mark);
     return st;
 }
