@@ -6,10 +6,6 @@
 #include "core/dispatch.h"
 #include "core/error.h"
 #include "core/workspace.h"
-#include "cpu/attention.h"
-#include "cpu/embed.h"
-#include "cpu/fused.h"
-#include "cpu/matmul.h"
 
 static const gllm_gguf_tensor *tensor(const gllm_gguf *g, const char *name, int layer) {
     char full[96];
@@ -30,6 +26,8 @@ static gllm_status expect(const gllm_gguf_tensor *t, const char *name, int layer
         return gllm_fail(GLLM_E_UNSUPPORTED, "model: tensor %.*s must be f32", (int)t->name.len, t->name.ptr);
     return GLLM_OK;
 }
+
+static gllm_status record(gllm_llama *m);
 
 static gllm_status hparam(const gllm_gguf *g, const char *arch, const char *key, size_t *out, int required) {
     char full[96];
@@ -117,138 +115,95 @@ gllm_status gllm_llama_load(const gllm_gguf *g, gllm_llama *m) {
             return gllm_fail(GLLM_E_UNSUPPORTED, "model: layer %d mixes dtypes within Q/K/V or gate/up", i);
         }
     }
-    return GLLM_OK;
+    if ((s = record(m)) != GLLM_OK) gllm_llama_free(m);
+    return s;
 }
 
 void gllm_llama_free(gllm_llama *m) {
+    gllm_plan_free(&m->plan);
     free(m->layers);
     memset(m, 0, sizeof *m);
 }
 
 #define F32(t) ((const float *)(t)->data)
 
-static void rmsnorm_rows(const float *x, const float *w, float *y, size_t n, size_t dim, float eps) {
-    for (size_t i = 0; i < n; i++) gllm_kernels()->rmsnorm(x + i * dim, w, y + i * dim, dim, eps);
-}
-
-/* x[n][dim] += attention(rmsnorm(x)) of layer l, its K/V into cache layer kv_layer at slots
- * s->len + i; h, qb, ab: n x max(dim, q) and n x q scratch */
-static gllm_status attn_layer(const gllm_llama *m, size_t l, const gllm_kv_pool *p, const gllm_kv_seq *s, size_t kv_layer,
-                              float *x, size_t n, const int32_t *pos, const uint32_t *slots, const int32_t *parent,
-                              float *h, float *qb, float *ab) {
-    const gllm_llama_layer *L = &m->layers[l];
+/* the forward as a plan: embed; per layer x += attn(norm(x)), x += ffn(norm(x)); norm; head */
+static gllm_status record(gllm_llama *m) {
+    gllm_plan *p = &m->plan;
     const size_t d = m->dim, q = m->n_heads * m->head_dim;
-    gllm_status st;
-    rmsnorm_rows(x, F32(L->attn_norm), h, n, d, m->eps);
-    const gllm_qkv_weights w = {.dtype = L->wq->dtype, .wq = L->wq->data, .wk = L->wk->data, .wv = L->wv->data,
-                                .bq = L->bq ? F32(L->bq) : NULL, .bk = L->bk ? F32(L->bk) : NULL,
-                                .bv = L->bv ? F32(L->bv) : NULL, .q_norm = L->q_norm ? F32(L->q_norm) : NULL,
-                                .k_norm = L->k_norm ? F32(L->k_norm) : NULL, .norm_eps = m->eps};
-    if ((st = gllm_cpu_qkv_rope(&w, h, n, d, m->n_heads, m->inv_freq, m->rot, m->neox, pos, p, s, kv_layer, slots, qb)) ||
-        (st = gllm_cpu_attention(p, s, kv_layer, qb, n, m->n_heads, s->len, parent ? GLLM_MASK_TREE : GLLM_MASK_CAUSAL,
-                                 parent, 1.0f / sqrtf((float)m->head_dim), ab)) ||
-        (st = gllm_cpu_matmul(L->wo->dtype, L->wo->data, ab, NULL, h, n, d, q)))
-        return st;
-    gllm_kernels()->add(x, h, x, n * d);
-    return GLLM_OK;
-}
-
-/* x[n][dim] += ffn(rmsnorm(x)) of layer l; h: n x dim, f: n x ffn scratch */
-static gllm_status ffn_layer(const gllm_llama *m, size_t l, float *x, size_t n, float *h, float *f) {
-    const gllm_llama_layer *L = &m->layers[l];
-    const size_t d = m->dim;
-    gllm_status st;
-    rmsnorm_rows(x, F32(L->ffn_norm), h, n, d, m->eps);
-    if ((st = gllm_cpu_ffn_up(GLLM_FFN_SILU_GLU, L->w_gate->dtype, L->w_gate->data, NULL, L->w_up->data, NULL, h, f, n,
-                              m->ffn, d)) ||
-        (st = gllm_cpu_matmul(L->w_down->dtype, L->w_down->data, f, NULL, h, n, d, m->ffn)))
-        return st;
-    gllm_kernels()->add(x, h, x, n * d);
-    return GLLM_OK;
-}
-
-static gllm_status positions(const gllm_llama *m, size_t prefix, size_t n, const int32_t *position, int32_t *pos,
-                             uint32_t *slots) {
-    for (size_t i = 0; i < n; i++) {
-        pos[i] = position ? position[i] : (int32_t)(prefix + i), slots[i] = (uint32_t)(prefix + i);
-        if (pos[i] < 0 || (size_t)pos[i] >= m->ctx)
-            return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: position %d of token %zu outside the context of %zu", pos[i], i, m->ctx);
+    p->width[BUF_X] = d, p->width[BUF_H] = d > q ? d : q, p->width[BUF_Q] = q, p->width[BUF_A] = q;
+    p->width[BUF_F] = m->ffn;
+    p->eps = m->eps, p->n_heads = m->n_heads, p->rot = m->rot, p->neox = m->neox, p->inv_freq = m->inv_freq;
+    p->scale = 1.0f / sqrtf((float)m->head_dim), p->vocab = m->vocab, p->n_layers = m->n_layers;
+    if (!(p->layer_steps = calloc(m->n_layers + 1, sizeof *p->layer_steps))) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "plan: no memory");
+    gllm_status s = gllm_plan_add(p, (gllm_step){.kind = STEP_EMBED, .out = BUF_X, .dtype = m->tok_embd->dtype,
+                                                  .w = m->tok_embd->data, .n = m->vocab, .k = d});
+    for (size_t l = 0; l < m->n_layers && s == GLLM_OK; l++) {
+        const gllm_llama_layer *L = &m->layers[l];
+        const gllm_qkv_weights w = {.dtype = L->wq->dtype, .wq = L->wq->data, .wk = L->wk->data, .wv = L->wv->data,
+                                    .bq = L->bq ? F32(L->bq) : NULL, .bk = L->bk ? F32(L->bk) : NULL,
+                                    .bv = L->bv ? F32(L->bv) : NULL, .q_norm = L->q_norm ? F32(L->q_norm) : NULL,
+                                    .k_norm = L->k_norm ? F32(L->k_norm) : NULL, .norm_eps = m->eps};
+        p->layer_steps[l][0] = p->n_steps;
+        const gllm_step attn[] = {
+            {.kind = STEP_RMSNORM, .in = BUF_X, .out = BUF_H, .b = F32(L->attn_norm), .k = d},
+            {.kind = STEP_QKV_ROPE, .layer = l, .in = BUF_H, .out = BUF_Q, .qkv = w, .k = d},
+            {.kind = STEP_ATTN, .layer = l, .in = BUF_Q, .out = BUF_A},
+            {.kind = STEP_MATMUL, .in = BUF_A, .out = BUF_H, .dtype = L->wo->dtype, .w = L->wo->data, .n = d, .k = q},
+            {.kind = STEP_ADD, .in = BUF_H, .out = BUF_X, .k = d}};
+        for (size_t i = 0; i < 5 && s == GLLM_OK; i++) s = gllm_plan_add(p, attn[i]);
+        p->layer_steps[l][1] = p->n_steps;
+        const gllm_step ffn[] = {
+            {.kind = STEP_RMSNORM, .in = BUF_X, .out = BUF_H, .b = F32(L->ffn_norm), .k = d},
+            {.kind = STEP_FFN_UP, .in = BUF_H, .out = BUF_F, .ffn = GLLM_FFN_SILU_GLU, .dtype = L->w_gate->dtype,
+             .w = L->w_gate->data, .w2 = L->w_up->data, .n = m->ffn, .k = d},
+            {.kind = STEP_MATMUL, .in = BUF_F, .out = BUF_H, .dtype = L->w_down->dtype, .w = L->w_down->data, .n = d, .k = m->ffn},
+            {.kind = STEP_ADD, .in = BUF_H, .out = BUF_X, .k = d}};
+        for (size_t i = 0; i < 4 && s == GLLM_OK; i++) s = gllm_plan_add(p, ffn[i]);
     }
-    return GLLM_OK;
+    p->layer_steps[m->n_layers][0] = p->n_steps;
+    if (s == GLLM_OK) s = gllm_plan_add(p, (gllm_step){.kind = STEP_RMSNORM, .in = BUF_X, .out = BUF_H, .b = F32(m->out_norm), .k = d});
+    if (s == GLLM_OK)
+        s = gllm_plan_add(p, (gllm_step){.kind = STEP_HEAD, .in = BUF_H, .dtype = m->output->dtype, .w = m->output->data,
+                                         .n = m->vocab, .k = d});
+    return s;
 }
 
 gllm_status gllm_llama_forward(const gllm_llama *m, const gllm_kv_pool *p, gllm_kv_seq *s, const int32_t *tokens,
                                size_t n, const int32_t *position, const int32_t *parent, int all, float *logits) {
-    gllm_status st = gllm_ensure_init();
-    if (st != GLLM_OK) return st;
     if (!m || !p || !s || !tokens || !n || !logits) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: NULL or empty input");
-    const size_t prefix = s->len, d = m->dim, q = m->n_heads * m->head_dim;
+    const size_t prefix = s->len;
     if (prefix + n > m->ctx) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: %zu positions exceed the context of %zu", prefix + n, m->ctx);
     if (prefix + n > s->n_pages * p->page_size)
         return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: KV cache holds %zu tokens, %zu needed", s->n_pages * p->page_size, prefix + n);
-    const size_t width = d > q ? d : q;
-    const size_t mark = gllm_ws_mark(); /* the step's buffers: kept for the next step */
-    float *x = gllm_ws_alloc(n * d * 4), *h = gllm_ws_alloc(n * width * 4), *qb = gllm_ws_alloc(n * q * 4);
-    float *ab = gllm_ws_alloc(n * q * 4), *f = gllm_ws_alloc(n * m->ffn * 4);
-    int32_t *pos = gllm_ws_alloc(n * 4);
-    uint32_t *slots = gllm_ws_alloc(n * 4);
-    if (!x || !h || !qb || !ab || !f || !pos || !slots) {
-        st = gllm_fail(GLLM_E_OUT_OF_MEMORY, "forward: no memory for %zu tokens", n);
-        goto done;
-    }
-    if ((st = gllm_cpu_embed(m->tok_embd->dtype, m->tok_embd->data, m->vocab, d, tokens, n, x)) ||
-        (st = positions(m, prefix, n, position, pos, slots)))
-        goto done;
-    for (size_t l = 0; l < m->n_layers; l++)
-        if ((st = attn_layer(m, l, p, s, l, x, n, pos, slots, parent, h, qb, ab)) || (st = ffn_layer(m, l, x, n, h, f)))
-            goto done;
-    const size_t first = all ? 0 : n - 1;
-    if ((st = gllm_llama_head(m, x + first * d, n - first, logits))) goto done;
-    s->len = prefix + n;
-done:
-    gllm_ws_release(mark);
+    for (size_t i = 0; position && i < n; i++)
+        if (position[i] < 0 || (size_t)position[i] >= m->ctx)
+            return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: position %d of token %zu outside the context of %zu", position[i], i, m->ctx);
+    gllm_status st = gllm_cpu_plan_run(&m->plan, 0, m->plan.n_steps, p, s, tokens, n, position, parent, NULL, all, logits);
+    if (st == GLLM_OK) s->len = prefix + n;
     return st;
 }
 
 gllm_status gllm_llama_head(const gllm_llama *m, const float *x, size_t n, float *logits) {
-    const size_t mark = gllm_ws_mark();
-    float *h = gllm_ws_alloc(n * m->dim * 4);
-    if (!h) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "head: no memory");
-    rmsnorm_rows(x, F32(m->out_norm), h, n, m->dim, m->eps);
-    gllm_status st = gllm_cpu_matmul(m->output->dtype, m->output->data, h, NULL, logits, n, m->vocab, m->dim);
-    gllm_ws_release(mark);
-    return st;
+    float *copy = (float *)x; /* the runner copies x in (and back: the head leaves x as it was) */
+    return gllm_cpu_plan_run(&m->plan, m->plan.n_steps - 2, m->plan.n_steps, NULL, NULL, NULL, n, NULL, NULL, copy, 1, logits);
 }
 
 gllm_status gllm_llama_block(const gllm_llama *m, size_t layer, int ffn, float *x, size_t n) {
-    gllm_status st = gllm_ensure_init();
-    if (st != GLLM_OK) return st;
     if (!m || !x || !n || layer >= m->n_layers) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "block: bad layer or input");
     if (n > m->ctx) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "block: %zu tokens exceed the context of %zu", n, m->ctx);
-    const size_t d = m->dim, q = m->n_heads * m->head_dim, width = d > q ? d : q;
-    const size_t mark = gllm_ws_mark();
-    float *h = gllm_ws_alloc(n * width * 4), *qb = gllm_ws_alloc(n * q * 4), *ab = gllm_ws_alloc(n * q * 4);
-    float *f = gllm_ws_alloc(n * m->ffn * 4);
-    int32_t *pos = gllm_ws_alloc(n * 4);
-    uint32_t *slots = gllm_ws_alloc(n * 4);
-    if (!h || !qb || !ab || !f || !pos || !slots) {
-        gllm_ws_release(mark);
-        return gllm_fail(GLLM_E_OUT_OF_MEMORY, "block: no memory for %zu tokens", n);
+    const size_t *ls = m->plan.layer_steps[layer];
+    if (ffn) return gllm_cpu_plan_run(&m->plan, ls[1], m->plan.layer_steps[layer + 1][0], NULL, NULL, NULL, n, NULL, NULL, x, 0, NULL);
+    /* a fresh f32 cache for positions 0 .. n-1 */
+    gllm_kv_pool p;
+    gllm_kv_seq s;
+    gllm_status st = gllm_kv_pool_init(&p, GLLM_DTYPE_F32, m->n_layers, m->n_kv_heads, m->head_dim, 16, (n + 15) / 16);
+    if (st != GLLM_OK) return st;
+    if ((st = gllm_kv_seq_init(&s, &p, n)) == GLLM_OK) {
+        if ((st = gllm_kv_reserve(&p, &s, n)) == GLLM_OK)
+            st = gllm_cpu_plan_run(&m->plan, ls[0], ls[1], &p, &s, NULL, n, NULL, NULL, x, 0, NULL);
+        gllm_kv_seq_release(&p, &s);
     }
-    if (ffn) {
-        st = ffn_layer(m, layer, x, n, h, f);
-    } else { /* a fresh one-layer f32 cache for positions 0 .. n-1 */
-        gllm_kv_pool p;
-        gllm_kv_seq s;
-        if ((st = gllm_kv_pool_init(&p, GLLM_DTYPE_F32, 1, m->n_kv_heads, m->head_dim, 16, (n + 15) / 16)) == GLLM_OK) {
-            if ((st = gllm_kv_seq_init(&s, &p, n)) == GLLM_OK) {
-                if ((st = gllm_kv_reserve(&p, &s, n)) == GLLM_OK && (st = positions(m, 0, n, NULL, pos, slots)) == GLLM_OK)
-                    st = attn_layer(m, layer, &p, &s, 0, x, n, pos, slots, NULL, h, qb, ab);
-                gllm_kv_seq_release(&p, &s);
-            }
-            gllm_kv_pool_free(&p);
-        }
-    }
-    gllm_ws_release(mark);
+    gllm_kv_pool_free(&p);
     return st;
 }

@@ -6,6 +6,7 @@
 #include "cpu/kv_cache.h"
 #include "format/gguf.h"
 #include "model/rope.h"
+#include "plan/plan.h"
 
 typedef struct {
     const gllm_gguf_tensor *attn_norm, *wq, *wk, *wv, *bq, *bk, *bv, *q_norm, *k_norm, *wo;
@@ -20,6 +21,7 @@ typedef struct {
     float inv_freq[256];
     const gllm_gguf_tensor *tok_embd, *out_norm, *output; /* output == tok_embd when tied */
     gllm_llama_layer *layers;
+    gllm_plan plan; /* the forward, recorded at load */
 } gllm_llama;
 
 /* reads hyper-parameters (llama.*, qwen2.*, qwen3.* keys) and checks every tensor's shape and type */

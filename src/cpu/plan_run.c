@@ -1,0 +1,68 @@
+/* The CPU backend's plan runner: steps in order, each on the pool through the dispatched
+ * kernels; buffers from the thread's workspace (nothing allocated in steady state). */
+#include <math.h>
+#include <string.h>
+#include "core/dispatch.h"
+#include "core/error.h"
+#include "core/workspace.h"
+#include "cpu/attention.h"
+#include "cpu/embed.h"
+#include "cpu/matmul.h"
+#include "plan/plan.h"
+
+gllm_status gllm_cpu_plan_run(const gllm_plan *p, size_t first, size_t last, const gllm_kv_pool *pool,
+                              gllm_kv_seq *s, const int32_t *tokens, size_t n, const int32_t *position,
+                              const int32_t *parent, float *x, int all, float *logits) {
+    gllm_status st = gllm_ensure_init();
+    if (st != GLLM_OK) return st;
+    const gllm_kernel_table *kt = gllm_kernels();
+    const size_t mark = gllm_ws_mark(), prefix = s ? s->len : 0;
+    float *buf[BUF_COUNT];
+    int32_t *pos = gllm_ws_alloc(n * 4);
+    uint32_t *slots = gllm_ws_alloc(n * 4);
+    int ok = pos && slots;
+    for (int b = 0; b < BUF_COUNT; b++) ok &= (buf[b] = gllm_ws_alloc(n * p->width[b] * sizeof(float))) != NULL;
+    if (!ok) {
+        gllm_ws_release(mark);
+        return gllm_fail(GLLM_E_OUT_OF_MEMORY, "plan: no memory for %zu tokens", n);
+    }
+    for (size_t i = 0; i < n; i++) pos[i] = position ? position[i] : (int32_t)(prefix + i), slots[i] = (uint32_t)(prefix + i);
+    if (x) memcpy(buf[BUF_X], x, n * p->width[BUF_X] * sizeof(float));
+    for (size_t i = first; i < last && st == GLLM_OK; i++) {
+        const gllm_step *t = &p->steps[i];
+        float *in = buf[t->in], *out = buf[t->out]; /* rows of the step's own width, contiguous */
+        switch (t->kind) {
+        case STEP_EMBED:
+            st = gllm_cpu_embed(t->dtype, t->w, t->n, t->k, tokens, n, out);
+            break;
+        case STEP_RMSNORM:
+            for (size_t r = 0; r < n; r++) kt->rmsnorm(in + r * t->k, t->b, out + r * t->k, t->k, p->eps);
+            break;
+        case STEP_QKV_ROPE:
+            st = gllm_cpu_qkv_rope(&t->qkv, in, n, t->k, p->n_heads, p->inv_freq, p->rot, p->neox, pos, pool, s, t->layer,
+                                   slots, out);
+            break;
+        case STEP_ATTN:
+            st = gllm_cpu_attention(pool, s, t->layer, in, n, p->n_heads, prefix, parent ? GLLM_MASK_TREE : GLLM_MASK_CAUSAL,
+                                    parent, p->scale, out);
+            break;
+        case STEP_MATMUL:
+            st = gllm_cpu_matmul(t->dtype, t->w, in, t->b, out, n, t->n, t->k);
+            break;
+        case STEP_ADD:
+            kt->add(out, in, out, n * t->k);
+            break;
+        case STEP_FFN_UP:
+            st = gllm_cpu_ffn_up(t->ffn, t->dtype, t->w, NULL, t->w2, NULL, in, out, n, t->n, t->k);
+            break;
+        case STEP_HEAD: {
+            const size_t from = all ? 0 : n - 1;
+            st = gllm_cpu_matmul(t->dtype, t->w, in + from * t->k, NULL, logits, n - from, t->n, t->k);
+            break;
+        }
+        }
+    }
+    if (x && st == GLLM_OK) memcpy(x, buf[BUF_X], n * p->width[BUF_X] * sizeof(float));
+    gllm_ws_release(mark);
+    return st;
+}

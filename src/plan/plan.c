@@ -1,0 +1,19 @@
+#include "plan/plan.h"
+#include <stdlib.h>
+#include "core/error.h"
+
+gllm_status gllm_plan_add(gllm_plan *p, gllm_step s) {
+    if (p->n_steps == p->cap) {
+        gllm_step *n = realloc(p->steps, (p->cap = p->cap * 2 + 16) * sizeof *n);
+        if (!n) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "plan: no memory");
+        p->steps = n;
+    }
+    p->steps[p->n_steps++] = s;
+    return GLLM_OK;
+}
+
+void gllm_plan_free(gllm_plan *p) {
+    free(p->steps);
+    free(p->layer_steps);
+    p->steps = NULL, p->layer_steps = NULL, p->n_steps = p->cap = 0;
+}
