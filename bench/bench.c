@@ -2,7 +2,7 @@
  * same run) and a peer (OpenBLAS, loaded with dlopen when installed: a
  * bench-only dependency, never linked into the library).
  *
- *   gllmk bench [--quick] [--op gemv|gemm|ops|attn|sample|model] [--dtype NAME] [--no-peer]
+ *   gllmk bench [--quick] [--op gemv|gemm|ops|attn|sample|model|embed] [--dtype NAME] [--no-peer]
  *
  * ops: the row operators over 8192 x 4096 f32 activations (beyond the L3),
  * bytes read + written per second next to the read bandwidth.
@@ -367,6 +367,40 @@ static void bench_model(void) {
     gllm_kv_cache_free(kv), gllm_generator_free(g), gllm_model_close(m), gllm_backend_close(b);
 }
 
+/* ---- the default embedding model: 32 sentences of 128 tokens ---------------------------- */
+
+static void bench_embed(double peak) {
+    gllm_backend *b;
+    gllm_embedder *e;
+    if (gllm_backend_open("auto", &b) != GLLM_OK || gllm_embedding_upload(b, "models/all-MiniLM-L6-v2", &e) != GLLM_OK) {
+        printf("\nembedding: models/all-MiniLM-L6-v2 not available (bash scripts/fetch_models.sh)\n");
+        return;
+    }
+    enum { N = 32, L = 128 };
+    static int32_t ids[N][L];
+    const int32_t *seqs[N];
+    size_t lens[N];
+    for (int i = 0; i < N; i++) {
+        for (int t = 0; t < L; t++) ids[i][t] = t == 0 ? 101 : t == L - 1 ? 102 : 1000 + (i * 131 + t * 17) % 20000;
+        seqs[i] = ids[i], lens[i] = L;
+    }
+    float *v = malloc(N * gllm_embedding_dim(e) * sizeof(float));
+    double best = 1e30;
+    for (int rep = 0; rep < 3; rep++) {
+        const double t0 = now();
+        gllm_embedding_forward(e, seqs, lens, N, 1, v);
+        best = fmin(best, now() - t0);
+    }
+    /* matmul flops of the encoder: 6 layers x 128 tokens x (4 d^2 + 2 d f) x 2 */
+    const double d = 384, f = 1536, flops = N * 6.0 * L * (4 * d * d + 2 * d * f) * 2;
+    printf("\n%-30s %9s %12s %10s %7s\n", "embedding (all-MiniLM-L6-v2)", "ms", "sentences/s", "GFLOPS", "peak%");
+    printf("%-30s %9.1f %12.1f %10.1f %6.0f%%\n", "32 sentences x 128 tokens", best * 1e3, N / best, flops / best / 1e9,
+           peak > 0 ? 100 * flops / best / peak : 0.0);
+    free(v);
+    gllm_embedder_free(e);
+    gllm_backend_close(b);
+}
+
 int gllm_bench_main(int argc, char **argv) {
     int quick = 0, peer_on = 1;
     const char *only_op = NULL, *only_dtype = NULL;
@@ -376,7 +410,7 @@ int gllm_bench_main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--op") && i + 1 < argc) only_op = argv[++i];
         else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) only_dtype = argv[++i];
         else {
-            fprintf(stderr, "usage: gllmk bench [--quick] [--op gemv|gemm|ops|attn|sample|model] [--dtype NAME] [--no-peer]\n");
+            fprintf(stderr, "usage: gllmk bench [--quick] [--op gemv|gemm|ops|attn|sample|model|embed] [--dtype NAME] [--no-peer]\n");
             return 2;
         }
     }
@@ -446,5 +480,6 @@ int gllm_bench_main(int argc, char **argv) {
     if (!only_op || !strcmp(only_op, "attn")) bench_attn(quick, bw, peak > 0 ? peak : 1e9);
     if (!only_op || !strcmp(only_op, "sample")) bench_sample();
     if (!only_op || !strcmp(only_op, "model")) bench_model();
+    if (!only_op || !strcmp(only_op, "embed")) bench_embed(peak);
     return 0;
 }

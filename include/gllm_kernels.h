@@ -155,6 +155,21 @@ GLLM_API gllm_status gllm_ffn_block(const gllm_generator *g, size_t layer, const
 /* logits[n][vocab] from the last layer's output */
 GLLM_API gllm_status gllm_head_block(const gllm_generator *g, const float *x, size_t n, float *logits);
 
+/* ---- L3: embeddings (BERT-family encoders) ------------------------------------------------- */
+
+typedef struct gllm_embedder gllm_embedder;
+/* path: a Hugging Face model directory (config.json, model.safetensors, vocab.txt), mmapped */
+GLLM_API gllm_status gllm_embedding_upload(gllm_backend *b, const char *path, gllm_embedder **out);
+GLLM_API void gllm_embedder_free(gllm_embedder *e);
+GLLM_API size_t gllm_embedding_dim(const gllm_embedder *e);
+/* [CLS] text [SEP] as ids */
+GLLM_API gllm_status gllm_embedding_tokenize(const gllm_embedder *e, const char *text, size_t len, int32_t *ids,
+                                             size_t cap, size_t *n);
+/* one vector per sequence (mean of the last hidden states over the sequence's own tokens,
+ * L2-normalised when normalize != 0): out[n][dim]; sequences of different lengths in one call */
+GLLM_API gllm_status gllm_embedding_forward(gllm_embedder *e, const int32_t *const *seqs, const size_t *lens, size_t n,
+                                            int normalize, float *out);
+
 /* ---- scheduling (the client's scheduler) ---------------------------------------------- */
 
 /* used / total pages of the KV pool, in [0, 1] */

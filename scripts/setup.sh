@@ -11,3 +11,4 @@ if [ -n "$missing" ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
 python3 -c "import jinja2" 2>/dev/null || python3 -m pip install -q jinja2
+python3 -c "import numpy" 2>/dev/null || python3 -m pip install -q numpy  # the embedding reference check

@@ -17,6 +17,10 @@ echo "== native build + tests"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$jobs"
 ctest --test-dir build --output-on-failure
+if [ -s models/all-MiniLM-L6-v2/model.safetensors ]; then
+  echo "== embeddings vs an independent numpy forward"
+  python3 tests/reference/minilm_numpy.py build/gllmk models/all-MiniLM-L6-v2
+fi
 for isa in scalar avx2 avx512; do
   if GLLM_ISA=$isa ./build/gllmk info >/dev/null 2>&1; then
     echo "== public API with GLLM_ISA=$isa"

@@ -9,6 +9,7 @@
 #include "core/threadpool.h"
 #include "cpu/kv_cache.h"
 #include "cpu/sample.h"
+#include "model/bert.h"
 #include "model/llama.h"
 #include "text/tokenizer.h"
 
@@ -419,4 +420,60 @@ gllm_status gllm_ffn_block(const gllm_generator *g, size_t layer, const float *x
 gllm_status gllm_head_block(const gllm_generator *g, const float *x, size_t n, float *logits) {
     if (!g || !x || !logits || !n) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_head_block: NULL or empty input");
     return gllm_llama_head(&g->m->llama, x, n, logits);
+}
+
+/* ---- embeddings ----------------------------------------------------------------------------- */
+
+struct gllm_embedder {
+    gllm_bert m;
+};
+
+gllm_status gllm_embedding_upload(gllm_backend *b, const char *path, gllm_embedder **out) {
+    if (!b || !path || !out) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_embedding_upload: NULL argument");
+    *out = NULL;
+    gllm_embedder *e = calloc(1, sizeof *e);
+    if (!e) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "embedder: no memory");
+    gllm_status s = gllm_bert_open(path, &e->m);
+    if (s != GLLM_OK) return free(e), s;
+    *out = e;
+    return GLLM_OK;
+}
+
+void gllm_embedder_free(gllm_embedder *e) {
+    if (!e) return;
+    gllm_bert_close(&e->m);
+    free(e);
+}
+
+size_t gllm_embedding_dim(const gllm_embedder *e) { return e ? e->m.dim : 0; }
+
+gllm_status gllm_embedding_tokenize(const gllm_embedder *e, const char *text, size_t len, int32_t *ids, size_t cap,
+                                    size_t *n) {
+    if (!e || !n || cap < 2 || !ids) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_embedding_tokenize: bad arguments");
+    size_t k;
+    gllm_status s = gllm_tokenize(e->m.tok, text, len, ids + 1, cap - 2, &k);
+    *n = k + 2;
+    if (s != GLLM_OK) return s;
+    ids[0] = gllm_tokenizer_cls(e->m.tok), ids[k + 1] = gllm_tokenizer_sep(e->m.tok);
+    return GLLM_OK;
+}
+
+gllm_status gllm_embedding_forward(gllm_embedder *e, const int32_t *const *seqs, const size_t *lens, size_t n,
+                                   int normalize, float *out) {
+    if (!e || !seqs || !lens || !out) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_embedding_forward: NULL argument");
+    if (!n) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_embedding_forward: no sequences");
+    for (size_t i = 0; i < n; i++) { /* every sequence checked before any runs */
+        if (!seqs[i] || !lens[i]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "embedding: sequence %zu is empty", i);
+        if (lens[i] > e->m.max_pos)
+            return gllm_fail(GLLM_E_INVALID_ARGUMENT, "embedding: sequence %zu has %zu tokens, the positions end at %zu", i, lens[i], e->m.max_pos);
+        for (size_t t = 0; t < lens[i]; t++)
+            if (seqs[i][t] < 0 || (size_t)seqs[i][t] >= e->m.vocab)
+                return gllm_fail(GLLM_E_INVALID_ARGUMENT, "embedding: token id %d (sequence %zu) outside the vocabulary of %zu",
+                                 seqs[i][t], i, e->m.vocab);
+    }
+    for (size_t i = 0; i < n; i++) {
+        gllm_status s = gllm_bert_embed(&e->m, seqs[i], lens[i], normalize, out + i * e->m.dim);
+        if (s != GLLM_OK) return s;
+    }
+    return GLLM_OK;
 }

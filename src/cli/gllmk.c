@@ -2,6 +2,7 @@
  *   gllmk info                              backend, ISA, threads, dispatch table
  *   gllmk generate [-m model.gguf] [-p prompt] [-n tokens] [--temp T] [--top-k K] [--top-p P] [--seed S]
  *   gllmk logits [-m model.gguf] --tokens 1,2,3 [--out file.f32]
+ *   gllmk embed [-m dir] [--out file.f32] [--tokens ids] "text" ...   sentence vectors + cosine similarities
  *   gllmk bench [options]                   kernel throughput next to the machine's limits and peers
  * Without -m: models/SmolLM2-135M-Instruct.Q4_1.gguf (scripts/fetch_models.sh). */
 #include <stdio.h>
@@ -185,12 +186,85 @@ static int logits(int argc, char **argv) {
     return 0;
 }
 
+#define DEFAULT_EMBEDDER "models/all-MiniLM-L6-v2"
+
+/* gllmk embed [-m dir] [--out file.f32] [--tokens 101,2023,102 ...] "text" ... */
+static int embed(int argc, char **argv) {
+    const char *dir = DEFAULT_EMBEDDER, *outp = NULL;
+    const char *texts[64];
+    int32_t *seqs[64];
+    size_t lens[64], n = 0;
+    for (int i = 1; i < argc && n < 64; i++) {
+        if (!strcmp(argv[i], "-m") && i + 1 < argc) dir = argv[++i];
+        else if (!strcmp(argv[i], "--out") && i + 1 < argc) outp = argv[++i];
+        else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) texts[n] = NULL, seqs[n] = (int32_t *)argv[++i], n++;
+        else texts[n] = argv[i], seqs[n] = NULL, n++;
+    }
+    if (!n) return fprintf(stderr, "usage: gllmk embed [-m dir] [--out file.f32] [--tokens 101,2023,102] \"text\" ...\n"), 2;
+    gllm_backend *b;
+    gllm_embedder *e;
+    if (gllm_backend_open("auto", &b) != GLLM_OK) return fail("backend");
+    if (gllm_embedding_upload(b, dir, &e) != GLLM_OK) {
+        fprintf(stderr, "gllmk: %s: %s\n(fetch the default model with: bash scripts/fetch_models.sh)\n", dir, gllm_last_error());
+        return 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int32_t *ids = malloc(512 * sizeof(int32_t));
+        size_t k = 0;
+        if (texts[i]) {
+            if (gllm_embedding_tokenize(e, texts[i], strlen(texts[i]), ids, 512, &k) != GLLM_OK) return fail("tokenize");
+        } else {
+            for (const char *p = (const char *)seqs[i]; *p && k < 512;) {
+                char *end;
+                ids[k++] = (int32_t)strtol(p, &end, 10);
+                if (end == p) return fprintf(stderr, "gllmk embed: bad token list\n"), 2;
+                p = *end == ',' ? end + 1 : end;
+            }
+        }
+        seqs[i] = ids, lens[i] = k;
+    }
+    const size_t dim = gllm_embedding_dim(e);
+    float *v = malloc(n * dim * sizeof(float));
+    const double t0 = now();
+    if (gllm_embedding_forward(e, (const int32_t *const *)seqs, lens, n, 1, v) != GLLM_OK) return fail("embed");
+    const double dt = now() - t0;
+    for (size_t i = 0; i < n; i++) {
+        printf("[%zu] %s\n    ", i, texts[i] ? texts[i] : "(token ids)");
+        for (size_t x = 0; x < 8; x++) printf("%+.5f ", v[i * dim + x]);
+        printf("... (%zu dims)\n", dim);
+    }
+    if (n > 1) {
+        printf("cosine similarity:\n");
+        for (size_t i = 0; i < n; i++) {
+            printf("  ");
+            for (size_t j = 0; j < n; j++) {
+                double c = 0;
+                for (size_t x = 0; x < dim; x++) c += (double)v[i * dim + x] * v[j * dim + x];
+                printf("%7.4f ", c);
+            }
+            printf("\n");
+        }
+    }
+    if (outp) {
+        FILE *f = fopen(outp, "wb");
+        if (!f || fwrite(v, sizeof(float), n * dim, f) != n * dim) return fprintf(stderr, "gllmk: cannot write %s\n", outp), 1;
+        fclose(f);
+    }
+    fprintf(stderr, "gllmk: %zu sequences embedded in %.1f ms\n", n, dt * 1e3);
+    for (size_t i = 0; i < n; i++) free(seqs[i]);
+    free(v);
+    gllm_embedder_free(e);
+    gllm_backend_close(b);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "info") == 0) return info();
     if (strcmp(argv[1], "generate") == 0) return generate(argc - 1, argv + 1);
     if (strcmp(argv[1], "logits") == 0) return logits(argc - 1, argv + 1);
+    if (strcmp(argv[1], "embed") == 0) return embed(argc - 1, argv + 1);
     if (strcmp(argv[1], "bench") == 0) return gllm_bench_main(argc - 1, argv + 1);
     fprintf(stderr, "usage: gllmk info | generate [-m model] [-p prompt] [-n tokens] [--temp T --top-k K --top-p P --seed S]\n"
-                    "       | logits [-m model] --tokens 1,2,3 [--out file.f32] | bench [--quick] [--op gemv|gemm|ops|attn|sample|model]\n");
+                    "       | logits [-m model] --tokens 1,2,3 [--out file.f32] | bench [--quick] [--op gemv|gemm|ops|attn|sample|model|embed]\n");
     return 2;
 }

@@ -513,3 +513,37 @@ gllm_status gllm_detokenize(const gllm_tokenizer *t, const int32_t *ids, size_t 
     if (k > cap) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "detokenize: %zu bytes, room for %zu", k, cap);
     return GLLM_OK;
 }
+
+gllm_status gllm_tokenizer_wordpiece(const char *vocab, size_t len, gllm_tokenizer **out) {
+    *out = NULL;
+    if (!vocab || !len) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "tokenizer: empty vocab.txt");
+    size_t lines = 0;
+    for (size_t i = 0; i < len; i++) lines += vocab[i] == '\n';
+    if (len && vocab[len - 1] != '\n') lines++;
+    gllm_tokenizer *t = calloc(1, sizeof *t);
+    if (!t) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "tokenizer: no memory");
+    t->kind = GLLM_TOK_WPM;
+    t->tok = malloc(lines * sizeof *t->tok);
+    t->arena = malloc(len + 3 * lines + 1); /* each word-initial piece gains U+2581 */
+    if (!t->tok || !t->arena) return drop(t, gllm_fail(GLLM_E_OUT_OF_MEMORY, "tokenizer: no memory"));
+    size_t off = 0;
+    for (size_t i = 0; i < len && t->n < lines;) { /* vocab.txt: one piece a line; "##" marks a continuation */
+        size_t e = i;
+        while (e < len && vocab[e] != '\n') e++;
+        size_t l = e - i;
+        if (l && vocab[i + l - 1] == '\r') l--;
+        const char *w = vocab + i;
+        char *dst = t->arena + off;
+        if (l >= 2 && w[0] == '#' && w[1] == '#') memcpy(dst, w + 2, l - 2), l -= 2;
+        else if (l >= 2 && w[0] == '[' && w[l - 1] == ']') memcpy(dst, w, l);
+        else memcpy(dst, "\xe2\x96\x81", 3), memcpy(dst + 3, w, l), l += 3;
+        t->tok[t->n].ptr = dst, t->tok[t->n].len = l, t->n++;
+        off += l, i = e + 1;
+    }
+    if (!strmap_build(&t->vocab, t->tok, t->n)) return drop(t, gllm_fail(GLLM_E_OUT_OF_MEMORY, "tokenizer: no memory"));
+    t->unk = strmap_get(&t->vocab, "[UNK]", 5), t->cls = strmap_get(&t->vocab, "[CLS]", 5);
+    t->sep = strmap_get(&t->vocab, "[SEP]", 5), t->bos = t->eos = -1;
+    if (t->unk < 0 || t->cls < 0 || t->sep < 0) return drop(t, gllm_fail(GLLM_E_INVALID_ARGUMENT, "tokenizer: vocab.txt lacks [UNK], [CLS] or [SEP]"));
+    *out = t;
+    return GLLM_OK;
+}

@@ -1,0 +1,109 @@
+#include "format/safetensors.h"
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "core/error.h"
+#include "format/json.h"
+
+#define MAX_HEADER (100u << 20)
+
+static int by_start(const void *a, const void *b) {
+    const gllm_st_tensor *x = *(gllm_st_tensor *const *)a, *y = *(gllm_st_tensor *const *)b;
+    return ((const char *)x->data > (const char *)y->data) - ((const char *)x->data < (const char *)y->data);
+}
+
+static gllm_status bad(gllm_safetensors *st, gllm_json *j, const char *what) {
+    gllm_json_free(j);
+    gllm_st_close(st);
+    return gllm_fail(GLLM_E_INVALID_ARGUMENT, "safetensors: %s", what);
+}
+
+gllm_status gllm_st_parse(const void *data, size_t size, gllm_safetensors *st) {
+    memset(st, 0, sizeof *st);
+    gllm_json j = {0};
+    st->base = data, st->size = size;
+    uint64_t hl;
+    if (!data || size < 8) return bad(st, &j, "file shorter than its header length");
+    memcpy(&hl, data, 8);
+    if (hl > size - 8 || hl > MAX_HEADER || hl < 2) return bad(st, &j, "header length past the end of the file");
+    gllm_status s = gllm_json_parse((const char *)st->base + 8, (size_t)hl, &j);
+    if (s != GLLM_OK) return gllm_st_close(st), s;
+    const gllm_json_node *root = &j.node[0];
+    if (root->type != JSON_OBJ) return bad(st, &j, "header is not a JSON object");
+    const uint8_t *body = st->base + 8 + hl;
+    const size_t body_size = size - 8 - (size_t)hl;
+    st->t = calloc(root->n / 2 + 1, sizeof *st->t);
+    if (!st->t) return bad(st, &j, "no memory");
+    for (size_t i = 0; i + 1 < root->n; i += 2) {
+        const gllm_json_node *key = gllm_json_at(&j, root, i), *v = gllm_json_at(&j, root, i + 1);
+        if (gllm_json_is(key, "__metadata__")) continue;
+        const gllm_json_node *dt = gllm_json_get(&j, v, "dtype"), *shape = gllm_json_get(&j, v, "shape"),
+                             *off = gllm_json_get(&j, v, "data_offsets");
+        if (!dt || !shape || shape->type != JSON_ARR || !off || off->type != JSON_ARR || off->n != 2 || shape->n > 4)
+            return bad(st, &j, "tensor entry without dtype, shape (<= 4 dims) or data_offsets");
+        gllm_st_tensor *t = &st->t[st->n];
+        size_t esize;
+        if (gllm_json_is(dt, "F32")) t->dtype = GLLM_DTYPE_F32, esize = 4;
+        else if (gllm_json_is(dt, "F16")) t->dtype = GLLM_DTYPE_F16, esize = 2;
+        else if (gllm_json_is(dt, "BF16")) t->dtype = GLLM_DTYPE_BF16, esize = 2;
+        else if (gllm_json_is(dt, "I64") || gllm_json_is(dt, "I32")) continue; /* e.g. position_ids buffers: unused */
+        else return bad(st, &j, "unsupported tensor dtype (F32, F16, BF16 are read)");
+        uint64_t n = 1;
+        t->n_dims = (uint32_t)shape->n;
+        for (uint32_t d = 0; d < t->n_dims; d++) {
+            const gllm_json_node *x = gllm_json_at(&j, shape, d);
+            if (!x || x->type != JSON_NUM || x->num < 1 || x->num > 1e12) return bad(st, &j, "bad tensor dimension");
+            t->dims[d] = (uint64_t)x->num;
+            if (__builtin_mul_overflow(n, t->dims[d], &n)) return bad(st, &j, "tensor size overflows");
+        }
+        const gllm_json_node *b0 = gllm_json_at(&j, off, 0), *b1 = gllm_json_at(&j, off, 1);
+        if (b0->type != JSON_NUM || b1->type != JSON_NUM || b0->num < 0 || b1->num < b0->num || b1->num > (double)body_size)
+            return bad(st, &j, "tensor data_offsets outside the data");
+        const size_t begin = (size_t)b0->num, end = (size_t)b1->num;
+        if (n > SIZE_MAX / esize || end - begin != n * esize) return bad(st, &j, "tensor span does not match its shape");
+        t->name.ptr = key->s, t->name.len = key->len, t->nbytes = end - begin, t->data = body + begin;
+        st->n++;
+    }
+    gllm_st_tensor **order = malloc((st->n + 1) * sizeof *order);
+    if (!order) return bad(st, &j, "no memory");
+    for (size_t i = 0; i < st->n; i++) order[i] = &st->t[i];
+    qsort(order, st->n, sizeof *order, by_start);
+    for (size_t i = 1; i < st->n; i++)
+        if ((const char *)order[i - 1]->data + order[i - 1]->nbytes > (const char *)order[i]->data) {
+            free(order);
+            return bad(st, &j, "tensors overlap");
+        }
+    free(order);
+    gllm_json_free(&j); /* names point into the mapping, not into the JSON nodes */
+    return GLLM_OK;
+}
+
+gllm_status gllm_st_open(const char *path, gllm_safetensors *st) {
+    memset(st, 0, sizeof *st);
+    const int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "safetensors: cannot open %s", path);
+    struct stat sb;
+    if (fstat(fd, &sb) || sb.st_size <= 0) return close(fd), gllm_fail(GLLM_E_INVALID_ARGUMENT, "safetensors: %s is empty", path);
+    void *map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "safetensors: cannot map %s", path);
+    gllm_status s = gllm_st_parse(map, (size_t)sb.st_size, st);
+    if (s != GLLM_OK) return munmap(map, (size_t)sb.st_size), s;
+    st->mapped = 1;
+    return GLLM_OK;
+}
+
+void gllm_st_close(gllm_safetensors *st) {
+    if (st->mapped) munmap((void *)st->base, st->size);
+    free(st->t);
+    memset(st, 0, sizeof *st);
+}
+
+const gllm_st_tensor *gllm_st_find(const gllm_safetensors *st, const char *name) {
+    for (size_t i = 0; i < st->n; i++)
+        if (st->t[i].name.len == strlen(name) && !memcmp(st->t[i].name.ptr, name, st->t[i].name.len)) return &st->t[i];
+    return NULL;
+}

@@ -1,0 +1,171 @@
+#include "model/bert.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/dispatch.h"
+#include "core/error.h"
+#include "core/workspace.h"
+#include "cpu/attention.h"
+#include "cpu/embed.h"
+#include "cpu/fused.h"
+#include "cpu/matmul.h"
+#include "format/json.h"
+
+static char *slurp(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *b = NULL;
+    if (!fseek(f, 0, SEEK_END)) {
+        const long n = ftell(f);
+        if (n >= 0 && n < (64l << 20) && !fseek(f, 0, SEEK_SET) && (b = malloc((size_t)n + 1)) &&
+            fread(b, 1, (size_t)n, f) == (size_t)n)
+            b[n] = 0, *len = (size_t)n;
+        else
+            free(b), b = NULL;
+    }
+    fclose(f);
+    return b;
+}
+
+/* a tensor by name (with or without a "bert." prefix), checked to be f32 of the given shape */
+static const float *tensor(const gllm_bert *m, const char *name, uint64_t d0, uint64_t d1, gllm_status *st) {
+    char alt[160];
+    const gllm_st_tensor *t = gllm_st_find(&m->st, name);
+    if (!t) snprintf(alt, sizeof alt, "bert.%s", name), t = gllm_st_find(&m->st, alt);
+    if (*st != GLLM_OK) return NULL;
+    if (!t) return *st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT: missing tensor %s", name), NULL;
+    if (t->dtype != GLLM_DTYPE_F32 || t->dims[0] != d0 || (d1 ? t->n_dims != 2 || t->dims[1] != d1 : t->n_dims != 1))
+        return *st = gllm_fail(GLLM_E_UNSUPPORTED, "BERT: tensor %s is not f32 [%llu %llu]", name, (unsigned long long)d0,
+                               (unsigned long long)d1), NULL;
+    return t->data;
+}
+
+static gllm_status cfg_num(const gllm_json *j, const char *key, double *out) {
+    const gllm_json_node *v = gllm_json_get(j, &j->node[0], key);
+    if (!v || v->type != JSON_NUM) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT config.json: %s missing", key);
+    *out = v->num;
+    return GLLM_OK;
+}
+
+gllm_status gllm_bert_open(const char *dir, gllm_bert *m) {
+    gllm_status st = gllm_ensure_init();
+    if (st != GLLM_OK) return st;
+    memset(m, 0, sizeof *m);
+    char path[1024];
+    size_t len;
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    char *cfg = slurp(path, &len);
+    if (!cfg) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT: cannot read %s", path);
+    gllm_json j;
+    st = gllm_json_parse(cfg, len, &j);
+    double v[8] = {0};
+    static const char *const keys[] = {"num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size",
+                                       "vocab_size", "max_position_embeddings", "type_vocab_size", "layer_norm_eps"};
+    for (int i = 0; i < 8 && st == GLLM_OK; i++) {
+        st = cfg_num(&j, keys[i], &v[i]);
+        if (st == GLLM_OK && (v[i] <= 0 || v[i] > 1e7)) st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT config.json: %s out of range", keys[i]);
+    }
+    const gllm_json_node *act = st == GLLM_OK ? gllm_json_get(&j, &j.node[0], "hidden_act") : NULL;
+    if (st == GLLM_OK && act && !gllm_json_is(act, "gelu")) st = gllm_fail(GLLM_E_UNSUPPORTED, "BERT: hidden_act other than gelu");
+    if (st == GLLM_OK) gllm_json_free(&j);
+    free(cfg);
+    if (st != GLLM_OK) return st;
+    m->n_layers = (size_t)v[0], m->dim = (size_t)v[1], m->n_heads = (size_t)v[2], m->ffn = (size_t)v[3];
+    m->vocab = (size_t)v[4], m->max_pos = (size_t)v[5], m->n_types = (size_t)v[6], m->eps = (float)v[7];
+    m->head_dim = m->dim / m->n_heads;
+    if (m->dim % m->n_heads || m->head_dim % 16 || m->head_dim > 256)
+        return gllm_fail(GLLM_E_UNSUPPORTED, "BERT: hidden %zu over %zu heads (head dims: multiples of 16 up to 256)", m->dim, m->n_heads);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if ((st = gllm_st_open(path, &m->st)) != GLLM_OK) return st;
+    const size_t d = m->dim;
+    m->word = tensor(m, "embeddings.word_embeddings.weight", m->vocab, d, &st);
+    m->pos = tensor(m, "embeddings.position_embeddings.weight", m->max_pos, d, &st);
+    m->type = tensor(m, "embeddings.token_type_embeddings.weight", m->n_types, d, &st);
+    m->ln_w = tensor(m, "embeddings.LayerNorm.weight", d, 0, &st);
+    m->ln_b = tensor(m, "embeddings.LayerNorm.bias", d, 0, &st);
+    if (st == GLLM_OK && !(m->layers = calloc(m->n_layers, sizeof *m->layers))) st = gllm_fail(GLLM_E_OUT_OF_MEMORY, "BERT: no memory");
+    for (size_t l = 0; l < m->n_layers && st == GLLM_OK; l++) {
+        gllm_bert_layer *L = &m->layers[l];
+        char n[128];
+#define T(field, name, d0, d1) (snprintf(n, sizeof n, "encoder.layer.%zu.%s", l, name), L->field = tensor(m, n, d0, d1, &st))
+        T(wq, "attention.self.query.weight", d, d), T(bq, "attention.self.query.bias", d, 0);
+        T(wk, "attention.self.key.weight", d, d), T(bk, "attention.self.key.bias", d, 0);
+        T(wv, "attention.self.value.weight", d, d), T(bv, "attention.self.value.bias", d, 0);
+        T(wo, "attention.output.dense.weight", d, d), T(bo, "attention.output.dense.bias", d, 0);
+        T(ln1_w, "attention.output.LayerNorm.weight", d, 0), T(ln1_b, "attention.output.LayerNorm.bias", d, 0);
+        T(wi, "intermediate.dense.weight", m->ffn, d), T(bi, "intermediate.dense.bias", m->ffn, 0);
+        T(wd, "output.dense.weight", d, m->ffn), T(bd, "output.dense.bias", d, 0);
+        T(ln2_w, "output.LayerNorm.weight", d, 0), T(ln2_b, "output.LayerNorm.bias", d, 0);
+#undef T
+    }
+    snprintf(path, sizeof path, "%s/vocab.txt", dir);
+    char *vocab = st == GLLM_OK ? slurp(path, &len) : NULL;
+    if (st == GLLM_OK && !vocab) st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT: cannot read %s", path);
+    if (st == GLLM_OK) st = gllm_tokenizer_wordpiece(vocab, len, &m->tok);
+    free(vocab);
+    if (st == GLLM_OK && (st = gllm_kv_pool_init(&m->kv, GLLM_DTYPE_F32, 1, m->n_heads, m->head_dim, 16, (m->max_pos + 15) / 16)) == GLLM_OK &&
+        (st = gllm_kv_seq_init(&m->kv_seq, &m->kv, m->max_pos)) == GLLM_OK)
+        st = gllm_kv_reserve(&m->kv, &m->kv_seq, m->max_pos);
+    if (st != GLLM_OK) gllm_bert_close(m);
+    return st;
+}
+
+void gllm_bert_close(gllm_bert *m) {
+    if (m->kv_seq.table) gllm_kv_seq_release(&m->kv, &m->kv_seq);
+    if (m->kv.k) gllm_kv_pool_free(&m->kv);
+    gllm_tokenizer_free(m->tok);
+    free(m->layers);
+    gllm_st_close(&m->st);
+    memset(m, 0, sizeof *m);
+}
+
+gllm_status gllm_bert_embed(gllm_bert *m, const int32_t *ids, size_t n, int normalize, float *out) {
+    if (!m || !ids || !out) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "embed: NULL argument");
+    if (!n) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "embed: empty sequence");
+    if (n > m->max_pos) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "embed: %zu tokens exceed the %zu positions", n, m->max_pos);
+    const size_t d = m->dim, mark = gllm_ws_mark();
+    float *x = gllm_ws_alloc(n * d * 4), *h = gllm_ws_alloc(n * d * 4), *q = gllm_ws_alloc(n * d * 4);
+    float *a = gllm_ws_alloc(n * d * 4), *f = gllm_ws_alloc(n * m->ffn * 4);
+    int32_t *pos = gllm_ws_alloc(n * 4);
+    uint32_t *slots = gllm_ws_alloc(n * 4);
+    gllm_status st = GLLM_OK;
+    if (!x || !h || !q || !a || !f || !pos || !slots) {
+        st = gllm_fail(GLLM_E_OUT_OF_MEMORY, "embed: no memory");
+        goto done;
+    }
+    const gllm_kernel_table *kt = gllm_kernels();
+    if ((st = gllm_cpu_embed(GLLM_DTYPE_F32, m->word, m->vocab, d, ids, n, x)) != GLLM_OK) goto done;
+    for (size_t i = 0; i < n; i++) {
+        kt->add(x + i * d, m->pos + i * d, x + i * d, d);
+        kt->add(x + i * d, m->type, x + i * d, d); /* token type 0 */
+        kt->layernorm(x + i * d, m->ln_w, m->ln_b, x + i * d, d, m->eps);
+        pos[i] = 0, slots[i] = (uint32_t)i;
+    }
+    m->kv_seq.len = 0;
+    const float no_freq[1] = {0};
+    for (size_t l = 0; l < m->n_layers && st == GLLM_OK; l++) {
+        const gllm_bert_layer *L = &m->layers[l];
+        const gllm_qkv_weights w = {.dtype = GLLM_DTYPE_F32, .wq = L->wq, .wk = L->wk, .wv = L->wv, .bq = L->bq, .bk = L->bk, .bv = L->bv};
+        if ((st = gllm_cpu_qkv_rope(&w, x, n, d, m->n_heads, no_freq, 0, 0, pos, &m->kv, &m->kv_seq, 0, slots, q)) ||
+            (st = gllm_cpu_attention(&m->kv, &m->kv_seq, 0, q, n, m->n_heads, 0, GLLM_MASK_NONE, NULL,
+                                     1.0f / sqrtf((float)m->head_dim), a)) ||
+            (st = gllm_cpu_matmul(GLLM_DTYPE_F32, L->wo, a, L->bo, h, n, d, d)))
+            break;
+        for (size_t i = 0; i < n; i++) {
+            kt->add(x + i * d, h + i * d, x + i * d, d);
+            kt->layernorm(x + i * d, L->ln1_w, L->ln1_b, x + i * d, d, m->eps);
+        }
+        if ((st = gllm_cpu_ffn_up(GLLM_FFN_GELU, GLLM_DTYPE_F32, L->wi, L->bi, NULL, NULL, x, f, n, m->ffn, d)) ||
+            (st = gllm_cpu_matmul(GLLM_DTYPE_F32, L->wd, f, L->bd, h, n, d, m->ffn)))
+            break;
+        for (size_t i = 0; i < n; i++) {
+            kt->add(x + i * d, h + i * d, x + i * d, d);
+            kt->layernorm(x + i * d, L->ln2_w, L->ln2_b, x + i * d, d, m->eps);
+        }
+    }
+    if (st == GLLM_OK) st = gllm_cpu_pool(GLLM_POOL_MEAN, x, NULL, n, d, normalize, out);
+done:
+    gllm_ws_release(mark);
+    return st;
+}

@@ -1,0 +1,29 @@
+/* BERT-family encoder (word + position + token-type embeddings, post-LayerNorm blocks,
+ * GELU FFN, bidirectional attention): read from a Hugging Face directory (config.json,
+ * model.safetensors, vocab.txt), weights used in place; its CPU forward to pooled vectors. */
+#ifndef GLLM_MODEL_BERT_H
+#define GLLM_MODEL_BERT_H
+#include "cpu/kv_cache.h"
+#include "format/safetensors.h"
+#include "text/tokenizer.h"
+
+typedef struct {
+    const float *wq, *bq, *wk, *bk, *wv, *bv, *wo, *bo, *ln1_w, *ln1_b, *wi, *bi, *wd, *bd, *ln2_w, *ln2_b;
+} gllm_bert_layer;
+
+typedef struct {
+    size_t n_layers, dim, n_heads, head_dim, ffn, vocab, max_pos, n_types;
+    float eps;
+    const float *word, *pos, *type, *ln_w, *ln_b;
+    gllm_bert_layer *layers;
+    gllm_safetensors st;
+    gllm_tokenizer *tok;
+    gllm_kv_pool kv;   /* one layer, max_pos tokens: every layer's attention in turn */
+    gllm_kv_seq kv_seq;
+} gllm_bert;
+
+gllm_status gllm_bert_open(const char *dir, gllm_bert *m);
+void gllm_bert_close(gllm_bert *m);
+/* out[dim] for one sequence of ids: mean of the last hidden states, optionally L2-normalised */
+gllm_status gllm_bert_embed(gllm_bert *m, const int32_t *ids, size_t n, int normalize, float *out);
+#endif
