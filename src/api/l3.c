@@ -471,9 +471,5 @@ gllm_status gllm_embedding_forward(gllm_embedder *e, const int32_t *const *seqs,
                 return gllm_fail(GLLM_E_INVALID_ARGUMENT, "embedding: token id %d (sequence %zu) outside the vocabulary of %zu",
                                  seqs[i][t], i, e->m.vocab);
     }
-    for (size_t i = 0; i < n; i++) {
-        gllm_status s = gllm_bert_embed(&e->m, seqs[i], lens[i], normalize, out + i * e->m.dim);
-        if (s != GLLM_OK) return s;
-    }
-    return GLLM_OK;
+    return gllm_bert_embed(&e->m, seqs, lens, n, normalize, out);
 }

@@ -120,51 +120,66 @@ void gllm_bert_close(gllm_bert *m) {
     memset(m, 0, sizeof *m);
 }
 
-gllm_status gllm_bert_embed(gllm_bert *m, const int32_t *ids, size_t n, int normalize, float *out) {
-    if (!m || !ids || !out) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "embed: NULL argument");
-    if (!n) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "embed: empty sequence");
-    if (n > m->max_pos) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "embed: %zu tokens exceed the %zu positions", n, m->max_pos);
+gllm_status gllm_bert_embed(gllm_bert *m, const int32_t *const *seqs, const size_t *lens, size_t n_seq, int normalize,
+                            float *out) {
+    if (!m || !seqs || !lens || !out || !n_seq) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "embed: NULL argument");
+    size_t rows = 0;
+    for (size_t i = 0; i < n_seq; i++) {
+        if (!lens[i]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "embed: sequence %zu is empty", i);
+        if (lens[i] > m->max_pos) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "embed: %zu tokens exceed the %zu positions", lens[i], m->max_pos);
+        rows += lens[i];
+    }
     const size_t d = m->dim, mark = gllm_ws_mark();
-    float *x = gllm_ws_alloc(n * d * 4), *h = gllm_ws_alloc(n * d * 4), *q = gllm_ws_alloc(n * d * 4);
-    float *a = gllm_ws_alloc(n * d * 4), *f = gllm_ws_alloc(n * m->ffn * 4);
-    int32_t *pos = gllm_ws_alloc(n * 4);
-    uint32_t *slots = gllm_ws_alloc(n * 4);
+    /* every sequence's rows in one matrix: the projections run as one GEMM each */
+    float *x = gllm_ws_alloc(rows * d * 4), *h = gllm_ws_alloc(rows * d * 4), *q = gllm_ws_alloc(rows * d * 4);
+    float *k = gllm_ws_alloc(rows * d * 4), *v = gllm_ws_alloc(rows * d * 4), *a = gllm_ws_alloc(rows * d * 4);
+    float *f = gllm_ws_alloc(rows * m->ffn * 4);
+    int32_t *ids = gllm_ws_alloc(rows * 4);
     gllm_status st = GLLM_OK;
-    if (!x || !h || !q || !a || !f || !pos || !slots) {
-        st = gllm_fail(GLLM_E_OUT_OF_MEMORY, "embed: no memory");
+    if (!x || !h || !q || !k || !v || !a || !f || !ids) {
+        st = gllm_fail(GLLM_E_OUT_OF_MEMORY, "embed: no memory for %zu tokens", rows);
         goto done;
     }
     const gllm_kernel_table *kt = gllm_kernels();
-    if ((st = gllm_cpu_embed(GLLM_DTYPE_F32, m->word, m->vocab, d, ids, n, x)) != GLLM_OK) goto done;
-    for (size_t i = 0; i < n; i++) {
-        kt->add(x + i * d, m->pos + i * d, x + i * d, d);
-        kt->add(x + i * d, m->type, x + i * d, d); /* token type 0 */
-        kt->layernorm(x + i * d, m->ln_w, m->ln_b, x + i * d, d, m->eps);
-        pos[i] = 0, slots[i] = (uint32_t)i;
-    }
-    m->kv_seq.len = 0;
-    const float no_freq[1] = {0};
+    for (size_t i = 0, r = 0; i < n_seq; r += lens[i], i++) memcpy(ids + r, seqs[i], lens[i] * 4);
+    if ((st = gllm_cpu_embed(GLLM_DTYPE_F32, m->word, m->vocab, d, ids, rows, x)) != GLLM_OK) goto done;
+    for (size_t i = 0, r = 0; i < n_seq; r += lens[i], i++)
+        for (size_t t = 0; t < lens[i]; t++) { /* positions restart in each sequence; token type 0 */
+            float *xr = x + (r + t) * d;
+            kt->add(xr, m->pos + t * d, xr, d);
+            kt->add(xr, m->type, xr, d);
+            kt->layernorm(xr, m->ln_w, m->ln_b, xr, d, m->eps);
+        }
+    const float scale = 1.0f / sqrtf((float)m->head_dim);
     for (size_t l = 0; l < m->n_layers && st == GLLM_OK; l++) {
         const gllm_bert_layer *L = &m->layers[l];
-        const gllm_qkv_weights w = {.dtype = GLLM_DTYPE_F32, .wq = L->wq, .wk = L->wk, .wv = L->wv, .bq = L->bq, .bk = L->bk, .bv = L->bv};
-        if ((st = gllm_cpu_qkv_rope(&w, x, n, d, m->n_heads, no_freq, 0, 0, pos, &m->kv, &m->kv_seq, 0, slots, q)) ||
-            (st = gllm_cpu_attention(&m->kv, &m->kv_seq, 0, q, n, m->n_heads, 0, GLLM_MASK_NONE, NULL,
-                                     1.0f / sqrtf((float)m->head_dim), a)) ||
-            (st = gllm_cpu_matmul(GLLM_DTYPE_F32, L->wo, a, L->bo, h, n, d, d)))
+        if ((st = gllm_cpu_matmul(GLLM_DTYPE_F32, L->wq, x, L->bq, q, rows, d, d)) ||
+            (st = gllm_cpu_matmul(GLLM_DTYPE_F32, L->wk, x, L->bk, k, rows, d, d)) ||
+            (st = gllm_cpu_matmul(GLLM_DTYPE_F32, L->wv, x, L->bv, v, rows, d, d)))
             break;
-        for (size_t i = 0; i < n; i++) {
-            kt->add(x + i * d, h + i * d, x + i * d, d);
-            kt->layernorm(x + i * d, L->ln1_w, L->ln1_b, x + i * d, d, m->eps);
+        for (size_t i = 0, r = 0; i < n_seq && st == GLLM_OK; r += lens[i], i++) { /* attention within each sequence */
+            for (size_t t = 0; t < lens[i] && st == GLLM_OK; t++)
+                st = gllm_kv_write(&m->kv, &m->kv_seq, 0, t, k + (r + t) * d, v + (r + t) * d);
+            m->kv_seq.len = 0;
+            if (st == GLLM_OK)
+                st = gllm_cpu_attention(&m->kv, &m->kv_seq, 0, q + r * d, lens[i], m->n_heads, 0, GLLM_MASK_NONE, NULL, scale,
+                                        a + r * d);
         }
-        if ((st = gllm_cpu_ffn_up(GLLM_FFN_GELU, GLLM_DTYPE_F32, L->wi, L->bi, NULL, NULL, x, f, n, m->ffn, d)) ||
-            (st = gllm_cpu_matmul(GLLM_DTYPE_F32, L->wd, f, L->bd, h, n, d, m->ffn)))
+        if (st != GLLM_OK || (st = gllm_cpu_matmul(GLLM_DTYPE_F32, L->wo, a, L->bo, h, rows, d, d))) break;
+        for (size_t r = 0; r < rows; r++) {
+            kt->add(x + r * d, h + r * d, x + r * d, d);
+            kt->layernorm(x + r * d, L->ln1_w, L->ln1_b, x + r * d, d, m->eps);
+        }
+        if ((st = gllm_cpu_ffn_up(GLLM_FFN_GELU, GLLM_DTYPE_F32, L->wi, L->bi, NULL, NULL, x, f, rows, m->ffn, d)) ||
+            (st = gllm_cpu_matmul(GLLM_DTYPE_F32, L->wd, f, L->bd, h, rows, d, m->ffn)))
             break;
-        for (size_t i = 0; i < n; i++) {
-            kt->add(x + i * d, h + i * d, x + i * d, d);
-            kt->layernorm(x + i * d, L->ln2_w, L->ln2_b, x + i * d, d, m->eps);
+        for (size_t r = 0; r < rows; r++) {
+            kt->add(x + r * d, h + r * d, x + r * d, d);
+            kt->layernorm(x + r * d, L->ln2_w, L->ln2_b, x + r * d, d, m->eps);
         }
     }
-    if (st == GLLM_OK) st = gllm_cpu_pool(GLLM_POOL_MEAN, x, NULL, n, d, normalize, out);
+    for (size_t i = 0, r = 0; i < n_seq && st == GLLM_OK; r += lens[i], i++)
+        st = gllm_cpu_pool(GLLM_POOL_MEAN, x + r * d, NULL, lens[i], d, normalize, out + i * d);
 done:
     gllm_ws_release(mark);
     return st;

@@ -24,6 +24,8 @@ typedef struct {
 
 gllm_status gllm_bert_open(const char *dir, gllm_bert *m);
 void gllm_bert_close(gllm_bert *m);
-/* out[dim] for one sequence of ids: mean of the last hidden states, optionally L2-normalised */
-gllm_status gllm_bert_embed(gllm_bert *m, const int32_t *ids, size_t n, int normalize, float *out);
+/* out[n_seq][dim]: per sequence the mean of its last hidden states, optionally L2-normalised;
+ * every sequence's rows go through each projection together (ids checked by the caller) */
+gllm_status gllm_bert_embed(gllm_bert *m, const int32_t *const *seqs, const size_t *lens, size_t n_seq, int normalize,
+                            float *out);
 #endif
