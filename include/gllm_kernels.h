@@ -170,6 +170,20 @@ GLLM_API gllm_status gllm_embedding_tokenize(const gllm_embedder *e, const char 
 GLLM_API gllm_status gllm_embedding_forward(gllm_embedder *e, const int32_t *const *seqs, const size_t *lens, size_t n,
                                             int normalize, float *out);
 
+/* ---- L3: reranking (BERT-family cross-encoders with a classification head) ------------------ */
+
+typedef struct gllm_reranker gllm_reranker;
+/* path: a Hugging Face cross-encoder directory (config.json, model.safetensors with pooler and
+ * classifier, vocab.txt) */
+GLLM_API gllm_status gllm_reranker_upload(gllm_backend *b, const char *path, gllm_reranker **out);
+GLLM_API void gllm_reranker_free(gllm_reranker *r);
+/* [CLS] query [SEP] document [SEP] as ids */
+GLLM_API gllm_status gllm_rerank_tokenize(const gllm_reranker *r, const char *query, const char *doc, int32_t *ids,
+                                          size_t cap, size_t *n);
+/* one score per pair sequence (token type 1 after the first [SEP]): the classifier's first logit */
+GLLM_API gllm_status gllm_rerank_forward(gllm_reranker *r, const int32_t *const *pairs, const size_t *lens, size_t n,
+                                         float *scores);
+
 /* ---- scheduling (the client's scheduler) ---------------------------------------------- */
 
 /* used / total pages of the KV pool, in [0, 1] */

@@ -17,8 +17,10 @@ echo "== native build + tests"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$jobs"
 ctest --test-dir build --output-on-failure
+echo "== reranker on a synthetic cross-encoder vs an independent numpy forward"
+python3 tests/reference/rerank_numpy.py build/gllmk
 if [ -s models/all-MiniLM-L6-v2/model.safetensors ]; then
-  echo "== embeddings vs an independent numpy forward"
+  echo "== embeddings (all-MiniLM-L6-v2) vs the numpy forward"
   python3 tests/reference/minilm_numpy.py build/gllmk models/all-MiniLM-L6-v2
 fi
 for isa in scalar avx2 avx512; do

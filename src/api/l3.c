@@ -473,3 +473,49 @@ gllm_status gllm_embedding_forward(gllm_embedder *e, const int32_t *const *seqs,
     }
     return gllm_bert_embed(&e->m, seqs, lens, n, normalize, out);
 }
+
+/* ---- reranking -------------------------------------------------------------------------------- */
+
+struct gllm_reranker {
+    gllm_bert m;
+};
+
+gllm_status gllm_reranker_upload(gllm_backend *b, const char *path, gllm_reranker **out) {
+    if (!b || !path || !out) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_reranker_upload: NULL argument");
+    *out = NULL;
+    gllm_reranker *r = calloc(1, sizeof *r);
+    if (!r) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "reranker: no memory");
+    gllm_status s = gllm_bert_open(path, &r->m);
+    if (s == GLLM_OK && !r->m.cls_w) s = gllm_fail(GLLM_E_UNSUPPORTED, "reranker: %s has no classifier head", path), gllm_bert_close(&r->m);
+    if (s != GLLM_OK) return free(r), s;
+    *out = r;
+    return GLLM_OK;
+}
+
+void gllm_reranker_free(gllm_reranker *r) {
+    if (!r) return;
+    gllm_bert_close(&r->m);
+    free(r);
+}
+
+gllm_status gllm_rerank_tokenize(const gllm_reranker *r, const char *query, const char *doc, int32_t *ids, size_t cap,
+                                 size_t *n) {
+    if (!r || !query || !doc || !ids || !n || cap < 3) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_rerank_tokenize: bad arguments");
+    size_t a, b;
+    gllm_status s = gllm_tokenize(r->m.tok, query, strlen(query), ids + 1, cap - 3, &a);
+    if (s != GLLM_OK) return *n = a + 3, s;
+    s = gllm_tokenize(r->m.tok, doc, strlen(doc), ids + a + 2, cap - 3 - a, &b);
+    *n = a + b + 3;
+    if (s != GLLM_OK) return s;
+    ids[0] = gllm_tokenizer_cls(r->m.tok), ids[a + 1] = ids[a + b + 2] = gllm_tokenizer_sep(r->m.tok);
+    return GLLM_OK;
+}
+
+gllm_status gllm_rerank_forward(gllm_reranker *r, const int32_t *const *pairs, const size_t *lens, size_t n, float *scores) {
+    if (!r || !pairs || !lens || !scores || !n) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_rerank_forward: NULL or empty input");
+    for (size_t i = 0; i < n; i++)
+        for (size_t t = 0; pairs[i] && t < lens[i]; t++)
+            if (pairs[i][t] < 0 || (size_t)pairs[i][t] >= r->m.vocab)
+                return gllm_fail(GLLM_E_INVALID_ARGUMENT, "rerank: token id %d (pair %zu) outside the vocabulary of %zu", pairs[i][t], i, r->m.vocab);
+    return gllm_bert_rerank(&r->m, pairs, lens, n, scores);
+}

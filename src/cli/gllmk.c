@@ -3,6 +3,7 @@
  *   gllmk generate [-m model.gguf] [-p prompt] [-n tokens] [--temp T] [--top-k K] [--top-p P] [--seed S]
  *   gllmk logits [-m model.gguf] --tokens 1,2,3 [--out file.f32]
  *   gllmk embed [-m dir] [--out file.f32] [--tokens ids] "text" ...   sentence vectors + cosine similarities
+ *   gllmk rerank -m dir -q "query" "doc" ...                        documents sorted by score
  *   gllmk bench [options]                   kernel throughput next to the machine's limits and peers
  * Without -m: models/SmolLM2-135M-Instruct.Q4_1.gguf (scripts/fetch_models.sh). */
 #include <stdio.h>
@@ -258,11 +259,59 @@ static int embed(int argc, char **argv) {
     return 0;
 }
 
+/* gllmk rerank -m dir -q "query" [--tokens ids ...] "doc" ...: documents sorted by score */
+static int rerank(int argc, char **argv) {
+    const char *dir = NULL, *query = NULL, *docs[64];
+    int32_t *seqs[64];
+    size_t lens[64], n = 0;
+    int raw[64];
+    for (int i = 1; i < argc && n < 64; i++) {
+        if (!strcmp(argv[i], "-m") && i + 1 < argc) dir = argv[++i];
+        else if (!strcmp(argv[i], "-q") && i + 1 < argc) query = argv[++i];
+        else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) docs[n] = argv[++i], raw[n++] = 1;
+        else docs[n] = argv[i], raw[n++] = 0;
+    }
+    if (!dir || !n) return fprintf(stderr, "usage: gllmk rerank -m dir -q \"query\" \"doc\" ... (or --tokens pair-ids ...)\n"), 2;
+    gllm_backend *b;
+    gllm_reranker *r;
+    if (gllm_backend_open("auto", &b) != GLLM_OK) return fail("backend");
+    if (gllm_reranker_upload(b, dir, &r) != GLLM_OK) return fail(dir);
+    for (size_t i = 0; i < n; i++) {
+        seqs[i] = malloc(512 * sizeof(int32_t));
+        lens[i] = 0;
+        if (raw[i]) {
+            for (const char *p = docs[i]; *p && lens[i] < 512;) {
+                char *end;
+                seqs[i][lens[i]++] = (int32_t)strtol(p, &end, 10);
+                if (end == p) return fprintf(stderr, "gllmk rerank: bad token list\n"), 2;
+                p = *end == ',' ? end + 1 : end;
+            }
+        } else if (!query) {
+            return fprintf(stderr, "gllmk rerank: -q query is needed for text documents\n"), 2;
+        } else if (gllm_rerank_tokenize(r, query, docs[i], seqs[i], 512, &lens[i]) != GLLM_OK) {
+            return fail("tokenize");
+        }
+    }
+    float scores[64];
+    if (gllm_rerank_forward(r, (const int32_t *const *)seqs, lens, n, scores) != GLLM_OK) return fail("rerank");
+    int order[64];
+    for (size_t i = 0; i < n; i++) order[i] = (int)i;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++)
+            if (scores[order[j]] > scores[order[i]]) { int t = order[i]; order[i] = order[j], order[j] = t; }
+    for (size_t i = 0; i < n; i++) printf("%10.6f  [%d] %s\n", scores[order[i]], order[i], docs[order[i]]);
+    for (size_t i = 0; i < n; i++) free(seqs[i]);
+    gllm_reranker_free(r);
+    gllm_backend_close(b);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "info") == 0) return info();
     if (strcmp(argv[1], "generate") == 0) return generate(argc - 1, argv + 1);
     if (strcmp(argv[1], "logits") == 0) return logits(argc - 1, argv + 1);
     if (strcmp(argv[1], "embed") == 0) return embed(argc - 1, argv + 1);
+    if (strcmp(argv[1], "rerank") == 0) return rerank(argc - 1, argv + 1);
     if (strcmp(argv[1], "bench") == 0) return gllm_bench_main(argc - 1, argv + 1);
     fprintf(stderr, "usage: gllmk info | generate [-m model] [-p prompt] [-n tokens] [--temp T --top-k K --top-p P --seed S]\n"
                     "       | logits [-m model] --tokens 1,2,3 [--out file.f32] | bench [--quick] [--op gemv|gemm|ops|attn|sample|model|embed]\n");

@@ -99,6 +99,13 @@ gllm_status gllm_bert_open(const char *dir, gllm_bert *m) {
         T(ln2_w, "output.LayerNorm.weight", d, 0), T(ln2_b, "output.LayerNorm.bias", d, 0);
 #undef T
     }
+    if (st == GLLM_OK && gllm_st_find(&m->st, "classifier.weight")) { /* a cross-encoder's head */
+        const gllm_st_tensor *c = gllm_st_find(&m->st, "classifier.weight");
+        m->n_labels = c->n_dims == 2 ? (size_t)c->dims[0] : 0;
+        m->pool_w = tensor(m, "pooler.dense.weight", d, d, &st), m->pool_b = tensor(m, "pooler.dense.bias", d, 0, &st);
+        m->cls_w = tensor(m, "classifier.weight", m->n_labels, d, &st);
+        m->cls_b = tensor(m, "classifier.bias", m->n_labels, 0, &st);
+    }
     snprintf(path, sizeof path, "%s/vocab.txt", dir);
     char *vocab = st == GLLM_OK ? slurp(path, &len) : NULL;
     if (st == GLLM_OK && !vocab) st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT: cannot read %s", path);
@@ -120,34 +127,32 @@ void gllm_bert_close(gllm_bert *m) {
     memset(m, 0, sizeof *m);
 }
 
-gllm_status gllm_bert_embed(gllm_bert *m, const int32_t *const *seqs, const size_t *lens, size_t n_seq, int normalize,
-                            float *out) {
-    if (!m || !seqs || !lens || !out || !n_seq) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "embed: NULL argument");
+/* the last hidden states of every sequence's rows into x (rows x dim); types: 0/1 per row from
+ * the first [SEP] on when pairs != 0 */
+static gllm_status encode(gllm_bert *m, const int32_t *const *seqs, const size_t *lens, size_t n_seq, int pairs,
+                          float *x, int32_t *ids) {
     size_t rows = 0;
-    for (size_t i = 0; i < n_seq; i++) {
-        if (!lens[i]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "embed: sequence %zu is empty", i);
-        if (lens[i] > m->max_pos) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "embed: %zu tokens exceed the %zu positions", lens[i], m->max_pos);
-        rows += lens[i];
-    }
+    for (size_t i = 0; i < n_seq; i++) rows += lens[i];
     const size_t d = m->dim, mark = gllm_ws_mark();
     /* every sequence's rows in one matrix: the projections run as one GEMM each */
-    float *x = gllm_ws_alloc(rows * d * 4), *h = gllm_ws_alloc(rows * d * 4), *q = gllm_ws_alloc(rows * d * 4);
+    float *h = gllm_ws_alloc(rows * d * 4), *q = gllm_ws_alloc(rows * d * 4);
     float *k = gllm_ws_alloc(rows * d * 4), *v = gllm_ws_alloc(rows * d * 4), *a = gllm_ws_alloc(rows * d * 4);
     float *f = gllm_ws_alloc(rows * m->ffn * 4);
-    int32_t *ids = gllm_ws_alloc(rows * 4);
     gllm_status st = GLLM_OK;
-    if (!x || !h || !q || !k || !v || !a || !f || !ids) {
+    if (!h || !q || !k || !v || !a || !f) {
         st = gllm_fail(GLLM_E_OUT_OF_MEMORY, "embed: no memory for %zu tokens", rows);
         goto done;
     }
     const gllm_kernel_table *kt = gllm_kernels();
     for (size_t i = 0, r = 0; i < n_seq; r += lens[i], i++) memcpy(ids + r, seqs[i], lens[i] * 4);
     if ((st = gllm_cpu_embed(GLLM_DTYPE_F32, m->word, m->vocab, d, ids, rows, x)) != GLLM_OK) goto done;
+    const int32_t sep = gllm_tokenizer_sep(m->tok);
     for (size_t i = 0, r = 0; i < n_seq; r += lens[i], i++)
-        for (size_t t = 0; t < lens[i]; t++) { /* positions restart in each sequence; token type 0 */
+        for (size_t t = 0, type = 0; t < lens[i]; t++) { /* positions restart in each sequence */
             float *xr = x + (r + t) * d;
             kt->add(xr, m->pos + t * d, xr, d);
-            kt->add(xr, m->type, xr, d);
+            kt->add(xr, m->type + (type < m->n_types ? type : 0) * d, xr, d);
+            if (pairs && seqs[i][t] == sep) type = 1; /* the document starts after the first [SEP] */
             kt->layernorm(xr, m->ln_w, m->ln_b, xr, d, m->eps);
         }
     const float scale = 1.0f / sqrtf((float)m->head_dim);
@@ -178,9 +183,56 @@ gllm_status gllm_bert_embed(gllm_bert *m, const int32_t *const *seqs, const size
             kt->layernorm(x + r * d, L->ln2_w, L->ln2_b, x + r * d, d, m->eps);
         }
     }
+done:
+    gllm_ws_release(mark);
+    return st;
+}
+
+static gllm_status check(const gllm_bert *m, const int32_t *const *seqs, const size_t *lens, size_t n_seq, size_t *rows) {
+    if (!m || !seqs || !lens || !n_seq) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "encoder: NULL argument");
+    *rows = 0;
+    for (size_t i = 0; i < n_seq; i++) {
+        if (!lens[i] || !seqs[i]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "encoder: sequence %zu is empty", i);
+        if (lens[i] > m->max_pos) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "encoder: %zu tokens exceed the %zu positions", lens[i], m->max_pos);
+        *rows += lens[i];
+    }
+    return GLLM_OK;
+}
+
+gllm_status gllm_bert_embed(gllm_bert *m, const int32_t *const *seqs, const size_t *lens, size_t n_seq, int normalize,
+                            float *out) {
+    size_t rows;
+    gllm_status st = check(m, seqs, lens, n_seq, &rows);
+    if (st != GLLM_OK) return st;
+    if (!out) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "embed: NULL output");
+    const size_t d = m->dim, mark = gllm_ws_mark();
+    float *x = gllm_ws_alloc(rows * d * 4);
+    int32_t *ids = gllm_ws_alloc(rows * 4);
+    if (!x || !ids) st = gllm_fail(GLLM_E_OUT_OF_MEMORY, "embed: no memory for %zu tokens", rows);
+    if (st == GLLM_OK) st = encode(m, seqs, lens, n_seq, 0, x, ids);
     for (size_t i = 0, r = 0; i < n_seq && st == GLLM_OK; r += lens[i], i++)
         st = gllm_cpu_pool(GLLM_POOL_MEAN, x + r * d, NULL, lens[i], d, normalize, out + i * d);
-done:
+    gllm_ws_release(mark);
+    return st;
+}
+
+gllm_status gllm_bert_rerank(gllm_bert *m, const int32_t *const *seqs, const size_t *lens, size_t n_seq, float *scores) {
+    size_t rows;
+    gllm_status st = check(m, seqs, lens, n_seq, &rows);
+    if (st != GLLM_OK) return st;
+    if (!m->cls_w || !m->n_labels) return gllm_fail(GLLM_E_UNSUPPORTED, "rerank: the model has no classifier head");
+    if (!scores) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "rerank: NULL output");
+    const size_t d = m->dim, mark = gllm_ws_mark();
+    float *x = gllm_ws_alloc(rows * d * 4), *cls = gllm_ws_alloc(n_seq * d * 4), *pooled = gllm_ws_alloc(n_seq * d * 4);
+    float *logit = gllm_ws_alloc(n_seq * m->n_labels * 4);
+    int32_t *ids = gllm_ws_alloc(rows * 4);
+    if (!x || !cls || !pooled || !logit || !ids) st = gllm_fail(GLLM_E_OUT_OF_MEMORY, "rerank: no memory for %zu tokens", rows);
+    if (st == GLLM_OK) st = encode(m, seqs, lens, n_seq, 1, x, ids);
+    for (size_t i = 0, r = 0; i < n_seq && st == GLLM_OK; r += lens[i], i++) memcpy(cls + i * d, x + r * d, d * 4);
+    if (st == GLLM_OK) st = gllm_cpu_matmul(GLLM_DTYPE_F32, m->pool_w, cls, m->pool_b, pooled, n_seq, d, d);
+    for (size_t i = 0; i < n_seq * d && st == GLLM_OK; i++) pooled[i] = tanhf(pooled[i]);
+    if (st == GLLM_OK) st = gllm_cpu_matmul(GLLM_DTYPE_F32, m->cls_w, pooled, m->cls_b, logit, n_seq, m->n_labels, d);
+    for (size_t i = 0; i < n_seq && st == GLLM_OK; i++) scores[i] = logit[i * m->n_labels];
     gllm_ws_release(mark);
     return st;
 }

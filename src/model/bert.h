@@ -15,6 +15,8 @@ typedef struct {
     size_t n_layers, dim, n_heads, head_dim, ffn, vocab, max_pos, n_types;
     float eps;
     const float *word, *pos, *type, *ln_w, *ln_b;
+    const float *pool_w, *pool_b, *cls_w, *cls_b; /* cross-encoders: pooler (tanh) and classifier, else NULL */
+    size_t n_labels;
     gllm_bert_layer *layers;
     gllm_safetensors st;
     gllm_tokenizer *tok;
@@ -28,4 +30,7 @@ void gllm_bert_close(gllm_bert *m);
  * every sequence's rows go through each projection together (ids checked by the caller) */
 gllm_status gllm_bert_embed(gllm_bert *m, const int32_t *const *seqs, const size_t *lens, size_t n_seq, int normalize,
                             float *out);
+/* cross-encoder scores: per sequence ([CLS] q [SEP] d [SEP], token type 1 after the first [SEP])
+ * classifier(tanh(pooler(hidden state of [CLS]))), label 0 */
+gllm_status gllm_bert_rerank(gllm_bert *m, const int32_t *const *seqs, const size_t *lens, size_t n_seq, float *scores);
 #endif
