@@ -48,10 +48,16 @@ static gllm_status cfg_num(const gllm_json *j, const char *key, double *out) {
     return GLLM_OK;
 }
 
+static gllm_status open_gguf(const char *path, gllm_bert *m);
+static gllm_status finish(gllm_bert *m);
+
 gllm_status gllm_bert_open(const char *dir, gllm_bert *m) {
     gllm_status st = gllm_ensure_init();
     if (st != GLLM_OK) return st;
     memset(m, 0, sizeof *m);
+    const size_t pl = strlen(dir);
+    if (pl > 5 && !strcmp(dir + pl - 5, ".gguf")) return open_gguf(dir, m);
+    m->mdt = m->edt = m->hdt = GLLM_DTYPE_F32;
     char path[1024];
     size_t len;
     snprintf(path, sizeof path, "%s/config.json", dir);
@@ -111,11 +117,113 @@ gllm_status gllm_bert_open(const char *dir, gllm_bert *m) {
     if (st == GLLM_OK && !vocab) st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT: cannot read %s", path);
     if (st == GLLM_OK) st = gllm_tokenizer_wordpiece(vocab, len, &m->tok);
     free(vocab);
-    if (st == GLLM_OK && (st = gllm_kv_pool_init(&m->kv, GLLM_DTYPE_F32, 1, m->n_heads, m->head_dim, 16, (m->max_pos + 15) / 16)) == GLLM_OK &&
+    if (st == GLLM_OK) return finish(m);
+    gllm_bert_close(m);
+    return st;
+}
+
+/* the attention cache; closes m on failure */
+static gllm_status finish(gllm_bert *m) {
+    gllm_status st;
+    if ((st = gllm_kv_pool_init(&m->kv, GLLM_DTYPE_F32, 1, m->n_heads, m->head_dim, 16, (m->max_pos + 15) / 16)) == GLLM_OK &&
         (st = gllm_kv_seq_init(&m->kv_seq, &m->kv, m->max_pos)) == GLLM_OK)
         st = gllm_kv_reserve(&m->kv, &m->kv_seq, m->max_pos);
     if (st != GLLM_OK) gllm_bert_close(m);
     return st;
+}
+
+/* ---- GGUF (llama.cpp's bert layout) ---- */
+
+static const gllm_gguf_tensor *gt(const gllm_gguf *g, const char *name, int layer, uint64_t cols, uint64_t rows,
+                                  gllm_status *st) {
+    char full[96];
+    if (layer >= 0) snprintf(full, sizeof full, "blk.%d.%s", layer, name);
+    else snprintf(full, sizeof full, "%s", name);
+    if (*st != GLLM_OK) return NULL;
+    const gllm_gguf_tensor *t = gllm_gguf_tensor_find(g, full);
+    if (!t) return *st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT GGUF: missing tensor %s", full), NULL;
+    if (t->dims[0] != cols || (rows ? t->n_dims != 2 || t->dims[1] != rows : t->n_dims != 1))
+        return *st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT GGUF: tensor %s is not [%llu %llu]", full,
+                               (unsigned long long)cols, (unsigned long long)rows), NULL;
+    if (!rows && t->dtype != GLLM_DTYPE_F32) return *st = gllm_fail(GLLM_E_UNSUPPORTED, "BERT GGUF: vector %s must be f32", full), NULL;
+    return t;
+}
+
+static const float *vec(const gllm_gguf_tensor *t) { return t ? (const float *)t->data : NULL; }
+
+static gllm_status open_gguf(const char *path, gllm_bert *m) {
+    gllm_status st = gllm_gguf_open(path, &m->gguf);
+    if (st != GLLM_OK) return st;
+    const gllm_gguf *g = &m->gguf;
+    gllm_str arch;
+    if (gllm_gguf_str(g, "general.architecture", &arch) != GLLM_OK || arch.len != 4 || memcmp(arch.ptr, "bert", 4)) {
+        gllm_bert_close(m);
+        return gllm_fail(GLLM_E_UNSUPPORTED, "BERT GGUF: architecture is not bert");
+    }
+    uint64_t v[5];
+    static const char *const keys[] = {"bert.block_count", "bert.embedding_length", "bert.attention.head_count",
+                                       "bert.feed_forward_length", "bert.context_length"};
+    for (int i = 0; i < 5 && st == GLLM_OK; i++)
+        if ((st = gllm_gguf_u64(g, keys[i], &v[i])) == GLLM_OK && (!v[i] || v[i] > (1u << 24)))
+            st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT GGUF: %s out of range", keys[i]);
+    if (st == GLLM_OK) st = gllm_gguf_f32(g, "bert.attention.layer_norm_epsilon", &m->eps);
+    if (st != GLLM_OK) return gllm_bert_close(m), st;
+    m->n_layers = (size_t)v[0], m->dim = (size_t)v[1], m->n_heads = (size_t)v[2], m->ffn = (size_t)v[3], m->max_pos = (size_t)v[4];
+    m->head_dim = m->dim / m->n_heads;
+    if (m->dim % m->n_heads || m->head_dim % 16 || m->head_dim > 256) {
+        gllm_bert_close(m);
+        return gllm_fail(GLLM_E_UNSUPPORTED, "BERT GGUF: hidden %zu over %zu heads", m->dim, m->n_heads);
+    }
+    const size_t d = m->dim;
+    const gllm_gguf_tensor *emb = gllm_gguf_tensor_find(g, "token_embd.weight");
+    if (!emb || emb->n_dims != 2 || emb->dims[0] != d) return gllm_bert_close(m), gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT GGUF: token_embd.weight");
+    m->vocab = (size_t)emb->dims[1], m->word = emb->data, m->edt = emb->dtype;
+    const gllm_gguf_tensor *types = gllm_gguf_tensor_find(g, "token_types.weight");
+    m->n_types = types && types->n_dims == 2 ? (size_t)types->dims[1] : 0;
+    const gllm_gguf_tensor *pos = gt(g, "position_embd.weight", -1, d, m->max_pos, &st);
+    if (m->n_types) types = gt(g, "token_types.weight", -1, d, m->n_types, &st);
+    m->ln_w = vec(gt(g, "token_embd_norm.weight", -1, d, 0, &st)), m->ln_b = vec(gt(g, "token_embd_norm.bias", -1, d, 0, &st));
+    /* position and type tables in f32 for the adds */
+    if (st == GLLM_OK && !(m->owned = malloc((m->max_pos + m->n_types + 1) * d * sizeof(float))))
+        st = gllm_fail(GLLM_E_OUT_OF_MEMORY, "BERT GGUF: no memory");
+    if (st == GLLM_OK) {
+        for (size_t r = 0; r < m->max_pos; r++)
+            gllm_kernels()->dequantize[pos->dtype]((const char *)pos->data + r * (pos->nbytes / m->max_pos), m->owned + r * d, d);
+        for (size_t r = 0; r < m->n_types; r++)
+            gllm_kernels()->dequantize[types->dtype]((const char *)types->data + r * (types->nbytes / m->n_types),
+                                                     m->owned + (m->max_pos + r) * d, d);
+        if (!m->n_types) memset(m->owned + m->max_pos * d, 0, d * sizeof(float)), m->n_types = 1;
+        m->pos = m->owned, m->type = m->owned + m->max_pos * d;
+    }
+    if (st == GLLM_OK && !(m->layers = calloc(m->n_layers, sizeof *m->layers))) st = gllm_fail(GLLM_E_OUT_OF_MEMORY, "BERT GGUF: no memory");
+    for (size_t l = 0; l < m->n_layers && st == GLLM_OK; l++) {
+        gllm_bert_layer *L = &m->layers[l];
+        const int i = (int)l;
+        const gllm_gguf_tensor *mats[6] = {gt(g, "attn_q.weight", i, d, d, &st), gt(g, "attn_k.weight", i, d, d, &st),
+                                           gt(g, "attn_v.weight", i, d, d, &st), gt(g, "attn_output.weight", i, d, d, &st),
+                                           gt(g, "ffn_up.weight", i, d, m->ffn, &st), gt(g, "ffn_down.weight", i, m->ffn, d, &st)};
+        if (st != GLLM_OK) break;
+        if (!l) m->mdt = mats[0]->dtype;
+        for (int k = 0; k < 6; k++)
+            if (mats[k]->dtype != m->mdt) st = gllm_fail(GLLM_E_UNSUPPORTED, "BERT GGUF: the layers' matrices must share one dtype");
+        L->wq = mats[0]->data, L->wk = mats[1]->data, L->wv = mats[2]->data, L->wo = mats[3]->data, L->wi = mats[4]->data, L->wd = mats[5]->data;
+        L->bq = vec(gt(g, "attn_q.bias", i, d, 0, &st)), L->bk = vec(gt(g, "attn_k.bias", i, d, 0, &st));
+        L->bv = vec(gt(g, "attn_v.bias", i, d, 0, &st)), L->bo = vec(gt(g, "attn_output.bias", i, d, 0, &st));
+        L->ln1_w = vec(gt(g, "attn_output_norm.weight", i, d, 0, &st)), L->ln1_b = vec(gt(g, "attn_output_norm.bias", i, d, 0, &st));
+        L->bi = vec(gt(g, "ffn_up.bias", i, m->ffn, 0, &st)), L->bd = vec(gt(g, "ffn_down.bias", i, d, 0, &st));
+        L->ln2_w = vec(gt(g, "layer_output_norm.weight", i, d, 0, &st)), L->ln2_b = vec(gt(g, "layer_output_norm.bias", i, d, 0, &st));
+    }
+    const gllm_gguf_tensor *cls = gllm_gguf_tensor_find(g, "cls.output.weight");
+    if (st == GLLM_OK && cls) { /* rank pooling head: cls (pooler, tanh) and cls.output (classifier) */
+        m->n_labels = cls->n_dims == 2 ? (size_t)cls->dims[1] : 1;
+        const gllm_gguf_tensor *pw = gt(g, "cls.weight", -1, d, d, &st), *cw = gt(g, "cls.output.weight", -1, d, m->n_labels, &st);
+        if (st == GLLM_OK && pw->dtype != cw->dtype) st = gllm_fail(GLLM_E_UNSUPPORTED, "BERT GGUF: head matrices of two dtypes");
+        if (st == GLLM_OK) m->pool_w = pw->data, m->cls_w = cw->data, m->hdt = pw->dtype;
+        m->pool_b = vec(gt(g, "cls.bias", -1, d, 0, &st)), m->cls_b = vec(gt(g, "cls.output.bias", -1, m->n_labels, 0, &st));
+    }
+    if (st == GLLM_OK) st = gllm_tokenizer_load(g, &m->tok);
+    if (st != GLLM_OK) return gllm_bert_close(m), st;
+    return finish(m);
 }
 
 void gllm_bert_close(gllm_bert *m) {
@@ -123,7 +231,9 @@ void gllm_bert_close(gllm_bert *m) {
     if (m->kv.k) gllm_kv_pool_free(&m->kv);
     gllm_tokenizer_free(m->tok);
     free(m->layers);
+    free(m->owned);
     gllm_st_close(&m->st);
+    gllm_gguf_close(&m->gguf);
     memset(m, 0, sizeof *m);
 }
 
@@ -145,7 +255,7 @@ static gllm_status encode(gllm_bert *m, const int32_t *const *seqs, const size_t
     }
     const gllm_kernel_table *kt = gllm_kernels();
     for (size_t i = 0, r = 0; i < n_seq; r += lens[i], i++) memcpy(ids + r, seqs[i], lens[i] * 4);
-    if ((st = gllm_cpu_embed(GLLM_DTYPE_F32, m->word, m->vocab, d, ids, rows, x)) != GLLM_OK) goto done;
+    if ((st = gllm_cpu_embed(m->edt, m->word, m->vocab, d, ids, rows, x)) != GLLM_OK) goto done;
     const int32_t sep = gllm_tokenizer_sep(m->tok);
     for (size_t i = 0, r = 0; i < n_seq; r += lens[i], i++)
         for (size_t t = 0, type = 0; t < lens[i]; t++) { /* positions restart in each sequence */
@@ -158,9 +268,9 @@ static gllm_status encode(gllm_bert *m, const int32_t *const *seqs, const size_t
     const float scale = 1.0f / sqrtf((float)m->head_dim);
     for (size_t l = 0; l < m->n_layers && st == GLLM_OK; l++) {
         const gllm_bert_layer *L = &m->layers[l];
-        if ((st = gllm_cpu_matmul(GLLM_DTYPE_F32, L->wq, x, L->bq, q, rows, d, d)) ||
-            (st = gllm_cpu_matmul(GLLM_DTYPE_F32, L->wk, x, L->bk, k, rows, d, d)) ||
-            (st = gllm_cpu_matmul(GLLM_DTYPE_F32, L->wv, x, L->bv, v, rows, d, d)))
+        if ((st = gllm_cpu_matmul(m->mdt, L->wq, x, L->bq, q, rows, d, d)) ||
+            (st = gllm_cpu_matmul(m->mdt, L->wk, x, L->bk, k, rows, d, d)) ||
+            (st = gllm_cpu_matmul(m->mdt, L->wv, x, L->bv, v, rows, d, d)))
             break;
         for (size_t i = 0, r = 0; i < n_seq && st == GLLM_OK; r += lens[i], i++) { /* attention within each sequence */
             for (size_t t = 0; t < lens[i] && st == GLLM_OK; t++)
@@ -170,13 +280,13 @@ static gllm_status encode(gllm_bert *m, const int32_t *const *seqs, const size_t
                 st = gllm_cpu_attention(&m->kv, &m->kv_seq, 0, q + r * d, lens[i], m->n_heads, 0, GLLM_MASK_NONE, NULL, scale,
                                         a + r * d);
         }
-        if (st != GLLM_OK || (st = gllm_cpu_matmul(GLLM_DTYPE_F32, L->wo, a, L->bo, h, rows, d, d))) break;
+        if (st != GLLM_OK || (st = gllm_cpu_matmul(m->mdt, L->wo, a, L->bo, h, rows, d, d))) break;
         for (size_t r = 0; r < rows; r++) {
             kt->add(x + r * d, h + r * d, x + r * d, d);
             kt->layernorm(x + r * d, L->ln1_w, L->ln1_b, x + r * d, d, m->eps);
         }
-        if ((st = gllm_cpu_ffn_up(GLLM_FFN_GELU, GLLM_DTYPE_F32, L->wi, L->bi, NULL, NULL, x, f, rows, m->ffn, d)) ||
-            (st = gllm_cpu_matmul(GLLM_DTYPE_F32, L->wd, f, L->bd, h, rows, d, m->ffn)))
+        if ((st = gllm_cpu_ffn_up(GLLM_FFN_GELU, m->mdt, L->wi, L->bi, NULL, NULL, x, f, rows, m->ffn, d)) ||
+            (st = gllm_cpu_matmul(m->mdt, L->wd, f, L->bd, h, rows, d, m->ffn)))
             break;
         for (size_t r = 0; r < rows; r++) {
             kt->add(x + r * d, h + r * d, x + r * d, d);
@@ -229,9 +339,9 @@ gllm_status gllm_bert_rerank(gllm_bert *m, const int32_t *const *seqs, const siz
     if (!x || !cls || !pooled || !logit || !ids) st = gllm_fail(GLLM_E_OUT_OF_MEMORY, "rerank: no memory for %zu tokens", rows);
     if (st == GLLM_OK) st = encode(m, seqs, lens, n_seq, 1, x, ids);
     for (size_t i = 0, r = 0; i < n_seq && st == GLLM_OK; r += lens[i], i++) memcpy(cls + i * d, x + r * d, d * 4);
-    if (st == GLLM_OK) st = gllm_cpu_matmul(GLLM_DTYPE_F32, m->pool_w, cls, m->pool_b, pooled, n_seq, d, d);
+    if (st == GLLM_OK) st = gllm_cpu_matmul(m->hdt, m->pool_w, cls, m->pool_b, pooled, n_seq, d, d);
     for (size_t i = 0; i < n_seq * d && st == GLLM_OK; i++) pooled[i] = tanhf(pooled[i]);
-    if (st == GLLM_OK) st = gllm_cpu_matmul(GLLM_DTYPE_F32, m->cls_w, pooled, m->cls_b, logit, n_seq, m->n_labels, d);
+    if (st == GLLM_OK) st = gllm_cpu_matmul(m->hdt, m->cls_w, pooled, m->cls_b, logit, n_seq, m->n_labels, d);
     for (size_t i = 0; i < n_seq && st == GLLM_OK; i++) scores[i] = logit[i * m->n_labels];
     gllm_ws_release(mark);
     return st;

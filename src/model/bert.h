@@ -1,6 +1,7 @@
 /* BERT-family encoder (word + position + token-type embeddings, post-LayerNorm blocks,
  * GELU FFN, bidirectional attention): read from a Hugging Face directory (config.json,
- * model.safetensors, vocab.txt), weights used in place; its CPU forward to pooled vectors. */
+ * model.safetensors, vocab.txt) or a GGUF file (llama.cpp's bert names), weights used in
+ * place; its CPU forward to pooled vectors and cross-encoder scores. */
 #ifndef GLLM_MODEL_BERT_H
 #define GLLM_MODEL_BERT_H
 #include "cpu/kv_cache.h"
@@ -8,15 +9,21 @@
 #include "text/tokenizer.h"
 
 typedef struct {
-    const float *wq, *bq, *wk, *bk, *wv, *bv, *wo, *bo, *ln1_w, *ln1_b, *wi, *bi, *wd, *bd, *ln2_w, *ln2_b;
+    const void *wq, *wk, *wv, *wo, *wi, *wd; /* matrices [out][in] in the model's matrix dtype */
+    const float *bq, *bk, *bv, *bo, *ln1_w, *ln1_b, *bi, *bd, *ln2_w, *ln2_b;
 } gllm_bert_layer;
 
 typedef struct {
     size_t n_layers, dim, n_heads, head_dim, ffn, vocab, max_pos, n_types;
     float eps;
-    const float *word, *pos, *type, *ln_w, *ln_b;
-    const float *pool_w, *pool_b, *cls_w, *cls_b; /* cross-encoders: pooler (tanh) and classifier, else NULL */
+    gllm_dtype mdt, edt, hdt; /* dtypes: layer matrices, word embeddings, head matrices */
+    const void *word;
+    const float *pos, *type, *ln_w, *ln_b;
+    float *owned;             /* position / type tables widened to f32 (GGUF f16 files) */
+    const void *pool_w, *cls_w; /* cross-encoders: pooler (tanh) and classifier, else NULL */
+    const float *pool_b, *cls_b;
     size_t n_labels;
+    gllm_gguf gguf;
     gllm_bert_layer *layers;
     gllm_safetensors st;
     gllm_tokenizer *tok;
@@ -24,7 +31,8 @@ typedef struct {
     gllm_kv_seq kv_seq;
 } gllm_bert;
 
-gllm_status gllm_bert_open(const char *dir, gllm_bert *m);
+/* path: a directory (safetensors) or a .gguf file */
+gllm_status gllm_bert_open(const char *path, gllm_bert *m);
 void gllm_bert_close(gllm_bert *m);
 /* out[n_seq][dim]: per sequence the mean of its last hidden states, optionally L2-normalised;
  * every sequence's rows go through each projection together (ids checked by the caller) */

@@ -67,6 +67,58 @@ with tempfile.TemporaryDirectory() as d:
         want = ref.score(p, 3)
         worst = max(worst, abs(ours[i] - want))
         print(f"pair {i}: ours {ours[i]:+.6f}, numpy {want:+.6f}")
+
+    # the same model as GGUF (llama.cpp's bert names), f32 and f16 matrices: the same scores
+    def gguf(path, f16):
+        def s(x):
+            b = x.encode()
+            return struct.pack("<Q", len(b)) + b
+        kv = [("general.architecture", 8, s("bert")), ("bert.block_count", 4, struct.pack("<I", L)),
+              ("bert.embedding_length", 4, struct.pack("<I", H)), ("bert.attention.head_count", 4, struct.pack("<I", NH)),
+              ("bert.feed_forward_length", 4, struct.pack("<I", FF)), ("bert.context_length", 4, struct.pack("<I", P)),
+              ("bert.attention.layer_norm_epsilon", 6, struct.pack("<f", 1e-12)), ("tokenizer.ggml.model", 8, s("bert")),
+              ("tokenizer.ggml.tokens", 9, struct.pack("<IQ", 8, V) + b"".join(
+                  s(w if w.startswith("[") else "\u2581" + w) for w in words)),
+              ("tokenizer.ggml.unknown_token_id", 4, struct.pack("<I", 1)),
+              ("tokenizer.ggml.cls_token_id", 4, struct.pack("<I", 2)),
+              ("tokenizer.ggml.seperator_token_id", 4, struct.pack("<I", 3))]
+        names = {"embeddings.word_embeddings.weight": "token_embd.weight",
+                 "embeddings.position_embeddings.weight": "position_embd.weight",
+                 "embeddings.token_type_embeddings.weight": "token_types.weight",
+                 "embeddings.LayerNorm.weight": "token_embd_norm.weight", "embeddings.LayerNorm.bias": "token_embd_norm.bias",
+                 "pooler.dense.weight": "cls.weight", "pooler.dense.bias": "cls.bias",
+                 "classifier.weight": "cls.output.weight", "classifier.bias": "cls.output.bias"}
+        per = {"attention.self.query": "attn_q", "attention.self.key": "attn_k", "attention.self.value": "attn_v",
+               "attention.output.dense": "attn_output", "attention.output.LayerNorm": "attn_output_norm",
+               "intermediate.dense": "ffn_up", "output.dense": "ffn_down", "output.LayerNorm": "layer_output_norm"}
+        for l in range(L):
+            for hf, gg in per.items():
+                for suffix in ("weight", "bias"):
+                    names[f"encoder.layer.{l}.{hf}.{suffix}"] = f"blk.{l}.{gg}.{suffix}"
+        infos, blob = b"", b""
+        for hf, a in tensors.items():
+            mat = a.ndim == 2 and hf not in ("embeddings.position_embeddings.weight", "embeddings.token_type_embeddings.weight")
+            half = f16 and mat and not hf.startswith("classifier") and not hf.startswith("pooler")
+            data = a.astype(np.float16 if half else np.float32).tobytes()
+            dims = list(reversed(a.shape))
+            infos += s(names[hf]) + struct.pack("<I", len(dims)) + b"".join(struct.pack("<Q", x) for x in dims)
+            infos += struct.pack("<IQ", 1 if half else 0, len(blob))
+            blob += data + b"\0" * (-len(data) % 32)
+        head = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kv))
+        head += b"".join(s(k) + struct.pack("<I", t) + v for k, t, v in kv) + infos
+        head += b"\0" * (-len(head) % 32)
+        open(path, "wb").write(head + blob)
+
+    for f16 in (0, 1):
+        path = os.path.join(d, f"model{f16}.gguf")
+        gguf(path, f16)
+        args = [gllmk, "rerank", "-m", path] + sum((["--tokens", ",".join(map(str, p))] for p in pairs), [])
+        out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+        got = {int(l.split()[1].strip("[]")): float(l.split()[0]) for l in out.strip().splitlines()}
+        for i, p in enumerate(pairs):
+            tol = 5e-3 if f16 else 1e-4
+            print(f"pair {i} from GGUF ({'f16' if f16 else 'f32'} matrices): {got[i]:+.6f}")
+            worst = max(worst, abs(got[i] - ref.score(p, 3)) / (tol / 1e-4))
 ok = worst < 1e-4
 print(f"{len(pairs) if ok else 0} passed, {0 if ok else len(pairs)} failed")
 sys.exit(0 if ok else 1)
