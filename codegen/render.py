@@ -39,7 +39,7 @@ def _banner(template, params):
 
 
 def _format(text, name):
-    if not CLANG_FORMAT or not name.endswith((".c", ".h", ".inc")):
+    if not CLANG_FORMAT or not name.endswith((".c", ".h", ".inc", ".cu")):
         return text
     return subprocess.run(
         [CLANG_FORMAT, "--style=file", f"--assume-filename={ROOT / 'generated' / name}"],
@@ -73,6 +73,10 @@ def outputs():
                      ("sources.cmake", "registry/sources.cmake.j2")]:
         emit(rel, tpl, {"file": rel})
     emit("unicode_tables.c", "registry/unicode_tables.c.j2", {"file": "unicode_tables.c"}, u=unicode.tables())
+    for dt in spec.DTYPES:  # CUDA: the same dtype rows, device code
+        emit(f"cuda/gemv_{dt.name}.cu", "cuda/gemv.cu.j2", {"op": "gemv", "dtype": dt.name, "isa": "cuda"}, dt=dt)
+    emit("cuda/rows.cu", "cuda/rows.cu.j2", {"file": "cuda/rows.cu"})
+    emit("cuda/kernels.cu", "cuda/kernels.cu.j2", {"file": "cuda/kernels.cu"})
     files = {rel: _format(text, rel) for rel, text in files.items()}
     manifest = "".join(f"{hashlib.sha256(t.encode()).hexdigest()[:16]}  {r}\n"
                        for r, t in sorted(files.items()))

@@ -14,36 +14,41 @@
 #ifndef GLLM_QUANT_BLOCKS_H
 #define GLLM_QUANT_BLOCKS_H
 #include <stdint.h>
+#ifdef __cplusplus /* shared with the CUDA kernels */
+#define GLLM_STATIC_ASSERT static_assert
+#else
+#define GLLM_STATIC_ASSERT _Static_assert
+#endif
 
 typedef struct {
     uint16_t d;
     int8_t qs[32];
 } gllm_block_q8_0;
-_Static_assert(sizeof(gllm_block_q8_0) == 34, "q8_0 block size");
+GLLM_STATIC_ASSERT(sizeof(gllm_block_q8_0) == 34, "q8_0 block size");
 
 typedef struct {
     uint16_t d;
     uint8_t qs[16];
 } gllm_block_q4_0;
-_Static_assert(sizeof(gllm_block_q4_0) == 18, "q4_0 block size");
+GLLM_STATIC_ASSERT(sizeof(gllm_block_q4_0) == 18, "q4_0 block size");
 
 typedef struct {
     uint16_t d;
     uint16_t m;
     uint8_t qs[16];
 } gllm_block_q4_1;
-_Static_assert(sizeof(gllm_block_q4_1) == 20, "q4_1 block size");
+GLLM_STATIC_ASSERT(sizeof(gllm_block_q4_1) == 20, "q4_1 block size");
 
 typedef struct {
     uint16_t d;
     uint8_t qs[8];
 } gllm_block_q2_0;
-_Static_assert(sizeof(gllm_block_q2_0) == 10, "q2_0 block size");
+GLLM_STATIC_ASSERT(sizeof(gllm_block_q2_0) == 10, "q2_0 block size");
 
 typedef struct {
     uint16_t d;
     uint8_t qs[4];
 } gllm_block_q1_0;
-_Static_assert(sizeof(gllm_block_q1_0) == 6, "q1_0 block size");
+GLLM_STATIC_ASSERT(sizeof(gllm_block_q1_0) == 6, "q1_0 block size");
 
 #endif

@@ -13,6 +13,13 @@ jobs=$(nproc)
 echo "== codegen check"
 python3 -m codegen check
 
+if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then
+  echo "== CUDA: recompile the kernels for sm_80/86/89/90 and compare with cubin/"
+  bash scripts/compile_kernels.sh --check
+else
+  echo "== CUDA: nvcc not found, cubin/ not re-checked"
+fi
+
 echo "== native build + tests"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$jobs"
@@ -53,6 +60,9 @@ fi
 
 echo "== fuzz: the GGUF reader under libFuzzer (ASan + UBSan)"
 FUZZ_CC=$(command -v clang-14 || command -v clang) bash scripts/fuzz.sh 20
+
+echo "== the library and gllmk link neither libcuda nor libcudart (the driver is loaded at run time)"
+if ldd build/libgllm_kernels.so build/gllmk | grep -iE "libcuda|libcudart"; then echo "linked against CUDA"; exit 1; fi
 
 echo "== install + consumer"
 bash tests/install/run.sh build

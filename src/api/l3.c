@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/threadpool.h"
 #include "cpu/kv_cache.h"
+#include "cuda/driver.h"
 #include "cpu/sample.h"
 #include "model/bert.h"
 #include "model/llama.h"
@@ -17,8 +18,42 @@
 #define MAX_HISTORY 65536
 
 struct gllm_backend {
-    char device[64];
+    char device[160];
+    int cuda, sm, integrated;
+    gllm_cuda_driver drv;
+    CUdevice dev;
+    CUcontext ctx;
+    CUmodule mod;
 };
+
+/* cuda:N: driver, device, its cubin (checked: CUDA ELF, no PTX), primary context, module */
+static gllm_status cuda_open(gllm_backend *b, int ordinal) {
+    gllm_status s = gllm_cuda_load(&b->drv, NULL);
+    if (s != GLLM_OK) return s;
+    int count = 0, major = 0, minor = 0;
+    b->drv.cuDeviceGetCount(&count);
+    if (ordinal < 0 || ordinal >= count) return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: no device %d (%d present)", ordinal, count);
+    char name[96] = "";
+    b->drv.cuDeviceGet(&b->dev, ordinal);
+    b->drv.cuDeviceGetName(name, sizeof name, b->dev);
+    b->drv.cuDeviceGetAttribute(&major, CU_ATTR_CC_MAJOR, b->dev);
+    b->drv.cuDeviceGetAttribute(&minor, CU_ATTR_CC_MINOR, b->dev);
+    b->drv.cuDeviceGetAttribute(&b->integrated, CU_ATTR_INTEGRATED, b->dev);
+    const void *blob;
+    size_t size;
+    if ((s = gllm_cuda_blob(major, minor, &blob, &size, &b->sm)) != GLLM_OK || (s = gllm_cuda_blob_check(blob, size)) != GLLM_OK)
+        return s;
+    if (b->drv.cuDevicePrimaryCtxRetain(&b->ctx, b->dev) != CUDA_SUCCESS) return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: no context on %s", name);
+    b->drv.cuCtxPushCurrent(b->ctx);
+    const CUresult r = b->drv.cuModuleLoadData(&b->mod, blob);
+    CUcontext popped;
+    b->drv.cuCtxPopCurrent(&popped);
+    if (r != CUDA_SUCCESS) return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: loading the sm_%d kernels failed (%d)", b->sm, r);
+    snprintf(b->device, sizeof b->device, "%s (sm_%d, driver %d.%d%s)", name, b->sm, b->drv.version / 1000,
+             b->drv.version % 1000 / 10, b->integrated ? ", integrated" : "");
+    b->cuda = 1;
+    return GLLM_OK;
+}
 
 struct gllm_model {
     gllm_gguf gguf;
@@ -59,22 +94,39 @@ gllm_status gllm_backend_open(const char *name, gllm_backend **out) {
     *out = NULL;
     const char *env = getenv("GLLM_DEVICE");
     const char *want = env && *env ? env : name ? name : "auto";
-    if (!strncmp(want, "cuda", 4))
-        return gllm_fail(GLLM_E_UNSUPPORTED, "backend %s: the CUDA backend is not built into this library", want);
-    if (strcmp(want, "auto") && strcmp(want, "cpu"))
+    int ordinal = -1;
+    if (!strncmp(want, "cuda", 4)) {
+        char *end;
+        ordinal = want[4] == ':' ? (int)strtol(want + 5, &end, 10) : 0;
+        if (want[4] && (want[4] != ':' || *end || end == want + 5))
+            return gllm_fail(GLLM_E_INVALID_ARGUMENT, "backend '%s': expected cuda:N", want);
+    } else if (strcmp(want, "auto") && strcmp(want, "cpu")) {
         return gllm_fail(GLLM_E_INVALID_ARGUMENT, "backend '%s': expected auto, cpu or cuda:N", want);
+    }
     gllm_backend *b = calloc(1, sizeof *b);
     if (!b) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "backend: no memory");
-    snprintf(b->device, sizeof b->device, "CPU, %d threads", gllm_pool_threads());
+    /* auto stays on the CPU: the L3 forwards do not run on CUDA yet (see README) */
+    if (ordinal >= 0 && (s = cuda_open(b, ordinal)) != GLLM_OK) { /* forced: an error, never a fallback */
+        gllm_backend_close(b);
+        return s;
+    }
+    if (!b->cuda) snprintf(b->device, sizeof b->device, "CPU, %d threads", gllm_pool_threads());
     *out = b;
     return GLLM_OK;
 }
 
-void gllm_backend_close(gllm_backend *b) { free(b); }
+void gllm_backend_close(gllm_backend *b) {
+    if (!b) return;
+    if (b->mod) b->drv.cuModuleUnload(b->mod);
+    if (b->ctx) b->drv.cuDevicePrimaryCtxRelease(b->dev);
+    if (b->drv.lib) gllm_cuda_unload(&b->drv);
+    free(b);
+}
 
 gllm_status gllm_backend_get_info(const gllm_backend *b, gllm_backend_info *out) {
     if (!b || !out) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_backend_get_info: NULL argument");
-    *out = (gllm_backend_info){"cpu", b->device, gllm_kernels()->isa, 1};
+    *out = (gllm_backend_info){b->cuda ? "cuda" : "cpu", b->device, b->cuda ? "sass" : gllm_kernels()->isa,
+                               b->cuda ? b->integrated : 1};
     return GLLM_OK;
 }
 
@@ -130,6 +182,7 @@ int32_t gllm_model_bos(const gllm_model *m) { return m && m->tok ? gllm_tokenize
 gllm_status gllm_generator_upload(gllm_backend *b, const gllm_model *m, size_t max_tokens, gllm_generator **out) {
     if (!b || !m || !out || !max_tokens) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_generator_upload: NULL or zero argument");
     *out = NULL;
+    if (b->cuda) return gllm_fail(GLLM_E_UNSUPPORTED, "generator: the forward does not run on CUDA yet (use the cpu backend)");
     gllm_generator *g = calloc(1, sizeof *g);
     if (!g) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "generator: no memory");
     g->b = b, g->m = m;
@@ -431,6 +484,7 @@ struct gllm_embedder {
 gllm_status gllm_embedding_upload(gllm_backend *b, const char *path, gllm_embedder **out) {
     if (!b || !path || !out) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_embedding_upload: NULL argument");
     *out = NULL;
+    if (b->cuda) return gllm_fail(GLLM_E_UNSUPPORTED, "embedder: the encoder does not run on CUDA yet (use the cpu backend)");
     gllm_embedder *e = calloc(1, sizeof *e);
     if (!e) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "embedder: no memory");
     gllm_status s = gllm_bert_open(path, &e->m);
@@ -483,6 +537,7 @@ struct gllm_reranker {
 gllm_status gllm_reranker_upload(gllm_backend *b, const char *path, gllm_reranker **out) {
     if (!b || !path || !out) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_reranker_upload: NULL argument");
     *out = NULL;
+    if (b->cuda) return gllm_fail(GLLM_E_UNSUPPORTED, "reranker: the encoder does not run on CUDA yet (use the cpu backend)");
     gllm_reranker *r = calloc(1, sizeof *r);
     if (!r) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "reranker: no memory");
     gllm_status s = gllm_bert_open(path, &r->m);

@@ -1,0 +1,55 @@
+/* The CUDA driver API, loaded at run time: dlopen("libcuda.so.1"), one dlsym
+ * (cuGetProcAddress_v2), every other entry point resolved through it at the version of
+ * its PFN typedef. No CUDA header or library is needed to build or to run the library. */
+#ifndef GLLM_CUDA_DRIVER_H
+#define GLLM_CUDA_DRIVER_H
+#include <stddef.h>
+#include <stdint.h>
+#include "gllm_kernels.h"
+
+typedef int CUresult;
+typedef int CUdevice;
+typedef struct CUctx_st *CUcontext;
+typedef struct CUmod_st *CUmodule;
+typedef struct CUfunc_st *CUfunction;
+typedef unsigned long long CUdeviceptr;
+
+enum { CUDA_SUCCESS = 0, CUDA_ERROR_STUB_LIBRARY = 34, CUDA_ERROR_NO_DEVICE = 100 };
+enum { CU_ATTR_INTEGRATED = 18, CU_ATTR_CC_MAJOR = 75, CU_ATTR_CC_MINOR = 76, CU_ATTR_PAGEABLE_VIA_HOST = 100 };
+
+typedef struct {
+    void *lib;
+    CUresult (*cuGetErrorString)(CUresult, const char **);
+    CUresult (*cuInit)(unsigned);
+    CUresult (*cuDriverGetVersion)(int *);
+    CUresult (*cuDeviceGetCount)(int *);
+    CUresult (*cuDeviceGet)(CUdevice *, int);
+    CUresult (*cuDeviceGetName)(char *, int, CUdevice);
+    CUresult (*cuDeviceGetAttribute)(int *, int, CUdevice);
+    CUresult (*cuDevicePrimaryCtxRetain)(CUcontext *, CUdevice);
+    CUresult (*cuDevicePrimaryCtxRelease)(CUdevice);
+    CUresult (*cuCtxPushCurrent)(CUcontext);
+    CUresult (*cuCtxPopCurrent)(CUcontext *);
+    CUresult (*cuModuleLoadData)(CUmodule *, const void *);
+    CUresult (*cuModuleUnload)(CUmodule);
+    CUresult (*cuModuleGetFunction)(CUfunction *, CUmodule, const char *);
+    CUresult (*cuMemAlloc)(CUdeviceptr *, size_t);
+    CUresult (*cuMemFree)(CUdeviceptr);
+    CUresult (*cuMemcpyHtoD)(CUdeviceptr, const void *, size_t);
+    CUresult (*cuMemcpyDtoH)(void *, CUdeviceptr, size_t);
+    CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, void *,
+                               void **, void **);
+    int version; /* driver version, e.g. 13000 */
+} gllm_cuda_driver;
+
+/* load the driver (lib: NULL = "libcuda.so.1"), resolve the entry points, cuInit. Errors:
+ * GLLM_E_UNSUPPORTED "no GPU" for a missing library, the toolkit's stub (34) or no device
+ * (100), a driver older than 13.0, or an entry point it lacks (named). */
+gllm_status gllm_cuda_load(gllm_cuda_driver *d, const char *lib);
+void gllm_cuda_unload(gllm_cuda_driver *d);
+
+/* the embedded cubin for a compute capability; GLLM_E_UNSUPPORTED naming any other */
+gllm_status gllm_cuda_blob(int major, int minor, const void **data, size_t *size, int *sm);
+/* the blob is a CUDA ELF for sm with no PTX section */
+gllm_status gllm_cuda_blob_check(const void *data, size_t size);
+#endif
