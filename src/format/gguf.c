@@ -1,12 +1,9 @@
 #include "format/gguf.h"
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include "core/dtype_traits.h"
 #include "core/error.h"
+#include "format/mapfile.h"
 
 #define MAX_ALIGNMENT 65536
 
@@ -176,28 +173,17 @@ gllm_status gllm_gguf_parse(const void *data, size_t size, gllm_gguf *g) {
 
 gllm_status gllm_gguf_open(const char *path, gllm_gguf *g) {
     memset(g, 0, sizeof *g);
-    if (!path) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "GGUF: no path");
-    const int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "GGUF: cannot open %s", path);
-    struct stat st;
-    if (fstat(fd, &st) || st.st_size <= 0) {
-        close(fd);
-        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "GGUF: %s is empty or unreadable", path);
-    }
-    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "GGUF: cannot map %s", path);
-    gllm_status s = gllm_gguf_parse(map, (size_t)st.st_size, g);
-    if (s != GLLM_OK) {
-        munmap(map, (size_t)st.st_size);
-        return s;
-    }
+    const void *map;
+    size_t size;
+    gllm_status s = gllm_map_file(path, "GGUF", &map, &size);
+    if (s != GLLM_OK) return s;
+    if ((s = gllm_gguf_parse(map, size, g)) != GLLM_OK) return gllm_unmap_file(map, size), s;
     g->mapped = 1;
     return GLLM_OK;
 }
 
 void gllm_gguf_close(gllm_gguf *g) {
-    if (g->mapped) munmap((void *)g->base, g->size);
+    if (g->mapped) gllm_unmap_file(g->base, g->size);
     free(g->kv), free(g->tensors);
     memset(g, 0, sizeof *g);
 }

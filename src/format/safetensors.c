@@ -1,12 +1,9 @@
 #include "format/safetensors.h"
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include "core/error.h"
 #include "format/json.h"
+#include "format/mapfile.h"
 
 #define MAX_HEADER (100u << 20)
 
@@ -83,21 +80,17 @@ gllm_status gllm_st_parse(const void *data, size_t size, gllm_safetensors *st) {
 
 gllm_status gllm_st_open(const char *path, gllm_safetensors *st) {
     memset(st, 0, sizeof *st);
-    const int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "safetensors: cannot open %s", path);
-    struct stat sb;
-    if (fstat(fd, &sb) || sb.st_size <= 0) return close(fd), gllm_fail(GLLM_E_INVALID_ARGUMENT, "safetensors: %s is empty", path);
-    void *map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "safetensors: cannot map %s", path);
-    gllm_status s = gllm_st_parse(map, (size_t)sb.st_size, st);
-    if (s != GLLM_OK) return munmap(map, (size_t)sb.st_size), s;
+    const void *map;
+    size_t size;
+    gllm_status s = gllm_map_file(path, "safetensors", &map, &size);
+    if (s != GLLM_OK) return s;
+    if ((s = gllm_st_parse(map, size, st)) != GLLM_OK) return gllm_unmap_file(map, size), s;
     st->mapped = 1;
     return GLLM_OK;
 }
 
 void gllm_st_close(gllm_safetensors *st) {
-    if (st->mapped) munmap((void *)st->base, st->size);
+    if (st->mapped) gllm_unmap_file(st->base, st->size);
     free(st->t);
     memset(st, 0, sizeof *st);
 }
