@@ -481,16 +481,29 @@ struct gllm_embedder {
     gllm_bert m;
 };
 
+struct gllm_reranker {
+    gllm_bert m;
+};
+
+/* both wrap an encoder: open it on the CPU backend; a reranker also needs the classifier head */
+static gllm_status encoder_open(gllm_backend *b, const char *path, const char *what, int head, gllm_bert **out) {
+    *out = NULL;
+    if (b->cuda) return gllm_fail(GLLM_E_UNSUPPORTED, "%s: the encoder does not run on CUDA yet (use the cpu backend)", what);
+    gllm_bert *m = calloc(1, sizeof *m);
+    if (!m) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "%s: no memory", what);
+    gllm_status s = gllm_bert_open(path, m);
+    if (s == GLLM_OK && head && !m->cls_w) s = gllm_fail(GLLM_E_UNSUPPORTED, "%s: %s has no classifier head", what, path), gllm_bert_close(m);
+    if (s != GLLM_OK) return free(m), s;
+    *out = m;
+    return GLLM_OK;
+}
+
 gllm_status gllm_embedding_upload(gllm_backend *b, const char *path, gllm_embedder **out) {
     if (!b || !path || !out) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_embedding_upload: NULL argument");
-    *out = NULL;
-    if (b->cuda) return gllm_fail(GLLM_E_UNSUPPORTED, "embedder: the encoder does not run on CUDA yet (use the cpu backend)");
-    gllm_embedder *e = calloc(1, sizeof *e);
-    if (!e) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "embedder: no memory");
-    gllm_status s = gllm_bert_open(path, &e->m);
-    if (s != GLLM_OK) return free(e), s;
-    *out = e;
-    return GLLM_OK;
+    gllm_bert *m;
+    gllm_status s = encoder_open(b, path, "embedder", 0, &m);
+    *out = (gllm_embedder *)m; /* the wrapper's only member */
+    return s;
 }
 
 void gllm_embedder_free(gllm_embedder *e) {
@@ -514,37 +527,18 @@ gllm_status gllm_embedding_tokenize(const gllm_embedder *e, const char *text, si
 
 gllm_status gllm_embedding_forward(gllm_embedder *e, const int32_t *const *seqs, const size_t *lens, size_t n,
                                    int normalize, float *out) {
-    if (!e || !seqs || !lens || !out) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_embedding_forward: NULL argument");
-    if (!n) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_embedding_forward: no sequences");
-    for (size_t i = 0; i < n; i++) { /* every sequence checked before any runs */
-        if (!seqs[i] || !lens[i]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "embedding: sequence %zu is empty", i);
-        if (lens[i] > e->m.max_pos)
-            return gllm_fail(GLLM_E_INVALID_ARGUMENT, "embedding: sequence %zu has %zu tokens, the positions end at %zu", i, lens[i], e->m.max_pos);
-        for (size_t t = 0; t < lens[i]; t++)
-            if (seqs[i][t] < 0 || (size_t)seqs[i][t] >= e->m.vocab)
-                return gllm_fail(GLLM_E_INVALID_ARGUMENT, "embedding: token id %d (sequence %zu) outside the vocabulary of %zu",
-                                 seqs[i][t], i, e->m.vocab);
-    }
+    if (!e) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_embedding_forward: NULL embedder");
     return gllm_bert_embed(&e->m, seqs, lens, n, normalize, out);
 }
 
 /* ---- reranking -------------------------------------------------------------------------------- */
 
-struct gllm_reranker {
-    gllm_bert m;
-};
-
 gllm_status gllm_reranker_upload(gllm_backend *b, const char *path, gllm_reranker **out) {
     if (!b || !path || !out) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_reranker_upload: NULL argument");
-    *out = NULL;
-    if (b->cuda) return gllm_fail(GLLM_E_UNSUPPORTED, "reranker: the encoder does not run on CUDA yet (use the cpu backend)");
-    gllm_reranker *r = calloc(1, sizeof *r);
-    if (!r) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "reranker: no memory");
-    gllm_status s = gllm_bert_open(path, &r->m);
-    if (s == GLLM_OK && !r->m.cls_w) s = gllm_fail(GLLM_E_UNSUPPORTED, "reranker: %s has no classifier head", path), gllm_bert_close(&r->m);
-    if (s != GLLM_OK) return free(r), s;
-    *out = r;
-    return GLLM_OK;
+    gllm_bert *m;
+    gllm_status s = encoder_open(b, path, "reranker", 1, &m);
+    *out = (gllm_reranker *)m; /* the wrapper's only member */
+    return s;
 }
 
 void gllm_reranker_free(gllm_reranker *r) {
@@ -567,10 +561,6 @@ gllm_status gllm_rerank_tokenize(const gllm_reranker *r, const char *query, cons
 }
 
 gllm_status gllm_rerank_forward(gllm_reranker *r, const int32_t *const *pairs, const size_t *lens, size_t n, float *scores) {
-    if (!r || !pairs || !lens || !scores || !n) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_rerank_forward: NULL or empty input");
-    for (size_t i = 0; i < n; i++)
-        for (size_t t = 0; pairs[i] && t < lens[i]; t++)
-            if (pairs[i][t] < 0 || (size_t)pairs[i][t] >= r->m.vocab)
-                return gllm_fail(GLLM_E_INVALID_ARGUMENT, "rerank: token id %d (pair %zu) outside the vocabulary of %zu", pairs[i][t], i, r->m.vocab);
+    if (!r) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_rerank_forward: NULL reranker");
     return gllm_bert_rerank(&r->m, pairs, lens, n, scores);
 }

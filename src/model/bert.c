@@ -304,6 +304,10 @@ static gllm_status check(const gllm_bert *m, const int32_t *const *seqs, const s
     for (size_t i = 0; i < n_seq; i++) {
         if (!lens[i] || !seqs[i]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "encoder: sequence %zu is empty", i);
         if (lens[i] > m->max_pos) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "encoder: %zu tokens exceed the %zu positions", lens[i], m->max_pos);
+        for (size_t t = 0; t < lens[i]; t++)
+            if (seqs[i][t] < 0 || (size_t)seqs[i][t] >= m->vocab)
+                return gllm_fail(GLLM_E_INVALID_ARGUMENT, "encoder: token id %d (sequence %zu) outside the vocabulary of %zu",
+                                 seqs[i][t], i, m->vocab);
         *rows += lens[i];
     }
     return GLLM_OK;
