@@ -22,6 +22,12 @@ static const struct {
 #undef E
 };
 
+static gllm_status no_gpu(gllm_cuda_driver *d, CUresult r) {
+    gllm_cuda_unload(d);
+    return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: no GPU (%s)",
+                     r == CUDA_ERROR_STUB_LIBRARY ? "the link-only libcuda from the toolkit's lib64/stubs" : "no device");
+}
+
 gllm_status gllm_cuda_load(gllm_cuda_driver *d, const char *lib) {
     memset(d, 0, sizeof *d);
     const char *path = lib ? lib : "libcuda.so.1";
@@ -36,10 +42,7 @@ gllm_status gllm_cuda_load(gllm_cuda_driver *d, const char *lib) {
         void *fn = NULL;
         int status = 0;
         const CUresult r = get(entries[i].name, &fn, entries[i].version, 0, &status);
-        if (r == CUDA_ERROR_STUB_LIBRARY) {
-            gllm_cuda_unload(d);
-            return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: no GPU (the toolkit's stub driver)");
-        }
+        if (r == CUDA_ERROR_STUB_LIBRARY) return no_gpu(d, r);
         if (r != CUDA_SUCCESS || !fn) {
             gllm_cuda_unload(d);
             return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: the driver lacks %s (version %d)", entries[i].name, entries[i].version);
@@ -47,10 +50,7 @@ gllm_status gllm_cuda_load(gllm_cuda_driver *d, const char *lib) {
         memcpy((char *)d + entries[i].offset, &fn, sizeof fn);
     }
     CUresult r = d->cuInit(0);
-    if (r == CUDA_ERROR_STUB_LIBRARY || r == CUDA_ERROR_NO_DEVICE) {
-        gllm_cuda_unload(d);
-        return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: no GPU (%s)", r == CUDA_ERROR_STUB_LIBRARY ? "the toolkit's stub driver" : "no device");
-    }
+    if (r == CUDA_ERROR_STUB_LIBRARY || r == CUDA_ERROR_NO_DEVICE) return no_gpu(d, r);
     if (r != CUDA_SUCCESS) {
         gllm_cuda_unload(d);
         return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: cuInit failed (%d)", r);

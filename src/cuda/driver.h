@@ -43,7 +43,7 @@ typedef struct {
 } gllm_cuda_driver;
 
 /* load the driver (lib: NULL = "libcuda.so.1"), resolve the entry points, cuInit. Errors:
- * GLLM_E_UNSUPPORTED "no GPU" for a missing library, the toolkit's stub (34) or no device
+ * GLLM_E_UNSUPPORTED "no GPU" for a missing library, the toolkit's link-only libcuda (34) or no device
  * (100), a driver older than 13.0, or an entry point it lacks (named). */
 gllm_status gllm_cuda_load(gllm_cuda_driver *d, const char *lib);
 void gllm_cuda_unload(gllm_cuda_driver *d);
