@@ -58,6 +58,10 @@ Test(cuda, architecture_selection) {
     cr_assert_eq(gllm_cuda_blob(7, 5, &blob, &size, &sm), GLLM_E_UNSUPPORTED);
     cr_assert(strstr(gllm_last_error(), "7.5"), "%s", gllm_last_error());
     cr_assert_eq(gllm_cuda_blob(12, 0, &blob, &size, &sm), GLLM_E_UNSUPPORTED);
+    cr_assert_eq(gllm_cuda_blob(8, 7, &blob, &size, &sm), GLLM_OK, "8.7 runs the sm_86 SASS");
+    cr_assert_eq(sm, 86);
+    cr_assert_eq(gllm_cuda_blob(9, 1, &blob, &size, &sm), GLLM_OK);
+    cr_assert_eq(sm, 90);
 }
 
 Test(cuda, forced_backend_without_gpu_is_an_error) {
@@ -69,6 +73,7 @@ Test(cuda, forced_backend_without_gpu_is_an_error) {
         cr_assert_eq(gllm_backend_open("cuda:0", &b), GLLM_E_UNSUPPORTED, "never a silent fallback");
     }
     cr_assert_eq(gllm_backend_open("cuda:x", &b), GLLM_E_INVALID_ARGUMENT);
+    cr_assert_eq(gllm_backend_open("cuda:-1", &b), GLLM_E_INVALID_ARGUMENT, "a negative ordinal is not the CPU");
     cr_assert_eq(gllm_backend_open("auto", &b), GLLM_OK);
     gllm_backend_info bi;
     gllm_backend_get_info(b, &bi);

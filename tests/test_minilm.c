@@ -65,6 +65,8 @@ Test(minilm, similarities_batches_and_errors) {
     cr_assert_eq(gllm_embedding_forward(e, &pl, &ll, 1, 1, one), GLLM_E_INVALID_ARGUMENT, "past the position table");
     size_t l0 = 0;
     cr_assert_eq(gllm_embedding_forward(e, &pb, &l0, 1, 1, one), GLLM_E_INVALID_ARGUMENT, "empty sequence");
+    size_t nt;
+    cr_assert_eq(gllm_embedding_tokenize(e, NULL, 4, ids[0], 64, &nt), GLLM_E_INVALID_ARGUMENT, "NULL text");
     gllm_embedder_free(e);
     gllm_backend_close(b);
 }

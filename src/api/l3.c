@@ -32,7 +32,7 @@ static gllm_status cuda_open(gllm_backend *b, int ordinal) {
     if (s != GLLM_OK) return s;
     int count = 0, major = 0, minor = 0;
     b->drv.cuDeviceGetCount(&count);
-    if (ordinal < 0 || ordinal >= count) return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: no device %d (%d present)", ordinal, count);
+    if (ordinal >= count) return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: no device %d (%d present)", ordinal, count);
     char name[96] = "";
     b->drv.cuDeviceGet(&b->dev, ordinal);
     b->drv.cuDeviceGetName(name, sizeof name, b->dev);
@@ -98,8 +98,8 @@ gllm_status gllm_backend_open(const char *name, gllm_backend **out) {
     if (!strncmp(want, "cuda", 4)) {
         char *end;
         ordinal = want[4] == ':' ? (int)strtol(want + 5, &end, 10) : 0;
-        if (want[4] && (want[4] != ':' || *end || end == want + 5))
-            return gllm_fail(GLLM_E_INVALID_ARGUMENT, "backend '%s': expected cuda:N", want);
+        if (want[4] && (want[4] != ':' || *end || end == want + 5 || ordinal < 0))
+            return gllm_fail(GLLM_E_INVALID_ARGUMENT, "backend '%s': expected cuda:N with N >= 0", want);
     } else if (strcmp(want, "auto") && strcmp(want, "cpu")) {
         return gllm_fail(GLLM_E_INVALID_ARGUMENT, "backend '%s': expected auto, cpu or cuda:N", want);
     }
@@ -516,8 +516,8 @@ size_t gllm_embedding_dim(const gllm_embedder *e) { return e ? e->m.dim : 0; }
 
 gllm_status gllm_embedding_tokenize(const gllm_embedder *e, const char *text, size_t len, int32_t *ids, size_t cap,
                                     size_t *n) {
-    if (!e || !n || cap < 2 || !ids) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_embedding_tokenize: bad arguments");
-    size_t k;
+    if (!e || (!text && len) || !n || cap < 2 || !ids) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_embedding_tokenize: bad arguments");
+    size_t k = 0;
     gllm_status s = gllm_tokenize(e->m.tok, text, len, ids + 1, cap - 2, &k);
     *n = k + 2;
     if (s != GLLM_OK) return s;

@@ -73,15 +73,15 @@ void gllm_cuda_unload(gllm_cuda_driver *d) {
 BLOB(80) BLOB(86) BLOB(89) BLOB(90)
 #undef BLOB
 
+/* SASS runs on its own major version at the same or a later minor: the newest built one that fits */
 gllm_status gllm_cuda_blob(int major, int minor, const void **data, size_t *size, int *sm) {
-    const int cc = major * 10 + minor;
-#define PICK(s)  \
-    if (cc == s) {                                                                                \
+#define PICK(s)                                                                                   \
+    if (major == s / 10 && minor >= s % 10) {                                                     \
         *data = gllm_cubin_sm##s##_start, *size = (size_t)(gllm_cubin_sm##s##_end - gllm_cubin_sm##s##_start); \
         *sm = s;                                                                                  \
         return GLLM_OK;                                                                           \
     }
-    PICK(80) PICK(86) PICK(89) PICK(90)
+    PICK(90) PICK(89) PICK(86) PICK(80)
 #undef PICK
     return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: compute capability %d.%d has no kernels (sm_80, 86, 89, 90 are built)", major, minor);
 }
