@@ -26,6 +26,19 @@ static int fail(const char *what) {
     return 1;
 }
 
+/* "1,2,3" into ids (at most cap); 0 for a list that is not numbers */
+static int parse_ids(const char *list, int32_t *ids, size_t cap, size_t *n) {
+    *n = 0;
+    for (const char *p = list; *p && *n < cap;) {
+        char *end;
+        const long v = strtol(p, &end, 10);
+        if (end == p) return fprintf(stderr, "gllmk: bad token list '%s'\n", list), 0;
+        ids[(*n)++] = (int32_t)v;
+        p = *end == ',' ? end + 1 : end;
+    }
+    return 1;
+}
+
 static int info(void) {
     if (gllm_init() != GLLM_OK) return fail("init");
     printf("backend   cpu\n");
@@ -56,7 +69,10 @@ static int parse(int argc, char **argv, options *o) {
         if (!v) return fprintf(stderr, "gllmk: %s needs a value\n", a), 0;
         if (!strcmp(a, "-m")) o->model = v;
         else if (!strcmp(a, "-p")) o->prompt = v;
-        else if (!strcmp(a, "-n")) o->n = atoi(v);
+        else if (!strcmp(a, "-n")) {
+            o->n = atoi(v);
+            if (o->n < 0 || o->n > 1000000) return fprintf(stderr, "gllmk: -n %s: expected 0 to 1000000 tokens\n", v), 0;
+        }
         else if (!strcmp(a, "--temp")) o->s.temperature = (float)atof(v);
         else if (!strcmp(a, "--top-k")) o->s.top_k = atoi(v);
         else if (!strcmp(a, "--top-p")) o->s.top_p = (float)atof(v);
@@ -110,6 +126,7 @@ static int generate(int argc, char **argv) {
     session s;
     if (open_session(o.model, 4096, &s)) return 1;
     int32_t *ids = malloc((4096 + (size_t)o.n) * sizeof(int32_t));
+    if (!ids) return fprintf(stderr, "gllmk: no memory\n"), 1;
     size_t n;
     if (gllm_model_tokenize(s.m, o.prompt, strlen(o.prompt), ids, 4096, &n) != GLLM_OK) return fail("tokenize");
     if (!n) return fprintf(stderr, "gllmk: empty prompt\n"), 1;
@@ -147,18 +164,13 @@ static int logits(int argc, char **argv) {
     if (!parse(argc, argv, &o)) return 2;
     if (!o.tokens) return fprintf(stderr, "gllmk logits: --tokens 1,2,3 is required\n"), 2;
     int32_t ids[4096];
-    size_t n = 0;
-    for (const char *p = o.tokens; *p && n < 4096;) {
-        char *end;
-        const long v = strtol(p, &end, 10);
-        if (end == p) return fprintf(stderr, "gllmk logits: bad token list '%s'\n", o.tokens), 2;
-        ids[n++] = (int32_t)v;
-        p = *end == ',' ? end + 1 : end;
-    }
+    size_t n;
+    if (!parse_ids(o.tokens, ids, 4096, &n)) return 2;
     session s;
     if (open_session(o.model, n, &s)) return 1;
     /* every position's row: one token at a time through the cache */
     float *all = malloc(n * s.mi.vocab * sizeof(float));
+    if (!all) return fprintf(stderr, "gllmk: no memory\n"), 1;
     for (size_t i = 0; i < n; i++) {
         gllm_logits *l;
         if (gllm_generator_forward(s.g, s.kv, s.seq, &ids[i], 1, NULL, &l) != GLLM_OK) return fail("forward");
@@ -192,14 +204,14 @@ static int logits(int argc, char **argv) {
 /* gllmk embed [-m dir] [--out file.f32] [--tokens 101,2023,102 ...] "text" ... */
 static int embed(int argc, char **argv) {
     const char *dir = DEFAULT_EMBEDDER, *outp = NULL;
-    const char *texts[64];
+    const char *texts[64], *lists[64]; /* a text, or a token list */
     int32_t *seqs[64];
     size_t lens[64], n = 0;
     for (int i = 1; i < argc && n < 64; i++) {
         if (!strcmp(argv[i], "-m") && i + 1 < argc) dir = argv[++i];
         else if (!strcmp(argv[i], "--out") && i + 1 < argc) outp = argv[++i];
-        else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) texts[n] = NULL, seqs[n] = (int32_t *)argv[++i], n++;
-        else texts[n] = argv[i], seqs[n] = NULL, n++;
+        else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) texts[n] = NULL, lists[n] = argv[++i], n++;
+        else texts[n] = argv[i], lists[n] = NULL, n++;
     }
     if (!n) return fprintf(stderr, "usage: gllmk embed [-m dir] [--out file.f32] [--tokens 101,2023,102] \"text\" ...\n"), 2;
     gllm_backend *b;
@@ -212,20 +224,17 @@ static int embed(int argc, char **argv) {
     for (size_t i = 0; i < n; i++) {
         int32_t *ids = malloc(512 * sizeof(int32_t));
         size_t k = 0;
+        if (!ids) return fprintf(stderr, "gllmk: no memory\n"), 1;
         if (texts[i]) {
             if (gllm_embedding_tokenize(e, texts[i], strlen(texts[i]), ids, 512, &k) != GLLM_OK) return fail("tokenize");
-        } else {
-            for (const char *p = (const char *)seqs[i]; *p && k < 512;) {
-                char *end;
-                ids[k++] = (int32_t)strtol(p, &end, 10);
-                if (end == p) return fprintf(stderr, "gllmk embed: bad token list\n"), 2;
-                p = *end == ',' ? end + 1 : end;
-            }
+        } else if (!parse_ids(lists[i], ids, 512, &k)) {
+            return 2;
         }
         seqs[i] = ids, lens[i] = k;
     }
     const size_t dim = gllm_embedding_dim(e);
     float *v = malloc(n * dim * sizeof(float));
+    if (!v) return fprintf(stderr, "gllmk: no memory\n"), 1;
     const double t0 = now();
     if (gllm_embedding_forward(e, (const int32_t *const *)seqs, lens, n, 1, v) != GLLM_OK) return fail("embed");
     const double dt = now() - t0;
@@ -279,13 +288,9 @@ static int rerank(int argc, char **argv) {
     for (size_t i = 0; i < n; i++) {
         seqs[i] = malloc(512 * sizeof(int32_t));
         lens[i] = 0;
+        if (!seqs[i]) return fprintf(stderr, "gllmk: no memory\n"), 1;
         if (raw[i]) {
-            for (const char *p = docs[i]; *p && lens[i] < 512;) {
-                char *end;
-                seqs[i][lens[i]++] = (int32_t)strtol(p, &end, 10);
-                if (end == p) return fprintf(stderr, "gllmk rerank: bad token list\n"), 2;
-                p = *end == ',' ? end + 1 : end;
-            }
+            if (!parse_ids(docs[i], seqs[i], 512, &lens[i])) return 2;
         } else if (!query) {
             return fprintf(stderr, "gllmk rerank: -q query is needed for text documents\n"), 2;
         } else if (gllm_rerank_tokenize(r, query, docs[i], seqs[i], 512, &lens[i]) != GLLM_OK) {
