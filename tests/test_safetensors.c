@@ -60,6 +60,8 @@ Test(safetensors, hostile_headers) {
     char deep[300];
     memset(deep, '[', 200), deep[200] = 0;
     expect_bad(deep, 0, "JSON");
+    gllm_json j;
+    cr_assert_neq(gllm_json_parse("{\"x\":\0}", 7, &j), GLLM_OK, "a NUL byte is not a number");
     uint8_t huge[16] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f};
     gllm_safetensors st;
     cr_assert_eq(gllm_st_parse(huge, 16, &st), GLLM_E_INVALID_ARGUMENT, "a header length past the file");

@@ -119,6 +119,11 @@ Test(sample, edge_cases) {
     cr_assert_eq(gllm_sample_row(&sampler, logits, &c, out_of_range, 1, 0, &t), GLLM_E_INVALID_ARGUMENT);
     const int32_t long_history[17] = {0};
     cr_assert_eq(gllm_sample_row(&sampler, logits, &c, long_history, 17, 0, &t), GLLM_E_INVALID_ARGUMENT);
+    c.repetition_penalty = 1.0f, c.min_p = 1.5f;
+    cr_assert_eq(gllm_sample_row(&sampler, logits, &c, NULL, 0, 0, &t), GLLM_E_INVALID_ARGUMENT, "min_p above 1 keeps nothing");
+    c.min_p = 1.0f;
+    cr_assert_eq(gllm_sample_row(&sampler, logits, &c, NULL, 0, 0, &t), GLLM_OK);
+    cr_assert_eq(t, 3, "min_p 1: only the most likely token");
 }
 
 Test(sample, penalties) {

@@ -66,6 +66,7 @@ gllm_status gllm_sample_row(gllm_sampler *s, const float *logits, const gllm_sam
     if (n_history > s->hist_cap)
         return gllm_fail(GLLM_E_INVALID_ARGUMENT, "sample: history of %zu tokens, sampler sized for %zu", n_history,
                          s->hist_cap);
+    if (!(cfg->min_p <= 1.0f)) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "sample: min_p %g above 1 keeps no token", cfg->min_p);
     const size_t n = s->vocab;
     const gllm_kernel_table *kt = gllm_kernels();
     float *p = s->probs;

@@ -71,7 +71,8 @@ static int skip_value(cur *c, uint32_t t, uint32_t *arr_type, uint64_t *arr_n) {
 
 static gllm_dtype dtype_of(uint32_t ggml_type) {
     for (int t = 0; t < GLLM_DTYPE_COUNT; t++)
-        if (gllm_dtype_traits_table[t].gguf_type == (int)ggml_type) return (gllm_dtype)t;
+        if (gllm_dtype_traits_table[t].gguf_type >= 0 && (uint32_t)gllm_dtype_traits_table[t].gguf_type == ggml_type)
+            return (gllm_dtype)t;
     return GLLM_DTYPE_COUNT;
 }
 

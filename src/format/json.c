@@ -95,7 +95,7 @@ static int value(parser *q, int depth) {
     if (q->end - q->p >= 5 && !memcmp(q->p, "false", 5)) return n->type = JSON_BOOL, q->p += 5, 1;
     char buf[64];
     size_t k = 0;
-    while (q->p < q->end && k < sizeof buf - 1 && strchr("+-0123456789.eE", *q->p)) buf[k++] = *q->p++;
+    while (q->p < q->end && k < sizeof buf - 1 && *q->p && strchr("+-0123456789.eE", *q->p)) buf[k++] = *q->p++;
     if (!k) return 0;
     buf[k] = 0;
     char *e;

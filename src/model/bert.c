@@ -64,7 +64,7 @@ gllm_status gllm_bert_open(const char *dir, gllm_bert *m) {
     char *cfg = slurp(path, &len);
     if (!cfg) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT: cannot read %s", path);
     gllm_json j;
-    st = gllm_json_parse(cfg, len, &j);
+    const int parsed = (st = gllm_json_parse(cfg, len, &j)) == GLLM_OK;
     double v[8] = {0};
     static const char *const keys[] = {"num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size",
                                        "vocab_size", "max_position_embeddings", "type_vocab_size", "layer_norm_eps"};
@@ -74,7 +74,7 @@ gllm_status gllm_bert_open(const char *dir, gllm_bert *m) {
     }
     const gllm_json_node *act = st == GLLM_OK ? gllm_json_get(&j, &j.node[0], "hidden_act") : NULL;
     if (st == GLLM_OK && act && !gllm_json_is(act, "gelu")) st = gllm_fail(GLLM_E_UNSUPPORTED, "BERT: hidden_act other than gelu");
-    if (st == GLLM_OK) gllm_json_free(&j);
+    if (parsed) gllm_json_free(&j);
     free(cfg);
     if (st != GLLM_OK) return st;
     m->n_layers = (size_t)v[0], m->dim = (size_t)v[1], m->n_heads = (size_t)v[2], m->ffn = (size_t)v[3];
