@@ -140,6 +140,8 @@ static void qkv_case(gllm_dtype t, int bias, int qk_norm, size_t rot, int neox) 
                  GLLM_E_INVALID_ARGUMENT);
     cr_assert_eq(gllm_cpu_qkv_rope(&fused, x, n_tok, k, 3, inv, rot, neox, pos, &p1, &s1, 0, slots, q1),
                  GLLM_E_INVALID_ARGUMENT, "3 heads over 2 KV heads");
+    cr_assert_eq(gllm_cpu_qkv_rope(&fused, x, n_tok, k, nh, inv, rot, neox, pos, &p1, &s1, p1.n_layers, slots, q1),
+                 GLLM_E_INVALID_ARGUMENT, "a layer past the pool");
     gllm_kv_seq_release(&p1, &s1), gllm_kv_seq_release(&p2, &s2);
     gllm_kv_pool_free(&p1), gllm_kv_pool_free(&p2);
     free(wqkv), free(b), free(x), free(qn), free(kn), free(wq), free(wk), free(wv), free(q1), free(q2), free(y), free(ref), free(angle), free(mag);

@@ -99,8 +99,13 @@ gllm_status gllm_cpu_attention(const gllm_kv_pool *p, const gllm_kv_seq *s, size
     }
     j.bits = bits;
     /* token blocks: as many tokens as fit the per-thread scratch (query rows + their masks) */
+    const size_t row_bytes = j.group * (hd * sizeof(float) + (bits ? j.stride : 0));
     j.tb = TB;
-    while (j.tb > 1 && j.tb * j.group * (hd * sizeof(float) + j.stride) > GLLM_SCRATCH_BYTES) j.tb /= 2;
+    while (j.tb > 1 && j.tb * row_bytes > GLLM_SCRATCH_BYTES) j.tb /= 2;
+    if (j.tb * row_bytes > GLLM_SCRATCH_BYTES) {
+        gllm_ws_release(mark);
+        return gllm_fail(GLLM_E_UNSUPPORTED, "attention: a tree of %zu tokens is too large for one step", n_tok);
+    }
     const size_t n_blocks = (n_tok + j.tb - 1) / j.tb;
     j.first = gllm_ws_alloc((n_blocks + 1) * sizeof(size_t));
     size_t items = 0;

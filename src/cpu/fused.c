@@ -102,7 +102,6 @@ typedef struct {
     const gllm_kv_seq *s;
     size_t layer;
     const uint32_t *slots;
-    gllm_status status;
 } rope_job;
 
 static void rope_task(void *ctx, size_t i, void *scratch) {
@@ -117,8 +116,7 @@ static void rope_task(void *ctx, size_t i, void *scratch) {
     gllm_rope_cos_sin(j->inv_freq, j->rot, j->pos[i], cs);
     kt->rope(q, j->n_heads, j->hd, j->rot, cs, j->neox);
     kt->rope(k, j->nkv, j->hd, j->rot, cs, j->neox);
-    if (gllm_kv_write(j->p, j->s, j->layer, j->slots[i], k, j->v + i * j->nkv * j->hd) != GLLM_OK)
-        j->status = GLLM_E_INVALID_ARGUMENT; /* the slot check failed; its message is this thread's */
+    (void)gllm_kv_write(j->p, j->s, j->layer, j->slots[i], k, j->v + i * j->nkv * j->hd); /* layer and slots checked up front */
 }
 
 gllm_status gllm_cpu_qkv_rope(const gllm_qkv_weights *w, const float *x, size_t n_tok, size_t k, size_t n_heads,
@@ -134,6 +132,7 @@ gllm_status gllm_cpu_qkv_rope(const gllm_qkv_weights *w, const float *x, size_t 
     if (rot > hd || rot % 2 || rot > 512) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: rotary dims %zu of %zu", rot, hd);
     if ((unsigned)t >= GLLM_DTYPE_COUNT || k % (size_t)gllm_dtype_traits_table[t].block)
         return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: dtype %d with k=%zu", (int)t, k);
+    if (layer >= p->n_layers) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: layer %zu of %zu", layer, p->n_layers);
     for (size_t i = 0; i < n_tok; i++)
         if (pos[i] < 0 || slots[i] >= s->n_pages * p->page_size)
             return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: token %zu: position %d, slot %u (%zu reserved)", i,
@@ -162,8 +161,8 @@ gllm_status gllm_cpu_qkv_rope(const gllm_qkv_weights *w, const float *x, size_t 
     gllm_pool_run(total, qkv_task, &j);
     rope_job r = {.w = w, .n_heads = n_heads, .nkv = nkv, .hd = hd, .rot = rot, .neox = neox, .inv_freq = inv_freq,
                   .pos = pos, .q = q_out, .k = kv, .v = kv + n_tok * nkv * hd, .p = p, .s = s, .layer = layer,
-                  .slots = slots, .status = GLLM_OK};
+                  .slots = slots};
     gllm_pool_run(n_tok, rope_task, &r);
     gllm_ws_release(mark);
-    return r.status == GLLM_OK ? GLLM_OK : gllm_fail(r.status, "qkv_rope: KV write failed (layer %zu)", layer);
+    return GLLM_OK;
 }
