@@ -84,6 +84,13 @@ Test(l3, batch_equals_each_alone) {
     }
     const gllm_batch_item twice[2] = {{s[0], a, 1}, {s[0], c, 1}};
     cr_assert_eq(gllm_batch_forward(g, kv, twice, 2, &l), GLLM_E_INVALID_ARGUMENT, "a sequence twice in a batch");
+    const int32_t bad[1] = {VOCAB};
+    const gllm_batch_item late_error[2] = {{s[0], a, 1}, {s[1], bad, 1}};
+    size_t before, after;
+    gllm_seq_length(kv, s[0], &before);
+    cr_assert_eq(gllm_batch_forward(g, kv, late_error, 2, &l), GLLM_E_INVALID_ARGUMENT, "a token outside the vocabulary");
+    gllm_seq_length(kv, s[0], &after);
+    cr_assert_eq(after, before, "a refused batch runs no item");
 }
 
 /* a tree step: every node's logits equal those of the linear sequence prefix + its path */

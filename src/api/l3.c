@@ -263,19 +263,29 @@ gllm_status gllm_seq_length(const gllm_kv_cache *kv, int seq, size_t *len) {
 }
 
 /* one sequence's step into logits rows at row0 */
-static gllm_status step(gllm_generator *g, gllm_kv_cache *kv, int seq, const int32_t *tokens, size_t n,
-                        const gllm_topology *topo, size_t row0, size_t *rows) {
-    gllm_kv_seq *s = NULL;
-    gllm_status st = seq_of(kv, seq, &s);
+/* everything one sequence's step needs, checked (and its KV reserved) before anything runs */
+static gllm_status check_step(gllm_generator *g, gllm_kv_cache *kv, int seq, const int32_t *tokens, size_t n,
+                              size_t rows_end, gllm_kv_seq **s) {
+    gllm_status st = seq_of(kv, seq, s);
     if (st != GLLM_OK) return st;
     if (!tokens || !n) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: no tokens");
     if (kv->swapped[seq]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: sequence %d is swapped out", seq);
-    kv->warm[seq] = kv->step;
     if (n > g->max_rows) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: %zu tokens, the generator takes %zu", n, g->max_rows);
+    if (rows_end > g->max_rows) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: more logits rows than the generator holds");
+    const gllm_llama *m = &g->m->llama;
+    if ((*s)->len + n > m->ctx) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: %zu positions exceed the context of %zu", (*s)->len + n, m->ctx);
+    for (size_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || (size_t)tokens[i] >= m->vocab)
+            return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: token id %d outside the vocabulary of %zu", tokens[i], m->vocab);
+    return gllm_kv_reserve(&kv->pool, *s, (*s)->len + n);
+}
+
+static gllm_status run_step(gllm_generator *g, gllm_kv_cache *kv, int seq, const int32_t *tokens, size_t n,
+                            const gllm_topology *topo, size_t row0) {
+    gllm_kv_seq *s = NULL;
+    seq_of(kv, seq, &s); /* checked */
     const int tree = topo && topo->parent;
-    *rows = tree ? n : 1;
-    if (row0 + *rows > g->max_rows) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: more logits rows than the generator holds");
-    if ((st = gllm_kv_reserve(&kv->pool, s, s->len + n)) != GLLM_OK) return st;
+    kv->warm[seq] = kv->step;
     return gllm_llama_forward(&g->m->llama, &kv->pool, s, tokens, n, topo ? topo->position : NULL, tree ? topo->parent : NULL,
                               tree, g->logits + row0 * g->m->llama.vocab);
 }
@@ -283,10 +293,12 @@ static gllm_status step(gllm_generator *g, gllm_kv_cache *kv, int seq, const int
 gllm_status gllm_generator_forward(gllm_generator *g, gllm_kv_cache *kv, int seq, const int32_t *tokens, size_t n,
                                    const gllm_topology *topo, gllm_logits **out) {
     if (!g || !kv || !out || kv->g != g) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_generator_forward: bad handles");
-    size_t rows;
+    const size_t rows = topo && topo->parent ? n : 1;
+    gllm_kv_seq *s;
     atomic_store(&kv->running, 1);
     kv->step++;
-    gllm_status st = step(g, kv, seq, tokens, n, topo, 0, &rows);
+    gllm_status st = check_step(g, kv, seq, tokens, n, rows, &s);
+    if (st == GLLM_OK) st = run_step(g, kv, seq, tokens, n, topo, 0);
     atomic_store(&kv->running, 0);
     if (st != GLLM_OK) return st;
     g->view = (gllm_logits){g->logits, rows, g->m->llama.vocab};
@@ -308,18 +320,17 @@ gllm_status gllm_seq_accept(gllm_kv_cache *kv, int seq, size_t step_start, const
 gllm_status gllm_batch_forward(gllm_generator *g, gllm_kv_cache *kv, const gllm_batch_item *items, size_t n, gllm_logits **out) {
     if (!g || !kv || !items || !n || !out || kv->g != g) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_batch_forward: bad arguments");
     if (n > g->max_rows) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "batch: %zu sequences, room for %zu", n, g->max_rows);
-    for (size_t i = 0; i < n; i++) { /* every item checked before any runs */
-        gllm_kv_seq *s = NULL;
-        gllm_status st = seq_of(kv, items[i].seq, &s);
-        if (st != GLLM_OK) return st;
-        for (size_t j = 0; j < i; j++)
-            if (items[j].seq == items[i].seq) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "batch: sequence %d appears twice", items[i].seq);
-    }
     atomic_store(&kv->running, 1);
     kv->step++;
+    for (size_t i = 0; i < n; i++) { /* every item checked, and its KV reserved, before any runs */
+        gllm_kv_seq *s;
+        gllm_status st = check_step(g, kv, items[i].seq, items[i].tokens, items[i].n, i + 1, &s);
+        for (size_t j = 0; j < i && st == GLLM_OK; j++)
+            if (items[j].seq == items[i].seq) st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "batch: sequence %d appears twice", items[i].seq);
+        if (st != GLLM_OK) return atomic_store(&kv->running, 0), st;
+    }
     for (size_t i = 0; i < n; i++) {
-        size_t rows;
-        gllm_status st = step(g, kv, items[i].seq, items[i].tokens, items[i].n, NULL, i, &rows);
+        gllm_status st = run_step(g, kv, items[i].seq, items[i].tokens, items[i].n, NULL, i);
         if (st != GLLM_OK) return atomic_store(&kv->running, 0), st;
     }
     atomic_store(&kv->running, 0);
