@@ -100,8 +100,6 @@ DTYPES = [
           tol=2e-2, roundtrip=1.0 + 1e-3),
 ]
 
-DTYPE_BY_NAME = {d.name: d for d in DTYPES}
-
 
 @dataclass(frozen=True)
 class Op:

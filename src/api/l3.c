@@ -48,7 +48,7 @@ static gllm_status cuda_open(gllm_backend *b, int ordinal) {
     const CUresult r = b->drv.cuModuleLoadData(&b->mod, blob);
     CUcontext popped;
     b->drv.cuCtxPopCurrent(&popped);
-    if (r != CUDA_SUCCESS) return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: loading the sm_%d kernels failed (%d)", b->sm, r);
+    if (r != CUDA_SUCCESS) return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: loading the sm_%d kernels failed (%s)", b->sm, gllm_cuda_error(&b->drv, r));
     snprintf(b->device, sizeof b->device, "%s (sm_%d, driver %d.%d%s)", name, b->sm, b->drv.version / 1000,
              b->drv.version % 1000 / 10, b->integrated ? ", integrated" : "");
     b->cuda = 1;

@@ -53,7 +53,7 @@ gllm_status gllm_cuda_load(gllm_cuda_driver *d, const char *lib) {
     if (r == CUDA_ERROR_STUB_LIBRARY || r == CUDA_ERROR_NO_DEVICE) return no_gpu(d, r);
     if (r != CUDA_SUCCESS) {
         gllm_cuda_unload(d);
-        return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: cuInit failed (%d)", r);
+        return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: cuInit failed (%s)", gllm_cuda_error(d, r));
     }
     if (d->cuDriverGetVersion(&d->version) != CUDA_SUCCESS || d->version < 13000) {
         const int v = d->version;
@@ -61,6 +61,11 @@ gllm_status gllm_cuda_load(gllm_cuda_driver *d, const char *lib) {
         return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: driver %d.%d, 13.0 or newer is needed", v / 1000, v % 1000 / 10);
     }
     return GLLM_OK;
+}
+
+const char *gllm_cuda_error(const gllm_cuda_driver *d, CUresult r) {
+    const char *msg = NULL;
+    return d->cuGetErrorString && d->cuGetErrorString(r, &msg) == CUDA_SUCCESS && msg ? msg : "unknown CUDA error";
 }
 
 void gllm_cuda_unload(gllm_cuda_driver *d) {

@@ -15,7 +15,7 @@ typedef struct CUfunc_st *CUfunction;
 typedef unsigned long long CUdeviceptr;
 
 enum { CUDA_SUCCESS = 0, CUDA_ERROR_STUB_LIBRARY = 34, CUDA_ERROR_NO_DEVICE = 100 };
-enum { CU_ATTR_INTEGRATED = 18, CU_ATTR_CC_MAJOR = 75, CU_ATTR_CC_MINOR = 76, CU_ATTR_PAGEABLE_VIA_HOST = 100 };
+enum { CU_ATTR_INTEGRATED = 18, CU_ATTR_CC_MAJOR = 75, CU_ATTR_CC_MINOR = 76 };
 
 typedef struct {
     void *lib;
@@ -47,6 +47,8 @@ typedef struct {
  * (100), a driver older than 13.0, or an entry point it lacks (named). */
 gllm_status gllm_cuda_load(gllm_cuda_driver *d, const char *lib);
 void gllm_cuda_unload(gllm_cuda_driver *d);
+/* the driver's name for an error code */
+const char *gllm_cuda_error(const gllm_cuda_driver *d, CUresult r);
 
 /* the embedded cubin for a compute capability; GLLM_E_UNSUPPORTED naming any other */
 gllm_status gllm_cuda_blob(int major, int minor, const void **data, size_t *size, int *sm);

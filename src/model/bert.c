@@ -187,11 +187,8 @@ static gllm_status open_gguf(const char *path, gllm_bert *m) {
     if (st == GLLM_OK && !(m->owned = malloc((m->max_pos + m->n_types + 1) * d * sizeof(float))))
         st = gllm_fail(GLLM_E_OUT_OF_MEMORY, "BERT GGUF: no memory");
     if (st == GLLM_OK) {
-        for (size_t r = 0; r < m->max_pos; r++)
-            gllm_kernels()->dequantize[pos->dtype]((const char *)pos->data + r * (pos->nbytes / m->max_pos), m->owned + r * d, d);
-        for (size_t r = 0; r < m->n_types; r++)
-            gllm_kernels()->dequantize[types->dtype]((const char *)types->data + r * (types->nbytes / m->n_types),
-                                                     m->owned + (m->max_pos + r) * d, d);
+        gllm_kernels()->dequantize[pos->dtype](pos->data, m->owned, m->max_pos * d); /* whole tables: rows are contiguous */
+        if (m->n_types) gllm_kernels()->dequantize[types->dtype](types->data, m->owned + m->max_pos * d, m->n_types * d);
         if (!m->n_types) memset(m->owned + m->max_pos * d, 0, d * sizeof(float)), m->n_types = 1;
         m->pos = m->owned, m->type = m->owned + m->max_pos * d;
     }
