@@ -2,7 +2,7 @@
 # Install what building, testing and benchmarking gllm-kernels needs (Debian + PyPI).
 set -euo pipefail
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-pkgs="build-essential cmake ninja-build pkg-config clang-format-14 clang-14 libclang-rt-14-dev libcriterion-dev libopenblas0-pthread"
+pkgs="python3 python3-pip build-essential cmake ninja-build pkg-config clang-format-14 clang-14 libclang-rt-14-dev libcriterion-dev libopenblas0-pthread"
 [ "${GLLM_CROSS:-1}" = 1 ] && pkgs="$pkgs gcc-aarch64-linux-gnu qemu-user"
 missing=""
 for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
@@ -10,5 +10,7 @@ if [ -n "$missing" ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
-python3 -c "import jinja2" 2>/dev/null || python3 -m pip install -q jinja2
-python3 -c "import numpy" 2>/dev/null || python3 -m pip install -q numpy  # the embedding reference check
+# the generator (jinja2) and the reference checks (numpy); PEP 668 systems need the override
+pip_install() { python3 -m pip install -q "$1" 2>/dev/null || python3 -m pip install -q --break-system-packages "$1"; }
+python3 -c "import jinja2" 2>/dev/null || pip_install jinja2
+python3 -c "import numpy" 2>/dev/null || pip_install numpy
