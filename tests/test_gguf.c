@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include "format/gguf.h"
 #include "gguf_writer.h"
+#include "text/tokenizer.h"
 
 static uint8_t *valid(size_t *len) {
     static float f32[2 * 64];
@@ -162,4 +163,26 @@ Test(gguf, corpus_files) {
         cr_assert_eq(s == GLLM_OK, files[i].ok, "%s: %s", files[i].file, gllm_last_error());
         if (s == GLLM_OK) gllm_gguf_close(&g);
     }
+}
+
+/* a BPE vocabulary without an unknown token: a piece it cannot spell is dropped, never id -1 */
+Test(gguf, bpe_without_unknown_token) {
+    static const char *const toks[] = {"a", "b", "ab"}, *const merges[] = {"a b"};
+    const tw_kv kv[] = {{.key = "tokenizer.ggml.model", .type = GGUF_STRING, .s = "gpt2"},
+                        {.key = "tokenizer.ggml.tokens", .type = GGUF_ARRAY, .strs = toks, .n = 3},
+                        {.key = "tokenizer.ggml.merges", .type = GGUF_ARRAY, .strs = merges, .n = 1},
+                        {.key = "tokenizer.ggml.unknown_token_id", .type = GGUF_U32, .u = 7}}; /* past the vocabulary: none */
+    size_t len, n;
+    uint8_t *img = gguf_build(kv, 4, NULL, 0, 32, &len);
+    gllm_gguf g;
+    cr_assert_eq(gllm_gguf_parse(img, len, &g), GLLM_OK, "%s", gllm_last_error());
+    gllm_tokenizer *t;
+    cr_assert_eq(gllm_tokenizer_load(&g, &t), GLLM_OK, "%s", gllm_last_error());
+    int32_t ids[8];
+    cr_assert_eq(gllm_tokenize(t, "abc", 3, ids, 8, &n), GLLM_OK);
+    cr_assert_eq(n, 1, "'c' has no token: dropped (got %zu ids)", n);
+    cr_assert_eq(ids[0], 2);
+    gllm_tokenizer_free(t);
+    gllm_gguf_close(&g);
+    free(img);
 }

@@ -62,11 +62,12 @@ struct gllm_tokenizer {
     int digits_apart;      /* BPE pre-tokeniser "smollm": every number character is a piece of its own */
     int32_t byte_tok[256]; /* SPM: <0xXX>; BPE: the token of each mapped byte */
     uint32_t byte_cp[256]; /* BPE: byte -> code point (GPT-2's printable mapping) */
+    int16_t cp_byte[324];  /* BPE: and back (the mapped code points are below 324); -1: none */
 };
 
-static int32_t special(const gllm_gguf *g, const char *key) {
+static int32_t special(const gllm_gguf *g, const char *key, size_t n_vocab) {
     uint64_t v;
-    return gllm_gguf_find(g, key) && gllm_gguf_u64(g, key, &v) == GLLM_OK && v < INT32_MAX ? (int32_t)v : -1;
+    return gllm_gguf_find(g, key) && gllm_gguf_u64(g, key, &v) == GLLM_OK && v < n_vocab ? (int32_t)v : -1;
 }
 
 static gllm_status load_strs(const gllm_gguf *g, const char *key, gllm_str **out, size_t *n, char **arena) {
@@ -123,9 +124,9 @@ gllm_status gllm_tokenizer_load(const gllm_gguf *g, gllm_tokenizer **out) {
     gllm_status st = load_strs(g, "tokenizer.ggml.tokens", &t->tok, &t->n, &t->arena);
     if (st != GLLM_OK) return free(t), st;
     if (!strmap_build(&t->vocab, t->tok, t->n)) return drop(t, gllm_fail(GLLM_E_OUT_OF_MEMORY, "tokenizer: no memory"));
-    t->bos = special(g, "tokenizer.ggml.bos_token_id"), t->eos = special(g, "tokenizer.ggml.eos_token_id");
-    t->unk = special(g, "tokenizer.ggml.unknown_token_id"), t->cls = special(g, "tokenizer.ggml.cls_token_id");
-    t->sep = special(g, "tokenizer.ggml.seperator_token_id");
+    t->bos = special(g, "tokenizer.ggml.bos_token_id", t->n), t->eos = special(g, "tokenizer.ggml.eos_token_id", t->n);
+    t->unk = special(g, "tokenizer.ggml.unknown_token_id", t->n), t->cls = special(g, "tokenizer.ggml.cls_token_id", t->n);
+    t->sep = special(g, "tokenizer.ggml.seperator_token_id", t->n);
     if (t->kind == GLLM_TOK_SPM) {
         const gllm_gguf_kv *sc = gllm_gguf_find(g, "tokenizer.ggml.scores");
         if (!sc || sc->type != GGUF_ARRAY || sc->arr_type != GGUF_F32 || sc->arr_n != t->n)
@@ -146,9 +147,11 @@ gllm_status gllm_tokenizer_load(const gllm_gguf *g, gllm_tokenizer **out) {
         t->digits_apart = gllm_gguf_str(g, "tokenizer.ggml.pre", &pre) == GLLM_OK && pre.len == 6 && !memcmp(pre.ptr, "smollm", 6);
         /* GPT-2's byte -> printable code point mapping */
         uint32_t next = 256;
+        memset(t->cp_byte, -1, sizeof t->cp_byte);
         for (int b = 0; b < 256; b++) {
             const int printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174);
             t->byte_cp[b] = printable ? (uint32_t)b : next++;
+            t->cp_byte[t->byte_cp[b]] = (int16_t)b;
             char u[4];
             const size_t len = gllm_utf8_encode(t->byte_cp[b], u);
             t->byte_tok[b] = strmap_get(&t->vocab, u, len);
@@ -173,6 +176,7 @@ typedef struct {
 } out_ids;
 
 static void emit(out_ids *o, int32_t id) {
+    if (id < 0) return; /* no token and no unknown token in this vocabulary: the piece is dropped */
     if (o->n < o->cap) o->ids[o->n] = id;
     o->n++;
 }
@@ -365,7 +369,12 @@ static gllm_status bpe_word(const gllm_tokenizer *t, const char *w, size_t wl, o
         const int32_t id = strmap_get(&t->vocab, m + st[i], ln[i]);
         if (id >= 0) emit(o, id);
         else /* not in the vocabulary: its bytes one by one */
-            for (size_t b = 0; b < ln[i]; b++) emit(o, t->unk);
+            for (size_t j = 0; j < ln[i];) {
+                uint32_t cp;
+                j += gllm_utf8_decode(m + st[i] + j, ln[i] - j, &cp);
+                const int b = cp < 324 ? t->cp_byte[cp] : -1;
+                emit(o, b >= 0 && t->byte_tok[b] >= 0 ? t->byte_tok[b] : t->unk);
+            }
     }
     free(m), free(st), free(ln), free(key);
     return GLLM_OK;
@@ -491,9 +500,7 @@ gllm_status gllm_detokenize(const gllm_tokenizer *t, const int32_t *ids, size_t 
             for (size_t j = 0; j < s->len;) {
                 uint32_t cp;
                 j += gllm_utf8_decode(s->ptr + j, s->len - j, &cp);
-                int b = -1;
-                for (int x = 0; x < 256 && b < 0; x++)
-                    if (t->byte_cp[x] == cp) b = x;
+                const int b = cp < 324 ? t->cp_byte[cp] : -1;
                 if (b >= 0) PUT(b);
             }
         } else if (t->kind == GLLM_TOK_SPM && s->len == 6 && !memcmp(s->ptr, "<0x", 3) && s->ptr[5] == '>') {
