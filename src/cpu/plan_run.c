@@ -12,7 +12,7 @@
 
 gllm_status gllm_cpu_plan_run(const gllm_plan *p, size_t first, size_t last, const gllm_kv_pool *pool,
                               gllm_kv_seq *s, const int32_t *tokens, size_t n, const int32_t *position,
-                              const int32_t *parent, float *x, int all, float *logits) {
+                              const int32_t *parent, const float *x_in, float *x_out, int all, float *logits) {
     gllm_status st = gllm_ensure_init();
     if (st != GLLM_OK) return st;
     const gllm_kernel_table *kt = gllm_kernels();
@@ -27,7 +27,7 @@ gllm_status gllm_cpu_plan_run(const gllm_plan *p, size_t first, size_t last, con
         return gllm_fail(GLLM_E_OUT_OF_MEMORY, "plan: no memory for %zu tokens", n);
     }
     for (size_t i = 0; i < n; i++) pos[i] = position ? position[i] : (int32_t)(prefix + i), slots[i] = (uint32_t)(prefix + i);
-    if (x) memcpy(buf[BUF_X], x, n * p->width[BUF_X] * sizeof(float));
+    if (x_in) memcpy(buf[BUF_X], x_in, n * p->width[BUF_X] * sizeof(float));
     for (size_t i = first; i < last && st == GLLM_OK; i++) {
         const gllm_step *t = &p->steps[i];
         float *in = buf[t->in], *out = buf[t->out]; /* rows of the step's own width, contiguous */
@@ -62,7 +62,7 @@ gllm_status gllm_cpu_plan_run(const gllm_plan *p, size_t first, size_t last, con
         }
         }
     }
-    if (x && st == GLLM_OK) memcpy(x, buf[BUF_X], n * p->width[BUF_X] * sizeof(float));
+    if (x_out && st == GLLM_OK) memcpy(x_out, buf[BUF_X], n * p->width[BUF_X] * sizeof(float));
     gllm_ws_release(mark);
     return st;
 }

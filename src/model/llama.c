@@ -179,21 +179,20 @@ gllm_status gllm_llama_forward(const gllm_llama *m, const gllm_kv_pool *p, gllm_
     for (size_t i = 0; position && i < n; i++)
         if (position[i] < 0 || (size_t)position[i] >= m->ctx)
             return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: position %d of token %zu outside the context of %zu", position[i], i, m->ctx);
-    gllm_status st = gllm_cpu_plan_run(&m->plan, 0, m->plan.n_steps, p, s, tokens, n, position, parent, NULL, all, logits);
+    gllm_status st = gllm_cpu_plan_run(&m->plan, 0, m->plan.n_steps, p, s, tokens, n, position, parent, NULL, NULL, all, logits);
     if (st == GLLM_OK) s->len = prefix + n;
     return st;
 }
 
 gllm_status gllm_llama_head(const gllm_llama *m, const float *x, size_t n, float *logits) {
-    float *copy = (float *)x; /* the runner copies x in (and back: the head leaves x as it was) */
-    return gllm_cpu_plan_run(&m->plan, m->plan.n_steps - 2, m->plan.n_steps, NULL, NULL, NULL, n, NULL, NULL, copy, 1, logits);
+    return gllm_cpu_plan_run(&m->plan, m->plan.n_steps - 2, m->plan.n_steps, NULL, NULL, NULL, n, NULL, NULL, x, NULL, 1, logits);
 }
 
 gllm_status gllm_llama_block(const gllm_llama *m, size_t layer, int ffn, float *x, size_t n) {
     if (!m || !x || !n || layer >= m->n_layers) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "block: bad layer or input");
     if (n > m->ctx) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "block: %zu tokens exceed the context of %zu", n, m->ctx);
     const size_t *ls = m->plan.layer_steps[layer];
-    if (ffn) return gllm_cpu_plan_run(&m->plan, ls[1], m->plan.layer_steps[layer + 1][0], NULL, NULL, NULL, n, NULL, NULL, x, 0, NULL);
+    if (ffn) return gllm_cpu_plan_run(&m->plan, ls[1], m->plan.layer_steps[layer + 1][0], NULL, NULL, NULL, n, NULL, NULL, x, x, 0, NULL);
     /* a fresh f32 cache for positions 0 .. n-1 */
     gllm_kv_pool p;
     gllm_kv_seq s;
@@ -201,7 +200,7 @@ gllm_status gllm_llama_block(const gllm_llama *m, size_t layer, int ffn, float *
     if (st != GLLM_OK) return st;
     if ((st = gllm_kv_seq_init(&s, &p, n)) == GLLM_OK) {
         if ((st = gllm_kv_reserve(&p, &s, n)) == GLLM_OK)
-            st = gllm_cpu_plan_run(&m->plan, ls[0], ls[1], &p, &s, NULL, n, NULL, NULL, x, 0, NULL);
+            st = gllm_cpu_plan_run(&m->plan, ls[0], ls[1], &p, &s, NULL, n, NULL, NULL, x, x, 0, NULL);
         gllm_kv_seq_release(&p, &s);
     }
     gllm_kv_pool_free(&p);

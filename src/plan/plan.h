@@ -51,9 +51,10 @@ gllm_status gllm_plan_add(gllm_plan *p, gllm_step s);
 void gllm_plan_free(gllm_plan *p);
 
 /* run steps [first, last) of a plan for n tokens of a sequence (slots s->len ..; pos NULL =
- * s->len + i; parent NULL = causal); x: the BUF_X contents when the plan does not start with
- * an embedding (L2 blocks), else NULL; logits: the HEAD rows (all, or the last one) */
+ * s->len + i; parent NULL = causal); x_in: the BUF_X contents when the plan does not start with
+ * an embedding (L2 blocks), else NULL; x_out: where BUF_X goes at the end (or NULL); logits:
+ * the HEAD rows (all, or the last one) */
 gllm_status gllm_cpu_plan_run(const gllm_plan *p, size_t first, size_t last, const gllm_kv_pool *pool,
                               gllm_kv_seq *s, const int32_t *tokens, size_t n, const int32_t *pos,
-                              const int32_t *parent, float *x, int all, float *logits);
+                              const int32_t *parent, const float *x_in, float *x_out, int all, float *logits);
 #endif
