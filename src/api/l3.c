@@ -397,13 +397,6 @@ gllm_status gllm_seq_protect(gllm_kv_cache *kv, int seq, int on) {
     return GLLM_OK;
 }
 
-/* bytes of one logical page of a sequence across layers, K and V */
-static size_t page_bytes(const gllm_kv_pool *p) { return 2 * p->n_layers * p->page_elems * p->esize; }
-
-static char *pool_page(const gllm_kv_pool *p, int kv_v, size_t layer, int32_t page) {
-    return (char *)(kv_v ? p->v : p->k) + (layer * p->n_pages + (size_t)page) * p->page_elems * p->esize;
-}
-
 static gllm_status swappable(gllm_kv_cache *kv, int seq, gllm_kv_seq **s) {
     gllm_status st = seq_of(kv, seq, s);
     if (st != GLLM_OK) return st;
@@ -418,17 +411,9 @@ gllm_status gllm_swap_out_pages(gllm_kv_cache *kv, int seq) {
     if (st != GLLM_OK) return st;
     if (kv->warm[seq] == kv->step) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "swap: sequence %d is warm (used by the latest forward)", seq);
     if (kv->swapped[seq]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "swap: sequence %d is already swapped out", seq);
-    const gllm_kv_pool *p = &kv->pool;
-    const size_t pb = page_bytes(p), half = pb / 2 / p->n_layers;
-    char *host = malloc(s->n_pages * pb + 1);
-    if (!host) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "swap: no host memory for %zu pages", s->n_pages);
-    for (size_t i = 0; i < s->n_pages; i++)
-        for (size_t l = 0; l < p->n_layers; l++)
-            for (int v = 0; v < 2; v++) memcpy(host + i * pb + (2 * l + (size_t)v) * half, pool_page(p, v, l, s->table[i]), half);
-    kv->swapped[seq] = host, kv->swapped_pages[seq] = s->n_pages;
-    const size_t len = s->len;
-    for (size_t i = s->n_pages; i > 0; i--) kv->pool.free_list[kv->pool.n_free++] = s->table[i - 1];
-    s->n_pages = 0, s->len = len;
+    const size_t n = s->n_pages;
+    if ((st = gllm_kv_swap_out(&kv->pool, s, &kv->swapped[seq])) != GLLM_OK) return st;
+    kv->swapped_pages[seq] = n;
     return GLLM_OK;
 }
 
@@ -437,15 +422,7 @@ gllm_status gllm_swap_in_pages(gllm_kv_cache *kv, int seq) {
     gllm_status st = swappable(kv, seq, &s);
     if (st != GLLM_OK) return st;
     if (!kv->swapped[seq]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "swap: sequence %d is not swapped out", seq);
-    const gllm_kv_pool *p = &kv->pool;
-    const size_t n = kv->swapped_pages[seq], pb = page_bytes(p), half = pb / 2 / p->n_layers;
-    if (n > kv->pool.n_free) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "swap in: %zu pages needed, %zu free", n, kv->pool.n_free);
-    for (size_t i = 0; i < n; i++) s->table[i] = kv->pool.free_list[--kv->pool.n_free];
-    s->n_pages = n;
-    const char *host = kv->swapped[seq];
-    for (size_t i = 0; i < n; i++)
-        for (size_t l = 0; l < p->n_layers; l++)
-            for (int v = 0; v < 2; v++) memcpy(pool_page(p, v, l, s->table[i]), host + i * pb + (2 * l + (size_t)v) * half, half);
+    if ((st = gllm_kv_swap_in(&kv->pool, s, kv->swapped[seq], kv->swapped_pages[seq])) != GLLM_OK) return st;
     free(kv->swapped[seq]);
     kv->swapped[seq] = NULL, kv->swapped_pages[seq] = 0;
     return GLLM_OK;

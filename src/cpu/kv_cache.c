@@ -47,8 +47,13 @@ gllm_status gllm_kv_seq_init(gllm_kv_seq *s, const gllm_kv_pool *p, size_t max_t
     return GLLM_OK;
 }
 
-void gllm_kv_seq_release(gllm_kv_pool *p, gllm_kv_seq *s) {
+static void return_pages(gllm_kv_pool *p, gllm_kv_seq *s) {
     for (size_t i = s->n_pages; i > 0; i--) p->free_list[p->n_free++] = s->table[i - 1];
+    s->n_pages = 0;
+}
+
+void gllm_kv_seq_release(gllm_kv_pool *p, gllm_kv_seq *s) {
+    return_pages(p, s);
     free(s->table);
     memset(s, 0, sizeof *s);
 }
@@ -67,6 +72,33 @@ gllm_status gllm_kv_reserve(gllm_kv_pool *p, gllm_kv_seq *s, size_t n_slots) {
 
 /* V (token-major): the slot's head_dim values of head h; K (dim-major): its first value,
  * the next ones page_size elements apart */
+/* host layout: logical page i, then layer, then K before V */
+static void swap_copy(const gllm_kv_pool *p, const gllm_kv_seq *s, char *host, int out) {
+    const size_t half = p->page_elems * p->esize;
+    for (size_t i = 0; i < s->n_pages; i++)
+        for (size_t l = 0; l < p->n_layers; l++)
+            for (int v = 0; v < 2; v++) {
+                char *page = (char *)(v ? p->v : p->k) + (l * p->n_pages + (size_t)s->table[i]) * half;
+                char *h = host + ((i * p->n_layers + l) * 2 + (size_t)v) * half;
+                out ? memcpy(h, page, half) : memcpy(page, h, half);
+            }
+}
+
+gllm_status gllm_kv_swap_out(gllm_kv_pool *p, gllm_kv_seq *s, void **host) {
+    char *h = malloc(s->n_pages * 2 * p->n_layers * p->page_elems * p->esize + 1);
+    if (!h) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "swap: no host memory for %zu pages", s->n_pages);
+    swap_copy(p, s, h, 1);
+    return_pages(p, s);
+    *host = h;
+    return GLLM_OK;
+}
+
+gllm_status gllm_kv_swap_in(gllm_kv_pool *p, gllm_kv_seq *s, const void *host, size_t n_pages) {
+    gllm_status st = gllm_kv_reserve(p, s, n_pages * p->page_size);
+    if (st == GLLM_OK) swap_copy(p, s, (char *)host, 0);
+    return st;
+}
+
 static char *slot_ptr(const gllm_kv_pool *p, void *base, const gllm_kv_seq *s, size_t layer, size_t head,
                       size_t slot, int dim_major) {
     const size_t page = (size_t)s->table[slot >> p->page_shift], in = slot & (p->page_size - 1);

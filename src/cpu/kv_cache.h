@@ -40,6 +40,11 @@ void gllm_kv_seq_release(gllm_kv_pool *p, gllm_kv_seq *s); /* pages back to the 
 /* make slots [0, n_slots) backed by pages; fails (cache unchanged) when the pool or the table is full */
 gllm_status gllm_kv_reserve(gllm_kv_pool *p, gllm_kv_seq *s, size_t n_slots);
 
+/* swap: a sequence's pages out to host memory (malloc'd; its pool pages freed, len kept), and
+ * back into whatever pages are free, bit-exact (the caller frees host) */
+gllm_status gllm_kv_swap_out(gllm_kv_pool *p, gllm_kv_seq *s, void **host);
+gllm_status gllm_kv_swap_in(gllm_kv_pool *p, gllm_kv_seq *s, const void *host, size_t n_pages);
+
 /* write one token's K and V (n_kv_heads x head_dim f32 each) at a reserved slot:
  * append is slot == len, a tree step scatters to the slots its topology gives */
 gllm_status gllm_kv_write(const gllm_kv_pool *p, const gllm_kv_seq *s, size_t layer, size_t slot, const float *k,
