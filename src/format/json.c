@@ -124,14 +124,15 @@ void gllm_json_free(gllm_json *j) {
     j->node = NULL, j->n = 0;
 }
 
+const gllm_json_node *gllm_json_next(const gllm_json *j, const gllm_json_node *c) {
+    return c->type == JSON_ARR || c->type == JSON_OBJ ? &j->node[c->end] : c + 1;
+}
+
 const gllm_json_node *gllm_json_at(const gllm_json *j, const gllm_json_node *a, size_t i) {
     if (!a || (a->type != JSON_ARR && a->type != JSON_OBJ) || i >= a->n) return NULL;
-    size_t at = a->first;
-    for (size_t k = 0; k < i; k++) { /* skip a subtree */
-        const gllm_json_node *c = &j->node[at];
-        at = (c->type == JSON_ARR || c->type == JSON_OBJ) ? c->end : at + 1;
-    }
-    return &j->node[at];
+    const gllm_json_node *c = &j->node[a->first];
+    for (size_t k = 0; k < i; k++) c = gllm_json_next(j, c);
+    return c;
 }
 
 int gllm_json_is(const gllm_json_node *s, const char *text) {
@@ -139,8 +140,12 @@ int gllm_json_is(const gllm_json_node *s, const char *text) {
 }
 
 const gllm_json_node *gllm_json_get(const gllm_json *j, const gllm_json_node *o, const char *key) {
-    if (!o || o->type != JSON_OBJ) return NULL;
-    for (size_t i = 0; i + 1 < o->n; i += 2)
-        if (gllm_json_is(gllm_json_at(j, o, i), key)) return gllm_json_at(j, o, i + 1);
+    if (!o || o->type != JSON_OBJ || o->n < 2) return NULL;
+    const gllm_json_node *k = &j->node[o->first];
+    for (size_t i = 0; i + 1 < o->n; i += 2) {
+        const gllm_json_node *v = gllm_json_next(j, k);
+        if (gllm_json_is(k, key)) return v;
+        k = gllm_json_next(j, v); /* at the end: one past the subtree, never read */
+    }
     return NULL;
 }

@@ -27,6 +27,8 @@ gllm_status gllm_json_parse(const char *text, size_t len, gllm_json *out);
 void gllm_json_free(gllm_json *j);
 /* the value of key in object node o, or NULL */
 const gllm_json_node *gllm_json_get(const gllm_json *j, const gllm_json_node *o, const char *key);
+/* the sibling after child c (its subtree skipped); walk children with it, not with _at */
+const gllm_json_node *gllm_json_next(const gllm_json *j, const gllm_json_node *c);
 /* child i of an array node */
 const gllm_json_node *gllm_json_at(const gllm_json *j, const gllm_json_node *a, size_t i);
 int gllm_json_is(const gllm_json_node *s, const char *text); /* a string equal to text */

@@ -34,8 +34,9 @@ gllm_status gllm_st_parse(const void *data, size_t size, gllm_safetensors *st) {
     const size_t body_size = size - 8 - (size_t)hl;
     st->t = calloc(root->n / 2 + 1, sizeof *st->t);
     if (!st->t) return bad(st, &j, "no memory");
-    for (size_t i = 0; i + 1 < root->n; i += 2) {
-        const gllm_json_node *key = gllm_json_at(&j, root, i), *v = gllm_json_at(&j, root, i + 1);
+    const gllm_json_node *key = root->n ? &j.node[root->first] : NULL, *v;
+    for (size_t i = 0; i + 1 < root->n; i += 2, key = gllm_json_next(&j, v)) {
+        v = gllm_json_next(&j, key);
         if (gllm_json_is(key, "__metadata__")) continue;
         const gllm_json_node *dt = gllm_json_get(&j, v, "dtype"), *shape = gllm_json_get(&j, v, "shape"),
                              *off = gllm_json_get(&j, v, "data_offsets");
