@@ -91,6 +91,34 @@ static void qkv_task(void *ctx, size_t task, void *scratch) {
     j->fn(&j->mm[w], j0, j1, scratch);
 }
 
+gllm_status gllm_cpu_qkv(const gllm_qkv_weights *w, const float *x, size_t m, size_t k, size_t nq, size_t nkv,
+                         float *q, float *kout, float *v) {
+    const gllm_dtype t = w->dtype;
+    const size_t mark = gllm_ws_mark();
+    gllm_q8x *xq = gllm_dtype_traits_table[t].int8_path ? gllm_ws_alloc(m * (k / 32) * sizeof(gllm_q8x)) : NULL;
+    if (gllm_dtype_traits_table[t].int8_path && !xq) {
+        gllm_ws_release(mark);
+        return gllm_fail(GLLM_E_OUT_OF_MEMORY, "qkv: no memory for %zu tokens", m);
+    }
+    if (xq) gllm_cpu_act_quant(x, m, k, xq); /* once, for the three projections */
+    qkv_job j = {.fn = gllm_cpu_matmul_kernel(t, m)};
+    const void *ws[3] = {w->wq, w->wk, w->wv};
+    const float *bs[3] = {w->bq, w->bk, w->bv};
+    float *ys[3] = {q, kout, v};
+    const size_t ns[3] = {nq, nkv, nkv};
+    size_t total = 0;
+    for (int i = 0; i < 3; i++) {
+        j.mm[i] = (gllm_matmul_args){.w = ws[i], .w_row_bytes = gllm_row_bytes(t, k), .x = x, .ldx = k, .xq = xq,
+                                     .bias = bs[i], .y = ys[i], .ldy = ns[i], .m = m, .n = ns[i], .k = k};
+        j.chunk[i] = gllm_cpu_matmul_chunk(m, ns[i], k);
+        j.tasks[i] = (ns[i] + j.chunk[i] - 1) / j.chunk[i];
+        total += j.tasks[i];
+    }
+    gllm_pool_run(total, qkv_task, &j);
+    gllm_ws_release(mark);
+    return GLLM_OK;
+}
+
 typedef struct {
     const gllm_qkv_weights *w;
     size_t n_heads, nkv, hd, rot;
@@ -139,26 +167,14 @@ gllm_status gllm_cpu_qkv_rope(const gllm_qkv_weights *w, const float *x, size_t 
                              pos[i], slots[i], s->n_pages * p->page_size);
     const size_t mark = gllm_ws_mark();
     float *kv = gllm_ws_alloc(2 * n_tok * nkv * hd * sizeof(float));
-    gllm_q8x *xq = gllm_dtype_traits_table[t].int8_path ? gllm_ws_alloc(n_tok * (k / 32) * sizeof(gllm_q8x)) : NULL;
-    if (!kv || (gllm_dtype_traits_table[t].int8_path && !xq)) {
+    if (!kv) {
         gllm_ws_release(mark);
         return gllm_fail(GLLM_E_OUT_OF_MEMORY, "qkv_rope: no memory for %zu tokens", n_tok);
     }
-    if (xq) gllm_cpu_act_quant(x, n_tok, k, xq); /* once, for the three projections */
-    qkv_job j = {.fn = gllm_cpu_matmul_kernel(t, n_tok)};
-    const void *ws[3] = {w->wq, w->wk, w->wv};
-    const float *bs[3] = {w->bq, w->bk, w->bv};
-    float *ys[3] = {q_out, kv, kv + n_tok * nkv * hd};
-    const size_t ns[3] = {n_heads * hd, nkv * hd, nkv * hd};
-    size_t total = 0;
-    for (int i = 0; i < 3; i++) {
-        j.mm[i] = (gllm_matmul_args){.w = ws[i], .w_row_bytes = gllm_row_bytes(t, k), .x = x, .ldx = k, .xq = xq,
-                                     .bias = bs[i], .y = ys[i], .ldy = ns[i], .m = n_tok, .n = ns[i], .k = k};
-        j.chunk[i] = gllm_cpu_matmul_chunk(n_tok, ns[i], k);
-        j.tasks[i] = (ns[i] + j.chunk[i] - 1) / j.chunk[i];
-        total += j.tasks[i];
+    if ((st = gllm_cpu_qkv(w, x, n_tok, k, n_heads * hd, nkv * hd, q_out, kv, kv + n_tok * nkv * hd)) != GLLM_OK) {
+        gllm_ws_release(mark);
+        return st;
     }
-    gllm_pool_run(total, qkv_task, &j);
     rope_job r = {.w = w, .n_heads = n_heads, .nkv = nkv, .hd = hd, .rot = rot, .neox = neox, .inv_freq = inv_freq,
                   .pos = pos, .q = q_out, .k = kv, .v = kv + n_tok * nkv * hd, .p = p, .s = s, .layer = layer,
                   .slots = slots};

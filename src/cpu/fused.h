@@ -29,6 +29,11 @@ typedef struct {
 void gllm_qkv_fused(gllm_qkv_weights *w, gllm_dtype t, const void *wqkv, const float *bqkv, size_t n_heads,
                     size_t n_kv_heads, size_t head_dim, size_t k);
 
+/* Q, K, V projections of x[m][k] in one pool pass (int8 dtypes quantise x once):
+ * q[m][nq], k[m][nkv], v[m][nkv]; the norms of w are not applied here. */
+gllm_status gllm_cpu_qkv(const gllm_qkv_weights *w, const float *x, size_t m, size_t k, size_t nq, size_t nkv,
+                         float *q, float *kout, float *v);
+
 /* For n_tok tokens x[n_tok][k]: Q, K, V projections, QK-norm (if given), RoPE on Q and K
  * (inv_freq: rot/2 frequencies, positions per token), and the write of K and V into the
  * cache at slots[i] (append or the scatter a tree step needs). q_out: [n_tok][n_heads][head_dim]. */

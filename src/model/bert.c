@@ -265,10 +265,8 @@ static gllm_status encode(gllm_bert *m, const int32_t *const *seqs, const size_t
     const float scale = 1.0f / sqrtf((float)m->head_dim);
     for (size_t l = 0; l < m->n_layers && st == GLLM_OK; l++) {
         const gllm_bert_layer *L = &m->layers[l];
-        if ((st = gllm_cpu_matmul(m->mdt, L->wq, x, L->bq, q, rows, d, d)) ||
-            (st = gllm_cpu_matmul(m->mdt, L->wk, x, L->bk, k, rows, d, d)) ||
-            (st = gllm_cpu_matmul(m->mdt, L->wv, x, L->bv, v, rows, d, d)))
-            break;
+        const gllm_qkv_weights w = {.dtype = m->mdt, .wq = L->wq, .wk = L->wk, .wv = L->wv, .bq = L->bq, .bk = L->bk, .bv = L->bv};
+        if ((st = gllm_cpu_qkv(&w, x, rows, d, d, d, q, k, v)) != GLLM_OK) break;
         for (size_t i = 0, r = 0; i < n_seq && st == GLLM_OK; r += lens[i], i++) { /* attention within each sequence */
             for (size_t t = 0; t < lens[i] && st == GLLM_OK; t++)
                 st = gllm_kv_write(&m->kv, &m->kv_seq, 0, t, k + (r + t) * d, v + (r + t) * d);
