@@ -70,8 +70,6 @@ gllm_status gllm_kv_reserve(gllm_kv_pool *p, gllm_kv_seq *s, size_t n_slots) {
     return GLLM_OK;
 }
 
-/* V (token-major): the slot's head_dim values of head h; K (dim-major): its first value,
- * the next ones page_size elements apart */
 /* host layout: logical page i, then layer, then K before V */
 static void swap_copy(const gllm_kv_pool *p, const gllm_kv_seq *s, char *host, int out) {
     const size_t half = p->page_elems * p->esize;
@@ -99,6 +97,8 @@ gllm_status gllm_kv_swap_in(gllm_kv_pool *p, gllm_kv_seq *s, const void *host, s
     return st;
 }
 
+/* V (token-major): the slot's head_dim values of head h; K (dim-major): its first value,
+ * the next ones page_size elements apart */
 static char *slot_ptr(const gllm_kv_pool *p, void *base, const gllm_kv_seq *s, size_t layer, size_t head,
                       size_t slot, int dim_major) {
     const size_t page = (size_t)s->table[slot >> p->page_shift], in = slot & (p->page_size - 1);
