@@ -74,8 +74,12 @@ def outputs():
         emit(rel, tpl, {"file": rel})
     emit("unicode_tables.c", "registry/unicode_tables.c.j2", {"file": "unicode_tables.c"}, u=unicode.tables())
     for dt in spec.DTYPES:  # CUDA: the same dtype rows, device code
-        emit(f"cuda/gemv_{dt.name}.cu", "cuda/gemv.cu.j2", {"op": "gemv", "dtype": dt.name, "isa": "cuda"}, dt=dt)
+        emit(f"cuda/matmul_{dt.name}.cu", "cuda/matmul.cu.j2", {"op": "matmul", "dtype": dt.name, "isa": "cuda"}, dt=dt)
+    for dt in (d for d in spec.DTYPES if d.kind == "float"):  # the KV cache dtypes
+        emit(f"cuda/attention_{dt.name}.cu", "cuda/attention.cu.j2", {"op": "attention", "dtype": dt.name, "isa": "cuda"}, dt=dt)
+    emit("cuda/names.h", "cuda/names.h.j2", {"file": "cuda/names.h"})
     emit("cuda/rows.cu", "cuda/rows.cu.j2", {"file": "cuda/rows.cu"})
+    emit("cuda/sample.cu", "cuda/sample.cu.j2", {"file": "cuda/sample.cu"})
     emit("cuda/kernels.cu", "cuda/kernels.cu.j2", {"file": "cuda/kernels.cu"})
     files = {rel: _format(text, rel) for rel, text in files.items()}
     manifest = "".join(f"{hashlib.sha256(t.encode()).hexdigest()[:16]}  {r}\n"

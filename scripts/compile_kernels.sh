@@ -17,7 +17,7 @@ for sm in 80 86 89 90; do
 done
 {
   echo "# AOT cubins: scripts/compile_kernels.sh"
-  echo "source $(cat generated/cuda/*.cu src/cuda/kernels/*.cuh generated/quant_blocks.h | sha256sum | cut -c1-16)"
+  echo "source $(cat generated/cuda/*.cu src/cuda/kernels/* generated/quant_blocks.h | sha256sum | cut -c1-16)"
   echo "nvcc $("$NVCC" --version | tail -n 1)"
   echo "flags $flags -gencode arch=compute_XX,code=sm_XX (XX = 80 86 89 90)"
   for sm in 80 86 89 90; do echo "sm_$sm $(sha256sum < "$out/kernels_sm$sm.cubin" | cut -c1-16) $(stat -c %s "$out/kernels_sm$sm.cubin")"; done

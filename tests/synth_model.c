@@ -11,6 +11,7 @@ size_t DIM = 64, NH = 4, NKV = 2, HD = 16, FFN = 96, VOCAB = 40, LAYERS = 2, CTX
 double BASE = 10000.0;
 
 static uint64_t st = 3;
+void synth_seed(uint64_t seed) { st = seed; }
 static float uni(void) {
     st = st * 6364136223846793005ull + 1442695040888963407ull;
     return (float)(st >> 40) / 16777216.0f * 2.0f - 1.0f;
@@ -18,28 +19,37 @@ static float uni(void) {
 
 
 /* scale is for 64 inputs; wider rows get scale * sqrt(64 / cols), so every layer has the same gain */
+static gllm_dtype store_as; /* build_as: matrices rounded through their dtype, stored as this */
 static void *mat(model_file *f, gllm_dtype t, size_t rows, size_t cols, float scale, float offset) {
     if (rows > 1) scale *= sqrtf(64.0f / (float)cols);
     float *w = malloc(rows * cols * 4);
     for (size_t i = 0; i < rows * cols; i++) w[i] = offset + scale * uni();
     void *q = malloc(rows * gllm_row_bytes(t, cols));
     gllm_quantize(t, w, q, rows, cols);
+    if (t != GLLM_DTYPE_F32 && store_as == GLLM_DTYPE_F32) { /* the same values, widened */
+        gllm_dequantize(t, q, w, rows, cols);
+        free(q);
+        return f->bufs[f->nb++] = w;
+    }
     free(w);
     return f->bufs[f->nb++] = q;
 }
 
 /* arch: "llama", "qwen2" (QKV bias), "qwen3" (QK-norm) */
-void build(model_file *f, const char *arch, gllm_dtype t) {
+void build(model_file *f, const char *arch, gllm_dtype t) { build_as(f, arch, t, t); }
+
+void build_as(model_file *f, const char *arch, gllm_dtype t, gllm_dtype store) {
     memset(f, 0, sizeof *f);
-    const uint32_t gt = (uint32_t)gllm_dtype_traits_table[t].gguf_type;
-    tw_tensor ts[64];
+    store_as = store;
+    const uint32_t gt = (uint32_t)gllm_dtype_traits_table[store].gguf_type;
+    tw_tensor ts[512];
     int nt = 0;
-    char names[64][48];
+    static char names[512][48];
 #define ADD(nm, type, cols, rows, data)                                                                              \
     do {                                                                                                             \
         snprintf(names[nt], 48, "%s", nm);                                                                           \
         ts[nt] = (tw_tensor){names[nt], type, (rows) != 0 ? 2u : 1u, {cols, rows}, data,                             \
-                             ((rows) != 0 ? (rows) : 1) * gllm_row_bytes(type == 0 ? GLLM_DTYPE_F32 : t, cols)};      \
+                             ((rows) != 0 ? (rows) : 1) * gllm_row_bytes(type == 0 ? GLLM_DTYPE_F32 : store, cols)};      \
         nt++;                                                                                                        \
     } while (0)
     ADD("token_embd.weight", gt, DIM, VOCAB, mat(f, t, VOCAB, DIM, 1.0f, 0));

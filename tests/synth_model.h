@@ -12,11 +12,16 @@ extern double BASE;
 typedef struct {
     uint8_t *img;
     size_t len;
-    void *bufs[256];
+    void *bufs[512];
     int nb;
 } model_file;
 
 /* arch: "llama", "qwen2" (QKV bias), "qwen3" (QK-norm); weights random, in dtype t */
 void build(model_file *f, const char *arch, gllm_dtype t);
+/* the same with matrices rounded through t but stored as `store` (f32: a twin of a t model
+ * whose weights have exactly the t model's values) */
+void build_as(model_file *f, const char *arch, gllm_dtype t, gllm_dtype store);
+/* the weights' random stream starts here (the same seed: the same weights) */
+void synth_seed(uint64_t seed);
 void drop(model_file *f);
 #endif

@@ -8,7 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 #include "core/dispatch.h"
-#include "cuda/driver.h"
+#include "core/dtype_traits.h"
+#include "cuda/runtime.h"
+#include "synth_model.h"
 #include "gllm_kernels.h"
 
 #define STUB "/usr/local/cuda/lib64/stubs/libcuda.so"
@@ -77,64 +79,279 @@ Test(cuda, forced_backend_without_gpu_is_an_error) {
     cr_assert_eq(gllm_backend_open("auto", &b), GLLM_OK);
     gllm_backend_info bi;
     gllm_backend_get_info(b, &bi);
-    cr_assert_str_eq(bi.backend, "cpu");
+    cr_assert_str_eq(bi.backend, gpu ? "cuda" : "cpu", "auto: CUDA first, the CPU without a GPU");
     gllm_backend_close(b);
 }
 
-/* with a GPU: every gemv kernel against the CPU kernels on the same weights */
-Test(cuda, gemv_kernels_match_the_cpu) {
-    gllm_cuda_driver d;
-    if (gllm_cuda_load(&d, NULL) != GLLM_OK) cr_skip_test("no GPU: %s", gllm_last_error());
+/* with a GPU: gemv and gemm of every dtype against a double reference over the dequantised
+ * weights (the CPU's own dequantisation), odd shapes */
+Test(cuda, matmul_kernels_match_the_cpu) {
+    gllm_cuda c;
+    if (gllm_cuda_open(&c, 0) != GLLM_OK) cr_skip_test("no GPU: %s", gllm_last_error());
     cr_assert_eq(gllm_ensure_init(), GLLM_OK);
-    CUdevice dev;
-    CUcontext ctx;
-    CUmodule mod;
-    int major, minor, sm;
-    const void *blob;
-    size_t size;
-    d.cuDeviceGet(&dev, 0);
-    d.cuDeviceGetAttribute(&major, CU_ATTR_CC_MAJOR, dev), d.cuDeviceGetAttribute(&minor, CU_ATTR_CC_MINOR, dev);
-    if (gllm_cuda_blob(major, minor, &blob, &size, &sm) != GLLM_OK) cr_skip_test("%s", gllm_last_error());
-    cr_assert_eq(d.cuDevicePrimaryCtxRetain(&ctx, dev), CUDA_SUCCESS);
-    d.cuCtxPushCurrent(ctx);
-    cr_assert_eq(d.cuModuleLoadData(&mod, blob), CUDA_SUCCESS);
-    const int n = 1027, k = 4096;
-    float *w32 = malloc((size_t)n * k * 4), *x = malloc(k * 4), *y = malloc(n * 4), *ref = malloc(n * 4);
-    for (int i = 0; i < n * k; i++) w32[i] = sinf((float)i * 0.37f);
-    for (int i = 0; i < k; i++) x[i] = cosf((float)i * 0.11f);
+    cr_assert_eq(gllm_cuda_enter(&c), GLLM_OK);
+    const int n = 1027, k = 4128;
+    const int ms[4] = {1, 3, 17, 69};
+    float *w32 = malloc((size_t)n * k * 4), *x = malloc((size_t)69 * k * 4), *y = malloc((size_t)69 * n * 4);
+    double *ref = malloc((size_t)69 * n * 8), *mag = malloc((size_t)69 * n * 8);
+    float *deq = malloc((size_t)n * k * 4);
+    for (size_t i = 0; i < (size_t)n * k; i++) w32[i] = sinf((float)i * 0.37f);
+    for (size_t i = 0; i < (size_t)69 * k; i++) x[i] = cosf((float)i * 0.11f);
     for (int t = 0; t < GLLM_DTYPE_COUNT; t++) {
         size_t row;
         gllm_row_size((gllm_dtype)t, k, &row);
         void *w = malloc(n * row);
         gllm_quantize((gllm_dtype)t, w32, w, n, k);
-        /* the CPU reference: dequantised weights times x in f32 (no int8 activations) */
-        float *deq = malloc((size_t)k * 4);
-        for (int j = 0; j < n; j++) {
-            gllm_dequantize((gllm_dtype)t, (char *)w + j * row, deq, 1, k);
-            double s = 0;
-            for (int i = 0; i < k; i++) s += (double)deq[i] * x[i];
-            ref[j] = (float)s;
-        }
-        free(deq);
+        gllm_dequantize((gllm_dtype)t, w, deq, n, k);
+        for (int i = 0; i < 69; i++)
+            for (int j = 0; j < n; j++) {
+                double s = 0, a = 0;
+                for (int e = 0; e < k; e++) s += (double)deq[(size_t)j * k + e] * x[(size_t)i * k + e], a += fabs((double)deq[(size_t)j * k + e] * x[(size_t)i * k + e]);
+                ref[(size_t)i * n + j] = s, mag[(size_t)i * n + j] = a; /* a: the scale of rounding */
+            }
         CUdeviceptr dw, dx, dy;
-        d.cuMemAlloc(&dw, n * row), d.cuMemAlloc(&dx, k * 4), d.cuMemAlloc(&dy, n * 4);
-        d.cuMemcpyHtoD(dw, w, n * row), d.cuMemcpyHtoD(dx, x, k * 4);
-        char name[64];
-        snprintf(name, sizeof name, "gllm_gemv_%s_cuda", gllm_dtype_name((gllm_dtype)t));
-        CUfunction f;
-        cr_assert_eq(d.cuModuleGetFunction(&f, mod, name), CUDA_SUCCESS, "%s", name);
-        const void *nul = NULL;
-        void *args[] = {&dw, &row, &dx, &nul, &dy, (void *)&n, (void *)&k};
-        cr_assert_eq(d.cuLaunchKernel(f, (unsigned)(n + 7) / 8, 1, 1, 256, 1, 1, 0, NULL, args, NULL), CUDA_SUCCESS);
-        d.cuMemcpyDtoH(y, dy, n * 4);
-        for (int j = 0; j < n; j++) cr_assert(fabsf(y[j] - ref[j]) <= 1e-3f * (1 + fabsf(ref[j])), "%s row %d: %g vs %g", name, j, y[j], ref[j]);
-        d.cuMemFree(dw), d.cuMemFree(dx), d.cuMemFree(dy);
+        cr_assert_eq(gllm_cuda_alloc(&c, n * row, &dw), GLLM_OK);
+        cr_assert_eq(gllm_cuda_alloc(&c, (size_t)69 * k * 4, &dx), GLLM_OK);
+        cr_assert_eq(gllm_cuda_alloc(&c, (size_t)69 * n * 4, &dy), GLLM_OK);
+        gllm_cuda_upload(&c, dw, w, n * row), gllm_cuda_upload(&c, dx, x, (size_t)69 * k * 4);
+        for (int mi = 0; mi < 4; mi++) {
+            const int m = ms[mi];
+            char name[64];
+            snprintf(name, sizeof name, "gllm_%s_%s_cuda", m == 1 ? "gemv" : "gemm", gllm_dtype_name((gllm_dtype)t));
+            CUfunction f;
+            cr_assert_eq(gllm_cuda_kernel(&c, strdup(name), &f), GLLM_OK, "%s", gllm_last_error());
+            const CUdeviceptr nul = 0;
+            void *a1[] = {&dw, &row, &dx, (void *)&nul, &dy, (void *)&n, (void *)&k};
+            void *a2[] = {&dw, &row, &dx, (void *)&nul, &dy, (void *)&m, (void *)&n, (void *)&k};
+            cr_assert_eq(gllm_cuda_launch(&c, f, (n + 7) / 8, (m + 7) / 8, 1, 256, 0, m == 1 ? a1 : a2), GLLM_OK);
+            cr_assert_eq(gllm_cuda_download(&c, y, dy, (size_t)m * n * 4), GLLM_OK, "%s", gllm_last_error());
+            for (size_t i = 0; i < (size_t)m * n; i++)
+                cr_assert(fabs(y[i] - ref[i]) <= 1e-5 * mag[i], "%s m=%d [%zu]: %g vs %g", name, m, i, y[i], ref[i]);
+        }
+        gllm_cuda_free(&c, dw), gllm_cuda_free(&c, dx), gllm_cuda_free(&c, dy);
         free(w);
     }
-    free(w32), free(x), free(y), free(ref);
-    d.cuModuleUnload(mod);
-    CUcontext popped;
-    d.cuCtxPopCurrent(&popped);
-    d.cuDevicePrimaryCtxRelease(dev);
+    free(w32), free(x), free(y), free(ref), free(mag), free(deq);
+    gllm_cuda_leave(&c);
+    gllm_cuda_close(&c);
+}
+
+/* ---- the L3 generator on the GPU against the CPU backend (synthetic models) ---------------- */
+
+/* store: the dtype the matrices are written in (f32: the twin of a t model, same values) */
+static void write_model(const char *arch, gllm_dtype t, gllm_dtype store, char *path, size_t cap) {
+    model_file f;
+    synth_seed(11);
+    build_as(&f, arch, t, store);
+    snprintf(path, cap, "/tmp/gllm_cuda_%s_%s_%s_%d.gguf", arch, gllm_dtype_name(t), gllm_dtype_name(store), (int)getpid());
+    FILE *o = fopen(path, "wb");
+    cr_assert(o && fwrite(f.img, 1, f.len, o) == f.len);
+    fclose(o);
+    drop(&f);
+}
+
+typedef struct {
+    gllm_backend *b;
+    gllm_generator *g;
+    gllm_kv_cache *kv;
+    int seq;
+} side;
+
+static void side_open(side *s, const char *backend, gllm_model *m, gllm_dtype kvt) {
+    cr_assert_eq(gllm_backend_open(backend, &s->b), GLLM_OK, "%s: %s", backend, gllm_last_error());
+    cr_assert_eq(gllm_generator_upload(s->b, m, 64, &s->g), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_kv_cache_alloc(s->g, 12, 16, kvt, &s->kv), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_seq_open(s->kv, 96, &s->seq), GLLM_OK);
+}
+
+static void side_close(side *s) {
+    gllm_kv_cache_free(s->kv), gllm_generator_free(s->g), gllm_backend_close(s->b);
+}
+
+/* max |a - b| over max |b| */
+static double rel_err(const float *a, const float *b, size_t n) {
+    double d = 0, m = 1e-30;
+    for (size_t i = 0; i < n; i++) d = fmax(d, fabs((double)a[i] - b[i])), m = fmax(m, fabs((double)b[i]));
+    return d / m;
+}
+
+static int has_gpu(void) {
+    gllm_cuda_driver d;
+    if (gllm_cuda_load(&d, NULL) != GLLM_OK) return 0;
     gllm_cuda_unload(&d);
+    return 1;
+}
+
+/* prefill 37 tokens, then 24 greedy decode steps (eager once, then graph replays): every
+ * logits row close to the CPU's on the f32 twin of the model (the same weight values: the
+ * GPU widens block weights and keeps f32 activations, the CPU's int8 path would round them),
+ * and the GPU's greedy id = argmax of its row */
+Test(cuda, generator_matches_cpu) {
+    if (!has_gpu()) cr_skip_test("no GPU");
+    const char *archs[3] = {"llama", "qwen2", "qwen3"};
+    const gllm_dtype dts[5] = {GLLM_DTYPE_F32, GLLM_DTYPE_BF16, GLLM_DTYPE_Q8_0, GLLM_DTYPE_Q4_0, GLLM_DTYPE_Q4_1};
+    for (int a = 0; a < 3; a++)
+        for (int d = 0; d < 5; d++) {
+            char path[128], twin_path[128];
+            write_model(archs[a], dts[d], dts[d], path, sizeof path);
+            write_model(archs[a], dts[d], GLLM_DTYPE_F32, twin_path, sizeof twin_path);
+            gllm_model *m, *twin;
+            cr_assert_eq(gllm_model_open(path, &m), GLLM_OK, "%s", gllm_last_error());
+            cr_assert_eq(gllm_model_open(twin_path, &twin), GLLM_OK, "%s", gllm_last_error());
+            const gllm_dtype kvt = d % 2 ? GLLM_DTYPE_F16 : GLLM_DTYPE_F32;
+            side cpu, gpu;
+            side_open(&cpu, "cpu", twin, kvt), side_open(&gpu, "cuda:0", m, kvt);
+            const double tol = kvt == GLLM_DTYPE_F16 ? 5e-3 : 1e-4;
+            int32_t tok[37];
+            for (int i = 0; i < 37; i++) tok[i] = (int32_t)((i * 7 + 3) % VOCAB);
+            float *lc = malloc(VOCAB * 4), *lg = malloc(VOCAB * 4);
+            gllm_logits *xc, *xg;
+            size_t n = 37;
+            const gllm_sampling greedy = {.temperature = 0, .top_p = 1, .repetition_penalty = 1};
+            for (int step = 0; step < 25; step++) {
+                cr_assert_eq(gllm_generator_forward(cpu.g, cpu.kv, cpu.seq, tok, n, NULL, &xc), GLLM_OK);
+                cr_assert_eq(gllm_generator_forward(gpu.g, gpu.kv, gpu.seq, tok, n, NULL, &xg), GLLM_OK, "%s", gllm_last_error());
+                cr_assert_eq(gllm_logits_read(xc, lc, VOCAB), GLLM_OK);
+                cr_assert_eq(gllm_logits_read(xg, lg, VOCAB), GLLM_OK, "%s", gllm_last_error());
+                const double e = rel_err(lg, lc, VOCAB);
+                cr_assert(e <= tol, "%s %s kv %s step %d: error %.3g > %.3g", archs[a], gllm_dtype_name(dts[d]),
+                          gllm_dtype_name(kvt), step, e, tol);
+                int32_t idg, idc;
+                cr_assert_eq(gllm_sample(gpu.g, xg, &greedy, NULL, 0, 0, &idg), GLLM_OK, "%s", gllm_last_error());
+                size_t best = 0;
+                for (size_t i = 1; i < VOCAB; i++) best = lg[i] > lg[best] ? i : best;
+                cr_assert_eq(idg, (int32_t)best, "greedy on the GPU is the first of the largest");
+                cr_assert_eq(gllm_sample(cpu.g, xc, &greedy, NULL, 0, 0, &idc), GLLM_OK);
+                tok[0] = idc, n = 1; /* both continue with the CPU's choice */
+            }
+            free(lc), free(lg);
+            side_close(&cpu), side_close(&gpu);
+            gllm_model_close(m), gllm_model_close(twin);
+            unlink(path), unlink(twin_path);
+        }
+}
+
+/* a long context: 1000 prefilled tokens (prefill attention over many pages), then decode steps
+ * whose keys spread over every split of the decode attention */
+Test(cuda, long_context_matches_cpu) {
+    if (!has_gpu()) cr_skip_test("no GPU");
+    CTX = 1100;
+    char path[128], twin_path[128];
+    write_model("qwen2", GLLM_DTYPE_Q8_0, GLLM_DTYPE_Q8_0, path, sizeof path);
+    write_model("qwen2", GLLM_DTYPE_Q8_0, GLLM_DTYPE_F32, twin_path, sizeof twin_path);
+    gllm_model *m, *twin;
+    cr_assert_eq(gllm_model_open(path, &m), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_model_open(twin_path, &twin), GLLM_OK, "%s", gllm_last_error());
+    side cpu, gpu;
+    gllm_backend *bs[2];
+    gllm_generator *gs[2];
+    gllm_kv_cache *ks[2];
+    int seqs[2];
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(gllm_backend_open(i ? "cuda:0" : "cpu", &bs[i]), GLLM_OK);
+        cr_assert_eq(gllm_generator_upload(bs[i], i ? m : twin, 1024, &gs[i]), GLLM_OK, "%s", gllm_last_error());
+        cr_assert_eq(gllm_kv_cache_alloc(gs[i], 80, 16, GLLM_DTYPE_F32, &ks[i]), GLLM_OK);
+        cr_assert_eq(gllm_seq_open(ks[i], 1100, &seqs[i]), GLLM_OK);
+    }
+    cpu = (side){bs[0], gs[0], ks[0], seqs[0]}, gpu = (side){bs[1], gs[1], ks[1], seqs[1]};
+    int32_t *tok = malloc(1000 * sizeof(int32_t));
+    for (int i = 0; i < 1000; i++) tok[i] = (int32_t)((i * 13 + 5) % VOCAB);
+    float *lc = malloc(VOCAB * 4), *lg = malloc(VOCAB * 4);
+    gllm_logits *xc, *xg;
+    size_t n = 1000;
+    for (int step = 0; step < 6; step++) {
+        cr_assert_eq(gllm_generator_forward(cpu.g, cpu.kv, cpu.seq, tok, n, NULL, &xc), GLLM_OK);
+        cr_assert_eq(gllm_generator_forward(gpu.g, gpu.kv, gpu.seq, tok, n, NULL, &xg), GLLM_OK, "%s", gllm_last_error());
+        gllm_logits_read(xc, lc, VOCAB), gllm_logits_read(xg, lg, VOCAB);
+        const double e = rel_err(lg, lc, VOCAB);
+        cr_assert(e <= 1e-4, "step %d (context %d): error %.3g", step, 1000 + step, e);
+        tok[0] = (int32_t)((step * 3 + 1) % VOCAB), n = 1;
+    }
+    free(tok), free(lc), free(lg);
+    side_close(&cpu), side_close(&gpu);
+    gllm_model_close(m), gllm_model_close(twin);
+    unlink(path), unlink(twin_path);
+}
+
+/* the decode graph replays exactly what the eager launches compute; batch rows = each alone */
+Test(cuda, graph_replay_equals_eager_and_batch_equals_alone) {
+    if (!has_gpu()) cr_skip_test("no GPU");
+    char path[128];
+    write_model("llama", GLLM_DTYPE_Q4_0, GLLM_DTYPE_Q4_0, path, sizeof path);
+    gllm_model *m;
+    cr_assert_eq(gllm_model_open(path, &m), GLLM_OK);
+    side graph, eager;
+    side_open(&graph, "cuda:0", m, GLLM_DTYPE_F16);
+    setenv("GLLM_CUDA_GRAPHS", "0", 1);
+    side_open(&eager, "cuda:0", m, GLLM_DTYPE_F16);
+    unsetenv("GLLM_CUDA_GRAPHS");
+    int32_t tok[5] = {1, 2, 3, 4, 5};
+    float *a = malloc(VOCAB * 4), *b2 = malloc(VOCAB * 4);
+    gllm_logits *la, *lb;
+    size_t n = 5;
+    for (int step = 0; step < 10; step++) {
+        cr_assert_eq(gllm_generator_forward(graph.g, graph.kv, graph.seq, tok, n, NULL, &la), GLLM_OK);
+        cr_assert_eq(gllm_generator_forward(eager.g, eager.kv, eager.seq, tok, n, NULL, &lb), GLLM_OK);
+        gllm_logits_read(la, a, VOCAB), gllm_logits_read(lb, b2, VOCAB);
+        cr_assert(!memcmp(a, b2, VOCAB * 4), "step %d: graph replay differs from eager launches", step);
+        tok[0] = (int32_t)((step * 5 + 1) % VOCAB), n = 1;
+    }
+    /* a batch of two sequences on the graph side: each row equals that sequence run alone */
+    int s2;
+    cr_assert_eq(gllm_seq_open(graph.kv, 96, &s2), GLLM_OK);
+    const int32_t p2[3] = {7, 8, 9};
+    cr_assert_eq(gllm_generator_forward(graph.g, graph.kv, s2, p2, 3, NULL, &la), GLLM_OK);
+    const int32_t t1 = 11, t2 = 12;
+    const gllm_batch_item items[2] = {{graph.seq, &t1, 1}, {s2, &t2, 1}};
+    cr_assert_eq(gllm_batch_forward(graph.g, graph.kv, items, 2, &la), GLLM_OK, "%s", gllm_last_error());
+    float *rows = malloc(2 * VOCAB * 4);
+    cr_assert_eq(gllm_logits_read(la, rows, 2 * VOCAB), GLLM_OK);
+    int e2;
+    cr_assert_eq(gllm_seq_open(eager.kv, 96, &e2), GLLM_OK);
+    cr_assert_eq(gllm_generator_forward(eager.g, eager.kv, e2, p2, 3, NULL, &lb), GLLM_OK);
+    cr_assert_eq(gllm_generator_forward(eager.g, eager.kv, eager.seq, &t1, 1, NULL, &lb), GLLM_OK);
+    gllm_logits_read(lb, b2, VOCAB);
+    cr_assert(!memcmp(rows, b2, VOCAB * 4), "batch row 0 = alone");
+    cr_assert_eq(gllm_generator_forward(eager.g, eager.kv, e2, &t2, 1, NULL, &lb), GLLM_OK);
+    gllm_logits_read(lb, b2, VOCAB);
+    cr_assert(!memcmp(rows + VOCAB, b2, VOCAB * 4), "batch row 1 = alone");
+    free(a), free(b2), free(rows);
+    side_close(&graph), side_close(&eager);
+    gllm_model_close(m);
+    unlink(path);
+}
+
+/* bad input on the GPU backend: clear errors, the cache as it was */
+Test(cuda, generator_errors) {
+    if (!has_gpu()) cr_skip_test("no GPU");
+    char path[128];
+    write_model("llama", GLLM_DTYPE_F16, GLLM_DTYPE_F16, path, sizeof path);
+    gllm_model *m;
+    cr_assert_eq(gllm_model_open(path, &m), GLLM_OK);
+    side s;
+    side_open(&s, "cuda:0", m, GLLM_DTYPE_F16);
+    gllm_logits *l;
+    const int32_t bad[2] = {1, (int32_t)VOCAB};
+    cr_assert_eq(gllm_generator_forward(s.g, s.kv, s.seq, bad, 2, NULL, &l), GLLM_E_INVALID_ARGUMENT);
+    const int32_t par[2] = {-1, 0}, pos[2] = {0, 1};
+    const gllm_topology tree = {par, pos};
+    cr_assert_eq(gllm_generator_forward(s.g, s.kv, s.seq, pos, 2, &tree, &l), GLLM_E_UNSUPPORTED);
+    size_t len;
+    gllm_seq_length(s.kv, s.seq, &len);
+    cr_assert_eq(len, 0u, "a refused step leaves the sequence as it was");
+    int32_t many[64];
+    for (int i = 0; i < 64; i++) many[i] = i % (int)VOCAB;
+    cr_assert_eq(gllm_generator_forward(s.g, s.kv, s.seq, many, 64, NULL, &l), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_generator_forward(s.g, s.kv, s.seq, many, 40, NULL, &l), GLLM_E_INVALID_ARGUMENT, "96 > context or cache");
+    gllm_seq_length(s.kv, s.seq, &len);
+    cr_assert_eq(len, 64u);
+    float tiny[4];
+    cr_assert_eq(gllm_logits_read(l, tiny, 4), GLLM_E_INVALID_ARGUMENT);
+    const gllm_sampling bad_min_p = {.temperature = 1, .top_p = 1, .min_p = 1.5f, .repetition_penalty = 1};
+    int32_t id;
+    cr_assert_eq(gllm_sample(s.g, l, &bad_min_p, NULL, 0, 0, &id), GLLM_E_INVALID_ARGUMENT);
+    cr_assert_eq(gllm_swap_out_pages(s.kv, s.seq), GLLM_E_UNSUPPORTED, "swap is not on CUDA yet");
+    side_close(&s);
+    gllm_model_close(m);
+    unlink(path);
 }

@@ -7,17 +7,6 @@
 
 /* Row operators, CUDA: one block per row (256 threads), block-strided over the row. */
 
-__device__ __forceinline__ float block_sum(float v, float *shared) {
-    v = gllm_warp_sum(v);
-    if (threadIdx.x % 32 == 0) shared[threadIdx.x / 32] = v;
-    __syncthreads();
-    v = threadIdx.x < blockDim.x / 32 ? shared[threadIdx.x] : 0.0f;
-    if (threadIdx.x < 32) v = gllm_warp_sum(v);
-    if (threadIdx.x == 0) shared[0] = v;
-    __syncthreads();
-    return shared[0];
-}
-
 /* y = x / sqrt(mean(x^2) + eps) * w (w may be NULL) */
 extern "C" __global__ void gllm_rmsnorm_cuda(const float *x, const float *w, float *y, int n,
                                              float eps) {
@@ -26,7 +15,22 @@ extern "C" __global__ void gllm_rmsnorm_cuda(const float *x, const float *w, flo
     float *yr = y + (size_t)blockIdx.x * n;
     float ss = 0.0f;
     for (int i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];
-    const float scale = rsqrtf(block_sum(ss, shared) / (float)n + eps);
+    const float scale = rsqrtf(gllm_block_reduce(ss, shared, 0) / (float)n + eps);
+    for (int i = threadIdx.x; i < n; i += blockDim.x) yr[i] = xr[i] * scale * (w ? w[i] : 1.0f);
+}
+
+/* x += h, then y = rmsnorm(x) * w: a residual add and the next norm in one pass (y may be h) */
+extern "C" __global__ void gllm_add_rmsnorm_cuda(float *x, const float *h, const float *w, float *y,
+                                                 int n, float eps) {
+    __shared__ float shared[32];
+    float *xr = x + (size_t)blockIdx.x * n, *yr = y + (size_t)blockIdx.x * n;
+    const float *hr = h + (size_t)blockIdx.x * n;
+    float ss = 0.0f;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        const float v = xr[i] + hr[i];
+        xr[i] = v, ss += v * v;
+    }
+    const float scale = rsqrtf(gllm_block_reduce(ss, shared, 0) / (float)n + eps);
     for (int i = threadIdx.x; i < n; i += blockDim.x) yr[i] = xr[i] * scale * (w ? w[i] : 1.0f);
 }
 
@@ -40,4 +44,22 @@ extern "C" __global__ void gllm_silu_mul_cuda(const float *g, const float *u, fl
 extern "C" __global__ void gllm_add_cuda(const float *a, const float *b, float *y, int n) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) y[i] = a[i] + b[i];
+}
+
+/* merges the splits of gllm_attn_*_cuda: part [n][n_heads][splits][hd + 2] (acc, max, sum)
+ * -> out [n][n_heads][hd]. Launch: grid (n_heads, n), 128 threads. */
+extern "C" __global__ void gllm_attn_merge_cuda(const float *part, int n_heads, int hd, int splits,
+                                                float *out) {
+    const int h = blockIdx.x, i = blockIdx.y;
+    const float *pp = part + ((size_t)i * n_heads + h) * splits * (hd + 2);
+    float mx = -INFINITY;
+    for (int s = 0; s < splits; s++) mx = fmaxf(mx, pp[s * (hd + 2) + hd]);
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float a = 0.0f, sum = 0.0f;
+        for (int s = 0; s < splits; s++) {
+            const float ms = pp[s * (hd + 2) + hd], f = ms == -INFINITY ? 0.0f : __expf(ms - mx);
+            a += pp[s * (hd + 2) + d] * f, sum += pp[s * (hd + 2) + hd + 1] * f;
+        }
+        out[((size_t)i * n_heads + h) * hd + d] = a / sum;
+    }
 }

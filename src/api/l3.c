@@ -1,5 +1,6 @@
 /* The L3 API: backend, model, generator, KV cache with sequences, forward, batch, sampling.
- * Thin: validate, then route to the backend (the CPU backend in this build). */
+ * Thin: validate, then route to the backend: the CPU, or a CUDA device (src/cuda), where
+ * each public call makes the device's context current for its duration. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +9,8 @@
 #include "core/error.h"
 #include "core/threadpool.h"
 #include "cpu/kv_cache.h"
-#include "cuda/driver.h"
+#include "cuda/model.h"
+#include "cuda/sample.h"
 #include "cpu/sample.h"
 #include "model/bert.h"
 #include "model/llama.h"
@@ -19,41 +21,9 @@
 
 struct gllm_backend {
     char device[160];
-    int cuda, sm, integrated;
-    gllm_cuda_driver drv;
-    CUdevice dev;
-    CUcontext ctx;
-    CUmodule mod;
+    int cuda, forced; /* on a CUDA device; asked for by name (else "auto" chose it) */
+    gllm_cuda gpu;
 };
-
-/* cuda:N: driver, device, its cubin (checked: CUDA ELF, no PTX), primary context, module */
-static gllm_status cuda_open(gllm_backend *b, int ordinal) {
-    gllm_status s = gllm_cuda_load(&b->drv, NULL);
-    if (s != GLLM_OK) return s;
-    int count = 0, major = 0, minor = 0;
-    b->drv.cuDeviceGetCount(&count);
-    if (ordinal >= count) return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: no device %d (%d present)", ordinal, count);
-    char name[96] = "";
-    b->drv.cuDeviceGet(&b->dev, ordinal);
-    b->drv.cuDeviceGetName(name, sizeof name, b->dev);
-    b->drv.cuDeviceGetAttribute(&major, CU_ATTR_CC_MAJOR, b->dev);
-    b->drv.cuDeviceGetAttribute(&minor, CU_ATTR_CC_MINOR, b->dev);
-    b->drv.cuDeviceGetAttribute(&b->integrated, CU_ATTR_INTEGRATED, b->dev);
-    const void *blob;
-    size_t size;
-    if ((s = gllm_cuda_blob(major, minor, &blob, &size, &b->sm)) != GLLM_OK || (s = gllm_cuda_blob_check(blob, size)) != GLLM_OK)
-        return s;
-    if (b->drv.cuDevicePrimaryCtxRetain(&b->ctx, b->dev) != CUDA_SUCCESS) return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: no context on %s", name);
-    b->drv.cuCtxPushCurrent(b->ctx);
-    const CUresult r = b->drv.cuModuleLoadData(&b->mod, blob);
-    CUcontext popped;
-    b->drv.cuCtxPopCurrent(&popped);
-    if (r != CUDA_SUCCESS) return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: loading the sm_%d kernels failed (%s)", b->sm, gllm_cuda_error(&b->drv, r));
-    snprintf(b->device, sizeof b->device, "%s (sm_%d, driver %d.%d%s)", name, b->sm, b->drv.version / 1000,
-             b->drv.version % 1000 / 10, b->integrated ? ", integrated" : "");
-    b->cuda = 1;
-    return GLLM_OK;
-}
 
 struct gllm_model {
     gllm_gguf gguf;
@@ -63,7 +33,8 @@ struct gllm_model {
 };
 
 struct gllm_logits {
-    const float *data;
+    const float *data; /* CPU */
+    gllm_generator *g; /* CUDA: rows at g->dlogits */
     size_t rows, vocab;
 };
 
@@ -74,6 +45,9 @@ struct gllm_generator {
     float *logits; /* max_rows x vocab, the logits handle's storage */
     gllm_logits view;
     gllm_sampler sampler;
+    gllm_cuda_model cm; /* CUDA: the model on the device, its logits and sampler */
+    CUdeviceptr dlogits;
+    gllm_cuda_sampler dsampler;
 };
 
 struct gllm_kv_cache {
@@ -85,7 +59,22 @@ struct gllm_kv_cache {
     void *swapped[MAX_SEQS];            /* host copy of a swapped-out sequence's pages */
     size_t swapped_pages[MAX_SEQS];
     _Atomic int running;                /* a forward is in progress */
+    gllm_cuda_kv dkv;                   /* CUDA: the pages and block tables on the device */
+    size_t dtable_pages[MAX_SEQS];      /* CUDA: table entries of each sequence already there */
 };
+
+/* CUDA: the device's context for one public call */
+#define ENTER(b)                                                   \
+    do {                                                           \
+        if ((b)->cuda) {                                           \
+            gllm_status entered = gllm_cuda_enter(&(b)->gpu);      \
+            if (entered != GLLM_OK) return entered;                \
+        }                                                          \
+    } while (0)
+static gllm_status leave(gllm_backend *b, gllm_status st) {
+    if (b->cuda) gllm_cuda_leave(&b->gpu);
+    return st;
+}
 
 gllm_status gllm_backend_open(const char *name, gllm_backend **out) {
     gllm_status s = gllm_ensure_init();
@@ -105,28 +94,37 @@ gllm_status gllm_backend_open(const char *name, gllm_backend **out) {
     }
     gllm_backend *b = calloc(1, sizeof *b);
     if (!b) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "backend: no memory");
-    /* auto stays on the CPU: the L3 forwards do not run on CUDA yet (see README) */
-    if (ordinal >= 0 && (s = cuda_open(b, ordinal)) != GLLM_OK) { /* forced: an error, never a fallback */
-        gllm_backend_close(b);
-        return s;
+    b->forced = ordinal >= 0;
+    if (!strcmp(want, "auto")) ordinal = 0; /* CUDA first, the CPU when there is no GPU */
+    if (ordinal >= 0) {
+        s = gllm_cuda_open(&b->gpu, ordinal);
+        if (s != GLLM_OK && b->forced) { /* forced: an error, never a fallback */
+            free(b);
+            return s;
+        }
+        b->cuda = s == GLLM_OK;
     }
-    if (!b->cuda) snprintf(b->device, sizeof b->device, "CPU, %d threads", gllm_pool_threads());
+    if (b->cuda) {
+        const gllm_cuda *c = &b->gpu;
+        snprintf(b->device, sizeof b->device, "%s (sm_%d, driver %d.%d%s)", c->name, c->sm, c->drv.version / 1000,
+                 c->drv.version % 1000 / 10, c->integrated ? ", integrated" : "");
+    } else {
+        snprintf(b->device, sizeof b->device, "CPU, %d threads", gllm_pool_threads());
+    }
     *out = b;
     return GLLM_OK;
 }
 
 void gllm_backend_close(gllm_backend *b) {
     if (!b) return;
-    if (b->mod) b->drv.cuModuleUnload(b->mod);
-    if (b->ctx) b->drv.cuDevicePrimaryCtxRelease(b->dev);
-    if (b->drv.lib) gllm_cuda_unload(&b->drv);
+    if (b->cuda) gllm_cuda_close(&b->gpu);
     free(b);
 }
 
 gllm_status gllm_backend_get_info(const gllm_backend *b, gllm_backend_info *out) {
     if (!b || !out) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_backend_get_info: NULL argument");
     *out = (gllm_backend_info){b->cuda ? "cuda" : "cpu", b->device, b->cuda ? "sass" : gllm_kernels()->isa,
-                               b->cuda ? b->integrated : 1};
+                               !b->cuda}; /* CUDA: weights copied to the device */
     return GLLM_OK;
 }
 
@@ -182,21 +180,36 @@ int32_t gllm_model_bos(const gllm_model *m) { return m && m->tok ? gllm_tokenize
 gllm_status gllm_generator_upload(gllm_backend *b, const gllm_model *m, size_t max_tokens, gllm_generator **out) {
     if (!b || !m || !out || !max_tokens) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_generator_upload: NULL or zero argument");
     *out = NULL;
-    if (b->cuda) return gllm_fail(GLLM_E_UNSUPPORTED, "generator: the forward does not run on CUDA yet (use the cpu backend)");
     gllm_generator *g = calloc(1, sizeof *g);
     if (!g) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "generator: no memory");
     g->b = b, g->m = m;
     g->max_rows = max_tokens > MAX_SEQS ? max_tokens : MAX_SEQS;
-    g->logits = malloc(g->max_rows * m->llama.vocab * sizeof(float));
-    gllm_status s = g->logits ? gllm_sampler_init(&g->sampler, m->llama.vocab, MAX_HISTORY)
-                              : gllm_fail(GLLM_E_OUT_OF_MEMORY, "generator: no memory for the logits");
-    if (s != GLLM_OK) return free(g->logits), free(g), s;
+    const gllm_llama *l = &m->llama;
+    gllm_status s;
+    if (b->cuda) { /* the model file once to the device; logits and sampling stay there */
+        if ((s = gllm_cuda_enter(&b->gpu)) != GLLM_OK) return free(g), s;
+        s = gllm_cuda_model_init(&g->cm, &b->gpu, &l->plan, m->gguf.base, m->gguf.size, g->max_rows, l->n_kv_heads * l->head_dim);
+        if (s == GLLM_OK) s = gllm_cuda_alloc(&b->gpu, g->max_rows * l->vocab * sizeof(float), &g->dlogits);
+        if (s == GLLM_OK) s = gllm_cuda_sampler_init(&b->gpu, &g->dsampler, l->vocab, g->max_rows, MAX_HISTORY);
+        leave(b, s);
+    } else {
+        g->logits = malloc(g->max_rows * l->vocab * sizeof(float));
+        s = g->logits ? gllm_sampler_init(&g->sampler, l->vocab, MAX_HISTORY)
+                      : gllm_fail(GLLM_E_OUT_OF_MEMORY, "generator: no memory for the logits");
+    }
+    if (s != GLLM_OK) return gllm_generator_free(g), s;
     *out = g;
     return GLLM_OK;
 }
 
 void gllm_generator_free(gllm_generator *g) {
     if (!g) return;
+    if (g->b->cuda && gllm_cuda_enter(&g->b->gpu) == GLLM_OK) {
+        gllm_cuda_sampler_free(&g->b->gpu, &g->dsampler);
+        gllm_cuda_free(&g->b->gpu, g->dlogits);
+        gllm_cuda_model_free(&g->cm);
+        gllm_cuda_leave(&g->b->gpu);
+    }
     gllm_sampler_free(&g->sampler);
     free(g->logits);
     free(g);
@@ -208,15 +221,37 @@ gllm_status gllm_kv_cache_alloc(gllm_generator *g, size_t n_pages, size_t page_s
     gllm_kv_cache *kv = calloc(1, sizeof *kv);
     if (!kv) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "KV cache: no memory");
     const gllm_llama *l = &g->m->llama;
-    gllm_status s = gllm_kv_pool_init(&kv->pool, dtype, l->n_layers, l->n_kv_heads, l->head_dim, page_size, n_pages);
+    gllm_backend *b = g->b;
+    gllm_status s = (b->cuda ? gllm_kv_pool_layout : gllm_kv_pool_init)(&kv->pool, dtype, l->n_layers, l->n_kv_heads,
+                                                                         l->head_dim, page_size, n_pages);
     if (s != GLLM_OK) return free(kv), s;
     kv->g = g;
+    if (b->cuda) { /* the pages live on the device; the pool keeps their bookkeeping */
+        gllm_cuda_kv *d = &kv->dkv;
+        *d = (gllm_cuda_kv){.dtype = dtype, .n_pages = n_pages, .n_kv = l->n_kv_heads, .head_dim = l->head_dim,
+                            .page_shift = kv->pool.page_shift, .table_stride = n_pages,
+                            .layer_bytes = n_pages * kv->pool.page_elems * kv->pool.esize};
+        if ((s = gllm_cuda_enter(&b->gpu)) != GLLM_OK) return gllm_kv_cache_free(kv), s;
+        s = gllm_cuda_alloc(&b->gpu, l->n_layers * d->layer_bytes, &d->k);
+        if (s == GLLM_OK) s = gllm_cuda_alloc(&b->gpu, l->n_layers * d->layer_bytes, &d->v);
+        if (s == GLLM_OK) s = gllm_cuda_alloc(&b->gpu, MAX_SEQS * n_pages * sizeof(int32_t), &d->tables);
+        if (s == GLLM_OK) s = gllm_cuda_check(&b->gpu, b->gpu.drv.cuMemsetD32Async(d->tables, 0, MAX_SEQS * n_pages, b->gpu.stream), "clearing");
+        if (s == GLLM_OK) s = gllm_cuda_sync(&b->gpu);
+        leave(b, s);
+        if (s != GLLM_OK) return gllm_kv_cache_free(kv), s;
+    }
     *out = kv;
     return GLLM_OK;
 }
 
 void gllm_kv_cache_free(gllm_kv_cache *kv) {
     if (!kv) return;
+    gllm_backend *b = kv->g->b;
+    if (b->cuda && gllm_cuda_enter(&b->gpu) == GLLM_OK) {
+        gllm_cuda_model_forget(&kv->g->cm, &kv->dkv);
+        gllm_cuda_free(&b->gpu, kv->dkv.k), gllm_cuda_free(&b->gpu, kv->dkv.v), gllm_cuda_free(&b->gpu, kv->dkv.tables);
+        gllm_cuda_leave(&b->gpu);
+    }
     for (int i = 0; i < MAX_SEQS; i++) {
         if (kv->open[i]) gllm_kv_seq_release(&kv->pool, &kv->seq[i]);
         free(kv->swapped[i]);
@@ -237,7 +272,7 @@ gllm_status gllm_seq_open(gllm_kv_cache *kv, size_t max_tokens, int *seq) {
         if (!kv->open[i]) {
             gllm_status s = gllm_kv_seq_init(&kv->seq[i], &kv->pool, max_tokens);
             if (s != GLLM_OK) return s;
-            kv->open[i] = 1, kv->warm[i] = (unsigned long)-1, kv->protect[i] = 0, *seq = i;
+            kv->open[i] = 1, kv->warm[i] = (unsigned long)-1, kv->protect[i] = 0, kv->dtable_pages[i] = 0, *seq = i;
             return GLLM_OK;
         }
     return gllm_fail(GLLM_E_INVALID_ARGUMENT, "KV cache: all %d sequences are open", MAX_SEQS);
@@ -286,6 +321,17 @@ static gllm_status run_step(gllm_generator *g, gllm_kv_cache *kv, int seq, const
     seq_of(kv, seq, &s); /* checked */
     const int tree = topo && topo->parent;
     kv->warm[seq] = kv->step;
+    if (g->b->cuda) { /* the sequence's new block-table entries, then the step on the device */
+        gllm_cuda *c = &g->b->gpu;
+        const size_t have = kv->dtable_pages[seq];
+        gllm_status st = gllm_cuda_upload(c, kv->dkv.tables + ((size_t)seq * kv->dkv.table_stride + have) * sizeof(int32_t),
+                                          s->table + have, (s->n_pages - have) * sizeof(int32_t));
+        if (st == GLLM_OK) kv->dtable_pages[seq] = s->n_pages;
+        if (st == GLLM_OK)
+            st = gllm_cuda_forward(&g->cm, &kv->dkv, seq, s->len, tokens, n, 0, g->dlogits + row0 * g->m->llama.vocab * sizeof(float));
+        if (st == GLLM_OK) s->len += n;
+        return st;
+    }
     return gllm_llama_forward(&g->m->llama, &kv->pool, s, tokens, n, topo ? topo->position : NULL, tree ? topo->parent : NULL,
                               tree, g->logits + row0 * g->m->llama.vocab);
 }
@@ -294,14 +340,17 @@ gllm_status gllm_generator_forward(gllm_generator *g, gllm_kv_cache *kv, int seq
                                    const gllm_topology *topo, gllm_logits **out) {
     if (!g || !kv || !out || kv->g != g) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_generator_forward: bad handles");
     const size_t rows = topo && topo->parent ? n : 1;
+    if (g->b->cuda && topo && (topo->parent || topo->position))
+        return gllm_fail(GLLM_E_UNSUPPORTED, "forward: tree steps and explicit positions run on the cpu backend only");
     gllm_kv_seq *s;
+    ENTER(g->b);
     atomic_store(&kv->running, 1);
     kv->step++;
     gllm_status st = check_step(g, kv, seq, tokens, n, rows, &s);
     if (st == GLLM_OK) st = run_step(g, kv, seq, tokens, n, topo, 0);
     atomic_store(&kv->running, 0);
-    if (st != GLLM_OK) return st;
-    g->view = (gllm_logits){g->logits, rows, g->m->llama.vocab};
+    if (leave(g->b, st) != GLLM_OK) return st;
+    g->view = (gllm_logits){g->logits, g, rows, g->m->llama.vocab};
     *out = &g->view;
     return GLLM_OK;
 }
@@ -312,6 +361,7 @@ gllm_status gllm_seq_accept(gllm_kv_cache *kv, int seq, size_t step_start, const
     if (st != GLLM_OK) return st;
     if (!path && n) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_seq_accept: NULL path");
     if (step_start > s->len) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_seq_accept: step starts past the sequence");
+    if (kv->g->b->cuda) return gllm_fail(GLLM_E_UNSUPPORTED, "gllm_seq_accept: tree steps run on the cpu backend only");
     for (size_t i = 0; i < n; i++)
         if (step_start + path[i] >= s->len) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_seq_accept: path token %zu is not in the step", i);
     return gllm_kv_compact(&kv->pool, s, step_start, path, n);
@@ -320,6 +370,7 @@ gllm_status gllm_seq_accept(gllm_kv_cache *kv, int seq, size_t step_start, const
 gllm_status gllm_batch_forward(gllm_generator *g, gllm_kv_cache *kv, const gllm_batch_item *items, size_t n, gllm_logits **out) {
     if (!g || !kv || !items || !n || !out || kv->g != g) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_batch_forward: bad arguments");
     if (n > g->max_rows) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "batch: %zu sequences, room for %zu", n, g->max_rows);
+    ENTER(g->b);
     atomic_store(&kv->running, 1);
     kv->step++;
     for (size_t i = 0; i < n; i++) { /* every item checked, and its KV reserved, before any runs */
@@ -327,14 +378,15 @@ gllm_status gllm_batch_forward(gllm_generator *g, gllm_kv_cache *kv, const gllm_
         gllm_status st = check_step(g, kv, items[i].seq, items[i].tokens, items[i].n, i + 1, &s);
         for (size_t j = 0; j < i && st == GLLM_OK; j++)
             if (items[j].seq == items[i].seq) st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "batch: sequence %d appears twice", items[i].seq);
-        if (st != GLLM_OK) return atomic_store(&kv->running, 0), st;
+        if (st != GLLM_OK) return atomic_store(&kv->running, 0), leave(g->b, st);
     }
     for (size_t i = 0; i < n; i++) {
         gllm_status st = run_step(g, kv, items[i].seq, items[i].tokens, items[i].n, NULL, i);
-        if (st != GLLM_OK) return atomic_store(&kv->running, 0), st;
+        if (st != GLLM_OK) return atomic_store(&kv->running, 0), leave(g->b, st);
     }
     atomic_store(&kv->running, 0);
-    g->view = (gllm_logits){g->logits, n, g->m->llama.vocab};
+    leave(g->b, GLLM_OK);
+    g->view = (gllm_logits){g->logits, g, n, g->m->llama.vocab};
     *out = &g->view;
     return GLLM_OK;
 }
@@ -348,13 +400,20 @@ gllm_status gllm_logits_shape(const gllm_logits *l, size_t *rows, size_t *vocab)
 gllm_status gllm_logits_read(const gllm_logits *l, float *out, size_t cap) {
     if (!l || !out) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_logits_read: NULL argument");
     if (cap < l->rows * l->vocab) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_logits_read: %zu floats needed", l->rows * l->vocab);
-    memcpy(out, l->data, l->rows * l->vocab * sizeof(float));
-    return GLLM_OK;
+    gllm_backend *b = l->g->b;
+    if (!b->cuda) return memcpy(out, l->data, l->rows * l->vocab * sizeof(float)), GLLM_OK;
+    ENTER(b);
+    return leave(b, gllm_cuda_download(&b->gpu, out, l->g->dlogits, l->rows * l->vocab * sizeof(float)));
 }
 
 gllm_status gllm_sample(gllm_generator *g, const gllm_logits *l, const gllm_sampling *cfg, const int32_t *history,
                         size_t n_history, uint64_t step_no, int32_t *out_ids) {
     if (!g || !l || !cfg || !out_ids) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_sample: NULL argument");
+    if (l->g != g) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_sample: logits of another generator");
+    if (g->b->cuda) { /* on the device: only the ids come back */
+        ENTER(g->b);
+        return leave(g->b, gllm_cuda_sample(&g->b->gpu, &g->dsampler, g->dlogits, l->rows, cfg, history, n_history, step_no, out_ids));
+    }
     for (size_t r = 0; r < l->rows; r++) {
         gllm_status s = gllm_sample_row(&g->sampler, l->data + r * l->vocab, cfg, history, n_history, step_no, &out_ids[r]);
         if (s != GLLM_OK) return s;
@@ -402,6 +461,7 @@ static gllm_status swappable(gllm_kv_cache *kv, int seq, gllm_kv_seq **s) {
     if (st != GLLM_OK) return st;
     if (atomic_load(&kv->running)) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "swap: a forward is running");
     if (kv->protect[seq]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "swap: sequence %d is protected (hot)", seq);
+    if (kv->g->b->cuda) return gllm_fail(GLLM_E_UNSUPPORTED, "swap: not on the CUDA backend yet");
     return GLLM_OK;
 }
 
@@ -434,12 +494,14 @@ gllm_status gllm_swap_in_pages(gllm_kv_cache *kv, int seq) {
 
 gllm_status gllm_embed_block(const gllm_generator *g, const int32_t *tokens, size_t n, float *x) {
     if (!g || !tokens || !x || !n) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_embed_block: NULL or empty input");
+    if (g->b->cuda) return gllm_fail(GLLM_E_UNSUPPORTED, "L2 blocks run on the cpu backend only");
     const gllm_llama *m = &g->m->llama;
     return gllm_cpu_embed(m->tok_embd->dtype, m->tok_embd->data, m->vocab, m->dim, tokens, n, x);
 }
 
 static gllm_status block(const gllm_generator *g, size_t layer, int ffn, const float *x, size_t n, float *out) {
     if (!g || !x || !out || !n) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "block: NULL or empty input");
+    if (g->b->cuda) return gllm_fail(GLLM_E_UNSUPPORTED, "L2 blocks run on the cpu backend only");
     const size_t bytes = n * g->m->llama.dim * sizeof(float);
     float *dev = malloc(bytes); /* the backend's copy: L2 calls copy in and out */
     if (!dev) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "block: no memory for %zu tokens", n);
@@ -460,6 +522,7 @@ gllm_status gllm_ffn_block(const gllm_generator *g, size_t layer, const float *x
 
 gllm_status gllm_head_block(const gllm_generator *g, const float *x, size_t n, float *logits) {
     if (!g || !x || !logits || !n) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_head_block: NULL or empty input");
+    if (g->b->cuda) return gllm_fail(GLLM_E_UNSUPPORTED, "L2 blocks run on the cpu backend only");
     return gllm_llama_head(&g->m->llama, x, n, logits);
 }
 
@@ -476,7 +539,8 @@ struct gllm_reranker {
 /* both wrap an encoder: open it on the CPU backend; a reranker also needs the classifier head */
 static gllm_status encoder_open(gllm_backend *b, const char *path, const char *what, int head, gllm_bert **out) {
     *out = NULL;
-    if (b->cuda) return gllm_fail(GLLM_E_UNSUPPORTED, "%s: the encoder does not run on CUDA yet (use the cpu backend)", what);
+    /* encoders run on the CPU: a CUDA backend asked for by name refuses, one "auto" chose lends the CPU */
+    if (b->cuda && b->forced) return gllm_fail(GLLM_E_UNSUPPORTED, "%s: the encoder does not run on CUDA yet (use the cpu backend)", what);
     gllm_bert *m = calloc(1, sizeof *m);
     if (!m) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "%s: no memory", what);
     gllm_status s = gllm_bert_open(path, m);

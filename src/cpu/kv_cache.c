@@ -4,7 +4,7 @@
 #include "core/dispatch.h"
 #include "core/error.h"
 
-gllm_status gllm_kv_pool_init(gllm_kv_pool *p, gllm_dtype dtype, size_t n_layers, size_t n_kv_heads,
+gllm_status gllm_kv_pool_layout(gllm_kv_pool *p, gllm_dtype dtype, size_t n_layers, size_t n_kv_heads,
                               size_t head_dim, size_t page_size, size_t n_pages) {
     memset(p, 0, sizeof *p);
     if (dtype != GLLM_DTYPE_F32 && dtype != GLLM_DTYPE_F16 && dtype != GLLM_DTYPE_BF16)
@@ -22,15 +22,22 @@ gllm_status gllm_kv_pool_init(gllm_kv_pool *p, gllm_dtype dtype, size_t n_layers
     size_t bytes;
     if (__builtin_mul_overflow(n_layers * n_pages, p->page_elems * p->esize, &bytes))
         return gllm_fail(GLLM_E_INVALID_ARGUMENT, "KV cache size overflows size_t");
-    bytes = (bytes + 4095) / 4096 * 4096;
-    if (posix_memalign(&p->k, 4096, bytes) || posix_memalign(&p->v, 4096, bytes) ||
-        !(p->free_list = malloc(n_pages * sizeof(int32_t)))) {
+    if (!(p->free_list = malloc(n_pages * sizeof(int32_t)))) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "KV cache: no memory for %zu pages", n_pages);
+    for (size_t i = 0; i < n_pages; i++) p->free_list[i] = (int32_t)(n_pages - 1 - i);
+    p->n_free = n_pages;
+    return GLLM_OK;
+}
+
+gllm_status gllm_kv_pool_init(gllm_kv_pool *p, gllm_dtype dtype, size_t n_layers, size_t n_kv_heads,
+                              size_t head_dim, size_t page_size, size_t n_pages) {
+    gllm_status s = gllm_kv_pool_layout(p, dtype, n_layers, n_kv_heads, head_dim, page_size, n_pages);
+    if (s != GLLM_OK) return s;
+    const size_t bytes = (n_layers * n_pages * p->page_elems * p->esize + 4095) / 4096 * 4096;
+    if (posix_memalign(&p->k, 4096, bytes) || posix_memalign(&p->v, 4096, bytes)) {
         gllm_kv_pool_free(p);
         return gllm_fail(GLLM_E_OUT_OF_MEMORY, "KV cache: no memory for %zu pages", n_pages);
     }
     memset(p->k, 0, bytes), memset(p->v, 0, bytes);
-    for (size_t i = 0; i < n_pages; i++) p->free_list[i] = (int32_t)(n_pages - 1 - i);
-    p->n_free = n_pages;
     return GLLM_OK;
 }
 

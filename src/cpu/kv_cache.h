@@ -32,6 +32,9 @@ typedef struct {
 
 gllm_status gllm_kv_pool_init(gllm_kv_pool *p, gllm_dtype dtype, size_t n_layers, size_t n_kv_heads,
                               size_t head_dim, size_t page_size, size_t n_pages);
+/* the bookkeeping alone (pages, free list; k = v = NULL): a device holds the pages */
+gllm_status gllm_kv_pool_layout(gllm_kv_pool *p, gllm_dtype dtype, size_t n_layers, size_t n_kv_heads,
+                                size_t head_dim, size_t page_size, size_t n_pages);
 void gllm_kv_pool_free(gllm_kv_pool *p);
 
 /* a sequence able to hold up to max_tokens (its block table is allocated here, pages are not) */

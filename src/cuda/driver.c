@@ -18,7 +18,14 @@ static const struct {
     E(cuCtxPushCurrent, 4000),   E(cuCtxPopCurrent, 4000), E(cuModuleLoadData, 2000),
     E(cuModuleUnload, 2000),     E(cuModuleGetFunction, 2000), E(cuMemAlloc, 3020),
     E(cuMemFree, 3020),          E(cuMemcpyHtoD, 3020),   E(cuMemcpyDtoH, 3020),
-    E(cuLaunchKernel, 4000),
+    E(cuLaunchKernel, 4000),     E(cuMemGetInfo, 3020),   E(cuMemAllocHost, 3020),
+    E(cuMemFreeHost, 2000),      E(cuMemcpyHtoDAsync, 3020), E(cuMemcpyDtoHAsync, 3020),
+    E(cuMemcpyDtoDAsync, 3020),  E(cuMemsetD32Async, 3020), E(cuStreamCreate, 2000),
+    E(cuStreamDestroy, 4000),    E(cuStreamSynchronize, 2000), E(cuStreamWaitEvent, 3020),
+    E(cuEventCreate, 2000),      E(cuEventDestroy, 4000), E(cuEventRecord, 2000),
+    E(cuEventSynchronize, 2000), E(cuEventElapsedTime, 2000), E(cuFuncSetAttribute, 9000),
+    E(cuStreamBeginCapture, 10010), E(cuStreamEndCapture, 10000), E(cuGraphInstantiateWithFlags, 11040),
+    E(cuGraphLaunch, 10000),     E(cuGraphExecDestroy, 10000), E(cuGraphDestroy, 10000),
 #undef E
 };
 
@@ -31,7 +38,8 @@ static gllm_status no_gpu(gllm_cuda_driver *d, CUresult r) {
 gllm_status gllm_cuda_load(gllm_cuda_driver *d, const char *lib) {
     memset(d, 0, sizeof *d);
     const char *path = lib ? lib : "libcuda.so.1";
-    if (!(d->lib = dlopen(path, RTLD_NOW | RTLD_LOCAL)))
+    /* the real driver stays mapped once initialised (its threads outlive a dlclose) */
+    if (!(d->lib = dlopen(path, RTLD_NOW | RTLD_LOCAL | (lib ? 0 : RTLD_NODELETE))))
         return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: no GPU driver (%s cannot be loaded)", path);
     get_proc_fn get = (get_proc_fn)dlsym(d->lib, "cuGetProcAddress_v2");
     if (!get) {

@@ -4,12 +4,49 @@
 #include <cuda_fp16.h>
 #include <stdint.h>
 #include "quant_blocks.h"
+#include "cuda/kernels/step.h"
 
 __device__ __forceinline__ float gllm_f16_to_f32(uint16_t h) { return __half2float(__ushort_as_half(h)); }
 __device__ __forceinline__ float gllm_bf16_to_f32(uint16_t h) { return __uint_as_float((uint32_t)h << 16); }
 
+/* f32 -> KV cache element, rounding to nearest even as the CPU cache does */
+__device__ __forceinline__ uint16_t gllm_f32_to_f16(float v) { return __half_as_ushort(__float2half_rn(v)); }
+__device__ __forceinline__ uint16_t gllm_f32_to_bf16(float v) {
+    const uint32_t u = __float_as_uint(v);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+__device__ __forceinline__ float gllm_warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* every lane gets the sum */
+__device__ __forceinline__ float gllm_warp_allsum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
 __device__ __forceinline__ float gllm_warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
     return v;
+}
+
+/* paged KV cache, per layer [page][kv_head][slot][head_dim] for K and V: the element offset
+ * of slot j's row for KV head kvh (slot j lives in page table[j >> page_shift]) */
+__device__ __forceinline__ size_t gllm_kv_offset(const int *table, int j, int kvh, int n_kv, int hd, int page_shift) {
+    const size_t page = (size_t)table[j >> page_shift];
+    return (((page * n_kv + kvh) << page_shift) + (size_t)(j & ((1 << page_shift) - 1))) * hd;
+}
+
+/* a block-wide max (is_max) or sum; every thread gets it; red: 32 floats of shared memory */
+__device__ __forceinline__ float gllm_block_reduce(float v, float *red, int is_max) {
+    v = is_max ? gllm_warp_max(v) : gllm_warp_sum(v);
+    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = v;
+    __syncthreads();
+    float r = red[0];
+    for (int w = 1; w < (int)blockDim.x / 32; w++) r = is_max ? fmaxf(r, red[w]) : r + red[w];
+    __syncthreads();
+    return r;
 }
 #endif

@@ -1,0 +1,236 @@
+#include "cuda/model.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/dtype_traits.h"
+#include "core/error.h"
+#include "cuda/kernels/step.h"
+#include "cuda/names.h"
+
+static const char *const GEMV[] = GLLM_CUDA_BY_DTYPE("gemv"), *const GEMM[] = GLLM_CUDA_BY_DTYPE("gemm"),
+                  *const GEMV_QKV[] = GLLM_CUDA_BY_DTYPE("gemv_qkv"), *const GEMV_GLU[] = GLLM_CUDA_BY_DTYPE("gemv_glu"),
+                  *const EMBED[] = GLLM_CUDA_BY_DTYPE("embed"), *const ROPE_KV[] = GLLM_CUDA_BY_DTYPE("rope_kv"),
+                  *const ATTN[] = GLLM_CUDA_BY_DTYPE("attn");
+
+enum { ATTN_SPLITS = 16 }; /* decode attention: blocks per head */
+
+/* a weight's copy on the device */
+static CUdeviceptr dev(const gllm_cuda_model *cm, const void *p) {
+    return p ? cm->weights + (CUdeviceptr)((const uint8_t *)p - cm->host) : 0;
+}
+
+static gllm_status launch3(gllm_cuda_model *cm, const char *name, unsigned gx, unsigned gy, unsigned gz, unsigned block,
+                           void **args) {
+    CUfunction f;
+    gllm_status s = gllm_cuda_kernel(cm->c, name, &f);
+    return s == GLLM_OK ? gllm_cuda_launch(cm->c, f, gx, gy, gz, block, 0, args) : s;
+}
+
+static gllm_status launch(gllm_cuda_model *cm, const char *name, unsigned gx, unsigned gy, unsigned block, void **args) {
+    return launch3(cm, name, gx, gy, 1, block, args);
+}
+
+gllm_status gllm_cuda_model_init(gllm_cuda_model *cm, gllm_cuda *c, const gllm_plan *p, const void *host, size_t size,
+                                 size_t max_rows, size_t kv_width) {
+    memset(cm, 0, sizeof *cm);
+    if (p->width[BUF_Q] / p->n_heads > 256) return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: head dim %zu (256 at most)", p->width[BUF_Q] / p->n_heads);
+    cm->c = c, cm->p = p, cm->host = host, cm->size = size, cm->max_rows = max_rows, cm->kv_width = kv_width;
+    const char *g = getenv("GLLM_CUDA_GRAPHS");
+    cm->graphs = !(g && !strcmp(g, "0"));
+    gllm_status s = gllm_cuda_alloc(c, size, &cm->weights);
+    if (s == GLLM_OK) s = gllm_cuda_upload(c, cm->weights, host, size);
+    for (int b = 0; b < BUF_COUNT && s == GLLM_OK; b++) s = gllm_cuda_alloc(c, max_rows * p->width[b] * sizeof(float), &cm->buf[b]);
+    size_t ffn = 0;
+    for (size_t i = 0; i < p->n_steps; i++)
+        if (p->steps[i].kind == STEP_FFN_UP && p->steps[i].n > ffn) ffn = p->steps[i].n;
+    if (s == GLLM_OK) s = gllm_cuda_alloc(c, max_rows * kv_width * sizeof(float), &cm->k);
+    if (s == GLLM_OK) s = gllm_cuda_alloc(c, max_rows * kv_width * sizeof(float), &cm->v);
+    if (s == GLLM_OK) s = gllm_cuda_alloc(c, max_rows * ffn * sizeof(float), &cm->up);
+    const size_t hd = p->width[BUF_Q] / p->n_heads;
+    if (s == GLLM_OK) s = gllm_cuda_alloc(c, p->n_heads * ATTN_SPLITS * (hd + 2) * sizeof(float), &cm->part);
+    if (s == GLLM_OK) s = gllm_cuda_alloc(c, p->rot / 2 * sizeof(float), &cm->inv_freq);
+    if (s == GLLM_OK) s = gllm_cuda_upload(c, cm->inv_freq, p->inv_freq, p->rot / 2 * sizeof(float));
+    if (s == GLLM_OK) s = gllm_cuda_sync(c);
+    if (s == GLLM_OK) s = gllm_cuda_alloc(c, (GLLM_HDR_TOKENS + max_rows) * sizeof(int32_t), &cm->hdr);
+    if (s == GLLM_OK && !(cm->hdr_host = malloc((GLLM_HDR_TOKENS + max_rows) * sizeof(int32_t))))
+        s = gllm_fail(GLLM_E_OUT_OF_MEMORY, "CUDA model: no memory");
+    if (s != GLLM_OK) gllm_cuda_model_free(cm);
+    return s;
+}
+
+void gllm_cuda_model_free(gllm_cuda_model *cm) {
+    if (!cm->c) return;
+    if (cm->graph) cm->c->drv.cuGraphExecDestroy(cm->graph);
+    CUdeviceptr all[] = {cm->weights, cm->k, cm->v, cm->up, cm->part, cm->inv_freq, cm->hdr};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) gllm_cuda_free(cm->c, all[i]);
+    for (int b = 0; b < BUF_COUNT; b++) gllm_cuda_free(cm->c, cm->buf[b]);
+    free(cm->hdr_host);
+    memset(cm, 0, sizeof *cm);
+}
+
+void gllm_cuda_model_forget(gllm_cuda_model *cm, const gllm_cuda_kv *kv) {
+    if (cm->graph && cm->graph_k == kv->k) cm->c->drv.cuGraphExecDestroy(cm->graph), cm->graph = NULL, cm->graph_k = 0;
+}
+
+/* y[m][n] = x[m][k] . W^T (+ bias): gemv for one row, else the 8-token gemm */
+static gllm_status matmul(gllm_cuda_model *cm, gllm_dtype t, const void *w, const float *bias, CUdeviceptr x, CUdeviceptr y,
+                          size_t m, size_t n, size_t k) {
+    CUdeviceptr wd = dev(cm, w), bd = dev(cm, bias);
+    size_t rb = gllm_row_bytes(t, k);
+    int mi = (int)m, ni = (int)n, ki = (int)k;
+    if (m == 1) {
+        void *args[] = {&wd, &rb, &x, &bd, &y, &ni, &ki};
+        return launch(cm, GEMV[t], (unsigned)((n + 7) / 8), 1, 256, args);
+    }
+    void *args[] = {&wd, &rb, &x, &bd, &y, &mi, &ni, &ki};
+    return launch(cm, GEMM[t], (unsigned)((n + 7) / 8), (unsigned)((m + 7) / 8), 256, args);
+}
+
+static gllm_status rmsnorm(gllm_cuda_model *cm, CUdeviceptr x, const float *w, CUdeviceptr y, size_t rows, size_t k, float eps) {
+    CUdeviceptr wd = dev(cm, w);
+    int ki = (int)k;
+    void *args[] = {&x, &wd, &y, &ki, &eps};
+    return launch(cm, "gllm_rmsnorm_cuda", (unsigned)rows, 1, 256, args);
+}
+
+static gllm_status elementwise(gllm_cuda_model *cm, const char *name, CUdeviceptr a, CUdeviceptr b, CUdeviceptr y, size_t count) {
+    int ci = (int)count;
+    void *args[] = {&a, &b, &y, &ci};
+    return launch(cm, name, (unsigned)((count + 255) / 256), 1, 256, args);
+}
+
+/* the plan's kernels for n tokens; the step header is already on the device. One token (decode)
+ * takes the fused launches: Q/K/V in one gemv, gate/up/SiLU in one; any n fuses RoPE with the
+ * KV write and a residual add with the norm after it. */
+static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t n, int all, CUdeviceptr logits) {
+    const gllm_plan *p = cm->p;
+    const int hd = (int)kv->head_dim, n_kv = (int)kv->n_kv, heads = (int)p->n_heads, shift = (int)kv->page_shift;
+    const int stride = (int)kv->table_stride;
+    gllm_status s = GLLM_OK;
+    for (size_t i = 0; i < p->n_steps && s == GLLM_OK; i++) {
+        const gllm_step *t = &p->steps[i];
+        CUdeviceptr in = cm->buf[t->in], out = cm->buf[t->out];
+        CUdeviceptr kl = kv->k + t->layer * kv->layer_bytes, vl = kv->v + t->layer * kv->layer_bytes;
+        switch (t->kind) {
+        case STEP_EMBED: {
+            CUdeviceptr w = dev(cm, t->w);
+            size_t rb = gllm_row_bytes(t->dtype, t->k);
+            int dim = (int)t->k;
+            void *args[] = {&w, &rb, &cm->hdr, &out, &dim};
+            s = launch(cm, EMBED[t->dtype], (unsigned)n, 1, 256, args);
+            break;
+        }
+        case STEP_RMSNORM:
+            s = rmsnorm(cm, in, t->b, out, n, t->k, p->eps);
+            break;
+        case STEP_QKV_ROPE: {
+            const gllm_qkv_weights *w = &t->qkv;
+            const size_t nq = p->n_heads * kv->head_dim, nkv = kv->n_kv * kv->head_dim;
+            if (n == 1) {
+                CUdeviceptr wq = dev(cm, w->wq), wk = dev(cm, w->wk), wv = dev(cm, w->wv), bq = dev(cm, w->bq),
+                            bk = dev(cm, w->bk), bv = dev(cm, w->bv);
+                size_t rb = gllm_row_bytes(w->dtype, t->k);
+                int nqi = (int)nq, nkvi = (int)nkv, ki = (int)t->k;
+                void *args[] = {&wq, &wk, &wv, &rb, &in, &bq, &bk, &bv, &out, &cm->k, &cm->v, &nqi, &nkvi, &ki};
+                s = launch(cm, GEMV_QKV[w->dtype], (unsigned)((nq + 2 * nkv + 7) / 8), 1, 256, args);
+            } else if (!(s = matmul(cm, w->dtype, w->wq, w->bq, in, out, n, nq, t->k)) &&
+                       !(s = matmul(cm, w->dtype, w->wk, w->bk, in, cm->k, n, nkv, t->k))) {
+                s = matmul(cm, w->dtype, w->wv, w->bv, in, cm->v, n, nkv, t->k);
+            }
+            if (s != GLLM_OK) break;
+            if (w->q_norm && ((s = rmsnorm(cm, out, w->q_norm, out, n * p->n_heads, kv->head_dim, w->norm_eps)) ||
+                              (s = rmsnorm(cm, cm->k, w->k_norm, cm->k, n * kv->n_kv, kv->head_dim, w->norm_eps))))
+                break;
+            int rot = (int)p->rot, neox = p->neox;
+            void *args[] = {&out, &cm->k, &cm->v, &kl, &vl, (void *)&kv->tables, (void *)&stride, &cm->hdr, (void *)&heads,
+                            (void *)&n_kv, (void *)&hd, (void *)&shift, &rot, &neox, &cm->inv_freq};
+            s = launch(cm, ROPE_KV[kv->dtype], (unsigned)n, 1, 128, args);
+            break;
+        }
+        case STEP_ATTN: { /* a decode step splits the keys over blocks (fixed, so the graph holds) */
+            float scale = p->scale;
+            int splits = n == 1 ? ATTN_SPLITS : 1;
+            void *args[] = {&in, &kl, &vl, (void *)&kv->tables, (void *)&stride, &cm->hdr, (void *)&heads, (void *)&n_kv,
+                            (void *)&hd, (void *)&shift, &scale, &out, &cm->part};
+            s = launch3(cm, ATTN[kv->dtype], (unsigned)p->n_heads, (unsigned)n, (unsigned)splits, 128, args);
+            if (s == GLLM_OK && splits > 1) {
+                void *margs[] = {&cm->part, (void *)&heads, (void *)&hd, &splits, &out};
+                s = launch(cm, "gllm_attn_merge_cuda", (unsigned)p->n_heads, 1, 128, margs);
+            }
+            break;
+        }
+        case STEP_MATMUL:
+            s = matmul(cm, t->dtype, t->w, t->b, in, out, n, t->n, t->k);
+            break;
+        case STEP_ADD:
+            if (i + 1 < p->n_steps && p->steps[i + 1].kind == STEP_RMSNORM && p->steps[i + 1].in == t->out) {
+                const gllm_step *nt = &p->steps[++i]; /* x += h; the next norm of x */
+                CUdeviceptr nw = dev(cm, nt->b), y = cm->buf[nt->out];
+                int ki = (int)t->k;
+                float eps = p->eps;
+                void *args[] = {&out, &in, &nw, &y, &ki, &eps};
+                s = launch(cm, "gllm_add_rmsnorm_cuda", (unsigned)n, 1, 256, args);
+            } else {
+                s = elementwise(cm, "gllm_add_cuda", out, in, out, n * t->k);
+            }
+            break;
+        case STEP_FFN_UP:
+            if (t->ffn != GLLM_FFN_SILU_GLU) return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: feed-forward kind %d", (int)t->ffn);
+            if (n == 1) {
+                CUdeviceptr wg = dev(cm, t->w), wu = dev(cm, t->w2);
+                size_t rb = gllm_row_bytes(t->dtype, t->k);
+                int ni = (int)t->n, ki = (int)t->k;
+                void *args[] = {&wg, &wu, &rb, &in, &out, &ni, &ki};
+                s = launch(cm, GEMV_GLU[t->dtype], (unsigned)((t->n + 7) / 8), 1, 256, args);
+                break;
+            }
+            if ((s = matmul(cm, t->dtype, t->w, NULL, in, out, n, t->n, t->k)) ||
+                (s = matmul(cm, t->dtype, t->w2, NULL, in, cm->up, n, t->n, t->k)))
+                break;
+            s = elementwise(cm, "gllm_silu_mul_cuda", out, cm->up, out, n * t->n);
+            break;
+        case STEP_HEAD: {
+            const size_t from = all ? 0 : n - 1;
+            s = matmul(cm, t->dtype, t->w, NULL, in + from * t->k * sizeof(float), logits, n - from, t->n, t->k);
+            break;
+        }
+        }
+    }
+    return s;
+}
+
+gllm_status gllm_cuda_forward(gllm_cuda_model *cm, const gllm_cuda_kv *kv, int seq, size_t prefix, const int32_t *tokens,
+                              size_t n, int all, CUdeviceptr logits) {
+    gllm_cuda *c = cm->c;
+    if (n > cm->max_rows) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "CUDA forward: %zu tokens, room for %zu", n, cm->max_rows);
+    cm->hdr_host[GLLM_HDR_PREFIX] = (int32_t)prefix, cm->hdr_host[GLLM_HDR_SEQ] = seq;
+    cm->hdr_host[2] = cm->hdr_host[3] = 0;
+    memcpy(cm->hdr_host + GLLM_HDR_TOKENS, tokens, n * sizeof(int32_t));
+    gllm_status s = gllm_cuda_upload(c, cm->hdr, cm->hdr_host, (GLLM_HDR_TOKENS + n) * sizeof(int32_t));
+    if (s != GLLM_OK) return s;
+    const int decode = n == 1 && !all && cm->graphs;
+    if (decode && cm->graph && cm->graph_k == kv->k && cm->graph_logits == logits) {
+        cm->replays++;
+        return gllm_cuda_check(c, c->drv.cuGraphLaunch(cm->graph, c->stream), "replaying the decode graph");
+    }
+    cm->eager++;
+    if ((s = run(cm, kv, n, all, logits)) != GLLM_OK || !decode || (cm->graph && cm->graph_k == kv->k)) return s;
+    /* the first decode into this cache just ran eagerly (the warm-up): capture it for the next
+     * ones (a batch's later rows, logits elsewhere, stay eager) */
+    if (cm->graph) c->drv.cuGraphExecDestroy(cm->graph), cm->graph = NULL;
+    CUgraph graph = NULL;
+    if ((s = gllm_cuda_check(c, c->drv.cuStreamBeginCapture(c->stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "capturing")) != GLLM_OK) return s;
+    gllm_status rs = run(cm, kv, 1, 0, logits);
+    s = gllm_cuda_check(c, c->drv.cuStreamEndCapture(c->stream, &graph), "capturing the decode graph");
+    if (rs != GLLM_OK) s = rs;
+    if (s == GLLM_OK) s = gllm_cuda_check(c, c->drv.cuGraphInstantiateWithFlags(&cm->graph, graph, 0), "instantiating the decode graph");
+    if (graph) c->drv.cuGraphDestroy(graph);
+    if (s == GLLM_OK) {
+        cm->graph_k = kv->k, cm->graph_logits = logits;
+        return GLLM_OK;
+    }
+    /* the step itself succeeded: go on eagerly, and say why once */
+    fprintf(stderr, "gllm: decode graph not captured, eager launches from now on (%s)\n", gllm_last_error());
+    cm->graph = NULL, cm->graphs = 0;
+    return GLLM_OK;
+}

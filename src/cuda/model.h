@@ -1,0 +1,46 @@
+/* The CUDA backend's decoder: a plan (src/plan) run on the device. The model file is
+ * uploaded once; activations, the step header and the logits live on the device; the
+ * paged KV cache is resident. A decode step (one token, first logits row) is captured
+ * once as a CUDA Graph and replayed: only the step header (prefix, sequence, token id)
+ * goes up before each replay. */
+#ifndef GLLM_CUDA_MODEL_H
+#define GLLM_CUDA_MODEL_H
+#include "cuda/runtime.h"
+#include "plan/plan.h"
+
+typedef struct {
+    CUdeviceptr k, v;     /* [n_layers][n_pages][n_kv][page_size][head_dim] each */
+    CUdeviceptr tables;   /* block tables: [sequence][table_stride] */
+    gllm_dtype dtype;
+    size_t n_pages, n_kv, head_dim, page_shift, table_stride, layer_bytes;
+} gllm_cuda_kv;
+
+typedef struct {
+    gllm_cuda *c;
+    const gllm_plan *p;
+    const uint8_t *host; /* the model file's image and its copy on the device */
+    size_t size;
+    CUdeviceptr weights;
+    size_t max_rows, kv_width;
+    CUdeviceptr buf[BUF_COUNT], k, v, up, inv_freq, hdr;
+    CUdeviceptr part; /* decode attention's per-split partials */
+    int32_t *hdr_host;
+    CUgraphExec graph; /* the decode step, for graph_k's cache */
+    CUdeviceptr graph_k, graph_logits;
+    int graphs;        /* 0: eager only (GLLM_CUDA_GRAPHS=0) */
+    unsigned long replays, eager;
+} gllm_cuda_model;
+
+/* host..host+size: the mapped model file every weight of the plan points into */
+gllm_status gllm_cuda_model_init(gllm_cuda_model *cm, gllm_cuda *c, const gllm_plan *p, const void *host, size_t size,
+                                 size_t max_rows, size_t kv_width);
+void gllm_cuda_model_free(gllm_cuda_model *cm);
+
+/* a cache is going away: drop the decode graph captured for it */
+void gllm_cuda_model_forget(gllm_cuda_model *cm, const gllm_cuda_kv *kv);
+
+/* n tokens of sequence seq (its block table on the device, prefix tokens cached): their K/V
+ * go to slots prefix ..; logits (device): every row (all) or the last row's, at row 0 */
+gllm_status gllm_cuda_forward(gllm_cuda_model *cm, const gllm_cuda_kv *kv, int seq, size_t prefix, const int32_t *tokens,
+                              size_t n, int all, CUdeviceptr logits);
+#endif

@@ -1,0 +1,101 @@
+#include "cuda/runtime.h"
+#include <stdio.h>
+#include <string.h>
+#include "core/error.h"
+
+gllm_status gllm_cuda_check(const gllm_cuda *c, CUresult r, const char *what) {
+    if (r == CUDA_SUCCESS) return GLLM_OK;
+    return gllm_fail(r == 2 ? GLLM_E_OUT_OF_MEMORY : GLLM_E_INTERNAL, "CUDA: %s: %s", what, gllm_cuda_error(&c->drv, r));
+}
+
+gllm_status gllm_cuda_open(gllm_cuda *c, int ordinal) {
+    memset(c, 0, sizeof *c);
+    gllm_status s = gllm_cuda_load(&c->drv, NULL);
+    if (s != GLLM_OK) return s;
+    int count = 0, major = 0, minor = 0;
+    if (c->drv.cuDeviceGetCount(&count) != CUDA_SUCCESS) count = 0;
+    if (ordinal < 0 || ordinal >= count) return gllm_cuda_close(c), gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: no device %d (%d present)", ordinal, count);
+    c->drv.cuDeviceGet(&c->dev, ordinal);
+    c->drv.cuDeviceGetName(c->name, sizeof c->name, c->dev);
+    c->drv.cuDeviceGetAttribute(&major, CU_ATTR_CC_MAJOR, c->dev);
+    c->drv.cuDeviceGetAttribute(&minor, CU_ATTR_CC_MINOR, c->dev);
+    c->drv.cuDeviceGetAttribute(&c->integrated, CU_ATTR_INTEGRATED, c->dev);
+    c->drv.cuDeviceGetAttribute(&c->pageable, CU_ATTR_PAGEABLE_MEMORY_ACCESS, c->dev);
+    const void *blob;
+    size_t size;
+    if ((s = gllm_cuda_blob(major, minor, &blob, &size, &c->sm)) != GLLM_OK || (s = gllm_cuda_blob_check(blob, size)) != GLLM_OK)
+        return gllm_cuda_close(c), s;
+    if (c->drv.cuDevicePrimaryCtxRetain(&c->ctx, c->dev) != CUDA_SUCCESS) {
+        c->ctx = NULL;
+        gllm_cuda_close(c);
+        return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: no context on %s", c->name);
+    }
+    if ((s = gllm_cuda_enter(c)) != GLLM_OK) return gllm_cuda_close(c), s;
+    CUresult r = c->drv.cuModuleLoadData(&c->mod, blob);
+    if (r != CUDA_SUCCESS) {
+        c->mod = NULL;
+        s = gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: loading the sm_%d kernels failed (%s)", c->sm, gllm_cuda_error(&c->drv, r));
+    }
+    if (s == GLLM_OK) s = gllm_cuda_check(c, c->drv.cuStreamCreate(&c->stream, CU_STREAM_NON_BLOCKING), "creating a stream");
+    if (s == GLLM_OK) s = gllm_cuda_check(c, c->drv.cuStreamCreate(&c->copy, CU_STREAM_NON_BLOCKING), "creating a stream");
+    gllm_cuda_leave(c);
+    if (s != GLLM_OK) gllm_cuda_close(c);
+    return s;
+}
+
+void gllm_cuda_close(gllm_cuda *c) {
+    if (c->ctx && gllm_cuda_enter(c) == GLLM_OK) {
+        if (c->stream) c->drv.cuStreamDestroy(c->stream);
+        if (c->copy) c->drv.cuStreamDestroy(c->copy);
+        if (c->mod) c->drv.cuModuleUnload(c->mod);
+        gllm_cuda_leave(c);
+    }
+    if (c->ctx) c->drv.cuDevicePrimaryCtxRelease(c->dev);
+    if (c->drv.lib) gllm_cuda_unload(&c->drv);
+    memset(c, 0, sizeof *c);
+}
+
+gllm_status gllm_cuda_enter(gllm_cuda *c) { return gllm_cuda_check(c, c->drv.cuCtxPushCurrent(c->ctx), "making the context current"); }
+
+void gllm_cuda_leave(gllm_cuda *c) {
+    CUcontext popped;
+    c->drv.cuCtxPopCurrent(&popped);
+}
+
+gllm_status gllm_cuda_kernel(gllm_cuda *c, const char *name, CUfunction *f) {
+    for (int i = 0; i < c->n_kernels; i++)
+        if (c->kernels[i].name == name || !strcmp(c->kernels[i].name, name)) return *f = c->kernels[i].fn, GLLM_OK;
+    const CUresult r = c->drv.cuModuleGetFunction(f, c->mod, name);
+    if (r != CUDA_SUCCESS) return gllm_fail(GLLM_E_INTERNAL, "CUDA: kernel %s not in the sm_%d cubin (%s)", name, c->sm, gllm_cuda_error(&c->drv, r));
+    if (c->n_kernels < (int)(sizeof c->kernels / sizeof *c->kernels)) c->kernels[c->n_kernels].name = name, c->kernels[c->n_kernels++].fn = *f;
+    return GLLM_OK;
+}
+
+gllm_status gllm_cuda_launch(gllm_cuda *c, CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned block, unsigned smem,
+                             void **args) {
+    if (!gx || !gy || !gz) return GLLM_OK; /* nothing to do */
+    return gllm_cuda_check(c, c->drv.cuLaunchKernel(f, gx, gy, gz, block, 1, 1, smem, c->stream, args, NULL), "launching a kernel");
+}
+
+gllm_status gllm_cuda_alloc(gllm_cuda *c, size_t bytes, CUdeviceptr *p) {
+    *p = 0;
+    const CUresult r = c->drv.cuMemAlloc(p, bytes ? bytes : 4);
+    if (r == CUDA_SUCCESS) return GLLM_OK;
+    *p = 0;
+    return gllm_fail(GLLM_E_OUT_OF_MEMORY, "CUDA: %zu bytes of device memory not available (%s)", bytes, gllm_cuda_error(&c->drv, r));
+}
+
+void gllm_cuda_free(gllm_cuda *c, CUdeviceptr p) {
+    if (p) c->drv.cuMemFree(p);
+}
+
+gllm_status gllm_cuda_upload(gllm_cuda *c, CUdeviceptr dst, const void *src, size_t bytes) {
+    return bytes ? gllm_cuda_check(c, c->drv.cuMemcpyHtoDAsync(dst, src, bytes, c->stream), "copying to the device") : GLLM_OK;
+}
+
+gllm_status gllm_cuda_download(gllm_cuda *c, void *dst, CUdeviceptr src, size_t bytes) {
+    gllm_status s = bytes ? gllm_cuda_check(c, c->drv.cuMemcpyDtoHAsync(dst, src, bytes, c->stream), "copying from the device") : GLLM_OK;
+    return s == GLLM_OK ? gllm_cuda_sync(c) : s;
+}
+
+gllm_status gllm_cuda_sync(gllm_cuda *c) { return gllm_cuda_check(c, c->drv.cuStreamSynchronize(c->stream), "running the kernels"); }

@@ -1,0 +1,47 @@
+/* One CUDA device as the backend uses it: driver, primary context, the module of our
+ * cubin, a compute stream and a copy stream; kernels looked up by name; every driver
+ * error turned into a gllm_status with the driver's message. */
+#ifndef GLLM_CUDA_RUNTIME_H
+#define GLLM_CUDA_RUNTIME_H
+#include "cuda/driver.h"
+
+typedef struct {
+    gllm_cuda_driver drv;
+    CUdevice dev;
+    CUcontext ctx;
+    CUmodule mod;
+    CUstream stream, copy; /* compute; swaps */
+    int sm, integrated, pageable;
+    char name[96];
+    struct {
+        const char *name;
+        CUfunction fn;
+    } kernels[96];
+    int n_kernels;
+} gllm_cuda;
+
+/* device `ordinal`: driver (>= 13.0), the cubin of its capability (CUDA ELF, no PTX),
+ * primary context, module, streams. Errors name what failed. */
+gllm_status gllm_cuda_open(gllm_cuda *c, int ordinal);
+void gllm_cuda_close(gllm_cuda *c);
+
+/* the context current on the calling thread for one public call */
+gllm_status gllm_cuda_enter(gllm_cuda *c);
+void gllm_cuda_leave(gllm_cuda *c);
+
+/* a driver result as a status ("CUDA: <what>: <driver message>") */
+gllm_status gllm_cuda_check(const gllm_cuda *c, CUresult r, const char *what);
+/* a kernel of the module by name (names are string literals: looked up once, then cached) */
+gllm_status gllm_cuda_kernel(gllm_cuda *c, const char *name, CUfunction *f);
+/* launch on the compute stream: grid (gx, gy, gz), block threads, smem dynamic shared bytes */
+gllm_status gllm_cuda_launch(gllm_cuda *c, CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned block, unsigned smem,
+                             void **args);
+
+gllm_status gllm_cuda_alloc(gllm_cuda *c, size_t bytes, CUdeviceptr *p);
+void gllm_cuda_free(gllm_cuda *c, CUdeviceptr p);
+/* host -> device, ordered on the compute stream (src must stay valid until the next sync) */
+gllm_status gllm_cuda_upload(gllm_cuda *c, CUdeviceptr dst, const void *src, size_t bytes);
+/* device -> host after the compute stream's work: returns when the bytes are there */
+gllm_status gllm_cuda_download(gllm_cuda *c, void *dst, CUdeviceptr src, size_t bytes);
+gllm_status gllm_cuda_sync(gllm_cuda *c);
+#endif
