@@ -2,7 +2,11 @@
  * same run) and a peer (OpenBLAS, loaded with dlopen when installed: a
  * bench-only dependency, never linked into the library).
  *
- *   gllmk bench [--quick] [--op gemv|gemm|ops|attn|sample|model|embed] [--dtype NAME] [--no-peer]
+ *   gllmk bench [--quick] [--op gemv,gemm,ops,attn,sample,cuda,model,embed] [--dtype NAME] [--no-peer]
+ *               [--model FILE.gguf]
+ *
+ * model: load, prefill 512, decode 64 on the "auto" backend (on CUDA: with the decode graph
+ * and without, and the file's bytes per token over the measured copy bandwidth).
  *
  * ops: the row operators over 8192 x 4096 f32 activations (beyond the L3),
  * bytes read + written per second next to the read bandwidth.
@@ -325,14 +329,11 @@ static void bench_sample(void) {
     gllm_sampler_free(&s);
 }
 
-/* ---- the default model end to end: load, prefill 512 tokens, decode 64 ----------------- */
+/* ---- a model end to end (default: SmolLM2-135M Q4_1): load, prefill 512 tokens, decode 64 ---- */
 
-static void bench_model(void) {
-    const char *path = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+static void bench_model(const char *path) {
     gllm_backend *b;
     gllm_model *m;
-    gllm_generator *g;
-    gllm_kv_cache *kv;
     const double t0 = now();
     if (gllm_backend_open("auto", &b) != GLLM_OK || gllm_model_open(path, &m) != GLLM_OK) {
         printf("\nmodel: %s not available (bash scripts/fetch_models.sh)\n", path);
@@ -341,30 +342,61 @@ static void bench_model(void) {
     const double load = now() - t0;
     gllm_model_info mi;
     gllm_model_get_info(m, &mi);
-    if (gllm_generator_upload(b, m, 512, &g) != GLLM_OK || gllm_kv_cache_alloc(g, 64, 16, GLLM_DTYPE_F16, &kv) != GLLM_OK) return;
-    int32_t ids[512];
-    for (int i = 0; i < 512; i++) ids[i] = (int32_t)((i * 7919 + 13) % (int)mi.vocab);
-    double pre = 1e30, dec = 1e30;
-    for (int rep = 0; rep < 3; rep++) {
-        int seq;
-        gllm_seq_open(kv, 600, &seq);
-        gllm_logits *l;
-        double t = now();
-        gllm_generator_forward(g, kv, seq, ids, 512, NULL, &l);
-        pre = fmin(pre, now() - t);
-        gllm_seq_close(kv, seq);
-        gllm_seq_open(kv, 600, &seq);
-        gllm_generator_forward(g, kv, seq, ids, 8, NULL, &l);
-        t = now();
-        for (int i = 0; i < 64; i++) gllm_generator_forward(g, kv, seq, &ids[8 + i], 1, NULL, &l);
-        dec = fmin(dec, now() - t);
-        gllm_seq_close(kv, seq);
+    gllm_backend_info bi;
+    gllm_backend_get_info(b, &bi);
+    FILE *f = fopen(path, "rb");
+    double file_bytes = 0;
+    if (f) fseek(f, 0, SEEK_END), file_bytes = (double)ftell(f), fclose(f);
+    printf("\n%-30s %10s %12s   on %s (%s)\n", path, "ms", "tokens/s", bi.backend, bi.device);
+    printf("%-30s %10.1f\n", "load (mmap)", load * 1e3);
+    const int cuda = !strcmp(bi.backend, "cuda");
+    for (int graphs = 1; graphs >= (cuda ? 0 : 1); graphs--) {
+        if (!graphs) setenv("GLLM_CUDA_GRAPHS", "0", 1);
+        gllm_generator *g;
+        gllm_kv_cache *kv;
+        const double u0 = now();
+        if (gllm_generator_upload(b, m, 512, &g) != GLLM_OK || gllm_kv_cache_alloc(g, 64, 16, GLLM_DTYPE_F16, &kv) != GLLM_OK) {
+            printf("model: %s\n", gllm_last_error());
+            break;
+        }
+        const double upload = now() - u0;
+        unsetenv("GLLM_CUDA_GRAPHS");
+        int32_t ids[512];
+        for (int i = 0; i < 512; i++) ids[i] = (int32_t)((i * 7919 + 13) % (int)mi.vocab);
+        double pre = 1e30, dec = 1e30;
+        for (int rep = 0; rep < 3; rep++) {
+            int seq;
+            gllm_seq_open(kv, 600, &seq);
+            gllm_logits *l;
+            double t = now();
+            gllm_generator_forward(g, kv, seq, ids, 512, NULL, &l);
+            int32_t id;
+            const gllm_sampling greedy = {.temperature = 0, .top_p = 1, .repetition_penalty = 1};
+            gllm_sample(g, l, &greedy, NULL, 0, 0, &id); /* waits for the device */
+            pre = fmin(pre, now() - t);
+            gllm_seq_close(kv, seq);
+            gllm_seq_open(kv, 600, &seq);
+            gllm_generator_forward(g, kv, seq, ids, 8, NULL, &l);
+            gllm_sample(g, l, &greedy, NULL, 0, 0, &id);
+            t = now();
+            for (int i = 0; i < 64; i++) { /* the generation loop: forward, sample, feed back */
+                gllm_generator_forward(g, kv, seq, &id, 1, NULL, &l);
+                gllm_sample(g, l, &greedy, NULL, 0, (uint64_t)i, &id);
+            }
+            dec = fmin(dec, now() - t);
+            gllm_seq_close(kv, seq);
+        }
+        if (cuda) printf("%-30s %10.1f\n", graphs ? "upload to the device" : "upload (eager generator)", upload * 1e3);
+        printf("%-30s %10.1f %12.1f\n", graphs ? "prefill 512 tokens" : "prefill 512 (eager)", pre * 1e3, 512 / pre);
+        printf("%-30s %10.3f %12.1f", cuda ? (graphs ? "decode+sample, graph replay" : "decode+sample, eager launches")
+                                           : "decode+sample (per token)", dec * 1e3 / 64, 64 / dec);
+        if (cuda && gllm_bench_cuda_bw > 0)
+            printf("   %.0f GB/s = %.0f%% of copy bandwidth (file bytes per token)", file_bytes * 64 / dec / 1e9,
+                   100 * file_bytes * 64 / dec / gllm_bench_cuda_bw);
+        printf("\n");
+        gllm_kv_cache_free(kv), gllm_generator_free(g);
     }
-    printf("\n%-26s %10s %12s\n", "model (SmolLM2-135M Q4_1)", "ms", "tokens/s");
-    printf("%-26s %10.1f\n", "load (mmap)", load * 1e3);
-    printf("%-26s %10.1f %12.1f\n", "prefill 512 tokens", pre * 1e3, 512 / pre);
-    printf("%-26s %10.2f %12.1f\n", "decode (per token, ctx 8+)", dec * 1e3 / 64, 64 / dec);
-    gllm_kv_cache_free(kv), gllm_generator_free(g), gllm_model_close(m), gllm_backend_close(b);
+    gllm_model_close(m), gllm_backend_close(b);
 }
 
 /* ---- the default embedding model: 32 sentences of 128 tokens ---------------------------- */
@@ -401,16 +433,26 @@ static void bench_embed(double peak) {
     gllm_backend_close(b);
 }
 
+/* ops: NULL (all) or a comma-separated list */
+static int want(const char *ops, const char *op) {
+    const size_t n = strlen(op);
+    for (const char *p = ops; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+        if (!strncmp(p, op, n) && (p[n] == ',' || !p[n])) return 1;
+    return !ops;
+}
+
 int gllm_bench_main(int argc, char **argv) {
     int quick = 0, peer_on = 1;
-    const char *only_op = NULL, *only_dtype = NULL;
+    const char *only_op = NULL, *only_dtype = NULL, *model = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--no-peer")) peer_on = 0;
         else if (!strcmp(argv[i], "--op") && i + 1 < argc) only_op = argv[++i];
         else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) only_dtype = argv[++i];
+        else if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
         else {
-            fprintf(stderr, "usage: gllmk bench [--quick] [--op gemv|gemm|ops|attn|sample|model|embed] [--dtype NAME] [--no-peer]\n");
+            fprintf(stderr, "usage: gllmk bench [--quick] [--op gemv,gemm,ops,attn,sample,cuda,model,embed] [--dtype NAME] "
+                            "[--no-peer] [--model FILE]\n");
             return 2;
         }
     }
@@ -430,7 +472,7 @@ int gllm_bench_main(int argc, char **argv) {
     if (peak8 > 0) printf("limit: int8 vpdpbusd peak      %8.1f GOPS (block formats' gemm: limit%% is of this)\n", peak8 / 1e9);
     printf("limit: memory read bandwidth    %8.1f GB/s (%s array)\n", bw / 1e9, quick ? "64 MiB" : "1 GiB");
     printf("peer:  %s\n\n", peer ? peer : "none (OpenBLAS not installed or --no-peer)");
-    if (!only_op || !strcmp(only_op, "gemv") || !strcmp(only_op, "gemm"))
+    if (want(only_op, "gemv") || want(only_op, "gemm"))
         printf("%-5s %-5s %6s %6s %6s %9s %9s %8s %7s  %s\n", "op", "dtype", "m", "n", "k", "ms", "GFLOPS", "GB/s",
            "limit%", "peer (OpenBLAS f32)");
 
@@ -440,7 +482,7 @@ int gllm_bench_main(int argc, char **argv) {
     static const size_t quick_shapes[][3] = {{1, 1024, 1024}, {64, 512, 1024}};
     for (int pass = 0; pass < 2; pass++) {
         const int is_gemv = pass == 0;
-        if (only_op && strcmp(only_op, is_gemv ? "gemv" : "gemm")) continue;
+        if (!want(only_op, is_gemv ? "gemv" : "gemm")) continue;
         const size_t(*shapes)[3] = quick ? quick_shapes + pass : is_gemv ? gemv_shapes : gemm_shapes;
         const size_t nshapes = quick ? 1 : is_gemv ? 2 : 5;
         for (size_t s = 0; s < nshapes; s++) {
@@ -476,10 +518,11 @@ int gllm_bench_main(int argc, char **argv) {
             free(w32), free(x), free(y);
         }
     }
-    if (!only_op || !strcmp(only_op, "ops")) bench_ops(quick, bw);
-    if (!only_op || !strcmp(only_op, "attn")) bench_attn(quick, bw, peak > 0 ? peak : 1e9);
-    if (!only_op || !strcmp(only_op, "sample")) bench_sample();
-    if (!only_op || !strcmp(only_op, "model")) bench_model();
-    if (!only_op || !strcmp(only_op, "embed")) bench_embed(peak);
+    if (want(only_op, "ops")) bench_ops(quick, bw);
+    if (want(only_op, "attn")) bench_attn(quick, bw, peak > 0 ? peak : 1e9);
+    if (want(only_op, "sample")) bench_sample();
+    if (want(only_op, "cuda")) gllm_bench_cuda(quick);
+    if (want(only_op, "model")) bench_model(model);
+    if (want(only_op, "embed")) bench_embed(peak);
     return 0;
 }

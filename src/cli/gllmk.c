@@ -319,6 +319,6 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "rerank") == 0) return rerank(argc - 1, argv + 1);
     if (strcmp(argv[1], "bench") == 0) return gllm_bench_main(argc - 1, argv + 1);
     fprintf(stderr, "usage: gllmk info | generate [-m model] [-p prompt] [-n tokens] [--temp T --top-k K --top-p P --seed S]\n"
-                    "       | logits [-m model] --tokens 1,2,3 [--out file.f32] | bench [--quick] [--op gemv|gemm|ops|attn|sample|model|embed]\n");
+                    "       | logits [-m model] --tokens 1,2,3 [--out file.f32] | bench [--quick] [--op gemv,gemm,ops,attn,sample,cuda,model,embed] [--model FILE]\n");
     return 2;
 }

@@ -1,0 +1,86 @@
+/* gllmk bench --op cuda: the device's copy bandwidth (the decode limit) and the CUDA gemv
+ * of every dtype on weights larger than the L2, timed with events on the compute stream. */
+#include <stdio.h>
+#include <stdlib.h>
+#include "bench/bench.h"
+#include "core/dtype_traits.h"
+#include "cuda/names.h"
+#include "cuda/runtime.h"
+#include "gllm_kernels.h"
+
+double gllm_bench_cuda_bw; /* bytes/s, read + written, of the latest copy measurement */
+
+/* best seconds of reps launches of f(args) between two events */
+static double timed(gllm_cuda *c, CUfunction f, unsigned gx, void **args, CUdeviceptr src, CUdeviceptr dst, size_t bytes) {
+    CUevent a, b;
+    c->drv.cuEventCreate(&a, CU_EVENT_DEFAULT), c->drv.cuEventCreate(&b, CU_EVENT_DEFAULT);
+    double best = 1e30;
+    for (int rep = 0; rep < 5; rep++) {
+        c->drv.cuEventRecord(a, c->stream);
+        for (int i = 0; i < 10; i++) {
+            if (f) gllm_cuda_launch(c, f, gx, 1, 1, 256, 0, args);
+            else c->drv.cuMemcpyDtoDAsync(dst, src, bytes, c->stream);
+        }
+        c->drv.cuEventRecord(b, c->stream);
+        c->drv.cuEventSynchronize(b);
+        float ms = 0;
+        c->drv.cuEventElapsedTime(&ms, a, b);
+        if (ms / 10 < best) best = ms / 10;
+    }
+    c->drv.cuEventDestroy(a), c->drv.cuEventDestroy(b);
+    return best * 1e-3;
+}
+
+void gllm_bench_cuda(int quick) {
+    gllm_cuda c;
+    if (gllm_cuda_open(&c, 0) != GLLM_OK) {
+        printf("\ncuda: %s\n", gllm_last_error());
+        return;
+    }
+    gllm_cuda_enter(&c);
+    const size_t copy = quick ? (size_t)64 << 20 : (size_t)1 << 30;
+    CUdeviceptr s, d;
+    if (gllm_cuda_alloc(&c, copy, &s) != GLLM_OK || gllm_cuda_alloc(&c, copy, &d) != GLLM_OK) {
+        printf("\ncuda: %s\n", gllm_last_error());
+        gllm_cuda_leave(&c), gllm_cuda_close(&c);
+        return;
+    }
+    c.drv.cuMemsetD32Async(s, 0x3f800000u, copy / 4, c.stream);
+    const double sec = timed(&c, NULL, 0, NULL, s, d, copy);
+    gllm_bench_cuda_bw = 2.0 * (double)copy / sec;
+    printf("\ncuda: %s (sm_%d)\nlimit: device copy bandwidth %.0f GB/s (read + written, %zu MiB)\n", c.name, c.sm,
+           gllm_bench_cuda_bw / 1e9, copy >> 20);
+    gllm_cuda_free(&c, s), gllm_cuda_free(&c, d);
+    const int n = quick ? 4096 : 32768, k = 4096;
+    float *w32 = malloc((size_t)n * k * 4), *x = malloc((size_t)k * 4);
+    for (size_t i = 0; i < (size_t)n * k; i++) w32[i] = (float)((i * 2654435761u) % 2001) / 1000.0f - 1.0f;
+    for (int i = 0; i < k; i++) x[i] = (float)(i % 17) / 17.0f;
+    printf("%-5s %-5s %6s %6s %9s %9s %7s\n", "op", "dtype", "n", "k", "us", "GB/s", "limit%");
+    static const char *const names[] = GLLM_CUDA_BY_DTYPE("gemv");
+    for (int t = 0; t < GLLM_DTYPE_COUNT; t++) {
+        const size_t row = gllm_row_bytes((gllm_dtype)t, k);
+        void *w = malloc(n * row);
+        gllm_quantize((gllm_dtype)t, w32, w, n, k);
+        CUdeviceptr dw, dx, dy;
+        CUfunction f;
+        if (gllm_cuda_alloc(&c, n * row, &dw) || gllm_cuda_alloc(&c, (size_t)k * 4, &dx) || gllm_cuda_alloc(&c, (size_t)n * 4, &dy) ||
+            gllm_cuda_kernel(&c, names[t], &f)) {
+            printf("cuda gemv %s: %s\n", gllm_dtype_name((gllm_dtype)t), gllm_last_error());
+            break;
+        }
+        gllm_cuda_upload(&c, dw, w, n * row), gllm_cuda_upload(&c, dx, x, (size_t)k * 4);
+        CUdeviceptr nul = 0;
+        int ni = n, ki = k;
+        void *args[] = {&dw, (void *)&row, &dx, &nul, &dy, &ni, &ki};
+        const double t1 = timed(&c, f, (unsigned)(n + 7) / 8, args, 0, 0, 0);
+        const double gbs = (double)(n * row) / t1;
+        printf("%-5s %-5s %6d %6d %9.1f %9.1f %6.0f%%\n", "gemv", gllm_dtype_name((gllm_dtype)t), n, k, t1 * 1e6, gbs / 1e9,
+               100 * gbs / gllm_bench_cuda_bw);
+        fflush(stdout);
+        gllm_cuda_free(&c, dw), gllm_cuda_free(&c, dx), gllm_cuda_free(&c, dy);
+        free(w);
+    }
+    free(w32), free(x);
+    gllm_cuda_leave(&c);
+    gllm_cuda_close(&c);
+}
