@@ -71,7 +71,9 @@ void gllm_bench_cuda(int quick) {
         gllm_cuda_upload(&c, dw, w, n * row), gllm_cuda_upload(&c, dx, x, (size_t)k * 4);
         CUdeviceptr nul = 0;
         int ni = n, ki = k;
-        void *args[] = {&dw, (void *)&row, &dx, &nul, &dy, &ni, &ki};
+        float eps = 0.0f;
+        int no = 0;
+        void *args[] = {&dw, (void *)&row, &dx, &nul, &dy, &ni, &ki, &nul, &eps, &no};
         const double t1 = timed(&c, f, (unsigned)(n + 7) / 8, args, 0, 0, 0);
         const double gbs = (double)(n * row) / t1;
         printf("%-5s %-5s %6d %6d %9.1f %9.1f %6.0f%%\n", "gemv", gllm_dtype_name((gllm_dtype)t), n, k, t1 * 1e6, gbs / 1e9,

@@ -121,7 +121,9 @@ Test(cuda, matmul_kernels_match_the_cpu) {
             CUfunction f;
             cr_assert_eq(gllm_cuda_kernel(&c, strdup(name), &f), GLLM_OK, "%s", gllm_last_error());
             const CUdeviceptr nul = 0;
-            void *a1[] = {&dw, &row, &dx, (void *)&nul, &dy, (void *)&n, (void *)&k};
+            const float eps = 0.0f;
+            const int no = 0;
+            void *a1[] = {&dw, &row, &dx, (void *)&nul, &dy, (void *)&n, (void *)&k, (void *)&nul, (void *)&eps, (void *)&no};
             void *a2[] = {&dw, &row, &dx, (void *)&nul, &dy, (void *)&m, (void *)&n, (void *)&k};
             cr_assert_eq(gllm_cuda_launch(&c, f, (n + 7) / 8, (m + 7) / 8, 1, 256, 0, m == 1 ? a1 : a2), GLLM_OK);
             cr_assert_eq(gllm_cuda_download(&c, y, dy, (size_t)m * n * 4), GLLM_OK, "%s", gllm_last_error());

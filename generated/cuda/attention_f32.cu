@@ -50,12 +50,13 @@ extern "C" __global__ void gllm_rope_kv_f32_cuda(float *q, const float *k, const
  * slots 0 .. prefix + i; q, out: [n][n_heads][hd], hd <= 256. Block (head, token, split):
  * the split's share of the keys; 4 warps take every 4th key, two keys per iteration, lanes
  * over the dimensions (coalesced K and V rows), an online softmax per warp, merged in
- * shared memory. One split: out is written; several: (acc[hd], max, sum) partials go to
- * part, merged by gllm_attn_merge_cuda. Launch: grid (n_heads, n, splits), 128 threads. */
+ * shared memory. One split: out is written; several: each writes its (acc[hd], max, sum) to
+ * part, and the last split of a (token, head) to finish (count[token * n_heads + head]) merges
+ * them and sets its count back to 0. Launch: grid (n_heads, n, splits), 128 threads. */
 extern "C" __global__ void gllm_attn_f32_cuda(const float *q, const float *K, const float *V,
                                               const int *tables, int table_stride, const int *hdr,
                                               int n_heads, int n_kv, int hd, int page_shift,
-                                              float scale, float *out, float *part) {
+                                              float scale, float *out, float *part, int *count) {
     __shared__ float sm[4][258]; /* per warp: acc[hd], max, sum */
     const int h = blockIdx.x, i = blockIdx.y, split = blockIdx.z, splits = gridDim.z;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, kvh = h / (n_heads / n_kv),
@@ -113,4 +114,26 @@ extern "C" __global__ void gllm_attn_f32_cuda(const float *q, const float *K, co
             if (d == 0) pp[hd] = mx, pp[hd + 1] = sum;
         }
     }
+    if (splits == 1) return;
+    __shared__ int last;
+    __threadfence(); /* this split's partial is visible before it is counted */
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(&count[i * n_heads + h], 1) == splits - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    const float *p0 = part + ((size_t)i * n_heads + h) * splits * (hd + 2);
+    mx = -INFINITY;
+    for (int s = 0; s < splits; s++) mx = fmaxf(mx, __ldcg(p0 + s * (hd + 2) + hd));
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float a = 0.0f, sum = 0.0f;
+        for (int s = 0; s < splits; s++) {
+            const float ms = __ldcg(p0 + s * (hd + 2) + hd),
+                        f = ms == -INFINITY ? 0.0f : __expf(ms - mx);
+            a += __ldcg(p0 + s * (hd + 2) + d) * f, sum += __ldcg(p0 + s * (hd + 2) + hd + 1) * f;
+        }
+        out[((size_t)i * n_heads + h) * hd + d] = a / sum;
+    }
+    if (threadIdx.x == 0)
+        count[i * n_heads + h] = 0; /* ready for the next step (and graph replay) */
 }

@@ -19,13 +19,22 @@ __device__ __forceinline__ float gllm_row_dot_f16_cuda(const void *w_row, const 
     return gllm_warp_sum(acc);
 }
 
-/* gemv (decode): y[j] = W[j,:] . x (+ bias[j]). Launch: ceil(n / 8) blocks of 256 threads. */
+/* The decode kernels below take an optional RMSNorm of x (nw: its weight, NULL: none), applied
+ * by every block into k floats of dynamic shared memory: the norm needs no launch of its own. */
+
+/* gemv (decode): y[j] = W[j,:] . x' (+ bias[j]), or y[j] += that (accumulate: a residual).
+ * Launch: ceil(n / 8) blocks of 256 threads. */
 extern "C" __global__ void gllm_gemv_f16_cuda(const void *w, size_t row_bytes, const float *x,
-                                              const float *bias, float *y, int n, int k) {
+                                              const float *bias, float *y, int n, int k,
+                                              const float *nw, float eps, int accumulate) {
+    extern __shared__ float xs[];
+    __shared__ float red[32];
+    x = gllm_rmsnorm_to_shared(x, nw, eps, k, xs, red);
     const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= n) return;
-    const float acc = gllm_row_dot_f16_cuda((const char *)w + (size_t)row * row_bytes, x, k, lane);
-    if (lane == 0) y[row] = acc + (bias ? bias[row] : 0.0f);
+    const float acc = gllm_row_dot_f16_cuda((const char *)w + (size_t)row * row_bytes, x, k, lane) +
+                      (bias ? bias[row] : 0.0f);
+    if (lane == 0) y[row] = accumulate ? y[row] + acc : acc;
 }
 
 /* Q, K and V of one token in one launch: rows [0, nq) of wq, then nkv of wk, then nkv of wv
@@ -33,7 +42,11 @@ extern "C" __global__ void gllm_gemv_f16_cuda(const void *w, size_t row_bytes, c
 extern "C" __global__ void gllm_gemv_qkv_f16_cuda(const void *wq, const void *wk, const void *wv,
                                                   size_t row_bytes, const float *x, const float *bq,
                                                   const float *bk, const float *bv, float *q,
-                                                  float *kk, float *v, int nq, int nkv, int k) {
+                                                  float *kk, float *v, int nq, int nkv, int k,
+                                                  const float *nw, float eps) {
+    extern __shared__ float xs[];
+    __shared__ float red[32];
+    x = gllm_rmsnorm_to_shared(x, nw, eps, k, xs, red);
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
     const int lane = threadIdx.x % 32;
     const void *w = wq;
@@ -51,7 +64,11 @@ extern "C" __global__ void gllm_gemv_qkv_f16_cuda(const void *wq, const void *wk
 /* the gated feed-forward's first half for one token: y[j] = silu(Wg[j,:] . x) * (Wu[j,:] . x).
  * Launch: ceil(n / 8) blocks of 256 threads. */
 extern "C" __global__ void gllm_gemv_glu_f16_cuda(const void *wg, const void *wu, size_t row_bytes,
-                                                  const float *x, float *y, int n, int k) {
+                                                  const float *x, float *y, int n, int k,
+                                                  const float *nw, float eps) {
+    extern __shared__ float xs[];
+    __shared__ float red[32];
+    x = gllm_rmsnorm_to_shared(x, nw, eps, k, xs, red);
     const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= n) return;
     const float g = gllm_row_dot_f16_cuda((const char *)wg + (size_t)row * row_bytes, x, k, lane);

@@ -14,43 +14,55 @@ __device__ __forceinline__ float gllm_row_dot_q2_0_cuda(const void *w_row, const
                                                         int lane) {
     float acc = 0.0f;
     const gllm_block_q2_0 *r = (const gllm_block_q2_0 *)w_row;
-    const int t0 = (lane & 3) * 4;
-#pragma unroll 2
-    for (int b = lane >> 2; b < k / 32; b += 8) {
+    const int t0 = (lane % 4) * 4;
+#pragma unroll 4
+    for (int b = lane / 4; b < k / 32; b += 8) {
         const gllm_block_q2_0 *blk = r + b;
-        const float a = gllm_f16_to_f32(blk->d), c = -2.0f * gllm_f16_to_f32(blk->d);
+        const float a = gllm_f16_to_f32(blk->d);
         float w[8];
 #pragma unroll
         for (int e = 0; e < 4; e++) {
-            w[e] = a * (float)(((blk->qs[(t0 + e) & 7] >> (2 * ((t0 + e) >> 3))) & 3)) + c;
+            w[e] = (float)(((blk->qs[(t0 + e) & 7] >> (2 * ((t0 + e) >> 3))) & 3) + (-2));
             w[4 + e] =
-                a * (float)(((blk->qs[(t0 + 16 + e) & 7] >> (2 * ((t0 + 16 + e) >> 3))) & 3)) + c;
+                (float)(((blk->qs[(t0 + 16 + e) & 7] >> (2 * ((t0 + 16 + e) >> 3))) & 3) + (-2));
         }
 
         const float4 x0 = *(const float4 *)(x + b * 32 + t0),
                      x1 = *(const float4 *)(x + b * 32 + t0 + 16);
-        acc += w[0] * x0.x + w[1] * x0.y + w[2] * x0.z + w[3] * x0.w + w[4] * x1.x + w[5] * x1.y +
-               w[6] * x1.z + w[7] * x1.w;
+        acc += a * (w[0] * x0.x + w[1] * x0.y + w[2] * x0.z + w[3] * x0.w + w[4] * x1.x +
+                    w[5] * x1.y + w[6] * x1.z + w[7] * x1.w);
     }
     return gllm_warp_sum(acc);
 }
 
-/* gemv (decode): y[j] = W[j,:] . x (+ bias[j]). Launch: ceil(n / 8) blocks of 256 threads. */
+/* The decode kernels below take an optional RMSNorm of x (nw: its weight, NULL: none), applied
+ * by every block into k floats of dynamic shared memory: the norm needs no launch of its own. */
+
+/* gemv (decode): y[j] = W[j,:] . x' (+ bias[j]), or y[j] += that (accumulate: a residual).
+ * Launch: ceil(n / 8) blocks of 256 threads. */
 extern "C" __global__ void gllm_gemv_q2_0_cuda(const void *w, size_t row_bytes, const float *x,
-                                               const float *bias, float *y, int n, int k) {
+                                               const float *bias, float *y, int n, int k,
+                                               const float *nw, float eps, int accumulate) {
+    extern __shared__ float xs[];
+    __shared__ float red[32];
+    x = gllm_rmsnorm_to_shared(x, nw, eps, k, xs, red);
     const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= n) return;
-    const float acc = gllm_row_dot_q2_0_cuda((const char *)w + (size_t)row * row_bytes, x, k, lane);
-    if (lane == 0) y[row] = acc + (bias ? bias[row] : 0.0f);
+    const float acc =
+        gllm_row_dot_q2_0_cuda((const char *)w + (size_t)row * row_bytes, x, k, lane) +
+        (bias ? bias[row] : 0.0f);
+    if (lane == 0) y[row] = accumulate ? y[row] + acc : acc;
 }
 
 /* Q, K and V of one token in one launch: rows [0, nq) of wq, then nkv of wk, then nkv of wv
  * (biases optional). Launch: ceil((nq + 2 nkv) / 8) blocks of 256 threads. */
-extern "C" __global__ void gllm_gemv_qkv_q2_0_cuda(const void *wq, const void *wk, const void *wv,
-                                                   size_t row_bytes, const float *x,
-                                                   const float *bq, const float *bk,
-                                                   const float *bv, float *q, float *kk, float *v,
-                                                   int nq, int nkv, int k) {
+extern "C" __global__ void
+gllm_gemv_qkv_q2_0_cuda(const void *wq, const void *wk, const void *wv, size_t row_bytes,
+                        const float *x, const float *bq, const float *bk, const float *bv, float *q,
+                        float *kk, float *v, int nq, int nkv, int k, const float *nw, float eps) {
+    extern __shared__ float xs[];
+    __shared__ float red[32];
+    x = gllm_rmsnorm_to_shared(x, nw, eps, k, xs, red);
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
     const int lane = threadIdx.x % 32;
     const void *w = wq;
@@ -68,7 +80,11 @@ extern "C" __global__ void gllm_gemv_qkv_q2_0_cuda(const void *wq, const void *w
 /* the gated feed-forward's first half for one token: y[j] = silu(Wg[j,:] . x) * (Wu[j,:] . x).
  * Launch: ceil(n / 8) blocks of 256 threads. */
 extern "C" __global__ void gllm_gemv_glu_q2_0_cuda(const void *wg, const void *wu, size_t row_bytes,
-                                                   const float *x, float *y, int n, int k) {
+                                                   const float *x, float *y, int n, int k,
+                                                   const float *nw, float eps) {
+    extern __shared__ float xs[];
+    __shared__ float red[32];
+    x = gllm_rmsnorm_to_shared(x, nw, eps, k, xs, red);
     const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= n) return;
     const float g = gllm_row_dot_q2_0_cuda((const char *)wg + (size_t)row * row_bytes, x, k, lane);
@@ -87,25 +103,25 @@ extern "C" __global__ void gllm_gemm_q2_0_cuda(const void *w, size_t row_bytes, 
     float acc[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
     const float *x0 = x + (size_t)m0 * k;
     const gllm_block_q2_0 *r = (const gllm_block_q2_0 *)((const char *)w + (size_t)row * row_bytes);
-    const int t0 = (lane & 3) * 4;
-    for (int b = lane >> 2; b < k / 32; b += 8) {
+    const int t0 = (lane % 4) * 4;
+    for (int b = lane / 4; b < k / 32; b += 8) {
         const gllm_block_q2_0 *blk = r + b;
-        const float a = gllm_f16_to_f32(blk->d), c = -2.0f * gllm_f16_to_f32(blk->d);
+        const float a = gllm_f16_to_f32(blk->d);
         float w[8];
 #pragma unroll
         for (int e = 0; e < 4; e++) {
-            w[e] = a * (float)(((blk->qs[(t0 + e) & 7] >> (2 * ((t0 + e) >> 3))) & 3)) + c;
+            w[e] = (float)(((blk->qs[(t0 + e) & 7] >> (2 * ((t0 + e) >> 3))) & 3) + (-2));
             w[4 + e] =
-                a * (float)(((blk->qs[(t0 + 16 + e) & 7] >> (2 * ((t0 + 16 + e) >> 3))) & 3)) + c;
+                (float)(((blk->qs[(t0 + 16 + e) & 7] >> (2 * ((t0 + 16 + e) >> 3))) & 3) + (-2));
         }
 
 #pragma unroll
         for (int t = 0; t < 8; t++)
             if (t < tm) {
                 const float *xt = x0 + (size_t)t * k + b * 32 + t0;
-                const float4 xt0 = *(const float4 *)xt, xt1 = *(const float4 *)(xt + 16);
-                acc[t] += w[0] * xt0.x + w[1] * xt0.y + w[2] * xt0.z + w[3] * xt0.w + w[4] * xt1.x +
-                          w[5] * xt1.y + w[6] * xt1.z + w[7] * xt1.w;
+                const float4 xt0 = *(const float4 *)(xt), xt1 = *(const float4 *)(xt + 16);
+                acc[t] += a * (w[0] * xt0.x + w[1] * xt0.y + w[2] * xt0.z + w[3] * xt0.w +
+                               w[4] * xt1.x + w[5] * xt1.y + w[6] * xt1.z + w[7] * xt1.w);
             }
     }
 #pragma unroll

@@ -45,21 +45,3 @@ extern "C" __global__ void gllm_add_cuda(const float *a, const float *b, float *
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) y[i] = a[i] + b[i];
 }
-
-/* merges the splits of gllm_attn_*_cuda: part [n][n_heads][splits][hd + 2] (acc, max, sum)
- * -> out [n][n_heads][hd]. Launch: grid (n_heads, n), 128 threads. */
-extern "C" __global__ void gllm_attn_merge_cuda(const float *part, int n_heads, int hd, int splits,
-                                                float *out) {
-    const int h = blockIdx.x, i = blockIdx.y;
-    const float *pp = part + ((size_t)i * n_heads + h) * splits * (hd + 2);
-    float mx = -INFINITY;
-    for (int s = 0; s < splits; s++) mx = fmaxf(mx, pp[s * (hd + 2) + hd]);
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-        float a = 0.0f, sum = 0.0f;
-        for (int s = 0; s < splits; s++) {
-            const float ms = pp[s * (hd + 2) + hd], f = ms == -INFINITY ? 0.0f : __expf(ms - mx);
-            a += pp[s * (hd + 2) + d] * f, sum += pp[s * (hd + 2) + hd + 1] * f;
-        }
-        out[((size_t)i * n_heads + h) * hd + d] = a / sum;
-    }
-}

@@ -20,15 +20,18 @@ static CUdeviceptr dev(const gllm_cuda_model *cm, const void *p) {
 }
 
 static gllm_status launch3(gllm_cuda_model *cm, const char *name, unsigned gx, unsigned gy, unsigned gz, unsigned block,
-                           void **args) {
+                           unsigned smem, void **args) {
     CUfunction f;
     gllm_status s = gllm_cuda_kernel(cm->c, name, &f);
-    return s == GLLM_OK ? gllm_cuda_launch(cm->c, f, gx, gy, gz, block, 0, args) : s;
+    return s == GLLM_OK ? gllm_cuda_launch(cm->c, f, gx, gy, gz, block, smem, args) : s;
 }
 
 static gllm_status launch(gllm_cuda_model *cm, const char *name, unsigned gx, unsigned gy, unsigned block, void **args) {
-    return launch3(cm, name, gx, gy, 1, block, args);
+    return launch3(cm, name, gx, gy, 1, block, 0, args);
 }
+
+/* decode kernels normalise x themselves (into k floats of shared memory) up to this width */
+enum { NORM_IN_KERNEL_MAX = 12288 };
 
 gllm_status gllm_cuda_model_init(gllm_cuda_model *cm, gllm_cuda *c, const gllm_plan *p, const void *host, size_t size,
                                  size_t max_rows, size_t kv_width) {
@@ -37,6 +40,9 @@ gllm_status gllm_cuda_model_init(gllm_cuda_model *cm, gllm_cuda *c, const gllm_p
     cm->c = c, cm->p = p, cm->host = host, cm->size = size, cm->max_rows = max_rows, cm->kv_width = kv_width;
     const char *g = getenv("GLLM_CUDA_GRAPHS");
     cm->graphs = !(g && !strcmp(g, "0"));
+    const char *prof = getenv("GLLM_CUDA_PROFILE");
+    cm->profile = prof && !strcmp(prof, "1");
+    if (cm->profile) cm->graphs = 0; /* per-step events need eager launches */
     gllm_status s = gllm_cuda_alloc(c, size, &cm->weights);
     if (s == GLLM_OK) s = gllm_cuda_upload(c, cm->weights, host, size);
     for (int b = 0; b < BUF_COUNT && s == GLLM_OK; b++) s = gllm_cuda_alloc(c, max_rows * p->width[b] * sizeof(float), &cm->buf[b]);
@@ -48,6 +54,8 @@ gllm_status gllm_cuda_model_init(gllm_cuda_model *cm, gllm_cuda *c, const gllm_p
     if (s == GLLM_OK) s = gllm_cuda_alloc(c, max_rows * ffn * sizeof(float), &cm->up);
     const size_t hd = p->width[BUF_Q] / p->n_heads;
     if (s == GLLM_OK) s = gllm_cuda_alloc(c, p->n_heads * ATTN_SPLITS * (hd + 2) * sizeof(float), &cm->part);
+    if (s == GLLM_OK) s = gllm_cuda_alloc(c, p->n_heads * sizeof(int), &cm->count);
+    if (s == GLLM_OK) s = gllm_cuda_check(c, c->drv.cuMemsetD32Async(cm->count, 0, p->n_heads, c->stream), "clearing");
     if (s == GLLM_OK) s = gllm_cuda_alloc(c, p->rot / 2 * sizeof(float), &cm->inv_freq);
     if (s == GLLM_OK) s = gllm_cuda_upload(c, cm->inv_freq, p->inv_freq, p->rot / 2 * sizeof(float));
     if (s == GLLM_OK) s = gllm_cuda_sync(c);
@@ -60,8 +68,11 @@ gllm_status gllm_cuda_model_init(gllm_cuda_model *cm, gllm_cuda *c, const gllm_p
 
 void gllm_cuda_model_free(gllm_cuda_model *cm) {
     if (!cm->c) return;
+    static const char *const kinds[] = {"embed", "rmsnorm", "qkv+rope+kv", "attention", "matmul", "add(+norm)", "ffn_up", "head"};
+    for (int k = 0; cm->prof_steps && k < 8; k++)
+        fprintf(stderr, "gllm profile: %-12s %8.1f us per decode step\n", kinds[k], 1e3 * cm->prof_ms[k] / (double)cm->prof_steps);
     if (cm->graph) cm->c->drv.cuGraphExecDestroy(cm->graph);
-    CUdeviceptr all[] = {cm->weights, cm->k, cm->v, cm->up, cm->part, cm->inv_freq, cm->hdr};
+    CUdeviceptr all[] = {cm->weights, cm->k, cm->v, cm->up, cm->part, cm->count, cm->inv_freq, cm->hdr};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) gllm_cuda_free(cm->c, all[i]);
     for (int b = 0; b < BUF_COUNT; b++) gllm_cuda_free(cm->c, cm->buf[b]);
     free(cm->hdr_host);
@@ -72,16 +83,24 @@ void gllm_cuda_model_forget(gllm_cuda_model *cm, const gllm_cuda_kv *kv) {
     if (cm->graph && cm->graph_k == kv->k) cm->c->drv.cuGraphExecDestroy(cm->graph), cm->graph = NULL, cm->graph_k = 0;
 }
 
+/* one row: y = W . rmsnorm(x; nw) (+ bias), or y += that (accumulate); nw NULL: x as it is */
+static gllm_status gemv(gllm_cuda_model *cm, gllm_dtype t, const void *w, const float *bias, CUdeviceptr x, CUdeviceptr y,
+                        size_t n, size_t k, const float *nw, int accumulate) {
+    CUdeviceptr wd = dev(cm, w), bd = dev(cm, bias), nd = dev(cm, nw);
+    size_t rb = gllm_row_bytes(t, k);
+    int ni = (int)n, ki = (int)k;
+    float eps = cm->p->eps;
+    void *args[] = {&wd, &rb, &x, &bd, &y, &ni, &ki, &nd, &eps, &accumulate};
+    return launch3(cm, GEMV[t], (unsigned)((n + 7) / 8), 1, 1, 256, nw ? (unsigned)(k * sizeof(float)) : 0, args);
+}
+
 /* y[m][n] = x[m][k] . W^T (+ bias): gemv for one row, else the 8-token gemm */
 static gllm_status matmul(gllm_cuda_model *cm, gllm_dtype t, const void *w, const float *bias, CUdeviceptr x, CUdeviceptr y,
                           size_t m, size_t n, size_t k) {
     CUdeviceptr wd = dev(cm, w), bd = dev(cm, bias);
     size_t rb = gllm_row_bytes(t, k);
     int mi = (int)m, ni = (int)n, ki = (int)k;
-    if (m == 1) {
-        void *args[] = {&wd, &rb, &x, &bd, &y, &ni, &ki};
-        return launch(cm, GEMV[t], (unsigned)((n + 7) / 8), 1, 256, args);
-    }
+    if (m == 1) return gemv(cm, t, w, bias, x, y, n, k, NULL, 0);
     void *args[] = {&wd, &rb, &x, &bd, &y, &mi, &ni, &ki};
     return launch(cm, GEMM[t], (unsigned)((n + 7) / 8), (unsigned)((m + 7) / 8), 256, args);
 }
@@ -100,16 +119,32 @@ static gllm_status elementwise(gllm_cuda_model *cm, const char *name, CUdevicept
 }
 
 /* the plan's kernels for n tokens; the step header is already on the device. One token (decode)
- * takes the fused launches: Q/K/V in one gemv, gate/up/SiLU in one; any n fuses RoPE with the
- * KV write and a residual add with the norm after it. */
+ * takes the fused launches: a norm inside the projection after it (Q/K/V in one gemv, gate/up/SiLU
+ * in one, the head), a residual add inside the projection before it; any n fuses RoPE with the
+ * KV write, and several tokens a residual add with the norm after it. */
 static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t n, int all, CUdeviceptr logits) {
     const gllm_plan *p = cm->p;
     const int hd = (int)kv->head_dim, n_kv = (int)kv->n_kv, heads = (int)p->n_heads, shift = (int)kv->page_shift;
     const int stride = (int)kv->table_stride;
     gllm_status s = GLLM_OK;
+    CUevent ev[2] = {NULL, NULL};
+    const int profile = cm->profile && n == 1;
+    if (profile) cm->c->drv.cuEventCreate(&ev[0], 0), cm->c->drv.cuEventCreate(&ev[1], 0);
     for (size_t i = 0; i < p->n_steps && s == GLLM_OK; i++) {
-        const gllm_step *t = &p->steps[i];
+        const gllm_step *t = &p->steps[i], *nx = i + 1 < p->n_steps ? &p->steps[i + 1] : NULL;
+        if (profile) cm->c->drv.cuEventRecord(ev[0], cm->c->stream);
         CUdeviceptr in = cm->buf[t->in], out = cm->buf[t->out];
+        const float *nw = NULL; /* decode: the norm the next step applies itself */
+        if (n == 1 && t->kind == STEP_RMSNORM && nx && nx->in == t->out && t->k <= NORM_IN_KERNEL_MAX &&
+            (nx->kind == STEP_QKV_ROPE || nx->kind == STEP_FFN_UP || nx->kind == STEP_HEAD)) {
+            nw = t->b, t = nx, i++;
+            out = cm->buf[t->out]; /* in stays the norm's input */
+        }
+        if (n == 1 && t->kind == STEP_MATMUL && nx && nx->kind == STEP_ADD && nx->in == t->out) {
+            s = gemv(cm, t->dtype, t->w, t->b, in, cm->buf[nx->out], t->n, t->k, NULL, 1); /* x += W . in */
+            i++;
+            goto next;
+        }
         CUdeviceptr kl = kv->k + t->layer * kv->layer_bytes, vl = kv->v + t->layer * kv->layer_bytes;
         switch (t->kind) {
         case STEP_EMBED: {
@@ -128,11 +163,13 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t n, in
             const size_t nq = p->n_heads * kv->head_dim, nkv = kv->n_kv * kv->head_dim;
             if (n == 1) {
                 CUdeviceptr wq = dev(cm, w->wq), wk = dev(cm, w->wk), wv = dev(cm, w->wv), bq = dev(cm, w->bq),
-                            bk = dev(cm, w->bk), bv = dev(cm, w->bv);
+                            bk = dev(cm, w->bk), bv = dev(cm, w->bv), nd = dev(cm, nw);
                 size_t rb = gllm_row_bytes(w->dtype, t->k);
                 int nqi = (int)nq, nkvi = (int)nkv, ki = (int)t->k;
-                void *args[] = {&wq, &wk, &wv, &rb, &in, &bq, &bk, &bv, &out, &cm->k, &cm->v, &nqi, &nkvi, &ki};
-                s = launch(cm, GEMV_QKV[w->dtype], (unsigned)((nq + 2 * nkv + 7) / 8), 1, 256, args);
+                float eps = p->eps;
+                void *args[] = {&wq, &wk, &wv, &rb, &in, &bq, &bk, &bv, &out, &cm->k, &cm->v, &nqi, &nkvi, &ki, &nd, &eps};
+                s = launch3(cm, GEMV_QKV[w->dtype], (unsigned)((nq + 2 * nkv + 7) / 8), 1, 1, 256,
+                            nw ? (unsigned)(t->k * sizeof(float)) : 0, args);
             } else if (!(s = matmul(cm, w->dtype, w->wq, w->bq, in, out, n, nq, t->k)) &&
                        !(s = matmul(cm, w->dtype, w->wk, w->bk, in, cm->k, n, nkv, t->k))) {
                 s = matmul(cm, w->dtype, w->wv, w->bv, in, cm->v, n, nkv, t->k);
@@ -151,12 +188,8 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t n, in
             float scale = p->scale;
             int splits = n == 1 ? ATTN_SPLITS : 1;
             void *args[] = {&in, &kl, &vl, (void *)&kv->tables, (void *)&stride, &cm->hdr, (void *)&heads, (void *)&n_kv,
-                            (void *)&hd, (void *)&shift, &scale, &out, &cm->part};
-            s = launch3(cm, ATTN[kv->dtype], (unsigned)p->n_heads, (unsigned)n, (unsigned)splits, 128, args);
-            if (s == GLLM_OK && splits > 1) {
-                void *margs[] = {&cm->part, (void *)&heads, (void *)&hd, &splits, &out};
-                s = launch(cm, "gllm_attn_merge_cuda", (unsigned)p->n_heads, 1, 128, margs);
-            }
+                            (void *)&hd, (void *)&shift, &scale, &out, &cm->part, &cm->count};
+            s = launch3(cm, ATTN[kv->dtype], (unsigned)p->n_heads, (unsigned)n, (unsigned)splits, 128, 0, args);
             break;
         }
         case STEP_MATMUL:
@@ -177,11 +210,13 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t n, in
         case STEP_FFN_UP:
             if (t->ffn != GLLM_FFN_SILU_GLU) return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: feed-forward kind %d", (int)t->ffn);
             if (n == 1) {
-                CUdeviceptr wg = dev(cm, t->w), wu = dev(cm, t->w2);
+                CUdeviceptr wg = dev(cm, t->w), wu = dev(cm, t->w2), nd = dev(cm, nw);
                 size_t rb = gllm_row_bytes(t->dtype, t->k);
                 int ni = (int)t->n, ki = (int)t->k;
-                void *args[] = {&wg, &wu, &rb, &in, &out, &ni, &ki};
-                s = launch(cm, GEMV_GLU[t->dtype], (unsigned)((t->n + 7) / 8), 1, 256, args);
+                float eps = p->eps;
+                void *args[] = {&wg, &wu, &rb, &in, &out, &ni, &ki, &nd, &eps};
+                s = launch3(cm, GEMV_GLU[t->dtype], (unsigned)((t->n + 7) / 8), 1, 1, 256, nw ? (unsigned)(t->k * sizeof(float)) : 0,
+                            args);
                 break;
             }
             if ((s = matmul(cm, t->dtype, t->w, NULL, in, out, n, t->n, t->k)) ||
@@ -191,11 +226,21 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t n, in
             break;
         case STEP_HEAD: {
             const size_t from = all ? 0 : n - 1;
-            s = matmul(cm, t->dtype, t->w, NULL, in + from * t->k * sizeof(float), logits, n - from, t->n, t->k);
+            s = n == 1 ? gemv(cm, t->dtype, t->w, NULL, in, logits, t->n, t->k, nw, 0)
+                       : matmul(cm, t->dtype, t->w, NULL, in + from * t->k * sizeof(float), logits, n - from, t->n, t->k);
             break;
         }
         }
+    next:
+        if (profile) { /* GLLM_CUDA_PROFILE: device time per step kind, printed at free */
+            float ms = 0;
+            cm->c->drv.cuEventRecord(ev[1], cm->c->stream);
+            cm->c->drv.cuEventSynchronize(ev[1]);
+            cm->c->drv.cuEventElapsedTime(&ms, ev[0], ev[1]);
+            cm->prof_ms[t->kind] += ms;
+        }
     }
+    if (profile) cm->c->drv.cuEventDestroy(ev[0]), cm->c->drv.cuEventDestroy(ev[1]), cm->prof_steps++;
     return s;
 }
 

@@ -49,4 +49,17 @@ __device__ __forceinline__ float gllm_block_reduce(float v, float *red, int is_m
     __syncthreads();
     return r;
 }
+
+/* x itself (nw NULL), or x / sqrt(mean(x^2) + eps) * nw written to xs[k] (shared); every thread
+ * of the block calls it */
+__device__ __forceinline__ const float *gllm_rmsnorm_to_shared(const float *x, const float *nw, float eps, int k, float *xs,
+                                                               float *red) {
+    if (!nw) return x;
+    float ss = 0.0f;
+    for (int i = threadIdx.x; i < k; i += blockDim.x) ss += x[i] * x[i];
+    const float scale = rsqrtf(gllm_block_reduce(ss, red, 0) / (float)k + eps);
+    for (int i = threadIdx.x; i < k; i += blockDim.x) xs[i] = x[i] * scale * nw[i];
+    __syncthreads();
+    return xs;
+}
 #endif
