@@ -76,11 +76,6 @@ static gllm_dtype dtype_of(uint32_t ggml_type) {
     return GLLM_DTYPE_COUNT;
 }
 
-static int by_offset(const void *a, const void *b) {
-    const gllm_gguf_tensor *x = *(gllm_gguf_tensor *const *)a, *y = *(gllm_gguf_tensor *const *)b;
-    return (x->offset > y->offset) - (x->offset < y->offset);
-}
-
 static gllm_status bad(gllm_gguf *g, const char *what) {
     gllm_gguf_close(g);
     return gllm_fail(GLLM_E_INVALID_ARGUMENT, "GGUF: %s", what);
@@ -155,21 +150,13 @@ gllm_status gllm_gguf_parse(const void *data, size_t size, gllm_gguf *g) {
         t->nbytes = (size_t)bytes;
         t->data = g->base + data_off + t->offset;
     }
-    /* tensors must not overlap */
-    gllm_gguf_tensor **order = malloc((g->n_tensors ? g->n_tensors : 1) * sizeof *order);
-    if (!order) {
+    const int overlap = gllm_spans_overlap(g->tensors, g->n_tensors, sizeof *g->tensors, offsetof(gllm_gguf_tensor, data),
+                                           offsetof(gllm_gguf_tensor, nbytes));
+    if (overlap < 0) {
         gllm_gguf_close(g);
         return gllm_fail(GLLM_E_OUT_OF_MEMORY, "GGUF: no memory");
     }
-    for (size_t i = 0; i < g->n_tensors; i++) order[i] = &g->tensors[i];
-    qsort(order, g->n_tensors, sizeof *order, by_offset);
-    for (size_t i = 1; i < g->n_tensors; i++)
-        if (order[i - 1]->offset + order[i - 1]->nbytes > order[i]->offset) {
-            free(order);
-            return bad(g, "tensors overlap");
-        }
-    free(order);
-    return GLLM_OK;
+    return overlap ? bad(g, "tensors overlap") : GLLM_OK;
 }
 
 gllm_status gllm_gguf_open(const char *path, gllm_gguf *g) {

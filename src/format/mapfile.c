@@ -1,5 +1,7 @@
 #include "format/mapfile.h"
 #include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -23,4 +25,28 @@ gllm_status gllm_map_file(const char *path, const char *what, const void **data,
 
 void gllm_unmap_file(const void *data, size_t size) {
     if (data) munmap((void *)data, size);
+}
+
+typedef struct {
+    const char *p;
+    size_t n;
+} span;
+
+static int by_start(const void *a, const void *b) {
+    const span *x = a, *y = b;
+    return (x->p > y->p) - (x->p < y->p);
+}
+
+int gllm_spans_overlap(const void *records, size_t n, size_t stride, size_t data_at, size_t size_at) {
+    span *s = malloc((n ? n : 1) * sizeof *s);
+    if (!s) return -1;
+    for (size_t i = 0; i < n; i++) {
+        const char *r = (const char *)records + i * stride;
+        memcpy(&s[i].p, r + data_at, sizeof s[i].p), memcpy(&s[i].n, r + size_at, sizeof s[i].n);
+    }
+    qsort(s, n, sizeof *s, by_start);
+    int overlap = 0;
+    for (size_t i = 1; i < n && !overlap; i++) overlap = s[i - 1].p + s[i - 1].n > s[i].p;
+    free(s);
+    return overlap;
 }

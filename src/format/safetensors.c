@@ -7,11 +7,6 @@
 
 #define MAX_HEADER (100u << 20)
 
-static int by_start(const void *a, const void *b) {
-    const gllm_st_tensor *x = *(gllm_st_tensor *const *)a, *y = *(gllm_st_tensor *const *)b;
-    return ((const char *)x->data > (const char *)y->data) - ((const char *)x->data < (const char *)y->data);
-}
-
 static gllm_status bad(gllm_safetensors *st, gllm_json *j, const char *what) {
     gllm_json_free(j);
     gllm_st_close(st);
@@ -65,16 +60,8 @@ gllm_status gllm_st_parse(const void *data, size_t size, gllm_safetensors *st) {
         t->name.ptr = key->s, t->name.len = key->len, t->nbytes = end - begin, t->data = body + begin;
         st->n++;
     }
-    gllm_st_tensor **order = malloc((st->n + 1) * sizeof *order);
-    if (!order) return bad(st, &j, "no memory");
-    for (size_t i = 0; i < st->n; i++) order[i] = &st->t[i];
-    qsort(order, st->n, sizeof *order, by_start);
-    for (size_t i = 1; i < st->n; i++)
-        if ((const char *)order[i - 1]->data + order[i - 1]->nbytes > (const char *)order[i]->data) {
-            free(order);
-            return bad(st, &j, "tensors overlap");
-        }
-    free(order);
+    const int overlap = gllm_spans_overlap(st->t, st->n, sizeof *st->t, offsetof(gllm_st_tensor, data), offsetof(gllm_st_tensor, nbytes));
+    if (overlap) return bad(st, &j, overlap < 0 ? "no memory" : "tensors overlap");
     gllm_json_free(&j); /* names point into the mapping, not into the JSON nodes */
     return GLLM_OK;
 }
