@@ -41,7 +41,12 @@ static int parse_ids(const char *list, int32_t *ids, size_t cap, size_t *n) {
 
 static int info(void) {
     if (gllm_init() != GLLM_OK) return fail("init");
-    printf("backend   cpu\n");
+    gllm_backend *b;
+    if (gllm_backend_open("auto", &b) != GLLM_OK) return fail("backend"); /* GLLM_DEVICE may force one */
+    gllm_backend_info bi;
+    gllm_backend_get_info(b, &bi);
+    printf("backend   %s: %s (weights %s)\n", bi.backend, bi.device, bi.uma ? "used in place" : "copied to the device");
+    gllm_backend_close(b);
     printf("detected  %s\n", gllm_isa_detected());
     printf("isa       %s%s\n", gllm_isa_name(), strcmp(gllm_isa_name(), gllm_isa_detected()) ? " (capped by GLLM_ISA)" : "");
     printf("threads   %d\n", gllm_num_threads());
