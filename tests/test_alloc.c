@@ -1,13 +1,15 @@
 /* Nothing is allocated in the generation loop: every malloc-family call of the process is
- * counted (the test links with --wrap), and decode steps plus sampling after a warm-up make none. */
+ * counted (the test links with --wrap), and decode steps plus sampling after a warm-up make none.
+ * And a caller thread's workspace goes when the thread does: frees are counted too. */
 #include <criterion/criterion.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include "synth_model.h"
 
-static atomic_long calls;
+static atomic_long calls, frees;
 void *__real_malloc(size_t n);
 void *__real_calloc(size_t a, size_t b);
 void *__real_realloc(void *p, size_t n);
@@ -16,6 +18,11 @@ void *__wrap_malloc(size_t n) { atomic_fetch_add(&calls, 1); return __real_mallo
 void *__wrap_calloc(size_t a, size_t b) { atomic_fetch_add(&calls, 1); return __real_calloc(a, b); }
 void *__wrap_realloc(void *p, size_t n) { atomic_fetch_add(&calls, 1); return __real_realloc(p, n); }
 int __wrap_posix_memalign(void **p, size_t a, size_t n) { atomic_fetch_add(&calls, 1); return __real_posix_memalign(p, a, n); }
+void __real_free(void *p);
+void __wrap_free(void *p) {
+    if (p) atomic_fetch_add(&frees, 1);
+    __real_free(p);
+}
 
 Test(alloc, decode_loop_allocates_nothing) {
     model_file f;
@@ -53,5 +60,52 @@ Test(alloc, decode_loop_allocates_nothing) {
     const long made = atomic_load(&calls) - before;
     cr_assert_eq(made, 0, "%ld allocations in 20 decode steps", made);
     gllm_kv_cache_free(kv), gllm_generator_free(g), gllm_model_close(m), gllm_backend_close(b);
+    unlink(path);
+}
+
+typedef struct {
+    gllm_generator *g;
+    gllm_kv_cache *kv;
+    int seq;
+    gllm_status st;
+} thread_job;
+
+static void *forward_job(void *arg) {
+    thread_job *j = arg;
+    const int32_t toks[4] = {3, 1, 4, 1};
+    gllm_logits *l;
+    j->st = gllm_generator_forward(j->g, j->kv, j->seq, toks, 4, NULL, &l);
+    return NULL;
+}
+
+/* a forward from a short-lived thread: what the thread allocated (its workspace) is freed when it exits */
+Test(alloc, caller_thread_workspace_freed_at_exit) {
+    model_file f;
+    build(&f, "llama", GLLM_DTYPE_Q8_0);
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/gllm_alloc_t_%d.gguf", (int)getpid());
+    FILE *o = fopen(path, "wb");
+    cr_assert(o && fwrite(f.img, 1, f.len, o) == f.len);
+    fclose(o);
+    drop(&f);
+    gllm_backend *b;
+    gllm_model *m;
+    thread_job j = {0};
+    cr_assert_eq(gllm_backend_open("cpu", &b), GLLM_OK);
+    cr_assert_eq(gllm_model_open(path, &m), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_generator_upload(b, m, 32, &j.g), GLLM_OK);
+    cr_assert_eq(gllm_kv_cache_alloc(j.g, 8, 16, GLLM_DTYPE_F16, &j.kv), GLLM_OK);
+    for (int t = 0; t < 3; t++) {
+        cr_assert_eq(gllm_seq_open(j.kv, 16, &j.seq), GLLM_OK);
+        const long live = atomic_load(&calls) - atomic_load(&frees);
+        pthread_t th;
+        cr_assert_eq(pthread_create(&th, NULL, forward_job, &j), 0);
+        pthread_join(th, NULL);
+        cr_assert_eq(j.st, GLLM_OK);
+        const long left = atomic_load(&calls) - atomic_load(&frees) - live;
+        cr_assert_eq(left, 0, "thread %d left %ld allocations behind", t, left);
+        gllm_seq_close(j.kv, j.seq);
+    }
+    gllm_kv_cache_free(j.kv), gllm_generator_free(j.g), gllm_model_close(m), gllm_backend_close(b);
     unlink(path);
 }

@@ -1,15 +1,29 @@
 #include "core/workspace.h"
+#include <pthread.h>
 #include <stdlib.h>
 
-/* chunks of growing size; a chunk once made is kept (reused by later calls) */
+/* chunks of growing size; a chunk once made is kept (reused by later calls) and freed when
+ * its thread exits */
 #define MAX_CHUNKS 24
 
-static _Thread_local struct {
+typedef struct {
     char *base[MAX_CHUNKS];
     size_t size[MAX_CHUNKS];
     int n;
     size_t used; /* a global offset: chunk i covers [start(i), start(i) + size[i]) */
-} ws;
+} workspace;
+
+static _Thread_local workspace ws;
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+
+static void free_chunks(void *p) {
+    workspace *w = p;
+    for (int i = 0; i < w->n; i++) free(w->base[i]);
+    w->n = 0, w->used = 0;
+}
+
+static void make_key(void) { pthread_key_create(&exit_key, free_chunks); }
 
 static size_t start(int c) {
     size_t s = 0;
@@ -30,6 +44,10 @@ void *gllm_ws_alloc(size_t bytes) {
             while (sz < bytes) sz *= 2;
             void *p;
             if (posix_memalign(&p, 64, sz)) return NULL;
+            if (!c) { /* the thread's first chunk: free them all when it exits */
+                pthread_once(&exit_once, make_key);
+                pthread_setspecific(exit_key, &ws);
+            }
             ws.base[c] = p, ws.size[c] = sz, ws.n++;
         }
         const size_t s = start(c), e = s + ws.size[c];
