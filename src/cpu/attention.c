@@ -67,7 +67,7 @@ gllm_status gllm_cpu_attention(const gllm_kv_pool *p, const gllm_kv_seq *s, size
     if (!n_heads || n_heads % p->n_kv_heads || n_heads / p->n_kv_heads > MAX_GROUP)
         return gllm_fail(GLLM_E_INVALID_ARGUMENT, "attention: %zu query heads over %zu KV heads", n_heads,
                          p->n_kv_heads);
-    if (layer >= p->n_layers) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "attention: layer %zu of %zu", layer, p->n_layers);
+    if (gllm_kv_layer(p, layer) >= p->n_layers) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "attention: layer %zu not in the cache", layer);
     if (n_prefix + n_tok > s->n_pages * p->page_size)
         return gllm_fail(GLLM_E_INVALID_ARGUMENT, "attention: positions up to %zu, only %zu slots reserved",
                          n_prefix + n_tok - 1, s->n_pages * p->page_size);

@@ -160,7 +160,7 @@ gllm_status gllm_cpu_qkv_rope(const gllm_qkv_weights *w, const float *x, size_t 
     if (rot > hd || rot % 2 || rot > 512) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: rotary dims %zu of %zu", rot, hd);
     if ((unsigned)t >= GLLM_DTYPE_COUNT || k % (size_t)gllm_dtype_traits_table[t].block)
         return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: dtype %d with k=%zu", (int)t, k);
-    if (layer >= p->n_layers) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: layer %zu of %zu", layer, p->n_layers);
+    if (gllm_kv_layer(p, layer) >= p->n_layers) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: layer %zu not in the cache", layer);
     for (size_t i = 0; i < n_tok; i++)
         if (pos[i] < 0 || slots[i] >= s->n_pages * p->page_size)
             return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: token %zu: position %d, slot %u (%zu reserved)", i,

@@ -105,7 +105,7 @@ gllm_status gllm_kv_swap_in(gllm_kv_pool *p, gllm_kv_seq *s, const void *host, s
 }
 
 /* V (token-major): the slot's head_dim values of head h; K (dim-major): its first value,
- * the next ones page_size elements apart */
+ * the next ones page_size elements apart; layer: the pool's index */
 static char *slot_ptr(const gllm_kv_pool *p, void *base, const gllm_kv_seq *s, size_t layer, size_t head,
                       size_t slot, int dim_major) {
     const size_t page = (size_t)s->table[slot >> p->page_shift], in = slot & (p->page_size - 1);
@@ -116,15 +116,16 @@ static char *slot_ptr(const gllm_kv_pool *p, void *base, const gllm_kv_seq *s, s
 
 gllm_status gllm_kv_write(const gllm_kv_pool *p, const gllm_kv_seq *s, size_t layer, size_t slot, const float *k,
                           const float *v) {
-    if (layer >= p->n_layers || slot >= s->n_pages * p->page_size)
+    const size_t l = gllm_kv_layer(p, layer);
+    if (l >= p->n_layers || slot >= s->n_pages * p->page_size)
         return gllm_fail(GLLM_E_INVALID_ARGUMENT, "KV write: layer %zu slot %zu outside the reserved cache", layer,
                          slot);
     const gllm_quantize_fn q = gllm_kernels()->quantize[p->dtype];
     const size_t stride = p->page_size * p->esize;
     for (size_t h = 0; h < p->n_kv_heads; h++) {
-        char *kd = slot_ptr(p, p->k, s, layer, h, slot, 1);
+        char *kd = slot_ptr(p, p->k, s, l, h, slot, 1);
         for (size_t i = 0; i < p->head_dim; i++) q(k + h * p->head_dim + i, kd + i * stride, 1);
-        q(v + h * p->head_dim, slot_ptr(p, p->v, s, layer, h, slot, 0), p->head_dim);
+        q(v + h * p->head_dim, slot_ptr(p, p->v, s, l, h, slot, 0), p->head_dim);
     }
     return GLLM_OK;
 }
@@ -147,7 +148,7 @@ gllm_status gllm_kv_compact(const gllm_kv_pool *p, gllm_kv_seq *s, size_t base, 
 }
 
 void gllm_kv_view(const gllm_kv_pool *p, const gllm_kv_seq *s, size_t layer, size_t kv_head, gllm_attn_args *a) {
-    const size_t layer_off = layer * p->n_pages * p->page_elems * p->esize;
+    const size_t layer_off = gllm_kv_layer(p, layer) * p->n_pages * p->page_elems * p->esize; /* layer: checked by the caller */
     a->k = (const char *)p->k + layer_off;
     a->v = (const char *)p->v + layer_off;
     a->hd = p->head_dim;

@@ -16,6 +16,7 @@
 typedef struct {
     gllm_dtype dtype;
     size_t n_layers, n_kv_heads, head_dim, page_size, n_pages;
+    size_t first_layer; /* the model layers held: [first_layer, first_layer + n_layers) (0 at init) */
     unsigned page_shift;
     size_t page_elems; /* page_size * n_kv_heads * head_dim */
     size_t esize;      /* bytes per element */
@@ -55,6 +56,11 @@ gllm_status gllm_kv_write(const gllm_kv_pool *p, const gllm_kv_seq *s, size_t la
 /* keep an accepted path of a tree step: slot base + from[i] moves to base + i for i < n
  * (from strictly increasing), in every layer; len becomes base + n */
 gllm_status gllm_kv_compact(const gllm_kv_pool *p, gllm_kv_seq *s, size_t base, const uint32_t *from, size_t n);
+
+/* the pool's index of model layer `layer`, or n_layers when it does not hold that layer */
+static inline size_t gllm_kv_layer(const gllm_kv_pool *p, size_t layer) {
+    return layer >= p->first_layer && layer - p->first_layer < p->n_layers ? layer - p->first_layer : p->n_layers;
+}
 
 /* the kernel view of one layer and KV head of a sequence */
 void gllm_kv_view(const gllm_kv_pool *p, const gllm_kv_seq *s, size_t layer, size_t kv_head, gllm_attn_args *a);

@@ -193,11 +193,12 @@ gllm_status gllm_llama_block(const gllm_llama *m, size_t layer, int ffn, float *
     if (n > m->ctx) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "block: %zu tokens exceed the context of %zu", n, m->ctx);
     const size_t *ls = m->plan.layer_steps[layer];
     if (ffn) return gllm_cpu_plan_run(&m->plan, ls[1], m->plan.layer_steps[layer + 1][0], NULL, NULL, NULL, n, NULL, NULL, x, x, 0, NULL);
-    /* a fresh f32 cache for positions 0 .. n-1 */
+    /* a fresh f32 cache of this one layer for positions 0 .. n-1 */
     gllm_kv_pool p;
     gllm_kv_seq s;
-    gllm_status st = gllm_kv_pool_init(&p, GLLM_DTYPE_F32, m->n_layers, m->n_kv_heads, m->head_dim, 16, (n + 15) / 16);
+    gllm_status st = gllm_kv_pool_init(&p, GLLM_DTYPE_F32, 1, m->n_kv_heads, m->head_dim, 16, (n + 15) / 16);
     if (st != GLLM_OK) return st;
+    p.first_layer = layer;
     if ((st = gllm_kv_seq_init(&s, &p, n)) == GLLM_OK) {
         if ((st = gllm_kv_reserve(&p, &s, n)) == GLLM_OK)
             st = gllm_cpu_plan_run(&m->plan, ls[0], ls[1], &p, &s, NULL, n, NULL, NULL, x, x, 0, NULL);
