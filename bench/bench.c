@@ -355,8 +355,11 @@ static void bench_model(const char *path) {
         gllm_generator *g;
         gllm_kv_cache *kv;
         const double u0 = now();
+        g = NULL;
         if (gllm_generator_upload(b, m, 512, &g) != GLLM_OK || gllm_kv_cache_alloc(g, 64, 16, GLLM_DTYPE_F16, &kv) != GLLM_OK) {
             printf("model: %s\n", gllm_last_error());
+            gllm_generator_free(g);
+            unsetenv("GLLM_CUDA_GRAPHS");
             break;
         }
         const double upload = now() - u0;

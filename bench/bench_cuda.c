@@ -37,7 +37,11 @@ void gllm_bench_cuda(int quick) {
         printf("\ncuda: %s\n", gllm_last_error());
         return;
     }
-    gllm_cuda_enter(&c);
+    if (gllm_cuda_enter(&c) != GLLM_OK) {
+        printf("\ncuda: %s\n", gllm_last_error());
+        gllm_cuda_close(&c);
+        return;
+    }
     const size_t copy = quick ? (size_t)64 << 20 : (size_t)1 << 30;
     CUdeviceptr s, d;
     if (gllm_cuda_alloc(&c, copy, &s) != GLLM_OK || gllm_cuda_alloc(&c, copy, &d) != GLLM_OK) {
@@ -61,11 +65,12 @@ void gllm_bench_cuda(int quick) {
         const size_t row = gllm_row_bytes((gllm_dtype)t, k);
         void *w = malloc(n * row);
         gllm_quantize((gllm_dtype)t, w32, w, n, k);
-        CUdeviceptr dw, dx, dy;
+        CUdeviceptr dw = 0, dx = 0, dy = 0;
         CUfunction f;
         if (gllm_cuda_alloc(&c, n * row, &dw) || gllm_cuda_alloc(&c, (size_t)k * 4, &dx) || gllm_cuda_alloc(&c, (size_t)n * 4, &dy) ||
             gllm_cuda_kernel(&c, names[t], &f)) {
             printf("cuda gemv %s: %s\n", gllm_dtype_name((gllm_dtype)t), gllm_last_error());
+            gllm_cuda_free(&c, dw), gllm_cuda_free(&c, dx), gllm_cuda_free(&c, dy), free(w);
             break;
         }
         gllm_cuda_upload(&c, dw, w, n * row), gllm_cuda_upload(&c, dx, x, (size_t)k * 4);

@@ -260,3 +260,16 @@ Test(l3, blocks_match_the_forward) {
     close_enough(got + 8 * VOCAB, want, VOCAB, "L2 blocks vs L3 forward");
     cr_assert_eq(gllm_attention_block(g, LAYERS, x, 9, y), GLLM_E_INVALID_ARGUMENT, "no such layer");
 }
+
+/* on the CPU, handles may be freed in any order (each keeps what it needs; ASan checks) */
+Test(l3, free_in_any_order) {
+    gllm_backend *b2;
+    gllm_generator *g2;
+    gllm_kv_cache *kv2;
+    cr_assert_eq(gllm_backend_open("cpu", &b2), GLLM_OK);
+    cr_assert_eq(gllm_generator_upload(b2, m, 16, &g2), GLLM_OK);
+    cr_assert_eq(gllm_kv_cache_alloc(g2, 4, 16, GLLM_DTYPE_F16, &kv2), GLLM_OK);
+    gllm_backend_close(b2);
+    gllm_generator_free(g2);
+    gllm_kv_cache_free(kv2);
+}

@@ -48,6 +48,7 @@ struct gllm_generator {
     gllm_cuda_model cm; /* CUDA: the model on the device, its logits and sampler */
     CUdeviceptr dlogits;
     gllm_cuda_sampler dsampler;
+    int cuda;
 };
 
 struct gllm_kv_cache {
@@ -60,19 +61,20 @@ struct gllm_kv_cache {
     size_t swapped_pages[MAX_SEQS];
     _Atomic int running;                /* a forward is in progress */
     gllm_cuda_kv dkv;                   /* CUDA: the pages and block tables on the device */
+    int cuda;
     size_t dtable_pages[MAX_SEQS];      /* CUDA: table entries of each sequence already there */
 };
 
-/* CUDA: the device's context for one public call */
-#define ENTER(b)                                                   \
+/* a generator on CUDA: the device's context (and turn) for one public call */
+#define ENTER(g)                                                   \
     do {                                                           \
-        if ((b)->cuda) {                                           \
-            gllm_status entered = gllm_cuda_enter(&(b)->gpu);      \
+        if ((g)->cuda) {                                           \
+            gllm_status entered = gllm_cuda_enter(&(g)->b->gpu);   \
             if (entered != GLLM_OK) return entered;                \
         }                                                          \
     } while (0)
-static gllm_status leave(gllm_backend *b, gllm_status st) {
-    if (b->cuda) gllm_cuda_leave(&b->gpu);
+static gllm_status leave(const gllm_generator *g, gllm_status st) {
+    if (g->cuda) gllm_cuda_leave(&g->b->gpu);
     return st;
 }
 
@@ -182,17 +184,28 @@ gllm_status gllm_generator_upload(gllm_backend *b, const gllm_model *m, size_t m
     *out = NULL;
     gllm_generator *g = calloc(1, sizeof *g);
     if (!g) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "generator: no memory");
-    g->b = b, g->m = m;
+    g->b = b, g->m = m, g->cuda = b->cuda;
     g->max_rows = max_tokens > MAX_SEQS ? max_tokens : MAX_SEQS;
     const gllm_llama *l = &m->llama;
-    gllm_status s;
-    if (b->cuda) { /* the model file once to the device; logits and sampling stay there */
+    gllm_status s = GLLM_OK;
+    if (g->cuda) { /* the model file once to the device; logits and sampling stay there */
         if ((s = gllm_cuda_enter(&b->gpu)) != GLLM_OK) return free(g), s;
         s = gllm_cuda_model_init(&g->cm, &b->gpu, &l->plan, m->gguf.base, m->gguf.size, g->max_rows, l->n_kv_heads * l->head_dim);
-        if (s == GLLM_OK) s = gllm_cuda_alloc(&b->gpu, g->max_rows * l->vocab * sizeof(float), &g->dlogits);
-        if (s == GLLM_OK) s = gllm_cuda_sampler_init(&b->gpu, &g->dsampler, l->vocab, g->max_rows, MAX_HISTORY);
-        leave(b, s);
-    } else {
+        /* logits rows: one per step, one per batch item (distinct sequences): MAX_SEQS at most */
+        if (s == GLLM_OK) s = gllm_cuda_alloc(&b->gpu, MAX_SEQS * l->vocab * sizeof(float), &g->dlogits);
+        if (s == GLLM_OK) s = gllm_cuda_sampler_init(&b->gpu, &g->dsampler, l->vocab, MAX_SEQS, MAX_HISTORY);
+        if (s != GLLM_OK) {
+            gllm_cuda_sampler_free(&b->gpu, &g->dsampler), gllm_cuda_free(&b->gpu, g->dlogits), gllm_cuda_model_free(&g->cm);
+            g->dlogits = 0;
+        }
+        gllm_cuda_leave(&b->gpu);
+        /* "auto" chose the GPU: a model it cannot hold (memory, head size) runs on the CPU */
+        if (s != GLLM_OK && !b->forced) {
+            fprintf(stderr, "gllm: %s; this generator runs on the CPU\n", gllm_last_error());
+            g->cuda = 0;
+        }
+    }
+    if (!g->cuda) {
         g->logits = malloc(g->max_rows * l->vocab * sizeof(float));
         s = g->logits ? gllm_sampler_init(&g->sampler, l->vocab, MAX_HISTORY)
                       : gllm_fail(GLLM_E_OUT_OF_MEMORY, "generator: no memory for the logits");
@@ -204,7 +217,7 @@ gllm_status gllm_generator_upload(gllm_backend *b, const gllm_model *m, size_t m
 
 void gllm_generator_free(gllm_generator *g) {
     if (!g) return;
-    if (g->b->cuda && gllm_cuda_enter(&g->b->gpu) == GLLM_OK) {
+    if (g->cuda && gllm_cuda_enter(&g->b->gpu) == GLLM_OK) { /* the backend must still be open */
         gllm_cuda_sampler_free(&g->b->gpu, &g->dsampler);
         gllm_cuda_free(&g->b->gpu, g->dlogits);
         gllm_cuda_model_free(&g->cm);
@@ -222,11 +235,11 @@ gllm_status gllm_kv_cache_alloc(gllm_generator *g, size_t n_pages, size_t page_s
     if (!kv) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "KV cache: no memory");
     const gllm_llama *l = &g->m->llama;
     gllm_backend *b = g->b;
-    gllm_status s = (b->cuda ? gllm_kv_pool_layout : gllm_kv_pool_init)(&kv->pool, dtype, l->n_layers, l->n_kv_heads,
+    gllm_status s = (g->cuda ? gllm_kv_pool_layout : gllm_kv_pool_init)(&kv->pool, dtype, l->n_layers, l->n_kv_heads,
                                                                          l->head_dim, page_size, n_pages);
     if (s != GLLM_OK) return free(kv), s;
-    kv->g = g;
-    if (b->cuda) { /* the pages live on the device; the pool keeps their bookkeeping */
+    kv->g = g, kv->cuda = g->cuda;
+    if (kv->cuda) { /* the pages live on the device; the pool keeps their bookkeeping */
         gllm_cuda_kv *d = &kv->dkv;
         *d = (gllm_cuda_kv){.dtype = dtype, .n_pages = n_pages, .n_kv = l->n_kv_heads, .head_dim = l->head_dim,
                             .page_shift = kv->pool.page_shift, .table_stride = n_pages,
@@ -237,7 +250,7 @@ gllm_status gllm_kv_cache_alloc(gllm_generator *g, size_t n_pages, size_t page_s
         if (s == GLLM_OK) s = gllm_cuda_alloc(&b->gpu, MAX_SEQS * n_pages * sizeof(int32_t), &d->tables);
         if (s == GLLM_OK) s = gllm_cuda_check(&b->gpu, b->gpu.drv.cuMemsetD32Async(d->tables, 0, MAX_SEQS * n_pages, b->gpu.stream), "clearing");
         if (s == GLLM_OK) s = gllm_cuda_sync(&b->gpu);
-        leave(b, s);
+        gllm_cuda_leave(&b->gpu);
         if (s != GLLM_OK) return gllm_kv_cache_free(kv), s;
     }
     *out = kv;
@@ -246,8 +259,8 @@ gllm_status gllm_kv_cache_alloc(gllm_generator *g, size_t n_pages, size_t page_s
 
 void gllm_kv_cache_free(gllm_kv_cache *kv) {
     if (!kv) return;
-    gllm_backend *b = kv->g->b;
-    if (b->cuda && gllm_cuda_enter(&b->gpu) == GLLM_OK) {
+    gllm_backend *b = kv->cuda ? kv->g->b : NULL; /* CUDA: its generator must still be there */
+    if (b && gllm_cuda_enter(&b->gpu) == GLLM_OK) {
         gllm_cuda_model_forget(&kv->g->cm, &kv->dkv);
         gllm_cuda_free(&b->gpu, kv->dkv.k), gllm_cuda_free(&b->gpu, kv->dkv.v), gllm_cuda_free(&b->gpu, kv->dkv.tables);
         gllm_cuda_leave(&b->gpu);
@@ -321,14 +334,15 @@ static gllm_status run_step(gllm_generator *g, gllm_kv_cache *kv, int seq, const
     seq_of(kv, seq, &s); /* checked */
     const int tree = topo && topo->parent;
     kv->warm[seq] = kv->step;
-    if (g->b->cuda) { /* the sequence's new block-table entries, then the step on the device */
+    if (g->cuda) { /* the sequence's new block-table entries, then the step on the device */
         gllm_cuda *c = &g->b->gpu;
         const size_t have = kv->dtable_pages[seq];
         gllm_status st = gllm_cuda_upload(c, kv->dkv.tables + ((size_t)seq * kv->dkv.table_stride + have) * sizeof(int32_t),
                                           s->table + have, (s->n_pages - have) * sizeof(int32_t));
         if (st == GLLM_OK) kv->dtable_pages[seq] = s->n_pages;
         if (st == GLLM_OK)
-            st = gllm_cuda_forward(&g->cm, &kv->dkv, seq, s->len, tokens, n, 0, g->dlogits + row0 * g->m->llama.vocab * sizeof(float));
+            st = gllm_cuda_forward(&g->cm, &kv->dkv, seq, s->len, tokens, n, g->dlogits + row0 * g->m->llama.vocab * sizeof(float),
+                                   row0 == 0);
         if (st == GLLM_OK) s->len += n;
         return st;
     }
@@ -340,16 +354,16 @@ gllm_status gllm_generator_forward(gllm_generator *g, gllm_kv_cache *kv, int seq
                                    const gllm_topology *topo, gllm_logits **out) {
     if (!g || !kv || !out || kv->g != g) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_generator_forward: bad handles");
     const size_t rows = topo && topo->parent ? n : 1;
-    if (g->b->cuda && topo && (topo->parent || topo->position))
+    if (g->cuda && topo && (topo->parent || topo->position))
         return gllm_fail(GLLM_E_UNSUPPORTED, "forward: tree steps and explicit positions run on the cpu backend only");
     gllm_kv_seq *s;
-    ENTER(g->b);
+    ENTER(g);
     atomic_store(&kv->running, 1);
     kv->step++;
     gllm_status st = check_step(g, kv, seq, tokens, n, rows, &s);
     if (st == GLLM_OK) st = run_step(g, kv, seq, tokens, n, topo, 0);
     atomic_store(&kv->running, 0);
-    if (leave(g->b, st) != GLLM_OK) return st;
+    if (leave(g, st) != GLLM_OK) return st;
     g->view = (gllm_logits){g->logits, g, rows, g->m->llama.vocab};
     *out = &g->view;
     return GLLM_OK;
@@ -361,7 +375,7 @@ gllm_status gllm_seq_accept(gllm_kv_cache *kv, int seq, size_t step_start, const
     if (st != GLLM_OK) return st;
     if (!path && n) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_seq_accept: NULL path");
     if (step_start > s->len) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_seq_accept: step starts past the sequence");
-    if (kv->g->b->cuda) return gllm_fail(GLLM_E_UNSUPPORTED, "gllm_seq_accept: tree steps run on the cpu backend only");
+    if (kv->cuda) return gllm_fail(GLLM_E_UNSUPPORTED, "gllm_seq_accept: tree steps run on the cpu backend only");
     for (size_t i = 0; i < n; i++)
         if (step_start + path[i] >= s->len) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_seq_accept: path token %zu is not in the step", i);
     return gllm_kv_compact(&kv->pool, s, step_start, path, n);
@@ -370,7 +384,7 @@ gllm_status gllm_seq_accept(gllm_kv_cache *kv, int seq, size_t step_start, const
 gllm_status gllm_batch_forward(gllm_generator *g, gllm_kv_cache *kv, const gllm_batch_item *items, size_t n, gllm_logits **out) {
     if (!g || !kv || !items || !n || !out || kv->g != g) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_batch_forward: bad arguments");
     if (n > g->max_rows) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "batch: %zu sequences, room for %zu", n, g->max_rows);
-    ENTER(g->b);
+    ENTER(g);
     atomic_store(&kv->running, 1);
     kv->step++;
     for (size_t i = 0; i < n; i++) { /* every item checked, and its KV reserved, before any runs */
@@ -378,14 +392,14 @@ gllm_status gllm_batch_forward(gllm_generator *g, gllm_kv_cache *kv, const gllm_
         gllm_status st = check_step(g, kv, items[i].seq, items[i].tokens, items[i].n, i + 1, &s);
         for (size_t j = 0; j < i && st == GLLM_OK; j++)
             if (items[j].seq == items[i].seq) st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "batch: sequence %d appears twice", items[i].seq);
-        if (st != GLLM_OK) return atomic_store(&kv->running, 0), leave(g->b, st);
+        if (st != GLLM_OK) return atomic_store(&kv->running, 0), leave(g, st);
     }
     for (size_t i = 0; i < n; i++) {
         gllm_status st = run_step(g, kv, items[i].seq, items[i].tokens, items[i].n, NULL, i);
-        if (st != GLLM_OK) return atomic_store(&kv->running, 0), leave(g->b, st);
+        if (st != GLLM_OK) return atomic_store(&kv->running, 0), leave(g, st);
     }
     atomic_store(&kv->running, 0);
-    leave(g->b, GLLM_OK);
+    leave(g, GLLM_OK);
     g->view = (gllm_logits){g->logits, g, n, g->m->llama.vocab};
     *out = &g->view;
     return GLLM_OK;
@@ -400,19 +414,19 @@ gllm_status gllm_logits_shape(const gllm_logits *l, size_t *rows, size_t *vocab)
 gllm_status gllm_logits_read(const gllm_logits *l, float *out, size_t cap) {
     if (!l || !out) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_logits_read: NULL argument");
     if (cap < l->rows * l->vocab) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_logits_read: %zu floats needed", l->rows * l->vocab);
-    gllm_backend *b = l->g->b;
-    if (!b->cuda) return memcpy(out, l->data, l->rows * l->vocab * sizeof(float)), GLLM_OK;
-    ENTER(b);
-    return leave(b, gllm_cuda_download(&b->gpu, out, l->g->dlogits, l->rows * l->vocab * sizeof(float)));
+    const gllm_generator *g = l->g;
+    if (!g->cuda) return memcpy(out, l->data, l->rows * l->vocab * sizeof(float)), GLLM_OK;
+    ENTER(g);
+    return leave(g, gllm_cuda_download(&g->b->gpu, out, g->dlogits, l->rows * l->vocab * sizeof(float)));
 }
 
 gllm_status gllm_sample(gllm_generator *g, const gllm_logits *l, const gllm_sampling *cfg, const int32_t *history,
                         size_t n_history, uint64_t step_no, int32_t *out_ids) {
     if (!g || !l || !cfg || !out_ids) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_sample: NULL argument");
     if (l->g != g) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_sample: logits of another generator");
-    if (g->b->cuda) { /* on the device: only the ids come back */
-        ENTER(g->b);
-        return leave(g->b, gllm_cuda_sample(&g->b->gpu, &g->dsampler, g->dlogits, l->rows, cfg, history, n_history, step_no, out_ids));
+    if (g->cuda) { /* on the device: only the ids come back */
+        ENTER(g);
+        return leave(g, gllm_cuda_sample(&g->b->gpu, &g->dsampler, g->dlogits, l->rows, cfg, history, n_history, step_no, out_ids));
     }
     for (size_t r = 0; r < l->rows; r++) {
         gllm_status s = gllm_sample_row(&g->sampler, l->data + r * l->vocab, cfg, history, n_history, step_no, &out_ids[r]);
@@ -461,7 +475,7 @@ static gllm_status swappable(gllm_kv_cache *kv, int seq, gllm_kv_seq **s) {
     if (st != GLLM_OK) return st;
     if (atomic_load(&kv->running)) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "swap: a forward is running");
     if (kv->protect[seq]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "swap: sequence %d is protected (hot)", seq);
-    if (kv->g->b->cuda) return gllm_fail(GLLM_E_UNSUPPORTED, "swap: not on the CUDA backend yet");
+    if (kv->cuda) return gllm_fail(GLLM_E_UNSUPPORTED, "swap: not on the CUDA backend yet");
     return GLLM_OK;
 }
 
@@ -494,14 +508,14 @@ gllm_status gllm_swap_in_pages(gllm_kv_cache *kv, int seq) {
 
 gllm_status gllm_embed_block(const gllm_generator *g, const int32_t *tokens, size_t n, float *x) {
     if (!g || !tokens || !x || !n) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_embed_block: NULL or empty input");
-    if (g->b->cuda) return gllm_fail(GLLM_E_UNSUPPORTED, "L2 blocks run on the cpu backend only");
+    if (g->cuda) return gllm_fail(GLLM_E_UNSUPPORTED, "L2 blocks run on the cpu backend only");
     const gllm_llama *m = &g->m->llama;
     return gllm_cpu_embed(m->tok_embd->dtype, m->tok_embd->data, m->vocab, m->dim, tokens, n, x);
 }
 
 static gllm_status block(const gllm_generator *g, size_t layer, int ffn, const float *x, size_t n, float *out) {
     if (!g || !x || !out || !n) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "block: NULL or empty input");
-    if (g->b->cuda) return gllm_fail(GLLM_E_UNSUPPORTED, "L2 blocks run on the cpu backend only");
+    if (g->cuda) return gllm_fail(GLLM_E_UNSUPPORTED, "L2 blocks run on the cpu backend only");
     const size_t bytes = n * g->m->llama.dim * sizeof(float);
     float *dev = malloc(bytes); /* the backend's copy: L2 calls copy in and out */
     if (!dev) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "block: no memory for %zu tokens", n);
@@ -522,7 +536,7 @@ gllm_status gllm_ffn_block(const gllm_generator *g, size_t layer, const float *x
 
 gllm_status gllm_head_block(const gllm_generator *g, const float *x, size_t n, float *logits) {
     if (!g || !x || !logits || !n) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_head_block: NULL or empty input");
-    if (g->b->cuda) return gllm_fail(GLLM_E_UNSUPPORTED, "L2 blocks run on the cpu backend only");
+    if (g->cuda) return gllm_fail(GLLM_E_UNSUPPORTED, "L2 blocks run on the cpu backend only");
     return gllm_llama_head(&g->m->llama, x, n, logits);
 }
 

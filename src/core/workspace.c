@@ -15,6 +15,7 @@ typedef struct {
 
 static _Thread_local workspace ws;
 static pthread_key_t exit_key;
+static int have_key;
 static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 
 static void free_chunks(void *p) {
@@ -23,7 +24,7 @@ static void free_chunks(void *p) {
     w->n = 0, w->used = 0;
 }
 
-static void make_key(void) { pthread_key_create(&exit_key, free_chunks); }
+static void make_key(void) { have_key = pthread_key_create(&exit_key, free_chunks) == 0; }
 
 static size_t start(int c) {
     size_t s = 0;
@@ -46,7 +47,7 @@ void *gllm_ws_alloc(size_t bytes) {
             if (posix_memalign(&p, 64, sz)) return NULL;
             if (!c) { /* the thread's first chunk: free them all when it exits */
                 pthread_once(&exit_once, make_key);
-                pthread_setspecific(exit_key, &ws);
+                if (have_key) pthread_setspecific(exit_key, &ws); /* else kept, as before */
             }
             ws.base[c] = p, ws.size[c] = sz, ws.n++;
         }

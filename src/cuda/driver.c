@@ -60,8 +60,9 @@ gllm_status gllm_cuda_load(gllm_cuda_driver *d, const char *lib) {
     CUresult r = d->cuInit(0);
     if (r == CUDA_ERROR_STUB_LIBRARY || r == CUDA_ERROR_NO_DEVICE) return no_gpu(d, r);
     if (r != CUDA_SUCCESS) {
+        const gllm_status s = gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: cuInit failed (%s)", gllm_cuda_error(d, r));
         gllm_cuda_unload(d);
-        return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: cuInit failed (%s)", gllm_cuda_error(d, r));
+        return s;
     }
     if (d->cuDriverGetVersion(&d->version) != CUDA_SUCCESS || d->version < 13000) {
         const int v = d->version;

@@ -48,7 +48,10 @@ gllm_status gllm_cuda_model_init(gllm_cuda_model *cm, gllm_cuda *c, const gllm_p
     for (int b = 0; b < BUF_COUNT && s == GLLM_OK; b++) s = gllm_cuda_alloc(c, max_rows * p->width[b] * sizeof(float), &cm->buf[b]);
     size_t ffn = 0;
     for (size_t i = 0; i < p->n_steps; i++)
-        if (p->steps[i].kind == STEP_FFN_UP && p->steps[i].n > ffn) ffn = p->steps[i].n;
+        if (p->steps[i].kind == STEP_FFN_UP) {
+            if (p->steps[i].ffn != GLLM_FFN_SILU_GLU) return gllm_cuda_model_free(cm), gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: feed-forward kind %d", (int)p->steps[i].ffn);
+            if (p->steps[i].n > ffn) ffn = p->steps[i].n;
+        }
     if (s == GLLM_OK) s = gllm_cuda_alloc(c, max_rows * kv_width * sizeof(float), &cm->k);
     if (s == GLLM_OK) s = gllm_cuda_alloc(c, max_rows * kv_width * sizeof(float), &cm->v);
     if (s == GLLM_OK) s = gllm_cuda_alloc(c, max_rows * ffn * sizeof(float), &cm->up);
@@ -122,7 +125,7 @@ static gllm_status elementwise(gllm_cuda_model *cm, const char *name, CUdevicept
  * takes the fused launches: a norm inside the projection after it (Q/K/V in one gemv, gate/up/SiLU
  * in one, the head), a residual add inside the projection before it; any n fuses RoPE with the
  * KV write, and several tokens a residual add with the norm after it. */
-static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t n, int all, CUdeviceptr logits) {
+static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t n, CUdeviceptr logits) {
     const gllm_plan *p = cm->p;
     const int hd = (int)kv->head_dim, n_kv = (int)kv->n_kv, heads = (int)p->n_heads, shift = (int)kv->page_shift;
     const int stride = (int)kv->table_stride;
@@ -208,7 +211,6 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t n, in
             }
             break;
         case STEP_FFN_UP:
-            if (t->ffn != GLLM_FFN_SILU_GLU) return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: feed-forward kind %d", (int)t->ffn);
             if (n == 1) {
                 CUdeviceptr wg = dev(cm, t->w), wu = dev(cm, t->w2), nd = dev(cm, nw);
                 size_t rb = gllm_row_bytes(t->dtype, t->k);
@@ -225,9 +227,8 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t n, in
             s = elementwise(cm, "gllm_silu_mul_cuda", out, cm->up, out, n * t->n);
             break;
         case STEP_HEAD: {
-            const size_t from = all ? 0 : n - 1;
-            s = n == 1 ? gemv(cm, t->dtype, t->w, NULL, in, logits, t->n, t->k, nw, 0)
-                       : matmul(cm, t->dtype, t->w, NULL, in + from * t->k * sizeof(float), logits, n - from, t->n, t->k);
+            /* the last token's row */
+            s = gemv(cm, t->dtype, t->w, NULL, in + (n - 1) * t->k * sizeof(float), logits, t->n, t->k, nw, 0);
             break;
         }
         }
@@ -245,27 +246,28 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t n, in
 }
 
 gllm_status gllm_cuda_forward(gllm_cuda_model *cm, const gllm_cuda_kv *kv, int seq, size_t prefix, const int32_t *tokens,
-                              size_t n, int all, CUdeviceptr logits) {
+                              size_t n, CUdeviceptr logits, int replay) {
     gllm_cuda *c = cm->c;
     if (n > cm->max_rows) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "CUDA forward: %zu tokens, room for %zu", n, cm->max_rows);
+    if (n > 65535) return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA forward: %zu tokens in one step (65535 at most)", n);
     cm->hdr_host[GLLM_HDR_PREFIX] = (int32_t)prefix, cm->hdr_host[GLLM_HDR_SEQ] = seq;
     cm->hdr_host[2] = cm->hdr_host[3] = 0;
     memcpy(cm->hdr_host + GLLM_HDR_TOKENS, tokens, n * sizeof(int32_t));
     gllm_status s = gllm_cuda_upload(c, cm->hdr, cm->hdr_host, (GLLM_HDR_TOKENS + n) * sizeof(int32_t));
     if (s != GLLM_OK) return s;
-    const int decode = n == 1 && !all && cm->graphs;
+    const int decode = n == 1 && cm->graphs && replay;
     if (decode && cm->graph && cm->graph_k == kv->k && cm->graph_logits == logits) {
         cm->replays++;
         return gllm_cuda_check(c, c->drv.cuGraphLaunch(cm->graph, c->stream), "replaying the decode graph");
     }
     cm->eager++;
-    if ((s = run(cm, kv, n, all, logits)) != GLLM_OK || !decode || (cm->graph && cm->graph_k == kv->k)) return s;
+    if ((s = run(cm, kv, n, logits)) != GLLM_OK || !decode || (cm->graph && cm->graph_k == kv->k)) return s;
     /* the first decode into this cache just ran eagerly (the warm-up): capture it for the next
      * ones (a batch's later rows, logits elsewhere, stay eager) */
     if (cm->graph) c->drv.cuGraphExecDestroy(cm->graph), cm->graph = NULL;
     CUgraph graph = NULL;
     if ((s = gllm_cuda_check(c, c->drv.cuStreamBeginCapture(c->stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "capturing")) != GLLM_OK) return s;
-    gllm_status rs = run(cm, kv, 1, 0, logits);
+    gllm_status rs = run(cm, kv, 1, logits);
     s = gllm_cuda_check(c, c->drv.cuStreamEndCapture(c->stream, &graph), "capturing the decode graph");
     if (rs != GLLM_OK) s = rs;
     if (s == GLLM_OK) s = gllm_cuda_check(c, c->drv.cuGraphInstantiateWithFlags(&cm->graph, graph, 0), "instantiating the decode graph");

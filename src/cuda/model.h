@@ -43,7 +43,8 @@ void gllm_cuda_model_free(gllm_cuda_model *cm);
 void gllm_cuda_model_forget(gllm_cuda_model *cm, const gllm_cuda_kv *kv);
 
 /* n tokens of sequence seq (its block table on the device, prefix tokens cached): their K/V
- * go to slots prefix ..; logits (device): every row (all) or the last row's, at row 0 */
+ * go to slots prefix ..; the last token's logits to `logits` (device). replay: a decode step
+ * may replay (or capture) the decode graph, which writes one fixed logits row. */
 gllm_status gllm_cuda_forward(gllm_cuda_model *cm, const gllm_cuda_kv *kv, int seq, size_t prefix, const int32_t *tokens,
-                              size_t n, int all, CUdeviceptr logits);
+                              size_t n, CUdeviceptr logits, int replay);
 #endif

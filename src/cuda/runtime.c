@@ -12,6 +12,11 @@ gllm_status gllm_cuda_open(gllm_cuda *c, int ordinal) {
     memset(c, 0, sizeof *c);
     gllm_status s = gllm_cuda_load(&c->drv, NULL);
     if (s != GLLM_OK) return s;
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&c->lock, &attr);
+    pthread_mutexattr_destroy(&attr);
     int count = 0, major = 0, minor = 0;
     if (c->drv.cuDeviceGetCount(&count) != CUDA_SUCCESS) count = 0;
     if (ordinal < 0 || ordinal >= count) return gllm_cuda_close(c), gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: no device %d (%d present)", ordinal, count);
@@ -51,15 +56,21 @@ void gllm_cuda_close(gllm_cuda *c) {
         gllm_cuda_leave(c);
     }
     if (c->ctx) c->drv.cuDevicePrimaryCtxRelease(c->dev);
-    if (c->drv.lib) gllm_cuda_unload(&c->drv);
+    if (c->drv.lib) gllm_cuda_unload(&c->drv), pthread_mutex_destroy(&c->lock);
     memset(c, 0, sizeof *c);
 }
 
-gllm_status gllm_cuda_enter(gllm_cuda *c) { return gllm_cuda_check(c, c->drv.cuCtxPushCurrent(c->ctx), "making the context current"); }
+gllm_status gllm_cuda_enter(gllm_cuda *c) {
+    pthread_mutex_lock(&c->lock);
+    const gllm_status s = gllm_cuda_check(c, c->drv.cuCtxPushCurrent(c->ctx), "making the context current");
+    if (s != GLLM_OK) pthread_mutex_unlock(&c->lock);
+    return s;
+}
 
 void gllm_cuda_leave(gllm_cuda *c) {
     CUcontext popped;
     c->drv.cuCtxPopCurrent(&popped);
+    pthread_mutex_unlock(&c->lock);
 }
 
 gllm_status gllm_cuda_kernel(gllm_cuda *c, const char *name, CUfunction *f) {

@@ -3,6 +3,7 @@
  * error turned into a gllm_status with the driver's message. */
 #ifndef GLLM_CUDA_RUNTIME_H
 #define GLLM_CUDA_RUNTIME_H
+#include <pthread.h>
 #include "cuda/driver.h"
 
 typedef struct {
@@ -18,6 +19,7 @@ typedef struct {
         CUfunction fn;
     } kernels[96];
     int n_kernels;
+    pthread_mutex_t lock; /* recursive: one thread at a time between enter and leave */
 } gllm_cuda;
 
 /* device `ordinal`: driver (>= 13.0), the cubin of its capability (CUDA ELF, no PTX),
@@ -25,7 +27,8 @@ typedef struct {
 gllm_status gllm_cuda_open(gllm_cuda *c, int ordinal);
 void gllm_cuda_close(gllm_cuda *c);
 
-/* the context current on the calling thread for one public call */
+/* the context current on the calling thread for one public call, the device held by that
+ * thread until leave (calls from several threads take turns: they share the streams) */
 gllm_status gllm_cuda_enter(gllm_cuda *c);
 void gllm_cuda_leave(gllm_cuda *c);
 

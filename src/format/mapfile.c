@@ -40,13 +40,15 @@ static int by_start(const void *a, const void *b) {
 int gllm_spans_overlap(const void *records, size_t n, size_t stride, size_t data_at, size_t size_at) {
     span *s = malloc((n ? n : 1) * sizeof *s);
     if (!s) return -1;
+    size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         const char *r = (const char *)records + i * stride;
-        memcpy(&s[i].p, r + data_at, sizeof s[i].p), memcpy(&s[i].n, r + size_at, sizeof s[i].n);
+        memcpy(&s[m].p, r + data_at, sizeof s[m].p), memcpy(&s[m].n, r + size_at, sizeof s[m].n);
+        m += s[m].n != 0; /* an empty tensor overlaps nothing */
     }
-    qsort(s, n, sizeof *s, by_start);
+    qsort(s, m, sizeof *s, by_start);
     int overlap = 0;
-    for (size_t i = 1; i < n && !overlap; i++) overlap = s[i - 1].p + s[i - 1].n > s[i].p;
+    for (size_t i = 1; i < m && !overlap; i++) overlap = s[i - 1].p + s[i - 1].n > s[i].p;
     free(s);
     return overlap;
 }
