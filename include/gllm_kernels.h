@@ -70,7 +70,9 @@ typedef struct gllm_kv_cache gllm_kv_cache;
 typedef struct gllm_logits gllm_logits;
 
 /* "auto" (CUDA when built and present, else the CPU), "cpu" or "cuda:N"; GLLM_DEVICE,
- * when set, overrides name. A forced backend that cannot start is an error. */
+ * when set, overrides name. A forced backend that cannot start is an error. On CUDA, free
+ * in reverse order of creation (caches, generators, then the backend); calls from several
+ * threads take turns on one device. */
 GLLM_API gllm_status gllm_backend_open(const char *name, gllm_backend **out);
 GLLM_API void gllm_backend_close(gllm_backend *b);
 typedef struct {
@@ -97,8 +99,9 @@ GLLM_API gllm_status gllm_model_detokenize(const gllm_model *m, const int32_t *i
 GLLM_API int32_t gllm_model_eos(const gllm_model *m);
 GLLM_API int32_t gllm_model_bos(const gllm_model *m);
 
-/* weights handed to the backend once (the CPU uses the mapping: the model must stay open);
- * max_tokens: the most tokens one forward call takes */
+/* weights handed to the backend once (the CPU uses the mapping: the model must stay open;
+ * CUDA copies the file to the device); max_tokens: the most tokens one forward call takes.
+ * A model that a GPU chosen by "auto" cannot hold runs on the CPU. */
 GLLM_API gllm_status gllm_generator_upload(gllm_backend *b, const gllm_model *m, size_t max_tokens,
                                            gllm_generator **out);
 GLLM_API void gllm_generator_free(gllm_generator *g);
