@@ -37,7 +37,7 @@ gllm_status gllm_cuda_model_init(gllm_cuda_model *cm, gllm_cuda *c, const gllm_p
                                  size_t max_rows, size_t kv_width) {
     memset(cm, 0, sizeof *cm);
     if (p->width[BUF_Q] / p->n_heads > 256) return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: head dim %zu (256 at most)", p->width[BUF_Q] / p->n_heads);
-    cm->c = c, cm->p = p, cm->host = host, cm->size = size, cm->max_rows = max_rows, cm->kv_width = kv_width;
+    cm->c = c, cm->p = p, cm->host = host, cm->max_rows = max_rows;
     const char *g = getenv("GLLM_CUDA_GRAPHS");
     cm->graphs = !(g && !strcmp(g, "0"));
     const char *prof = getenv("GLLM_CUDA_PROFILE");
@@ -257,10 +257,8 @@ gllm_status gllm_cuda_forward(gllm_cuda_model *cm, const gllm_cuda_kv *kv, int s
     if (s != GLLM_OK) return s;
     const int decode = n == 1 && cm->graphs && replay;
     if (decode && cm->graph && cm->graph_k == kv->k && cm->graph_logits == logits) {
-        cm->replays++;
         return gllm_cuda_check(c, c->drv.cuGraphLaunch(cm->graph, c->stream), "replaying the decode graph");
     }
-    cm->eager++;
     if ((s = run(cm, kv, n, logits)) != GLLM_OK || !decode || (cm->graph && cm->graph_k == kv->k)) return s;
     /* the first decode into this cache just ran eagerly (the warm-up): capture it for the next
      * ones (a batch's later rows, logits elsewhere, stay eager) */

@@ -19,16 +19,14 @@ typedef struct {
     gllm_cuda *c;
     const gllm_plan *p;
     const uint8_t *host; /* the model file's image and its copy on the device */
-    size_t size;
     CUdeviceptr weights;
-    size_t max_rows, kv_width;
+    size_t max_rows;
     CUdeviceptr buf[BUF_COUNT], k, v, up, inv_freq, hdr;
     CUdeviceptr part, count; /* decode attention: per-split partials, splits done per head */
     int32_t *hdr_host;
     CUgraphExec graph; /* the decode step, for graph_k's cache */
     CUdeviceptr graph_k, graph_logits;
     int graphs;        /* 0: eager only (GLLM_CUDA_GRAPHS=0) */
-    unsigned long replays, eager;
     int profile; /* GLLM_CUDA_PROFILE=1: decode steps eager, device time per step kind */
     double prof_ms[8];
     unsigned long prof_steps;

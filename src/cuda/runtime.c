@@ -42,7 +42,6 @@ gllm_status gllm_cuda_open(gllm_cuda *c, int ordinal) {
         s = gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: loading the sm_%d kernels failed (%s)", c->sm, gllm_cuda_error(&c->drv, r));
     }
     if (s == GLLM_OK) s = gllm_cuda_check(c, c->drv.cuStreamCreate(&c->stream, CU_STREAM_NON_BLOCKING), "creating a stream");
-    if (s == GLLM_OK) s = gllm_cuda_check(c, c->drv.cuStreamCreate(&c->copy, CU_STREAM_NON_BLOCKING), "creating a stream");
     gllm_cuda_leave(c);
     if (s != GLLM_OK) gllm_cuda_close(c);
     return s;
@@ -51,7 +50,6 @@ gllm_status gllm_cuda_open(gllm_cuda *c, int ordinal) {
 void gllm_cuda_close(gllm_cuda *c) {
     if (c->ctx && gllm_cuda_enter(c) == GLLM_OK) {
         if (c->stream) c->drv.cuStreamDestroy(c->stream);
-        if (c->copy) c->drv.cuStreamDestroy(c->copy);
         if (c->mod) c->drv.cuModuleUnload(c->mod);
         gllm_cuda_leave(c);
     }

@@ -1,6 +1,6 @@
 /* One CUDA device as the backend uses it: driver, primary context, the module of our
- * cubin, a compute stream and a copy stream; kernels looked up by name; every driver
- * error turned into a gllm_status with the driver's message. */
+ * cubin, a non-blocking stream; kernels looked up by name; every driver error turned into
+ * a gllm_status with the driver's message. */
 #ifndef GLLM_CUDA_RUNTIME_H
 #define GLLM_CUDA_RUNTIME_H
 #include <pthread.h>
@@ -11,7 +11,7 @@ typedef struct {
     CUdevice dev;
     CUcontext ctx;
     CUmodule mod;
-    CUstream stream, copy; /* compute; swaps */
+    CUstream stream; /* ours, non-blocking: every launch and copy */
     int sm, integrated, pageable;
     char name[96];
     struct {
