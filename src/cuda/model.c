@@ -30,13 +30,21 @@ static gllm_status launch(gllm_cuda_model *cm, const char *name, unsigned gx, un
     return launch3(cm, name, gx, gy, 1, block, 0, args);
 }
 
-/* decode kernels normalise x themselves (into k floats of shared memory) up to this width */
-enum { NORM_IN_KERNEL_MAX = 12288 };
+/* decode kernels normalise x themselves into k floats of dynamic shared memory, which with
+ * their static 128 bytes must stay in the default 48 KB: up to this width */
+enum { NORM_IN_KERNEL_MAX = 12032 };
 
 gllm_status gllm_cuda_model_init(gllm_cuda_model *cm, gllm_cuda *c, const gllm_plan *p, const void *host, size_t size,
                                  size_t max_rows, size_t kv_width) {
     memset(cm, 0, sizeof *cm);
-    if (p->width[BUF_Q] / p->n_heads > 256) return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: head dim %zu (256 at most)", p->width[BUF_Q] / p->n_heads);
+    const size_t hd = p->width[BUF_Q] / p->n_heads;
+    if (hd > 256) return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: head dim %zu (256 at most)", hd);
+    size_t ffn = 0; /* the widest feed-forward, which must be a SiLU GLU */
+    for (size_t i = 0; i < p->n_steps; i++)
+        if (p->steps[i].kind == STEP_FFN_UP) {
+            if (p->steps[i].ffn != GLLM_FFN_SILU_GLU) return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: feed-forward kind %d", (int)p->steps[i].ffn);
+            if (p->steps[i].n > ffn) ffn = p->steps[i].n;
+        }
     cm->c = c, cm->p = p, cm->host = host, cm->max_rows = max_rows;
     const char *g = getenv("GLLM_CUDA_GRAPHS");
     cm->graphs = !(g && !strcmp(g, "0"));
@@ -46,16 +54,9 @@ gllm_status gllm_cuda_model_init(gllm_cuda_model *cm, gllm_cuda *c, const gllm_p
     gllm_status s = gllm_cuda_alloc(c, size, &cm->weights);
     if (s == GLLM_OK) s = gllm_cuda_upload(c, cm->weights, host, size);
     for (int b = 0; b < BUF_COUNT && s == GLLM_OK; b++) s = gllm_cuda_alloc(c, max_rows * p->width[b] * sizeof(float), &cm->buf[b]);
-    size_t ffn = 0;
-    for (size_t i = 0; i < p->n_steps; i++)
-        if (p->steps[i].kind == STEP_FFN_UP) {
-            if (p->steps[i].ffn != GLLM_FFN_SILU_GLU) return gllm_cuda_model_free(cm), gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: feed-forward kind %d", (int)p->steps[i].ffn);
-            if (p->steps[i].n > ffn) ffn = p->steps[i].n;
-        }
     if (s == GLLM_OK) s = gllm_cuda_alloc(c, max_rows * kv_width * sizeof(float), &cm->k);
     if (s == GLLM_OK) s = gllm_cuda_alloc(c, max_rows * kv_width * sizeof(float), &cm->v);
     if (s == GLLM_OK) s = gllm_cuda_alloc(c, max_rows * ffn * sizeof(float), &cm->up);
-    const size_t hd = p->width[BUF_Q] / p->n_heads;
     if (s == GLLM_OK) s = gllm_cuda_alloc(c, p->n_heads * ATTN_SPLITS * (hd + 2) * sizeof(float), &cm->part);
     if (s == GLLM_OK) s = gllm_cuda_alloc(c, p->n_heads * sizeof(int), &cm->count);
     if (s == GLLM_OK) s = gllm_cuda_check(c, c->drv.cuMemsetD32Async(cm->count, 0, p->n_heads, c->stream), "clearing");
