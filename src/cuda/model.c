@@ -202,10 +202,10 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t n, CU
         case STEP_ADD:
             if (i + 1 < p->n_steps && p->steps[i + 1].kind == STEP_RMSNORM && p->steps[i + 1].in == t->out) {
                 const gllm_step *nt = &p->steps[++i]; /* x += h; the next norm of x */
-                CUdeviceptr nw = dev(cm, nt->b), y = cm->buf[nt->out];
+                CUdeviceptr nd = dev(cm, nt->b), y = cm->buf[nt->out];
                 int ki = (int)t->k;
                 float eps = p->eps;
-                void *args[] = {&out, &in, &nw, &y, &ki, &eps};
+                void *args[] = {&out, &in, &nd, &y, &ki, &eps};
                 s = launch(cm, "gllm_add_rmsnorm_cuda", (unsigned)n, 1, 256, args);
             } else {
                 s = elementwise(cm, "gllm_add_cuda", out, in, out, n * t->k);
