@@ -159,12 +159,15 @@ typedef struct {
     int seq;
 } side;
 
-static void side_open(side *s, const char *backend, gllm_model *m, gllm_dtype kvt) {
+/* a backend, generator (steps of up to `step` tokens), cache of `pages` pages of 16 and one sequence */
+static void side_open_sized(side *s, const char *backend, gllm_model *m, gllm_dtype kvt, size_t step, size_t pages) {
     cr_assert_eq(gllm_backend_open(backend, &s->b), GLLM_OK, "%s: %s", backend, gllm_last_error());
-    cr_assert_eq(gllm_generator_upload(s->b, m, 64, &s->g), GLLM_OK, "%s", gllm_last_error());
-    cr_assert_eq(gllm_kv_cache_alloc(s->g, 12, 16, kvt, &s->kv), GLLM_OK, "%s", gllm_last_error());
-    cr_assert_eq(gllm_seq_open(s->kv, 96, &s->seq), GLLM_OK);
+    cr_assert_eq(gllm_generator_upload(s->b, m, step, &s->g), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_kv_cache_alloc(s->g, pages, 16, kvt, &s->kv), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_seq_open(s->kv, pages * 16, &s->seq), GLLM_OK);
 }
+
+static void side_open(side *s, const char *backend, gllm_model *m, gllm_dtype kvt) { side_open_sized(s, backend, m, kvt, 64, 12); }
 
 static void side_close(side *s) {
     gllm_kv_cache_free(s->kv), gllm_generator_free(s->g), gllm_backend_close(s->b);
@@ -245,17 +248,7 @@ Test(cuda, long_context_matches_cpu) {
     cr_assert_eq(gllm_model_open(path, &m), GLLM_OK, "%s", gllm_last_error());
     cr_assert_eq(gllm_model_open(twin_path, &twin), GLLM_OK, "%s", gllm_last_error());
     side cpu, gpu;
-    gllm_backend *bs[2];
-    gllm_generator *gs[2];
-    gllm_kv_cache *ks[2];
-    int seqs[2];
-    for (int i = 0; i < 2; i++) {
-        cr_assert_eq(gllm_backend_open(i ? "cuda:0" : "cpu", &bs[i]), GLLM_OK);
-        cr_assert_eq(gllm_generator_upload(bs[i], i ? m : twin, 1024, &gs[i]), GLLM_OK, "%s", gllm_last_error());
-        cr_assert_eq(gllm_kv_cache_alloc(gs[i], 80, 16, GLLM_DTYPE_F32, &ks[i]), GLLM_OK);
-        cr_assert_eq(gllm_seq_open(ks[i], 1100, &seqs[i]), GLLM_OK);
-    }
-    cpu = (side){bs[0], gs[0], ks[0], seqs[0]}, gpu = (side){bs[1], gs[1], ks[1], seqs[1]};
+    side_open_sized(&cpu, "cpu", twin, GLLM_DTYPE_F32, 1024, 80), side_open_sized(&gpu, "cuda:0", m, GLLM_DTYPE_F32, 1024, 80);
     int32_t *tok = malloc(1000 * sizeof(int32_t));
     for (int i = 0; i < 1000; i++) tok[i] = (int32_t)((i * 13 + 5) % VOCAB);
     float *lc = malloc(VOCAB * 4), *lg = malloc(VOCAB * 4);
