@@ -16,8 +16,9 @@
  * conflicts between rows); for each NR-row panel, for each MR rows: an
  * MR x NR register tile. Tiles past n or m use an edge buffer, so every
  * element is computed by the same instruction sequence.
- * Panels keep the bf16 encoding (k-major, NR values per k); the tile
- * widens them in registers and broadcasts X[i][k] into FMAs.
+ * Panels are f32 (k-major, NR values per k): packing widens the bf16
+ * values once per panel, not once per tile (AVX-512's vcvtph2ps is slow on some
+ * cores); the tile broadcasts X[i][k] into FMAs.
  */
 #define MR 6
 #define KC 128
@@ -25,13 +26,15 @@
 #define MC 72
 #define NR 32
 #define NV (NR / GV_W)
-typedef uint16_t panel_t; /* one k step of a panel: NR values */
+typedef float panel_t; /* one k step of a panel: NR values */
 
 static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size_t kl, panel_t *p) {
+    uint16_t t[KC * NR]; /* the panel in its own encoding, then widened in one linear pass */
     for (size_t jj = 0; jj < NR; jj++) {
         const uint16_t *w = (const uint16_t *)((const char *)a->w + (j + jj) * a->w_row_bytes) + kc;
-        for (size_t kk = 0; kk < kl; kk++) p[kk * NR + jj] = jj < nr ? w[kk] : 0;
+        for (size_t kk = 0; kk < kl; kk++) t[kk * NR + jj] = jj < nr ? w[kk] : 0;
     }
+    for (size_t i = 0; i < kl * NR; i += GV_W) gv_store(p + i, gv_load_bf16(t + i));
 }
 #define PANEL_STRIDE(kl) ((kl)*NR)
 typedef float xpanel_t; /* one k step of an activation panel: MR values */
@@ -47,8 +50,8 @@ static void tile_1(const xpanel_t *x, size_t kl, const panel_t *p, float *y, siz
     gv_f32 c0_0 = gv_load((init ? init : y + 0 * ldy) + 0 * GV_W),
            c0_1 = gv_load((init ? init : y + 0 * ldy) + 1 * GV_W);
     for (size_t kk = 0; kk < kl; kk++, p += NR, x += MR) {
-        const gv_f32 w0 = gv_load_bf16(p + 0 * GV_W);
-        const gv_f32 w1 = gv_load_bf16(p + 1 * GV_W);
+        const gv_f32 w0 = gv_load(p + 0 * GV_W);
+        const gv_f32 w1 = gv_load(p + 1 * GV_W);
         const gv_f32 x0 = gv_set1(x[0]);
         c0_0 = gv_fma(x0, w0, c0_0);
         c0_1 = gv_fma(x0, w1, c0_1);
@@ -64,8 +67,8 @@ static void tile_2(const xpanel_t *x, size_t kl, const panel_t *p, float *y, siz
     gv_f32 c1_0 = gv_load((init ? init : y + 1 * ldy) + 0 * GV_W),
            c1_1 = gv_load((init ? init : y + 1 * ldy) + 1 * GV_W);
     for (size_t kk = 0; kk < kl; kk++, p += NR, x += MR) {
-        const gv_f32 w0 = gv_load_bf16(p + 0 * GV_W);
-        const gv_f32 w1 = gv_load_bf16(p + 1 * GV_W);
+        const gv_f32 w0 = gv_load(p + 0 * GV_W);
+        const gv_f32 w1 = gv_load(p + 1 * GV_W);
         const gv_f32 x0 = gv_set1(x[0]);
         c0_0 = gv_fma(x0, w0, c0_0);
         c0_1 = gv_fma(x0, w1, c0_1);
@@ -88,8 +91,8 @@ static void tile_3(const xpanel_t *x, size_t kl, const panel_t *p, float *y, siz
     gv_f32 c2_0 = gv_load((init ? init : y + 2 * ldy) + 0 * GV_W),
            c2_1 = gv_load((init ? init : y + 2 * ldy) + 1 * GV_W);
     for (size_t kk = 0; kk < kl; kk++, p += NR, x += MR) {
-        const gv_f32 w0 = gv_load_bf16(p + 0 * GV_W);
-        const gv_f32 w1 = gv_load_bf16(p + 1 * GV_W);
+        const gv_f32 w0 = gv_load(p + 0 * GV_W);
+        const gv_f32 w1 = gv_load(p + 1 * GV_W);
         const gv_f32 x0 = gv_set1(x[0]);
         c0_0 = gv_fma(x0, w0, c0_0);
         c0_1 = gv_fma(x0, w1, c0_1);
@@ -119,8 +122,8 @@ static void tile_4(const xpanel_t *x, size_t kl, const panel_t *p, float *y, siz
     gv_f32 c3_0 = gv_load((init ? init : y + 3 * ldy) + 0 * GV_W),
            c3_1 = gv_load((init ? init : y + 3 * ldy) + 1 * GV_W);
     for (size_t kk = 0; kk < kl; kk++, p += NR, x += MR) {
-        const gv_f32 w0 = gv_load_bf16(p + 0 * GV_W);
-        const gv_f32 w1 = gv_load_bf16(p + 1 * GV_W);
+        const gv_f32 w0 = gv_load(p + 0 * GV_W);
+        const gv_f32 w1 = gv_load(p + 1 * GV_W);
         const gv_f32 x0 = gv_set1(x[0]);
         c0_0 = gv_fma(x0, w0, c0_0);
         c0_1 = gv_fma(x0, w1, c0_1);
@@ -157,8 +160,8 @@ static void tile_5(const xpanel_t *x, size_t kl, const panel_t *p, float *y, siz
     gv_f32 c4_0 = gv_load((init ? init : y + 4 * ldy) + 0 * GV_W),
            c4_1 = gv_load((init ? init : y + 4 * ldy) + 1 * GV_W);
     for (size_t kk = 0; kk < kl; kk++, p += NR, x += MR) {
-        const gv_f32 w0 = gv_load_bf16(p + 0 * GV_W);
-        const gv_f32 w1 = gv_load_bf16(p + 1 * GV_W);
+        const gv_f32 w0 = gv_load(p + 0 * GV_W);
+        const gv_f32 w1 = gv_load(p + 1 * GV_W);
         const gv_f32 x0 = gv_set1(x[0]);
         c0_0 = gv_fma(x0, w0, c0_0);
         c0_1 = gv_fma(x0, w1, c0_1);
@@ -202,8 +205,8 @@ static void tile_6(const xpanel_t *x, size_t kl, const panel_t *p, float *y, siz
     gv_f32 c5_0 = gv_load((init ? init : y + 5 * ldy) + 0 * GV_W),
            c5_1 = gv_load((init ? init : y + 5 * ldy) + 1 * GV_W);
     for (size_t kk = 0; kk < kl; kk++, p += NR, x += MR) {
-        const gv_f32 w0 = gv_load_bf16(p + 0 * GV_W);
-        const gv_f32 w1 = gv_load_bf16(p + 1 * GV_W);
+        const gv_f32 w0 = gv_load(p + 0 * GV_W);
+        const gv_f32 w1 = gv_load(p + 1 * GV_W);
         const gv_f32 x0 = gv_set1(x[0]);
         c0_0 = gv_fma(x0, w0, c0_0);
         c0_1 = gv_fma(x0, w1, c0_1);

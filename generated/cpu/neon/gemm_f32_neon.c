@@ -16,8 +16,7 @@
  * conflicts between rows); for each NR-row panel, for each MR rows: an
  * MR x NR register tile. Tiles past n or m use an edge buffer, so every
  * element is computed by the same instruction sequence.
- * Panels keep the f32 encoding (k-major, NR values per k); the tile
- * widens them in registers and broadcasts X[i][k] into FMAs.
+ * Panels are f32 (k-major, NR values per k); the tile broadcasts X[i][k] into FMAs.
  */
 #define MR 6
 #define KC 128
