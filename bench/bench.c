@@ -1,9 +1,10 @@
 /* gllmk bench: kernel throughput next to the machine's limits (measured in the
- * same run) and a peer (OpenBLAS, loaded with dlopen when installed: a
- * bench-only dependency, never linked into the library).
+ * same run) and peers, loaded with dlopen when installed (bench-only, never linked
+ * into the library): OpenBLAS for f32, and ggml, llama.cpp's tensor library, for
+ * every format it shares with us (GLLM_GGML_LIB, see bench/peer_ggml.c).
  *
  *   gllmk bench [--quick] [--op gemv,gemm,ops,attn,sample,cuda,model,embed] [--dtype NAME] [--no-peer]
- *               [--model FILE.gguf]
+ *               [--model FILE.gguf] [--embed-model DIR|FILE.gguf]
  *
  * model: load, prefill 512, decode 64 on the "auto" backend (on CUDA: with the decode graph
  * and without, and the file's bytes per token over the measured copy bandwidth).
@@ -28,6 +29,7 @@
 #include "cpu/attention.h"
 #include "cpu/sample.h"
 #include "cpu/embed.h"
+#include "bench/peer_ggml.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -287,8 +289,13 @@ static void bench_attn(int quick, double bw, double peak) {
         for (size_t i = 0; i < n; i++) keys += (double)(prefix + i + 1);
         const double flops = 4.0 * keys * hd * nh, bytes = (double)ctx * kvh * hd * 2 * 2;
         const double gbs = bytes / best / 1e9;
-        printf("%-14s %6zu %6zu %9.3f %9.1f %8.1f %6.0f%%\n", pass ? "prefill causal" : "decode", n, ctx, best * 1e3,
+        printf("%-14s %6zu %6zu %9.3f %9.1f %8.1f %6.0f%%", pass ? "prefill causal" : "decode", n, ctx, best * 1e3,
                flops / best / 1e9, pass ? 0.0 : gbs, 100 * (pass ? flops / best / peak : gbs * 1e9 / bw));
+        const double peer = gllm_peer_ggml_attention(n, ctx, nh, kvh, hd, pass ? 2 : 50);
+        if (peer > 0)
+            printf("  ggml flash_attn_ext %.3f ms, %.1f %s, ours %.2fx", peer * 1e3, pass ? flops / peer / 1e9 : bytes / peer / 1e9,
+                   pass ? "GFLOPS" : "GB/s", peer / best);
+        printf("\n");
     }
     free(kv), free(q), free(o);
     gllm_kv_seq_release(&pool, &seq);
@@ -418,11 +425,11 @@ static void bench_model(const char *path) {
 
 /* ---- the default embedding model: 32 sentences of 128 tokens ---------------------------- */
 
-static void bench_embed(double peak) {
+static void bench_embed(const char *path, double peak) {
     gllm_backend *b;
     gllm_embedder *e;
-    if (gllm_backend_open("auto", &b) != GLLM_OK || gllm_embedding_upload(b, "models/all-MiniLM-L6-v2", &e) != GLLM_OK) {
-        printf("\nembedding: models/all-MiniLM-L6-v2 not available (bash scripts/fetch_models.sh)\n");
+    if (gllm_backend_open("auto", &b) != GLLM_OK || gllm_embedding_upload(b, path, &e) != GLLM_OK) {
+        printf("\nembedding: %s not available (bash scripts/fetch_models.sh)\n", path);
         return;
     }
     enum { N = 32, L = 128 };
@@ -442,7 +449,7 @@ static void bench_embed(double peak) {
     }
     /* matmul flops of the encoder: 6 layers x 128 tokens x (4 d^2 + 2 d f) x 2 */
     const double d = 384, f = 1536, flops = N * 6.0 * L * (4 * d * d + 2 * d * f) * 2;
-    printf("\n%-30s %9s %12s %10s %7s\n", "embedding (all-MiniLM-L6-v2)", "ms", "sentences/s", "GFLOPS", "peak%");
+    printf("\n%-30s %9s %12s %10s %7s\n", path, "ms", "sentences/s", "GFLOPS", "peak%");
     printf("%-30s %9.1f %12.1f %10.1f %6.0f%%\n", "32 sentences x 128 tokens", best * 1e3, N / best, flops / best / 1e9,
            peak > 0 ? 100 * flops / best / peak : 0.0);
     free(v);
@@ -460,16 +467,18 @@ static int want(const char *ops, const char *op) {
 
 int gllm_bench_main(int argc, char **argv) {
     int quick = 0, peer_on = 1;
-    const char *only_op = NULL, *only_dtype = NULL, *model = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+    const char *only_op = NULL, *only_dtype = NULL, *model = "models/SmolLM2-135M-Instruct.Q4_1.gguf",
+               *embed_model = "models/all-MiniLM-L6-v2";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--no-peer")) peer_on = 0;
         else if (!strcmp(argv[i], "--op") && i + 1 < argc) only_op = argv[++i];
         else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) only_dtype = argv[++i];
         else if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
+        else if (!strcmp(argv[i], "--embed-model") && i + 1 < argc) embed_model = argv[++i];
         else {
             fprintf(stderr, "usage: gllmk bench [--quick] [--op gemv,gemm,ops,attn,sample,cuda,model,embed] [--dtype NAME] "
-                            "[--no-peer] [--model FILE]\n");
+                            "[--no-peer] [--model FILE] [--embed-model DIR|FILE]\n");
             return 2;
         }
     }
@@ -488,10 +497,12 @@ int gllm_bench_main(int argc, char **argv) {
     if (simd) printf("limit: f32 FMA peak (%d-bit)  %8.1f GFLOPS\n", simd == 2 ? 512 : 256, peak / 1e9);
     if (peak8 > 0) printf("limit: int8 vpdpbusd peak      %8.1f GOPS (block formats' gemm: limit%% is of this)\n", peak8 / 1e9);
     printf("limit: memory read bandwidth    %8.1f GB/s (%s array)\n", bw / 1e9, quick ? "64 MiB" : "1 GiB");
-    printf("peer:  %s\n\n", peer ? peer : "none (OpenBLAS not installed or --no-peer)");
+    const char *ggml = peer_on ? gllm_peer_ggml_load(threads) : NULL;
+    printf("peer:  %s\n", peer ? peer : "none (OpenBLAS not installed or --no-peer)");
+    printf("peer:  %s\n\n", ggml ? ggml : "no ggml (GLLM_GGML_LIB unset: bash bench/peers/setup.sh, or --no-peer)");
     if (want(only_op, "gemv") || want(only_op, "gemm"))
         printf("%-5s %-5s %6s %6s %6s %9s %9s %8s %7s  %s\n", "op", "dtype", "m", "n", "k", "ms", "GFLOPS", "GB/s",
-           "limit%", "peer (OpenBLAS f32)");
+           "limit%", "peers (OpenBLAS f32 | ggml, same dtype)");
 
     static const size_t gemv_shapes[][3] = {{1, 4096, 4096}, {1, 32768, 4096}};
     static const size_t gemm_shapes[][3] = {{128, 4096, 4096}, {512, 4096, 4096}, {128, 11008, 4096},
@@ -515,6 +526,8 @@ int gllm_bench_main(int argc, char **argv) {
                 gllm_quantize((gllm_dtype)t, w32, w, n, k);
                 case_t c = {(gllm_dtype)t, w, x, y, m, n, k, 0};
                 const double sec = best_seconds(&c, quick ? 0.05 : 0.5);
+                /* ggml before OpenBLAS: OpenBLAS's threads keep spinning for a while after a call */
+                const double ggml_sec = ggml ? gllm_peer_ggml_matmul((gllm_dtype)t, w32, x, m, n, k, quick ? 0.05 : 0.5) : 0;
                 if (t == GLLM_DTYPE_F32 && peer) {
                     case_t p = c;
                     p.peer = 1;
@@ -528,6 +541,9 @@ int gllm_bench_main(int argc, char **argv) {
                 printf("%-5s %-5s %6zu %6zu %6zu %9.3f %9.1f %8.1f %6.0f%%", is_gemv ? "gemv" : "gemm",
                        gllm_dtype_name((gllm_dtype)t), m, n, k, sec * 1e3, gflops, gbs, 100 * limit);
                 if (peer_gflops > 0) printf("  %7.1f GFLOPS, ours %.2fx", peer_gflops, gflops / peer_gflops);
+                if (ggml_sec > 0)
+                    printf("  ggml %7.1f %s, ours %.2fx", is_gemv ? gbs * sec / ggml_sec : gflops * sec / ggml_sec,
+                           is_gemv ? "GB/s" : "GFLOPS", ggml_sec / sec);
                 printf("\n");
                 fflush(stdout);
                 free(w);
@@ -540,6 +556,6 @@ int gllm_bench_main(int argc, char **argv) {
     if (want(only_op, "sample")) bench_sample();
     if (want(only_op, "cuda")) gllm_bench_cuda(quick);
     if (want(only_op, "model")) bench_model(model);
-    if (want(only_op, "embed")) bench_embed(peak);
+    if (want(only_op, "embed")) bench_embed(embed_model, peak);
     return 0;
 }

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Install the benchmark's llama.cpp peer from PyPI into .peers/ (git-ignored): llama-cpp-python,
+# which builds llama.cpp and ggml for this CPU (-march=native), and gguf (llama.cpp's GGUF writer).
+# Prints the directory of ggml's libraries, for GLLM_GGML_LIB. Bench only: the library never uses it.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+VENV=.peers
+[ -x $VENV/bin/python ] || python3 -m venv $VENV
+if ! $VENV/bin/python -c "import llama_cpp, gguf, numpy" 2>/dev/null; then
+  CMAKE_ARGS="-DGGML_NATIVE=ON" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+    $VENV/bin/pip install -q "llama-cpp-python==0.3.36" "gguf==0.19.0" numpy >&2
+fi
+$VENV/bin/python -c "import llama_cpp, os; print(os.path.join(os.path.dirname(llama_cpp.__file__), 'lib'))"
