@@ -34,7 +34,7 @@
 #include <immintrin.h>
 #endif
 
-static double now(void) {
+double gllm_bench_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
@@ -84,14 +84,14 @@ __attribute__((target("avx2,fma"))) static double fma_loop256(long iters) {
 static void *fma_thread(void *arg) {
     probe_job *j = arg;
     const long iters = 20000000;
-    const double t0 = now();
+    const double t0 = gllm_bench_now();
     double lanes_chains = 1;
 #if defined(__x86_64__)
     if (j->isa == 2 && j->int8) j->sum = dot_loop512(iters), lanes_chains = 64 * 16; /* 64 MACs per op */
     else if (j->isa == 2) j->sum = fma_loop512(iters), lanes_chains = 16 * 16;
     else if (j->isa == 1) j->sum = fma_loop256(iters), lanes_chains = 8 * 12;
 #endif
-    j->flops = 2.0 * lanes_chains * (double)iters / (now() - t0);
+    j->flops = 2.0 * lanes_chains * (double)iters / (gllm_bench_now() - t0);
     return NULL;
 }
 
@@ -109,10 +109,10 @@ static void *read_thread(void *arg) {
 
 static double run_threads(int n, void *(*fn)(void *), probe_job *jobs) {
     pthread_t t[256];
-    const double t0 = now();
+    const double t0 = gllm_bench_now();
     for (int i = 0; i < n; i++) pthread_create(&t[i], NULL, fn, &jobs[i]);
     for (int i = 0; i < n; i++) pthread_join(t[i], NULL);
-    return now() - t0;
+    return gllm_bench_now() - t0;
 }
 
 static double fma_peak(int threads, int isa, int int8) {
@@ -196,9 +196,9 @@ static double best_seconds(const case_t *c, double budget) {
     run_case(c); /* warm-up */
     double best = 1e30, spent = 0;
     for (int rep = 0; rep < 50 && (rep < 3 || spent < budget); rep++) {
-        const double t0 = now();
+        const double t0 = gllm_bench_now();
         run_case(c);
-        const double t = now() - t0;
+        const double t = gllm_bench_now() - t0;
         spent += t;
         if (t < best) best = t;
     }
@@ -250,9 +250,9 @@ static void bench_ops(int quick, double bw) {
         j.op = ops[i].op;
         double best = 1e30;
         for (int rep = 0; rep < 5; rep++) {
-            const double t0 = now();
+            const double t0 = gllm_bench_now();
             gllm_pool_run(strcmp(j.op, "pool_mean") ? rows : rows / j.seq, ops_task, &j);
-            const double t = now() - t0;
+            const double t = gllm_bench_now() - t0;
             if (t < best) best = t;
         }
         const double gbs = (double)(rows * dim * 4) * (ops[i].rd + ops[i].wr) / best / 1e9;
@@ -280,9 +280,9 @@ static void bench_attn(int quick, double bw, double peak) {
         const size_t n = pass ? pf : 1, prefix = ctx - n;
         double best = 1e30;
         for (int rep = 0; rep < (pass ? 2 : 200); rep++) {
-            const double t0 = now();
+            const double t0 = gllm_bench_now();
             gllm_cpu_attention(&pool, &seq, 0, q, n, nh, prefix, GLLM_MASK_CAUSAL, NULL, scale, o);
-            const double t = now() - t0;
+            const double t = gllm_bench_now() - t0;
             if (t < best) best = t;
         }
         double keys = 0; /* visible keys summed over the queries */
@@ -325,9 +325,9 @@ static void bench_sample(void) {
         double best = 1e30;
         int32_t t;
         for (int rep = 0; rep < 50; rep++) {
-            const double t0 = now();
+            const double t0 = gllm_bench_now();
             gllm_sample_row(&s, logits, &cases[c].c, hist, 256, (uint64_t)rep, &t);
-            const double dt = now() - t0;
+            const double dt = gllm_bench_now() - t0;
             if (dt < best) best = dt;
         }
         printf("%-14s %8zu %9.3f\n", cases[c].name, vocab, best * 1e3);
@@ -341,12 +341,12 @@ static void bench_sample(void) {
 static void bench_model(const char *path) {
     gllm_backend *b;
     gllm_model *m;
-    const double t0 = now();
+    const double t0 = gllm_bench_now();
     if (gllm_backend_open("auto", &b) != GLLM_OK || gllm_model_open(path, &m) != GLLM_OK) {
         printf("\nmodel: %s not available (bash scripts/fetch_models.sh)\n", path);
         return;
     }
-    const double load = now() - t0;
+    const double load = gllm_bench_now() - t0;
     gllm_model_info mi;
     gllm_model_get_info(m, &mi);
     gllm_backend_info bi;
@@ -361,7 +361,7 @@ static void bench_model(const char *path) {
         if (!graphs) setenv("GLLM_CUDA_GRAPHS", "0", 1);
         gllm_generator *g;
         gllm_kv_cache *kv;
-        const double u0 = now();
+        const double u0 = gllm_bench_now();
         g = NULL;
         if (gllm_generator_upload(b, m, 512, &g) != GLLM_OK || gllm_kv_cache_alloc(g, 64, 16, GLLM_DTYPE_F16, &kv) != GLLM_OK) {
             printf("model: %s\n", gllm_last_error());
@@ -369,7 +369,7 @@ static void bench_model(const char *path) {
             unsetenv("GLLM_CUDA_GRAPHS");
             break;
         }
-        const double upload = now() - u0;
+        const double upload = gllm_bench_now() - u0;
         unsetenv("GLLM_CUDA_GRAPHS");
         int32_t ids[512];
         for (int i = 0; i < 512; i++) ids[i] = (int32_t)((i * 7919 + 13) % (int)mi.vocab);
@@ -379,30 +379,30 @@ static void bench_model(const char *path) {
             int seq;
             gllm_seq_open(kv, 600, &seq);
             gllm_logits *l;
-            double t = now();
+            double t = gllm_bench_now();
             gllm_generator_forward(g, kv, seq, ids, 512, NULL, &l);
             int32_t id;
             const gllm_sampling greedy = {.temperature = 0, .top_p = 1, .repetition_penalty = 1};
             gllm_sample(g, l, &greedy, NULL, 0, 0, &id); /* waits for the device */
-            pre = fmin(pre, now() - t);
+            pre = fmin(pre, gllm_bench_now() - t);
             gllm_seq_close(kv, seq);
             gllm_seq_open(kv, 600, &seq);
             gllm_generator_forward(g, kv, seq, ids, 8, NULL, &l);
             gllm_sample(g, l, &greedy, NULL, 0, 0, &id);
-            t = now();
+            t = gllm_bench_now();
             for (int i = 0; i < 64; i++) { /* the generation loop: forward, sample, feed back */
                 gllm_generator_forward(g, kv, seq, &id, 1, NULL, &l);
                 gllm_sample(g, l, &greedy, NULL, 0, (uint64_t)i, &id);
             }
-            dec = fmin(dec, now() - t);
+            dec = fmin(dec, gllm_bench_now() - t);
             if (cuda && rep == 2) { /* the loop's two halves: forwards alone (one sync), samples alone */
-                t = now();
+                t = gllm_bench_now();
                 for (int i = 0; i < 64; i++) gllm_generator_forward(g, kv, seq, &ids[i], 1, NULL, &l);
                 gllm_logits_read(l, lrow, mi.vocab);
-                fwd = now() - t;
-                t = now();
+                fwd = gllm_bench_now() - t;
+                t = gllm_bench_now();
                 for (int i = 0; i < 64; i++) gllm_sample(g, l, &greedy, NULL, 0, (uint64_t)i, &id);
-                smp = now() - t;
+                smp = gllm_bench_now() - t;
             }
             gllm_seq_close(kv, seq);
         }
@@ -443,15 +443,30 @@ static void bench_embed(const char *path, double peak) {
     float *v = malloc(N * gllm_embedding_dim(e) * sizeof(float));
     double best = 1e30;
     for (int rep = 0; rep < 3; rep++) {
-        const double t0 = now();
+        const double t0 = gllm_bench_now();
         gllm_embedding_forward(e, seqs, lens, N, 1, v);
-        best = fmin(best, now() - t0);
+        best = fmin(best, gllm_bench_now() - t0);
     }
     /* matmul flops of the encoder: 6 layers x 128 tokens x (4 d^2 + 2 d f) x 2 */
     const double d = 384, f = 1536, flops = N * 6.0 * L * (4 * d * d + 2 * d * f) * 2;
     printf("\n%-30s %9s %12s %10s %7s\n", path, "ms", "sentences/s", "GFLOPS", "peak%");
     printf("%-30s %9.1f %12.1f %10.1f %6.0f%%\n", "32 sentences x 128 tokens", best * 1e3, N / best, flops / best / 1e9,
            peak > 0 ? 100 * flops / best / peak : 0.0);
+    /* the same GEMMs alone (f32 weights, all tokens of the batch): per layer Q, K, V, O (d x d), up (f x d), down (d x f) */
+    static const size_t shapes[6][2] = {{384, 384}, {384, 384}, {384, 384}, {384, 384}, {1536, 384}, {384, 1536}};
+    float *x = random_floats((size_t)N * L * 1536, 9), *y = malloc((size_t)N * L * 1536 * sizeof(float)), *w[6];
+    for (int i = 0; i < 6; i++) w[i] = random_floats(shapes[i][0] * shapes[i][1], 10 + (unsigned)i);
+    double gemms = 1e30;
+    for (int rep = 0; rep < 3; rep++) {
+        const double t0 = gllm_bench_now();
+        for (int layer = 0; layer < 6; layer++)
+            for (int i = 0; i < 6; i++) gllm_matmul(GLLM_DTYPE_F32, w[i], x, NULL, y, (size_t)N * L, shapes[i][0], shapes[i][1]);
+        gemms = fmin(gemms, gllm_bench_now() - t0);
+    }
+    printf("%-30s %9.1f %12s %10.1f %6.0f%%\n", "  its GEMMs alone (f32)", gemms * 1e3, "", flops / gemms / 1e9,
+           peak > 0 ? 100 * flops / gemms / peak : 0.0);
+    for (int i = 0; i < 6; i++) free(w[i]);
+    free(x), free(y);
     free(v);
     gllm_embedder_free(e);
     gllm_backend_close(b);

@@ -9,6 +9,7 @@
  * bench/peers/llama_peer.py.
  */
 #include "bench/peer_ggml.h"
+#include "bench/bench.h"
 
 #include <dlfcn.h>
 #include <math.h>
@@ -17,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* the parts of ggml's C API used here (ggml.h, ggml-cpu.h) */
 struct ggml_init_params {
@@ -89,20 +89,14 @@ const char *gllm_peer_ggml_load(int threads) {
     return loaded_name;
 }
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* the graph's best time over a few runs (one warm-up) */
 static double best_compute(ggml_context *ctx, ggml_cgraph *gf, int reps, double budget) {
     G.compute(ctx, gf, G.threads);
     double best = 1e30, spent = 0;
     for (int r = 0; r < 50 && (r < reps || spent < budget); r++) {
-        const double t0 = now();
+        const double t0 = gllm_bench_now();
         G.compute(ctx, gf, G.threads);
-        const double t = now() - t0;
+        const double t = gllm_bench_now() - t0;
         spent += t, best = t < best ? t : best;
     }
     return best;

@@ -13,14 +13,15 @@ from pathlib import Path
 import gguf
 import numpy as np
 
-SPECIAL = {"[PAD]": "pad", "[UNK]": "unk", "[CLS]": "cls", "[SEP]": "sep", "[MASK]": "mask"}
+# llama.cpp's names for BERT's special tokens ([CLS] is its "bos", [SEP] both "sep" and "eos")
+SPECIAL = {"[PAD]": ("pad",), "[UNK]": ("unk",), "[CLS]": ("bos",), "[SEP]": ("sep", "eos"), "[MASK]": ("mask",)}
 
 
 def read_safetensors(path):
     raw = Path(path).read_bytes()
     (n,) = struct.unpack("<Q", raw[:8])
     header = json.loads(raw[8:8 + n])
-    dtypes = {"F32": np.float32, "F16": np.float16}
+    dtypes = {"F32": np.float32, "F16": np.float16, "I64": np.int64}
     for name, t in header.items():
         if name == "__metadata__":
             continue
@@ -50,7 +51,8 @@ def main(src, dst, outtype="f32"):
     for i, t in enumerate(words):
         if t in SPECIAL:
             tokens.append(t), types.append(gguf.TokenType.CONTROL)
-            getattr(w, f"add_{SPECIAL[t]}_token_id")(i)
+            for kind in SPECIAL[t]:
+                getattr(w, f"add_{kind}_token_id")(i)
         else:
             tokens.append(t[2:] if t.startswith("##") else "\u2581" + t), types.append(gguf.TokenType.NORMAL)
     w.add_tokenizer_model("bert")

@@ -17,8 +17,11 @@ MODEL=${1:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
 OUT=build/peers && mkdir -p $OUT
 echo "== llama-cpp-python $($PY -c 'import llama_cpp; print(llama_cpp.__version__)'), $GLLM_NUM_THREADS threads, $(date -u)"
 
-echo; echo "== 1. kernels (ggml through $GGML_LIB)"
-$GLLMK bench --op ${KERNEL_OPS:-gemv,gemm,attn}
+KERNEL_OPS=${KERNEL_OPS-gemv,gemm,attn}  # KERNEL_OPS= skips part 1
+if [ -n "$KERNEL_OPS" ]; then
+  echo; echo "== 1. kernels (ggml through $GGML_LIB)"
+  $GLLMK bench --op "$KERNEL_OPS"
+fi
 
 echo; echo "== 2. $MODEL"
 IDS=504,3575,282,4649,314  # "The capital of France is" (SmolLM2's tokenizer)
@@ -33,9 +36,10 @@ print(f"-- logits, every position: max |ours - llama.cpp| = {np.abs(a - b).max()
       f"(largest logit {np.abs(b).max():.2f}); argmax equal at {int((a.argmax(1) == b.argmax(1)).sum())}/5 positions; "
       f"top-5 sets equal at {sum(set(np.argsort(-x)[:5]) == set(np.argsort(-y)[:5]) for x, y in zip(a, b))}/5")
 EOF
-echo "-- greedy continuation, 24 tokens: ours, then llama.cpp"
+echo "-- greedy continuation, 24 tokens: ours; llama.cpp; llama.cpp with an f32 KV cache and no flash attention"
 $GLLMK generate -m "$MODEL" -p "The capital of France is" -n 24 2>/dev/null | $PY -c 'import sys; print(repr(sys.stdin.read()[len("The capital of France is"):-1]))'
 $PY $PEER greedy "$MODEL" $IDS 24 | tail -1
+PEER_F32_KV=1 $PY $PEER greedy "$MODEL" $IDS 24 | tail -1
 echo "-- speed (alternating, twice each)"
 for i in 1 2; do
   $GLLMK bench --op model --no-peer --model "$MODEL" | grep -E "prefill 512|decode\+sample" | sed 's/^/ours      /'
