@@ -14,6 +14,7 @@
 #ifndef GLLM_SIMD_AVX512_H
 #define GLLM_SIMD_AVX512_H
 #include <immintrin.h>
+#include <string.h>
 #include "core/half.h"
 #include "core/kernel_abi.h"
 #define GV_W 16
@@ -132,13 +133,20 @@ static inline float gq_reduce(gq_f32 v) {
 }
 
 /* two q8 blocks per zmm (blocks b, b+1 in the 256-bit halves), for gemv over
- * four rows: gq2_s8 holds one float per (row, block), lanes 2r and 2r+1 */
+ * four rows */
 typedef __m512i gq2_codes;
 typedef __m512i gq2_i32;
 typedef __m512 gq2_f32;
-typedef __m256 gq2_s8;
+typedef __m512 gq2_s8; /* per (row, block) values: see gq2_heads */
 static inline gq2_codes gq2_join(gq_codes b0, gq_codes b1) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(b0), b1, 1);
+}
+/* two blocks of split nibbles (16 bytes each: code t | code t+16 << 4): each block's bytes
+ * land in two 128-bit lanes, the upper copy shifted down by 4, then masked to 4 bits */
+static inline gq2_codes gq2_nibbles(const uint8_t *qs0, const uint8_t *qs1) {
+    const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs0))),
+                                         _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs1)), 1);
+    return _mm512_and_si512(_mm512_mask_srli_epi16(q, 0xff00ff00u, q, 4), _mm512_set1_epi8(15));
 }
 static inline __m512i gq2_load_x(const gllm_q8x *xb) {
     return gq2_join(_mm256_loadu_si256((const __m256i *)xb[0].qs), _mm256_loadu_si256((const __m256i *)xb[1].qs));
@@ -154,33 +162,52 @@ static inline gq2_i32 gq2_dot_s(gq2_codes c, __m512i x) { /* |c| . (x with the s
     return _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(c), xs);
 }
 static inline gq2_f32 gq2_fzero(void) { return _mm512_setzero_ps(); }
-/* eight f16 values -> f32 */
-static inline gq2_s8 gq2_halves(uint16_t h0, uint16_t h1, uint16_t h2, uint16_t h3, uint16_t h4, uint16_t h5,
-                                uint16_t h6, uint16_t h7) {
-    return _mm256_cvtph_ps(_mm_setr_epi16((short)h0, (short)h1, (short)h2, (short)h3, (short)h4, (short)h5,
-                                          (short)h6, (short)h7));
+/* Per-(row, block) values of four rows r x blocks b + i (i = 0, 1), as f32 lanes, in one of two
+ * layouts (the "stride"):
+ *   2: gq2_halves, each block's f16 scale d at lane 2r + i;
+ *   4: gq2_heads, each block's first 32 bits: d at lane 4r + 2i, the f16 after it (q4_1's m)
+ *      at lane 4r + 2i + 1. */
+static inline gq2_s8 gq2_halves(const void *const h[8]) {
+    uint16_t u[8];
+    for (int i = 0; i < 8; i++) memcpy(&u[i], h[i], 2);
+    return _mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)u)));
 }
-/* (a, b) repeated four times */
-static inline gq2_s8 gq2_pattern(float a, float b) {
-    uint64_t u = (uint64_t)gllm_f32_to_bits(a) | (uint64_t)gllm_f32_to_bits(b) << 32;
-    return _mm256_castsi256_ps(_mm256_set1_epi64x((long long)u));
+static inline gq2_s8 gq2_heads(const void *const h[8]) {
+    uint32_t u[8];
+    for (int i = 0; i < 8; i++) memcpy(&u[i], h[i], 4);
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)u));
 }
-static inline gq2_s8 gq2_s8_zero(void) { return _mm256_setzero_ps(); }
-static inline gq2_s8 gq2_s8_mul(gq2_s8 a, gq2_s8 b) { return _mm256_mul_ps(a, b); }
-static inline gq2_s8 gq2_s8_fma(gq2_s8 a, gq2_s8 b, gq2_s8 c) { return _mm256_fmadd_ps(a, b, c); }
-/* row r's two block scales, each spread over its block's 8 lanes */
-static inline gq2_f32 gq2_pick(gq2_s8 s, int r) {
-    const __m512i idx = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32(2 * r)),
-                                           _mm256_set1_epi32(2 * r + 1), 1);
-    return _mm512_permutexvar_ps(idx, _mm512_castps256_ps512(s));
+/* stride 2: (a*xd) of blocks b and b+1, repeated */
+static inline gq2_s8 gq2_xd(const gllm_q8x *xb, float a) {
+    return _mm512_castpd_ps(_mm512_set1_pd(_mm_cvtsd_f64(_mm_castps_pd(_mm_setr_ps(a * xb[0].d, a * xb[1].d, 0, 0)))));
+}
+/* stride 2: (c*xs) of blocks b and b+1, repeated */
+static inline gq2_s8 gq2_xs(const gllm_q8x *xb, float c) {
+    return _mm512_castpd_ps(_mm512_set1_pd(_mm_cvtsd_f64(_mm_castps_pd(_mm_setr_ps(c * xb[0].s, c * xb[1].s, 0, 0)))));
+}
+/* stride 4: (a*xd, c*xs) of blocks b and b+1, repeated */
+static inline gq2_s8 gq2_xds(const gllm_q8x *xb, float a, float c) {
+    const __m128 ds = _mm_castpd_ps(_mm_loadh_pd(_mm_load_sd((const double *)&xb[0].d), (const double *)&xb[1].d));
+    return _mm512_broadcast_f32x4(_mm_mul_ps(ds, _mm_setr_ps(a, c, a, c)));
+}
+static inline gq2_s8 gq2_s8_zero(void) { return _mm512_setzero_ps(); }
+static inline gq2_s8 gq2_s8_mul(gq2_s8 a, gq2_s8 b) { return _mm512_mul_ps(a, b); }
+static inline gq2_s8 gq2_s8_add(gq2_s8 a, gq2_s8 b) { return _mm512_add_ps(a, b); }
+static inline gq2_s8 gq2_s8_fma(gq2_s8 a, gq2_s8 b, gq2_s8 c) { return _mm512_fmadd_ps(a, b, c); }
+/* row r's two block values (lanes stride*r and stride*r + stride/2), each over its block's 8 lanes */
+static inline gq2_f32 gq2_pick(gq2_s8 s, int r, int stride) {
+    const __m512i idx = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32(stride * r)),
+                                           _mm256_set1_epi32(stride * r + stride / 2), 1);
+    return _mm512_permutexvar_ps(idx, s);
 }
 static inline gq2_f32 gq2_fma_i32(gq2_i32 d, gq2_f32 s, gq2_f32 acc) {
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), s, acc);
 }
 static inline float gq2_reduce(gq2_f32 v) { return gv_reduce(v); }
-static inline float gq2_s8_pair(gq2_s8 s, int r) { /* lanes 2r + 2r+1 */
-    float t[8];
-    _mm256_storeu_ps(t, s);
-    return t[2 * r] + t[2 * r + 1];
+/* the sum of row r's two block values at lane offset first (see gq2_pick) */
+static inline float gq2_s8_pair(gq2_s8 s, int r, int stride, int first) {
+    float t[16];
+    _mm512_storeu_ps(t, s);
+    return t[stride * r + first] + t[stride * r + first + stride / 2];
 }
 #endif

@@ -39,12 +39,11 @@ static inline __attribute__((always_inline)) void rows(const gllm_matmul_args *a
     for (; b + 2 <= nb; b += 2) {
         const gllm_q8x *xb = a->xq + b;
         const __m512i x2 = gq2_load_x(xb);
-        const gq2_s8 s = gq2_s8_mul(gq2_halves(w[0][b].d, w[0][b + 1].d, w[1][b].d, w[1][b + 1].d,
-                                               w[2][b].d, w[2][b + 1].d, w[3][b].d, w[3][b + 1].d),
-                                    gq2_pattern(2.0f * xb[0].d, 2.0f * xb[1].d));
-        off = gq2_s8_fma(gq2_halves(w[0][b].d, w[0][b + 1].d, w[1][b].d, w[1][b + 1].d, w[2][b].d,
-                                    w[2][b + 1].d, w[3][b].d, w[3][b + 1].d),
-                         gq2_pattern(-1.0f * xb[0].s, -1.0f * xb[1].s), off);
+        const void *const heads[8] = {&w[0][b], &w[0][b + 1], &w[1][b], &w[1][b + 1],
+                                      &w[2][b], &w[2][b + 1], &w[3][b], &w[3][b + 1]};
+        const gq2_s8 h = gq2_halves(heads);
+        const gq2_s8 s = gq2_s8_mul(h, gq2_xd(xb, 2.0f));
+        off = gq2_s8_fma(h, gq2_xs(xb, -1.0f), off);
         for (int r = 0; r < 4; r++) {
             __builtin_prefetch((const char *)(w[r] + b) + PREFETCH_ROWS * a->w_row_bytes);
             const gq2_codes c = gq2_join(
@@ -62,7 +61,7 @@ static inline __attribute__((always_inline)) void rows(const gllm_matmul_args *a
                                                           0x0101010101010101, 0)),
                                     _mm256_set1_epi64x((long long)0x8040201008040201ull)),
                                 _mm256_set1_epi8(1)));
-            acc[r] = gq2_fma_i32(gq2_dot_u(c, x2), gq2_pick(s, r), acc[r]);
+            acc[r] = gq2_fma_i32(gq2_dot_u(c, x2), gq2_pick(s, r, 2), acc[r]);
         }
     }
     if (b < nb) { /* odd block count: the last block alone */
@@ -82,7 +81,7 @@ static inline __attribute__((always_inline)) void rows(const gllm_matmul_args *a
         }
     }
     for (size_t r = 0; r < nr; r++)
-        a->y[j + r] = gq2_reduce(acc[r]) + gq_reduce(tail[r]) + gq2_s8_pair(off, (int)r) +
+        a->y[j + r] = gq2_reduce(acc[r]) + gq_reduce(tail[r]) + gq2_s8_pair(off, (int)r, 2, 0) +
                       off_tail[r] + (a->bias ? a->bias[j + r] : 0.0f);
 }
 

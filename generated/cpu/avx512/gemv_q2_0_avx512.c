@@ -40,9 +40,10 @@ static inline __attribute__((always_inline)) void rows(const gllm_matmul_args *a
         const gllm_q8x *xb = a->xq + b;
         const __m512i x2 = gq2_load_x(xb);
         const gq2_i32 xo = gq2_xsum_neg(x2, -2); /* offset -2*a, as integers */
-        const gq2_s8 s = gq2_s8_mul(gq2_halves(w[0][b].d, w[0][b + 1].d, w[1][b].d, w[1][b + 1].d,
-                                               w[2][b].d, w[2][b + 1].d, w[3][b].d, w[3][b + 1].d),
-                                    gq2_pattern(xb[0].d, xb[1].d));
+        const void *const heads[8] = {&w[0][b], &w[0][b + 1], &w[1][b], &w[1][b + 1],
+                                      &w[2][b], &w[2][b + 1], &w[3][b], &w[3][b + 1]};
+        const gq2_s8 h = gq2_halves(heads);
+        const gq2_s8 s = gq2_s8_mul(h, gq2_xd(xb, 1.0f));
         for (int r = 0; r < 4; r++) {
             __builtin_prefetch((const char *)(w[r] + b) + PREFETCH_ROWS * a->w_row_bytes);
             const gq2_codes c = gq2_join(
@@ -54,7 +55,7 @@ static inline __attribute__((always_inline)) void rows(const gllm_matmul_args *a
                                                        (const __m128i *)(w[r] + b + 1)->qs)),
                                                    _mm256_setr_epi64x(0, 2, 4, 6)),
                                  _mm256_set1_epi8(3)));
-            acc[r] = gq2_fma_i32(gq2_dot_u_acc(xo, c, x2), gq2_pick(s, r), acc[r]);
+            acc[r] = gq2_fma_i32(gq2_dot_u_acc(xo, c, x2), gq2_pick(s, r, 2), acc[r]);
         }
     }
     if (b < nb) { /* odd block count: the last block alone */
@@ -72,7 +73,7 @@ static inline __attribute__((always_inline)) void rows(const gllm_matmul_args *a
         }
     }
     for (size_t r = 0; r < nr; r++)
-        a->y[j + r] = gq2_reduce(acc[r]) + gq_reduce(tail[r]) + gq2_s8_pair(off, (int)r) +
+        a->y[j + r] = gq2_reduce(acc[r]) + gq_reduce(tail[r]) + gq2_s8_pair(off, (int)r, 2, 0) +
                       off_tail[r] + (a->bias ? a->bias[j + r] : 0.0f);
 }
 
