@@ -90,6 +90,25 @@ static void group_4(const gllm_attn_args *a, size_t r0, size_t rn, size_t tb, si
     int any = 0;
     for (size_t g = 0; g < rn; g++) {
         const size_t r = r0 + g;
+        if (!a->bits && lo == 0 && hi == KB &&
+            a->n_contig[r] >= tb + KB) { /* every key visible: vectors only */
+            gv_f32 sv[4], mxv = gv_set1(-INFINITY);
+            for (size_t v = 0; v < 4; v++)
+                sv[v] = gv_mul(gv_load(sc[g] + v * GV_W), gv_set1(a->scale)),
+                mxv = gv_max(mxv, sv[v]);
+            const float mx = gv_hmax(mxv), mn = m[r] > mx ? m[r] : mx;
+            alpha[g] = m[r] == -INFINITY ? 0.0f : expf(m[r] - mn);
+            gv_f32 sum = gv_zero();
+            for (size_t v = 0; v < 4; v++) {
+                const gv_f32 pv = gv_exp(gv_sub(sv[v], gv_set1(mn)));
+                gv_store(p[g] + v * GV_W, pv);
+                sum = gv_add(sum, pv);
+            }
+            l[r] = l[r] * alpha[g] + gv_reduce(sum);
+            m[r] = mn;
+            any = 1;
+            continue;
+        }
         float mx = -INFINITY;
         for (size_t j = 0; j < KB; j++) {
             s[j] = j >= lo && j < hi && visible(a, r, tb + j) ? a->scale * sc[g][j] : -INFINITY;
@@ -173,6 +192,25 @@ static void group_2(const gllm_attn_args *a, size_t r0, size_t rn, size_t tb, si
     int any = 0;
     for (size_t g = 0; g < rn; g++) {
         const size_t r = r0 + g;
+        if (!a->bits && lo == 0 && hi == KB &&
+            a->n_contig[r] >= tb + KB) { /* every key visible: vectors only */
+            gv_f32 sv[4], mxv = gv_set1(-INFINITY);
+            for (size_t v = 0; v < 4; v++)
+                sv[v] = gv_mul(gv_load(sc[g] + v * GV_W), gv_set1(a->scale)),
+                mxv = gv_max(mxv, sv[v]);
+            const float mx = gv_hmax(mxv), mn = m[r] > mx ? m[r] : mx;
+            alpha[g] = m[r] == -INFINITY ? 0.0f : expf(m[r] - mn);
+            gv_f32 sum = gv_zero();
+            for (size_t v = 0; v < 4; v++) {
+                const gv_f32 pv = gv_exp(gv_sub(sv[v], gv_set1(mn)));
+                gv_store(p[g] + v * GV_W, pv);
+                sum = gv_add(sum, pv);
+            }
+            l[r] = l[r] * alpha[g] + gv_reduce(sum);
+            m[r] = mn;
+            any = 1;
+            continue;
+        }
         float mx = -INFINITY;
         for (size_t j = 0; j < KB; j++) {
             s[j] = j >= lo && j < hi && visible(a, r, tb + j) ? a->scale * sc[g][j] : -INFINITY;
