@@ -63,6 +63,6 @@ print(f"-- 3 sentences: max |ours - llama.cpp| = {np.abs(a - b).max():.2e}; cosi
 EOF
 echo "-- throughput (alternating, twice each)"
 for i in 1 2; do
-  $GLLMK bench --op embed --no-peer --embed-model $GGUF | tail -1 | sed 's/^/ours      /'
+  $GLLMK bench --op embed --no-peer --embed-model $GGUF | grep -E "32 sentences|GEMMs alone" | sed 's/^/ours      /'
   $PY $PEER embed $GGUF
 done
