@@ -22,6 +22,7 @@ typedef struct {
     size_t tb;           /* tokens per block */
     size_t *first;       /* first item of token block b: [first[b], first[b + 1]) per KV head */
     float *part;         /* per item: group * head_dim o, group m, group l */
+    float *out;
     gllm_attn_fn fn;
 } attn_job;
 
@@ -53,6 +54,31 @@ static void attn_task(void *ctx, size_t item, void *scratch) {
     if (j->bits) a.bits = bits, a.bits_start = j->n_prefix, a.bits_len = j->n_tok, a.bits_stride = j->stride;
     float *o = j->part + item * j->tb * g * (hd + 2);
     j->fn(&a, t0, t1, o, o + rows * hd, o + rows * hd + rows);
+}
+
+/* task = one (KV head, token): its group's rows combined from the token block's chunks, in order */
+static void merge_task(void *ctx, size_t task, void *scratch) {
+    (void)scratch;
+    const attn_job *j = ctx;
+    const size_t kvh = task / j->n_tok, i = task % j->n_tok, g = j->group, hd = j->p->head_dim;
+    const size_t per_head = j->n_items / j->p->n_kv_heads, b = i / j->tb;
+    const size_t nt = j->n_tok - b * j->tb < j->tb ? j->n_tok - b * j->tb : j->tb, rows = nt * g;
+    for (size_t r = 0; r < g; r++) {
+        const size_t row = (i - b * j->tb) * g + r;
+        float *dst = j->out + (i * j->n_heads + kvh * g + r) * hd;
+        float m = -INFINITY, l = 0.0f;
+        memset(dst, 0, hd * sizeof(float));
+        for (size_t it = j->first[b]; it < j->first[b + 1]; it++) {
+            const float *o = j->part + (kvh * per_head + it) * j->tb * g * (hd + 2);
+            const float mc = o[rows * hd + row], lc = o[rows * hd + rows + row];
+            if (mc == -INFINITY) continue;
+            const float mn = mc > m ? mc : m, a = m == -INFINITY ? 0.0f : expf(m - mn), e = expf(mc - mn);
+            for (size_t x = 0; x < hd; x++) dst[x] = dst[x] * a + o[row * hd + x] * e;
+            l = l * a + lc * e, m = mn;
+        }
+        const float inv = l > 0 ? 1.0f / l : 0.0f;
+        for (size_t x = 0; x < hd; x++) dst[x] *= inv;
+    }
 }
 
 gllm_status gllm_cpu_attention(const gllm_kv_pool *p, const gllm_kv_seq *s, size_t layer, const float *q,
@@ -121,28 +147,8 @@ gllm_status gllm_cpu_attention(const gllm_kv_pool *p, const gllm_kv_seq *s, size
         return gllm_fail(GLLM_E_OUT_OF_MEMORY, "attention: no memory for %zu partial results", j.n_items);
     }
     gllm_pool_run(j.n_items, attn_task, &j);
-    /* combine each token's chunks, in order */
-    const size_t g = j.group, per_head = items;
-    for (size_t kvh = 0; kvh < p->n_kv_heads; kvh++)
-        for (size_t i = 0; i < n_tok; i++) {
-            const size_t b = i / j.tb, nt = n_tok - b * j.tb < j.tb ? n_tok - b * j.tb : j.tb, rows = nt * g;
-            for (size_t r = 0; r < g; r++) {
-                const size_t row = (i - b * j.tb) * g + r;
-                float *dst = out + (i * n_heads + kvh * g + r) * hd;
-                float m = -INFINITY, l = 0.0f;
-                memset(dst, 0, hd * sizeof(float));
-                for (size_t it = j.first[b]; it < j.first[b + 1]; it++) {
-                    const float *o = j.part + (kvh * per_head + it) * j.tb * g * (hd + 2);
-                    const float mc = o[rows * hd + row], lc = o[rows * hd + rows + row];
-                    if (mc == -INFINITY) continue;
-                    const float mn = mc > m ? mc : m, a = m == -INFINITY ? 0.0f : expf(m - mn), e = expf(mc - mn);
-                    for (size_t x = 0; x < hd; x++) dst[x] = dst[x] * a + o[row * hd + x] * e;
-                    l = l * a + lc * e, m = mn;
-                }
-                const float inv = l > 0 ? 1.0f / l : 0.0f;
-                for (size_t x = 0; x < hd; x++) dst[x] *= inv;
-            }
-        }
+    j.out = out;
+    gllm_pool_run(p->n_kv_heads * n_tok, merge_task, &j);
     gllm_ws_release(mark);
     return GLLM_OK;
 }
