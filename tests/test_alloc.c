@@ -1,13 +1,16 @@
 /* Nothing is allocated in the generation loop: every malloc-family call of the process is
  * counted (the test links with --wrap), and decode steps plus sampling after a warm-up make none.
- * And a caller thread's workspace goes when the thread does: frees are counted too. */
+ * A caller thread's workspace goes when the thread does: frees are counted too. And the GPT-2
+ * BPE tokenizer's allocations do not grow with the number of pieces in the text. */
 #include <criterion/criterion.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 #include "synth_model.h"
+#include "text/tokenizer.h"
 
 static atomic_long calls, frees;
 void *__real_malloc(size_t n);
@@ -108,4 +111,30 @@ Test(alloc, caller_thread_workspace_freed_at_exit) {
     }
     gllm_kv_cache_free(j.kv), gllm_generator_free(j.g), gllm_model_close(m), gllm_backend_close(b);
     unlink(path);
+}
+
+/* allocations of one tokenisation */
+static long tokenize_calls(const gllm_tokenizer *t, const char *text, int32_t *ids, size_t cap, size_t *n) {
+    const long before = atomic_load(&calls);
+    cr_assert_eq(gllm_tokenize(t, text, strlen(text), ids, cap, n), GLLM_OK, "%s", gllm_last_error());
+    return atomic_load(&calls) - before;
+}
+
+Test(alloc, bpe_tokenizer_allocations_do_not_grow_with_the_text) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/tests/data/tokenizers/ggml-vocab-gpt-2.gguf", GLLM_SOURCE_DIR);
+    gllm_gguf g;
+    cr_assert_eq(gllm_gguf_open(path, &g), GLLM_OK, "%s", gllm_last_error());
+    gllm_tokenizer *t;
+    cr_assert_eq(gllm_tokenizer_load(&g, &t), GLLM_OK, "%s", gllm_last_error());
+    gllm_gguf_close(&g);
+    static char text[8192];
+    static int32_t ids[8192];
+    size_t n1, n200;
+    const long one = tokenize_calls(t, " hello", ids, 8192, &n1);
+    for (int i = 0; i < 200; i++) strcat(text, i % 2 ? " hello" : " world!");
+    const long many = tokenize_calls(t, text, ids, 8192, &n200);
+    cr_assert_gt(n200, 100 * n1, "200 words: %zu ids", n200);
+    cr_assert_leq(many, one + 2, "one word: %ld allocations, 200 words: %ld", one, many);
+    gllm_tokenizer_free(t);
 }

@@ -331,15 +331,33 @@ static size_t gpt2_piece(const char *s, size_t n, size_t i) {
     return last;
 }
 
-static gllm_status bpe_word(const gllm_tokenizer *t, const char *w, size_t wl, out_ids *o) {
+/* bpe_word's buffers, grown to the longest piece and kept for the whole text */
+typedef struct {
+    char *m, *key;
+    size_t *st, *ln, cap;
+} bpe_buf;
+
+static int bpe_reserve(bpe_buf *b, size_t wl) {
+    if (wl <= b->cap) return 1;
+    const size_t cap = wl < 64 ? 64 : 2 * wl;
+    char *m = realloc(b->m, 2 * cap + 1);
+    if (m) b->m = m;
+    char *key = realloc(b->key, 4 * cap + 2);
+    if (key) b->key = key;
+    size_t *st = realloc(b->st, (cap + 1) * sizeof(size_t));
+    if (st) b->st = st;
+    size_t *ln = realloc(b->ln, (cap + 1) * sizeof(size_t));
+    if (ln) b->ln = ln;
+    if (!m || !key || !st || !ln) return 0;
+    b->cap = cap;
+    return 1;
+}
+
+static gllm_status bpe_word(const gllm_tokenizer *t, const char *w, size_t wl, bpe_buf *b, out_ids *o) {
+    if (!bpe_reserve(b, wl)) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "tokenizer: no memory");
     /* the piece's bytes as GPT-2 code points, one symbol each */
-    char *m = malloc(2 * wl + 1);
-    size_t *st = malloc((wl + 1) * sizeof(size_t)), *ln = malloc((wl + 1) * sizeof(size_t)), n = 0, ns = 0;
-    char *key = malloc(4 * wl + 2);
-    if (!m || !st || !ln || !key) {
-        free(m), free(st), free(ln), free(key);
-        return gllm_fail(GLLM_E_OUT_OF_MEMORY, "tokenizer: no memory");
-    }
+    char *m = b->m, *key = b->key;
+    size_t *st = b->st, *ln = b->ln, n = 0, ns = 0;
     for (size_t i = 0; i < wl; i++) {
         st[ns] = n, ln[ns] = gllm_utf8_encode(t->byte_cp[(unsigned char)w[i]], m + n);
         n += ln[ns++];
@@ -376,35 +394,41 @@ static gllm_status bpe_word(const gllm_tokenizer *t, const char *w, size_t wl, o
                 emit(o, b >= 0 && t->byte_tok[b] >= 0 ? t->byte_tok[b] : t->unk);
             }
     }
-    free(m), free(st), free(ln), free(key);
     return GLLM_OK;
 }
 
-static gllm_status bpe_span(const gllm_tokenizer *t, const char *s, size_t n, out_ids *o) {
+static gllm_status bpe_span(const gllm_tokenizer *t, const char *s, size_t n, bpe_buf *b, out_ids *o) {
     for (size_t i = 0; i < n;) {
         const size_t e = gpt2_piece(s, n, i);
-        gllm_status st = bpe_word(t, s + i, e - i, o);
+        gllm_status st = bpe_word(t, s + i, e - i, b, o);
         if (st != GLLM_OK) return st;
         i = e;
     }
     return GLLM_OK;
 }
 
-static gllm_status bpe(const gllm_tokenizer *t, const char *s, size_t n, out_ids *o) {
-    if (!t->digits_apart) return bpe_span(t, s, n, o);
+static gllm_status bpe_text(const gllm_tokenizer *t, const char *s, size_t n, bpe_buf *b, out_ids *o) {
+    if (!t->digits_apart) return bpe_span(t, s, n, b, o);
     size_t start = 0; /* digits one by one; the text between them through the GPT-2 pieces */
     for (size_t i = 0; i < n;) {
         uint32_t cp;
         const size_t l = gllm_utf8_decode(s + i, n - i, &cp);
         if (gllm_uc_class(cp) & UC_NUMBER) {
-            gllm_status st = bpe_span(t, s + start, i - start, o);
-            if (st == GLLM_OK) st = bpe_word(t, s + i, l, o);
+            gllm_status st = bpe_span(t, s + start, i - start, b, o);
+            if (st == GLLM_OK) st = bpe_word(t, s + i, l, b, o);
             if (st != GLLM_OK) return st;
             start = i + l;
         }
         i += l;
     }
-    return bpe_span(t, s + start, n - start, o);
+    return bpe_span(t, s + start, n - start, b, o);
+}
+
+static gllm_status bpe(const gllm_tokenizer *t, const char *s, size_t n, out_ids *o) {
+    bpe_buf b = {0};
+    const gllm_status st = bpe_text(t, s, n, &b, o);
+    free(b.m), free(b.key), free(b.st), free(b.ln);
+    return st;
 }
 
 /* ---- WordPiece (BERT): clean, split CJK and punctuation, lowercase, strip accents ------ */
