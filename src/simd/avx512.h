@@ -137,7 +137,7 @@ static inline float gq_reduce(gq_f32 v) {
 typedef __m512i gq2_codes;
 typedef __m512i gq2_i32;
 typedef __m512 gq2_f32;
-typedef __m512 gq2_s8; /* per (row, block) values: see gq2_heads */
+typedef __m512 gq2_rb; /* one float per (row, block), in one of two layouts: see gq2_halves */
 static inline gq2_codes gq2_join(gq_codes b0, gq_codes b1) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(b0), b1, 1);
 }
@@ -167,35 +167,34 @@ static inline gq2_f32 gq2_fzero(void) { return _mm512_setzero_ps(); }
  *   2: gq2_halves, each block's f16 scale d at lane 2r + i;
  *   4: gq2_heads, each block's first 32 bits: d at lane 4r + 2i, the f16 after it (q4_1's m)
  *      at lane 4r + 2i + 1. */
-static inline gq2_s8 gq2_halves(const void *const h[8]) {
+static inline gq2_rb gq2_halves(const void *const h[8]) {
     uint16_t u[8];
     for (int i = 0; i < 8; i++) memcpy(&u[i], h[i], 2);
-    return _mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)u)));
+    return _mm512_zextps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)u)));
 }
-static inline gq2_s8 gq2_heads(const void *const h[8]) {
+static inline gq2_rb gq2_heads(const void *const h[8]) {
     uint32_t u[8];
     for (int i = 0; i < 8; i++) memcpy(&u[i], h[i], 4);
     return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)u));
 }
 /* stride 2: (a*xd) of blocks b and b+1, repeated */
-static inline gq2_s8 gq2_xd(const gllm_q8x *xb, float a) {
+static inline gq2_rb gq2_xd(const gllm_q8x *xb, float a) {
     return _mm512_castpd_ps(_mm512_set1_pd(_mm_cvtsd_f64(_mm_castps_pd(_mm_setr_ps(a * xb[0].d, a * xb[1].d, 0, 0)))));
 }
 /* stride 2: (c*xs) of blocks b and b+1, repeated */
-static inline gq2_s8 gq2_xs(const gllm_q8x *xb, float c) {
+static inline gq2_rb gq2_xs(const gllm_q8x *xb, float c) {
     return _mm512_castpd_ps(_mm512_set1_pd(_mm_cvtsd_f64(_mm_castps_pd(_mm_setr_ps(c * xb[0].s, c * xb[1].s, 0, 0)))));
 }
 /* stride 4: (a*xd, c*xs) of blocks b and b+1, repeated */
-static inline gq2_s8 gq2_xds(const gllm_q8x *xb, float a, float c) {
-    const __m128 ds = _mm_castpd_ps(_mm_loadh_pd(_mm_load_sd((const double *)&xb[0].d), (const double *)&xb[1].d));
-    return _mm512_broadcast_f32x4(_mm_mul_ps(ds, _mm_setr_ps(a, c, a, c)));
+static inline gq2_rb gq2_xds(const gllm_q8x *xb, float a, float c) {
+    return _mm512_broadcast_f32x4(_mm_mul_ps(_mm_setr_ps(xb[0].d, xb[0].s, xb[1].d, xb[1].s), _mm_setr_ps(a, c, a, c)));
 }
-static inline gq2_s8 gq2_s8_zero(void) { return _mm512_setzero_ps(); }
-static inline gq2_s8 gq2_s8_mul(gq2_s8 a, gq2_s8 b) { return _mm512_mul_ps(a, b); }
-static inline gq2_s8 gq2_s8_add(gq2_s8 a, gq2_s8 b) { return _mm512_add_ps(a, b); }
-static inline gq2_s8 gq2_s8_fma(gq2_s8 a, gq2_s8 b, gq2_s8 c) { return _mm512_fmadd_ps(a, b, c); }
+static inline gq2_rb gq2_rb_zero(void) { return _mm512_setzero_ps(); }
+static inline gq2_rb gq2_rb_mul(gq2_rb a, gq2_rb b) { return _mm512_mul_ps(a, b); }
+static inline gq2_rb gq2_rb_add(gq2_rb a, gq2_rb b) { return _mm512_add_ps(a, b); }
+static inline gq2_rb gq2_rb_fma(gq2_rb a, gq2_rb b, gq2_rb c) { return _mm512_fmadd_ps(a, b, c); }
 /* row r's two block values (lanes stride*r and stride*r + stride/2), each over its block's 8 lanes */
-static inline gq2_f32 gq2_pick(gq2_s8 s, int r, int stride) {
+static inline gq2_f32 gq2_pick(gq2_rb s, int r, int stride) {
     const __m512i idx = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32(stride * r)),
                                            _mm256_set1_epi32(stride * r + stride / 2), 1);
     return _mm512_permutexvar_ps(idx, s);
@@ -205,7 +204,7 @@ static inline gq2_f32 gq2_fma_i32(gq2_i32 d, gq2_f32 s, gq2_f32 acc) {
 }
 static inline float gq2_reduce(gq2_f32 v) { return gv_reduce(v); }
 /* the sum of row r's two block values at lane offset first (see gq2_pick) */
-static inline float gq2_s8_pair(gq2_s8 s, int r, int stride, int first) {
+static inline float gq2_rb_pair(gq2_rb s, int r, int stride, int first) {
     float t[16];
     _mm512_storeu_ps(t, s);
     return t[stride * r + first] + t[stride * r + first + stride / 2];

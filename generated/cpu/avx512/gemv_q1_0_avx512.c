@@ -17,9 +17,11 @@
  * so the next row group is in flight before its streams start */
 #define PREFETCH_ROWS 8
 /* Two blocks per register: the codes of blocks b and b+1 of a row fill one
- * register and meet the activations in one dot; the eight f16 scales of four
- * rows x two blocks are widened together. Rows past j1 repeat row j (same
- * work, result dropped), so every row runs the same instructions. */
+ * register and meet the activations in one dot; the f16 scales of four rows x
+ * two blocks (and q4_1's minimums beside them) are widened together. Rows past j1 repeat row j
+ * (same work, result dropped), so every row runs the same instructions. */
+/* gq2_halves / gq2_heads read a block's first 2 / 4 bytes: its scale */
+_Static_assert(offsetof(gllm_block_q1_0, d) == 0, "the scale opens the block");
 static inline __attribute__((always_inline)) void rows(const gllm_matmul_args *a, size_t j,
                                                        const size_t nr) {
     const size_t nb = a->k / 32;
@@ -27,7 +29,7 @@ static inline __attribute__((always_inline)) void rows(const gllm_matmul_args *a
     gq2_f32 acc[4];
     gq_f32 tail[4];
     float off_tail[4];
-    gq2_s8 off = gq2_s8_zero();
+    gq2_rb off = gq2_rb_zero();
     for (size_t r = 0; r < 4; r++) {
         w[r] =
             (const gllm_block_q1_0 *)((const char *)a->w + (j + (r < nr ? r : 0)) * a->w_row_bytes);
@@ -41,9 +43,9 @@ static inline __attribute__((always_inline)) void rows(const gllm_matmul_args *a
         const __m512i x2 = gq2_load_x(xb);
         const void *const heads[8] = {&w[0][b], &w[0][b + 1], &w[1][b], &w[1][b + 1],
                                       &w[2][b], &w[2][b + 1], &w[3][b], &w[3][b + 1]};
-        const gq2_s8 h = gq2_halves(heads);
-        const gq2_s8 s = gq2_s8_mul(h, gq2_xd(xb, 2.0f));
-        off = gq2_s8_fma(h, gq2_xs(xb, -1.0f), off);
+        const gq2_rb h = gq2_halves(heads);
+        const gq2_rb s = gq2_rb_mul(h, gq2_xd(xb, 2.0f));
+        off = gq2_rb_fma(h, gq2_xs(xb, -1.0f), off);
         for (int r = 0; r < 4; r++) {
             __builtin_prefetch((const char *)(w[r] + b) + PREFETCH_ROWS * a->w_row_bytes);
             const gq2_codes c = gq2_join(
@@ -81,7 +83,7 @@ static inline __attribute__((always_inline)) void rows(const gllm_matmul_args *a
         }
     }
     for (size_t r = 0; r < nr; r++)
-        a->y[j + r] = gq2_reduce(acc[r]) + gq_reduce(tail[r]) + gq2_s8_pair(off, (int)r, 2, 0) +
+        a->y[j + r] = gq2_reduce(acc[r]) + gq_reduce(tail[r]) + gq2_rb_pair(off, (int)r, 2, 0) +
                       off_tail[r] + (a->bias ? a->bias[j + r] : 0.0f);
 }
 
