@@ -79,7 +79,7 @@ static void group_8(const gllm_attn_args *a, size_t r0, size_t rn, size_t tb, si
     int any = 0;
     for (size_t g = 0; g < rn; g++) {
         const size_t r = r0 + g;
-        if (!a->bits && lo == 0 && hi == KB &&
+        if (lo == 0 && hi == KB &&
             a->n_contig[r] >= tb + KB) { /* every key visible: vectors only */
             gv_f32 sv[1], mxv = gv_set1(-INFINITY);
             for (size_t v = 0; v < 1; v++)
@@ -186,7 +186,7 @@ static void group_4(const gllm_attn_args *a, size_t r0, size_t rn, size_t tb, si
     int any = 0;
     for (size_t g = 0; g < rn; g++) {
         const size_t r = r0 + g;
-        if (!a->bits && lo == 0 && hi == KB &&
+        if (lo == 0 && hi == KB &&
             a->n_contig[r] >= tb + KB) { /* every key visible: vectors only */
             gv_f32 sv[1], mxv = gv_set1(-INFINITY);
             for (size_t v = 0; v < 1; v++)
