@@ -89,15 +89,21 @@ const char *gllm_peer_ggml_load(int threads) {
     return loaded_name;
 }
 
-/* the graph's best time over a few runs (one warm-up) */
-static double best_compute(ggml_context *ctx, ggml_cgraph *gf, int reps, double budget) {
-    G.compute(ctx, gf, G.threads);
+/* The graph's best time over a few runs after a warm-up. ggml_graph_compute_with_ctx takes a new
+ * work buffer from the context it is given on every call, so each run gets a context of its own,
+ * made and freed outside the timing. 0 when ggml fails. */
+static double best_compute(ggml_cgraph *gf, size_t work, int reps, double budget) {
     double best = 1e30, spent = 0;
-    for (int r = 0; r < 50 && (r < reps || spent < budget); r++) {
+    gllm_bench_settle(30);
+    for (int r = -1; r < 50 && (r < reps || spent < budget); r++) {
+        ggml_context *w = G.init((struct ggml_init_params){work, NULL, false});
+        if (!w) return 0;
         const double t0 = gllm_bench_now();
-        G.compute(ctx, gf, G.threads);
+        const int st = G.compute(w, gf, G.threads);
         const double t = gllm_bench_now() - t0;
-        spent += t, best = t < best ? t : best;
+        G.free(w);
+        if (st != 0) return 0; /* GGML_STATUS_SUCCESS */
+        if (r >= 0) spent += t, best = t < best ? t : best;
     }
     return best;
 }
@@ -110,7 +116,7 @@ static int ggml_type_of(gllm_dtype t) {
     case GLLM_DTYPE_Q8_0: return GGML_Q8_0;
     case GLLM_DTYPE_Q4_0: return GGML_Q4_0;
     case GLLM_DTYPE_Q4_1: return GGML_Q4_1;
-    default: return -1; /* q2_0 / q1_0: our own layouts, no ggml twin */
+    default: return -1; /* q2_0 / q1_0: our 32-element layouts (ggml's Q2_0 / Q1_0 use other block sizes) */
     }
 }
 
@@ -119,8 +125,8 @@ double gllm_peer_ggml_matmul(gllm_dtype t, const float *w32, const float *x, siz
     const int gt = ggml_type_of(t);
     if (!G.init || gt < 0) return 0;
     const size_t wbytes = G.row_size(gt, (int64_t)k) * n;
-    /* weights, activations (and their int8 copy in the work area), result, graph */
-    const size_t mem = wbytes + m * k * 4 * 3 + m * n * 4 + ((size_t)64 << 20);
+    /* weights, activations, result, graph; the work area (activations converted) is apart */
+    const size_t mem = wbytes + m * k * 4 + m * n * 4 + ((size_t)16 << 20), work = m * k * 4 + ((size_t)16 << 20);
     ggml_context *ctx = G.init((struct ggml_init_params){mem, NULL, false});
     if (!ctx) return 0;
     ggml_tensor *w = G.new_tensor_4d(ctx, gt, (int64_t)k, (int64_t)n, 1, 1);
@@ -129,7 +135,7 @@ double gllm_peer_ggml_matmul(gllm_dtype t, const float *w32, const float *x, siz
     memcpy(G.get_data(a), x, m * k * sizeof(float));
     ggml_cgraph *gf = G.new_graph(ctx);
     G.build_forward_expand(gf, G.mul_mat(ctx, w, a));
-    const double best = best_compute(ctx, gf, 3, budget);
+    const double best = best_compute(gf, work, 3, budget);
     G.free(ctx);
     return best;
 }
@@ -137,7 +143,8 @@ double gllm_peer_ggml_matmul(gllm_dtype t, const float *w32, const float *x, siz
 double gllm_peer_ggml_attention(size_t nq, size_t ctx_len, size_t nh, size_t kvh, size_t hd, int reps) {
     if (!G.init) return 0;
     const size_t kv_bytes = 2 * ctx_len * kvh * hd * 2, q_bytes = nq * nh * hd * 4;
-    const size_t mem = kv_bytes + 2 * q_bytes + ctx_len * nq * 2 + ((size_t)64 << 20) + G.threads * ctx_len * hd * 16;
+    const size_t mem = kv_bytes + 2 * q_bytes + ctx_len * nq * 2 + ((size_t)16 << 20);
+    const size_t work = (size_t)G.threads * (ctx_len + 4 * hd) * 16 + ((size_t)16 << 20);
     ggml_context *ctx = G.init((struct ggml_init_params){mem, NULL, false});
     if (!ctx) return 0;
     ggml_tensor *q = G.new_tensor_4d(ctx, GGML_F32, (int64_t)hd, (int64_t)nq, (int64_t)nh, 1);
@@ -145,6 +152,7 @@ double gllm_peer_ggml_attention(size_t nq, size_t ctx_len, size_t nh, size_t kvh
     ggml_tensor *v = G.new_tensor_4d(ctx, GGML_F16, (int64_t)hd, (int64_t)ctx_len, (int64_t)kvh, 1);
     ggml_tensor *mask = G.new_tensor_4d(ctx, GGML_F16, (int64_t)ctx_len, (int64_t)nq, 1, 1);
     float *tmp = malloc(ctx_len * kvh * hd * sizeof(float));
+    if (!tmp) return G.free(ctx), 0;
     uint32_t s = 12345;
     for (size_t i = 0; i < ctx_len * kvh * hd; i++) s = s * 1664525u + 1013904223u, tmp[i] = (float)(s >> 8) / 8388608.0f - 1;
     G.fp32_to_fp16_row(tmp, G.get_data(k), (int64_t)(ctx_len * kvh * hd));
@@ -158,7 +166,7 @@ double gllm_peer_ggml_attention(size_t nq, size_t ctx_len, size_t nh, size_t kvh
     free(tmp);
     ggml_cgraph *gf = G.new_graph(ctx);
     G.build_forward_expand(gf, G.flash_attn_ext(ctx, q, k, v, mask, 1.0f / sqrtf((float)hd), 0.0f, 0.0f));
-    const double best = best_compute(ctx, gf, reps, 0);
+    const double best = best_compute(gf, work, reps, 0);
     G.free(ctx);
     return best;
 }

@@ -6,12 +6,14 @@
 #   3. all-MiniLM-L6-v2 written as GGUF by llama.cpp's writer: the vectors of a few
 #      sentences from both, and 32 x 128-token throughput, both on that one file.
 # Needs a build (cmake --build build) and the models (scripts/fetch_models.sh); installs
-# the peer itself (bench/peers/setup.sh). Usage: bash bench/peers/compare.sh [model.gguf]
+# the peer itself (bench/peers/setup.sh: python3-venv and a C++ compiler).
+# Usage: bash bench/peers/compare.sh [model.gguf]  (part 2's prompt ids are SmolLM2's vocabulary)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 GGML_LIB=$(bash bench/peers/setup.sh)
 export GLLM_GGML_LIB=$GGML_LIB
 export GLLM_NUM_THREADS=${GLLM_NUM_THREADS:-$(nproc)}
+export GLLM_DEVICE=${GLLM_DEVICE:-cpu}  # the peer is llama.cpp's CPU build
 PY=.peers/bin/python PEER=bench/peers/llama_peer.py GLLMK=${GLLMK:-build/gllmk}
 MODEL=${1:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
 OUT=build/peers && mkdir -p $OUT
@@ -52,7 +54,7 @@ GGUF=$OUT/all-MiniLM-L6-v2.f32.gguf
 S1=101,1037,2158,2003,5983,2833,1012,102            # a man is eating food .
 S2=101,1037,2158,2003,5983,1037,3538,1997,7852,1012,102  # a man is eating a piece of bread .
 S3=101,1996,4937,2003,2006,1996,2795,1012,102       # the cat is on the table .
-$GLLMK embed -m $GGUF --tokens $S1 --tokens $S2 --tokens $S3 --out $OUT/emb_ours.f32 >/dev/null 2>&1
+$GLLMK embed -m $GGUF --tokens $S1 --tokens $S2 --tokens $S3 --out $OUT/emb_ours.f32 >/dev/null
 $PY $PEER embed $GGUF $S1 $S2 $S3 > $OUT/emb_theirs.txt
 $PY - "$OUT" <<'EOF'
 import sys, numpy as np

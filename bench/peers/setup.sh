@@ -6,8 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 VENV=.peers
 [ -x $VENV/bin/python ] || python3 -m venv $VENV
-if ! $VENV/bin/python -c "import llama_cpp, gguf, numpy" 2>/dev/null; then
+PINS='{"llama_cpp_python": "0.3.36", "gguf": "0.19.0"}'
+if ! $VENV/bin/python -c "import json, numpy, importlib.metadata as m; import sys; sys.exit(any(m.version(p) != v for p, v in json.loads('$PINS').items()))" 2>/dev/null; then
+  # built here for this CPU: no wheel cache, so a wheel built elsewhere is never reused
   CMAKE_ARGS="-DGGML_NATIVE=ON" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
-    $VENV/bin/pip install -q "llama-cpp-python==0.3.36" "gguf==0.19.0" numpy >&2
+    $VENV/bin/pip install -q --no-cache-dir "llama-cpp-python==0.3.36" "gguf==0.19.0" numpy >&2
 fi
 $VENV/bin/python -c "import llama_cpp, os; print(os.path.join(os.path.dirname(llama_cpp.__file__), 'lib'))"
