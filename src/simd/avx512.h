@@ -155,6 +155,7 @@ static inline gq2_i32 gq2_xsum_neg(__m512i x, int z) {
     const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)-z), x);
     return _mm512_sub_epi32(_mm512_setzero_si512(), s);
 }
+static inline gq2_codes gq2_flip(gq2_codes c) { return _mm512_xor_si512(c, _mm512_set1_epi8((char)0x80)); } /* s8 + 128 as u8 */
 static inline gq2_i32 gq2_dot_u(gq2_codes c, __m512i x) { return _mm512_dpbusd_epi32(_mm512_setzero_si512(), c, x); }
 static inline gq2_i32 gq2_dot_u_acc(gq2_i32 acc, gq2_codes c, __m512i x) { return _mm512_dpbusd_epi32(acc, c, x); }
 static inline gq2_i32 gq2_dot_s(gq2_codes c, __m512i x) { /* |c| . (x with the sign of c) */

@@ -41,6 +41,7 @@ static inline __attribute__((always_inline)) void rows(const gllm_matmul_args *a
     for (; b + 2 <= nb; b += 2) {
         const gllm_q8x *xb = a->xq + b;
         const __m512i x2 = gq2_load_x(xb);
+        const gq2_i32 xo = gq2_xsum_neg(x2, 128); /* offset 128*a, as integers */
         const void *const heads[8] = {&w[0][b], &w[0][b + 1], &w[1][b], &w[1][b + 1],
                                       &w[2][b], &w[2][b + 1], &w[3][b], &w[3][b + 1]};
         const gq2_rb h = gq2_halves(heads);
@@ -48,9 +49,10 @@ static inline __attribute__((always_inline)) void rows(const gllm_matmul_args *a
         for (int r = 0; r < 4; r++) {
             __builtin_prefetch((const char *)(w[r] + b) + PREFETCH_ROWS * a->w_row_bytes);
             __builtin_prefetch((const char *)(w[r] + b) + PREFETCH_ROWS * a->w_row_bytes + 64);
-            const gq2_codes c = gq2_join(_mm256_loadu_si256((const __m256i *)(w[r] + b)->qs),
-                                         _mm256_loadu_si256((const __m256i *)(w[r] + b + 1)->qs));
-            acc[r] = gq2_fma_i32(gq2_dot_s(c, x2), gq2_pick(s, r, 2), acc[r]);
+            const gq2_codes c =
+                gq2_flip(gq2_join(_mm256_loadu_si256((const __m256i *)(w[r] + b)->qs),
+                                  _mm256_loadu_si256((const __m256i *)(w[r] + b + 1)->qs)));
+            acc[r] = gq2_fma_i32(gq2_dot_u_acc(xo, c, x2), gq2_pick(s, r, 2), acc[r]);
         }
     }
     if (b < nb) { /* odd block count: the last block alone */
