@@ -29,6 +29,7 @@
 #include "cpu/attention.h"
 #include "cpu/sample.h"
 #include "cpu/embed.h"
+#include "cpu/matmul.h"
 #include "bench/peer_ggml.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -176,7 +177,8 @@ typedef struct {
     const float *x;
     float *y;
     size_t m, n, k;
-    int peer; /* run OpenBLAS instead */
+    int peer;  /* run OpenBLAS instead */
+    int tiled; /* w in the tiled layout (the generator's decode weights) */
 } case_t;
 
 static void run_case(const case_t *c) {
@@ -186,7 +188,8 @@ static void run_case(const case_t *c) {
     else if (c->peer)
         peer_sgemm(RowMajor, NoTrans, Trans, (int)c->m, (int)c->n, (int)c->k, 1.0f, c->x, (int)c->k, c->w, (int)c->k,
                    0.0f, c->y, (int)c->n);
-    else if (gllm_matmul(c->t, c->w, c->x, NULL, c->y, c->m, c->n, c->k) != GLLM_OK) {
+    else if (c->tiled ? gllm_cpu_matmul(c->t, 1, c->w, c->x, NULL, c->y, c->m, c->n, c->k) != GLLM_OK
+                      : gllm_matmul(c->t, c->w, c->x, NULL, c->y, c->m, c->n, c->k) != GLLM_OK) {
         fprintf(stderr, "gllmk bench: %s\n", gllm_last_error());
         exit(1);
     }
@@ -547,7 +550,7 @@ int gllm_bench_main(int argc, char **argv) {
                 gllm_row_size((gllm_dtype)t, k, &row);
                 void *w = malloc(n * row);
                 gllm_quantize((gllm_dtype)t, w32, w, n, k);
-                case_t c = {(gllm_dtype)t, w, x, y, m, n, k, 0};
+                case_t c = {(gllm_dtype)t, w, x, y, m, n, k, 0, 0};
                 const double sec = best_seconds(&c, quick ? 0.05 : 0.5);
                 /* ggml before OpenBLAS: OpenBLAS's threads keep spinning for a while after a call */
                 const double ggml_sec = ggml ? gllm_peer_ggml_matmul((gllm_dtype)t, w32, x, m, n, k, quick ? 0.05 : 0.5) : 0;
@@ -569,6 +572,18 @@ int gllm_bench_main(int argc, char **argv) {
                     printf("  ggml %7.1f %s, ours %.2fx", is_gemv ? gbs * sec / ggml_sec : gflops * sec / ggml_sec,
                            is_gemv ? "GB/s" : "GFLOPS", ggml_sec / sec);
                 printf("\n");
+                if (is_gemv && gllm_cpu_tileable((gllm_dtype)t, n)) { /* the same weights tiled, as the generator holds them */
+                    void *wt = malloc(n * row);
+                    gllm_cpu_tile((gllm_dtype)t, w, wt, n, k);
+                    case_t ct = c;
+                    ct.w = wt, ct.tiled = 1;
+                    const double st = best_seconds(&ct, quick ? 0.05 : 0.5), gt = (double)(n * row) / st / 1e9;
+                    printf("%-5s %-5s %6zu %6zu %6zu %9.3f %9.1f %8.1f %6.0f%%", "gemv", "tiled", m, n, k, st * 1e3,
+                           2.0 * (double)(m * n * k) / st / 1e9, gt, 100 * gt * 1e9 / bw);
+                    if (ggml_sec > 0) printf("  ggml %7.1f GB/s, ours %.2fx", gbs * sec / ggml_sec, ggml_sec / st);
+                    printf("\n");
+                    free(wt);
+                }
                 fflush(stdout);
                 free(w);
             }

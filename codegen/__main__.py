@@ -24,7 +24,7 @@ def main(argv):
     if cmd == "list":
         for isa in spec.ISAS:
             for op in spec.OPS:
-                for dt in (d for d in spec.DTYPES if op.applies(d)):
+                for dt in (d for d in spec.DTYPES if op.applies(d, isa)):
                     print(naming.symbol(op.name, isa.name, dt.name))
             for op in spec.ISA_OPS:
                 print(naming.symbol(op.name, isa.name))

@@ -58,7 +58,7 @@ def outputs():
 
     for isa in spec.ISAS:
         for op in spec.OPS:
-            for dt in (d for d in spec.DTYPES if op.applies(d)):
+            for dt in (d for d in spec.DTYPES if op.applies(d, isa)):
                 emit(naming.kernel_path(op.name, isa.name, dt.name), op.template,
                      {"op": op.name, "dtype": dt.name, "isa": isa.name}, isa_spec=isa, dt=dt, op_spec=op)
         for op in spec.ISA_OPS:

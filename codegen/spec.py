@@ -66,6 +66,16 @@ class DType:
         return self._half_expr(b, *self.offset) if self.offset else "0.0f"
 
     @property
+    def code_bytes(self):
+        """block: bytes of its 32 codes, after its f16 fields"""
+        return 32 * self.bits // 8
+
+    @property
+    def half_fields(self):
+        """block: how many f16 fields lead it (scale, then offset)"""
+        return (self.block_bytes - self.code_bytes) // 2
+
+    @property
     def code_offset(self):
         """integer z with c == z*a exactly (the offset folds into the integer dot), else None"""
         if not self.offset or self.offset[0] != self.scale[0] or self.offset[1] % self.scale[1]:
@@ -110,15 +120,22 @@ class Op:
     ret: str = "void"
     fn_type: str = ""  # grid ops: the function-pointer type of its table slots (src/core/kernel_abi.h)
     kinds: tuple = ("float", "block")  # grid ops: the dtype kinds it exists for
+    dtypes: tuple = ()  # grid ops: only these dtypes (empty: every dtype of its kinds)
+    isas: tuple = ()    # grid ops: only these ISAs (empty: every ISA)
 
-    def applies(self, dt):
-        return dt.kind in self.kinds
+    def applies(self, dt, isa=None):
+        return (dt.kind in self.kinds and (not self.dtypes or dt.name in self.dtypes)
+                and (isa is None or not self.isas or isa.name in self.isas))
 
 
 _MATMUL = "const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch"
 OPS = [
     Op("gemv", "cpu/gemv.c.j2", "y[j] = W[j,:].x (+ bias[j]), one activation row: the decode path",
        _MATMUL, fn_type="gllm_matmul_fn"),
+    Op("gemv_tiled", "cpu/gemv_tiled.c.j2",
+       "gemv over weights tiled 16 rows at a time (GLLM_TILE_ROWS, src/core/kernel_abi.h): rows j0, j1 "
+       "multiples of 16", _MATMUL, fn_type="gllm_matmul_fn", kinds=("block",), dtypes=("q8_0", "q4_0", "q4_1"),
+       isas=("avx512",)),
     Op("gemm", "cpu/gemm.c.j2", "Y[i,j] = X[i,:].W[j,:] (+ bias[j]): the prefill path", _MATMUL,
        fn_type="gllm_matmul_fn"),
     Op("quantize", "cpu/quantize.c.j2", "f32 rows -> dtype rows", "const float *x, void *y, size_t k",

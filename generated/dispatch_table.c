@@ -8,9 +8,8 @@
 #include "kernels.h"
 
 const char *const gllm_op_names[GLLM_OP_COUNT] = {
-    [GLLM_OP_GEMV] = "gemv",         [GLLM_OP_GEMM] = "gemm",
-    [GLLM_OP_QUANTIZE] = "quantize", [GLLM_OP_DEQUANTIZE] = "dequantize",
-    [GLLM_OP_ATTN] = "attn",
+    [GLLM_OP_GEMV] = "gemv",         [GLLM_OP_GEMV_TILED] = "gemv_tiled", [GLLM_OP_GEMM] = "gemm",
+    [GLLM_OP_QUANTIZE] = "quantize", [GLLM_OP_DEQUANTIZE] = "dequantize", [GLLM_OP_ATTN] = "attn",
 };
 
 static const gllm_kernel_table table_scalar = {
@@ -26,6 +25,7 @@ static const gllm_kernel_table table_scalar = {
             [GLLM_DTYPE_Q2_0] = gllm_gemv_q2_0_scalar,
             [GLLM_DTYPE_Q1_0] = gllm_gemv_q1_0_scalar,
         },
+    .gemv_tiled = {},
     .gemm =
         {
             [GLLM_DTYPE_F32] = gllm_gemm_f32_scalar,
@@ -88,6 +88,7 @@ static const gllm_kernel_table table_scalar = {
                     [GLLM_DTYPE_Q2_0] = "gllm_gemv_q2_0_scalar",
                     [GLLM_DTYPE_Q1_0] = "gllm_gemv_q1_0_scalar",
                 },
+            [GLLM_OP_GEMV_TILED] = {},
             [GLLM_OP_GEMM] =
                 {
                     [GLLM_DTYPE_F32] = "gllm_gemm_f32_scalar",
@@ -145,6 +146,7 @@ static const gllm_kernel_table table_avx2 = {
             [GLLM_DTYPE_Q2_0] = gllm_gemv_q2_0_avx2,
             [GLLM_DTYPE_Q1_0] = gllm_gemv_q1_0_avx2,
         },
+    .gemv_tiled = {},
     .gemm =
         {
             [GLLM_DTYPE_F32] = gllm_gemm_f32_avx2,
@@ -207,6 +209,7 @@ static const gllm_kernel_table table_avx2 = {
                     [GLLM_DTYPE_Q2_0] = "gllm_gemv_q2_0_avx2",
                     [GLLM_DTYPE_Q1_0] = "gllm_gemv_q1_0_avx2",
                 },
+            [GLLM_OP_GEMV_TILED] = {},
             [GLLM_OP_GEMM] =
                 {
                     [GLLM_DTYPE_F32] = "gllm_gemm_f32_avx2",
@@ -266,6 +269,12 @@ static const gllm_kernel_table table_avx512 = {
             [GLLM_DTYPE_Q4_1] = gllm_gemv_q4_1_avx512,
             [GLLM_DTYPE_Q2_0] = gllm_gemv_q2_0_avx512,
             [GLLM_DTYPE_Q1_0] = gllm_gemv_q1_0_avx512,
+        },
+    .gemv_tiled =
+        {
+            [GLLM_DTYPE_Q8_0] = gllm_gemv_tiled_q8_0_avx512,
+            [GLLM_DTYPE_Q4_0] = gllm_gemv_tiled_q4_0_avx512,
+            [GLLM_DTYPE_Q4_1] = gllm_gemv_tiled_q4_1_avx512,
         },
     .gemm =
         {
@@ -329,6 +338,12 @@ static const gllm_kernel_table table_avx512 = {
                     [GLLM_DTYPE_Q2_0] = "gllm_gemv_q2_0_avx512",
                     [GLLM_DTYPE_Q1_0] = "gllm_gemv_q1_0_avx512",
                 },
+            [GLLM_OP_GEMV_TILED] =
+                {
+                    [GLLM_DTYPE_Q8_0] = "gllm_gemv_tiled_q8_0_avx512",
+                    [GLLM_DTYPE_Q4_0] = "gllm_gemv_tiled_q4_0_avx512",
+                    [GLLM_DTYPE_Q4_1] = "gllm_gemv_tiled_q4_1_avx512",
+                },
             [GLLM_OP_GEMM] =
                 {
                     [GLLM_DTYPE_F32] = "gllm_gemm_f32_avx512",
@@ -389,6 +404,7 @@ static const gllm_kernel_table table_neon = {
             [GLLM_DTYPE_Q2_0] = gllm_gemv_q2_0_neon,
             [GLLM_DTYPE_Q1_0] = gllm_gemv_q1_0_neon,
         },
+    .gemv_tiled = {},
     .gemm =
         {
             [GLLM_DTYPE_F32] = gllm_gemm_f32_neon,
@@ -451,6 +467,7 @@ static const gllm_kernel_table table_neon = {
                     [GLLM_DTYPE_Q2_0] = "gllm_gemv_q2_0_neon",
                     [GLLM_DTYPE_Q1_0] = "gllm_gemv_q1_0_neon",
                 },
+            [GLLM_OP_GEMV_TILED] = {},
             [GLLM_OP_GEMM] =
                 {
                     [GLLM_DTYPE_F32] = "gllm_gemm_f32_neon",

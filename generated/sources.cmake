@@ -109,6 +109,9 @@ set(GLLM_KERNELS_AVX512
     generated/cpu/avx512/gemv_q4_1_avx512.c
     generated/cpu/avx512/gemv_q2_0_avx512.c
     generated/cpu/avx512/gemv_q1_0_avx512.c
+    generated/cpu/avx512/gemv_tiled_q8_0_avx512.c
+    generated/cpu/avx512/gemv_tiled_q4_0_avx512.c
+    generated/cpu/avx512/gemv_tiled_q4_1_avx512.c
     generated/cpu/avx512/gemm_f32_avx512.c
     generated/cpu/avx512/gemm_f16_avx512.c
     generated/cpu/avx512/gemm_bf16_avx512.c

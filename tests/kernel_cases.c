@@ -8,6 +8,7 @@
 #include "core/cpu_features.h"
 #include "core/dtype_traits.h"
 #include "core/half.h"
+#include "cpu/matmul.h"
 #include "ref/ref.h"
 
 /* splitmix64: seeded per kernel, so a failure reproduces */
@@ -61,7 +62,9 @@ typedef struct {
 static const shape gemv_shapes[] = {{1, 1, 32}, {1, 7, 96}, {1, 33, 1056}, {1, 257, 288}, {1, 257, 4128}};
 static const shape gemv_odd_k[] = {{1, 7, 33}, {1, 33, 101}, {1, 257, 1027}};
 static const shape gemm_shapes[] = {{3, 7, 32}, {17, 33, 288}, {69, 257, 544}, {17, 257, 4128},
-                                    {150, 33, 96}, {5, 1100, 64}, {69, 1, 4128}};
+                                    {150, 33, 96}, {5, 1100, 64}, {69, 1, 4128}, {17, 48, 288}};
+/* gemv_tiled: whole tiles of 16 rows */
+static const shape tiled_shapes[] = {{1, 16, 32}, {1, 48, 96}, {1, 272, 1056}, {1, 256, 4128}};
 static const shape gemm_odd_k[] = {{3, 7, 33}, {17, 33, 101}, {69, 257, 1027}};
 
 static int check_matmul(int op, gllm_dtype t, const gllm_kernel_table *kt, shape s, char *msg, size_t len) {
@@ -81,14 +84,37 @@ static int check_matmul(int op, gllm_dtype t, const gllm_kernel_table *kt, shape
         for (size_t i = 0; i < s.m; i++) kt->act_quant(x + i * s.k, xq + i * (s.k / 32), s.k);
     gllm_matmul_args a = {.w = w, .w_row_bytes = row, .x = x, .ldx = s.k, .xq = xq,
                           .bias = with_bias ? bias : NULL, .y = y, .ldy = s.n, .m = s.m, .n = s.n, .k = s.k};
-    gllm_matmul_fn fn = op == GLLM_OP_GEMV ? kt->gemv[t] : kt->gemm[t];
+    gllm_matmul_fn fn = op == GLLM_OP_GEMV ? kt->gemv[t] : op == GLLM_OP_GEMV_TILED ? kt->gemv_tiled[t] : kt->gemm[t];
+    void *wt = NULL;
+    if (op == GLLM_OP_GEMV_TILED) { /* tiled by src (gllm_cpu_tile); the reference reads the rows */
+        wt = malloc(s.n * row);
+        gllm_cpu_tile(t, w, wt, s.n, s.k);
+        a.w = wt, a.tiled = 1;
+    }
     fn(&a, 0, s.n, scratch);
-    /* the same columns split into random ranges (as threads would) must give identical bits */
+    /* the same columns split into random ranges (as threads would; whole tiles for tiled
+     * weights) must give identical bits */
+    const size_t step = a.tiled ? GLLM_TILE_ROWS : 1;
     a.y = y2;
     for (size_t j0 = 0; j0 < s.n;) {
-        size_t j1 = j0 + 1 + (size_t)(rnd() % (s.n - j0));
+        size_t j1 = j0 + step * (1 + (size_t)(rnd() % ((s.n - j0) / step)));
         fn(&a, j0, j1, scratch);
         j0 = j1;
+    }
+    /* gemm packs tiled weights into the same panels: the same bits */
+    if (op == GLLM_OP_GEMM && tr->int8_path && s.n % GLLM_TILE_ROWS == 0) {
+        float *y3 = malloc(s.m * s.n * sizeof(float));
+        wt = malloc(s.n * row);
+        gllm_cpu_tile(t, w, wt, s.n, s.k);
+        gllm_matmul_args at = a;
+        at.w = wt, at.tiled = 1, at.y = y3;
+        fn(&at, 0, s.n, scratch);
+        const int same = !memcmp(y, y3, s.m * s.n * sizeof(float));
+        free(y3);
+        if (!same) {
+            free(w), free(wt), free(x), free(bias), free(y), free(y2), free(ref), free(mag), free(xq), free(scratch);
+            return fail(msg, len, "m=%zu n=%zu k=%zu: gemm over tiled weights differs from the rows", s.m, s.n, s.k);
+        }
     }
     gllm_ref_matmul(t, w, row, x, a.bias, ref, s.m, s.n, s.k);
     gllm_ref_matmul_abs(t, w, row, x, mag, s.m, s.n, s.k);
@@ -102,7 +128,7 @@ static int check_matmul(int op, gllm_dtype t, const gllm_kernel_table *kt, shape
             rc = fail(msg, len, "m=%zu n=%zu k=%zu: y[%zu][%zu] differs when the columns are split (%.9g vs %.9g)",
                       s.m, s.n, s.k, i / s.n, i % s.n, y[i], y2[i]);
     }
-    free(w), free(x), free(bias), free(y), free(y2), free(ref), free(mag), free(xq), free(scratch);
+    free(w), free(wt), free(x), free(bias), free(y), free(y2), free(ref), free(mag), free(xq), free(scratch);
     return rc;
 }
 
@@ -417,8 +443,11 @@ int gllm_check_kernel(int op, gllm_dtype t, gllm_isa_id isa, int quick, char *ms
             rc = op == GLLM_OP_QUANTIZE ? check_quantize(t, kt, ks[i], msg, len) : check_dequantize(t, kt, ks[i], msg, len);
         return rc;
     }
-    const shape *sh = op == GLLM_OP_GEMV ? gemv_shapes : gemm_shapes, *odd = op == GLLM_OP_GEMV ? gemv_odd_k : gemm_odd_k;
-    const size_t ns = op == GLLM_OP_GEMV ? sizeof gemv_shapes / sizeof *sh : sizeof gemm_shapes / sizeof *sh;
+    const shape *sh = op == GLLM_OP_GEMV ? gemv_shapes : op == GLLM_OP_GEMV_TILED ? tiled_shapes : gemm_shapes;
+    const shape *odd = op == GLLM_OP_GEMV ? gemv_odd_k : gemm_odd_k;
+    const size_t ns = op == GLLM_OP_GEMV         ? sizeof gemv_shapes / sizeof *sh
+                      : op == GLLM_OP_GEMV_TILED ? sizeof tiled_shapes / sizeof *sh
+                                                 : sizeof gemm_shapes / sizeof *sh;
     int rc = CASE_PASS;
     for (size_t i = 0; i < ns && rc == CASE_PASS; i++) {
         if (quick && sh[i].m * sh[i].n * sh[i].k > 400000) continue;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include "core/dispatch.h"
 #include "core/dtype_traits.h"
+#include "cpu/matmul.h"
 #include "gguf_writer.h"
 #include "model/llama.h"
 
@@ -29,10 +30,10 @@ static void check_tol(const char *arch, gllm_dtype t, double rel) {
     double *ref = malloc(N * VOCAB * 8);
     gllm_ref_llama(&m, tok, N, ref);
     gllm_kv_pool p;
-    gllm_kv_seq s, s1;
+    gllm_kv_seq s, s1, s2;
     cr_assert_eq(gllm_kv_pool_init(&p, GLLM_DTYPE_F32, LAYERS, NKV, HD, 16, 16), GLLM_OK);
-    gllm_kv_seq_init(&s, &p, CTX), gllm_kv_seq_init(&s1, &p, CTX);
-    gllm_kv_reserve(&p, &s, 32), gllm_kv_reserve(&p, &s1, 32);
+    gllm_kv_seq_init(&s, &p, CTX), gllm_kv_seq_init(&s1, &p, CTX), gllm_kv_seq_init(&s2, &p, CTX);
+    gllm_kv_reserve(&p, &s, 32), gllm_kv_reserve(&p, &s1, 32), gllm_kv_reserve(&p, &s2, 32);
     float *lg = malloc(N * VOCAB * 4), *one = malloc(VOCAB * 4);
     float lg_dummy[1];
     (void)lg_dummy;
@@ -52,7 +53,22 @@ static void check_tol(const char *arch, gllm_dtype t, double rel) {
     for (size_t v = 0; v < VOCAB; v++)
         cr_assert(fabs(one[v] - lg[(N - 1) * VOCAB + v]) <= rel * scale + 1e-6, "%s %s: incremental logit %zu: %.7g vs %.7g",
                   arch, gllm_dtype_name(t), v, one[v], lg[(N - 1) * VOCAB + v]);
-    gllm_kv_seq_release(&p, &s), gllm_kv_seq_release(&p, &s1), gllm_kv_pool_free(&p);
+    /* the plan over tiled weights (the generator's, where this ISA has a tiled gemv for t):
+     * a prefill (gemm unpacking the tiles) and then decode steps (gemv_tiled), against the reference */
+    gllm_plan tp;
+    void *arena;
+    cr_assert_eq(gllm_cpu_plan_tile(&m.plan, &tp, &arena), GLLM_OK, "%s", gllm_last_error());
+    size_t tiled = 0;
+    for (size_t i = 0; i < tp.n_steps; i++) tiled += tp.steps[i].tiled || tp.steps[i].qkv.tiled;
+    cr_assert_eq(tiled, gllm_cpu_tileable(t, DIM) ? 4 * LAYERS : 0, "%s: %zu steps tiled", gllm_dtype_name(t), tiled);
+    cr_assert_eq(gllm_llama_forward_plan(&m, &tp, &p, &s2, tok, N - 3, NULL, NULL, 0, one), GLLM_OK);
+    for (int i = N - 3; i < N; i++)
+        cr_assert_eq(gllm_llama_forward_plan(&m, &tp, &p, &s2, &tok[i], 1, NULL, NULL, 0, one), GLLM_OK);
+    for (size_t v = 0; v < VOCAB; v++)
+        cr_assert(fabs(one[v] - ref[(N - 1) * VOCAB + v]) <= tol, "%s %s, tiled: logit %zu: %.7g vs reference %.7g",
+                  arch, gllm_dtype_name(t), v, one[v], ref[(N - 1) * VOCAB + v]);
+    gllm_cpu_plan_tile_free(&tp, arena);
+    gllm_kv_seq_release(&p, &s), gllm_kv_seq_release(&p, &s1), gllm_kv_seq_release(&p, &s2), gllm_kv_pool_free(&p);
     free(ref), free(lg), free(one);
     gllm_llama_free(&m);
     gllm_gguf_close(&g);

@@ -45,6 +45,8 @@ struct gllm_generator {
     float *logits; /* max_rows x vocab, the logits handle's storage */
     gllm_logits view;
     gllm_sampler sampler;
+    gllm_plan plan;    /* CPU: the model's plan over tiled weights (gllm_cpu_plan_tile) */
+    void *tiled;
     gllm_cuda_model cm; /* CUDA: the model on the device, its logits and sampler */
     CUdeviceptr dlogits;
     gllm_cuda_sampler dsampler;
@@ -209,6 +211,7 @@ gllm_status gllm_generator_upload(gllm_backend *b, const gllm_model *m, size_t m
         g->logits = malloc(g->max_rows * l->vocab * sizeof(float));
         s = g->logits ? gllm_sampler_init(&g->sampler, l->vocab, MAX_HISTORY)
                       : gllm_fail(GLLM_E_OUT_OF_MEMORY, "generator: no memory for the logits");
+        if (s == GLLM_OK) s = gllm_cpu_plan_tile(&l->plan, &g->plan, &g->tiled);
     }
     if (s != GLLM_OK) return gllm_generator_free(g), s;
     *out = g;
@@ -224,6 +227,7 @@ void gllm_generator_free(gllm_generator *g) {
         gllm_cuda_leave(&g->b->gpu);
     }
     gllm_sampler_free(&g->sampler);
+    if (g->plan.steps) gllm_cpu_plan_tile_free(&g->plan, g->tiled);
     free(g->logits);
     free(g);
 }
@@ -346,7 +350,7 @@ static gllm_status run_step(gllm_generator *g, gllm_kv_cache *kv, int seq, const
         if (st == GLLM_OK) s->len += n;
         return st;
     }
-    return gllm_llama_forward(&g->m->llama, &kv->pool, s, tokens, n, topo ? topo->position : NULL, tree ? topo->parent : NULL,
+    return gllm_llama_forward_plan(&g->m->llama, &g->plan, &kv->pool, s, tokens, n, topo ? topo->position : NULL, tree ? topo->parent : NULL,
                               tree, g->logits + row0 * g->m->llama.vocab);
 }
 

@@ -88,7 +88,7 @@ gllm_status gllm_matmul(gllm_dtype wt, const void *w, const float *x, const floa
         overlap(y, ybytes, bias, n * sizeof(float)))
         return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_matmul: y overlaps w, x or bias");
 
-    return gllm_cpu_matmul(wt, w, x, bias, y, m, n, k);
+    return gllm_cpu_matmul(wt, 0, w, x, bias, y, m, n, k);
 }
 
 typedef struct {

@@ -40,7 +40,7 @@ static void ffn_task(void *ctx, size_t task, void *scratch) {
     }
 }
 
-gllm_status gllm_cpu_ffn_up(gllm_ffn_kind kind, gllm_dtype t, const void *w_gate, const float *b_gate,
+gllm_status gllm_cpu_ffn_up(gllm_ffn_kind kind, gllm_dtype t, int tiled, const void *w_gate, const float *b_gate,
                             const void *w_up, const float *b_up, const float *x, float *y, size_t m, size_t n,
                             size_t k) {
     gllm_status st = gllm_ensure_init();
@@ -49,8 +49,9 @@ gllm_status gllm_cpu_ffn_up(gllm_ffn_kind kind, gllm_dtype t, const void *w_gate
         return gllm_fail(GLLM_E_INVALID_ARGUMENT, "ffn: NULL or empty input");
     if ((unsigned)t >= GLLM_DTYPE_COUNT || k % (size_t)gllm_dtype_traits_table[t].block)
         return gllm_fail(GLLM_E_INVALID_ARGUMENT, "ffn: dtype %d with k=%zu", (int)t, k);
-    ffn_job j = {.kind = kind, .fn = gllm_cpu_matmul_kernel(t, m), .row_bytes = gllm_row_bytes(t, k), .n = n, .y = y};
-    j.gate = (gllm_matmul_args){.w = w_gate, .w_row_bytes = j.row_bytes, .x = x, .ldx = k, .bias = b_gate, .m = m, .k = k};
+    ffn_job j = {.kind = kind, .fn = gllm_cpu_matmul_kernel(t, m, tiled), .row_bytes = gllm_row_bytes(t, k), .n = n, .y = y};
+    j.gate = (gllm_matmul_args){.w = w_gate, .w_row_bytes = j.row_bytes, .x = x, .ldx = k, .bias = b_gate, .m = m, .k = k,
+                                .tiled = tiled};
     j.up = j.gate;
     j.up.w = w_up, j.up.bias = b_up;
     const size_t mark = gllm_ws_mark();
@@ -101,7 +102,7 @@ gllm_status gllm_cpu_qkv(const gllm_qkv_weights *w, const float *x, size_t m, si
         return gllm_fail(GLLM_E_OUT_OF_MEMORY, "qkv: no memory for %zu tokens", m);
     }
     if (xq) gllm_cpu_act_quant(x, m, k, xq); /* once, for the three projections */
-    qkv_job j = {.fn = gllm_cpu_matmul_kernel(t, m)};
+    qkv_job j = {.fn = gllm_cpu_matmul_kernel(t, m, w->tiled)};
     const void *ws[3] = {w->wq, w->wk, w->wv};
     const float *bs[3] = {w->bq, w->bk, w->bv};
     float *ys[3] = {q, kout, v};
@@ -109,7 +110,8 @@ gllm_status gllm_cpu_qkv(const gllm_qkv_weights *w, const float *x, size_t m, si
     size_t total = 0;
     for (int i = 0; i < 3; i++) {
         j.mm[i] = (gllm_matmul_args){.w = ws[i], .w_row_bytes = gllm_row_bytes(t, k), .x = x, .ldx = k, .xq = xq,
-                                     .bias = bs[i], .y = ys[i], .ldy = ns[i], .m = m, .n = ns[i], .k = k};
+                                     .bias = bs[i], .y = ys[i], .ldy = ns[i], .m = m, .n = ns[i], .k = k,
+                                     .tiled = w->tiled};
         j.chunk[i] = gllm_cpu_matmul_chunk(m, ns[i], k);
         j.tasks[i] = (ns[i] + j.chunk[i] - 1) / j.chunk[i];
         total += j.tasks[i];

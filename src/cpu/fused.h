@@ -12,7 +12,7 @@ typedef enum {
 /* y[m][n] from x[m][k], computed 64 columns at a time in one pool pass: a chunk's
  * gate and up tiles stay in the thread's buffer and the activation is applied
  * before the chunk is stored (no m x n intermediates). */
-gllm_status gllm_cpu_ffn_up(gllm_ffn_kind kind, gllm_dtype t, const void *w_gate, const float *b_gate,
+gllm_status gllm_cpu_ffn_up(gllm_ffn_kind kind, gllm_dtype t, int tiled, const void *w_gate, const float *b_gate,
                             const void *w_up, const float *b_up, const float *x, float *y, size_t m, size_t n,
                             size_t k);
 
@@ -20,6 +20,7 @@ gllm_status gllm_cpu_ffn_up(gllm_ffn_kind kind, gllm_dtype t, const void *w_gate
  * fused [q | k | v] matrix (gllm_qkv_fused): either way three independent matmuls. */
 typedef struct {
     gllm_dtype dtype;
+    int tiled; /* the three in the tiled layout (gllm_cpu_tile) */
     const void *wq, *wk, *wv;
     const float *bq, *bk, *bv; /* optional (Qwen2) */
     const float *q_norm, *k_norm; /* optional per-head RMSNorm weights (Qwen3 QK-norm), head_dim each */

@@ -1,5 +1,6 @@
 #include "cpu/matmul.h"
 #include <stdlib.h>
+#include <string.h>
 #include "core/dispatch.h"
 #include "core/dtype_traits.h"
 #include "core/error.h"
@@ -23,8 +24,26 @@ void gllm_cpu_act_quant(const float *x, size_t m, size_t k, gllm_q8x *xq) {
     gllm_pool_run(m, act_quant_task, &j);
 }
 
-gllm_matmul_fn gllm_cpu_matmul_kernel(gllm_dtype t, size_t m) {
-    return m == 1 ? gllm_kernels()->gemv[t] : gllm_kernels()->gemm[t];
+gllm_matmul_fn gllm_cpu_matmul_kernel(gllm_dtype t, size_t m, int tiled) {
+    return m > 1 ? gllm_kernels()->gemm[t] : tiled ? gllm_kernels()->gemv_tiled[t] : gllm_kernels()->gemv[t];
+}
+
+int gllm_cpu_tileable(gllm_dtype t, size_t n) {
+    return gllm_ensure_init() == GLLM_OK && gllm_kernels()->gemv_tiled[t] && n % GLLM_TILE_ROWS == 0;
+}
+
+void gllm_cpu_tile(gllm_dtype t, const void *w, void *dst, size_t n, size_t k) {
+    const gllm_dtype_traits *tr = &gllm_dtype_traits_table[t];
+    const size_t bb = (size_t)tr->block_bytes, qb = 4 * (size_t)tr->bits, nf = (bb - qb) / 2, nb = k / 32, row = nb * bb;
+    for (size_t j = 0; j < n; j += GLLM_TILE_ROWS)
+        for (size_t b = 0; b < nb; b++) {
+            uint8_t *o = (uint8_t *)dst + j * row + b * GLLM_TILE_ROWS * bb;
+            for (size_t l = 0; l < GLLM_TILE_ROWS; l++) {
+                const uint8_t *blk = (const uint8_t *)w + (j + l) * row + b * bb;
+                for (size_t f = 0; f < nf; f++) memcpy(o + 16 * qb + 32 * f + 2 * l, blk + 2 * f, 2);
+                for (size_t g = 0; g < qb / 4; g++) memcpy(o + 64 * g + 4 * l, blk + 2 * nf + 4 * g, 4);
+            }
+        }
 }
 
 size_t gllm_cpu_matmul_chunk(size_t m, size_t n, size_t k) {
@@ -47,11 +66,11 @@ static void matmul_task(void *ctx, size_t task, void *scratch) {
     j->fn(&j->args, j0, j1, scratch);
 }
 
-gllm_status gllm_cpu_matmul(gllm_dtype t, const void *w, const float *x, const float *bias, float *y, size_t m,
-                            size_t n, size_t k) {
-    mm_job j = {.fn = gllm_cpu_matmul_kernel(t, m),
+gllm_status gllm_cpu_matmul(gllm_dtype t, int tiled, const void *w, const float *x, const float *bias, float *y,
+                            size_t m, size_t n, size_t k) {
+    mm_job j = {.fn = gllm_cpu_matmul_kernel(t, m, tiled),
                 .args = {.w = w, .w_row_bytes = gllm_row_bytes(t, k), .x = x, .ldx = k, .bias = bias, .y = y, .ldy = n,
-                         .m = m, .n = n, .k = k},
+                         .m = m, .n = n, .k = k, .tiled = tiled},
                 .chunk = gllm_cpu_matmul_chunk(m, n, k)};
     const size_t mark = gllm_ws_mark();
     if (gllm_dtype_traits_table[t].int8_path) {

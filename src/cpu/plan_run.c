@@ -1,8 +1,10 @@
 /* The CPU backend's plan runner: steps in order, each on the pool through the dispatched
  * kernels; buffers from the thread's workspace (nothing allocated in steady state). */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include "core/dispatch.h"
+#include "core/dtype_traits.h"
 #include "core/error.h"
 #include "core/workspace.h"
 #include "cpu/attention.h"
@@ -47,17 +49,17 @@ gllm_status gllm_cpu_plan_run(const gllm_plan *p, size_t first, size_t last, con
                                     parent, p->scale, out);
             break;
         case STEP_MATMUL:
-            st = gllm_cpu_matmul(t->dtype, t->w, in, t->b, out, n, t->n, t->k);
+            st = gllm_cpu_matmul(t->dtype, t->tiled, t->w, in, t->b, out, n, t->n, t->k);
             break;
         case STEP_ADD:
             kt->add(out, in, out, n * t->k);
             break;
         case STEP_FFN_UP:
-            st = gllm_cpu_ffn_up(t->ffn, t->dtype, t->w, NULL, t->w2, NULL, in, out, n, t->n, t->k);
+            st = gllm_cpu_ffn_up(t->ffn, t->dtype, t->tiled, t->w, NULL, t->w2, NULL, in, out, n, t->n, t->k);
             break;
         case STEP_HEAD: {
             const size_t from = all ? 0 : n - 1;
-            st = gllm_cpu_matmul(t->dtype, t->w, in + from * t->k, NULL, logits, n - from, t->n, t->k);
+            st = gllm_cpu_matmul(t->dtype, t->tiled, t->w, in + from * t->k, NULL, logits, n - from, t->n, t->k);
             break;
         }
         }
@@ -65,4 +67,59 @@ gllm_status gllm_cpu_plan_run(const gllm_plan *p, size_t first, size_t last, con
     if (x_out && st == GLLM_OK) memcpy(x_out, buf[BUF_X], n * p->width[BUF_X] * sizeof(float));
     gllm_ws_release(mark);
     return st;
+}
+
+/* the weight matrices of step t that tiling concerns: pointers to its weight slots and their rows */
+static size_t step_weights(const gllm_plan *p, gllm_step *t, const void ***w, size_t *rows) {
+    switch (t->kind) {
+    case STEP_MATMUL: w[0] = &t->w, rows[0] = t->n; return 1;
+    case STEP_FFN_UP: w[0] = &t->w, w[1] = &t->w2, rows[0] = rows[1] = t->n; return t->w2 ? 2 : 1;
+    case STEP_QKV_ROPE:
+        w[0] = &t->qkv.wq, w[1] = &t->qkv.wk, w[2] = &t->qkv.wv;
+        rows[0] = p->width[BUF_Q], rows[1] = rows[2] = t->n;
+        return 3;
+    default: return 0;
+    }
+}
+
+static gllm_dtype step_dtype(const gllm_step *t) { return t->kind == STEP_QKV_ROPE ? t->qkv.dtype : t->dtype; }
+
+#define TILE_ALIGN(x) (((x) + 63) / 64 * 64)
+
+gllm_status gllm_cpu_plan_tile(const gllm_plan *p, gllm_plan *out, void **arena) {
+    *out = *p, *arena = NULL;
+    if (!(out->steps = malloc(p->n_steps * sizeof *p->steps))) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "plan: no memory");
+    memcpy(out->steps, p->steps, p->n_steps * sizeof *p->steps);
+    out->cap = p->n_steps;
+    size_t total = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        size_t at = 0;
+        for (size_t i = 0; i < out->n_steps; i++) {
+            gllm_step *t = &out->steps[i];
+            const void **w[3];
+            size_t rows[3], nw = step_weights(p, t, w, rows), ok = nw > 0;
+            for (size_t q = 0; q < nw; q++) ok &= gllm_cpu_tileable(step_dtype(t), rows[q]);
+            for (size_t q = 0; ok && q < nw; q++) {
+                const size_t bytes = rows[q] * gllm_row_bytes(step_dtype(t), t->k);
+                if (pass) {
+                    gllm_cpu_tile(step_dtype(t), *w[q], (char *)*arena + at, rows[q], t->k);
+                    *w[q] = (char *)*arena + at;
+                }
+                at += TILE_ALIGN(bytes);
+            }
+            if (ok && pass) t->kind == STEP_QKV_ROPE ? (t->qkv.tiled = 1) : (t->tiled = 1);
+        }
+        total = at;
+        if (!pass && total && !(*arena = aligned_alloc(64, total))) {
+            free(out->steps), out->steps = NULL;
+            return gllm_fail(GLLM_E_OUT_OF_MEMORY, "plan: no memory for %zu bytes of tiled weights", total);
+        }
+        if (!total) break;
+    }
+    return GLLM_OK;
+}
+
+void gllm_cpu_plan_tile_free(gllm_plan *out, void *arena) {
+    free(out->steps), free(arena);
+    memset(out, 0, sizeof *out);
 }

@@ -275,13 +275,13 @@ static gllm_status encode(gllm_bert *m, const int32_t *const *seqs, const size_t
                 st = gllm_cpu_attention(&m->kv, &m->kv_seq, 0, q + r * d, lens[i], m->n_heads, 0, GLLM_MASK_NONE, NULL, scale,
                                         a + r * d);
         }
-        if (st != GLLM_OK || (st = gllm_cpu_matmul(m->mdt, L->wo, a, L->bo, h, rows, d, d))) break;
+        if (st != GLLM_OK || (st = gllm_cpu_matmul(m->mdt, 0, L->wo, a, L->bo, h, rows, d, d))) break;
         for (size_t r = 0; r < rows; r++) {
             kt->add(x + r * d, h + r * d, x + r * d, d);
             kt->layernorm(x + r * d, L->ln1_w, L->ln1_b, x + r * d, d, m->eps);
         }
-        if ((st = gllm_cpu_ffn_up(GLLM_FFN_GELU, m->mdt, L->wi, L->bi, NULL, NULL, x, f, rows, m->ffn, d)) ||
-            (st = gllm_cpu_matmul(m->mdt, L->wd, f, L->bd, h, rows, d, m->ffn)))
+        if ((st = gllm_cpu_ffn_up(GLLM_FFN_GELU, m->mdt, 0, L->wi, L->bi, NULL, NULL, x, f, rows, m->ffn, d)) ||
+            (st = gllm_cpu_matmul(m->mdt, 0, L->wd, f, L->bd, h, rows, d, m->ffn)))
             break;
         for (size_t r = 0; r < rows; r++) {
             kt->add(x + r * d, h + r * d, x + r * d, d);
@@ -338,9 +338,9 @@ gllm_status gllm_bert_rerank(gllm_bert *m, const int32_t *const *seqs, const siz
     if (!x || !cls || !pooled || !logit || !ids) st = gllm_fail(GLLM_E_OUT_OF_MEMORY, "rerank: no memory for %zu tokens", rows);
     if (st == GLLM_OK) st = encode(m, seqs, lens, n_seq, 1, x, ids);
     for (size_t i = 0, r = 0; i < n_seq && st == GLLM_OK; r += lens[i], i++) memcpy(cls + i * d, x + r * d, d * 4);
-    if (st == GLLM_OK) st = gllm_cpu_matmul(m->hdt, m->pool_w, cls, m->pool_b, pooled, n_seq, d, d);
+    if (st == GLLM_OK) st = gllm_cpu_matmul(m->hdt, 0, m->pool_w, cls, m->pool_b, pooled, n_seq, d, d);
     for (size_t i = 0; i < n_seq * d && st == GLLM_OK; i++) pooled[i] = tanhf(pooled[i]);
-    if (st == GLLM_OK) st = gllm_cpu_matmul(m->hdt, m->cls_w, pooled, m->cls_b, logit, n_seq, m->n_labels, d);
+    if (st == GLLM_OK) st = gllm_cpu_matmul(m->hdt, 0, m->cls_w, pooled, m->cls_b, logit, n_seq, m->n_labels, d);
     for (size_t i = 0; i < n_seq && st == GLLM_OK; i++) scores[i] = logit[i * m->n_labels];
     gllm_ws_release(mark);
     return st;

@@ -147,7 +147,7 @@ static gllm_status record(gllm_llama *m) {
         p->layer_steps[l][0] = p->n_steps;
         const gllm_step attn[] = {
             {.kind = STEP_RMSNORM, .in = BUF_X, .out = BUF_H, .b = F32(L->attn_norm), .k = d},
-            {.kind = STEP_QKV_ROPE, .layer = l, .in = BUF_H, .out = BUF_Q, .qkv = w, .k = d},
+            {.kind = STEP_QKV_ROPE, .layer = l, .in = BUF_H, .out = BUF_Q, .qkv = w, .n = m->n_kv_heads * m->head_dim, .k = d},
             {.kind = STEP_ATTN, .layer = l, .in = BUF_Q, .out = BUF_A},
             {.kind = STEP_MATMUL, .in = BUF_A, .out = BUF_H, .dtype = L->wo->dtype, .w = L->wo->data, .n = d, .k = q},
             {.kind = STEP_ADD, .in = BUF_H, .out = BUF_X, .k = d}};
@@ -171,7 +171,14 @@ static gllm_status record(gllm_llama *m) {
 
 gllm_status gllm_llama_forward(const gllm_llama *m, const gllm_kv_pool *p, gllm_kv_seq *s, const int32_t *tokens,
                                size_t n, const int32_t *position, const int32_t *parent, int all, float *logits) {
-    if (!m || !p || !s || !tokens || !n || !logits) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: NULL or empty input");
+    return m ? gllm_llama_forward_plan(m, &m->plan, p, s, tokens, n, position, parent, all, logits)
+             : gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: NULL model");
+}
+
+gllm_status gllm_llama_forward_plan(const gllm_llama *m, const gllm_plan *plan, const gllm_kv_pool *p, gllm_kv_seq *s,
+                                    const int32_t *tokens, size_t n, const int32_t *position, const int32_t *parent, int all,
+                                    float *logits) {
+    if (!m || !plan || !p || !s || !tokens || !n || !logits) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: NULL or empty input");
     const size_t prefix = s->len;
     if (prefix + n > m->ctx) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: %zu positions exceed the context of %zu", prefix + n, m->ctx);
     if (prefix + n > s->n_pages * p->page_size)
@@ -179,7 +186,7 @@ gllm_status gllm_llama_forward(const gllm_llama *m, const gllm_kv_pool *p, gllm_
     for (size_t i = 0; position && i < n; i++)
         if (position[i] < 0 || (size_t)position[i] >= m->ctx)
             return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: position %d of token %zu outside the context of %zu", position[i], i, m->ctx);
-    gllm_status st = gllm_cpu_plan_run(&m->plan, 0, m->plan.n_steps, p, s, tokens, n, position, parent, NULL, NULL, all, logits);
+    gllm_status st = gllm_cpu_plan_run(plan, 0, plan->n_steps, p, s, tokens, n, position, parent, NULL, NULL, all, logits);
     if (st == GLLM_OK) s->len = prefix + n;
     return st;
 }

@@ -33,6 +33,10 @@ void gllm_llama_free(gllm_llama *m);
  * NULL for a causal continuation. logits: the last token's row (all = 0) or every row (all = 1). */
 gllm_status gllm_llama_forward(const gllm_llama *m, const gllm_kv_pool *p, gllm_kv_seq *s, const int32_t *tokens,
                                size_t n, const int32_t *pos, const int32_t *parent, int all, float *logits);
+/* the same through a copy of the model's plan (gllm_cpu_plan_tile) */
+gllm_status gllm_llama_forward_plan(const gllm_llama *m, const gllm_plan *plan, const gllm_kv_pool *p, gllm_kv_seq *s,
+                                    const int32_t *tokens, size_t n, const int32_t *pos, const int32_t *parent, int all,
+                                    float *logits);
 /* the final norm and the output projection: logits[n][vocab] from hidden states x[n][dim] */
 gllm_status gllm_llama_head(const gllm_llama *m, const float *x, size_t n, float *logits);
 /* one layer's attention (ffn = 0: x += attn(norm(x)), causal over positions 0 .. n-1 with a

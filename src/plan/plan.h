@@ -27,8 +27,9 @@ typedef struct {
     int in, out;   /* buffers */
     gllm_dtype dtype;
     const void *w, *w2; /* weights (MATMUL, EMBED, HEAD; FFN_UP: gate and up) */
+    int tiled;          /* w (and w2) in the tiled layout (gllm_cpu_plan_tile) */
     const float *b;     /* bias, or the RMSNORM weight */
-    size_t n, k;        /* output and input width (MATMUL, FFN_UP, EMBED: vocab and dim) */
+    size_t n, k;        /* output and input width (MATMUL, FFN_UP, EMBED: vocab and dim; QKV_ROPE: K and V rows) */
     gllm_ffn_kind ffn;
     gllm_qkv_weights qkv;
 } gllm_step;
@@ -54,6 +55,13 @@ void gllm_plan_free(gllm_plan *p);
  * s->len + i; parent NULL = causal); x_in: the BUF_X contents when the plan does not start with
  * an embedding (L2 blocks), else NULL; x_out: where BUF_X goes at the end (or NULL); logits:
  * the HEAD rows (all, or the last one) */
+/* A copy of plan p whose projection weights (MATMUL, FFN_UP, QKV_ROPE; not the embedding
+ * or the head) are copied tiled into *arena (one allocation), where this ISA has a tiled gemv
+ * for them (gllm_cpu_tileable): the decode path then streams each weight tile in order. The
+ * copy shares p's layer table and owns its steps; gllm_cpu_plan_tile_free releases both. */
+gllm_status gllm_cpu_plan_tile(const gllm_plan *p, gllm_plan *out, void **arena);
+void gllm_cpu_plan_tile_free(gllm_plan *out, void *arena);
+
 gllm_status gllm_cpu_plan_run(const gllm_plan *p, size_t first, size_t last, const gllm_kv_pool *pool,
                               gllm_kv_seq *s, const int32_t *tokens, size_t n, const int32_t *pos,
                               const int32_t *parent, const float *x_in, float *x_out, int all, float *logits);
