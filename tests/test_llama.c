@@ -57,7 +57,7 @@ static void check_tol(const char *arch, gllm_dtype t, double rel) {
      * a prefill (gemm unpacking the tiles) and then decode steps (gemv_tiled), against the reference */
     gllm_plan tp;
     void *arena;
-    cr_assert_eq(gllm_cpu_plan_tile(&m.plan, &tp, &arena), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_cpu_plan_tile(&m.plan, NULL, 0, &tp, &arena), GLLM_OK, "%s", gllm_last_error());
     size_t tiled = 0;
     for (size_t i = 0; i < tp.n_steps; i++) tiled += tp.steps[i].tiled || tp.steps[i].qkv.tiled;
     cr_assert_eq(tiled, gllm_cpu_tileable(t, DIM) ? 4 * LAYERS : 0, "%s: %zu steps tiled", gllm_dtype_name(t), tiled);

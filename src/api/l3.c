@@ -211,7 +211,8 @@ gllm_status gllm_generator_upload(gllm_backend *b, const gllm_model *m, size_t m
         g->logits = malloc(g->max_rows * l->vocab * sizeof(float));
         s = g->logits ? gllm_sampler_init(&g->sampler, l->vocab, MAX_HISTORY)
                       : gllm_fail(GLLM_E_OUT_OF_MEMORY, "generator: no memory for the logits");
-        if (s == GLLM_OK) s = gllm_cpu_plan_tile(&l->plan, &g->plan, &g->tiled);
+        if (s == GLLM_OK)
+            s = gllm_cpu_plan_tile(&l->plan, m->gguf.mapped ? m->gguf.base : NULL, m->gguf.size, &g->plan, &g->tiled);
     }
     if (s != GLLM_OK) return gllm_generator_free(g), s;
     *out = g;

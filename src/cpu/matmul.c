@@ -32,18 +32,33 @@ int gllm_cpu_tileable(gllm_dtype t, size_t n) {
     return gllm_ensure_init() == GLLM_OK && gllm_kernels()->gemv_tiled[t] && n % GLLM_TILE_ROWS == 0;
 }
 
-void gllm_cpu_tile(gllm_dtype t, const void *w, void *dst, size_t n, size_t k) {
-    const gllm_dtype_traits *tr = &gllm_dtype_traits_table[t];
-    const size_t bb = (size_t)tr->block_bytes, qb = 4 * (size_t)tr->bits, nf = (bb - qb) / 2, nb = k / 32, row = nb * bb;
-    for (size_t j = 0; j < n; j += GLLM_TILE_ROWS)
-        for (size_t b = 0; b < nb; b++) {
-            uint8_t *o = (uint8_t *)dst + j * row + b * GLLM_TILE_ROWS * bb;
-            for (size_t l = 0; l < GLLM_TILE_ROWS; l++) {
-                const uint8_t *blk = (const uint8_t *)w + (j + l) * row + b * bb;
-                for (size_t f = 0; f < nf; f++) memcpy(o + 16 * qb + 32 * f + 2 * l, blk + 2 * f, 2);
-                for (size_t g = 0; g < qb / 4; g++) memcpy(o + 64 * g + 4 * l, blk + 2 * nf + 4 * g, 4);
-            }
+typedef struct {
+    gllm_dtype t;
+    const void *w;
+    void *dst;
+    size_t k;
+} tile_job;
+
+/* one tile of 16 rows: per block, the code groups row by row, then each f16 field */
+static void tile_task(void *ctx, size_t tile, void *scratch) {
+    (void)scratch;
+    const tile_job *c = ctx;
+    const gllm_dtype_traits *tr = &gllm_dtype_traits_table[c->t];
+    const size_t bb = (size_t)tr->block_bytes, qb = 4 * (size_t)tr->bits, nf = (bb - qb) / 2, nb = c->k / 32, row = nb * bb;
+    const size_t j = tile * GLLM_TILE_ROWS;
+    for (size_t b = 0; b < nb; b++) {
+        uint8_t *o = (uint8_t *)c->dst + j * row + b * GLLM_TILE_ROWS * bb;
+        for (size_t l = 0; l < GLLM_TILE_ROWS; l++) {
+            const uint8_t *blk = (const uint8_t *)c->w + (j + l) * row + b * bb;
+            for (size_t f = 0; f < nf; f++) memcpy(o + 16 * qb + 32 * f + 2 * l, blk + 2 * f, 2);
+            for (size_t g = 0; g < qb / 4; g++) memcpy(o + 64 * g + 4 * l, blk + 2 * nf + 4 * g, 4);
         }
+    }
+}
+
+void gllm_cpu_tile(gllm_dtype t, const void *w, void *dst, size_t n, size_t k) {
+    tile_job c = {t, w, dst, k};
+    gllm_pool_run(n / GLLM_TILE_ROWS, tile_task, &c);
 }
 
 size_t gllm_cpu_matmul_chunk(size_t m, size_t n, size_t k) {

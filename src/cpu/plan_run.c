@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include "core/dispatch.h"
 #include "core/dtype_traits.h"
 #include "core/error.h"
@@ -10,6 +11,7 @@
 #include "cpu/attention.h"
 #include "cpu/embed.h"
 #include "cpu/matmul.h"
+#include "format/mapfile.h"
 #include "plan/plan.h"
 
 gllm_status gllm_cpu_plan_run(const gllm_plan *p, size_t first, size_t last, const gllm_kv_pool *pool,
@@ -85,8 +87,9 @@ static size_t step_weights(const gllm_plan *p, gllm_step *t, const void ***w, si
 static gllm_dtype step_dtype(const gllm_step *t) { return t->kind == STEP_QKV_ROPE ? t->qkv.dtype : t->dtype; }
 
 #define TILE_ALIGN(x) (((x) + 63) / 64 * 64)
+#define HUGE ((size_t)2 << 20)
 
-gllm_status gllm_cpu_plan_tile(const gllm_plan *p, gllm_plan *out, void **arena) {
+gllm_status gllm_cpu_plan_tile(const gllm_plan *p, const void *file, size_t file_size, gllm_plan *out, void **arena) {
     *out = *p, *arena = NULL;
     if (!(out->steps = malloc(p->n_steps * sizeof *p->steps))) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "plan: no memory");
     memcpy(out->steps, p->steps, p->n_steps * sizeof *p->steps);
@@ -103,6 +106,7 @@ gllm_status gllm_cpu_plan_tile(const gllm_plan *p, gllm_plan *out, void **arena)
                 const size_t bytes = rows[q] * gllm_row_bytes(step_dtype(t), t->k);
                 if (pass) {
                     gllm_cpu_tile(step_dtype(t), *w[q], (char *)*arena + at, rows[q], t->k);
+                    gllm_map_release(file, file_size, *w[q], bytes);
                     *w[q] = (char *)*arena + at;
                 }
                 at += TILE_ALIGN(bytes);
@@ -110,9 +114,15 @@ gllm_status gllm_cpu_plan_tile(const gllm_plan *p, gllm_plan *out, void **arena)
             if (ok && pass) t->kind == STEP_QKV_ROPE ? (t->qkv.tiled = 1) : (t->tiled = 1);
         }
         total = at;
-        if (!pass && total && !(*arena = aligned_alloc(64, total))) {
-            free(out->steps), out->steps = NULL;
-            return gllm_fail(GLLM_E_OUT_OF_MEMORY, "plan: no memory for %zu bytes of tiled weights", total);
+        if (!pass && total) { /* in huge pages where the system lends them: fewer faults at upload, fewer TLB misses */
+            total = (total + HUGE - 1) / HUGE * HUGE;
+            if (!(*arena = aligned_alloc(HUGE, total))) {
+                free(out->steps), out->steps = NULL;
+                return gllm_fail(GLLM_E_OUT_OF_MEMORY, "plan: no memory for %zu bytes of tiled weights", total);
+            }
+#ifdef MADV_HUGEPAGE
+            (void)madvise(*arena, total, MADV_HUGEPAGE);
+#endif
         }
         if (!total) break;
     }

@@ -1,5 +1,6 @@
 #include "format/mapfile.h"
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -51,4 +52,11 @@ int gllm_spans_overlap(const void *records, size_t n, size_t stride, size_t data
     for (size_t i = 1; i < m && !overlap; i++) overlap = s[i - 1].p + s[i - 1].n > s[i].p;
     free(s);
     return overlap;
+}
+
+void gllm_map_release(const void *data, size_t size, const void *p, size_t n) {
+    const uintptr_t lo = (uintptr_t)p, hi = lo + n, page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    if (!data || lo < (uintptr_t)data || hi > (uintptr_t)data + size) return;
+    const uintptr_t a = (lo + page - 1) / page * page, b = hi / page * page;
+    if (a < b) (void)madvise((void *)a, b - a, MADV_DONTNEED);
 }

@@ -57,9 +57,11 @@ void gllm_plan_free(gllm_plan *p);
  * the HEAD rows (all, or the last one) */
 /* A copy of plan p whose projection weights (MATMUL, FFN_UP, QKV_ROPE; not the embedding
  * or the head) are copied tiled into *arena (one allocation), where this ISA has a tiled gemv
- * for them (gllm_cpu_tileable): the decode path then streams each weight tile in order. The
- * copy shares p's layer table and owns its steps; gllm_cpu_plan_tile_free releases both. */
-gllm_status gllm_cpu_plan_tile(const gllm_plan *p, gllm_plan *out, void **arena);
+ * for them (gllm_cpu_tileable): the decode path then streams each weight tile in order. Weights
+ * inside a file mapping [file, file + file_size) (file may be NULL) give their pages back
+ * once tiled, so the process holds each weight once. The copy shares p's layer table and
+ * owns its steps; gllm_cpu_plan_tile_free releases both. */
+gllm_status gllm_cpu_plan_tile(const gllm_plan *p, const void *file, size_t file_size, gllm_plan *out, void **arena);
 void gllm_cpu_plan_tile_free(gllm_plan *out, void *arena);
 
 gllm_status gllm_cpu_plan_run(const gllm_plan *p, size_t first, size_t last, const gllm_kv_pool *pool,
