@@ -65,6 +65,7 @@ static inline gv_f32 gv_load_bf16_n(const uint16_t *p, size_t n) {
     return gv_load_bf16(t);
 }
 static inline gv_i32 gv_izero(void) { return _mm256_setzero_si256(); }
+static inline gv_i32 gv_set1_i32(int32_t a) { return _mm256_set1_epi32(a); }
 static inline __m256i gv_x4(const int8_t *x4) {
     int32_t x;
     memcpy(&x, x4, 4);

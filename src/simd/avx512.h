@@ -88,6 +88,7 @@ static inline gv_f32 gv_load_bf16_n(const uint16_t *p, size_t n) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
 }
 static inline gv_i32 gv_izero(void) { return _mm512_setzero_si512(); }
+static inline gv_i32 gv_set1_i32(int32_t a) { return _mm512_set1_epi32(a); }
 static inline gv_i32 gv_dot4_u(gv_i32 acc, const void *codes, const int8_t *x4) {
     int32_t x;
     memcpy(&x, x4, 4);

@@ -59,6 +59,7 @@ static inline gv_f32 gv_load_bf16_n(const uint16_t *p, size_t n) {
     return gv_load_bf16(t);
 }
 static inline gv_i32 gv_izero(void) { return vdupq_n_s32(0); }
+static inline gv_i32 gv_set1_i32(int32_t a) { return vdupq_n_s32(a); }
 static inline gv_i32 gv_dot4_u(gv_i32 acc, const void *codes, const int8_t *x4) {
     int32_t x;
     memcpy(&x, x4, 4);

@@ -34,6 +34,7 @@ static inline gv_f32 gv_load_bf16(const uint16_t *p) { return gllm_bf16_to_f32(*
 #define GQ_SIGNED_BIAS 0
 typedef int32_t gv_i32;
 static inline gv_i32 gv_izero(void) { return 0; }
+static inline gv_i32 gv_set1_i32(int32_t a) { return a; }
 static inline gv_i32 gv_dot4_u(gv_i32 acc, const void *codes, const int8_t *x4) {
     const uint8_t *c = (const uint8_t *)codes;
     return acc + c[0] * x4[0] + c[1] * x4[1] + c[2] * x4[2] + c[3] * x4[3];

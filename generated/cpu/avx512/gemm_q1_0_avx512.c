@@ -62,13 +62,27 @@ static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size
     }
 }
 #define PANEL_STRIDE(kl) (kl)
-typedef gllm_q8x xpanel_t; /* one block of an activation panel: MR rows */
+/* one block of an activation panel row (MR rows per block): the q8 block, and o = z*sum(qs),
+ * the offset term of the dot in integers: z = the format's integer code offset (0). The tile starts
+ * its int32 sums at o instead of 0. */
+typedef struct {
+    gllm_q8x q;
+    int32_t o;
+} xpanel_t;
+_Static_assert(MC *(KC / 32) * sizeof(xpanel_t) <= GLLM_SCRATCH_BYTES - GLLM_SCRATCH_PANELS,
+               "activation panel fits");
 
 static void pack_x(const gllm_matmul_args *a, size_t i, size_t mr, size_t kc, size_t kl,
                    xpanel_t *xp) {
     const size_t ldq = a->k / 32;
     for (size_t r = 0; r < mr; r++)
-        for (size_t b = 0; b < kl; b++) xp[b * MR + r] = a->xq[(i + r) * ldq + kc + b];
+        for (size_t b = 0; b < kl; b++) {
+            xpanel_t *e = &xp[b * MR + r];
+            e->q = a->xq[(i + r) * ldq + kc + b];
+            int32_t sum = 0;
+            for (int t = 0; t < 32; t++) sum += e->q.qs[t];
+            e->o = (0) * sum;
+        }
 }
 
 static void tile_1(const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
@@ -76,14 +90,14 @@ static void tile_1(const xpanel_t *x, size_t kl, const panel_t *p, float *y, siz
     gv_f32 c0_0 = gv_load((init ? init : y + 0 * ldy) + 0 * GV_W),
            c0_1 = gv_load((init ? init : y + 0 * ldy) + 1 * GV_W);
     for (size_t b = 0; b < kl; b++, p++, x += MR) {
-        gv_i32 s0_0 = gv_izero(), s0_1 = gv_izero();
+        gv_i32 s0_0 = gv_set1_i32(x[0].o), s0_1 = gv_set1_i32(x[0].o);
         for (int g = 0; g < 8; g++) {
-            s0_0 = gv_dot4_u(s0_0, p->codes[g][0 * GV_W], x[0].qs + 4 * g);
-            s0_1 = gv_dot4_u(s0_1, p->codes[g][1 * GV_W], x[0].qs + 4 * g);
+            s0_0 = gv_dot4_u(s0_0, p->codes[g][0 * GV_W], x[0].q.qs + 4 * g);
+            s0_1 = gv_dot4_u(s0_1, p->codes[g][1 * GV_W], x[0].q.qs + 4 * g);
         }
         const gv_f32 a0 = gv_load(p->a + 0 * GV_W), o0 = gv_load(p->c + 0 * GV_W);
         const gv_f32 a1 = gv_load(p->a + 1 * GV_W), o1 = gv_load(p->c + 1 * GV_W);
-        const gv_f32 d0 = gv_set1(x[0].d), e0 = gv_set1(x[0].s);
+        const gv_f32 d0 = gv_set1(x[0].q.d), e0 = gv_set1(x[0].q.s);
         c0_0 = gv_fma(gv_cvt_i32(s0_0), gv_mul(a0, d0), c0_0);
         c0_0 = gv_fma(o0, e0, c0_0);
         c0_1 = gv_fma(gv_cvt_i32(s0_1), gv_mul(a1, d0), c0_1);
@@ -100,22 +114,22 @@ static void tile_2(const xpanel_t *x, size_t kl, const panel_t *p, float *y, siz
     gv_f32 c1_0 = gv_load((init ? init : y + 1 * ldy) + 0 * GV_W),
            c1_1 = gv_load((init ? init : y + 1 * ldy) + 1 * GV_W);
     for (size_t b = 0; b < kl; b++, p++, x += MR) {
-        gv_i32 s0_0 = gv_izero(), s0_1 = gv_izero();
-        gv_i32 s1_0 = gv_izero(), s1_1 = gv_izero();
+        gv_i32 s0_0 = gv_set1_i32(x[0].o), s0_1 = gv_set1_i32(x[0].o);
+        gv_i32 s1_0 = gv_set1_i32(x[1].o), s1_1 = gv_set1_i32(x[1].o);
         for (int g = 0; g < 8; g++) {
-            s0_0 = gv_dot4_u(s0_0, p->codes[g][0 * GV_W], x[0].qs + 4 * g);
-            s0_1 = gv_dot4_u(s0_1, p->codes[g][1 * GV_W], x[0].qs + 4 * g);
-            s1_0 = gv_dot4_u(s1_0, p->codes[g][0 * GV_W], x[1].qs + 4 * g);
-            s1_1 = gv_dot4_u(s1_1, p->codes[g][1 * GV_W], x[1].qs + 4 * g);
+            s0_0 = gv_dot4_u(s0_0, p->codes[g][0 * GV_W], x[0].q.qs + 4 * g);
+            s0_1 = gv_dot4_u(s0_1, p->codes[g][1 * GV_W], x[0].q.qs + 4 * g);
+            s1_0 = gv_dot4_u(s1_0, p->codes[g][0 * GV_W], x[1].q.qs + 4 * g);
+            s1_1 = gv_dot4_u(s1_1, p->codes[g][1 * GV_W], x[1].q.qs + 4 * g);
         }
         const gv_f32 a0 = gv_load(p->a + 0 * GV_W), o0 = gv_load(p->c + 0 * GV_W);
         const gv_f32 a1 = gv_load(p->a + 1 * GV_W), o1 = gv_load(p->c + 1 * GV_W);
-        const gv_f32 d0 = gv_set1(x[0].d), e0 = gv_set1(x[0].s);
+        const gv_f32 d0 = gv_set1(x[0].q.d), e0 = gv_set1(x[0].q.s);
         c0_0 = gv_fma(gv_cvt_i32(s0_0), gv_mul(a0, d0), c0_0);
         c0_0 = gv_fma(o0, e0, c0_0);
         c0_1 = gv_fma(gv_cvt_i32(s0_1), gv_mul(a1, d0), c0_1);
         c0_1 = gv_fma(o1, e0, c0_1);
-        const gv_f32 d1 = gv_set1(x[1].d), e1 = gv_set1(x[1].s);
+        const gv_f32 d1 = gv_set1(x[1].q.d), e1 = gv_set1(x[1].q.s);
         c1_0 = gv_fma(gv_cvt_i32(s1_0), gv_mul(a0, d1), c1_0);
         c1_0 = gv_fma(o0, e1, c1_0);
         c1_1 = gv_fma(gv_cvt_i32(s1_1), gv_mul(a1, d1), c1_1);
@@ -136,30 +150,30 @@ static void tile_3(const xpanel_t *x, size_t kl, const panel_t *p, float *y, siz
     gv_f32 c2_0 = gv_load((init ? init : y + 2 * ldy) + 0 * GV_W),
            c2_1 = gv_load((init ? init : y + 2 * ldy) + 1 * GV_W);
     for (size_t b = 0; b < kl; b++, p++, x += MR) {
-        gv_i32 s0_0 = gv_izero(), s0_1 = gv_izero();
-        gv_i32 s1_0 = gv_izero(), s1_1 = gv_izero();
-        gv_i32 s2_0 = gv_izero(), s2_1 = gv_izero();
+        gv_i32 s0_0 = gv_set1_i32(x[0].o), s0_1 = gv_set1_i32(x[0].o);
+        gv_i32 s1_0 = gv_set1_i32(x[1].o), s1_1 = gv_set1_i32(x[1].o);
+        gv_i32 s2_0 = gv_set1_i32(x[2].o), s2_1 = gv_set1_i32(x[2].o);
         for (int g = 0; g < 8; g++) {
-            s0_0 = gv_dot4_u(s0_0, p->codes[g][0 * GV_W], x[0].qs + 4 * g);
-            s0_1 = gv_dot4_u(s0_1, p->codes[g][1 * GV_W], x[0].qs + 4 * g);
-            s1_0 = gv_dot4_u(s1_0, p->codes[g][0 * GV_W], x[1].qs + 4 * g);
-            s1_1 = gv_dot4_u(s1_1, p->codes[g][1 * GV_W], x[1].qs + 4 * g);
-            s2_0 = gv_dot4_u(s2_0, p->codes[g][0 * GV_W], x[2].qs + 4 * g);
-            s2_1 = gv_dot4_u(s2_1, p->codes[g][1 * GV_W], x[2].qs + 4 * g);
+            s0_0 = gv_dot4_u(s0_0, p->codes[g][0 * GV_W], x[0].q.qs + 4 * g);
+            s0_1 = gv_dot4_u(s0_1, p->codes[g][1 * GV_W], x[0].q.qs + 4 * g);
+            s1_0 = gv_dot4_u(s1_0, p->codes[g][0 * GV_W], x[1].q.qs + 4 * g);
+            s1_1 = gv_dot4_u(s1_1, p->codes[g][1 * GV_W], x[1].q.qs + 4 * g);
+            s2_0 = gv_dot4_u(s2_0, p->codes[g][0 * GV_W], x[2].q.qs + 4 * g);
+            s2_1 = gv_dot4_u(s2_1, p->codes[g][1 * GV_W], x[2].q.qs + 4 * g);
         }
         const gv_f32 a0 = gv_load(p->a + 0 * GV_W), o0 = gv_load(p->c + 0 * GV_W);
         const gv_f32 a1 = gv_load(p->a + 1 * GV_W), o1 = gv_load(p->c + 1 * GV_W);
-        const gv_f32 d0 = gv_set1(x[0].d), e0 = gv_set1(x[0].s);
+        const gv_f32 d0 = gv_set1(x[0].q.d), e0 = gv_set1(x[0].q.s);
         c0_0 = gv_fma(gv_cvt_i32(s0_0), gv_mul(a0, d0), c0_0);
         c0_0 = gv_fma(o0, e0, c0_0);
         c0_1 = gv_fma(gv_cvt_i32(s0_1), gv_mul(a1, d0), c0_1);
         c0_1 = gv_fma(o1, e0, c0_1);
-        const gv_f32 d1 = gv_set1(x[1].d), e1 = gv_set1(x[1].s);
+        const gv_f32 d1 = gv_set1(x[1].q.d), e1 = gv_set1(x[1].q.s);
         c1_0 = gv_fma(gv_cvt_i32(s1_0), gv_mul(a0, d1), c1_0);
         c1_0 = gv_fma(o0, e1, c1_0);
         c1_1 = gv_fma(gv_cvt_i32(s1_1), gv_mul(a1, d1), c1_1);
         c1_1 = gv_fma(o1, e1, c1_1);
-        const gv_f32 d2 = gv_set1(x[2].d), e2 = gv_set1(x[2].s);
+        const gv_f32 d2 = gv_set1(x[2].q.d), e2 = gv_set1(x[2].q.s);
         c2_0 = gv_fma(gv_cvt_i32(s2_0), gv_mul(a0, d2), c2_0);
         c2_0 = gv_fma(o0, e2, c2_0);
         c2_1 = gv_fma(gv_cvt_i32(s2_1), gv_mul(a1, d2), c2_1);
@@ -184,38 +198,38 @@ static void tile_4(const xpanel_t *x, size_t kl, const panel_t *p, float *y, siz
     gv_f32 c3_0 = gv_load((init ? init : y + 3 * ldy) + 0 * GV_W),
            c3_1 = gv_load((init ? init : y + 3 * ldy) + 1 * GV_W);
     for (size_t b = 0; b < kl; b++, p++, x += MR) {
-        gv_i32 s0_0 = gv_izero(), s0_1 = gv_izero();
-        gv_i32 s1_0 = gv_izero(), s1_1 = gv_izero();
-        gv_i32 s2_0 = gv_izero(), s2_1 = gv_izero();
-        gv_i32 s3_0 = gv_izero(), s3_1 = gv_izero();
+        gv_i32 s0_0 = gv_set1_i32(x[0].o), s0_1 = gv_set1_i32(x[0].o);
+        gv_i32 s1_0 = gv_set1_i32(x[1].o), s1_1 = gv_set1_i32(x[1].o);
+        gv_i32 s2_0 = gv_set1_i32(x[2].o), s2_1 = gv_set1_i32(x[2].o);
+        gv_i32 s3_0 = gv_set1_i32(x[3].o), s3_1 = gv_set1_i32(x[3].o);
         for (int g = 0; g < 8; g++) {
-            s0_0 = gv_dot4_u(s0_0, p->codes[g][0 * GV_W], x[0].qs + 4 * g);
-            s0_1 = gv_dot4_u(s0_1, p->codes[g][1 * GV_W], x[0].qs + 4 * g);
-            s1_0 = gv_dot4_u(s1_0, p->codes[g][0 * GV_W], x[1].qs + 4 * g);
-            s1_1 = gv_dot4_u(s1_1, p->codes[g][1 * GV_W], x[1].qs + 4 * g);
-            s2_0 = gv_dot4_u(s2_0, p->codes[g][0 * GV_W], x[2].qs + 4 * g);
-            s2_1 = gv_dot4_u(s2_1, p->codes[g][1 * GV_W], x[2].qs + 4 * g);
-            s3_0 = gv_dot4_u(s3_0, p->codes[g][0 * GV_W], x[3].qs + 4 * g);
-            s3_1 = gv_dot4_u(s3_1, p->codes[g][1 * GV_W], x[3].qs + 4 * g);
+            s0_0 = gv_dot4_u(s0_0, p->codes[g][0 * GV_W], x[0].q.qs + 4 * g);
+            s0_1 = gv_dot4_u(s0_1, p->codes[g][1 * GV_W], x[0].q.qs + 4 * g);
+            s1_0 = gv_dot4_u(s1_0, p->codes[g][0 * GV_W], x[1].q.qs + 4 * g);
+            s1_1 = gv_dot4_u(s1_1, p->codes[g][1 * GV_W], x[1].q.qs + 4 * g);
+            s2_0 = gv_dot4_u(s2_0, p->codes[g][0 * GV_W], x[2].q.qs + 4 * g);
+            s2_1 = gv_dot4_u(s2_1, p->codes[g][1 * GV_W], x[2].q.qs + 4 * g);
+            s3_0 = gv_dot4_u(s3_0, p->codes[g][0 * GV_W], x[3].q.qs + 4 * g);
+            s3_1 = gv_dot4_u(s3_1, p->codes[g][1 * GV_W], x[3].q.qs + 4 * g);
         }
         const gv_f32 a0 = gv_load(p->a + 0 * GV_W), o0 = gv_load(p->c + 0 * GV_W);
         const gv_f32 a1 = gv_load(p->a + 1 * GV_W), o1 = gv_load(p->c + 1 * GV_W);
-        const gv_f32 d0 = gv_set1(x[0].d), e0 = gv_set1(x[0].s);
+        const gv_f32 d0 = gv_set1(x[0].q.d), e0 = gv_set1(x[0].q.s);
         c0_0 = gv_fma(gv_cvt_i32(s0_0), gv_mul(a0, d0), c0_0);
         c0_0 = gv_fma(o0, e0, c0_0);
         c0_1 = gv_fma(gv_cvt_i32(s0_1), gv_mul(a1, d0), c0_1);
         c0_1 = gv_fma(o1, e0, c0_1);
-        const gv_f32 d1 = gv_set1(x[1].d), e1 = gv_set1(x[1].s);
+        const gv_f32 d1 = gv_set1(x[1].q.d), e1 = gv_set1(x[1].q.s);
         c1_0 = gv_fma(gv_cvt_i32(s1_0), gv_mul(a0, d1), c1_0);
         c1_0 = gv_fma(o0, e1, c1_0);
         c1_1 = gv_fma(gv_cvt_i32(s1_1), gv_mul(a1, d1), c1_1);
         c1_1 = gv_fma(o1, e1, c1_1);
-        const gv_f32 d2 = gv_set1(x[2].d), e2 = gv_set1(x[2].s);
+        const gv_f32 d2 = gv_set1(x[2].q.d), e2 = gv_set1(x[2].q.s);
         c2_0 = gv_fma(gv_cvt_i32(s2_0), gv_mul(a0, d2), c2_0);
         c2_0 = gv_fma(o0, e2, c2_0);
         c2_1 = gv_fma(gv_cvt_i32(s2_1), gv_mul(a1, d2), c2_1);
         c2_1 = gv_fma(o1, e2, c2_1);
-        const gv_f32 d3 = gv_set1(x[3].d), e3 = gv_set1(x[3].s);
+        const gv_f32 d3 = gv_set1(x[3].q.d), e3 = gv_set1(x[3].q.s);
         c3_0 = gv_fma(gv_cvt_i32(s3_0), gv_mul(a0, d3), c3_0);
         c3_0 = gv_fma(o0, e3, c3_0);
         c3_1 = gv_fma(gv_cvt_i32(s3_1), gv_mul(a1, d3), c3_1);
@@ -244,46 +258,46 @@ static void tile_5(const xpanel_t *x, size_t kl, const panel_t *p, float *y, siz
     gv_f32 c4_0 = gv_load((init ? init : y + 4 * ldy) + 0 * GV_W),
            c4_1 = gv_load((init ? init : y + 4 * ldy) + 1 * GV_W);
     for (size_t b = 0; b < kl; b++, p++, x += MR) {
-        gv_i32 s0_0 = gv_izero(), s0_1 = gv_izero();
-        gv_i32 s1_0 = gv_izero(), s1_1 = gv_izero();
-        gv_i32 s2_0 = gv_izero(), s2_1 = gv_izero();
-        gv_i32 s3_0 = gv_izero(), s3_1 = gv_izero();
-        gv_i32 s4_0 = gv_izero(), s4_1 = gv_izero();
+        gv_i32 s0_0 = gv_set1_i32(x[0].o), s0_1 = gv_set1_i32(x[0].o);
+        gv_i32 s1_0 = gv_set1_i32(x[1].o), s1_1 = gv_set1_i32(x[1].o);
+        gv_i32 s2_0 = gv_set1_i32(x[2].o), s2_1 = gv_set1_i32(x[2].o);
+        gv_i32 s3_0 = gv_set1_i32(x[3].o), s3_1 = gv_set1_i32(x[3].o);
+        gv_i32 s4_0 = gv_set1_i32(x[4].o), s4_1 = gv_set1_i32(x[4].o);
         for (int g = 0; g < 8; g++) {
-            s0_0 = gv_dot4_u(s0_0, p->codes[g][0 * GV_W], x[0].qs + 4 * g);
-            s0_1 = gv_dot4_u(s0_1, p->codes[g][1 * GV_W], x[0].qs + 4 * g);
-            s1_0 = gv_dot4_u(s1_0, p->codes[g][0 * GV_W], x[1].qs + 4 * g);
-            s1_1 = gv_dot4_u(s1_1, p->codes[g][1 * GV_W], x[1].qs + 4 * g);
-            s2_0 = gv_dot4_u(s2_0, p->codes[g][0 * GV_W], x[2].qs + 4 * g);
-            s2_1 = gv_dot4_u(s2_1, p->codes[g][1 * GV_W], x[2].qs + 4 * g);
-            s3_0 = gv_dot4_u(s3_0, p->codes[g][0 * GV_W], x[3].qs + 4 * g);
-            s3_1 = gv_dot4_u(s3_1, p->codes[g][1 * GV_W], x[3].qs + 4 * g);
-            s4_0 = gv_dot4_u(s4_0, p->codes[g][0 * GV_W], x[4].qs + 4 * g);
-            s4_1 = gv_dot4_u(s4_1, p->codes[g][1 * GV_W], x[4].qs + 4 * g);
+            s0_0 = gv_dot4_u(s0_0, p->codes[g][0 * GV_W], x[0].q.qs + 4 * g);
+            s0_1 = gv_dot4_u(s0_1, p->codes[g][1 * GV_W], x[0].q.qs + 4 * g);
+            s1_0 = gv_dot4_u(s1_0, p->codes[g][0 * GV_W], x[1].q.qs + 4 * g);
+            s1_1 = gv_dot4_u(s1_1, p->codes[g][1 * GV_W], x[1].q.qs + 4 * g);
+            s2_0 = gv_dot4_u(s2_0, p->codes[g][0 * GV_W], x[2].q.qs + 4 * g);
+            s2_1 = gv_dot4_u(s2_1, p->codes[g][1 * GV_W], x[2].q.qs + 4 * g);
+            s3_0 = gv_dot4_u(s3_0, p->codes[g][0 * GV_W], x[3].q.qs + 4 * g);
+            s3_1 = gv_dot4_u(s3_1, p->codes[g][1 * GV_W], x[3].q.qs + 4 * g);
+            s4_0 = gv_dot4_u(s4_0, p->codes[g][0 * GV_W], x[4].q.qs + 4 * g);
+            s4_1 = gv_dot4_u(s4_1, p->codes[g][1 * GV_W], x[4].q.qs + 4 * g);
         }
         const gv_f32 a0 = gv_load(p->a + 0 * GV_W), o0 = gv_load(p->c + 0 * GV_W);
         const gv_f32 a1 = gv_load(p->a + 1 * GV_W), o1 = gv_load(p->c + 1 * GV_W);
-        const gv_f32 d0 = gv_set1(x[0].d), e0 = gv_set1(x[0].s);
+        const gv_f32 d0 = gv_set1(x[0].q.d), e0 = gv_set1(x[0].q.s);
         c0_0 = gv_fma(gv_cvt_i32(s0_0), gv_mul(a0, d0), c0_0);
         c0_0 = gv_fma(o0, e0, c0_0);
         c0_1 = gv_fma(gv_cvt_i32(s0_1), gv_mul(a1, d0), c0_1);
         c0_1 = gv_fma(o1, e0, c0_1);
-        const gv_f32 d1 = gv_set1(x[1].d), e1 = gv_set1(x[1].s);
+        const gv_f32 d1 = gv_set1(x[1].q.d), e1 = gv_set1(x[1].q.s);
         c1_0 = gv_fma(gv_cvt_i32(s1_0), gv_mul(a0, d1), c1_0);
         c1_0 = gv_fma(o0, e1, c1_0);
         c1_1 = gv_fma(gv_cvt_i32(s1_1), gv_mul(a1, d1), c1_1);
         c1_1 = gv_fma(o1, e1, c1_1);
-        const gv_f32 d2 = gv_set1(x[2].d), e2 = gv_set1(x[2].s);
+        const gv_f32 d2 = gv_set1(x[2].q.d), e2 = gv_set1(x[2].q.s);
         c2_0 = gv_fma(gv_cvt_i32(s2_0), gv_mul(a0, d2), c2_0);
         c2_0 = gv_fma(o0, e2, c2_0);
         c2_1 = gv_fma(gv_cvt_i32(s2_1), gv_mul(a1, d2), c2_1);
         c2_1 = gv_fma(o1, e2, c2_1);
-        const gv_f32 d3 = gv_set1(x[3].d), e3 = gv_set1(x[3].s);
+        const gv_f32 d3 = gv_set1(x[3].q.d), e3 = gv_set1(x[3].q.s);
         c3_0 = gv_fma(gv_cvt_i32(s3_0), gv_mul(a0, d3), c3_0);
         c3_0 = gv_fma(o0, e3, c3_0);
         c3_1 = gv_fma(gv_cvt_i32(s3_1), gv_mul(a1, d3), c3_1);
         c3_1 = gv_fma(o1, e3, c3_1);
-        const gv_f32 d4 = gv_set1(x[4].d), e4 = gv_set1(x[4].s);
+        const gv_f32 d4 = gv_set1(x[4].q.d), e4 = gv_set1(x[4].q.s);
         c4_0 = gv_fma(gv_cvt_i32(s4_0), gv_mul(a0, d4), c4_0);
         c4_0 = gv_fma(o0, e4, c4_0);
         c4_1 = gv_fma(gv_cvt_i32(s4_1), gv_mul(a1, d4), c4_1);
@@ -316,54 +330,54 @@ static void tile_6(const xpanel_t *x, size_t kl, const panel_t *p, float *y, siz
     gv_f32 c5_0 = gv_load((init ? init : y + 5 * ldy) + 0 * GV_W),
            c5_1 = gv_load((init ? init : y + 5 * ldy) + 1 * GV_W);
     for (size_t b = 0; b < kl; b++, p++, x += MR) {
-        gv_i32 s0_0 = gv_izero(), s0_1 = gv_izero();
-        gv_i32 s1_0 = gv_izero(), s1_1 = gv_izero();
-        gv_i32 s2_0 = gv_izero(), s2_1 = gv_izero();
-        gv_i32 s3_0 = gv_izero(), s3_1 = gv_izero();
-        gv_i32 s4_0 = gv_izero(), s4_1 = gv_izero();
-        gv_i32 s5_0 = gv_izero(), s5_1 = gv_izero();
+        gv_i32 s0_0 = gv_set1_i32(x[0].o), s0_1 = gv_set1_i32(x[0].o);
+        gv_i32 s1_0 = gv_set1_i32(x[1].o), s1_1 = gv_set1_i32(x[1].o);
+        gv_i32 s2_0 = gv_set1_i32(x[2].o), s2_1 = gv_set1_i32(x[2].o);
+        gv_i32 s3_0 = gv_set1_i32(x[3].o), s3_1 = gv_set1_i32(x[3].o);
+        gv_i32 s4_0 = gv_set1_i32(x[4].o), s4_1 = gv_set1_i32(x[4].o);
+        gv_i32 s5_0 = gv_set1_i32(x[5].o), s5_1 = gv_set1_i32(x[5].o);
         for (int g = 0; g < 8; g++) {
-            s0_0 = gv_dot4_u(s0_0, p->codes[g][0 * GV_W], x[0].qs + 4 * g);
-            s0_1 = gv_dot4_u(s0_1, p->codes[g][1 * GV_W], x[0].qs + 4 * g);
-            s1_0 = gv_dot4_u(s1_0, p->codes[g][0 * GV_W], x[1].qs + 4 * g);
-            s1_1 = gv_dot4_u(s1_1, p->codes[g][1 * GV_W], x[1].qs + 4 * g);
-            s2_0 = gv_dot4_u(s2_0, p->codes[g][0 * GV_W], x[2].qs + 4 * g);
-            s2_1 = gv_dot4_u(s2_1, p->codes[g][1 * GV_W], x[2].qs + 4 * g);
-            s3_0 = gv_dot4_u(s3_0, p->codes[g][0 * GV_W], x[3].qs + 4 * g);
-            s3_1 = gv_dot4_u(s3_1, p->codes[g][1 * GV_W], x[3].qs + 4 * g);
-            s4_0 = gv_dot4_u(s4_0, p->codes[g][0 * GV_W], x[4].qs + 4 * g);
-            s4_1 = gv_dot4_u(s4_1, p->codes[g][1 * GV_W], x[4].qs + 4 * g);
-            s5_0 = gv_dot4_u(s5_0, p->codes[g][0 * GV_W], x[5].qs + 4 * g);
-            s5_1 = gv_dot4_u(s5_1, p->codes[g][1 * GV_W], x[5].qs + 4 * g);
+            s0_0 = gv_dot4_u(s0_0, p->codes[g][0 * GV_W], x[0].q.qs + 4 * g);
+            s0_1 = gv_dot4_u(s0_1, p->codes[g][1 * GV_W], x[0].q.qs + 4 * g);
+            s1_0 = gv_dot4_u(s1_0, p->codes[g][0 * GV_W], x[1].q.qs + 4 * g);
+            s1_1 = gv_dot4_u(s1_1, p->codes[g][1 * GV_W], x[1].q.qs + 4 * g);
+            s2_0 = gv_dot4_u(s2_0, p->codes[g][0 * GV_W], x[2].q.qs + 4 * g);
+            s2_1 = gv_dot4_u(s2_1, p->codes[g][1 * GV_W], x[2].q.qs + 4 * g);
+            s3_0 = gv_dot4_u(s3_0, p->codes[g][0 * GV_W], x[3].q.qs + 4 * g);
+            s3_1 = gv_dot4_u(s3_1, p->codes[g][1 * GV_W], x[3].q.qs + 4 * g);
+            s4_0 = gv_dot4_u(s4_0, p->codes[g][0 * GV_W], x[4].q.qs + 4 * g);
+            s4_1 = gv_dot4_u(s4_1, p->codes[g][1 * GV_W], x[4].q.qs + 4 * g);
+            s5_0 = gv_dot4_u(s5_0, p->codes[g][0 * GV_W], x[5].q.qs + 4 * g);
+            s5_1 = gv_dot4_u(s5_1, p->codes[g][1 * GV_W], x[5].q.qs + 4 * g);
         }
         const gv_f32 a0 = gv_load(p->a + 0 * GV_W), o0 = gv_load(p->c + 0 * GV_W);
         const gv_f32 a1 = gv_load(p->a + 1 * GV_W), o1 = gv_load(p->c + 1 * GV_W);
-        const gv_f32 d0 = gv_set1(x[0].d), e0 = gv_set1(x[0].s);
+        const gv_f32 d0 = gv_set1(x[0].q.d), e0 = gv_set1(x[0].q.s);
         c0_0 = gv_fma(gv_cvt_i32(s0_0), gv_mul(a0, d0), c0_0);
         c0_0 = gv_fma(o0, e0, c0_0);
         c0_1 = gv_fma(gv_cvt_i32(s0_1), gv_mul(a1, d0), c0_1);
         c0_1 = gv_fma(o1, e0, c0_1);
-        const gv_f32 d1 = gv_set1(x[1].d), e1 = gv_set1(x[1].s);
+        const gv_f32 d1 = gv_set1(x[1].q.d), e1 = gv_set1(x[1].q.s);
         c1_0 = gv_fma(gv_cvt_i32(s1_0), gv_mul(a0, d1), c1_0);
         c1_0 = gv_fma(o0, e1, c1_0);
         c1_1 = gv_fma(gv_cvt_i32(s1_1), gv_mul(a1, d1), c1_1);
         c1_1 = gv_fma(o1, e1, c1_1);
-        const gv_f32 d2 = gv_set1(x[2].d), e2 = gv_set1(x[2].s);
+        const gv_f32 d2 = gv_set1(x[2].q.d), e2 = gv_set1(x[2].q.s);
         c2_0 = gv_fma(gv_cvt_i32(s2_0), gv_mul(a0, d2), c2_0);
         c2_0 = gv_fma(o0, e2, c2_0);
         c2_1 = gv_fma(gv_cvt_i32(s2_1), gv_mul(a1, d2), c2_1);
         c2_1 = gv_fma(o1, e2, c2_1);
-        const gv_f32 d3 = gv_set1(x[3].d), e3 = gv_set1(x[3].s);
+        const gv_f32 d3 = gv_set1(x[3].q.d), e3 = gv_set1(x[3].q.s);
         c3_0 = gv_fma(gv_cvt_i32(s3_0), gv_mul(a0, d3), c3_0);
         c3_0 = gv_fma(o0, e3, c3_0);
         c3_1 = gv_fma(gv_cvt_i32(s3_1), gv_mul(a1, d3), c3_1);
         c3_1 = gv_fma(o1, e3, c3_1);
-        const gv_f32 d4 = gv_set1(x[4].d), e4 = gv_set1(x[4].s);
+        const gv_f32 d4 = gv_set1(x[4].q.d), e4 = gv_set1(x[4].q.s);
         c4_0 = gv_fma(gv_cvt_i32(s4_0), gv_mul(a0, d4), c4_0);
         c4_0 = gv_fma(o0, e4, c4_0);
         c4_1 = gv_fma(gv_cvt_i32(s4_1), gv_mul(a1, d4), c4_1);
         c4_1 = gv_fma(o1, e4, c4_1);
-        const gv_f32 d5 = gv_set1(x[5].d), e5 = gv_set1(x[5].s);
+        const gv_f32 d5 = gv_set1(x[5].q.d), e5 = gv_set1(x[5].q.s);
         c5_0 = gv_fma(gv_cvt_i32(s5_0), gv_mul(a0, d5), c5_0);
         c5_0 = gv_fma(o0, e5, c5_0);
         c5_1 = gv_fma(gv_cvt_i32(s5_1), gv_mul(a1, d5), c5_1);

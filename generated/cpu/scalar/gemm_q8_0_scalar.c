@@ -45,34 +45,47 @@ static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size
             if (a->tiled) gllm_untile_block(a, j + jj, kc + b, 1, 32, &untiled), blk = &untiled;
             const float s = gllm_f16_to_f32(blk->d);
             p[b].a[jj] = s;
-            p[b].c[jj] = 0.0f - GQ_SIGNED_BIAS * s;
+            p[b].c[jj] = 0.0f;
             for (int t = 0; t < 32; t++)
                 p[b].codes[t >> 2][jj][t & 3] = (uint8_t)(blk->qs[t] + GQ_SIGNED_BIAS);
         }
     }
 }
 #define PANEL_STRIDE(kl) (kl)
-typedef gllm_q8x xpanel_t; /* one block of an activation panel: MR rows */
+/* one block of an activation panel row (MR rows per block): the q8 block, and o = z*sum(qs),
+ * the offset term of the dot in integers: z = the format's integer code offset (0), less the
+ * panel's signed-code bias. The tile starts its int32 sums at o instead of 0. */
+typedef struct {
+    gllm_q8x q;
+    int32_t o;
+} xpanel_t;
+_Static_assert(MC *(KC / 32) * sizeof(xpanel_t) <= GLLM_SCRATCH_BYTES - GLLM_SCRATCH_PANELS,
+               "activation panel fits");
 
 static void pack_x(const gllm_matmul_args *a, size_t i, size_t mr, size_t kc, size_t kl,
                    xpanel_t *xp) {
     const size_t ldq = a->k / 32;
     for (size_t r = 0; r < mr; r++)
-        for (size_t b = 0; b < kl; b++) xp[b * MR + r] = a->xq[(i + r) * ldq + kc + b];
+        for (size_t b = 0; b < kl; b++) {
+            xpanel_t *e = &xp[b * MR + r];
+            e->q = a->xq[(i + r) * ldq + kc + b];
+            int32_t sum = 0;
+            for (int t = 0; t < 32; t++) sum += e->q.qs[t];
+            e->o = (0 - GQ_SIGNED_BIAS) * sum;
+        }
 }
 
 static void tile_1(const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
                    const float *init) {
     gv_f32 c0_0 = gv_load((init ? init : y + 0 * ldy) + 0 * GV_W);
     for (size_t b = 0; b < kl; b++, p++, x += MR) {
-        gv_i32 s0_0 = gv_izero();
+        gv_i32 s0_0 = gv_set1_i32(x[0].o);
         for (int g = 0; g < 8; g++) {
-            s0_0 = gv_dot4_s(s0_0, p->codes[g][0 * GV_W], x[0].qs + 4 * g);
+            s0_0 = gv_dot4_s(s0_0, p->codes[g][0 * GV_W], x[0].q.qs + 4 * g);
         }
-        const gv_f32 a0 = gv_load(p->a + 0 * GV_W), o0 = gv_load(p->c + 0 * GV_W);
-        const gv_f32 d0 = gv_set1(x[0].d), e0 = gv_set1(x[0].s);
+        const gv_f32 a0 = gv_load(p->a + 0 * GV_W);
+        const gv_f32 d0 = gv_set1(x[0].q.d);
         c0_0 = gv_fma(gv_cvt_i32(s0_0), gv_mul(a0, d0), c0_0);
-        c0_0 = gv_fma(o0, e0, c0_0);
     }
     gv_store(y + 0 * ldy + 0 * GV_W, c0_0);
 }
@@ -82,19 +95,17 @@ static void tile_2(const xpanel_t *x, size_t kl, const panel_t *p, float *y, siz
     gv_f32 c0_0 = gv_load((init ? init : y + 0 * ldy) + 0 * GV_W);
     gv_f32 c1_0 = gv_load((init ? init : y + 1 * ldy) + 0 * GV_W);
     for (size_t b = 0; b < kl; b++, p++, x += MR) {
-        gv_i32 s0_0 = gv_izero();
-        gv_i32 s1_0 = gv_izero();
+        gv_i32 s0_0 = gv_set1_i32(x[0].o);
+        gv_i32 s1_0 = gv_set1_i32(x[1].o);
         for (int g = 0; g < 8; g++) {
-            s0_0 = gv_dot4_s(s0_0, p->codes[g][0 * GV_W], x[0].qs + 4 * g);
-            s1_0 = gv_dot4_s(s1_0, p->codes[g][0 * GV_W], x[1].qs + 4 * g);
+            s0_0 = gv_dot4_s(s0_0, p->codes[g][0 * GV_W], x[0].q.qs + 4 * g);
+            s1_0 = gv_dot4_s(s1_0, p->codes[g][0 * GV_W], x[1].q.qs + 4 * g);
         }
-        const gv_f32 a0 = gv_load(p->a + 0 * GV_W), o0 = gv_load(p->c + 0 * GV_W);
-        const gv_f32 d0 = gv_set1(x[0].d), e0 = gv_set1(x[0].s);
+        const gv_f32 a0 = gv_load(p->a + 0 * GV_W);
+        const gv_f32 d0 = gv_set1(x[0].q.d);
         c0_0 = gv_fma(gv_cvt_i32(s0_0), gv_mul(a0, d0), c0_0);
-        c0_0 = gv_fma(o0, e0, c0_0);
-        const gv_f32 d1 = gv_set1(x[1].d), e1 = gv_set1(x[1].s);
+        const gv_f32 d1 = gv_set1(x[1].q.d);
         c1_0 = gv_fma(gv_cvt_i32(s1_0), gv_mul(a0, d1), c1_0);
-        c1_0 = gv_fma(o0, e1, c1_0);
     }
     gv_store(y + 0 * ldy + 0 * GV_W, c0_0);
     gv_store(y + 1 * ldy + 0 * GV_W, c1_0);
@@ -106,24 +117,21 @@ static void tile_3(const xpanel_t *x, size_t kl, const panel_t *p, float *y, siz
     gv_f32 c1_0 = gv_load((init ? init : y + 1 * ldy) + 0 * GV_W);
     gv_f32 c2_0 = gv_load((init ? init : y + 2 * ldy) + 0 * GV_W);
     for (size_t b = 0; b < kl; b++, p++, x += MR) {
-        gv_i32 s0_0 = gv_izero();
-        gv_i32 s1_0 = gv_izero();
-        gv_i32 s2_0 = gv_izero();
+        gv_i32 s0_0 = gv_set1_i32(x[0].o);
+        gv_i32 s1_0 = gv_set1_i32(x[1].o);
+        gv_i32 s2_0 = gv_set1_i32(x[2].o);
         for (int g = 0; g < 8; g++) {
-            s0_0 = gv_dot4_s(s0_0, p->codes[g][0 * GV_W], x[0].qs + 4 * g);
-            s1_0 = gv_dot4_s(s1_0, p->codes[g][0 * GV_W], x[1].qs + 4 * g);
-            s2_0 = gv_dot4_s(s2_0, p->codes[g][0 * GV_W], x[2].qs + 4 * g);
+            s0_0 = gv_dot4_s(s0_0, p->codes[g][0 * GV_W], x[0].q.qs + 4 * g);
+            s1_0 = gv_dot4_s(s1_0, p->codes[g][0 * GV_W], x[1].q.qs + 4 * g);
+            s2_0 = gv_dot4_s(s2_0, p->codes[g][0 * GV_W], x[2].q.qs + 4 * g);
         }
-        const gv_f32 a0 = gv_load(p->a + 0 * GV_W), o0 = gv_load(p->c + 0 * GV_W);
-        const gv_f32 d0 = gv_set1(x[0].d), e0 = gv_set1(x[0].s);
+        const gv_f32 a0 = gv_load(p->a + 0 * GV_W);
+        const gv_f32 d0 = gv_set1(x[0].q.d);
         c0_0 = gv_fma(gv_cvt_i32(s0_0), gv_mul(a0, d0), c0_0);
-        c0_0 = gv_fma(o0, e0, c0_0);
-        const gv_f32 d1 = gv_set1(x[1].d), e1 = gv_set1(x[1].s);
+        const gv_f32 d1 = gv_set1(x[1].q.d);
         c1_0 = gv_fma(gv_cvt_i32(s1_0), gv_mul(a0, d1), c1_0);
-        c1_0 = gv_fma(o0, e1, c1_0);
-        const gv_f32 d2 = gv_set1(x[2].d), e2 = gv_set1(x[2].s);
+        const gv_f32 d2 = gv_set1(x[2].q.d);
         c2_0 = gv_fma(gv_cvt_i32(s2_0), gv_mul(a0, d2), c2_0);
-        c2_0 = gv_fma(o0, e2, c2_0);
     }
     gv_store(y + 0 * ldy + 0 * GV_W, c0_0);
     gv_store(y + 1 * ldy + 0 * GV_W, c1_0);
@@ -137,29 +145,25 @@ static void tile_4(const xpanel_t *x, size_t kl, const panel_t *p, float *y, siz
     gv_f32 c2_0 = gv_load((init ? init : y + 2 * ldy) + 0 * GV_W);
     gv_f32 c3_0 = gv_load((init ? init : y + 3 * ldy) + 0 * GV_W);
     for (size_t b = 0; b < kl; b++, p++, x += MR) {
-        gv_i32 s0_0 = gv_izero();
-        gv_i32 s1_0 = gv_izero();
-        gv_i32 s2_0 = gv_izero();
-        gv_i32 s3_0 = gv_izero();
+        gv_i32 s0_0 = gv_set1_i32(x[0].o);
+        gv_i32 s1_0 = gv_set1_i32(x[1].o);
+        gv_i32 s2_0 = gv_set1_i32(x[2].o);
+        gv_i32 s3_0 = gv_set1_i32(x[3].o);
         for (int g = 0; g < 8; g++) {
-            s0_0 = gv_dot4_s(s0_0, p->codes[g][0 * GV_W], x[0].qs + 4 * g);
-            s1_0 = gv_dot4_s(s1_0, p->codes[g][0 * GV_W], x[1].qs + 4 * g);
-            s2_0 = gv_dot4_s(s2_0, p->codes[g][0 * GV_W], x[2].qs + 4 * g);
-            s3_0 = gv_dot4_s(s3_0, p->codes[g][0 * GV_W], x[3].qs + 4 * g);
+            s0_0 = gv_dot4_s(s0_0, p->codes[g][0 * GV_W], x[0].q.qs + 4 * g);
+            s1_0 = gv_dot4_s(s1_0, p->codes[g][0 * GV_W], x[1].q.qs + 4 * g);
+            s2_0 = gv_dot4_s(s2_0, p->codes[g][0 * GV_W], x[2].q.qs + 4 * g);
+            s3_0 = gv_dot4_s(s3_0, p->codes[g][0 * GV_W], x[3].q.qs + 4 * g);
         }
-        const gv_f32 a0 = gv_load(p->a + 0 * GV_W), o0 = gv_load(p->c + 0 * GV_W);
-        const gv_f32 d0 = gv_set1(x[0].d), e0 = gv_set1(x[0].s);
+        const gv_f32 a0 = gv_load(p->a + 0 * GV_W);
+        const gv_f32 d0 = gv_set1(x[0].q.d);
         c0_0 = gv_fma(gv_cvt_i32(s0_0), gv_mul(a0, d0), c0_0);
-        c0_0 = gv_fma(o0, e0, c0_0);
-        const gv_f32 d1 = gv_set1(x[1].d), e1 = gv_set1(x[1].s);
+        const gv_f32 d1 = gv_set1(x[1].q.d);
         c1_0 = gv_fma(gv_cvt_i32(s1_0), gv_mul(a0, d1), c1_0);
-        c1_0 = gv_fma(o0, e1, c1_0);
-        const gv_f32 d2 = gv_set1(x[2].d), e2 = gv_set1(x[2].s);
+        const gv_f32 d2 = gv_set1(x[2].q.d);
         c2_0 = gv_fma(gv_cvt_i32(s2_0), gv_mul(a0, d2), c2_0);
-        c2_0 = gv_fma(o0, e2, c2_0);
-        const gv_f32 d3 = gv_set1(x[3].d), e3 = gv_set1(x[3].s);
+        const gv_f32 d3 = gv_set1(x[3].q.d);
         c3_0 = gv_fma(gv_cvt_i32(s3_0), gv_mul(a0, d3), c3_0);
-        c3_0 = gv_fma(o0, e3, c3_0);
     }
     gv_store(y + 0 * ldy + 0 * GV_W, c0_0);
     gv_store(y + 1 * ldy + 0 * GV_W, c1_0);
