@@ -101,8 +101,8 @@ static int check_matmul(int op, gllm_dtype t, const gllm_kernel_table *kt, shape
         fn(&a, j0, j1, scratch);
         j0 = j1;
     }
-    /* gemm packs tiled weights into the same panels: the same bits */
-    if (op == GLLM_OP_GEMM && tr->int8_path && s.n % GLLM_TILE_ROWS == 0) {
+    /* gemm packs tiled weights (where this ISA tiles the dtype) into the same panels: the same bits */
+    if (op == GLLM_OP_GEMM && kt->gemv_tiled[t] && s.n % GLLM_TILE_ROWS == 0) {
         float *y3 = malloc(s.m * s.n * sizeof(float));
         wt = malloc(s.n * row);
         gllm_cpu_tile(t, w, wt, s.n, s.k);

@@ -14,8 +14,8 @@
  *      stay valid for j a multiple of 16). A tile holds, per block b in order: the
  *      blocks' code bytes in 4-byte groups, group g of rows 0..15 (64 bytes), then each
  *      f16 field of the block for rows 0..15 (32 bytes each). The gemv_tiled kernels
- *      read one tile's block as 16 rows in 16 lanes; the gemm kernels take it back
- *      apart when they pack (gllm_untile_block). Column ranges stay multiples of 16.
+ *      read one tile's block as 16 rows in 16 lanes; the gemm kernels copy its code
+ *      groups into their panels as they are. Column ranges stay multiples of 16.
  * Kernels are pure: no allocation, no environment, no feature probing.
  */
 #ifndef GLLM_KERNEL_ABI_H
@@ -44,16 +44,6 @@ typedef struct {
 } gllm_matmul_args;
 
 #define GLLM_TILE_ROWS 16
-/* Block b of row j out of tiled weights, as an ordinary block (nf f16 fields, then qb code
- * bytes) in out. */
-static inline void gllm_untile_block(const gllm_matmul_args *a, size_t j, size_t b, int nf, int qb, void *out) {
-    const size_t bb = (size_t)(2 * nf + qb), l = j % GLLM_TILE_ROWS;
-    const uint8_t *t = (const uint8_t *)a->w + (j - l) * a->w_row_bytes + b * GLLM_TILE_ROWS * bb;
-    uint8_t *o = out;
-    for (int f = 0; f < nf; f++) o[2 * f] = t[16 * qb + 32 * f + 2 * l], o[2 * f + 1] = t[16 * qb + 32 * f + 2 * l + 1];
-    for (int g = 0; g < qb / 4; g++)
-        for (int i = 0; i < 4; i++) o[2 * nf + 4 * g + i] = t[64 * g + 4 * l + i];
-}
 
 typedef void (*gllm_matmul_fn)(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 /* one row of k elements: f32 -> dtype, dtype -> f32 */

@@ -39,10 +39,8 @@ static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size
                 p[b].a[jj] = p[b].c[jj] = 0.0f;
                 continue;
             }
-            gllm_block_q2_0 untiled;
             const gllm_block_q2_0 *blk =
                 (const gllm_block_q2_0 *)((const char *)a->w + (j + jj) * a->w_row_bytes) + kc + b;
-            if (a->tiled) gllm_untile_block(a, j + jj, kc + b, 1, 8, &untiled), blk = &untiled;
             const float s = gllm_f16_to_f32(blk->d);
             p[b].a[jj] = s;
             p[b].c[jj] = 0.0f;

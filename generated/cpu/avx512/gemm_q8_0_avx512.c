@@ -31,7 +31,43 @@ typedef struct {
     float a[NR], c[NR];
 } panel_t;
 
+/* the f16 field at byte offset off of a tile's block, row l */
+static inline float tile_half(const uint8_t *t, size_t off, int l) {
+    uint16_t h;
+    memcpy(&h, t + 16 * 32 + 16 * off + 2 * l, 2);
+    return gllm_f16_to_f32(h);
+}
+
+/* Panels from tiled weights (src/core/kernel_abi.h; j and nr are multiples of 16 there): a
+ * tile's code group g of 16 rows is already lanes l0..l0+15 of the panel's group, 64 bytes. */
+static void pack_tiled(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size_t kl,
+                       panel_t *p) {
+    for (size_t b = 0; b < kl; b++)
+        for (size_t l0 = 0; l0 < NR; l0 += GLLM_TILE_ROWS) {
+            if (l0 >= nr) { /* past the last row: zero lanes */
+                for (int g = 0; g < 8; g++) memset(p[b].codes[g][l0], 0, GLLM_TILE_ROWS * 4);
+                for (int l = 0; l < GLLM_TILE_ROWS; l++) p[b].a[l0 + l] = p[b].c[l0 + l] = 0.0f;
+                continue;
+            }
+            const uint8_t *t =
+                (const uint8_t *)a->w + (j + l0) * a->w_row_bytes + (kc + b) * GLLM_TILE_ROWS * 34;
+            for (int l = 0; l < GLLM_TILE_ROWS; l++) {
+                p[b].a[l0 + l] = tile_half(t, offsetof(gllm_block_q8_0, d), l);
+                p[b].c[l0 + l] = 0.0f;
+            }
+            for (int g = 0; g < 8; g++) {
+                uint8_t *dst = (uint8_t *)p[b].codes[g] + 4 * l0; /* lanes l0.., 4 bytes each */
+                for (int i = 0; i < GLLM_TILE_ROWS * 4; i++)
+                    dst[i] = (uint8_t)(t[64 * g + i] + GQ_SIGNED_BIAS);
+            }
+        }
+}
+
 static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size_t kl, panel_t *p) {
+    if (a->tiled) {
+        pack_tiled(a, j, nr, kc, kl, p);
+        return;
+    }
     for (size_t b = 0; b < kl; b++) {
         for (size_t jj = 0; jj < NR; jj++) {
             if (jj >= nr) {
@@ -39,10 +75,8 @@ static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size
                 p[b].a[jj] = p[b].c[jj] = 0.0f;
                 continue;
             }
-            gllm_block_q8_0 untiled;
             const gllm_block_q8_0 *blk =
                 (const gllm_block_q8_0 *)((const char *)a->w + (j + jj) * a->w_row_bytes) + kc + b;
-            if (a->tiled) gllm_untile_block(a, j + jj, kc + b, 1, 32, &untiled), blk = &untiled;
             const float s = gllm_f16_to_f32(blk->d);
             p[b].a[jj] = s;
             p[b].c[jj] = 0.0f;
