@@ -119,34 +119,43 @@ static void group_8(const gllm_attn_args *a, size_t r0, size_t rn, size_t tb, si
         any = 1;
     }
     if (!any) return;
-    for (size_t i = 0; i < hd; i += GV_W) {
-        gv_f32 o0 = gv_mul(gv_load(orow[0] + i), gv_set1(alpha[0]));
-        gv_f32 o1 = gv_mul(gv_load(orow[1] + i), gv_set1(alpha[1]));
-        gv_f32 o2 = gv_mul(gv_load(orow[2] + i), gv_set1(alpha[2]));
-        gv_f32 o3 = gv_mul(gv_load(orow[3] + i), gv_set1(alpha[3]));
-        gv_f32 o4 = gv_mul(gv_load(orow[4] + i), gv_set1(alpha[4]));
-        gv_f32 o5 = gv_mul(gv_load(orow[5] + i), gv_set1(alpha[5]));
-        gv_f32 o6 = gv_mul(gv_load(orow[6] + i), gv_set1(alpha[6]));
-        gv_f32 o7 = gv_mul(gv_load(orow[7] + i), gv_set1(alpha[7]));
-        for (size_t j = lo; j < hi; j++) { /* 8 independent chains */
-            const gv_f32 vv = gv_load_f16(vb + j * hd + i);
-            o0 = gv_fma(gv_set1(p[0][j]), vv, o0);
-            o1 = gv_fma(gv_set1(p[1][j]), vv, o1);
-            o2 = gv_fma(gv_set1(p[2][j]), vv, o2);
-            o3 = gv_fma(gv_set1(p[3][j]), vv, o3);
-            o4 = gv_fma(gv_set1(p[4][j]), vv, o4);
-            o5 = gv_fma(gv_set1(p[5][j]), vv, o5);
-            o6 = gv_fma(gv_set1(p[6][j]), vv, o6);
-            o7 = gv_fma(gv_set1(p[7][j]), vv, o7);
+    size_t i = 0;
+    for (; i + 1 * GV_W <= hd; i += 1 * GV_W) { /* 8 x 1 output vectors, each a chain */
+        gv_f32 o0_0 = gv_mul(gv_load(orow[0] + i + 0 * GV_W), gv_set1(alpha[0]));
+        gv_f32 o1_0 = gv_mul(gv_load(orow[1] + i + 0 * GV_W), gv_set1(alpha[1]));
+        gv_f32 o2_0 = gv_mul(gv_load(orow[2] + i + 0 * GV_W), gv_set1(alpha[2]));
+        gv_f32 o3_0 = gv_mul(gv_load(orow[3] + i + 0 * GV_W), gv_set1(alpha[3]));
+        gv_f32 o4_0 = gv_mul(gv_load(orow[4] + i + 0 * GV_W), gv_set1(alpha[4]));
+        gv_f32 o5_0 = gv_mul(gv_load(orow[5] + i + 0 * GV_W), gv_set1(alpha[5]));
+        gv_f32 o6_0 = gv_mul(gv_load(orow[6] + i + 0 * GV_W), gv_set1(alpha[6]));
+        gv_f32 o7_0 = gv_mul(gv_load(orow[7] + i + 0 * GV_W), gv_set1(alpha[7]));
+        for (size_t j = lo; j < hi; j++) {
+            const gv_f32 v0 = gv_load_f16(vb + j * hd + i + 0 * GV_W);
+            const gv_f32 p0 = gv_set1(p[0][j]);
+            o0_0 = gv_fma(p0, v0, o0_0);
+            const gv_f32 p1 = gv_set1(p[1][j]);
+            o1_0 = gv_fma(p1, v0, o1_0);
+            const gv_f32 p2 = gv_set1(p[2][j]);
+            o2_0 = gv_fma(p2, v0, o2_0);
+            const gv_f32 p3 = gv_set1(p[3][j]);
+            o3_0 = gv_fma(p3, v0, o3_0);
+            const gv_f32 p4 = gv_set1(p[4][j]);
+            o4_0 = gv_fma(p4, v0, o4_0);
+            const gv_f32 p5 = gv_set1(p[5][j]);
+            o5_0 = gv_fma(p5, v0, o5_0);
+            const gv_f32 p6 = gv_set1(p[6][j]);
+            o6_0 = gv_fma(p6, v0, o6_0);
+            const gv_f32 p7 = gv_set1(p[7][j]);
+            o7_0 = gv_fma(p7, v0, o7_0);
         }
-        gv_store(orow[0] + i, o0);
-        if (rn > 1) gv_store(orow[1] + i, o1);
-        if (rn > 2) gv_store(orow[2] + i, o2);
-        if (rn > 3) gv_store(orow[3] + i, o3);
-        if (rn > 4) gv_store(orow[4] + i, o4);
-        if (rn > 5) gv_store(orow[5] + i, o5);
-        if (rn > 6) gv_store(orow[6] + i, o6);
-        if (rn > 7) gv_store(orow[7] + i, o7);
+        gv_store(orow[0] + i + 0 * GV_W, o0_0);
+        if (rn > 1) gv_store(orow[1] + i + 0 * GV_W, o1_0);
+        if (rn > 2) gv_store(orow[2] + i + 0 * GV_W, o2_0);
+        if (rn > 3) gv_store(orow[3] + i + 0 * GV_W, o3_0);
+        if (rn > 4) gv_store(orow[4] + i + 0 * GV_W, o4_0);
+        if (rn > 5) gv_store(orow[5] + i + 0 * GV_W, o5_0);
+        if (rn > 6) gv_store(orow[6] + i + 0 * GV_W, o6_0);
+        if (rn > 7) gv_store(orow[7] + i + 0 * GV_W, o7_0);
     }
 }
 
@@ -226,22 +235,27 @@ static void group_4(const gllm_attn_args *a, size_t r0, size_t rn, size_t tb, si
         any = 1;
     }
     if (!any) return;
-    for (size_t i = 0; i < hd; i += GV_W) {
-        gv_f32 o0 = gv_mul(gv_load(orow[0] + i), gv_set1(alpha[0]));
-        gv_f32 o1 = gv_mul(gv_load(orow[1] + i), gv_set1(alpha[1]));
-        gv_f32 o2 = gv_mul(gv_load(orow[2] + i), gv_set1(alpha[2]));
-        gv_f32 o3 = gv_mul(gv_load(orow[3] + i), gv_set1(alpha[3]));
-        for (size_t j = lo; j < hi; j++) { /* 4 independent chains */
-            const gv_f32 vv = gv_load_f16(vb + j * hd + i);
-            o0 = gv_fma(gv_set1(p[0][j]), vv, o0);
-            o1 = gv_fma(gv_set1(p[1][j]), vv, o1);
-            o2 = gv_fma(gv_set1(p[2][j]), vv, o2);
-            o3 = gv_fma(gv_set1(p[3][j]), vv, o3);
+    size_t i = 0;
+    for (; i + 1 * GV_W <= hd; i += 1 * GV_W) { /* 4 x 1 output vectors, each a chain */
+        gv_f32 o0_0 = gv_mul(gv_load(orow[0] + i + 0 * GV_W), gv_set1(alpha[0]));
+        gv_f32 o1_0 = gv_mul(gv_load(orow[1] + i + 0 * GV_W), gv_set1(alpha[1]));
+        gv_f32 o2_0 = gv_mul(gv_load(orow[2] + i + 0 * GV_W), gv_set1(alpha[2]));
+        gv_f32 o3_0 = gv_mul(gv_load(orow[3] + i + 0 * GV_W), gv_set1(alpha[3]));
+        for (size_t j = lo; j < hi; j++) {
+            const gv_f32 v0 = gv_load_f16(vb + j * hd + i + 0 * GV_W);
+            const gv_f32 p0 = gv_set1(p[0][j]);
+            o0_0 = gv_fma(p0, v0, o0_0);
+            const gv_f32 p1 = gv_set1(p[1][j]);
+            o1_0 = gv_fma(p1, v0, o1_0);
+            const gv_f32 p2 = gv_set1(p[2][j]);
+            o2_0 = gv_fma(p2, v0, o2_0);
+            const gv_f32 p3 = gv_set1(p[3][j]);
+            o3_0 = gv_fma(p3, v0, o3_0);
         }
-        gv_store(orow[0] + i, o0);
-        if (rn > 1) gv_store(orow[1] + i, o1);
-        if (rn > 2) gv_store(orow[2] + i, o2);
-        if (rn > 3) gv_store(orow[3] + i, o3);
+        gv_store(orow[0] + i + 0 * GV_W, o0_0);
+        if (rn > 1) gv_store(orow[1] + i + 0 * GV_W, o1_0);
+        if (rn > 2) gv_store(orow[2] + i + 0 * GV_W, o2_0);
+        if (rn > 3) gv_store(orow[3] + i + 0 * GV_W, o3_0);
     }
 }
 
