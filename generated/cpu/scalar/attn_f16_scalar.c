@@ -34,11 +34,13 @@ static void group_4(const gllm_attn_args *a, size_t r0, size_t rn, size_t tb, si
                     const uint16_t *kt, const uint16_t *vb, float *o, float *m, float *l) {
     const size_t hd = a->hd, P = (size_t)1 << a->page_shift;
     const float *q[4];
-    float *orow[4], sc[4][KB], s[KB], p[4][KB], alpha[4];
+    /* dm: old max - new max per row (0: row untouched); the rescales alpha = exp(dm) come in
+     * vectors */
+    float *orow[4], sc[4][KB], s[KB], p[4][KB], dm[4], alpha[4], lsum[4];
+    for (size_t g = 0; g < 4; g++) dm[g] = 0.0f, lsum[g] = 0.0f;
     for (size_t g = 0; g < 4; g++) {
         q[g] = a->q + (r0 + (g < rn ? g : 0)) * hd;
         orow[g] = o + (r0 + (g < rn ? g : 0)) * hd;
-        alpha[g] = 1.0f;
         for (size_t j = 0; j < KB; j++) p[g][j] = 0.0f;
     }
     gv_f32 a0_0 = gv_zero(), a0_1 = gv_zero(), a0_2 = gv_zero(), a0_3 = gv_zero();
@@ -97,14 +99,14 @@ static void group_4(const gllm_attn_args *a, size_t r0, size_t rn, size_t tb, si
                 sv[v] = gv_mul(gv_load(sc[g] + v * GV_W), gv_set1(a->scale)),
                 mxv = gv_max(mxv, sv[v]);
             const float mx = gv_hmax(mxv), mn = m[r] > mx ? m[r] : mx;
-            alpha[g] = m[r] == -INFINITY ? 0.0f : expf(m[r] - mn);
+            dm[g] = m[r] - mn; /* -inf for a row's first keys: alpha ~ 0 scales o = 0, l = 0 */
             gv_f32 sum = gv_zero();
             for (size_t v = 0; v < 4; v++) {
                 const gv_f32 pv = gv_exp(gv_sub(sv[v], gv_set1(mn)));
                 gv_store(p[g] + v * GV_W, pv);
                 sum = gv_add(sum, pv);
             }
-            l[r] = l[r] * alpha[g] + gv_reduce(sum);
+            lsum[g] = gv_reduce(sum);
             m[r] = mn;
             any = 1;
             continue;
@@ -116,7 +118,7 @@ static void group_4(const gllm_attn_args *a, size_t r0, size_t rn, size_t tb, si
         }
         if (mx == -INFINITY) continue;
         const float mn = m[r] > mx ? m[r] : mx;
-        alpha[g] = m[r] == -INFINITY ? 0.0f : expf(m[r] - mn);
+        dm[g] = m[r] - mn;
         const gv_f32 mv = gv_set1(mn);
         for (size_t j = 0; j < KB; j += GV_W)
             gv_store(p[g] + j, gv_exp(gv_sub(gv_load(s + j), mv)));
@@ -125,11 +127,13 @@ static void group_4(const gllm_attn_args *a, size_t r0, size_t rn, size_t tb, si
             if (s[j] == -INFINITY) p[g][j] = 0.0f; /* masked: exactly nothing */
             sum += p[g][j];
         }
-        l[r] = l[r] * alpha[g] + sum;
+        lsum[g] = sum;
         m[r] = mn;
         any = 1;
     }
     if (!any) return;
+    for (size_t g = 0; g < 4; g += GV_W) gv_store(alpha + g, gv_exp(gv_load(dm + g)));
+    for (size_t g = 0; g < rn; g++) l[r0 + g] = l[r0 + g] * alpha[g] + lsum[g];
     size_t i = 0;
     for (; i + 1 * GV_W <= hd; i += 1 * GV_W) { /* 4 x 1 output vectors, each a chain */
         gv_f32 o0_0 = gv_mul(gv_load(orow[0] + i + 0 * GV_W), gv_set1(alpha[0]));
@@ -161,11 +165,13 @@ static void group_2(const gllm_attn_args *a, size_t r0, size_t rn, size_t tb, si
                     const uint16_t *kt, const uint16_t *vb, float *o, float *m, float *l) {
     const size_t hd = a->hd, P = (size_t)1 << a->page_shift;
     const float *q[2];
-    float *orow[2], sc[2][KB], s[KB], p[2][KB], alpha[2];
+    /* dm: old max - new max per row (0: row untouched); the rescales alpha = exp(dm) come in
+     * vectors */
+    float *orow[2], sc[2][KB], s[KB], p[2][KB], dm[2], alpha[2], lsum[2];
+    for (size_t g = 0; g < 2; g++) dm[g] = 0.0f, lsum[g] = 0.0f;
     for (size_t g = 0; g < 2; g++) {
         q[g] = a->q + (r0 + (g < rn ? g : 0)) * hd;
         orow[g] = o + (r0 + (g < rn ? g : 0)) * hd;
-        alpha[g] = 1.0f;
         for (size_t j = 0; j < KB; j++) p[g][j] = 0.0f;
     }
     gv_f32 a0_0 = gv_zero(), a0_1 = gv_zero(), a0_2 = gv_zero(), a0_3 = gv_zero();
@@ -204,14 +210,14 @@ static void group_2(const gllm_attn_args *a, size_t r0, size_t rn, size_t tb, si
                 sv[v] = gv_mul(gv_load(sc[g] + v * GV_W), gv_set1(a->scale)),
                 mxv = gv_max(mxv, sv[v]);
             const float mx = gv_hmax(mxv), mn = m[r] > mx ? m[r] : mx;
-            alpha[g] = m[r] == -INFINITY ? 0.0f : expf(m[r] - mn);
+            dm[g] = m[r] - mn; /* -inf for a row's first keys: alpha ~ 0 scales o = 0, l = 0 */
             gv_f32 sum = gv_zero();
             for (size_t v = 0; v < 4; v++) {
                 const gv_f32 pv = gv_exp(gv_sub(sv[v], gv_set1(mn)));
                 gv_store(p[g] + v * GV_W, pv);
                 sum = gv_add(sum, pv);
             }
-            l[r] = l[r] * alpha[g] + gv_reduce(sum);
+            lsum[g] = gv_reduce(sum);
             m[r] = mn;
             any = 1;
             continue;
@@ -223,7 +229,7 @@ static void group_2(const gllm_attn_args *a, size_t r0, size_t rn, size_t tb, si
         }
         if (mx == -INFINITY) continue;
         const float mn = m[r] > mx ? m[r] : mx;
-        alpha[g] = m[r] == -INFINITY ? 0.0f : expf(m[r] - mn);
+        dm[g] = m[r] - mn;
         const gv_f32 mv = gv_set1(mn);
         for (size_t j = 0; j < KB; j += GV_W)
             gv_store(p[g] + j, gv_exp(gv_sub(gv_load(s + j), mv)));
@@ -232,11 +238,13 @@ static void group_2(const gllm_attn_args *a, size_t r0, size_t rn, size_t tb, si
             if (s[j] == -INFINITY) p[g][j] = 0.0f; /* masked: exactly nothing */
             sum += p[g][j];
         }
-        l[r] = l[r] * alpha[g] + sum;
+        lsum[g] = sum;
         m[r] = mn;
         any = 1;
     }
     if (!any) return;
+    for (size_t g = 0; g < 2; g += GV_W) gv_store(alpha + g, gv_exp(gv_load(dm + g)));
+    for (size_t g = 0; g < rn; g++) l[r0 + g] = l[r0 + g] * alpha[g] + lsum[g];
     size_t i = 0;
     for (; i + 1 * GV_W <= hd; i += 1 * GV_W) { /* 2 x 1 output vectors, each a chain */
         gv_f32 o0_0 = gv_mul(gv_load(orow[0] + i + 0 * GV_W), gv_set1(alpha[0]));
