@@ -74,7 +74,8 @@ gllm_status gllm_cpu_plan_run(const gllm_plan *p, size_t first, size_t last, con
 /* the weight matrices of step t that tiling concerns: pointers to its weight slots and their rows */
 static size_t step_weights(const gllm_plan *p, gllm_step *t, const void ***w, size_t *rows) {
     switch (t->kind) {
-    case STEP_MATMUL: w[0] = &t->w, rows[0] = t->n; return 1;
+    case STEP_MATMUL:
+    case STEP_HEAD: w[0] = &t->w, rows[0] = t->n; return 1;
     case STEP_FFN_UP: w[0] = &t->w, w[1] = &t->w2, rows[0] = rows[1] = t->n; return t->w2 ? 2 : 1;
     case STEP_QKV_ROPE:
         w[0] = &t->qkv.wq, w[1] = &t->qkv.wk, w[2] = &t->qkv.wv;

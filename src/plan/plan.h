@@ -55,8 +55,8 @@ void gllm_plan_free(gllm_plan *p);
  * s->len + i; parent NULL = causal); x_in: the BUF_X contents when the plan does not start with
  * an embedding (L2 blocks), else NULL; x_out: where BUF_X goes at the end (or NULL); logits:
  * the HEAD rows (all, or the last one) */
-/* A copy of plan p whose projection weights (MATMUL, FFN_UP, QKV_ROPE; not the embedding
- * or the head) are copied tiled into *arena (one allocation), where this ISA has a tiled gemv
+/* A copy of plan p whose projection weights (MATMUL, FFN_UP, QKV_ROPE, HEAD; not the
+ * embedding table, which EMBED reads by rows, even when the head shares it) are copied tiled into *arena (one allocation), where this ISA has a tiled gemv
  * for them (gllm_cpu_tileable): the decode path then streams each weight tile in order. Weights
  * inside a file mapping [file, file + file_size) (file may be NULL) give their pages back
  * once tiled, so the process holds each weight once. The copy shares p's layer table and
