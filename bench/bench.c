@@ -417,7 +417,9 @@ static void bench_model(const char *path) {
             }
             gllm_seq_close(kv, seq);
         }
-        printf("%-30s %10.1f\n", cuda ? (graphs ? "upload to the device" : "upload (eager generator)") : "upload (weights tiled)",
+        const char *tiled = getenv("GLLM_TILED");
+        printf("%-30s %10.1f\n", cuda ? (graphs ? "upload to the device" : "upload (eager generator)")
+                                       : tiled && !strcmp(tiled, "1") ? "upload (GLLM_TILED=1: tiling)" : "upload (mapped, zero-copy)",
                upload * 1e3);
         printf("%-30s %10.1f %12.1f\n", graphs ? "prefill 512 tokens" : "prefill 512 (eager)", pre * 1e3, 512 / pre);
         printf("%-30s %10.3f %12.1f", cuda ? (graphs ? "decode+sample, graph replay" : "decode+sample, eager launches")

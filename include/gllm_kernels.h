@@ -79,7 +79,7 @@ typedef struct {
     const char *backend; /* "cpu" */
     const char *device;  /* e.g. "AMD EPYC (2 threads)" */
     const char *isa;
-    int uma;             /* weights stay in host memory (the mapping, or the CPU's tiled copy) */
+    int uma;             /* weights used in place (mapped; GLLM_TILED=1: partly a tiled copy), not copied to a device */
 } gllm_backend_info;
 GLLM_API gllm_status gllm_backend_get_info(const gllm_backend *b, gllm_backend_info *out);
 
@@ -99,9 +99,9 @@ GLLM_API gllm_status gllm_model_detokenize(const gllm_model *m, const int32_t *i
 GLLM_API int32_t gllm_model_eos(const gllm_model *m);
 GLLM_API int32_t gllm_model_bos(const gllm_model *m);
 
-/* weights handed to the backend once (the CPU uses the mapping, except the projection weights
- * that its ISA reads faster tiled: those are copied tiled once, and their file pages given back;
- * the model must stay open. CUDA copies the file to the device); max_tokens: the most tokens one forward call takes.
+/* weights handed to the backend once (the CPU uses the mapping: the model must stay open; with
+ * GLLM_TILED=1 it copies the projection and head weights that its ISA reads faster tiled, once,
+ * and gives their file pages back. CUDA copies the file to the device); max_tokens: the most tokens one forward call takes.
  * A model that a GPU chosen by "auto" cannot hold runs on the CPU. */
 GLLM_API gllm_status gllm_generator_upload(gllm_backend *b, const gllm_model *m, size_t max_tokens,
                                            gllm_generator **out);

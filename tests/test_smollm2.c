@@ -1,15 +1,17 @@
 /* The real default model (scripts/fetch_models.sh), when present: tokenizer, the next token
  * of a fixed prompt and its greedy continuation. */
 #include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include "gllm_kernels.h"
 
-Test(smollm2, paris) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/models/SmolLM2-135M-Instruct.Q4_1.gguf", GLLM_SOURCE_DIR);
-    if (access(path, R_OK)) cr_skip_test("%s not fetched (bash scripts/fetch_models.sh)", path);
+/* the prompt's last logits and 8 greedy tokens, with GLLM_TILED as given (NULL: unset) */
+static void run(const char *path, const char *tiled, float *first, size_t vocab, int32_t out[8]) {
+    if (tiled) setenv("GLLM_TILED", tiled, 1);
+    else unsetenv("GLLM_TILED");
     gllm_backend *b;
     gllm_model *m;
     gllm_generator *g;
@@ -17,6 +19,7 @@ Test(smollm2, paris) {
     cr_assert_eq(gllm_backend_open("auto", &b), GLLM_OK);
     cr_assert_eq(gllm_model_open(path, &m), GLLM_OK, "%s", gllm_last_error());
     cr_assert_eq(gllm_generator_upload(b, m, 64, &g), GLLM_OK);
+    unsetenv("GLLM_TILED");
     cr_assert_eq(gllm_kv_cache_alloc(g, 16, 16, GLLM_DTYPE_F16, &kv), GLLM_OK);
     int seq;
     gllm_seq_open(kv, 256, &seq);
@@ -31,18 +34,36 @@ Test(smollm2, paris) {
     cr_assert_eq(n, 5u, "SmolLM's pre-tokeniser splits digits one by one");
     gllm_logits *l;
     cr_assert_eq(gllm_generator_forward(g, kv, seq, ids, 5, NULL, &l), GLLM_OK);
+    cr_assert_eq(gllm_logits_read(l, first, vocab), GLLM_OK);
     const gllm_sampling greedy = {.temperature = 0, .top_p = 1, .repetition_penalty = 1};
-    int32_t out[8];
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < 8; i++) { /* decode steps: the gemv path */
         cr_assert_eq(gllm_sample(g, l, &greedy, NULL, 0, (uint64_t)i, &out[i]), GLLM_OK);
         cr_assert_eq(gllm_generator_forward(g, kv, seq, &out[i], 1, NULL, &l), GLLM_OK);
     }
-    cr_assert_eq(out[0], 7042, "next token ' Paris'");
+    cr_assert_eq(out[0], 7042, "next token ' Paris' (GLLM_TILED=%s)", tiled ? tiled : "unset");
     char text[256];
     size_t tl;
     cr_assert_eq(gllm_model_detokenize(m, out, 8, text, sizeof text, &tl), GLLM_OK);
     text[tl] = 0;
-    cr_log_info("greedy continuation: '%s'", text);
+    cr_log_info("greedy continuation (GLLM_TILED=%s): '%s'", tiled ? tiled : "unset", text);
     cr_assert(!strncmp(text, " Paris.", 7), "continuation '%s'", text);
     gllm_kv_cache_free(kv), gllm_generator_free(g), gllm_model_close(m), gllm_backend_close(b);
+}
+
+/* zero-copy weights (the default), then the tiled copy (GLLM_TILED=1): the same text, and
+ * logits that differ by float summation order only */
+Test(smollm2, paris) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/models/SmolLM2-135M-Instruct.Q4_1.gguf", GLLM_SOURCE_DIR);
+    if (access(path, R_OK)) cr_skip_test("%s not fetched (bash scripts/fetch_models.sh)", path);
+    enum { VOCAB = 49152 };
+    static float a[VOCAB], t[VOCAB];
+    int32_t oa[8], ot[8];
+    run(path, NULL, a, VOCAB, oa);
+    run(path, "1", t, VOCAB, ot);
+    cr_assert(!memcmp(oa, ot, sizeof oa), "greedy tokens differ between mapped and tiled weights");
+    float top = 0, worst = 0;
+    for (size_t v = 0; v < VOCAB; v++) top = fmaxf(top, fabsf(a[v])), worst = fmaxf(worst, fabsf(a[v] - t[v]));
+    cr_log_info("largest logit difference, mapped vs tiled: %.3g of %.3g", worst, top);
+    cr_assert(worst <= 1e-3f * top, "mapped vs tiled logits differ by %g (largest logit %g)", worst, top);
 }

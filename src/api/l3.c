@@ -45,7 +45,7 @@ struct gllm_generator {
     float *logits; /* max_rows x vocab, the logits handle's storage */
     gllm_logits view;
     gllm_sampler sampler;
-    gllm_plan plan;    /* CPU: the model's plan over tiled weights (gllm_cpu_plan_tile) */
+    gllm_plan plan;    /* CPU with GLLM_TILED=1: the model's plan over tiled weights (gllm_cpu_plan_tile) */
     void *tiled;
     gllm_cuda_model cm; /* CUDA: the model on the device, its logits and sampler */
     CUdeviceptr dlogits;
@@ -211,7 +211,11 @@ gllm_status gllm_generator_upload(gllm_backend *b, const gllm_model *m, size_t m
         g->logits = malloc(g->max_rows * l->vocab * sizeof(float));
         s = g->logits ? gllm_sampler_init(&g->sampler, l->vocab, MAX_HISTORY)
                       : gllm_fail(GLLM_E_OUT_OF_MEMORY, "generator: no memory for the logits");
-        if (s == GLLM_OK)
+        /* The weights are the file's mapped pages (zero-copy). GLLM_TILED=1: a tiled copy of the
+         * projections and the head instead (faster decode on ISAs with a tiled gemv; the copy
+         * costs upload time, and the file pages it replaces are given back) */
+        const char *tiling = getenv("GLLM_TILED");
+        if (s == GLLM_OK && tiling && !strcmp(tiling, "1"))
             s = gllm_cpu_plan_tile(&l->plan, m->gguf.mapped ? m->gguf.base : NULL, m->gguf.size, &g->plan, &g->tiled);
     }
     if (s != GLLM_OK) return gllm_generator_free(g), s;
@@ -351,7 +355,7 @@ static gllm_status run_step(gllm_generator *g, gllm_kv_cache *kv, int seq, const
         if (st == GLLM_OK) s->len += n;
         return st;
     }
-    return gllm_llama_forward_plan(&g->m->llama, &g->plan, &kv->pool, s, tokens, n, topo ? topo->position : NULL, tree ? topo->parent : NULL,
+    return gllm_llama_forward_plan(&g->m->llama, g->plan.steps ? &g->plan : &g->m->llama.plan, &kv->pool, s, tokens, n, topo ? topo->position : NULL, tree ? topo->parent : NULL,
                               tree, g->logits + row0 * g->m->llama.vocab);
 }
 
