@@ -24,6 +24,7 @@ typedef struct {
     float *part;         /* per item: group * head_dim o, group m, group l */
     float *out;
     gllm_attn_fn fn;
+    int single;          /* every token block has one chunk: attn_task writes out, no merge */
 } attn_job;
 
 static size_t visible_end(const attn_job *j, size_t i) {
@@ -54,6 +55,15 @@ static void attn_task(void *ctx, size_t item, void *scratch) {
     if (j->bits) a.bits = bits, a.bits_start = j->n_prefix, a.bits_len = j->n_tok, a.bits_stride = j->stride;
     float *o = j->part + item * j->tb * g * (hd + 2);
     j->fn(&a, t0, t1, o, o + rows * hd, o + rows * hd + rows);
+    if (!j->single) return;
+    /* the block's only chunk: its rows are final, written as merge_task would (same arithmetic) */
+    for (size_t row = 0; row < rows; row++) {
+        float *dst = j->out + ((i0 + row / g) * j->n_heads + kvh * g + row % g) * hd;
+        const float l = o[rows * hd + rows + row];
+        const int seen = o[rows * hd + row] != -INFINITY; /* the row saw a key */
+        const float inv = seen && l > 0 ? 1.0f / l : 0.0f;
+        for (size_t x = 0; x < hd; x++) dst[x] = seen ? (0.0f + o[row * hd + x]) * inv : 0.0f;
+    }
 }
 
 /* task = one (KV head, token): its group's rows combined from the token block's chunks, in order */
@@ -146,9 +156,9 @@ gllm_status gllm_cpu_attention(const gllm_kv_pool *p, const gllm_kv_seq *s, size
         gllm_ws_release(mark);
         return gllm_fail(GLLM_E_OUT_OF_MEMORY, "attention: no memory for %zu partial results", j.n_items);
     }
+    j.out = out, j.single = items == n_blocks; /* decode over a short context: one pool pass */
     gllm_pool_run(j.n_items, attn_task, &j);
-    j.out = out;
-    gllm_pool_run(p->n_kv_heads * n_tok, merge_task, &j);
+    if (!j.single) gllm_pool_run(p->n_kv_heads * n_tok, merge_task, &j);
     gllm_ws_release(mark);
     return GLLM_OK;
 }
