@@ -88,7 +88,7 @@ static size_t step_weights(const gllm_plan *p, gllm_step *t, const void ***w, si
 static gllm_dtype step_dtype(const gllm_step *t) { return t->kind == STEP_QKV_ROPE ? t->qkv.dtype : t->dtype; }
 
 #define TILE_ALIGN(x) (((x) + 63) / 64 * 64)
-#define HUGE ((size_t)2 << 20)
+#define HUGE_PAGE ((size_t)2 << 20)
 
 gllm_status gllm_cpu_plan_tile(const gllm_plan *p, const void *file, size_t file_size, gllm_plan *out, void **arena) {
     *out = *p, *arena = NULL;
@@ -116,8 +116,8 @@ gllm_status gllm_cpu_plan_tile(const gllm_plan *p, const void *file, size_t file
         }
         total = at;
         if (!pass && total) { /* in huge pages where the system lends them: fewer faults at upload, fewer TLB misses */
-            total = (total + HUGE - 1) / HUGE * HUGE;
-            if (!(*arena = aligned_alloc(HUGE, total))) {
+            total = (total + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+            if (!(*arena = aligned_alloc(HUGE_PAGE, total))) {
                 free(out->steps), out->steps = NULL;
                 return gllm_fail(GLLM_E_OUT_OF_MEMORY, "plan: no memory for %zu bytes of tiled weights", total);
             }

@@ -11,6 +11,7 @@
 
 /* act_quant, avx512: f32 activations -> q8x blocks (k a multiple of 32):
  * d = max|x|/127, qs = round(x/d), s = d*sum(qs). Feeds the int8-dot matmul path. */
+#include <float.h>
 #define ROUND_MAGIC 12582912.0f /* 1.5 * 2^23 */
 
 void gllm_act_quant_avx512(const float *x, gllm_q8x *y, size_t k) {
@@ -18,11 +19,17 @@ void gllm_act_quant_avx512(const float *x, gllm_q8x *y, size_t k) {
         float amax = 0.0f;
         for (int t = 0; t < 32; t++)
             amax = fabsf(x[t]) > amax ? fabsf(x[t]) : amax; /* vectorises, unlike fmaxf */
-        const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        const float d = amax / 127.0f,
+                    id = d >= FLT_MIN ? 1.0f / d : 0.0f; /* no inf from a tiny max */
         int32_t q[32], sum = 0;
         /* round to nearest even as lrintf does, in plain float arithmetic that vectorises
          * (|x*id| <= 127: adding 1.5*2^23 leaves the rounded integer in the low bits) */
-        for (int t = 0; t < 32; t++) q[t] = (int32_t)((x[t] * id + ROUND_MAGIC) - ROUND_MAGIC);
+        for (int t = 0; t < 32; t++) {
+            const float v = x[t] * id, c = v > 127.0f    ? 127.0f
+                                           : v < -127.0f ? -127.0f
+                                                         : v; /* |c| <= 127 */
+            q[t] = (int32_t)((c + ROUND_MAGIC) - ROUND_MAGIC);
+        }
         for (int t = 0; t < 32; t++) y[b].qs[t] = (int8_t)q[t], sum += q[t];
         y[b].d = d;
         y[b].s = d * (float)sum;

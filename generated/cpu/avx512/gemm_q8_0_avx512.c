@@ -45,7 +45,8 @@ static void pack_tiled(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc
     for (size_t b = 0; b < kl; b++)
         for (size_t l0 = 0; l0 < NR; l0 += GLLM_TILE_ROWS) {
             if (l0 >= nr) { /* past the last row: zero lanes */
-                for (int g = 0; g < 8; g++) memset(p[b].codes[g][l0], 0, GLLM_TILE_ROWS * 4);
+                for (int g = 0; g < 8; g++)
+                    memset((uint8_t *)p[b].codes[g] + 4 * l0, 0, GLLM_TILE_ROWS * 4);
                 for (int l = 0; l < GLLM_TILE_ROWS; l++) p[b].a[l0 + l] = p[b].c[l0 + l] = 0.0f;
                 continue;
             }
