@@ -24,6 +24,7 @@
 #define KC 256
 #define NC 1024
 #define MC 72
+#define PACK_AHEAD 2 /* weight panels prefetched ahead of their pack */
 #define NR (1 * GV_W)
 /* one weight block of a panel: codes[g][lane][4] = code 4g..4g+3 of row lane */
 typedef struct {
@@ -55,6 +56,10 @@ static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size
     }
 }
 #define PANEL_STRIDE(kl) (kl)
+#define W_ELEM sizeof(gllm_block_q4_0)
+#define X_BASE a->xq
+#define X_ROW_BYTES (a->k / 32 * sizeof(gllm_q8x))
+#define X_ELEM sizeof(gllm_q8x)
 /* one block of an activation panel row (MR rows per block): the q8 block, and o = z*sum(qs),
  * the offset term of the dot in integers: z = the format's integer code offset (-8). The tile
  * starts its int32 sums at o instead of 0. */
@@ -282,25 +287,60 @@ static void tile(size_t mr, const xpanel_t *x, size_t kl, const panel_t *p, floa
     }
 }
 
+/* Prefetch into the outer cache rows [r0, r1) of X or W, k block [kc, kc + kl) (counted in
+ * q8 blocks for X, weight blocks for W). At large shapes X and W come from DRAM, and a pack's short
+ * row runs leave the hardware prefetcher behind, so the pack would wait on each line. */
+static void prefetch_rows(const void *base, size_t row_bytes, size_t elem_bytes, size_t r0,
+                          size_t r1, size_t kc, size_t kl) {
+    for (size_t r = r0; r < r1; r++) {
+        const char *p = (const char *)base + r * row_bytes + kc * elem_bytes;
+        for (size_t o = 0; o < kl * elem_bytes; o += 64) __builtin_prefetch(p + o, 0, 1);
+    }
+}
+
+/* Share s of n of the rows [lo, lo + len): the next activation block is prefetched a slice per
+ * panel step, spread over the compute. (Weights are prefetched a few panels ahead of their pack:
+ * fetching the next k block's over the compute evicted the packed panel from L2, measured slower.)
+ */
+static size_t share(size_t lo, size_t len, size_t s, size_t n) {
+    return lo + len * s / n;
+}
+
 void gllm_gemm_q4_0_neon(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch) {
     panel_t *pk = (panel_t *)scratch;
     xpanel_t *xp = (xpanel_t *)((char *)scratch + GLLM_SCRATCH_PANELS);
     const size_t kt = a->k / 32, kcb = KC / 32;
     float edge[MR * NR], init[NR];
     for (size_t jc = j0; jc < j1; jc += NC) {
-        const size_t nc = j1 - jc < NC ? j1 - jc : NC;
+        const size_t nc = j1 - jc < NC ? j1 - jc : NC, np = (nc + NR - 1) / NR;
         for (size_t kc = 0; kc < kt; kc += kcb) {
             const size_t kl = kt - kc < kcb ? kt - kc : kcb;
-            for (size_t jr = 0; jr < nc; jr += NR)
+            for (size_t jr = 0; jr < nc; jr += NR) {
+                if (jr + PACK_AHEAD * NR < nc && !a->tiled) /* the panel PACK_AHEAD on */
+                    prefetch_rows(
+                        a->w, a->w_row_bytes, W_ELEM, jc + jr + PACK_AHEAD * NR,
+                        jc + (jr + (PACK_AHEAD + 1) * NR < nc ? jr + (PACK_AHEAD + 1) * NR : nc),
+                        kc, kl);
                 pack(a, jc + jr, nc - jr < NR ? nc - jr : NR, kc, kl,
                      pk + (jr / NR) * PANEL_STRIDE(kl));
+            }
             for (size_t ic = 0; ic < a->m; ic += MC) {
                 const size_t mc = a->m - ic < MC ? a->m - ic : MC;
                 for (size_t ir = 0; ir < mc; ir += MR)
                     pack_x(a, ic + ir, mc - ir < MR ? mc - ir : MR, kc, kl, xp + ir * kl);
+                /* the activation rows packed next: the next MC block, or the first one of the next
+                 * k block */
+                const size_t xi = ic + MC < a->m ? ic + MC : 0, xk = ic + MC < a->m ? kc
+                                                                     : kc + kl < kt ? kc + kl
+                                                                                    : kt;
+                const size_t xn = a->m - xi < MC ? a->m - xi : MC,
+                             xl = kt - xk < kcb ? kt - xk : kcb;
                 for (size_t jr = 0; jr < nc; jr += NR) {
-                    const size_t nr = nc - jr < NR ? nc - jr : NR;
-                    const panel_t *p = pk + (jr / NR) * PANEL_STRIDE(kl);
+                    const size_t nr = nc - jr < NR ? nc - jr : NR, step = jr / NR;
+                    if (xl)
+                        prefetch_rows(X_BASE, X_ROW_BYTES, X_ELEM, share(xi, xn, step, np),
+                                      share(xi, xn, step + 1, np), xk, xl);
+                    const panel_t *p = pk + step * PANEL_STRIDE(kl);
                     const float *first = NULL;
                     if (kc == 0) {
                         for (size_t t = 0; t < NR; t++)
@@ -311,6 +351,10 @@ void gllm_gemm_q4_0_neon(const gllm_matmul_args *a, size_t j0, size_t j1, void *
                         const size_t mr = mc - ir < MR ? mc - ir : MR;
                         const xpanel_t *x = xp + ir * kl;
                         float *y = a->y + (ic + ir) * a->ldy + jc + jr;
+                        /* the next tile's rows of Y, out of the cache since the last k block */
+                        for (size_t r = ir + mr; r < mc && r < ir + mr + MR && !first; r++)
+                            for (size_t c = 0; c < nr; c += 64 / sizeof(float))
+                                __builtin_prefetch(y + (r - ir) * a->ldy + c, 1, 3);
                         if (nr == NR) {
                             tile(mr, x, kl, p, y, a->ldy, first);
                             continue;
