@@ -158,6 +158,8 @@ ISA_OPS = [
        "const float *x, const float *w, float *y, size_t n, float eps"),
     Op("layernorm", "cpu/norm.c.j2", "y = (x - mean) / sqrt(var + eps) * w + b (w, b may be NULL)",
        "const float *x, const float *w, const float *b, float *y, size_t n, float eps"),
+    Op("l2norm", "cpu/norm.c.j2", "y = x / sqrt(sum(x^2)) (y = x where x is all zero; y may alias x)",
+       "const float *x, float *y, size_t n"),
     Op("silu_mul", "cpu/eltwise.c.j2", "y = silu(g) * u = g / (1 + exp(-g)) * u",
        "const float *g, const float *u, float *y, size_t n"),
     Op("gelu", "cpu/eltwise.c.j2", "y = x/2 * (1 + erf(x / sqrt 2))", "const float *x, float *y, size_t n"),
@@ -166,6 +168,10 @@ ISA_OPS = [
     Op("mul", "cpu/eltwise.c.j2", "y = a * b (y may alias a or b)", "const float *a, const float *b, float *y, size_t n"),
     Op("softmax", "cpu/reduce.c.j2", "y = exp(x - max) / sum (y may alias x)", "const float *x, float *y, size_t n"),
     Op("argmax", "cpu/reduce.c.j2", "index of the largest x (the first on ties)", "const float *x, size_t n",
+       "size_t"),
+    Op("mean_rows", "cpu/reduce.c.j2",
+       "y = the mean of the rows of x (rows x n, contiguous) that mask selects (NULL: all); returns how many "
+       "it selected (none: y = 0)", "const float *x, const uint8_t *mask, size_t rows, size_t n, float *y",
        "size_t"),
     Op("rope", "cpu/rope.c.j2",
        "rotate the first rot dims of each of nh heads of one token in place; cs = rot/2 cosines then "

@@ -36,6 +36,9 @@ typedef void (*gllm_rmsnorm_fn)(const float *x, const float *w, float *y, size_t
 typedef void (*gllm_layernorm_fn)(
     const float *x, const float *w, const float *b, float *y, size_t n,
     float eps); /* y = (x - mean) / sqrt(var + eps) * w + b (w, b may be NULL) */
+typedef void (*gllm_l2norm_fn)(
+    const float *x, float *y,
+    size_t n); /* y = x / sqrt(sum(x^2)) (y = x where x is all zero; y may alias x) */
 typedef void (*gllm_silu_mul_fn)(const float *g, const float *u, float *y,
                                  size_t n); /* y = silu(g) * u = g / (1 + exp(-g)) * u */
 typedef void (*gllm_gelu_fn)(const float *x, float *y,
@@ -48,6 +51,10 @@ typedef void (*gllm_softmax_fn)(const float *x, float *y,
                                 size_t n); /* y = exp(x - max) / sum (y may alias x) */
 typedef size_t (*gllm_argmax_fn)(const float *x,
                                  size_t n); /* index of the largest x (the first on ties) */
+typedef size_t (*gllm_mean_rows_fn)(
+    const float *x, const uint8_t *mask, size_t rows, size_t n,
+    float *y); /* y = the mean of the rows of x (rows x n, contiguous) that mask selects (NULL:
+                  all); returns how many it selected (none: y = 0) */
 typedef void (*gllm_rope_fn)(
     float *x, size_t nh, size_t hd, size_t rot, const float *cs,
     int neox); /* rotate the first rot dims of each of nh heads of one token in place; cs = rot/2
@@ -70,12 +77,14 @@ typedef struct {
     gllm_act_quant_fn act_quant;
     gllm_rmsnorm_fn rmsnorm;
     gllm_layernorm_fn layernorm;
+    gllm_l2norm_fn l2norm;
     gllm_silu_mul_fn silu_mul;
     gllm_gelu_fn gelu;
     gllm_add_fn add;
     gllm_mul_fn mul;
     gllm_softmax_fn softmax;
     gllm_argmax_fn argmax;
+    gllm_mean_rows_fn mean_rows;
     gllm_rope_fn rope;
     const char *names[GLLM_OP_COUNT][GLLM_DTYPE_COUNT];
 } gllm_kernel_table;
@@ -128,12 +137,14 @@ void gllm_act_quant_scalar(const float *x, gllm_q8x *y, size_t k);
 void gllm_rmsnorm_scalar(const float *x, const float *w, float *y, size_t n, float eps);
 void gllm_layernorm_scalar(const float *x, const float *w, const float *b, float *y, size_t n,
                            float eps);
+void gllm_l2norm_scalar(const float *x, float *y, size_t n);
 void gllm_silu_mul_scalar(const float *g, const float *u, float *y, size_t n);
 void gllm_gelu_scalar(const float *x, float *y, size_t n);
 void gllm_add_scalar(const float *a, const float *b, float *y, size_t n);
 void gllm_mul_scalar(const float *a, const float *b, float *y, size_t n);
 void gllm_softmax_scalar(const float *x, float *y, size_t n);
 size_t gllm_argmax_scalar(const float *x, size_t n);
+size_t gllm_mean_rows_scalar(const float *x, const uint8_t *mask, size_t rows, size_t n, float *y);
 void gllm_rope_scalar(float *x, size_t nh, size_t hd, size_t rot, const float *cs, int neox);
 #if defined(__x86_64__)
 void gllm_gemv_f32_avx2(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
@@ -178,12 +189,14 @@ void gllm_act_quant_avx2(const float *x, gllm_q8x *y, size_t k);
 void gllm_rmsnorm_avx2(const float *x, const float *w, float *y, size_t n, float eps);
 void gllm_layernorm_avx2(const float *x, const float *w, const float *b, float *y, size_t n,
                          float eps);
+void gllm_l2norm_avx2(const float *x, float *y, size_t n);
 void gllm_silu_mul_avx2(const float *g, const float *u, float *y, size_t n);
 void gllm_gelu_avx2(const float *x, float *y, size_t n);
 void gllm_add_avx2(const float *a, const float *b, float *y, size_t n);
 void gllm_mul_avx2(const float *a, const float *b, float *y, size_t n);
 void gllm_softmax_avx2(const float *x, float *y, size_t n);
 size_t gllm_argmax_avx2(const float *x, size_t n);
+size_t gllm_mean_rows_avx2(const float *x, const uint8_t *mask, size_t rows, size_t n, float *y);
 void gllm_rope_avx2(float *x, size_t nh, size_t hd, size_t rot, const float *cs, int neox);
 #endif
 #if defined(__x86_64__)
@@ -232,12 +245,14 @@ void gllm_act_quant_avx512(const float *x, gllm_q8x *y, size_t k);
 void gllm_rmsnorm_avx512(const float *x, const float *w, float *y, size_t n, float eps);
 void gllm_layernorm_avx512(const float *x, const float *w, const float *b, float *y, size_t n,
                            float eps);
+void gllm_l2norm_avx512(const float *x, float *y, size_t n);
 void gllm_silu_mul_avx512(const float *g, const float *u, float *y, size_t n);
 void gllm_gelu_avx512(const float *x, float *y, size_t n);
 void gllm_add_avx512(const float *a, const float *b, float *y, size_t n);
 void gllm_mul_avx512(const float *a, const float *b, float *y, size_t n);
 void gllm_softmax_avx512(const float *x, float *y, size_t n);
 size_t gllm_argmax_avx512(const float *x, size_t n);
+size_t gllm_mean_rows_avx512(const float *x, const uint8_t *mask, size_t rows, size_t n, float *y);
 void gllm_rope_avx512(float *x, size_t nh, size_t hd, size_t rot, const float *cs, int neox);
 #endif
 #if defined(__aarch64__)
@@ -283,12 +298,14 @@ void gllm_act_quant_neon(const float *x, gllm_q8x *y, size_t k);
 void gllm_rmsnorm_neon(const float *x, const float *w, float *y, size_t n, float eps);
 void gllm_layernorm_neon(const float *x, const float *w, const float *b, float *y, size_t n,
                          float eps);
+void gllm_l2norm_neon(const float *x, float *y, size_t n);
 void gllm_silu_mul_neon(const float *g, const float *u, float *y, size_t n);
 void gllm_gelu_neon(const float *x, float *y, size_t n);
 void gllm_add_neon(const float *a, const float *b, float *y, size_t n);
 void gllm_mul_neon(const float *a, const float *b, float *y, size_t n);
 void gllm_softmax_neon(const float *x, float *y, size_t n);
 size_t gllm_argmax_neon(const float *x, size_t n);
+size_t gllm_mean_rows_neon(const float *x, const uint8_t *mask, size_t rows, size_t n, float *y);
 void gllm_rope_neon(float *x, size_t nh, size_t hd, size_t rot, const float *cs, int neox);
 #endif
 #endif

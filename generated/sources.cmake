@@ -43,12 +43,14 @@ set(GLLM_KERNELS_SCALAR
     generated/cpu/scalar/act_quant_scalar.c
     generated/cpu/scalar/rmsnorm_scalar.c
     generated/cpu/scalar/layernorm_scalar.c
+    generated/cpu/scalar/l2norm_scalar.c
     generated/cpu/scalar/silu_mul_scalar.c
     generated/cpu/scalar/gelu_scalar.c
     generated/cpu/scalar/add_scalar.c
     generated/cpu/scalar/mul_scalar.c
     generated/cpu/scalar/softmax_scalar.c
     generated/cpu/scalar/argmax_scalar.c
+    generated/cpu/scalar/mean_rows_scalar.c
     generated/cpu/scalar/rope_scalar.c)
 set(GLLM_FLAGS_SCALAR )
 set(GLLM_ARCH_SCALAR any)
@@ -91,12 +93,14 @@ set(GLLM_KERNELS_AVX2
     generated/cpu/avx2/act_quant_avx2.c
     generated/cpu/avx2/rmsnorm_avx2.c
     generated/cpu/avx2/layernorm_avx2.c
+    generated/cpu/avx2/l2norm_avx2.c
     generated/cpu/avx2/silu_mul_avx2.c
     generated/cpu/avx2/gelu_avx2.c
     generated/cpu/avx2/add_avx2.c
     generated/cpu/avx2/mul_avx2.c
     generated/cpu/avx2/softmax_avx2.c
     generated/cpu/avx2/argmax_avx2.c
+    generated/cpu/avx2/mean_rows_avx2.c
     generated/cpu/avx2/rope_avx2.c)
 set(GLLM_FLAGS_AVX2 -mavx2 -mfma -mf16c)
 set(GLLM_ARCH_AVX2 x86_64)
@@ -142,12 +146,14 @@ set(GLLM_KERNELS_AVX512
     generated/cpu/avx512/act_quant_avx512.c
     generated/cpu/avx512/rmsnorm_avx512.c
     generated/cpu/avx512/layernorm_avx512.c
+    generated/cpu/avx512/l2norm_avx512.c
     generated/cpu/avx512/silu_mul_avx512.c
     generated/cpu/avx512/gelu_avx512.c
     generated/cpu/avx512/add_avx512.c
     generated/cpu/avx512/mul_avx512.c
     generated/cpu/avx512/softmax_avx512.c
     generated/cpu/avx512/argmax_avx512.c
+    generated/cpu/avx512/mean_rows_avx512.c
     generated/cpu/avx512/rope_avx512.c)
 set(GLLM_FLAGS_AVX512 -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx512vnni -mavx512bf16 -mavx2 -mfma -mf16c)
 set(GLLM_ARCH_AVX512 x86_64)
@@ -190,12 +196,14 @@ set(GLLM_KERNELS_NEON
     generated/cpu/neon/act_quant_neon.c
     generated/cpu/neon/rmsnorm_neon.c
     generated/cpu/neon/layernorm_neon.c
+    generated/cpu/neon/l2norm_neon.c
     generated/cpu/neon/silu_mul_neon.c
     generated/cpu/neon/gelu_neon.c
     generated/cpu/neon/add_neon.c
     generated/cpu/neon/mul_neon.c
     generated/cpu/neon/softmax_neon.c
     generated/cpu/neon/argmax_neon.c
+    generated/cpu/neon/mean_rows_neon.c
     generated/cpu/neon/rope_neon.c)
 set(GLLM_FLAGS_NEON -march=armv8.2-a+dotprod+fp16)
 set(GLLM_ARCH_NEON aarch64)

@@ -338,6 +338,52 @@ static int check_norms(const gllm_kernel_table *kt, int layer, char *msg, size_t
     return rc;
 }
 
+static int check_l2norm(const gllm_kernel_table *kt, char *msg, size_t len) {
+    int rc = CASE_PASS;
+    for (size_t si = 0; si < 6 && rc == CASE_PASS; si++) {
+        const size_t n = row_sizes[si];
+        float *x = malloc(n * 4), *y = malloc(n * 4);
+        double *ref = malloc(n * 8);
+        for (int zero = 0; zero < 2 && rc == CASE_PASS; zero++) { /* an all-zero row stays zero */
+            for (size_t i = 0; i < n; i++) x[i] = zero ? 0.0f : uni(-3, 3);
+            gllm_ref_l2norm(x, ref, n);
+            kt->l2norm(x, y, n);
+            rc = close_rows("l2norm", n, y, ref, 2e-6, 1e-7, 1.0, msg, len);
+            if (rc == CASE_PASS) { /* in place */
+                kt->l2norm(x, x, n);
+                rc = close_rows("l2norm in place", n, x, ref, 2e-6, 1e-7, 1.0, msg, len);
+            }
+        }
+        free(x), free(y), free(ref);
+    }
+    return rc;
+}
+
+/* masked mean over rows: no mask, random masks, one row, and a mask that selects none (y = 0) */
+static int check_mean_rows(const gllm_kernel_table *kt, char *msg, size_t len) {
+    static const size_t rowss[] = {1, 3, 17, 69};
+    int rc = CASE_PASS;
+    for (size_t si = 0; si < 6 && rc == CASE_PASS; si++)
+        for (size_t ri = 0; ri < 4 && rc == CASE_PASS; ri++) {
+            const size_t n = row_sizes[si], rows = rowss[ri];
+            float *x = malloc(rows * n * 4), *y = malloc(n * 4);
+            uint8_t *mask = malloc(rows);
+            double *ref = malloc(n * 8);
+            for (size_t i = 0; i < rows * n; i++) x[i] = uni(-4, 4);
+            for (int variant = 0; variant < 3 && rc == CASE_PASS; variant++) {
+                for (size_t r = 0; r < rows; r++) mask[r] = variant == 1 ? uni(0, 1) < 0.6f : 0;
+                if (variant == 1) mask[rows - 1] = 1;
+                const uint8_t *mv = variant ? mask : NULL;
+                for (size_t i = 0; i < n; i++) y[i] = 7.0f; /* overwritten, also when nothing is selected */
+                const size_t want = gllm_ref_mean_rows(x, mv, rows, n, ref), got = kt->mean_rows(x, mv, rows, n, y);
+                if (got != want) rc = fail(msg, len, "mean_rows %zux%zu: selected %zu, reference %zu", rows, n, got, want);
+                else rc = close_rows("mean_rows", n, y, ref, 4e-6, 1e-7, 4.0, msg, len);
+            }
+            free(x), free(y), free(mask), free(ref);
+        }
+    return rc;
+}
+
 static int check_eltwise(const gllm_kernel_table *kt, const char *op, char *msg, size_t len) {
     int rc = CASE_PASS;
     for (size_t si = 0; si < 6 && rc == CASE_PASS; si++) {
@@ -423,6 +469,8 @@ int gllm_check_isa_kernel(const char *op, gllm_isa_id isa, int quick, char *msg,
     rng_state = 0xab5eedull + (uint64_t)isa * 17u + (uint64_t)strlen(op) * 131u + (uint64_t)op[0];
     if (!strcmp(op, "act_quant")) return check_act_quant(kt, quick ? 96 : 4128, msg, len);
     if (!strcmp(op, "rmsnorm") || !strcmp(op, "layernorm")) return check_norms(kt, op[0] == 'l', msg, len);
+    if (!strcmp(op, "l2norm")) return check_l2norm(kt, msg, len);
+    if (!strcmp(op, "mean_rows")) return check_mean_rows(kt, msg, len);
     if (!strcmp(op, "silu_mul") || !strcmp(op, "gelu") || !strcmp(op, "add") || !strcmp(op, "mul"))
         return check_eltwise(kt, op, msg, len);
     if (!strcmp(op, "softmax") || !strcmp(op, "argmax")) return check_reduce(kt, op[0] == 'a', msg, len);

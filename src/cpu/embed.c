@@ -1,5 +1,4 @@
 #include "cpu/embed.h"
-#include <math.h>
 #include <string.h>
 #include "core/dispatch.h"
 #include "core/dtype_traits.h"
@@ -49,17 +48,9 @@ gllm_status gllm_cpu_pool(gllm_pooling kind, const float *h, const uint8_t *mask
         for (size_t i = n; i > 0 && !used; i--)
             if (!mask || mask[i - 1]) memcpy(out, h + (i - 1) * dim, dim * sizeof(float)), used = 1;
     } else {
-        memset(out, 0, dim * sizeof(float));
-        for (size_t i = 0; i < n; i++)
-            if (!mask || mask[i]) kt->add(out, h + i * dim, out, dim), used++;
-        for (size_t x = 0; used && x < dim; x++) out[x] /= (float)used;
+        used = kt->mean_rows(h, mask, n, dim, out);
     }
     if (!used) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "pool: the mask selects no token");
-    if (l2) {
-        double ss = 0;
-        for (size_t x = 0; x < dim; x++) ss += (double)out[x] * out[x];
-        const float inv = ss > 0 ? (float)(1.0 / sqrt(ss)) : 0.0f;
-        for (size_t x = 0; x < dim; x++) out[x] *= inv;
-    }
+    if (l2) kt->l2norm(out, out, dim);
     return GLLM_OK;
 }

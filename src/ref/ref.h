@@ -21,6 +21,8 @@ double gllm_ref_silu(double g);
 double gllm_ref_gelu(double x);
 void gllm_ref_softmax(const float *x, double *y, size_t n);
 size_t gllm_ref_argmax(const float *x, size_t n);
+void gllm_ref_l2norm(const float *x, double *y, size_t n);
+size_t gllm_ref_mean_rows(const float *x, const uint8_t *mask, size_t rows, size_t n, double *y);
 /* angle[i]: the rotation of pair i (rot/2 of them) */
 void gllm_ref_rope(const float *x, double *y, size_t nh, size_t hd, size_t rot, const double *angle, int neox);
 /* the Llama-family forward in double, no cache: logits[n][vocab] for every position (ref_llama.c) */

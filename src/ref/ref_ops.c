@@ -1,4 +1,4 @@
-/* Reference row operators in double: the oracles of the norm, eltwise, reduce and rope kernels. */
+/* Reference row operators in double: the oracles of the norm, eltwise, reduce (with the pooling mean) and rope kernels. */
 #include <math.h>
 #include "ref/ref.h"
 
@@ -33,6 +33,25 @@ size_t gllm_ref_argmax(const float *x, size_t n) {
     for (size_t i = 1; i < n; i++)
         if (x[i] > x[best]) best = i;
     return best;
+}
+
+void gllm_ref_l2norm(const float *x, double *y, size_t n) {
+    double ss = 0;
+    for (size_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    const double s = ss > 0 ? 1.0 / sqrt(ss) : 1.0;
+    for (size_t i = 0; i < n; i++) y[i] = x[i] * s;
+}
+
+size_t gllm_ref_mean_rows(const float *x, const uint8_t *mask, size_t rows, size_t n, double *y) {
+    size_t used = 0;
+    for (size_t i = 0; i < n; i++) y[i] = 0;
+    for (size_t r = 0; r < rows; r++)
+        if (!mask || mask[r]) {
+            for (size_t i = 0; i < n; i++) y[i] += x[r * n + i];
+            used++;
+        }
+    for (size_t i = 0; used && i < n; i++) y[i] /= (double)used;
+    return used;
 }
 
 void gllm_ref_rope(const float *x, double *y, size_t nh, size_t hd, size_t rot, const double *angle, int neox) {
