@@ -59,12 +59,20 @@ struct gllm_kv_cache {
     gllm_kv_seq seq[MAX_SEQS];
     int open[MAX_SEQS], protect[MAX_SEQS];
     unsigned long warm[MAX_SEQS], step; /* a sequence is warm when warm[s] == step (the latest forward) */
-    void *swapped[MAX_SEQS];            /* host copy of a swapped-out sequence's pages */
+    void *swapped[MAX_SEQS];            /* host image of a swapped-out sequence's pages */
     size_t swapped_pages[MAX_SEQS];
     _Atomic int running;                /* a forward is in progress */
     gllm_cuda_kv dkv;                   /* CUDA: the pages and block tables on the device */
     int cuda;
     size_t dtable_pages[MAX_SEQS];      /* CUDA: table entries of each sequence already there */
+    /* CUDA swaps run on the copy stream beside the kernels, ordered by events: a swap-out
+     * after the sequence's last step, every step after the swaps before it (their pages
+     * are reused, or must be back); images are page-locked, a swapped-in one freed once
+     * its copies have passed. */
+    CUevent written[MAX_SEQS];          /* CUDA: after each sequence's latest step (compute stream) */
+    CUevent copied;                     /* CUDA: after the latest swap copies (copy stream) */
+    int copy_wait;                      /* CUDA: the compute stream has not waited for `copied` yet */
+    void *retired[MAX_SEQS];            /* CUDA: swapped-in images, their copies maybe in flight */
 };
 
 /* a generator on CUDA: the device's context (and turn) for one public call */
@@ -258,6 +266,7 @@ gllm_status gllm_kv_cache_alloc(gllm_generator *g, size_t n_pages, size_t page_s
         if (s == GLLM_OK) s = gllm_cuda_alloc(&b->gpu, l->n_layers * d->layer_bytes, &d->v);
         if (s == GLLM_OK) s = gllm_cuda_alloc(&b->gpu, MAX_SEQS * n_pages * sizeof(int32_t), &d->tables);
         if (s == GLLM_OK) s = gllm_cuda_check(&b->gpu, b->gpu.drv.cuMemsetD32Async(d->tables, 0, MAX_SEQS * n_pages, b->gpu.stream), "clearing");
+        if (s == GLLM_OK) s = gllm_cuda_check(&b->gpu, b->gpu.drv.cuEventCreate(&kv->copied, CU_EVENT_DISABLE_TIMING), "creating an event");
         if (s == GLLM_OK) s = gllm_cuda_sync(&b->gpu);
         gllm_cuda_leave(&b->gpu);
         if (s != GLLM_OK) return gllm_kv_cache_free(kv), s;
@@ -270,13 +279,21 @@ void gllm_kv_cache_free(gllm_kv_cache *kv) {
     if (!kv) return;
     gllm_backend *b = kv->cuda ? kv->g->b : NULL; /* CUDA: its generator must still be there */
     if (b && gllm_cuda_enter(&b->gpu) == GLLM_OK) {
+        gllm_cuda *c = &b->gpu;
+        c->drv.cuStreamSynchronize(c->copy), c->drv.cuStreamSynchronize(c->stream); /* no copy or step left on its memory */
         gllm_cuda_model_forget(&kv->g->cm, &kv->dkv);
-        gllm_cuda_free(&b->gpu, kv->dkv.k), gllm_cuda_free(&b->gpu, kv->dkv.v), gllm_cuda_free(&b->gpu, kv->dkv.tables);
-        gllm_cuda_leave(&b->gpu);
+        gllm_cuda_free(c, kv->dkv.k), gllm_cuda_free(c, kv->dkv.v), gllm_cuda_free(c, kv->dkv.tables);
+        for (int i = 0; i < MAX_SEQS; i++) {
+            gllm_cuda_host_free(c, kv->swapped[i]), gllm_cuda_host_free(c, kv->retired[i]);
+            kv->swapped[i] = kv->retired[i] = NULL;
+            if (kv->written[i]) c->drv.cuEventDestroy(kv->written[i]);
+        }
+        if (kv->copied) c->drv.cuEventDestroy(kv->copied);
+        gllm_cuda_leave(c);
     }
     for (int i = 0; i < MAX_SEQS; i++) {
         if (kv->open[i]) gllm_kv_seq_release(&kv->pool, &kv->seq[i]);
-        free(kv->swapped[i]);
+        if (!kv->cuda) free(kv->swapped[i]);
     }
     gllm_kv_pool_free(&kv->pool);
     free(kv);
@@ -304,8 +321,17 @@ gllm_status gllm_seq_close(gllm_kv_cache *kv, int seq) {
     gllm_kv_seq *s = NULL;
     gllm_status st = seq_of(kv, seq, &s);
     if (st != GLLM_OK) return st;
+    if (kv->cuda) { /* its pages may be swapped into next: the copies go after its last step */
+        gllm_cuda *c = &kv->g->b->gpu;
+        if ((st = gllm_cuda_enter(c)) != GLLM_OK) return st;
+        if (kv->written[seq]) c->drv.cuStreamWaitEvent(c->copy, kv->written[seq], 0);
+        if (kv->swapped[seq]) c->drv.cuEventSynchronize(kv->copied); /* its swap-out copies */
+        gllm_cuda_host_free(c, kv->swapped[seq]);
+        gllm_cuda_leave(c);
+    } else {
+        free(kv->swapped[seq]);
+    }
     gllm_kv_seq_release(&kv->pool, s);
-    free(kv->swapped[seq]);
     kv->swapped[seq] = NULL, kv->open[seq] = 0, kv->protect[seq] = 0;
     return GLLM_OK;
 }
@@ -346,13 +372,20 @@ static gllm_status run_step(gllm_generator *g, gllm_kv_cache *kv, int seq, const
     if (g->cuda) { /* the sequence's new block-table entries, then the step on the device */
         gllm_cuda *c = &g->b->gpu;
         const size_t have = kv->dtable_pages[seq];
-        gllm_status st = gllm_cuda_upload(c, kv->dkv.tables + ((size_t)seq * kv->dkv.table_stride + have) * sizeof(int32_t),
+        gllm_status st = GLLM_OK;
+        if (!kv->written[seq]) st = gllm_cuda_check(c, c->drv.cuEventCreate(&kv->written[seq], CU_EVENT_DISABLE_TIMING), "creating an event");
+        if (st == GLLM_OK && kv->copy_wait) { /* after the swaps enqueued so far */
+            st = gllm_cuda_check(c, c->drv.cuStreamWaitEvent(c->stream, kv->copied, 0), "ordering a step after KV swaps");
+            kv->copy_wait = st != GLLM_OK;
+        }
+        if (st == GLLM_OK) st = gllm_cuda_upload(c, kv->dkv.tables + ((size_t)seq * kv->dkv.table_stride + have) * sizeof(int32_t),
                                           s->table + have, (s->n_pages - have) * sizeof(int32_t));
         if (st == GLLM_OK) kv->dtable_pages[seq] = s->n_pages;
         if (st == GLLM_OK)
             st = gllm_cuda_forward(&g->cm, &kv->dkv, seq, s->len, tokens, n, g->dlogits + row0 * g->m->llama.vocab * sizeof(float),
                                    row0 == 0);
         if (st == GLLM_OK) s->len += n;
+        if (st == GLLM_OK) st = gllm_cuda_check(c, c->drv.cuEventRecord(kv->written[seq], c->stream), "recording a step");
         return st;
     }
     return gllm_llama_forward_plan(&g->m->llama, g->plan.steps ? &g->plan : &g->m->llama.plan, &kv->pool, s, tokens, n, topo ? topo->position : NULL, tree ? topo->parent : NULL,
@@ -484,8 +517,50 @@ static gllm_status swappable(gllm_kv_cache *kv, int seq, gllm_kv_seq **s) {
     if (st != GLLM_OK) return st;
     if (atomic_load(&kv->running)) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "swap: a forward is running");
     if (kv->protect[seq]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "swap: sequence %d is protected (hot)", seq);
-    if (kv->cuda) return gllm_fail(GLLM_E_UNSUPPORTED, "swap: not on the CUDA backend yet");
     return GLLM_OK;
+}
+
+/* CUDA: free the swapped-in images whose copies have passed (all: wait for them) */
+static void reap(gllm_kv_cache *kv, gllm_cuda *c, int all) {
+    int pending = 0;
+    for (int i = 0; i < MAX_SEQS && !pending; i++) pending = kv->retired[i] != NULL;
+    if (!pending || (all ? c->drv.cuEventSynchronize(kv->copied) : c->drv.cuEventQuery(kv->copied)) != CUDA_SUCCESS) return;
+    for (int i = 0; i < MAX_SEQS; i++) gllm_cuda_host_free(c, kv->retired[i]), kv->retired[i] = NULL;
+}
+
+/* out: the sequence's pages to a new host image, their pool pages freed; in: back into free
+ * pages. On CUDA the copies are enqueued on the copy stream and the call returns at once. */
+static gllm_status swap(gllm_kv_cache *kv, int seq, gllm_kv_seq *s, int out) {
+    const size_t n = out ? s->n_pages : kv->swapped_pages[seq];
+    if (!kv->cuda) {
+        if (!out) return gllm_kv_swap_in(&kv->pool, s, kv->swapped[seq], n, NULL, NULL);
+        void *img = malloc(gllm_kv_swap_bytes(&kv->pool, n) + 1);
+        if (!img) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "swap: no host memory for %zu pages", n);
+        gllm_status st = gllm_kv_swap_out(&kv->pool, s, img, NULL, NULL);
+        if (st != GLLM_OK) return free(img), st;
+        kv->swapped[seq] = img;
+        return GLLM_OK;
+    }
+    gllm_cuda *c = &kv->g->b->gpu;
+    gllm_status st = gllm_cuda_enter(c);
+    if (st != GLLM_OK) return st;
+    reap(kv, c, kv->retired[seq] != NULL); /* this slot's last image must be gone first */
+    gllm_cuda_kv_copy_ctx x = {c, &kv->dkv};
+    void *img = kv->swapped[seq];
+    if (out && (st = gllm_cuda_host_alloc(c, gllm_kv_swap_bytes(&kv->pool, n), &img)) != GLLM_OK) return gllm_cuda_leave(c), st;
+    if (out && kv->written[seq]) /* after the step that last wrote its pages */
+        st = gllm_cuda_check(c, c->drv.cuStreamWaitEvent(c->copy, kv->written[seq], 0), "ordering a swap after a step");
+    if (st == GLLM_OK)
+        st = out ? gllm_kv_swap_out(&kv->pool, s, img, gllm_cuda_kv_copy, &x) : gllm_kv_swap_in(&kv->pool, s, img, n, gllm_cuda_kv_copy, &x);
+    /* whatever was enqueued: later steps wait for it (a failed swap-in's pages are free again) */
+    const gllm_status rec = gllm_cuda_check(c, c->drv.cuEventRecord(kv->copied, c->copy), "recording swap copies");
+    kv->copy_wait = 1;
+    if (st == GLLM_OK) st = rec;
+    if (st != GLLM_OK && out) c->drv.cuStreamSynchronize(c->copy), gllm_cuda_host_free(c, img);
+    if (st == GLLM_OK && out) kv->swapped[seq] = img;
+    if (st == GLLM_OK && !out) kv->retired[seq] = img, kv->swapped[seq] = NULL, kv->dtable_pages[seq] = 0;
+    gllm_cuda_leave(c);
+    return st;
 }
 
 gllm_status gllm_swap_out_pages(gllm_kv_cache *kv, int seq) {
@@ -495,7 +570,7 @@ gllm_status gllm_swap_out_pages(gllm_kv_cache *kv, int seq) {
     if (kv->warm[seq] == kv->step) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "swap: sequence %d is warm (used by the latest forward)", seq);
     if (kv->swapped[seq]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "swap: sequence %d is already swapped out", seq);
     const size_t n = s->n_pages;
-    if ((st = gllm_kv_swap_out(&kv->pool, s, &kv->swapped[seq])) != GLLM_OK) return st;
+    if ((st = swap(kv, seq, s, 1)) != GLLM_OK) return st;
     kv->swapped_pages[seq] = n;
     return GLLM_OK;
 }
@@ -505,8 +580,8 @@ gllm_status gllm_swap_in_pages(gllm_kv_cache *kv, int seq) {
     gllm_status st = swappable(kv, seq, &s);
     if (st != GLLM_OK) return st;
     if (!kv->swapped[seq]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "swap: sequence %d is not swapped out", seq);
-    if ((st = gllm_kv_swap_in(&kv->pool, s, kv->swapped[seq], kv->swapped_pages[seq])) != GLLM_OK) return st;
-    free(kv->swapped[seq]);
+    if ((st = swap(kv, seq, s, 0)) != GLLM_OK) return st;
+    if (!kv->cuda) free(kv->swapped[seq]);
     kv->swapped[seq] = NULL, kv->swapped_pages[seq] = 0;
     return GLLM_OK;
 }

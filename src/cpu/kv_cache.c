@@ -77,30 +77,37 @@ gllm_status gllm_kv_reserve(gllm_kv_pool *p, gllm_kv_seq *s, size_t n_slots) {
     return GLLM_OK;
 }
 
-/* host layout: logical page i, then layer, then K before V */
-static void swap_copy(const gllm_kv_pool *p, const gllm_kv_seq *s, char *host, int out) {
+size_t gllm_kv_swap_bytes(const gllm_kv_pool *p, size_t n_pages) { return n_pages * 2 * p->n_layers * p->page_elems * p->esize; }
+
+static gllm_status swap_copy(const gllm_kv_pool *p, const gllm_kv_seq *s, char *host, int out, gllm_kv_copy_fn copy,
+                             void *ctx) {
     const size_t half = p->page_elems * p->esize;
     for (size_t i = 0; i < s->n_pages; i++)
         for (size_t l = 0; l < p->n_layers; l++)
             for (int v = 0; v < 2; v++) {
-                char *page = (char *)(v ? p->v : p->k) + (l * p->n_pages + (size_t)s->table[i]) * half;
+                const size_t off = (l * p->n_pages + (size_t)s->table[i]) * half;
                 char *h = host + ((i * p->n_layers + l) * 2 + (size_t)v) * half;
+                if (copy) {
+                    const gllm_status st = copy(ctx, v, off, h, half, out);
+                    if (st != GLLM_OK) return st;
+                    continue;
+                }
+                char *page = (char *)(v ? p->v : p->k) + off;
                 out ? memcpy(h, page, half) : memcpy(page, h, half);
             }
-}
-
-gllm_status gllm_kv_swap_out(gllm_kv_pool *p, gllm_kv_seq *s, void **host) {
-    char *h = malloc(s->n_pages * 2 * p->n_layers * p->page_elems * p->esize + 1);
-    if (!h) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "swap: no host memory for %zu pages", s->n_pages);
-    swap_copy(p, s, h, 1);
-    return_pages(p, s);
-    *host = h;
     return GLLM_OK;
 }
 
-gllm_status gllm_kv_swap_in(gllm_kv_pool *p, gllm_kv_seq *s, const void *host, size_t n_pages) {
+gllm_status gllm_kv_swap_out(gllm_kv_pool *p, gllm_kv_seq *s, void *host, gllm_kv_copy_fn copy, void *ctx) {
+    const gllm_status st = swap_copy(p, s, host, 1, copy, ctx);
+    if (st == GLLM_OK) return_pages(p, s);
+    return st;
+}
+
+gllm_status gllm_kv_swap_in(gllm_kv_pool *p, gllm_kv_seq *s, const void *host, size_t n_pages, gllm_kv_copy_fn copy,
+                            void *ctx) {
     gllm_status st = gllm_kv_reserve(p, s, n_pages * p->page_size);
-    if (st == GLLM_OK) swap_copy(p, s, (char *)host, 0);
+    if (st == GLLM_OK && (st = swap_copy(p, s, (char *)host, 0, copy, ctx)) != GLLM_OK) return_pages(p, s);
     return st;
 }
 

@@ -44,10 +44,15 @@ void gllm_kv_seq_release(gllm_kv_pool *p, gllm_kv_seq *s); /* pages back to the 
 /* make slots [0, n_slots) backed by pages; fails (cache unchanged) when the pool or the table is full */
 gllm_status gllm_kv_reserve(gllm_kv_pool *p, gllm_kv_seq *s, size_t n_slots);
 
-/* swap: a sequence's pages out to host memory (malloc'd; its pool pages freed, len kept), and
- * back into whatever pages are free, bit-exact (the caller frees host) */
-gllm_status gllm_kv_swap_out(gllm_kv_pool *p, gllm_kv_seq *s, void **host);
-gllm_status gllm_kv_swap_in(gllm_kv_pool *p, gllm_kv_seq *s, const void *host, size_t n_pages);
+/* swap: a sequence's pages out to a host image of gllm_kv_swap_bytes (its pool pages freed,
+ * len kept), and back into whatever pages are free, bit-exact. The image holds logical page i,
+ * then layer, then K before V. copy moves one page part of `bytes` at byte offset off of the K
+ * (v = 0) or V pages, to the host (out) or from it; NULL: the pool's own pages, by memcpy. */
+typedef gllm_status (*gllm_kv_copy_fn)(void *ctx, int v, size_t off, void *host, size_t bytes, int out);
+size_t gllm_kv_swap_bytes(const gllm_kv_pool *p, size_t n_pages);
+gllm_status gllm_kv_swap_out(gllm_kv_pool *p, gllm_kv_seq *s, void *host, gllm_kv_copy_fn copy, void *ctx);
+gllm_status gllm_kv_swap_in(gllm_kv_pool *p, gllm_kv_seq *s, const void *host, size_t n_pages, gllm_kv_copy_fn copy,
+                            void *ctx);
 
 /* write one token's K and V (n_kv_heads x head_dim f32 each) at a reserved slot:
  * append is slot == len, a tree step scatters to the slots its topology gives */

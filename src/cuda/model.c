@@ -280,3 +280,11 @@ gllm_status gllm_cuda_forward(gllm_cuda_model *cm, const gllm_cuda_kv *kv, int s
     cm->graph = NULL, cm->graphs = 0;
     return GLLM_OK;
 }
+
+gllm_status gllm_cuda_kv_copy(void *ctx, int v, size_t off, void *host, size_t bytes, int out) {
+    const gllm_cuda_kv_copy_ctx *x = ctx;
+    gllm_cuda *c = x->c;
+    const CUdeviceptr page = (v ? x->kv->v : x->kv->k) + off;
+    return out ? gllm_cuda_check(c, c->drv.cuMemcpyDtoHAsync(host, page, bytes, c->copy), "swapping KV pages out")
+               : gllm_cuda_check(c, c->drv.cuMemcpyHtoDAsync(page, host, bytes, c->copy), "swapping KV pages in");
+}

@@ -37,6 +37,14 @@ gllm_status gllm_cuda_model_init(gllm_cuda_model *cm, gllm_cuda *c, const gllm_p
                                  size_t max_rows, size_t kv_width);
 void gllm_cuda_model_free(gllm_cuda_model *cm);
 
+/* a KV swap copy (gllm_kv_copy_fn, src/cpu/kv_cache.h) of one page part, enqueued on the copy
+ * stream; ctx a gllm_cuda_kv_copy_ctx; host must be page-locked (gllm_cuda_host_alloc) */
+typedef struct {
+    gllm_cuda *c;
+    const gllm_cuda_kv *kv;
+} gllm_cuda_kv_copy_ctx;
+gllm_status gllm_cuda_kv_copy(void *ctx, int v, size_t off, void *host, size_t bytes, int out);
+
 /* a cache is going away: drop the decode graph captured for it */
 void gllm_cuda_model_forget(gllm_cuda_model *cm, const gllm_cuda_kv *kv);
 

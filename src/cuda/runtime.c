@@ -42,6 +42,7 @@ gllm_status gllm_cuda_open(gllm_cuda *c, int ordinal) {
         s = gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: loading the sm_%d kernels failed (%s)", c->sm, gllm_cuda_error(&c->drv, r));
     }
     if (s == GLLM_OK) s = gllm_cuda_check(c, c->drv.cuStreamCreate(&c->stream, CU_STREAM_NON_BLOCKING), "creating a stream");
+    if (s == GLLM_OK) s = gllm_cuda_check(c, c->drv.cuStreamCreate(&c->copy, CU_STREAM_NON_BLOCKING), "creating the copy stream");
     gllm_cuda_leave(c);
     if (s != GLLM_OK) gllm_cuda_close(c);
     return s;
@@ -50,6 +51,7 @@ gllm_status gllm_cuda_open(gllm_cuda *c, int ordinal) {
 void gllm_cuda_close(gllm_cuda *c) {
     if (c->ctx && gllm_cuda_enter(c) == GLLM_OK) {
         if (c->stream) c->drv.cuStreamDestroy(c->stream);
+        if (c->copy) c->drv.cuStreamDestroy(c->copy);
         if (c->mod) c->drv.cuModuleUnload(c->mod);
         gllm_cuda_leave(c);
     }
@@ -108,3 +110,15 @@ gllm_status gllm_cuda_download(gllm_cuda *c, void *dst, CUdeviceptr src, size_t 
 }
 
 gllm_status gllm_cuda_sync(gllm_cuda *c) { return gllm_cuda_check(c, c->drv.cuStreamSynchronize(c->stream), "running the kernels"); }
+
+gllm_status gllm_cuda_host_alloc(gllm_cuda *c, size_t bytes, void **p) {
+    *p = NULL;
+    const CUresult r = c->drv.cuMemAllocHost(p, bytes ? bytes : 4);
+    if (r == CUDA_SUCCESS) return GLLM_OK;
+    *p = NULL;
+    return gllm_fail(GLLM_E_OUT_OF_MEMORY, "CUDA: %zu bytes of page-locked host memory not available (%s)", bytes, gllm_cuda_error(&c->drv, r));
+}
+
+void gllm_cuda_host_free(gllm_cuda *c, void *p) {
+    if (p) c->drv.cuMemFreeHost(p);
+}

@@ -1,5 +1,5 @@
 /* One CUDA device as the backend uses it: driver, primary context, the module of our
- * cubin, a non-blocking stream; kernels looked up by name; every driver error turned into
+ * cubin, two non-blocking streams (kernels, KV swap copies); kernels looked up by name; every driver error turned into
  * a gllm_status with the driver's message. */
 #ifndef GLLM_CUDA_RUNTIME_H
 #define GLLM_CUDA_RUNTIME_H
@@ -11,7 +11,8 @@ typedef struct {
     CUdevice dev;
     CUcontext ctx;
     CUmodule mod;
-    CUstream stream; /* ours, non-blocking: every launch and copy */
+    CUstream stream; /* ours, non-blocking: every launch and copy but the KV swaps */
+    CUstream copy;   /* ours, non-blocking: KV swap copies, beside the kernels */
     int sm, integrated, pageable;
     char name[96];
     struct {
@@ -47,4 +48,7 @@ gllm_status gllm_cuda_upload(gllm_cuda *c, CUdeviceptr dst, const void *src, siz
 /* device -> host after the compute stream's work: returns when the bytes are there */
 gllm_status gllm_cuda_download(gllm_cuda *c, void *dst, CUdeviceptr src, size_t bytes);
 gllm_status gllm_cuda_sync(gllm_cuda *c);
+/* page-locked host memory, which copies on the copy stream need to run beside the kernels */
+gllm_status gllm_cuda_host_alloc(gllm_cuda *c, size_t bytes, void **p);
+void gllm_cuda_host_free(gllm_cuda *c, void *p);
 #endif
