@@ -316,6 +316,41 @@ Test(cuda, graph_replay_equals_eager_and_batch_equals_alone) {
     unlink(path);
 }
 
+/* UMA: weights the device reads in place (forced here with GLLM_CUDA_MAP=1, which maps them over
+ * PCIe on a discrete card) give the same bits as weights copied to the device */
+Test(cuda, mapped_weights) {
+    if (!has_gpu()) cr_skip_test("no GPU");
+    char path[128];
+    write_model("llama", GLLM_DTYPE_Q4_0, GLLM_DTYPE_Q4_0, path, sizeof path);
+    gllm_model *m;
+    cr_assert_eq(gllm_model_open(path, &m), GLLM_OK);
+    side mapped, copied;
+    setenv("GLLM_CUDA_MAP", "1", 1);
+    side_open(&mapped, "cuda:0", m, GLLM_DTYPE_F16);
+    setenv("GLLM_CUDA_MAP", "0", 1);
+    side_open(&copied, "cuda:0", m, GLLM_DTYPE_F16);
+    unsetenv("GLLM_CUDA_MAP");
+    gllm_backend_info im, ic;
+    gllm_backend_get_info(mapped.b, &im), gllm_backend_get_info(copied.b, &ic);
+    cr_assert(im.uma && !ic.uma, "info says which one maps");
+    int32_t tok[9];
+    for (int i = 0; i < 9; i++) tok[i] = (int32_t)((i * 11 + 2) % VOCAB);
+    float *x = malloc(VOCAB * 4), *y = malloc(VOCAB * 4);
+    gllm_logits *l;
+    for (int step = 0; step < 4; step++) { /* a prefill, then decode steps (eager, then the graph) */
+        const size_t n = step ? 1 : 9;
+        cr_assert_eq(gllm_generator_forward(mapped.g, mapped.kv, mapped.seq, tok, n, NULL, &l), GLLM_OK, "%s", gllm_last_error());
+        cr_assert_eq(gllm_logits_read(l, x, VOCAB), GLLM_OK);
+        cr_assert_eq(gllm_generator_forward(copied.g, copied.kv, copied.seq, tok, n, NULL, &l), GLLM_OK, "%s", gllm_last_error());
+        cr_assert_eq(gllm_logits_read(l, y, VOCAB), GLLM_OK);
+        cr_assert(!memcmp(x, y, VOCAB * 4), "step %d: mapped and copied weights differ", step);
+    }
+    free(x), free(y);
+    side_close(&mapped), side_close(&copied);
+    gllm_model_close(m);
+    unlink(path);
+}
+
 /* KV swap on the GPU: copies on the copy stream, refused while warm, protected or full; a
  * round trip through other pages computes the same bits as a twin that never left */
 Test(cuda, swap_round_trip) {

@@ -119,7 +119,7 @@ gllm_status gllm_backend_open(const char *name, gllm_backend **out) {
     if (b->cuda) {
         const gllm_cuda *c = &b->gpu;
         snprintf(b->device, sizeof b->device, "%s (sm_%d, driver %d.%d%s)", c->name, c->sm, c->drv.version / 1000,
-                 c->drv.version % 1000 / 10, c->integrated ? ", integrated" : "");
+                 c->drv.version % 1000 / 10, c->integrated ? ", integrated" : c->host_pages ? ", host page tables" : "");
     } else {
         snprintf(b->device, sizeof b->device, "CPU, %d threads", gllm_pool_threads());
     }
@@ -136,7 +136,7 @@ void gllm_backend_close(gllm_backend *b) {
 gllm_status gllm_backend_get_info(const gllm_backend *b, gllm_backend_info *out) {
     if (!b || !out) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_backend_get_info: NULL argument");
     *out = (gllm_backend_info){b->cuda ? "cuda" : "cpu", b->device, b->cuda ? "sass" : gllm_kernels()->isa,
-                               !b->cuda}; /* CUDA: weights copied to the device */
+                               !b->cuda || b->gpu.map}; /* CUDA: mapped where UMA (a failed mapping copies, and says so) */
     return GLLM_OK;
 }
 

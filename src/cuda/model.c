@@ -51,8 +51,12 @@ gllm_status gllm_cuda_model_init(gllm_cuda_model *cm, gllm_cuda *c, const gllm_p
     const char *prof = getenv("GLLM_CUDA_PROFILE");
     cm->profile = prof && !strcmp(prof, "1");
     if (cm->profile) cm->graphs = 0; /* per-step events need eager launches */
-    gllm_status s = gllm_cuda_alloc(c, size, &cm->weights);
-    if (s == GLLM_OK) s = gllm_cuda_upload(c, cm->weights, host, size);
+    gllm_status s = GLLM_OK;
+    if (c->map) { /* UMA: the file's pages in place; where mapping fails, a copy as below */
+        cm->mapped = gllm_cuda_map(c, host, size, &cm->weights, &cm->registered) == GLLM_OK;
+        if (!cm->mapped) fprintf(stderr, "gllm: weights copied to the device (%s)\n", gllm_last_error());
+    }
+    if (!cm->mapped && (s = gllm_cuda_alloc(c, size, &cm->weights)) == GLLM_OK) s = gllm_cuda_upload(c, cm->weights, host, size);
     for (int b = 0; b < BUF_COUNT && s == GLLM_OK; b++) s = gllm_cuda_alloc(c, max_rows * p->width[b] * sizeof(float), &cm->buf[b]);
     if (s == GLLM_OK) s = gllm_cuda_alloc(c, max_rows * kv_width * sizeof(float), &cm->k);
     if (s == GLLM_OK) s = gllm_cuda_alloc(c, max_rows * kv_width * sizeof(float), &cm->v);
@@ -76,7 +80,8 @@ void gllm_cuda_model_free(gllm_cuda_model *cm) {
     for (int k = 0; cm->prof_steps && k < 8; k++)
         fprintf(stderr, "gllm profile: %-12s %8.1f us per decode step\n", kinds[k], 1e3 * cm->prof_ms[k] / (double)cm->prof_steps);
     if (cm->graph) cm->c->drv.cuGraphExecDestroy(cm->graph);
-    CUdeviceptr all[] = {cm->weights, cm->k, cm->v, cm->up, cm->part, cm->count, cm->inv_freq, cm->hdr};
+    if (cm->mapped) gllm_cuda_unmap(cm->c, cm->host, cm->registered);
+    CUdeviceptr all[] = {cm->mapped ? 0 : cm->weights, cm->k, cm->v, cm->up, cm->part, cm->count, cm->inv_freq, cm->hdr};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) gllm_cuda_free(cm->c, all[i]);
     for (int b = 0; b < BUF_COUNT; b++) gllm_cuda_free(cm->c, cm->buf[b]);
     free(cm->hdr_host);

@@ -20,6 +20,7 @@ typedef struct {
     const gllm_plan *p;
     const uint8_t *host; /* the model file's image and its copy on the device */
     CUdeviceptr weights;
+    int mapped, registered; /* weights: the host's pages used in place (gllm_cuda_map), else a device copy */
     size_t max_rows;
     CUdeviceptr buf[BUF_COUNT], k, v, up, inv_freq, hdr;
     CUdeviceptr part, count; /* decode attention: per-split partials, splits done per head */

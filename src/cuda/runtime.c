@@ -1,5 +1,6 @@
 #include "cuda/runtime.h"
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "core/error.h"
 
@@ -25,7 +26,12 @@ gllm_status gllm_cuda_open(gllm_cuda *c, int ordinal) {
     c->drv.cuDeviceGetAttribute(&major, CU_ATTR_CC_MAJOR, c->dev);
     c->drv.cuDeviceGetAttribute(&minor, CU_ATTR_CC_MINOR, c->dev);
     c->drv.cuDeviceGetAttribute(&c->integrated, CU_ATTR_INTEGRATED, c->dev);
-    c->drv.cuDeviceGetAttribute(&c->pageable, CU_ATTR_PAGEABLE_MEMORY_ACCESS, c->dev);
+    int pageable = 0;
+    c->drv.cuDeviceGetAttribute(&pageable, CU_ATTR_PAGEABLE_MEMORY_ACCESS, c->dev);
+    c->drv.cuDeviceGetAttribute(&c->host_pages, CU_ATTR_PAGEABLE_USES_HOST_PAGE_TABLES, c->dev);
+    c->host_pages = c->host_pages && pageable;
+    const char *map = getenv("GLLM_CUDA_MAP"); /* 1: map even over PCIe (tests), 0: always copy */
+    c->map = map && *map ? strcmp(map, "0") != 0 : c->integrated || c->host_pages;
     const void *blob;
     size_t size;
     if ((s = gllm_cuda_blob(major, minor, &blob, &size, &c->sm)) != GLLM_OK || (s = gllm_cuda_blob_check(blob, size)) != GLLM_OK)
@@ -121,4 +127,22 @@ gllm_status gllm_cuda_host_alloc(gllm_cuda *c, size_t bytes, void **p) {
 
 void gllm_cuda_host_free(gllm_cuda *c, void *p) {
     if (p) c->drv.cuMemFreeHost(p);
+}
+
+gllm_status gllm_cuda_map(gllm_cuda *c, const void *host, size_t bytes, CUdeviceptr *dev, int *registered) {
+    *registered = 0;
+    if (c->host_pages) return *dev = (CUdeviceptr)(uintptr_t)host, GLLM_OK;
+    void *p = (void *)(uintptr_t)host; /* read-only where the device supports it (a read-only file mapping needs it) */
+    CUresult r = c->drv.cuMemHostRegister(p, bytes, CU_MEMHOSTREGISTER_DEVICEMAP | CU_MEMHOSTREGISTER_READ_ONLY);
+    if (r != CUDA_SUCCESS) r = c->drv.cuMemHostRegister(p, bytes, CU_MEMHOSTREGISTER_DEVICEMAP);
+    gllm_status s = gllm_cuda_check(c, r, "mapping the weights for the device");
+    if (s != GLLM_OK) return s;
+    if ((s = gllm_cuda_check(c, c->drv.cuMemHostGetDevicePointer(dev, p, 0), "mapping the weights for the device")) != GLLM_OK)
+        return c->drv.cuMemHostUnregister(p), s;
+    *registered = 1;
+    return GLLM_OK;
+}
+
+void gllm_cuda_unmap(gllm_cuda *c, const void *host, int registered) {
+    if (registered) c->drv.cuMemHostUnregister((void *)(uintptr_t)host);
 }

@@ -13,7 +13,9 @@ typedef struct {
     CUmodule mod;
     CUstream stream; /* ours, non-blocking: every launch and copy but the KV swaps */
     CUstream copy;   /* ours, non-blocking: KV swap copies, beside the kernels */
-    int sm, integrated, pageable;
+    int sm, integrated;
+    int host_pages; /* reads pageable host memory through the host's page tables (Grace Hopper class) */
+    int map;        /* weights used in place, not copied: integrated or host_pages (GLLM_CUDA_MAP=0/1 overrides) */
     char name[96];
     struct {
         const char *name;
@@ -48,6 +50,11 @@ gllm_status gllm_cuda_upload(gllm_cuda *c, CUdeviceptr dst, const void *src, siz
 /* device -> host after the compute stream's work: returns when the bytes are there */
 gllm_status gllm_cuda_download(gllm_cuda *c, void *dst, CUdeviceptr src, size_t bytes);
 gllm_status gllm_cuda_sync(gllm_cuda *c);
+/* host memory the kernels read in place (map): pageable memory as it is where the device walks
+ * the host's page tables, else registered read-only and mapped. *dev its device address;
+ * *registered whether gllm_cuda_unmap must unregister it */
+gllm_status gllm_cuda_map(gllm_cuda *c, const void *host, size_t bytes, CUdeviceptr *dev, int *registered);
+void gllm_cuda_unmap(gllm_cuda *c, const void *host, int registered);
 /* page-locked host memory, which copies on the copy stream need to run beside the kernels */
 gllm_status gllm_cuda_host_alloc(gllm_cuda *c, size_t bytes, void **p);
 void gllm_cuda_host_free(gllm_cuda *c, void *p);
