@@ -58,11 +58,13 @@ typedef struct {
 } shape;
 
 /* odd m and n with tails; k multiples of 32 up to 4128 (float formats: odd k too);
- * crossings of the gemm blocking (KC=256 in k, MC=144 rows, NC=1024 columns) */
+ * crossings of the gemm blocking (codegen/spec.py: KC=128 f32 / 256 int8 in k, MC=72 rows,
+ * NC=1024 columns); 21x1040: tiled weights across NC, a last panel of one tile */
 static const shape gemv_shapes[] = {{1, 1, 32}, {1, 7, 96}, {1, 33, 1056}, {1, 257, 288}, {1, 257, 4128}};
 static const shape gemv_odd_k[] = {{1, 7, 33}, {1, 33, 101}, {1, 257, 1027}};
 static const shape gemm_shapes[] = {{3, 7, 32}, {17, 33, 288}, {69, 257, 544}, {17, 257, 4128},
-                                    {150, 33, 96}, {5, 1100, 64}, {69, 1, 4128}, {17, 48, 288}};
+                                    {150, 33, 96}, {5, 1100, 64}, {69, 1, 4128}, {17, 48, 288},
+                                    {21, 1040, 288}};
 /* gemv_tiled: whole tiles of 16 rows */
 static const shape tiled_shapes[] = {{1, 16, 32}, {1, 48, 96}, {1, 272, 1056}, {1, 256, 4128}};
 static const shape gemm_odd_k[] = {{3, 7, 33}, {17, 33, 101}, {69, 257, 1027}};
