@@ -299,6 +299,20 @@ void gllm_kv_cache_free(gllm_kv_cache *kv) {
     free(kv);
 }
 
+/* CUDA: free the swapped-in images whose copies have passed; all: wait for them (where even
+ * the stream cannot be waited for, the device has stopped and nothing is in flight) */
+static void reap(gllm_kv_cache *kv, gllm_cuda *c, int all) {
+    int pending = 0;
+    for (int i = 0; i < MAX_SEQS && !pending; i++) pending = kv->retired[i] != NULL;
+    if (!pending) return;
+    if (all) {
+        if (c->drv.cuEventSynchronize(kv->copied) != CUDA_SUCCESS) c->drv.cuStreamSynchronize(c->copy);
+    } else if (c->drv.cuEventQuery(kv->copied) != CUDA_SUCCESS) {
+        return;
+    }
+    for (int i = 0; i < MAX_SEQS; i++) gllm_cuda_host_free(c, kv->retired[i]), kv->retired[i] = NULL;
+}
+
 static gllm_status seq_of(gllm_kv_cache *kv, int seq, gllm_kv_seq **s) {
     if (!kv || seq < 0 || seq >= MAX_SEQS || !kv->open[seq]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "no open sequence %d", seq);
     *s = &kv->seq[seq];
@@ -324,9 +338,11 @@ gllm_status gllm_seq_close(gllm_kv_cache *kv, int seq) {
     if (kv->cuda) { /* its pages may be swapped into next: the copies go after its last step */
         gllm_cuda *c = &kv->g->b->gpu;
         if ((st = gllm_cuda_enter(c)) != GLLM_OK) return st;
-        if (kv->written[seq]) c->drv.cuStreamWaitEvent(c->copy, kv->written[seq], 0);
-        if (kv->swapped[seq]) c->drv.cuEventSynchronize(kv->copied); /* its swap-out copies */
+        if (kv->written[seq] && c->drv.cuStreamWaitEvent(c->copy, kv->written[seq], 0) != CUDA_SUCCESS)
+            c->drv.cuEventSynchronize(kv->written[seq]); /* no wait enqueued: the step itself is over */
+        if (kv->swapped[seq]) c->drv.cuStreamSynchronize(c->copy); /* its swap-out copies */
         gllm_cuda_host_free(c, kv->swapped[seq]);
+        reap(kv, c, 0);
         gllm_cuda_leave(c);
     } else {
         free(kv->swapped[seq]);
@@ -381,12 +397,15 @@ static gllm_status run_step(gllm_generator *g, gllm_kv_cache *kv, int seq, const
         if (st == GLLM_OK) st = gllm_cuda_upload(c, kv->dkv.tables + ((size_t)seq * kv->dkv.table_stride + have) * sizeof(int32_t),
                                           s->table + have, (s->n_pages - have) * sizeof(int32_t));
         if (st == GLLM_OK) kv->dtable_pages[seq] = s->n_pages;
-        if (st == GLLM_OK)
-            st = gllm_cuda_forward(&g->cm, &kv->dkv, seq, s->len, tokens, n, g->dlogits + row0 * g->m->llama.vocab * sizeof(float),
-                                   row0 == 0);
+        if (st != GLLM_OK) return st;
+        st = gllm_cuda_forward(&g->cm, &kv->dkv, seq, s->len, tokens, n, g->dlogits + row0 * g->m->llama.vocab * sizeof(float),
+                               row0 == 0);
         if (st == GLLM_OK) s->len += n;
-        if (st == GLLM_OK) st = gllm_cuda_check(c, c->drv.cuEventRecord(kv->written[seq], c->stream), "recording a step");
-        return st;
+        /* after whatever the step enqueued, failed or not: swaps of its pages go after it */
+        const gllm_status rec = gllm_cuda_check(c, c->drv.cuEventRecord(kv->written[seq], c->stream), "recording a step");
+        if (rec != GLLM_OK) c->drv.cuStreamSynchronize(c->stream);
+        reap(kv, c, 0);
+        return st != GLLM_OK ? st : rec;
     }
     return gllm_llama_forward_plan(&g->m->llama, g->plan.steps ? &g->plan : &g->m->llama.plan, &kv->pool, s, tokens, n, topo ? topo->position : NULL, tree ? topo->parent : NULL,
                               tree, g->logits + row0 * g->m->llama.vocab);
@@ -520,14 +539,6 @@ static gllm_status swappable(gllm_kv_cache *kv, int seq, gllm_kv_seq **s) {
     return GLLM_OK;
 }
 
-/* CUDA: free the swapped-in images whose copies have passed (all: wait for them) */
-static void reap(gllm_kv_cache *kv, gllm_cuda *c, int all) {
-    int pending = 0;
-    for (int i = 0; i < MAX_SEQS && !pending; i++) pending = kv->retired[i] != NULL;
-    if (!pending || (all ? c->drv.cuEventSynchronize(kv->copied) : c->drv.cuEventQuery(kv->copied)) != CUDA_SUCCESS) return;
-    for (int i = 0; i < MAX_SEQS; i++) gllm_cuda_host_free(c, kv->retired[i]), kv->retired[i] = NULL;
-}
-
 /* out: the sequence's pages to a new host image, their pool pages freed; in: back into free
  * pages. On CUDA the copies are enqueued on the copy stream and the call returns at once. */
 static gllm_status swap(gllm_kv_cache *kv, int seq, gllm_kv_seq *s, int out) {
@@ -544,7 +555,7 @@ static gllm_status swap(gllm_kv_cache *kv, int seq, gllm_kv_seq *s, int out) {
     gllm_cuda *c = &kv->g->b->gpu;
     gllm_status st = gllm_cuda_enter(c);
     if (st != GLLM_OK) return st;
-    reap(kv, c, kv->retired[seq] != NULL); /* this slot's last image must be gone first */
+    reap(kv, c, !out && kv->retired[seq]); /* this slot's last image must be gone first */
     gllm_cuda_kv_copy_ctx x = {c, &kv->dkv};
     void *img = kv->swapped[seq];
     if (out && (st = gllm_cuda_host_alloc(c, gllm_kv_swap_bytes(&kv->pool, n), &img)) != GLLM_OK) return gllm_cuda_leave(c), st;
@@ -552,10 +563,10 @@ static gllm_status swap(gllm_kv_cache *kv, int seq, gllm_kv_seq *s, int out) {
         st = gllm_cuda_check(c, c->drv.cuStreamWaitEvent(c->copy, kv->written[seq], 0), "ordering a swap after a step");
     if (st == GLLM_OK)
         st = out ? gllm_kv_swap_out(&kv->pool, s, img, gllm_cuda_kv_copy, &x) : gllm_kv_swap_in(&kv->pool, s, img, n, gllm_cuda_kv_copy, &x);
-    /* whatever was enqueued: later steps wait for it (a failed swap-in's pages are free again) */
-    const gllm_status rec = gllm_cuda_check(c, c->drv.cuEventRecord(kv->copied, c->copy), "recording swap copies");
-    kv->copy_wait = 1;
-    if (st == GLLM_OK) st = rec;
+    /* whatever was enqueued, later steps wait for it (a failed swap-in's pages are free again);
+     * where that cannot be recorded, the copies are waited for here */
+    if (c->drv.cuEventRecord(kv->copied, c->copy) == CUDA_SUCCESS) kv->copy_wait = 1;
+    else c->drv.cuStreamSynchronize(c->copy);
     if (st != GLLM_OK && out) c->drv.cuStreamSynchronize(c->copy), gllm_cuda_host_free(c, img);
     if (st == GLLM_OK && out) kv->swapped[seq] = img;
     if (st == GLLM_OK && !out) kv->retired[seq] = img, kv->swapped[seq] = NULL, kv->dtable_pages[seq] = 0;
