@@ -8,8 +8,9 @@
 #include <unistd.h>
 #include "gllm_kernels.h"
 
-/* the prompt's last logits and 8 greedy tokens, with GLLM_TILED as given (NULL: unset) */
-static void run(const char *path, const char *tiled, float *first, size_t vocab, int32_t out[8]) {
+/* the prompt's last logits, 8 greedy tokens and the margin of each pick over the runner-up,
+ * with GLLM_TILED as given (NULL: unset) */
+static void run(const char *path, const char *tiled, float *first, size_t vocab, int32_t out[8], float margin[8]) {
     if (tiled) setenv("GLLM_TILED", tiled, 1);
     else unsetenv("GLLM_TILED");
     gllm_backend *b;
@@ -36,10 +37,17 @@ static void run(const char *path, const char *tiled, float *first, size_t vocab,
     cr_assert_eq(gllm_generator_forward(g, kv, seq, ids, 5, NULL, &l), GLLM_OK);
     cr_assert_eq(gllm_logits_read(l, first, vocab), GLLM_OK);
     const gllm_sampling greedy = {.temperature = 0, .top_p = 1, .repetition_penalty = 1};
+    float *row = malloc(vocab * sizeof(float));
     for (int i = 0; i < 8; i++) { /* decode steps: the gemv path */
         cr_assert_eq(gllm_sample(g, l, &greedy, NULL, 0, (uint64_t)i, &out[i]), GLLM_OK);
+        cr_assert_eq(gllm_logits_read(l, row, vocab), GLLM_OK);
+        float second = -INFINITY;
+        for (size_t v = 0; v < vocab; v++)
+            if ((int32_t)v != out[i] && row[v] > second) second = row[v];
+        margin[i] = row[out[i]] - second;
         cr_assert_eq(gllm_generator_forward(g, kv, seq, &out[i], 1, NULL, &l), GLLM_OK);
     }
+    free(row);
     cr_assert_eq(out[0], 7042, "next token ' Paris' (GLLM_TILED=%s)", tiled ? tiled : "unset");
     char text[256];
     size_t tl;
@@ -50,8 +58,11 @@ static void run(const char *path, const char *tiled, float *first, size_t vocab,
     gllm_kv_cache_free(kv), gllm_generator_free(g), gllm_model_close(m), gllm_backend_close(b);
 }
 
-/* zero-copy weights (the default), then the tiled copy (GLLM_TILED=1): the same text, and
- * logits that differ by float summation order only */
+/* zero-copy weights (the default), then the tiled copy (GLLM_TILED=1): the prompt's logits differ
+ * by float summation order only (both prefill through gemm). Decode runs a different gemv in each,
+ * and with int8 activations a rounding flip in one layer moves later logits by up to ~4 % of the
+ * largest (decode and prefill of the same tokens differ as much, in either mode): so the same
+ * greedy tokens up to the first pick whose margin is inside that, where the runs may part. */
 Test(smollm2, paris) {
     char path[512];
     snprintf(path, sizeof path, "%s/models/SmolLM2-135M-Instruct.Q4_1.gguf", GLLM_SOURCE_DIR);
@@ -59,11 +70,17 @@ Test(smollm2, paris) {
     enum { VOCAB = 49152 };
     static float a[VOCAB], t[VOCAB];
     int32_t oa[8], ot[8];
-    run(path, NULL, a, VOCAB, oa);
-    run(path, "1", t, VOCAB, ot);
-    cr_assert(!memcmp(oa, ot, sizeof oa), "greedy tokens differ between mapped and tiled weights");
+    float ma[8], mt[8];
+    run(path, NULL, a, VOCAB, oa, ma);
+    run(path, "1", t, VOCAB, ot, mt);
     float top = 0, worst = 0;
     for (size_t v = 0; v < VOCAB; v++) top = fmaxf(top, fabsf(a[v])), worst = fmaxf(worst, fabsf(a[v] - t[v]));
     cr_log_info("largest logit difference, mapped vs tiled: %.3g of %.3g", worst, top);
     cr_assert(worst <= 1e-3f * top, "mapped vs tiled logits differ by %g (largest logit %g)", worst, top);
+    for (int i = 0; i < 8 && oa[i] == ot[i]; i++) /* the same picks, or parting at a near-tie */
+        if (i + 1 < 8 && oa[i + 1] != ot[i + 1]) {
+            cr_log_info("the runs part at token %d: margins %.3g / %.3g", i + 1, ma[i + 1], mt[i + 1]);
+            cr_assert(fminf(ma[i + 1], mt[i + 1]) <= 0.05f * top, "token %d differs with margins %g / %g", i + 1, ma[i + 1], mt[i + 1]);
+        }
+    cr_assert_eq(oa[0], ot[0], "the first token");
 }
