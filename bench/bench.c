@@ -45,7 +45,7 @@ double gllm_bench_now(void) {
 
 typedef struct {
     int isa;  /* 2 avx512, 1 avx2, 0 other */
-    int int8; /* measure vpdpbusd instead of FMA */
+    int int8; /* measure vpdpbusd (1) or vdpbf16ps (2) instead of FMA */
     double flops;
     const float *mem;
     size_t len;
@@ -71,6 +71,16 @@ __attribute__((target("avx512f,avx512vnni"))) static double dot_loop512(long ite
     for (int i = 0; i < 16; i++) _mm512_storeu_si512(t, a[i]), s += t[0];
     return s;
 }
+__attribute__((target("avx512f,avx512bf16"))) static double bf16_loop512(long iters) {
+    __m512 a[16];
+    const __m512bh u = (__m512bh)_mm512_set1_epi16(0x3f80), v = (__m512bh)_mm512_set1_epi16(0x3380); /* 1, ~6e-8 */
+    for (int i = 0; i < 16; i++) a[i] = _mm512_set1_ps((float)i);
+    for (long it = 0; it < iters; it++)
+        for (int i = 0; i < 16; i++) a[i] = _mm512_dpbf16_ps(a[i], u, v);
+    float s = 0, t[16];
+    for (int i = 0; i < 16; i++) _mm512_storeu_ps(t, a[i]), s += t[0];
+    return s;
+}
 __attribute__((target("avx2,fma"))) static double fma_loop256(long iters) {
     __m256 a[12], m = _mm256_set1_ps(1.0000001f), c = _mm256_set1_ps(1e-7f);
     for (int i = 0; i < 12; i++) a[i] = _mm256_set1_ps((float)i);
@@ -88,7 +98,8 @@ static void *fma_thread(void *arg) {
     const double t0 = gllm_bench_now();
     double lanes_chains = 1;
 #if defined(__x86_64__)
-    if (j->isa == 2 && j->int8) j->sum = dot_loop512(iters), lanes_chains = 64 * 16; /* 64 MACs per op */
+    if (j->isa == 2 && j->int8 == 2) j->sum = bf16_loop512(iters), lanes_chains = 32 * 16; /* 32 MACs per op */
+    else if (j->isa == 2 && j->int8) j->sum = dot_loop512(iters), lanes_chains = 64 * 16; /* 64 MACs per op */
     else if (j->isa == 2) j->sum = fma_loop512(iters), lanes_chains = 16 * 16;
     else if (j->isa == 1) j->sum = fma_loop256(iters), lanes_chains = 8 * 12;
 #endif
@@ -520,11 +531,13 @@ int gllm_bench_main(int argc, char **argv) {
     const int simd = !strcmp(isa, "avx512") ? 2 : !strcmp(isa, "avx2") ? 1 : 0;
     const double peak = simd ? fma_peak(threads, simd, 0) : 0;
     const double peak8 = simd == 2 ? fma_peak(threads, simd, 1) : 0;
+    const double peak16 = simd == 2 ? fma_peak(threads, simd, 2) : 0; /* avx512 takes bf16 gemm by vdpbf16ps */
     const double bw = read_bandwidth(threads, quick ? ((size_t)64 << 20) : ((size_t)1 << 30));
     const char *peer = peer_on ? load_peer(threads) : NULL;
     printf("gllm-kernels bench: isa %s, %d threads\n", isa, threads);
     if (simd) printf("limit: f32 FMA peak (%d-bit)  %8.1f GFLOPS\n", simd == 2 ? 512 : 256, peak / 1e9);
     if (peak8 > 0) printf("limit: int8 vpdpbusd peak      %8.1f GOPS (block formats' gemm: limit%% is of this)\n", peak8 / 1e9);
+    if (peak16 > 0) printf("limit: bf16 vdpbf16ps peak     %8.1f GFLOPS (bf16 gemm: limit%% is of this)\n", peak16 / 1e9);
     printf("limit: memory read bandwidth    %8.1f GB/s (%s array)\n", bw / 1e9, quick ? "64 MiB" : "1 GiB");
     const char *ggml = peer_on ? gllm_peer_ggml_load(threads) : NULL;
     printf("peer:  %s\n", peer ? peer : "none (OpenBLAS not installed or --no-peer)");
@@ -567,7 +580,8 @@ int gllm_bench_main(int argc, char **argv) {
                 const double gflops = 2.0 * (double)(m * n * k) / sec / 1e9;
                 const double gbs = (double)(n * row) / sec / 1e9;
                 const int int8 = gllm_dtype_block_size((gllm_dtype)t) > 1 && peak8 > 0; /* the int8-dot path */
-                const double limit = is_gemv ? gbs * 1e9 / bw : (int8 ? gflops * 1e9 / peak8 : peak > 0 ? gflops * 1e9 / peak : 0);
+                const double dpeak = int8 ? peak8 : t == GLLM_DTYPE_BF16 && peak16 > 0 ? peak16 : peak; /* the tile's instruction */
+                const double limit = is_gemv ? gbs * 1e9 / bw : dpeak > 0 ? gflops * 1e9 / dpeak : 0;
                 printf("%-5s %-5s %6zu %6zu %6zu %9.3f %9.1f %8.1f %6.0f%%", is_gemv ? "gemv" : "gemm",
                        gllm_dtype_name((gllm_dtype)t), m, n, k, sec * 1e3, gflops, gbs, 100 * limit);
                 if (peer_gflops > 0) printf("  %7.1f GFLOPS, ours %.2fx", peer_gflops, gflops / peer_gflops);

@@ -20,6 +20,7 @@ class Isa:
     qgemm_nv: int = 1         # int8-path tile columns in vectors (NR = qgemm_nv * width)
     gemv_pairs: bool = False  # block gemv takes two blocks per register (gq2_* in the header)
     attn_kb: int = 8          # attention: keys per block, one per lane (a multiple of the width, <= 16)
+    bf16_dot: bool = False    # gemm of bf16 weights by pairwise bf16 dots (activations rounded to bf16)
 
 
 ISAS = [
@@ -28,7 +29,7 @@ ISAS = [
     Isa("avx512", "x86_64", 16, "simd/avx512.h",
         ("-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl",
          "-mavx512vnni", "-mavx512bf16", "-mavx2", "-mfma", "-mf16c"), 6, 32, 6,
-        qgemm_nv=2, gemv_pairs=True, attn_kb=16),
+        qgemm_nv=2, gemv_pairs=True, attn_kb=16, bf16_dot=True),
     Isa("neon", "aarch64", 4, "simd/neon.h", ("-march=armv8.2-a+dotprod+fp16",), 6, 16, 6, attn_kb=16),
 ]
 

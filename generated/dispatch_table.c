@@ -14,6 +14,7 @@ const char *const gllm_op_names[GLLM_OP_COUNT] = {
 
 static const gllm_kernel_table table_scalar = {
     .isa = "scalar",
+    .gemm_bf16_rounds_x = 0,
     .gemv =
         {
             [GLLM_DTYPE_F32] = gllm_gemv_f32_scalar,
@@ -137,6 +138,7 @@ static const gllm_kernel_table table_scalar = {
 #if defined(__x86_64__)
 static const gllm_kernel_table table_avx2 = {
     .isa = "avx2",
+    .gemm_bf16_rounds_x = 0,
     .gemv =
         {
             [GLLM_DTYPE_F32] = gllm_gemv_f32_avx2,
@@ -263,6 +265,7 @@ static const gllm_kernel_table table_avx2 = {
 #if defined(__x86_64__)
 static const gllm_kernel_table table_avx512 = {
     .isa = "avx512",
+    .gemm_bf16_rounds_x = 1,
     .gemv =
         {
             [GLLM_DTYPE_F32] = gllm_gemv_f32_avx512,
@@ -399,6 +402,7 @@ static const gllm_kernel_table table_avx512 = {
 #if defined(__aarch64__)
 static const gllm_kernel_table table_neon = {
     .isa = "neon",
+    .gemm_bf16_rounds_x = 0,
     .gemv =
         {
             [GLLM_DTYPE_F32] = gllm_gemv_f32_neon,

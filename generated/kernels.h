@@ -67,6 +67,8 @@ typedef void (*gllm_rope_fn)(
 /* One ISA's kernels: slots indexed by op and dtype; a NULL table = ISA not compiled in. */
 typedef struct {
     const char *isa;
+    int gemm_bf16_rounds_x; /* gemm of bf16 weights rounds the activations to bf16 (pairwise bf16
+                               dots) */
     gllm_matmul_fn gemv[GLLM_DTYPE_COUNT];
     gllm_matmul_fn
         gemv_tiled[GLLM_DTYPE_COUNT]; /* q8_0, q4_0, q4_1 on avx512 only; NULL elsewhere */

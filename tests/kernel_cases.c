@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/cpu_features.h"
+#include "core/dispatch.h"
 #include "core/dtype_traits.h"
 #include "core/half.h"
 #include "cpu/matmul.h"
@@ -122,7 +123,8 @@ static int check_matmul(int op, gllm_dtype t, const gllm_kernel_table *kt, shape
     gllm_ref_matmul_abs(t, w, row, x, mag, s.m, s.n, s.k);
     int rc = CASE_PASS;
     for (size_t i = 0; i < s.m * s.n && rc == CASE_PASS; i++) {
-        const double err = fabs(y[i] - ref[i]), bound = tr->tol * mag[i] + 1e-5;
+        const double tol = op == GLLM_OP_GEMM ? gllm_matmul_tol(kt, t) : tr->tol;
+        const double err = fabs(y[i] - ref[i]), bound = tol * mag[i] + 1e-5;
         if (!(err <= bound))
             rc = fail(msg, len, "m=%zu n=%zu k=%zu bias=%d: y[%zu][%zu]=%.7g, reference %.7g (|err| %.3g > %.3g)",
                       s.m, s.n, s.k, with_bias, i / s.n, i % s.n, y[i], ref[i], err, bound);

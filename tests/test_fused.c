@@ -37,7 +37,7 @@ static void ffn_case(gllm_ffn_kind kind, gllm_dtype t, size_t m, size_t n, size_
     gllm_ref_matmul_abs(t, wg, row, x, mg, m, n, k);
     gllm_ref_matmul_abs(t, wu, row, x, mu, m, n, k);
     cr_assert_eq(gllm_cpu_ffn_up(kind, t, 0, wg, bg, wu, bu, x, y, m, n, k), GLLM_OK, "%s", gllm_last_error());
-    const double tol = gllm_dtype_traits_table[t].tol;
+    const double tol = gllm_matmul_tol(gllm_kernels(), t);
     for (size_t i = 0; i < m * n; i++) {
         const double a = kind == GLLM_FFN_SILU_GLU ? gllm_ref_silu(g[i]) : gllm_ref_gelu(g[i]);
         const double want = kind == GLLM_FFN_GELU ? a : a * u[i];

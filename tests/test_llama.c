@@ -75,7 +75,8 @@ static void check_tol(const char *arch, gllm_dtype t, double rel) {
     drop(&f);
 }
 
-static void check(const char *arch, gllm_dtype t) { check_tol(arch, t, 1e-4); }
+/* bf16 where gemm rounds activations to bf16 (AVX-512): the reference keeps them, as decode does */
+static void check(const char *arch, gllm_dtype t) { check_tol(arch, t, gllm_matmul_tol(gllm_kernels(), t) > 1e-4 ? 1.5e-2 : 1e-4); }
 
 Test(llama, every_weight_dtype) {
     for (int t = 0; t < GLLM_DTYPE_COUNT; t++)

@@ -69,3 +69,7 @@ gllm_status gllm_ensure_init(void) {
 }
 
 const gllm_kernel_table *gllm_kernels(void) { return table; }
+
+double gllm_matmul_tol(const gllm_kernel_table *kt, gllm_dtype t) {
+    return t == GLLM_DTYPE_BF16 && kt->gemm_bf16_rounds_x ? 4e-3 : gllm_dtype_traits_table[t].tol;
+}

@@ -96,6 +96,14 @@ static inline gv_i32 gv_dot4_u(gv_i32 acc, const void *codes, const int8_t *x4) 
 }
 #define gv_dot4_s gv_dot4_u /* signed codes are biased by GQ_SIGNED_BIAS in the panel */
 static inline gv_f32 gv_cvt_i32(gv_i32 v) { return _mm512_cvtepi32_ps(v); }
+/* AVX-512 BF16: 32 floats rounded (to nearest even) to bf16, as 16 pairs (the even k low) */
+static inline void gv_bf16x2_from(uint32_t *pairs, const float *x) {
+    _mm512_storeu_si512(pairs, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + 16), _mm512_loadu_ps(x)));
+}
+/* AVX-512 BF16: acc += a.b over pairs of bf16 per lane (a 32-bit word: the even k low) */
+static inline gv_f32 gv_dot_bf16x2(gv_f32 acc, const uint32_t *pairs, uint32_t x2) {
+    return _mm512_dpbf16_ps(acc, (__m512bh)_mm512_loadu_si512(pairs), (__m512bh)_mm512_set1_epi32((int)x2));
+}
 
 /* one q8 block: 32 codes in a ymm */
 typedef __m256i gq_codes;

@@ -18,9 +18,9 @@
  * element is computed by the same instruction sequence. A tile sums its k block from
  * zero and adds it to Y (or the bias) at the end, so the load of Y, often from far
  * away, is not where the FMA chains start (f32 2048^3 +9 %, int8 512x4096^2 +8 %).
- * Panels are f32 (k-major, NR values per k): packing widens the bf16
- * values once per panel, not once per tile (AVX-512's vcvtph2ps is slow on some
- * cores); the tile broadcasts X[i][k] into FMAs.
+ * Panels keep the bf16 weights, NR rows interleaved 2 k at a time (one 32-bit lane
+ * per weight row); activations are rounded to bf16 pairs as they are packed, and the
+ * tile takes pairwise bf16 dots (vdpbf16ps: twice the FMA's products per instruction).
  */
 #define MR 6
 #define KC 128
@@ -28,39 +28,50 @@
 #define MC 72
 #define PACK_AHEAD 2 /* weight panels prefetched ahead of their pack */
 #define NR 32
-#define NV (NR / GV_W)
-typedef float panel_t; /* one k step of a panel: NR values */
+typedef uint32_t panel_t; /* one k pair of a panel: NR lanes of two bf16, the even k low */
 
 static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size_t kl, panel_t *p) {
-    uint16_t t[KC * NR]; /* the panel in its own encoding, then widened in one linear pass */
     for (size_t jj = 0; jj < NR; jj++) {
         const uint16_t *w = (const uint16_t *)((const char *)a->w + (j + jj) * a->w_row_bytes) + kc;
-        for (size_t kk = 0; kk < kl; kk++) t[kk * NR + jj] = jj < nr ? w[kk] : 0;
+        size_t kk = 0;
+        for (; kk + 2 <= kl; kk += 2) { /* a row's bf16 pair is already the lane's word */
+            uint32_t pair = 0;
+            if (jj < nr) memcpy(&pair, w + kk, 4);
+            p[kk / 2 * NR + jj] = pair;
+        }
+        if (kk < kl)
+            p[kk / 2 * NR + jj] = jj < nr ? w[kk] : 0; /* odd k: the last pair's high half 0 */
     }
-    for (size_t i = 0; i < kl * NR; i += GV_W) gv_store(p + i, gv_load_bf16(t + i));
 }
-#define PANEL_STRIDE(kl) ((kl)*NR)
+#define PANEL_STRIDE(kl) (((kl) + 1) / 2 * NR)
 #define W_ELEM sizeof(uint16_t)
 #define X_BASE a->x
 #define X_ROW_BYTES (a->ldx * sizeof(float))
 #define X_ELEM sizeof(float)
-typedef float xpanel_t; /* one k step of an activation panel: MR values */
+typedef uint32_t xpanel_t; /* one k pair of an activation panel: MR rows of two bf16 */
 
 static void pack_x(const gllm_matmul_args *a, size_t i, size_t mr, size_t kc, size_t kl,
                    xpanel_t *xp) {
-    for (size_t r = 0; r < mr; r++)
-        for (size_t kk = 0; kk < kl; kk++) xp[kk * MR + r] = a->x[(i + r) * a->ldx + kc + kk];
+    uint32_t pairs[16];
+    for (size_t r = 0; r < mr; r++) {
+        const float *x = a->x + (i + r) * a->ldx + kc;
+        size_t kk = 0;
+        for (; kk + 32 <= kl; kk += 32) { /* 32 at a time in vectors, then spread over the panel */
+            gv_bf16x2_from(pairs, x + kk);
+            for (size_t t = 0; t < 16; t++) xp[(kk / 2 + t) * MR + r] = pairs[t];
+        }
+        for (; kk < kl; kk += 2)
+            xp[kk / 2 * MR + r] = gllm_f32_to_bf16(x[kk]) |
+                                  (uint32_t)(kk + 1 < kl ? gllm_f32_to_bf16(x[kk + 1]) : 0) << 16;
+    }
 }
 
 static void tile_1(const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
                    const float *init) {
     gv_f32 c0_0 = gv_zero(), c0_1 = gv_zero();
-    for (size_t kk = 0; kk < kl; kk++, p += NR, x += MR) {
-        const gv_f32 w0 = gv_load(p + 0 * GV_W);
-        const gv_f32 w1 = gv_load(p + 1 * GV_W);
-        const gv_f32 x0 = gv_set1(x[0]);
-        c0_0 = gv_fma(x0, w0, c0_0);
-        c0_1 = gv_fma(x0, w1, c0_1);
+    for (size_t kk = 0; kk < kl; kk += 2, p += NR, x += MR) {
+        c0_0 = gv_dot_bf16x2(c0_0, p + 0 * GV_W, x[0]);
+        c0_1 = gv_dot_bf16x2(c0_1, p + 1 * GV_W, x[0]);
     }
     gv_store(y + 0 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 0 * ldy) + 0 * GV_W), c0_0));
     gv_store(y + 0 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 0 * ldy) + 1 * GV_W), c0_1));
@@ -70,15 +81,11 @@ static void tile_2(const xpanel_t *x, size_t kl, const panel_t *p, float *y, siz
                    const float *init) {
     gv_f32 c0_0 = gv_zero(), c0_1 = gv_zero();
     gv_f32 c1_0 = gv_zero(), c1_1 = gv_zero();
-    for (size_t kk = 0; kk < kl; kk++, p += NR, x += MR) {
-        const gv_f32 w0 = gv_load(p + 0 * GV_W);
-        const gv_f32 w1 = gv_load(p + 1 * GV_W);
-        const gv_f32 x0 = gv_set1(x[0]);
-        c0_0 = gv_fma(x0, w0, c0_0);
-        c0_1 = gv_fma(x0, w1, c0_1);
-        const gv_f32 x1 = gv_set1(x[1]);
-        c1_0 = gv_fma(x1, w0, c1_0);
-        c1_1 = gv_fma(x1, w1, c1_1);
+    for (size_t kk = 0; kk < kl; kk += 2, p += NR, x += MR) {
+        c0_0 = gv_dot_bf16x2(c0_0, p + 0 * GV_W, x[0]);
+        c0_1 = gv_dot_bf16x2(c0_1, p + 1 * GV_W, x[0]);
+        c1_0 = gv_dot_bf16x2(c1_0, p + 0 * GV_W, x[1]);
+        c1_1 = gv_dot_bf16x2(c1_1, p + 1 * GV_W, x[1]);
     }
     gv_store(y + 0 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 0 * ldy) + 0 * GV_W), c0_0));
     gv_store(y + 0 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 0 * ldy) + 1 * GV_W), c0_1));
@@ -91,18 +98,13 @@ static void tile_3(const xpanel_t *x, size_t kl, const panel_t *p, float *y, siz
     gv_f32 c0_0 = gv_zero(), c0_1 = gv_zero();
     gv_f32 c1_0 = gv_zero(), c1_1 = gv_zero();
     gv_f32 c2_0 = gv_zero(), c2_1 = gv_zero();
-    for (size_t kk = 0; kk < kl; kk++, p += NR, x += MR) {
-        const gv_f32 w0 = gv_load(p + 0 * GV_W);
-        const gv_f32 w1 = gv_load(p + 1 * GV_W);
-        const gv_f32 x0 = gv_set1(x[0]);
-        c0_0 = gv_fma(x0, w0, c0_0);
-        c0_1 = gv_fma(x0, w1, c0_1);
-        const gv_f32 x1 = gv_set1(x[1]);
-        c1_0 = gv_fma(x1, w0, c1_0);
-        c1_1 = gv_fma(x1, w1, c1_1);
-        const gv_f32 x2 = gv_set1(x[2]);
-        c2_0 = gv_fma(x2, w0, c2_0);
-        c2_1 = gv_fma(x2, w1, c2_1);
+    for (size_t kk = 0; kk < kl; kk += 2, p += NR, x += MR) {
+        c0_0 = gv_dot_bf16x2(c0_0, p + 0 * GV_W, x[0]);
+        c0_1 = gv_dot_bf16x2(c0_1, p + 1 * GV_W, x[0]);
+        c1_0 = gv_dot_bf16x2(c1_0, p + 0 * GV_W, x[1]);
+        c1_1 = gv_dot_bf16x2(c1_1, p + 1 * GV_W, x[1]);
+        c2_0 = gv_dot_bf16x2(c2_0, p + 0 * GV_W, x[2]);
+        c2_1 = gv_dot_bf16x2(c2_1, p + 1 * GV_W, x[2]);
     }
     gv_store(y + 0 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 0 * ldy) + 0 * GV_W), c0_0));
     gv_store(y + 0 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 0 * ldy) + 1 * GV_W), c0_1));
@@ -118,21 +120,15 @@ static void tile_4(const xpanel_t *x, size_t kl, const panel_t *p, float *y, siz
     gv_f32 c1_0 = gv_zero(), c1_1 = gv_zero();
     gv_f32 c2_0 = gv_zero(), c2_1 = gv_zero();
     gv_f32 c3_0 = gv_zero(), c3_1 = gv_zero();
-    for (size_t kk = 0; kk < kl; kk++, p += NR, x += MR) {
-        const gv_f32 w0 = gv_load(p + 0 * GV_W);
-        const gv_f32 w1 = gv_load(p + 1 * GV_W);
-        const gv_f32 x0 = gv_set1(x[0]);
-        c0_0 = gv_fma(x0, w0, c0_0);
-        c0_1 = gv_fma(x0, w1, c0_1);
-        const gv_f32 x1 = gv_set1(x[1]);
-        c1_0 = gv_fma(x1, w0, c1_0);
-        c1_1 = gv_fma(x1, w1, c1_1);
-        const gv_f32 x2 = gv_set1(x[2]);
-        c2_0 = gv_fma(x2, w0, c2_0);
-        c2_1 = gv_fma(x2, w1, c2_1);
-        const gv_f32 x3 = gv_set1(x[3]);
-        c3_0 = gv_fma(x3, w0, c3_0);
-        c3_1 = gv_fma(x3, w1, c3_1);
+    for (size_t kk = 0; kk < kl; kk += 2, p += NR, x += MR) {
+        c0_0 = gv_dot_bf16x2(c0_0, p + 0 * GV_W, x[0]);
+        c0_1 = gv_dot_bf16x2(c0_1, p + 1 * GV_W, x[0]);
+        c1_0 = gv_dot_bf16x2(c1_0, p + 0 * GV_W, x[1]);
+        c1_1 = gv_dot_bf16x2(c1_1, p + 1 * GV_W, x[1]);
+        c2_0 = gv_dot_bf16x2(c2_0, p + 0 * GV_W, x[2]);
+        c2_1 = gv_dot_bf16x2(c2_1, p + 1 * GV_W, x[2]);
+        c3_0 = gv_dot_bf16x2(c3_0, p + 0 * GV_W, x[3]);
+        c3_1 = gv_dot_bf16x2(c3_1, p + 1 * GV_W, x[3]);
     }
     gv_store(y + 0 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 0 * ldy) + 0 * GV_W), c0_0));
     gv_store(y + 0 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 0 * ldy) + 1 * GV_W), c0_1));
@@ -151,24 +147,17 @@ static void tile_5(const xpanel_t *x, size_t kl, const panel_t *p, float *y, siz
     gv_f32 c2_0 = gv_zero(), c2_1 = gv_zero();
     gv_f32 c3_0 = gv_zero(), c3_1 = gv_zero();
     gv_f32 c4_0 = gv_zero(), c4_1 = gv_zero();
-    for (size_t kk = 0; kk < kl; kk++, p += NR, x += MR) {
-        const gv_f32 w0 = gv_load(p + 0 * GV_W);
-        const gv_f32 w1 = gv_load(p + 1 * GV_W);
-        const gv_f32 x0 = gv_set1(x[0]);
-        c0_0 = gv_fma(x0, w0, c0_0);
-        c0_1 = gv_fma(x0, w1, c0_1);
-        const gv_f32 x1 = gv_set1(x[1]);
-        c1_0 = gv_fma(x1, w0, c1_0);
-        c1_1 = gv_fma(x1, w1, c1_1);
-        const gv_f32 x2 = gv_set1(x[2]);
-        c2_0 = gv_fma(x2, w0, c2_0);
-        c2_1 = gv_fma(x2, w1, c2_1);
-        const gv_f32 x3 = gv_set1(x[3]);
-        c3_0 = gv_fma(x3, w0, c3_0);
-        c3_1 = gv_fma(x3, w1, c3_1);
-        const gv_f32 x4 = gv_set1(x[4]);
-        c4_0 = gv_fma(x4, w0, c4_0);
-        c4_1 = gv_fma(x4, w1, c4_1);
+    for (size_t kk = 0; kk < kl; kk += 2, p += NR, x += MR) {
+        c0_0 = gv_dot_bf16x2(c0_0, p + 0 * GV_W, x[0]);
+        c0_1 = gv_dot_bf16x2(c0_1, p + 1 * GV_W, x[0]);
+        c1_0 = gv_dot_bf16x2(c1_0, p + 0 * GV_W, x[1]);
+        c1_1 = gv_dot_bf16x2(c1_1, p + 1 * GV_W, x[1]);
+        c2_0 = gv_dot_bf16x2(c2_0, p + 0 * GV_W, x[2]);
+        c2_1 = gv_dot_bf16x2(c2_1, p + 1 * GV_W, x[2]);
+        c3_0 = gv_dot_bf16x2(c3_0, p + 0 * GV_W, x[3]);
+        c3_1 = gv_dot_bf16x2(c3_1, p + 1 * GV_W, x[3]);
+        c4_0 = gv_dot_bf16x2(c4_0, p + 0 * GV_W, x[4]);
+        c4_1 = gv_dot_bf16x2(c4_1, p + 1 * GV_W, x[4]);
     }
     gv_store(y + 0 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 0 * ldy) + 0 * GV_W), c0_0));
     gv_store(y + 0 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 0 * ldy) + 1 * GV_W), c0_1));
@@ -190,27 +179,19 @@ static void tile_6(const xpanel_t *x, size_t kl, const panel_t *p, float *y, siz
     gv_f32 c3_0 = gv_zero(), c3_1 = gv_zero();
     gv_f32 c4_0 = gv_zero(), c4_1 = gv_zero();
     gv_f32 c5_0 = gv_zero(), c5_1 = gv_zero();
-    for (size_t kk = 0; kk < kl; kk++, p += NR, x += MR) {
-        const gv_f32 w0 = gv_load(p + 0 * GV_W);
-        const gv_f32 w1 = gv_load(p + 1 * GV_W);
-        const gv_f32 x0 = gv_set1(x[0]);
-        c0_0 = gv_fma(x0, w0, c0_0);
-        c0_1 = gv_fma(x0, w1, c0_1);
-        const gv_f32 x1 = gv_set1(x[1]);
-        c1_0 = gv_fma(x1, w0, c1_0);
-        c1_1 = gv_fma(x1, w1, c1_1);
-        const gv_f32 x2 = gv_set1(x[2]);
-        c2_0 = gv_fma(x2, w0, c2_0);
-        c2_1 = gv_fma(x2, w1, c2_1);
-        const gv_f32 x3 = gv_set1(x[3]);
-        c3_0 = gv_fma(x3, w0, c3_0);
-        c3_1 = gv_fma(x3, w1, c3_1);
-        const gv_f32 x4 = gv_set1(x[4]);
-        c4_0 = gv_fma(x4, w0, c4_0);
-        c4_1 = gv_fma(x4, w1, c4_1);
-        const gv_f32 x5 = gv_set1(x[5]);
-        c5_0 = gv_fma(x5, w0, c5_0);
-        c5_1 = gv_fma(x5, w1, c5_1);
+    for (size_t kk = 0; kk < kl; kk += 2, p += NR, x += MR) {
+        c0_0 = gv_dot_bf16x2(c0_0, p + 0 * GV_W, x[0]);
+        c0_1 = gv_dot_bf16x2(c0_1, p + 1 * GV_W, x[0]);
+        c1_0 = gv_dot_bf16x2(c1_0, p + 0 * GV_W, x[1]);
+        c1_1 = gv_dot_bf16x2(c1_1, p + 1 * GV_W, x[1]);
+        c2_0 = gv_dot_bf16x2(c2_0, p + 0 * GV_W, x[2]);
+        c2_1 = gv_dot_bf16x2(c2_1, p + 1 * GV_W, x[2]);
+        c3_0 = gv_dot_bf16x2(c3_0, p + 0 * GV_W, x[3]);
+        c3_1 = gv_dot_bf16x2(c3_1, p + 1 * GV_W, x[3]);
+        c4_0 = gv_dot_bf16x2(c4_0, p + 0 * GV_W, x[4]);
+        c4_1 = gv_dot_bf16x2(c4_1, p + 1 * GV_W, x[4]);
+        c5_0 = gv_dot_bf16x2(c5_0, p + 0 * GV_W, x[5]);
+        c5_1 = gv_dot_bf16x2(c5_1, p + 1 * GV_W, x[5]);
     }
     gv_store(y + 0 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 0 * ldy) + 0 * GV_W), c0_0));
     gv_store(y + 0 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 0 * ldy) + 1 * GV_W), c0_1));
