@@ -117,6 +117,14 @@ static inline gq_i32 gq_dot_s(gq_codes c, const int8_t *x) {
     __m256i xv = _mm256_loadu_si256((const __m256i *)x);
     return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(c, c), _mm256_sign_epi8(xv, c));
 }
+/* the sum of a q8 block's 32 signed codes: byte sums of the codes biased to unsigned, less 32*128 */
+static inline int32_t gq_sum_qs(const int8_t *x) {
+    const __m256i u = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)x), _mm256_set1_epi8((char)0x80));
+    const __m256i s = _mm256_sad_epu8(u, _mm256_setzero_si256()); /* four 64-bit sums */
+    __m128i t = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    t = _mm_add_epi64(t, _mm_unpackhi_epi64(t, t));
+    return _mm_cvtsi128_si32(t) - 32 * 128;
+}
 /* per-lane z * (sum of the lane's 4 x bytes), 0 < -z < 128: the integer form of an offset c = z*a */
 static inline gq_i32 gq_xsum_neg(const int8_t *x, int z) {
     const __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8((char)-z),

@@ -76,6 +76,8 @@ static inline gq_i32 gq_dot_u(gq_codes c, const int8_t *x) {
     return vdotq_s32(vdotq_s32(vdupq_n_s32(0), c.val[0], vld1q_s8(x)), c.val[1], vld1q_s8(x + 16));
 }
 #define gq_dot_s gq_dot_u
+/* the sum of a q8 block's 32 signed codes */
+static inline int32_t gq_sum_qs(const int8_t *x) { return (int32_t)vaddlvq_s8(vld1q_s8(x)) + (int32_t)vaddlvq_s8(vld1q_s8(x + 16)); }
 /* per-lane z * (sum of the lane's 4 x bytes): the integer form of an offset c = z*a */
 static inline gq_i32 gq_xsum_neg(const int8_t *x, int z) {
     const int8x16_t k = vdupq_n_s8((int8_t)z);

@@ -79,8 +79,7 @@ static void pack_x(const gllm_matmul_args *a, size_t i, size_t mr, size_t kc, si
         for (size_t b = 0; b < kl; b++) {
             xpanel_t *e = &xp[b * MR + r];
             e->q = a->xq[(i + r) * ldq + kc + b];
-            int32_t sum = 0;
-            for (int t = 0; t < 32; t++) sum += e->q.qs[t];
+            const int32_t sum = gq_sum_qs(e->q.qs);
             e->o = (-8) * sum;
         }
 }
