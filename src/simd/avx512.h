@@ -9,7 +9,11 @@
  *                           codes: one 4-byte group per lane; x: the same 4 bytes broadcast
  *   gv_cvt_i32              int32 lanes -> f32
  *   gq_*                    one 32-element q8 block: codes (32 bytes) . x (32 int8)
- *                           -> partial int32 sums gq_i32, gq_f32 float lanes, gq_reduce
+ *                           -> partial int32 sums gq_i32, gq_f32 float lanes, gq_reduce;
+ *                           gq_sum_qs the block's code sum
+ * AVX-512 only (templates use them where the ISA row says so):
+ *   gv_transpose16_u32 / _f16   16 x 16 words (or f16 widened) transposed, for gemm's packs
+ *   gv_bf16x2_from, gv_dot_bf16x2   bf16 pairs and their dots (Isa.bf16_dot)
  */
 #ifndef GLLM_SIMD_AVX512_H
 #define GLLM_SIMD_AVX512_H
@@ -96,6 +100,41 @@ static inline gv_i32 gv_dot4_u(gv_i32 acc, const void *codes, const int8_t *x4) 
 }
 #define gv_dot4_s gv_dot4_u /* signed codes are biased by GQ_SIGNED_BIAS in the panel */
 static inline gv_f32 gv_cvt_i32(gv_i32 v) { return _mm512_cvtepi32_ps(v); }
+/* 16 x 16 32-bit words transposed: word j of row i goes to dst + j*dst_stride, lane i (dst_stride
+ * in words). 32-bit interleaves, then 64-bit, then two rounds of 128-bit lane shuffles. */
+static inline void gv_transpose16(__m512i r[16], uint32_t *dst, size_t dst_stride) {
+    __m512i a[16];
+    for (int i = 0; i < 8; i++) {
+        a[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        a[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    for (int k = 0; k < 4; k++) { /* r[4k + c], lane L: rows 4k..4k+3 of word 4L + c */
+        r[4 * k] = _mm512_unpacklo_epi64(a[4 * k], a[4 * k + 2]);
+        r[4 * k + 1] = _mm512_unpackhi_epi64(a[4 * k], a[4 * k + 2]);
+        r[4 * k + 2] = _mm512_unpacklo_epi64(a[4 * k + 1], a[4 * k + 3]);
+        r[4 * k + 3] = _mm512_unpackhi_epi64(a[4 * k + 1], a[4 * k + 3]);
+    }
+    for (int c = 0; c < 4; c++) {
+        const __m512i plo = _mm512_shuffle_i32x4(r[c], r[4 + c], 0x44), phi = _mm512_shuffle_i32x4(r[c], r[4 + c], 0xee);
+        const __m512i qlo = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0x44), qhi = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0xee);
+        _mm512_storeu_si512(dst + (size_t)c * dst_stride, _mm512_shuffle_i32x4(plo, qlo, 0x88));
+        _mm512_storeu_si512(dst + (size_t)(4 + c) * dst_stride, _mm512_shuffle_i32x4(plo, qlo, 0xdd));
+        _mm512_storeu_si512(dst + (size_t)(8 + c) * dst_stride, _mm512_shuffle_i32x4(phi, qhi, 0x88));
+        _mm512_storeu_si512(dst + (size_t)(12 + c) * dst_stride, _mm512_shuffle_i32x4(phi, qhi, 0xdd));
+    }
+}
+/* 16 rows (src_stride bytes apart) of 16 32-bit words, transposed into dst */
+static inline void gv_transpose16_u32(const char *src, size_t src_stride, uint32_t *dst, size_t dst_stride) {
+    __m512i r[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_si512(src + (size_t)i * src_stride);
+    gv_transpose16(r, dst, dst_stride);
+}
+/* 16 rows of 16 f16 values, widened and transposed into dst (floats) */
+static inline void gv_transpose16_f16(const char *src, size_t src_stride, float *dst, size_t dst_stride) {
+    __m512i r[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_castps_si512(gv_load_f16((const uint16_t *)(src + (size_t)i * src_stride)));
+    gv_transpose16(r, (uint32_t *)dst, dst_stride);
+}
 /* AVX-512 BF16: 32 floats rounded (to nearest even) to bf16, as 16 pairs (the even k low) */
 static inline void gv_bf16x2_from(uint32_t *pairs, const float *x) {
     _mm512_storeu_si512(pairs, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + 16), _mm512_loadu_ps(x)));

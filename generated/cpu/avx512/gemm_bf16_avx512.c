@@ -31,9 +31,15 @@
 typedef uint32_t panel_t; /* one k pair of a panel: NR lanes of two bf16, the even k low */
 
 static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size_t kl, panel_t *p) {
+    /* whole 16-row x 32-k squares by vector transposes, then what is left word by word */
+    const size_t kv = kl / 32 * 32;
+    for (size_t jj = 0; jj + 16 <= nr && jj < NR; jj += 16)
+        for (size_t kk = 0; kk < kv; kk += 32)
+            gv_transpose16_u32((const char *)a->w + (j + jj) * a->w_row_bytes + (kc + kk) * 2,
+                               a->w_row_bytes, p + kk / 2 * NR + jj, NR);
     for (size_t jj = 0; jj < NR; jj++) {
         const uint16_t *w = (const uint16_t *)((const char *)a->w + (j + jj) * a->w_row_bytes) + kc;
-        size_t kk = 0;
+        size_t kk = jj < nr / 16 * 16 ? kv : 0;
         for (; kk + 2 <= kl; kk += 2) { /* a row's bf16 pair is already the lane's word */
             uint32_t pair = 0;
             if (jj < nr) memcpy(&pair, w + kk, 4);
