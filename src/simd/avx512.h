@@ -12,7 +12,8 @@
  *                           -> partial int32 sums gq_i32, gq_f32 float lanes, gq_reduce;
  *                           gq_sum_qs the block's code sum
  * AVX-512 only (templates use them where the ISA row says so):
- *   gv_transpose16_u32 / _f16   16 x 16 words (or f16 widened) transposed, for gemm's packs
+ *   gv_transpose16_u32 / _f16, gq_transpose_codes16   16 x 16 words (f16 widened, or block
+ *                           codes) transposed, for gemm's packs
  *   gv_bf16x2_from, gv_dot_bf16x2   bf16 pairs and their dots (Isa.bf16_dot)
  */
 #ifndef GLLM_SIMD_AVX512_H
@@ -100,9 +101,9 @@ static inline gv_i32 gv_dot4_u(gv_i32 acc, const void *codes, const int8_t *x4) 
 }
 #define gv_dot4_s gv_dot4_u /* signed codes are biased by GQ_SIGNED_BIAS in the panel */
 static inline gv_f32 gv_cvt_i32(gv_i32 v) { return _mm512_cvtepi32_ps(v); }
-/* 16 x 16 32-bit words transposed: word j of row i goes to dst + j*dst_stride, lane i (dst_stride
- * in words). 32-bit interleaves, then 64-bit, then two rounds of 128-bit lane shuffles. */
-static inline void gv_transpose16(__m512i r[16], uint32_t *dst, size_t dst_stride) {
+/* 16 x 16 32-bit words transposed: word j < nout of row i goes to dst + j*dst_stride, lane i
+ * (dst_stride in words). 32-bit interleaves, then 64-bit, then two rounds of 128-bit lane shuffles. */
+static inline void gv_transpose16(__m512i r[16], uint32_t *dst, size_t dst_stride, int nout) {
     __m512i a[16];
     for (int i = 0; i < 8; i++) {
         a[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
@@ -119,6 +120,7 @@ static inline void gv_transpose16(__m512i r[16], uint32_t *dst, size_t dst_strid
         const __m512i qlo = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0x44), qhi = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0xee);
         _mm512_storeu_si512(dst + (size_t)c * dst_stride, _mm512_shuffle_i32x4(plo, qlo, 0x88));
         _mm512_storeu_si512(dst + (size_t)(4 + c) * dst_stride, _mm512_shuffle_i32x4(plo, qlo, 0xdd));
+        if (nout <= 8) continue;
         _mm512_storeu_si512(dst + (size_t)(8 + c) * dst_stride, _mm512_shuffle_i32x4(phi, qhi, 0x88));
         _mm512_storeu_si512(dst + (size_t)(12 + c) * dst_stride, _mm512_shuffle_i32x4(phi, qhi, 0xdd));
     }
@@ -127,13 +129,20 @@ static inline void gv_transpose16(__m512i r[16], uint32_t *dst, size_t dst_strid
 static inline void gv_transpose16_u32(const char *src, size_t src_stride, uint32_t *dst, size_t dst_stride) {
     __m512i r[16];
     for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_si512(src + (size_t)i * src_stride);
-    gv_transpose16(r, dst, dst_stride);
+    gv_transpose16(r, dst, dst_stride, 16);
 }
 /* 16 rows of 16 f16 values, widened and transposed into dst (floats) */
 static inline void gv_transpose16_f16(const char *src, size_t src_stride, float *dst, size_t dst_stride) {
     __m512i r[16];
     for (int i = 0; i < 16; i++) r[i] = _mm512_castps_si512(gv_load_f16((const uint16_t *)(src + (size_t)i * src_stride)));
-    gv_transpose16(r, (uint32_t *)dst, dst_stride);
+    gv_transpose16(r, (uint32_t *)dst, dst_stride, 16);
+}
+/* 16 rows' unpacked block codes (32 bytes each), transposed into 8 vectors of 4-byte groups:
+ * group g of row i at dst + g*dst_stride, lane i (the int8 gemm panel) */
+static inline void gq_transpose_codes16(const __m256i c[16], uint32_t *dst, size_t dst_stride) {
+    __m512i r[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_zextsi256_si512(c[i]);
+    gv_transpose16(r, dst, dst_stride, 8);
 }
 /* AVX-512 BF16: 32 floats rounded (to nearest even) to bf16, as 16 pairs (the even k low) */
 static inline void gv_bf16x2_from(uint32_t *pairs, const float *x) {
@@ -211,6 +220,7 @@ static inline gq2_i32 gq2_xsum_neg(__m512i x, int z) {
     const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)-z), x);
     return _mm512_sub_epi32(_mm512_setzero_si512(), s);
 }
+static inline gq_codes gq_flip(gq_codes c) { return _mm256_xor_si256(c, _mm256_set1_epi8((char)0x80)); } /* s8 + 128 as u8 */
 static inline gq2_codes gq2_flip(gq2_codes c) { return _mm512_xor_si512(c, _mm512_set1_epi8((char)0x80)); } /* s8 + 128 as u8 */
 static inline gq2_i32 gq2_dot_u(gq2_codes c, __m512i x) { return _mm512_dpbusd_epi32(_mm512_setzero_si512(), c, x); }
 static inline gq2_i32 gq2_dot_u_acc(gq2_i32 acc, gq2_codes c, __m512i x) { return _mm512_dpbusd_epi32(acc, c, x); }

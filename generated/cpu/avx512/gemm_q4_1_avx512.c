@@ -74,7 +74,24 @@ static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size
         return;
     }
     for (size_t b = 0; b < kl; b++) {
-        for (size_t jj = 0; jj < NR; jj++) {
+        /* whole 16-row groups: their unpacked codes transposed in vectors */
+        const size_t vr = nr < NR ? nr / 16 * 16 : NR;
+        for (size_t jj0 = 0; jj0 < vr; jj0 += 16) {
+            gq_codes c[16];
+            for (size_t i = 0; i < 16; i++) {
+                const gllm_block_q4_1 *blk =
+                    (const gllm_block_q4_1 *)((const char *)a->w + (j + jj0 + i) * a->w_row_bytes) +
+                    kc + b;
+                p[b].a[jj0 + i] = gllm_f16_to_f32(blk->d);
+                p[b].c[jj0 + i] = gllm_f16_to_f32(blk->m);
+                c[i] = _mm256_and_si256(
+                    _mm256_set_m128i(_mm_srli_epi16(_mm_loadu_si128((const __m128i *)blk->qs), 4),
+                                     _mm_loadu_si128((const __m128i *)blk->qs)),
+                    _mm256_set1_epi8(15));
+            }
+            gq_transpose_codes16(c, (uint32_t *)p[b].codes[0] + jj0, NR);
+        }
+        for (size_t jj = vr; jj < NR; jj++) {
             if (jj >= nr) {
                 for (int t = 0; t < 32; t++) p[b].codes[t >> 2][jj][t & 3] = 0;
                 p[b].a[jj] = p[b].c[jj] = 0.0f;
