@@ -126,16 +126,16 @@ static inline void gv_transpose16(__m512i r[16], uint32_t *dst, size_t dst_strid
     }
 }
 /* 16 rows (src_stride bytes apart) of 16 32-bit words, transposed into dst */
-static inline void gv_transpose16_u32(const char *src, size_t src_stride, uint32_t *dst, size_t dst_stride) {
+static inline void gv_transpose16_u32(const char *src, size_t src_stride, void *dst, size_t dst_stride) {
     __m512i r[16];
     for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_si512(src + (size_t)i * src_stride);
     gv_transpose16(r, dst, dst_stride, 16);
 }
 /* 16 rows of 16 f16 values, widened and transposed into dst (floats) */
-static inline void gv_transpose16_f16(const char *src, size_t src_stride, float *dst, size_t dst_stride) {
+static inline void gv_transpose16_f16(const char *src, size_t src_stride, void *dst, size_t dst_stride) {
     __m512i r[16];
     for (int i = 0; i < 16; i++) r[i] = _mm512_castps_si512(gv_load_f16((const uint16_t *)(src + (size_t)i * src_stride)));
-    gv_transpose16(r, (uint32_t *)dst, dst_stride, 16);
+    gv_transpose16(r, dst, dst_stride, 16);
 }
 /* 16 rows' unpacked block codes (32 bytes each), transposed into 8 vectors of 4-byte groups:
  * group g of row i at dst + g*dst_stride, lane i (the int8 gemm panel) */

@@ -37,8 +37,9 @@ static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size
     const size_t kv = kl / 16 * 16;
     for (size_t jj = 0; jj + 16 <= nr && jj < NR; jj += 16)
         for (size_t kk = 0; kk < kv; kk += 16)
-            gv_transpose16_f16((const char *)a->w + (j + jj) * a->w_row_bytes + (kc + kk) * 2,
-                               a->w_row_bytes, p + kk * NR + jj, NR);
+            gv_transpose16_f16((const char *)a->w + (j + jj) * a->w_row_bytes +
+                                   (kc + kk) * sizeof(uint16_t),
+                               a->w_row_bytes, (void *)(p + kk * NR + jj), NR);
     for (size_t jj = 0; jj < NR; jj++) {
         const uint16_t *w = (const uint16_t *)((const char *)a->w + (j + jj) * a->w_row_bytes) + kc;
         for (size_t kk = jj < nr / 16 * 16 ? kv : 0; kk < kl; kk++)

@@ -30,12 +30,13 @@
 typedef float panel_t; /* one k step of a panel: NR values */
 
 static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size_t kl, panel_t *p) {
-    /* whole 16-row x 16-k squares by vector transposes, then what is left value by value */
+    /* whole 16-row x 16-k squares transposed in vectors, then what is left value by value */
     const size_t kv = kl / 16 * 16;
     for (size_t jj = 0; jj + 16 <= nr && jj < NR; jj += 16)
         for (size_t kk = 0; kk < kv; kk += 16)
-            gv_transpose16_u32((const char *)a->w + (j + jj) * a->w_row_bytes + (kc + kk) * 4,
-                               a->w_row_bytes, (uint32_t *)(p + kk * NR + jj), NR);
+            gv_transpose16_u32((const char *)a->w + (j + jj) * a->w_row_bytes +
+                                   (kc + kk) * sizeof(float),
+                               a->w_row_bytes, (void *)(p + kk * NR + jj), NR);
     for (size_t jj = 0; jj < NR; jj++) {
         const float *w = (const float *)((const char *)a->w + (j + jj) * a->w_row_bytes) + kc;
         for (size_t kk = jj < nr / 16 * 16 ? kv : 0; kk < kl; kk++)
