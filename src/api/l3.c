@@ -73,6 +73,7 @@ struct gllm_kv_cache {
     CUevent copied;                     /* CUDA: after the latest swap copies (copy stream) */
     int copy_wait;                      /* CUDA: the compute stream has not waited for `copied` yet */
     void *retired[MAX_SEQS];            /* CUDA: swapped-in images, their copies maybe in flight */
+    int n_retired;                      /* CUDA: how many retired[] are set (steps reap only then) */
 };
 
 /* a generator on CUDA: the device's context (and turn) for one public call */
@@ -302,15 +303,14 @@ void gllm_kv_cache_free(gllm_kv_cache *kv) {
 /* CUDA: free the swapped-in images whose copies have passed; all: wait for them (where even
  * the stream cannot be waited for, the device has stopped and nothing is in flight) */
 static void reap(gllm_kv_cache *kv, gllm_cuda *c, int all) {
-    int pending = 0;
-    for (int i = 0; i < MAX_SEQS && !pending; i++) pending = kv->retired[i] != NULL;
-    if (!pending) return;
+    if (!kv->n_retired) return;
     if (all) {
         if (c->drv.cuEventSynchronize(kv->copied) != CUDA_SUCCESS) c->drv.cuStreamSynchronize(c->copy);
     } else if (c->drv.cuEventQuery(kv->copied) != CUDA_SUCCESS) {
         return;
     }
     for (int i = 0; i < MAX_SEQS; i++) gllm_cuda_host_free(c, kv->retired[i]), kv->retired[i] = NULL;
+    kv->n_retired = 0;
 }
 
 static gllm_status seq_of(gllm_kv_cache *kv, int seq, gllm_kv_seq **s) {
@@ -569,7 +569,7 @@ static gllm_status swap(gllm_kv_cache *kv, int seq, gllm_kv_seq *s, int out) {
     else c->drv.cuStreamSynchronize(c->copy);
     if (st != GLLM_OK && out) c->drv.cuStreamSynchronize(c->copy), gllm_cuda_host_free(c, img);
     if (st == GLLM_OK && out) kv->swapped[seq] = img;
-    if (st == GLLM_OK && !out) kv->retired[seq] = img, kv->swapped[seq] = NULL, kv->dtable_pages[seq] = 0;
+    if (st == GLLM_OK && !out) kv->retired[seq] = img, kv->n_retired++, kv->swapped[seq] = NULL, kv->dtable_pages[seq] = 0;
     gllm_cuda_leave(c);
     return st;
 }
