@@ -45,7 +45,7 @@ __device__ __forceinline__ float gllm_row_dot_q4_0_cuda(const void *w_row, const
 extern "C" __global__ void gllm_gemv_q4_0_cuda(const void *w, size_t row_bytes, const float *x,
                                                const float *bias, float *y, int n, int k,
                                                const float *nw, float eps, int accumulate) {
-    extern __shared__ float xs[];
+    GLLM_DYNAMIC_SHARED(float, xs);
     __shared__ float red[32];
     x = gllm_rmsnorm_to_shared(x, nw, eps, k, xs, red);
     const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -62,7 +62,7 @@ extern "C" __global__ void
 gllm_gemv_qkv_q4_0_cuda(const void *wq, const void *wk, const void *wv, size_t row_bytes,
                         const float *x, const float *bq, const float *bk, const float *bv, float *q,
                         float *kk, float *v, int nq, int nkv, int k, const float *nw, float eps) {
-    extern __shared__ float xs[];
+    GLLM_DYNAMIC_SHARED(float, xs);
     __shared__ float red[32];
     x = gllm_rmsnorm_to_shared(x, nw, eps, k, xs, red);
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
@@ -84,7 +84,7 @@ gllm_gemv_qkv_q4_0_cuda(const void *wq, const void *wk, const void *wv, size_t r
 extern "C" __global__ void gllm_gemv_glu_q4_0_cuda(const void *wg, const void *wu, size_t row_bytes,
                                                    const float *x, float *y, int n, int k,
                                                    const float *nw, float eps) {
-    extern __shared__ float xs[];
+    GLLM_DYNAMIC_SHARED(float, xs);
     __shared__ float red[32];
     x = gllm_rmsnorm_to_shared(x, nw, eps, k, xs, red);
     const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;

@@ -6,6 +6,11 @@
 #include "quant_blocks.h"
 #include "cuda/kernels/step.h"
 
+/* a kernel's dynamic shared memory (the launch's byte count) as type name[] */
+#ifndef GLLM_DYNAMIC_SHARED
+#define GLLM_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
+#endif
+
 __device__ __forceinline__ float gllm_f16_to_f32(uint16_t h) { return __half2float(__ushort_as_half(h)); }
 __device__ __forceinline__ float gllm_bf16_to_f32(uint16_t h) { return __uint_as_float((uint32_t)h << 16); }
 

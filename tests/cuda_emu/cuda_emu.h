@@ -1,0 +1,120 @@
+/* The CUDA emulator's device side: what the generated kernels need from CUDA C++, for the host
+ * compiler (force-included before generated/cuda/kernels.cu). A block runs as one fiber per
+ * thread on one OS thread (libcuda_emu.cpp switches them): __shared__ is static, a barrier
+ * or a warp collective yields until every live thread it names has arrived. */
+#ifndef GLLM_CUDA_EMU_H
+#define GLLM_CUDA_EMU_H
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __shared__ static
+#define __launch_bounds__(...)
+#define GLLM_DYNAMIC_SHARED(type, name) type *name = (type *)gllm_emu_dynamic_shared()
+
+struct uint3 {
+    unsigned x, y, z;
+};
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
+extern uint3 gllm_emu_thread, gllm_emu_block, gllm_emu_block_dim, gllm_emu_grid_dim;
+#define threadIdx gllm_emu_thread
+#define blockIdx gllm_emu_block
+#define blockDim gllm_emu_block_dim
+#define gridDim gllm_emu_grid_dim
+
+void *gllm_emu_dynamic_shared();
+void __syncthreads();
+void __syncwarp(unsigned mask = 0xffffffffu);
+/* a warp exchange: every live lane posts v and gets lane src's post */
+uint64_t gllm_emu_exchange(uint64_t v, int src);
+/* every live lane posts v and gets all 32 posts (all[lane]) and the live lanes' mask */
+unsigned gllm_emu_gather(uint64_t v, uint64_t all[32]);
+
+static inline unsigned gllm_emu_lane() { return gllm_emu_thread.x % 32; }
+template <class T> static inline T gllm_emu_shuffle(T v, int src) {
+    static_assert(sizeof(T) <= 8, "shuffled values fit 8 bytes");
+    uint64_t b = 0;
+    memcpy(&b, &v, sizeof v);
+    b = gllm_emu_exchange(b, src & 31);
+    T r;
+    memcpy(&r, &b, sizeof r);
+    return r;
+}
+template <class T> static inline T __shfl_sync(unsigned, T v, int src) { return gllm_emu_shuffle(v, src); }
+template <class T> static inline T __shfl_xor_sync(unsigned, T v, int o) { return gllm_emu_shuffle(v, (int)gllm_emu_lane() ^ o); }
+template <class T> static inline T __shfl_down_sync(unsigned, T v, unsigned o) {
+    const unsigned l = gllm_emu_lane();
+    return gllm_emu_shuffle(v, (int)(l + o < 32 ? l + o : l));
+}
+template <class T> static inline T __shfl_up_sync(unsigned, T v, unsigned o) {
+    const unsigned l = gllm_emu_lane();
+    return gllm_emu_shuffle(v, (int)(l >= o ? l - o : l));
+}
+static inline unsigned __ballot_sync(unsigned mask, int pred) {
+    uint64_t all[32];
+    const unsigned live = gllm_emu_gather(pred != 0, all) & mask;
+    unsigned r = 0;
+    for (int i = 0; i < 32; i++) r |= (live >> i & 1) && all[i] ? 1u << i : 0;
+    return r;
+}
+#define GLLM_EMU_REDUCE(name, init, op)                                        \
+    static inline unsigned name(unsigned mask, unsigned v) {                   \
+        uint64_t all[32];                                                      \
+        const unsigned live = gllm_emu_gather(v, all) & mask;                  \
+        unsigned r = init;                                                     \
+        for (int i = 0; i < 32; i++)                                           \
+            if (live >> i & 1) r = op(r, (unsigned)all[i]);                    \
+        return r;                                                              \
+    }
+#define GLLM_EMU_ADD(a, b) ((a) + (b))
+#define GLLM_EMU_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define GLLM_EMU_MAX(a, b) ((a) > (b) ? (a) : (b))
+GLLM_EMU_REDUCE(__reduce_add_sync, 0u, GLLM_EMU_ADD)
+GLLM_EMU_REDUCE(__reduce_min_sync, ~0u, GLLM_EMU_MIN)
+GLLM_EMU_REDUCE(__reduce_max_sync, 0u, GLLM_EMU_MAX)
+
+/* one OS thread runs every fiber, and a fiber is never switched inside these */
+template <class T> static inline T atomicAdd(T *p, T v) {
+    const T o = *p;
+    *p = o + v;
+    return o;
+}
+template <class T> static inline T atomicMin(T *p, T v) {
+    const T o = *p;
+    *p = v < o ? v : o;
+    return o;
+}
+template <class T> static inline T atomicMax(T *p, T v) {
+    const T o = *p;
+    *p = v > o ? v : o;
+    return o;
+}
+static inline void __threadfence() {}
+template <class T> static inline T __ldcg(const T *p) { return *p; }
+
+template <class T> static inline T min(T a, T b) { return a < b ? a : b; }
+template <class T> static inline T max(T a, T b) { return a > b ? a : b; }
+#define __expf(x) expf(x)
+static inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
+static inline float __fmul_rn(float a, float b) { return a * b; }
+static inline float __fsub_rn(float a, float b) { return a - b; }
+static inline float __fdiv_rn(float a, float b) { return a / b; }
+static inline unsigned __float_as_uint(float f) {
+    unsigned u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+static inline float __uint_as_float(unsigned u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+static inline int __popc(unsigned v) { return __builtin_popcount(v); }
+static inline int __ffs(int v) { return __builtin_ffs(v); }
+#endif
