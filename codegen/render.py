@@ -79,6 +79,7 @@ def outputs():
         emit(f"cuda/attention_{dt.name}.cu", "cuda/attention.cu.j2", {"op": "attention", "dtype": dt.name, "isa": "cuda"}, dt=dt)
     emit("cuda/names.h", "cuda/names.h.j2", {"file": "cuda/names.h"})
     emit("cuda/rows.cu", "cuda/rows.cu.j2", {"file": "cuda/rows.cu"})
+    emit("cuda/encoder.cu", "cuda/encoder.cu.j2", {"file": "cuda/encoder.cu"})
     emit("cuda/sample.cu", "cuda/sample.cu.j2", {"file": "cuda/sample.cu"})
     emit("cuda/kernels.cu", "cuda/kernels.cu.j2", {"file": "cuda/kernels.cu"})
     files = {rel: _format(text, rel) for rel, text in files.items()}

@@ -96,3 +96,63 @@ void drop(model_file *f) {
     free(f->img);
 }
 
+
+void build_bert(model_file *f, gllm_dtype t, gllm_dtype store, int head) {
+    memset(f, 0, sizeof *f);
+    store_as = store;
+    const uint32_t gt = (uint32_t)gllm_dtype_traits_table[store].gguf_type;
+    tw_tensor ts[512];
+    int nt = 0;
+    static char names[512][48];
+#define ADD(nm, type, cols, rows, data)                                                                              \
+    do {                                                                                                             \
+        snprintf(names[nt], 48, "%s", nm);                                                                           \
+        ts[nt] = (tw_tensor){names[nt], type, (rows) != 0 ? 2u : 1u, {cols, rows}, data,                             \
+                             ((rows) != 0 ? (rows) : 1) * gllm_row_bytes(type == 0 ? GLLM_DTYPE_F32 : store, cols)};      \
+        nt++;                                                                                                        \
+    } while (0)
+#define VEC(nm, n, offset) ADD(nm, 0, n, 0, mat(f, GLLM_DTYPE_F32, 1, n, 0.2f, offset))
+    ADD("token_embd.weight", gt, DIM, VOCAB, mat(f, t, VOCAB, DIM, 1.0f, 0));
+    ADD("position_embd.weight", 0, DIM, CTX, mat(f, GLLM_DTYPE_F32, CTX, DIM, 0.5f, 0));
+    ADD("token_types.weight", 0, DIM, 2, mat(f, GLLM_DTYPE_F32, 2, DIM, 0.5f, 0));
+    VEC("token_embd_norm.weight", DIM, 1.0f); VEC("token_embd_norm.bias", DIM, 0);
+    for (int l = 0; l < (int)LAYERS; l++) {
+        char n[48];
+#define NAME(x) (snprintf(n, sizeof n, "blk.%d.%s", l, x), n)
+        ADD(NAME("attn_q.weight"), gt, DIM, DIM, mat(f, t, DIM, DIM, 0.3f, 0)); VEC(NAME("attn_q.bias"), DIM, 0);
+        ADD(NAME("attn_k.weight"), gt, DIM, DIM, mat(f, t, DIM, DIM, 0.3f, 0)); VEC(NAME("attn_k.bias"), DIM, 0);
+        ADD(NAME("attn_v.weight"), gt, DIM, DIM, mat(f, t, DIM, DIM, 0.3f, 0)); VEC(NAME("attn_v.bias"), DIM, 0);
+        ADD(NAME("attn_output.weight"), gt, DIM, DIM, mat(f, t, DIM, DIM, 0.3f, 0)); VEC(NAME("attn_output.bias"), DIM, 0);
+        VEC(NAME("attn_output_norm.weight"), DIM, 1.0f); VEC(NAME("attn_output_norm.bias"), DIM, 0);
+        ADD(NAME("ffn_up.weight"), gt, DIM, FFN, mat(f, t, FFN, DIM, 0.3f, 0)); VEC(NAME("ffn_up.bias"), FFN, 0);
+        ADD(NAME("ffn_down.weight"), gt, FFN, DIM, mat(f, t, DIM, FFN, 0.3f, 0)); VEC(NAME("ffn_down.bias"), DIM, 0);
+        VEC(NAME("layer_output_norm.weight"), DIM, 1.0f); VEC(NAME("layer_output_norm.bias"), DIM, 0);
+#undef NAME
+    }
+    if (head) { /* pooler and a classifier of 3 labels */
+        ADD("cls.weight", gt, DIM, DIM, mat(f, t, DIM, DIM, 0.3f, 0)); VEC("cls.bias", DIM, 0);
+        ADD("cls.output.weight", gt, DIM, 3, mat(f, t, 3, DIM, 0.3f, 0)); VEC("cls.output.bias", 3, 0);
+    }
+#undef VEC
+#undef ADD
+    static char words[64][8];
+    const char *tokens[64];
+    for (size_t i = 0; i < VOCAB && i < 64; i++) {
+        snprintf(words[i], 8, i == 0 ? "[PAD]" : i == 1 ? "[UNK]" : i == 2 ? "[CLS]" : i == 3 ? "[SEP]" : "w%zu", i);
+        tokens[i] = words[i];
+    }
+    const tw_kv kv[] = {{.key = "general.architecture", .type = GGUF_STRING, .s = "bert"},
+                        {.key = "bert.block_count", .type = GGUF_U32, .u = LAYERS},
+                        {.key = "bert.embedding_length", .type = GGUF_U32, .u = DIM},
+                        {.key = "bert.attention.head_count", .type = GGUF_U32, .u = NH},
+                        {.key = "bert.feed_forward_length", .type = GGUF_U32, .u = FFN},
+                        {.key = "bert.context_length", .type = GGUF_U32, .u = CTX},
+                        {.key = "bert.attention.layer_norm_epsilon", .type = GGUF_F32, .f = 1e-12},
+                        {.key = "tokenizer.ggml.model", .type = GGUF_STRING, .s = "bert"},
+                        {.key = "tokenizer.ggml.tokens", .type = GGUF_ARRAY, .strs = tokens, .arr_type = GGUF_STRING,
+                         .n = VOCAB < 64 ? VOCAB : 64},
+                        {.key = "tokenizer.ggml.unknown_token_id", .type = GGUF_U32, .u = 1},
+                        {.key = "tokenizer.ggml.cls_token_id", .type = GGUF_U32, .u = 2},
+                        {.key = "tokenizer.ggml.seperator_token_id", .type = GGUF_U32, .u = 3}};
+    f->img = gguf_build(kv, sizeof kv / sizeof *kv, ts, (size_t)nt, 32, &f->len);
+}

@@ -21,6 +21,11 @@ void build(model_file *f, const char *arch, gllm_dtype t);
 /* the same with matrices rounded through t but stored as `store` (f32: a twin of a t model
  * whose weights have exactly the t model's values) */
 void build_as(model_file *f, const char *arch, gllm_dtype t, gllm_dtype store);
+/* a BERT-family encoder (GGUF, llama.cpp's bert names; DIM, NH heads, FFN, LAYERS, CTX
+ * positions, two token types, a WordPiece vocabulary of VOCAB <= 64 words with [CLS] 2 and
+ * [SEP] 3), matrices in t stored as store (as build_as); head: a pooler and a 3-label
+ * classifier (a cross-encoder) */
+void build_bert(model_file *f, gllm_dtype t, gllm_dtype store, int head);
 /* the weights' random stream starts here (the same seed: the same weights) */
 void synth_seed(uint64_t seed);
 void drop(model_file *f);

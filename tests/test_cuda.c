@@ -439,3 +439,108 @@ Test(cuda, generator_errors) {
     gllm_model_close(m);
     unlink(path);
 }
+
+/* ---- the encoders on the GPU against the CPU backend ------------------------------------------ */
+
+static void write_bert(gllm_dtype t, gllm_dtype store, char *path, size_t cap) {
+    model_file f;
+    synth_seed(23);
+    build_bert(&f, t, store, 1);
+    snprintf(path, cap, "/tmp/gllm_cuda_bert_%s_%s_%d.gguf", gllm_dtype_name(t), gllm_dtype_name(store), (int)getpid());
+    FILE *o = fopen(path, "wb");
+    cr_assert(o && fwrite(f.img, 1, f.len, o) == f.len);
+    fclose(o);
+    drop(&f);
+}
+
+/* a synthetic cross-encoder with matrices in each of several dtypes (the CPU runs its f32
+ * twin): embeddings (normalised or not) and rerank scores of three pairs of odd lengths in one
+ * batch; each pair alone gives the same; bad input is refused as on the CPU */
+Test(cuda, encoders_match_cpu) {
+    if (!has_gpu()) cr_skip_test("no GPU");
+    gllm_backend *cpu, *gpu;
+    cr_assert_eq(gllm_backend_open("cpu", &cpu), GLLM_OK);
+    cr_assert_eq(gllm_backend_open("cuda:0", &gpu), GLLM_OK, "%s", gllm_last_error());
+    enum { N = 3 };
+    const size_t lens[N] = {5, 13, 21};
+    int32_t ids[N][21];
+    const int32_t *seqs[N];
+    uint64_t r = 99;
+    for (int i = 0; i < N; i++) { /* [CLS] query [SEP] document [SEP] */
+        for (size_t t = 0; t < lens[i]; t++) r = r * 6364136223846793005ull + 1442695040888963407ull, ids[i][t] = 4 + (int32_t)(r >> 33) % 36;
+        ids[i][0] = 2, ids[i][lens[i] / 3] = 3, ids[i][lens[i] - 1] = 3;
+        seqs[i] = ids[i];
+    }
+    const gllm_dtype dts[4] = {GLLM_DTYPE_F32, GLLM_DTYPE_F16, GLLM_DTYPE_Q8_0, GLLM_DTYPE_Q4_1};
+    for (int d = 0; d < 4; d++) {
+        char path[128], twin[128];
+        write_bert(dts[d], dts[d], path, sizeof path);
+        write_bert(dts[d], GLLM_DTYPE_F32, twin, sizeof twin);
+        gllm_embedder *eg, *ec;
+        gllm_reranker *rg, *rc;
+        cr_assert_eq(gllm_embedding_upload(gpu, path, &eg), GLLM_OK, "%s", gllm_last_error());
+        cr_assert_eq(gllm_embedding_upload(cpu, twin, &ec), GLLM_OK, "%s", gllm_last_error());
+        cr_assert_eq(gllm_reranker_upload(gpu, path, &rg), GLLM_OK, "%s", gllm_last_error());
+        cr_assert_eq(gllm_reranker_upload(cpu, twin, &rc), GLLM_OK, "%s", gllm_last_error());
+        const size_t dim = gllm_embedding_dim(eg);
+        float vg[N * 64], vc[N * 64], one[64], sg[N], sc[N], s1;
+        for (int norm = 0; norm < 2; norm++) {
+            cr_assert_eq(gllm_embedding_forward(eg, seqs, lens, N, norm, vg), GLLM_OK, "%s", gllm_last_error());
+            cr_assert_eq(gllm_embedding_forward(ec, seqs, lens, N, norm, vc), GLLM_OK);
+            const double e = rel_err(vg, vc, N * dim);
+            cr_log_info("bert %s embeddings (normalise %d): error %.2g", gllm_dtype_name(dts[d]), norm, e);
+            cr_assert(e <= 1e-4, "%s embeddings: error %g", gllm_dtype_name(dts[d]), e);
+            for (int i = 0; i < N; i++) {
+                cr_assert_eq(gllm_embedding_forward(eg, &seqs[i], &lens[i], 1, norm, one), GLLM_OK);
+                cr_assert(rel_err(one, vg + i * dim, dim) <= 1e-6, "pair %d alone", i);
+            }
+        }
+        cr_assert_eq(gllm_rerank_forward(rg, seqs, lens, N, sg), GLLM_OK, "%s", gllm_last_error());
+        cr_assert_eq(gllm_rerank_forward(rc, seqs, lens, N, sc), GLLM_OK);
+        const double e = rel_err(sg, sc, N);
+        cr_log_info("bert %s scores %g %g %g: error %.2g", gllm_dtype_name(dts[d]), sg[0], sg[1], sg[2], e);
+        cr_assert(e <= 1e-4, "%s scores: error %g", gllm_dtype_name(dts[d]), e);
+        cr_assert(fabs(sg[0] - sg[1]) > 1e-3, "different pairs, different scores");
+        cr_assert_eq(gllm_rerank_forward(rg, &seqs[2], &lens[2], 1, &s1), GLLM_OK);
+        cr_assert(fabsf(s1 - sg[2]) <= 1e-6f * fabsf(sg[2]) + 1e-7f, "pair alone");
+        /* bad input */
+        const int32_t bad[3] = {2, 40, 3}, *pb = bad;
+        size_t lb = 3, l0 = 0, lbig = 97;
+        cr_assert_eq(gllm_embedding_forward(eg, &pb, &lb, 1, 1, one), GLLM_E_INVALID_ARGUMENT, "token id outside the vocabulary");
+        cr_assert_eq(gllm_rerank_forward(rg, &pb, &l0, 1, &s1), GLLM_E_INVALID_ARGUMENT, "empty");
+        static int32_t longer[97];
+        const int32_t *pl = longer;
+        cr_assert_eq(gllm_embedding_forward(eg, &pl, &lbig, 1, 1, one), GLLM_E_INVALID_ARGUMENT, "past the positions");
+        cr_assert_eq(gllm_embedding_forward(eg, seqs, lens, N, 1, NULL), GLLM_E_INVALID_ARGUMENT);
+        gllm_embedder_free(eg), gllm_embedder_free(ec), gllm_reranker_free(rg), gllm_reranker_free(rc);
+        remove(path), remove(twin);
+    }
+    gllm_backend_close(gpu), gllm_backend_close(cpu);
+}
+
+/* the default embedding model, where fetched: the GPU's vectors are the CPU's */
+Test(cuda, minilm_matches_cpu) {
+    if (!has_gpu()) cr_skip_test("no GPU");
+    char dir[512], probe[600];
+    snprintf(dir, sizeof dir, "%s/models/all-MiniLM-L6-v2", GLLM_SOURCE_DIR);
+    snprintf(probe, sizeof probe, "%s/model.safetensors", dir);
+    if (access(probe, R_OK)) cr_skip_test("%s not fetched", dir);
+    gllm_backend *cpu, *gpu;
+    gllm_embedder *ec, *eg;
+    cr_assert_eq(gllm_backend_open("cpu", &cpu), GLLM_OK);
+    cr_assert_eq(gllm_backend_open("cuda:0", &gpu), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_embedding_upload(cpu, dir, &ec), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_embedding_upload(gpu, dir, &eg), GLLM_OK, "%s", gllm_last_error());
+    static const char *const s[2] = {"A man is eating a piece of bread.", "The new movie is awesome."};
+    int32_t ids[2][32];
+    const int32_t *seqs[2] = {ids[0], ids[1]};
+    size_t lens[2];
+    for (int i = 0; i < 2; i++) cr_assert_eq(gllm_embedding_tokenize(ec, s[i], strlen(s[i]), ids[i], 32, &lens[i]), GLLM_OK);
+    float vc[2 * 384], vg[2 * 384];
+    cr_assert_eq(gllm_embedding_forward(ec, seqs, lens, 2, 1, vc), GLLM_OK);
+    cr_assert_eq(gllm_embedding_forward(eg, seqs, lens, 2, 1, vg), GLLM_OK, "%s", gllm_last_error());
+    const double e = rel_err(vg, vc, 2 * 384);
+    cr_log_info("MiniLM on the GPU: error %.2g", e);
+    cr_assert(e <= 1e-4, "error %g", e);
+    gllm_embedder_free(eg), gllm_embedder_free(ec), gllm_backend_close(gpu), gllm_backend_close(cpu);
+}

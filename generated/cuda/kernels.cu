@@ -17,4 +17,5 @@
 #include "cuda/attention_f16.cu"
 #include "cuda/attention_bf16.cu"
 #include "cuda/rows.cu"
+#include "cuda/encoder.cu"
 #include "cuda/sample.cu"

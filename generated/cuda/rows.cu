@@ -45,3 +45,40 @@ extern "C" __global__ void gllm_add_cuda(const float *a, const float *b, float *
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) y[i] = a[i] + b[i];
 }
+
+/* one row of n: x = layernorm(x + a0 + a1) * w + b in place (a0, a1 may be NULL), by the whole
+ * block; red: 32 floats of shared memory */
+__device__ __forceinline__ void gllm_layernorm_row(float *x, const float *a0, const float *a1,
+                                                   const float *w, const float *b, int n, float eps,
+                                                   float *red) {
+    float s = 0.0f;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        const float v = x[i] + (a0 ? a0[i] : 0.0f) + (a1 ? a1[i] : 0.0f);
+        x[i] = v, s += v;
+    }
+    const float mean = gllm_block_reduce(s, red, 0) / (float)n;
+    float ss = 0.0f;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) ss += (x[i] - mean) * (x[i] - mean);
+    const float r = rsqrtf(gllm_block_reduce(ss, red, 0) / (float)n + eps);
+    for (int i = threadIdx.x; i < n; i += blockDim.x) x[i] = (x[i] - mean) * r * w[i] + b[i];
+}
+
+/* x = layernorm(x + h) * w + b per row (h NULL: x alone), in place */
+extern "C" __global__ void gllm_add_layernorm_cuda(float *x, const float *h, const float *w,
+                                                   const float *b, int n, float eps) {
+    __shared__ float red[32];
+    const size_t o = (size_t)blockIdx.x * n;
+    gllm_layernorm_row(x + o, h ? h + o : NULL, NULL, w, b, n, eps, red);
+}
+
+/* y = 0.5 x (1 + erf(x / sqrt 2)) in place, element-wise over n values */
+extern "C" __global__ void gllm_gelu_cuda(float *x, int n) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+}
+
+/* y = tanh(x) in place, element-wise over n values */
+extern "C" __global__ void gllm_tanh_cuda(float *x, int n) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) x[i] = tanhf(x[i]);
+}

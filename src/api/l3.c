@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/threadpool.h"
 #include "cpu/kv_cache.h"
+#include "cuda/encoder.h"
 #include "cuda/model.h"
 #include "cuda/sample.h"
 #include "cpu/sample.h"
@@ -637,91 +638,123 @@ gllm_status gllm_head_block(const gllm_generator *g, const float *x, size_t n, f
 
 /* ---- embeddings ----------------------------------------------------------------------------- */
 
-struct gllm_embedder {
+/* an embedder or a reranker: the encoder on the host (tokenizer, weights' image, CPU forward),
+ * and on a CUDA backend its copy on the device */
+typedef struct {
     gllm_bert m;
+    gllm_backend *b;
+    int cuda;
+    gllm_cuda_encoder dev;
+} encoder;
+
+struct gllm_embedder {
+    encoder e;
 };
 
 struct gllm_reranker {
-    gllm_bert m;
+    encoder e;
 };
 
-/* both wrap an encoder: open it on the CPU backend; a reranker also needs the classifier head */
-static gllm_status encoder_open(gllm_backend *b, const char *path, const char *what, int head, gllm_bert **out) {
+/* both wrap an encoder; a reranker also needs the classifier head */
+static gllm_status encoder_open(gllm_backend *b, const char *path, const char *what, int head, encoder **out) {
     *out = NULL;
-    /* encoders run on the CPU: a CUDA backend asked for by name refuses, one "auto" chose lends the CPU */
-    if (b->cuda && b->forced) return gllm_fail(GLLM_E_UNSUPPORTED, "%s: the encoder does not run on CUDA yet (use the cpu backend)", what);
-    gllm_bert *m = calloc(1, sizeof *m);
-    if (!m) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "%s: no memory", what);
-    gllm_status s = gllm_bert_open(path, m);
-    if (s == GLLM_OK && head && !m->cls_w) s = gllm_fail(GLLM_E_UNSUPPORTED, "%s: %s has no classifier head", what, path), gllm_bert_close(m);
-    if (s != GLLM_OK) return free(m), s;
-    *out = m;
+    encoder *e = calloc(1, sizeof *e);
+    if (!e) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "%s: no memory", what);
+    gllm_status s = gllm_bert_open(path, &e->m);
+    if (s == GLLM_OK && head && !e->m.cls_w) s = gllm_fail(GLLM_E_UNSUPPORTED, "%s: %s has no classifier head", what, path), gllm_bert_close(&e->m);
+    if (s != GLLM_OK) return free(e), s;
+    e->b = b, e->cuda = b->cuda;
+    if (e->cuda && (s = gllm_cuda_enter(&b->gpu)) == GLLM_OK) {
+        s = gllm_cuda_encoder_init(&e->dev, &b->gpu, &e->m);
+        gllm_cuda_leave(&b->gpu);
+    }
+    if (s != GLLM_OK && !b->forced) { /* "auto" chose the GPU: a model it cannot hold runs on the CPU */
+        fprintf(stderr, "gllm: %s; this %s runs on the CPU\n", gllm_last_error(), what);
+        e->cuda = 0, s = GLLM_OK;
+    }
+    if (s != GLLM_OK) return gllm_bert_close(&e->m), free(e), s;
+    *out = e;
     return GLLM_OK;
 }
 
-gllm_status gllm_embedding_upload(gllm_backend *b, const char *path, gllm_embedder **out) {
-    if (!b || !path || !out) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_embedding_upload: NULL argument");
-    gllm_bert *m;
-    gllm_status s = encoder_open(b, path, "embedder", 0, &m);
-    *out = (gllm_embedder *)m; /* the wrapper's only member */
-    return s;
-}
-
-void gllm_embedder_free(gllm_embedder *e) {
-    if (!e) return;
+static void encoder_free(encoder *e) {
+    if (e->cuda && gllm_cuda_enter(&e->b->gpu) == GLLM_OK) { /* the backend must still be open */
+        gllm_cuda_encoder_free(&e->dev);
+        gllm_cuda_leave(&e->b->gpu);
+    }
     gllm_bert_close(&e->m);
     free(e);
 }
 
-size_t gllm_embedding_dim(const gllm_embedder *e) { return e ? e->m.dim : 0; }
+static gllm_status encoder_forward(encoder *e, const int32_t *const *seqs, const size_t *lens, size_t n, int rerank,
+                                   int normalize, float *out) {
+    if (!e->cuda) return rerank ? gllm_bert_rerank(&e->m, seqs, lens, n, out) : gllm_bert_embed(&e->m, seqs, lens, n, normalize, out);
+    gllm_status s = gllm_cuda_enter(&e->b->gpu);
+    if (s != GLLM_OK) return s;
+    s = gllm_cuda_encode(&e->dev, seqs, lens, n, rerank, normalize, out);
+    gllm_cuda_leave(&e->b->gpu);
+    return s;
+}
+
+gllm_status gllm_embedding_upload(gllm_backend *b, const char *path, gllm_embedder **out) {
+    if (!b || !path || !out) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_embedding_upload: NULL argument");
+    encoder *e;
+    gllm_status s = encoder_open(b, path, "embedder", 0, &e);
+    *out = (gllm_embedder *)e; /* the wrapper's only member */
+    return s;
+}
+
+void gllm_embedder_free(gllm_embedder *e) {
+    if (e) encoder_free(&e->e);
+}
+
+size_t gllm_embedding_dim(const gllm_embedder *e) { return e ? e->e.m.dim : 0; }
 
 gllm_status gllm_embedding_tokenize(const gllm_embedder *e, const char *text, size_t len, int32_t *ids, size_t cap,
                                     size_t *n) {
     if (!e || (!text && len) || !n || cap < 2 || !ids) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_embedding_tokenize: bad arguments");
     size_t k = 0;
-    gllm_status s = gllm_tokenize(e->m.tok, text, len, ids + 1, cap - 2, &k);
+    gllm_status s = gllm_tokenize(e->e.m.tok, text, len, ids + 1, cap - 2, &k);
     *n = k + 2;
     if (s != GLLM_OK) return s;
-    ids[0] = gllm_tokenizer_cls(e->m.tok), ids[k + 1] = gllm_tokenizer_sep(e->m.tok);
+    ids[0] = gllm_tokenizer_cls(e->e.m.tok), ids[k + 1] = gllm_tokenizer_sep(e->e.m.tok);
     return GLLM_OK;
 }
 
 gllm_status gllm_embedding_forward(gllm_embedder *e, const int32_t *const *seqs, const size_t *lens, size_t n,
                                    int normalize, float *out) {
     if (!e) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_embedding_forward: NULL embedder");
-    return gllm_bert_embed(&e->m, seqs, lens, n, normalize, out);
+    return encoder_forward(&e->e, seqs, lens, n, 0, normalize, out);
 }
 
 /* ---- reranking -------------------------------------------------------------------------------- */
 
 gllm_status gllm_reranker_upload(gllm_backend *b, const char *path, gllm_reranker **out) {
     if (!b || !path || !out) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_reranker_upload: NULL argument");
-    gllm_bert *m;
-    gllm_status s = encoder_open(b, path, "reranker", 1, &m);
-    *out = (gllm_reranker *)m; /* the wrapper's only member */
+    encoder *e;
+    gllm_status s = encoder_open(b, path, "reranker", 1, &e);
+    *out = (gllm_reranker *)e; /* the wrapper's only member */
     return s;
 }
 
 void gllm_reranker_free(gllm_reranker *r) {
-    if (!r) return;
-    gllm_bert_close(&r->m);
-    free(r);
+    if (r) encoder_free(&r->e);
 }
 
 gllm_status gllm_rerank_tokenize(const gllm_reranker *r, const char *query, const char *doc, int32_t *ids, size_t cap,
                                  size_t *n) {
     if (!r || !query || !doc || !ids || !n || cap < 3) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_rerank_tokenize: bad arguments");
     size_t a, b;
-    gllm_status s = gllm_tokenize(r->m.tok, query, strlen(query), ids + 1, cap - 3, &a);
+    gllm_status s = gllm_tokenize(r->e.m.tok, query, strlen(query), ids + 1, cap - 3, &a);
     if (s != GLLM_OK) return *n = a + 3, s;
-    s = gllm_tokenize(r->m.tok, doc, strlen(doc), ids + a + 2, cap - 3 - a, &b);
+    s = gllm_tokenize(r->e.m.tok, doc, strlen(doc), ids + a + 2, cap - 3 - a, &b);
     *n = a + b + 3;
     if (s != GLLM_OK) return s;
-    ids[0] = gllm_tokenizer_cls(r->m.tok), ids[a + 1] = ids[a + b + 2] = gllm_tokenizer_sep(r->m.tok);
+    ids[0] = gllm_tokenizer_cls(r->e.m.tok), ids[a + 1] = ids[a + b + 2] = gllm_tokenizer_sep(r->e.m.tok);
     return GLLM_OK;
 }
 
 gllm_status gllm_rerank_forward(gllm_reranker *r, const int32_t *const *pairs, const size_t *lens, size_t n, float *scores) {
     if (!r) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_rerank_forward: NULL reranker");
-    return gllm_bert_rerank(&r->m, pairs, lens, n, scores);
+    return encoder_forward(&r->e, pairs, lens, n, 1, 0, scores);
 }

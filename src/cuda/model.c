@@ -21,13 +21,11 @@ static CUdeviceptr dev(const gllm_cuda_model *cm, const void *p) {
 
 static gllm_status launch3(gllm_cuda_model *cm, const char *name, unsigned gx, unsigned gy, unsigned gz, unsigned block,
                            unsigned smem, void **args) {
-    CUfunction f;
-    gllm_status s = gllm_cuda_kernel(cm->c, name, &f);
-    return s == GLLM_OK ? gllm_cuda_launch(cm->c, f, gx, gy, gz, block, smem, args) : s;
+    return gllm_cuda_run(cm->c, name, gx, gy, gz, block, smem, args);
 }
 
 static gllm_status launch(gllm_cuda_model *cm, const char *name, unsigned gx, unsigned gy, unsigned block, void **args) {
-    return launch3(cm, name, gx, gy, 1, block, 0, args);
+    return gllm_cuda_run(cm->c, name, gx, gy, 1, block, 0, args);
 }
 
 /* decode kernels normalise x themselves into k floats of dynamic shared memory, which with
@@ -103,15 +101,19 @@ static gllm_status gemv(gllm_cuda_model *cm, gllm_dtype t, const void *w, const 
     return launch3(cm, GEMV[t], (unsigned)((n + 7) / 8), 1, 1, 256, nw ? (unsigned)(k * sizeof(float)) : 0, args);
 }
 
+gllm_status gllm_cuda_gemm(gllm_cuda *c, gllm_dtype t, CUdeviceptr w, CUdeviceptr bias, CUdeviceptr x, CUdeviceptr y, size_t m,
+                           size_t n, size_t k) {
+    size_t rb = gllm_row_bytes(t, k);
+    int mi = (int)m, ni = (int)n, ki = (int)k;
+    void *args[] = {&w, &rb, &x, &bias, &y, &mi, &ni, &ki};
+    return gllm_cuda_run(c, GEMM[t], (unsigned)((n + 7) / 8), (unsigned)((m + 7) / 8), 1, 256, 0, args);
+}
+
 /* y[m][n] = x[m][k] . W^T (+ bias): gemv for one row, else the 8-token gemm */
 static gllm_status matmul(gllm_cuda_model *cm, gllm_dtype t, const void *w, const float *bias, CUdeviceptr x, CUdeviceptr y,
                           size_t m, size_t n, size_t k) {
-    CUdeviceptr wd = dev(cm, w), bd = dev(cm, bias);
-    size_t rb = gllm_row_bytes(t, k);
-    int mi = (int)m, ni = (int)n, ki = (int)k;
     if (m == 1) return gemv(cm, t, w, bias, x, y, n, k, NULL, 0);
-    void *args[] = {&wd, &rb, &x, &bd, &y, &mi, &ni, &ki};
-    return launch(cm, GEMM[t], (unsigned)((n + 7) / 8), (unsigned)((m + 7) / 8), 256, args);
+    return gllm_cuda_gemm(cm->c, t, dev(cm, w), dev(cm, bias), x, y, m, n, k);
 }
 
 static gllm_status rmsnorm(gllm_cuda_model *cm, CUdeviceptr x, const float *w, CUdeviceptr y, size_t rows, size_t k, float eps) {

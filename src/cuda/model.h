@@ -33,6 +33,11 @@ typedef struct {
     unsigned long prof_steps;
 } gllm_cuda_model;
 
+/* y[m][n] = x[m][k] . W^T (+ bias), W[n][k] of dtype t (rows packed), on the device: the
+ * prefill gemm, any m */
+gllm_status gllm_cuda_gemm(gllm_cuda *c, gllm_dtype t, CUdeviceptr w, CUdeviceptr bias, CUdeviceptr x, CUdeviceptr y, size_t m,
+                           size_t n, size_t k);
+
 /* host..host+size: the mapped model file every weight of the plan points into */
 gllm_status gllm_cuda_model_init(gllm_cuda_model *cm, gllm_cuda *c, const gllm_plan *p, const void *host, size_t size,
                                  size_t max_rows, size_t kv_width);

@@ -94,6 +94,13 @@ gllm_status gllm_cuda_launch(gllm_cuda *c, CUfunction f, unsigned gx, unsigned g
     return gllm_cuda_check(c, c->drv.cuLaunchKernel(f, gx, gy, gz, block, 1, 1, smem, c->stream, args, NULL), "launching a kernel");
 }
 
+gllm_status gllm_cuda_run(gllm_cuda *c, const char *name, unsigned gx, unsigned gy, unsigned gz, unsigned block, unsigned smem,
+                          void **args) {
+    CUfunction f;
+    const gllm_status s = gllm_cuda_kernel(c, name, &f);
+    return s == GLLM_OK ? gllm_cuda_launch(c, f, gx, gy, gz, block, smem, args) : s;
+}
+
 gllm_status gllm_cuda_alloc(gllm_cuda *c, size_t bytes, CUdeviceptr *p) {
     *p = 0;
     const CUresult r = c->drv.cuMemAlloc(p, bytes ? bytes : 4);

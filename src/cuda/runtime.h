@@ -42,6 +42,9 @@ gllm_status gllm_cuda_kernel(gllm_cuda *c, const char *name, CUfunction *f);
 /* launch on the compute stream: grid (gx, gy, gz), block threads, smem dynamic shared bytes */
 gllm_status gllm_cuda_launch(gllm_cuda *c, CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned block, unsigned smem,
                              void **args);
+/* the same, the kernel by name */
+gllm_status gllm_cuda_run(gllm_cuda *c, const char *name, unsigned gx, unsigned gy, unsigned gz, unsigned block, unsigned smem,
+                          void **args);
 
 gllm_status gllm_cuda_alloc(gllm_cuda *c, size_t bytes, CUdeviceptr *p);
 void gllm_cuda_free(gllm_cuda *c, CUdeviceptr p);

@@ -245,23 +245,24 @@ static gllm_status encode(gllm_bert *m, const int32_t *const *seqs, const size_t
     float *h = gllm_ws_alloc(rows * d * 4), *q = gllm_ws_alloc(rows * d * 4);
     float *k = gllm_ws_alloc(rows * d * 4), *v = gllm_ws_alloc(rows * d * 4), *a = gllm_ws_alloc(rows * d * 4);
     float *f = gllm_ws_alloc(rows * m->ffn * 4);
+    int32_t *types = gllm_ws_alloc(rows * 4);
     gllm_status st = GLLM_OK;
-    if (!h || !q || !k || !v || !a || !f) {
+    if (!h || !q || !k || !v || !a || !f || !types) {
         st = gllm_fail(GLLM_E_OUT_OF_MEMORY, "embed: no memory for %zu tokens", rows);
         goto done;
     }
     const gllm_kernel_table *kt = gllm_kernels();
     for (size_t i = 0, r = 0; i < n_seq; r += lens[i], i++) memcpy(ids + r, seqs[i], lens[i] * 4);
     if ((st = gllm_cpu_embed(m->edt, m->word, m->vocab, d, ids, rows, x)) != GLLM_OK) goto done;
-    const int32_t sep = gllm_tokenizer_sep(m->tok);
-    for (size_t i = 0, r = 0; i < n_seq; r += lens[i], i++)
-        for (size_t t = 0, type = 0; t < lens[i]; t++) { /* positions restart in each sequence */
+    for (size_t i = 0, r = 0; i < n_seq; r += lens[i], i++) {
+        gllm_bert_types(m, seqs[i], lens[i], pairs, types + r);
+        for (size_t t = 0; t < lens[i]; t++) { /* positions restart in each sequence */
             float *xr = x + (r + t) * d;
             kt->add(xr, m->pos + t * d, xr, d);
-            kt->add(xr, m->type + (type < m->n_types ? type : 0) * d, xr, d);
-            if (pairs && seqs[i][t] == sep) type = 1; /* the document starts after the first [SEP] */
+            kt->add(xr, m->type + (size_t)types[r + t] * d, xr, d);
             kt->layernorm(xr, m->ln_w, m->ln_b, xr, d, m->eps);
         }
+    }
     const float scale = 1.0f / sqrtf((float)m->head_dim);
     for (size_t l = 0; l < m->n_layers && st == GLLM_OK; l++) {
         const gllm_bert_layer *L = &m->layers[l];
@@ -293,7 +294,15 @@ done:
     return st;
 }
 
-static gllm_status check(const gllm_bert *m, const int32_t *const *seqs, const size_t *lens, size_t n_seq, size_t *rows) {
+void gllm_bert_types(const gllm_bert *m, const int32_t *seq, size_t len, int pairs, int32_t *types) {
+    const int32_t sep = gllm_tokenizer_sep(m->tok);
+    for (size_t t = 0, type = 0; t < len; t++) {
+        types[t] = type < m->n_types ? (int32_t)type : 0;
+        if (pairs && seq[t] == sep) type = 1; /* the document starts after the first [SEP] */
+    }
+}
+
+gllm_status gllm_bert_check(const gllm_bert *m, const int32_t *const *seqs, const size_t *lens, size_t n_seq, size_t *rows) {
     if (!m || !seqs || !lens || !n_seq) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "encoder: NULL argument");
     *rows = 0;
     for (size_t i = 0; i < n_seq; i++) {
@@ -311,7 +320,7 @@ static gllm_status check(const gllm_bert *m, const int32_t *const *seqs, const s
 gllm_status gllm_bert_embed(gllm_bert *m, const int32_t *const *seqs, const size_t *lens, size_t n_seq, int normalize,
                             float *out) {
     size_t rows;
-    gllm_status st = check(m, seqs, lens, n_seq, &rows);
+    gllm_status st = gllm_bert_check(m, seqs, lens, n_seq, &rows);
     if (st != GLLM_OK) return st;
     if (!out) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "embed: NULL output");
     const size_t d = m->dim, mark = gllm_ws_mark();
@@ -327,7 +336,7 @@ gllm_status gllm_bert_embed(gllm_bert *m, const int32_t *const *seqs, const size
 
 gllm_status gllm_bert_rerank(gllm_bert *m, const int32_t *const *seqs, const size_t *lens, size_t n_seq, float *scores) {
     size_t rows;
-    gllm_status st = check(m, seqs, lens, n_seq, &rows);
+    gllm_status st = gllm_bert_check(m, seqs, lens, n_seq, &rows);
     if (st != GLLM_OK) return st;
     if (!m->cls_w || !m->n_labels) return gllm_fail(GLLM_E_UNSUPPORTED, "rerank: the model has no classifier head");
     if (!scores) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "rerank: NULL output");

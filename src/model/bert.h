@@ -34,6 +34,11 @@ typedef struct {
 /* path: a directory (safetensors) or a .gguf file */
 gllm_status gllm_bert_open(const char *path, gllm_bert *m);
 void gllm_bert_close(gllm_bert *m);
+/* the sequences are non-empty, within the positions and the vocabulary; *rows their total */
+gllm_status gllm_bert_check(const gllm_bert *m, const int32_t *const *seqs, const size_t *lens, size_t n_seq, size_t *rows);
+/* types[len] of one sequence: 0, or with pairs 1 after its first [SEP] (0 where the model has
+ * one type only) */
+void gllm_bert_types(const gllm_bert *m, const int32_t *seq, size_t len, int pairs, int32_t *types);
 /* out[n_seq][dim]: per sequence the mean of its last hidden states, optionally L2-normalised;
  * every sequence's rows go through each projection together (ids checked by the caller) */
 gllm_status gllm_bert_embed(gllm_bert *m, const int32_t *const *seqs, const size_t *lens, size_t n_seq, int normalize,
