@@ -406,6 +406,67 @@ Test(cuda, swap_round_trip) {
     unlink(path);
 }
 
+/* a tree step (speculative decoding) on the GPU against the CPU: after a prefill, a tree of 7
+ * tokens (two branches, explicit positions), every token's logits; then an accepted path and
+ * decode steps over the compacted cache */
+Test(cuda, tree_step_and_accept_match_cpu) {
+    if (!has_gpu()) cr_skip_test("no GPU");
+    char path[128], twin_path[128];
+    write_model("qwen2", GLLM_DTYPE_Q4_0, GLLM_DTYPE_Q4_0, path, sizeof path);
+    write_model("qwen2", GLLM_DTYPE_Q4_0, GLLM_DTYPE_F32, twin_path, sizeof twin_path);
+    gllm_model *m, *twin;
+    cr_assert_eq(gllm_model_open(path, &m), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_model_open(twin_path, &twin), GLLM_OK, "%s", gllm_last_error());
+    for (int kvi = 0; kvi < 2; kvi++) {
+        const gllm_dtype kvt = kvi ? GLLM_DTYPE_F16 : GLLM_DTYPE_F32;
+        const double tol = kvi ? 5e-3 : 1e-4;
+        side cpu, gpu;
+        side_open(&cpu, "cpu", twin, kvt), side_open(&gpu, "cuda:0", m, kvt);
+        int32_t tok[19];
+        for (int i = 0; i < 19; i++) tok[i] = (int32_t)((i * 11 + 2) % VOCAB);
+        gllm_logits *xc, *xg;
+        cr_assert_eq(gllm_generator_forward(cpu.g, cpu.kv, cpu.seq, tok, 19, NULL, &xc), GLLM_OK);
+        cr_assert_eq(gllm_generator_forward(gpu.g, gpu.kv, gpu.seq, tok, 19, NULL, &xg), GLLM_OK, "%s", gllm_last_error());
+        /* 0 -> 1 -> 3 -> 5 and 0 -> 2 -> 4, and 6 a second root; positions by depth */
+        const int32_t parent[7] = {-1, 0, 0, 1, 2, 3, -1}, position[7] = {19, 20, 20, 21, 21, 22, 19};
+        const int32_t draft[7] = {5, 9, 14, 3, 27, 30, 8};
+        const gllm_topology topo = {parent, position};
+        float *lc = malloc(7 * VOCAB * 4), *lg = malloc(7 * VOCAB * 4);
+        cr_assert_eq(gllm_generator_forward(cpu.g, cpu.kv, cpu.seq, draft, 7, &topo, &xc), GLLM_OK, "%s", gllm_last_error());
+        cr_assert_eq(gllm_generator_forward(gpu.g, gpu.kv, gpu.seq, draft, 7, &topo, &xg), GLLM_OK, "%s", gllm_last_error());
+        size_t rows, vocab;
+        cr_assert_eq(gllm_logits_shape(xg, &rows, &vocab), GLLM_OK);
+        cr_assert_eq(rows, 7u, "a tree step: every token's row");
+        cr_assert_eq(gllm_logits_read(xc, lc, 7 * VOCAB), GLLM_OK);
+        cr_assert_eq(gllm_logits_read(xg, lg, 7 * VOCAB), GLLM_OK, "%s", gllm_last_error());
+        for (int r = 0; r < 7; r++) {
+            const double e = rel_err(lg + r * VOCAB, lc + r * VOCAB, VOCAB);
+            cr_assert(e <= tol, "kv %s tree token %d: error %.3g", gllm_dtype_name(kvt), r, e);
+        }
+        const uint32_t accepted[3] = {0, 1, 3}; /* the first branch, three deep */
+        cr_assert_eq(gllm_seq_accept(cpu.kv, cpu.seq, 19, accepted, 3), GLLM_OK);
+        cr_assert_eq(gllm_seq_accept(gpu.kv, gpu.seq, 19, accepted, 3), GLLM_OK, "%s", gllm_last_error());
+        size_t len;
+        gllm_seq_length(gpu.kv, gpu.seq, &len);
+        cr_assert_eq(len, 22u);
+        const uint32_t bad[2] = {1, 1};
+        cr_assert_eq(gllm_seq_accept(gpu.kv, gpu.seq, 19, bad, 2), GLLM_E_INVALID_ARGUMENT, "slots must increase");
+        int32_t next = 17;
+        for (int step = 0; step < 4; step++) { /* decode over the compacted cache (eager, then graph replays) */
+            cr_assert_eq(gllm_generator_forward(cpu.g, cpu.kv, cpu.seq, &next, 1, NULL, &xc), GLLM_OK);
+            cr_assert_eq(gllm_generator_forward(gpu.g, gpu.kv, gpu.seq, &next, 1, NULL, &xg), GLLM_OK, "%s", gllm_last_error());
+            gllm_logits_read(xc, lc, VOCAB), gllm_logits_read(xg, lg, VOCAB);
+            const double e = rel_err(lg, lc, VOCAB);
+            cr_assert(e <= tol, "kv %s decode %d after the accept: error %.3g", gllm_dtype_name(kvt), step, e);
+            next = (next * 5 + 1) % (int32_t)VOCAB;
+        }
+        free(lc), free(lg);
+        side_close(&cpu), side_close(&gpu);
+    }
+    gllm_model_close(m), gllm_model_close(twin);
+    unlink(path), unlink(twin_path);
+}
+
 /* bad input on the GPU backend: clear errors, the cache as it was */
 Test(cuda, generator_errors) {
     if (!has_gpu()) cr_skip_test("no GPU");
@@ -418,9 +479,10 @@ Test(cuda, generator_errors) {
     gllm_logits *l;
     const int32_t bad[2] = {1, (int32_t)VOCAB};
     cr_assert_eq(gllm_generator_forward(s.g, s.kv, s.seq, bad, 2, NULL, &l), GLLM_E_INVALID_ARGUMENT);
-    const int32_t par[2] = {-1, 0}, pos[2] = {0, 1};
-    const gllm_topology tree = {par, pos};
-    cr_assert_eq(gllm_generator_forward(s.g, s.kv, s.seq, pos, 2, &tree, &l), GLLM_E_UNSUPPORTED);
+    const int32_t par[2] = {-1, 1}, pos[2] = {0, 1}, far[2] = {0, (int32_t)CTX};
+    const gllm_topology tree = {par, pos}, beyond = {NULL, far};
+    cr_assert_eq(gllm_generator_forward(s.g, s.kv, s.seq, pos, 2, &tree, &l), GLLM_E_INVALID_ARGUMENT, "a token its own parent");
+    cr_assert_eq(gllm_generator_forward(s.g, s.kv, s.seq, pos, 2, &beyond, &l), GLLM_E_INVALID_ARGUMENT, "a position past the context");
     size_t len;
     gllm_seq_length(s.kv, s.seq, &len);
     cr_assert_eq(len, 0u, "a refused step leaves the sequence as it was");

@@ -9,14 +9,15 @@
  * of the step's sequence is tables + hdr[GLLM_HDR_SEQ] * table_stride. */
 /* RoPE on the step's q (in place) and k, and K, V into their slots prefix + i: q [n][n_heads][hd],
  * k, v [n][n_kv][hd]; pairs (2p, 2p + 1), or (p, p + rot/2) when neox, rotated by
- * pos * inv_freq[p] (angle in double, as the CPU). Launch: one block of 128 threads per token. */
+ * pos * inv_freq[p] (angle in double, as the CPU), pos the header's position of token i (else
+ * its slot). Launch: one block of 128 threads per token. */
 extern "C" __global__ void gllm_rope_kv_f16_cuda(float *q, const float *k, const float *v,
                                                  uint16_t *K, uint16_t *V, const int *tables,
                                                  int table_stride, const int *hdr, int n_heads,
                                                  int n_kv, int hd, int page_shift, int rot,
                                                  int neox, const float *inv_freq) {
     const int i = blockIdx.x, half = rot / 2, slot = hdr[GLLM_HDR_PREFIX] + i;
-    const double pos = (double)slot;
+    const double pos = (double)(hdr[GLLM_HDR_POS] ? hdr[hdr[GLLM_HDR_POS] + i] : slot);
     for (int e = threadIdx.x; e < n_heads * half; e += blockDim.x) {
         const int p = e % half;
         float *r = q + ((size_t)i * n_heads + e / half) * hd;
@@ -46,8 +47,9 @@ extern "C" __global__ void gllm_rope_kv_f16_cuda(float *q, const float *k, const
     }
 }
 
-/* Causal attention of the step's tokens over the cache: token i (position prefix + i) sees
- * slots 0 .. prefix + i; q, out: [n][n_heads][hd], hd <= 256. Block (head, token, split):
+/* Causal attention of the step's tokens over the cache: token i (slot prefix + i) sees slots
+ * 0 .. prefix + i, or in a tree step the prefix and its ancestors' slots and its own (the
+ * header's rows); q, out: [n][n_heads][hd], hd <= 256. Block (head, token, split):
  * the split's share of the keys; 4 warps take every 4th key, two keys per iteration, lanes
  * over the dimensions (coalesced K and V rows), an online softmax per warp, merged in
  * shared memory. One split: out is written; several: each writes its (acc[hd], max, sum) to
@@ -64,6 +66,10 @@ extern "C" __global__ void gllm_attn_f16_cuda(const float *q, const uint16_t *K,
     const int len = hdr[GLLM_HDR_PREFIX] + i + 1, per = (len + splits - 1) / splits;
     const int j0 = split * per, j1 = min(len, j0 + per);
     const int *table = tables + (size_t)hdr[GLLM_HDR_SEQ] * table_stride;
+    const int prefix = hdr[GLLM_HDR_PREFIX];
+    const unsigned *tree = hdr[GLLM_HDR_TREE] ? (const unsigned *)hdr + hdr[GLLM_HDR_TREE] +
+                                                    (size_t)i * ((gridDim.y + 31) / 32)
+                                              : NULL;
     const float *qi = q + ((size_t)i * n_heads + h) * hd;
     float qv[8], acc[8];
 #pragma unroll
@@ -85,6 +91,13 @@ extern "C" __global__ void gllm_attn_f16_cuda(const float *q, const uint16_t *K,
         }
         sa = gllm_warp_allsum(sa), sb = gllm_warp_allsum(sb);
         if (jb == ja) sb = -INFINITY; /* no second key */
+        if (tree) {                   /* step tokens off the token's path are masked */
+            if (ja >= prefix && !(tree[(ja - prefix) / 32] >> ((ja - prefix) % 32) & 1))
+                sa = -INFINITY;
+            if (jb >= prefix && !(tree[(jb - prefix) / 32] >> ((jb - prefix) % 32) & 1))
+                sb = -INFINITY;
+            if (sa == -INFINITY && sb == -INFINITY) continue;
+        }
         const float mn = fmaxf(m, fmaxf(sa, sb)), corr = __expf(m - mn), pa = __expf(sa - mn),
                     pb = __expf(sb - mn);
         l = l * corr + pa + pb;

@@ -399,8 +399,14 @@ static gllm_status run_step(gllm_generator *g, gllm_kv_cache *kv, int seq, const
                                           s->table + have, (s->n_pages - have) * sizeof(int32_t));
         if (st == GLLM_OK) kv->dtable_pages[seq] = s->n_pages;
         if (st != GLLM_OK) return st;
-        st = gllm_cuda_forward(&g->cm, &kv->dkv, seq, s->len, tokens, n, g->dlogits + row0 * g->m->llama.vocab * sizeof(float),
-                               row0 == 0);
+        const int32_t *position = topo ? topo->position : NULL;
+        for (size_t i = 0; position && i < n && st == GLLM_OK; i++)
+            if (position[i] < 0 || (size_t)position[i] >= g->m->llama.ctx)
+                st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: position %d of token %zu outside the context of %zu", position[i], i,
+                               g->m->llama.ctx);
+        if (st == GLLM_OK)
+            st = gllm_cuda_forward(&g->cm, &kv->dkv, seq, s->len, tokens, n, position, tree ? topo->parent : NULL,
+                                   g->dlogits + row0 * g->m->llama.vocab * sizeof(float), row0 == 0);
         if (st == GLLM_OK) s->len += n;
         /* after whatever the step enqueued, failed or not: swaps of its pages go after it */
         const gllm_status rec = gllm_cuda_check(c, c->drv.cuEventRecord(kv->written[seq], c->stream), "recording a step");
@@ -416,8 +422,6 @@ gllm_status gllm_generator_forward(gllm_generator *g, gllm_kv_cache *kv, int seq
                                    const gllm_topology *topo, gllm_logits **out) {
     if (!g || !kv || !out || kv->g != g) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_generator_forward: bad handles");
     const size_t rows = topo && topo->parent ? n : 1;
-    if (g->cuda && topo && (topo->parent || topo->position))
-        return gllm_fail(GLLM_E_UNSUPPORTED, "forward: tree steps and explicit positions run on the cpu backend only");
     gllm_kv_seq *s;
     ENTER(g);
     atomic_store(&kv->running, 1);
@@ -437,10 +441,22 @@ gllm_status gllm_seq_accept(gllm_kv_cache *kv, int seq, size_t step_start, const
     if (st != GLLM_OK) return st;
     if (!path && n) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_seq_accept: NULL path");
     if (step_start > s->len) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_seq_accept: step starts past the sequence");
-    if (kv->cuda) return gllm_fail(GLLM_E_UNSUPPORTED, "gllm_seq_accept: tree steps run on the cpu backend only");
     for (size_t i = 0; i < n; i++)
         if (step_start + path[i] >= s->len) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_seq_accept: path token %zu is not in the step", i);
-    return gllm_kv_compact(&kv->pool, s, step_start, path, n);
+    if (kv->swapped[seq]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_seq_accept: sequence %d is swapped out", seq);
+    if (!kv->cuda) return gllm_kv_compact(&kv->pool, s, step_start, path, n);
+    if ((st = gllm_kv_compact_check(&kv->pool, s, step_start, path, n)) != GLLM_OK) return st;
+    gllm_cuda *c = &kv->g->b->gpu; /* the moves go after the step on the compute stream, and swaps after them */
+    if ((st = gllm_cuda_enter(c)) != GLLM_OK) return st;
+    st = gllm_cuda_kv_compact(c, &kv->dkv, kv->g->m->llama.n_layers, s->table, step_start, path, n);
+    if (kv->written[seq]) {
+        const gllm_status rec = gllm_cuda_check(c, c->drv.cuEventRecord(kv->written[seq], c->stream), "recording a compaction");
+        if (rec != GLLM_OK) c->drv.cuStreamSynchronize(c->stream);
+        if (st == GLLM_OK) st = rec;
+    }
+    gllm_cuda_leave(c);
+    if (st == GLLM_OK) s->len = step_start + n;
+    return st;
 }
 
 gllm_status gllm_batch_forward(gllm_generator *g, gllm_kv_cache *kv, const gllm_batch_item *items, size_t n, gllm_logits **out) {

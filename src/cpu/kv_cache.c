@@ -137,10 +137,16 @@ gllm_status gllm_kv_write(const gllm_kv_pool *p, const gllm_kv_seq *s, size_t la
     return GLLM_OK;
 }
 
-gllm_status gllm_kv_compact(const gllm_kv_pool *p, gllm_kv_seq *s, size_t base, const uint32_t *from, size_t n) {
+gllm_status gllm_kv_compact_check(const gllm_kv_pool *p, const gllm_kv_seq *s, size_t base, const uint32_t *from, size_t n) {
     for (size_t i = 0; i < n; i++)
         if ((i && from[i] <= from[i - 1]) || from[i] < i || base + from[i] >= s->n_pages * p->page_size)
             return gllm_fail(GLLM_E_INVALID_ARGUMENT, "KV compact: accepted slots must increase and lie in the cache");
+    return GLLM_OK;
+}
+
+gllm_status gllm_kv_compact(const gllm_kv_pool *p, gllm_kv_seq *s, size_t base, const uint32_t *from, size_t n) {
+    const gllm_status st = gllm_kv_compact_check(p, s, base, from, n);
+    if (st != GLLM_OK) return st;
     const size_t row = p->head_dim * p->esize, stride = p->page_size * p->esize;
     for (size_t l = 0; l < p->n_layers; l++)
         for (size_t i = 0; i < n; i++)

@@ -58,6 +58,8 @@ gllm_status gllm_kv_swap_in(gllm_kv_pool *p, gllm_kv_seq *s, const void *host, s
  * append is slot == len, a tree step scatters to the slots its topology gives */
 gllm_status gllm_kv_write(const gllm_kv_pool *p, const gllm_kv_seq *s, size_t layer, size_t slot, const float *k,
                           const float *v);
+/* the slots gllm_kv_compact would move are valid: increasing, from[i] >= i, in the sequence's pages */
+gllm_status gllm_kv_compact_check(const gllm_kv_pool *p, const gllm_kv_seq *s, size_t base, const uint32_t *from, size_t n);
 /* keep an accepted path of a tree step: slot base + from[i] moves to base + i for i < n
  * (from strictly increasing), in every layer; len becomes base + n */
 gllm_status gllm_kv_compact(const gllm_kv_pool *p, gllm_kv_seq *s, size_t base, const uint32_t *from, size_t n);

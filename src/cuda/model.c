@@ -14,6 +14,11 @@ static const char *const GEMV[] = GLLM_CUDA_BY_DTYPE("gemv"), *const GEMM[] = GL
 
 enum { ATTN_SPLITS = 16 }; /* decode attention: blocks per head */
 
+/* the step header's ints: the fixed fields, the tokens, their positions, a tree's ancestor rows */
+static size_t header_ints(size_t max_rows) {
+    return GLLM_HDR_TOKENS + 2 * max_rows + GLLM_CUDA_TREE_MAX * (GLLM_CUDA_TREE_MAX / 32);
+}
+
 /* a weight's copy on the device */
 static CUdeviceptr dev(const gllm_cuda_model *cm, const void *p) {
     return p ? cm->weights + (CUdeviceptr)((const uint8_t *)p - cm->host) : 0;
@@ -65,8 +70,8 @@ gllm_status gllm_cuda_model_init(gllm_cuda_model *cm, gllm_cuda *c, const gllm_p
     if (s == GLLM_OK) s = gllm_cuda_alloc(c, p->rot / 2 * sizeof(float), &cm->inv_freq);
     if (s == GLLM_OK) s = gllm_cuda_upload(c, cm->inv_freq, p->inv_freq, p->rot / 2 * sizeof(float));
     if (s == GLLM_OK) s = gllm_cuda_sync(c);
-    if (s == GLLM_OK) s = gllm_cuda_alloc(c, (GLLM_HDR_TOKENS + max_rows) * sizeof(int32_t), &cm->hdr);
-    if (s == GLLM_OK && !(cm->hdr_host = malloc((GLLM_HDR_TOKENS + max_rows) * sizeof(int32_t))))
+    if (s == GLLM_OK) s = gllm_cuda_alloc(c, header_ints(max_rows) * sizeof(int32_t), &cm->hdr);
+    if (s == GLLM_OK && !(cm->hdr_host = malloc(header_ints(max_rows) * sizeof(int32_t))))
         s = gllm_fail(GLLM_E_OUT_OF_MEMORY, "CUDA model: no memory");
     if (s != GLLM_OK) gllm_cuda_model_free(cm);
     return s;
@@ -133,7 +138,7 @@ static gllm_status elementwise(gllm_cuda_model *cm, const char *name, CUdevicept
  * takes the fused launches: a norm inside the projection after it (Q/K/V in one gemv, gate/up/SiLU
  * in one, the head), a residual add inside the projection before it; any n fuses RoPE with the
  * KV write, and several tokens a residual add with the norm after it. */
-static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t n, CUdeviceptr logits) {
+static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t n, CUdeviceptr logits, int all) {
     const gllm_plan *p = cm->p;
     const int hd = (int)kv->head_dim, n_kv = (int)kv->n_kv, heads = (int)p->n_heads, shift = (int)kv->page_shift;
     const int stride = (int)kv->table_stride;
@@ -234,11 +239,10 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t n, CU
                 break;
             s = elementwise(cm, "gllm_silu_mul_cuda", out, cm->up, out, n * t->n);
             break;
-        case STEP_HEAD: {
-            /* the last token's row */
-            s = gemv(cm, t->dtype, t->w, NULL, in + (n - 1) * t->k * sizeof(float), logits, t->n, t->k, nw, 0);
+        case STEP_HEAD: /* every token's row (all), else the last token's */
+            if (all && n > 1) s = matmul(cm, t->dtype, t->w, NULL, in, logits, n, t->n, t->k);
+            else s = gemv(cm, t->dtype, t->w, NULL, in + (n - 1) * t->k * sizeof(float), logits, t->n, t->k, nw, 0);
             break;
-        }
         }
     next:
         if (profile) { /* GLLM_CUDA_PROFILE: device time per step kind, printed at free */
@@ -254,26 +258,43 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t n, CU
 }
 
 gllm_status gllm_cuda_forward(gllm_cuda_model *cm, const gllm_cuda_kv *kv, int seq, size_t prefix, const int32_t *tokens,
-                              size_t n, CUdeviceptr logits, int replay) {
+                              size_t n, const int32_t *position, const int32_t *parent, CUdeviceptr logits, int replay) {
     gllm_cuda *c = cm->c;
     if (n > cm->max_rows) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "CUDA forward: %zu tokens, room for %zu", n, cm->max_rows);
     if (n > 65535) return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA forward: %zu tokens in one step (65535 at most)", n);
-    cm->hdr_host[GLLM_HDR_PREFIX] = (int32_t)prefix, cm->hdr_host[GLLM_HDR_SEQ] = seq;
-    cm->hdr_host[2] = cm->hdr_host[3] = 0;
-    memcpy(cm->hdr_host + GLLM_HDR_TOKENS, tokens, n * sizeof(int32_t));
-    gllm_status s = gllm_cuda_upload(c, cm->hdr, cm->hdr_host, (GLLM_HDR_TOKENS + n) * sizeof(int32_t));
+    if (parent && n > GLLM_CUDA_TREE_MAX)
+        return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA forward: a tree of %zu tokens (%d at most)", n, GLLM_CUDA_TREE_MAX);
+    int32_t *h = cm->hdr_host;
+    size_t used = GLLM_HDR_TOKENS + n;
+    h[GLLM_HDR_PREFIX] = (int32_t)prefix, h[GLLM_HDR_SEQ] = seq, h[GLLM_HDR_POS] = h[GLLM_HDR_TREE] = 0;
+    memcpy(h + GLLM_HDR_TOKENS, tokens, n * sizeof(int32_t));
+    if (position) h[GLLM_HDR_POS] = (int32_t)used, memcpy(h + used, position, n * sizeof(int32_t)), used += n;
+    if (parent) { /* row i: token i, its parent's row, so every ancestor */
+        const size_t words = (n + 31) / 32;
+        uint32_t *rows = (uint32_t *)(h + used);
+        memset(rows, 0, n * words * sizeof(uint32_t));
+        for (size_t i = 0; i < n; i++) {
+            if (parent[i] < -1 || parent[i] >= (int32_t)i)
+                return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: token %zu has parent %d (must be -1 or < %zu)", i, parent[i], i);
+            if (parent[i] >= 0) memcpy(rows + i * words, rows + (size_t)parent[i] * words, words * sizeof(uint32_t));
+            rows[i * words + i / 32] |= 1u << (i % 32);
+        }
+        h[GLLM_HDR_TREE] = (int32_t)used, used += n * words;
+    }
+    gllm_status s = gllm_cuda_upload(c, cm->hdr, h, used * sizeof(int32_t));
     if (s != GLLM_OK) return s;
-    const int decode = n == 1 && cm->graphs && replay;
+    const int all = parent != NULL;
+    const int decode = n == 1 && cm->graphs && replay && !position && !parent;
     if (decode && cm->graph && cm->graph_k == kv->k && cm->graph_logits == logits) {
         return gllm_cuda_check(c, c->drv.cuGraphLaunch(cm->graph, c->stream), "replaying the decode graph");
     }
-    if ((s = run(cm, kv, n, logits)) != GLLM_OK || !decode || (cm->graph && cm->graph_k == kv->k)) return s;
+    if ((s = run(cm, kv, n, logits, all)) != GLLM_OK || !decode || (cm->graph && cm->graph_k == kv->k)) return s;
     /* the first decode into this cache just ran eagerly (the warm-up): capture it for the next
      * ones (a batch's later rows, logits elsewhere, stay eager) */
     if (cm->graph) c->drv.cuGraphExecDestroy(cm->graph), cm->graph = NULL;
     CUgraph graph = NULL;
     if ((s = gllm_cuda_check(c, c->drv.cuStreamBeginCapture(c->stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "capturing")) != GLLM_OK) return s;
-    gllm_status rs = run(cm, kv, 1, logits);
+    gllm_status rs = run(cm, kv, 1, logits, 0);
     s = gllm_cuda_check(c, c->drv.cuStreamEndCapture(c->stream, &graph), "capturing the decode graph");
     if (rs != GLLM_OK) s = rs;
     if (s == GLLM_OK) s = gllm_cuda_check(c, c->drv.cuGraphInstantiateWithFlags(&cm->graph, graph, 0), "instantiating the decode graph");
@@ -294,4 +315,23 @@ gllm_status gllm_cuda_kv_copy(void *ctx, int v, size_t off, void *host, size_t b
     const CUdeviceptr page = (v ? x->kv->v : x->kv->k) + off;
     return out ? gllm_cuda_check(c, c->drv.cuMemcpyDtoHAsync(host, page, bytes, c->copy), "swapping KV pages out")
                : gllm_cuda_check(c, c->drv.cuMemcpyHtoDAsync(page, host, bytes, c->copy), "swapping KV pages in");
+}
+
+gllm_status gllm_cuda_kv_compact(gllm_cuda *c, const gllm_cuda_kv *kv, size_t n_layers, const int32_t *table, size_t base,
+                                 const uint32_t *from, size_t n) {
+    const size_t row = gllm_row_bytes(kv->dtype, kv->head_dim), mask = ((size_t)1 << kv->page_shift) - 1;
+    gllm_status s = GLLM_OK;
+    for (size_t l = 0; l < n_layers && s == GLLM_OK; l++)
+        for (size_t i = 0; i < n && s == GLLM_OK; i++) {
+            const size_t to = base + i, at = base + from[i];
+            if (to == at) continue;
+            for (size_t h = 0; h < kv->n_kv && s == GLLM_OK; h++) {
+                /* a slot's row for KV head h: [page][head][slot in page][head_dim] */
+                const size_t dst = l * kv->layer_bytes + ((((size_t)table[to >> kv->page_shift] * kv->n_kv + h) << kv->page_shift) + (to & mask)) * row;
+                const size_t src = l * kv->layer_bytes + ((((size_t)table[at >> kv->page_shift] * kv->n_kv + h) << kv->page_shift) + (at & mask)) * row;
+                s = gllm_cuda_check(c, c->drv.cuMemcpyDtoDAsync(kv->k + dst, kv->k + src, row, c->stream), "compacting the KV cache");
+                if (s == GLLM_OK) s = gllm_cuda_check(c, c->drv.cuMemcpyDtoDAsync(kv->v + dst, kv->v + src, row, c->stream), "compacting the KV cache");
+            }
+        }
+    return s;
 }

@@ -54,9 +54,18 @@ gllm_status gllm_cuda_kv_copy(void *ctx, int v, size_t off, void *host, size_t b
 /* a cache is going away: drop the decode graph captured for it */
 void gllm_cuda_model_forget(gllm_cuda_model *cm, const gllm_cuda_kv *kv);
 
+enum { GLLM_CUDA_TREE_MAX = 256 }; /* tokens of a tree step */
+
 /* n tokens of sequence seq (its block table on the device, prefix tokens cached): their K/V
- * go to slots prefix ..; the last token's logits to `logits` (device). replay: a decode step
- * may replay (or capture) the decode graph, which writes one fixed logits row. */
+ * go to slots prefix ..; the last token's logits to `logits` (device). position: the tokens'
+ * positions (NULL: their slots; checked by the caller); parent: a tree step (parent[i] -1 or
+ * < i; token i attends to the prefix and its ancestors), every token's logits. replay: a plain
+ * decode step may replay (or capture) the decode graph, which writes one fixed logits row. */
 gllm_status gllm_cuda_forward(gllm_cuda_model *cm, const gllm_cuda_kv *kv, int seq, size_t prefix, const int32_t *tokens,
-                              size_t n, CUdeviceptr logits, int replay);
+                              size_t n, const int32_t *position, const int32_t *parent, CUdeviceptr logits, int replay);
+
+/* a tree step's accepted path: slots base + from[i] move to base + i (i < n), every layer, K and
+ * V, on the compute stream; table: the sequence's pages (host copy) */
+gllm_status gllm_cuda_kv_compact(gllm_cuda *c, const gllm_cuda_kv *kv, size_t n_layers, const int32_t *table, size_t base,
+                                 const uint32_t *from, size_t n);
 #endif
