@@ -1,26 +1,43 @@
-/* gllmk bench --op cuda: the device's copy bandwidth (the decode limit) and the CUDA gemv
- * of every dtype on weights larger than the L2, timed with events on the compute stream. */
+/* gllmk bench --op cuda: the device's copy bandwidth (the decode limit), the CUDA gemv of
+ * every dtype on weights larger than the L2, and the prefill gemm on tensor cores beside the
+ * CUDA-core one, timed with events on the compute stream. */
 #include <stdio.h>
 #include <stdlib.h>
 #include "bench/bench.h"
 #include "core/dtype_traits.h"
+#include "cuda/model.h"
 #include "cuda/names.h"
 #include "cuda/runtime.h"
 #include "gllm_kernels.h"
 
 double gllm_bench_cuda_bw; /* bytes/s, read + written, of the latest copy measurement */
 
-/* best seconds of reps launches of f(args) between two events */
-static double timed(gllm_cuda *c, CUfunction f, unsigned gx, void **args, CUdeviceptr src, CUdeviceptr dst, size_t bytes) {
+/* one timed operation on the compute stream */
+typedef struct {
+    CUfunction f; /* a gemv launch of gx blocks, or when NULL: */
+    unsigned gx;
+    void **args;
+    CUdeviceptr src, dst; /* a copy of bytes (gemm 0), or */
+    size_t bytes;
+    gllm_dtype gemm; /* a gemm of m x n x k (bytes 0) */
+    CUdeviceptr w, x, y;
+    int m, n, k;
+} op;
+
+static void run_op(gllm_cuda *c, const op *o) {
+    if (o->f) gllm_cuda_launch(c, o->f, o->gx, 1, 1, 256, 0, o->args);
+    else if (o->bytes) c->drv.cuMemcpyDtoDAsync(o->dst, o->src, o->bytes, c->stream);
+    else gllm_cuda_gemm(c, o->gemm, o->w, 0, o->x, o->y, (size_t)o->m, (size_t)o->n, (size_t)o->k);
+}
+
+/* best seconds of one op, over 5 rounds of 10 between two events */
+static double timed(gllm_cuda *c, const op *o) {
     CUevent a, b;
     c->drv.cuEventCreate(&a, CU_EVENT_DEFAULT), c->drv.cuEventCreate(&b, CU_EVENT_DEFAULT);
     double best = 1e30;
     for (int rep = 0; rep < 5; rep++) {
         c->drv.cuEventRecord(a, c->stream);
-        for (int i = 0; i < 10; i++) {
-            if (f) gllm_cuda_launch(c, f, gx, 1, 1, 256, 0, args);
-            else c->drv.cuMemcpyDtoDAsync(dst, src, bytes, c->stream);
-        }
+        for (int i = 0; i < 10; i++) run_op(c, o);
         c->drv.cuEventRecord(b, c->stream);
         c->drv.cuEventSynchronize(b);
         float ms = 0;
@@ -29,6 +46,40 @@ static double timed(gllm_cuda *c, CUfunction f, unsigned gx, void **args, CUdevi
     }
     c->drv.cuEventDestroy(a), c->drv.cuEventDestroy(b);
     return best * 1e-3;
+}
+
+/* the prefill gemm (m tokens, weights n x k) of the block and half formats, on tensor cores and
+ * on CUDA cores (f32 activations) */
+static void bench_gemm(gllm_cuda *c, int quick, const float *w32) {
+    const int m = quick ? 128 : 512, n = 4096, k = 4096;
+    static const gllm_dtype dts[] = {GLLM_DTYPE_F16, GLLM_DTYPE_BF16, GLLM_DTYPE_Q8_0, GLLM_DTYPE_Q4_0};
+    printf("%-5s %-5s %5s %6s %6s %12s %12s %7s\n", "op", "dtype", "m", "n", "k", "tc TFLOPS", "cores TFLOPS", "tc/cores");
+    float *x = malloc((size_t)m * k * 4);
+    for (size_t i = 0; i < (size_t)m * k; i++) x[i] = (float)(i % 29) / 29.0f - 0.5f;
+    for (size_t d = 0; d < sizeof dts / sizeof *dts; d++) {
+        const size_t row = gllm_row_bytes(dts[d], k);
+        void *w = malloc(n * row);
+        gllm_quantize(dts[d], w32, w, n, k);
+        op o = {.gemm = dts[d], .m = m, .n = n, .k = k};
+        if (gllm_cuda_alloc(c, n * row, &o.w) || gllm_cuda_alloc(c, (size_t)m * k * 4, &o.x) || gllm_cuda_alloc(c, (size_t)m * n * 4, &o.y)) {
+            printf("cuda gemm %s: %s\n", gllm_dtype_name(dts[d]), gllm_last_error());
+            gllm_cuda_free(c, o.w), gllm_cuda_free(c, o.x), gllm_cuda_free(c, o.y), free(w);
+            break;
+        }
+        gllm_cuda_upload(c, o.w, w, n * row), gllm_cuda_upload(c, o.x, x, (size_t)m * k * 4);
+        const int tc = c->tensor_cores;
+        c->tensor_cores = 1;
+        const double t_tc = timed(c, &o);
+        c->tensor_cores = 0;
+        const double t_cores = timed(c, &o);
+        c->tensor_cores = tc;
+        const double flop = 2.0 * m * n * k;
+        printf("%-5s %-5s %5d %6d %6d %12.1f %12.1f %6.1fx\n", "gemm", gllm_dtype_name(dts[d]), m, n, k, flop / t_tc / 1e12,
+               flop / t_cores / 1e12, t_cores / t_tc);
+        fflush(stdout);
+        gllm_cuda_free(c, o.w), gllm_cuda_free(c, o.x), gllm_cuda_free(c, o.y), free(w);
+    }
+    free(x);
 }
 
 void gllm_bench_cuda(int quick) {
@@ -50,7 +101,8 @@ void gllm_bench_cuda(int quick) {
         return;
     }
     c.drv.cuMemsetD32Async(s, 0x3f800000u, copy / 4, c.stream);
-    const double sec = timed(&c, NULL, 0, NULL, s, d, copy);
+    const op cp = {.src = s, .dst = d, .bytes = copy};
+    const double sec = timed(&c, &cp);
     gllm_bench_cuda_bw = 2.0 * (double)copy / sec;
     printf("\ncuda: %s (sm_%d)\nlimit: device copy bandwidth %.0f GB/s (read + written, %zu MiB)\n", c.name, c.sm,
            gllm_bench_cuda_bw / 1e9, copy >> 20);
@@ -79,7 +131,8 @@ void gllm_bench_cuda(int quick) {
         float eps = 0.0f;
         int no = 0;
         void *args[] = {&dw, (void *)&row, &dx, &nul, &dy, &ni, &ki, &nul, &eps, &no};
-        const double t1 = timed(&c, f, (unsigned)(n + 7) / 8, args, 0, 0, 0);
+        const op gv = {.f = f, .gx = (unsigned)(n + 7) / 8, .args = args};
+        const double t1 = timed(&c, &gv);
         const double gbs = (double)(n * row) / t1;
         printf("%-5s %-5s %6d %6d %9.1f %9.1f %6.0f%%\n", "gemv", gllm_dtype_name((gllm_dtype)t), n, k, t1 * 1e6, gbs / 1e9,
                100 * gbs / gllm_bench_cuda_bw);
@@ -87,6 +140,7 @@ void gllm_bench_cuda(int quick) {
         gllm_cuda_free(&c, dw), gllm_cuda_free(&c, dx), gllm_cuda_free(&c, dy);
         free(w);
     }
+    bench_gemm(&c, quick, w32);
     free(w32), free(x);
     gllm_cuda_leave(&c);
     gllm_cuda_close(&c);

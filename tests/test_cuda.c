@@ -130,6 +130,27 @@ Test(cuda, matmul_kernels_match_the_cpu) {
             for (size_t i = 0; i < (size_t)m * n; i++)
                 cr_assert(fabs(y[i] - ref[i]) <= 1e-5 * mag[i], "%s m=%d [%zu]: %g vs %g", name, m, i, y[i], ref[i]);
         }
+        /* on tensor cores: x rounded to f16 (bf16 for bf16 weights), and quantised weights widened
+         * to f16, before products summed in f32 (measured on the emulator: 5e-6..6e-5 of the
+         * magnitude; a misplaced tile or element is of its order) */
+        for (int mi = 1; t != GLLM_DTYPE_F32 && mi < 4; mi += 2) {
+            const int m = ms[mi];
+            const double tol = t == GLLM_DTYPE_BF16 ? 5e-4 : 2e-4;
+            char name[64];
+            snprintf(name, sizeof name, "gllm_gemm_tc_%s_cuda", gllm_dtype_name((gllm_dtype)t));
+            CUfunction f;
+            cr_assert_eq(gllm_cuda_kernel(&c, strdup(name), &f), GLLM_OK, "%s", gllm_last_error());
+            const CUdeviceptr nul = 0;
+            void *a[] = {&dw, &row, &dx, (void *)&nul, &dy, (void *)&m, (void *)&n, (void *)&k};
+            cr_assert_eq(gllm_cuda_launch(&c, f, (n + 63) / 64, (m + 63) / 64, 1, 128, 0, a), GLLM_OK);
+            cr_assert_eq(gllm_cuda_download(&c, y, dy, (size_t)m * n * 4), GLLM_OK, "%s", gllm_last_error());
+            double worst = 0;
+            for (size_t i = 0; i < (size_t)m * n; i++) {
+                worst = fmax(worst, fabs(y[i] - ref[i]) / mag[i]);
+                cr_assert(fabs(y[i] - ref[i]) <= tol * mag[i], "%s m=%d [%zu]: %g vs %g", name, m, i, y[i], ref[i]);
+            }
+            cr_log_info("%s m=%d: largest error %.2g of the magnitude", name, m, worst);
+        }
         gllm_cuda_free(&c, dw), gllm_cuda_free(&c, dx), gllm_cuda_free(&c, dy);
         free(w);
     }
@@ -193,6 +214,7 @@ static int has_gpu(void) {
  * and the GPU's greedy id = argmax of its row */
 Test(cuda, generator_matches_cpu) {
     if (!has_gpu()) cr_skip_test("no GPU");
+    setenv("GLLM_CUDA_TENSOR_CORES", "0", 1); /* f32 activations, as the CPU twin */
     const char *archs[3] = {"llama", "qwen2", "qwen3"};
     const gllm_dtype dts[5] = {GLLM_DTYPE_F32, GLLM_DTYPE_BF16, GLLM_DTYPE_Q8_0, GLLM_DTYPE_Q4_0, GLLM_DTYPE_Q4_1};
     for (int a = 0; a < 3; a++)
@@ -236,10 +258,48 @@ Test(cuda, generator_matches_cpu) {
         }
 }
 
+/* prefill on tensor cores (the default from 32 tokens on): activations rounded to f16 (bf16 for
+ * bf16 weights), so logits within 1e-2 (2e-2) of the CPU's on the f32 twin, the prompt's and
+ * those of decode steps over its K/V */
+Test(cuda, prefill_on_tensor_cores_matches_cpu) {
+    if (!has_gpu()) cr_skip_test("no GPU");
+    const gllm_dtype dts[4] = {GLLM_DTYPE_F16, GLLM_DTYPE_BF16, GLLM_DTYPE_Q8_0, GLLM_DTYPE_Q4_1};
+    for (int d = 0; d < 4; d++) {
+        char path[128], twin_path[128];
+        write_model("qwen3", dts[d], dts[d], path, sizeof path);
+        write_model("qwen3", dts[d], GLLM_DTYPE_F32, twin_path, sizeof twin_path);
+        gllm_model *m, *twin;
+        cr_assert_eq(gllm_model_open(path, &m), GLLM_OK, "%s", gllm_last_error());
+        cr_assert_eq(gllm_model_open(twin_path, &twin), GLLM_OK, "%s", gllm_last_error());
+        side cpu, gpu;
+        side_open(&cpu, "cpu", twin, GLLM_DTYPE_F32), side_open(&gpu, "cuda:0", m, GLLM_DTYPE_F32);
+        const double tol = dts[d] == GLLM_DTYPE_BF16 ? 2e-2 : 1e-2;
+        int32_t tok[61];
+        for (int i = 0; i < 61; i++) tok[i] = (int32_t)((i * 5 + 1) % VOCAB);
+        float *lc = malloc(VOCAB * 4), *lg = malloc(VOCAB * 4);
+        gllm_logits *xc, *xg;
+        size_t n = 61;
+        for (int step = 0; step < 4; step++, n = 1) {
+            cr_assert_eq(gllm_generator_forward(cpu.g, cpu.kv, cpu.seq, tok, n, NULL, &xc), GLLM_OK);
+            cr_assert_eq(gllm_generator_forward(gpu.g, gpu.kv, gpu.seq, tok, n, NULL, &xg), GLLM_OK, "%s", gllm_last_error());
+            gllm_logits_read(xc, lc, VOCAB), gllm_logits_read(xg, lg, VOCAB);
+            const double e = rel_err(lg, lc, VOCAB);
+            cr_log_info("tensor cores, %s step %d: error %.2g", gllm_dtype_name(dts[d]), step, e);
+            cr_assert(e <= tol, "%s step %d: error %.3g", gllm_dtype_name(dts[d]), step, e);
+            tok[0] = (int32_t)((step * 7 + 3) % VOCAB);
+        }
+        free(lc), free(lg);
+        side_close(&cpu), side_close(&gpu);
+        gllm_model_close(m), gllm_model_close(twin);
+        unlink(path), unlink(twin_path);
+    }
+}
+
 /* a long context: 1000 prefilled tokens (prefill attention over many pages), then decode steps
  * whose keys spread over every split of the decode attention */
 Test(cuda, long_context_matches_cpu) {
     if (!has_gpu()) cr_skip_test("no GPU");
+    setenv("GLLM_CUDA_TENSOR_CORES", "0", 1); /* f32 activations, as the CPU twin */
     CTX = 1100;
     char path[128], twin_path[128];
     write_model("qwen2", GLLM_DTYPE_Q8_0, GLLM_DTYPE_Q8_0, path, sizeof path);
@@ -520,6 +580,7 @@ static void write_bert(gllm_dtype t, gllm_dtype store, char *path, size_t cap) {
  * batch; each pair alone gives the same; bad input is refused as on the CPU */
 Test(cuda, encoders_match_cpu) {
     if (!has_gpu()) cr_skip_test("no GPU");
+    setenv("GLLM_CUDA_TENSOR_CORES", "0", 1); /* f32 activations, as the CPU twin */
     gllm_backend *cpu, *gpu;
     cr_assert_eq(gllm_backend_open("cpu", &cpu), GLLM_OK);
     cr_assert_eq(gllm_backend_open("cuda:0", &gpu), GLLM_OK, "%s", gllm_last_error());

@@ -100,6 +100,67 @@ extern "C" __global__ void gllm_gemm_bf16_cuda(const void *w, size_t row_bytes, 
     }
 }
 
+/* gemm on tensor cores (prefill): Y[m][n] = X[m][k] . W^T (+ bias), X rounded to __nv_bfloat16 and
+ * W copied to it in shared memory, 32 of k at a time; WMMA 16x16x16 tiles summed in f32. Block: 64
+ * tokens x 64 weight rows, 4 warps of 32 x 32. Launch: grid (ceil(n / 64), ceil(m / 64)), 128
+ * threads. */
+extern "C" __global__ void __launch_bounds__(128)
+    gllm_gemm_tc_bf16_cuda(const void *w, size_t row_bytes, const float *x, const float *bias,
+                           float *y, int m, int n, int k) {
+    namespace wm = nvcuda::wmma;
+    enum { LD = 40, LDY = 68 }; /* row strides: 16-byte multiples, tiles 32-byte aligned */
+    __shared__ __align__(32) __nv_bfloat16 xs[64][LD];
+    __shared__ __align__(32) __nv_bfloat16 ws[64][LD];
+    __shared__ __align__(32) float ys[64][LDY];
+    const int warp = threadIdx.x / 32, wm0 = warp / 2 * 32, wn0 = warp % 2 * 32,
+              m0 = blockIdx.y * 64, n0 = blockIdx.x * 64;
+    const int r = threadIdx.x / 2,
+              c0 = threadIdx.x % 2 * 16; /* this thread's tile row and 16 columns */
+    wm::fragment<wm::accumulator, 16, 16, 16, float> acc[2][2];
+#pragma unroll
+    for (int i = 0; i < 4; i++) wm::fill_fragment(acc[i / 2][i % 2], 0.0f);
+    for (int k0 = 0; k0 < k; k0 += 32) {
+        const float *xr = x + (size_t)(m0 + r) * k + k0 + c0;
+#pragma unroll
+        for (int c = 0; c < 16; c++)
+            xs[r][c0 + c] = __float2bfloat16_rn(m0 + r < m && k0 + c0 + c < k ? xr[c] : 0.0f);
+        if (n0 + r < n) {
+            const uint16_t *wr = (const uint16_t *)((const char *)w + (size_t)(n0 + r) * row_bytes);
+#pragma unroll
+            for (int t = c0; t < c0 + 16; t++)
+                ws[r][t] =
+                    k0 + t < k ? __ushort_as_bfloat16(wr[k0 + t]) : __float2bfloat16_rn(0.0f);
+        } else {
+#pragma unroll
+            for (int t = c0; t < c0 + 16; t++) ws[r][t] = __float2bfloat16_rn(0.0f);
+        }
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < 32; kk += 16) {
+            wm::fragment<wm::matrix_a, 16, 16, 16, __nv_bfloat16, wm::row_major> fa[2];
+            wm::fragment<wm::matrix_b, 16, 16, 16, __nv_bfloat16, wm::col_major> fb[2];
+#pragma unroll
+            for (int i = 0; i < 2; i++)
+                wm::load_matrix_sync(fa[i], &xs[wm0 + 16 * i][kk], LD),
+                    wm::load_matrix_sync(fb[i], &ws[wn0 + 16 * i][kk], LD);
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+                wm::mma_sync(acc[i / 2][i % 2], fa[i / 2], fb[i % 2], acc[i / 2][i % 2]);
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+        wm::store_matrix_sync(&ys[wm0 + 16 * (i / 2)][wn0 + 16 * (i % 2)], acc[i / 2][i % 2], LDY,
+                              wm::mem_row_major);
+    __syncthreads();
+    for (int e = threadIdx.x; e < 64 * 64; e += blockDim.x) {
+        const int i = e / 64, j = e % 64;
+        if (m0 + i < m && n0 + j < n)
+            y[(size_t)(m0 + i) * n + n0 + j] = ys[i][j] + (bias ? bias[n0 + j] : 0.0f);
+    }
+}
+
 /* embedding lookup: out[i][:] = row tokens[i] of the table, widened to f32; tokens come from
  * the step header (hdr[GLLM_HDR_TOKENS + i]). Launch: one block of 256 threads per token. */
 extern "C" __global__ void gllm_embed_bf16_cuda(const void *table, size_t row_bytes, const int *hdr,

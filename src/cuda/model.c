@@ -8,11 +8,13 @@
 #include "cuda/names.h"
 
 static const char *const GEMV[] = GLLM_CUDA_BY_DTYPE("gemv"), *const GEMM[] = GLLM_CUDA_BY_DTYPE("gemm"),
+                  *const GEMM_TC[] = GLLM_CUDA_BY_DTYPE("gemm_tc"),
                   *const GEMV_QKV[] = GLLM_CUDA_BY_DTYPE("gemv_qkv"), *const GEMV_GLU[] = GLLM_CUDA_BY_DTYPE("gemv_glu"),
                   *const EMBED[] = GLLM_CUDA_BY_DTYPE("embed"), *const ROPE_KV[] = GLLM_CUDA_BY_DTYPE("rope_kv"),
                   *const ATTN[] = GLLM_CUDA_BY_DTYPE("attn");
 
 enum { ATTN_SPLITS = 16 }; /* decode attention: blocks per head */
+enum { TC_MIN_ROWS = 32 };  /* gemm: from this many tokens on tensor cores (below, the 8-token kernel) */
 
 /* the step header's ints: the fixed fields, the tokens, their positions, a tree's ancestor rows */
 static size_t header_ints(size_t max_rows) {
@@ -111,6 +113,8 @@ gllm_status gllm_cuda_gemm(gllm_cuda *c, gllm_dtype t, CUdeviceptr w, CUdevicept
     size_t rb = gllm_row_bytes(t, k);
     int mi = (int)m, ni = (int)n, ki = (int)k;
     void *args[] = {&w, &rb, &x, &bias, &y, &mi, &ni, &ki};
+    if (c->tensor_cores && t != GLLM_DTYPE_F32 && m >= TC_MIN_ROWS) /* X in f16 (bf16 for bf16 weights) on tensor cores */
+        return gllm_cuda_run(c, GEMM_TC[t], (unsigned)((n + 63) / 64), (unsigned)((m + 63) / 64), 1, 128, 0, args);
     return gllm_cuda_run(c, GEMM[t], (unsigned)((n + 7) / 8), (unsigned)((m + 7) / 8), 1, 256, 0, args);
 }
 

@@ -34,7 +34,8 @@ typedef struct {
 } gllm_cuda_model;
 
 /* y[m][n] = x[m][k] . W^T (+ bias), W[n][k] of dtype t (rows packed), on the device: the
- * prefill gemm, any m */
+ * prefill gemm, any m; from 32 rows of a non-f32 W on tensor cores (x rounded to f16, or bf16
+ * for bf16 weights) unless c->tensor_cores is 0 */
 gllm_status gllm_cuda_gemm(gllm_cuda *c, gllm_dtype t, CUdeviceptr w, CUdeviceptr bias, CUdeviceptr x, CUdeviceptr y, size_t m,
                            size_t n, size_t k);
 

@@ -32,6 +32,8 @@ gllm_status gllm_cuda_open(gllm_cuda *c, int ordinal) {
     c->host_pages = c->host_pages && pageable;
     const char *map = getenv("GLLM_CUDA_MAP"); /* 1: map even over PCIe (tests), 0: always copy */
     c->map = map && *map ? strcmp(map, "0") != 0 : c->integrated || c->host_pages;
+    const char *tc = getenv("GLLM_CUDA_TENSOR_CORES");
+    c->tensor_cores = !(tc && !strcmp(tc, "0"));
     const void *blob;
     size_t size;
     if ((s = gllm_cuda_blob(major, minor, &blob, &size, &c->sm)) != GLLM_OK || (s = gllm_cuda_blob_check(blob, size)) != GLLM_OK)

@@ -16,6 +16,7 @@ typedef struct {
     int sm, integrated;
     int host_pages; /* reads pageable host memory through the host's page tables (Grace Hopper class) */
     int map;        /* weights used in place, not copied: integrated or host_pages (GLLM_CUDA_MAP=0/1 overrides) */
+    int tensor_cores; /* prefill gemm on tensor cores (GLLM_CUDA_TENSOR_CORES=0: CUDA cores, f32 activations) */
     char name[96];
     struct {
         const char *name;

@@ -14,6 +14,7 @@
 #define __forceinline__ inline
 #define __shared__ static
 #define __launch_bounds__(...)
+#define __align__(n) __attribute__((aligned(n)))
 #define GLLM_DYNAMIC_SHARED(type, name) type *name = (type *)gllm_emu_dynamic_shared()
 
 struct uint3 {

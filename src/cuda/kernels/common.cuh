@@ -1,7 +1,9 @@
 /* Device-side helpers shared by the generated CUDA kernels (generated/cuda/). */
 #ifndef GLLM_CUDA_COMMON_CUH
 #define GLLM_CUDA_COMMON_CUH
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <mma.h>
 #include <stdint.h>
 #include "quant_blocks.h"
 #include "cuda/kernels/step.h"
