@@ -94,7 +94,7 @@ Test(cuda, matmul_kernels_match_the_cpu) {
     const int ms[4] = {1, 3, 17, 69};
     float *w32 = malloc((size_t)n * k * 4), *x = malloc((size_t)69 * k * 4), *y = malloc((size_t)69 * n * 4);
     double *ref = malloc((size_t)69 * n * 8), *mag = malloc((size_t)69 * n * 8);
-    float *deq = malloc((size_t)n * k * 4);
+    float *deq = malloc((size_t)n * k * 4), *xbig = malloc((size_t)69 * k * 4);
     for (size_t i = 0; i < (size_t)n * k; i++) w32[i] = sinf((float)i * 0.37f);
     for (size_t i = 0; i < (size_t)69 * k; i++) x[i] = cosf((float)i * 0.11f);
     for (int t = 0; t < GLLM_DTYPE_COUNT; t++) {
@@ -133,8 +133,15 @@ Test(cuda, matmul_kernels_match_the_cpu) {
         /* on tensor cores: x rounded to f16 (bf16 for bf16 weights), and quantised weights widened
          * to f16, before products summed in f32 (measured on the emulator: 5e-6..6e-5 of the
          * magnitude; a misplaced tile or element is of its order) */
-        for (int mi = 1; t != GLLM_DTYPE_F32 && mi < 4; mi += 2) {
-            const int m = ms[mi];
+        for (int mi = 1; t != GLLM_DTYPE_F32 && mi < 6; mi += 2) {
+            /* m = 3, 69, then 69 rows of x times 2^17 (up to 131072, past f16's 65504): the same
+             * result times 2^17 */
+            const int m = ms[mi < 4 ? mi : 3], big = mi > 3;
+            if (big) {
+                for (size_t i = 0; i < (size_t)69 * k; i++) xbig[i] = x[i] * 131072.0f;
+                for (size_t i = 0; i < (size_t)69 * n; i++) ref[i] *= 131072.0, mag[i] *= 131072.0;
+                gllm_cuda_upload(&c, dx, xbig, (size_t)69 * k * 4);
+            }
             const double tol = t == GLLM_DTYPE_BF16 ? 5e-4 : 2e-4;
             char name[64];
             snprintf(name, sizeof name, "gllm_gemm_tc_%s_cuda", gllm_dtype_name((gllm_dtype)t));
@@ -149,12 +156,12 @@ Test(cuda, matmul_kernels_match_the_cpu) {
                 worst = fmax(worst, fabs(y[i] - ref[i]) / mag[i]);
                 cr_assert(fabs(y[i] - ref[i]) <= tol * mag[i], "%s m=%d [%zu]: %g vs %g", name, m, i, y[i], ref[i]);
             }
-            cr_log_info("%s m=%d: largest error %.2g of the magnitude", name, m, worst);
+            cr_log_info("%s m=%d%s: largest error %.2g of the magnitude", name, m, big ? " (x 2^17)" : "", worst);
         }
         gllm_cuda_free(&c, dw), gllm_cuda_free(&c, dx), gllm_cuda_free(&c, dy);
         free(w);
     }
-    free(w32), free(x), free(y), free(ref), free(mag), free(deq);
+    free(w32), free(x), free(y), free(ref), free(mag), free(deq), free(xbig);
     gllm_cuda_leave(&c);
     gllm_cuda_close(&c);
 }

@@ -102,8 +102,10 @@ extern "C" __global__ void gllm_gemm_f16_cuda(const void *w, size_t row_bytes, c
 
 /* gemm on tensor cores (prefill): Y[m][n] = X[m][k] . W^T (+ bias), X rounded to __half and W
  * copied to it in shared memory, 32 of k at a time; WMMA 16x16x16 tiles summed in
- * f32. Block: 64 tokens x 64 weight rows, 4 warps of 32 x 32. Launch: grid (ceil(n / 64),
- * ceil(m / 64)), 128 threads. */
+ * f32. Each row of X is first scaled by a power of two that brings its largest |x| into
+ * [2^13, 2^14) (f16 neither overflows nor loses small rows), undone exactly in the result. * Block:
+ * 64 tokens x 64 weight rows, 4 warps of 32 x 32. Launch: grid (ceil(n / 64), ceil(m / 64)), 128
+ * threads. */
 extern "C" __global__ void __launch_bounds__(128)
     gllm_gemm_tc_f16_cuda(const void *w, size_t row_bytes, const float *x, const float *bias,
                           float *y, int m, int n, int k) {
@@ -112,10 +114,17 @@ extern "C" __global__ void __launch_bounds__(128)
     __shared__ __align__(32) __half xs[64][LD];
     __shared__ __align__(32) __half ws[64][LD];
     __shared__ __align__(32) float ys[64][LDY];
+    __shared__ int row_exp[64]; /* x[row] is scaled by 2^row_exp[row] */
     const int warp = threadIdx.x / 32, wm0 = warp / 2 * 32, wn0 = warp % 2 * 32,
               m0 = blockIdx.y * 64, n0 = blockIdx.x * 64;
     const int r = threadIdx.x / 2,
               c0 = threadIdx.x % 2 * 16; /* this thread's tile row and 16 columns */
+    float mx = 0.0f; /* the row's largest |x|, two threads (adjacent lanes) per row */
+    for (int e = threadIdx.x % 2; m0 + r < m && e < k; e += 2)
+        mx = fmaxf(mx, fabsf(x[(size_t)(m0 + r) * k + e]));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    if (c0 == 0) row_exp[r] = mx > 0.0f && isfinite(mx) ? min(13 - ilogbf(mx), 100) : 0;
+    __syncthreads();
     wm::fragment<wm::accumulator, 16, 16, 16, float> acc[2][2];
 #pragma unroll
     for (int i = 0; i < 4; i++) wm::fill_fragment(acc[i / 2][i % 2], 0.0f);
@@ -123,7 +132,8 @@ extern "C" __global__ void __launch_bounds__(128)
         const float *xr = x + (size_t)(m0 + r) * k + k0 + c0;
 #pragma unroll
         for (int c = 0; c < 16; c++)
-            xs[r][c0 + c] = __float2half_rn(m0 + r < m && k0 + c0 + c < k ? xr[c] : 0.0f);
+            xs[r][c0 + c] =
+                __float2half_rn(m0 + r < m && k0 + c0 + c < k ? ldexpf(xr[c], row_exp[r]) : 0.0f);
         if (n0 + r < n) {
             const uint16_t *wr = (const uint16_t *)((const char *)w + (size_t)(n0 + r) * row_bytes);
 #pragma unroll
@@ -156,7 +166,8 @@ extern "C" __global__ void __launch_bounds__(128)
     for (int e = threadIdx.x; e < 64 * 64; e += blockDim.x) {
         const int i = e / 64, j = e % 64;
         if (m0 + i < m && n0 + j < n)
-            y[(size_t)(m0 + i) * n + n0 + j] = ys[i][j] + (bias ? bias[n0 + j] : 0.0f);
+            y[(size_t)(m0 + i) * n + n0 + j] =
+                ldexpf(ys[i][j], -row_exp[i]) + (bias ? bias[n0 + j] : 0.0f);
     }
 }
 

@@ -448,14 +448,18 @@ gllm_status gllm_seq_accept(gllm_kv_cache *kv, int seq, size_t step_start, const
     if ((st = gllm_kv_compact_check(&kv->pool, s, step_start, path, n)) != GLLM_OK) return st;
     gllm_cuda *c = &kv->g->b->gpu; /* the moves go after the step on the compute stream, and swaps after them */
     if ((st = gllm_cuda_enter(c)) != GLLM_OK) return st;
-    st = gllm_cuda_kv_compact(c, &kv->dkv, kv->g->m->llama.n_layers, s->table, step_start, path, n);
+    if (kv->copy_wait) { /* after the swaps enqueued so far (a swap-in may still be writing these pages) */
+        st = gllm_cuda_check(c, c->drv.cuStreamWaitEvent(c->stream, kv->copied, 0), "ordering a compaction after KV swaps");
+        kv->copy_wait = st != GLLM_OK;
+    }
+    if (st == GLLM_OK) st = gllm_cuda_kv_compact(c, &kv->dkv, kv->g->m->llama.n_layers, s->table, step_start, path, n);
     if (kv->written[seq]) {
         const gllm_status rec = gllm_cuda_check(c, c->drv.cuEventRecord(kv->written[seq], c->stream), "recording a compaction");
         if (rec != GLLM_OK) c->drv.cuStreamSynchronize(c->stream);
         if (st == GLLM_OK) st = rec;
     }
     gllm_cuda_leave(c);
-    if (st == GLLM_OK) s->len = step_start + n;
+    s->len = st == GLLM_OK ? step_start + n : step_start; /* a failed move drops the whole step, never a mix */
     return st;
 }
 

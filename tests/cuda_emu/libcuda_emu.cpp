@@ -301,7 +301,8 @@ CUresult emu_cuMemHostGetDevicePointer(unsigned long long *d, void *p, unsigned)
 }
 CUresult emu_cuLaunchKernel(const Kernel *k, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
                             unsigned smem, void *stream, void **args, void **extra) {
-    if (!k || !args || extra || by != 1 || bz != 1 || !bx || bx > 1024 || !gx || !gy || !gz || smem > 227 * 1024)
+    if (!k || !args || extra || by != 1 || bz != 1 || !bx || bx > 1024 || !gx || !gy || !gz || gx > 0x7fffffffu || gy > 65535 ||
+        gz > 65535)
         return E_INVALID_VALUE;
     if (smem > 48 * 1024) return E_INVALID_VALUE; /* needs an opt-in the backend never asks for */
     Work w = k->bind(args);
