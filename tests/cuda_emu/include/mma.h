@@ -1,11 +1,12 @@
 /* The CUDA emulator's mma.h: nvcuda::wmma on 16x16x16 tiles. A fragment is opaque in CUDA, so
- * here every lane holds the whole tile (as floats) and computes the whole product; the
- * kernels only load, multiply, fill and store whole fragments. Loads and stores check
+ * here every lane holds the whole tile (as floats); the kernels only load, multiply, fill and
+ * store whole fragments. Loads and stores check
  * CUDA's rules (32-byte aligned pointers, ldm a multiple of 16 bytes). */
 #ifndef GLLM_EMU_MMA_H
 #define GLLM_EMU_MMA_H
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <type_traits>
 #include "cuda_bf16.h"
 #include "cuda_fp16.h"
@@ -49,17 +50,25 @@ template <int M, int N, int K, class T> static inline void fill_fragment(fragmen
     for (float &e : f.v) e = x;
 }
 
+/* warp-collective, as on the device: the first live lane computes the tile from its fragments
+ * (every lane holds the same ones) into every live lane's d */
 template <int M, int N, int K, class TA, class LA, class LB>
 static inline void mma_sync(fragment<accumulator, M, N, K, float> &d, const fragment<matrix_a, M, N, K, TA, LA> &a,
                             const fragment<matrix_b, M, N, K, TA, LB> &b, const fragment<accumulator, M, N, K, float> &c) {
-    float out[M * N];
-    for (int i = 0; i < M; i++)
-        for (int j = 0; j < N; j++) {
-            float s = c.v[i * N + j];
-            for (int e = 0; e < K; e++) s += a.v[i * K + e] * b.v[e * N + j];
-            out[i * N + j] = s;
-        }
-    for (int i = 0; i < M * N; i++) d.v[i] = out[i];
+    uint64_t all[32];
+    const unsigned live = gllm_emu_gather((uint64_t)(uintptr_t)&d, all);
+    if (gllm_emu_lane() == (unsigned)__builtin_ctz(live)) {
+        float out[M * N];
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+                float s = c.v[i * N + j];
+                for (int e = 0; e < K; e++) s += a.v[i * K + e] * b.v[e * N + j];
+                out[i * N + j] = s;
+            }
+        for (int l = 0; l < 32; l++)
+            if (live >> l & 1) memcpy(((fragment<accumulator, M, N, K, float> *)(uintptr_t)all[l])->v, out, sizeof out);
+    }
+    __syncwarp();
 }
 
 template <int M, int N, int K>
