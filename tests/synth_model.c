@@ -35,6 +35,21 @@ static void *mat(model_file *f, gllm_dtype t, size_t rows, size_t cols, float sc
     return f->bufs[f->nb++] = q;
 }
 
+/* the tensors of a model file being built: names kept, sizes from the stored dtype */
+typedef struct {
+    tw_tensor t[512];
+    char names[512][48];
+    int n;
+    gllm_dtype store;
+} tensor_list;
+
+static void add(tensor_list *l, const char *name, uint32_t type, uint64_t cols, uint64_t rows, const void *data) {
+    snprintf(l->names[l->n], 48, "%s", name);
+    l->t[l->n] = (tw_tensor){l->names[l->n], type, rows ? 2u : 1u, {cols, rows}, data,
+                             (rows ? rows : 1) * gllm_row_bytes(type == 0 ? GLLM_DTYPE_F32 : l->store, cols)};
+    l->n++;
+}
+
 /* arch: "llama", "qwen2" (QKV bias), "qwen3" (QK-norm) */
 void build(model_file *f, const char *arch, gllm_dtype t) { build_as(f, arch, t, t); }
 
@@ -42,42 +57,33 @@ void build_as(model_file *f, const char *arch, gllm_dtype t, gllm_dtype store) {
     memset(f, 0, sizeof *f);
     store_as = store;
     const uint32_t gt = (uint32_t)gllm_dtype_traits_table[store].gguf_type;
-    tw_tensor ts[512];
-    int nt = 0;
-    static char names[512][48];
-#define ADD(nm, type, cols, rows, data)                                                                              \
-    do {                                                                                                             \
-        snprintf(names[nt], 48, "%s", nm);                                                                           \
-        ts[nt] = (tw_tensor){names[nt], type, (rows) != 0 ? 2u : 1u, {cols, rows}, data,                             \
-                             ((rows) != 0 ? (rows) : 1) * gllm_row_bytes(type == 0 ? GLLM_DTYPE_F32 : store, cols)};      \
-        nt++;                                                                                                        \
-    } while (0)
-    ADD("token_embd.weight", gt, DIM, VOCAB, mat(f, t, VOCAB, DIM, 1.0f, 0));
-    ADD("output_norm.weight", 0, DIM, 0, mat(f, GLLM_DTYPE_F32, 1, DIM, 0.2f, 1.0f));
+    static tensor_list tl;
+    tl.n = 0, tl.store = store;
+    add(&tl, "token_embd.weight", gt, DIM, VOCAB, mat(f, t, VOCAB, DIM, 1.0f, 0));
+    add(&tl, "output_norm.weight", 0, DIM, 0, mat(f, GLLM_DTYPE_F32, 1, DIM, 0.2f, 1.0f));
     for (int l = 0; l < (int)LAYERS; l++) {
         char n[48];
 #define NAME(x) (snprintf(n, sizeof n, "blk.%d.%s", l, x), n)
-        ADD(NAME("attn_norm.weight"), 0, DIM, 0, mat(f, GLLM_DTYPE_F32, 1, DIM, 0.2f, 1.0f));
-        ADD(NAME("attn_q.weight"), gt, DIM, NH * HD, mat(f, t, NH * HD, DIM, 0.3f, 0));
-        ADD(NAME("attn_k.weight"), gt, DIM, NKV * HD, mat(f, t, NKV * HD, DIM, 0.3f, 0));
-        ADD(NAME("attn_v.weight"), gt, DIM, NKV * HD, mat(f, t, NKV * HD, DIM, 0.3f, 0));
+        add(&tl, NAME("attn_norm.weight"), 0, DIM, 0, mat(f, GLLM_DTYPE_F32, 1, DIM, 0.2f, 1.0f));
+        add(&tl, NAME("attn_q.weight"), gt, DIM, NH * HD, mat(f, t, NH * HD, DIM, 0.3f, 0));
+        add(&tl, NAME("attn_k.weight"), gt, DIM, NKV * HD, mat(f, t, NKV * HD, DIM, 0.3f, 0));
+        add(&tl, NAME("attn_v.weight"), gt, DIM, NKV * HD, mat(f, t, NKV * HD, DIM, 0.3f, 0));
         if (!strcmp(arch, "qwen2")) {
-            ADD(NAME("attn_q.bias"), 0, NH * HD, 0, mat(f, GLLM_DTYPE_F32, 1, NH * HD, 0.2f, 0));
-            ADD(NAME("attn_k.bias"), 0, NKV * HD, 0, mat(f, GLLM_DTYPE_F32, 1, NKV * HD, 0.2f, 0));
-            ADD(NAME("attn_v.bias"), 0, NKV * HD, 0, mat(f, GLLM_DTYPE_F32, 1, NKV * HD, 0.2f, 0));
+            add(&tl, NAME("attn_q.bias"), 0, NH * HD, 0, mat(f, GLLM_DTYPE_F32, 1, NH * HD, 0.2f, 0));
+            add(&tl, NAME("attn_k.bias"), 0, NKV * HD, 0, mat(f, GLLM_DTYPE_F32, 1, NKV * HD, 0.2f, 0));
+            add(&tl, NAME("attn_v.bias"), 0, NKV * HD, 0, mat(f, GLLM_DTYPE_F32, 1, NKV * HD, 0.2f, 0));
         }
         if (!strcmp(arch, "qwen3")) {
-            ADD(NAME("attn_q_norm.weight"), 0, HD, 0, mat(f, GLLM_DTYPE_F32, 1, HD, 0.2f, 1.0f));
-            ADD(NAME("attn_k_norm.weight"), 0, HD, 0, mat(f, GLLM_DTYPE_F32, 1, HD, 0.2f, 1.0f));
+            add(&tl, NAME("attn_q_norm.weight"), 0, HD, 0, mat(f, GLLM_DTYPE_F32, 1, HD, 0.2f, 1.0f));
+            add(&tl, NAME("attn_k_norm.weight"), 0, HD, 0, mat(f, GLLM_DTYPE_F32, 1, HD, 0.2f, 1.0f));
         }
-        ADD(NAME("attn_output.weight"), gt, NH * HD, DIM, mat(f, t, DIM, NH * HD, 0.3f, 0));
-        ADD(NAME("ffn_norm.weight"), 0, DIM, 0, mat(f, GLLM_DTYPE_F32, 1, DIM, 0.2f, 1.0f));
-        ADD(NAME("ffn_gate.weight"), gt, DIM, FFN, mat(f, t, FFN, DIM, 0.3f, 0));
-        ADD(NAME("ffn_up.weight"), gt, DIM, FFN, mat(f, t, FFN, DIM, 0.3f, 0));
-        ADD(NAME("ffn_down.weight"), gt, FFN, DIM, mat(f, t, DIM, FFN, 0.3f, 0));
+        add(&tl, NAME("attn_output.weight"), gt, NH * HD, DIM, mat(f, t, DIM, NH * HD, 0.3f, 0));
+        add(&tl, NAME("ffn_norm.weight"), 0, DIM, 0, mat(f, GLLM_DTYPE_F32, 1, DIM, 0.2f, 1.0f));
+        add(&tl, NAME("ffn_gate.weight"), gt, DIM, FFN, mat(f, t, FFN, DIM, 0.3f, 0));
+        add(&tl, NAME("ffn_up.weight"), gt, DIM, FFN, mat(f, t, FFN, DIM, 0.3f, 0));
+        add(&tl, NAME("ffn_down.weight"), gt, FFN, DIM, mat(f, t, DIM, FFN, 0.3f, 0));
 #undef NAME
     }
-#undef ADD
     char k[8][64];
     snprintf(k[0], 64, "%s.block_count", arch), snprintf(k[1], 64, "%s.embedding_length", arch);
     snprintf(k[2], 64, "%s.attention.head_count", arch), snprintf(k[3], 64, "%s.attention.head_count_kv", arch);
@@ -88,7 +94,7 @@ void build_as(model_file *f, const char *arch, gllm_dtype t, gllm_dtype store) {
                         {.key = k[2], .type = GGUF_U32, .u = NH}, {.key = k[3], .type = GGUF_U32, .u = NKV},
                         {.key = k[4], .type = GGUF_U32, .u = FFN}, {.key = k[5], .type = GGUF_U32, .u = CTX},
                         {.key = k[6], .type = GGUF_F32, .f = 1e-5}, {.key = k[7], .type = GGUF_F32, .f = BASE}};
-    f->img = gguf_build(kv, 9, ts, (size_t)nt, 32, &f->len);
+    f->img = gguf_build(kv, 9, tl.t, (size_t)tl.n, 32, &f->len);
 }
 
 void drop(model_file *f) {
@@ -101,40 +107,31 @@ void build_bert(model_file *f, gllm_dtype t, gllm_dtype store, int head) {
     memset(f, 0, sizeof *f);
     store_as = store;
     const uint32_t gt = (uint32_t)gllm_dtype_traits_table[store].gguf_type;
-    tw_tensor ts[512];
-    int nt = 0;
-    static char names[512][48];
-#define ADD(nm, type, cols, rows, data)                                                                              \
-    do {                                                                                                             \
-        snprintf(names[nt], 48, "%s", nm);                                                                           \
-        ts[nt] = (tw_tensor){names[nt], type, (rows) != 0 ? 2u : 1u, {cols, rows}, data,                             \
-                             ((rows) != 0 ? (rows) : 1) * gllm_row_bytes(type == 0 ? GLLM_DTYPE_F32 : store, cols)};      \
-        nt++;                                                                                                        \
-    } while (0)
-#define VEC(nm, n, offset) ADD(nm, 0, n, 0, mat(f, GLLM_DTYPE_F32, 1, n, 0.2f, offset))
-    ADD("token_embd.weight", gt, DIM, VOCAB, mat(f, t, VOCAB, DIM, 1.0f, 0));
-    ADD("position_embd.weight", 0, DIM, CTX, mat(f, GLLM_DTYPE_F32, CTX, DIM, 0.5f, 0));
-    ADD("token_types.weight", 0, DIM, 2, mat(f, GLLM_DTYPE_F32, 2, DIM, 0.5f, 0));
+    static tensor_list tl;
+    tl.n = 0, tl.store = store;
+#define VEC(nm, n, offset) add(&tl, nm, 0, n, 0, mat(f, GLLM_DTYPE_F32, 1, n, 0.2f, offset))
+    add(&tl, "token_embd.weight", gt, DIM, VOCAB, mat(f, t, VOCAB, DIM, 1.0f, 0));
+    add(&tl, "position_embd.weight", 0, DIM, CTX, mat(f, GLLM_DTYPE_F32, CTX, DIM, 0.5f, 0));
+    add(&tl, "token_types.weight", 0, DIM, 2, mat(f, GLLM_DTYPE_F32, 2, DIM, 0.5f, 0));
     VEC("token_embd_norm.weight", DIM, 1.0f); VEC("token_embd_norm.bias", DIM, 0);
     for (int l = 0; l < (int)LAYERS; l++) {
         char n[48];
 #define NAME(x) (snprintf(n, sizeof n, "blk.%d.%s", l, x), n)
-        ADD(NAME("attn_q.weight"), gt, DIM, DIM, mat(f, t, DIM, DIM, 0.3f, 0)); VEC(NAME("attn_q.bias"), DIM, 0);
-        ADD(NAME("attn_k.weight"), gt, DIM, DIM, mat(f, t, DIM, DIM, 0.3f, 0)); VEC(NAME("attn_k.bias"), DIM, 0);
-        ADD(NAME("attn_v.weight"), gt, DIM, DIM, mat(f, t, DIM, DIM, 0.3f, 0)); VEC(NAME("attn_v.bias"), DIM, 0);
-        ADD(NAME("attn_output.weight"), gt, DIM, DIM, mat(f, t, DIM, DIM, 0.3f, 0)); VEC(NAME("attn_output.bias"), DIM, 0);
+        add(&tl, NAME("attn_q.weight"), gt, DIM, DIM, mat(f, t, DIM, DIM, 0.3f, 0)); VEC(NAME("attn_q.bias"), DIM, 0);
+        add(&tl, NAME("attn_k.weight"), gt, DIM, DIM, mat(f, t, DIM, DIM, 0.3f, 0)); VEC(NAME("attn_k.bias"), DIM, 0);
+        add(&tl, NAME("attn_v.weight"), gt, DIM, DIM, mat(f, t, DIM, DIM, 0.3f, 0)); VEC(NAME("attn_v.bias"), DIM, 0);
+        add(&tl, NAME("attn_output.weight"), gt, DIM, DIM, mat(f, t, DIM, DIM, 0.3f, 0)); VEC(NAME("attn_output.bias"), DIM, 0);
         VEC(NAME("attn_output_norm.weight"), DIM, 1.0f); VEC(NAME("attn_output_norm.bias"), DIM, 0);
-        ADD(NAME("ffn_up.weight"), gt, DIM, FFN, mat(f, t, FFN, DIM, 0.3f, 0)); VEC(NAME("ffn_up.bias"), FFN, 0);
-        ADD(NAME("ffn_down.weight"), gt, FFN, DIM, mat(f, t, DIM, FFN, 0.3f, 0)); VEC(NAME("ffn_down.bias"), DIM, 0);
+        add(&tl, NAME("ffn_up.weight"), gt, DIM, FFN, mat(f, t, FFN, DIM, 0.3f, 0)); VEC(NAME("ffn_up.bias"), FFN, 0);
+        add(&tl, NAME("ffn_down.weight"), gt, FFN, DIM, mat(f, t, DIM, FFN, 0.3f, 0)); VEC(NAME("ffn_down.bias"), DIM, 0);
         VEC(NAME("layer_output_norm.weight"), DIM, 1.0f); VEC(NAME("layer_output_norm.bias"), DIM, 0);
 #undef NAME
     }
     if (head) { /* pooler and a classifier of 3 labels */
-        ADD("cls.weight", gt, DIM, DIM, mat(f, t, DIM, DIM, 0.3f, 0)); VEC("cls.bias", DIM, 0);
-        ADD("cls.output.weight", gt, DIM, 3, mat(f, t, 3, DIM, 0.3f, 0)); VEC("cls.output.bias", 3, 0);
+        add(&tl, "cls.weight", gt, DIM, DIM, mat(f, t, DIM, DIM, 0.3f, 0)); VEC("cls.bias", DIM, 0);
+        add(&tl, "cls.output.weight", gt, DIM, 3, mat(f, t, 3, DIM, 0.3f, 0)); VEC("cls.output.bias", 3, 0);
     }
 #undef VEC
-#undef ADD
     static char words[64][8];
     const char *tokens[64];
     for (size_t i = 0; i < VOCAB && i < 64; i++) {
@@ -154,5 +151,5 @@ void build_bert(model_file *f, gllm_dtype t, gllm_dtype store, int head) {
                         {.key = "tokenizer.ggml.unknown_token_id", .type = GGUF_U32, .u = 1},
                         {.key = "tokenizer.ggml.cls_token_id", .type = GGUF_U32, .u = 2},
                         {.key = "tokenizer.ggml.seperator_token_id", .type = GGUF_U32, .u = 3}};
-    f->img = gguf_build(kv, sizeof kv / sizeof *kv, ts, (size_t)nt, 32, &f->len);
+    f->img = gguf_build(kv, sizeof kv / sizeof *kv, tl.t, (size_t)tl.n, 32, &f->len);
 }
