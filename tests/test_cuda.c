@@ -169,6 +169,36 @@ Test(cuda, matmul_kernels_match_the_cpu) {
     gllm_cuda_close(&c);
 }
 
+/* freed page-locked blocks are handed out again, the smallest that fits; the ones past the
+ * spares' count go back to the driver */
+Test(cuda, pinned_blocks_are_reused) {
+    gllm_cuda c;
+    if (gllm_cuda_open(&c, 0) != GLLM_OK) cr_skip_test("no GPU: %s", gllm_last_error());
+    cr_assert_eq(gllm_cuda_enter(&c), GLLM_OK);
+    void *big, *small, *p[GLLM_CUDA_SPARES + 1];
+    cr_assert_eq(gllm_cuda_host_alloc(&c, 1 << 20, &big), GLLM_OK);
+    cr_assert_eq(gllm_cuda_host_alloc(&c, 1000, &small), GLLM_OK);
+    cr_assert((uintptr_t)big % 64 == 0 && (uintptr_t)small % 64 == 0, "64-byte aligned");
+    memset(big, 1, 1 << 20), memset(small, 2, 1000);
+    gllm_cuda_host_free(&c, big), gllm_cuda_host_free(&c, small);
+    void *q;
+    cr_assert_eq(gllm_cuda_host_alloc(&c, 900, &q), GLLM_OK);
+    cr_assert_eq(q, small, "the smallest spare that fits");
+    cr_assert_eq(gllm_cuda_host_alloc(&c, 5000, &q), GLLM_OK);
+    cr_assert_eq(q, big);
+    cr_assert_eq(gllm_cuda_host_alloc(&c, 2 << 20, &q), GLLM_OK);
+    cr_assert(q != big && q != small, "none fits: a new block");
+    memset(q, 3, 2 << 20);
+    gllm_cuda_host_free(&c, q), gllm_cuda_host_free(&c, big), gllm_cuda_host_free(&c, small);
+    for (int i = 0; i < GLLM_CUDA_SPARES + 1; i++) cr_assert_eq(gllm_cuda_host_alloc(&c, 64, &p[i]), GLLM_OK);
+    for (int i = 0; i < GLLM_CUDA_SPARES + 1; i++) gllm_cuda_host_free(&c, p[i]); /* the last one is not kept */
+    int kept = 0;
+    for (int i = 0; i < GLLM_CUDA_SPARES; i++) kept += c.spare[i].p != NULL;
+    cr_assert_eq(kept, GLLM_CUDA_SPARES);
+    gllm_cuda_leave(&c);
+    gllm_cuda_close(&c); /* the spares go back to the driver (ASan: no leak) */
+}
+
 /* ---- the L3 generator on the GPU against the CPU backend (synthetic models) ---------------- */
 
 /* store: the dtype the matrices are written in (f32: the twin of a t model, same values) */
@@ -181,6 +211,24 @@ static void write_model(const char *arch, gllm_dtype t, gllm_dtype store, char *
     cr_assert(o && fwrite(f.img, 1, f.len, o) == f.len);
     fclose(o);
     drop(&f);
+}
+
+/* a model of dtype t and its twin in f32 (the same values), written and opened */
+typedef struct {
+    char path[128], twin_path[128];
+    gllm_model *m, *twin;
+} twins;
+
+static void twins_open(twins *w, const char *arch, gllm_dtype t) {
+    write_model(arch, t, t, w->path, sizeof w->path);
+    write_model(arch, t, GLLM_DTYPE_F32, w->twin_path, sizeof w->twin_path);
+    cr_assert_eq(gllm_model_open(w->path, &w->m), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_model_open(w->twin_path, &w->twin), GLLM_OK, "%s", gllm_last_error());
+}
+
+static void twins_close(twins *w) {
+    gllm_model_close(w->m), gllm_model_close(w->twin);
+    unlink(w->path), unlink(w->twin_path);
 }
 
 typedef struct {
@@ -204,10 +252,13 @@ static void side_close(side *s) {
     gllm_kv_cache_free(s->kv), gllm_generator_free(s->g), gllm_backend_close(s->b);
 }
 
-/* max |a - b| over max |b| */
+/* max |a - b| over max |b|; infinite where either holds a NaN or infinity (fmax would skip it) */
 static double rel_err(const float *a, const float *b, size_t n) {
     double d = 0, m = 1e-30;
-    for (size_t i = 0; i < n; i++) d = fmax(d, fabs((double)a[i] - b[i])), m = fmax(m, fabs((double)b[i]));
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(a[i]) || !isfinite(b[i])) return INFINITY;
+        d = fmax(d, fabs((double)a[i] - b[i])), m = fmax(m, fabs((double)b[i]));
+    }
     return d / m;
 }
 
@@ -229,12 +280,9 @@ Test(cuda, generator_matches_cpu) {
     const gllm_dtype dts[5] = {GLLM_DTYPE_F32, GLLM_DTYPE_BF16, GLLM_DTYPE_Q8_0, GLLM_DTYPE_Q4_0, GLLM_DTYPE_Q4_1};
     for (int a = 0; a < 3; a++)
         for (int d = 0; d < 5; d++) {
-            char path[128], twin_path[128];
-            write_model(archs[a], dts[d], dts[d], path, sizeof path);
-            write_model(archs[a], dts[d], GLLM_DTYPE_F32, twin_path, sizeof twin_path);
-            gllm_model *m, *twin;
-            cr_assert_eq(gllm_model_open(path, &m), GLLM_OK, "%s", gllm_last_error());
-            cr_assert_eq(gllm_model_open(twin_path, &twin), GLLM_OK, "%s", gllm_last_error());
+            twins tw;
+            twins_open(&tw, archs[a], dts[d]);
+            gllm_model *m = tw.m, *twin = tw.twin;
             const gllm_dtype kvt = d % 2 ? GLLM_DTYPE_F16 : GLLM_DTYPE_F32;
             side cpu, gpu;
             side_open(&cpu, "cpu", twin, kvt), side_open(&gpu, "cuda:0", m, kvt);
@@ -263,8 +311,7 @@ Test(cuda, generator_matches_cpu) {
             }
             free(lc), free(lg);
             side_close(&cpu), side_close(&gpu);
-            gllm_model_close(m), gllm_model_close(twin);
-            unlink(path), unlink(twin_path);
+            twins_close(&tw);
         }
 }
 
@@ -275,12 +322,9 @@ Test(cuda, prefill_on_tensor_cores_matches_cpu) {
     if (!has_gpu()) cr_skip_test("no GPU");
     const gllm_dtype dts[4] = {GLLM_DTYPE_F16, GLLM_DTYPE_BF16, GLLM_DTYPE_Q8_0, GLLM_DTYPE_Q4_1};
     for (int d = 0; d < 4; d++) {
-        char path[128], twin_path[128];
-        write_model("qwen3", dts[d], dts[d], path, sizeof path);
-        write_model("qwen3", dts[d], GLLM_DTYPE_F32, twin_path, sizeof twin_path);
-        gllm_model *m, *twin;
-        cr_assert_eq(gllm_model_open(path, &m), GLLM_OK, "%s", gllm_last_error());
-        cr_assert_eq(gllm_model_open(twin_path, &twin), GLLM_OK, "%s", gllm_last_error());
+        twins tw;
+        twins_open(&tw, "qwen3", dts[d]);
+        gllm_model *m = tw.m, *twin = tw.twin;
         side cpu, gpu;
         side_open(&cpu, "cpu", twin, GLLM_DTYPE_F32), side_open(&gpu, "cuda:0", m, GLLM_DTYPE_F32);
         const double tol = dts[d] == GLLM_DTYPE_BF16 ? 2e-2 : 1e-2;
@@ -300,8 +344,7 @@ Test(cuda, prefill_on_tensor_cores_matches_cpu) {
         }
         free(lc), free(lg);
         side_close(&cpu), side_close(&gpu);
-        gllm_model_close(m), gllm_model_close(twin);
-        unlink(path), unlink(twin_path);
+        twins_close(&tw);
     }
 }
 
@@ -311,12 +354,9 @@ Test(cuda, long_context_matches_cpu) {
     if (!has_gpu()) cr_skip_test("no GPU");
     setenv("GLLM_CUDA_TENSOR_CORES", "0", 1); /* f32 activations, as the CPU twin */
     CTX = 1100;
-    char path[128], twin_path[128];
-    write_model("qwen2", GLLM_DTYPE_Q8_0, GLLM_DTYPE_Q8_0, path, sizeof path);
-    write_model("qwen2", GLLM_DTYPE_Q8_0, GLLM_DTYPE_F32, twin_path, sizeof twin_path);
-    gllm_model *m, *twin;
-    cr_assert_eq(gllm_model_open(path, &m), GLLM_OK, "%s", gllm_last_error());
-    cr_assert_eq(gllm_model_open(twin_path, &twin), GLLM_OK, "%s", gllm_last_error());
+    twins tw;
+    twins_open(&tw, "qwen2", GLLM_DTYPE_Q8_0);
+    gllm_model *m = tw.m, *twin = tw.twin;
     side cpu, gpu;
     side_open_sized(&cpu, "cpu", twin, GLLM_DTYPE_F32, 1024, 80), side_open_sized(&gpu, "cuda:0", m, GLLM_DTYPE_F32, 1024, 80);
     int32_t *tok = malloc(1000 * sizeof(int32_t));
@@ -334,8 +374,7 @@ Test(cuda, long_context_matches_cpu) {
     }
     free(tok), free(lc), free(lg);
     side_close(&cpu), side_close(&gpu);
-    gllm_model_close(m), gllm_model_close(twin);
-    unlink(path), unlink(twin_path);
+    twins_close(&tw);
 }
 
 /* the decode graph replays exactly what the eager launches compute; batch rows = each alone */
@@ -384,6 +423,107 @@ Test(cuda, graph_replay_equals_eager_and_batch_equals_alone) {
     side_close(&graph), side_close(&eager);
     gllm_model_close(m);
     unlink(path);
+}
+
+/* one batch on both sides (the same sequence ids): every logits row of the GPU's within tol of
+ * the CPU's */
+static void batch_both(side *cpu, side *gpu, const gllm_batch_item *items, size_t n, double tol, const char *what) {
+    gllm_logits *xc, *xg;
+    cr_assert_eq(gllm_batch_forward(cpu->g, cpu->kv, items, n, &xc), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_batch_forward(gpu->g, gpu->kv, items, n, &xg), GLLM_OK, "%s: %s", what, gllm_last_error());
+    float *lc = malloc(n * VOCAB * 4), *lg = malloc(n * VOCAB * 4);
+    cr_assert_eq(gllm_logits_read(xc, lc, n * VOCAB), GLLM_OK);
+    cr_assert_eq(gllm_logits_read(xg, lg, n * VOCAB), GLLM_OK, "%s", gllm_last_error());
+    for (size_t b = 0; b < n; b++) {
+        const double e = rel_err(lg + b * VOCAB, lc + b * VOCAB, VOCAB);
+        cr_assert(e <= tol, "%s: item %zu (sequence %d): error %.3g > %.3g", what, b, items[b].seq, e, tol);
+    }
+    free(lc), free(lg);
+}
+
+/* a batch runs as one forward over all its rows: prefill and decode items mixed, then decode
+ * steps of every sequence (a graph per row count, replayed) and of some, every row against the
+ * CPU's; items past the generator's rows (256) split into several forwards. GQA groups of 6
+ * query heads (two blocks of heads per group) and of 1. */
+Test(cuda, batch_matches_cpu) {
+    if (!has_gpu()) cr_skip_test("no GPU");
+    setenv("GLLM_CUDA_TENSOR_CORES", "0", 1); /* f32 activations, as the CPU twin */
+    const size_t heads[2][2] = {{12, 2}, {4, 4}};
+    CTX = 320;
+    int32_t *tok = malloc(300 * sizeof(int32_t));
+    for (int i = 0; i < 300; i++) tok[i] = (int32_t)((i * 11 + 2) % VOCAB);
+    for (int c = 0; c < 2; c++) {
+        NH = heads[c][0], NKV = heads[c][1], DIM = NH * HD;
+        twins tw;
+        twins_open(&tw, "llama", GLLM_DTYPE_Q8_0);
+        gllm_model *m = tw.m, *twin = tw.twin;
+        side cpu, gpu;
+        side_open_sized(&cpu, "cpu", twin, GLLM_DTYPE_F32, 64, 64), side_open_sized(&gpu, "cuda:0", m, GLLM_DTYPE_F32, 64, 64);
+        int q[3] = {cpu.seq, 0, 0}, g1, g2;
+        cr_assert_eq(gllm_seq_open(cpu.kv, 320, &q[1]), GLLM_OK);
+        cr_assert_eq(gllm_seq_open(cpu.kv, 320, &q[2]), GLLM_OK);
+        cr_assert_eq(gllm_seq_open(gpu.kv, 320, &g1), GLLM_OK);
+        cr_assert_eq(gllm_seq_open(gpu.kv, 320, &g2), GLLM_OK);
+        cr_assert(gpu.seq == q[0] && g1 == q[1] && g2 == q[2], "both sides number their sequences alike");
+        char what[64];
+        snprintf(what, sizeof what, "%zu heads / %zu KV heads, mixed", NH, NKV);
+        const gllm_batch_item mixed[3] = {{q[0], tok, 9}, {q[1], tok + 20, 1}, {q[2], tok + 40, 4}};
+        batch_both(&cpu, &gpu, mixed, 3, 1e-4, what);
+        for (int step = 0; step < 8; step++) { /* all three (eager, captured, replays), then two */
+            const gllm_batch_item dec[3] = {{q[0], tok + step, 1}, {q[1], tok + step + 1, 1}, {q[2], tok + 3, 1}};
+            const gllm_batch_item two[2] = {dec[2], dec[0]}; /* later steps: two of them, the other way round */
+            snprintf(what, sizeof what, "%zu heads / %zu KV heads, decode %d", NH, NKV, step);
+            batch_both(&cpu, &gpu, step < 5 ? dec : two, step < 5 ? 3 : 2, 1e-4, what);
+        }
+        snprintf(what, sizeof what, "%zu heads / %zu KV heads, 271 rows", NH, NKV);
+        const gllm_batch_item big[3] = {{q[1], tok, 250}, {q[0], tok + 50, 20}, {q[2], tok + 7, 1}};
+        batch_both(&cpu, &gpu, big, 3, 1e-4, what);
+        snprintf(what, sizeof what, "%zu heads / %zu KV heads, decode after", NH, NKV);
+        const gllm_batch_item after[3] = {{q[0], tok + 5, 1}, {q[1], tok + 6, 1}, {q[2], tok + 8, 1}};
+        batch_both(&cpu, &gpu, after, 3, 1e-4, what);
+        side_close(&cpu), side_close(&gpu);
+        twins_close(&tw);
+    }
+    free(tok);
+}
+
+/* the L2 blocks on the GPU (the embedding, one layer's attention and feed-forward, the head)
+ * against the CPU's on the f32 twin, at 1 and 13 rows, each fed the CPU's input; bad input refused */
+Test(cuda, blocks_match_cpu) {
+    if (!has_gpu()) cr_skip_test("no GPU");
+    setenv("GLLM_CUDA_TENSOR_CORES", "0", 1); /* f32 activations, as the CPU twin */
+    twins tw;
+    twins_open(&tw, "qwen2", GLLM_DTYPE_Q4_1);
+    gllm_model *m = tw.m, *twin = tw.twin;
+    side cpu, gpu;
+    side_open(&cpu, "cpu", twin, GLLM_DTYPE_F32), side_open(&gpu, "cuda:0", m, GLLM_DTYPE_F32);
+    enum { N = 13 };
+    int32_t tok[N];
+    for (int i = 0; i < N; i++) tok[i] = (int32_t)((i * 9 + 4) % VOCAB);
+    const size_t wide = DIM > VOCAB ? DIM : VOCAB; /* a row of the residual stream or of logits */
+    float *xc = malloc(N * DIM * 4), *xg = malloc(N * DIM * 4), *yc = malloc(N * wide * 4), *yg = malloc(N * wide * 4);
+    for (size_t n = 1; n <= N; n += N - 1) {
+        cr_assert_eq(gllm_embed_block(cpu.g, tok, n, xc), GLLM_OK);
+        cr_assert_eq(gllm_embed_block(gpu.g, tok, n, xg), GLLM_OK, "%s", gllm_last_error());
+        cr_assert(rel_err(xg, xc, n * DIM) <= 1e-6, "embedding, %zu rows: error %.3g", n, rel_err(xg, xc, n * DIM));
+        cr_assert_eq(gllm_attention_block(cpu.g, 1, xc, n, yc), GLLM_OK);
+        cr_assert_eq(gllm_attention_block(gpu.g, 1, xc, n, yg), GLLM_OK, "%s", gllm_last_error());
+        cr_assert(rel_err(yg, yc, n * DIM) <= 1e-4, "attention block, %zu rows: error %.3g", n, rel_err(yg, yc, n * DIM));
+        cr_assert_eq(gllm_ffn_block(cpu.g, 0, xc, n, yc), GLLM_OK);
+        cr_assert_eq(gllm_ffn_block(gpu.g, 0, xc, n, yg), GLLM_OK, "%s", gllm_last_error());
+        cr_assert(rel_err(yg, yc, n * DIM) <= 1e-4, "feed-forward block, %zu rows: error %.3g", n, rel_err(yg, yc, n * DIM));
+        cr_assert_eq(gllm_head_block(cpu.g, xc, n, yc), GLLM_OK);
+        cr_assert_eq(gllm_head_block(gpu.g, xc, n, yg), GLLM_OK, "%s", gllm_last_error());
+        cr_assert(rel_err(yg, yc, n * VOCAB) <= 1e-4, "head, %zu rows: error %.3g", n, rel_err(yg, yc, n * VOCAB));
+    }
+    const int32_t bad = (int32_t)VOCAB;
+    cr_assert_eq(gllm_embed_block(gpu.g, &bad, 1, xg), GLLM_E_INVALID_ARGUMENT);
+    cr_assert_eq(gllm_attention_block(gpu.g, LAYERS, xc, 1, yg), GLLM_E_INVALID_ARGUMENT);
+    cr_assert_eq(gllm_ffn_block(gpu.g, 0, xc, 0, yg), GLLM_E_INVALID_ARGUMENT);
+    cr_assert_eq(gllm_attention_block(gpu.g, 0, xc, CTX + 1, yg), GLLM_E_INVALID_ARGUMENT);
+    free(xc), free(xg), free(yc), free(yg);
+    side_close(&cpu), side_close(&gpu);
+    twins_close(&tw);
 }
 
 /* UMA: weights the device reads in place (forced here with GLLM_CUDA_MAP=1, which maps them over
@@ -481,12 +621,9 @@ Test(cuda, swap_round_trip) {
  * decode steps over the compacted cache */
 Test(cuda, tree_step_and_accept_match_cpu) {
     if (!has_gpu()) cr_skip_test("no GPU");
-    char path[128], twin_path[128];
-    write_model("qwen2", GLLM_DTYPE_Q4_0, GLLM_DTYPE_Q4_0, path, sizeof path);
-    write_model("qwen2", GLLM_DTYPE_Q4_0, GLLM_DTYPE_F32, twin_path, sizeof twin_path);
-    gllm_model *m, *twin;
-    cr_assert_eq(gllm_model_open(path, &m), GLLM_OK, "%s", gllm_last_error());
-    cr_assert_eq(gllm_model_open(twin_path, &twin), GLLM_OK, "%s", gllm_last_error());
+    twins tw;
+    twins_open(&tw, "qwen2", GLLM_DTYPE_Q4_0);
+    gllm_model *m = tw.m, *twin = tw.twin;
     for (int kvi = 0; kvi < 2; kvi++) {
         const gllm_dtype kvt = kvi ? GLLM_DTYPE_F16 : GLLM_DTYPE_F32;
         const double tol = kvi ? 5e-3 : 1e-4;
@@ -533,8 +670,7 @@ Test(cuda, tree_step_and_accept_match_cpu) {
         free(lc), free(lg);
         side_close(&cpu), side_close(&gpu);
     }
-    gllm_model_close(m), gllm_model_close(twin);
-    unlink(path), unlink(twin_path);
+    twins_close(&tw);
 }
 
 /* bad input on the GPU backend: clear errors, the cache as it was */

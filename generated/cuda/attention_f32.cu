@@ -5,18 +5,18 @@
 
 #include "cuda/kernels/common.cuh"
 
-/* Paged KV cache of f32 elements (layout: gllm_kv_offset in common.cuh); the block table
- * of the step's sequence is tables + hdr[GLLM_HDR_SEQ] * table_stride. */
-/* RoPE on the step's q (in place) and k, and K, V into their slots prefix + i: q [n][n_heads][hd],
+/* Paged KV cache of f32 elements (layout: gllm_kv_offset in common.cuh); row i of a step
+ * belongs to the sequence and slot of the step header (step.h). */
+/* RoPE on the step's q (in place) and k, and K, V into row i's slot: q [n][n_heads][hd],
  * k, v [n][n_kv][hd]; pairs (2p, 2p + 1), or (p, p + rot/2) when neox, rotated by
- * pos * inv_freq[p] (angle in double, as the CPU), pos the header's position of token i (else
- * its slot). Launch: one block of 128 threads per token. */
+ * pos * inv_freq[p] (angle in double, as the CPU), pos the header's position of row i (else
+ * its slot). Launch: one block of 128 threads per row. */
 extern "C" __global__ void gllm_rope_kv_f32_cuda(float *q, const float *k, const float *v, float *K,
                                                  float *V, const int *tables, int table_stride,
                                                  const int *hdr, int n_heads, int n_kv, int hd,
                                                  int page_shift, int rot, int neox,
                                                  const float *inv_freq) {
-    const int i = blockIdx.x, half = rot / 2, slot = hdr[GLLM_HDR_PREFIX] + i;
+    const int i = blockIdx.x, half = rot / 2, slot = hdr[hdr[GLLM_HDR_SLOTS] + i];
     const double pos = (double)(hdr[GLLM_HDR_POS] ? hdr[hdr[GLLM_HDR_POS] + i] : slot);
     for (int e = threadIdx.x; e < n_heads * half; e += blockDim.x) {
         const int p = e % half;
@@ -28,7 +28,7 @@ extern "C" __global__ void gllm_rope_kv_f32_cuda(float *q, const float *k, const
         r[a] = x0 * c - x1 * s;
         r[b] = x0 * s + x1 * c;
     }
-    const int *table = tables + (size_t)hdr[GLLM_HDR_SEQ] * table_stride;
+    const int *table = tables + (size_t)hdr[hdr[GLLM_HDR_SEQS] + i] * table_stride;
     for (int e = threadIdx.x; e < n_kv * hd; e += blockDim.x) {
         const int d = e % hd;
         const float *kr = k + (size_t)i * n_kv * hd + e - d;
@@ -47,106 +47,128 @@ extern "C" __global__ void gllm_rope_kv_f32_cuda(float *q, const float *k, const
     }
 }
 
-/* Causal attention of the step's tokens over the cache: token i (slot prefix + i) sees slots
- * 0 .. prefix + i, or in a tree step the prefix and its ancestors' slots and its own (the
- * header's rows); q, out: [n][n_heads][hd], hd <= 256. Block (head, token, split):
- * the split's share of the keys; 4 warps take every 4th key, two keys per iteration, lanes
- * over the dimensions (coalesced K and V rows), an online softmax per warp, merged in
- * shared memory. One split: out is written; several: each writes its (acc[hd], max, sum) to
- * part, and the last split of a (token, head) to finish (count[token * n_heads + head]) merges
- * them and sets its count back to 0. Launch: grid (n_heads, n, splits), 128 threads. */
+/* Causal attention of the step's rows over the cache: row i sees its sequence's slots 0 .. its
+ * own, or in a tree step the prefix and its ancestors' slots and its own (the header's rows);
+ * q, out: [n][n_heads][hd], hd <= 256. A block takes up to GLLM_ATTN_HEADS query heads of one
+ * GQA group, so each K/V row is read once for all of them: block (group chunk, row, split)
+ * over the split's share of the keys; 4 warps take every 4th key, two keys per iteration,
+ * lanes over the dimensions (coalesced K and V rows), an online softmax per warp and head,
+ * merged in shared memory. One split: out is written; several: each writes its (acc[hd], max,
+ * sum) per head to part, and the last split of a (row, chunk) to finish (count[row * n_heads +
+ * first head]) merges them and sets its count back to 0. Launch: grid (n_kv * chunks, n,
+ * splits), chunks = ceil(group / GLLM_ATTN_HEADS), 128 threads. */
 extern "C" __global__ void gllm_attn_f32_cuda(const float *q, const float *K, const float *V,
                                               const int *tables, int table_stride, const int *hdr,
                                               int n_heads, int n_kv, int hd, int page_shift,
                                               float scale, float *out, float *part, int *count) {
-    __shared__ float sm[4][258]; /* per warp: acc[hd], max, sum */
-    const int h = blockIdx.x, i = blockIdx.y, split = blockIdx.z, splits = gridDim.z;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, kvh = h / (n_heads / n_kv),
-              nd = (hd + 31) / 32;
-    const int len = hdr[GLLM_HDR_PREFIX] + i + 1, per = (len + splits - 1) / splits;
+    const int H = GLLM_ATTN_HEADS;
+    __shared__ float sm[4][H][258]; /* per warp and head: acc[hd], max, sum */
+    const int group = n_heads / n_kv, chunks = (group + H - 1) / H, kvh = blockIdx.x / chunks;
+    const int h0 = kvh * group + blockIdx.x % chunks * H, nh = min(H, (kvh + 1) * group - h0);
+    const int i = blockIdx.y, split = blockIdx.z, splits = gridDim.z;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nd = (hd + 31) / 32;
+    const int len = hdr[hdr[GLLM_HDR_SLOTS] + i] + 1, per = (len + splits - 1) / splits;
     const int j0 = split * per, j1 = min(len, j0 + per);
-    const int *table = tables + (size_t)hdr[GLLM_HDR_SEQ] * table_stride;
-    const int prefix = hdr[GLLM_HDR_PREFIX];
+    const int *table = tables + (size_t)hdr[hdr[GLLM_HDR_SEQS] + i] * table_stride;
+    const int prefix = hdr[hdr[GLLM_HDR_SLOTS]];
     const unsigned *tree = hdr[GLLM_HDR_TREE] ? (const unsigned *)hdr + hdr[GLLM_HDR_TREE] +
                                                     (size_t)i * ((gridDim.y + 31) / 32)
                                               : NULL;
-    const float *qi = q + ((size_t)i * n_heads + h) * hd;
-    float qv[8], acc[8];
+    float qv[H][8], acc[H][8], m[H], l[H];
 #pragma unroll
-    for (int e = 0; e < 8; e++)
-        qv[e] = e < nd && lane + 32 * e < hd ? qi[lane + 32 * e] * scale : 0.0f, acc[e] = 0.0f;
-    float m = -INFINITY, l = 0.0f;
+    for (int g = 0; g < H; g++) {
+        const float *qi = q + ((size_t)i * n_heads + h0 + min(g, nh - 1)) * hd;
+#pragma unroll
+        for (int e = 0; e < 8; e++)
+            qv[g][e] = e < nd && lane + 32 * e < hd ? qi[lane + 32 * e] * scale : 0.0f,
+            acc[g][e] = 0.0f;
+        m[g] = -INFINITY, l[g] = 0.0f;
+    }
     for (int ja = j0 + warp; ja < j1; ja += 8) {
         const int jb = ja + 4 < j1 ? ja + 4 : ja;
+        int keep_a = 1, keep_b = jb != ja; /* a tree masks step rows off this row's path */
+        if (tree) {
+            if (ja >= prefix && !(tree[(ja - prefix) / 32] >> ((ja - prefix) % 32) & 1)) keep_a = 0;
+            if (jb >= prefix && !(tree[(jb - prefix) / 32] >> ((jb - prefix) % 32) & 1)) keep_b = 0;
+            if (!keep_a && !keep_b) continue;
+        }
         const size_t oa = gllm_kv_offset(table, ja, kvh, n_kv, hd, page_shift),
                      ob = gllm_kv_offset(table, jb, kvh, n_kv, hd, page_shift);
-        float sa = 0.0f, sb = 0.0f, va[8] = {0}, vb[8] = {0};
+        float ka[8] = {0}, kb[8] = {0}, va[8] = {0}, vb[8] = {0};
 #pragma unroll
         for (int e = 0; e < 8; e++) {
             const int d = lane + 32 * e;
             if (e < nd && d < hd) {
-                sa += qv[e] * (K[oa + d]), sb += qv[e] * (K[ob + d]);
+                ka[e] = (K[oa + d]), kb[e] = (K[ob + d]);
                 va[e] = (V[oa + d]), vb[e] = (V[ob + d]);
             }
         }
-        sa = gllm_warp_allsum(sa), sb = gllm_warp_allsum(sb);
-        if (jb == ja) sb = -INFINITY; /* no second key */
-        if (tree) {                   /* step tokens off the token's path are masked */
-            if (ja >= prefix && !(tree[(ja - prefix) / 32] >> ((ja - prefix) % 32) & 1))
-                sa = -INFINITY;
-            if (jb >= prefix && !(tree[(jb - prefix) / 32] >> ((jb - prefix) % 32) & 1))
-                sb = -INFINITY;
-            if (sa == -INFINITY && sb == -INFINITY) continue;
-        }
-        const float mn = fmaxf(m, fmaxf(sa, sb)), corr = __expf(m - mn), pa = __expf(sa - mn),
-                    pb = __expf(sb - mn);
-        l = l * corr + pa + pb;
 #pragma unroll
-        for (int e = 0; e < 8; e++)
-            if (e < nd) acc[e] = acc[e] * corr + pa * va[e] + pb * vb[e];
-        m = mn;
+        for (int g = 0; g < H; g++) {
+            if (g >= nh) break;
+            float sa = 0.0f, sb = 0.0f;
+#pragma unroll
+            for (int e = 0; e < 8; e++) sa += qv[g][e] * ka[e], sb += qv[g][e] * kb[e];
+            sa = keep_a ? gllm_warp_allsum(sa) : -INFINITY,
+            sb = keep_b ? gllm_warp_allsum(sb) : -INFINITY;
+            const float mn = fmaxf(m[g], fmaxf(sa, sb)), corr = __expf(m[g] - mn),
+                        pa = __expf(sa - mn), pb = __expf(sb - mn);
+            l[g] = l[g] * corr + pa + pb;
+#pragma unroll
+            for (int e = 0; e < 8; e++) acc[g][e] = acc[g][e] * corr + pa * va[e] + pb * vb[e];
+            m[g] = mn;
+        }
     }
 #pragma unroll
-    for (int e = 0; e < 8; e++)
-        if (e < nd && lane + 32 * e < hd) sm[warp][lane + 32 * e] = acc[e];
-    if (lane == 0) sm[warp][256] = m, sm[warp][257] = l;
+    for (int g = 0; g < H; g++) {
+#pragma unroll
+        for (int e = 0; e < 8; e++)
+            if (e < nd && lane + 32 * e < hd) sm[warp][g][lane + 32 * e] = acc[g][e];
+        if (lane == 0) sm[warp][g][256] = m[g], sm[warp][g][257] = l[g];
+    }
     __syncthreads();
-    float mx = -INFINITY;
-    for (int w = 0; w < 4; w++) mx = fmaxf(mx, sm[w][256]);
-    float *pp = part + (((size_t)i * n_heads + h) * splits + split) * (hd + 2);
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-        float a = 0.0f, sum = 0.0f;
-        for (int w = 0; w < 4; w++) {
-            const float f = sm[w][256] == -INFINITY ? 0.0f : __expf(sm[w][256] - mx);
-            a += sm[w][d] * f, sum += sm[w][257] * f;
-        }
-        if (splits == 1)
-            out[((size_t)i * n_heads + h) * hd + d] = a / sum;
-        else {
-            pp[d] = a;
-            if (d == 0) pp[hd] = mx, pp[hd + 1] = sum;
+    for (int g = 0; g < nh; g++) {
+        const int h = h0 + g;
+        float mx = -INFINITY;
+        for (int w = 0; w < 4; w++) mx = fmaxf(mx, sm[w][g][256]);
+        float *pp = part + (((size_t)i * n_heads + h) * splits + split) * (hd + 2);
+        for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+            float a = 0.0f, sum = 0.0f;
+            for (int w = 0; w < 4; w++) {
+                const float f = sm[w][g][256] == -INFINITY ? 0.0f : __expf(sm[w][g][256] - mx);
+                a += sm[w][g][d] * f, sum += sm[w][g][257] * f;
+            }
+            if (splits == 1)
+                out[((size_t)i * n_heads + h) * hd + d] = a / sum;
+            else {
+                pp[d] = a;
+                if (d == 0) pp[hd] = mx, pp[hd + 1] = sum;
+            }
         }
     }
     if (splits == 1) return;
     __shared__ int last;
-    __threadfence(); /* this split's partial is visible before it is counted */
+    __threadfence(); /* this split's partials are visible before it is counted */
     __syncthreads();
-    if (threadIdx.x == 0) last = atomicAdd(&count[i * n_heads + h], 1) == splits - 1;
+    if (threadIdx.x == 0) last = atomicAdd(&count[i * n_heads + h0], 1) == splits - 1;
     __syncthreads();
     if (!last) return;
     __threadfence();
-    const float *p0 = part + ((size_t)i * n_heads + h) * splits * (hd + 2);
-    mx = -INFINITY;
-    for (int s = 0; s < splits; s++) mx = fmaxf(mx, __ldcg(p0 + s * (hd + 2) + hd));
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-        float a = 0.0f, sum = 0.0f;
-        for (int s = 0; s < splits; s++) {
-            const float ms = __ldcg(p0 + s * (hd + 2) + hd),
-                        f = ms == -INFINITY ? 0.0f : __expf(ms - mx);
-            a += __ldcg(p0 + s * (hd + 2) + d) * f, sum += __ldcg(p0 + s * (hd + 2) + hd + 1) * f;
+    for (int g = 0; g < nh; g++) {
+        const float *p0 = part + ((size_t)i * n_heads + h0 + g) * splits * (hd + 2);
+        float mx = -INFINITY;
+        for (int s = 0; s < splits; s++) mx = fmaxf(mx, __ldcg(p0 + s * (hd + 2) + hd));
+        for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+            float a = 0.0f, sum = 0.0f;
+            for (int s = 0; s < splits; s++) {
+                const float ms = __ldcg(p0 + s * (hd + 2) + hd),
+                            f = ms == -INFINITY ? 0.0f : __expf(ms - mx);
+                a += __ldcg(p0 + s * (hd + 2) + d) * f,
+                    sum += __ldcg(p0 + s * (hd + 2) + hd + 1) * f;
+            }
+            out[((size_t)i * n_heads + h0 + g) * hd + d] = a / sum;
         }
-        out[((size_t)i * n_heads + h) * hd + d] = a / sum;
     }
     if (threadIdx.x == 0)
-        count[i * n_heads + h] = 0; /* ready for the next step (and graph replay) */
+        count[i * n_heads + h0] = 0; /* ready for the next step (and graph replay) */
 }

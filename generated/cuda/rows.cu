@@ -82,3 +82,28 @@ extern "C" __global__ void gllm_tanh_cuda(float *x, int n) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) x[i] = tanhf(x[i]);
 }
+
+/* y[b] = x[hdr[hdr[GLLM_HDR_LAST] + b]], rows of n: each batch item's last row */
+extern "C" __global__ void gllm_gather_rows_cuda(const float *x, const int *hdr, float *y, int n) {
+    const float *xr = x + (size_t)hdr[hdr[GLLM_HDR_LAST] + blockIdx.x] * n;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) y[(size_t)blockIdx.x * n + i] = xr[i];
+}
+
+/* A tree step's accepted path in the paged KV cache (any element type, moved as 16-bit units,
+ * row_units per slot row): for i < n in order, slot moves[0] + moves[1 + i] goes to slot
+ * moves[0] + i (moves[1 + i] ascending, >= i: no move reads a slot an earlier one wrote, but
+ * it may write one an earlier one read). Block (KV head, layer, K or V); threads over the row. */
+extern "C" __global__ void gllm_kv_move_cuda(uint16_t *K, uint16_t *V, size_t layer_units,
+                                             const int *table, const int *moves, int n, int n_kv,
+                                             int row_units, int page_shift) {
+    uint16_t *c = (blockIdx.z ? V : K) + blockIdx.y * layer_units;
+    const int base = moves[0];
+    for (int i = 0; i < n; i++) {
+        if (moves[1 + i] == i) continue;
+        const size_t to = gllm_kv_offset(table, base + i, blockIdx.x, n_kv, row_units, page_shift);
+        const size_t at =
+            gllm_kv_offset(table, base + moves[1 + i], blockIdx.x, n_kv, row_units, page_shift);
+        for (int u = threadIdx.x; u < row_units; u += blockDim.x) c[to + u] = c[at + u];
+        __syncthreads(); /* this move is done before a later one writes */
+    }
+}

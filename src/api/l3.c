@@ -380,40 +380,54 @@ static gllm_status check_step(gllm_generator *g, gllm_kv_cache *kv, int seq, con
     return gllm_kv_reserve(&kv->pool, *s, (*s)->len + n);
 }
 
+/* CUDA: a step of n items (distinct sequences, checked) as one forward on the device, their
+ * logits in rows row0 .. row0 + n - 1 (a tree: every token's, from row 0) */
+static gllm_status cuda_step(gllm_generator *g, gllm_kv_cache *kv, const gllm_batch_item *items, size_t n,
+                             const gllm_topology *topo, size_t row0) {
+    gllm_cuda *c = &g->b->gpu;
+    gllm_cuda_item dev[MAX_SEQS];
+    gllm_status st = GLLM_OK;
+    if (kv->copy_wait) { /* after the swaps enqueued so far */
+        st = gllm_cuda_check(c, c->drv.cuStreamWaitEvent(c->stream, kv->copied, 0), "ordering a step after KV swaps");
+        kv->copy_wait = st != GLLM_OK;
+    }
+    for (size_t b = 0; b < n && st == GLLM_OK; b++) { /* each sequence's new block-table entries */
+        const int q = items[b].seq;
+        gllm_kv_seq *s = &kv->seq[q];
+        const size_t have = kv->dtable_pages[q];
+        kv->warm[q] = kv->step;
+        if (!kv->written[q]) st = gllm_cuda_check(c, c->drv.cuEventCreate(&kv->written[q], CU_EVENT_DISABLE_TIMING), "creating an event");
+        if (st == GLLM_OK) st = gllm_cuda_upload(c, kv->dkv.tables + ((size_t)q * kv->dkv.table_stride + have) * sizeof(int32_t),
+                                          s->table + have, (s->n_pages - have) * sizeof(int32_t));
+        if (st == GLLM_OK) kv->dtable_pages[q] = s->n_pages;
+        dev[b] = (gllm_cuda_item){q, s->len, items[b].n, items[b].tokens};
+    }
+    if (st != GLLM_OK) return st;
+    const int32_t *position = topo ? topo->position : NULL;
+    for (size_t i = 0; position && i < items[0].n && st == GLLM_OK; i++)
+        if (position[i] < 0 || (size_t)position[i] >= g->m->llama.ctx)
+            st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: position %d of token %zu outside the context of %zu", position[i], i,
+                           g->m->llama.ctx);
+    if (st == GLLM_OK)
+        st = gllm_cuda_forward(&g->cm, &kv->dkv, dev, n, position, topo && topo->parent ? topo->parent : NULL,
+                               g->dlogits + row0 * g->m->llama.vocab * sizeof(float), 1);
+    gllm_status rec = GLLM_OK; /* after whatever the step enqueued, failed or not: swaps of its pages go after it */
+    for (size_t b = 0; b < n; b++) {
+        if (st == GLLM_OK) kv->seq[items[b].seq].len += items[b].n;
+        if (rec == GLLM_OK) rec = gllm_cuda_check(c, c->drv.cuEventRecord(kv->written[items[b].seq], c->stream), "recording a step");
+    }
+    if (rec != GLLM_OK) c->drv.cuStreamSynchronize(c->stream);
+    reap(kv, c, 0);
+    return st != GLLM_OK ? st : rec;
+}
+
 static gllm_status run_step(gllm_generator *g, gllm_kv_cache *kv, int seq, const int32_t *tokens, size_t n,
                             const gllm_topology *topo, size_t row0) {
+    if (g->cuda) return cuda_step(g, kv, &(gllm_batch_item){seq, tokens, n}, 1, topo, row0);
     gllm_kv_seq *s = NULL;
     seq_of(kv, seq, &s); /* checked */
     const int tree = topo && topo->parent;
     kv->warm[seq] = kv->step;
-    if (g->cuda) { /* the sequence's new block-table entries, then the step on the device */
-        gllm_cuda *c = &g->b->gpu;
-        const size_t have = kv->dtable_pages[seq];
-        gllm_status st = GLLM_OK;
-        if (!kv->written[seq]) st = gllm_cuda_check(c, c->drv.cuEventCreate(&kv->written[seq], CU_EVENT_DISABLE_TIMING), "creating an event");
-        if (st == GLLM_OK && kv->copy_wait) { /* after the swaps enqueued so far */
-            st = gllm_cuda_check(c, c->drv.cuStreamWaitEvent(c->stream, kv->copied, 0), "ordering a step after KV swaps");
-            kv->copy_wait = st != GLLM_OK;
-        }
-        if (st == GLLM_OK) st = gllm_cuda_upload(c, kv->dkv.tables + ((size_t)seq * kv->dkv.table_stride + have) * sizeof(int32_t),
-                                          s->table + have, (s->n_pages - have) * sizeof(int32_t));
-        if (st == GLLM_OK) kv->dtable_pages[seq] = s->n_pages;
-        if (st != GLLM_OK) return st;
-        const int32_t *position = topo ? topo->position : NULL;
-        for (size_t i = 0; position && i < n && st == GLLM_OK; i++)
-            if (position[i] < 0 || (size_t)position[i] >= g->m->llama.ctx)
-                st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: position %d of token %zu outside the context of %zu", position[i], i,
-                               g->m->llama.ctx);
-        if (st == GLLM_OK)
-            st = gllm_cuda_forward(&g->cm, &kv->dkv, seq, s->len, tokens, n, position, tree ? topo->parent : NULL,
-                                   g->dlogits + row0 * g->m->llama.vocab * sizeof(float), row0 == 0);
-        if (st == GLLM_OK) s->len += n;
-        /* after whatever the step enqueued, failed or not: swaps of its pages go after it */
-        const gllm_status rec = gllm_cuda_check(c, c->drv.cuEventRecord(kv->written[seq], c->stream), "recording a step");
-        if (rec != GLLM_OK) c->drv.cuStreamSynchronize(c->stream);
-        reap(kv, c, 0);
-        return st != GLLM_OK ? st : rec;
-    }
     return gllm_llama_forward_plan(&g->m->llama, g->plan.steps ? &g->plan : &g->m->llama.plan, &kv->pool, s, tokens, n, topo ? topo->position : NULL, tree ? topo->parent : NULL,
                               tree, g->logits + row0 * g->m->llama.vocab);
 }
@@ -452,7 +466,7 @@ gllm_status gllm_seq_accept(gllm_kv_cache *kv, int seq, size_t step_start, const
         st = gllm_cuda_check(c, c->drv.cuStreamWaitEvent(c->stream, kv->copied, 0), "ordering a compaction after KV swaps");
         kv->copy_wait = st != GLLM_OK;
     }
-    if (st == GLLM_OK) st = gllm_cuda_kv_compact(c, &kv->dkv, kv->g->m->llama.n_layers, s->table, step_start, path, n);
+    if (st == GLLM_OK) st = gllm_cuda_kv_compact(&kv->g->cm, &kv->dkv, kv->g->m->llama.n_layers, seq, step_start, path, n);
     if (kv->written[seq]) {
         const gllm_status rec = gllm_cuda_check(c, c->drv.cuEventRecord(kv->written[seq], c->stream), "recording a compaction");
         if (rec != GLLM_OK) c->drv.cuStreamSynchronize(c->stream);
@@ -476,10 +490,13 @@ gllm_status gllm_batch_forward(gllm_generator *g, gllm_kv_cache *kv, const gllm_
             if (items[j].seq == items[i].seq) st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "batch: sequence %d appears twice", items[i].seq);
         if (st != GLLM_OK) return atomic_store(&kv->running, 0), leave(g, st);
     }
-    for (size_t i = 0; i < n; i++) {
-        gllm_status st = run_step(g, kv, items[i].seq, items[i].tokens, items[i].n, NULL, i);
-        if (st != GLLM_OK) return atomic_store(&kv->running, 0), leave(g, st);
+    gllm_status st = GLLM_OK;
+    for (size_t i = 0; !g->cuda && i < n && st == GLLM_OK; i++) st = run_step(g, kv, items[i].seq, items[i].tokens, items[i].n, NULL, i);
+    for (size_t i = 0, first = 0, rows = 0; g->cuda && i <= n && st == GLLM_OK; i++) { /* as many items per forward as it holds */
+        if (i == n || rows + items[i].n > g->max_rows) st = cuda_step(g, kv, items + first, i - first, NULL, first), first = i, rows = 0;
+        if (i < n) rows += items[i].n;
     }
+    if (st != GLLM_OK) return atomic_store(&kv->running, 0), leave(g, st);
     atomic_store(&kv->running, 0);
     leave(g, GLLM_OK);
     g->view = (gllm_logits){g->logits, g, n, g->m->llama.vocab};
@@ -622,21 +639,33 @@ gllm_status gllm_swap_in_pages(gllm_kv_cache *kv, int seq) {
 
 #include "cpu/embed.h"
 
+/* on CUDA each call runs its plan steps on the device (gllm_cuda_block) */
 gllm_status gllm_embed_block(const gllm_generator *g, const int32_t *tokens, size_t n, float *x) {
     if (!g || !tokens || !x || !n) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_embed_block: NULL or empty input");
-    if (g->cuda) return gllm_fail(GLLM_E_UNSUPPORTED, "L2 blocks run on the cpu backend only");
     const gllm_llama *m = &g->m->llama;
-    return gllm_cpu_embed(m->tok_embd->dtype, m->tok_embd->data, m->vocab, m->dim, tokens, n, x);
+    if (!g->cuda) return gllm_cpu_embed(m->tok_embd->dtype, m->tok_embd->data, m->vocab, m->dim, tokens, n, x);
+    for (size_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || (size_t)tokens[i] >= m->vocab)
+            return gllm_fail(GLLM_E_INVALID_ARGUMENT, "embed: token id %d at %zu outside the vocabulary of %zu", tokens[i], i, m->vocab);
+    ENTER(g);
+    return leave(g, gllm_cuda_block((gllm_cuda_model *)&g->cm, 0, m->plan.layer_steps[0][0], tokens, NULL, n, x));
 }
 
 static gllm_status block(const gllm_generator *g, size_t layer, int ffn, const float *x, size_t n, float *out) {
     if (!g || !x || !out || !n) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "block: NULL or empty input");
-    if (g->cuda) return gllm_fail(GLLM_E_UNSUPPORTED, "L2 blocks run on the cpu backend only");
-    const size_t bytes = n * g->m->llama.dim * sizeof(float);
+    const gllm_llama *m = &g->m->llama;
+    if (layer >= m->n_layers) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "block: layer %zu of %zu", layer, m->n_layers);
+    if (n > m->ctx) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "block: %zu tokens exceed the context of %zu", n, m->ctx);
+    if (g->cuda) {
+        const size_t first = m->plan.layer_steps[layer][ffn], last = ffn ? m->plan.layer_steps[layer + 1][0] : m->plan.layer_steps[layer][1];
+        ENTER(g);
+        return leave(g, gllm_cuda_block((gllm_cuda_model *)&g->cm, first, last, NULL, x, n, out));
+    }
+    const size_t bytes = n * m->dim * sizeof(float);
     float *dev = malloc(bytes); /* the backend's copy: L2 calls copy in and out */
     if (!dev) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "block: no memory for %zu tokens", n);
     memcpy(dev, x, bytes);
-    gllm_status st = gllm_llama_block(&g->m->llama, layer, ffn, dev, n);
+    gllm_status st = gllm_llama_block(m, layer, ffn, dev, n);
     if (st == GLLM_OK) memcpy(out, dev, bytes);
     free(dev);
     return st;
@@ -652,8 +681,10 @@ gllm_status gllm_ffn_block(const gllm_generator *g, size_t layer, const float *x
 
 gllm_status gllm_head_block(const gllm_generator *g, const float *x, size_t n, float *logits) {
     if (!g || !x || !logits || !n) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_head_block: NULL or empty input");
-    if (g->cuda) return gllm_fail(GLLM_E_UNSUPPORTED, "L2 blocks run on the cpu backend only");
-    return gllm_llama_head(&g->m->llama, x, n, logits);
+    const gllm_plan *p = &g->m->llama.plan;
+    if (!g->cuda) return gllm_llama_head(&g->m->llama, x, n, logits);
+    ENTER(g);
+    return leave(g, gllm_cuda_block((gllm_cuda_model *)&g->cm, p->n_steps - 2, p->n_steps, NULL, x, n, logits));
 }
 
 /* ---- embeddings ----------------------------------------------------------------------------- */

@@ -81,20 +81,21 @@ size_t gllm_kv_swap_bytes(const gllm_kv_pool *p, size_t n_pages) { return n_page
 
 static gllm_status swap_copy(const gllm_kv_pool *p, const gllm_kv_seq *s, char *host, int out, gllm_kv_copy_fn copy,
                              void *ctx) {
-    const size_t half = p->page_elems * p->esize;
+    const size_t half = p->page_elems * p->esize, pitch = p->n_pages * half;
     for (size_t i = 0; i < s->n_pages; i++)
-        for (size_t l = 0; l < p->n_layers; l++)
-            for (int v = 0; v < 2; v++) {
-                const size_t off = (l * p->n_pages + (size_t)s->table[i]) * half;
-                char *h = host + ((i * p->n_layers + l) * 2 + (size_t)v) * half;
-                if (copy) {
-                    const gllm_status st = copy(ctx, v, off, h, half, out);
-                    if (st != GLLM_OK) return st;
-                    continue;
-                }
-                char *page = (char *)(v ? p->v : p->k) + off;
-                out ? memcpy(h, page, half) : memcpy(page, h, half);
+        for (int v = 0; v < 2; v++) { /* page i in layer l is pitch bytes after layer l - 1's */
+            const size_t off = (size_t)s->table[i] * half;
+            char *h = host + (i * p->n_layers * 2 + (size_t)v) * half;
+            if (copy) {
+                const gllm_status st = copy(ctx, v, off, pitch, h, 2 * half, half, p->n_layers, out);
+                if (st != GLLM_OK) return st;
+                continue;
             }
+            for (size_t l = 0; l < p->n_layers; l++) {
+                char *page = (char *)(v ? p->v : p->k) + off + l * pitch, *hl = h + l * 2 * half;
+                out ? memcpy(hl, page, half) : memcpy(page, hl, half);
+            }
+        }
     return GLLM_OK;
 }
 

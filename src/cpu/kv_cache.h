@@ -46,9 +46,12 @@ gllm_status gllm_kv_reserve(gllm_kv_pool *p, gllm_kv_seq *s, size_t n_slots);
 
 /* swap: a sequence's pages out to a host image of gllm_kv_swap_bytes (its pool pages freed,
  * len kept), and back into whatever pages are free, bit-exact. The image holds logical page i,
- * then layer, then K before V. copy moves one page part of `bytes` at byte offset off of the K
- * (v = 0) or V pages, to the host (out) or from it; NULL: the pool's own pages, by memcpy. */
-typedef gllm_status (*gllm_kv_copy_fn)(void *ctx, int v, size_t off, void *host, size_t bytes, int out);
+ * then layer, then K before V. copy moves one page's part in every layer: `rows` parts of
+ * `bytes`, the first at byte offset off of the K (v = 0) or V pages and each next pitch bytes
+ * further, to or from host (each next host_pitch further), to the host when out; NULL: the
+ * pool's own pages, by memcpy. */
+typedef gllm_status (*gllm_kv_copy_fn)(void *ctx, int v, size_t off, size_t pitch, void *host, size_t host_pitch, size_t bytes,
+                                       size_t rows, int out);
 size_t gllm_kv_swap_bytes(const gllm_kv_pool *p, size_t n_pages);
 gllm_status gllm_kv_swap_out(gllm_kv_pool *p, gllm_kv_seq *s, void *host, gllm_kv_copy_fn copy, void *ctx);
 gllm_status gllm_kv_swap_in(gllm_kv_pool *p, gllm_kv_seq *s, const void *host, size_t n_pages, gllm_kv_copy_fn copy,

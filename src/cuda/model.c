@@ -13,12 +13,19 @@ static const char *const GEMV[] = GLLM_CUDA_BY_DTYPE("gemv"), *const GEMM[] = GL
                   *const EMBED[] = GLLM_CUDA_BY_DTYPE("embed"), *const ROPE_KV[] = GLLM_CUDA_BY_DTYPE("rope_kv"),
                   *const ATTN[] = GLLM_CUDA_BY_DTYPE("attn");
 
-enum { ATTN_SPLITS = 16 }; /* decode attention: blocks per head */
+/* attention splits the keys of each row over up to 16 blocks while rows x splits stays within
+ * 64 (the partials' room): decode and short steps fill the device */
+enum { ATTN_SPLITS = 16, ATTN_SPLIT_ROWS = 64 };
+static int attn_splits(size_t rows) {
+    const size_t s = ATTN_SPLIT_ROWS / rows;
+    return s < 1 ? 1 : s > ATTN_SPLITS ? ATTN_SPLITS : (int)s;
+}
 enum { TC_MIN_ROWS = 32 };  /* gemm: from this many tokens on tensor cores (below, the 8-token kernel) */
 
-/* the step header's ints: the fixed fields, the tokens, their positions, a tree's ancestor rows */
+/* the step header's ints: the fixed fields; per row its token, sequence, slot and position; per
+ * item its last row; a tree's ancestor rows */
 static size_t header_ints(size_t max_rows) {
-    return GLLM_HDR_TOKENS + 2 * max_rows + GLLM_CUDA_TREE_MAX * (GLLM_CUDA_TREE_MAX / 32);
+    return GLLM_HDR_TOKENS + 5 * max_rows + GLLM_CUDA_TREE_MAX * (GLLM_CUDA_TREE_MAX / 32);
 }
 
 /* a weight's copy on the device */
@@ -66,9 +73,9 @@ gllm_status gllm_cuda_model_init(gllm_cuda_model *cm, gllm_cuda *c, const gllm_p
     if (s == GLLM_OK) s = gllm_cuda_alloc(c, max_rows * kv_width * sizeof(float), &cm->k);
     if (s == GLLM_OK) s = gllm_cuda_alloc(c, max_rows * kv_width * sizeof(float), &cm->v);
     if (s == GLLM_OK) s = gllm_cuda_alloc(c, max_rows * ffn * sizeof(float), &cm->up);
-    if (s == GLLM_OK) s = gllm_cuda_alloc(c, p->n_heads * ATTN_SPLITS * (hd + 2) * sizeof(float), &cm->part);
-    if (s == GLLM_OK) s = gllm_cuda_alloc(c, p->n_heads * sizeof(int), &cm->count);
-    if (s == GLLM_OK) s = gllm_cuda_check(c, c->drv.cuMemsetD32Async(cm->count, 0, p->n_heads, c->stream), "clearing");
+    if (s == GLLM_OK) s = gllm_cuda_alloc(c, ATTN_SPLIT_ROWS * p->n_heads * (hd + 2) * sizeof(float), &cm->part);
+    if (s == GLLM_OK) s = gllm_cuda_alloc(c, ATTN_SPLIT_ROWS * p->n_heads * sizeof(int), &cm->count);
+    if (s == GLLM_OK) s = gllm_cuda_check(c, c->drv.cuMemsetD32Async(cm->count, 0, ATTN_SPLIT_ROWS * p->n_heads, c->stream), "clearing");
     if (s == GLLM_OK) s = gllm_cuda_alloc(c, p->rot / 2 * sizeof(float), &cm->inv_freq);
     if (s == GLLM_OK) s = gllm_cuda_upload(c, cm->inv_freq, p->inv_freq, p->rot / 2 * sizeof(float));
     if (s == GLLM_OK) s = gllm_cuda_sync(c);
@@ -84,7 +91,8 @@ void gllm_cuda_model_free(gllm_cuda_model *cm) {
     static const char *const kinds[] = {"embed", "rmsnorm", "qkv+rope+kv", "attention", "matmul", "add(+norm)", "ffn_up", "head"};
     for (int k = 0; cm->prof_steps && k < 8; k++)
         fprintf(stderr, "gllm profile: %-12s %8.1f us per decode step\n", kinds[k], 1e3 * cm->prof_ms[k] / (double)cm->prof_steps);
-    if (cm->graph) cm->c->drv.cuGraphExecDestroy(cm->graph);
+    for (int i = 0; i < GLLM_CUDA_GRAPHS; i++)
+        if (cm->graph[i].exec) cm->c->drv.cuGraphExecDestroy(cm->graph[i].exec);
     if (cm->mapped) gllm_cuda_unmap(cm->c, cm->host, cm->registered);
     CUdeviceptr all[] = {cm->mapped ? 0 : cm->weights, cm->k, cm->v, cm->up, cm->part, cm->count, cm->inv_freq, cm->hdr};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) gllm_cuda_free(cm->c, all[i]);
@@ -94,7 +102,8 @@ void gllm_cuda_model_free(gllm_cuda_model *cm) {
 }
 
 void gllm_cuda_model_forget(gllm_cuda_model *cm, const gllm_cuda_kv *kv) {
-    if (cm->graph && cm->graph_k == kv->k) cm->c->drv.cuGraphExecDestroy(cm->graph), cm->graph = NULL, cm->graph_k = 0;
+    for (int i = 0; i < GLLM_CUDA_GRAPHS; i++)
+        if (cm->graph[i].exec && cm->graph[i].k == kv->k) cm->c->drv.cuGraphExecDestroy(cm->graph[i].exec), cm->graph[i].exec = NULL;
 }
 
 /* one row: y = W . rmsnorm(x; nw) (+ bias), or y += that (accumulate); nw NULL: x as it is */
@@ -138,11 +147,13 @@ static gllm_status elementwise(gllm_cuda_model *cm, const char *name, CUdevicept
     return launch(cm, name, (unsigned)((count + 255) / 256), 1, 256, args);
 }
 
-/* the plan's kernels for n tokens; the step header is already on the device. One token (decode)
- * takes the fused launches: a norm inside the projection after it (Q/K/V in one gemv, gate/up/SiLU
- * in one, the head), a residual add inside the projection before it; any n fuses RoPE with the
- * KV write, and several tokens a residual add with the norm after it. */
-static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t n, CUdeviceptr logits, int all) {
+/* the plan's steps first .. last - 1 for n rows (n_out logits rows: every row's, or each item's
+ * last); the step header is already on the device. One row (decode) takes the fused launches: a
+ * norm inside the projection after it (Q/K/V in one gemv, gate/up/SiLU in one, the head), a
+ * residual add inside the projection before it; any n fuses RoPE with the KV write, and several
+ * rows a residual add with the norm after it. */
+static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t first, size_t last, size_t n, CUdeviceptr logits,
+                       size_t n_out) {
     const gllm_plan *p = cm->p;
     const int hd = (int)kv->head_dim, n_kv = (int)kv->n_kv, heads = (int)p->n_heads, shift = (int)kv->page_shift;
     const int stride = (int)kv->table_stride;
@@ -150,8 +161,8 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t n, CU
     CUevent ev[2] = {NULL, NULL};
     const int profile = cm->profile && n == 1;
     if (profile) cm->c->drv.cuEventCreate(&ev[0], 0), cm->c->drv.cuEventCreate(&ev[1], 0);
-    for (size_t i = 0; i < p->n_steps && s == GLLM_OK; i++) {
-        const gllm_step *t = &p->steps[i], *nx = i + 1 < p->n_steps ? &p->steps[i + 1] : NULL;
+    for (size_t i = first; i < last && s == GLLM_OK; i++) {
+        const gllm_step *t = &p->steps[i], *nx = i + 1 < last ? &p->steps[i + 1] : NULL;
         if (profile) cm->c->drv.cuEventRecord(ev[0], cm->c->stream);
         CUdeviceptr in = cm->buf[t->in], out = cm->buf[t->out];
         const float *nw = NULL; /* decode: the norm the next step applies itself */
@@ -165,7 +176,8 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t n, CU
             i++;
             goto next;
         }
-        CUdeviceptr kl = kv->k + t->layer * kv->layer_bytes, vl = kv->v + t->layer * kv->layer_bytes;
+        const size_t lo = (t->layer - kv->first_layer) * kv->layer_bytes;
+        CUdeviceptr kl = kv->k + lo, vl = kv->v + lo;
         switch (t->kind) {
         case STEP_EMBED: {
             CUdeviceptr w = dev(cm, t->w);
@@ -204,19 +216,19 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t n, CU
             s = launch(cm, ROPE_KV[kv->dtype], (unsigned)n, 1, 128, args);
             break;
         }
-        case STEP_ATTN: { /* a decode step splits the keys over blocks (fixed, so the graph holds) */
+        case STEP_ATTN: { /* splits by the row count alone, so a graph holds */
             float scale = p->scale;
-            int splits = n == 1 ? ATTN_SPLITS : 1;
+            const size_t chunks = (p->n_heads / kv->n_kv + GLLM_ATTN_HEADS - 1) / GLLM_ATTN_HEADS;
             void *args[] = {&in, &kl, &vl, (void *)&kv->tables, (void *)&stride, &cm->hdr, (void *)&heads, (void *)&n_kv,
                             (void *)&hd, (void *)&shift, &scale, &out, &cm->part, &cm->count};
-            s = launch3(cm, ATTN[kv->dtype], (unsigned)p->n_heads, (unsigned)n, (unsigned)splits, 128, 0, args);
+            s = launch3(cm, ATTN[kv->dtype], (unsigned)(kv->n_kv * chunks), (unsigned)n, (unsigned)attn_splits(n), 128, 0, args);
             break;
         }
         case STEP_MATMUL:
             s = matmul(cm, t->dtype, t->w, t->b, in, out, n, t->n, t->k);
             break;
         case STEP_ADD:
-            if (i + 1 < p->n_steps && p->steps[i + 1].kind == STEP_RMSNORM && p->steps[i + 1].in == t->out) {
+            if (nx && nx->kind == STEP_RMSNORM && nx->in == t->out) {
                 const gllm_step *nt = &p->steps[++i]; /* x += h; the next norm of x */
                 CUdeviceptr nd = dev(cm, nt->b), y = cm->buf[nt->out];
                 int ki = (int)t->k;
@@ -243,9 +255,18 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t n, CU
                 break;
             s = elementwise(cm, "gllm_silu_mul_cuda", out, cm->up, out, n * t->n);
             break;
-        case STEP_HEAD: /* every token's row (all), else the last token's */
-            if (all && n > 1) s = matmul(cm, t->dtype, t->w, NULL, in, logits, n, t->n, t->k);
-            else s = gemv(cm, t->dtype, t->w, NULL, in + (n - 1) * t->k * sizeof(float), logits, t->n, t->k, nw, 0);
+        case STEP_HEAD: /* every row's logits, or each item's last row's (gathered into the dead residual) */
+            if (n == 1) {
+                s = gemv(cm, t->dtype, t->w, NULL, in, logits, t->n, t->k, nw, 0);
+                break;
+            }
+            if (n_out < n) {
+                int ki = (int)t->k;
+                void *args[] = {&in, &cm->hdr, &cm->buf[BUF_X], &ki};
+                if ((s = launch(cm, "gllm_gather_rows_cuda", (unsigned)n_out, 1, 256, args)) != GLLM_OK) break;
+                in = cm->buf[BUF_X];
+            }
+            s = matmul(cm, t->dtype, t->w, NULL, in, logits, n_out, t->n, t->k);
             break;
         }
     next:
@@ -261,17 +282,18 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t n, CU
     return s;
 }
 
-gllm_status gllm_cuda_forward(gllm_cuda_model *cm, const gllm_cuda_kv *kv, int seq, size_t prefix, const int32_t *tokens,
-                              size_t n, const int32_t *position, const int32_t *parent, CUdeviceptr logits, int replay) {
-    gllm_cuda *c = cm->c;
-    if (n > cm->max_rows) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "CUDA forward: %zu tokens, room for %zu", n, cm->max_rows);
-    if (n > 65535) return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA forward: %zu tokens in one step (65535 at most)", n);
-    if (parent && n > GLLM_CUDA_TREE_MAX)
-        return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA forward: a tree of %zu tokens (%d at most)", n, GLLM_CUDA_TREE_MAX);
-    int32_t *h = cm->hdr_host;
-    size_t used = GLLM_HDR_TOKENS + n;
-    h[GLLM_HDR_PREFIX] = (int32_t)prefix, h[GLLM_HDR_SEQ] = seq, h[GLLM_HDR_POS] = h[GLLM_HDR_TREE] = 0;
-    memcpy(h + GLLM_HDR_TOKENS, tokens, n * sizeof(int32_t));
+/* the step header of n rows of these items (their positions, a tree: one item) to the device */
+static gllm_status header(gllm_cuda_model *cm, const gllm_cuda_item *items, size_t n_items, const int32_t *position,
+                          const int32_t *parent, size_t n) {
+    int32_t *h = cm->hdr_host, *tok = h + GLLM_HDR_TOKENS, *seq = tok + n, *slot = seq + n, *last = slot + n;
+    size_t used = GLLM_HDR_TOKENS + 3 * n + n_items, r = 0;
+    h[GLLM_HDR_SEQS] = (int32_t)(seq - h), h[GLLM_HDR_SLOTS] = (int32_t)(slot - h), h[GLLM_HDR_LAST] = (int32_t)(last - h);
+    h[GLLM_HDR_POS] = h[GLLM_HDR_TREE] = 0;
+    for (size_t b = 0; b < n_items; b++) {
+        for (size_t i = 0; i < items[b].n; i++, r++)
+            tok[r] = items[b].tokens ? items[b].tokens[i] : 0, seq[r] = items[b].seq, slot[r] = (int32_t)(items[b].prefix + i);
+        last[b] = (int32_t)r - 1;
+    }
     if (position) h[GLLM_HDR_POS] = (int32_t)used, memcpy(h + used, position, n * sizeof(int32_t)), used += n;
     if (parent) { /* row i: token i, its parent's row, so every ancestor */
         const size_t words = (n + 31) / 32;
@@ -285,57 +307,122 @@ gllm_status gllm_cuda_forward(gllm_cuda_model *cm, const gllm_cuda_kv *kv, int s
         }
         h[GLLM_HDR_TREE] = (int32_t)used, used += n * words;
     }
-    gllm_status s = gllm_cuda_upload(c, cm->hdr, h, used * sizeof(int32_t));
+    return gllm_cuda_upload(cm->c, cm->hdr, h, used * sizeof(int32_t));
+}
+
+gllm_status gllm_cuda_forward(gllm_cuda_model *cm, const gllm_cuda_kv *kv, const gllm_cuda_item *items, size_t n_items,
+                              const int32_t *position, const int32_t *parent, CUdeviceptr logits, int replay) {
+    gllm_cuda *c = cm->c;
+    size_t n = 0;
+    for (size_t b = 0; b < n_items; b++) n += items[b].n;
+    if (n > cm->max_rows) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "CUDA forward: %zu tokens, room for %zu", n, cm->max_rows);
+    if (n > 65535) return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA forward: %zu tokens in one step (65535 at most)", n);
+    if ((position || parent) && n_items != 1) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "CUDA forward: positions or a tree in a batch");
+    if (parent && n > GLLM_CUDA_TREE_MAX)
+        return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA forward: a tree of %zu tokens (%d at most)", n, GLLM_CUDA_TREE_MAX);
+    gllm_status s = header(cm, items, n_items, position, parent, n);
     if (s != GLLM_OK) return s;
-    const int all = parent != NULL;
-    const int decode = n == 1 && cm->graphs && replay && !position && !parent;
-    if (decode && cm->graph && cm->graph_k == kv->k && cm->graph_logits == logits) {
-        return gllm_cuda_check(c, c->drv.cuGraphLaunch(cm->graph, c->stream), "replaying the decode graph");
-    }
-    if ((s = run(cm, kv, n, logits, all)) != GLLM_OK || !decode || (cm->graph && cm->graph_k == kv->k)) return s;
-    /* the first decode into this cache just ran eagerly (the warm-up): capture it for the next
-     * ones (a batch's later rows, logits elsewhere, stay eager) */
-    if (cm->graph) c->drv.cuGraphExecDestroy(cm->graph), cm->graph = NULL;
+    const size_t n_out = parent ? n : n_items;
+    const int decode = n == n_items && cm->graphs && replay && !position && !parent;
+    int slot_g = -1; /* the graph of this row count, cache and logits */
+    for (int i = 0; decode && i < GLLM_CUDA_GRAPHS; i++)
+        if (cm->graph[i].exec && cm->graph[i].rows == n && cm->graph[i].k == kv->k && cm->graph[i].logits == logits) slot_g = i;
+    if (slot_g >= 0) return gllm_cuda_check(c, c->drv.cuGraphLaunch(cm->graph[slot_g].exec, c->stream), "replaying a decode graph");
+    if ((s = run(cm, kv, 0, cm->p->n_steps, n, logits, n_out)) != GLLM_OK || !decode) return s;
+    /* the first decode of this row count into this cache just ran eagerly (the warm-up):
+     * capture it for the next ones, in a free entry or the oldest */
+    int e = 0;
+    while (e < GLLM_CUDA_GRAPHS && cm->graph[e].exec) e++;
+    if (e == GLLM_CUDA_GRAPHS) e = (int)(cm->graph_next++ % GLLM_CUDA_GRAPHS), c->drv.cuGraphExecDestroy(cm->graph[e].exec);
+    cm->graph[e].exec = NULL;
     CUgraph graph = NULL;
     if ((s = gllm_cuda_check(c, c->drv.cuStreamBeginCapture(c->stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "capturing")) != GLLM_OK) return s;
-    gllm_status rs = run(cm, kv, 1, logits, 0);
-    s = gllm_cuda_check(c, c->drv.cuStreamEndCapture(c->stream, &graph), "capturing the decode graph");
+    gllm_status rs = run(cm, kv, 0, cm->p->n_steps, n, logits, n_out);
+    s = gllm_cuda_check(c, c->drv.cuStreamEndCapture(c->stream, &graph), "capturing a decode graph");
     if (rs != GLLM_OK) s = rs;
-    if (s == GLLM_OK) s = gllm_cuda_check(c, c->drv.cuGraphInstantiateWithFlags(&cm->graph, graph, 0), "instantiating the decode graph");
+    if (s == GLLM_OK)
+        s = gllm_cuda_check(c, c->drv.cuGraphInstantiateWithFlags(&cm->graph[e].exec, graph, 0), "instantiating a decode graph");
     if (graph) c->drv.cuGraphDestroy(graph);
     if (s == GLLM_OK) {
-        cm->graph_k = kv->k, cm->graph_logits = logits;
+        cm->graph[e].rows = n, cm->graph[e].k = kv->k, cm->graph[e].logits = logits;
         return GLLM_OK;
     }
     /* the step itself succeeded: go on eagerly, and say why once */
     fprintf(stderr, "gllm: decode graph not captured, eager launches from now on (%s)\n", gllm_last_error());
-    cm->graph = NULL, cm->graphs = 0;
+    cm->graph[e].exec = NULL, cm->graphs = 0;
     return GLLM_OK;
 }
 
-gllm_status gllm_cuda_kv_copy(void *ctx, int v, size_t off, void *host, size_t bytes, int out) {
+gllm_status gllm_cuda_block(gllm_cuda_model *cm, size_t first, size_t last, const int32_t *tokens, const float *x, size_t n,
+                            float *out) {
+    gllm_cuda *c = cm->c;
+    const gllm_plan *p = cm->p;
+    if (n > cm->max_rows) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "block: %zu tokens, room for %zu", n, cm->max_rows);
+    const gllm_cuda_item item = {0, 0, n, tokens};
+    gllm_cuda_kv kv = {.dtype = GLLM_DTYPE_F32, .page_shift = 4};
+    for (size_t i = first; i < last; i++)
+        if (p->steps[i].kind == STEP_QKV_ROPE) { /* one layer's cache: pages 0 .. n_pages - 1 for sequence 0 */
+            kv.head_dim = p->width[BUF_Q] / p->n_heads, kv.n_kv = p->steps[i].n / kv.head_dim, kv.first_layer = p->steps[i].layer;
+            kv.n_pages = kv.table_stride = (n + 15) / 16, kv.layer_bytes = kv.n_pages * kv.n_kv * 16 * kv.head_dim * sizeof(float);
+        }
+    const int head = p->steps[last - 1].kind == STEP_HEAD;
+    const size_t width = head ? p->vocab : p->width[BUF_X];
+    CUdeviceptr logits = 0;
+    int32_t *table = kv.n_pages ? malloc(kv.n_pages * sizeof(int32_t)) : NULL;
+    gllm_status s = kv.n_pages && !table ? gllm_fail(GLLM_E_OUT_OF_MEMORY, "block: no memory") : GLLM_OK;
+    for (size_t i = 0; i < kv.n_pages; i++) table[i] = (int32_t)i;
+    if (s == GLLM_OK && kv.n_pages && (s = gllm_cuda_alloc(c, kv.layer_bytes, &kv.k)) == GLLM_OK &&
+        (s = gllm_cuda_alloc(c, kv.layer_bytes, &kv.v)) == GLLM_OK &&
+        (s = gllm_cuda_alloc(c, kv.n_pages * sizeof(int32_t), &kv.tables)) == GLLM_OK)
+        s = gllm_cuda_upload(c, kv.tables, table, kv.n_pages * sizeof(int32_t));
+    if (s == GLLM_OK && head) s = gllm_cuda_alloc(c, n * width * sizeof(float), &logits);
+    if (s == GLLM_OK && x) s = gllm_cuda_upload(c, cm->buf[BUF_X], x, n * p->width[BUF_X] * sizeof(float));
+    if (s == GLLM_OK) s = header(cm, &item, 1, NULL, NULL, n);
+    if (s == GLLM_OK) s = run(cm, &kv, first, last, n, logits, n);
+    if (s == GLLM_OK) s = gllm_cuda_download(c, out, head ? logits : cm->buf[BUF_X], n * width * sizeof(float));
+    gllm_cuda_sync(c); /* nothing left running on what is freed */
+    gllm_cuda_free(c, kv.k), gllm_cuda_free(c, kv.v), gllm_cuda_free(c, kv.tables), gllm_cuda_free(c, logits);
+    free(table);
+    return s;
+}
+
+gllm_status gllm_cuda_kv_copy(void *ctx, int v, size_t off, size_t pitch, void *host, size_t host_pitch, size_t bytes, size_t rows,
+                              int out) {
     const gllm_cuda_kv_copy_ctx *x = ctx;
     gllm_cuda *c = x->c;
     const CUdeviceptr page = (v ? x->kv->v : x->kv->k) + off;
-    return out ? gllm_cuda_check(c, c->drv.cuMemcpyDtoHAsync(host, page, bytes, c->copy), "swapping KV pages out")
-               : gllm_cuda_check(c, c->drv.cuMemcpyHtoDAsync(page, host, bytes, c->copy), "swapping KV pages in");
+    const char *what = out ? "swapping KV pages out" : "swapping KV pages in";
+    if (pitch > c->max_pitch || host_pitch > c->max_pitch) { /* past a 2-D copy's reach: a copy per row */
+        gllm_status s = GLLM_OK;
+        for (size_t r = 0; r < rows && s == GLLM_OK; r++) {
+            char *h = (char *)host + r * host_pitch;
+            s = gllm_cuda_check(c, out ? c->drv.cuMemcpyDtoHAsync(h, page + r * pitch, bytes, c->copy)
+                                       : c->drv.cuMemcpyHtoDAsync(page + r * pitch, h, bytes, c->copy), what);
+        }
+        return s;
+    }
+    CUDA_MEMCPY2D m = {.WidthInBytes = bytes, .Height = rows};
+    if (out) {
+        m.srcMemoryType = CU_MEMORYTYPE_DEVICE, m.srcDevice = page, m.srcPitch = pitch;
+        m.dstMemoryType = CU_MEMORYTYPE_HOST, m.dstHost = host, m.dstPitch = host_pitch;
+    } else {
+        m.srcMemoryType = CU_MEMORYTYPE_HOST, m.srcHost = host, m.srcPitch = host_pitch;
+        m.dstMemoryType = CU_MEMORYTYPE_DEVICE, m.dstDevice = page, m.dstPitch = pitch;
+    }
+    return gllm_cuda_check(c, c->drv.cuMemcpy2DAsync(&m, c->copy), what);
 }
 
-gllm_status gllm_cuda_kv_compact(gllm_cuda *c, const gllm_cuda_kv *kv, size_t n_layers, const int32_t *table, size_t base,
+gllm_status gllm_cuda_kv_compact(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t n_layers, int seq, size_t base,
                                  const uint32_t *from, size_t n) {
-    const size_t row = gllm_row_bytes(kv->dtype, kv->head_dim), mask = ((size_t)1 << kv->page_shift) - 1;
-    gllm_status s = GLLM_OK;
-    for (size_t l = 0; l < n_layers && s == GLLM_OK; l++)
-        for (size_t i = 0; i < n && s == GLLM_OK; i++) {
-            const size_t to = base + i, at = base + from[i];
-            if (to == at) continue;
-            for (size_t h = 0; h < kv->n_kv && s == GLLM_OK; h++) {
-                /* a slot's row for KV head h: [page][head][slot in page][head_dim] */
-                const size_t dst = l * kv->layer_bytes + ((((size_t)table[to >> kv->page_shift] * kv->n_kv + h) << kv->page_shift) + (to & mask)) * row;
-                const size_t src = l * kv->layer_bytes + ((((size_t)table[at >> kv->page_shift] * kv->n_kv + h) << kv->page_shift) + (at & mask)) * row;
-                s = gllm_cuda_check(c, c->drv.cuMemcpyDtoDAsync(kv->k + dst, kv->k + src, row, c->stream), "compacting the KV cache");
-                if (s == GLLM_OK) s = gllm_cuda_check(c, c->drv.cuMemcpyDtoDAsync(kv->v + dst, kv->v + src, row, c->stream), "compacting the KV cache");
-            }
-        }
-    return s;
+    if (n > cm->max_rows) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "KV compaction: %zu tokens, room for %zu", n, cm->max_rows);
+    int32_t *moves = cm->hdr_host; /* the header's room, rewritten by the next step on this stream */
+    moves[0] = (int32_t)base;
+    for (size_t i = 0; i < n; i++) moves[1 + i] = (int32_t)from[i];
+    gllm_status s = gllm_cuda_upload(cm->c, cm->hdr, moves, (n + 1) * sizeof(int32_t));
+    if (s != GLLM_OK) return s;
+    CUdeviceptr table = kv->tables + (size_t)seq * kv->table_stride * sizeof(int32_t);
+    size_t layer_units = kv->layer_bytes / 2;
+    int ni = (int)n, n_kv = (int)kv->n_kv, row_units = (int)(gllm_row_bytes(kv->dtype, kv->head_dim) / 2), shift = (int)kv->page_shift;
+    void *args[] = {(void *)&kv->k, (void *)&kv->v, &layer_units, &table, &cm->hdr, &ni, &n_kv, &row_units, &shift};
+    return gllm_cuda_run(cm->c, "gllm_kv_move_cuda", (unsigned)kv->n_kv, (unsigned)n_layers, 2, 128, 0, args);
 }

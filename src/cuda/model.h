@@ -1,8 +1,9 @@
 /* The CUDA backend's decoder: a plan (src/plan) run on the device. The model file is
  * uploaded once; activations, the step header and the logits live on the device; the
- * paged KV cache is resident. A decode step (one token, first logits row) is captured
- * once as a CUDA Graph and replayed: only the step header (prefix, sequence, token id)
- * goes up before each replay. */
+ * paged KV cache is resident. A step runs the rows of one or more sequences together (a
+ * batch: every projection one gemm over all rows). A decode step (one token per sequence)
+ * is captured once per row count as a CUDA Graph and replayed: only the step header
+ * (sequences, slots, token ids) goes up before each replay. */
 #ifndef GLLM_CUDA_MODEL_H
 #define GLLM_CUDA_MODEL_H
 #include "cuda/runtime.h"
@@ -13,7 +14,10 @@ typedef struct {
     CUdeviceptr tables;   /* block tables: [sequence][table_stride] */
     gllm_dtype dtype;
     size_t n_pages, n_kv, head_dim, page_shift, table_stride, layer_bytes;
+    size_t first_layer; /* the model layer of the cache's first (0, or an L2 block's one layer) */
 } gllm_cuda_kv;
+
+enum { GLLM_CUDA_GRAPHS = 8 }; /* decode graphs kept (one per batch size) */
 
 typedef struct {
     gllm_cuda *c;
@@ -25,8 +29,12 @@ typedef struct {
     CUdeviceptr buf[BUF_COUNT], k, v, up, inv_freq, hdr;
     CUdeviceptr part, count; /* decode attention: per-split partials, splits done per head */
     int32_t *hdr_host;
-    CUgraphExec graph; /* the decode step, for graph_k's cache */
-    CUdeviceptr graph_k, graph_logits;
+    struct {
+        CUgraphExec exec; /* a decode step of `rows` sequences into cache k, logits rows at logits */
+        size_t rows;
+        CUdeviceptr k, logits;
+    } graph[GLLM_CUDA_GRAPHS];
+    unsigned graph_next; /* the entry the next capture replaces once all are used */
     int graphs;        /* 0: eager only (GLLM_CUDA_GRAPHS=0) */
     int profile; /* GLLM_CUDA_PROFILE=1: decode steps eager, device time per step kind */
     double prof_ms[8];
@@ -44,29 +52,46 @@ gllm_status gllm_cuda_model_init(gllm_cuda_model *cm, gllm_cuda *c, const gllm_p
                                  size_t max_rows, size_t kv_width);
 void gllm_cuda_model_free(gllm_cuda_model *cm);
 
-/* a KV swap copy (gllm_kv_copy_fn, src/cpu/kv_cache.h) of one page part, enqueued on the copy
- * stream; ctx a gllm_cuda_kv_copy_ctx; host must be page-locked (gllm_cuda_host_alloc) */
+/* a KV swap copy (gllm_kv_copy_fn, src/cpu/kv_cache.h) of one page's K or V part in every layer:
+ * one 2-D copy (a copy per layer past the device's largest pitch), enqueued on the copy stream;
+ * ctx a gllm_cuda_kv_copy_ctx; host must be page-locked (gllm_cuda_host_alloc) */
 typedef struct {
     gllm_cuda *c;
     const gllm_cuda_kv *kv;
 } gllm_cuda_kv_copy_ctx;
-gllm_status gllm_cuda_kv_copy(void *ctx, int v, size_t off, void *host, size_t bytes, int out);
+gllm_status gllm_cuda_kv_copy(void *ctx, int v, size_t off, size_t pitch, void *host, size_t host_pitch, size_t bytes, size_t rows,
+                              int out);
 
-/* a cache is going away: drop the decode graph captured for it */
+/* a cache is going away: drop the decode graphs captured for it */
 void gllm_cuda_model_forget(gllm_cuda_model *cm, const gllm_cuda_kv *kv);
 
 enum { GLLM_CUDA_TREE_MAX = 256 }; /* tokens of a tree step */
 
-/* n tokens of sequence seq (its block table on the device, prefix tokens cached): their K/V
- * go to slots prefix ..; the last token's logits to `logits` (device). position: the tokens'
- * positions (NULL: their slots; checked by the caller); parent: a tree step (parent[i] -1 or
- * < i; token i attends to the prefix and its ancestors), every token's logits. replay: a plain
- * decode step may replay (or capture) the decode graph, which writes one fixed logits row. */
-gllm_status gllm_cuda_forward(gllm_cuda_model *cm, const gllm_cuda_kv *kv, int seq, size_t prefix, const int32_t *tokens,
-                              size_t n, const int32_t *position, const int32_t *parent, CUdeviceptr logits, int replay);
+/* one sequence's part of a step: n tokens going to slots prefix .. prefix + n - 1 */
+typedef struct {
+    int seq; /* its block table on the device */
+    size_t prefix, n;
+    const int32_t *tokens;
+} gllm_cuda_item;
+
+/* a step of n_items sequences (distinct; their tables uploaded, their pages reserved): every
+ * item's K/V into its slots, and its last token's logits into row b of `logits` (device).
+ * position: the tokens' positions (NULL: their slots; checked by the caller); parent: a tree
+ * step (parent[i] -1 or < i; token i attends to the prefix and its ancestors), every token's
+ * logits; both take one item. replay: a plain decode step (one token per item) may replay (or
+ * capture) the decode graph of its row count. */
+gllm_status gllm_cuda_forward(gllm_cuda_model *cm, const gllm_cuda_kv *kv, const gllm_cuda_item *items, size_t n_items,
+                              const int32_t *position, const int32_t *parent, CUdeviceptr logits, int replay);
+
+/* L2 blocks (tests, debugging; allocates): the plan's steps first .. last - 1 over n rows, on the
+ * rows of x (host, [n][dim]: the residual stream; NULL where the range starts with the embedding
+ * of tokens), attention causal over positions 0 .. n - 1 in a fresh f32 cache of its one layer;
+ * out (host): the residual stream, or every row's logits where the range ends with the head */
+gllm_status gllm_cuda_block(gllm_cuda_model *cm, size_t first, size_t last, const int32_t *tokens, const float *x, size_t n,
+                            float *out);
 
 /* a tree step's accepted path: slots base + from[i] move to base + i (i < n), every layer, K and
- * V, on the compute stream; table: the sequence's pages (host copy) */
-gllm_status gllm_cuda_kv_compact(gllm_cuda *c, const gllm_cuda_kv *kv, size_t n_layers, const int32_t *table, size_t base,
+ * V of sequence seq (its block table on the device), by one kernel on the compute stream */
+gllm_status gllm_cuda_kv_compact(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t n_layers, int seq, size_t base,
                                  const uint32_t *from, size_t n);
 #endif

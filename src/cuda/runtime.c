@@ -30,6 +30,9 @@ gllm_status gllm_cuda_open(gllm_cuda *c, int ordinal) {
     c->drv.cuDeviceGetAttribute(&pageable, CU_ATTR_PAGEABLE_MEMORY_ACCESS, c->dev);
     c->drv.cuDeviceGetAttribute(&c->host_pages, CU_ATTR_PAGEABLE_USES_HOST_PAGE_TABLES, c->dev);
     c->host_pages = c->host_pages && pageable;
+    int pitch = 0;
+    c->drv.cuDeviceGetAttribute(&pitch, CU_ATTR_MAX_PITCH, c->dev);
+    c->max_pitch = pitch > 0 ? (size_t)pitch : 0;
     const char *map = getenv("GLLM_CUDA_MAP"); /* 1: map even over PCIe (tests), 0: always copy */
     c->map = map && *map ? strcmp(map, "0") != 0 : c->integrated || c->host_pages;
     const char *tc = getenv("GLLM_CUDA_TENSOR_CORES");
@@ -58,6 +61,8 @@ gllm_status gllm_cuda_open(gllm_cuda *c, int ordinal) {
 
 void gllm_cuda_close(gllm_cuda *c) {
     if (c->ctx && gllm_cuda_enter(c) == GLLM_OK) {
+        for (int i = 0; i < GLLM_CUDA_SPARES; i++)
+            if (c->spare[i].p) c->drv.cuMemFreeHost(c->spare[i].p);
         if (c->stream) c->drv.cuStreamDestroy(c->stream);
         if (c->copy) c->drv.cuStreamDestroy(c->copy);
         if (c->mod) c->drv.cuModuleUnload(c->mod);
@@ -126,16 +131,37 @@ gllm_status gllm_cuda_download(gllm_cuda *c, void *dst, CUdeviceptr src, size_t 
 
 gllm_status gllm_cuda_sync(gllm_cuda *c) { return gllm_cuda_check(c, c->drv.cuStreamSynchronize(c->stream), "running the kernels"); }
 
+/* a block starts with its size; the caller's memory follows, 64-byte aligned */
+enum { HOST_HEAD = 64 };
+
 gllm_status gllm_cuda_host_alloc(gllm_cuda *c, size_t bytes, void **p) {
     *p = NULL;
-    const CUresult r = c->drv.cuMemAllocHost(p, bytes ? bytes : 4);
-    if (r == CUDA_SUCCESS) return GLLM_OK;
-    *p = NULL;
-    return gllm_fail(GLLM_E_OUT_OF_MEMORY, "CUDA: %zu bytes of page-locked host memory not available (%s)", bytes, gllm_cuda_error(&c->drv, r));
+    int best = -1;
+    for (int i = 0; i < GLLM_CUDA_SPARES; i++)
+        if (c->spare[i].p && c->spare[i].bytes >= bytes && (best < 0 || c->spare[i].bytes < c->spare[best].bytes)) best = i;
+    if (best >= 0) {
+        *p = (char *)c->spare[best].p + HOST_HEAD, c->spare_bytes -= c->spare[best].bytes, c->spare[best].p = NULL;
+        return GLLM_OK;
+    }
+    void *b = NULL;
+    const CUresult r = c->drv.cuMemAllocHost(&b, HOST_HEAD + bytes);
+    if (r != CUDA_SUCCESS)
+        return gllm_fail(GLLM_E_OUT_OF_MEMORY, "CUDA: %zu bytes of page-locked host memory not available (%s)", bytes,
+                         gllm_cuda_error(&c->drv, r));
+    *(size_t *)b = bytes, *p = (char *)b + HOST_HEAD;
+    return GLLM_OK;
 }
 
 void gllm_cuda_host_free(gllm_cuda *c, void *p) {
-    if (p) c->drv.cuMemFreeHost(p);
+    if (!p) return;
+    void *b = (char *)p - HOST_HEAD;
+    const size_t bytes = *(size_t *)b;
+    for (int i = 0; i < GLLM_CUDA_SPARES && c->spare_bytes + bytes <= GLLM_CUDA_SPARE_BYTES; i++)
+        if (!c->spare[i].p) {
+            c->spare[i].p = b, c->spare[i].bytes = bytes, c->spare_bytes += bytes;
+            return;
+        }
+    c->drv.cuMemFreeHost(b);
 }
 
 gllm_status gllm_cuda_map(gllm_cuda *c, const void *host, size_t bytes, CUdeviceptr *dev, int *registered) {

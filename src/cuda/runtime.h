@@ -6,6 +6,10 @@
 #include <pthread.h>
 #include "cuda/driver.h"
 
+/* page-locked host blocks kept for reuse: this many, this many bytes in all */
+enum { GLLM_CUDA_SPARES = 8 };
+#define GLLM_CUDA_SPARE_BYTES ((size_t)1 << 30)
+
 typedef struct {
     gllm_cuda_driver drv;
     CUdevice dev;
@@ -17,6 +21,12 @@ typedef struct {
     int host_pages; /* reads pageable host memory through the host's page tables (Grace Hopper class) */
     int map;        /* weights used in place, not copied: integrated or host_pages (GLLM_CUDA_MAP=0/1 overrides) */
     int tensor_cores; /* prefill gemm on tensor cores (GLLM_CUDA_TENSOR_CORES=0: CUDA cores, f32 activations) */
+    size_t max_pitch; /* of a 2-D copy */
+    struct {
+        void *p; /* page-locked blocks freed and kept for the next gllm_cuda_host_alloc */
+        size_t bytes;
+    } spare[GLLM_CUDA_SPARES];
+    size_t spare_bytes;
     char name[96];
     struct {
         const char *name;
@@ -59,7 +69,10 @@ gllm_status gllm_cuda_sync(gllm_cuda *c);
  * *registered whether gllm_cuda_unmap must unregister it */
 gllm_status gllm_cuda_map(gllm_cuda *c, const void *host, size_t bytes, CUdeviceptr *dev, int *registered);
 void gllm_cuda_unmap(gllm_cuda *c, const void *host, int registered);
-/* page-locked host memory, which copies on the copy stream need to run beside the kernels */
+/* page-locked host memory, which copies on the copy stream need to run beside the kernels. Pinning
+ * is slow (the driver maps every page), so freed blocks are kept (GLLM_CUDA_SPARES, up to
+ * GLLM_CUDA_SPARE_BYTES in all) and the smallest that fits is handed out again; they go back to
+ * the driver at close */
 gllm_status gllm_cuda_host_alloc(gllm_cuda *c, size_t bytes, void **p);
 void gllm_cuda_host_free(gllm_cuda *c, void *p);
 #endif

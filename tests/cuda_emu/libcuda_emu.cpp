@@ -34,6 +34,23 @@ enum { OK = 0, E_INVALID_VALUE = 1, E_OUT_OF_MEMORY = 2, E_INVALID_IMAGE = 200, 
 
 typedef std::function<void()> Work;
 
+/* the driver's CUDA_MEMCPY2D (v2) */
+struct CUDA_MEMCPY2D {
+    size_t srcXInBytes, srcY;
+    int srcMemoryType;
+    const void *srcHost;
+    unsigned long long srcDevice;
+    void *srcArray;
+    size_t srcPitch;
+    size_t dstXInBytes, dstY;
+    int dstMemoryType;
+    void *dstHost;
+    unsigned long long dstDevice;
+    void *dstArray;
+    size_t dstPitch;
+    size_t WidthInBytes, Height;
+};
+
 /* a kernel's launcher: its parameters copied out of the args array, bound to it */
 struct Kernel {
     const char *name;
@@ -245,6 +262,7 @@ CUresult emu_cuDeviceGetAttribute(int *v, int attr, int) {
     case 75: *v = 9; break; /* compute capability 9.0 */
     case 76: *v = 0; break;
     case 18: *v = integrated && !strcmp(integrated, "1"); break;
+    case 11: *v = 0x7fffffff; break; /* the largest pitch of a 2-D copy */
     default: *v = 0; break;
     }
     return OK;
@@ -281,7 +299,9 @@ CUresult emu_cuMemAlloc(unsigned long long *p, size_t bytes) {
     return OK;
 }
 CUresult emu_cuMemFree(unsigned long long p) { return free((void *)(uintptr_t)p), OK; }
-CUresult emu_cuMemAllocHost(void **p, size_t bytes) { return (*p = malloc(bytes)) ? OK : E_OUT_OF_MEMORY; }
+CUresult emu_cuMemAllocHost(void **p, size_t bytes) { /* page-aligned, as the driver's */
+    return (*p = aligned_alloc(4096, (bytes + 4095) / 4096 * 4096)) ? OK : E_OUT_OF_MEMORY;
+}
 CUresult emu_cuMemFreeHost(void *p) { return free(p), OK; }
 CUresult emu_cuMemHostRegister(void *p, size_t bytes, unsigned) {
     for (const Registration &r : registered)
@@ -320,6 +340,19 @@ CUresult emu_cuMemcpyDtoHAsync(void *h, unsigned long long d, size_t n, void *s)
 }
 CUresult emu_cuMemcpyDtoDAsync(unsigned long long d, unsigned long long src, size_t n, void *s) {
     return enqueue(s, [=] { memmove((void *)(uintptr_t)d, (const void *)(uintptr_t)src, n); });
+}
+/* host or device memory on either side (device memory is host memory here); no arrays */
+CUresult emu_cuMemcpy2DAsync(const CUDA_MEMCPY2D *m, void *s) {
+    if (!m || m->srcArray || m->dstArray || m->WidthInBytes > m->srcPitch || m->WidthInBytes > m->dstPitch ||
+        m->srcPitch > 0x7fffffff || m->dstPitch > 0x7fffffff)
+        return E_INVALID_VALUE;
+    const char *src = (m->srcMemoryType == 1 ? (const char *)m->srcHost : (const char *)(uintptr_t)m->srcDevice) +
+                      m->srcY * m->srcPitch + m->srcXInBytes;
+    char *dst = (m->dstMemoryType == 1 ? (char *)m->dstHost : (char *)(uintptr_t)m->dstDevice) + m->dstY * m->dstPitch + m->dstXInBytes;
+    const CUDA_MEMCPY2D c = *m;
+    return enqueue(s, [=] {
+        for (size_t r = 0; r < c.Height; r++) memcpy(dst + r * c.dstPitch, src + r * c.srcPitch, c.WidthInBytes);
+    });
 }
 CUresult emu_cuMemsetD32Async(unsigned long long d, unsigned v, size_t n, void *s) {
     return enqueue(s, [=] {
@@ -366,7 +399,7 @@ const struct {
     E(cuDeviceGetAttribute), E(cuDevicePrimaryCtxRetain), E(cuDevicePrimaryCtxRelease), E(cuCtxPushCurrent),
     E(cuCtxPopCurrent), E(cuModuleLoadData), E(cuModuleUnload), E(cuModuleGetFunction), E(cuMemAlloc), E(cuMemFree),
     E(cuMemAllocHost), E(cuMemFreeHost), E(cuMemHostRegister), E(cuMemHostUnregister), E(cuMemHostGetDevicePointer),
-    E(cuLaunchKernel), E(cuMemcpyHtoDAsync), E(cuMemcpyDtoHAsync), E(cuMemcpyDtoDAsync), E(cuMemsetD32Async),
+    E(cuLaunchKernel), E(cuMemcpyHtoDAsync), E(cuMemcpyDtoHAsync), E(cuMemcpyDtoDAsync), E(cuMemcpy2DAsync), E(cuMemsetD32Async),
     E(cuStreamCreate), E(cuStreamDestroy), E(cuStreamSynchronize), E(cuEventCreate), E(cuEventDestroy), E(cuEventRecord),
     E(cuEventSynchronize), E(cuEventQuery), E(cuStreamWaitEvent), E(cuEventElapsedTime), E(cuStreamBeginCapture),
     E(cuStreamEndCapture), E(cuGraphInstantiateWithFlags), E(cuGraphLaunch), E(cuGraphExecDestroy), E(cuGraphDestroy),

@@ -1,14 +1,19 @@
 /* The step header: a few ints in device memory that the host writes before each forward
  * (or graph replay) and the kernels read, so a captured graph never needs updating.
- * Plain C: included by the host runner and the kernels. */
+ * A step's rows are the tokens of one or more sequences (a batch), each sequence's rows
+ * consecutive. Plain C: included by the host runner and the kernels. */
 #ifndef GLLM_CUDA_STEP_H
 #define GLLM_CUDA_STEP_H
 enum {
-    GLLM_HDR_PREFIX, /* tokens of the sequence already cached: token i sits at position prefix + i */
-    GLLM_HDR_SEQ,    /* the sequence's block table: tables + seq * table_stride */
-    GLLM_HDR_POS,    /* 0, or where in the header token i's position is (hdr[hdr[POS] + i]; else prefix + i) */
-    GLLM_HDR_TREE,   /* 0 (causal), or where the tree step's ancestor rows start: token i sees step token
-                      * j when bit j of row i is set (rows of (n + 31) / 32 words) */
+    GLLM_HDR_SEQS,  /* where row i's sequence is, hdr[hdr[SEQS] + i]: its block table is tables + seq * table_stride */
+    GLLM_HDR_SLOTS, /* where row i's cache slot is, hdr[hdr[SLOTS] + i]: its K/V go there, it attends to slots
+                     * 0 .. slot of its sequence */
+    GLLM_HDR_POS,   /* 0, or where row i's position is (hdr[hdr[POS] + i]; else its slot) */
+    GLLM_HDR_TREE,  /* 0 (causal), or where a tree step's ancestor rows start (one sequence, row i at slot
+                     * slot[0] + i): row i sees step row j when bit j of its row is set ((n + 31) / 32 words) */
+    GLLM_HDR_LAST,  /* where the row whose logits item b gets is, hdr[hdr[LAST] + b] */
     GLLM_HDR_TOKENS /* the step's token ids follow */
 };
+
+enum { GLLM_ATTN_HEADS = 4 }; /* attention: query heads of one GQA group per block */
 #endif
