@@ -394,6 +394,22 @@ static void bench_batch(gllm_generator *g, gllm_kv_cache *kv, size_t vocab, int 
     }
 }
 
+/* seconds of one prefill of n ids in a new sequence, its first token sampled (on CUDA: the
+ * device done) */
+static double prefill_once(gllm_generator *g, gllm_kv_cache *kv, const int32_t *ids, size_t n) {
+    const gllm_sampling greedy = {.temperature = 0, .top_p = 1, .repetition_penalty = 1};
+    int seq;
+    gllm_logits *l;
+    int32_t id;
+    if (gllm_seq_open(kv, n + 64, &seq) != GLLM_OK) return 1e30;
+    const double t = gllm_bench_now();
+    gllm_generator_forward(g, kv, seq, ids, n, NULL, &l);
+    gllm_sample(g, l, &greedy, NULL, 0, 0, &id);
+    const double dt = gllm_bench_now() - t;
+    gllm_seq_close(kv, seq);
+    return dt;
+}
+
 static void bench_model(const char *path) {
     gllm_backend *b;
     gllm_model *m;
@@ -432,20 +448,15 @@ static void bench_model(const char *path) {
         double pre = 1e30, dec = 1e30, fwd = 0, smp = 0;
         float *lrow = malloc(mi.vocab * sizeof(float));
         for (int rep = 0; rep < 3; rep++) {
+            pre = fmin(pre, prefill_once(g, kv, ids, 512));
             int seq;
-            gllm_seq_open(kv, 600, &seq);
             gllm_logits *l;
-            double t = gllm_bench_now();
-            gllm_generator_forward(g, kv, seq, ids, 512, NULL, &l);
             int32_t id;
             const gllm_sampling greedy = {.temperature = 0, .top_p = 1, .repetition_penalty = 1};
-            gllm_sample(g, l, &greedy, NULL, 0, 0, &id); /* waits for the device */
-            pre = fmin(pre, gllm_bench_now() - t);
-            gllm_seq_close(kv, seq);
             gllm_seq_open(kv, 600, &seq);
             gllm_generator_forward(g, kv, seq, ids, 8, NULL, &l);
             gllm_sample(g, l, &greedy, NULL, 0, 0, &id);
-            t = gllm_bench_now();
+            double t = gllm_bench_now();
             for (int i = 0; i < 64; i++) { /* the generation loop: forward, sample, feed back */
                 gllm_generator_forward(g, kv, seq, &id, 1, NULL, &l);
                 gllm_sample(g, l, &greedy, NULL, 0, (uint64_t)i, &id);
@@ -480,6 +491,21 @@ static void bench_model(const char *path) {
         if (graphs) bench_batch(g, kv, mi.vocab, cuda);
         gllm_kv_cache_free(kv), gllm_generator_free(g);
     }
+    gllm_backend *cores;
+    setenv("GLLM_CUDA_TENSOR_CORES", "0", 1); /* the same prefill with f32 activations on CUDA cores */
+    if (cuda && gllm_backend_open("auto", &cores) == GLLM_OK) {
+        gllm_generator *g = NULL;
+        gllm_kv_cache *kv = NULL;
+        if (gllm_generator_upload(cores, m, 512, &g) == GLLM_OK && gllm_kv_cache_alloc(g, 64, 16, GLLM_DTYPE_F16, &kv) == GLLM_OK) {
+            int32_t ids[512];
+            for (int i = 0; i < 512; i++) ids[i] = (int32_t)((i * 7919 + 13) % (int)mi.vocab);
+            double pre = 1e30;
+            for (int rep = 0; rep < 3; rep++) pre = fmin(pre, prefill_once(g, kv, ids, 512));
+            printf("%-30s %10.1f %12.1f\n", "prefill 512, CUDA cores", pre * 1e3, 512 / pre);
+        }
+        gllm_kv_cache_free(kv), gllm_generator_free(g), gllm_backend_close(cores);
+    }
+    unsetenv("GLLM_CUDA_TENSOR_CORES");
     gllm_model_close(m), gllm_backend_close(b);
 }
 

@@ -348,6 +348,43 @@ Test(cuda, prefill_on_tensor_cores_matches_cpu) {
     }
 }
 
+/* prefill attention on tensor cores (f16 and bf16 caches, from 32 rows): a 70-row prompt (two
+ * whole blocks of 32 rows and a tail), a 45-row chunk after it (keys from slot 70, not a tile
+ * boundary), then decode steps, against the CPU with the same cache dtype on the f32 twin; head
+ * dims 16 and 64, GQA groups of 2 and 4 */
+Test(cuda, prefill_attention_on_tensor_cores_matches_cpu) {
+    if (!has_gpu()) cr_skip_test("no GPU");
+    const size_t shapes[2][3] = {{4, 2, 16}, {4, 1, 64}}; /* heads, KV heads, head dim */
+    const gllm_dtype kvts[2] = {GLLM_DTYPE_F16, GLLM_DTYPE_BF16};
+    CTX = 160;
+    int32_t tok[70];
+    for (int i = 0; i < 70; i++) tok[i] = (int32_t)((i * 17 + 3) % VOCAB);
+    for (int c = 0; c < 2; c++)
+        for (int d = 0; d < 2; d++) {
+            NH = shapes[c][0], NKV = shapes[c][1], HD = shapes[c][2], DIM = NH * HD;
+            twins tw;
+            twins_open(&tw, "llama", GLLM_DTYPE_Q8_0);
+            side cpu, gpu;
+            side_open(&cpu, "cpu", tw.twin, kvts[d]), side_open(&gpu, "cuda:0", tw.m, kvts[d]);
+            const double tol = kvts[d] == GLLM_DTYPE_BF16 ? 3e-2 : 1e-2;
+            float *lc = malloc(VOCAB * 4), *lg = malloc(VOCAB * 4);
+            const size_t lens[4] = {70, 45, 1, 1};
+            for (int step = 0; step < 4; step++) {
+                gllm_logits *xc, *xg;
+                cr_assert_eq(gllm_generator_forward(cpu.g, cpu.kv, cpu.seq, tok + step, lens[step], NULL, &xc), GLLM_OK);
+                cr_assert_eq(gllm_generator_forward(gpu.g, gpu.kv, gpu.seq, tok + step, lens[step], NULL, &xg), GLLM_OK, "%s",
+                             gllm_last_error());
+                gllm_logits_read(xc, lc, VOCAB), gllm_logits_read(xg, lg, VOCAB);
+                const double e = rel_err(lg, lc, VOCAB);
+                cr_log_info("head dim %zu, kv %s, step %d: error %.2g", HD, gllm_dtype_name(kvts[d]), step, e);
+                cr_assert(e <= tol, "head dim %zu, kv %s, step %d: error %.3g", HD, gllm_dtype_name(kvts[d]), step, e);
+            }
+            free(lc), free(lg);
+            side_close(&cpu), side_close(&gpu);
+            twins_close(&tw);
+        }
+}
+
 /* a long context: 1000 prefilled tokens (prefill attention over many pages), then decode steps
  * whose keys spread over every split of the decode attention */
 Test(cuda, long_context_matches_cpu) {
@@ -443,17 +480,17 @@ static void batch_both(side *cpu, side *gpu, const gllm_batch_item *items, size_
 
 /* a batch runs as one forward over all its rows: prefill and decode items mixed, then decode
  * steps of every sequence (a graph per row count, replayed) and of some, every row against the
- * CPU's; items past the generator's rows (256) split into several forwards. GQA groups of 6
- * query heads (two blocks of heads per group) and of 1. */
+ * CPU's; items past the generator's rows (256) split into several forwards. GQA groups of 12
+ * (two blocks of heads: 8 + 4), 1, and 8 with head dim 144 (the wide kernel: two blocks of 4). */
 Test(cuda, batch_matches_cpu) {
     if (!has_gpu()) cr_skip_test("no GPU");
     setenv("GLLM_CUDA_TENSOR_CORES", "0", 1); /* f32 activations, as the CPU twin */
-    const size_t heads[2][2] = {{12, 2}, {4, 4}};
+    const size_t heads[3][3] = {{12, 1, 16}, {4, 4, 16}, {8, 1, 144}}; /* heads, KV heads, head dim */
     CTX = 320;
     int32_t *tok = malloc(300 * sizeof(int32_t));
     for (int i = 0; i < 300; i++) tok[i] = (int32_t)((i * 11 + 2) % VOCAB);
-    for (int c = 0; c < 2; c++) {
-        NH = heads[c][0], NKV = heads[c][1], DIM = NH * HD;
+    for (int c = 0; c < 3; c++) {
+        NH = heads[c][0], NKV = heads[c][1], HD = heads[c][2], DIM = NH * HD;
         twins tw;
         twins_open(&tw, "llama", GLLM_DTYPE_Q8_0);
         gllm_model *m = tw.m, *twin = tw.twin;
@@ -477,7 +514,7 @@ Test(cuda, batch_matches_cpu) {
         }
         snprintf(what, sizeof what, "%zu heads / %zu KV heads, 271 rows", NH, NKV);
         const gllm_batch_item big[3] = {{q[1], tok, 250}, {q[0], tok + 50, 20}, {q[2], tok + 7, 1}};
-        batch_both(&cpu, &gpu, big, 3, 1e-4, what);
+        if (c == 0) batch_both(&cpu, &gpu, big, 3, 1e-4, what); /* the split is the same for every shape */
         snprintf(what, sizeof what, "%zu heads / %zu KV heads, decode after", NH, NKV);
         const gllm_batch_item after[3] = {{q[0], tok + 5, 1}, {q[1], tok + 6, 1}, {q[2], tok + 8, 1}};
         batch_both(&cpu, &gpu, after, 3, 1e-4, what);

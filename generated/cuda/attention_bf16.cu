@@ -49,20 +49,21 @@ extern "C" __global__ void gllm_rope_kv_bf16_cuda(float *q, const float *k, cons
 
 /* Causal attention of the step's rows over the cache: row i sees its sequence's slots 0 .. its
  * own, or in a tree step the prefix and its ancestors' slots and its own (the header's rows);
- * q, out: [n][n_heads][hd], hd <= 256. A block takes up to GLLM_ATTN_HEADS query heads of one
- * GQA group, so each K/V row is read once for all of them: block (group chunk, row, split)
- * over the split's share of the keys; 4 warps take every 4th key, two keys per iteration,
- * lanes over the dimensions (coalesced K and V rows), an online softmax per warp and head,
- * merged in shared memory. One split: out is written; several: each writes its (acc[hd], max,
- * sum) per head to part, and the last split of a (row, chunk) to finish (count[row * n_heads +
- * first head]) merges them and sets its count back to 0. Launch: grid (n_kv * chunks, n,
- * splits), chunks = ceil(group / GLLM_ATTN_HEADS), 128 threads. */
-extern "C" __global__ void gllm_attn_bf16_cuda(const float *q, const uint16_t *K, const uint16_t *V,
-                                               const int *tables, int table_stride, const int *hdr,
-                                               int n_heads, int n_kv, int hd, int page_shift,
-                                               float scale, float *out, float *part, int *count) {
-    const int H = GLLM_ATTN_HEADS;
-    __shared__ float sm[4][H][258]; /* per warp and head: acc[hd], max, sum */
+ * q, out: [n][n_heads][hd], hd <= 32 * ND. A block takes up to H query heads of one GQA group,
+ * so each K/V row is read once for all of them: block (group chunk, row, split) over the
+ * split's share of the keys; 4 warps take every 4th key, two keys per iteration, lanes over the
+ * dimensions (coalesced K and V rows), an online softmax per warp and head, merged in shared
+ * memory. One split: out is written; several: each writes its (acc[hd], max, sum) per head to
+ * part, and the last split of a (row, chunk) to finish (count[row * n_heads + first head])
+ * merges them and sets its count back to 0. Launch: grid (n_kv * chunks, n, splits), chunks =
+ * ceil(group / H), 128 threads. */
+template <int H, int ND>
+__device__ __forceinline__ void
+gllm_attn_body_bf16_cuda(const float *q, const uint16_t *K, const uint16_t *V, const int *tables,
+                         int table_stride, const int *hdr, int n_heads, int n_kv, int hd,
+                         int page_shift, float scale, float *out, float *part, int *count) {
+    __shared__ float sm[4][H][32 * ND + 2]; /* per warp and head: acc[hd], max, sum */
+    const int MX = 32 * ND;                 /* sm[w][g][MX], [MX + 1]: the max and the sum */
     const int group = n_heads / n_kv, chunks = (group + H - 1) / H, kvh = blockIdx.x / chunks;
     const int h0 = kvh * group + blockIdx.x % chunks * H, nh = min(H, (kvh + 1) * group - h0);
     const int i = blockIdx.y, split = blockIdx.z, splits = gridDim.z;
@@ -74,12 +75,12 @@ extern "C" __global__ void gllm_attn_bf16_cuda(const float *q, const uint16_t *K
     const unsigned *tree = hdr[GLLM_HDR_TREE] ? (const unsigned *)hdr + hdr[GLLM_HDR_TREE] +
                                                     (size_t)i * ((gridDim.y + 31) / 32)
                                               : NULL;
-    float qv[H][8], acc[H][8], m[H], l[H];
+    float qv[H][ND], acc[H][ND], m[H], l[H];
 #pragma unroll
     for (int g = 0; g < H; g++) {
         const float *qi = q + ((size_t)i * n_heads + h0 + min(g, nh - 1)) * hd;
 #pragma unroll
-        for (int e = 0; e < 8; e++)
+        for (int e = 0; e < ND; e++)
             qv[g][e] = e < nd && lane + 32 * e < hd ? qi[lane + 32 * e] * scale : 0.0f,
             acc[g][e] = 0.0f;
         m[g] = -INFINITY, l[g] = 0.0f;
@@ -94,9 +95,9 @@ extern "C" __global__ void gllm_attn_bf16_cuda(const float *q, const uint16_t *K
         }
         const size_t oa = gllm_kv_offset(table, ja, kvh, n_kv, hd, page_shift),
                      ob = gllm_kv_offset(table, jb, kvh, n_kv, hd, page_shift);
-        float ka[8] = {0}, kb[8] = {0}, va[8] = {0}, vb[8] = {0};
+        float ka[ND] = {0}, kb[ND] = {0}, va[ND] = {0}, vb[ND] = {0};
 #pragma unroll
-        for (int e = 0; e < 8; e++) {
+        for (int e = 0; e < ND; e++) {
             const int d = lane + 32 * e;
             if (e < nd && d < hd) {
                 ka[e] = gllm_bf16_to_f32(K[oa + d]), kb[e] = gllm_bf16_to_f32(K[ob + d]);
@@ -108,35 +109,35 @@ extern "C" __global__ void gllm_attn_bf16_cuda(const float *q, const uint16_t *K
             if (g >= nh) break;
             float sa = 0.0f, sb = 0.0f;
 #pragma unroll
-            for (int e = 0; e < 8; e++) sa += qv[g][e] * ka[e], sb += qv[g][e] * kb[e];
+            for (int e = 0; e < ND; e++) sa += qv[g][e] * ka[e], sb += qv[g][e] * kb[e];
             sa = keep_a ? gllm_warp_allsum(sa) : -INFINITY,
             sb = keep_b ? gllm_warp_allsum(sb) : -INFINITY;
             const float mn = fmaxf(m[g], fmaxf(sa, sb)), corr = __expf(m[g] - mn),
                         pa = __expf(sa - mn), pb = __expf(sb - mn);
             l[g] = l[g] * corr + pa + pb;
 #pragma unroll
-            for (int e = 0; e < 8; e++) acc[g][e] = acc[g][e] * corr + pa * va[e] + pb * vb[e];
+            for (int e = 0; e < ND; e++) acc[g][e] = acc[g][e] * corr + pa * va[e] + pb * vb[e];
             m[g] = mn;
         }
     }
 #pragma unroll
     for (int g = 0; g < H; g++) {
 #pragma unroll
-        for (int e = 0; e < 8; e++)
+        for (int e = 0; e < ND; e++)
             if (e < nd && lane + 32 * e < hd) sm[warp][g][lane + 32 * e] = acc[g][e];
-        if (lane == 0) sm[warp][g][256] = m[g], sm[warp][g][257] = l[g];
+        if (lane == 0) sm[warp][g][MX] = m[g], sm[warp][g][MX + 1] = l[g];
     }
     __syncthreads();
     for (int g = 0; g < nh; g++) {
         const int h = h0 + g;
         float mx = -INFINITY;
-        for (int w = 0; w < 4; w++) mx = fmaxf(mx, sm[w][g][256]);
+        for (int w = 0; w < 4; w++) mx = fmaxf(mx, sm[w][g][MX]);
         float *pp = part + (((size_t)i * n_heads + h) * splits + split) * (hd + 2);
         for (int d = threadIdx.x; d < hd; d += blockDim.x) {
             float a = 0.0f, sum = 0.0f;
             for (int w = 0; w < 4; w++) {
-                const float f = sm[w][g][256] == -INFINITY ? 0.0f : __expf(sm[w][g][256] - mx);
-                a += sm[w][g][d] * f, sum += sm[w][g][257] * f;
+                const float f = sm[w][g][MX] == -INFINITY ? 0.0f : __expf(sm[w][g][MX] - mx);
+                a += sm[w][g][d] * f, sum += sm[w][g][MX + 1] * f;
             }
             if (splits == 1)
                 out[((size_t)i * n_heads + h) * hd + d] = a / sum;
@@ -171,4 +172,114 @@ extern "C" __global__ void gllm_attn_bf16_cuda(const float *q, const uint16_t *K
     }
     if (threadIdx.x == 0)
         count[i * n_heads + h0] = 0; /* ready for the next step (and graph replay) */
+}
+
+/* head dims up to 256, 4 heads of a group per block */
+extern "C" __global__ void gllm_attn_bf16_cuda(const float *q, const uint16_t *K, const uint16_t *V,
+                                               const int *tables, int table_stride, const int *hdr,
+                                               int n_heads, int n_kv, int hd, int page_shift,
+                                               float scale, float *out, float *part, int *count) {
+    gllm_attn_body_bf16_cuda<GLLM_ATTN_HEADS_WIDE, 8>(
+        q, K, V, tables, table_stride, hdr, n_heads, n_kv, hd, page_shift, scale, out, part, count);
+}
+
+/* head dims up to 128, 8 heads of a group per block */
+extern "C" __global__ void gllm_attn_g8_bf16_cuda(const float *q, const uint16_t *K,
+                                                  const uint16_t *V, const int *tables,
+                                                  int table_stride, const int *hdr, int n_heads,
+                                                  int n_kv, int hd, int page_shift, float scale,
+                                                  float *out, float *part, int *count) {
+    gllm_attn_body_bf16_cuda<GLLM_ATTN_HEADS, 4>(q, K, V, tables, table_stride, hdr, n_heads, n_kv,
+                                                 hd, page_shift, scale, out, part, count);
+}
+/* Prefill attention on tensor cores (flash attention): the step's rows are one sequence's,
+ * row i at slot slot0 + i, causal; hd <= 128, a multiple of 16. A block takes 32 query rows of
+ * one head, each of its 2 warps 16 of them; the block walks the keys 16 at a time (K and V
+ * tiles in shared memory, bf16 as cached), each warp computes S = Q K^T on WMMA tiles (Q
+ * scaled and rounded to bf16), updates its rows' running max and sum (two lanes per row),
+ * rescales its f32 output rows in shared memory and adds P V (P rounded to bf16) on
+ * WMMA tiles. Launch: grid (n_heads, ceil(n / 32)), 64 threads. */
+extern "C" __global__ void __launch_bounds__(64)
+    gllm_attn_tc_bf16_cuda(const float *q, const uint16_t *K, const uint16_t *V, const int *tables,
+                           int table_stride, const int *hdr, int n, int n_heads, int n_kv, int hd,
+                           int page_shift, float scale, float *out) {
+    namespace wm = nvcuda::wmma;
+    enum { LDK = 136, LDO = 132 }; /* row strides: tiles 32-byte aligned, ldm a 16-byte multiple */
+    __shared__ __align__(32) __nv_bfloat16 qs[32][LDK];
+    __shared__ __align__(32) __nv_bfloat16 ks[16][LDK];
+    __shared__ __align__(32) __nv_bfloat16 vs[16][LDK];
+    __shared__ __align__(32) float ss[2][16][16];
+    __shared__ __align__(32) __nv_bfloat16 ps[2][16][16];
+    __shared__ __align__(32) float os[32][LDO];
+    const int h = blockIdx.x, kvh = h / (n_heads / n_kv), r0 = blockIdx.y * 32,
+              warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int slot0 = hdr[hdr[GLLM_HDR_SLOTS]], last = min(r0 + 31, n - 1), kmax = slot0 + last;
+    const int *table = tables + (size_t)hdr[hdr[GLLM_HDR_SEQS]] * table_stride;
+    for (int e = threadIdx.x; e < 32 * hd; e += blockDim.x) {
+        const int r = e / hd, d = e % hd;
+        qs[r][d] = __float2bfloat16_rn(
+            r0 + r < n ? q[((size_t)(r0 + r) * n_heads + h) * hd + d] * scale : 0.0f);
+        os[r][d] = 0.0f;
+    }
+    /* this lane's row (two lanes per row, 8 of the 16 keys each) and the warp's last row */
+    const int rr = lane / 2, half = lane % 2, row = r0 + warp * 16 + rr,
+              wlast = min(r0 + warp * 16 + 15, n - 1);
+    const int limit = row < n ? slot0 + row : -1; /* the last key this row sees */
+    float m = -INFINITY, l = 0.0f;
+    for (int kt = 0; kt <= kmax; kt += 16) {
+        __syncthreads(); /* the previous tiles are done with */
+        for (int e = threadIdx.x; e < 16 * hd; e += blockDim.x) {
+            const int j = e / hd, d = e % hd;
+            const bool in = kt + j <= kmax;
+            const size_t o = in ? gllm_kv_offset(table, kt + j, kvh, n_kv, hd, page_shift) + d : 0;
+            ks[j][d] = in ? __ushort_as_bfloat16(K[o]) : __float2bfloat16_rn(0.0f);
+            vs[j][d] = in ? __ushort_as_bfloat16(V[o]) : __float2bfloat16_rn(0.0f);
+        }
+        __syncthreads();
+        if (r0 + warp * 16 >= n || kt > slot0 + wlast)
+            continue; /* no row of this warp sees these keys */
+        wm::fragment<wm::accumulator, 16, 16, 16, float> s;
+        wm::fill_fragment(s, 0.0f);
+        for (int d = 0; d < hd; d += 16) {
+            wm::fragment<wm::matrix_a, 16, 16, 16, __nv_bfloat16, wm::row_major> a;
+            wm::fragment<wm::matrix_b, 16, 16, 16, __nv_bfloat16, wm::col_major> b;
+            wm::load_matrix_sync(a, &qs[warp * 16][d], LDK),
+                wm::load_matrix_sync(b, &ks[0][d], LDK);
+            wm::mma_sync(s, a, b, s);
+        }
+        wm::store_matrix_sync(&ss[warp][0][0], s, 16, wm::mem_row_major);
+        __syncwarp();
+        float p[8], mx = -INFINITY;
+#pragma unroll
+        for (int c = 0; c < 8; c++) {
+            const int j = kt + half * 8 + c;
+            p[c] = j <= limit ? ss[warp][rr][half * 8 + c] : -INFINITY;
+            mx = fmaxf(mx, p[c]);
+        }
+        const float mn = fmaxf(m, fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1)));
+        const float corr = mn == -INFINITY ? 1.0f : __expf(m - mn);
+        float sum = 0.0f;
+#pragma unroll
+        for (int c = 0; c < 8; c++) {
+            p[c] = mn == -INFINITY ? 0.0f : __expf(p[c] - mn), sum += p[c];
+            ps[warp][rr][half * 8 + c] = __float2bfloat16_rn(p[c]);
+        }
+        l = l * corr + sum + __shfl_xor_sync(0xffffffffu, sum, 1), m = mn;
+        for (int d = half; d < hd; d += 2) os[warp * 16 + rr][d] *= corr;
+        __syncwarp();
+        wm::fragment<wm::matrix_a, 16, 16, 16, __nv_bfloat16, wm::row_major> pa;
+        wm::load_matrix_sync(pa, &ps[warp][0][0], 16);
+        for (int d = 0; d < hd; d += 16) {
+            wm::fragment<wm::matrix_b, 16, 16, 16, __nv_bfloat16, wm::row_major> vb;
+            wm::fragment<wm::accumulator, 16, 16, 16, float> o;
+            wm::load_matrix_sync(vb, &vs[0][d], LDK);
+            wm::load_matrix_sync(o, &os[warp * 16][d], LDO, wm::mem_row_major);
+            wm::mma_sync(o, pa, vb, o);
+            wm::store_matrix_sync(&os[warp * 16][d], o, LDO, wm::mem_row_major);
+        }
+        __syncwarp();
+    }
+    if (row < n)
+        for (int d = half; d < hd; d += 2)
+            out[((size_t)row * n_heads + h) * hd + d] = os[warp * 16 + rr][d] / l;
 }

@@ -49,20 +49,21 @@ extern "C" __global__ void gllm_rope_kv_f32_cuda(float *q, const float *k, const
 
 /* Causal attention of the step's rows over the cache: row i sees its sequence's slots 0 .. its
  * own, or in a tree step the prefix and its ancestors' slots and its own (the header's rows);
- * q, out: [n][n_heads][hd], hd <= 256. A block takes up to GLLM_ATTN_HEADS query heads of one
- * GQA group, so each K/V row is read once for all of them: block (group chunk, row, split)
- * over the split's share of the keys; 4 warps take every 4th key, two keys per iteration,
- * lanes over the dimensions (coalesced K and V rows), an online softmax per warp and head,
- * merged in shared memory. One split: out is written; several: each writes its (acc[hd], max,
- * sum) per head to part, and the last split of a (row, chunk) to finish (count[row * n_heads +
- * first head]) merges them and sets its count back to 0. Launch: grid (n_kv * chunks, n,
- * splits), chunks = ceil(group / GLLM_ATTN_HEADS), 128 threads. */
-extern "C" __global__ void gllm_attn_f32_cuda(const float *q, const float *K, const float *V,
-                                              const int *tables, int table_stride, const int *hdr,
-                                              int n_heads, int n_kv, int hd, int page_shift,
-                                              float scale, float *out, float *part, int *count) {
-    const int H = GLLM_ATTN_HEADS;
-    __shared__ float sm[4][H][258]; /* per warp and head: acc[hd], max, sum */
+ * q, out: [n][n_heads][hd], hd <= 32 * ND. A block takes up to H query heads of one GQA group,
+ * so each K/V row is read once for all of them: block (group chunk, row, split) over the
+ * split's share of the keys; 4 warps take every 4th key, two keys per iteration, lanes over the
+ * dimensions (coalesced K and V rows), an online softmax per warp and head, merged in shared
+ * memory. One split: out is written; several: each writes its (acc[hd], max, sum) per head to
+ * part, and the last split of a (row, chunk) to finish (count[row * n_heads + first head])
+ * merges them and sets its count back to 0. Launch: grid (n_kv * chunks, n, splits), chunks =
+ * ceil(group / H), 128 threads. */
+template <int H, int ND>
+__device__ __forceinline__ void
+gllm_attn_body_f32_cuda(const float *q, const float *K, const float *V, const int *tables,
+                        int table_stride, const int *hdr, int n_heads, int n_kv, int hd,
+                        int page_shift, float scale, float *out, float *part, int *count) {
+    __shared__ float sm[4][H][32 * ND + 2]; /* per warp and head: acc[hd], max, sum */
+    const int MX = 32 * ND;                 /* sm[w][g][MX], [MX + 1]: the max and the sum */
     const int group = n_heads / n_kv, chunks = (group + H - 1) / H, kvh = blockIdx.x / chunks;
     const int h0 = kvh * group + blockIdx.x % chunks * H, nh = min(H, (kvh + 1) * group - h0);
     const int i = blockIdx.y, split = blockIdx.z, splits = gridDim.z;
@@ -74,12 +75,12 @@ extern "C" __global__ void gllm_attn_f32_cuda(const float *q, const float *K, co
     const unsigned *tree = hdr[GLLM_HDR_TREE] ? (const unsigned *)hdr + hdr[GLLM_HDR_TREE] +
                                                     (size_t)i * ((gridDim.y + 31) / 32)
                                               : NULL;
-    float qv[H][8], acc[H][8], m[H], l[H];
+    float qv[H][ND], acc[H][ND], m[H], l[H];
 #pragma unroll
     for (int g = 0; g < H; g++) {
         const float *qi = q + ((size_t)i * n_heads + h0 + min(g, nh - 1)) * hd;
 #pragma unroll
-        for (int e = 0; e < 8; e++)
+        for (int e = 0; e < ND; e++)
             qv[g][e] = e < nd && lane + 32 * e < hd ? qi[lane + 32 * e] * scale : 0.0f,
             acc[g][e] = 0.0f;
         m[g] = -INFINITY, l[g] = 0.0f;
@@ -94,9 +95,9 @@ extern "C" __global__ void gllm_attn_f32_cuda(const float *q, const float *K, co
         }
         const size_t oa = gllm_kv_offset(table, ja, kvh, n_kv, hd, page_shift),
                      ob = gllm_kv_offset(table, jb, kvh, n_kv, hd, page_shift);
-        float ka[8] = {0}, kb[8] = {0}, va[8] = {0}, vb[8] = {0};
+        float ka[ND] = {0}, kb[ND] = {0}, va[ND] = {0}, vb[ND] = {0};
 #pragma unroll
-        for (int e = 0; e < 8; e++) {
+        for (int e = 0; e < ND; e++) {
             const int d = lane + 32 * e;
             if (e < nd && d < hd) {
                 ka[e] = (K[oa + d]), kb[e] = (K[ob + d]);
@@ -108,35 +109,35 @@ extern "C" __global__ void gllm_attn_f32_cuda(const float *q, const float *K, co
             if (g >= nh) break;
             float sa = 0.0f, sb = 0.0f;
 #pragma unroll
-            for (int e = 0; e < 8; e++) sa += qv[g][e] * ka[e], sb += qv[g][e] * kb[e];
+            for (int e = 0; e < ND; e++) sa += qv[g][e] * ka[e], sb += qv[g][e] * kb[e];
             sa = keep_a ? gllm_warp_allsum(sa) : -INFINITY,
             sb = keep_b ? gllm_warp_allsum(sb) : -INFINITY;
             const float mn = fmaxf(m[g], fmaxf(sa, sb)), corr = __expf(m[g] - mn),
                         pa = __expf(sa - mn), pb = __expf(sb - mn);
             l[g] = l[g] * corr + pa + pb;
 #pragma unroll
-            for (int e = 0; e < 8; e++) acc[g][e] = acc[g][e] * corr + pa * va[e] + pb * vb[e];
+            for (int e = 0; e < ND; e++) acc[g][e] = acc[g][e] * corr + pa * va[e] + pb * vb[e];
             m[g] = mn;
         }
     }
 #pragma unroll
     for (int g = 0; g < H; g++) {
 #pragma unroll
-        for (int e = 0; e < 8; e++)
+        for (int e = 0; e < ND; e++)
             if (e < nd && lane + 32 * e < hd) sm[warp][g][lane + 32 * e] = acc[g][e];
-        if (lane == 0) sm[warp][g][256] = m[g], sm[warp][g][257] = l[g];
+        if (lane == 0) sm[warp][g][MX] = m[g], sm[warp][g][MX + 1] = l[g];
     }
     __syncthreads();
     for (int g = 0; g < nh; g++) {
         const int h = h0 + g;
         float mx = -INFINITY;
-        for (int w = 0; w < 4; w++) mx = fmaxf(mx, sm[w][g][256]);
+        for (int w = 0; w < 4; w++) mx = fmaxf(mx, sm[w][g][MX]);
         float *pp = part + (((size_t)i * n_heads + h) * splits + split) * (hd + 2);
         for (int d = threadIdx.x; d < hd; d += blockDim.x) {
             float a = 0.0f, sum = 0.0f;
             for (int w = 0; w < 4; w++) {
-                const float f = sm[w][g][256] == -INFINITY ? 0.0f : __expf(sm[w][g][256] - mx);
-                a += sm[w][g][d] * f, sum += sm[w][g][257] * f;
+                const float f = sm[w][g][MX] == -INFINITY ? 0.0f : __expf(sm[w][g][MX] - mx);
+                a += sm[w][g][d] * f, sum += sm[w][g][MX + 1] * f;
             }
             if (splits == 1)
                 out[((size_t)i * n_heads + h) * hd + d] = a / sum;
@@ -171,4 +172,23 @@ extern "C" __global__ void gllm_attn_f32_cuda(const float *q, const float *K, co
     }
     if (threadIdx.x == 0)
         count[i * n_heads + h0] = 0; /* ready for the next step (and graph replay) */
+}
+
+/* head dims up to 256, 4 heads of a group per block */
+extern "C" __global__ void gllm_attn_f32_cuda(const float *q, const float *K, const float *V,
+                                              const int *tables, int table_stride, const int *hdr,
+                                              int n_heads, int n_kv, int hd, int page_shift,
+                                              float scale, float *out, float *part, int *count) {
+    gllm_attn_body_f32_cuda<GLLM_ATTN_HEADS_WIDE, 8>(q, K, V, tables, table_stride, hdr, n_heads,
+                                                     n_kv, hd, page_shift, scale, out, part, count);
+}
+
+/* head dims up to 128, 8 heads of a group per block */
+extern "C" __global__ void gllm_attn_g8_f32_cuda(const float *q, const float *K, const float *V,
+                                                 const int *tables, int table_stride,
+                                                 const int *hdr, int n_heads, int n_kv, int hd,
+                                                 int page_shift, float scale, float *out,
+                                                 float *part, int *count) {
+    gllm_attn_body_f32_cuda<GLLM_ATTN_HEADS, 4>(q, K, V, tables, table_stride, hdr, n_heads, n_kv,
+                                                hd, page_shift, scale, out, part, count);
 }

@@ -11,7 +11,8 @@ static const char *const GEMV[] = GLLM_CUDA_BY_DTYPE("gemv"), *const GEMM[] = GL
                   *const GEMM_TC[] = GLLM_CUDA_BY_DTYPE("gemm_tc"),
                   *const GEMV_QKV[] = GLLM_CUDA_BY_DTYPE("gemv_qkv"), *const GEMV_GLU[] = GLLM_CUDA_BY_DTYPE("gemv_glu"),
                   *const EMBED[] = GLLM_CUDA_BY_DTYPE("embed"), *const ROPE_KV[] = GLLM_CUDA_BY_DTYPE("rope_kv"),
-                  *const ATTN[] = GLLM_CUDA_BY_DTYPE("attn");
+                  *const ATTN[] = GLLM_CUDA_BY_DTYPE("attn"), *const ATTN_G8[] = GLLM_CUDA_BY_DTYPE("attn_g8"),
+                  *const ATTN_TC[] = GLLM_CUDA_BY_DTYPE("attn_tc");
 
 /* attention splits the keys of each row over up to 16 blocks while rows x splits stays within
  * 64 (the partials' room): decode and short steps fill the device */
@@ -20,7 +21,7 @@ static int attn_splits(size_t rows) {
     const size_t s = ATTN_SPLIT_ROWS / rows;
     return s < 1 ? 1 : s > ATTN_SPLITS ? ATTN_SPLITS : (int)s;
 }
-enum { TC_MIN_ROWS = 32 };  /* gemm: from this many tokens on tensor cores (below, the 8-token kernel) */
+enum { TC_MIN_ROWS = 32 };  /* gemm, prefill attention: from this many tokens on tensor cores */
 
 /* the step header's ints: the fixed fields; per row its token, sequence, slot and position; per
  * item its last row; a tree's ancestor rows */
@@ -148,12 +149,12 @@ static gllm_status elementwise(gllm_cuda_model *cm, const char *name, CUdevicept
 }
 
 /* the plan's steps first .. last - 1 for n rows (n_out logits rows: every row's, or each item's
- * last); the step header is already on the device. One row (decode) takes the fused launches: a
+ * last; prefill: one sequence's causal rows, no tree); the step header is already on the device. One row (decode) takes the fused launches: a
  * norm inside the projection after it (Q/K/V in one gemv, gate/up/SiLU in one, the head), a
  * residual add inside the projection before it; any n fuses RoPE with the KV write, and several
  * rows a residual add with the norm after it. */
 static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t first, size_t last, size_t n, CUdeviceptr logits,
-                       size_t n_out) {
+                       size_t n_out, int prefill) {
     const gllm_plan *p = cm->p;
     const int hd = (int)kv->head_dim, n_kv = (int)kv->n_kv, heads = (int)p->n_heads, shift = (int)kv->page_shift;
     const int stride = (int)kv->table_stride;
@@ -218,10 +219,20 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t first
         }
         case STEP_ATTN: { /* splits by the row count alone, so a graph holds */
             float scale = p->scale;
-            const size_t chunks = (p->n_heads / kv->n_kv + GLLM_ATTN_HEADS - 1) / GLLM_ATTN_HEADS;
+            const int narrow = hd <= 128, per = narrow ? GLLM_ATTN_HEADS : GLLM_ATTN_HEADS_WIDE; /* heads per block */
+            const size_t chunks = (p->n_heads / kv->n_kv + per - 1) / per;
+            if (prefill && cm->c->tensor_cores && n >= TC_MIN_ROWS && hd <= 128 &&
+                (kv->dtype == GLLM_DTYPE_F16 || kv->dtype == GLLM_DTYPE_BF16)) { /* flash attention on tensor cores */
+                int ni = (int)n;
+                void *args[] = {&in, &kl, &vl, (void *)&kv->tables, (void *)&stride, &cm->hdr, &ni, (void *)&heads,
+                                (void *)&n_kv, (void *)&hd, (void *)&shift, &scale, &out};
+                s = launch(cm, ATTN_TC[kv->dtype], (unsigned)p->n_heads, (unsigned)((n + 31) / 32), 64, args);
+                break;
+            }
             void *args[] = {&in, &kl, &vl, (void *)&kv->tables, (void *)&stride, &cm->hdr, (void *)&heads, (void *)&n_kv,
                             (void *)&hd, (void *)&shift, &scale, &out, &cm->part, &cm->count};
-            s = launch3(cm, ATTN[kv->dtype], (unsigned)(kv->n_kv * chunks), (unsigned)n, (unsigned)attn_splits(n), 128, 0, args);
+            s = launch3(cm, (narrow ? ATTN_G8 : ATTN)[kv->dtype], (unsigned)(kv->n_kv * chunks), (unsigned)n, (unsigned)attn_splits(n),
+                        128, 0, args);
             break;
         }
         case STEP_MATMUL:
@@ -328,7 +339,7 @@ gllm_status gllm_cuda_forward(gllm_cuda_model *cm, const gllm_cuda_kv *kv, const
     for (int i = 0; decode && i < GLLM_CUDA_GRAPHS; i++)
         if (cm->graph[i].exec && cm->graph[i].rows == n && cm->graph[i].k == kv->k && cm->graph[i].logits == logits) slot_g = i;
     if (slot_g >= 0) return gllm_cuda_check(c, c->drv.cuGraphLaunch(cm->graph[slot_g].exec, c->stream), "replaying a decode graph");
-    if ((s = run(cm, kv, 0, cm->p->n_steps, n, logits, n_out)) != GLLM_OK || !decode) return s;
+    if ((s = run(cm, kv, 0, cm->p->n_steps, n, logits, n_out, n_items == 1 && !parent)) != GLLM_OK || !decode) return s;
     /* the first decode of this row count into this cache just ran eagerly (the warm-up):
      * capture it for the next ones, in a free entry or the oldest */
     int e = 0;
@@ -337,7 +348,7 @@ gllm_status gllm_cuda_forward(gllm_cuda_model *cm, const gllm_cuda_kv *kv, const
     cm->graph[e].exec = NULL;
     CUgraph graph = NULL;
     if ((s = gllm_cuda_check(c, c->drv.cuStreamBeginCapture(c->stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "capturing")) != GLLM_OK) return s;
-    gllm_status rs = run(cm, kv, 0, cm->p->n_steps, n, logits, n_out);
+    gllm_status rs = run(cm, kv, 0, cm->p->n_steps, n, logits, n_out, n_items == 1);
     s = gllm_cuda_check(c, c->drv.cuStreamEndCapture(c->stream, &graph), "capturing a decode graph");
     if (rs != GLLM_OK) s = rs;
     if (s == GLLM_OK)
@@ -378,7 +389,7 @@ gllm_status gllm_cuda_block(gllm_cuda_model *cm, size_t first, size_t last, cons
     if (s == GLLM_OK && head) s = gllm_cuda_alloc(c, n * width * sizeof(float), &logits);
     if (s == GLLM_OK && x) s = gllm_cuda_upload(c, cm->buf[BUF_X], x, n * p->width[BUF_X] * sizeof(float));
     if (s == GLLM_OK) s = header(cm, &item, 1, NULL, NULL, n);
-    if (s == GLLM_OK) s = run(cm, &kv, first, last, n, logits, n);
+    if (s == GLLM_OK) s = run(cm, &kv, first, last, n, logits, n, 1);
     if (s == GLLM_OK) s = gllm_cuda_download(c, out, head ? logits : cm->buf[BUF_X], n * width * sizeof(float));
     gllm_cuda_sync(c); /* nothing left running on what is freed */
     gllm_cuda_free(c, kv.k), gllm_cuda_free(c, kv.v), gllm_cuda_free(c, kv.tables), gllm_cuda_free(c, logits);

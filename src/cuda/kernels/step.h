@@ -15,5 +15,7 @@ enum {
     GLLM_HDR_TOKENS /* the step's token ids follow */
 };
 
-enum { GLLM_ATTN_HEADS = 4 }; /* attention: query heads of one GQA group per block */
+/* attention: query heads of one GQA group per block, for head dims up to 128 (attn_g8) and up
+ * to 256 (attn); a larger group takes ceil(group / heads) blocks */
+enum { GLLM_ATTN_HEADS = 8, GLLM_ATTN_HEADS_WIDE = 4 };
 #endif

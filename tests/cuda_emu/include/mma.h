@@ -46,6 +46,14 @@ static inline void load_matrix_sync(fragment<Use, M, N, K, T, Layout> &f, const 
             f.v[r * F::cols + c] = gllm_emu_value(std::is_same<Layout, col_major>::value ? p[(size_t)c * ldm + r] : p[(size_t)r * ldm + c]);
 }
 
+/* an accumulator from memory (f32, row- or column-major) */
+template <int M, int N, int K>
+static inline void load_matrix_sync(fragment<accumulator, M, N, K, float> &f, const float *p, unsigned ldm, layout_t layout) {
+    gllm_emu_check(p, ldm);
+    for (int r = 0; r < M; r++)
+        for (int c = 0; c < N; c++) f.v[r * N + c] = p[layout == mem_row_major ? (size_t)r * ldm + c : (size_t)c * ldm + r];
+}
+
 template <int M, int N, int K, class T> static inline void fill_fragment(fragment<accumulator, M, N, K, T> &f, float x) {
     for (float &e : f.v) e = x;
 }
