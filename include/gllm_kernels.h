@@ -190,7 +190,9 @@ GLLM_API gllm_status gllm_rerank_forward(gllm_reranker *r, const int32_t *const 
 
 /* ---- scheduling (the client's scheduler) ---------------------------------------------- */
 
-/* used / total pages of the KV pool, in [0, 1] */
+/* used / total pages of the KV pool, in [0, 1]; on CUDA the larger of that and the device's memory
+ * in use (cuMemGetInfo), the pool's free pages counted as free: a device filling up from
+ * elsewhere (other caches, other processes) shows too */
 GLLM_API gllm_status gllm_memory_pressure(const gllm_kv_cache *kv, float *out);
 typedef enum {
     GLLM_PAGE_FREE,      /* in the pool, unused */

@@ -524,6 +524,47 @@ Test(cuda, batch_matches_cpu) {
     free(tok);
 }
 
+/* memory pressure on CUDA: the pool's used pages, or the device's memory in use (the pool's free
+ * pages counted as free) when that is larger: 80 % of the free memory taken elsewhere shows, and
+ * giving it back restores the pool's figure. The emulator's device is 256 MiB here. */
+Test(cuda, memory_pressure_counts_the_device) {
+    if (!has_gpu()) cr_skip_test("no GPU");
+    setenv("GLLM_EMU_MEMORY", "268435456", 1); /* a real driver ignores it */
+    char path[128];
+    write_model("llama", GLLM_DTYPE_Q8_0, GLLM_DTYPE_Q8_0, path, sizeof path);
+    gllm_model *m;
+    cr_assert_eq(gllm_model_open(path, &m), GLLM_OK);
+    side gpu;
+    side_open(&gpu, "cuda:0", m, GLLM_DTYPE_F16);
+    int32_t tok[40];
+    for (int i = 0; i < 40; i++) tok[i] = i % (int)VOCAB;
+    gllm_logits *l;
+    cr_assert_eq(gllm_generator_forward(gpu.g, gpu.kv, gpu.seq, tok, 40, NULL, &l), GLLM_OK, "%s", gllm_last_error());
+    float before, during, after;
+    cr_assert_eq(gllm_memory_pressure(gpu.kv, &before), GLLM_OK, "%s", gllm_last_error());
+    cr_assert(before >= 3.0f / 12 - 1e-6f, "the pool's 3 of 12 pages at least: %g", before);
+    gllm_cuda c;
+    cr_assert_eq(gllm_cuda_open(&c, 0), GLLM_OK);
+    cr_assert_eq(gllm_cuda_enter(&c), GLLM_OK);
+    size_t free_bytes, total;
+    cr_assert_eq(c.drv.cuMemGetInfo(&free_bytes, &total), CUDA_SUCCESS);
+    CUdeviceptr big;
+    cr_assert_eq(gllm_cuda_alloc(&c, free_bytes / 10 * 8, &big), GLLM_OK, "%s", gllm_last_error());
+    gllm_cuda_leave(&c);
+    cr_assert_eq(gllm_memory_pressure(gpu.kv, &during), GLLM_OK);
+    cr_assert(during >= 0.8f * (float)free_bytes / (float)total - 0.01f && during <= 1.0f, "pressure %g with 80%% of %zu free bytes taken",
+              during, free_bytes);
+    cr_assert_eq(gllm_cuda_enter(&c), GLLM_OK);
+    gllm_cuda_free(&c, big);
+    gllm_cuda_leave(&c);
+    gllm_cuda_close(&c);
+    cr_assert_eq(gllm_memory_pressure(gpu.kv, &after), GLLM_OK);
+    cr_assert(fabsf(after - before) < 1e-3f, "pressure back to %g, not %g", before, after);
+    side_close(&gpu);
+    gllm_model_close(m);
+    unlink(path);
+}
+
 /* the L2 blocks on the GPU (the embedding, one layer's attention and feed-forward, the head)
  * against the CPU's on the f32 twin, at 1 and 13 rows, each fed the CPU's input; bad input refused */
 Test(cuda, blocks_match_cpu) {

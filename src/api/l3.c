@@ -539,6 +539,18 @@ gllm_status gllm_sample(gllm_generator *g, const gllm_logits *l, const gllm_samp
 gllm_status gllm_memory_pressure(const gllm_kv_cache *kv, float *out) {
     if (!kv || !out) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_memory_pressure: NULL argument");
     *out = (float)(kv->pool.n_pages - kv->pool.n_free) / (float)kv->pool.n_pages;
+    if (!kv->cuda) return GLLM_OK;
+    gllm_cuda *c = &kv->g->b->gpu;
+    size_t free_bytes = 0, total = 0;
+    gllm_status st = gllm_cuda_enter(c);
+    if (st != GLLM_OK) return st;
+    st = gllm_cuda_check(c, c->drv.cuMemGetInfo(&free_bytes, &total), "reading the device's free memory");
+    gllm_cuda_leave(c);
+    if (st != GLLM_OK || !total) return st;
+    const size_t page_bytes = kv->dkv.layer_bytes / kv->dkv.n_pages * 2 * kv->g->m->llama.n_layers; /* K and V, every layer */
+    const size_t pool_free = kv->pool.n_free * page_bytes;
+    const size_t used = total - free_bytes > pool_free ? total - free_bytes - pool_free : 0;
+    if ((float)used / (float)total > *out) *out = (float)used / (float)total;
     return GLLM_OK;
 }
 

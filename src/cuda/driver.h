@@ -60,6 +60,7 @@ typedef struct {
     CUresult (*cuModuleGetFunction)(CUfunction *, CUmodule, const char *);
     CUresult (*cuMemAlloc)(CUdeviceptr *, size_t);
     CUresult (*cuMemFree)(CUdeviceptr);
+    CUresult (*cuMemGetInfo)(size_t *, size_t *);
     CUresult (*cuMemAllocHost)(void **, size_t);
     CUresult (*cuMemFreeHost)(void *);
     CUresult (*cuMemHostRegister)(void *, size_t, unsigned);

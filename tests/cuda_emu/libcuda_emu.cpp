@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <tuple>
 #include <type_traits>
@@ -291,14 +292,35 @@ CUresult emu_cuModuleGetFunction(const void **f, void *, const char *name) {
         if (!strcmp(k.name, name)) return *f = &k, OK;
     return E_NOT_FOUND;
 }
+/* device memory in use (cuMemGetInfo); GLLM_EMU_MEMORY: the device's bytes (default 80 GiB) */
+std::map<uintptr_t, size_t> allocated;
+size_t allocated_bytes;
+size_t device_bytes() {
+    const char *e = getenv("GLLM_EMU_MEMORY");
+    return e && *e ? (size_t)strtoull(e, NULL, 10) : (size_t)80 << 30;
+}
 CUresult emu_cuMemAlloc(unsigned long long *p, size_t bytes) {
+    std::lock_guard<std::recursive_mutex> g(lock);
+    if (allocated_bytes + bytes > device_bytes()) return E_OUT_OF_MEMORY;
     void *m = aligned_alloc(256, (bytes + 255) / 256 * 256);
     if (!m) return E_OUT_OF_MEMORY;
     memset(m, 0xff, bytes);
     *p = (uintptr_t)m;
+    allocated[(uintptr_t)m] = bytes, allocated_bytes += bytes;
     return OK;
 }
-CUresult emu_cuMemFree(unsigned long long p) { return free((void *)(uintptr_t)p), OK; }
+CUresult emu_cuMemGetInfo(size_t *free_bytes, size_t *total) {
+    std::lock_guard<std::recursive_mutex> g(lock);
+    *total = device_bytes(), *free_bytes = *total - allocated_bytes;
+    return OK;
+}
+CUresult emu_cuMemFree(unsigned long long p) {
+    std::lock_guard<std::recursive_mutex> g(lock);
+    auto it = allocated.find((uintptr_t)p);
+    if (it == allocated.end()) return E_INVALID_VALUE;
+    allocated_bytes -= it->second, allocated.erase(it);
+    return free((void *)(uintptr_t)p), OK;
+}
 CUresult emu_cuMemAllocHost(void **p, size_t bytes) { /* page-aligned, as the driver's */
     return (*p = aligned_alloc(4096, (bytes + 4095) / 4096 * 4096)) ? OK : E_OUT_OF_MEMORY;
 }
@@ -397,7 +419,7 @@ const struct {
 #define E(n) {#n, (void *)emu_##n}
     E(cuGetErrorString), E(cuInit), E(cuDriverGetVersion), E(cuDeviceGetCount), E(cuDeviceGet), E(cuDeviceGetName),
     E(cuDeviceGetAttribute), E(cuDevicePrimaryCtxRetain), E(cuDevicePrimaryCtxRelease), E(cuCtxPushCurrent),
-    E(cuCtxPopCurrent), E(cuModuleLoadData), E(cuModuleUnload), E(cuModuleGetFunction), E(cuMemAlloc), E(cuMemFree),
+    E(cuCtxPopCurrent), E(cuModuleLoadData), E(cuModuleUnload), E(cuModuleGetFunction), E(cuMemAlloc), E(cuMemFree), E(cuMemGetInfo),
     E(cuMemAllocHost), E(cuMemFreeHost), E(cuMemHostRegister), E(cuMemHostUnregister), E(cuMemHostGetDevicePointer),
     E(cuLaunchKernel), E(cuMemcpyHtoDAsync), E(cuMemcpyDtoHAsync), E(cuMemcpyDtoDAsync), E(cuMemcpy2DAsync), E(cuMemsetD32Async),
     E(cuStreamCreate), E(cuStreamDestroy), E(cuStreamSynchronize), E(cuEventCreate), E(cuEventDestroy), E(cuEventRecord),
