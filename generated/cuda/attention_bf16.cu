@@ -10,38 +10,63 @@
 /* RoPE on the step's q (in place) and k, and K, V into row i's slot: q [n][n_heads][hd],
  * k, v [n][n_kv][hd]; pairs (2p, 2p + 1), or (p, p + rot/2) when neox, rotated by
  * pos * inv_freq[p] (angle in double, as the CPU), pos the header's position of row i (else
- * its slot). Launch: one block of 128 threads per row. */
+ * its slot). qn, kn (both or neither, n_heads + n_kv <= 256): each head of q and k is first
+ * RMS-normalised with these weights (Qwen3's q/k norm). Launch: one block of 128 threads per row.
+ */
 extern "C" __global__ void gllm_rope_kv_bf16_cuda(float *q, const float *k, const float *v,
                                                   uint16_t *K, uint16_t *V, const int *tables,
                                                   int table_stride, const int *hdr, int n_heads,
                                                   int n_kv, int hd, int page_shift, int rot,
-                                                  int neox, const float *inv_freq) {
+                                                  int neox, const float *inv_freq, const float *qn,
+                                                  const float *kn, float norm_eps) {
+    __shared__ float norm[256]; /* per head of q, then of k: its scale (1 without norms) */
     const int i = blockIdx.x, half = rot / 2, slot = hdr[hdr[GLLM_HDR_SLOTS] + i];
     const double pos = (double)(hdr[GLLM_HDR_POS] ? hdr[hdr[GLLM_HDR_POS] + i] : slot);
-    for (int e = threadIdx.x; e < n_heads * half; e += blockDim.x) {
-        const int p = e % half;
-        float *r = q + ((size_t)i * n_heads + e / half) * hd;
+    float *qi = q + (size_t)i * n_heads * hd;
+    const float *ki = k + (size_t)i * n_kv * hd;
+    for (int hh = threadIdx.x / 32; qn && hh < n_heads + n_kv;
+         hh += blockDim.x / 32) { /* a warp per head */
+        const float *x = hh < n_heads ? qi + (size_t)hh * hd : ki + (size_t)(hh - n_heads) * hd;
+        float ss = 0.0f;
+        for (int d = threadIdx.x % 32; d < hd; d += 32) ss += x[d] * x[d];
+        ss = gllm_warp_allsum(ss);
+        if (threadIdx.x % 32 == 0) norm[hh] = rsqrtf(ss / (float)hd + norm_eps);
+    }
+    __syncthreads(); /* every scale is known before q is written */
+    for (int e = threadIdx.x; e < n_heads * hd;
+         e += blockDim.x) { /* q: the rotated pairs, and any dims past rot */
+        const int d = e % hd, hh = e / hd;
+        float *r = qi + (size_t)hh * hd;
+        const float sc = qn ? norm[hh] : 1.0f;
+        if (d >= rot) {
+            if (qn) r[d] *= sc * qn[d];
+            continue;
+        }
+        const int p = neox ? d % half : d / 2;
         const int a = neox ? p : 2 * p, b = neox ? p + half : 2 * p + 1;
+        if (d != a) continue; /* the pair's first element's thread takes both */
         double sd, cd;
         sincos(pos * inv_freq[p], &sd, &cd);
-        const float c = (float)cd, s = (float)sd, x0 = r[a], x1 = r[b];
+        const float c = (float)cd, s = (float)sd;
+        const float x0 = qn ? r[a] * sc * qn[a] : r[a], x1 = qn ? r[b] * sc * qn[b] : r[b];
         r[a] = x0 * c - x1 * s;
         r[b] = x0 * s + x1 * c;
     }
     const int *table = tables + (size_t)hdr[hdr[GLLM_HDR_SEQS] + i] * table_stride;
     for (int e = threadIdx.x; e < n_kv * hd; e += blockDim.x) {
-        const int d = e % hd;
-        const float *kr = k + (size_t)i * n_kv * hd + e - d;
-        float kd = kr[d];
+        const int d = e % hd, hh = e / hd;
+        const float *kr = ki + (size_t)hh * hd;
+        const float sc = qn ? norm[n_heads + hh] : 1.0f;
+        float kd = qn ? kr[d] * sc * kn[d] : kr[d];
         if (d < rot) { /* d is the first (a) or second (b) of its pair */
             const int p = neox ? d % half : d / 2, first = neox ? d < half : !(d & 1);
             const int partner = neox ? (first ? d + half : d - half) : (first ? d + 1 : d - 1);
+            const float kp = qn ? kr[partner] * sc * kn[partner] : kr[partner];
             double sd, cd;
             sincos(pos * inv_freq[p], &sd, &cd);
-            kd = first ? kd * (float)cd - kr[partner] * (float)sd
-                       : kr[partner] * (float)sd + kd * (float)cd;
+            kd = first ? kd * (float)cd - kp * (float)sd : kp * (float)sd + kd * (float)cd;
         }
-        const size_t o = gllm_kv_offset(table, slot, e / hd, n_kv, hd, page_shift) + d;
+        const size_t o = gllm_kv_offset(table, slot, hh, n_kv, hd, page_shift) + d;
         K[o] = gllm_f32_to_bf16(kd);
         V[o] = gllm_f32_to_bf16(v[(size_t)i * n_kv * hd + e]);
     }

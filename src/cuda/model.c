@@ -208,12 +208,16 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t first
                 s = matmul(cm, w->dtype, w->wv, w->bv, in, cm->v, n, nkv, t->k);
             }
             if (s != GLLM_OK) break;
-            if (w->q_norm && ((s = rmsnorm(cm, out, w->q_norm, out, n * p->n_heads, kv->head_dim, w->norm_eps)) ||
-                              (s = rmsnorm(cm, cm->k, w->k_norm, cm->k, n * kv->n_kv, kv->head_dim, w->norm_eps))))
+            /* q/k norms inside RoPE (up to 256 heads in all), else by themselves first */
+            const int fuse = w->q_norm && p->n_heads + kv->n_kv <= 256;
+            if (w->q_norm && !fuse && ((s = rmsnorm(cm, out, w->q_norm, out, n * p->n_heads, kv->head_dim, w->norm_eps)) ||
+                                       (s = rmsnorm(cm, cm->k, w->k_norm, cm->k, n * kv->n_kv, kv->head_dim, w->norm_eps))))
                 break;
             int rot = (int)p->rot, neox = p->neox;
+            CUdeviceptr qn = fuse ? dev(cm, w->q_norm) : 0, kn = fuse ? dev(cm, w->k_norm) : 0;
+            float neps = w->norm_eps;
             void *args[] = {&out, &cm->k, &cm->v, &kl, &vl, (void *)&kv->tables, (void *)&stride, &cm->hdr, (void *)&heads,
-                            (void *)&n_kv, (void *)&hd, (void *)&shift, &rot, &neox, &cm->inv_freq};
+                            (void *)&n_kv, (void *)&hd, (void *)&shift, &rot, &neox, &cm->inv_freq, &qn, &kn, &neps};
             s = launch(cm, ROPE_KV[kv->dtype], (unsigned)n, 1, 128, args);
             break;
         }
