@@ -1,10 +1,12 @@
-/* gllmk bench --op cuda: the device's copy bandwidth (the decode limit), the CUDA gemv of
- * every dtype on weights larger than the L2, and the prefill gemm on tensor cores beside the
- * CUDA-core one, timed with events on the compute stream. */
+/* gllmk bench --op cuda: the device's copy bandwidth (the decode limit), attention over a paged
+ * cache (decode, and prefill on tensor cores beside CUDA cores), the CUDA gemv of every dtype on
+ * weights larger than the L2, and the prefill gemm on tensor cores beside the CUDA-core one,
+ * timed with events on the compute stream. */
 #include <stdio.h>
 #include <stdlib.h>
 #include "bench/bench.h"
 #include "core/dtype_traits.h"
+#include "cuda/kernels/step.h"
 #include "cuda/model.h"
 #include "cuda/names.h"
 #include "cuda/runtime.h"
@@ -14,8 +16,8 @@ double gllm_bench_cuda_bw; /* bytes/s, read + written, of the latest copy measur
 
 /* one timed operation on the compute stream */
 typedef struct {
-    CUfunction f; /* a gemv launch of gx blocks, or when NULL: */
-    unsigned gx;
+    CUfunction f; /* a launch of (gx, gy, gz) blocks of `threads` (0: 1, 1, 256), or when NULL: */
+    unsigned gx, gy, gz, threads;
     void **args;
     CUdeviceptr src, dst; /* a copy of bytes (gemm 0), or */
     size_t bytes;
@@ -25,7 +27,7 @@ typedef struct {
 } op;
 
 static void run_op(gllm_cuda *c, const op *o) {
-    if (o->f) gllm_cuda_launch(c, o->f, o->gx, 1, 1, 256, 0, o->args);
+    if (o->f) gllm_cuda_launch(c, o->f, o->gx, o->gy ? o->gy : 1, o->gz ? o->gz : 1, o->threads ? o->threads : 256, 0, o->args);
     else if (o->bytes) c->drv.cuMemcpyDtoDAsync(o->dst, o->src, o->bytes, c->stream);
     else gllm_cuda_gemm(c, o->gemm, o->w, 0, o->x, o->y, (size_t)o->m, (size_t)o->n, (size_t)o->k);
 }
@@ -82,6 +84,65 @@ static void bench_gemm(gllm_cuda *c, int quick, const float *w32) {
     free(x);
 }
 
+/* the step header of rows 0 .. n - 1 of sequence 0 at slots prefix .. prefix + n - 1 */
+static void attn_header(gllm_cuda *c, CUdeviceptr hdr, int prefix, int n) {
+    int32_t *h = calloc(GLLM_HDR_TOKENS + 3 * (size_t)n + 1, sizeof(int32_t)), *slot = h + GLLM_HDR_TOKENS + 2 * n;
+    h[GLLM_HDR_SEQS] = GLLM_HDR_TOKENS + n, h[GLLM_HDR_SLOTS] = GLLM_HDR_TOKENS + 2 * n, h[GLLM_HDR_LAST] = GLLM_HDR_TOKENS + 3 * n;
+    for (int i = 0; i < n; i++) slot[i] = prefix + i;
+    slot[n] = n - 1;
+    gllm_cuda_upload(c, hdr, h, (GLLM_HDR_TOKENS + 3 * (size_t)n + 1) * sizeof(int32_t));
+    gllm_cuda_sync(c);
+    free(h);
+}
+
+/* attention over an f16 paged cache of L keys (Llama-3-8B heads: 32 query, 8 KV, dim 128; pages
+ * of 16): one decode row (the keys split 16 ways, a GQA group per block) as GB/s of K and V read
+ * beside the copy bandwidth, and the last 512 rows as a prefill on tensor cores beside CUDA cores */
+static void bench_attn(gllm_cuda *c, int quick) {
+    enum { H = 32, KVH = 8, HD = 128 };
+    const int L = quick ? 512 : 4096, n = quick ? 64 : 512, pages = L / 16;
+    int shift = 4, heads = H, kvh = KVH, hd = HD; /* kernel arguments */
+    const size_t kv_bytes = (size_t)pages * KVH * 16 * HD * 2;
+    CUdeviceptr k = 0, v = 0, tables = 0, hdr = 0, q = 0, out = 0, part = 0, count = 0;
+    CUfunction dec, tc;
+    if (gllm_cuda_alloc(c, kv_bytes, &k) || gllm_cuda_alloc(c, kv_bytes, &v) || gllm_cuda_alloc(c, pages * 4, &tables) ||
+        gllm_cuda_alloc(c, (GLLM_HDR_TOKENS + 3 * (size_t)n + 1) * 4, &hdr) || gllm_cuda_alloc(c, (size_t)n * H * HD * 4, &q) ||
+        gllm_cuda_alloc(c, (size_t)n * H * HD * 4, &out) || gllm_cuda_alloc(c, (size_t)64 * H * (HD + 2) * 4, &part) ||
+        gllm_cuda_alloc(c, (size_t)64 * H * 4, &count) || gllm_cuda_kernel(c, "gllm_attn_g8_f16_cuda", &dec) ||
+        gllm_cuda_kernel(c, "gllm_attn_tc_f16_cuda", &tc)) {
+        printf("cuda attention: %s\n", gllm_last_error());
+    } else {
+        int32_t *table = malloc(pages * sizeof(int32_t));
+        for (int i = 0; i < pages; i++) table[i] = (pages - 1 - i + 7) % pages; /* scattered pages */
+        gllm_cuda_upload(c, tables, table, pages * sizeof(int32_t));
+        c->drv.cuMemsetD32Async(k, 0x3c003c00u, kv_bytes / 4, c->stream); /* f16 1.0 */
+        c->drv.cuMemsetD32Async(v, 0x3c003c00u, kv_bytes / 4, c->stream);
+        c->drv.cuMemsetD32Async(q, 0x3c23d70au, (size_t)n * H * HD, c->stream); /* f32 0.01 */
+        c->drv.cuMemsetD32Async(count, 0, 64 * H, c->stream);
+        float scale = 0.0883883f;
+        int stride = pages, ni = n;
+        void *dargs[] = {&q, &k, &v, &tables, &stride, &hdr, &heads, &kvh, &hd, &shift, &scale, &out, &part, &count};
+        void *targs[] = {&q, &k, &v, &tables, &stride, &hdr, &ni, &heads, &kvh, &hd, &shift, &scale, &out};
+        printf("%-5s %-14s %6s %6s %9s %9s %7s\n", "op", "kind", "rows", "keys", "us", "GB/s", "limit%");
+        attn_header(c, hdr, L - 1, 1);
+        const op d1 = {.f = dec, .gx = KVH, .gy = 1, .gz = 16, .threads = 128, .args = dargs};
+        const double t1 = timed(c, &d1);
+        printf("%-5s %-14s %6d %6d %9.1f %9.1f %6.0f%%\n", "attn", "decode f16", 1, L, t1 * 1e6, 2.0 * kv_bytes / t1 / 1e9,
+               100 * 2.0 * kv_bytes / t1 / gllm_bench_cuda_bw);
+        attn_header(c, hdr, L - n, n);
+        const op pt = {.f = tc, .gx = H, .gy = (unsigned)(n + 31) / 32, .threads = 64, .args = targs};
+        const op pc = {.f = dec, .gx = KVH, .gy = (unsigned)n, .gz = 1, .threads = 128, .args = dargs};
+        const double t_tc = timed(c, &pt), t_cores = timed(c, &pc);
+        const double flop = 4.0 * HD * H * ((double)n * (L - n) + (double)n * (n + 1) / 2); /* Q K^T and P V, causal */
+        printf("%-5s %-14s %6d %6d %9s %12s %12s %7s\n", "attn", "prefill f16", n, L, "", "tc TFLOPS", "cores TFLOPS", "tc/cores");
+        printf("%-5s %-14s %6s %6s %9s %12.2f %12.2f %6.1fx\n", "", "", "", "", "", flop / t_tc / 1e12, flop / t_cores / 1e12, t_cores / t_tc);
+        fflush(stdout);
+        free(table);
+    }
+    CUdeviceptr all[] = {k, v, tables, hdr, q, out, part, count};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) gllm_cuda_free(c, all[i]);
+}
+
 void gllm_bench_cuda(int quick) {
     gllm_cuda c;
     if (gllm_cuda_open(&c, 0) != GLLM_OK) {
@@ -107,6 +168,7 @@ void gllm_bench_cuda(int quick) {
     printf("\ncuda: %s (sm_%d)\nlimit: device copy bandwidth %.0f GB/s (read + written, %zu MiB)\n", c.name, c.sm,
            gllm_bench_cuda_bw / 1e9, copy >> 20);
     gllm_cuda_free(&c, s), gllm_cuda_free(&c, d);
+    bench_attn(&c, quick);
     const int n = quick ? 4096 : 32768, k = 4096;
     float *w32 = malloc((size_t)n * k * 4), *x = malloc((size_t)k * 4);
     for (size_t i = 0; i < (size_t)n * k; i++) w32[i] = (float)((i * 2654435761u) % 2001) / 1000.0f - 1.0f;
