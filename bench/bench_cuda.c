@@ -21,7 +21,8 @@ typedef struct {
     void **args;
     CUdeviceptr src, dst; /* a copy of bytes (gemm 0), or */
     size_t bytes;
-    gllm_dtype gemm; /* a gemm of m x n x k (bytes 0) */
+    gllm_dtype gemm; /* a gemm of m x n x k (bytes 0), or with gemv set, a gemv of n x k at m rows a warp */
+    int gemv;
     CUdeviceptr w, x, y;
     int m, n, k;
 } op;
@@ -29,6 +30,7 @@ typedef struct {
 static void run_op(gllm_cuda *c, const op *o) {
     if (o->f) gllm_cuda_launch(c, o->f, o->gx, o->gy ? o->gy : 1, o->gz ? o->gz : 1, o->threads ? o->threads : 256, 0, o->args);
     else if (o->bytes) c->drv.cuMemcpyDtoDAsync(o->dst, o->src, o->bytes, c->stream);
+    else if (o->gemv) gllm_cuda_gemv(c, o->gemm, o->w, 0, o->x, o->y, (size_t)o->n, (size_t)o->k, 0, 0.0f, 0, o->m);
     else gllm_cuda_gemm(c, o->gemm, o->w, 0, o->x, o->y, (size_t)o->m, (size_t)o->n, (size_t)o->k);
 }
 
@@ -173,33 +175,28 @@ void gllm_bench_cuda(int quick) {
     float *w32 = malloc((size_t)n * k * 4), *x = malloc((size_t)k * 4);
     for (size_t i = 0; i < (size_t)n * k; i++) w32[i] = (float)((i * 2654435761u) % 2001) / 1000.0f - 1.0f;
     for (int i = 0; i < k; i++) x[i] = (float)(i % 17) / 17.0f;
-    printf("%-5s %-5s %6s %6s %9s %9s %7s\n", "op", "dtype", "n", "k", "us", "GB/s", "limit%");
-    static const char *const names[] = GLLM_CUDA_BY_DTYPE("gemv");
+    /* the decode gemv at 1, 2 and 4 rows per warp; the model takes the row count of gllm_cuda_gemv_rows */
+    printf("%-5s %-5s %6s %6s %9s %9s %7s %5s %10s %10s\n", "op", "dtype", "n", "k", "us", "GB/s", "limit%", "rows", "1 row GB/s",
+           "2 rows GB/s");
     for (int t = 0; t < GLLM_DTYPE_COUNT; t++) {
         const size_t row = gllm_row_bytes((gllm_dtype)t, k);
         void *w = malloc(n * row);
         gllm_quantize((gllm_dtype)t, w32, w, n, k);
-        CUdeviceptr dw = 0, dx = 0, dy = 0;
-        CUfunction f;
-        if (gllm_cuda_alloc(&c, n * row, &dw) || gllm_cuda_alloc(&c, (size_t)k * 4, &dx) || gllm_cuda_alloc(&c, (size_t)n * 4, &dy) ||
-            gllm_cuda_kernel(&c, names[t], &f)) {
+        op gv = {.gemv = 1, .gemm = (gllm_dtype)t, .n = n, .k = k};
+        if (gllm_cuda_alloc(&c, n * row, &gv.w) || gllm_cuda_alloc(&c, (size_t)k * 4, &gv.x) || gllm_cuda_alloc(&c, (size_t)n * 4, &gv.y)) {
             printf("cuda gemv %s: %s\n", gllm_dtype_name((gllm_dtype)t), gllm_last_error());
-            gllm_cuda_free(&c, dw), gllm_cuda_free(&c, dx), gllm_cuda_free(&c, dy), free(w);
+            gllm_cuda_free(&c, gv.w), gllm_cuda_free(&c, gv.x), gllm_cuda_free(&c, gv.y), free(w);
             break;
         }
-        gllm_cuda_upload(&c, dw, w, n * row), gllm_cuda_upload(&c, dx, x, (size_t)k * 4);
-        CUdeviceptr nul = 0;
-        int ni = n, ki = k;
-        float eps = 0.0f;
-        int no = 0;
-        void *args[] = {&dw, (void *)&row, &dx, &nul, &dy, &ni, &ki, &nul, &eps, &no};
-        const op gv = {.f = f, .gx = (unsigned)(n + 7) / 8, .args = args};
-        const double t1 = timed(&c, &gv);
-        const double gbs = (double)(n * row) / t1;
-        printf("%-5s %-5s %6d %6d %9.1f %9.1f %6.0f%%\n", "gemv", gllm_dtype_name((gllm_dtype)t), n, k, t1 * 1e6, gbs / 1e9,
-               100 * gbs / gllm_bench_cuda_bw);
+        gllm_cuda_upload(&c, gv.w, w, n * row), gllm_cuda_upload(&c, gv.x, x, (size_t)k * 4);
+        double gbs[3];
+        for (int r = 0; r < 3; r++) gv.m = 1 << r, gbs[r] = (double)(n * row) / timed(&c, &gv);
+        const int pick = gllm_cuda_gemv_rows(&c, (size_t)n, 0, 4);
+        const double got = gbs[pick == 4 ? 2 : pick - 1]; /* the model's choice */
+        printf("%-5s %-5s %6d %6d %9.1f %9.1f %6.0f%% %5d %10.1f %10.1f\n", "gemv", gllm_dtype_name((gllm_dtype)t), n, k,
+               (double)(n * row) / got * 1e6, got / 1e9, 100 * got / gllm_bench_cuda_bw, pick, gbs[0] / 1e9, gbs[1] / 1e9);
         fflush(stdout);
-        gllm_cuda_free(&c, dw), gllm_cuda_free(&c, dx), gllm_cuda_free(&c, dy);
+        gllm_cuda_free(&c, gv.w), gllm_cuda_free(&c, gv.x), gllm_cuda_free(&c, gv.y);
         free(w);
     }
     bench_gemm(&c, quick, w32);

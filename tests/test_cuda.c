@@ -9,6 +9,8 @@
 #include <unistd.h>
 #include "core/dispatch.h"
 #include "core/dtype_traits.h"
+#include "cuda/model.h"
+#include "cuda/names.h"
 #include "cuda/runtime.h"
 #include "synth_model.h"
 #include "gllm_kernels.h"
@@ -85,6 +87,8 @@ Test(cuda, forced_backend_without_gpu_is_an_error) {
 
 /* with a GPU: gemv and gemm of every dtype against a double reference over the dequantised
  * weights (the CPU's own dequantisation), odd shapes */
+static const char *const GEMM[] = GLLM_CUDA_BY_DTYPE("gemm"), *const GEMM_TC[] = GLLM_CUDA_BY_DTYPE("gemm_tc");
+
 Test(cuda, matmul_kernels_match_the_cpu) {
     gllm_cuda c;
     if (gllm_cuda_open(&c, 0) != GLLM_OK) cr_skip_test("no GPU: %s", gllm_last_error());
@@ -114,18 +118,25 @@ Test(cuda, matmul_kernels_match_the_cpu) {
         cr_assert_eq(gllm_cuda_alloc(&c, (size_t)69 * k * 4, &dx), GLLM_OK);
         cr_assert_eq(gllm_cuda_alloc(&c, (size_t)69 * n * 4, &dy), GLLM_OK);
         gllm_cuda_upload(&c, dw, w, n * row), gllm_cuda_upload(&c, dx, x, (size_t)69 * k * 4);
-        for (int mi = 0; mi < 4; mi++) {
+        /* the gemv with 1, 2 and 4 rows per warp (1027 rows: a last warp of 3, 1 or 3), then
+         * with 4 accumulating onto the 2-row result; the gemm at m = 3, 17, 69 */
+        for (int r = 1; r <= 8; r *= 2) {
+            const int acc = r == 8;
+            cr_assert_eq(gllm_cuda_gemv(&c, (gllm_dtype)t, dw, 0, dx, dy, n, k, 0, 0.0f, acc, acc ? 4 : r), GLLM_OK, "%s",
+                         gllm_last_error());
+            cr_assert_eq(gllm_cuda_download(&c, y, dy, (size_t)n * 4), GLLM_OK, "%s", gllm_last_error());
+            for (size_t i = 0; i < (size_t)n; i++)
+                cr_assert(fabs(y[i] - (1 + acc) * ref[i]) <= (1 + acc) * 1e-5 * mag[i], "gemv %s, %d rows a warp%s [%zu]: %g vs %g",
+                          gllm_dtype_name((gllm_dtype)t), acc ? 4 : r, acc ? ", accumulating" : "", i, y[i], (1 + acc) * ref[i]);
+        }
+        for (int mi = 1; mi < 4; mi++) {
             const int m = ms[mi];
-            char name[64];
-            snprintf(name, sizeof name, "gllm_%s_%s_cuda", m == 1 ? "gemv" : "gemm", gllm_dtype_name((gllm_dtype)t));
+            const char *name = GEMM[t];
             CUfunction f;
-            cr_assert_eq(gllm_cuda_kernel(&c, strdup(name), &f), GLLM_OK, "%s", gllm_last_error());
+            cr_assert_eq(gllm_cuda_kernel(&c, name, &f), GLLM_OK, "%s", gllm_last_error());
             const CUdeviceptr nul = 0;
-            const float eps = 0.0f;
-            const int no = 0;
-            void *a1[] = {&dw, &row, &dx, (void *)&nul, &dy, (void *)&n, (void *)&k, (void *)&nul, (void *)&eps, (void *)&no};
             void *a2[] = {&dw, &row, &dx, (void *)&nul, &dy, (void *)&m, (void *)&n, (void *)&k};
-            cr_assert_eq(gllm_cuda_launch(&c, f, (n + 7) / 8, (m + 7) / 8, 1, 256, 0, m == 1 ? a1 : a2), GLLM_OK);
+            cr_assert_eq(gllm_cuda_launch(&c, f, (n + 7) / 8, (m + 7) / 8, 1, 256, 0, a2), GLLM_OK);
             cr_assert_eq(gllm_cuda_download(&c, y, dy, (size_t)m * n * 4), GLLM_OK, "%s", gllm_last_error());
             for (size_t i = 0; i < (size_t)m * n; i++)
                 cr_assert(fabs(y[i] - ref[i]) <= 1e-5 * mag[i], "%s m=%d [%zu]: %g vs %g", name, m, i, y[i], ref[i]);
@@ -143,10 +154,9 @@ Test(cuda, matmul_kernels_match_the_cpu) {
                 gllm_cuda_upload(&c, dx, xbig, (size_t)69 * k * 4);
             }
             const double tol = t == GLLM_DTYPE_BF16 ? 5e-4 : 2e-4;
-            char name[64];
-            snprintf(name, sizeof name, "gllm_gemm_tc_%s_cuda", gllm_dtype_name((gllm_dtype)t));
+            const char *name = GEMM_TC[t];
             CUfunction f;
-            cr_assert_eq(gllm_cuda_kernel(&c, strdup(name), &f), GLLM_OK, "%s", gllm_last_error());
+            cr_assert_eq(gllm_cuda_kernel(&c, name, &f), GLLM_OK, "%s", gllm_last_error());
             const CUdeviceptr nul = 0;
             const int nt = 131; /* the first weight rows only: two whole 64-row tiles and a tail */
             void *a[] = {&dw, &row, &dx, (void *)&nul, &dy, (void *)&m, (void *)&nt, (void *)&k};
@@ -285,7 +295,10 @@ Test(cuda, generator_matches_cpu) {
             gllm_model *m = tw.m, *twin = tw.twin;
             const gllm_dtype kvt = d % 2 ? GLLM_DTYPE_F16 : GLLM_DTYPE_F32;
             side cpu, gpu;
+            /* decode gemvs of 1, 2 and 4 rows per warp: each dtype takes all three over the archs */
+            setenv("GLLM_CUDA_GEMV_ROWS", (const char *[]){"1", "2", "4"}[(a * 5 + d) % 3], 1);
             side_open(&cpu, "cpu", twin, kvt), side_open(&gpu, "cuda:0", m, kvt);
+            unsetenv("GLLM_CUDA_GEMV_ROWS");
             const double tol = kvt == GLLM_DTYPE_F16 ? 5e-3 : 1e-4;
             int32_t tok[37];
             for (int i = 0; i < 37; i++) tok[i] = (int32_t)((i * 7 + 3) % VOCAB);

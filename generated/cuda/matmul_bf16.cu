@@ -6,74 +6,155 @@
 #include "cuda/kernels/common.cuh"
 
 /* The matmul family, bf16 weights W[n][k] (rows row_bytes apart), read packed and
- * widened in registers: one warp per weight row, lanes strided over elements,
- * a warp sum per output. */
+ * widened in registers: one warp per weight row (or per 2 or 4 in the gemv), lanes strided over
+ * elements, a warp sum per output. */
 
-/* one weight row . x, summed over the warp (lane 0 holds it) */
-__device__ __forceinline__ float gllm_row_dot_bf16_cuda(const void *w_row, const float *x, int k,
-                                                        int lane) {
-    float acc = 0.0f;
-    const uint16_t *r = (const uint16_t *)w_row;
-#pragma unroll 4
-    for (int i = lane; i < k; i += 32) acc += gllm_bf16_to_f32(r[i]) * x[i];
-    return gllm_warp_sum(acc);
+/* R weight rows . x, each summed over the warp (lane 0 holds sums[0 .. R)): x is read once for
+ * all R rows, which a quantised row needs (x is 4 bytes an element, a q4_0 weight 0.56; alone,
+ * x's loads fill the SM's load path before the weights fill the DRAM bandwidth) */
+template <int R>
+__device__ __forceinline__ void gllm_row_dots_bf16_cuda(const char *const *rows, const float *x,
+                                                        int k, int lane, float *sums) {
+    float acc[R];
+#pragma unroll
+    for (int j = 0; j < R; j++) acc[j] = 0.0f;
+#pragma unroll(R < 4 ? 4 / R : 1)
+    for (int i = lane; i < k; i += 32) {
+        const float xv = x[i];
+#pragma unroll
+        for (int j = 0; j < R; j++) acc[j] += gllm_bf16_to_f32(((const uint16_t *)rows[j])[i]) * xv;
+    }
+#pragma unroll
+    for (int j = 0; j < R; j++) sums[j] = gllm_warp_sum(acc[j]);
 }
 
 /* The decode kernels below take an optional RMSNorm of x (nw: its weight, NULL: none), applied
- * by every block into k floats of dynamic shared memory: the norm needs no launch of its own. */
+ * by every block into k floats of dynamic shared memory: the norm needs no launch of its own.
+ * Each warp computes rows_per_warp (1, 2 or 4) consecutive outputs, the host's choice
+ * (gllm_cuda_gemv_rows): more rows per warp read x less often, fewer keep every SM busy on
+ * short matrices. Launch: ceil(outputs / (8 rows_per_warp)) blocks of 256 threads; at most 80
+ * registers a thread, so 3 blocks fit an SM. */
 
-/* gemv (decode): y[j] = W[j,:] . x' (+ bias[j]), or y[j] += that (accumulate: a residual).
- * Launch: ceil(n / 8) blocks of 256 threads. */
-extern "C" __global__ void gllm_gemv_bf16_cuda(const void *w, size_t row_bytes, const float *x,
-                                               const float *bias, float *y, int n, int k,
-                                               const float *nw, float eps, int accumulate) {
+/* rows row0 .. row0 + R - 1 of gemv (those below n) */
+template <int R>
+__device__ __forceinline__ void
+gllm_gemv_rows_bf16_cuda(const void *w, size_t row_bytes, const float *x, const float *bias,
+                         float *y, int n, int k, int accumulate, int row0, int lane) {
+    const char *p[R];
+    float s[R];
+#pragma unroll
+    for (int j = 0; j < R; j++) p[j] = (const char *)w + (size_t)min(row0 + j, n - 1) * row_bytes;
+    gllm_row_dots_bf16_cuda<R>(p, x, k, lane, s);
+#pragma unroll
+    for (int j = 0; j < R; j++)
+        if (lane == 0 && row0 + j < n) {
+            const float v = s[j] + (bias ? bias[row0 + j] : 0.0f);
+            y[row0 + j] = accumulate ? y[row0 + j] + v : v;
+        }
+}
+
+/* gemv (decode): y[j] = W[j,:] . x' (+ bias[j]), or y[j] += that (accumulate: a residual) */
+extern "C" __global__ void __launch_bounds__(256, 3)
+    gllm_gemv_bf16_cuda(const void *w, size_t row_bytes, const float *x, const float *bias,
+                        float *y, int n, int k, const float *nw, float eps, int accumulate,
+                        int rows_per_warp) {
     GLLM_DYNAMIC_SHARED(float, xs);
     __shared__ float red[32];
     x = gllm_rmsnorm_to_shared(x, nw, eps, k, xs, red);
-    const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
-    if (row >= n) return;
-    const float acc =
-        gllm_row_dot_bf16_cuda((const char *)w + (size_t)row * row_bytes, x, k, lane) +
-        (bias ? bias[row] : 0.0f);
-    if (lane == 0) y[row] = accumulate ? y[row] + acc : acc;
+    const int row0 = (blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32) * rows_per_warp,
+              lane = threadIdx.x % 32;
+    if (row0 >= n) return;
+    switch (rows_per_warp) {
+    case 4:
+        gllm_gemv_rows_bf16_cuda<4>(w, row_bytes, x, bias, y, n, k, accumulate, row0, lane);
+        break;
+    case 2:
+        gllm_gemv_rows_bf16_cuda<2>(w, row_bytes, x, bias, y, n, k, accumulate, row0, lane);
+        break;
+    default:
+        gllm_gemv_rows_bf16_cuda<1>(w, row_bytes, x, bias, y, n, k, accumulate, row0, lane);
+    }
+}
+
+/* rows row0 .. row0 + R - 1 of gemv_qkv: R divides nq and nkv, so they lie in one matrix */
+template <int R>
+__device__ __forceinline__ void
+gllm_gemv_qkv_rows_bf16_cuda(const void *wq, const void *wk, const void *wv, size_t row_bytes,
+                             const float *x, const float *bq, const float *bk, const float *bv,
+                             float *q, float *kk, float *v, int nq, int nkv, int k, int row0,
+                             int lane) {
+    if (row0 >= nq + nkv)
+        gllm_gemv_rows_bf16_cuda<R>(wv, row_bytes, x, bv, v, nkv, k, 0, row0 - nq - nkv, lane);
+    else if (row0 >= nq)
+        gllm_gemv_rows_bf16_cuda<R>(wk, row_bytes, x, bk, kk, nkv, k, 0, row0 - nq, lane);
+    else
+        gllm_gemv_rows_bf16_cuda<R>(wq, row_bytes, x, bq, q, nq, k, 0, row0, lane);
 }
 
 /* Q, K and V of one token in one launch: rows [0, nq) of wq, then nkv of wk, then nkv of wv
- * (biases optional). Launch: ceil((nq + 2 nkv) / 8) blocks of 256 threads. */
-extern "C" __global__ void
-gllm_gemv_qkv_bf16_cuda(const void *wq, const void *wk, const void *wv, size_t row_bytes,
-                        const float *x, const float *bq, const float *bk, const float *bv, float *q,
-                        float *kk, float *v, int nq, int nkv, int k, const float *nw, float eps) {
+ * (biases optional); rows_per_warp divides nq and nkv */
+extern "C" __global__ void __launch_bounds__(256, 3)
+    gllm_gemv_qkv_bf16_cuda(const void *wq, const void *wk, const void *wv, size_t row_bytes,
+                            const float *x, const float *bq, const float *bk, const float *bv,
+                            float *q, float *kk, float *v, int nq, int nkv, int k, const float *nw,
+                            float eps, int rows_per_warp) {
     GLLM_DYNAMIC_SHARED(float, xs);
     __shared__ float red[32];
     x = gllm_rmsnorm_to_shared(x, nw, eps, k, xs, red);
-    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
-    const int lane = threadIdx.x % 32;
-    const void *w = wq;
-    const float *bias = bq;
-    float *y = q;
-    if (row >= nq + 2 * nkv) return;
-    if (row >= nq + nkv)
-        w = wv, bias = bv, y = v, row -= nq + nkv;
-    else if (row >= nq)
-        w = wk, bias = bk, y = kk, row -= nq;
-    const float acc = gllm_row_dot_bf16_cuda((const char *)w + (size_t)row * row_bytes, x, k, lane);
-    if (lane == 0) y[row] = acc + (bias ? bias[row] : 0.0f);
+    const int row0 = (blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32) * rows_per_warp,
+              lane = threadIdx.x % 32;
+    if (row0 >= nq + 2 * nkv) return;
+    switch (rows_per_warp) {
+    case 4:
+        gllm_gemv_qkv_rows_bf16_cuda<4>(wq, wk, wv, row_bytes, x, bq, bk, bv, q, kk, v, nq, nkv, k,
+                                        row0, lane);
+        break;
+    case 2:
+        gllm_gemv_qkv_rows_bf16_cuda<2>(wq, wk, wv, row_bytes, x, bq, bk, bv, q, kk, v, nq, nkv, k,
+                                        row0, lane);
+        break;
+    default:
+        gllm_gemv_qkv_rows_bf16_cuda<1>(wq, wk, wv, row_bytes, x, bq, bk, bv, q, kk, v, nq, nkv, k,
+                                        row0, lane);
+    }
 }
 
-/* the gated feed-forward's first half for one token: y[j] = silu(Wg[j,:] . x) * (Wu[j,:] . x).
- * Launch: ceil(n / 8) blocks of 256 threads. */
-extern "C" __global__ void gllm_gemv_glu_bf16_cuda(const void *wg, const void *wu, size_t row_bytes,
-                                                   const float *x, float *y, int n, int k,
-                                                   const float *nw, float eps) {
+/* rows row0 .. row0 + R - 1 of gemv_glu: R gate rows and R up rows in one pass over x */
+template <int R>
+__device__ __forceinline__ void
+gllm_gemv_glu_rows_bf16_cuda(const void *wg, const void *wu, size_t row_bytes, const float *x,
+                             float *y, int n, int k, int row0, int lane) {
+    const char *p[2 * R];
+    float s[2 * R];
+#pragma unroll
+    for (int j = 0; j < R; j++) {
+        const size_t off = (size_t)min(row0 + j, n - 1) * row_bytes;
+        p[j] = (const char *)wg + off, p[R + j] = (const char *)wu + off;
+    }
+    gllm_row_dots_bf16_cuda<2 * R>(p, x, k, lane, s);
+#pragma unroll
+    for (int j = 0; j < R; j++)
+        if (lane == 0 && row0 + j < n) y[row0 + j] = s[j] / (1.0f + __expf(-s[j])) * s[R + j];
+}
+
+/* the gated feed-forward's first half for one token: y[j] = silu(Wg[j,:] . x) * (Wu[j,:] . x);
+ * rows_per_warp 1 or 2 (2 reads 4 weight rows at a time) */
+extern "C" __global__ void __launch_bounds__(256, 3)
+    gllm_gemv_glu_bf16_cuda(const void *wg, const void *wu, size_t row_bytes, const float *x,
+                            float *y, int n, int k, const float *nw, float eps, int rows_per_warp) {
     GLLM_DYNAMIC_SHARED(float, xs);
     __shared__ float red[32];
     x = gllm_rmsnorm_to_shared(x, nw, eps, k, xs, red);
-    const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
-    if (row >= n) return;
-    const float g = gllm_row_dot_bf16_cuda((const char *)wg + (size_t)row * row_bytes, x, k, lane);
-    const float u = gllm_row_dot_bf16_cuda((const char *)wu + (size_t)row * row_bytes, x, k, lane);
-    if (lane == 0) y[row] = g / (1.0f + __expf(-g)) * u;
+    const int row0 = (blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32) * rows_per_warp,
+              lane = threadIdx.x % 32;
+    if (row0 >= n) return;
+    switch (rows_per_warp) {
+    case 2:
+        gllm_gemv_glu_rows_bf16_cuda<2>(wg, wu, row_bytes, x, y, n, k, row0, lane);
+        break;
+    default:
+        gllm_gemv_glu_rows_bf16_cuda<1>(wg, wu, row_bytes, x, y, n, k, row0, lane);
+    }
 }
 
 /* gemm (prefill): Y[m][n] = X[m][k] . W^T (+ bias), 8 tokens per warp so each weight is read

@@ -107,15 +107,25 @@ void gllm_cuda_model_forget(gllm_cuda_model *cm, const gllm_cuda_kv *kv) {
         if (cm->graph[i].exec && cm->graph[i].k == kv->k) cm->c->drv.cuGraphExecDestroy(cm->graph[i].exec), cm->graph[i].exec = NULL;
 }
 
+int gllm_cuda_gemv_rows(const gllm_cuda *c, size_t n, size_t unit, int most) {
+    const size_t sms = c->sms > 0 ? (size_t)c->sms : 1;
+    int r = c->gemv_rows == 1 || c->gemv_rows == 2 || c->gemv_rows == 4 ? c->gemv_rows : (n + 31) / 32 >= sms ? 4 : (n + 15) / 16 >= sms ? 2 : 1;
+    while (r > most || (unit && unit % (size_t)r)) r /= 2;
+    return r;
+}
+
+gllm_status gllm_cuda_gemv(gllm_cuda *c, gllm_dtype t, CUdeviceptr w, CUdeviceptr bias, CUdeviceptr x, CUdeviceptr y, size_t n,
+                           size_t k, CUdeviceptr nw, float eps, int accumulate, int rows_per_warp) {
+    size_t rb = gllm_row_bytes(t, k);
+    int ni = (int)n, ki = (int)k, r = rows_per_warp ? rows_per_warp : gllm_cuda_gemv_rows(c, n, 0, 4);
+    void *args[] = {&w, &rb, &x, &bias, &y, &ni, &ki, &nw, &eps, &accumulate, &r};
+    return gllm_cuda_run(c, GEMV[t], (unsigned)((n + 8 * r - 1) / (8 * r)), 1, 1, 256, nw ? (unsigned)(k * sizeof(float)) : 0, args);
+}
+
 /* one row: y = W . rmsnorm(x; nw) (+ bias), or y += that (accumulate); nw NULL: x as it is */
 static gllm_status gemv(gllm_cuda_model *cm, gllm_dtype t, const void *w, const float *bias, CUdeviceptr x, CUdeviceptr y,
                         size_t n, size_t k, const float *nw, int accumulate) {
-    CUdeviceptr wd = dev(cm, w), bd = dev(cm, bias), nd = dev(cm, nw);
-    size_t rb = gllm_row_bytes(t, k);
-    int ni = (int)n, ki = (int)k;
-    float eps = cm->p->eps;
-    void *args[] = {&wd, &rb, &x, &bd, &y, &ni, &ki, &nd, &eps, &accumulate};
-    return launch3(cm, GEMV[t], (unsigned)((n + 7) / 8), 1, 1, 256, nw ? (unsigned)(k * sizeof(float)) : 0, args);
+    return gllm_cuda_gemv(cm->c, t, dev(cm, w), dev(cm, bias), x, y, n, k, dev(cm, nw), cm->p->eps, accumulate, 0);
 }
 
 gllm_status gllm_cuda_gemm(gllm_cuda *c, gllm_dtype t, CUdeviceptr w, CUdeviceptr bias, CUdeviceptr x, CUdeviceptr y, size_t m,
@@ -199,10 +209,11 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t first
                 CUdeviceptr wq = dev(cm, w->wq), wk = dev(cm, w->wk), wv = dev(cm, w->wv), bq = dev(cm, w->bq),
                             bk = dev(cm, w->bk), bv = dev(cm, w->bv), nd = dev(cm, nw);
                 size_t rb = gllm_row_bytes(w->dtype, t->k);
-                int nqi = (int)nq, nkvi = (int)nkv, ki = (int)t->k;
+                int nqi = (int)nq, nkvi = (int)nkv, ki = (int)t->k, r = gllm_cuda_gemv_rows(cm->c, nq + 2 * nkv, nkv, 4);
+                /* r divides nkv, and so nq (a multiple): a warp's rows lie in one matrix */
                 float eps = p->eps;
-                void *args[] = {&wq, &wk, &wv, &rb, &in, &bq, &bk, &bv, &out, &cm->k, &cm->v, &nqi, &nkvi, &ki, &nd, &eps};
-                s = launch3(cm, GEMV_QKV[w->dtype], (unsigned)((nq + 2 * nkv + 7) / 8), 1, 1, 256,
+                void *args[] = {&wq, &wk, &wv, &rb, &in, &bq, &bk, &bv, &out, &cm->k, &cm->v, &nqi, &nkvi, &ki, &nd, &eps, &r};
+                s = launch3(cm, GEMV_QKV[w->dtype], (unsigned)((nq + 2 * nkv + 8 * r - 1) / (8 * r)), 1, 1, 256,
                             nw ? (unsigned)(t->k * sizeof(float)) : 0, args);
             } else if (!(s = matmul(cm, w->dtype, w->wq, w->bq, in, out, n, nq, t->k)) &&
                        !(s = matmul(cm, w->dtype, w->wk, w->bk, in, cm->k, n, nkv, t->k))) {
@@ -259,10 +270,10 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t first
             if (n == 1) {
                 CUdeviceptr wg = dev(cm, t->w), wu = dev(cm, t->w2), nd = dev(cm, nw);
                 size_t rb = gllm_row_bytes(t->dtype, t->k);
-                int ni = (int)t->n, ki = (int)t->k;
+                int ni = (int)t->n, ki = (int)t->k, r = gllm_cuda_gemv_rows(cm->c, t->n, 0, 2);
                 float eps = p->eps;
-                void *args[] = {&wg, &wu, &rb, &in, &out, &ni, &ki, &nd, &eps};
-                s = launch3(cm, GEMV_GLU[t->dtype], (unsigned)((t->n + 7) / 8), 1, 1, 256, nw ? (unsigned)(t->k * sizeof(float)) : 0,
+                void *args[] = {&wg, &wu, &rb, &in, &out, &ni, &ki, &nd, &eps, &r};
+                s = launch3(cm, GEMV_GLU[t->dtype], (unsigned)((t->n + 8 * r - 1) / (8 * r)), 1, 1, 256, nw ? (unsigned)(t->k * sizeof(float)) : 0,
                             args);
                 break;
             }

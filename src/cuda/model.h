@@ -41,6 +41,16 @@ typedef struct {
     unsigned long prof_steps;
 } gllm_cuda_model;
 
+/* rows per warp of a decode gemv of n outputs: 4, or 2, while every SM still gets a block of 8
+ * warps, else 1 (c->gemv_rows forces one); then halved until it divides `unit` and is at most
+ * `most` */
+int gllm_cuda_gemv_rows(const gllm_cuda *c, size_t n, size_t unit, int most);
+
+/* one row: y[n] = W . rmsnorm(x; nw) (+ bias), or y += that (accumulate); nw 0: x as it is;
+ * rows_per_warp 1, 2 or 4 (0: gllm_cuda_gemv_rows) */
+gllm_status gllm_cuda_gemv(gllm_cuda *c, gllm_dtype t, CUdeviceptr w, CUdeviceptr bias, CUdeviceptr x, CUdeviceptr y, size_t n,
+                           size_t k, CUdeviceptr nw, float eps, int accumulate, int rows_per_warp);
+
 /* y[m][n] = x[m][k] . W^T (+ bias), W[n][k] of dtype t (rows packed), on the device: the
  * prefill gemm, any m; from 32 rows of a non-f32 W on tensor cores (x rounded to f16, or bf16
  * for bf16 weights) unless c->tensor_cores is 0 */

@@ -35,6 +35,9 @@ gllm_status gllm_cuda_open(gllm_cuda *c, int ordinal) {
     c->max_pitch = pitch > 0 ? (size_t)pitch : 0;
     const char *map = getenv("GLLM_CUDA_MAP"); /* 1: map even over PCIe (tests), 0: always copy */
     c->map = map && *map ? strcmp(map, "0") != 0 : c->integrated || c->host_pages;
+    c->drv.cuDeviceGetAttribute(&c->sms, CU_ATTR_MULTIPROCESSOR_COUNT, c->dev);
+    const char *rows = getenv("GLLM_CUDA_GEMV_ROWS");
+    c->gemv_rows = rows ? atoi(rows) : 0;
     const char *tc = getenv("GLLM_CUDA_TENSOR_CORES");
     c->tensor_cores = !(tc && !strcmp(tc, "0"));
     const void *blob;

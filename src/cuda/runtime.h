@@ -21,6 +21,8 @@ typedef struct {
     int host_pages; /* reads pageable host memory through the host's page tables (Grace Hopper class) */
     int map;        /* weights used in place, not copied: integrated or host_pages (GLLM_CUDA_MAP=0/1 overrides) */
     int tensor_cores; /* prefill gemm on tensor cores (GLLM_CUDA_TENSOR_CORES=0: CUDA cores, f32 activations) */
+    int sms;          /* streaming multiprocessors */
+    int gemv_rows;    /* decode gemv rows per warp, forced (GLLM_CUDA_GEMV_ROWS=1/2/4), 0: chosen per matrix */
     size_t max_pitch; /* of a 2-D copy */
     struct {
         void *p; /* page-locked blocks freed and kept for the next gllm_cuda_host_alloc */

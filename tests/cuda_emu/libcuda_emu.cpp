@@ -264,6 +264,7 @@ CUresult emu_cuDeviceGetAttribute(int *v, int attr, int) {
     case 76: *v = 0; break;
     case 18: *v = integrated && !strcmp(integrated, "1"); break;
     case 11: *v = 0x7fffffff; break; /* the largest pitch of a 2-D copy */
+    case 16: *v = 132; break;        /* multiprocessors, as an H100 SXM */
     default: *v = 0; break;
     }
     return OK;

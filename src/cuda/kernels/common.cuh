@@ -23,6 +23,22 @@ __device__ __forceinline__ uint16_t gllm_f32_to_bf16(float v) {
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
+/* a small integer (|v| < 2^22) as a float by an integer and a float add: v added to the bits of
+ * 1.5 * 2^23 (where floats step by 1), then 1.5 * 2^23 taken off. Exact; the conversion
+ * instruction runs at a quarter of the adders' rate or less, short of what a quantised gemv needs */
+__device__ __forceinline__ float gllm_i2f(int v) { return __int_as_float(0x4B400000 + v) - 12582912.0f; }
+
+/* a block's code bytes read through 16-bit loads (blocks are only 2-byte aligned): q.qs[i] is
+ * code byte i (T: int8_t or uint8_t), and the compiler loads each word once for its two bytes
+ * (the byte is picked with __byte_perm: a shift and a mask would let it narrow the load back to
+ * a byte) */
+template <typename T> struct gllm_codes16 {
+    struct {
+        const uint16_t *w;
+        __device__ __forceinline__ T operator[](int i) const { return (T)__byte_perm(w[i >> 1], 0, 0x4440 | (i & 1)); }
+    } qs;
+};
+
 __device__ __forceinline__ float gllm_warp_max(float v) {
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
