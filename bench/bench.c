@@ -410,6 +410,21 @@ static double prefill_once(gllm_generator *g, gllm_kv_cache *kv, const int32_t *
     return dt;
 }
 
+/* seconds per token of 64 greedy decode+sample steps of sequence seq after an 8-token prompt */
+static double decode_steps(gllm_generator *g, gllm_kv_cache *kv, int seq, const int32_t *ids) {
+    gllm_logits *l;
+    int32_t id;
+    const gllm_sampling greedy = {.temperature = 0, .top_p = 1, .repetition_penalty = 1};
+    gllm_generator_forward(g, kv, seq, ids, 8, NULL, &l);
+    gllm_sample(g, l, &greedy, NULL, 0, 0, &id);
+    const double t = gllm_bench_now();
+    for (int i = 0; i < 64; i++) { /* the generation loop: forward, sample, feed back */
+        gllm_generator_forward(g, kv, seq, &id, 1, NULL, &l);
+        gllm_sample(g, l, &greedy, NULL, 0, (uint64_t)i, &id);
+    }
+    return (gllm_bench_now() - t) / 64;
+}
+
 static void bench_model(const char *path) {
     gllm_backend *b;
     gllm_model *m;
@@ -454,16 +469,9 @@ static void bench_model(const char *path) {
             int32_t id;
             const gllm_sampling greedy = {.temperature = 0, .top_p = 1, .repetition_penalty = 1};
             gllm_seq_open(kv, 600, &seq);
-            gllm_generator_forward(g, kv, seq, ids, 8, NULL, &l);
-            gllm_sample(g, l, &greedy, NULL, 0, 0, &id);
-            double t = gllm_bench_now();
-            for (int i = 0; i < 64; i++) { /* the generation loop: forward, sample, feed back */
-                gllm_generator_forward(g, kv, seq, &id, 1, NULL, &l);
-                gllm_sample(g, l, &greedy, NULL, 0, (uint64_t)i, &id);
-            }
-            dec = fmin(dec, gllm_bench_now() - t);
+            dec = fmin(dec, decode_steps(g, kv, seq, ids));
             if (cuda && rep == 2) { /* the loop's two halves: forwards alone (one sync), samples alone */
-                t = gllm_bench_now();
+                double t = gllm_bench_now();
                 for (int i = 0; i < 64; i++) gllm_generator_forward(g, kv, seq, &ids[i], 1, NULL, &l);
                 gllm_logits_read(l, lrow, mi.vocab);
                 fwd = gllm_bench_now() - t;
@@ -479,10 +487,10 @@ static void bench_model(const char *path) {
                upload * 1e3);
         printf("%-30s %10.1f %12.1f\n", graphs ? "prefill 512 tokens" : "prefill 512 (eager)", pre * 1e3, 512 / pre);
         printf("%-30s %10.3f %12.1f", cuda ? (graphs ? "decode+sample, graph replay" : "decode+sample, eager launches")
-                                           : "decode+sample (per token)", dec * 1e3 / 64, 64 / dec);
+                                           : "decode+sample (per token)", dec * 1e3, 1 / dec);
         if (cuda && gllm_bench_cuda_bw > 0)
-            printf("   %.0f GB/s = %.0f%% of copy bandwidth (file bytes per token)", file_bytes * 64 / dec / 1e9,
-                   100 * file_bytes * 64 / dec / gllm_bench_cuda_bw);
+            printf("   %.0f GB/s = %.0f%% of copy bandwidth (file bytes per token)", file_bytes / dec / 1e9,
+                   100 * file_bytes / dec / gllm_bench_cuda_bw);
         printf("\n");
         if (cuda)
             printf("%-30s %10.3f   + sampling (greedy, id to the host) %.3f ms\n", "  of which forward alone", fwd * 1e3 / 64,
@@ -491,21 +499,30 @@ static void bench_model(const char *path) {
         if (graphs) bench_batch(g, kv, mi.vocab, cuda);
         gllm_kv_cache_free(kv), gllm_generator_free(g);
     }
+    /* a second device: the same prefill with f32 activations on CUDA cores, and the same decode
+     * (never on tensor cores) with each kernel launched after the one before has finished */
     gllm_backend *cores;
-    setenv("GLLM_CUDA_TENSOR_CORES", "0", 1); /* the same prefill with f32 activations on CUDA cores */
+    setenv("GLLM_CUDA_TENSOR_CORES", "0", 1);
+    setenv("GLLM_CUDA_DEPENDENT_LAUNCH", "0", 1);
     if (cuda && gllm_backend_open("auto", &cores) == GLLM_OK) {
         gllm_generator *g = NULL;
         gllm_kv_cache *kv = NULL;
         if (gllm_generator_upload(cores, m, 512, &g) == GLLM_OK && gllm_kv_cache_alloc(g, 64, 16, GLLM_DTYPE_F16, &kv) == GLLM_OK) {
             int32_t ids[512];
             for (int i = 0; i < 512; i++) ids[i] = (int32_t)((i * 7919 + 13) % (int)mi.vocab);
-            double pre = 1e30;
-            for (int rep = 0; rep < 3; rep++) pre = fmin(pre, prefill_once(g, kv, ids, 512));
+            double pre = 1e30, dec = 1e30;
+            for (int rep = 0; rep < 3; rep++) {
+                int seq;
+                pre = fmin(pre, prefill_once(g, kv, ids, 512));
+                if (gllm_seq_open(kv, 600, &seq) == GLLM_OK) dec = fmin(dec, decode_steps(g, kv, seq, ids)), gllm_seq_close(kv, seq);
+            }
             printf("%-30s %10.1f %12.1f\n", "prefill 512, CUDA cores", pre * 1e3, 512 / pre);
+            printf("%-30s %10.3f %12.1f\n", "decode+sample, graph, in order", dec * 1e3, 1 / dec);
         }
         gllm_kv_cache_free(kv), gllm_generator_free(g), gllm_backend_close(cores);
     }
     unsetenv("GLLM_CUDA_TENSOR_CORES");
+    unsetenv("GLLM_CUDA_DEPENDENT_LAUNCH");
     gllm_model_close(m), gllm_backend_close(b);
 }
 

@@ -176,7 +176,7 @@ void gllm_bench_cuda(int quick) {
     for (size_t i = 0; i < (size_t)n * k; i++) w32[i] = (float)((i * 2654435761u) % 2001) / 1000.0f - 1.0f;
     for (int i = 0; i < k; i++) x[i] = (float)(i % 17) / 17.0f;
     /* the decode gemv at 1, 2 and 4 rows per warp; the model takes the row count of gllm_cuda_gemv_rows */
-    printf("%-5s %-5s %6s %6s %9s %9s %7s %5s %10s %10s\n", "op", "dtype", "n", "k", "us", "GB/s", "limit%", "rows", "1 row GB/s",
+    printf("%-5s %-5s %6s %6s %9s %9s %7s %5s %11s %11s\n", "op", "dtype", "n", "k", "us", "GB/s", "limit%", "rows", "1 row GB/s",
            "2 rows GB/s");
     for (int t = 0; t < GLLM_DTYPE_COUNT; t++) {
         const size_t row = gllm_row_bytes((gllm_dtype)t, k);
@@ -193,7 +193,7 @@ void gllm_bench_cuda(int quick) {
         for (int r = 0; r < 3; r++) gv.m = 1 << r, gbs[r] = (double)(n * row) / timed(&c, &gv);
         const int pick = gllm_cuda_gemv_rows(&c, (size_t)n, 0, 4);
         const double got = gbs[pick == 4 ? 2 : pick - 1]; /* the model's choice */
-        printf("%-5s %-5s %6d %6d %9.1f %9.1f %6.0f%% %5d %10.1f %10.1f\n", "gemv", gllm_dtype_name((gllm_dtype)t), n, k,
+        printf("%-5s %-5s %6d %6d %9.1f %9.1f %6.0f%% %5d %11.1f %11.1f\n", "gemv", gllm_dtype_name((gllm_dtype)t), n, k,
                (double)(n * row) / got * 1e6, got / 1e9, 100 * got / gllm_bench_cuda_bw, pick, gbs[0] / 1e9, gbs[1] / 1e9);
         fflush(stdout);
         gllm_cuda_free(&c, gv.w), gllm_cuda_free(&c, gv.x), gllm_cuda_free(&c, gv.y);

@@ -19,6 +19,7 @@ extern "C" __global__ void gllm_rope_kv_f32_cuda(float *q, const float *k, const
                                                  int page_shift, int rot, int neox,
                                                  const float *inv_freq, const float *qn,
                                                  const float *kn, float norm_eps) {
+    gllm_grid_begin();
     __shared__ float norm[256]; /* per head of q, then of k: its scale (1 without norms) */
     const int i = blockIdx.x, half = rot / 2, slot = hdr[hdr[GLLM_HDR_SLOTS] + i];
     const double pos = (double)(hdr[GLLM_HDR_POS] ? hdr[hdr[GLLM_HDR_POS] + i] : slot);
@@ -204,6 +205,7 @@ extern "C" __global__ void gllm_attn_f32_cuda(const float *q, const float *K, co
                                               const int *tables, int table_stride, const int *hdr,
                                               int n_heads, int n_kv, int hd, int page_shift,
                                               float scale, float *out, float *part, int *count) {
+    gllm_grid_begin();
     gllm_attn_body_f32_cuda<GLLM_ATTN_HEADS_WIDE, 8>(q, K, V, tables, table_stride, hdr, n_heads,
                                                      n_kv, hd, page_shift, scale, out, part, count);
 }
@@ -214,6 +216,7 @@ extern "C" __global__ void gllm_attn_g8_f32_cuda(const float *q, const float *K,
                                                  const int *hdr, int n_heads, int n_kv, int hd,
                                                  int page_shift, float scale, float *out,
                                                  float *part, int *count) {
+    gllm_grid_begin();
     gllm_attn_body_f32_cuda<GLLM_ATTN_HEADS, 4>(q, K, V, tables, table_stride, hdr, n_heads, n_kv,
                                                 hd, page_shift, scale, out, part, count);
 }

@@ -15,6 +15,7 @@ extern "C" __global__ void gllm_bert_embed_norm_cuda(float *x, const float *pos_
                                                      const float *type_table, const int *pos,
                                                      const int *type, const float *w,
                                                      const float *b, int dim, float eps) {
+    gllm_grid_begin();
     __shared__ float red[32];
     const int r = blockIdx.x;
     gllm_layernorm_row(x + (size_t)r * dim, pos_table + (size_t)pos[r] * dim,
@@ -28,6 +29,7 @@ extern "C" __global__ void gllm_bert_embed_norm_cuda(float *x, const float *pos_
 extern "C" __global__ void gllm_encoder_attn_cuda(const float *q, const float *k, const float *v,
                                                   const int *begin, const int *end, int n_heads,
                                                   int hd, float scale, float *out) {
+    gllm_grid_begin();
     __shared__ float sm[4][258]; /* per warp: acc[hd], max, sum */
     const int h = blockIdx.x, r = blockIdx.y, warp = threadIdx.x / 32, lane = threadIdx.x % 32,
               nd = (hd + 31) / 32;
@@ -74,6 +76,7 @@ extern "C" __global__ void gllm_encoder_attn_cuda(const float *q, const float *k
  * normalize (a zero vector stays zero). Launch: one block of 256 threads per sequence. */
 extern "C" __global__ void gllm_mean_pool_cuda(const float *x, const int *starts, int dim,
                                                int normalize, float *out) {
+    gllm_grid_begin();
     __shared__ float red[32];
     const int s = blockIdx.x, r0 = starts[s], r1 = starts[s + 1];
     float *o = out + (size_t)s * dim, ss = 0.0f;
@@ -92,6 +95,7 @@ extern "C" __global__ void gllm_mean_pool_cuda(const float *x, const int *starts
  * threads per sequence. */
 extern "C" __global__ void gllm_first_rows_cuda(const float *x, const int *starts, int dim,
                                                 float *out) {
+    gllm_grid_begin();
     const float *xr = x + (size_t)starts[blockIdx.x] * dim;
     for (int i = threadIdx.x; i < dim; i += blockDim.x) out[(size_t)blockIdx.x * dim + i] = xr[i];
 }

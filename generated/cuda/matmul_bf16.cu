@@ -33,7 +33,8 @@ __device__ __forceinline__ void gllm_row_dots_bf16_cuda(const char *const *rows,
  * Each warp computes rows_per_warp (1, 2 or 4) consecutive outputs, the host's choice
  * (gllm_cuda_gemv_rows): more rows per warp read x less often, fewer keep every SM busy on
  * short matrices. Launch: ceil(outputs / (8 rows_per_warp)) blocks of 256 threads; at most 80
- * registers a thread, so 3 blocks fit an SM. */
+ * registers a thread, so 3 blocks fit an SM. A warp sends the start of its weight rows toward L2
+ * before gllm_grid_begin: they need nothing from the kernel before. */
 
 /* rows row0 .. row0 + R - 1 of gemv (those below n) */
 template <int R>
@@ -58,11 +59,13 @@ extern "C" __global__ void __launch_bounds__(256, 3)
     gllm_gemv_bf16_cuda(const void *w, size_t row_bytes, const float *x, const float *bias,
                         float *y, int n, int k, const float *nw, float eps, int accumulate,
                         int rows_per_warp) {
+    const int row0 = (blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32) * rows_per_warp,
+              lane = threadIdx.x % 32;
+    gllm_prefetch_rows(w, row_bytes, row0, min(rows_per_warp, n - row0), lane);
+    gllm_grid_begin();
     GLLM_DYNAMIC_SHARED(float, xs);
     __shared__ float red[32];
     x = gllm_rmsnorm_to_shared(x, nw, eps, k, xs, red);
-    const int row0 = (blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32) * rows_per_warp,
-              lane = threadIdx.x % 32;
     if (row0 >= n) return;
     switch (rows_per_warp) {
     case 4:
@@ -76,46 +79,37 @@ extern "C" __global__ void __launch_bounds__(256, 3)
     }
 }
 
-/* rows row0 .. row0 + R - 1 of gemv_qkv: R divides nq and nkv, so they lie in one matrix */
-template <int R>
-__device__ __forceinline__ void
-gllm_gemv_qkv_rows_bf16_cuda(const void *wq, const void *wk, const void *wv, size_t row_bytes,
-                             const float *x, const float *bq, const float *bk, const float *bv,
-                             float *q, float *kk, float *v, int nq, int nkv, int k, int row0,
-                             int lane) {
-    if (row0 >= nq + nkv)
-        gllm_gemv_rows_bf16_cuda<R>(wv, row_bytes, x, bv, v, nkv, k, 0, row0 - nq - nkv, lane);
-    else if (row0 >= nq)
-        gllm_gemv_rows_bf16_cuda<R>(wk, row_bytes, x, bk, kk, nkv, k, 0, row0 - nq, lane);
-    else
-        gllm_gemv_rows_bf16_cuda<R>(wq, row_bytes, x, bq, q, nq, k, 0, row0, lane);
-}
-
 /* Q, K and V of one token in one launch: rows [0, nq) of wq, then nkv of wk, then nkv of wv
- * (biases optional); rows_per_warp divides nq and nkv */
+ * (biases optional); rows_per_warp divides nq and nkv, so a warp's rows lie in one matrix */
 extern "C" __global__ void __launch_bounds__(256, 3)
     gllm_gemv_qkv_bf16_cuda(const void *wq, const void *wk, const void *wv, size_t row_bytes,
                             const float *x, const float *bq, const float *bk, const float *bv,
                             float *q, float *kk, float *v, int nq, int nkv, int k, const float *nw,
                             float eps, int rows_per_warp) {
+    int row0 = (blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32) * rows_per_warp, n = nq;
+    const int lane = threadIdx.x % 32;
+    const void *w = wq;
+    const float *bias = bq;
+    float *y = q;
+    if (row0 >= nq + nkv)
+        w = wv, bias = bv, y = v, n = nkv, row0 -= nq + nkv;
+    else if (row0 >= nq)
+        w = wk, bias = bk, y = kk, n = nkv, row0 -= nq;
+    gllm_prefetch_rows(w, row_bytes, row0, min(rows_per_warp, n - row0), lane);
+    gllm_grid_begin();
     GLLM_DYNAMIC_SHARED(float, xs);
     __shared__ float red[32];
     x = gllm_rmsnorm_to_shared(x, nw, eps, k, xs, red);
-    const int row0 = (blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32) * rows_per_warp,
-              lane = threadIdx.x % 32;
-    if (row0 >= nq + 2 * nkv) return;
+    if (row0 >= n) return;
     switch (rows_per_warp) {
     case 4:
-        gllm_gemv_qkv_rows_bf16_cuda<4>(wq, wk, wv, row_bytes, x, bq, bk, bv, q, kk, v, nq, nkv, k,
-                                        row0, lane);
+        gllm_gemv_rows_bf16_cuda<4>(w, row_bytes, x, bias, y, n, k, 0, row0, lane);
         break;
     case 2:
-        gllm_gemv_qkv_rows_bf16_cuda<2>(wq, wk, wv, row_bytes, x, bq, bk, bv, q, kk, v, nq, nkv, k,
-                                        row0, lane);
+        gllm_gemv_rows_bf16_cuda<2>(w, row_bytes, x, bias, y, n, k, 0, row0, lane);
         break;
     default:
-        gllm_gemv_qkv_rows_bf16_cuda<1>(wq, wk, wv, row_bytes, x, bq, bk, bv, q, kk, v, nq, nkv, k,
-                                        row0, lane);
+        gllm_gemv_rows_bf16_cuda<1>(w, row_bytes, x, bias, y, n, k, 0, row0, lane);
     }
 }
 
@@ -142,11 +136,14 @@ gllm_gemv_glu_rows_bf16_cuda(const void *wg, const void *wu, size_t row_bytes, c
 extern "C" __global__ void __launch_bounds__(256, 3)
     gllm_gemv_glu_bf16_cuda(const void *wg, const void *wu, size_t row_bytes, const float *x,
                             float *y, int n, int k, const float *nw, float eps, int rows_per_warp) {
+    const int row0 = (blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32) * rows_per_warp,
+              lane = threadIdx.x % 32;
+    gllm_prefetch_rows(wg, row_bytes, row0, min(rows_per_warp, n - row0), lane);
+    gllm_prefetch_rows(wu, row_bytes, row0, min(rows_per_warp, n - row0), lane);
+    gllm_grid_begin();
     GLLM_DYNAMIC_SHARED(float, xs);
     __shared__ float red[32];
     x = gllm_rmsnorm_to_shared(x, nw, eps, k, xs, red);
-    const int row0 = (blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32) * rows_per_warp,
-              lane = threadIdx.x % 32;
     if (row0 >= n) return;
     switch (rows_per_warp) {
     case 2:
@@ -161,6 +158,7 @@ extern "C" __global__ void __launch_bounds__(256, 3)
  * once per 8 tokens. Launch: grid (ceil(n / 8), ceil(m / 8)), 256 threads. */
 extern "C" __global__ void gllm_gemm_bf16_cuda(const void *w, size_t row_bytes, const float *x,
                                                const float *bias, float *y, int m, int n, int k) {
+    gllm_grid_begin();
     const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32,
               m0 = blockIdx.y * 8;
     const int tm = m - m0 < 8 ? m - m0 : 8;
@@ -188,6 +186,7 @@ extern "C" __global__ void gllm_gemm_bf16_cuda(const void *w, size_t row_bytes, 
 extern "C" __global__ void __launch_bounds__(128)
     gllm_gemm_tc_bf16_cuda(const void *w, size_t row_bytes, const float *x, const float *bias,
                            float *y, int m, int n, int k) {
+    gllm_grid_begin();
     namespace wm = nvcuda::wmma;
     enum { LD = 40, LDY = 68 }; /* row strides: 16-byte multiples, tiles 32-byte aligned */
     __shared__ __align__(32) __nv_bfloat16 xs[64][LD];
@@ -251,6 +250,7 @@ extern "C" __global__ void __launch_bounds__(128)
  * the step header (hdr[GLLM_HDR_TOKENS + i]). Launch: one block of 256 threads per token. */
 extern "C" __global__ void gllm_embed_bf16_cuda(const void *table, size_t row_bytes, const int *hdr,
                                                 float *out, int dim) {
+    gllm_grid_begin();
     const int tok = hdr[GLLM_HDR_TOKENS + blockIdx.x];
     float *o = out + (size_t)blockIdx.x * dim;
     const uint16_t *r = (const uint16_t *)((const char *)table + (size_t)tok * row_bytes);

@@ -10,6 +10,7 @@
 /* y = x / sqrt(mean(x^2) + eps) * w (w may be NULL) */
 extern "C" __global__ void gllm_rmsnorm_cuda(const float *x, const float *w, float *y, int n,
                                              float eps) {
+    gllm_grid_begin();
     __shared__ float shared[32];
     const float *xr = x + (size_t)blockIdx.x * n;
     float *yr = y + (size_t)blockIdx.x * n;
@@ -22,6 +23,7 @@ extern "C" __global__ void gllm_rmsnorm_cuda(const float *x, const float *w, flo
 /* x += h, then y = rmsnorm(x) * w: a residual add and the next norm in one pass (y may be h) */
 extern "C" __global__ void gllm_add_rmsnorm_cuda(float *x, const float *h, const float *w, float *y,
                                                  int n, float eps) {
+    gllm_grid_begin();
     __shared__ float shared[32];
     float *xr = x + (size_t)blockIdx.x * n, *yr = y + (size_t)blockIdx.x * n;
     const float *hr = h + (size_t)blockIdx.x * n;
@@ -36,12 +38,14 @@ extern "C" __global__ void gllm_add_rmsnorm_cuda(float *x, const float *h, const
 
 /* y = silu(g) * u, element-wise over n values */
 extern "C" __global__ void gllm_silu_mul_cuda(const float *g, const float *u, float *y, int n) {
+    gllm_grid_begin();
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) y[i] = g[i] / (1.0f + __expf(-g[i])) * u[i];
 }
 
 /* y = a + b, element-wise over n values */
 extern "C" __global__ void gllm_add_cuda(const float *a, const float *b, float *y, int n) {
+    gllm_grid_begin();
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) y[i] = a[i] + b[i];
 }
@@ -66,6 +70,7 @@ __device__ __forceinline__ void gllm_layernorm_row(float *x, const float *a0, co
 /* x = layernorm(x + h) * w + b per row (h NULL: x alone), in place */
 extern "C" __global__ void gllm_add_layernorm_cuda(float *x, const float *h, const float *w,
                                                    const float *b, int n, float eps) {
+    gllm_grid_begin();
     __shared__ float red[32];
     const size_t o = (size_t)blockIdx.x * n;
     gllm_layernorm_row(x + o, h ? h + o : NULL, NULL, w, b, n, eps, red);
@@ -73,18 +78,21 @@ extern "C" __global__ void gllm_add_layernorm_cuda(float *x, const float *h, con
 
 /* y = 0.5 x (1 + erf(x / sqrt 2)) in place, element-wise over n values */
 extern "C" __global__ void gllm_gelu_cuda(float *x, int n) {
+    gllm_grid_begin();
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
 }
 
 /* y = tanh(x) in place, element-wise over n values */
 extern "C" __global__ void gllm_tanh_cuda(float *x, int n) {
+    gllm_grid_begin();
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) x[i] = tanhf(x[i]);
 }
 
 /* y[b] = x[hdr[hdr[GLLM_HDR_LAST] + b]], rows of n: each batch item's last row */
 extern "C" __global__ void gllm_gather_rows_cuda(const float *x, const int *hdr, float *y, int n) {
+    gllm_grid_begin();
     const float *xr = x + (size_t)hdr[hdr[GLLM_HDR_LAST] + blockIdx.x] * n;
     for (int i = threadIdx.x; i < n; i += blockDim.x) y[(size_t)blockIdx.x * n + i] = xr[i];
 }
@@ -96,6 +104,7 @@ extern "C" __global__ void gllm_gather_rows_cuda(const float *x, const int *hdr,
 extern "C" __global__ void gllm_kv_move_cuda(uint16_t *K, uint16_t *V, size_t layer_units,
                                              const int *table, const int *moves, int n, int n_kv,
                                              int row_units, int page_shift) {
+    gllm_grid_begin();
     uint16_t *c = (blockIdx.z ? V : K) + blockIdx.y * layer_units;
     const int base = moves[0];
     for (int i = 0; i < n; i++) {

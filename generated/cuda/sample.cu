@@ -295,6 +295,7 @@ extern "C" __global__ void __launch_bounds__(GS_T, 1)
     gllm_sample_cuda(const float *logits, float *probs, int *cand, int n, const int *hist_ids,
                      const int *hist_counts, int n_hist, float temperature, int top_k, float top_p,
                      float min_p, float rep, float freq, float pres, double u, int *out) {
+    gllm_grid_begin();
     __shared__ gs_shared sh;
     const int tid = threadIdx.x;
     const float *x = logits + (size_t)blockIdx.x * n;

@@ -17,7 +17,7 @@ static const struct {
     E(cuDevicePrimaryCtxRelease, 11000), E(cuCtxPushCurrent, 4000), E(cuCtxPopCurrent, 4000),
     E(cuModuleLoadData, 2000), E(cuModuleUnload, 2000), E(cuModuleGetFunction, 2000), E(cuMemAlloc, 3020),
     E(cuMemFree, 3020), E(cuMemGetInfo, 3020), E(cuMemAllocHost, 3020), E(cuMemFreeHost, 2000),
-    E(cuMemHostRegister, 6050), E(cuMemHostUnregister, 4000), E(cuMemHostGetDevicePointer, 3020), E(cuLaunchKernel, 4000), E(cuMemcpyHtoDAsync, 3020), E(cuMemcpyDtoHAsync, 3020),
+    E(cuMemHostRegister, 6050), E(cuMemHostUnregister, 4000), E(cuMemHostGetDevicePointer, 3020), E(cuLaunchKernel, 4000), E(cuLaunchKernelEx, 11060), E(cuMemcpyHtoDAsync, 3020), E(cuMemcpyDtoHAsync, 3020),
     E(cuMemcpyDtoDAsync, 3020), E(cuMemcpy2DAsync, 3020), E(cuMemsetD32Async, 3020), E(cuStreamCreate, 2000), E(cuStreamDestroy, 4000),
     E(cuStreamSynchronize, 2000), E(cuEventCreate, 2000), E(cuEventDestroy, 4000), E(cuEventRecord, 2000),
     E(cuEventSynchronize, 2000), E(cuEventQuery, 2000), E(cuStreamWaitEvent, 3020), E(cuEventElapsedTime, 2000), E(cuStreamBeginCapture, 10010),

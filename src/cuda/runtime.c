@@ -38,12 +38,14 @@ gllm_status gllm_cuda_open(gllm_cuda *c, int ordinal) {
     c->drv.cuDeviceGetAttribute(&c->sms, CU_ATTR_MULTIPROCESSOR_COUNT, c->dev);
     const char *rows = getenv("GLLM_CUDA_GEMV_ROWS");
     c->gemv_rows = rows ? atoi(rows) : 0;
+    const char *dl = getenv("GLLM_CUDA_DEPENDENT_LAUNCH");
     const char *tc = getenv("GLLM_CUDA_TENSOR_CORES");
     c->tensor_cores = !(tc && !strcmp(tc, "0"));
     const void *blob;
     size_t size;
     if ((s = gllm_cuda_blob(major, minor, &blob, &size, &c->sm)) != GLLM_OK || (s = gllm_cuda_blob_check(blob, size)) != GLLM_OK)
         return gllm_cuda_close(c), s;
+    c->dependent_launch = c->sm >= 90 && !(dl && !strcmp(dl, "0"));
     if (c->drv.cuDevicePrimaryCtxRetain(&c->ctx, c->dev) != CUDA_SUCCESS) {
         c->ctx = NULL;
         gllm_cuda_close(c);
@@ -101,7 +103,12 @@ gllm_status gllm_cuda_kernel(gllm_cuda *c, const char *name, CUfunction *f) {
 gllm_status gllm_cuda_launch(gllm_cuda *c, CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned block, unsigned smem,
                              void **args) {
     if (!gx || !gy || !gz) return GLLM_OK; /* nothing to do */
-    return gllm_cuda_check(c, c->drv.cuLaunchKernel(f, gx, gy, gz, block, 1, 1, smem, c->stream, args, NULL), "launching a kernel");
+    if (!c->dependent_launch)
+        return gllm_cuda_check(c, c->drv.cuLaunchKernel(f, gx, gy, gz, block, 1, 1, smem, c->stream, args, NULL), "launching a kernel");
+    CUlaunchAttribute a = {.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION,
+                           .value.programmatic_stream_serialization_allowed = 1};
+    const CUlaunchConfig cfg = {gx, gy, gz, block, 1, 1, smem, c->stream, &a, 1};
+    return gllm_cuda_check(c, c->drv.cuLaunchKernelEx(&cfg, f, args, NULL), "launching a kernel");
 }
 
 gllm_status gllm_cuda_run(gllm_cuda *c, const char *name, unsigned gx, unsigned gy, unsigned gz, unsigned block, unsigned smem,

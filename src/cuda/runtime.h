@@ -22,6 +22,8 @@ typedef struct {
     int map;        /* weights used in place, not copied: integrated or host_pages (GLLM_CUDA_MAP=0/1 overrides) */
     int tensor_cores; /* prefill gemm on tensor cores (GLLM_CUDA_TENSOR_CORES=0: CUDA cores, f32 activations) */
     int sms;          /* streaming multiprocessors */
+    int dependent_launch; /* sm_90: kernels launched as programmatic dependents, each starting while the one
+                           * before finishes (GLLM_CUDA_DEPENDENT_LAUNCH=0: one after the other) */
     int gemv_rows;    /* decode gemv rows per warp, forced (GLLM_CUDA_GEMV_ROWS=1/2/4), 0: chosen per matrix */
     size_t max_pitch; /* of a 2-D copy */
     struct {
@@ -52,7 +54,8 @@ void gllm_cuda_leave(gllm_cuda *c);
 gllm_status gllm_cuda_check(const gllm_cuda *c, CUresult r, const char *what);
 /* a kernel of the module by name (names are string literals: looked up once, then cached) */
 gllm_status gllm_cuda_kernel(gllm_cuda *c, const char *name, CUfunction *f);
-/* launch on the compute stream: grid (gx, gy, gz), block threads, smem dynamic shared bytes */
+/* launch on the compute stream: grid (gx, gy, gz), block threads, smem dynamic shared bytes (as a
+ * programmatic dependent where c->dependent_launch: the kernel calls gllm_grid_begin first) */
 gllm_status gllm_cuda_launch(gllm_cuda *c, CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned block, unsigned smem,
                              void **args);
 /* the same, the kernel by name */

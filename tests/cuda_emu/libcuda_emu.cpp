@@ -90,6 +90,7 @@ enum State { READY, AT_WARP, AT_BLOCK, DONE };
 struct Fiber {
     void *sp;
     State state;
+    bool begun; /* called gllm_grid_begin */
 };
 constexpr size_t STACK = 256 << 10;
 void *scheduler;
@@ -100,6 +101,7 @@ std::vector<unsigned char> dynamic_shared;
 unsigned current;
 const Work *body;
 const char *running; /* the kernel's name, for a deadlock report */
+bool dependent;      /* launched as a programmatic dependent: every thread must call gllm_grid_begin */
 uint64_t posts[32][32]; /* warp collectives: [warp][lane] */
 
 void wait(State s) {
@@ -109,6 +111,11 @@ void wait(State s) {
 
 void entry() {
     (*body)();
+    if (dependent && !fibers[current].begun) {
+        fprintf(stderr, "CUDA emulator: %s, block (%u,%u,%u) thread %u: launched as a dependent, ended without gllm_grid_begin\n",
+                running, gllm_emu_block.x, gllm_emu_block.y, gllm_emu_block.z, current);
+        abort();
+    }
     fibers[current].state = DONE;
     gllm_emu_switch(&fibers[current].sp, scheduler);
 }
@@ -126,7 +133,7 @@ void *fresh_stack(char *base) {
 void run_block(unsigned n) {
     for (unsigned t = 0; t < n; t++) {
         fibers[t].sp = fresh_stack(stacks + (size_t)t * STACK);
-        fibers[t].state = READY;
+        fibers[t].state = READY, fibers[t].begun = false;
     }
     for (;;) {
         for (unsigned t = 0; t < n; t++)
@@ -161,7 +168,7 @@ void run_block(unsigned n) {
     }
 }
 
-void run_grid(const char *name, unsigned gx, unsigned gy, unsigned gz, unsigned threads, unsigned smem, const Work &w) {
+void run_grid(const char *name, unsigned gx, unsigned gy, unsigned gz, unsigned threads, unsigned smem, const Work &w, bool dep) {
     if (n_stacks < threads) {
         if (stacks) munmap(stacks, n_stacks * STACK);
         stacks = (char *)mmap(nullptr, threads * STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -169,7 +176,7 @@ void run_grid(const char *name, unsigned gx, unsigned gy, unsigned gz, unsigned 
         n_stacks = threads, fibers.resize(threads);
     }
     dynamic_shared.assign(smem + 16, 0xff);
-    body = &w, running = name;
+    body = &w, running = name, dependent = dep;
     gllm_emu_block_dim = {threads, 1, 1}, gllm_emu_grid_dim = {gx, gy, gz};
     for (unsigned z = 0; z < gz; z++)
         for (unsigned y = 0; y < gy; y++)
@@ -178,6 +185,7 @@ void run_grid(const char *name, unsigned gx, unsigned gy, unsigned gz, unsigned 
 } // namespace
 
 void *gllm_emu_dynamic_shared() { return dynamic_shared.data(); }
+void gllm_emu_grid_begin() { fibers[current].begun = true; } /* runs in order: the kernel before has finished */
 void __syncthreads() { wait(AT_BLOCK); }
 void __syncwarp(unsigned) { wait(AT_WARP); }
 
@@ -342,8 +350,8 @@ CUresult emu_cuMemHostGetDevicePointer(unsigned long long *d, void *p, unsigned)
         if ((const char *)p >= r.host && (const char *)p < r.host + r.bytes) return *d = (uintptr_t)p, OK;
     return E_INVALID_VALUE;
 }
-CUresult emu_cuLaunchKernel(const Kernel *k, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
-                            unsigned smem, void *stream, void **args, void **extra) {
+CUresult launch(const Kernel *k, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned smem,
+                void *stream, void **args, void **extra, bool dependent) {
     if (!k || !args || extra || by != 1 || bz != 1 || !bx || bx > 1024 || !gx || !gy || !gz || gx > 0x7fffffffu || gy > 65535 ||
         gz > 65535)
         return E_INVALID_VALUE;
@@ -352,8 +360,36 @@ CUresult emu_cuLaunchKernel(const Kernel *k, unsigned gx, unsigned gy, unsigned 
     const char *name = k->name;
     return enqueue(stream, [=] {
         std::lock_guard<std::recursive_mutex> g(lock);
-        run_grid(name, gx, gy, gz, bx, smem, w);
+        run_grid(name, gx, gy, gz, bx, smem, w, dependent);
     });
+}
+CUresult emu_cuLaunchKernel(const Kernel *k, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                            unsigned smem, void *stream, void **args, void **extra) {
+    return launch(k, gx, gy, gz, bx, by, bz, smem, stream, args, extra, false);
+}
+/* the driver's CUlaunchConfig and CUlaunchAttribute; of the attributes, programmatic stream
+ * serialization (6) only */
+struct LaunchAttribute {
+    int id;
+    char pad[4];
+    union {
+        char bytes[64];
+        int value;
+    };
+};
+struct LaunchConfig {
+    unsigned gx, gy, gz, bx, by, bz, smem;
+    void *stream;
+    LaunchAttribute *attrs;
+    unsigned n_attrs;
+};
+CUresult emu_cuLaunchKernelEx(const LaunchConfig *c, const Kernel *k, void **args, void **extra) {
+    bool dependent = false;
+    for (unsigned i = 0; c && i < c->n_attrs; i++) {
+        if (c->attrs[i].id != 6) return E_INVALID_VALUE;
+        dependent = c->attrs[i].value != 0;
+    }
+    return c ? launch(k, c->gx, c->gy, c->gz, c->bx, c->by, c->bz, c->smem, c->stream, args, extra, dependent) : E_INVALID_VALUE;
 }
 CUresult emu_cuMemcpyHtoDAsync(unsigned long long d, const void *h, size_t n, void *s) {
     return enqueue(s, [=] { memcpy((void *)(uintptr_t)d, h, n); });
@@ -422,7 +458,7 @@ const struct {
     E(cuDeviceGetAttribute), E(cuDevicePrimaryCtxRetain), E(cuDevicePrimaryCtxRelease), E(cuCtxPushCurrent),
     E(cuCtxPopCurrent), E(cuModuleLoadData), E(cuModuleUnload), E(cuModuleGetFunction), E(cuMemAlloc), E(cuMemFree), E(cuMemGetInfo),
     E(cuMemAllocHost), E(cuMemFreeHost), E(cuMemHostRegister), E(cuMemHostUnregister), E(cuMemHostGetDevicePointer),
-    E(cuLaunchKernel), E(cuMemcpyHtoDAsync), E(cuMemcpyDtoHAsync), E(cuMemcpyDtoDAsync), E(cuMemcpy2DAsync), E(cuMemsetD32Async),
+    E(cuLaunchKernel), E(cuLaunchKernelEx), E(cuMemcpyHtoDAsync), E(cuMemcpyDtoHAsync), E(cuMemcpyDtoDAsync), E(cuMemcpy2DAsync), E(cuMemsetD32Async),
     E(cuStreamCreate), E(cuStreamDestroy), E(cuStreamSynchronize), E(cuEventCreate), E(cuEventDestroy), E(cuEventRecord),
     E(cuEventSynchronize), E(cuEventQuery), E(cuStreamWaitEvent), E(cuEventElapsedTime), E(cuStreamBeginCapture),
     E(cuStreamEndCapture), E(cuGraphInstantiateWithFlags), E(cuGraphLaunch), E(cuGraphExecDestroy), E(cuGraphDestroy),

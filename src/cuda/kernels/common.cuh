@@ -13,6 +13,29 @@
 #define GLLM_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
 #endif
 
+/* Programmatic dependent launch (sm_90; the host launches every kernel so there): a kernel may
+ * start while the one before it in the stream still runs. Every kernel calls gllm_grid_begin
+ * first: it lets the next kernel start launching, then waits until the one before has finished
+ * and its writes are visible. Only loads of what no kernel writes (weights) may come before it. */
+#ifndef GLLM_GRID_BEGIN
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define GLLM_GRID_BEGIN() asm volatile("griddepcontrol.launch_dependents;\n\tgriddepcontrol.wait;" ::: "memory")
+#else
+#define GLLM_GRID_BEGIN() ((void)0)
+#endif
+#endif
+__device__ __forceinline__ void gllm_grid_begin() { GLLM_GRID_BEGIN(); }
+
+/* the first 4 KB (a 128-byte line a lane) of weight rows row0 .. row0 + count - 1, row_bytes
+ * apart, fetched into L2 (count <= 0: none): called before gllm_grid_begin, the loads overlap
+ * the end of the kernel before */
+__device__ __forceinline__ void gllm_prefetch_rows(const void *w, size_t row_bytes, int row0, int count, int lane) {
+#if defined(__CUDA_ARCH__)
+    for (int j = 0; j < count && (size_t)lane * 128 < row_bytes; j++)
+        asm volatile("prefetch.global.L2 [%0];" ::"l"((const char *)w + (size_t)(row0 + j) * row_bytes + lane * 128));
+#endif
+}
+
 __device__ __forceinline__ float gllm_f16_to_f32(uint16_t h) { return __half2float(__ushort_as_half(h)); }
 __device__ __forceinline__ float gllm_bf16_to_f32(uint16_t h) { return __uint_as_float((uint32_t)h << 16); }
 
