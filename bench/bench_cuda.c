@@ -86,13 +86,17 @@ static void bench_gemm(gllm_cuda *c, int quick, const float *w32) {
     free(x);
 }
 
-/* the step header of rows 0 .. n - 1 of sequence 0 at slots prefix .. prefix + n - 1 */
+/* the step header of rows 0 .. n - 1 of sequence 0 at slots prefix .. prefix + n - 1: every row
+ * on CUDA cores, or in tiles of 32 on tensor cores */
 static void attn_header(gllm_cuda *c, CUdeviceptr hdr, int prefix, int n) {
-    int32_t *h = calloc(GLLM_HDR_TOKENS + 3 * (size_t)n + 1, sizeof(int32_t)), *slot = h + GLLM_HDR_TOKENS + 2 * n;
+    const size_t ints = GLLM_HDR_TOKENS + 3 * (size_t)n + 1 + 2 * (size_t)(n + 31) / 32;
+    int32_t *h = calloc(ints, sizeof(int32_t)), *slot = h + GLLM_HDR_TOKENS + 2 * n, *tiles = slot + n + 1;
     h[GLLM_HDR_SEQS] = GLLM_HDR_TOKENS + n, h[GLLM_HDR_SLOTS] = GLLM_HDR_TOKENS + 2 * n, h[GLLM_HDR_LAST] = GLLM_HDR_TOKENS + 3 * n;
+    h[GLLM_HDR_TILES] = GLLM_HDR_TOKENS + 3 * n + 1;
     for (int i = 0; i < n; i++) slot[i] = prefix + i;
     slot[n] = n - 1;
-    gllm_cuda_upload(c, hdr, h, (GLLM_HDR_TOKENS + 3 * (size_t)n + 1) * sizeof(int32_t));
+    for (int t = 0; t * 32 < n; t++) tiles[2 * t] = 32 * t, tiles[2 * t + 1] = n - 32 * t < 32 ? n - 32 * t : 32;
+    gllm_cuda_upload(c, hdr, h, ints * sizeof(int32_t));
     gllm_cuda_sync(c);
     free(h);
 }
@@ -108,7 +112,7 @@ static void bench_attn(gllm_cuda *c, int quick) {
     CUdeviceptr k = 0, v = 0, tables = 0, hdr = 0, q = 0, out = 0, part = 0, count = 0;
     CUfunction dec, tc;
     if (gllm_cuda_alloc(c, kv_bytes, &k) || gllm_cuda_alloc(c, kv_bytes, &v) || gllm_cuda_alloc(c, pages * 4, &tables) ||
-        gllm_cuda_alloc(c, (GLLM_HDR_TOKENS + 3 * (size_t)n + 1) * 4, &hdr) || gllm_cuda_alloc(c, (size_t)n * H * HD * 4, &q) ||
+        gllm_cuda_alloc(c, (GLLM_HDR_TOKENS + 4 * (size_t)n + 3) * 4, &hdr) || gllm_cuda_alloc(c, (size_t)n * H * HD * 4, &q) ||
         gllm_cuda_alloc(c, (size_t)n * H * HD * 4, &out) || gllm_cuda_alloc(c, (size_t)64 * H * (HD + 2) * 4, &part) ||
         gllm_cuda_alloc(c, (size_t)64 * H * 4, &count) || gllm_cuda_kernel(c, "gllm_attn_g8_f16_cuda", &dec) ||
         gllm_cuda_kernel(c, "gllm_attn_tc_f16_cuda", &tc)) {
@@ -122,9 +126,9 @@ static void bench_attn(gllm_cuda *c, int quick) {
         c->drv.cuMemsetD32Async(q, 0x3c23d70au, (size_t)n * H * HD, c->stream); /* f32 0.01 */
         c->drv.cuMemsetD32Async(count, 0, 64 * H, c->stream);
         float scale = 0.0883883f;
-        int stride = pages, ni = n;
+        int stride = pages;
         void *dargs[] = {&q, &k, &v, &tables, &stride, &hdr, &heads, &kvh, &hd, &shift, &scale, &out, &part, &count};
-        void *targs[] = {&q, &k, &v, &tables, &stride, &hdr, &ni, &heads, &kvh, &hd, &shift, &scale, &out};
+        void *targs[] = {&q, &k, &v, &tables, &stride, &hdr, &heads, &kvh, &hd, &shift, &scale, &out};
         printf("%-5s %-14s %6s %6s %9s %9s %7s\n", "op", "kind", "rows", "keys", "us", "GB/s", "limit%");
         attn_header(c, hdr, L - 1, 1);
         const op d1 = {.f = dec, .gx = KVH, .gy = 1, .gz = 16, .threads = 128, .args = dargs};

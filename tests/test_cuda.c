@@ -279,6 +279,25 @@ static int has_gpu(void) {
     return 1;
 }
 
+/* one batch on both sides (the same sequence ids): every logits row of the GPU's within tol of
+ * the CPU's */
+static void batch_both(side *cpu, side *gpu, const gllm_batch_item *items, size_t n, double tol, const char *what) {
+    gllm_logits *xc, *xg;
+    cr_assert_eq(gllm_batch_forward(cpu->g, cpu->kv, items, n, &xc), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_batch_forward(gpu->g, gpu->kv, items, n, &xg), GLLM_OK, "%s: %s", what, gllm_last_error());
+    float *lc = malloc(n * VOCAB * 4), *lg = malloc(n * VOCAB * 4);
+    cr_assert_eq(gllm_logits_read(xc, lc, n * VOCAB), GLLM_OK);
+    cr_assert_eq(gllm_logits_read(xg, lg, n * VOCAB), GLLM_OK, "%s", gllm_last_error());
+    double worst = 0;
+    for (size_t b = 0; b < n; b++) {
+        const double e = rel_err(lg + b * VOCAB, lc + b * VOCAB, VOCAB);
+        cr_assert(e <= tol, "%s: item %zu (sequence %d): error %.3g > %.3g", what, b, items[b].seq, e, tol);
+        worst = fmax(worst, e);
+    }
+    cr_log_info("%s: largest error %.2g", what, worst);
+    free(lc), free(lg);
+}
+
 /* prefill 37 tokens, then 24 greedy decode steps (eager once, then graph replays): every
  * logits row close to the CPU's on the f32 twin of the model (the same weight values: the
  * GPU widens block weights and keeps f32 activations, the CPU's int8 path would round them),
@@ -378,7 +397,7 @@ Test(cuda, prefill_attention_on_tensor_cores_matches_cpu) {
             twins tw;
             twins_open(&tw, "llama", GLLM_DTYPE_Q8_0);
             side cpu, gpu;
-            side_open(&cpu, "cpu", tw.twin, kvts[d]), side_open(&gpu, "cuda:0", tw.m, kvts[d]);
+            side_open_sized(&cpu, "cpu", tw.twin, kvts[d], 64, 24), side_open_sized(&gpu, "cuda:0", tw.m, kvts[d], 64, 24);
             const double tol = kvts[d] == GLLM_DTYPE_BF16 ? 3e-2 : 1e-2;
             float *lc = malloc(VOCAB * 4), *lg = malloc(VOCAB * 4);
             const size_t lens[4] = {70, 45, 1, 1};
@@ -392,6 +411,21 @@ Test(cuda, prefill_attention_on_tensor_cores_matches_cpu) {
                 cr_log_info("head dim %zu, kv %s, step %d: error %.2g", HD, gllm_dtype_name(kvts[d]), step, e);
                 cr_assert(e <= tol, "head dim %zu, kv %s, step %d: error %.3g", HD, gllm_dtype_name(kvts[d]), step, e);
             }
+            /* batches: two new sequences' prompts (40 rows: a tile and a tail; 5 rows: CUDA cores) beside
+             * a decode row, then a 33-row chunk after a prefix of 40 (not a tile boundary, not the
+             * batch's first row) beside two decode rows, then decode rows of all three */
+            int a, b, ga, gb;
+            cr_assert_eq(gllm_seq_open(cpu.kv, 96, &a), GLLM_OK);
+            cr_assert_eq(gllm_seq_open(cpu.kv, 96, &b), GLLM_OK);
+            cr_assert_eq(gllm_seq_open(gpu.kv, 96, &ga), GLLM_OK);
+            cr_assert_eq(gllm_seq_open(gpu.kv, 96, &gb), GLLM_OK);
+            cr_assert(a == ga && b == gb, "both sides number their sequences alike");
+            const gllm_batch_item b1[3] = {{a, tok, 40}, {b, tok + 3, 5}, {cpu.seq, tok + 9, 1}};
+            const gllm_batch_item b2[3] = {{cpu.seq, tok + 10, 1}, {a, tok + 20, 33}, {b, tok + 30, 1}};
+            const gllm_batch_item b3[3] = {{a, tok + 1, 1}, {b, tok + 2, 1}, {cpu.seq, tok + 4, 1}};
+            char what[96];
+            snprintf(what, sizeof what, "head dim %zu, kv %s, batch", HD, gllm_dtype_name(kvts[d]));
+            batch_both(&cpu, &gpu, b1, 3, tol, what), batch_both(&cpu, &gpu, b2, 3, tol, what), batch_both(&cpu, &gpu, b3, 3, tol, what);
             free(lc), free(lg);
             side_close(&cpu), side_close(&gpu);
             twins_close(&tw);
@@ -474,22 +508,6 @@ Test(cuda, graph_replay_equals_eager_and_batch_equals_alone) {
     side_close(&graph), side_close(&eager);
     gllm_model_close(m);
     unlink(path);
-}
-
-/* one batch on both sides (the same sequence ids): every logits row of the GPU's within tol of
- * the CPU's */
-static void batch_both(side *cpu, side *gpu, const gllm_batch_item *items, size_t n, double tol, const char *what) {
-    gllm_logits *xc, *xg;
-    cr_assert_eq(gllm_batch_forward(cpu->g, cpu->kv, items, n, &xc), GLLM_OK, "%s", gllm_last_error());
-    cr_assert_eq(gllm_batch_forward(gpu->g, gpu->kv, items, n, &xg), GLLM_OK, "%s: %s", what, gllm_last_error());
-    float *lc = malloc(n * VOCAB * 4), *lg = malloc(n * VOCAB * 4);
-    cr_assert_eq(gllm_logits_read(xc, lc, n * VOCAB), GLLM_OK);
-    cr_assert_eq(gllm_logits_read(xg, lg, n * VOCAB), GLLM_OK, "%s", gllm_last_error());
-    for (size_t b = 0; b < n; b++) {
-        const double e = rel_err(lg + b * VOCAB, lc + b * VOCAB, VOCAB);
-        cr_assert(e <= tol, "%s: item %zu (sequence %d): error %.3g > %.3g", what, b, items[b].seq, e, tol);
-    }
-    free(lc), free(lg);
 }
 
 /* a batch runs as one forward over all its rows: prefill and decode items mixed, then decode

@@ -75,14 +75,14 @@ extern "C" __global__ void gllm_rope_kv_bf16_cuda(float *q, const float *k, cons
 
 /* Causal attention of the step's rows over the cache: row i sees its sequence's slots 0 .. its
  * own, or in a tree step the prefix and its ancestors' slots and its own (the header's rows);
- * q, out: [n][n_heads][hd], hd <= 32 * ND. A block takes up to H query heads of one GQA group,
- * so each K/V row is read once for all of them: block (group chunk, row, split) over the
- * split's share of the keys; 4 warps take every 4th key, two keys per iteration, lanes over the
- * dimensions (coalesced K and V rows), an online softmax per warp and head, merged in shared
- * memory. One split: out is written; several: each writes its (acc[hd], max, sum) per head to
- * part, and the last split of a (row, chunk) to finish (count[row * n_heads + first head])
- * merges them and sets its count back to 0. Launch: grid (n_kv * chunks, n, splits), chunks =
- * ceil(group / H), 128 threads. */
+ * q, out: [n][n_heads][hd], hd <= 32 * ND; grid row y is row y, or the header's row list's y-th. A
+ * block takes up to H query heads of one GQA group, so each K/V row is read once for all of them:
+ * block (group chunk, row, split) over the split's share of the keys; 4 warps take every 4th key,
+ * two keys per iteration, lanes over the dimensions (coalesced K and V rows), an online softmax per
+ * warp and head, merged in shared memory. One split: out is written; several: each writes its
+ * (acc[hd], max, sum) per head to part, and the last split of a (grid row, chunk) to finish
+ * (count[y * n_heads + first head]) merges them and sets its count back to 0. Launch: grid (n_kv *
+ * chunks, n, splits), chunks = ceil(group / H), 128 threads. */
 template <int H, int ND>
 __device__ __forceinline__ void
 gllm_attn_body_bf16_cuda(const float *q, const uint16_t *K, const uint16_t *V, const int *tables,
@@ -92,7 +92,8 @@ gllm_attn_body_bf16_cuda(const float *q, const uint16_t *K, const uint16_t *V, c
     const int MX = 32 * ND;                 /* sm[w][g][MX], [MX + 1]: the max and the sum */
     const int group = n_heads / n_kv, chunks = (group + H - 1) / H, kvh = blockIdx.x / chunks;
     const int h0 = kvh * group + blockIdx.x % chunks * H, nh = min(H, (kvh + 1) * group - h0);
-    const int i = blockIdx.y, split = blockIdx.z, splits = gridDim.z;
+    const int y = blockIdx.y, i = hdr[GLLM_HDR_ROWS] ? hdr[hdr[GLLM_HDR_ROWS] + y] : y,
+              split = blockIdx.z, splits = gridDim.z;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nd = (hd + 31) / 32;
     const int len = hdr[hdr[GLLM_HDR_SLOTS] + i] + 1, per = (len + splits - 1) / splits;
     const int j0 = split * per, j1 = min(len, j0 + per);
@@ -158,7 +159,7 @@ gllm_attn_body_bf16_cuda(const float *q, const uint16_t *K, const uint16_t *V, c
         const int h = h0 + g;
         float mx = -INFINITY;
         for (int w = 0; w < 4; w++) mx = fmaxf(mx, sm[w][g][MX]);
-        float *pp = part + (((size_t)i * n_heads + h) * splits + split) * (hd + 2);
+        float *pp = part + (((size_t)y * n_heads + h) * splits + split) * (hd + 2);
         for (int d = threadIdx.x; d < hd; d += blockDim.x) {
             float a = 0.0f, sum = 0.0f;
             for (int w = 0; w < 4; w++) {
@@ -177,12 +178,12 @@ gllm_attn_body_bf16_cuda(const float *q, const uint16_t *K, const uint16_t *V, c
     __shared__ int last;
     __threadfence(); /* this split's partials are visible before it is counted */
     __syncthreads();
-    if (threadIdx.x == 0) last = atomicAdd(&count[i * n_heads + h0], 1) == splits - 1;
+    if (threadIdx.x == 0) last = atomicAdd(&count[y * n_heads + h0], 1) == splits - 1;
     __syncthreads();
     if (!last) return;
     __threadfence();
     for (int g = 0; g < nh; g++) {
-        const float *p0 = part + ((size_t)i * n_heads + h0 + g) * splits * (hd + 2);
+        const float *p0 = part + ((size_t)y * n_heads + h0 + g) * splits * (hd + 2);
         float mx = -INFINITY;
         for (int s = 0; s < splits; s++) mx = fmaxf(mx, __ldcg(p0 + s * (hd + 2) + hd));
         for (int d = threadIdx.x; d < hd; d += blockDim.x) {
@@ -197,7 +198,7 @@ gllm_attn_body_bf16_cuda(const float *q, const uint16_t *K, const uint16_t *V, c
         }
     }
     if (threadIdx.x == 0)
-        count[i * n_heads + h0] = 0; /* ready for the next step (and graph replay) */
+        count[y * n_heads + h0] = 0; /* ready for the next step (and graph replay) */
 }
 
 /* head dims up to 256, 4 heads of a group per block */
@@ -220,16 +221,16 @@ extern "C" __global__ void gllm_attn_g8_bf16_cuda(const float *q, const uint16_t
     gllm_attn_body_bf16_cuda<GLLM_ATTN_HEADS, 4>(q, K, V, tables, table_stride, hdr, n_heads, n_kv,
                                                  hd, page_shift, scale, out, part, count);
 }
-/* Prefill attention on tensor cores (flash attention): the step's rows are one sequence's,
- * row i at slot slot0 + i, causal; hd <= 128, a multiple of 16. A block takes 32 query rows of
- * one head, each of its 2 warps 16 of them; the block walks the keys 16 at a time (K and V
- * tiles in shared memory, bf16 as cached), each warp computes S = Q K^T on WMMA tiles (Q
+/* Prefill attention on tensor cores (flash attention) over the header's tiles: up to 32 rows
+ * of one sequence at consecutive slots, causal; hd <= 128, a multiple of 16. A block takes one
+ * tile of one head, each of its 2 warps 16 of the rows; the block walks the keys 16 at a time (K
+ * and V tiles in shared memory, bf16 as cached), each warp computes S = Q K^T on WMMA tiles (Q
  * scaled and rounded to bf16), updates its rows' running max and sum (two lanes per row),
  * rescales its f32 output rows in shared memory and adds P V (P rounded to bf16) on
- * WMMA tiles. Launch: grid (n_heads, ceil(n / 32)), 64 threads. */
+ * WMMA tiles. Launch: grid (n_heads, tiles), 64 threads. */
 extern "C" __global__ void __launch_bounds__(64)
     gllm_attn_tc_bf16_cuda(const float *q, const uint16_t *K, const uint16_t *V, const int *tables,
-                           int table_stride, const int *hdr, int n, int n_heads, int n_kv, int hd,
+                           int table_stride, const int *hdr, int n_heads, int n_kv, int hd,
                            int page_shift, float scale, float *out) {
     gllm_grid_begin();
     namespace wm = nvcuda::wmma;
@@ -240,10 +241,13 @@ extern "C" __global__ void __launch_bounds__(64)
     __shared__ __align__(32) float ss[2][16][16];
     __shared__ __align__(32) __nv_bfloat16 ps[2][16][16];
     __shared__ __align__(32) float os[32][LDO];
-    const int h = blockIdx.x, kvh = h / (n_heads / n_kv), r0 = blockIdx.y * 32,
-              warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const int slot0 = hdr[hdr[GLLM_HDR_SLOTS]], last = min(r0 + 31, n - 1), kmax = slot0 + last;
-    const int *table = tables + (size_t)hdr[hdr[GLLM_HDR_SEQS]] * table_stride;
+    const int h = blockIdx.x, kvh = h / (n_heads / n_kv), warp = threadIdx.x / 32,
+              lane = threadIdx.x % 32;
+    /* the tile: rows r0 .. n - 1 (up to 32), row r at slot slot0 + r; kmax the last row's slot */
+    const int r0 = hdr[hdr[GLLM_HDR_TILES] + 2 * blockIdx.y],
+              n = r0 + hdr[hdr[GLLM_HDR_TILES] + 2 * blockIdx.y + 1];
+    const int slot0 = hdr[hdr[GLLM_HDR_SLOTS] + r0] - r0, kmax = slot0 + n - 1;
+    const int *table = tables + (size_t)hdr[hdr[GLLM_HDR_SEQS] + r0] * table_stride;
     for (int e = threadIdx.x; e < 32 * hd; e += blockDim.x) {
         const int r = e / hd, d = e % hd;
         qs[r][d] = __float2bfloat16_rn(

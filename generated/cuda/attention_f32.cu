@@ -75,14 +75,14 @@ extern "C" __global__ void gllm_rope_kv_f32_cuda(float *q, const float *k, const
 
 /* Causal attention of the step's rows over the cache: row i sees its sequence's slots 0 .. its
  * own, or in a tree step the prefix and its ancestors' slots and its own (the header's rows);
- * q, out: [n][n_heads][hd], hd <= 32 * ND. A block takes up to H query heads of one GQA group,
- * so each K/V row is read once for all of them: block (group chunk, row, split) over the
- * split's share of the keys; 4 warps take every 4th key, two keys per iteration, lanes over the
- * dimensions (coalesced K and V rows), an online softmax per warp and head, merged in shared
- * memory. One split: out is written; several: each writes its (acc[hd], max, sum) per head to
- * part, and the last split of a (row, chunk) to finish (count[row * n_heads + first head])
- * merges them and sets its count back to 0. Launch: grid (n_kv * chunks, n, splits), chunks =
- * ceil(group / H), 128 threads. */
+ * q, out: [n][n_heads][hd], hd <= 32 * ND; grid row y is row y, or the header's row list's y-th. A
+ * block takes up to H query heads of one GQA group, so each K/V row is read once for all of them:
+ * block (group chunk, row, split) over the split's share of the keys; 4 warps take every 4th key,
+ * two keys per iteration, lanes over the dimensions (coalesced K and V rows), an online softmax per
+ * warp and head, merged in shared memory. One split: out is written; several: each writes its
+ * (acc[hd], max, sum) per head to part, and the last split of a (grid row, chunk) to finish
+ * (count[y * n_heads + first head]) merges them and sets its count back to 0. Launch: grid (n_kv *
+ * chunks, n, splits), chunks = ceil(group / H), 128 threads. */
 template <int H, int ND>
 __device__ __forceinline__ void
 gllm_attn_body_f32_cuda(const float *q, const float *K, const float *V, const int *tables,
@@ -92,7 +92,8 @@ gllm_attn_body_f32_cuda(const float *q, const float *K, const float *V, const in
     const int MX = 32 * ND;                 /* sm[w][g][MX], [MX + 1]: the max and the sum */
     const int group = n_heads / n_kv, chunks = (group + H - 1) / H, kvh = blockIdx.x / chunks;
     const int h0 = kvh * group + blockIdx.x % chunks * H, nh = min(H, (kvh + 1) * group - h0);
-    const int i = blockIdx.y, split = blockIdx.z, splits = gridDim.z;
+    const int y = blockIdx.y, i = hdr[GLLM_HDR_ROWS] ? hdr[hdr[GLLM_HDR_ROWS] + y] : y,
+              split = blockIdx.z, splits = gridDim.z;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nd = (hd + 31) / 32;
     const int len = hdr[hdr[GLLM_HDR_SLOTS] + i] + 1, per = (len + splits - 1) / splits;
     const int j0 = split * per, j1 = min(len, j0 + per);
@@ -158,7 +159,7 @@ gllm_attn_body_f32_cuda(const float *q, const float *K, const float *V, const in
         const int h = h0 + g;
         float mx = -INFINITY;
         for (int w = 0; w < 4; w++) mx = fmaxf(mx, sm[w][g][MX]);
-        float *pp = part + (((size_t)i * n_heads + h) * splits + split) * (hd + 2);
+        float *pp = part + (((size_t)y * n_heads + h) * splits + split) * (hd + 2);
         for (int d = threadIdx.x; d < hd; d += blockDim.x) {
             float a = 0.0f, sum = 0.0f;
             for (int w = 0; w < 4; w++) {
@@ -177,12 +178,12 @@ gllm_attn_body_f32_cuda(const float *q, const float *K, const float *V, const in
     __shared__ int last;
     __threadfence(); /* this split's partials are visible before it is counted */
     __syncthreads();
-    if (threadIdx.x == 0) last = atomicAdd(&count[i * n_heads + h0], 1) == splits - 1;
+    if (threadIdx.x == 0) last = atomicAdd(&count[y * n_heads + h0], 1) == splits - 1;
     __syncthreads();
     if (!last) return;
     __threadfence();
     for (int g = 0; g < nh; g++) {
-        const float *p0 = part + ((size_t)i * n_heads + h0 + g) * splits * (hd + 2);
+        const float *p0 = part + ((size_t)y * n_heads + h0 + g) * splits * (hd + 2);
         float mx = -INFINITY;
         for (int s = 0; s < splits; s++) mx = fmaxf(mx, __ldcg(p0 + s * (hd + 2) + hd));
         for (int d = threadIdx.x; d < hd; d += blockDim.x) {
@@ -197,7 +198,7 @@ gllm_attn_body_f32_cuda(const float *q, const float *K, const float *V, const in
         }
     }
     if (threadIdx.x == 0)
-        count[i * n_heads + h0] = 0; /* ready for the next step (and graph replay) */
+        count[y * n_heads + h0] = 0; /* ready for the next step (and graph replay) */
 }
 
 /* head dims up to 256, 4 heads of a group per block */

@@ -24,9 +24,10 @@ static int attn_splits(size_t rows) {
 enum { TC_MIN_ROWS = 32 };  /* gemm, prefill attention: from this many tokens on tensor cores */
 
 /* the step header's ints: the fixed fields; per row its token, sequence, slot and position; per
- * item its last row; a tree's ancestor rows */
+ * item its last row; attention tiles (two ints, one row or more each) and the other rows; a
+ * tree's ancestor rows */
 static size_t header_ints(size_t max_rows) {
-    return GLLM_HDR_TOKENS + 5 * max_rows + GLLM_CUDA_TREE_MAX * (GLLM_CUDA_TREE_MAX / 32);
+    return GLLM_HDR_TOKENS + 8 * max_rows + GLLM_CUDA_TREE_MAX * (GLLM_CUDA_TREE_MAX / 32);
 }
 
 /* a weight's copy on the device */
@@ -159,13 +160,12 @@ static gllm_status elementwise(gllm_cuda_model *cm, const char *name, CUdevicept
 }
 
 /* the plan's steps first .. last - 1 for n rows (n_out logits rows: every row's, or each item's
- * last; prefill: one sequence's causal rows, no tree); the step header is already on the
- * device. One row (decode) takes the fused launches: a norm inside the projection after it
- * (Q/K/V in one gemv, gate/up/SiLU in one, the head), a residual add inside the projection
- * before it; any n fuses RoPE with the KV write, and several rows a residual add with the norm
- * after it. */
+ * last); the step header is already on the device. One row (decode) takes the fused launches:
+ * a norm inside the projection after it (Q/K/V in one gemv, gate/up/SiLU in one, the head), a
+ * residual add inside the projection before it; any n fuses RoPE with the KV write, and several
+ * rows a residual add with the norm after it. */
 static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t first, size_t last, size_t n, CUdeviceptr logits,
-                       size_t n_out, int prefill) {
+                       size_t n_out) {
     const gllm_plan *p = cm->p;
     const int hd = (int)kv->head_dim, n_kv = (int)kv->n_kv, heads = (int)p->n_heads, shift = (int)kv->page_shift;
     const int stride = (int)kv->table_stride;
@@ -233,22 +233,20 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t first
             s = launch(cm, ROPE_KV[kv->dtype], (unsigned)n, 1, 128, args);
             break;
         }
-        case STEP_ATTN: { /* splits by the row count alone, so a graph holds */
+        case STEP_ATTN: { /* the header's tiles on tensor cores, its other rows on CUDA cores */
             float scale = p->scale;
-            const int narrow = hd <= 128, per = narrow ? GLLM_ATTN_HEADS : GLLM_ATTN_HEADS_WIDE; /* heads per block */
-            const size_t chunks = (p->n_heads / kv->n_kv + per - 1) / per;
-            if (prefill && cm->c->tensor_cores && n >= TC_MIN_ROWS && hd <= 128 &&
-                (kv->dtype == GLLM_DTYPE_F16 || kv->dtype == GLLM_DTYPE_BF16)) { /* flash attention on tensor cores */
-                int ni = (int)n;
-                void *args[] = {&in, &kl, &vl, (void *)&kv->tables, (void *)&stride, &cm->hdr, &ni, (void *)&heads,
+            if (cm->attn_tiles) { /* flash attention on tensor cores */
+                void *args[] = {&in, &kl, &vl, (void *)&kv->tables, (void *)&stride, &cm->hdr, (void *)&heads,
                                 (void *)&n_kv, (void *)&hd, (void *)&shift, &scale, &out};
-                s = launch(cm, ATTN_TC[kv->dtype], (unsigned)p->n_heads, (unsigned)((n + 31) / 32), 64, args);
-                break;
+                if ((s = launch(cm, ATTN_TC[kv->dtype], (unsigned)p->n_heads, (unsigned)cm->attn_tiles, 64, args)) != GLLM_OK) break;
             }
+            const int narrow = hd <= 128, per = narrow ? GLLM_ATTN_HEADS : GLLM_ATTN_HEADS_WIDE; /* heads per block */
+            const size_t chunks = (p->n_heads / kv->n_kv + per - 1) / per, rows = cm->attn_rows;
             void *args[] = {&in, &kl, &vl, (void *)&kv->tables, (void *)&stride, &cm->hdr, (void *)&heads, (void *)&n_kv,
                             (void *)&hd, (void *)&shift, &scale, &out, &cm->part, &cm->count};
-            s = launch3(cm, (narrow ? ATTN_G8 : ATTN)[kv->dtype], (unsigned)(kv->n_kv * chunks), (unsigned)n, (unsigned)attn_splits(n),
-                        128, 0, args);
+            if (rows) /* splits by the row count alone, so a graph holds */
+                s = launch3(cm, (narrow ? ATTN_G8 : ATTN)[kv->dtype], (unsigned)(kv->n_kv * chunks), (unsigned)rows,
+                            (unsigned)attn_splits(rows), 128, 0, args);
             break;
         }
         case STEP_MATMUL:
@@ -309,9 +307,10 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t first
     return s;
 }
 
-/* the step header of n rows of these items (their positions, a tree: one item) to the device */
+/* the step header of n rows of these items (their positions, a tree: one item) to the device;
+ * tc: the attention of items of TC_MIN_ROWS rows or more on tensor cores, in tiles of 32 */
 static gllm_status header(gllm_cuda_model *cm, const gllm_cuda_item *items, size_t n_items, const int32_t *position,
-                          const int32_t *parent, size_t n) {
+                          const int32_t *parent, size_t n, int tc) {
     int32_t *h = cm->hdr_host, *tok = h + GLLM_HDR_TOKENS, *seq = tok + n, *slot = seq + n, *last = slot + n;
     size_t used = GLLM_HDR_TOKENS + 3 * n + n_items, r = 0;
     h[GLLM_HDR_SEQS] = (int32_t)(seq - h), h[GLLM_HDR_SLOTS] = (int32_t)(slot - h), h[GLLM_HDR_LAST] = (int32_t)(last - h);
@@ -320,6 +319,27 @@ static gllm_status header(gllm_cuda_model *cm, const gllm_cuda_item *items, size
         for (size_t i = 0; i < items[b].n; i++, r++)
             tok[r] = items[b].tokens ? items[b].tokens[i] : 0, seq[r] = items[b].seq, slot[r] = (int32_t)(items[b].prefix + i);
         last[b] = (int32_t)r - 1;
+    }
+    /* attention (tc): the rows of items of TC_MIN_ROWS or more in tiles of 32 on tensor cores,
+     * the other rows listed for CUDA cores; else every row on CUDA cores */
+    h[GLLM_HDR_TILES] = h[GLLM_HDR_ROWS] = 0;
+    cm->attn_tiles = 0, cm->attn_rows = n;
+    int32_t *tiles = h + used;
+    r = 0;
+    for (size_t b = 0; tc && b < n_items; r += items[b++].n) {
+        if (items[b].n < TC_MIN_ROWS) continue;
+        for (size_t i = 0; i < items[b].n; i += 32, cm->attn_tiles++) {
+            tiles[2 * cm->attn_tiles] = (int32_t)(r + i);
+            tiles[2 * cm->attn_tiles + 1] = (int32_t)(items[b].n - i < 32 ? items[b].n - i : 32);
+        }
+    }
+    if (cm->attn_tiles) {
+        int32_t *rows = tiles + 2 * cm->attn_tiles;
+        h[GLLM_HDR_TILES] = (int32_t)used, h[GLLM_HDR_ROWS] = (int32_t)(rows - h);
+        cm->attn_rows = 0, r = 0;
+        for (size_t b = 0; b < n_items; r += items[b++].n)
+            for (size_t i = 0; items[b].n < TC_MIN_ROWS && i < items[b].n; i++) rows[cm->attn_rows++] = (int32_t)(r + i);
+        used += 2 * cm->attn_tiles + cm->attn_rows;
     }
     if (position) h[GLLM_HDR_POS] = (int32_t)used, memcpy(h + used, position, n * sizeof(int32_t)), used += n;
     if (parent) { /* row i: token i, its parent's row, so every ancestor */
@@ -347,7 +367,9 @@ gllm_status gllm_cuda_forward(gllm_cuda_model *cm, const gllm_cuda_kv *kv, const
     if ((position || parent) && n_items != 1) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "CUDA forward: positions or a tree in a batch");
     if (parent && n > GLLM_CUDA_TREE_MAX)
         return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA forward: a tree of %zu tokens (%d at most)", n, GLLM_CUDA_TREE_MAX);
-    gllm_status s = header(cm, items, n_items, position, parent, n);
+    const int tc = c->tensor_cores && !parent && kv->head_dim <= 128 && kv->head_dim % 16 == 0 &&
+                   (kv->dtype == GLLM_DTYPE_F16 || kv->dtype == GLLM_DTYPE_BF16);
+    gllm_status s = header(cm, items, n_items, position, parent, n, tc);
     if (s != GLLM_OK) return s;
     const size_t n_out = parent ? n : n_items;
     const int decode = n == n_items && cm->graphs && replay && !position && !parent;
@@ -355,7 +377,7 @@ gllm_status gllm_cuda_forward(gllm_cuda_model *cm, const gllm_cuda_kv *kv, const
     for (int i = 0; decode && i < GLLM_CUDA_GRAPHS; i++)
         if (cm->graph[i].exec && cm->graph[i].rows == n && cm->graph[i].k == kv->k && cm->graph[i].logits == logits) slot_g = i;
     if (slot_g >= 0) return gllm_cuda_check(c, c->drv.cuGraphLaunch(cm->graph[slot_g].exec, c->stream), "replaying a decode graph");
-    if ((s = run(cm, kv, 0, cm->p->n_steps, n, logits, n_out, n_items == 1 && !parent)) != GLLM_OK || !decode) return s;
+    if ((s = run(cm, kv, 0, cm->p->n_steps, n, logits, n_out)) != GLLM_OK || !decode) return s;
     /* the first decode of this row count into this cache just ran eagerly (the warm-up):
      * capture it for the next ones, in a free entry or the oldest */
     int e = 0;
@@ -364,7 +386,7 @@ gllm_status gllm_cuda_forward(gllm_cuda_model *cm, const gllm_cuda_kv *kv, const
     cm->graph[e].exec = NULL;
     CUgraph graph = NULL;
     if ((s = gllm_cuda_check(c, c->drv.cuStreamBeginCapture(c->stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "capturing")) != GLLM_OK) return s;
-    gllm_status rs = run(cm, kv, 0, cm->p->n_steps, n, logits, n_out, n_items == 1);
+    gllm_status rs = run(cm, kv, 0, cm->p->n_steps, n, logits, n_out);
     s = gllm_cuda_check(c, c->drv.cuStreamEndCapture(c->stream, &graph), "capturing a decode graph");
     if (rs != GLLM_OK) s = rs;
     if (s == GLLM_OK)
@@ -404,8 +426,8 @@ gllm_status gllm_cuda_block(gllm_cuda_model *cm, size_t first, size_t last, cons
         s = gllm_cuda_upload(c, kv.tables, table, kv.n_pages * sizeof(int32_t));
     if (s == GLLM_OK && head) s = gllm_cuda_alloc(c, n * width * sizeof(float), &logits);
     if (s == GLLM_OK && x) s = gllm_cuda_upload(c, cm->buf[BUF_X], x, n * p->width[BUF_X] * sizeof(float));
-    if (s == GLLM_OK) s = header(cm, &item, 1, NULL, NULL, n);
-    if (s == GLLM_OK) s = run(cm, &kv, first, last, n, logits, n, 1);
+    if (s == GLLM_OK) s = header(cm, &item, 1, NULL, NULL, n, 0); /* an f32 cache: CUDA cores */
+    if (s == GLLM_OK) s = run(cm, &kv, first, last, n, logits, n);
     if (s == GLLM_OK) s = gllm_cuda_download(c, out, head ? logits : cm->buf[BUF_X], n * width * sizeof(float));
     gllm_cuda_sync(c); /* nothing left running on what is freed */
     gllm_cuda_free(c, kv.k), gllm_cuda_free(c, kv.v), gllm_cuda_free(c, kv.tables), gllm_cuda_free(c, logits);

@@ -29,6 +29,7 @@ typedef struct {
     CUdeviceptr buf[BUF_COUNT], k, v, up, inv_freq, hdr;
     CUdeviceptr part, count; /* decode attention: per-split partials, splits done per head */
     int32_t *hdr_host;
+    size_t attn_tiles, attn_rows; /* the header's attention: tiles on tensor cores, rows on CUDA cores */
     struct {
         CUgraphExec exec; /* a decode step of `rows` sequences into cache k, logits rows at logits */
         size_t rows;

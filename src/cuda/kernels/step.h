@@ -12,6 +12,10 @@ enum {
     GLLM_HDR_TREE,  /* 0 (causal), or where a tree step's ancestor rows start (one sequence, row i at slot
                      * slot[0] + i): row i sees step row j when bit j of its row is set ((n + 31) / 32 words) */
     GLLM_HDR_LAST,  /* where the row whose logits item b gets is, hdr[hdr[LAST] + b] */
+    GLLM_HDR_TILES, /* where tile t of tensor-core attention is: hdr[hdr[TILES] + 2t] its first row, + 1 its row
+                     * count (up to 32, all of one item, at consecutive slots) */
+    GLLM_HDR_ROWS,  /* 0: CUDA-core attention takes every row (grid row i is row i); else where the rows it
+                     * takes are listed (those of no tile) */
     GLLM_HDR_TOKENS /* the step's token ids follow */
 };
 
