@@ -75,14 +75,14 @@ extern "C" __global__ void gllm_rope_kv_bf16_cuda(float *q, const float *k, cons
 
 /* Causal attention of the step's rows over the cache: row i sees its sequence's slots 0 .. its
  * own, or in a tree step the prefix and its ancestors' slots and its own (the header's rows);
- * q, out: [n][n_heads][hd], hd <= 32 * ND; grid row y is row y, or the header's row list's y-th. A
- * block takes up to H query heads of one GQA group, so each K/V row is read once for all of them:
- * block (group chunk, row, split) over the split's share of the keys; 4 warps take every 4th key,
- * two keys per iteration, lanes over the dimensions (coalesced K and V rows), an online softmax per
- * warp and head, merged in shared memory. One split: out is written; several: each writes its
- * (acc[hd], max, sum) per head to part, and the last split of a (grid row, chunk) to finish
- * (count[y * n_heads + first head]) merges them and sets its count back to 0. Launch: grid (n_kv *
- * chunks, n, splits), chunks = ceil(group / H), 128 threads. */
+ * q, out: [n][n_heads][hd], hd <= 32 * ND. A block takes up to H query heads of one GQA group,
+ * so each K/V row is read once for all of them: block (group chunk, grid row y, split) over the
+ * split's share of the keys, y being row y, or the y-th of the header's row list; 4 warps take
+ * every 4th key, two keys per iteration, lanes over the dimensions (coalesced K and V rows), an
+ * online softmax per warp and head, merged in shared memory. One split: out is written;
+ * several: each writes its (acc[hd], max, sum) per head to part, and the last split of a (y,
+ * chunk) to finish (count[y * n_heads + first head]) merges them and sets its count back to 0.
+ * Launch: grid (n_kv * chunks, rows, splits), chunks = ceil(group / H), 128 threads. */
 template <int H, int ND>
 __device__ __forceinline__ void
 gllm_attn_body_bf16_cuda(const float *q, const uint16_t *K, const uint16_t *V, const int *tables,

@@ -110,7 +110,8 @@ void gllm_cuda_model_forget(gllm_cuda_model *cm, const gllm_cuda_kv *kv) {
 
 int gllm_cuda_gemv_rows(const gllm_cuda *c, size_t n, size_t unit, int most) {
     const size_t sms = c->sms > 0 ? (size_t)c->sms : 1;
-    int r = c->gemv_rows == 1 || c->gemv_rows == 2 || c->gemv_rows == 4 ? c->gemv_rows : (n + 31) / 32 >= sms ? 4 : (n + 15) / 16 >= sms ? 2 : 1;
+    int r = c->gemv_rows;
+    if (r != 1 && r != 2 && r != 4) r = (n + 31) / 32 >= sms ? 4 : (n + 15) / 16 >= sms ? 2 : 1; /* 8 warps for every SM */
     while (r > most || (unit && unit % (size_t)r)) r /= 2;
     return r;
 }
