@@ -127,7 +127,8 @@ static void bench_attn(gllm_cuda *c, int quick) {
         c->drv.cuMemsetD32Async(count, 0, 64 * H, c->stream);
         float scale = 0.0883883f;
         int stride = pages;
-        void *dargs[] = {&q, &k, &v, &tables, &stride, &hdr, &heads, &kvh, &hd, &shift, &scale, &out, &part, &count};
+        gllm_fresh_kv cached = {0}; /* every key in the cache already */
+        void *dargs[] = {&q, &k, &v, &tables, &stride, &hdr, &heads, &kvh, &hd, &shift, &scale, &out, &part, &count, &cached};
         void *targs[] = {&q, &k, &v, &tables, &stride, &hdr, &heads, &kvh, &hd, &shift, &scale, &out};
         printf("%-5s %-14s %6s %6s %9s %9s %7s\n", "op", "kind", "rows", "keys", "us", "GB/s", "limit%");
         attn_header(c, hdr, L - 1, 1);

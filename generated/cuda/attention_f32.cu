@@ -22,7 +22,7 @@ extern "C" __global__ void gllm_rope_kv_f32_cuda(float *q, const float *k, const
     gllm_grid_begin();
     __shared__ float norm[256]; /* per head of q, then of k: its scale (1 without norms) */
     const int i = blockIdx.x, half = rot / 2, slot = hdr[hdr[GLLM_HDR_SLOTS] + i];
-    const double pos = (double)(hdr[GLLM_HDR_POS] ? hdr[hdr[GLLM_HDR_POS] + i] : slot);
+    const double pos = gllm_row_pos(hdr, i, slot);
     float *qi = q + (size_t)i * n_heads * hd;
     const float *ki = k + (size_t)i * n_kv * hd;
     for (int hh = threadIdx.x / 32; qn && hh < n_heads + n_kv;
@@ -46,9 +46,8 @@ extern "C" __global__ void gllm_rope_kv_f32_cuda(float *q, const float *k, const
         const int p = neox ? d % half : d / 2;
         const int a = neox ? p : 2 * p, b = neox ? p + half : 2 * p + 1;
         if (d != a) continue; /* the pair's first element's thread takes both */
-        double sd, cd;
-        sincos(pos * inv_freq[p], &sd, &cd);
-        const float c = (float)cd, s = (float)sd;
+        float c, s;
+        gllm_rope_angle(d, rot, neox, pos, inv_freq, &c, &s);
         const float x0 = qn ? r[a] * sc * qn[a] : r[a], x1 = qn ? r[b] * sc * qn[b] : r[b];
         r[a] = x0 * c - x1 * s;
         r[b] = x0 * s + x1 * c;
@@ -56,21 +55,25 @@ extern "C" __global__ void gllm_rope_kv_f32_cuda(float *q, const float *k, const
     const int *table = tables + (size_t)hdr[hdr[GLLM_HDR_SEQS] + i] * table_stride;
     for (int e = threadIdx.x; e < n_kv * hd; e += blockDim.x) {
         const int d = e % hd, hh = e / hd;
-        const float *kr = ki + (size_t)hh * hd;
-        const float sc = qn ? norm[n_heads + hh] : 1.0f;
-        float kd = qn ? kr[d] * sc * kn[d] : kr[d];
-        if (d < rot) { /* d is the first (a) or second (b) of its pair */
-            const int p = neox ? d % half : d / 2, first = neox ? d < half : !(d & 1);
-            const int partner = neox ? (first ? d + half : d - half) : (first ? d + 1 : d - 1);
-            const float kp = qn ? kr[partner] * sc * kn[partner] : kr[partner];
-            double sd, cd;
-            sincos(pos * inv_freq[p], &sd, &cd);
-            kd = first ? kd * (float)cd - kp * (float)sd : kp * (float)sd + kd * (float)cd;
-        }
+        float c = 1.0f, s = 0.0f;
+        if (d < rot) gllm_rope_angle(d, rot, neox, pos, inv_freq, &c, &s);
+        const float kd = gllm_rope_dim(ki + (size_t)hh * hd, d, rot, neox, c, s,
+                                       qn ? norm[n_heads + hh] : 1.0f, qn ? kn : NULL);
         const size_t o = gllm_kv_offset(table, slot, hh, n_kv, hd, page_shift) + d;
         K[o] = (kd);
         V[o] = (v[(size_t)i * n_kv * hd + e]);
     }
+}
+
+/* 1 / rms of head x (hd values, lane + 32 e of them in this lane), eps added: a q/k norm's scale */
+template <int ND>
+__device__ __forceinline__ float gllm_head_norm_f32_cuda(const float *x, int hd, int lane,
+                                                         float eps) {
+    float ss = 0.0f;
+#pragma unroll
+    for (int e = 0; e < ND; e++)
+        if (lane + 32 * e < hd) ss += x[lane + 32 * e] * x[lane + 32 * e];
+    return rsqrtf(gllm_warp_allsum(ss) / (float)hd + eps);
 }
 
 /* Causal attention of the step's rows over the cache: row i sees its sequence's slots 0 .. its
@@ -82,12 +85,13 @@ extern "C" __global__ void gllm_rope_kv_f32_cuda(float *q, const float *k, const
  * online softmax per warp and head, merged in shared memory. One split: out is written;
  * several: each writes its (acc[hd], max, sum) per head to part, and the last split of a (y,
  * chunk) to finish (count[y * n_heads + first head]) merges them and sets its count back to 0.
+ * A decode step may leave RoPE and the cache write to this kernel (f.k set, gllm_fresh_kv).
  * Launch: grid (n_kv * chunks, rows, splits), chunks = ceil(group / H), 128 threads. */
 template <int H, int ND>
 __device__ __forceinline__ void
-gllm_attn_body_f32_cuda(const float *q, const float *K, const float *V, const int *tables,
-                        int table_stride, const int *hdr, int n_heads, int n_kv, int hd,
-                        int page_shift, float scale, float *out, float *part, int *count) {
+gllm_attn_body_f32_cuda(const float *q, float *K, float *V, const int *tables, int table_stride,
+                        const int *hdr, int n_heads, int n_kv, int hd, int page_shift, float scale,
+                        float *out, float *part, int *count, const gllm_fresh_kv &f) {
     __shared__ float sm[4][H][32 * ND + 2]; /* per warp and head: acc[hd], max, sum */
     const int MX = 32 * ND;                 /* sm[w][g][MX], [MX + 1]: the max and the sum */
     const int group = n_heads / n_kv, chunks = (group + H - 1) / H, kvh = blockIdx.x / chunks;
@@ -102,18 +106,32 @@ gllm_attn_body_f32_cuda(const float *q, const float *K, const float *V, const in
     const unsigned *tree = hdr[GLLM_HDR_TREE] ? (const unsigned *)hdr + hdr[GLLM_HDR_TREE] +
                                                     (size_t)i * ((gridDim.y + 31) / 32)
                                               : NULL;
-    float qv[H][ND], acc[H][ND], m[H], l[H];
+    float qv[H][ND], acc[H][ND], m[H], l[H], rc[ND],
+        rs[ND]; /* rc, rs: a decode row's rotation of this lane's dims */
+#pragma unroll
+    for (int e = 0; e < ND; e++)
+        if (f.k && lane + 32 * e < f.rot)
+            gllm_rope_angle(lane + 32 * e, f.rot, f.neox, gllm_row_pos(hdr, i, len - 1), f.inv_freq,
+                            &rc[e], &rs[e]);
 #pragma unroll
     for (int g = 0; g < H; g++) {
         const float *qi = q + ((size_t)i * n_heads + h0 + min(g, nh - 1)) * hd;
+        const float sc = f.k && f.qn ? gllm_head_norm_f32_cuda<ND>(qi, hd, lane, f.norm_eps) : 1.0f;
 #pragma unroll
-        for (int e = 0; e < ND; e++)
-            qv[g][e] = e < nd && lane + 32 * e < hd ? qi[lane + 32 * e] * scale : 0.0f,
+        for (int e = 0; e < ND; e++) {
+            const int d = lane + 32 * e;
+            qv[g][e] =
+                e < nd && d < hd
+                    ? (f.k ? gllm_rope_dim(qi, d, f.rot, f.neox, rc[e], rs[e], sc, f.qn) : qi[d]) *
+                          scale
+                    : 0.0f;
             acc[g][e] = 0.0f;
+        }
         m[g] = -INFINITY, l[g] = 0.0f;
     }
-    for (int ja = j0 + warp; ja < j1; ja += 8) {
-        const int jb = ja + 4 < j1 ? ja + 4 : ja;
+    const int jc = f.k ? min(j1, len - 1) : j1; /* keys in the cache: j0 .. jc - 1 */
+    for (int ja = j0 + warp; ja < jc; ja += 8) {
+        const int jb = ja + 4 < jc ? ja + 4 : ja;
         int keep_a = 1, keep_b = jb != ja; /* a tree masks step rows off this row's path */
         if (tree) {
             if (ja >= prefix && !(tree[(ja - prefix) / 32] >> ((ja - prefix) % 32) & 1)) keep_a = 0;
@@ -144,6 +162,43 @@ gllm_attn_body_f32_cuda(const float *q, const float *K, const float *V, const in
             l[g] = l[g] * corr + pa + pb;
 #pragma unroll
             for (int e = 0; e < ND; e++) acc[g][e] = acc[g][e] * corr + pa * va[e] + pb * vb[e];
+            m[g] = mn;
+        }
+    }
+    /* a decode row's own key and value (slot len - 1), rotated and rounded as the cache holds
+     * them: taken by warp 0 of the split that holds the slot, written to the cache by the first
+     * block of the KV head */
+    const bool own = warp == 0 && j0 <= len - 1 && len - 1 < j1,
+               first = blockIdx.x % chunks == 0 && split == 0 && warp == 0;
+    if (f.k && (own || first)) {
+        const float *kr = f.k + ((size_t)i * n_kv + kvh) * hd,
+                    *vr = f.v + ((size_t)i * n_kv + kvh) * hd;
+        const float sc = f.kn ? gllm_head_norm_f32_cuda<ND>(kr, hd, lane, f.norm_eps) : 1.0f;
+        const size_t o = gllm_kv_offset(table, len - 1, kvh, n_kv, hd, page_shift);
+        float fk[ND] = {0}, fv[ND] = {0};
+#pragma unroll
+        for (int e = 0; e < ND; e++) {
+            const int d = lane + 32 * e;
+            if (e >= nd || d >= hd) continue;
+            float c = 1.0f, sn = 0.0f;
+            if (d < f.rot)
+                gllm_rope_angle(d, f.rot, f.neox, gllm_row_pos(hdr, i, len - 1), f.inv_freq, &c,
+                                &sn);
+            const float kc = (gllm_rope_dim(kr, d, f.rot, f.neox, c, sn, sc, f.kn)), vc = (vr[d]);
+            fk[e] = (kc), fv[e] = (vc);
+            if (first) K[o + d] = kc, V[o + d] = vc;
+        }
+#pragma unroll
+        for (int g = 0; g < H; g++) {
+            if (!own || g >= nh) break;
+            float sg = 0.0f;
+#pragma unroll
+            for (int e = 0; e < ND; e++) sg += qv[g][e] * fk[e];
+            sg = gllm_warp_allsum(sg);
+            const float mn = fmaxf(m[g], sg), corr = __expf(m[g] - mn), pg = __expf(sg - mn);
+            l[g] = l[g] * corr + pg;
+#pragma unroll
+            for (int e = 0; e < ND; e++) acc[g][e] = acc[g][e] * corr + pg * fv[e];
             m[g] = mn;
         }
     }
@@ -202,22 +257,22 @@ gllm_attn_body_f32_cuda(const float *q, const float *K, const float *V, const in
 }
 
 /* head dims up to 256, 4 heads of a group per block */
-extern "C" __global__ void gllm_attn_f32_cuda(const float *q, const float *K, const float *V,
-                                              const int *tables, int table_stride, const int *hdr,
-                                              int n_heads, int n_kv, int hd, int page_shift,
-                                              float scale, float *out, float *part, int *count) {
+extern "C" __global__ void __launch_bounds__(128, 4)
+    gllm_attn_f32_cuda(const float *q, float *K, float *V, const int *tables, int table_stride,
+                       const int *hdr, int n_heads, int n_kv, int hd, int page_shift, float scale,
+                       float *out, float *part, int *count, gllm_fresh_kv f) {
     gllm_grid_begin();
     gllm_attn_body_f32_cuda<GLLM_ATTN_HEADS_WIDE, 8>(q, K, V, tables, table_stride, hdr, n_heads,
-                                                     n_kv, hd, page_shift, scale, out, part, count);
+                                                     n_kv, hd, page_shift, scale, out, part, count,
+                                                     f);
 }
 
 /* head dims up to 128, 8 heads of a group per block */
-extern "C" __global__ void gllm_attn_g8_f32_cuda(const float *q, const float *K, const float *V,
-                                                 const int *tables, int table_stride,
-                                                 const int *hdr, int n_heads, int n_kv, int hd,
-                                                 int page_shift, float scale, float *out,
-                                                 float *part, int *count) {
+extern "C" __global__ void __launch_bounds__(128, 4)
+    gllm_attn_g8_f32_cuda(const float *q, float *K, float *V, const int *tables, int table_stride,
+                          const int *hdr, int n_heads, int n_kv, int hd, int page_shift,
+                          float scale, float *out, float *part, int *count, gllm_fresh_kv f) {
     gllm_grid_begin();
     gllm_attn_body_f32_cuda<GLLM_ATTN_HEADS, 4>(q, K, V, tables, table_stride, hdr, n_heads, n_kv,
-                                                hd, page_shift, scale, out, part, count);
+                                                hd, page_shift, scale, out, part, count, f);
 }

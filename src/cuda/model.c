@@ -171,6 +171,7 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t first
     const int hd = (int)kv->head_dim, n_kv = (int)kv->n_kv, heads = (int)p->n_heads, shift = (int)kv->page_shift;
     const int stride = (int)kv->table_stride;
     gllm_status s = GLLM_OK;
+    gllm_qkv_weights fresh = {0}; /* the layer's Q/K/V weights, for a decode step's attention */
     CUevent ev[2] = {NULL, NULL};
     const int profile = cm->profile && n == 1;
     if (profile) cm->c->drv.cuEventCreate(&ev[0], 0), cm->c->drv.cuEventCreate(&ev[1], 0);
@@ -221,6 +222,8 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t first
                 s = matmul(cm, w->dtype, w->wv, w->bv, in, cm->v, n, nkv, t->k);
             }
             if (s != GLLM_OK) break;
+            fresh = *w; /* a decode step: RoPE, the norms and the cache write happen in the attention */
+            if (cm->decode) break;
             /* q/k norms inside RoPE (up to 256 heads in all), else by themselves first */
             const int fuse = w->q_norm && p->n_heads + kv->n_kv <= 256;
             if (w->q_norm && !fuse && ((s = rmsnorm(cm, out, w->q_norm, out, n * p->n_heads, kv->head_dim, w->norm_eps)) ||
@@ -236,6 +239,10 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t first
         }
         case STEP_ATTN: { /* the header's tiles on tensor cores, its other rows on CUDA cores */
             float scale = p->scale;
+            gllm_fresh_kv f = {0};
+            if (cm->decode)
+                f = (gllm_fresh_kv){(const float *)cm->k, (const float *)cm->v, (const float *)cm->inv_freq, (const float *)dev(cm, fresh.q_norm),
+                                    (const float *)dev(cm, fresh.k_norm), (int)p->rot, p->neox, fresh.norm_eps};
             if (cm->attn_tiles) { /* flash attention on tensor cores */
                 void *args[] = {&in, &kl, &vl, (void *)&kv->tables, (void *)&stride, &cm->hdr, (void *)&heads,
                                 (void *)&n_kv, (void *)&hd, (void *)&shift, &scale, &out};
@@ -244,7 +251,7 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t first
             const int narrow = hd <= 128, per = narrow ? GLLM_ATTN_HEADS : GLLM_ATTN_HEADS_WIDE; /* heads per block */
             const size_t chunks = (p->n_heads / kv->n_kv + per - 1) / per, rows = cm->attn_rows;
             void *args[] = {&in, &kl, &vl, (void *)&kv->tables, (void *)&stride, &cm->hdr, (void *)&heads, (void *)&n_kv,
-                            (void *)&hd, (void *)&shift, &scale, &out, &cm->part, &cm->count};
+                            (void *)&hd, (void *)&shift, &scale, &out, &cm->part, &cm->count, &f};
             if (rows) /* splits by the row count alone, so a graph holds */
                 s = launch3(cm, (narrow ? ATTN_G8 : ATTN)[kv->dtype], (unsigned)(kv->n_kv * chunks), (unsigned)rows,
                             (unsigned)attn_splits(rows), 128, 0, args);
@@ -309,9 +316,11 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t first
 }
 
 /* the step header of n rows of these items (their positions, a tree: one item) to the device;
- * tc: the attention of items of TC_MIN_ROWS rows or more on tensor cores, in tiles of 32 */
+ * tc: the attention of items of TC_MIN_ROWS rows or more on tensor cores, in tiles of 32. A
+ * step of one row per item is a decode step. */
 static gllm_status header(gllm_cuda_model *cm, const gllm_cuda_item *items, size_t n_items, const int32_t *position,
                           const int32_t *parent, size_t n, int tc) {
+    cm->decode = n == n_items && !parent;
     int32_t *h = cm->hdr_host, *tok = h + GLLM_HDR_TOKENS, *seq = tok + n, *slot = seq + n, *last = slot + n;
     size_t used = GLLM_HDR_TOKENS + 3 * n + n_items, r = 0;
     h[GLLM_HDR_SEQS] = (int32_t)(seq - h), h[GLLM_HDR_SLOTS] = (int32_t)(slot - h), h[GLLM_HDR_LAST] = (int32_t)(last - h);
@@ -428,6 +437,7 @@ gllm_status gllm_cuda_block(gllm_cuda_model *cm, size_t first, size_t last, cons
     if (s == GLLM_OK && head) s = gllm_cuda_alloc(c, n * width * sizeof(float), &logits);
     if (s == GLLM_OK && x) s = gllm_cuda_upload(c, cm->buf[BUF_X], x, n * p->width[BUF_X] * sizeof(float));
     if (s == GLLM_OK) s = header(cm, &item, 1, NULL, NULL, n, 0); /* an f32 cache: CUDA cores */
+    cm->decode = 0;                                                  /* RoPE before the attention: the block may end there */
     if (s == GLLM_OK) s = run(cm, &kv, first, last, n, logits, n);
     if (s == GLLM_OK) s = gllm_cuda_download(c, out, head ? logits : cm->buf[BUF_X], n * width * sizeof(float));
     gllm_cuda_sync(c); /* nothing left running on what is freed */

@@ -30,6 +30,7 @@ typedef struct {
     CUdeviceptr part, count; /* decode attention: per-split partials, splits done per head */
     int32_t *hdr_host;
     size_t attn_tiles, attn_rows; /* the header's attention: tiles on tensor cores, rows on CUDA cores */
+    int decode;                   /* the header's step is one row per item: RoPE and the KV write in the attention */
     struct {
         CUgraphExec exec; /* a decode step of `rows` sequences into cache k, logits rows at logits */
         size_t rows;

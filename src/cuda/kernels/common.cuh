@@ -85,6 +85,29 @@ __device__ __forceinline__ size_t gllm_kv_offset(const int *table, int j, int kv
     return (((page * n_kv + kvh) << page_shift) + (size_t)(j & ((1 << page_shift) - 1))) * hd;
 }
 
+/* the position of step row i at this slot: the header's, else the slot */
+__device__ __forceinline__ double gllm_row_pos(const int *hdr, int i, int slot) {
+    return (double)(hdr[GLLM_HDR_POS] ? hdr[hdr[GLLM_HDR_POS] + i] : slot);
+}
+
+/* RoPE of dim d (< rot) at pos: the cosine and sine of pos * inv_freq[p], p its pair (2p, 2p + 1),
+ * or (p, p + rot/2) when neox; the angle in double, as the CPU's */
+__device__ __forceinline__ void gllm_rope_angle(int d, int rot, int neox, double pos, const float *inv_freq, float *c, float *s) {
+    double sd, cd;
+    sincos(pos * inv_freq[neox ? d % (rot / 2) : d / 2], &sd, &cd);
+    *c = (float)cd, *s = (float)sd;
+}
+
+/* element d of head x after RoPE by (c, s) of gllm_rope_angle (dims from rot on as they are), x
+ * first scaled by sc * w (a q/k norm) when w */
+__device__ __forceinline__ float gllm_rope_dim(const float *x, int d, int rot, int neox, float c, float s, float sc, const float *w) {
+    const float xd = w ? x[d] * sc * w[d] : x[d];
+    if (d >= rot) return xd;
+    const int half = rot / 2, first = neox ? d < half : !(d & 1), partner = neox ? (first ? d + half : d - half) : d ^ 1;
+    const float xp = w ? x[partner] * sc * w[partner] : x[partner];
+    return first ? xd * c - xp * s : xp * s + xd * c;
+}
+
 /* a block-wide max (is_max) or sum; every thread gets it; red: 32 floats of shared memory */
 __device__ __forceinline__ float gllm_block_reduce(float v, float *red, int is_max) {
     v = is_max ? gllm_warp_max(v) : gllm_warp_sum(v);

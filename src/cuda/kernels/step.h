@@ -19,6 +19,18 @@ enum {
     GLLM_HDR_TOKENS /* the step's token ids follow */
 };
 
+/* A decode step's attention given the rows' own K and V as the projections left them (k NULL:
+ * RoPE and the cache write ran before): the attention applies RoPE (and the q/k norms, qn and
+ * kn, both or neither) to q and to that key itself, uses them for the row's own slot, and one
+ * of its blocks writes them to the cache. Passed by value. */
+typedef struct {
+    const float *k, *v;   /* [rows][n_kv][hd] */
+    const float *inv_freq; /* [rot / 2] */
+    const float *qn, *kn;
+    int rot, neox;
+    float norm_eps;
+} gllm_fresh_kv;
+
 /* attention: query heads of one GQA group per block, for head dims up to 128 (attn_g8) and up
  * to 256 (attn); a larger group takes ceil(group / heads) blocks */
 enum { GLLM_ATTN_HEADS = 8, GLLM_ATTN_HEADS_WIDE = 4 };
