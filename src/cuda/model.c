@@ -163,8 +163,9 @@ static gllm_status elementwise(gllm_cuda_model *cm, const char *name, CUdevicept
 /* the plan's steps first .. last - 1 for n rows (n_out logits rows: every row's, or each item's
  * last); the step header is already on the device. One row (decode) takes the fused launches:
  * a norm inside the projection after it (Q/K/V in one gemv, gate/up/SiLU in one, the head), a
- * residual add inside the projection before it; any n fuses RoPE with the KV write, and several
- * rows a residual add with the norm after it. */
+ * residual add inside the projection before it. RoPE and the KV write are one launch, or part
+ * of the attention in a decode step (one row per item); several rows fuse a residual add with
+ * the norm after it. */
 static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t first, size_t last, size_t n, CUdeviceptr logits,
                        size_t n_out) {
     const gllm_plan *p = cm->p;
