@@ -179,6 +179,48 @@ Test(cuda, matmul_kernels_match_the_cpu) {
     gllm_cuda_close(&c);
 }
 
+/* the float gemvs read 16 bytes a lane where the width allows (f32: k % 4 == 0, f16/bf16:
+ * k % 8 == 0), else an element: widths 1001 (neither), 1004 (f32 only) and 1016 (both), at 1,
+ * 2 and 4 rows a warp, against a double reference */
+Test(cuda, float_gemv_any_width) {
+    gllm_cuda c;
+    if (gllm_cuda_open(&c, 0) != GLLM_OK) cr_skip_test("no GPU: %s", gllm_last_error());
+    cr_assert_eq(gllm_ensure_init(), GLLM_OK);
+    cr_assert_eq(gllm_cuda_enter(&c), GLLM_OK);
+    const int n = 37, ks[3] = {1001, 1004, 1016};
+    const gllm_dtype dts[3] = {GLLM_DTYPE_F32, GLLM_DTYPE_F16, GLLM_DTYPE_BF16};
+    float *w32 = malloc((size_t)n * 1016 * 4), *x = malloc(1016 * 4), *deq = malloc((size_t)n * 1016 * 4), y[37];
+    void *w = malloc((size_t)n * 1016 * 4);
+    CUdeviceptr dw, dx, dy;
+    cr_assert_eq(gllm_cuda_alloc(&c, (size_t)n * 1016 * 4, &dw), GLLM_OK);
+    cr_assert_eq(gllm_cuda_alloc(&c, 1016 * 4, &dx), GLLM_OK);
+    cr_assert_eq(gllm_cuda_alloc(&c, (size_t)n * 4, &dy), GLLM_OK);
+    for (int i = 0; i < n * 1016; i++) w32[i] = sinf((float)i * 0.29f);
+    for (int i = 0; i < 1016; i++) x[i] = cosf((float)i * 0.13f);
+    gllm_cuda_upload(&c, dx, x, 1016 * 4);
+    for (int d = 0; d < 3; d++)
+        for (int ki = 0; ki < 3; ki++) {
+            const int k = ks[ki];
+            gllm_quantize(dts[d], w32, w, n, k);
+            gllm_dequantize(dts[d], w, deq, n, k);
+            gllm_cuda_upload(&c, dw, w, gllm_row_bytes(dts[d], k) * n);
+            for (int r = 1; r <= 4; r *= 2) {
+                cr_assert_eq(gllm_cuda_gemv(&c, dts[d], dw, 0, dx, dy, n, k, 0, 0.0f, 0, r), GLLM_OK, "%s", gllm_last_error());
+                cr_assert_eq(gllm_cuda_download(&c, y, dy, (size_t)n * 4), GLLM_OK, "%s", gllm_last_error());
+                for (int j = 0; j < n; j++) {
+                    double ref = 0, mag = 0;
+                    for (int e = 0; e < k; e++) ref += (double)deq[j * k + e] * x[e], mag += fabs((double)deq[j * k + e] * x[e]);
+                    cr_assert(fabs(y[j] - ref) <= 1e-5 * mag, "gemv %s, k %d, %d rows a warp [%d]: %g vs %g", gllm_dtype_name(dts[d]), k,
+                              r, j, y[j], ref);
+                }
+            }
+        }
+    gllm_cuda_free(&c, dw), gllm_cuda_free(&c, dx), gllm_cuda_free(&c, dy);
+    free(w32), free(x), free(deq), free(w);
+    gllm_cuda_leave(&c);
+    gllm_cuda_close(&c);
+}
+
 /* freed page-locked blocks are handed out again, the smallest that fits; the ones past the
  * spares' count go back to the driver */
 Test(cuda, pinned_blocks_are_reused) {

@@ -7,7 +7,7 @@
 
 /* The matmul family, f16 weights W[n][k] (rows row_bytes apart), read packed and
  * widened in registers: one warp per weight row (or per 2 or 4 in the gemv), lanes strided over
- * elements, a warp sum per output. */
+ * elements (16 bytes at a time in the gemv), a warp sum per output. */
 
 /* R weight rows . x, each summed over the warp (lane 0 holds sums[0 .. R)): x is read once for
  * all R rows, which a quantised row needs (x is 4 bytes an element, a q4_0 weight 0.56; alone,
@@ -18,11 +18,35 @@ __device__ __forceinline__ void gllm_row_dots_f16_cuda(const char *const *rows, 
     float acc[R];
 #pragma unroll
     for (int j = 0; j < R; j++) acc[j] = 0.0f;
-#pragma unroll(R < 4 ? 4 / R : 1)
-    for (int i = lane; i < k; i += 32) {
-        const float xv = x[i];
+    /* 8 elements (16 bytes) a lane at a time where the rows allow, else one */
+    bool vec = k % 8 == 0;
 #pragma unroll
-        for (int j = 0; j < R; j++) acc[j] += gllm_f16_to_f32(((const uint16_t *)rows[j])[i]) * xv;
+    for (int j = 0; j < R; j++) vec = vec && ((uintptr_t)rows[j] & 15) == 0;
+    if (vec) {
+#pragma unroll(R < 4 ? 4 / R : 1)
+        for (int i = lane * 8; i < k; i += 32 * 8) {
+            float xv[8];
+#pragma unroll
+            for (int c = 0; c < 8; c += 4) *(float4 *)(xv + c) = *(const float4 *)(x + i + c);
+#pragma unroll
+            for (int j = 0; j < R; j++) {
+                const float4 wv = *(const float4 *)(rows[j] + (size_t)i * 2);
+                const uint32_t u[4] = {__float_as_uint(wv.x), __float_as_uint(wv.y),
+                                       __float_as_uint(wv.z), __float_as_uint(wv.w)};
+#pragma unroll
+                for (int c = 0; c < 4; c++)
+                    acc[j] += gllm_f16_to_f32((uint16_t)(u[c] & 0xffffu)) * xv[2 * c] +
+                              gllm_f16_to_f32((uint16_t)(u[c] >> 16)) * xv[2 * c + 1];
+            }
+        }
+    } else {
+#pragma unroll(R < 4 ? 4 / R : 1)
+        for (int i = lane; i < k; i += 32) {
+            const float xv = x[i];
+#pragma unroll
+            for (int j = 0; j < R; j++)
+                acc[j] += gllm_f16_to_f32(((const uint16_t *)rows[j])[i]) * xv;
+        }
     }
 #pragma unroll
     for (int j = 0; j < R; j++) sums[j] = gllm_warp_sum(acc[j]);

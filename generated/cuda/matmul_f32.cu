@@ -7,7 +7,7 @@
 
 /* The matmul family, f32 weights W[n][k] (rows row_bytes apart), read packed and
  * widened in registers: one warp per weight row (or per 2 or 4 in the gemv), lanes strided over
- * elements, a warp sum per output. */
+ * elements (16 bytes at a time in the gemv), a warp sum per output. */
 
 /* R weight rows . x, each summed over the warp (lane 0 holds sums[0 .. R)): x is read once for
  * all R rows, which a quantised row needs (x is 4 bytes an element, a q4_0 weight 0.56; alone,
@@ -18,11 +18,29 @@ __device__ __forceinline__ void gllm_row_dots_f32_cuda(const char *const *rows, 
     float acc[R];
 #pragma unroll
     for (int j = 0; j < R; j++) acc[j] = 0.0f;
-#pragma unroll(R < 4 ? 4 / R : 1)
-    for (int i = lane; i < k; i += 32) {
-        const float xv = x[i];
+    /* 4 elements (16 bytes) a lane at a time where the rows allow, else one */
+    bool vec = k % 4 == 0;
 #pragma unroll
-        for (int j = 0; j < R; j++) acc[j] += (((const float *)rows[j])[i]) * xv;
+    for (int j = 0; j < R; j++) vec = vec && ((uintptr_t)rows[j] & 15) == 0;
+    if (vec) {
+#pragma unroll(R < 4 ? 4 / R : 1)
+        for (int i = lane * 4; i < k; i += 32 * 4) {
+            float xv[4];
+#pragma unroll
+            for (int c = 0; c < 4; c += 4) *(float4 *)(xv + c) = *(const float4 *)(x + i + c);
+#pragma unroll
+            for (int j = 0; j < R; j++) {
+                const float4 wv = *(const float4 *)(rows[j] + (size_t)i * 4);
+                acc[j] += wv.x * xv[0] + wv.y * xv[1] + wv.z * xv[2] + wv.w * xv[3];
+            }
+        }
+    } else {
+#pragma unroll(R < 4 ? 4 / R : 1)
+        for (int i = lane; i < k; i += 32) {
+            const float xv = x[i];
+#pragma unroll
+            for (int j = 0; j < R; j++) acc[j] += (((const float *)rows[j])[i]) * xv;
+        }
     }
 #pragma unroll
     for (int j = 0; j < R; j++) sums[j] = gllm_warp_sum(acc[j]);
