@@ -172,7 +172,7 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t first
     const int hd = (int)kv->head_dim, n_kv = (int)kv->n_kv, heads = (int)p->n_heads, shift = (int)kv->page_shift;
     const int stride = (int)kv->table_stride;
     gllm_status s = GLLM_OK;
-    gllm_qkv_weights fresh = {0}; /* the layer's Q/K/V weights, for a decode step's attention */
+    gllm_qkv_weights qkv = {0}; /* the layer's Q/K/V weights: their norms, for a decode step's attention */
     CUevent ev[2] = {NULL, NULL};
     const int profile = cm->profile && n == 1;
     if (profile) cm->c->drv.cuEventCreate(&ev[0], 0), cm->c->drv.cuEventCreate(&ev[1], 0);
@@ -223,7 +223,7 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t first
                 s = matmul(cm, w->dtype, w->wv, w->bv, in, cm->v, n, nkv, t->k);
             }
             if (s != GLLM_OK) break;
-            fresh = *w; /* a decode step: RoPE, the norms and the cache write happen in the attention */
+            qkv = *w; /* a decode step: RoPE, the norms and the cache write happen in the attention */
             if (cm->decode) break;
             /* q/k norms inside RoPE (up to 256 heads in all), else by themselves first */
             const int fuse = w->q_norm && p->n_heads + kv->n_kv <= 256;
@@ -242,8 +242,9 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t first
             float scale = p->scale;
             gllm_fresh_kv f = {0};
             if (cm->decode)
-                f = (gllm_fresh_kv){(const float *)cm->k, (const float *)cm->v, (const float *)cm->inv_freq, (const float *)dev(cm, fresh.q_norm),
-                                    (const float *)dev(cm, fresh.k_norm), (int)p->rot, p->neox, fresh.norm_eps};
+                f = (gllm_fresh_kv){(const float *)cm->k, (const float *)cm->v,
+                                    (const float *)cm->inv_freq, (const float *)dev(cm, qkv.q_norm),
+                                    (const float *)dev(cm, qkv.k_norm), (int)p->rot, p->neox, qkv.norm_eps};
             if (cm->attn_tiles) { /* flash attention on tensor cores */
                 void *args[] = {&in, &kl, &vl, (void *)&kv->tables, (void *)&stride, &cm->hdr, (void *)&heads,
                                 (void *)&n_kv, (void *)&hd, (void *)&shift, &scale, &out};
