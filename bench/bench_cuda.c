@@ -23,7 +23,7 @@ typedef struct {
     size_t bytes;
     gllm_dtype gemm; /* a gemm of m x n x k (bytes 0), or with gemv set, a gemv of n x k at m rows a warp */
     int gemv;
-    CUdeviceptr w, x, y;
+    CUdeviceptr w, x, y, scratch;
     int m, n, k;
 } op;
 
@@ -31,7 +31,7 @@ static void run_op(gllm_cuda *c, const op *o) {
     if (o->f) gllm_cuda_launch(c, o->f, o->gx, o->gy ? o->gy : 1, o->gz ? o->gz : 1, o->threads ? o->threads : 256, 0, o->args);
     else if (o->bytes) c->drv.cuMemcpyDtoDAsync(o->dst, o->src, o->bytes, c->stream);
     else if (o->gemv) gllm_cuda_gemv(c, o->gemm, o->w, 0, o->x, o->y, (size_t)o->n, (size_t)o->k, 0, 0.0f, 0, o->m);
-    else gllm_cuda_gemm(c, o->gemm, o->w, 0, o->x, o->y, (size_t)o->m, (size_t)o->n, (size_t)o->k);
+    else gllm_cuda_gemm(c, o->gemm, o->w, 0, o->x, o->y, (size_t)o->m, (size_t)o->n, (size_t)o->k, o->scratch);
 }
 
 /* best seconds of one op, over 5 rounds of 10 between two events */
@@ -65,9 +65,10 @@ static void bench_gemm(gllm_cuda *c, int quick, const float *w32) {
         void *w = malloc(n * row);
         gllm_quantize(dts[d], w32, w, n, k);
         op o = {.gemm = dts[d], .m = m, .n = n, .k = k};
-        if (gllm_cuda_alloc(c, n * row, &o.w) || gllm_cuda_alloc(c, (size_t)m * k * 4, &o.x) || gllm_cuda_alloc(c, (size_t)m * n * 4, &o.y)) {
+        if (gllm_cuda_alloc(c, n * row, &o.w) || gllm_cuda_alloc(c, (size_t)m * k * 4, &o.x) || gllm_cuda_alloc(c, (size_t)m * n * 4, &o.y) ||
+            gllm_cuda_alloc(c, gllm_cuda_gemm_scratch(m, k), &o.scratch)) {
             printf("cuda gemm %s: %s\n", gllm_dtype_name(dts[d]), gllm_last_error());
-            gllm_cuda_free(c, o.w), gllm_cuda_free(c, o.x), gllm_cuda_free(c, o.y), free(w);
+            gllm_cuda_free(c, o.w), gllm_cuda_free(c, o.x), gllm_cuda_free(c, o.y), gllm_cuda_free(c, o.scratch), free(w);
             break;
         }
         gllm_cuda_upload(c, o.w, w, n * row), gllm_cuda_upload(c, o.x, x, (size_t)m * k * 4);
@@ -81,7 +82,7 @@ static void bench_gemm(gllm_cuda *c, int quick, const float *w32) {
         printf("%-5s %-5s %5d %6d %6d %12.1f %12.1f %6.1fx\n", "gemm", gllm_dtype_name(dts[d]), m, n, k, flop / t_tc / 1e12,
                flop / t_cores / 1e12, t_cores / t_tc);
         fflush(stdout);
-        gllm_cuda_free(c, o.w), gllm_cuda_free(c, o.x), gllm_cuda_free(c, o.y), free(w);
+        gllm_cuda_free(c, o.w), gllm_cuda_free(c, o.x), gllm_cuda_free(c, o.y), gllm_cuda_free(c, o.scratch), free(w);
     }
     free(x);
 }

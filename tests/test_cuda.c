@@ -113,9 +113,10 @@ Test(cuda, matmul_kernels_match_the_cpu) {
                 for (int e = 0; e < k; e++) s += (double)deq[(size_t)j * k + e] * x[(size_t)i * k + e], a += fabs((double)deq[(size_t)j * k + e] * x[(size_t)i * k + e]);
                 ref[(size_t)i * n + j] = s, mag[(size_t)i * n + j] = a; /* a: the scale of rounding */
             }
-        CUdeviceptr dw, dx, dy;
+        CUdeviceptr dw, dx, dy, scratch;
         cr_assert_eq(gllm_cuda_alloc(&c, n * row, &dw), GLLM_OK);
         cr_assert_eq(gllm_cuda_alloc(&c, (size_t)69 * k * 4, &dx), GLLM_OK);
+        cr_assert_eq(gllm_cuda_alloc(&c, gllm_cuda_gemm_scratch(69, k), &scratch), GLLM_OK);
         cr_assert_eq(gllm_cuda_alloc(&c, (size_t)69 * n * 4, &dy), GLLM_OK);
         gllm_cuda_upload(&c, dw, w, n * row), gllm_cuda_upload(&c, dx, x, (size_t)69 * k * 4);
         /* the gemv with 1, 2 and 4 rows per warp (1027 rows: a last warp of 3, 1 or 3), then
@@ -155,12 +156,9 @@ Test(cuda, matmul_kernels_match_the_cpu) {
             }
             const double tol = t == GLLM_DTYPE_BF16 ? 5e-4 : 2e-4;
             const char *name = GEMM_TC[t];
-            CUfunction f;
-            cr_assert_eq(gllm_cuda_kernel(&c, name, &f), GLLM_OK, "%s", gllm_last_error());
-            const CUdeviceptr nul = 0;
             const int nt = 131; /* the first weight rows only: two whole 64-row tiles and a tail */
-            void *a[] = {&dw, &row, &dx, (void *)&nul, &dy, (void *)&m, (void *)&nt, (void *)&k};
-            cr_assert_eq(gllm_cuda_launch(&c, f, (nt + 63) / 64, (m + 63) / 64, 1, 128, 0, a), GLLM_OK);
+            const gllm_cuda_mm mm = {dw, 0, dy, nt};
+            cr_assert_eq(gllm_cuda_gemm_tc(&c, (gllm_dtype)t, dx, m, k, scratch, &mm, 1), GLLM_OK, "%s", gllm_last_error());
             cr_assert_eq(gllm_cuda_download(&c, y, dy, (size_t)m * nt * 4), GLLM_OK, "%s", gllm_last_error());
             double worst = 0;
             for (size_t i = 0; i < (size_t)m; i++)
@@ -171,7 +169,7 @@ Test(cuda, matmul_kernels_match_the_cpu) {
                 }
             cr_log_info("%s m=%d%s: largest error %.2g of the magnitude", name, m, big ? " (x 2^17)" : "", worst);
         }
-        gllm_cuda_free(&c, dw), gllm_cuda_free(&c, dx), gllm_cuda_free(&c, dy);
+        gllm_cuda_free(&c, dw), gllm_cuda_free(&c, dx), gllm_cuda_free(&c, dy), gllm_cuda_free(&c, scratch);
         free(w);
     }
     free(w32), free(x), free(y), free(ref), free(mag), free(deq), free(xbig);
@@ -217,6 +215,53 @@ Test(cuda, float_gemv_any_width) {
         }
     gllm_cuda_free(&c, dw), gllm_cuda_free(&c, dx), gllm_cuda_free(&c, dy);
     free(w32), free(x), free(deq), free(w);
+    gllm_cuda_leave(&c);
+    gllm_cuda_close(&c);
+}
+
+/* the tensor-core gemm over f16/bf16 weights of widths 1001 (rows too short and misaligned for
+ * 16-byte loads, k ending inside a 32), 1016 (16-byte loads, then a short end) and 1088 (whole
+ * steps of 64); x with a zero row (exactly zero out) and a row of values near 1e-30 (scaled up
+ * before f16), against a double reference */
+Test(cuda, float_gemm_tc_any_width) {
+    gllm_cuda c;
+    if (gllm_cuda_open(&c, 0) != GLLM_OK) cr_skip_test("no GPU: %s", gllm_last_error());
+    cr_assert_eq(gllm_ensure_init(), GLLM_OK);
+    cr_assert_eq(gllm_cuda_enter(&c), GLLM_OK);
+    enum { M = 37, N = 70, K = 1088 };
+    const int ks[3] = {1001, 1016, 1088};
+    const gllm_dtype dts[2] = {GLLM_DTYPE_F16, GLLM_DTYPE_BF16};
+    float *w32 = malloc((size_t)N * K * 4), *x = malloc((size_t)M * K * 4), *deq = malloc((size_t)N * K * 4), *y = malloc((size_t)M * N * 4);
+    void *w = malloc((size_t)N * K * 2);
+    CUdeviceptr dw, dx, dy, scratch;
+    cr_assert_eq(gllm_cuda_alloc(&c, (size_t)N * K * 2, &dw), GLLM_OK);
+    cr_assert_eq(gllm_cuda_alloc(&c, (size_t)M * K * 4, &dx), GLLM_OK);
+    cr_assert_eq(gllm_cuda_alloc(&c, (size_t)M * N * 4, &dy), GLLM_OK);
+    cr_assert_eq(gllm_cuda_alloc(&c, gllm_cuda_gemm_scratch(M, K), &scratch), GLLM_OK);
+    /* NaN everywhere first: x's rounded rows must be padded with zeros, not left as found */
+    cr_assert_eq(c.drv.cuMemsetD32Async(scratch, 0xffffffffu, gllm_cuda_gemm_scratch(M, K) / 4, c.stream), CUDA_SUCCESS);
+    for (int i = 0; i < N * K; i++) w32[i] = sinf((float)i * 0.29f);
+    for (int d = 0; d < 2; d++)
+        for (int ki = 0; ki < 3; ki++) {
+            const int k = ks[ki];
+            for (int i = 0; i < M * k; i++) x[i] = i / k == 5 ? 0.0f : cosf((float)i * 0.13f) * (i / k == 6 ? 1e-30f : 1.0f);
+            gllm_quantize(dts[d], w32, w, N, k);
+            gllm_dequantize(dts[d], w, deq, N, k);
+            gllm_cuda_upload(&c, dw, w, gllm_row_bytes(dts[d], k) * N), gllm_cuda_upload(&c, dx, x, (size_t)M * k * 4);
+            const gllm_cuda_mm mm = {dw, 0, dy, N};
+            cr_assert_eq(gllm_cuda_gemm_tc(&c, dts[d], dx, M, k, scratch, &mm, 1), GLLM_OK, "%s", gllm_last_error());
+            cr_assert_eq(gllm_cuda_download(&c, y, dy, (size_t)M * N * 4), GLLM_OK, "%s", gllm_last_error());
+            const double tol = dts[d] == GLLM_DTYPE_BF16 ? 2e-3 : 5e-4; /* x rounded to 8 or 11 bits */
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < N; j++) {
+                    double ref = 0, mag = 0;
+                    for (int e = 0; e < k; e++) ref += (double)deq[j * k + e] * x[i * k + e], mag += fabs((double)deq[j * k + e] * x[i * k + e]);
+                    cr_assert(fabs(y[i * N + j] - ref) <= tol * mag, "gemm_tc %s, k %d [%d][%d]: %g vs %g", gllm_dtype_name(dts[d]), k, i, j,
+                              y[i * N + j], ref);
+                }
+        }
+    gllm_cuda_free(&c, dw), gllm_cuda_free(&c, dx), gllm_cuda_free(&c, dy), gllm_cuda_free(&c, scratch);
+    free(w32), free(x), free(deq), free(y), free(w);
     gllm_cuda_leave(&c);
     gllm_cuda_close(&c);
 }

@@ -215,65 +215,129 @@ extern "C" __global__ void gllm_gemm_q4_0_cuda(const void *w, size_t row_bytes, 
     }
 }
 
-/* gemm on tensor cores (prefill): Y[m][n] = X[m][k] . W^T (+ bias), X rounded to __half and W
- * widened to it in shared memory, 32 of k at a time; WMMA 16x16x16 tiles summed in
- * f32. Each row of X is first scaled by a power of two that brings its largest |x| into
- * [2^13, 2^14) (f16 neither overflows nor loses small rows), undone exactly in the result. * Block:
- * 64 tokens x 64 weight rows, 4 warps of 32 x 32. Launch: grid (ceil(n / 64), ceil(m / 64)), 128
- * threads. */
-extern "C" __global__ void __launch_bounds__(128)
-    gllm_gemm_tc_q4_0_cuda(const void *w, size_t row_bytes, const float *x, const float *bias,
-                           float *y, int m, int n, int k) {
+/* gemm on tensor cores (prefill): Y[m][n] = X[m][k] . W^T (+ bias), WMMA 16x16x16 tiles summed
+ * in f32. X comes rounded to __half by gllm_round_f16_cuda: xh, rows of kp (a multiple
+ * of 64, zeros past k), row i scaled by 2^row_exp[i] (undone here); W is widened to it.
+ * Block: 64 tokens x 64 weight rows, 4 warps of 32 x 32, 64 of k a step. A thread holds its row's
+ * next 32 of k of X and of W in registers: their loads are in flight while the tensor cores
+ * work on this step's tiles, then go to the other of two shared buffers (one barrier a step).
+ * Launch: grid (ceil(n / 64), ceil(m / 64)), 128 threads. */
+extern "C" __global__ void __launch_bounds__(128, 4)
+    gllm_gemm_tc_q4_0_cuda(const void *w, size_t row_bytes, const uint16_t *xh, const int *row_exp,
+                           int kp, const float *bias, float *y, int m, int n, int k) {
     gllm_grid_begin();
     namespace wm = nvcuda::wmma;
-    enum { LD = 40, LDY = 68 }; /* row strides: 16-byte multiples, tiles 32-byte aligned */
-    __shared__ __align__(32) __half xs[64][LD];
-    __shared__ __align__(32) __half ws[64][LD];
-    __shared__ __align__(32) float ys[64][LDY];
-    __shared__ int row_exp[64]; /* x[row] is scaled by 2^row_exp[row] */
+    enum {
+        BK = 64,
+        LD = BK + 8,
+        LDY = 68
+    }; /* row strides: 16-byte multiples, tiles 32-byte aligned */
+    typedef __half tile[64][LD];
+    __shared__ __align__(
+        32) unsigned char smem[4 * sizeof(tile)]; /* X and W, two buffers each; then Y */
+    tile *xs = (tile *)smem, *ws = xs + 2;
+    float(*ys)[LDY] = (float(*)[LDY])smem;
     const int warp = threadIdx.x / 32, wm0 = warp / 2 * 32, wn0 = warp % 2 * 32,
               m0 = blockIdx.y * 64, n0 = blockIdx.x * 64;
     const int r = threadIdx.x / 2,
-              c0 = threadIdx.x % 2 * 16; /* this thread's tile row and 16 columns */
-    float mx = 0.0f; /* the row's largest |x|, two threads (adjacent lanes) per row */
-    for (int e = threadIdx.x % 2; m0 + r < m && e < k; e += 2)
-        mx = fmaxf(mx, fabsf(x[(size_t)(m0 + r) * k + e]));
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-    if (c0 == 0) row_exp[r] = mx > 0.0f && isfinite(mx) ? min(13 - ilogbf(mx), 100) : 0;
-    __syncthreads();
+              h = threadIdx.x % 2 * 32; /* this thread's tile row and 32 of k */
+    const bool xrow = m0 + r < m, wrow = n0 + r < n;
+    const uint4 *xp = (const uint4 *)(xh + (size_t)(xrow ? m0 + r : 0) * kp + h);
+    uint32_t xv[16], wv[16]; /* 32 values of 16 bits each */
+    const gllm_block_q4_0 *wr =
+        (const gllm_block_q4_0 *)((const char *)w + (size_t)(wrow ? n0 + r : 0) * row_bytes);
+    gllm_block_held<uint8_t, 16> wb = {};
+    bool wlive;
     wm::fragment<wm::accumulator, 16, 16, 16, float> acc[2][2];
 #pragma unroll
     for (int i = 0; i < 4; i++) wm::fill_fragment(acc[i / 2][i % 2], 0.0f);
-    for (int k0 = 0; k0 < k; k0 += 32) {
-        const float *xr = x + (size_t)(m0 + r) * k + k0 + c0;
 #pragma unroll
-        for (int c = 0; c < 16; c++)
-            xs[r][c0 + c] =
-                __float2half_rn(m0 + r < m && k0 + c0 + c < k ? ldexpf(xr[c], row_exp[r]) : 0.0f);
-        if (n0 + r < n) {
-            const gllm_block_q4_0 *blk =
-                (const gllm_block_q4_0 *)((const char *)w + (size_t)(n0 + r) * row_bytes) + k0 / 32;
-            const float a = gllm_f16_to_f32(blk->d), c = -8.0f * gllm_f16_to_f32(blk->d);
+    for (int j = 0; j < 4; j++) {
+        const uint4 v = xrow ? xp[(0) / 8 + j] : make_uint4(0u, 0u, 0u, 0u);
+        xv[4 * j] = v.x, xv[4 * j + 1] = v.y, xv[4 * j + 2] = v.z, xv[4 * j + 3] = v.w;
+    }
+    wlive = wrow && (0) + h < k;
+    if (wlive) {
+        const gllm_block_q4_0 *blk = wr + ((0) + h) / 32;
+        wb.d = blk->d;
 #pragma unroll
-            for (int t = c0; t < c0 + 16; t++)
-                ws[r][t] = __float2half_rn(
-                    a * (float)(((t) < 16 ? blk->qs[t] & 15 : blk->qs[(t)-16] >> 4)) + c);
-        } else {
+        for (int i = 0; i < 8; i++) wb.qs.w[i] = ((const uint16_t *)blk->qs)[i];
+    }
+
 #pragma unroll
-            for (int t = c0; t < c0 + 16; t++) ws[r][t] = __float2half_rn(0.0f);
+    for (int j = 0; j < 4; j++)
+        *(uint4 *)&xs[0][r][h + 8 * j] =
+            make_uint4(xv[4 * j], xv[4 * j + 1], xv[4 * j + 2], xv[4 * j + 3]);
+    {
+        const gllm_block_held<uint8_t, 16> *q = &wb;
+        const float a = wlive ? gllm_f16_to_f32(q->d) : 0.0f,
+                    c = wlive ? -8.0f * gllm_f16_to_f32(q->d) : 0.0f;
+#pragma unroll
+        for (int e = 0; e < 32; e += 2)
+            wv[e / 2] =
+                gllm_f32_to_f16(a * gllm_i2f(((e) < 16 ? q->qs[e] & 15 : q->qs[(e)-16] >> 4)) + c) |
+                (uint32_t)gllm_f32_to_f16(
+                    a * gllm_i2f(((e + 1) < 16 ? q->qs[e + 1] & 15 : q->qs[(e + 1) - 16] >> 4)) + c)
+                    << 16;
+    }
+#pragma unroll
+    for (int j = 0; j < 4; j++)
+        *(uint4 *)&ws[0][r][h + 8 * j] =
+            make_uint4(wv[4 * j], wv[4 * j + 1], wv[4 * j + 2], wv[4 * j + 3]);
+
+    __syncthreads();
+    for (int k0 = 0, s = 0; k0 < k; k0 += BK, s ^= 1) {
+        const bool more = k0 + BK < k;
+        if (more) {
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const uint4 v = xrow ? xp[(k0 + BK) / 8 + j] : make_uint4(0u, 0u, 0u, 0u);
+                xv[4 * j] = v.x, xv[4 * j + 1] = v.y, xv[4 * j + 2] = v.z, xv[4 * j + 3] = v.w;
+            }
+            wlive = wrow && (k0 + BK) + h < k;
+            if (wlive) {
+                const gllm_block_q4_0 *blk = wr + ((k0 + BK) + h) / 32;
+                wb.d = blk->d;
+#pragma unroll
+                for (int i = 0; i < 8; i++) wb.qs.w[i] = ((const uint16_t *)blk->qs)[i];
+            }
         }
-        __syncthreads();
 #pragma unroll
-        for (int kk = 0; kk < 32; kk += 16) {
+        for (int kk = 0; kk < BK; kk += 16) {
             wm::fragment<wm::matrix_a, 16, 16, 16, __half, wm::row_major> fa[2];
             wm::fragment<wm::matrix_b, 16, 16, 16, __half, wm::col_major> fb[2];
 #pragma unroll
             for (int i = 0; i < 2; i++)
-                wm::load_matrix_sync(fa[i], &xs[wm0 + 16 * i][kk], LD),
-                    wm::load_matrix_sync(fb[i], &ws[wn0 + 16 * i][kk], LD);
+                wm::load_matrix_sync(fa[i], &xs[s][wm0 + 16 * i][kk], LD),
+                    wm::load_matrix_sync(fb[i], &ws[s][wn0 + 16 * i][kk], LD);
 #pragma unroll
             for (int i = 0; i < 4; i++)
                 wm::mma_sync(acc[i / 2][i % 2], fa[i / 2], fb[i % 2], acc[i / 2][i % 2]);
+        }
+        if (more) {
+#pragma unroll
+            for (int j = 0; j < 4; j++)
+                *(uint4 *)&xs[s ^ 1][r][h + 8 * j] =
+                    make_uint4(xv[4 * j], xv[4 * j + 1], xv[4 * j + 2], xv[4 * j + 3]);
+            {
+                const gllm_block_held<uint8_t, 16> *q = &wb;
+                const float a = wlive ? gllm_f16_to_f32(q->d) : 0.0f,
+                            c = wlive ? -8.0f * gllm_f16_to_f32(q->d) : 0.0f;
+#pragma unroll
+                for (int e = 0; e < 32; e += 2)
+                    wv[e / 2] =
+                        gllm_f32_to_f16(
+                            a * gllm_i2f(((e) < 16 ? q->qs[e] & 15 : q->qs[(e)-16] >> 4)) + c) |
+                        (uint32_t)gllm_f32_to_f16(
+                            a * gllm_i2f(
+                                    ((e + 1) < 16 ? q->qs[e + 1] & 15 : q->qs[(e + 1) - 16] >> 4)) +
+                            c)
+                            << 16;
+            }
+#pragma unroll
+            for (int j = 0; j < 4; j++)
+                *(uint4 *)&ws[s ^ 1][r][h + 8 * j] =
+                    make_uint4(wv[4 * j], wv[4 * j + 1], wv[4 * j + 2], wv[4 * j + 3]);
         }
         __syncthreads();
     }
@@ -286,7 +350,7 @@ extern "C" __global__ void __launch_bounds__(128)
         const int i = e / 64, j = e % 64;
         if (m0 + i < m && n0 + j < n)
             y[(size_t)(m0 + i) * n + n0 + j] =
-                ldexpf(ys[i][j], -row_exp[i]) + (bias ? bias[n0 + j] : 0.0f);
+                ldexpf(ys[i][j], -row_exp[m0 + i]) + (bias ? bias[n0 + j] : 0.0f);
     }
 }
 

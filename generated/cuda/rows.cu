@@ -50,6 +50,33 @@ extern "C" __global__ void gllm_add_cuda(const float *a, const float *b, float *
     if (i < n) y[i] = a[i] + b[i];
 }
 
+/* x[m][k] rounded to f16 for the tensor-core gemm: xh[row] = x[row] * 2^e, zeros from k to kp,
+ * where e = row_exp[row] brings the row's largest |x| into [2^13, 2^14): f16 neither overflows
+ * nor loses a row of small values (e = 0 for a zero or non-finite row). One block per row. */
+extern "C" __global__ void gllm_round_f16_cuda(const float *x, uint16_t *xh, int *row_exp, int k,
+                                               int kp) {
+    gllm_grid_begin();
+    __shared__ float red[32];
+    const float *xr = x + (size_t)blockIdx.x * k;
+    float mx = 0.0f;
+    for (int i = threadIdx.x; i < k; i += blockDim.x) mx = fmaxf(mx, fabsf(xr[i]));
+    mx = gllm_block_reduce(mx, red, 1);
+    const int e = mx > 0.0f && isfinite(mx) ? min(13 - ilogbf(mx), 100) : 0;
+    if (threadIdx.x == 0) row_exp[blockIdx.x] = e;
+    for (int i = threadIdx.x; i < kp; i += blockDim.x)
+        xh[(size_t)blockIdx.x * kp + i] = i < k ? gllm_f32_to_f16(ldexpf(xr[i], e)) : 0;
+}
+
+/* x[m][k] rounded to bf16 (f32's range: no scaling) for the tensor-core gemm, zeros from k to
+ * kp. One block per row. */
+extern "C" __global__ void gllm_round_bf16_cuda(const float *x, uint16_t *xh, int k, int kp) {
+    gllm_grid_begin();
+    const float *xr = x + (size_t)blockIdx.x * k;
+    for (int i = threadIdx.x; i < kp; i += blockDim.x)
+        xh[(size_t)blockIdx.x * kp + i] =
+            i < k ? __bfloat16_as_ushort(__float2bfloat16_rn(xr[i])) : 0;
+}
+
 /* one row of n: x = layernorm(x + a0 + a1) * w + b in place (a0, a1 may be NULL), by the whole
  * block; red: 32 floats of shared memory */
 __device__ __forceinline__ void gllm_layernorm_row(float *x, const float *a0, const float *a1,

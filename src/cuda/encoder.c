@@ -43,9 +43,9 @@ gllm_status gllm_cuda_encoder_init(gllm_cuda_encoder *e, gllm_cuda *c, const gll
 }
 
 static void free_activations(gllm_cuda_encoder *e) {
-    CUdeviceptr all[] = {e->x, e->q, e->k, e->v, e->a, e->f, e->hdr, e->out};
+    CUdeviceptr all[] = {e->x, e->q, e->k, e->v, e->a, e->f, e->hdr, e->out, e->scratch};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) gllm_cuda_free(e->c, all[i]);
-    e->x = e->q = e->k = e->v = e->a = e->f = e->hdr = e->out = 0;
+    e->x = e->q = e->k = e->v = e->a = e->f = e->hdr = e->out = e->scratch = 0;
     free(e->hdr_host), e->hdr_host = NULL;
     e->rows_cap = e->seqs_cap = 0;
 }
@@ -72,6 +72,8 @@ static gllm_status reserve(gllm_cuda_encoder *e, size_t rows, size_t n_seq) {
     CUdeviceptr *acts[] = {&e->x, &e->q, &e->k, &e->v, &e->a};
     for (size_t i = 0; i < sizeof acts / sizeof *acts && s == GLLM_OK; i++) s = gllm_cuda_alloc(e->c, rows * d, acts[i]);
     if (s == GLLM_OK) s = gllm_cuda_alloc(e->c, rows * m->ffn * sizeof(float), &e->f);
+    if (s == GLLM_OK && e->c->tensor_cores)
+        s = gllm_cuda_alloc(e->c, gllm_cuda_gemm_scratch(rows, m->ffn > m->dim ? m->ffn : m->dim), &e->scratch);
     if (s == GLLM_OK) s = gllm_cuda_alloc(e->c, n_seq * out, &e->out);
     if (s == GLLM_OK) s = gllm_cuda_alloc(e->c, ints * sizeof(int32_t), &e->hdr);
     if (s == GLLM_OK && !(e->hdr_host = malloc(ints * sizeof(int32_t)))) s = gllm_fail(GLLM_E_OUT_OF_MEMORY, "CUDA encoder: no memory");
@@ -135,17 +137,16 @@ gllm_status gllm_cuda_encode(gllm_cuda_encoder *e, const int32_t *const *seqs, c
     }
     for (size_t l = 0; l < m->n_layers; l++) {
         const gllm_bert_layer *L = &m->layers[l];
-        if ((s = gllm_cuda_gemm(c, m->mdt, dev(e, L->wq), dev(e, L->bq), e->x, e->q, rows, d, d)) ||
-            (s = gllm_cuda_gemm(c, m->mdt, dev(e, L->wk), dev(e, L->bk), e->x, e->k, rows, d, d)) ||
-            (s = gllm_cuda_gemm(c, m->mdt, dev(e, L->wv), dev(e, L->bv), e->x, e->v, rows, d, d)))
-            return s;
+        const gllm_cuda_mm qkv[3] = {{dev(e, L->wq), dev(e, L->bq), e->q, d}, {dev(e, L->wk), dev(e, L->bk), e->k, d},
+                                     {dev(e, L->wv), dev(e, L->bv), e->v, d}};
+        if ((s = gllm_cuda_gemms(c, m->mdt, e->x, rows, d, e->scratch, qkv, 3)) != GLLM_OK) return s;
         void *aa[] = {&e->q, &e->k, &e->v, (void *)&d_begin, (void *)&d_end, &heads, &hd, &scale, &e->a};
         if ((s = gllm_cuda_run(c, "gllm_encoder_attn_cuda", (unsigned)heads, (unsigned)rows, 1, 128, 0, aa)) ||
-            (s = gllm_cuda_gemm(c, m->mdt, dev(e, L->wo), dev(e, L->bo), e->a, e->q, rows, d, d)) ||
+            (s = gllm_cuda_gemm(c, m->mdt, dev(e, L->wo), dev(e, L->bo), e->a, e->q, rows, d, d, e->scratch)) ||
             (s = add_norm(e, e->q, L->ln1_w, L->ln1_b, rows)) ||
-            (s = gllm_cuda_gemm(c, m->mdt, dev(e, L->wi), dev(e, L->bi), e->x, e->f, rows, m->ffn, d)) ||
+            (s = gllm_cuda_gemm(c, m->mdt, dev(e, L->wi), dev(e, L->bi), e->x, e->f, rows, m->ffn, d, e->scratch)) ||
             (s = rows_op(e, "gllm_gelu_cuda", e->f, rows * m->ffn)) ||
-            (s = gllm_cuda_gemm(c, m->mdt, dev(e, L->wd), dev(e, L->bd), e->f, e->q, rows, d, m->ffn)) ||
+            (s = gllm_cuda_gemm(c, m->mdt, dev(e, L->wd), dev(e, L->bd), e->f, e->q, rows, d, m->ffn, e->scratch)) ||
             (s = add_norm(e, e->q, L->ln2_w, L->ln2_b, rows)))
             return s;
     }
@@ -157,9 +158,9 @@ gllm_status gllm_cuda_encode(gllm_cuda_encoder *e, const int32_t *const *seqs, c
     /* classifier(tanh(pooler([CLS] rows))), label 0 */
     void *af[] = {&e->x, (void *)&d_starts, &dim, &e->q};
     if ((s = gllm_cuda_run(c, "gllm_first_rows_cuda", (unsigned)n_seq, 1, 1, 256, 0, af)) ||
-        (s = gllm_cuda_gemm(c, m->hdt, dev(e, m->pool_w), dev(e, m->pool_b), e->q, e->k, n_seq, d, d)) ||
+        (s = gllm_cuda_gemm(c, m->hdt, dev(e, m->pool_w), dev(e, m->pool_b), e->q, e->k, n_seq, d, d, e->scratch)) ||
         (s = rows_op(e, "gllm_tanh_cuda", e->k, n_seq * d)) ||
-        (s = gllm_cuda_gemm(c, m->hdt, dev(e, m->cls_w), dev(e, m->cls_b), e->k, e->out, n_seq, m->n_labels, d)))
+        (s = gllm_cuda_gemm(c, m->hdt, dev(e, m->cls_w), dev(e, m->cls_b), e->k, e->out, n_seq, m->n_labels, d, e->scratch)))
         return s;
     const size_t mark = gllm_ws_mark();
     float *logits = gllm_ws_alloc(n_seq * m->n_labels * sizeof(float));

@@ -18,6 +18,7 @@ typedef struct {
     int mapped, registered;
     size_t rows_cap, seqs_cap; /* activations' capacity */
     CUdeviceptr x, q, k, v, a, f, hdr, out;
+    CUdeviceptr scratch; /* tensor-core gemms: x rounded to 16 bits (gllm_cuda_gemm_scratch) */
     int32_t *hdr_host;
 } gllm_cuda_encoder;
 

@@ -75,6 +75,10 @@ gllm_status gllm_cuda_model_init(gllm_cuda_model *cm, gllm_cuda *c, const gllm_p
     if (s == GLLM_OK) s = gllm_cuda_alloc(c, max_rows * kv_width * sizeof(float), &cm->k);
     if (s == GLLM_OK) s = gllm_cuda_alloc(c, max_rows * kv_width * sizeof(float), &cm->v);
     if (s == GLLM_OK) s = gllm_cuda_alloc(c, max_rows * ffn * sizeof(float), &cm->up);
+    size_t k = 0; /* the widest gemm input */
+    for (size_t i = 0; i < p->n_steps; i++) k = p->steps[i].k > k ? p->steps[i].k : k;
+    if (s == GLLM_OK && c->tensor_cores && max_rows >= TC_MIN_ROWS)
+        s = gllm_cuda_alloc(c, gllm_cuda_gemm_scratch(max_rows, k), &cm->scratch);
     if (s == GLLM_OK) s = gllm_cuda_alloc(c, ATTN_SPLIT_ROWS * p->n_heads * (hd + 2) * sizeof(float), &cm->part);
     if (s == GLLM_OK) s = gllm_cuda_alloc(c, ATTN_SPLIT_ROWS * p->n_heads * sizeof(int), &cm->count);
     if (s == GLLM_OK) s = gllm_cuda_check(c, c->drv.cuMemsetD32Async(cm->count, 0, ATTN_SPLIT_ROWS * p->n_heads, c->stream), "clearing");
@@ -96,7 +100,7 @@ void gllm_cuda_model_free(gllm_cuda_model *cm) {
     for (int i = 0; i < GLLM_CUDA_GRAPHS; i++)
         if (cm->graph[i].exec) cm->c->drv.cuGraphExecDestroy(cm->graph[i].exec);
     if (cm->mapped) gllm_cuda_unmap(cm->c, cm->host, cm->registered);
-    CUdeviceptr all[] = {cm->mapped ? 0 : cm->weights, cm->k, cm->v, cm->up, cm->part, cm->count, cm->inv_freq, cm->hdr};
+    CUdeviceptr all[] = {cm->mapped ? 0 : cm->weights, cm->k, cm->v, cm->up, cm->scratch, cm->part, cm->count, cm->inv_freq, cm->hdr};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) gllm_cuda_free(cm->c, all[i]);
     for (int b = 0; b < BUF_COUNT; b++) gllm_cuda_free(cm->c, cm->buf[b]);
     free(cm->hdr_host);
@@ -130,21 +134,61 @@ static gllm_status gemv(gllm_cuda_model *cm, gllm_dtype t, const void *w, const 
     return gllm_cuda_gemv(cm->c, t, dev(cm, w), dev(cm, bias), x, y, n, k, dev(cm, nw), cm->p->eps, accumulate, 0);
 }
 
-gllm_status gllm_cuda_gemm(gllm_cuda *c, gllm_dtype t, CUdeviceptr w, CUdeviceptr bias, CUdeviceptr x, CUdeviceptr y, size_t m,
-                           size_t n, size_t k) {
+size_t gllm_cuda_gemm_scratch(size_t m, size_t k) { return m * ((k + 63) / 64 * 64) * sizeof(uint16_t) + m * sizeof(int); }
+
+gllm_status gllm_cuda_gemm_tc(gllm_cuda *c, gllm_dtype t, CUdeviceptr x, size_t m, size_t k, CUdeviceptr scratch,
+                              const gllm_cuda_mm *mm, size_t count) {
+    if (t == GLLM_DTYPE_F32 || !scratch)
+        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "CUDA gemm on tensor cores: %s", t == GLLM_DTYPE_F32 ? "f32 weights" : "no scratch");
+    const size_t kp = (k + 63) / 64 * 64;
+    CUdeviceptr xh = scratch, row_exp = scratch + m * kp * sizeof(uint16_t);
+    int mi = (int)m, ki = (int)k, kpi = (int)kp;
+    gllm_status s;
+    if (t == GLLM_DTYPE_BF16) {
+        void *args[] = {&x, &xh, &ki, &kpi};
+        s = gllm_cuda_run(c, "gllm_round_bf16_cuda", (unsigned)m, 1, 1, 256, 0, args);
+    } else {
+        void *args[] = {&x, &xh, &row_exp, &ki, &kpi};
+        s = gllm_cuda_run(c, "gllm_round_f16_cuda", (unsigned)m, 1, 1, 256, 0, args);
+    }
     size_t rb = gllm_row_bytes(t, k);
-    int mi = (int)m, ni = (int)n, ki = (int)k;
-    void *args[] = {&w, &rb, &x, &bias, &y, &mi, &ni, &ki};
-    if (c->tensor_cores && t != GLLM_DTYPE_F32 && m >= TC_MIN_ROWS) /* X in f16 (bf16 for bf16 weights) on tensor cores */
-        return gllm_cuda_run(c, GEMM_TC[t], (unsigned)((n + 63) / 64), (unsigned)((m + 63) / 64), 1, 128, 0, args);
-    return gllm_cuda_run(c, GEMM[t], (unsigned)((n + 7) / 8), (unsigned)((m + 7) / 8), 1, 256, 0, args);
+    for (size_t j = 0; j < count && s == GLLM_OK; j++) {
+        int ni = (int)mm[j].n;
+        CUdeviceptr w = mm[j].w, bias = mm[j].bias, y = mm[j].y;
+        void *args[] = {&w, &rb, &xh, &row_exp, &kpi, &bias, &y, &mi, &ni, &ki};
+        s = gllm_cuda_run(c, GEMM_TC[t], (unsigned)((mm[j].n + 63) / 64), (unsigned)((m + 63) / 64), 1, 128, 0, args);
+    }
+    return s;
 }
 
-/* y[m][n] = x[m][k] . W^T (+ bias): gemv for one row, else the 8-token gemm */
+gllm_status gllm_cuda_gemms(gllm_cuda *c, gllm_dtype t, CUdeviceptr x, size_t m, size_t k, CUdeviceptr scratch,
+                            const gllm_cuda_mm *mm, size_t count) {
+    if (c->tensor_cores && scratch && t != GLLM_DTYPE_F32 && m >= TC_MIN_ROWS) return gllm_cuda_gemm_tc(c, t, x, m, k, scratch, mm, count);
+    size_t rb = gllm_row_bytes(t, k);
+    int mi = (int)m, ki = (int)k;
+    gllm_status s = GLLM_OK;
+    for (size_t j = 0; j < count && s == GLLM_OK; j++) {
+        if (m == 1) {
+            s = gllm_cuda_gemv(c, t, mm[j].w, mm[j].bias, x, mm[j].y, mm[j].n, k, 0, 0.0f, 0, 0);
+            continue;
+        }
+        int ni = (int)mm[j].n;
+        CUdeviceptr w = mm[j].w, bias = mm[j].bias, y = mm[j].y;
+        void *args[] = {&w, &rb, &x, &bias, &y, &mi, &ni, &ki};
+        s = gllm_cuda_run(c, GEMM[t], (unsigned)((mm[j].n + 7) / 8), (unsigned)((m + 7) / 8), 1, 256, 0, args);
+    }
+    return s;
+}
+
+gllm_status gllm_cuda_gemm(gllm_cuda *c, gllm_dtype t, CUdeviceptr w, CUdeviceptr bias, CUdeviceptr x, CUdeviceptr y, size_t m,
+                           size_t n, size_t k, CUdeviceptr scratch) {
+    const gllm_cuda_mm mm = {w, bias, y, n};
+    return gllm_cuda_gemms(c, t, x, m, k, scratch, &mm, 1);
+}
+
 static gllm_status matmul(gllm_cuda_model *cm, gllm_dtype t, const void *w, const float *bias, CUdeviceptr x, CUdeviceptr y,
                           size_t m, size_t n, size_t k) {
-    if (m == 1) return gemv(cm, t, w, bias, x, y, n, k, NULL, 0);
-    return gllm_cuda_gemm(cm->c, t, dev(cm, w), dev(cm, bias), x, y, m, n, k);
+    return gllm_cuda_gemm(cm->c, t, dev(cm, w), dev(cm, bias), x, y, m, n, k, cm->scratch);
 }
 
 static gllm_status rmsnorm(gllm_cuda_model *cm, CUdeviceptr x, const float *w, CUdeviceptr y, size_t rows, size_t k, float eps) {
@@ -218,9 +262,10 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t first
                 void *args[] = {&wq, &wk, &wv, &rb, &in, &bq, &bk, &bv, &out, &cm->k, &cm->v, &nqi, &nkvi, &ki, &nd, &eps, &r};
                 s = launch3(cm, GEMV_QKV[w->dtype], (unsigned)((nq + 2 * nkv + 8 * r - 1) / (8 * r)), 1, 1, 256,
                             nw ? (unsigned)(t->k * sizeof(float)) : 0, args);
-            } else if (!(s = matmul(cm, w->dtype, w->wq, w->bq, in, out, n, nq, t->k)) &&
-                       !(s = matmul(cm, w->dtype, w->wk, w->bk, in, cm->k, n, nkv, t->k))) {
-                s = matmul(cm, w->dtype, w->wv, w->bv, in, cm->v, n, nkv, t->k);
+            } else {
+                const gllm_cuda_mm mm[3] = {{dev(cm, w->wq), dev(cm, w->bq), out, nq}, {dev(cm, w->wk), dev(cm, w->bk), cm->k, nkv},
+                                            {dev(cm, w->wv), dev(cm, w->bv), cm->v, nkv}};
+                s = gllm_cuda_gemms(cm->c, w->dtype, in, n, t->k, cm->scratch, mm, 3);
             }
             if (s != GLLM_OK) break;
             qkv = *w; /* a decode step: RoPE, the norms and the cache write happen in the attention */
@@ -285,9 +330,8 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t first
                             args);
                 break;
             }
-            if ((s = matmul(cm, t->dtype, t->w, NULL, in, out, n, t->n, t->k)) ||
-                (s = matmul(cm, t->dtype, t->w2, NULL, in, cm->up, n, t->n, t->k)))
-                break;
+            const gllm_cuda_mm mm[2] = {{dev(cm, t->w), 0, out, t->n}, {dev(cm, t->w2), 0, cm->up, t->n}};
+            if ((s = gllm_cuda_gemms(cm->c, t->dtype, in, n, t->k, cm->scratch, mm, 2))) break;
             s = elementwise(cm, "gllm_silu_mul_cuda", out, cm->up, out, n * t->n);
             break;
         case STEP_HEAD: /* every row's logits, or each item's last row's (gathered into the dead residual) */

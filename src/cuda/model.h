@@ -27,6 +27,7 @@ typedef struct {
     int mapped, registered; /* weights: the host's pages used in place (gllm_cuda_map), else a device copy */
     size_t max_rows;
     CUdeviceptr buf[BUF_COUNT], k, v, up, inv_freq, hdr;
+    CUdeviceptr scratch; /* gemms on tensor cores: their rounded x (gllm_cuda_gemm_scratch); 0 without */
     CUdeviceptr part, count; /* decode attention: per-split partials, splits done per head */
     int32_t *hdr_host;
     size_t attn_tiles, attn_rows; /* the header's attention: tiles on tensor cores, rows on CUDA cores */
@@ -53,11 +54,30 @@ int gllm_cuda_gemv_rows(const gllm_cuda *c, size_t n, size_t unit, int most);
 gllm_status gllm_cuda_gemv(gllm_cuda *c, gllm_dtype t, CUdeviceptr w, CUdeviceptr bias, CUdeviceptr x, CUdeviceptr y, size_t n,
                            size_t k, CUdeviceptr nw, float eps, int accumulate, int rows_per_warp);
 
-/* y[m][n] = x[m][k] . W^T (+ bias), W[n][k] of dtype t (rows packed), on the device: the
- * prefill gemm, any m; from 32 rows of a non-f32 W on tensor cores (x rounded to f16, or bf16
- * for bf16 weights) unless c->tensor_cores is 0 */
+/* one weight of a gemm: y[m][n] = x[m][k] . W^T (+ bias), W[n][k] (rows packed) */
+typedef struct {
+    CUdeviceptr w, bias, y;
+    size_t n;
+} gllm_cuda_mm;
+
+/* bytes of the scratch a tensor-core gemm of m rows of width k needs: x rounded to 16 bits, rows
+ * padded to 64, and a scale exponent per row */
+size_t gllm_cuda_gemm_scratch(size_t m, size_t k);
+
+/* the matmuls of count weights of dtype t that share x[m][k], on the device: one row by the
+ * gemv; from 32 rows of non-f32 weights, given scratch (gllm_cuda_gemm_scratch(m, k) bytes) and
+ * unless c->tensor_cores is 0, on tensor cores (gllm_cuda_gemm_tc); else by the CUDA-core gemm
+ * in f32 (8 rows a warp). */
+gllm_status gllm_cuda_gemms(gllm_cuda *c, gllm_dtype t, CUdeviceptr x, size_t m, size_t k, CUdeviceptr scratch,
+                            const gllm_cuda_mm *mm, size_t count);
 gllm_status gllm_cuda_gemm(gllm_cuda *c, gllm_dtype t, CUdeviceptr w, CUdeviceptr bias, CUdeviceptr x, CUdeviceptr y, size_t m,
-                           size_t n, size_t k);
+                           size_t n, size_t k, CUdeviceptr scratch);
+
+/* the same on tensor cores, any m: x rounded once into scratch (to f16, each row scaled by a power
+ * of two that the result undoes; to bf16 for bf16 weights), then every weight's gemm (16-bit
+ * tiles, products summed in f32); t not f32 */
+gllm_status gllm_cuda_gemm_tc(gllm_cuda *c, gllm_dtype t, CUdeviceptr x, size_t m, size_t k, CUdeviceptr scratch,
+                              const gllm_cuda_mm *mm, size_t count);
 
 /* host..host+size: the mapped model file every weight of the plan points into */
 gllm_status gllm_cuda_model_init(gllm_cuda_model *cm, gllm_cuda *c, const gllm_plan *p, const void *host, size_t size,

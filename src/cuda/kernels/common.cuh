@@ -51,14 +51,28 @@ __device__ __forceinline__ uint16_t gllm_f32_to_bf16(float v) {
  * instruction runs at a quarter of the adders' rate or less, short of what a quantised gemv needs */
 __device__ __forceinline__ float gllm_i2f(int v) { return __int_as_float(0x4B400000 + v) - 12582912.0f; }
 
+/* byte i of 16-bit words w as T (int8_t or uint8_t), picked with __byte_perm: with a shift and
+ * a mask the compiler narrows a word's load back to a byte */
+template <typename T, typename Words> __device__ __forceinline__ T gllm_code_byte(const Words &w, int i) {
+    return (T)__byte_perm(w[i >> 1], 0, 0x4440 | (i & 1));
+}
+
 /* a block's code bytes read through 16-bit loads (blocks are only 2-byte aligned): q.qs[i] is
- * code byte i (T: int8_t or uint8_t), and the compiler loads each word once for its two bytes
- * (the byte is picked with __byte_perm: a shift and a mask would let it narrow the load back to
- * a byte) */
+ * code byte i, and the compiler loads each word once for its two bytes */
 template <typename T> struct gllm_codes16 {
     struct {
         const uint16_t *w;
-        __device__ __forceinline__ T operator[](int i) const { return (T)__byte_perm(w[i >> 1], 0, 0x4440 | (i & 1)); }
+        __device__ __forceinline__ T operator[](int i) const { return gllm_code_byte<T>(w, i); }
+    } qs;
+};
+
+/* a block held in registers: its f16 fields (d, and m where the format has that offset field)
+ * and its N code bytes as 16-bit words; qs[i] is code byte i */
+template <typename T, int N> struct gllm_block_held {
+    uint16_t d, m;
+    struct {
+        uint16_t w[N / 2];
+        __device__ __forceinline__ T operator[](int i) const { return gllm_code_byte<T>(w, i); }
     } qs;
 };
 

@@ -20,4 +20,5 @@ static inline __nv_bfloat16 __float2bfloat16_rn(float f) { /* round to nearest e
     return __nv_bfloat16{(uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16)};
 }
 static inline __nv_bfloat16 __ushort_as_bfloat16(uint16_t u) { return __nv_bfloat16{u}; }
+static inline uint16_t __bfloat16_as_ushort(__nv_bfloat16 h) { return h.bits; }
 #endif
