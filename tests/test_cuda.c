@@ -234,7 +234,6 @@ Test(cuda, float_gemm_tc_any_width) {
     float *w32 = malloc((size_t)N * K * 4), *x = malloc((size_t)M * K * 4), *deq = malloc((size_t)N * K * 4), *y = malloc((size_t)M * N * 4);
     void *w = malloc((size_t)N * K * 2);
     CUdeviceptr dw, dx, dy, scratch;
-    cr_assert_eq(gllm_cuda_alloc(&c, (size_t)N * K * 2, &dw), GLLM_OK);
     cr_assert_eq(gllm_cuda_alloc(&c, (size_t)M * K * 4, &dx), GLLM_OK);
     cr_assert_eq(gllm_cuda_alloc(&c, (size_t)M * N * 4, &dy), GLLM_OK);
     cr_assert_eq(gllm_cuda_alloc(&c, gllm_cuda_gemm_scratch(M, K), &scratch), GLLM_OK);
@@ -247,6 +246,7 @@ Test(cuda, float_gemm_tc_any_width) {
             for (int i = 0; i < M * k; i++) x[i] = i / k == 5 ? 0.0f : cosf((float)i * 0.13f) * (i / k == 6 ? 1e-30f : 1.0f);
             gllm_quantize(dts[d], w32, w, N, k);
             gllm_dequantize(dts[d], w, deq, N, k);
+            cr_assert_eq(gllm_cuda_alloc(&c, gllm_row_bytes(dts[d], k) * N, &dw), GLLM_OK); /* ends where W ends */
             gllm_cuda_upload(&c, dw, w, gllm_row_bytes(dts[d], k) * N), gllm_cuda_upload(&c, dx, x, (size_t)M * k * 4);
             const gllm_cuda_mm mm = {dw, 0, dy, N};
             cr_assert_eq(gllm_cuda_gemm_tc(&c, dts[d], dx, M, k, scratch, &mm, 1), GLLM_OK, "%s", gllm_last_error());
@@ -259,8 +259,9 @@ Test(cuda, float_gemm_tc_any_width) {
                     cr_assert(fabs(y[i * N + j] - ref) <= tol * mag, "gemm_tc %s, k %d [%d][%d]: %g vs %g", gllm_dtype_name(dts[d]), k, i, j,
                               y[i * N + j], ref);
                 }
+            gllm_cuda_free(&c, dw);
         }
-    gllm_cuda_free(&c, dw), gllm_cuda_free(&c, dx), gllm_cuda_free(&c, dy), gllm_cuda_free(&c, scratch);
+    gllm_cuda_free(&c, dx), gllm_cuda_free(&c, dy), gllm_cuda_free(&c, scratch);
     free(w32), free(x), free(deq), free(y), free(w);
     gllm_cuda_leave(&c);
     gllm_cuda_close(&c);

@@ -216,8 +216,8 @@ extern "C" __global__ void gllm_gemm_q4_1_cuda(const void *w, size_t row_bytes, 
 /* gemm on tensor cores (prefill): Y[m][n] = X[m][k] . W^T (+ bias), WMMA 16x16x16 tiles summed
  * in f32. X comes rounded to __half by gllm_round_f16_cuda: xh, rows of kp (a multiple
  * of 64, zeros past k), row i scaled by 2^row_exp[i] (undone here); W is widened to it.
- * Block: 64 tokens x 64 weight rows, 4 warps of 32 x 32, 64 of k a step. A thread holds its row's
- * next 32 of k of X and of W in registers: their loads are in flight while the tensor cores
+ * Block: 64 tokens x 64 weight rows, 4 warps of 32 x 32, 64 of k a step. A thread holds its part
+ * of the next step's X and W in registers: their loads are in flight while the tensor cores
  * work on this step's tiles, then go to the other of two shared buffers (one barrier a step).
  * Launch: grid (ceil(n / 64), ceil(m / 64)), 128 threads. */
 extern "C" __global__ void __launch_bounds__(128, 4)
@@ -237,24 +237,23 @@ extern "C" __global__ void __launch_bounds__(128, 4)
     float(*ys)[LDY] = (float(*)[LDY])smem;
     const int warp = threadIdx.x / 32, wm0 = warp / 2 * 32, wn0 = warp % 2 * 32,
               m0 = blockIdx.y * 64, n0 = blockIdx.x * 64;
-    const int r = threadIdx.x / 2,
-              h = threadIdx.x % 2 * 32; /* this thread's tile row and 32 of k */
-    const bool xrow = m0 + r < m, wrow = n0 + r < n;
-    const uint4 *xp = (const uint4 *)(xh + (size_t)(xrow ? m0 + r : 0) * kp + h);
-    uint32_t xv[16], wv[16]; /* 32 values of 16 bits each */
+    const int cr = threadIdx.x / 8,
+              cc = threadIdx.x % 8 * 8; /* rows cr + 16 j of X (and of a float W), 8 of k from cc */
+    const uint16_t *xp = xh + (size_t)min(m0 + cr, m - 1) * kp + cc;
+    uint4 xv[4];
+    const int r = threadIdx.x / 2, h = threadIdx.x % 2 * 32; /* W's row r, the block at h */
     const gllm_block_q4_1 *wr =
-        (const gllm_block_q4_1 *)((const char *)w + (size_t)(wrow ? n0 + r : 0) * row_bytes);
+        (const gllm_block_q4_1 *)((const char *)w + (size_t)min(n0 + r, n - 1) * row_bytes);
     gllm_block_held<uint8_t, 16> wb = {};
     bool wlive;
     wm::fragment<wm::accumulator, 16, 16, 16, float> acc[2][2];
 #pragma unroll
     for (int i = 0; i < 4; i++) wm::fill_fragment(acc[i / 2][i % 2], 0.0f);
 #pragma unroll
-    for (int j = 0; j < 4; j++) {
-        const uint4 v = xrow ? xp[(0) / 8 + j] : make_uint4(0u, 0u, 0u, 0u);
-        xv[4 * j] = v.x, xv[4 * j + 1] = v.y, xv[4 * j + 2] = v.z, xv[4 * j + 3] = v.w;
-    }
-    wlive = wrow && (0) + h < k;
+    for (int j = 0; j < 4; j++)
+        xv[j] = m0 + cr + 16 * j < m ? *(const uint4 *)(xp + (size_t)16 * j * kp + (0))
+                                     : make_uint4(0u, 0u, 0u, 0u);
+    wlive = n0 + r < n && (0) + h < k;
     if (wlive) {
         const gllm_block_q4_1 *blk = wr + ((0) + h) / 32;
         wb.d = blk->d;
@@ -264,36 +263,35 @@ extern "C" __global__ void __launch_bounds__(128, 4)
     }
 
 #pragma unroll
-    for (int j = 0; j < 4; j++)
-        *(uint4 *)&xs[0][r][h + 8 * j] =
-            make_uint4(xv[4 * j], xv[4 * j + 1], xv[4 * j + 2], xv[4 * j + 3]);
+    for (int j = 0; j < 4; j++) *(uint4 *)&xs[0][cr + 16 * j][cc] = xv[j];
     {
         const gllm_block_held<uint8_t, 16> *q = &wb;
         const float a = wlive ? gllm_f16_to_f32(q->d) : 0.0f,
                     c = wlive ? gllm_f16_to_f32(q->m) : 0.0f;
+        uint32_t u[16];
 #pragma unroll
         for (int e = 0; e < 32; e += 2)
-            wv[e / 2] =
+            u[e / 2] =
                 gllm_f32_to_f16(a * gllm_i2f(((e) < 16 ? q->qs[e] & 15 : q->qs[(e)-16] >> 4)) + c) |
                 (uint32_t)gllm_f32_to_f16(
                     a * gllm_i2f(((e + 1) < 16 ? q->qs[e + 1] & 15 : q->qs[(e + 1) - 16] >> 4)) + c)
                     << 16;
-    }
 #pragma unroll
-    for (int j = 0; j < 4; j++)
-        *(uint4 *)&ws[0][r][h + 8 * j] =
-            make_uint4(wv[4 * j], wv[4 * j + 1], wv[4 * j + 2], wv[4 * j + 3]);
+        for (int j = 0; j < 4; j++)
+            *(uint4 *)&ws[0][r][h + 8 * j] =
+                make_uint4(u[4 * j], u[4 * j + 1], u[4 * j + 2], u[4 * j + 3]);
+    }
 
     __syncthreads();
     for (int k0 = 0, s = 0; k0 < k; k0 += BK, s ^= 1) {
         const bool more = k0 + BK < k;
         if (more) {
 #pragma unroll
-            for (int j = 0; j < 4; j++) {
-                const uint4 v = xrow ? xp[(k0 + BK) / 8 + j] : make_uint4(0u, 0u, 0u, 0u);
-                xv[4 * j] = v.x, xv[4 * j + 1] = v.y, xv[4 * j + 2] = v.z, xv[4 * j + 3] = v.w;
-            }
-            wlive = wrow && (k0 + BK) + h < k;
+            for (int j = 0; j < 4; j++)
+                xv[j] = m0 + cr + 16 * j < m
+                            ? *(const uint4 *)(xp + (size_t)16 * j * kp + (k0 + BK))
+                            : make_uint4(0u, 0u, 0u, 0u);
+            wlive = n0 + r < n && (k0 + BK) + h < k;
             if (wlive) {
                 const gllm_block_q4_1 *blk = wr + ((k0 + BK) + h) / 32;
                 wb.d = blk->d;
@@ -316,16 +314,15 @@ extern "C" __global__ void __launch_bounds__(128, 4)
         }
         if (more) {
 #pragma unroll
-            for (int j = 0; j < 4; j++)
-                *(uint4 *)&xs[s ^ 1][r][h + 8 * j] =
-                    make_uint4(xv[4 * j], xv[4 * j + 1], xv[4 * j + 2], xv[4 * j + 3]);
+            for (int j = 0; j < 4; j++) *(uint4 *)&xs[s ^ 1][cr + 16 * j][cc] = xv[j];
             {
                 const gllm_block_held<uint8_t, 16> *q = &wb;
                 const float a = wlive ? gllm_f16_to_f32(q->d) : 0.0f,
                             c = wlive ? gllm_f16_to_f32(q->m) : 0.0f;
+                uint32_t u[16];
 #pragma unroll
                 for (int e = 0; e < 32; e += 2)
-                    wv[e / 2] =
+                    u[e / 2] =
                         gllm_f32_to_f16(
                             a * gllm_i2f(((e) < 16 ? q->qs[e] & 15 : q->qs[(e)-16] >> 4)) + c) |
                         (uint32_t)gllm_f32_to_f16(
@@ -333,11 +330,11 @@ extern "C" __global__ void __launch_bounds__(128, 4)
                                     ((e + 1) < 16 ? q->qs[e + 1] & 15 : q->qs[(e + 1) - 16] >> 4)) +
                             c)
                             << 16;
-            }
 #pragma unroll
-            for (int j = 0; j < 4; j++)
-                *(uint4 *)&ws[s ^ 1][r][h + 8 * j] =
-                    make_uint4(wv[4 * j], wv[4 * j + 1], wv[4 * j + 2], wv[4 * j + 3]);
+                for (int j = 0; j < 4; j++)
+                    *(uint4 *)&ws[s ^ 1][r][h + 8 * j] =
+                        make_uint4(u[4 * j], u[4 * j + 1], u[4 * j + 2], u[4 * j + 3]);
+            }
         }
         __syncthreads();
     }

@@ -311,8 +311,8 @@ size_t device_bytes() {
 CUresult emu_cuMemAlloc(unsigned long long *p, size_t bytes) {
     std::lock_guard<std::recursive_mutex> g(lock);
     if (allocated_bytes + bytes > device_bytes()) return E_OUT_OF_MEMORY;
-    void *m = aligned_alloc(256, (bytes + 255) / 256 * 256);
-    if (!m) return E_OUT_OF_MEMORY;
+    void *m = NULL; /* exactly bytes: under AddressSanitizer a read past the end is reported */
+    if (posix_memalign(&m, 256, bytes ? bytes : 1)) return E_OUT_OF_MEMORY;
     memset(m, 0xff, bytes);
     *p = (uintptr_t)m;
     allocated[(uintptr_t)m] = bytes, allocated_bytes += bytes;
