@@ -285,8 +285,9 @@ extern "C" __global__ void __launch_bounds__(128, 4)
 /* Prefill attention on tensor cores (flash attention) over the header's tiles: up to 32 rows
  * of one sequence at consecutive slots, causal; hd <= 128, a multiple of 16. A block takes one
  * tile of one head, each of its 2 warps 16 of the rows; the block walks the keys 16 at a time (K
- * and V tiles in shared memory, bf16 as cached), each warp computes S = Q K^T on WMMA tiles (Q
- * scaled and rounded to bf16), updates its rows' running max and sum (two lanes per row),
+ * and V tiles in shared memory, bf16 as cached, read 16 bytes a thread; the next tiles' loads are
+ * in flight in registers while this one is used, two buffers), each warp computes S = Q K^T on WMMA
+ * tiles (Q scaled and rounded to bf16), updates its rows' running max and sum (two lanes per row),
  * rescales its f32 output rows in shared memory and adds P V (P rounded to bf16) on
  * WMMA tiles. Launch: grid (n_heads, tiles), 64 threads. */
 extern "C" __global__ void __launch_bounds__(64)
@@ -297,8 +298,8 @@ extern "C" __global__ void __launch_bounds__(64)
     namespace wm = nvcuda::wmma;
     enum { LDK = 136, LDO = 132 }; /* row strides: tiles 32-byte aligned, ldm a 16-byte multiple */
     __shared__ __align__(32) __nv_bfloat16 qs[32][LDK];
-    __shared__ __align__(32) __nv_bfloat16 ks[16][LDK];
-    __shared__ __align__(32) __nv_bfloat16 vs[16][LDK];
+    __shared__ __align__(32) __nv_bfloat16 ks[2][16][LDK];
+    __shared__ __align__(32) __nv_bfloat16 vs[2][16][LDK];
     __shared__ __align__(32) float ss[2][16][16];
     __shared__ __align__(32) __nv_bfloat16 ps[2][16][16];
     __shared__ __align__(32) float os[32][LDO];
@@ -320,58 +321,90 @@ extern "C" __global__ void __launch_bounds__(64)
               wlast = min(r0 + warp * 16 + 15, n - 1);
     const int limit = row < n ? slot0 + row : -1; /* the last key this row sees */
     float m = -INFINITY, l = 0.0f;
-    for (int kt = 0; kt <= kmax; kt += 16) {
-        __syncthreads(); /* the previous tiles are done with */
-        for (int e = threadIdx.x; e < 16 * hd; e += blockDim.x) {
-            const int j = e / hd, d = e % hd;
-            const bool in = kt + j <= kmax;
-            const size_t o = in ? gllm_kv_offset(table, kt + j, kvh, n_kv, hd, page_shift) + d : 0;
-            ks[j][d] = in ? __ushort_as_bfloat16(K[o]) : __float2bfloat16_rn(0.0f);
-            vs[j][d] = in ? __ushort_as_bfloat16(V[o]) : __float2bfloat16_rn(0.0f);
+    /* this thread's part of a K/V tile: 16-byte chunks e = threadIdx.x + 64 i of 16 rows of hd / 8
+     */
+    const int cpr = hd / 8;
+    uint4 kr[4], vr[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int e = threadIdx.x + 64 * i, j = e / cpr, c = e % cpr * 8;
+        const bool in = e < 16 * cpr && (0) + j <= kmax;
+        const size_t o = in ? gllm_kv_offset(table, (0) + j, kvh, n_kv, hd, page_shift) + c : 0;
+        kr[i] = in ? *(const uint4 *)(K + o) : make_uint4(0u, 0u, 0u, 0u);
+        vr[i] = in ? *(const uint4 *)(V + o) : make_uint4(0u, 0u, 0u, 0u);
+    }
+
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int e = threadIdx.x + 64 * i, j = e / cpr, c = e % cpr * 8;
+        if (e < 16 * cpr) *(uint4 *)&ks[0][j][c] = kr[i], *(uint4 *)&vs[0][j][c] = vr[i];
+    }
+
+    __syncthreads();
+    for (int kt = 0, b = 0; kt <= kmax; kt += 16, b ^= 1) {
+        const bool more = kt + 16 <= kmax;
+        if (more) {
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int e = threadIdx.x + 64 * i, j = e / cpr, c = e % cpr * 8;
+                const bool in = e < 16 * cpr && (kt + 16) + j <= kmax;
+                const size_t o =
+                    in ? gllm_kv_offset(table, (kt + 16) + j, kvh, n_kv, hd, page_shift) + c : 0;
+                kr[i] = in ? *(const uint4 *)(K + o) : make_uint4(0u, 0u, 0u, 0u);
+                vr[i] = in ? *(const uint4 *)(V + o) : make_uint4(0u, 0u, 0u, 0u);
+            }
+        }
+        if (r0 + warp * 16 < n && kt <= slot0 + wlast) { /* some row of this warp sees these keys */
+            wm::fragment<wm::accumulator, 16, 16, 16, float> s;
+            wm::fill_fragment(s, 0.0f);
+            for (int d = 0; d < hd; d += 16) {
+                wm::fragment<wm::matrix_a, 16, 16, 16, __nv_bfloat16, wm::row_major> a;
+                wm::fragment<wm::matrix_b, 16, 16, 16, __nv_bfloat16, wm::col_major> bk;
+                wm::load_matrix_sync(a, &qs[warp * 16][d], LDK),
+                    wm::load_matrix_sync(bk, &ks[b][0][d], LDK);
+                wm::mma_sync(s, a, bk, s);
+            }
+            wm::store_matrix_sync(&ss[warp][0][0], s, 16, wm::mem_row_major);
+            __syncwarp();
+            float p[8], mx = -INFINITY;
+#pragma unroll
+            for (int c = 0; c < 8; c++) {
+                const int j = kt + half * 8 + c;
+                p[c] = j <= limit ? ss[warp][rr][half * 8 + c] : -INFINITY;
+                mx = fmaxf(mx, p[c]);
+            }
+            const float mn = fmaxf(m, fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1)));
+            const float corr = mn == -INFINITY ? 1.0f : __expf(m - mn);
+            float sum = 0.0f;
+#pragma unroll
+            for (int c = 0; c < 8; c++) {
+                p[c] = mn == -INFINITY ? 0.0f : __expf(p[c] - mn), sum += p[c];
+                ps[warp][rr][half * 8 + c] = __float2bfloat16_rn(p[c]);
+            }
+            l = l * corr + sum + __shfl_xor_sync(0xffffffffu, sum, 1), m = mn;
+            for (int d = half; d < hd; d += 2) os[warp * 16 + rr][d] *= corr;
+            __syncwarp();
+            wm::fragment<wm::matrix_a, 16, 16, 16, __nv_bfloat16, wm::row_major> pa;
+            wm::load_matrix_sync(pa, &ps[warp][0][0], 16);
+            for (int d = 0; d < hd; d += 16) {
+                wm::fragment<wm::matrix_b, 16, 16, 16, __nv_bfloat16, wm::row_major> vb;
+                wm::fragment<wm::accumulator, 16, 16, 16, float> o;
+                wm::load_matrix_sync(vb, &vs[b][0][d], LDK);
+                wm::load_matrix_sync(o, &os[warp * 16][d], LDO, wm::mem_row_major);
+                wm::mma_sync(o, pa, vb, o);
+                wm::store_matrix_sync(&os[warp * 16][d], o, LDO, wm::mem_row_major);
+            }
+            __syncwarp();
+        }
+        if (more) {
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int e = threadIdx.x + 64 * i, j = e / cpr, c = e % cpr * 8;
+                if (e < 16 * cpr)
+                    *(uint4 *)&ks[b ^ 1][j][c] = kr[i], *(uint4 *)&vs[b ^ 1][j][c] = vr[i];
+            }
         }
         __syncthreads();
-        if (r0 + warp * 16 >= n || kt > slot0 + wlast)
-            continue; /* no row of this warp sees these keys */
-        wm::fragment<wm::accumulator, 16, 16, 16, float> s;
-        wm::fill_fragment(s, 0.0f);
-        for (int d = 0; d < hd; d += 16) {
-            wm::fragment<wm::matrix_a, 16, 16, 16, __nv_bfloat16, wm::row_major> a;
-            wm::fragment<wm::matrix_b, 16, 16, 16, __nv_bfloat16, wm::col_major> b;
-            wm::load_matrix_sync(a, &qs[warp * 16][d], LDK),
-                wm::load_matrix_sync(b, &ks[0][d], LDK);
-            wm::mma_sync(s, a, b, s);
-        }
-        wm::store_matrix_sync(&ss[warp][0][0], s, 16, wm::mem_row_major);
-        __syncwarp();
-        float p[8], mx = -INFINITY;
-#pragma unroll
-        for (int c = 0; c < 8; c++) {
-            const int j = kt + half * 8 + c;
-            p[c] = j <= limit ? ss[warp][rr][half * 8 + c] : -INFINITY;
-            mx = fmaxf(mx, p[c]);
-        }
-        const float mn = fmaxf(m, fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1)));
-        const float corr = mn == -INFINITY ? 1.0f : __expf(m - mn);
-        float sum = 0.0f;
-#pragma unroll
-        for (int c = 0; c < 8; c++) {
-            p[c] = mn == -INFINITY ? 0.0f : __expf(p[c] - mn), sum += p[c];
-            ps[warp][rr][half * 8 + c] = __float2bfloat16_rn(p[c]);
-        }
-        l = l * corr + sum + __shfl_xor_sync(0xffffffffu, sum, 1), m = mn;
-        for (int d = half; d < hd; d += 2) os[warp * 16 + rr][d] *= corr;
-        __syncwarp();
-        wm::fragment<wm::matrix_a, 16, 16, 16, __nv_bfloat16, wm::row_major> pa;
-        wm::load_matrix_sync(pa, &ps[warp][0][0], 16);
-        for (int d = 0; d < hd; d += 16) {
-            wm::fragment<wm::matrix_b, 16, 16, 16, __nv_bfloat16, wm::row_major> vb;
-            wm::fragment<wm::accumulator, 16, 16, 16, float> o;
-            wm::load_matrix_sync(vb, &vs[0][d], LDK);
-            wm::load_matrix_sync(o, &os[warp * 16][d], LDO, wm::mem_row_major);
-            wm::mma_sync(o, pa, vb, o);
-            wm::store_matrix_sync(&os[warp * 16][d], o, LDO, wm::mem_row_major);
-        }
-        __syncwarp();
     }
     if (row < n)
         for (int d = half; d < hd; d += 2)
