@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README): build, then run every test the machine can run.
-#   native Release build: Criterion suites (every kernel on scalar/avx2/avx512 as the CPU allows)
+#   native Release build: Criterion suites (every kernel on scalar/avx2/avx512 as the CPU allows;
+#     the CUDA suites on the CUDA emulator, a second time with threads in reverse order)
 #   the same suites with GLLM_ISA capped to each ISA (dispatch through the public API)
 #   AddressSanitizer + UBSan build: the suites again
 #   NEON: cross-compiled, the kernel driver under qemu-aarch64
@@ -24,6 +25,12 @@ echo "== native build + tests"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$jobs"
 ctest --test-dir build --output-on-failure
+if [ -e build/tests/cuda_emu/lib/libcuda.so.1 ]; then
+  echo "== CUDA suites on the emulator again, each block's threads run last to first between barriers"
+  for t in test_cuda test_cuda_sample; do
+    GLLM_EMU_ORDER=reverse LD_LIBRARY_PATH=build/tests/cuda_emu/lib ./build/tests/$t --jobs 2
+  done
+fi
 echo "== reranker on a synthetic cross-encoder vs an independent numpy forward"
 python3 tests/reference/rerank_numpy.py build/gllmk
 if [ -s models/all-MiniLM-L6-v2/model.safetensors ]; then

@@ -9,7 +9,9 @@
  *   launch replays it.
  * - A block runs one fiber per thread (x86-64 stack switching) on the calling thread; __syncthreads and the
  *   warp collectives switch fibers until every live thread they name has arrived. A barrier
- *   that can never complete aborts with the kernel's name.
+ *   that can never complete aborts with the kernel's name. Between barriers the threads run
+ *   first to last, or last to first (GLLM_EMU_ORDER=reverse): a missing barrier shows as a
+ *   result that differs between the two.
  * The device reports itself as compute capability 9.0, discrete; GLLM_EMU_INTEGRATED=1 makes
  * it integrated. */
 #include <stdio.h>
@@ -129,6 +131,14 @@ void *fresh_stack(char *base) {
     return top - 8;
 }
 
+/* GLLM_EMU_ORDER=reverse: between barriers, threads run last to first. A block whose threads
+ * share memory without the barrier they need gets a result that depends on this order, so
+ * the suites run in both. */
+const bool reverse = [] {
+    const char *e = getenv("GLLM_EMU_ORDER");
+    return e && !strcmp(e, "reverse");
+}();
+
 /* every thread of one block to its end */
 void run_block(unsigned n) {
     for (unsigned t = 0; t < n; t++) {
@@ -136,8 +146,8 @@ void run_block(unsigned n) {
         fibers[t].state = READY, fibers[t].begun = false;
     }
     for (;;) {
-        for (unsigned t = 0; t < n; t++)
-            if (fibers[t].state == READY) {
+        for (unsigned i = 0; i < n; i++)
+            if (const unsigned t = reverse ? n - 1 - i : i; fibers[t].state == READY) {
                 current = t, gllm_emu_thread = {t, 0, 0};
                 gllm_emu_switch(&scheduler, fibers[t].sp);
             }
