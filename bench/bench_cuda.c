@@ -52,37 +52,47 @@ static double timed(gllm_cuda *c, const op *o) {
     return best * 1e-3;
 }
 
-/* the prefill gemm (m tokens, weights n x k) of the block and half formats, on tensor cores and
- * on CUDA cores (f32 activations) */
+/* the gemm (m tokens, weights n x k) of the block and half formats: prefill shapes on tensor
+ * cores beside CUDA cores (f32 activations), in TFLOPS; a batch of decode rows (under 32: CUDA
+ * cores, every weight read once for all rows) in GB/s of weights beside the copy bandwidth */
 static void bench_gemm(gllm_cuda *c, int quick, const float *w32) {
-    const int m = quick ? 128 : 512, n = 4096, k = 4096;
+    static const int shapes[][3] = {{512, 4096, 4096}, {512, 576, 576}, {8, 4096, 4096}, {16, 4096, 4096}}; /* m n k */
     static const gllm_dtype dts[] = {GLLM_DTYPE_F16, GLLM_DTYPE_BF16, GLLM_DTYPE_Q8_0, GLLM_DTYPE_Q4_0};
-    printf("%-5s %-5s %5s %6s %6s %12s %12s %7s\n", "op", "dtype", "m", "n", "k", "tc TFLOPS", "cores TFLOPS", "tc/cores");
-    float *x = malloc((size_t)m * k * 4);
-    for (size_t i = 0; i < (size_t)m * k; i++) x[i] = (float)(i % 29) / 29.0f - 0.5f;
-    for (size_t d = 0; d < sizeof dts / sizeof *dts; d++) {
-        const size_t row = gllm_row_bytes(dts[d], k);
-        void *w = malloc(n * row);
-        gllm_quantize(dts[d], w32, w, n, k);
-        op o = {.gemm = dts[d], .m = m, .n = n, .k = k};
-        if (gllm_cuda_alloc(c, n * row, &o.w) || gllm_cuda_alloc(c, (size_t)m * k * 4, &o.x) || gllm_cuda_alloc(c, (size_t)m * n * 4, &o.y) ||
-            gllm_cuda_alloc(c, gllm_cuda_gemm_scratch(m, k), &o.scratch)) {
-            printf("cuda gemm %s: %s\n", gllm_dtype_name(dts[d]), gllm_last_error());
+    float *x = malloc((size_t)512 * 4096 * 4);
+    for (size_t i = 0; i < (size_t)512 * 4096; i++) x[i] = (float)(i % 29) / 29.0f - 0.5f;
+    for (size_t sh = 0; sh < sizeof shapes / sizeof *shapes; sh++) {
+        const int m = quick && shapes[sh][0] == 512 ? 128 : shapes[sh][0], n = shapes[sh][1], k = shapes[sh][2], batch = m < 32;
+        if (sh == 0 || sh == 2)
+            printf(batch ? "%-5s %-5s %5s %6s %6s %9s %9s %7s (decode rows, CUDA cores)\n" : "%-5s %-5s %5s %6s %6s %12s %12s %7s\n", "op",
+                   "dtype", "m", "n", "k", batch ? "us" : "tc TFLOPS", batch ? "GB/s" : "cores TFLOPS", batch ? "limit%" : "tc/cores");
+        for (size_t d = 0; d < sizeof dts / sizeof *dts; d++) {
+            const size_t row = gllm_row_bytes(dts[d], k);
+            void *w = malloc(n * row);
+            gllm_quantize(dts[d], w32, w, n, k);
+            op o = {.gemm = dts[d], .m = m, .n = n, .k = k};
+            if (gllm_cuda_alloc(c, n * row, &o.w) || gllm_cuda_alloc(c, (size_t)m * k * 4, &o.x) ||
+                gllm_cuda_alloc(c, (size_t)m * n * 4, &o.y) || gllm_cuda_alloc(c, gllm_cuda_gemm_scratch(m, k), &o.scratch)) {
+                printf("cuda gemm %s: %s\n", gllm_dtype_name(dts[d]), gllm_last_error());
+                gllm_cuda_free(c, o.w), gllm_cuda_free(c, o.x), gllm_cuda_free(c, o.y), gllm_cuda_free(c, o.scratch), free(w);
+                free(x);
+                return;
+            }
+            gllm_cuda_upload(c, o.w, w, n * row), gllm_cuda_upload(c, o.x, x, (size_t)m * k * 4);
+            const int tc = c->tensor_cores;
+            c->tensor_cores = 1;
+            const double t_tc = batch ? 0.0 : timed(c, &o);
+            c->tensor_cores = 0;
+            const double t_cores = timed(c, &o), flop = 2.0 * m * n * k, bytes = (double)(n * row);
+            c->tensor_cores = tc;
+            if (batch)
+                printf("%-5s %-5s %5d %6d %6d %9.1f %9.1f %6.0f%%\n", "gemm", gllm_dtype_name(dts[d]), m, n, k, t_cores * 1e6,
+                       bytes / t_cores / 1e9, 100 * bytes / t_cores / gllm_bench_cuda_bw);
+            else
+                printf("%-5s %-5s %5d %6d %6d %12.1f %12.1f %6.1fx\n", "gemm", gllm_dtype_name(dts[d]), m, n, k, flop / t_tc / 1e12,
+                       flop / t_cores / 1e12, t_cores / t_tc);
+            fflush(stdout);
             gllm_cuda_free(c, o.w), gllm_cuda_free(c, o.x), gllm_cuda_free(c, o.y), gllm_cuda_free(c, o.scratch), free(w);
-            break;
         }
-        gllm_cuda_upload(c, o.w, w, n * row), gllm_cuda_upload(c, o.x, x, (size_t)m * k * 4);
-        const int tc = c->tensor_cores;
-        c->tensor_cores = 1;
-        const double t_tc = timed(c, &o);
-        c->tensor_cores = 0;
-        const double t_cores = timed(c, &o);
-        c->tensor_cores = tc;
-        const double flop = 2.0 * m * n * k;
-        printf("%-5s %-5s %5d %6d %6d %12.1f %12.1f %6.1fx\n", "gemm", gllm_dtype_name(dts[d]), m, n, k, flop / t_tc / 1e12,
-               flop / t_cores / 1e12, t_cores / t_tc);
-        fflush(stdout);
-        gllm_cuda_free(c, o.w), gllm_cuda_free(c, o.x), gllm_cuda_free(c, o.y), gllm_cuda_free(c, o.scratch), free(w);
     }
     free(x);
 }

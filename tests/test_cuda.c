@@ -222,7 +222,7 @@ Test(cuda, float_gemv_any_width) {
 /* the tensor-core gemm over f16/bf16 weights of widths 1001 (rows too short and misaligned for
  * 16-byte loads, k ending inside a 32), 1016 (16-byte loads, then a short end) and 1088 (whole
  * steps of 64); x with a zero row (exactly zero out) and a row of values near 1e-30 (scaled up
- * before f16), against a double reference */
+ * before f16), against a double reference; bad arguments refused */
 Test(cuda, float_gemm_tc_any_width) {
     gllm_cuda c;
     if (gllm_cuda_open(&c, 0) != GLLM_OK) cr_skip_test("no GPU: %s", gllm_last_error());
@@ -261,6 +261,12 @@ Test(cuda, float_gemm_tc_any_width) {
                 }
             gllm_cuda_free(&c, dw);
         }
+    /* refused: f32 weights, no scratch, a scratch off its 16-byte alignment */
+    const gllm_cuda_mm mm = {dx, 0, dy, N};
+    cr_assert_eq(gllm_cuda_gemm_tc(&c, GLLM_DTYPE_F32, dx, M, 64, scratch, &mm, 1), GLLM_E_INVALID_ARGUMENT);
+    cr_assert_eq(gllm_cuda_gemm_tc(&c, GLLM_DTYPE_F16, dx, M, 64, 0, &mm, 1), GLLM_E_INVALID_ARGUMENT);
+    cr_assert_eq(gllm_cuda_gemm_tc(&c, GLLM_DTYPE_F16, dx, M, 64, scratch + 2, &mm, 1), GLLM_E_INVALID_ARGUMENT);
+    cr_assert(strstr(gllm_last_error(), "aligned"), "%s", gllm_last_error());
     gllm_cuda_free(&c, dx), gllm_cuda_free(&c, dy), gllm_cuda_free(&c, scratch);
     free(w32), free(x), free(deq), free(y), free(w);
     gllm_cuda_leave(&c);

@@ -322,7 +322,7 @@ extern "C" __global__ void __launch_bounds__(64)
     const int limit = row < n ? slot0 + row : -1; /* the last key this row sees */
     float m = -INFINITY, l = 0.0f;
     /* this thread's part of a K/V tile: 16-byte chunks e = threadIdx.x + 64 i of 16 rows of hd / 8
-     */
+     * (hd <= 128: at most 4 a thread) */
     const int cpr = hd / 8;
     uint4 kr[4], vr[4];
 #pragma unroll

@@ -138,8 +138,9 @@ size_t gllm_cuda_gemm_scratch(size_t m, size_t k) { return m * ((k + 63) / 64 * 
 
 gllm_status gllm_cuda_gemm_tc(gllm_cuda *c, gllm_dtype t, CUdeviceptr x, size_t m, size_t k, CUdeviceptr scratch,
                               const gllm_cuda_mm *mm, size_t count) {
-    if (t == GLLM_DTYPE_F32 || !scratch)
-        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "CUDA gemm on tensor cores: %s", t == GLLM_DTYPE_F32 ? "f32 weights" : "no scratch");
+    if (t == GLLM_DTYPE_F32 || !scratch || scratch % 16)
+        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "CUDA gemm on tensor cores: %s",
+                         t == GLLM_DTYPE_F32 ? "f32 weights" : scratch ? "scratch not 16-byte aligned" : "no scratch");
     const size_t kp = (k + 63) / 64 * 64;
     CUdeviceptr xh = scratch, row_exp = scratch + m * kp * sizeof(uint16_t);
     int mi = (int)m, ki = (int)k, kpi = (int)kp;

@@ -75,7 +75,7 @@ gllm_status gllm_cuda_gemm(gllm_cuda *c, gllm_dtype t, CUdeviceptr w, CUdevicept
 
 /* the same on tensor cores, any m: x rounded once into scratch (to f16, each row scaled by a power
  * of two that the result undoes; to bf16 for bf16 weights), then every weight's gemm (16-bit
- * tiles, products summed in f32); t not f32 */
+ * tiles, products summed in f32); t not f32, scratch 16-byte aligned (as cuMemAlloc's are) */
 gllm_status gllm_cuda_gemm_tc(gllm_cuda *c, gllm_dtype t, CUdeviceptr x, size_t m, size_t k, CUdeviceptr scratch,
                               const gllm_cuda_mm *mm, size_t count);
 
