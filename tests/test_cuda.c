@@ -604,6 +604,48 @@ Test(cuda, graph_replay_equals_eager_and_batch_equals_alone) {
     unlink(path);
 }
 
+/* a decode batch of 33 sequences (33 rows: its gemms on tensor cores, x rounded into the
+ * model's scratch) captured as a graph and replayed equals eager launches, bit for bit */
+Test(cuda, wide_decode_batch_graph_equals_eager) {
+    if (!has_gpu()) cr_skip_test("no GPU");
+    enum { SEQS = 33 };
+    char path[128];
+    write_model("llama", GLLM_DTYPE_Q4_0, GLLM_DTYPE_Q4_0, path, sizeof path);
+    gllm_model *m;
+    cr_assert_eq(gllm_model_open(path, &m), GLLM_OK);
+    side graph, eager;
+    side_open_sized(&graph, "cuda:0", m, GLLM_DTYPE_F16, 128, 2 * SEQS);
+    setenv("GLLM_CUDA_GRAPHS", "0", 1);
+    side_open_sized(&eager, "cuda:0", m, GLLM_DTYPE_F16, 128, 2 * SEQS);
+    unsetenv("GLLM_CUDA_GRAPHS");
+    int32_t tok[2 * SEQS];
+    gllm_batch_item items[SEQS];
+    for (int i = 0; i < SEQS; i++) {
+        int a = graph.seq, b = eager.seq;
+        if (i) {
+            cr_assert_eq(gllm_seq_open(graph.kv, 16, &a), GLLM_OK);
+            cr_assert_eq(gllm_seq_open(eager.kv, 16, &b), GLLM_OK);
+        }
+        cr_assert_eq(a, b, "both sides number their sequences alike");
+        items[i] = (gllm_batch_item){a, tok + 2 * i, 2};
+    }
+    float *a = malloc((size_t)SEQS * VOCAB * 4), *b = malloc((size_t)SEQS * VOCAB * 4);
+    for (int step = 0; step < 4; step++) { /* two tokens each (66 rows), then decode: eager, captured, replayed */
+        for (int i = 0; i < 2 * SEQS; i++) tok[i] = (int32_t)((i * 7 + step * 13 + 1) % VOCAB);
+        gllm_logits *la, *lb;
+        cr_assert_eq(gllm_batch_forward(graph.g, graph.kv, items, SEQS, &la), GLLM_OK, "%s", gllm_last_error());
+        cr_assert_eq(gllm_batch_forward(eager.g, eager.kv, items, SEQS, &lb), GLLM_OK, "%s", gllm_last_error());
+        cr_assert_eq(gllm_logits_read(la, a, (size_t)SEQS * VOCAB), GLLM_OK);
+        cr_assert_eq(gllm_logits_read(lb, b, (size_t)SEQS * VOCAB), GLLM_OK);
+        cr_assert(!memcmp(a, b, (size_t)SEQS * VOCAB * 4), "step %d: the graph's batch differs from eager launches", step);
+        for (int i = 0; i < SEQS; i++) items[i].n = 1;
+    }
+    free(a), free(b);
+    side_close(&graph), side_close(&eager);
+    gllm_model_close(m);
+    unlink(path);
+}
+
 /* a batch runs as one forward over all its rows: prefill and decode items mixed, then decode
  * steps of every sequence (a graph per row count, replayed) and of some, every row against the
  * CPU's; items past the generator's rows (256) split into several forwards. GQA groups of 12
