@@ -222,7 +222,7 @@ Test(cuda, float_gemv_any_width) {
 /* the tensor-core gemm over f16/bf16 weights of widths 1001 (rows too short and misaligned for
  * 16-byte loads, k ending inside a 32), 1016 (16-byte loads, then a short end) and 1088 (whole
  * steps of 64); x with a zero row (exactly zero out) and a row of values near 1e-30 (scaled up
- * before f16), against a double reference; bad arguments refused */
+ * before f16), against a double reference; bad arguments refused, empty shapes nothing to do */
 Test(cuda, float_gemm_tc_any_width) {
     gllm_cuda c;
     if (gllm_cuda_open(&c, 0) != GLLM_OK) cr_skip_test("no GPU: %s", gllm_last_error());
@@ -267,6 +267,13 @@ Test(cuda, float_gemm_tc_any_width) {
     cr_assert_eq(gllm_cuda_gemm_tc(&c, GLLM_DTYPE_F16, dx, M, 64, 0, &mm, 1), GLLM_E_INVALID_ARGUMENT);
     cr_assert_eq(gllm_cuda_gemm_tc(&c, GLLM_DTYPE_F16, dx, M, 64, scratch + 2, &mm, 1), GLLM_E_INVALID_ARGUMENT);
     cr_assert(strstr(gllm_last_error(), "aligned"), "%s", gllm_last_error());
+    /* k = 0 refused on either path; no rows, or a weight of no rows, is nothing to do */
+    cr_assert_eq(gllm_cuda_gemm_tc(&c, GLLM_DTYPE_F16, dx, M, 0, scratch, &mm, 1), GLLM_E_INVALID_ARGUMENT);
+    cr_assert_eq(gllm_cuda_gemm(&c, GLLM_DTYPE_Q8_0, dx, 0, dx, dy, 3, N, 0, scratch), GLLM_E_INVALID_ARGUMENT);
+    const gllm_cuda_mm none = {dx, 0, dy, 0};
+    cr_assert_eq(gllm_cuda_gemm_tc(&c, GLLM_DTYPE_F16, dx, 0, 64, scratch, &mm, 1), GLLM_OK);
+    cr_assert_eq(gllm_cuda_gemms(&c, GLLM_DTYPE_F16, dx, M, 64, scratch, &none, 1), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_cuda_gemms(&c, GLLM_DTYPE_F16, dx, 5, 64, 0, &none, 1), GLLM_OK, "%s", gllm_last_error());
     gllm_cuda_free(&c, dx), gllm_cuda_free(&c, dy), gllm_cuda_free(&c, scratch);
     free(w32), free(x), free(deq), free(y), free(w);
     gllm_cuda_leave(&c);

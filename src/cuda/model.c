@@ -138,9 +138,10 @@ size_t gllm_cuda_gemm_scratch(size_t m, size_t k) { return m * ((k + 63) / 64 * 
 
 gllm_status gllm_cuda_gemm_tc(gllm_cuda *c, gllm_dtype t, CUdeviceptr x, size_t m, size_t k, CUdeviceptr scratch,
                               const gllm_cuda_mm *mm, size_t count) {
-    if (t == GLLM_DTYPE_F32 || !scratch || scratch % 16)
+    if (t == GLLM_DTYPE_F32 || !scratch || scratch % 16 || !k)
         return gllm_fail(GLLM_E_INVALID_ARGUMENT, "CUDA gemm on tensor cores: %s",
-                         t == GLLM_DTYPE_F32 ? "f32 weights" : scratch ? "scratch not 16-byte aligned" : "no scratch");
+                         t == GLLM_DTYPE_F32 ? "f32 weights" : !k ? "k = 0" : scratch ? "scratch not 16-byte aligned" : "no scratch");
+    if (!m) return GLLM_OK;
     const size_t kp = (k + 63) / 64 * 64;
     CUdeviceptr xh = scratch, row_exp = scratch + m * kp * sizeof(uint16_t);
     int mi = (int)m, ki = (int)k, kpi = (int)kp;
@@ -154,6 +155,7 @@ gllm_status gllm_cuda_gemm_tc(gllm_cuda *c, gllm_dtype t, CUdeviceptr x, size_t 
     }
     size_t rb = gllm_row_bytes(t, k);
     for (size_t j = 0; j < count && s == GLLM_OK; j++) {
+        if (!mm[j].n) continue;
         int ni = (int)mm[j].n;
         CUdeviceptr w = mm[j].w, bias = mm[j].bias, y = mm[j].y;
         void *args[] = {&w, &rb, &xh, &row_exp, &kpi, &bias, &y, &mi, &ni, &ki};
@@ -164,11 +166,13 @@ gllm_status gllm_cuda_gemm_tc(gllm_cuda *c, gllm_dtype t, CUdeviceptr x, size_t 
 
 gllm_status gllm_cuda_gemms(gllm_cuda *c, gllm_dtype t, CUdeviceptr x, size_t m, size_t k, CUdeviceptr scratch,
                             const gllm_cuda_mm *mm, size_t count) {
+    if (!k) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "CUDA gemm: k = 0");
     if (c->tensor_cores && scratch && t != GLLM_DTYPE_F32 && m >= TC_MIN_ROWS) return gllm_cuda_gemm_tc(c, t, x, m, k, scratch, mm, count);
     size_t rb = gllm_row_bytes(t, k);
     int mi = (int)m, ki = (int)k;
     gllm_status s = GLLM_OK;
-    for (size_t j = 0; j < count && s == GLLM_OK; j++) {
+    for (size_t j = 0; j < count && s == GLLM_OK && m; j++) {
+        if (!mm[j].n) continue;
         if (m == 1) {
             s = gllm_cuda_gemv(c, t, mm[j].w, mm[j].bias, x, mm[j].y, mm[j].n, k, 0, 0.0f, 0, 0);
             continue;

@@ -67,7 +67,7 @@ size_t gllm_cuda_gemm_scratch(size_t m, size_t k);
 /* the matmuls of count weights of dtype t that share x[m][k], on the device: one row by the
  * gemv; from 32 rows of non-f32 weights, given scratch (gllm_cuda_gemm_scratch(m, k) bytes) and
  * unless c->tensor_cores is 0, on tensor cores (gllm_cuda_gemm_tc); else by the CUDA-core gemm
- * in f32 (8 rows a warp). */
+ * in f32 (8 tokens a warp). k = 0 is refused; m = 0, or a weight of n = 0, does nothing. */
 gllm_status gllm_cuda_gemms(gllm_cuda *c, gllm_dtype t, CUdeviceptr x, size_t m, size_t k, CUdeviceptr scratch,
                             const gllm_cuda_mm *mm, size_t count);
 gllm_status gllm_cuda_gemm(gllm_cuda *c, gllm_dtype t, CUdeviceptr w, CUdeviceptr bias, CUdeviceptr x, CUdeviceptr y, size_t m,
