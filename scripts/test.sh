@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The test command (README): build, then run every test the machine can run.
 #   native Release build: Criterion suites (every kernel on scalar/avx2/avx512 as the CPU allows;
-#     the CUDA suites on the CUDA emulator, a second time with threads in reverse order)
+#     the CUDA suites on the CUDA emulator; their longest tests again with threads in reverse order)
 #   the same suites with GLLM_ISA capped to each ISA (dispatch through the public API)
 #   AddressSanitizer + UBSan build: the suites again
+#   ThreadSanitizer build: the other CUDA tests, where a data race between device threads fails
 #   NEON: cross-compiled, the kernel driver under qemu-aarch64
 #   fuzz: the GGUF reader for 20 s under libFuzzer
 #   install: cmake --install, then a consumer built with find_package and pkg-config
@@ -25,11 +26,15 @@ echo "== native build + tests"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$jobs"
 ctest --test-dir build --output-on-failure
+# The CUDA suites' longest tests: the race check below leaves them to a second run on the
+# emulator, with each block's threads last to first between barriers (a missing barrier
+# changes a result). Both checks passed on every test when they were set up.
+long_cuda='generator_matches_cpu|long_context_matches_cpu|batch_matches_cpu|matmul_kernels_match_the_cpu'
+long_sample='temperature|top_k|top_p|min_p|combined|penalties|reproducible'
 if [ -e build/tests/cuda_emu/lib/libcuda.so.1 ]; then
-  echo "== CUDA suites on the emulator again, each block's threads run last to first between barriers"
-  for t in test_cuda test_cuda_sample; do
-    GLLM_EMU_ORDER=reverse LD_LIBRARY_PATH=build/tests/cuda_emu/lib ./build/tests/$t --jobs 2
-  done
+  echo "== CUDA suites' longest tests on the emulator again, threads last to first between barriers"
+  GLLM_EMU_ORDER=reverse LD_LIBRARY_PATH=build/tests/cuda_emu/lib ./build/tests/test_cuda --jobs 2 --filter "cuda/@($long_cuda)"
+  GLLM_EMU_ORDER=reverse LD_LIBRARY_PATH=build/tests/cuda_emu/lib ./build/tests/test_cuda_sample --jobs 2 --filter "cuda_sample/@($long_sample)"
 fi
 echo "== reranker on a synthetic cross-encoder vs an independent numpy forward"
 python3 tests/reference/rerank_numpy.py build/gllmk
@@ -54,6 +59,16 @@ echo "== AddressSanitizer + UBSan build + tests"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DGLLM_SANITIZE=ON -DGLLM_BENCH=OFF >/dev/null
 cmake --build build-asan -j "$jobs"
 ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure
+
+if [ -e build/tests/cuda_emu/lib/libcuda.so.1 ]; then
+  echo "== race check: the CUDA suites on the emulator under ThreadSanitizer (all but the longest tests)"
+  cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Release -DGLLM_TSAN=ON -DGLLM_BENCH=OFF >/dev/null
+  cmake --build build-tsan -j "$jobs" --target test_cuda test_cuda_sample cuda_emu
+  export TSAN_OPTIONS=halt_on_error=1
+  LD_LIBRARY_PATH=build-tsan/tests/cuda_emu/lib ./build-tsan/tests/test_cuda --jobs 2 --filter "cuda/!($long_cuda)"
+  LD_LIBRARY_PATH=build-tsan/tests/cuda_emu/lib ./build-tsan/tests/test_cuda_sample --jobs 2 --filter "cuda_sample/!($long_sample)"
+  unset TSAN_OPTIONS
+fi
 
 if command -v aarch64-linux-gnu-gcc >/dev/null && command -v qemu-aarch64 >/dev/null; then
   echo "== NEON: cross build, kernel driver under qemu-aarch64"

@@ -1,7 +1,8 @@
 /* The CUDA emulator's device side: what the generated kernels need from CUDA C++, for the host
  * compiler (force-included before generated/cuda/kernels.cu). A block runs as one fiber per
- * thread on one OS thread (libcuda_emu.cpp switches them): __shared__ is static, a barrier
- * or a warp collective yields until every live thread it names has arrived. */
+ * thread on one OS thread (libcuda_emu.cpp switches them): __shared__ is static (in one
+ * section, so that the race check can clear it between blocks), a barrier or a warp
+ * collective yields until every live thread it names has arrived. */
 #ifndef GLLM_CUDA_EMU_H
 #define GLLM_CUDA_EMU_H
 #include <math.h>
@@ -12,7 +13,7 @@
 #define __device__
 #define __host__
 #define __forceinline__ inline
-#define __shared__ static
+#define __shared__ static __attribute__((section("gllm_emu_shared")))
 #define __launch_bounds__(...)
 #define __align__(n) __attribute__((aligned(n)))
 #define GLLM_DYNAMIC_SHARED(type, name) type *name = (type *)gllm_emu_dynamic_shared()
@@ -44,6 +45,13 @@ void __syncwarp(unsigned mask = 0xffffffffu);
 uint64_t gllm_emu_exchange(uint64_t v, int src);
 /* every live lane posts v and gets all 32 posts (all[lane]) and the live lanes' mask */
 unsigned gllm_emu_gather(uint64_t v, uint64_t all[32]);
+/* bytes from one lane into the live lanes' `to` (wmma's results, which the device keeps in
+ * registers: not memory the race check watches) */
+void gllm_emu_broadcast(void *const to[32], unsigned live, const void *from, size_t bytes);
+/* the race check stops (1) or resumes (0) watching this thread's accesses */
+void gllm_emu_unwatched(int on);
+/* wait until the warp's live lanes are here: unlike __syncwarp, it orders no memory accesses */
+void gllm_emu_converge();
 
 static inline unsigned gllm_emu_lane() { return gllm_emu_thread.x % 32; }
 template <class T> static inline T gllm_emu_shuffle(T v, int src) {
@@ -88,23 +96,28 @@ GLLM_EMU_REDUCE(__reduce_add_sync, 0u, GLLM_EMU_ADD)
 GLLM_EMU_REDUCE(__reduce_min_sync, ~0u, GLLM_EMU_MIN)
 GLLM_EMU_REDUCE(__reduce_max_sync, 0u, GLLM_EMU_MAX)
 
-/* one OS thread runs every fiber, and a fiber is never switched inside these */
+/* Atomics are relaxed, as on the device. For the race check a __threadfence orders this
+ * thread's earlier accesses, and its later atomics, before every access after a
+ * __threadfence (in any block): the split-K "last block adds the partials" handshake. */
+void gllm_emu_atomic_done();
+void __threadfence();
 template <class T> static inline T atomicAdd(T *p, T v) {
-    const T o = *p;
-    *p = o + v;
+    const T o = __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
+    gllm_emu_atomic_done();
+    return o;
+}
+template <class T, class Better> static inline T gllm_emu_atomic_pick(T *p, T v, Better better) {
+    T o = __atomic_load_n(p, __ATOMIC_RELAXED);
+    while (better(v, o) && !__atomic_compare_exchange_n(p, &o, v, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {}
+    gllm_emu_atomic_done();
     return o;
 }
 template <class T> static inline T atomicMin(T *p, T v) {
-    const T o = *p;
-    *p = v < o ? v : o;
-    return o;
+    return gllm_emu_atomic_pick(p, v, [](T a, T b) { return a < b; });
 }
 template <class T> static inline T atomicMax(T *p, T v) {
-    const T o = *p;
-    *p = v > o ? v : o;
-    return o;
+    return gllm_emu_atomic_pick(p, v, [](T a, T b) { return a > b; });
 }
-static inline void __threadfence() {}
 template <class T> static inline T __ldcg(const T *p) { return *p; }
 
 template <class T> static inline T min(T a, T b) { return a < b ? a : b; }

@@ -12,11 +12,14 @@
  *   that can never complete aborts with the kernel's name. Between barriers the threads run
  *   first to last, or last to first (GLLM_EMU_ORDER=reverse): a missing barrier shows as a
  *   result that differs between the two.
+ * - Built with ThreadSanitizer, it reports data races between device threads (see "the race
+ *   check" below).
  * The device reports itself as compute capability 9.0, discrete; GLLM_EMU_INTEGRATED=1 makes
  * it integrated. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <link.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <functional>
@@ -71,6 +74,55 @@ static const Kernel registry[] = {
 #include "kernel_list.inc"
 };
 
+/* ---- the race check ----
+ * Built with -fsanitize=thread (GLLM_TSAN), ThreadSanitizer sees each emulated thread as a
+ * fiber of its own, and a switch between fibers orders nothing. Only what orders threads on
+ * the device does:
+ *   - a block's __syncthreads, a warp's __syncwarp;
+ *   - a __threadfence before an atomic, and one after it (see cuda_emu.h);
+ *   - the host's work before a launch;
+ *   - the end of a kernel before the next one starts, or, for a programmatic dependent, before
+ *     it returns from gllm_grid_begin.
+ * So two device threads that touch the same bytes, one of them writing, with none of these
+ * between them, are reported: within a block, between blocks of a grid (consecutive blocks
+ * run on different fibers), and between a dependent kernel and the one before it. The
+ * emulator's own bookkeeping is not watched (no_sanitize_thread). */
+#if defined(__SANITIZE_THREAD__)
+extern "C" {
+void *__tsan_get_current_fiber(void);
+void *__tsan_create_fiber(unsigned flags);
+void __tsan_switch_to_fiber(void *fiber, unsigned flags);
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+void AnnotateIgnoreWritesBegin(const char *f, int l);
+void AnnotateIgnoreWritesEnd(const char *f, int l);
+}
+#define UNWATCHED __attribute__((no_sanitize_thread))
+namespace race {
+constexpr bool on = true;
+inline void *fiber() { return __tsan_create_fiber(0); }
+inline void *self() { return __tsan_get_current_fiber(); }
+inline void to(void *fiber) { __tsan_switch_to_fiber(fiber, 1 /* orders nothing */); }
+inline void release(void *sync) { __tsan_release(sync); }
+inline void acquire(void *sync) { __tsan_acquire(sync); }
+inline void unwatched_begin() { AnnotateIgnoreWritesBegin(__FILE__, __LINE__); }
+inline void unwatched_end() { AnnotateIgnoreWritesEnd(__FILE__, __LINE__); }
+} // namespace race
+#else
+#define UNWATCHED
+namespace race {
+constexpr bool on = false;
+inline void *fiber() { return nullptr; }
+inline void *self() { return nullptr; }
+inline void to(void *) {}
+inline void release(void *) {}
+inline void acquire(void *) {}
+inline void unwatched_begin() {}
+inline void unwatched_end() {}
+} // namespace race
+#endif
+extern "C" char gllm_emu_shared_begin[]; /* static __shared__ from here (shared_begin.c) */
+
 /* ---- fibers ---- */
 uint3 gllm_emu_thread, gllm_emu_block, gllm_emu_block_dim, gllm_emu_grid_dim;
 
@@ -89,41 +141,139 @@ asm(".text\n"
 
 namespace {
 enum State { READY, AT_WARP, AT_BLOCK, DONE };
+/* a device thread: a fiber that runs the body of one block's thread after another */
 struct Fiber {
-    void *sp;
+    void *sp;     /* where it waits, or 0 before its first block */
+    void *race;   /* its ThreadSanitizer fiber */
     State state;
-    bool begun; /* called gllm_grid_begin */
+    bool begun;   /* called gllm_grid_begin */
+    bool fenced;  /* called __threadfence */
+    unsigned syncs, warp_syncs; /* barriers passed in this block: their parity picks the sync object */
+    unsigned grid, waited; /* the last grid it ran in, and waited in (gllm_grid_begin), + 1 */
+    bool flush;    /* its next task: give its order to the next grid */
 };
+/* Consecutive blocks alternate between two sets of fibers, so that the race check sees no
+ * order between them (a fiber's own history is ordered). */
+constexpr unsigned MAX_THREADS = 1024, SETS = 2;
 constexpr size_t STACK = 256 << 10;
-void *scheduler;
-std::vector<Fiber> fibers;
-char *stacks; /* STACK bytes per fiber, mapped as touched */
-size_t n_stacks;
+Fiber fibers[SETS][MAX_THREADS];
+unsigned set;        /* the set running the current block */
+char *stacks;        /* STACK bytes per fiber, mapped as touched */
+void *scheduler, *scheduler_race;
+/* dynamic shared memory: the launch's bytes (+16) on the heap, where AddressSanitizer sees a
+ * read past them; for the race check, pages of their own */
+#if defined(__SANITIZE_THREAD__)
+constexpr size_t DYNAMIC_PAGES = 64 << 10;
+struct {
+    unsigned char *at;
+    size_t bytes;
+    unsigned char *data() { return at; }
+    void assign(size_t n, unsigned char v) {
+        if (n > DYNAMIC_PAGES) fprintf(stderr, "CUDA emulator: %zu bytes of dynamic shared memory\n", n), abort();
+        if (!at) at = (unsigned char *)mmap(nullptr, DYNAMIC_PAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (at == MAP_FAILED) fprintf(stderr, "CUDA emulator: no memory for shared memory\n"), abort();
+        bytes = n;
+        race::unwatched_begin();
+        memset(at, v, n);
+        race::unwatched_end();
+    }
+} dynamic_shared;
+
+/* pages mapped anew: the race check forgets every access to them (their bytes are kept) */
+void remap(void *at, size_t bytes) {
+    static std::vector<unsigned char> *keep = new std::vector<unsigned char>; /* these pages may hold its pointer */
+    keep->resize(bytes);
+    unsigned char *copy = keep->data();
+    race::unwatched_begin();
+    memcpy(copy, at, bytes);
+    if (mmap(at, bytes, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) == MAP_FAILED)
+        fprintf(stderr, "CUDA emulator: cannot map shared memory anew\n"), abort();
+    for (size_t page = 0; page < bytes; page += 4096) { /* all-zero pages stay unmapped until touched */
+        const size_t n = bytes - page < 4096 ? bytes - page : 4096;
+        if (copy[page] || memcmp(copy + page, copy + page + 1, n - 1)) memcpy((char *)at + page, copy + page, n);
+    }
+    race::unwatched_end();
+}
+
+/* the end of the writable segment that holds static __shared__: after the section comes
+ * .bss, where the compiler puts the __shared__ variables of templates */
+char *shared_end() {
+    static char *end;
+    if (!end)
+        dl_iterate_phdr(
+            [](dl_phdr_info *info, size_t, void *) {
+                for (int i = 0; i < info->dlpi_phnum; i++) {
+                    const ElfW(Phdr) &h = info->dlpi_phdr[i];
+                    char *at = (char *)(info->dlpi_addr + h.p_vaddr);
+                    if (h.p_type == PT_LOAD && at <= gllm_emu_shared_begin && gllm_emu_shared_begin < at + h.p_memsz)
+                        return end = at + h.p_memsz, 1;
+                }
+                return 0;
+            },
+            nullptr);
+    if (!end) fprintf(stderr, "CUDA emulator: no segment holds shared memory\n"), abort();
+    return end;
+}
+
+/* a block's shared memory starts with no accesses: an earlier block's are not this one's. The
+ * emulator's own zero-initialised data is mapped anew with it, so its sync objects and mutex
+ * live on the heap. */
+void fresh_shared() {
+    const uintptr_t end = ((uintptr_t)shared_end() + 4095) & ~(uintptr_t)4095;
+    remap(gllm_emu_shared_begin, end - (uintptr_t)gllm_emu_shared_begin);
+    remap(dynamic_shared.at, dynamic_shared.bytes);
+}
+#else
 std::vector<unsigned char> dynamic_shared;
+void fresh_shared() {}
+#endif
 unsigned current;
 const Work *body;
 const char *running; /* the kernel's name, for a deadlock report */
 bool dependent;      /* launched as a programmatic dependent: every thread must call gllm_grid_begin */
 uint64_t posts[32][32]; /* warp collectives: [warp][lane] */
+/* the race check's sync objects: only their addresses matter, on the heap (fresh_shared maps
+ * this library's zero-initialised data anew, and would forget them there) */
+struct Syncs {
+    char launched;       /* released by the host before each grid */
+    char finished[2];    /* by every thread at its end, alternating between grids */
+    char fenced_atomics; /* by a fenced thread's atomics */
+    char block[SETS][2], warp[SETS][32][2];
+} &syncs = *new Syncs;
+unsigned grids; /* grids run: the parity of the current one picks finished[] */
 
-void wait(State s) {
-    fibers[current].state = s;
-    gllm_emu_switch(&fibers[current].sp, scheduler);
+UNWATCHED Fiber &self() { return fibers[set][current]; }
+
+UNWATCHED void wait(State s) {
+    self().state = s;
+    race::to(scheduler_race);
+    gllm_emu_switch(&self().sp, scheduler);
 }
 
-void entry() {
-    (*body)();
-    if (dependent && !fibers[current].begun) {
-        fprintf(stderr, "CUDA emulator: %s, block (%u,%u,%u) thread %u: launched as a dependent, ended without gllm_grid_begin\n",
-                running, gllm_emu_block.x, gllm_emu_block.y, gllm_emu_block.z, current);
-        abort();
+/* a fiber's life: each time it is switched to, one thread of a block, or (flush) the end of
+ * its part in a grid; then back. It takes the host's order at its first block of a grid, and
+ * gives its own to the next grid once, after its last block. */
+UNWATCHED void entry() {
+    for (;;) {
+        Fiber &f = self();
+        if (f.flush) {
+            race::release(&syncs.finished[grids % 2]);
+            f.flush = false;
+        } else {
+            if (f.grid != grids + 1) f.grid = grids + 1, race::acquire(&syncs.launched);
+            (*body)();
+            if (dependent && !f.begun) {
+                fprintf(stderr, "CUDA emulator: %s, block (%u,%u,%u) thread %u: launched as a dependent, ended without gllm_grid_begin\n",
+                        running, gllm_emu_block.x, gllm_emu_block.y, gllm_emu_block.z, current);
+                abort();
+            }
+        }
+        wait(DONE);
     }
-    fibers[current].state = DONE;
-    gllm_emu_switch(&fibers[current].sp, scheduler);
 }
 
 /* a fresh stack that gllm_emu_switch enters at entry(), as if entry had been called */
-void *fresh_stack(char *base) {
+UNWATCHED void *fresh_stack(char *base) {
     void **top = (void **)(base + STACK);
     top[-1] = nullptr;          /* entry's return address: it never returns */
     top[-2] = (void *)entry;    /* where the switch returns to */
@@ -140,16 +290,23 @@ const bool reverse = [] {
 }();
 
 /* every thread of one block to its end */
-void run_block(unsigned n) {
-    for (unsigned t = 0; t < n; t++) {
-        fibers[t].sp = fresh_stack(stacks + (size_t)t * STACK);
-        fibers[t].state = READY, fibers[t].begun = false;
+UNWATCHED void run_block(unsigned n) {
+    Fiber *f = fibers[set];
+    if (!stacks) {
+        stacks = (char *)mmap(nullptr, SETS * MAX_THREADS * STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (stacks == MAP_FAILED) fprintf(stderr, "CUDA emulator: no memory for the fibers' stacks\n"), abort();
     }
+    for (unsigned t = 0; t < n; t++) {
+        if (!f[t].sp) f[t].sp = fresh_stack(stacks + ((size_t)set * MAX_THREADS + t) * STACK), f[t].race = race::fiber();
+        f[t].state = READY, f[t].begun = f[t].fenced = false, f[t].syncs = f[t].warp_syncs = 0;
+    }
+    fresh_shared();
     for (;;) {
         for (unsigned i = 0; i < n; i++)
-            if (const unsigned t = reverse ? n - 1 - i : i; fibers[t].state == READY) {
+            if (const unsigned t = reverse ? n - 1 - i : i; f[t].state == READY) {
                 current = t, gllm_emu_thread = {t, 0, 0};
-                gllm_emu_switch(&scheduler, fibers[t].sp);
+                race::to(f[t].race);
+                gllm_emu_switch(&scheduler, f[t].sp);
             }
         /* everyone waits or is done: release a warp whose live lanes all wait at a warp
          * collective, else the block if every live thread waits at __syncthreads */
@@ -157,12 +314,11 @@ void run_block(unsigned n) {
         for (unsigned w = 0; w * 32 < n; w++) {
             bool warp_live = false, all_warp = true;
             for (unsigned t = w * 32; t < n && t < w * 32 + 32; t++)
-                if (fibers[t].state != DONE) warp_live = true, all_warp &= fibers[t].state == AT_WARP,
-                                             all_block &= fibers[t].state == AT_BLOCK;
+                if (f[t].state != DONE) warp_live = true, all_warp &= f[t].state == AT_WARP, all_block &= f[t].state == AT_BLOCK;
             live |= warp_live;
             if (warp_live && all_warp) {
                 for (unsigned t = w * 32; t < n && t < w * 32 + 32; t++)
-                    if (fibers[t].state == AT_WARP) fibers[t].state = READY;
+                    if (f[t].state == AT_WARP) f[t].state = READY;
                 released = true;
             }
         }
@@ -174,32 +330,86 @@ void run_block(unsigned n) {
             abort();
         }
         for (unsigned t = 0; t < n; t++)
-            if (fibers[t].state == AT_BLOCK) fibers[t].state = READY;
+            if (f[t].state == AT_BLOCK) f[t].state = READY;
     }
 }
 
-void run_grid(const char *name, unsigned gx, unsigned gy, unsigned gz, unsigned threads, unsigned smem, const Work &w, bool dep) {
-    if (n_stacks < threads) {
-        if (stacks) munmap(stacks, n_stacks * STACK);
-        stacks = (char *)mmap(nullptr, threads * STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (stacks == MAP_FAILED) fprintf(stderr, "CUDA emulator: no memory for %u fiber stacks\n", threads), abort();
-        n_stacks = threads, fibers.resize(threads);
-    }
+UNWATCHED void run_grid(const char *name, unsigned gx, unsigned gy, unsigned gz, unsigned threads, unsigned smem, const Work &w,
+                        bool dep) {
+    if (threads > MAX_THREADS) fprintf(stderr, "CUDA emulator: %u threads a block\n", threads), abort();
     dynamic_shared.assign(smem + 16, 0xff);
     body = &w, running = name, dependent = dep;
+    scheduler_race = race::self();
     gllm_emu_block_dim = {threads, 1, 1}, gllm_emu_grid_dim = {gx, gy, gz};
+    race::release(&syncs.launched);
     for (unsigned z = 0; z < gz; z++)
         for (unsigned y = 0; y < gy; y++)
-            for (unsigned x = 0; x < gx; x++) gllm_emu_block = {x, y, z}, run_block(threads);
+            for (unsigned x = 0; x < gx; x++) gllm_emu_block = {x, y, z}, run_block(threads), set = (set + 1) % SETS;
+    if (race::on) { /* the fibers that ran this grid flush */
+        const unsigned next = set;
+        for (unsigned s = 0; s < SETS; s++)
+            for (unsigned t = 0; t < threads; t++)
+                if (Fiber &f = fibers[s][t]; f.grid == grids + 1) {
+                    set = s, current = t, f.flush = true;
+                    race::to(f.race);
+                    gllm_emu_switch(&scheduler, f.sp);
+                }
+        set = next;
+    }
+    grids++;
+}
+
+/* kernels run, kept until the host waits for them: their threads read the bound arguments,
+ * and a free before that wait would be a race (the emulator's, not the kernels') */
+std::vector<Work> retired;
+void retire(Work &w) { retired.push_back(std::move(w)); }
+
+/* the host waits for every kernel so far (the race check: their accesses come before its) */
+void host_sync() {
+    race::acquire(&syncs.finished[0]);
+    race::acquire(&syncs.finished[1]);
+    retired.clear();
 }
 } // namespace
 
 void *gllm_emu_dynamic_shared() { return dynamic_shared.data(); }
-void gllm_emu_grid_begin() { fibers[current].begun = true; } /* runs in order: the kernel before has finished */
-void __syncthreads() { wait(AT_BLOCK); }
-void __syncwarp(unsigned) { wait(AT_WARP); }
+/* runs in order: the kernel before has finished. The race check orders a fiber after it at
+ * its first block of a grid (so code before the wait shows in one block of each thread index
+ * and parity) */
+UNWATCHED void gllm_emu_grid_begin() {
+    Fiber &f = self();
+    f.begun = true;
+    if (f.waited != grids + 1) f.waited = grids + 1, race::acquire(&syncs.finished[(grids + 1) % 2]);
+}
+UNWATCHED void __syncthreads() {
+    char *s = &syncs.block[set][self().syncs++ % 2];
+    race::release(s);
+    wait(AT_BLOCK);
+    race::acquire(s);
+}
+UNWATCHED void __syncwarp(unsigned) {
+    char *s = &syncs.warp[set][current / 32][self().warp_syncs++ % 2];
+    race::release(s);
+    wait(AT_WARP);
+    race::acquire(s);
+}
+UNWATCHED void gllm_emu_converge() { wait(AT_WARP); }
+UNWATCHED void gllm_emu_atomic_done() {
+    if (self().fenced) race::release(&syncs.fenced_atomics);
+}
+UNWATCHED void __threadfence() {
+    self().fenced = true;
+    race::acquire(&syncs.fenced_atomics);
+}
+void gllm_emu_unwatched(int on) { on ? race::unwatched_begin() : race::unwatched_end(); }
+UNWATCHED void gllm_emu_broadcast(void *const to[32], unsigned live, const void *from, size_t bytes) {
+    race::unwatched_begin();
+    for (int l = 0; l < 32; l++)
+        if (live >> l & 1) memcpy(to[l], from, bytes);
+    race::unwatched_end();
+}
 
-uint64_t gllm_emu_exchange(uint64_t v, int src) {
+UNWATCHED uint64_t gllm_emu_exchange(uint64_t v, int src) {
     uint64_t *mine = posts[current / 32];
     mine[current % 32] = v;
     wait(AT_WARP);
@@ -208,14 +418,15 @@ uint64_t gllm_emu_exchange(uint64_t v, int src) {
     return r;
 }
 
-unsigned gllm_emu_gather(uint64_t v, uint64_t all[32]) {
+UNWATCHED unsigned gllm_emu_gather(uint64_t v, uint64_t all[32]) {
     const unsigned w = current / 32;
     posts[w][current % 32] = v;
     wait(AT_WARP);
     unsigned live = 0;
-    for (unsigned l = 0; l < 32 && w * 32 + l < fibers.size(); l++) {
-        all[l] = posts[w][l];
-        if (w * 32 + l < gllm_emu_block_dim.x && fibers[w * 32 + l].state != DONE) live |= 1u << l;
+    for (unsigned l = 0; l < 32; l++) {
+        const bool in_block = w * 32 + l < gllm_emu_block_dim.x;
+        all[l] = in_block ? posts[w][l] : 0;
+        if (in_block && fibers[set][w * 32 + l].state != DONE) live |= 1u << l;
     }
     wait(AT_WARP);
     return live;
@@ -223,7 +434,8 @@ unsigned gllm_emu_gather(uint64_t v, uint64_t all[32]) {
 
 /* ---- the driver API ---- */
 namespace {
-std::recursive_mutex lock; /* one call at a time: the fibers' state is global */
+/* one call at a time: the fibers' state is global (on the heap: see Syncs) */
+std::recursive_mutex &lock = *new std::recursive_mutex;
 struct Stream {
     bool capturing = false;
     std::vector<Work> *graph = nullptr;
@@ -247,12 +459,16 @@ double now_ms() {
     return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
 }
 
-/* run now, or record into the stream's capture */
-CUresult enqueue(void *stream, Work w) {
+/* run now, or record into the stream's capture: a kernel, or the host's work (a copy, a
+ * memset, an event), which comes after every kernel before it */
+CUresult enqueue_kernel(void *stream, Work w) {
     Stream *s = (Stream *)stream;
     if (s && s->capturing) s->graph->push_back(std::move(w));
-    else w();
+    else w(), retire(w);
     return OK;
+}
+CUresult enqueue(void *stream, Work w) {
+    return enqueue_kernel(stream, [w] { host_sync(), w(); });
 }
 
 CUresult emu_cuGetErrorString(CUresult r, const char **s) {
@@ -296,6 +512,7 @@ CUresult emu_cuCtxPushCurrent(void *) {
 }
 CUresult emu_cuCtxPopCurrent(void **ctx) {
     if (!context_depth) return E_INVALID_VALUE;
+    host_sync(); /* the caller may read mapped host memory next */
     context_depth--;
     if (ctx) *ctx = (void *)&context_depth;
     lock.unlock();
@@ -337,13 +554,14 @@ CUresult emu_cuMemFree(unsigned long long p) {
     std::lock_guard<std::recursive_mutex> g(lock);
     auto it = allocated.find((uintptr_t)p);
     if (it == allocated.end()) return E_INVALID_VALUE;
+    host_sync();
     allocated_bytes -= it->second, allocated.erase(it);
     return free((void *)(uintptr_t)p), OK;
 }
 CUresult emu_cuMemAllocHost(void **p, size_t bytes) { /* page-aligned, as the driver's */
     return (*p = aligned_alloc(4096, (bytes + 4095) / 4096 * 4096)) ? OK : E_OUT_OF_MEMORY;
 }
-CUresult emu_cuMemFreeHost(void *p) { return free(p), OK; }
+CUresult emu_cuMemFreeHost(void *p) { return host_sync(), free(p), OK; }
 CUresult emu_cuMemHostRegister(void *p, size_t bytes, unsigned) {
     for (const Registration &r : registered)
         if ((const char *)p < r.host + r.bytes && r.host < (const char *)p + bytes) return 712; /* already registered */
@@ -368,8 +586,9 @@ CUresult launch(const Kernel *k, unsigned gx, unsigned gy, unsigned gz, unsigned
     if (smem > 48 * 1024) return E_INVALID_VALUE; /* needs an opt-in the backend never asks for */
     Work w = k->bind(args);
     const char *name = k->name;
-    return enqueue(stream, [=] {
+    return enqueue_kernel(stream, [=] {
         std::lock_guard<std::recursive_mutex> g(lock);
+        if (!dependent) host_sync(); /* else its threads wait in gllm_grid_begin */
         run_grid(name, gx, gy, gz, bx, smem, w, dependent);
     });
 }
@@ -430,11 +649,11 @@ CUresult emu_cuMemsetD32Async(unsigned long long d, unsigned v, size_t n, void *
 }
 CUresult emu_cuStreamCreate(Stream **s, unsigned) { return *s = new Stream, OK; }
 CUresult emu_cuStreamDestroy(Stream *s) { return delete s, OK; }
-CUresult emu_cuStreamSynchronize(Stream *s) { return s && s->capturing ? E_CAPTURE : OK; }
+CUresult emu_cuStreamSynchronize(Stream *s) { return s && s->capturing ? E_CAPTURE : (host_sync(), OK); }
 CUresult emu_cuEventCreate(Event **e, unsigned) { return *e = new Event, OK; }
 CUresult emu_cuEventDestroy(Event *e) { return delete e, OK; }
 CUresult emu_cuEventRecord(Event *e, Stream *s) { return enqueue(s, [=] { e->when = now_ms(); }); }
-CUresult emu_cuEventSynchronize(Event *) { return OK; }
+CUresult emu_cuEventSynchronize(Event *) { return host_sync(), OK; }
 CUresult emu_cuEventQuery(Event *) { return OK; }
 CUresult emu_cuStreamWaitEvent(Stream *, Event *, unsigned) { return OK; }
 CUresult emu_cuEventElapsedTime(float *ms, Event *a, Event *b) { return *ms = (float)(b->when - a->when), OK; }
@@ -456,8 +675,8 @@ CUresult emu_cuGraphLaunch(Graph *exec, Stream *s) {
     for (const Work &w : exec->work) w();
     return OK;
 }
-CUresult emu_cuGraphExecDestroy(Graph *g) { return delete g, OK; }
-CUresult emu_cuGraphDestroy(Graph *g) { return delete g, OK; }
+CUresult emu_cuGraphExecDestroy(Graph *g) { return host_sync(), delete g, OK; }
+CUresult emu_cuGraphDestroy(Graph *g) { return host_sync(), delete g, OK; }
 
 const struct {
     const char *name;

@@ -1,7 +1,9 @@
 /* The CUDA emulator's mma.h: nvcuda::wmma on 16x16x16 tiles. A fragment is opaque in CUDA, so
  * here every lane holds the whole tile (as floats); the kernels only load, multiply, fill and
- * store whole fragments. Loads and stores check
- * CUDA's rules (32-byte aligned pointers, ldm a multiple of 16 bytes). */
+ * store whole fragments. Each lane loads the whole tile (so every element must be written
+ * before any lane of the warp loads it) and stores its share, one element in 32 (so no lane
+ * may read what the others store before the warp syncs). Loads and stores check CUDA's rules
+ * (32-byte aligned pointers, ldm a multiple of 16 bytes). */
 #ifndef GLLM_EMU_MMA_H
 #define GLLM_EMU_MMA_H
 #include <stdio.h>
@@ -46,12 +48,21 @@ static inline void load_matrix_sync(fragment<Use, M, N, K, T, Layout> &f, const 
             f.v[r * F::cols + c] = gllm_emu_value(std::is_same<Layout, col_major>::value ? p[(size_t)c * ldm + r] : p[(size_t)r * ldm + c]);
 }
 
-/* an accumulator from memory (f32, row- or column-major) */
+/* an accumulator from memory (f32, row- or column-major). The race check watches a lane read
+ * the share it would store (a lane holds the same elements of an accumulator loaded and
+ * stored), so a warp may store a tile it loaded without a sync. */
 template <int M, int N, int K>
 static inline void load_matrix_sync(fragment<accumulator, M, N, K, float> &f, const float *p, unsigned ldm, layout_t layout) {
     gllm_emu_check(p, ldm);
-    for (int r = 0; r < M; r++)
-        for (int c = 0; c < N; c++) f.v[r * N + c] = p[layout == mem_row_major ? (size_t)r * ldm + c : (size_t)c * ldm + r];
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass) gllm_emu_unwatched(1);
+        for (int e = 0; e < M * N; e++)
+            if ((e % 32 == (int)gllm_emu_lane()) != pass) {
+                const int r = e / N, c = e % N;
+                f.v[e] = p[layout == mem_row_major ? (size_t)r * ldm + c : (size_t)c * ldm + r];
+            }
+        if (pass) gllm_emu_unwatched(0);
+    }
 }
 
 template <int M, int N, int K, class T> static inline void fill_fragment(fragment<accumulator, M, N, K, T> &f, float x) {
@@ -73,17 +84,20 @@ static inline void mma_sync(fragment<accumulator, M, N, K, float> &d, const frag
                 for (int e = 0; e < K; e++) s += a.v[i * K + e] * b.v[e * N + j];
                 out[i * N + j] = s;
             }
-        for (int l = 0; l < 32; l++)
-            if (live >> l & 1) memcpy(((fragment<accumulator, M, N, K, float> *)(uintptr_t)all[l])->v, out, sizeof out);
+        void *to[32];
+        for (int l = 0; l < 32; l++) to[l] = (void *)(uintptr_t)all[l];
+        gllm_emu_broadcast(to, live, out, sizeof out);
     }
-    __syncwarp();
+    gllm_emu_converge(); /* the results are in before any lane reads them */
 }
 
 template <int M, int N, int K>
 static inline void store_matrix_sync(float *p, const fragment<accumulator, M, N, K, float> &f, unsigned ldm, layout_t layout) {
     gllm_emu_check(p, ldm);
-    for (int r = 0; r < M; r++)
-        for (int c = 0; c < N; c++) p[layout == mem_row_major ? (size_t)r * ldm + c : (size_t)c * ldm + r] = f.v[r * N + c];
+    for (int e = (int)gllm_emu_lane(); e < M * N; e += 32) {
+        const int r = e / N, c = e % N;
+        p[layout == mem_row_major ? (size_t)r * ldm + c : (size_t)c * ldm + r] = f.v[e];
+    }
 }
 } // namespace wmma
 } // namespace nvcuda
