@@ -1,8 +1,9 @@
 /* The CUDA emulator's device side: what the generated kernels need from CUDA C++, for the host
  * compiler (force-included before generated/cuda/kernels.cu). A block runs as one fiber per
- * thread on one OS thread (libcuda_emu.cpp switches them): __shared__ is static (in one
- * section, so that the race check can clear it between blocks), a barrier or a warp
- * collective yields until every live thread it names has arrived. */
+ * thread on one OS thread (libcuda_emu.cpp switches them): __shared__ is static (in a
+ * section of its own, just before .bss, where templates' statics go: the race check maps
+ * both anew for each block), a barrier or a warp collective yields until every live thread
+ * it names has arrived. */
 #ifndef GLLM_CUDA_EMU_H
 #define GLLM_CUDA_EMU_H
 #include <math.h>
