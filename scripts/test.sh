@@ -63,8 +63,10 @@ ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure
 if [ -e build/tests/cuda_emu/lib/libcuda.so.1 ]; then
   echo "== race check: the CUDA suites on the emulator under ThreadSanitizer (all but the longest tests)"
   cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Release -DGLLM_TSAN=ON -DGLLM_BENCH=OFF >/dev/null
-  cmake --build build-tsan -j "$jobs" --target test_cuda test_cuda_sample cuda_emu
+  cmake --build build-tsan -j "$jobs" --target test_cuda test_cuda_sample test_race_check cuda_emu
   export TSAN_OPTIONS=halt_on_error=1
+  echo "   the check itself: racy kernels reported, ordered ones not"
+  LD_LIBRARY_PATH=build-tsan/tests/cuda_emu/lib ./build-tsan/tests/test_race_check --jobs 2
   LD_LIBRARY_PATH=build-tsan/tests/cuda_emu/lib ./build-tsan/tests/test_cuda --jobs 2 --filter "cuda/!($long_cuda)"
   LD_LIBRARY_PATH=build-tsan/tests/cuda_emu/lib ./build-tsan/tests/test_cuda_sample --jobs 2 --filter "cuda_sample/!($long_sample)"
   unset TSAN_OPTIONS

@@ -69,9 +69,37 @@ template <class... A, size_t... I> static Work bind_args(void (*f)(A...), void *
 template <class... A> static Work bind_kernel(void (*f)(A...), void **args) {
     return bind_args(f, args, std::index_sequence_for<A...>{});
 }
+#if defined(__SANITIZE_THREAD__)
+/* the race check's own test (tests/tsan/race_check.c): each kernel with (ordered) and without
+ * the order it needs. 64 threads a block. */
+__global__ void gllm_emu_race_block(float *out, int ordered) { /* threads exchange through shared memory */
+    __shared__ float s[64];
+    gllm_emu_grid_begin();
+    s[threadIdx.x] = (float)threadIdx.x;
+    if (ordered) __syncthreads();
+    out[threadIdx.x] = s[63 - threadIdx.x];
+}
+__global__ void gllm_emu_race_grid(float *out, int ordered) { /* blocks write one element, or their own */
+    gllm_emu_grid_begin();
+    if (threadIdx.x == 0) out[ordered ? blockIdx.x : 0] = (float)blockIdx.x;
+}
+__global__ void gllm_emu_race_dependent(float *out, int ordered) { /* reads the kernel before's out[0..63] */
+    float v = 0.0f;
+    if (!ordered) v = out[threadIdx.x];
+    gllm_emu_grid_begin();
+    if (ordered) v = out[threadIdx.x];
+    out[64 + threadIdx.x] = v;
+}
+#define GLLM_EMU_RACE_KERNELS \
+    GLLM_EMU_KERNEL(gllm_emu_race_block) GLLM_EMU_KERNEL(gllm_emu_race_grid) GLLM_EMU_KERNEL(gllm_emu_race_dependent)
+#else
+#define GLLM_EMU_RACE_KERNELS
+#endif
+
 #define GLLM_EMU_KERNEL(name) {#name, [](void **a) { return bind_kernel(name, a); }},
 static const Kernel registry[] = {
 #include "kernel_list.inc"
+    GLLM_EMU_RACE_KERNELS
 };
 
 /* ---- the race check ----
