@@ -11,18 +11,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
+step() { printf "== [%dm%02ds] %s\n" $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }  # a step, with the time so far
 
-echo "== codegen check"
+step "codegen check"
 python3 -m codegen check
 
 if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then
-  echo "== CUDA: recompile the kernels for sm_80/86/89/90 and compare with cubin/"
+  step "CUDA: recompile the kernels for sm_80/86/89/90 and compare with cubin/"
   bash scripts/compile_kernels.sh --check
 else
-  echo "== CUDA: nvcc not found, cubin/ not re-checked"
+  step "CUDA: nvcc not found, cubin/ not re-checked"
 fi
 
-echo "== native build + tests"
+step "native build + tests"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$jobs"
 ctest --test-dir build --output-on-failure
@@ -32,36 +33,36 @@ ctest --test-dir build --output-on-failure
 long_cuda='generator_matches_cpu|long_context_matches_cpu|batch_matches_cpu|matmul_kernels_match_the_cpu'
 long_sample='temperature|top_k|top_p|min_p|combined|penalties|reproducible'
 if [ -e build/tests/cuda_emu/lib/libcuda.so.1 ]; then
-  echo "== CUDA suites' longest tests on the emulator again, threads last to first between barriers"
+  step "CUDA suites' longest tests on the emulator again, threads last to first between barriers"
   GLLM_EMU_ORDER=reverse LD_LIBRARY_PATH=build/tests/cuda_emu/lib ./build/tests/test_cuda --jobs 2 --filter "cuda/@($long_cuda)"
   GLLM_EMU_ORDER=reverse LD_LIBRARY_PATH=build/tests/cuda_emu/lib ./build/tests/test_cuda_sample --jobs 2 --filter "cuda_sample/@($long_sample)"
 fi
-echo "== reranker on a synthetic cross-encoder vs an independent numpy forward"
+step "reranker on a synthetic cross-encoder vs an independent numpy forward"
 python3 tests/reference/rerank_numpy.py build/gllmk
 if [ -s models/all-MiniLM-L6-v2/model.safetensors ]; then
-  echo "== embeddings (all-MiniLM-L6-v2) vs the numpy forward"
+  step "embeddings (all-MiniLM-L6-v2) vs the numpy forward"
   python3 tests/reference/minilm_numpy.py build/gllmk models/all-MiniLM-L6-v2
 fi
 for isa in scalar avx2 avx512; do
   if GLLM_ISA=$isa ./build/gllmk info >/dev/null 2>&1; then
-    echo "== public API with GLLM_ISA=$isa"
+    step "public API with GLLM_ISA=$isa"
     GLLM_ISA=$isa ./build/tests/test_api --jobs 2
   else
-    echo "== GLLM_ISA=$isa: not supported by this CPU, skipped"
+    step "GLLM_ISA=$isa: not supported by this CPU, skipped"
   fi
 done
 for n in 1 3; do
-  echo "== public API with GLLM_NUM_THREADS=$n"
+  step "public API with GLLM_NUM_THREADS=$n"
   GLLM_NUM_THREADS=$n ./build/tests/test_api --jobs 2
 done
 
-echo "== AddressSanitizer + UBSan build + tests"
+step "AddressSanitizer + UBSan build + tests"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DGLLM_SANITIZE=ON -DGLLM_BENCH=OFF >/dev/null
 cmake --build build-asan -j "$jobs"
 ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure
 
 if [ -e build/tests/cuda_emu/lib/libcuda.so.1 ]; then
-  echo "== race check: the CUDA suites on the emulator under ThreadSanitizer (all but the longest tests)"
+  step "race check: the CUDA suites on the emulator under ThreadSanitizer (all but the longest tests)"
   cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Release -DGLLM_TSAN=ON -DGLLM_BENCH=OFF >/dev/null
   cmake --build build-tsan -j "$jobs" --target test_cuda test_cuda_sample test_race_check cuda_emu
   export TSAN_OPTIONS=halt_on_error=1
@@ -73,23 +74,23 @@ if [ -e build/tests/cuda_emu/lib/libcuda.so.1 ]; then
 fi
 
 if command -v aarch64-linux-gnu-gcc >/dev/null && command -v qemu-aarch64 >/dev/null; then
-  echo "== NEON: cross build, kernel driver under qemu-aarch64"
+  step "NEON: cross build, kernel driver under qemu-aarch64"
   cmake -S . -B build-neon -G Ninja -DCMAKE_TOOLCHAIN_FILE=scripts/aarch64-toolchain.cmake -DGLLM_BENCH=OFF >/dev/null
   cmake --build build-neon -j "$jobs" --target gllm_kernel_driver gllmk
   QEMU_LD_PREFIX=/usr/aarch64-linux-gnu qemu-aarch64 -cpu max build-neon/gllmk info
   QEMU_LD_PREFIX=/usr/aarch64-linux-gnu timeout -s KILL 900 qemu-aarch64 -cpu max build-neon/tests/gllm_kernel_driver
 elif [ "${GLLM_CROSS:-1}" = 0 ]; then
-  echo "== NEON: skipped (GLLM_CROSS=0)"
+  step "NEON: skipped (GLLM_CROSS=0)"
 else
-  echo "== NEON: aarch64 cross compiler or qemu missing (scripts/setup.sh installs them)"; exit 1
+  step "NEON: aarch64 cross compiler or qemu missing (scripts/setup.sh installs them)"; exit 1
 fi
 
-echo "== fuzz: the GGUF reader under libFuzzer (ASan + UBSan)"
+step "fuzz: the GGUF reader under libFuzzer (ASan + UBSan)"
 FUZZ_CC=$(command -v clang-14 || command -v clang) bash scripts/fuzz.sh 20
 
-echo "== the library and gllmk link neither libcuda nor libcudart (the driver is loaded at run time)"
+step "the library and gllmk link neither libcuda nor libcudart (the driver is loaded at run time)"
 if ldd build/libgllm_kernels.so build/gllmk | grep -iE "libcuda|libcudart"; then echo "linked against CUDA"; exit 1; fi
 
-echo "== install + consumer"
+step "install + consumer"
 bash tests/install/run.sh build
-echo "== all tests passed"
+step "all tests passed"
