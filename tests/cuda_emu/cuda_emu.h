@@ -44,8 +44,9 @@ void __syncthreads();
 void __syncwarp(unsigned mask = 0xffffffffu);
 /* a warp exchange: every live lane posts v and gets lane src's post */
 uint64_t gllm_emu_exchange(uint64_t v, int src);
-/* every live lane posts v and gets all 32 posts (all[lane]) and the live lanes' mask */
-unsigned gllm_emu_gather(uint64_t v, uint64_t all[32]);
+/* every live lane posts v and gets the warp's 32 posts ([lane]; valid until its next warp
+ * collective) and the live lanes' mask */
+const uint64_t *gllm_emu_gather(uint64_t v, unsigned *live);
 /* bytes from one lane into the live lanes' `to` (wmma's results, which the device keeps in
  * registers: not memory the race check watches) */
 void gllm_emu_broadcast(void *const to[32], unsigned live, const void *from, size_t bytes);
@@ -75,16 +76,18 @@ template <class T> static inline T __shfl_up_sync(unsigned, T v, unsigned o) {
     return gllm_emu_shuffle(v, (int)(l >= o ? l - o : l));
 }
 static inline unsigned __ballot_sync(unsigned mask, int pred) {
-    uint64_t all[32];
-    const unsigned live = gllm_emu_gather(pred != 0, all) & mask;
+    unsigned live;
+    const uint64_t *all = gllm_emu_gather(pred != 0, &live);
+    live &= mask;
     unsigned r = 0;
     for (int i = 0; i < 32; i++) r |= (live >> i & 1) && all[i] ? 1u << i : 0;
     return r;
 }
 #define GLLM_EMU_REDUCE(name, init, op)                                        \
     static inline unsigned name(unsigned mask, unsigned v) {                   \
-        uint64_t all[32];                                                      \
-        const unsigned live = gllm_emu_gather(v, all) & mask;                  \
+        unsigned live;                                                         \
+        const uint64_t *all = gllm_emu_gather(v, &live);                       \
+        live &= mask;                                                          \
         unsigned r = init;                                                     \
         for (int i = 0; i < 32; i++)                                           \
             if (live >> i & 1) r = op(r, (unsigned)all[i]);                    \

@@ -10,8 +10,9 @@
  * - A block runs one fiber per thread (x86-64 stack switching) on the calling thread; __syncthreads and the
  *   warp collectives switch fibers until every live thread they name has arrived. A barrier
  *   that can never complete aborts with the kernel's name. Between barriers the threads run
- *   first to last, or last to first (GLLM_EMU_ORDER=reverse): a missing barrier shows as a
- *   result that differs between the two.
+ *   first to last, or last to first (GLLM_EMU_ORDER=reverse), a warp on through its warp
+ *   collectives before the next: a missing barrier shows as a result that differs between the
+ *   two.
  * - Built with ThreadSanitizer, it reports data races between device threads (see "the race
  *   check" below).
  * The device reports itself as compute capability 9.0, discrete; GLLM_EMU_INTEGRATED=1 makes
@@ -183,10 +184,10 @@ struct Fiber {
 /* Consecutive blocks alternate between two sets of fibers, so that the race check sees no
  * order between them (a fiber's own history is ordered). */
 constexpr unsigned MAX_THREADS = 1024, SETS = 2;
-constexpr size_t STACK = 256 << 10;
+constexpr size_t STACK = 64 << 10; /* the suites' threads use at most 16 KiB, sanitizers included */
 Fiber fibers[SETS][MAX_THREADS];
 unsigned set;        /* the set running the current block */
-char *stacks;        /* STACK bytes per fiber, mapped as touched */
+char *stacks;        /* STACK bytes per fiber */
 void *scheduler, *scheduler_race;
 /* dynamic shared memory: the launch's bytes (+16) on the heap, where AddressSanitizer sees a
  * read past them; for the race check, pages of their own */
@@ -259,7 +260,12 @@ unsigned current;
 const Work *body;
 const char *running; /* the kernel's name, for a deadlock report */
 bool dependent;      /* launched as a programmatic dependent: every thread must call gllm_grid_begin */
-uint64_t posts[32][32]; /* warp collectives: [warp][lane] */
+/* warp collectives: each lane's post, and the lanes live at the release; two buffers a warp */
+struct Posts {
+    uint64_t v[32];
+    unsigned live;
+} posts[2][32];
+unsigned releases[32]; /* per warp: its releases so far */
 /* the race check's sync objects: only their addresses matter, on the heap (fresh_shared maps
  * this library's zero-initialised data anew, and would forget them there) */
 struct Syncs {
@@ -272,10 +278,60 @@ unsigned grids; /* grids run: the parity of the current one picks finished[] */
 
 UNWATCHED Fiber &self() { return fibers[set][current]; }
 
+/* GLLM_EMU_ORDER=reverse: between barriers, threads run last to first. A block whose threads
+ * share memory without the barrier they need gets a result that depends on this order, so
+ * the suites run in both. */
+const bool reverse = [] {
+    const char *e = getenv("GLLM_EMU_ORDER");
+    return e && !strcmp(e, "reverse");
+}();
+
+/* The block's threads run in order: position i is thread i, or n - 1 - i in reverse. A thread
+ * that waits hands over to the next READY one itself, the last back to the scheduler; the last
+ * of a warp to reach a warp collective releases the warp and hands over to its first lane, so a
+ * warp runs on to its next barrier before the next warp starts (fewer threads' stacks in the
+ * cache), one legal order of the device's. */
+unsigned round_n, round_pos;
+UNWATCHED unsigned at(unsigned pos) { return reverse ? round_n - 1 - pos : pos; } /* its own inverse */
+
+UNWATCHED void resume(void **from, unsigned pos) {
+    const unsigned t = at(pos);
+    round_pos = pos, current = t, gllm_emu_thread = {t, 0, 0};
+    race::to(fibers[set][t].race);
+    gllm_emu_switch(from, fibers[set][t].sp);
+}
+
+/* warp w's live lanes, if they all wait at a warp collective, go on: 1, else 0 */
+UNWATCHED bool release_warp(unsigned w) {
+    Fiber *f = fibers[set];
+    const unsigned end = round_n < w * 32 + 32 ? round_n : w * 32 + 32;
+    unsigned lanes = 0;
+    for (unsigned t = w * 32; t < end; t++)
+        if (f[t].state == AT_WARP) lanes |= 1u << t % 32;
+        else if (f[t].state != DONE) return false;
+    if (!lanes) return false;
+    for (unsigned t = w * 32; t < end; t++)
+        if (lanes >> t % 32 & 1) f[t].state = READY;
+    posts[releases[w]++ % 2][w].live = lanes;
+    return true;
+}
+
 UNWATCHED void wait(State s) {
-    self().state = s;
+    Fiber &f = self();
+    if ((char *)__builtin_frame_address(0) < stacks + ((size_t)set * MAX_THREADS + current) * STACK + STACK / 2)
+        fprintf(stderr, "CUDA emulator: %s, thread %u: over half of its stack in use\n", running, current), abort();
+    f.state = s;
+    /* the positions of this thread's warp: [p0, p1] */
+    const unsigned w = current / 32, last = round_n < w * 32 + 32 ? round_n - 1 : w * 32 + 31;
+    const unsigned p0 = reverse ? at(last) : w * 32, p1 = reverse ? at(w * 32) : last;
+    unsigned i = round_pos + 1;
+    while (i <= p1 && fibers[set][at(i)].state != READY) i++;
+    if (i > p1 && s != AT_BLOCK && release_warp(w))
+        for (i = p0; fibers[set][at(i)].state != READY;) i++;
+    while (i < round_n && fibers[set][at(i)].state != READY) i++;
+    if (i < round_n) return resume(&f.sp, i);
     race::to(scheduler_race);
-    gllm_emu_switch(&self().sp, scheduler);
+    gllm_emu_switch(&f.sp, scheduler);
 }
 
 /* a fiber's life: each time it is switched to, one thread of a block, or (flush) the end of
@@ -300,22 +356,16 @@ UNWATCHED void entry() {
     }
 }
 
-/* a fresh stack that gllm_emu_switch enters at entry(), as if entry had been called */
-UNWATCHED void *fresh_stack(char *base) {
-    void **top = (void **)(base + STACK);
+/* a fresh stack that gllm_emu_switch enters at entry(), as if entry had been called. Fiber i's
+ * stack starts i % 64 cache lines below its top: stacks a power of two apart would put every
+ * fiber's frames in the same cache sets. */
+UNWATCHED void *fresh_stack(size_t i) {
+    void **top = (void **)(stacks + (i + 1) * STACK - i % 64 * 64);
     top[-1] = nullptr;          /* entry's return address: it never returns */
     top[-2] = (void *)entry;    /* where the switch returns to */
     for (int r = 3; r <= 8; r++) top[-r] = nullptr; /* rbp rbx r12 .. r15 */
     return top - 8;
 }
-
-/* GLLM_EMU_ORDER=reverse: between barriers, threads run last to first. A block whose threads
- * share memory without the barrier they need gets a result that depends on this order, so
- * the suites run in both. */
-const bool reverse = [] {
-    const char *e = getenv("GLLM_EMU_ORDER");
-    return e && !strcmp(e, "reverse");
-}();
 
 /* every thread of one block to its end */
 UNWATCHED void run_block(unsigned n) {
@@ -323,33 +373,26 @@ UNWATCHED void run_block(unsigned n) {
     if (!stacks) {
         stacks = (char *)mmap(nullptr, SETS * MAX_THREADS * STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (stacks == MAP_FAILED) fprintf(stderr, "CUDA emulator: no memory for the fibers' stacks\n"), abort();
+        madvise(stacks, SETS * MAX_THREADS * STACK, MADV_HUGEPAGE); /* one TLB entry for 32 stacks */
     }
     for (unsigned t = 0; t < n; t++) {
-        if (!f[t].sp) f[t].sp = fresh_stack(stacks + ((size_t)set * MAX_THREADS + t) * STACK), f[t].race = race::fiber();
+        if (!f[t].sp) f[t].sp = fresh_stack((size_t)set * MAX_THREADS + t), f[t].race = race::fiber();
         f[t].state = READY, f[t].begun = f[t].fenced = false, f[t].syncs = f[t].warp_syncs = 0;
     }
     fresh_shared();
+    round_n = n;
     for (;;) {
         for (unsigned i = 0; i < n; i++)
-            if (const unsigned t = reverse ? n - 1 - i : i; f[t].state == READY) {
-                current = t, gllm_emu_thread = {t, 0, 0};
-                race::to(f[t].race);
-                gllm_emu_switch(&scheduler, f[t].sp);
+            if (f[at(i)].state == READY) {
+                resume(&scheduler, i);
+                break;
             }
         /* everyone waits or is done: release a warp whose live lanes all wait at a warp
          * collective, else the block if every live thread waits at __syncthreads */
         bool released = false, live = false, all_block = true;
-        for (unsigned w = 0; w * 32 < n; w++) {
-            bool warp_live = false, all_warp = true;
-            for (unsigned t = w * 32; t < n && t < w * 32 + 32; t++)
-                if (f[t].state != DONE) warp_live = true, all_warp &= f[t].state == AT_WARP, all_block &= f[t].state == AT_BLOCK;
-            live |= warp_live;
-            if (warp_live && all_warp) {
-                for (unsigned t = w * 32; t < n && t < w * 32 + 32; t++)
-                    if (f[t].state == AT_WARP) f[t].state = READY;
-                released = true;
-            }
-        }
+        for (unsigned t = 0; t < n; t++)
+            if (f[t].state != DONE) live = true, all_block &= f[t].state == AT_BLOCK;
+        for (unsigned w = 0; w * 32 < n; w++) released |= release_warp(w);
         if (!live) return;
         if (released) continue;
         if (!all_block) {
@@ -375,6 +418,7 @@ UNWATCHED void run_grid(const char *name, unsigned gx, unsigned gy, unsigned gz,
             for (unsigned x = 0; x < gx; x++) gllm_emu_block = {x, y, z}, run_block(threads), set = (set + 1) % SETS;
     if (race::on) { /* the fibers that ran this grid flush */
         const unsigned next = set;
+        round_n = 0;
         for (unsigned s = 0; s < SETS; s++)
             for (unsigned t = 0; t < threads; t++)
                 if (Fiber &f = fibers[s][t]; f.grid == grids + 1) {
@@ -437,27 +481,23 @@ UNWATCHED void gllm_emu_broadcast(void *const to[32], unsigned live, const void 
     race::unwatched_end();
 }
 
-UNWATCHED uint64_t gllm_emu_exchange(uint64_t v, int src) {
-    uint64_t *mine = posts[current / 32];
-    mine[current % 32] = v;
+/* A warp collective posts into the buffer of its release's parity and reads it after the
+ * release: the next collective posts into the other one, and the one after that can begin only
+ * once every lane has passed the next, so has read. */
+UNWATCHED const Posts &post(uint64_t v) {
+    const unsigned w = current / 32;
+    Posts &p = posts[releases[w] % 2][w];
+    p.v[current % 32] = v;
     wait(AT_WARP);
-    const uint64_t r = mine[src];
-    wait(AT_WARP); /* everyone has read before anyone posts again */
-    return r;
+    return p;
 }
 
-UNWATCHED unsigned gllm_emu_gather(uint64_t v, uint64_t all[32]) {
-    const unsigned w = current / 32;
-    posts[w][current % 32] = v;
-    wait(AT_WARP);
-    unsigned live = 0;
-    for (unsigned l = 0; l < 32; l++) {
-        const bool in_block = w * 32 + l < gllm_emu_block_dim.x;
-        all[l] = in_block ? posts[w][l] : 0;
-        if (in_block && fibers[set][w * 32 + l].state != DONE) live |= 1u << l;
-    }
-    wait(AT_WARP);
-    return live;
+UNWATCHED uint64_t gllm_emu_exchange(uint64_t v, int src) { return post(v).v[src]; }
+
+UNWATCHED const uint64_t *gllm_emu_gather(uint64_t v, unsigned *live) {
+    const Posts &p = post(v);
+    *live = p.live;
+    return p.v;
 }
 
 /* ---- the driver API ---- */

@@ -74,8 +74,8 @@ template <int M, int N, int K, class T> static inline void fill_fragment(fragmen
 template <int M, int N, int K, class TA, class LA, class LB>
 static inline void mma_sync(fragment<accumulator, M, N, K, float> &d, const fragment<matrix_a, M, N, K, TA, LA> &a,
                             const fragment<matrix_b, M, N, K, TA, LB> &b, const fragment<accumulator, M, N, K, float> &c) {
-    uint64_t all[32];
-    const unsigned live = gllm_emu_gather((uint64_t)(uintptr_t)&d, all);
+    unsigned live;
+    const uint64_t *all = gllm_emu_gather((uint64_t)(uintptr_t)&d, &live);
     if (gllm_emu_lane() == (unsigned)__builtin_ctz(live)) {
         float out[M * N];
         for (int i = 0; i < M; i++)
