@@ -30,7 +30,7 @@ ctest --test-dir build --output-on-failure
 # The CUDA suites' longest tests: the race check below leaves them to a second run on the
 # emulator, with each block's threads last to first between barriers (a missing barrier
 # changes a result). Both checks passed on every test when they were set up.
-long_cuda='generator_matches_cpu|long_context_matches_cpu|batch_matches_cpu|matmul_kernels_match_the_cpu'
+long_cuda='generator_matches_cpu|long_context_matches_cpu|batch_matches_cpu|matmul_kernels_match_the_cpu|smollm2_matches_reference'
 long_sample='temperature|top_k|top_p|min_p|combined|penalties|reproducible'
 if [ -e build/tests/cuda_emu/lib/libcuda.so.1 ]; then
   step "CUDA suites' longest tests on the emulator again, threads last to first between barriers"

@@ -12,6 +12,8 @@
 #include "cuda/model.h"
 #include "cuda/names.h"
 #include "cuda/runtime.h"
+#include "format/mapfile.h"
+#include "model/llama.h"
 #include "synth_model.h"
 #include "gllm_kernels.h"
 
@@ -1065,4 +1067,68 @@ Test(cuda, minilm_matches_cpu) {
     cr_log_info("MiniLM on the GPU: error %.2g", e);
     cr_assert(e <= 1e-4, "error %g", e);
     gllm_embedder_free(eg), gllm_embedder_free(ec), gllm_backend_close(gpu), gllm_backend_close(cpu);
+}
+
+/* the default model (SmolLM2-135M, q4_1), where fetched: a prompt, then greedy decode steps (the
+ * graph from the second on), each logits row against the reference forward in double of the
+ * same weights (src/ref/ref_llama.c, activations kept in full, as the GPU keeps them), and each
+ * greedy pick the reference's where the reference's margin is clear */
+Test(cuda, smollm2_matches_reference) {
+    if (!has_gpu()) cr_skip_test("no GPU");
+    char path[512];
+    snprintf(path, sizeof path, "%s/models/SmolLM2-135M-Instruct.Q4_1.gguf", GLLM_SOURCE_DIR);
+    if (access(path, R_OK)) cr_skip_test("%s not fetched (bash scripts/fetch_models.sh)", path);
+    enum { STEPS = 6, MAXN = 64 };
+    gllm_model *m;
+    gllm_model_info mi;
+    cr_assert_eq(gllm_model_open(path, &m), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_model_get_info(m, &mi), GLLM_OK);
+    const char *prompt = "The capital of France is";
+    int32_t tok[MAXN];
+    size_t np;
+    cr_assert_eq(gllm_model_tokenize(m, prompt, strlen(prompt), tok, MAXN - STEPS, &np), GLLM_OK);
+    const size_t n = np + STEPS, V = mi.vocab;
+    side gpu;
+    side_open(&gpu, "cuda:0", m, GLLM_DTYPE_F32);
+    float *lg = malloc(STEPS * V * sizeof(float)); /* the prompt's last row, then each step's but the last */
+    gllm_logits *l;
+    cr_assert_eq(gllm_generator_forward(gpu.g, gpu.kv, gpu.seq, tok, np, NULL, &l), GLLM_OK, "%s", gllm_last_error());
+    const gllm_sampling greedy = {.temperature = 0, .top_p = 1, .repetition_penalty = 1};
+    for (size_t i = 0; i < STEPS; i++) {
+        cr_assert_eq(gllm_logits_read(l, lg + i * V, V), GLLM_OK, "%s", gllm_last_error());
+        cr_assert_eq(gllm_sample(gpu.g, l, &greedy, NULL, 0, 0, &tok[np + i]), GLLM_OK, "%s", gllm_last_error());
+        if (i + 1 < STEPS)
+            cr_assert_eq(gllm_generator_forward(gpu.g, gpu.kv, gpu.seq, &tok[np + i], 1, NULL, &l), GLLM_OK, "%s",
+                         gllm_last_error());
+    }
+    side_close(&gpu);
+    /* the reference over the prompt and the picks: its rows np - 1 .. n - 2 */
+    const void *img;
+    size_t bytes;
+    gllm_gguf gg;
+    gllm_llama ll;
+    cr_assert_eq(gllm_map_file(path, "model", &img, &bytes), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_gguf_parse(img, bytes, &gg), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_llama_load(&gg, &ll), GLLM_OK, "%s", gllm_last_error());
+    double *ref = malloc((n - 1) * V * sizeof(double));
+    gllm_ref_llama(&ll, tok, n - 1, 0, ref);
+    double worst = 0;
+    for (size_t i = 0; i < STEPS; i++) {
+        const double *r = ref + (np - 1 + i) * V;
+        const float *g = lg + i * V;
+        double top = 0, err = 0;
+        size_t best = 0, second = 1;
+        for (size_t v = 0; v < V; v++) {
+            top = fmax(top, fabs(r[v])), err = isfinite(g[v]) ? fmax(err, fabs(g[v] - r[v])) : INFINITY;
+            if (r[v] > r[best]) second = best, best = v;
+            else if (v != best && r[v] > r[second]) second = v;
+        }
+        worst = fmax(worst, err / top);
+        cr_assert(err <= 1e-4 * top, "step %zu: logits differ by %.3g (largest %.3g)", i, err, top);
+        if (r[best] - r[second] > 2 * err)
+            cr_assert_eq(tok[np + i], (int32_t)best, "step %zu: the GPU picks %d, the reference %zu", i, tok[np + i], best);
+    }
+    cr_log_info("SmolLM2 on the GPU: logits within %.2g of the largest of the reference's", worst);
+    free(ref), free(lg);
+    gllm_llama_free(&ll), gllm_gguf_close(&gg), gllm_unmap_file(img, bytes), gllm_model_close(m);
 }

@@ -28,7 +28,7 @@ static void check_tol(const char *arch, gllm_dtype t, double rel) {
     int32_t tok[N];
     for (int i = 0; i < N; i++) tok[i] = (int32_t)((i * 7 + 3) % (int)VOCAB);
     double *ref = malloc(N * VOCAB * 8);
-    gllm_ref_llama(&m, tok, N, ref);
+    gllm_ref_llama(&m, tok, N, 1, ref);
     gllm_kv_pool p;
     gllm_kv_seq s, s1, s2;
     cr_assert_eq(gllm_kv_pool_init(&p, GLLM_DTYPE_F32, LAYERS, NKV, HD, 16, 16), GLLM_OK);

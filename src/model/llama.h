@@ -43,6 +43,8 @@ gllm_status gllm_llama_head(const gllm_llama *m, const float *x, size_t n, float
  * cache of its own) or feed-forward (ffn = 1: x += ffn(norm(x))) sub-block, in place */
 gllm_status gllm_llama_block(const gllm_llama *m, size_t layer, int ffn, float *x, size_t n);
 
-/* the reference forward in double (src/ref/ref_llama.c, test oracle): logits[n][vocab], all positions */
-void gllm_ref_llama(const gllm_llama *m, const int32_t *tokens, size_t n, double *logits);
+/* the reference forward in double (src/ref/ref_llama.c, test oracle): logits[n][vocab], all
+ * positions; int8: the activations of block-quantised matrices rounded as the CPU's int8 path
+ * rounds them (0: kept, as the CUDA backend keeps them) */
+void gllm_ref_llama(const gllm_llama *m, const int32_t *tokens, size_t n, int int8, double *logits);
 #endif

@@ -25,5 +25,4 @@ void gllm_ref_l2norm(const float *x, double *y, size_t n);
 size_t gllm_ref_mean_rows(const float *x, const uint8_t *mask, size_t rows, size_t n, double *y);
 /* angle[i]: the rotation of pair i (rot/2 of them) */
 void gllm_ref_rope(const float *x, double *y, size_t nh, size_t hd, size_t rot, const double *angle, int neox);
-/* the Llama-family forward in double, no cache: logits[n][vocab] for every position (ref_llama.c) */
 #endif

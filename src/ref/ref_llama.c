@@ -15,14 +15,14 @@ static double *rows(const gllm_gguf_tensor *t) { /* the whole tensor as double r
     return d;
 }
 
-/* y[n_out] = W[n_out][n_in] x (+ b); for block-quantised weights the activations are first
- * rounded as the library's int8 path does (per 32: d = max|x|/127, x = d * round(x / d)),
+/* y[n_out] = W[n_out][n_in] x (+ b); with int8, for block-quantised weights the activations
+ * are first rounded as the CPU's int8 path does (per 32: d = max|x|/127, x = d * round(x / d)),
  * so the comparison measures the kernels, not that documented approximation */
-static void mv(const gllm_gguf_tensor *t, const double *w, const double *b, const double *x, double *y, size_t n_out,
-               size_t n_in) {
+static void mv(int int8, const gllm_gguf_tensor *t, const double *w, const double *b, const double *x, double *y,
+               size_t n_out, size_t n_in) {
     double *xq = malloc(n_in * sizeof(double));
     memcpy(xq, x, n_in * sizeof(double));
-    if (gllm_dtype_traits_table[t->dtype].int8_path)
+    if (int8 && gllm_dtype_traits_table[t->dtype].int8_path)
         for (size_t k = 0; k < n_in; k += 32) {
             float amax = 0;
             for (size_t i = k; i < k + 32; i++) amax = fmaxf(amax, fabsf((float)x[i]));
@@ -53,7 +53,7 @@ static void rope(double *v, size_t heads, size_t hd, size_t rot, const float *in
         }
 }
 
-void gllm_ref_llama(const gllm_llama *m, const int32_t *tokens, size_t n, double *logits) {
+void gllm_ref_llama(const gllm_llama *m, const int32_t *tokens, size_t n, int int8, double *logits) {
     const size_t d = m->dim, hd = m->head_dim, nq = m->n_heads * hd, nk = m->n_kv_heads * hd, g = m->n_heads / m->n_kv_heads;
     double *x = malloc(n * d * 8), *h = malloc(d * 8), *q = malloc(n * nq * 8), *k = malloc(n * nk * 8),
            *v = malloc(n * nk * 8), *att = malloc(nq * 8), *o = malloc(d * 8), *gt = malloc(m->ffn * 8),
@@ -69,7 +69,8 @@ void gllm_ref_llama(const gllm_llama *m, const int32_t *tokens, size_t n, double
         double *fn = rows(L->ffn_norm), *wg = rows(L->w_gate), *wu = rows(L->w_up), *wd = rows(L->w_down);
         for (size_t t = 0; t < n; t++) {
             rms(x + t * d, an, h, d, m->eps);
-            mv(L->wq, wq, bq, h, q + t * nq, nq, d), mv(L->wk, wk, bk, h, k + t * nk, nk, d), mv(L->wv, wv, bv, h, v + t * nk, nk, d);
+            mv(int8, L->wq, wq, bq, h, q + t * nq, nq, d), mv(int8, L->wk, wk, bk, h, k + t * nk, nk, d);
+            mv(int8, L->wv, wv, bv, h, v + t * nk, nk, d);
             for (size_t hh = 0; qn && hh < m->n_heads; hh++) rms(q + t * nq + hh * hd, qn, q + t * nq + hh * hd, hd, m->eps);
             for (size_t hh = 0; kn && hh < m->n_kv_heads; hh++) rms(k + t * nk + hh * hd, kn, k + t * nk + hh * hd, hd, m->eps);
             rope(q + t * nq, m->n_heads, hd, m->rot, m->inv_freq, t, m->neox);
@@ -92,12 +93,12 @@ void gllm_ref_llama(const gllm_llama *m, const int32_t *tokens, size_t n, double
                 }
                 for (size_t i = 0; i < hd; i++) att[hh * hd + i] /= den;
             }
-            mv(L->wo, wo, NULL, att, o, d, nq);
+            mv(int8, L->wo, wo, NULL, att, o, d, nq);
             for (size_t i = 0; i < d; i++) x[t * d + i] += o[i];
             rms(x + t * d, fn, h, d, m->eps);
-            mv(L->w_gate, wg, NULL, h, gt, m->ffn, d), mv(L->w_up, wu, NULL, h, up, m->ffn, d);
+            mv(int8, L->w_gate, wg, NULL, h, gt, m->ffn, d), mv(int8, L->w_up, wu, NULL, h, up, m->ffn, d);
             for (size_t i = 0; i < m->ffn; i++) gt[i] = gt[i] / (1.0 + exp(-gt[i])) * up[i];
-            mv(L->w_down, wd, NULL, gt, o, d, m->ffn);
+            mv(int8, L->w_down, wd, NULL, gt, o, d, m->ffn);
             for (size_t i = 0; i < d; i++) x[t * d + i] += o[i];
         }
         free(an), free(wq), free(wk), free(wv), free(wo), free(bq), free(bk), free(bv), free(qn), free(kn);
@@ -106,7 +107,7 @@ void gllm_ref_llama(const gllm_llama *m, const int32_t *tokens, size_t n, double
     double *on = rows(m->out_norm), *out = rows(m->output);
     for (size_t t = 0; t < n; t++) {
         rms(x + t * d, on, h, d, m->eps);
-        mv(m->output, out, NULL, h, logits + t * m->vocab, m->vocab, d);
+        mv(int8, m->output, out, NULL, h, logits + t * m->vocab, m->vocab, d);
     }
     free(on), free(out);
     free(x), free(h), free(q), free(k), free(v), free(att), free(o), free(gt), free(up), free(s);
