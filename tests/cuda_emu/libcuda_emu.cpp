@@ -321,15 +321,17 @@ UNWATCHED void wait(State s) {
     if ((char *)__builtin_frame_address(0) < stacks + ((size_t)set * MAX_THREADS + current) * STACK + STACK / 2)
         fprintf(stderr, "CUDA emulator: %s, thread %u: over half of its stack in use\n", running, current), abort();
     f.state = s;
-    /* the positions of this thread's warp: [p0, p1] */
-    const unsigned w = current / 32, last = round_n < w * 32 + 32 ? round_n - 1 : w * 32 + 31;
-    const unsigned p0 = reverse ? at(last) : w * 32, p1 = reverse ? at(w * 32) : last;
-    unsigned i = round_pos + 1;
-    while (i <= p1 && fibers[set][at(i)].state != READY) i++;
-    if (i > p1 && s != AT_BLOCK && release_warp(w))
-        for (i = p0; fibers[set][at(i)].state != READY;) i++;
-    while (i < round_n && fibers[set][at(i)].state != READY) i++;
-    if (i < round_n) return resume(&f.sp, i);
+    if (round_n) { /* in a block (not a fiber's flush at the end of a grid) */
+        /* the positions of this thread's warp: [p0, p1] */
+        const unsigned w = current / 32, last = round_n < w * 32 + 32 ? round_n - 1 : w * 32 + 31;
+        const unsigned p0 = reverse ? at(last) : w * 32, p1 = reverse ? at(w * 32) : last;
+        unsigned i = round_pos + 1;
+        while (i <= p1 && fibers[set][at(i)].state != READY) i++;
+        if (i > p1 && s != AT_BLOCK && release_warp(w))
+            for (i = p0; fibers[set][at(i)].state != READY;) i++;
+        while (i < round_n && fibers[set][at(i)].state != READY) i++;
+        if (i < round_n) return resume(&f.sp, i);
+    }
     race::to(scheduler_race);
     gllm_emu_switch(&f.sp, scheduler);
 }
