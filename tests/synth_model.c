@@ -84,17 +84,21 @@ void build_as(model_file *f, const char *arch, gllm_dtype t, gllm_dtype store) {
         add(&tl, NAME("ffn_down.weight"), gt, FFN, DIM, mat(f, t, DIM, FFN, 0.3f, 0));
 #undef NAME
     }
-    char k[8][64];
+    char k[9][64];
     snprintf(k[0], 64, "%s.block_count", arch), snprintf(k[1], 64, "%s.embedding_length", arch);
     snprintf(k[2], 64, "%s.attention.head_count", arch), snprintf(k[3], 64, "%s.attention.head_count_kv", arch);
     snprintf(k[4], 64, "%s.feed_forward_length", arch), snprintf(k[5], 64, "%s.context_length", arch);
     snprintf(k[6], 64, "%s.attention.layer_norm_rms_epsilon", arch), snprintf(k[7], 64, "%s.rope.freq_base", arch);
+    snprintf(k[8], 64, "%s.vocab_size", arch);
+    /* no tokenizer ("no_vocab" and the vocabulary's size: llama.cpp loads the file too) */
     const tw_kv kv[] = {{.key = "general.architecture", .type = GGUF_STRING, .s = arch},
                         {.key = k[0], .type = GGUF_U32, .u = LAYERS}, {.key = k[1], .type = GGUF_U32, .u = DIM},
                         {.key = k[2], .type = GGUF_U32, .u = NH}, {.key = k[3], .type = GGUF_U32, .u = NKV},
                         {.key = k[4], .type = GGUF_U32, .u = FFN}, {.key = k[5], .type = GGUF_U32, .u = CTX},
-                        {.key = k[6], .type = GGUF_F32, .f = 1e-5}, {.key = k[7], .type = GGUF_F32, .f = BASE}};
-    f->img = gguf_build(kv, 9, tl.t, (size_t)tl.n, 32, &f->len);
+                        {.key = k[6], .type = GGUF_F32, .f = 1e-5}, {.key = k[7], .type = GGUF_F32, .f = BASE},
+                        {.key = k[8], .type = GGUF_U32, .u = VOCAB},
+                        {.key = "tokenizer.ggml.model", .type = GGUF_STRING, .s = "no_vocab"}};
+    f->img = gguf_build(kv, sizeof kv / sizeof *kv, tl.t, (size_t)tl.n, 32, &f->len);
 }
 
 void drop(model_file *f) {

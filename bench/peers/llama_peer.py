@@ -3,6 +3,7 @@ the same token ids, shapes, thread count and timing rules (best of 3), so the tw
 comparable lines. Installed by bench/peers/setup.sh; run by bench/peers/compare.sh.
 
     llama_peer.py model  FILE.gguf                   prefill 512 tokens, decode 64 (+ greedy sample)
+    llama_peer.py batch  FILE.gguf SIZES             decode steps of B sequences at once, B in SIZES
     llama_peer.py logits FILE.gguf IDS OUT.f32       every position's logits row, top-10 of the last
     llama_peer.py greedy FILE.gguf IDS N             N greedy continuation ids, and their text
     llama_peer.py embed  FILE.gguf [IDS ... ]        32 x 128-token throughput, or one vector per id list
@@ -91,6 +92,43 @@ def cmd_model(path):
     print(f"llama.cpp {'decode+sample (per token)':<22} {dec * 1e3 / 64:10.3f} ms {64 / dec:12.1f} tokens/s")
 
 
+def cmd_batch(path, sizes):
+    """gllmk bench's batched decode: B sequences of the same 8 prompt ids, then steps of one
+    token each for all B (one llama_decode) and a greedy pick per sequence; ms per step, best
+    of two rounds of 8 steps"""
+    sizes = [int(b) for b in sizes.split(",")]
+    model, ctx = open_model(path, 64 * max(sizes), 512, n_seq=max(sizes))
+    vocab = vocab_size(model)
+    prompt = [(i * 7919 + 13) % vocab for i in range(8)]
+    greedy = L.llama_sampler_init_greedy()
+    for n in sizes:
+        clear(ctx)
+        batch = make_batch([prompt] * n)
+        for i in range(batch.n_tokens):
+            batch.logits[i] = i % 8 == 7  # the last prompt position of each sequence
+        if L.llama_decode(ctx, batch) != 0:
+            sys.exit("llama_decode failed")
+        L.llama_batch_free(batch)
+        ids = [L.llama_sampler_sample(greedy, ctx, 8 * b + 7) for b in range(n)]
+        step = L.llama_batch_init(n, 0, 1)
+        step.n_tokens = n
+        pos, best = 8, 1e30
+        for _ in range(2):
+            t = time.perf_counter()
+            for _ in range(8):
+                for b in range(n):
+                    step.token[b], step.pos[b], step.n_seq_id[b], step.logits[b] = ids[b], pos, 1, 1
+                    step.seq_id[b][0] = b
+                if L.llama_decode(ctx, step) != 0:
+                    sys.exit("llama_decode failed")
+                ids = [L.llama_sampler_sample(greedy, ctx, b) for b in range(n)]
+                pos += 1
+            best = min(best, (time.perf_counter() - t) / 8)
+        L.llama_batch_free(step)
+        what = f"batch decode+sample, {n} seq{'s' if n > 1 else ''}"
+        print(f"llama.cpp {what:<30} {best * 1e3:10.3f} ms {n / best:12.1f} tokens/s of all")
+
+
 def cmd_logits(path, ids, out):
     ids = [int(t) for t in ids.split(",")]
     model, ctx = open_model(path, 1024, 512)
@@ -173,7 +211,7 @@ def cmd_embed(path, lists):
 
 
 if __name__ == "__main__":
-    cmds = {"model": (cmd_model, 1), "logits": (cmd_logits, 3), "greedy": (cmd_greedy, 3)}
+    cmds = {"model": (cmd_model, 1), "batch": (cmd_batch, 2), "logits": (cmd_logits, 3), "greedy": (cmd_greedy, 3)}
     if len(sys.argv) >= 3 and sys.argv[1] == "embed":
         cmd_embed(sys.argv[2], sys.argv[3:])
     elif len(sys.argv) >= 2 and sys.argv[1] in cmds and len(sys.argv) == 2 + cmds[sys.argv[1]][1]:
