@@ -2,8 +2,8 @@
 # gllm-kernels next to llama.cpp on this machine, in one run, same threads and workloads:
 #   1. kernels: gllmk bench's gemv / gemm / attention table with ggml's time for each line;
 #   2. SmolLM2-135M (or $1): both logits of a prompt at every position, the greedy
-#      continuation, and prefill 512 / decode 64 speed, alternating ours (zero-copy weights,
-#      then GLLM_TILED=1) and theirs;
+#      continuation, and prefill 512 / decode 64 / batched decode speed, alternating ours
+#      (zero-copy weights, then GLLM_TILED=1) and theirs;
 #   3. all-MiniLM-L6-v2 written as GGUF by llama.cpp's writer: the vectors of a few
 #      sentences from both, and 32 x 128-token throughput, both on that one file.
 # Needs a build (cmake --build build) and the models (scripts/fetch_models.sh); installs
@@ -48,6 +48,7 @@ for i in 1 2; do
   $GLLMK bench --op model --no-peer --model "$MODEL" | grep -E "upload|prefill 512|decode\+sample" | sed 's/^/ours      /'
   GLLM_TILED=1 $GLLMK bench --op model --no-peer --model "$MODEL" | grep -E "upload|prefill 512|decode\+sample" | sed 's/^/ours tiled /'
   $PY $PEER model "$MODEL"
+  $PY $PEER batch "$MODEL" 1,4
 done
 
 echo; echo "== 3. all-MiniLM-L6-v2, as GGUF (f32) through llama.cpp's writer"
