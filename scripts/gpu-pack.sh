@@ -13,6 +13,9 @@ cmake --build $B -j "$(nproc)" --target gllmk gllm_bench gllm_synth_model test_c
 rm -rf $P && mkdir -p $P/build/tests $P/build/bench
 cp $B/gllmk $P/build/ && cp $B/bench/gllm_bench $P/build/bench/
 cp $B/tests/test_cuda $B/tests/test_cuda_sample $B/tests/gllm_synth_model $P/build/tests/
-if [ -d .peers-cuda/llama_cpp_python ]; then cp -a .peers-cuda/llama_cpp_python $P/peer; fi
+git log -1 --format='%h %s' > $P/build/COMMIT
+git diff --quiet HEAD || echo "(with uncommitted changes)" >> $P/build/COMMIT
+if [ -d .peers-cuda/llama_cpp_python ]; then cp -a .peers-cuda/llama_cpp_python $P/peer
+else echo "no llama.cpp peer in the pack: bash bench/peers/cuda_setup.sh makes it"; fi
 mkdir -p .gpu && tar cJf .gpu/pack.tar.xz -C $P .
 echo ".gpu/pack.tar.xz: $(du -h .gpu/pack.tar.xz | cut -f1) ($(ls $P | tr '\n' ' '))"

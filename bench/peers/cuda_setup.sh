@@ -10,6 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source bench/peers/pins.sh
+command -v nvcc >/dev/null || { echo "cuda_setup.sh: no nvcc (the CUDA toolkit) on the PATH" >&2; exit 1; }
 SRC=.peers-cuda/src/llama_cpp_python-$LLAMA_CPP_PYTHON OUT=.peers-cuda/llama_cpp_python
 if [ ! -d $SRC ]; then
   mkdir -p .peers-cuda/src
