@@ -5,7 +5,7 @@
 # where bench/peers/llama_peer.py runs it on the workloads of `gllmk bench --op model`; it
 # needs only the machine's cuBLAS there. Device code for $GLLM_PEER_ARCHS (CMake's
 # CUDA_ARCHITECTURES, default 90-real: the H100 and H200), flash attention and CUDA graphs on,
-# as llama.cpp's defaults. One arch takes about an hour on 2 cores; a second run reuses it.
+# as llama.cpp's defaults. One arch took 35 minutes on 2 cores; a second run reuses the build.
 # Bench only: the library never uses it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
