@@ -624,7 +624,8 @@ int gllm_bench_main(int argc, char **argv) {
         printf("%-5s %-5s %6s %6s %6s %9s %9s %8s %7s  %s\n", "op", "dtype", "m", "n", "k", "ms", "GFLOPS", "GB/s",
            "limit%", "peers (OpenBLAS f32 | ggml, same dtype)");
 
-    static const size_t gemv_shapes[][3] = {{1, 4096, 4096}, {1, 32768, 4096}};
+    /* gemv: one row (decode), then the few rows of a batched decode step, weights read once for all */
+    static const size_t gemv_shapes[][3] = {{1, 4096, 4096}, {1, 32768, 4096}, {2, 4096, 4096}, {4, 4096, 4096}, {8, 4096, 4096}};
     static const size_t gemm_shapes[][3] = {{128, 4096, 4096}, {512, 4096, 4096}, {128, 11008, 4096},
                                             {512, 11008, 4096}, {2048, 2048, 2048}};
     static const size_t quick_shapes[][3] = {{1, 1024, 1024}, {64, 512, 1024}};
@@ -632,7 +633,7 @@ int gllm_bench_main(int argc, char **argv) {
         const int is_gemv = pass == 0;
         if (!want(only_op, is_gemv ? "gemv" : "gemm")) continue;
         const size_t(*shapes)[3] = quick ? quick_shapes + pass : is_gemv ? gemv_shapes : gemm_shapes;
-        const size_t nshapes = quick ? 1 : is_gemv ? 2 : 5;
+        const size_t nshapes = quick ? 1 : is_gemv ? sizeof gemv_shapes / sizeof *gemv_shapes : sizeof gemm_shapes / sizeof *gemm_shapes;
         for (size_t s = 0; s < nshapes; s++) {
             const size_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
             float *w32 = random_floats(n * k, 1), *x = random_floats(m * k, 2), *y = malloc(m * n * sizeof(float));

@@ -131,7 +131,7 @@ class Op:
 
 _MATMUL = "const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch"
 OPS = [
-    Op("gemv", "cpu/gemv.c.j2", "y[j] = W[j,:].x (+ bias[j]), one activation row: the decode path",
+    Op("gemv", "cpu/gemv.c.j2", "y[i,j] = W[j,:].X[i,:] (+ bias[j]) for a few rows i, weights read once: the decode path",
        _MATMUL, fn_type="gllm_matmul_fn"),
     Op("gemv_tiled", "cpu/gemv_tiled.c.j2",
        "gemv over weights tiled 16 rows at a time (GLLM_TILE_ROWS, src/core/kernel_abi.h): rows j0, j1 "

@@ -25,7 +25,8 @@ void gllm_cpu_act_quant(const float *x, size_t m, size_t k, gllm_q8x *xq) {
 }
 
 gllm_matmul_fn gllm_cpu_matmul_kernel(gllm_dtype t, size_t m, int tiled) {
-    return m > 1 ? gllm_kernels()->gemm[t] : tiled ? gllm_kernels()->gemv_tiled[t] : gllm_kernels()->gemv[t];
+    if (tiled) return m > 1 ? gllm_kernels()->gemm[t] : gllm_kernels()->gemv_tiled[t];
+    return m > GLLM_GEMV_MAX_ROWS ? gllm_kernels()->gemm[t] : gllm_kernels()->gemv[t];
 }
 
 int gllm_cpu_tileable(gllm_dtype t, size_t n) {
@@ -64,7 +65,7 @@ void gllm_cpu_tile(gllm_dtype t, const void *w, void *dst, size_t n, size_t k) {
 size_t gllm_cpu_matmul_chunk(size_t m, size_t n, size_t k) {
     const size_t threads = (size_t)gllm_pool_threads();
     const double work = (double)m * (double)n * (double)k;
-    const size_t parts = work < 65536.0 ? 1 : m == 1 ? threads * 8 : threads;
+    const size_t parts = work < 65536.0 ? 1 : m <= GLLM_GEMV_MAX_ROWS ? threads * 8 : threads;
     const size_t chunk = (n + parts - 1) / parts;
     return (chunk + 63) / 64 * 64;
 }

@@ -10,7 +10,11 @@ gllm_status gllm_cpu_matmul(gllm_dtype t, int tiled, const void *w, const float 
                             size_t n, size_t k);
 /* X quantised for the block formats' int8 path into xq (m rows of k/32 blocks), rows on the pool */
 void gllm_cpu_act_quant(const float *x, size_t m, size_t k, gllm_q8x *xq);
-/* the kernel computing column ranges of one matmul: gemv (or gemv_tiled) for m = 1, gemm otherwise */
+/* Up to this many activation rows (a batched decode step), gemv reads the weights once for all
+ * of them and beats the gemm, whose panel packing costs as much as a few rows' products. */
+#define GLLM_GEMV_MAX_ROWS 8
+/* the kernel computing column ranges of one matmul: gemv for up to GLLM_GEMV_MAX_ROWS rows (tiled
+ * weights: gemv_tiled for one row), gemm otherwise */
 gllm_matmul_fn gllm_cpu_matmul_kernel(gllm_dtype t, size_t m, int tiled);
 /* Tiled weights: whether this ISA reads t tiled (it has a gemv_tiled for t) and n rows fit
  * whole tiles; gllm_cpu_tile writes W (n rows of k) tiled into dst (as many bytes). */

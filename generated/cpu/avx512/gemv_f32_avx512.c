@@ -9,9 +9,13 @@
 #include "quant_blocks.h"
 #include "simd/avx512.h"
 
-/* gemv, f32 weights, avx512: y[j] = W[j,:] . x (+ bias[j]) for j in [j0, j1), m = 1.
+/* gemv, f32 weights, avx512: y[i][j] = W[j,:] . x[i] (+ bias[j]) for j in [j0, j1), a few rows i.
  * Streams each weight row once; dequantises W to f32 lanes in registers and accumulates with FMA.
- * Four rows share each activation load; a row's sum never depends on its neighbours. */
+ * One activation row (decode): four weight rows share each activation load. More (a batched
+ * decode step): each weight vector is loaded once for MV activation rows,
+ * and is still in cache for the next MV. A sum never depends on its neighbours. */
+#define MV 4
+#define JB 12
 /* Weights stream from DRAM, and rows are short (576 columns in a small model): each
  * row's loop prefetches the same place PREFETCH_ROWS rows on, so the next row groups
  * are in flight before their loads start. The hint is "outer cache" (prefetcht2): into
@@ -53,8 +57,65 @@ static inline __attribute__((always_inline)) void rows(const gllm_matmul_args *a
         a->y[j + r] = gv_reduce(gv_add(acc0[r], acc1[r])) + (a->bias ? a->bias[j + r] : 0.0f);
 }
 
+/* weight rows j .. j+nw-1 against activation rows i0 .. i0+mv-1: nw x mv sums in registers, each k
+ * vector of the weights loaded once for mv FMAs and each of the activations once for nw. Rows past
+ * nw repeat row j (result dropped). */
+static inline __attribute__((always_inline)) void rows_m(const gllm_matmul_args *a, size_t j,
+                                                         size_t nw, size_t i0, const size_t mv) {
+    const size_t k = a->k, nr = JB / mv;
+    const float *w[JB];
+    const float *x[MV];
+    gv_f32 acc[JB][MV];
+    for (size_t r = 0; r < nr; r++)
+        w[r] = (const float *)((const char *)a->w + (j + (r < nw ? r : 0)) * a->w_row_bytes);
+    for (size_t c = 0; c < mv; c++) x[c] = a->x + (i0 + c) * a->ldx;
+    for (size_t r = 0; r < nr; r++)
+        for (size_t c = 0; c < mv; c++) acc[r][c] = gv_zero();
+    size_t i = 0;
+    for (; i + GV_W <= k; i += GV_W) {
+        gv_f32 xv[MV];
+        for (size_t c = 0; c < mv; c++) xv[c] = gv_load(x[c] + i);
+        for (size_t r = 0; r < nr; r++) {
+            if ((i * sizeof(float)) % 64 == 0) prefetch_row_ahead(w[r] + i, a->w_row_bytes);
+            const gv_f32 wv = gv_load(w[r] + i);
+            for (size_t c = 0; c < mv; c++) acc[r][c] = gv_fma(wv, xv[c], acc[r][c]);
+        }
+    }
+    if (i < k) {
+        gv_f32 xv[MV];
+        for (size_t c = 0; c < mv; c++) xv[c] = gv_load_n(x[c] + i, k - i);
+        for (size_t r = 0; r < nr; r++) {
+            const gv_f32 wv = gv_load_n(w[r] + i, k - i);
+            for (size_t c = 0; c < mv; c++) acc[r][c] = gv_fma(wv, xv[c], acc[r][c]);
+        }
+    }
+    for (size_t r = 0; r < nr; r++)
+        for (size_t c = 0; c < mv && r < nw; c++)
+            a->y[(i0 + c) * a->ldy + j + r] =
+                gv_reduce(acc[r][c]) + (a->bias ? a->bias[j + r] : 0.0f);
+}
+
 void gllm_gemv_f32_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch) {
     (void)scratch;
+    if (a->m > 1) {
+        /* JB weight rows stay in L1 for every group of MV activation rows */
+        for (size_t jb = j0; jb < j1; jb += JB) {
+            const size_t je = j1 - jb > JB ? jb + JB : j1;
+            for (size_t i = 0; i < a->m; i += MV) {
+                const size_t mv = a->m - i < MV ? a->m - i : MV;
+                if (mv == 4) /* 3 weight rows a call */
+                    for (size_t j = jb; j < je; j += 3) rows_m(a, j, je - j < 3 ? je - j : 3, i, 4);
+                else if (mv == 3) /* 4 weight rows a call */
+                    for (size_t j = jb; j < je; j += 4) rows_m(a, j, je - j < 4 ? je - j : 4, i, 3);
+                else if (mv == 2) /* 6 weight rows a call */
+                    for (size_t j = jb; j < je; j += 6) rows_m(a, j, je - j < 6 ? je - j : 6, i, 2);
+                else if (mv == 1) /* 12 weight rows a call */
+                    for (size_t j = jb; j < je; j += 12)
+                        rows_m(a, j, je - j < 12 ? je - j : 12, i, 1);
+            }
+        }
+        return;
+    }
     size_t j = j0;
     for (; j + 4 <= j1; j += 4) rows(a, j, 4);
     for (; j < j1; j++) rows(a, j, 1);

@@ -9,10 +9,13 @@
 #include "quant_blocks.h"
 #include "simd/neon.h"
 
-/* gemv, q2_0 weights, neon: y[j] = W[j,:] . x (+ bias[j]) for j in [j0, j1), m = 1.
+/* gemv, q2_0 weights, neon: y[i][j] = W[j,:] . x[i] (+ bias[j]) for j in [j0, j1), a few rows i.
  * Streams each weight row once; dots the packed codes with the int8 activation blocks (a.xq), then
- * scales per block. Four rows share each activation load; a row's sum never depends on its
- * neighbours. */
+ * scales per block. One activation row (decode): four weight rows share each activation load. More
+ * (a batched decode step): each weight vector is unpacked once for MV activation rows, and is still
+ * in cache for the next MV. A sum never depends on its neighbours. */
+#define MV 4
+#define JB 12
 /* Weights stream from DRAM, and rows are short (576 columns in a small model): each
  * row's loop prefetches the same place PREFETCH_ROWS rows on, so the next row groups
  * are in flight before their loads start. The hint is "outer cache" (prefetcht2): into
@@ -52,8 +55,61 @@ static inline __attribute__((always_inline)) void rows(const gllm_matmul_args *a
         a->y[j + r] = gq_reduce(acc[r]) + off[r] + (a->bias ? a->bias[j + r] : 0.0f);
 }
 
+/* weight row j against activation rows i0 .. i0+mv-1: a block's codes unpacked once, then
+ * a*xd*dot(codes, x) + c*xs per row (w = a*code + c, xs = xd*sum(x)) */
+static inline __attribute__((always_inline)) void rows_m(const gllm_matmul_args *a, size_t j,
+                                                         size_t nw, size_t i0, const size_t mv) {
+    (void)nw; /* one weight row a call */
+    const size_t nb = a->k / 32;
+    const gllm_block_q2_0 *w = (const gllm_block_q2_0 *)((const char *)a->w + j * a->w_row_bytes);
+    const gllm_q8x *x[MV];
+    gq_f32 acc[MV];
+    float off[MV];
+    for (size_t r = 0; r < mv; r++) {
+        x[r] = a->xq + (i0 + r) * nb;
+        acc[r] = gq_fzero();
+        off[r] = 0.0f;
+    }
+    for (size_t b = 0; b < nb; b++) {
+        const gllm_block_q2_0 *blk = w + b;
+        prefetch_row_ahead(blk, a->w_row_bytes);
+        const float s = gllm_f16_to_f32(blk->d), c = -2.0f * gllm_f16_to_f32(blk->d);
+        const gq_codes codes = (int8x16x2_t){
+            {vreinterpretq_s8_u8(vandq_u8(
+                 vcombine_u8(vld1_u8(blk->qs), vshr_n_u8(vld1_u8(blk->qs), 2)), vdupq_n_u8(3))),
+             vreinterpretq_s8_u8(vandq_u8(
+                 vcombine_u8(vshr_n_u8(vld1_u8(blk->qs), 4), vshr_n_u8(vld1_u8(blk->qs), 6)),
+                 vdupq_n_u8(3)))}};
+        for (size_t r = 0; r < mv; r++) {
+            const gllm_q8x *xb = x[r] + b;
+            acc[r] = gq_fma_i32(gq_dot_u(codes, xb->qs), s * xb->d, acc[r]);
+            off[r] += c * xb->s;
+        }
+    }
+    for (size_t r = 0; r < mv; r++)
+        a->y[(i0 + r) * a->ldy + j] = gq_reduce(acc[r]) + off[r] + (a->bias ? a->bias[j] : 0.0f);
+}
+
 void gllm_gemv_q2_0_neon(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch) {
     (void)scratch;
+    if (a->m > 1) {
+        /* JB weight rows stay in L1 for every group of MV activation rows */
+        for (size_t jb = j0; jb < j1; jb += JB) {
+            const size_t je = j1 - jb > JB ? jb + JB : j1;
+            for (size_t i = 0; i < a->m; i += MV) {
+                const size_t mv = a->m - i < MV ? a->m - i : MV;
+                if (mv == 4) /* 1 weight row a call */
+                    for (size_t j = jb; j < je; j += 1) rows_m(a, j, 1, i, 4);
+                else if (mv == 3) /* 1 weight row a call */
+                    for (size_t j = jb; j < je; j += 1) rows_m(a, j, 1, i, 3);
+                else if (mv == 2) /* 1 weight row a call */
+                    for (size_t j = jb; j < je; j += 1) rows_m(a, j, 1, i, 2);
+                else if (mv == 1) /* 1 weight row a call */
+                    for (size_t j = jb; j < je; j += 1) rows_m(a, j, 1, i, 1);
+            }
+        }
+        return;
+    }
     size_t j = j0;
     for (; j + 4 <= j1; j += 4) rows(a, j, 4);
     for (; j < j1; j++) rows(a, j, 1);
