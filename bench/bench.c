@@ -361,12 +361,12 @@ static void bench_sample(void) {
 /* ---- a model end to end (default: SmolLM2-135M Q4_1): load, prefill 512 tokens, decode 64 ---- */
 
 /* batched decode: B sequences of 8 prompt tokens, then 16 steps of gllm_batch_forward +
- * gllm_sample over all B (on CUDA one forward per step, replayed from its graph) */
-static void bench_batch(gllm_generator *g, gllm_kv_cache *kv, size_t vocab, int cuda) {
+ * gllm_sample over all B (one forward of B rows per step; on CUDA replayed from its graph) */
+static void bench_batch(gllm_generator *g, gllm_kv_cache *kv, size_t vocab) {
     enum { STEPS = 16, MAXB = 32 };
     const int sizes[] = {1, 4, 8, 32};
     const gllm_sampling greedy = {.temperature = 0, .top_p = 1, .repetition_penalty = 1};
-    for (size_t k = 0; k < sizeof sizes / sizeof *sizes && (cuda || sizes[k] <= 4); k++) {
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
         const int n = sizes[k];
         int seq[MAXB];
         int32_t prompt[8], id[MAXB];
@@ -496,7 +496,7 @@ static void bench_model(const char *path) {
             printf("%-30s %10.3f   + sampling (greedy, id to the host) %.3f ms\n", "  of which forward alone", fwd * 1e3 / 64,
                    smp * 1e3 / 64);
         free(lrow);
-        if (graphs) bench_batch(g, kv, mi.vocab, cuda);
+        if (graphs) bench_batch(g, kv, mi.vocab);
         gllm_kv_cache_free(kv), gllm_generator_free(g);
     }
     /* a second device: the same prefill with f32 activations on CUDA cores, and the same decode

@@ -421,15 +421,24 @@ static gllm_status cuda_step(gllm_generator *g, gllm_kv_cache *kv, const gllm_ba
     return st != GLLM_OK ? st : rec;
 }
 
+/* CPU: the same, as one forward through the generator's plan (every matmul over all the items'
+ * rows, so each weight is read once a step) */
+static gllm_status cpu_step(gllm_generator *g, gllm_kv_cache *kv, const gllm_batch_item *items, size_t n,
+                            const gllm_topology *topo, size_t row0) {
+    gllm_plan_seq seqs[MAX_SEQS];
+    for (size_t b = 0; b < n; b++) {
+        seqs[b] = (gllm_plan_seq){&kv->seq[items[b].seq], items[b].tokens, items[b].n};
+        kv->warm[items[b].seq] = kv->step;
+    }
+    const int tree = topo && topo->parent;
+    return gllm_llama_forward_seqs(&g->m->llama, g->plan.steps ? &g->plan : &g->m->llama.plan, &kv->pool, seqs, n,
+                                   topo ? topo->position : NULL, tree ? topo->parent : NULL, tree,
+                                   g->logits + row0 * g->m->llama.vocab);
+}
+
 static gllm_status run_step(gllm_generator *g, gllm_kv_cache *kv, int seq, const int32_t *tokens, size_t n,
                             const gllm_topology *topo, size_t row0) {
-    if (g->cuda) return cuda_step(g, kv, &(gllm_batch_item){seq, tokens, n}, 1, topo, row0);
-    gllm_kv_seq *s = NULL;
-    seq_of(kv, seq, &s); /* checked */
-    const int tree = topo && topo->parent;
-    kv->warm[seq] = kv->step;
-    return gllm_llama_forward_plan(&g->m->llama, g->plan.steps ? &g->plan : &g->m->llama.plan, &kv->pool, s, tokens, n, topo ? topo->position : NULL, tree ? topo->parent : NULL,
-                              tree, g->logits + row0 * g->m->llama.vocab);
+    return (g->cuda ? cuda_step : cpu_step)(g, kv, &(gllm_batch_item){seq, tokens, n}, 1, topo, row0);
 }
 
 gllm_status gllm_generator_forward(gllm_generator *g, gllm_kv_cache *kv, int seq, const int32_t *tokens, size_t n,
@@ -491,9 +500,9 @@ gllm_status gllm_batch_forward(gllm_generator *g, gllm_kv_cache *kv, const gllm_
         if (st != GLLM_OK) return atomic_store(&kv->running, 0), leave(g, st);
     }
     gllm_status st = GLLM_OK;
-    for (size_t i = 0; !g->cuda && i < n && st == GLLM_OK; i++) st = run_step(g, kv, items[i].seq, items[i].tokens, items[i].n, NULL, i);
-    for (size_t i = 0, first = 0, rows = 0; g->cuda && i <= n && st == GLLM_OK; i++) { /* as many items per forward as it holds */
-        if (i == n || rows + items[i].n > g->max_rows) st = cuda_step(g, kv, items + first, i - first, NULL, first), first = i, rows = 0;
+    for (size_t i = 0, first = 0, rows = 0; i <= n && st == GLLM_OK; i++) { /* as many items per forward as it holds */
+        if (i == n || rows + items[i].n > g->max_rows)
+            st = (g->cuda ? cuda_step : cpu_step)(g, kv, items + first, i - first, NULL, first), first = i, rows = 0;
         if (i < n) rows += items[i].n;
     }
     if (st != GLLM_OK) return atomic_store(&kv->running, 0), leave(g, st);

@@ -149,38 +149,58 @@ static void rope_task(void *ctx, size_t i, void *scratch) {
     (void)gllm_kv_write(j->p, j->s, j->layer, j->slots[i], k, j->v + i * j->nkv * j->hd); /* layer and slots checked up front */
 }
 
+/* the arguments of a RoPE + KV write pass, before anything is written */
+static gllm_status rope_kv_check(const float *inv_freq, const int32_t *pos, const gllm_kv_pool *p, const gllm_kv_seq *s,
+                                 const uint32_t *slots, size_t n_tok, size_t n_heads, size_t rot, size_t layer) {
+    if (!inv_freq || !pos || !p || !s || !slots || !n_tok) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: NULL or empty input");
+    const size_t hd = p->head_dim, nkv = p->n_kv_heads;
+    if (!n_heads || n_heads % nkv) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: %zu heads over %zu KV heads", n_heads, nkv);
+    if (rot > hd || rot % 2 || rot > 512) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: rotary dims %zu of %zu", rot, hd);
+    if (gllm_kv_layer(p, layer) >= p->n_layers) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: layer %zu not in the cache", layer);
+    for (size_t i = 0; i < n_tok; i++)
+        if (pos[i] < 0 || slots[i] >= s->n_pages * p->page_size)
+            return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: token %zu: position %d, slot %u (%zu reserved)", i,
+                             pos[i], slots[i], s->n_pages * p->page_size);
+    return GLLM_OK;
+}
+
+static void rope_kv_run(const gllm_qkv_weights *w, float *q, float *k, float *v, size_t n_tok, size_t n_heads,
+                        const float *inv_freq, size_t rot, int neox, const int32_t *pos, const gllm_kv_pool *p,
+                        const gllm_kv_seq *s, size_t layer, const uint32_t *slots) {
+    rope_job r = {.w = w, .n_heads = n_heads, .nkv = p->n_kv_heads, .hd = p->head_dim, .rot = rot, .neox = neox,
+                  .inv_freq = inv_freq, .pos = pos, .q = q, .k = k, .v = v, .p = p, .s = s, .layer = layer, .slots = slots};
+    gllm_pool_run(n_tok, rope_task, &r);
+}
+
+gllm_status gllm_cpu_rope_kv(const gllm_qkv_weights *w, float *q, float *k, float *v, size_t n_tok, size_t n_heads,
+                             const float *inv_freq, size_t rot, int neox, const int32_t *pos, const gllm_kv_pool *p,
+                             const gllm_kv_seq *s, size_t layer, const uint32_t *slots) {
+    gllm_status st = gllm_ensure_init();
+    if (st == GLLM_OK && (!w || !q || !k || !v)) st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "rope_kv: NULL input");
+    if (st == GLLM_OK) st = rope_kv_check(inv_freq, pos, p, s, slots, n_tok, n_heads, rot, layer);
+    if (st == GLLM_OK) rope_kv_run(w, q, k, v, n_tok, n_heads, inv_freq, rot, neox, pos, p, s, layer, slots);
+    return st;
+}
+
 gllm_status gllm_cpu_qkv_rope(const gllm_qkv_weights *w, const float *x, size_t n_tok, size_t k, size_t n_heads,
                               const float *inv_freq, size_t rot, int neox, const int32_t *pos,
                               const gllm_kv_pool *p, const gllm_kv_seq *s, size_t layer, const uint32_t *slots,
                               float *q_out) {
     gllm_status st = gllm_ensure_init();
     if (st != GLLM_OK) return st;
-    if (!w || !x || !inv_freq || !pos || !p || !s || !slots || !q_out || !n_tok)
-        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: NULL or empty input");
+    if (!w || !x || !q_out) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: NULL or empty input");
+    if ((st = rope_kv_check(inv_freq, pos, p, s, slots, n_tok, n_heads, rot, layer)) != GLLM_OK) return st;
     const size_t hd = p->head_dim, nkv = p->n_kv_heads, t = w->dtype;
-    if (!n_heads || n_heads % nkv) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: %zu heads over %zu KV heads", n_heads, nkv);
-    if (rot > hd || rot % 2 || rot > 512) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: rotary dims %zu of %zu", rot, hd);
     if ((unsigned)t >= GLLM_DTYPE_COUNT || k % (size_t)gllm_dtype_traits_table[t].block)
         return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: dtype %d with k=%zu", (int)t, k);
-    if (gllm_kv_layer(p, layer) >= p->n_layers) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: layer %zu not in the cache", layer);
-    for (size_t i = 0; i < n_tok; i++)
-        if (pos[i] < 0 || slots[i] >= s->n_pages * p->page_size)
-            return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: token %zu: position %d, slot %u (%zu reserved)", i,
-                             pos[i], slots[i], s->n_pages * p->page_size);
     const size_t mark = gllm_ws_mark();
     float *kv = gllm_ws_alloc(2 * n_tok * nkv * hd * sizeof(float));
     if (!kv) {
         gllm_ws_release(mark);
         return gllm_fail(GLLM_E_OUT_OF_MEMORY, "qkv_rope: no memory for %zu tokens", n_tok);
     }
-    if ((st = gllm_cpu_qkv(w, x, n_tok, k, n_heads * hd, nkv * hd, q_out, kv, kv + n_tok * nkv * hd)) != GLLM_OK) {
-        gllm_ws_release(mark);
-        return st;
-    }
-    rope_job r = {.w = w, .n_heads = n_heads, .nkv = nkv, .hd = hd, .rot = rot, .neox = neox, .inv_freq = inv_freq,
-                  .pos = pos, .q = q_out, .k = kv, .v = kv + n_tok * nkv * hd, .p = p, .s = s, .layer = layer,
-                  .slots = slots};
-    gllm_pool_run(n_tok, rope_task, &r);
+    if ((st = gllm_cpu_qkv(w, x, n_tok, k, n_heads * hd, nkv * hd, q_out, kv, kv + n_tok * nkv * hd)) == GLLM_OK)
+        rope_kv_run(w, q_out, kv, kv + n_tok * nkv * hd, n_tok, n_heads, inv_freq, rot, neox, pos, p, s, layer, slots);
     gllm_ws_release(mark);
-    return GLLM_OK;
+    return st;
 }

@@ -15,40 +15,62 @@
 #include "plan/plan.h"
 
 gllm_status gllm_cpu_plan_run(const gllm_plan *p, size_t first, size_t last, const gllm_kv_pool *pool,
-                              gllm_kv_seq *s, const int32_t *tokens, size_t n, const int32_t *position,
-                              const int32_t *parent, const float *x_in, float *x_out, int all, float *logits) {
+                              const gllm_plan_seq *seqs, size_t n_seqs, const int32_t *position, const int32_t *parent,
+                              const float *x_in, float *x_out, int all, float *logits) {
     gllm_status st = gllm_ensure_init();
     if (st != GLLM_OK) return st;
+    if (!seqs || !n_seqs || (n_seqs > 1 && (position || parent)))
+        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "plan: %zu sequences%s", n_seqs, n_seqs ? " with positions or a tree" : "");
     const gllm_kernel_table *kt = gllm_kernels();
-    const size_t mark = gllm_ws_mark(), prefix = s ? s->len : 0;
-    float *buf[BUF_COUNT];
+    const size_t mark = gllm_ws_mark();
+    size_t n = 0;
+    for (size_t b = 0; b < n_seqs; b++) n += seqs[b].n;
+    const size_t head_rows = all ? n : n_seqs;
+    float *buf[BUF_COUNT], *head_x = all ? NULL : gllm_ws_alloc(n_seqs * p->width[BUF_H] * sizeof(float));
     int32_t *pos = gllm_ws_alloc(n * 4);
     uint32_t *slots = gllm_ws_alloc(n * 4);
-    int ok = pos && slots;
+    size_t *row0 = gllm_ws_alloc((n_seqs + 1) * sizeof(size_t)); /* sequence b: rows row0[b] .. row0[b + 1] - 1 */
+    int ok = pos && slots && row0 && (all || head_x);
     for (int b = 0; b < BUF_COUNT; b++) ok &= (buf[b] = gllm_ws_alloc(n * p->width[b] * sizeof(float))) != NULL;
     if (!ok) {
         gllm_ws_release(mark);
         return gllm_fail(GLLM_E_OUT_OF_MEMORY, "plan: no memory for %zu tokens", n);
     }
-    for (size_t i = 0; i < n; i++) pos[i] = position ? position[i] : (int32_t)(prefix + i), slots[i] = (uint32_t)(prefix + i);
+    row0[0] = 0;
+    for (size_t b = 0; b < n_seqs; b++) {
+        const size_t prefix = seqs[b].s ? seqs[b].s->len : 0;
+        row0[b + 1] = row0[b] + seqs[b].n;
+        for (size_t i = 0, r = row0[b]; i < seqs[b].n; i++, r++)
+            pos[r] = position ? position[i] : (int32_t)(prefix + i), slots[r] = (uint32_t)(prefix + i);
+    }
     if (x_in) memcpy(buf[BUF_X], x_in, n * p->width[BUF_X] * sizeof(float));
+    const size_t qw = p->width[BUF_Q]; /* the width of the rows of q, and of attention's output */
     for (size_t i = first; i < last && st == GLLM_OK; i++) {
         const gllm_step *t = &p->steps[i];
         float *in = buf[t->in], *out = buf[t->out]; /* rows of the step's own width, contiguous */
         switch (t->kind) {
         case STEP_EMBED:
-            st = gllm_cpu_embed(t->dtype, t->w, t->n, t->k, tokens, n, out);
+            for (size_t b = 0; b < n_seqs && st == GLLM_OK; b++)
+                st = gllm_cpu_embed(t->dtype, t->w, t->n, t->k, seqs[b].tokens, seqs[b].n, out + row0[b] * t->k);
             break;
         case STEP_RMSNORM:
             for (size_t r = 0; r < n; r++) kt->rmsnorm(in + r * t->k, t->b, out + r * t->k, t->k, p->eps);
             break;
-        case STEP_QKV_ROPE:
-            st = gllm_cpu_qkv_rope(&t->qkv, in, n, t->k, p->n_heads, p->inv_freq, p->rot, p->neox, pos, pool, s, t->layer,
-                                   slots, out);
+        case STEP_QKV_ROPE: { /* the projections of all rows, then RoPE and the KV writes per sequence */
+            const size_t kvw = t->n, kv_mark = gllm_ws_mark();
+            float *k = gllm_ws_alloc(2 * n * kvw * sizeof(float)), *v = k + n * kvw;
+            if (!k) st = gllm_fail(GLLM_E_OUT_OF_MEMORY, "qkv_rope: no memory for %zu tokens", n);
+            if (st == GLLM_OK) st = gllm_cpu_qkv(&t->qkv, in, n, t->k, qw, kvw, out, k, v);
+            for (size_t b = 0; b < n_seqs && st == GLLM_OK; b++)
+                st = gllm_cpu_rope_kv(&t->qkv, out + row0[b] * qw, k + row0[b] * kvw, v + row0[b] * kvw, seqs[b].n, p->n_heads,
+                                      p->inv_freq, p->rot, p->neox, pos + row0[b], pool, seqs[b].s, t->layer, slots + row0[b]);
+            gllm_ws_release(kv_mark);
             break;
-        case STEP_ATTN:
-            st = gllm_cpu_attention(pool, s, t->layer, in, n, p->n_heads, prefix, parent ? GLLM_MASK_TREE : GLLM_MASK_CAUSAL,
-                                    parent, p->scale, out);
+        }
+        case STEP_ATTN: /* over each sequence's cache: its prefix is its first row's slot */
+            for (size_t b = 0; b < n_seqs && st == GLLM_OK; b++)
+                st = gllm_cpu_attention(pool, seqs[b].s, t->layer, in + row0[b] * qw, seqs[b].n, p->n_heads, slots[row0[b]],
+                                        parent ? GLLM_MASK_TREE : GLLM_MASK_CAUSAL, parent, p->scale, out + row0[b] * qw);
             break;
         case STEP_MATMUL:
             st = gllm_cpu_matmul(t->dtype, t->tiled, t->w, in, t->b, out, n, t->n, t->k);
@@ -59,11 +81,11 @@ gllm_status gllm_cpu_plan_run(const gllm_plan *p, size_t first, size_t last, con
         case STEP_FFN_UP:
             st = gllm_cpu_ffn_up(t->ffn, t->dtype, t->tiled, t->w, NULL, t->w2, NULL, in, out, n, t->n, t->k);
             break;
-        case STEP_HEAD: {
-            const size_t from = all ? 0 : n - 1;
-            st = gllm_cpu_matmul(t->dtype, t->tiled, t->w, in + from * t->k, NULL, logits, n - from, t->n, t->k);
+        case STEP_HEAD: /* the rows asked for, gathered */
+            for (size_t b = 0; b < n_seqs && !all; b++)
+                memcpy(head_x + b * t->k, in + (row0[b + 1] - 1) * t->k, t->k * sizeof(float));
+            st = gllm_cpu_matmul(t->dtype, t->tiled, t->w, all ? in : head_x, NULL, logits, head_rows, t->n, t->k);
             break;
-        }
         }
     }
     if (x_out && st == GLLM_OK) memcpy(x_out, buf[BUF_X], n * p->width[BUF_X] * sizeof(float));

@@ -37,6 +37,10 @@ gllm_status gllm_llama_forward(const gllm_llama *m, const gllm_kv_pool *p, gllm_
 gllm_status gllm_llama_forward_plan(const gllm_llama *m, const gllm_plan *plan, const gllm_kv_pool *p, gllm_kv_seq *s,
                                     const int32_t *tokens, size_t n, const int32_t *pos, const int32_t *parent, int all,
                                     float *logits);
+/* a batch: one step of each of n_seqs distinct sequences (seqs[b].n tokens, causal), their rows
+ * through every matmul at once; logits: the last row of each sequence (all = 0), or every row */
+gllm_status gllm_llama_forward_seqs(const gllm_llama *m, const gllm_plan *plan, const gllm_kv_pool *p, const gllm_plan_seq *seqs,
+                                    size_t n_seqs, const int32_t *pos, const int32_t *parent, int all, float *logits);
 /* the final norm and the output projection: logits[n][vocab] from hidden states x[n][dim] */
 gllm_status gllm_llama_head(const gllm_llama *m, const float *x, size_t n, float *logits);
 /* one layer's attention (ffn = 0: x += attn(norm(x)), causal over positions 0 .. n-1 with a
