@@ -61,9 +61,9 @@ typedef struct {
 /* odd m and n with tails; k multiples of 32 up to 4128 (float formats: odd k too);
  * crossings of the gemm blocking (codegen/spec.py: KC=128 f32 / 256 int8 in k, MC=72 rows,
  * NC=1024 columns); 21x1040: tiled weights across NC, a last panel of one tile; gemv: one
- * row (decode), and 2 to 9 (batched decode: groups of 4 rows, and what is left) */
+ * row (decode), and 2 to 13 (batched decode: groups of 4 rows, and what is left) */
 static const shape gemv_shapes[] = {{1, 1, 32},  {1, 7, 96},  {1, 33, 1056}, {1, 257, 288}, {1, 257, 4128},
-                                    {2, 7, 96},  {3, 33, 288}, {4, 1, 32},    {5, 65, 1056}, {9, 65, 4128}};
+                                    {2, 7, 96},  {3, 33, 288}, {4, 1, 32},    {5, 65, 1056}, {9, 65, 4128}, {13, 33, 288}};
 static const shape gemv_odd_k[] = {{1, 7, 33}, {1, 33, 101}, {1, 257, 1027}, {3, 7, 33}, {7, 33, 101}, {2, 257, 1027}};
 static const shape gemm_shapes[] = {{3, 7, 32}, {17, 33, 288}, {69, 257, 544}, {17, 257, 4128},
                                     {150, 33, 96}, {5, 1100, 64}, {69, 1, 4128}, {17, 48, 288},

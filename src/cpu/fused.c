@@ -112,7 +112,7 @@ gllm_status gllm_cpu_qkv(const gllm_qkv_weights *w, const float *x, size_t m, si
         j.mm[i] = (gllm_matmul_args){.w = ws[i], .w_row_bytes = gllm_row_bytes(t, k), .x = x, .ldx = k, .xq = xq,
                                      .bias = bs[i], .y = ys[i], .ldy = ns[i], .m = m, .n = ns[i], .k = k,
                                      .tiled = w->tiled};
-        j.chunk[i] = gllm_cpu_matmul_chunk(m, ns[i], k);
+        j.chunk[i] = gllm_cpu_matmul_chunk(t, m, ns[i], k);
         j.tasks[i] = (ns[i] + j.chunk[i] - 1) / j.chunk[i];
         total += j.tasks[i];
     }

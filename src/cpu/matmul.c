@@ -24,9 +24,11 @@ void gllm_cpu_act_quant(const float *x, size_t m, size_t k, gllm_q8x *xq) {
     gllm_pool_run(m, act_quant_task, &j);
 }
 
+size_t gllm_cpu_gemv_rows(gllm_dtype t) { return gllm_dtype_traits_table[t].block > 1 ? 8 : 16; }
+
 gllm_matmul_fn gllm_cpu_matmul_kernel(gllm_dtype t, size_t m, int tiled) {
     if (tiled) return m > 1 ? gllm_kernels()->gemm[t] : gllm_kernels()->gemv_tiled[t];
-    return m > GLLM_GEMV_MAX_ROWS ? gllm_kernels()->gemm[t] : gllm_kernels()->gemv[t];
+    return m > gllm_cpu_gemv_rows(t) ? gllm_kernels()->gemm[t] : gllm_kernels()->gemv[t];
 }
 
 int gllm_cpu_tileable(gllm_dtype t, size_t n) {
@@ -62,10 +64,10 @@ void gllm_cpu_tile(gllm_dtype t, const void *w, void *dst, size_t n, size_t k) {
     gllm_pool_run(n / GLLM_TILE_ROWS, tile_task, &c);
 }
 
-size_t gllm_cpu_matmul_chunk(size_t m, size_t n, size_t k) {
+size_t gllm_cpu_matmul_chunk(gllm_dtype t, size_t m, size_t n, size_t k) {
     const size_t threads = (size_t)gllm_pool_threads();
     const double work = (double)m * (double)n * (double)k;
-    const size_t parts = work < 65536.0 ? 1 : m <= GLLM_GEMV_MAX_ROWS ? threads * 8 : threads;
+    const size_t parts = work < 65536.0 ? 1 : m <= gllm_cpu_gemv_rows(t) ? threads * 8 : threads;
     const size_t chunk = (n + parts - 1) / parts;
     return (chunk + 63) / 64 * 64;
 }
@@ -87,7 +89,7 @@ gllm_status gllm_cpu_matmul(gllm_dtype t, int tiled, const void *w, const float 
     mm_job j = {.fn = gllm_cpu_matmul_kernel(t, m, tiled),
                 .args = {.w = w, .w_row_bytes = gllm_row_bytes(t, k), .x = x, .ldx = k, .bias = bias, .y = y, .ldy = n,
                          .m = m, .n = n, .k = k, .tiled = tiled},
-                .chunk = gllm_cpu_matmul_chunk(m, n, k)};
+                .chunk = gllm_cpu_matmul_chunk(t, m, n, k)};
     const size_t mark = gllm_ws_mark();
     if (gllm_dtype_traits_table[t].int8_path) {
         gllm_q8x *xq = gllm_ws_alloc(m * (k / 32) * sizeof(gllm_q8x));
