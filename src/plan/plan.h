@@ -51,7 +51,6 @@ typedef struct {
 gllm_status gllm_plan_add(gllm_plan *p, gllm_step s);
 void gllm_plan_free(gllm_plan *p);
 
-
 /* A copy of plan p whose projection weights (MATMUL, FFN_UP, QKV_ROPE, HEAD; not the
  * embedding table, which EMBED reads by rows, even when the head shares it) are copied tiled into *arena (one allocation), where this ISA has a tiled gemv
  * for them (gllm_cpu_tileable): the decode path then streams each weight tile in order. Weights

@@ -54,7 +54,7 @@ static inline __attribute__((always_inline)) void rows(const gllm_matmul_args *a
 }
 
 /* weight row j against activation rows i0 .. i0+mv-1: a block's codes unpacked once, then
- * a*xd*dot(codes, x) + c*xs per row (w = a*code + c, xs = xd*sum(x)) */
+ * s*xd*dot(codes, x) + o*xs per row (w = s*code + o, xs = xd*sum(x)) */
 static inline __attribute__((always_inline)) void rows_m(const gllm_matmul_args *a, size_t j,
                                                          size_t nw, size_t i0, const size_t mv) {
     (void)nw; /* one weight row a call */
@@ -63,27 +63,27 @@ static inline __attribute__((always_inline)) void rows_m(const gllm_matmul_args 
     const gllm_q8x *x[MV];
     gq_f32 acc[MV];
     float off[MV];
-    for (size_t r = 0; r < mv; r++) {
-        x[r] = a->xq + (i0 + r) * nb;
-        acc[r] = gq_fzero();
-        off[r] = 0.0f;
+    for (size_t c = 0; c < mv; c++) {
+        x[c] = a->xq + (i0 + c) * nb;
+        acc[c] = gq_fzero();
+        off[c] = 0.0f;
     }
     for (size_t b = 0; b < nb; b++) {
         const gllm_block_q4_0 *blk = w + b;
         prefetch_row_ahead(blk, a->w_row_bytes);
-        const float s = gllm_f16_to_f32(blk->d), c = -8.0f * gllm_f16_to_f32(blk->d);
+        const float s = gllm_f16_to_f32(blk->d), o = -8.0f * gllm_f16_to_f32(blk->d);
         const gq_codes codes = _mm256_and_si256(
             _mm256_set_m128i(_mm_srli_epi16(_mm_loadu_si128((const __m128i *)blk->qs), 4),
                              _mm_loadu_si128((const __m128i *)blk->qs)),
             _mm256_set1_epi8(15));
-        for (size_t r = 0; r < mv; r++) {
-            const gllm_q8x *xb = x[r] + b;
-            acc[r] = gq_fma_i32(gq_dot_u(codes, xb->qs), s * xb->d, acc[r]);
-            off[r] += c * xb->s;
+        for (size_t c = 0; c < mv; c++) {
+            const gllm_q8x *xb = x[c] + b;
+            acc[c] = gq_fma_i32(gq_dot_u(codes, xb->qs), s * xb->d, acc[c]);
+            off[c] += o * xb->s;
         }
     }
-    for (size_t r = 0; r < mv; r++)
-        a->y[(i0 + r) * a->ldy + j] = gq_reduce(acc[r]) + off[r] + (a->bias ? a->bias[j] : 0.0f);
+    for (size_t c = 0; c < mv; c++)
+        a->y[(i0 + c) * a->ldy + j] = gq_reduce(acc[c]) + off[c] + (a->bias ? a->bias[j] : 0.0f);
 }
 
 void gllm_gemv_q4_0_avx2(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch) {

@@ -53,11 +53,12 @@ static inline __attribute__((always_inline)) void rows(const gllm_matmul_args *a
         a->y[j + r] = gv_reduce(gv_add(acc0[r], acc1[r])) + (a->bias ? a->bias[j + r] : 0.0f);
 }
 
-/* weight rows j .. j+nw-1 against activation rows i0 .. i0+mv-1: nw x mv sums in registers, each k
- * vector of the weights loaded once for mv FMAs and each of the activations once for nw. Rows past
- * nw repeat row j (result dropped). No software prefetch: rows() streams one row's weights per FMA
- * and needs it, but here it cost a quarter of the time (f16, 4 rows, 4096 x 4096: 1.68 -> 1.29 ms
- * without; 32768 rows, weights from DRAM: 13.6-19.1 -> 11.0-11.9 ms). */
+/* weight rows j .. j+nw-1 against activation rows i0 .. i0+mv-1: nw x mv sums in registers,
+ * each k vector of the weights loaded once for mv FMAs and each of the activations once for
+ * nw. Rows past nw repeat row j (result dropped).
+ * No software prefetch: rows() streams one row's weights per FMA and needs it, but here it
+ * cost a quarter of the time (f16, 4 rows, 4096 x 4096: 1.68 -> 1.29 ms without; 32768 rows,
+ * weights from DRAM: 13.6-19.1 -> 11.0-11.9 ms). */
 static inline __attribute__((always_inline)) void rows_m(const gllm_matmul_args *a, size_t j,
                                                          size_t nw, size_t i0, const size_t mv) {
     const size_t k = a->k, nr = JB / mv;

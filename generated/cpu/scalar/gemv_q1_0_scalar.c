@@ -51,7 +51,7 @@ static inline __attribute__((always_inline)) void rows(const gllm_matmul_args *a
 }
 
 /* weight row j against activation rows i0 .. i0+mv-1: a block's codes unpacked once, then
- * a*xd*dot(codes, x) + c*xs per row (w = a*code + c, xs = xd*sum(x)) */
+ * s*xd*dot(codes, x) + o*xs per row (w = s*code + o, xs = xd*sum(x)) */
 static inline __attribute__((always_inline)) void rows_m(const gllm_matmul_args *a, size_t j,
                                                          size_t nw, size_t i0, const size_t mv) {
     (void)nw; /* one weight row a call */
@@ -60,25 +60,25 @@ static inline __attribute__((always_inline)) void rows_m(const gllm_matmul_args 
     const gllm_q8x *x[MV];
     float acc[MV];
     float off[MV];
-    for (size_t r = 0; r < mv; r++) {
-        x[r] = a->xq + (i0 + r) * nb;
-        acc[r] = 0.0f;
-        off[r] = 0.0f;
+    for (size_t c = 0; c < mv; c++) {
+        x[c] = a->xq + (i0 + c) * nb;
+        acc[c] = 0.0f;
+        off[c] = 0.0f;
     }
     for (size_t b = 0; b < nb; b++) {
         const gllm_block_q1_0 *blk = w + b;
         prefetch_row_ahead(blk, a->w_row_bytes);
-        const float s = 2.0f * gllm_f16_to_f32(blk->d), c = -1.0f * gllm_f16_to_f32(blk->d);
-        for (size_t r = 0; r < mv; r++) {
-            const gllm_q8x *xb = x[r] + b;
+        const float s = 2.0f * gllm_f16_to_f32(blk->d), o = -1.0f * gllm_f16_to_f32(blk->d);
+        for (size_t c = 0; c < mv; c++) {
+            const gllm_q8x *xb = x[c] + b;
             int32_t dot = 0;
             for (int t = 0; t < 32; t++) dot += ((blk->qs[(t) >> 3] >> ((t)&7)) & 1) * xb->qs[t];
-            acc[r] += (float)dot * (s * xb->d);
-            off[r] += c * xb->s;
+            acc[c] += (float)dot * (s * xb->d);
+            off[c] += o * xb->s;
         }
     }
-    for (size_t r = 0; r < mv; r++)
-        a->y[(i0 + r) * a->ldy + j] = acc[r] + off[r] + (a->bias ? a->bias[j] : 0.0f);
+    for (size_t c = 0; c < mv; c++)
+        a->y[(i0 + c) * a->ldy + j] = acc[c] + off[c] + (a->bias ? a->bias[j] : 0.0f);
 }
 
 void gllm_gemv_q1_0_scalar(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch) {
