@@ -26,7 +26,7 @@ fi
 step "native build + tests"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$jobs"
-ctest --test-dir build --output-on-failure
+ctest --test-dir build --output-on-failure -j "$jobs"
 # The CUDA suites' longest tests: the race check below leaves them to a second run on the
 # emulator, with each block's threads last to first between barriers (a missing barrier
 # changes a result). Both checks passed on every test when they were set up.
@@ -59,7 +59,7 @@ done
 step "AddressSanitizer + UBSan build + tests"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DGLLM_SANITIZE=ON -DGLLM_BENCH=OFF >/dev/null
 cmake --build build-asan -j "$jobs"
-ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure
+ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j "$jobs"
 
 if [ -e build/tests/cuda_emu/lib/libcuda.so.1 ]; then
   step "race check: the CUDA suites on the emulator under ThreadSanitizer (all but the longest tests)"

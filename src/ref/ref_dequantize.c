@@ -36,30 +36,40 @@ void gllm_ref_dequantize(gllm_dtype t, const void *row, double *out, size_t k) {
         for (size_t i = 0; i < k; i++) out[i] = bfloat(p + 2 * i);
         return;
     case GLLM_DTYPE_Q8_0: /* f16 d; int8 qs[32] */
-        for (size_t b = 0; b < k / 32; b++, p += 34)
-            for (int j = 0; j < 32; j++) out[32 * b + j] = half(p) * (int8_t)p[2 + j];
+        for (size_t b = 0; b < k / 32; b++, p += 34) {
+            const double d = half(p);
+            for (int j = 0; j < 32; j++) out[32 * b + j] = d * (int8_t)p[2 + j];
+        }
         return;
     case GLLM_DTYPE_Q4_0: /* f16 d; qs[16]: low nibble j, high nibble j+16; d*(q-8) */
-        for (size_t b = 0; b < k / 32; b++, p += 18)
+        for (size_t b = 0; b < k / 32; b++, p += 18) {
+            const double d = half(p);
             for (int j = 0; j < 16; j++) {
-                out[32 * b + j] = half(p) * ((p[2 + j] & 15) - 8);
-                out[32 * b + j + 16] = half(p) * ((p[2 + j] >> 4) - 8);
+                out[32 * b + j] = d * ((p[2 + j] & 15) - 8);
+                out[32 * b + j + 16] = d * ((p[2 + j] >> 4) - 8);
             }
+        }
         return;
     case GLLM_DTYPE_Q4_1: /* f16 d; f16 m; qs[16] as q4_0; d*q + m */
-        for (size_t b = 0; b < k / 32; b++, p += 20)
+        for (size_t b = 0; b < k / 32; b++, p += 20) {
+            const double d = half(p), m = half(p + 2);
             for (int j = 0; j < 16; j++) {
-                out[32 * b + j] = half(p) * (p[4 + j] & 15) + half(p + 2);
-                out[32 * b + j + 16] = half(p) * (p[4 + j] >> 4) + half(p + 2);
+                out[32 * b + j] = d * (p[4 + j] & 15) + m;
+                out[32 * b + j + 16] = d * (p[4 + j] >> 4) + m;
             }
+        }
         return;
     case GLLM_DTYPE_Q2_0: /* f16 d; qs[8]: code t = bits 2(t/8).. of byte t%8; d*(q-2) */
-        for (size_t b = 0; b < k / 32; b++, p += 10)
-            for (int j = 0; j < 32; j++) out[32 * b + j] = half(p) * (((p[2 + j % 8] >> (2 * (j / 8))) & 3) - 2);
+        for (size_t b = 0; b < k / 32; b++, p += 10) {
+            const double d = half(p);
+            for (int j = 0; j < 32; j++) out[32 * b + j] = d * (((p[2 + j % 8] >> (2 * (j / 8))) & 3) - 2);
+        }
         return;
     case GLLM_DTYPE_Q1_0: /* f16 d; qs[4]: bit t of the LE word = code t; +d or -d */
-        for (size_t b = 0; b < k / 32; b++, p += 6)
-            for (int j = 0; j < 32; j++) out[32 * b + j] = (p[2 + j / 8] >> (j % 8) & 1) ? half(p) : -half(p);
+        for (size_t b = 0; b < k / 32; b++, p += 6) {
+            const double d = half(p);
+            for (int j = 0; j < 32; j++) out[32 * b + j] = (p[2 + j / 8] >> (j % 8) & 1) ? d : -d;
+        }
         return;
     case GLLM_DTYPE_COUNT:
         break;
