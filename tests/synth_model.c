@@ -9,6 +9,10 @@
 
 size_t DIM = 64, NH = 4, NKV = 2, HD = 16, FFN = 96, VOCAB = 40, LAYERS = 2, CTX = 96;
 double BASE = 10000.0;
+const float *ROPE_FREQS;
+const char *ROPE_SCALING;
+float ROPE_FACTOR = 1.0f;
+int BERT_POOLING = -1;
 
 static uint64_t st = 3;
 void synth_seed(uint64_t seed) { st = seed; }
@@ -61,6 +65,7 @@ void build_as(model_file *f, const char *arch, gllm_dtype t, gllm_dtype store) {
     tl.n = 0, tl.store = store;
     add(&tl, "token_embd.weight", gt, DIM, VOCAB, mat(f, t, VOCAB, DIM, 1.0f, 0));
     add(&tl, "output_norm.weight", 0, DIM, 0, mat(f, GLLM_DTYPE_F32, 1, DIM, 0.2f, 1.0f));
+    if (ROPE_FREQS) add(&tl, "rope_freqs.weight", 0, HD / 2, 0, ROPE_FREQS);
     for (int l = 0; l < (int)LAYERS; l++) {
         char n[48];
 #define NAME(x) (snprintf(n, sizeof n, "blk.%d.%s", l, x), n)
@@ -84,12 +89,13 @@ void build_as(model_file *f, const char *arch, gllm_dtype t, gllm_dtype store) {
         add(&tl, NAME("ffn_down.weight"), gt, FFN, DIM, mat(f, t, DIM, FFN, 0.3f, 0));
 #undef NAME
     }
-    char k[9][64];
+    char k[11][64];
     snprintf(k[0], 64, "%s.block_count", arch), snprintf(k[1], 64, "%s.embedding_length", arch);
     snprintf(k[2], 64, "%s.attention.head_count", arch), snprintf(k[3], 64, "%s.attention.head_count_kv", arch);
     snprintf(k[4], 64, "%s.feed_forward_length", arch), snprintf(k[5], 64, "%s.context_length", arch);
     snprintf(k[6], 64, "%s.attention.layer_norm_rms_epsilon", arch), snprintf(k[7], 64, "%s.rope.freq_base", arch);
-    snprintf(k[8], 64, "%s.vocab_size", arch);
+    snprintf(k[8], 64, "%s.vocab_size", arch), snprintf(k[9], 64, "%s.rope.scaling.type", arch);
+    snprintf(k[10], 64, "%s.rope.scaling.factor", arch);
     /* no tokenizer ("no_vocab" and the vocabulary's size: llama.cpp loads the file too) */
     const tw_kv kv[] = {{.key = "general.architecture", .type = GGUF_STRING, .s = arch},
                         {.key = k[0], .type = GGUF_U32, .u = LAYERS}, {.key = k[1], .type = GGUF_U32, .u = DIM},
@@ -97,8 +103,9 @@ void build_as(model_file *f, const char *arch, gllm_dtype t, gllm_dtype store) {
                         {.key = k[4], .type = GGUF_U32, .u = FFN}, {.key = k[5], .type = GGUF_U32, .u = CTX},
                         {.key = k[6], .type = GGUF_F32, .f = 1e-5}, {.key = k[7], .type = GGUF_F32, .f = BASE},
                         {.key = k[8], .type = GGUF_U32, .u = VOCAB},
-                        {.key = "tokenizer.ggml.model", .type = GGUF_STRING, .s = "no_vocab"}};
-    f->img = gguf_build(kv, sizeof kv / sizeof *kv, tl.t, (size_t)tl.n, 32, &f->len);
+                        {.key = "tokenizer.ggml.model", .type = GGUF_STRING, .s = "no_vocab"},
+                        {.key = k[9], .type = GGUF_STRING, .s = ROPE_SCALING}, {.key = k[10], .type = GGUF_F32, .f = ROPE_FACTOR}};
+    f->img = gguf_build(kv, sizeof kv / sizeof *kv - (ROPE_SCALING ? 0 : 2), tl.t, (size_t)tl.n, 32, &f->len);
 }
 
 void drop(model_file *f) {
@@ -154,6 +161,7 @@ void build_bert(model_file *f, gllm_dtype t, gllm_dtype store, int head) {
                          .n = VOCAB < 64 ? VOCAB : 64},
                         {.key = "tokenizer.ggml.unknown_token_id", .type = GGUF_U32, .u = 1},
                         {.key = "tokenizer.ggml.cls_token_id", .type = GGUF_U32, .u = 2},
-                        {.key = "tokenizer.ggml.seperator_token_id", .type = GGUF_U32, .u = 3}};
-    f->img = gguf_build(kv, sizeof kv / sizeof *kv, tl.t, (size_t)tl.n, 32, &f->len);
+                        {.key = "tokenizer.ggml.seperator_token_id", .type = GGUF_U32, .u = 3},
+                        {.key = "bert.pooling_type", .type = GGUF_U32, .u = (uint64_t)BERT_POOLING}};
+    f->img = gguf_build(kv, sizeof kv / sizeof *kv - (BERT_POOLING < 0), tl.t, (size_t)tl.n, 32, &f->len);
 }

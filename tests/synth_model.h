@@ -8,6 +8,13 @@
 /* model shape (the small default, or SmolLM2-135M's for one test) */
 extern size_t DIM, NH, NKV, HD, FFN, VOCAB, LAYERS, CTX;
 extern double BASE;
+/* RoPE scaling, none unless set: ROPE_FREQS (HD/2 floats) as rope_freqs.weight, ROPE_SCALING as
+ * <arch>.rope.scaling.type with ROPE_FACTOR as .factor */
+extern const float *ROPE_FREQS;
+extern const char *ROPE_SCALING;
+extern float ROPE_FACTOR;
+/* build_bert: bert.pooling_type when >= 0 (llama.cpp's: 1 mean, 2 cls, 3 last) */
+extern int BERT_POOLING;
 
 typedef struct {
     uint8_t *img;

@@ -112,6 +112,59 @@ Test(llama, bad_input) {
     drop(&f);
 }
 
+static gllm_status load_synth(model_file *f, gllm_gguf *g, gllm_llama *m) {
+    build(f, "llama", GLLM_DTYPE_F32);
+    cr_assert_eq(gllm_gguf_parse(f->img, f->len, g), GLLM_OK);
+    const gllm_status s = gllm_llama_load(g, m);
+    if (s) gllm_gguf_close(g), drop(f);
+    return s;
+}
+
+/* RoPE scaling from the file: per-pair factors (rope_freqs.weight, Llama 3.1+) and linear scaling
+ * divide the frequencies, against base^(-2i/rot) written out here; the forward with factors
+ * against the reference; scalings that are more than new frequencies (YaRN) and bad factors refused */
+Test(llama, rope_scaling) {
+    cr_assert_eq(gllm_ensure_init(), GLLM_OK);
+    const float ff[8] = {1, 1, 1.5f, 2, 3, 5, 8, 8};
+    model_file f;
+    gllm_gguf g;
+    gllm_llama m;
+    ROPE_FREQS = ff;
+    cr_assert_eq(load_synth(&f, &g, &m), GLLM_OK, "%s", gllm_last_error());
+    for (size_t i = 0; i < HD / 2; i++) {
+        const double want = pow(BASE, -2.0 * (double)i / (double)HD) / ff[i];
+        cr_assert(fabs(m.inv_freq[i] - want) <= 1e-6 * want, "pair %zu: %g, expected %g", i, m.inv_freq[i], want);
+    }
+    gllm_llama_free(&m), gllm_gguf_close(&g), drop(&f);
+    check("llama", GLLM_DTYPE_F32);
+    ROPE_FREQS = NULL;
+
+    ROPE_SCALING = "linear", ROPE_FACTOR = 4.0f;
+    cr_assert_eq(load_synth(&f, &g, &m), GLLM_OK, "%s", gllm_last_error());
+    for (size_t i = 0; i < HD / 2; i++) {
+        const double want = pow(BASE, -2.0 * (double)i / (double)HD) / 4.0;
+        cr_assert(fabs(m.inv_freq[i] - want) <= 1e-6 * want, "linear, pair %zu: %g, expected %g", i, m.inv_freq[i], want);
+    }
+    gllm_llama_free(&m), gllm_gguf_close(&g), drop(&f);
+    ROPE_SCALING = "none";
+    cr_assert_eq(load_synth(&f, &g, &m), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_float_eq(m.inv_freq[HD / 2 - 1], pow(BASE, -(double)(HD - 2) / (double)HD), 1e-9, "none: the factor ignored");
+    gllm_llama_free(&m), gllm_gguf_close(&g), drop(&f);
+
+    ROPE_SCALING = "yarn";
+    cr_assert_eq(load_synth(&f, &g, &m), GLLM_E_UNSUPPORTED);
+    cr_assert(strstr(gllm_last_error(), "yarn"), "%s", gllm_last_error());
+    ROPE_SCALING = "linear", ROPE_FACTOR = -1.0f;
+    cr_assert_eq(load_synth(&f, &g, &m), GLLM_E_INVALID_ARGUMENT);
+    cr_assert(strstr(gllm_last_error(), "scaling.factor"), "%s", gllm_last_error());
+    ROPE_SCALING = NULL;
+    const float zero[8] = {1, 1, 1, 1, 0, 1, 1, 1};
+    ROPE_FREQS = zero;
+    cr_assert_eq(load_synth(&f, &g, &m), GLLM_E_INVALID_ARGUMENT);
+    cr_assert(strstr(gllm_last_error(), "rope_freqs.weight[4]"), "%s", gllm_last_error());
+    ROPE_FREQS = NULL;
+}
+
 /* SmolLM2-135M's shape (dim 576, 9 heads on 3 KV heads of 64, FFN 1536, 6 of its 30 layers), f16 weights */
 Test(llama, smollm2_shape) {
     DIM = 576, NH = 9, NKV = 3, HD = 64, FFN = 1536, VOCAB = 300, LAYERS = 6, CTX = 128, BASE = 100000.0;

@@ -21,24 +21,17 @@ Test(rope, linear_scaling_divides_every_frequency) {
     for (int i = 0; i < 32; i++) cr_assert_float_eq(fb[i], fa[i] / 4.0f, 1e-6f * fa[i]);
 }
 
-/* Llama 3.1 settings: factor 8, low 1, high 4, original context 8192, theta 500000 */
-Test(rope, llama3_scaling_bands) {
-    const gllm_rope_cfg c = {.base = 500000.0f, .l3_factor = 8.0f, .l3_low_freq = 1.0f, .l3_high_freq = 4.0f,
-                             .l3_orig_ctx = 8192.0f};
-    float f[64];
+/* per-pair factors (GGUF rope_freqs.weight: Llama 3.1's 1 for high frequencies, 8 for low ones,
+ * blended between) divide each frequency, and linear scaling on top */
+Test(rope, factors_divide_each_pair) {
+    float ff[64], f[64];
+    for (int i = 0; i < 64; i++) ff[i] = i < 20 ? 1.0f : i > 40 ? 8.0f : 1.0f + 7.0f * (float)(i - 20) / 20.0f;
+    const gllm_rope_cfg c = {.base = 500000.0f, .linear = 2.0f, .factors = ff};
     gllm_rope_freqs(&c, 128, f);
     for (int i = 0; i < 64; i++) {
-        const double f0 = pow(500000.0, -i / 64.0), wl = 2 * M_PI / f0;
-        double want = f0;
-        if (wl > 8192.0) want = f0 / 8;
-        else if (wl >= 2048.0) {
-            const double s = (8192.0 / wl - 1.0) / 3.0;
-            want = (1 - s) * f0 / 8 + s * f0;
-        }
+        const double want = pow(500000.0, -i / 64.0) / ff[i] / 2.0;
         cr_assert(fabs(f[i] - want) <= 1e-6 * want, "i=%d: %g, expected %g", i, f[i], want);
     }
-    cr_assert_float_eq(f[0], 1.0f, 1e-7f);                    /* highest frequency kept */
-    cr_assert(fabs(f[63] - pow(500000.0, -63 / 64.0) / 8) < 1e-9); /* lowest divided by the factor */
 }
 
 Test(rope, angles_and_kernel_rotate_non_contiguous_positions) {

@@ -29,6 +29,38 @@ static gllm_status expect(const gllm_gguf_tensor *t, const char *name, int layer
 
 static gllm_status record(gllm_llama *m);
 
+/* RoPE: <arch>.rope.freq_base; <arch>.rope.scaling.type/.factor (linear, also when the type is
+ * left out, as llama.cpp reads it); Llama 3.1+ scaling as per-pair factors (rope_freqs.weight).
+ * Other scalings (YaRN, LongRoPE) change more than the frequencies: refused, never ignored. */
+static gllm_status rope_cfg(const gllm_gguf *g, const char *arch, size_t rot, gllm_rope_cfg *c, float *factors) {
+    char key[96];
+    *c = (gllm_rope_cfg){.base = 10000.0f, .linear = 1.0f};
+    snprintf(key, sizeof key, "%s.rope.freq_base", arch);
+    if (gllm_gguf_find(g, key) && (gllm_gguf_f32(g, key, &c->base) || !(c->base > 1.0f) || !isfinite(c->base)))
+        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "model: %s is not a number > 1", key);
+    gllm_str type = {"linear", 6};
+    snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
+    if (gllm_gguf_find(g, key) && gllm_gguf_str(g, key, &type)) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "model: %s is not a string", key);
+    const int none = type.len == 4 && !memcmp(type.ptr, "none", 4), linear = type.len == 6 && !memcmp(type.ptr, "linear", 6);
+    if (!none && !linear)
+        return gllm_fail(GLLM_E_UNSUPPORTED, "model: RoPE scaling '%.*s' (none, linear and rope_freqs.weight are supported)",
+                         (int)(type.len > 40 ? 40 : type.len), type.ptr);
+    snprintf(key, sizeof key, "%s.rope.scaling.factor", arch);
+    if (linear && gllm_gguf_find(g, key) && (gllm_gguf_f32(g, key, &c->linear) || !(c->linear > 0) || !isfinite(c->linear)))
+        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "model: %s is not a number > 0", key);
+    const gllm_gguf_tensor *f = tensor(g, "rope_freqs.weight", -1);
+    if (f) {
+        gllm_status s = expect(f, "rope_freqs.weight", -1, rot / 2, 0, 1);
+        if (s) return s;
+        memcpy(factors, f->data, rot / 2 * sizeof(float)); /* a copy: the file's may be unaligned */
+        for (size_t i = 0; i < rot / 2; i++)
+            if (!(factors[i] > 0) || !isfinite(factors[i]))
+                return gllm_fail(GLLM_E_INVALID_ARGUMENT, "model: rope_freqs.weight[%zu] = %g, not a number > 0", i, factors[i]);
+        c->factors = factors;
+    }
+    return GLLM_OK;
+}
+
 static gllm_status hparam(const gllm_gguf *g, const char *arch, const char *key, size_t *out, int required) {
     char full[96];
     snprintf(full, sizeof full, "%s.%s", arch, key);
@@ -63,17 +95,7 @@ gllm_status gllm_llama_load(const gllm_gguf *g, gllm_llama *m) {
     char key[96];
     snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", arch);
     if (gllm_gguf_f32(g, key, &m->eps) != GLLM_OK) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "model: %s missing", key);
-    m->rope = (gllm_rope_cfg){.base = 10000.0f, .linear = 1.0f};
-    snprintf(key, sizeof key, "%s.rope.freq_base", arch);
-    gllm_gguf_f32(g, key, &m->rope.base);
-    snprintf(key, sizeof key, "%s.rope.scaling.factor", arch);
-    float factor;
-    gllm_str stype;
-    char tkey[96];
-    snprintf(tkey, sizeof tkey, "%s.rope.scaling.type", arch);
-    if (gllm_gguf_f32(g, key, &factor) == GLLM_OK && gllm_gguf_str(g, tkey, &stype) == GLLM_OK && stype.len == 6 &&
-        !memcmp(stype.ptr, "linear", 6))
-        m->rope.linear = factor;
+    if ((s = rope_cfg(g, arch, m->rot, &m->rope, m->rope_factors))) return s;
     gllm_rope_freqs(&m->rope, m->rot, m->inv_freq);
     m->tok_embd = tensor(g, "token_embd.weight", -1);
     if (!m->tok_embd || m->tok_embd->n_dims != 2 || m->tok_embd->dims[0] != m->dim)

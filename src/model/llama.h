@@ -17,7 +17,8 @@ typedef struct {
     size_t n_layers, dim, n_heads, n_kv_heads, head_dim, ffn, vocab, ctx, rot;
     int neox; /* RoPE pairs (i, i + rot/2): the Qwen families; Llama GGUFs pair (2i, 2i + 1) */
     float eps;
-    gllm_rope_cfg rope;
+    gllm_rope_cfg rope;      /* its factors, if any: rope_factors */
+    float rope_factors[256];
     float inv_freq[256];
     const gllm_gguf_tensor *tok_embd, *out_norm, *output; /* output == tok_embd when tied */
     gllm_llama_layer *layers;

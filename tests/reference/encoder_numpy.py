@@ -1,0 +1,160 @@
+"""The encoder on a synthetic cross-encoder (no trained one ships as a package): writes a
+small random BERT with pooler and classifier as a Hugging Face directory and as GGUF, scores
+token-id pairs with `gllmk rerank --tokens`, embeds token ids with `gllmk embed --tokens` under
+each pooling a model can name (sentence-transformers' 1_Pooling/config.json, GGUF
+bert.pooling_type), and compares both with the numpy forward (bert_numpy.py).
+usage: python3 tests/reference/encoder_numpy.py build/gllmk"""
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+from bert_numpy import Bert
+
+gllmk = sys.argv[1]
+rng = np.random.default_rng(7)
+H, L, NH, FF, V, P = 64, 2, 4, 128, 40, 64
+words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(V - 5)]
+tensors = {}
+
+
+def add(name, *shape, scale=0.2, offset=0.0):
+    tensors[name] = (offset + scale * rng.standard_normal(shape)).astype(np.float32)
+
+
+add("embeddings.word_embeddings.weight", V, H)
+add("embeddings.position_embeddings.weight", P, H)
+add("embeddings.token_type_embeddings.weight", 2, H)
+add("embeddings.LayerNorm.weight", H, offset=1.0), add("embeddings.LayerNorm.bias", H)
+for l in range(L):
+    p = f"encoder.layer.{l}."
+    for m in ("query", "key", "value"):
+        add(p + f"attention.self.{m}.weight", H, H), add(p + f"attention.self.{m}.bias", H)
+    add(p + "attention.output.dense.weight", H, H), add(p + "attention.output.dense.bias", H)
+    add(p + "attention.output.LayerNorm.weight", H, offset=1.0), add(p + "attention.output.LayerNorm.bias", H)
+    add(p + "intermediate.dense.weight", FF, H), add(p + "intermediate.dense.bias", FF)
+    add(p + "output.dense.weight", H, FF), add(p + "output.dense.bias", H)
+    add(p + "output.LayerNorm.weight", H, offset=1.0), add(p + "output.LayerNorm.bias", H)
+add("pooler.dense.weight", H, H), add("pooler.dense.bias", H)
+add("classifier.weight", 1, H), add("classifier.bias", 1)
+
+with tempfile.TemporaryDirectory() as d:
+    header, blob = {}, b""
+    for name, a in tensors.items():
+        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [len(blob), len(blob) + a.nbytes]}
+        blob += a.tobytes()
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    open(os.path.join(d, "model.safetensors"), "wb").write(struct.pack("<Q", len(h)) + h + blob)
+    json.dump({"hidden_size": H, "num_hidden_layers": L, "num_attention_heads": NH, "intermediate_size": FF,
+               "vocab_size": V, "max_position_embeddings": P, "type_vocab_size": 2, "layer_norm_eps": 1e-12,
+               "hidden_act": "gelu", "num_labels": 1}, open(os.path.join(d, "config.json"), "w"))
+    open(os.path.join(d, "vocab.txt"), "w").write("\n".join(words) + "\n")
+    pairs = [[2, 7, 8, 3, 10, 11, 12, 3], [2, 7, 8, 3, 20, 3], [2, 9, 3, 30, 31, 32, 33, 34, 35, 3]]
+    args = [gllmk, "rerank", "-m", d]
+    for p in pairs:
+        args += ["--tokens", ",".join(map(str, p))]
+    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    ours = {}
+    for line in out.strip().splitlines():
+        score, idx = line.split()[:2]
+        ours[int(idx.strip("[]"))] = float(score)
+    ref = Bert(d)
+    worst = 0.0
+    for i, p in enumerate(pairs):
+        want = ref.score(p, 3)
+        worst = max(worst, abs(ours[i] - want))
+        print(f"pair {i}: ours {ours[i]:+.6f}, numpy {want:+.6f}")
+
+    # the same model as GGUF (llama.cpp's bert names), f32 and f16 matrices: the same scores
+    def gguf(path, f16, pooling=None):
+        def s(x):
+            b = x.encode()
+            return struct.pack("<Q", len(b)) + b
+        kv = [("general.architecture", 8, s("bert")), ("bert.block_count", 4, struct.pack("<I", L)),
+              ("bert.embedding_length", 4, struct.pack("<I", H)), ("bert.attention.head_count", 4, struct.pack("<I", NH)),
+              ("bert.feed_forward_length", 4, struct.pack("<I", FF)), ("bert.context_length", 4, struct.pack("<I", P)),
+              ("bert.attention.layer_norm_epsilon", 6, struct.pack("<f", 1e-12)), ("tokenizer.ggml.model", 8, s("bert")),
+              ("tokenizer.ggml.tokens", 9, struct.pack("<IQ", 8, V) + b"".join(
+                  s(w if w.startswith("[") else "\u2581" + w) for w in words)),
+              ("tokenizer.ggml.unknown_token_id", 4, struct.pack("<I", 1)),
+              ("tokenizer.ggml.cls_token_id", 4, struct.pack("<I", 2)),
+              ("tokenizer.ggml.seperator_token_id", 4, struct.pack("<I", 3))]
+        if pooling is not None:
+            kv.append(("bert.pooling_type", 4, struct.pack("<I", pooling)))
+        names = {"embeddings.word_embeddings.weight": "token_embd.weight",
+                 "embeddings.position_embeddings.weight": "position_embd.weight",
+                 "embeddings.token_type_embeddings.weight": "token_types.weight",
+                 "embeddings.LayerNorm.weight": "token_embd_norm.weight", "embeddings.LayerNorm.bias": "token_embd_norm.bias",
+                 "pooler.dense.weight": "cls.weight", "pooler.dense.bias": "cls.bias",
+                 "classifier.weight": "cls.output.weight", "classifier.bias": "cls.output.bias"}
+        per = {"attention.self.query": "attn_q", "attention.self.key": "attn_k", "attention.self.value": "attn_v",
+               "attention.output.dense": "attn_output", "attention.output.LayerNorm": "attn_output_norm",
+               "intermediate.dense": "ffn_up", "output.dense": "ffn_down", "output.LayerNorm": "layer_output_norm"}
+        for l in range(L):
+            for hf, gg in per.items():
+                for suffix in ("weight", "bias"):
+                    names[f"encoder.layer.{l}.{hf}.{suffix}"] = f"blk.{l}.{gg}.{suffix}"
+        infos, blob = b"", b""
+        for hf, a in tensors.items():
+            mat = a.ndim == 2 and hf not in ("embeddings.position_embeddings.weight", "embeddings.token_type_embeddings.weight")
+            half = f16 and mat and not hf.startswith("classifier") and not hf.startswith("pooler")
+            data = a.astype(np.float16 if half else np.float32).tobytes()
+            dims = list(reversed(a.shape))
+            infos += s(names[hf]) + struct.pack("<I", len(dims)) + b"".join(struct.pack("<Q", x) for x in dims)
+            infos += struct.pack("<IQ", 1 if half else 0, len(blob))
+            blob += data + b"\0" * (-len(data) % 32)
+        head = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kv))
+        head += b"".join(s(k) + struct.pack("<I", t) + v for k, t, v in kv) + infos
+        head += b"\0" * (-len(head) % 32)
+        open(path, "wb").write(head + blob)
+
+    for f16 in (0, 1):
+        path = os.path.join(d, f"model{f16}.gguf")
+        gguf(path, f16)
+        args = [gllmk, "rerank", "-m", path] + sum((["--tokens", ",".join(map(str, p))] for p in pairs), [])
+        out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+        got = {int(l.split()[1].strip("[]")): float(l.split()[0]) for l in out.strip().splitlines()}
+        for i, p in enumerate(pairs):
+            tol = 5e-3 if f16 else 1e-4
+            print(f"pair {i} from GGUF ({'f16' if f16 else 'f32'} matrices): {got[i]:+.6f}")
+            worst = max(worst, abs(got[i] - ref.score(p, 3)) / (tol / 1e-4))
+
+    # embeddings under each pooling: the directory with a 1_Pooling/config.json, and GGUF with
+    # bert.pooling_type (llama.cpp's numbers: 1 mean, 2 cls, 3 last); without either, mean
+    def embed(model):
+        with tempfile.NamedTemporaryFile(suffix=".f32") as out:
+            args = [gllmk, "embed", "-m", model, "--out", out.name] + sum((["--tokens", ",".join(map(str, p))] for p in pairs), [])
+            subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
+            return np.fromfile(out.name, dtype=np.float32).reshape(len(pairs), -1)
+
+    def check_embed(model, pooling, what):
+        global worst
+        got = embed(model)
+        err = max(float(np.abs(got[i] - ref.embed(p, pooling)).max()) for i, p in enumerate(pairs))
+        print(f"embeddings, {what}: max |diff| from numpy's {pooling} pooling {err:.2e}")
+        worst = max(worst, err)
+
+    check_embed(d, "mean", "no pooling config")
+    os.mkdir(os.path.join(d, "1_Pooling"))
+    for mode, pooling in (("cls_token", "cls"), ("mean_tokens", "mean"), ("lasttoken", "last")):
+        json.dump({"word_embedding_dimension": H, "pooling_mode_cls_token": mode == "cls_token",
+                   "pooling_mode_mean_tokens": mode == "mean_tokens", "pooling_mode_max_tokens": False,
+                   "pooling_mode_lasttoken": mode == "lasttoken"}, open(os.path.join(d, "1_Pooling", "config.json"), "w"))
+        check_embed(d, pooling, f"1_Pooling {mode}")
+    json.dump({"pooling_mode_max_tokens": True}, open(os.path.join(d, "1_Pooling", "config.json"), "w"))
+    r = subprocess.run([gllmk, "embed", "-m", d, "--tokens", "2,7,3"], capture_output=True, text=True)
+    print(f"embeddings, 1_Pooling max_tokens: exit {r.returncode}, {r.stderr.strip()}")
+    if r.returncode == 0 or "pooling" not in r.stderr:
+        worst = 1.0
+    for number, pooling in ((1, "mean"), (2, "cls"), (3, "last")):
+        path = os.path.join(d, f"pool{number}.gguf")
+        gguf(path, 0, number)
+        check_embed(path, pooling, f"GGUF bert.pooling_type {number}")
+ok = worst < 1e-4
+print(f"{len(pairs) if ok else 0} passed, {0 if ok else len(pairs)} failed")
+sys.exit(0 if ok else 1)
