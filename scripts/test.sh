@@ -37,8 +37,8 @@ if [ -e build/tests/cuda_emu/lib/libcuda.so.1 ]; then
   GLLM_EMU_ORDER=reverse LD_LIBRARY_PATH=build/tests/cuda_emu/lib ./build/tests/test_cuda --jobs 2 --filter "cuda/@($long_cuda)"
   GLLM_EMU_ORDER=reverse LD_LIBRARY_PATH=build/tests/cuda_emu/lib ./build/tests/test_cuda_sample --jobs 2 --filter "cuda_sample/@($long_sample)"
 fi
-step "reranker on a synthetic cross-encoder vs an independent numpy forward"
-python3 tests/reference/rerank_numpy.py build/gllmk
+step "reranker and embedding poolings on a synthetic cross-encoder vs an independent numpy forward"
+python3 tests/reference/encoder_numpy.py build/gllmk
 if [ -s models/all-MiniLM-L6-v2/model.safetensors ]; then
   step "embeddings (all-MiniLM-L6-v2) vs the numpy forward"
   python3 tests/reference/minilm_numpy.py build/gllmk models/all-MiniLM-L6-v2
@@ -60,6 +60,8 @@ step "AddressSanitizer + UBSan build + tests"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DGLLM_SANITIZE=ON -DGLLM_BENCH=OFF >/dev/null
 cmake --build build-asan -j "$jobs"
 ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j "$jobs"
+echo "   the encoder's model files (safetensors + pooling config, GGUF) through gllmk under ASan"
+ASAN_OPTIONS=detect_leaks=1 python3 tests/reference/encoder_numpy.py build-asan/gllmk
 
 if [ -e build/tests/cuda_emu/lib/libcuda.so.1 ]; then
   step "race check: the CUDA suites on the emulator under ThreadSanitizer (all but the longest tests)"

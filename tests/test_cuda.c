@@ -978,7 +978,8 @@ static void write_bert(gllm_dtype t, gllm_dtype store, char *path, size_t cap) {
 
 /* a synthetic cross-encoder with matrices in each of several dtypes (the CPU runs its f32
  * twin): embeddings (normalised or not) and rerank scores of three pairs of odd lengths in one
- * batch; each pair alone gives the same; bad input is refused as on the CPU */
+ * batch; each pair alone gives the same; bad input is refused as on the CPU; the [CLS] and
+ * last-token poolings */
 Test(cuda, encoders_match_cpu) {
     if (!has_gpu()) cr_skip_test("no GPU");
     setenv("GLLM_CUDA_TENSOR_CORES", "0", 1); /* f32 activations, as the CPU twin */
@@ -1038,6 +1039,22 @@ Test(cuda, encoders_match_cpu) {
         cr_assert_eq(gllm_embedding_forward(eg, seqs, lens, N, 1, NULL), GLLM_E_INVALID_ARGUMENT);
         gllm_embedder_free(eg), gllm_embedder_free(ec), gllm_reranker_free(rg), gllm_reranker_free(rc);
         remove(path), remove(twin);
+    }
+    /* the model's pooling (GGUF bert.pooling_type): [CLS], the last token */
+    for (BERT_POOLING = 2; BERT_POOLING <= 3; BERT_POOLING++) {
+        char path[128];
+        write_bert(GLLM_DTYPE_F32, GLLM_DTYPE_F32, path, sizeof path);
+        gllm_embedder *eg, *ec;
+        cr_assert_eq(gllm_embedding_upload(gpu, path, &eg), GLLM_OK, "%s", gllm_last_error());
+        cr_assert_eq(gllm_embedding_upload(cpu, path, &ec), GLLM_OK, "%s", gllm_last_error());
+        float vg[N * 64], vc[N * 64];
+        cr_assert_eq(gllm_embedding_forward(eg, seqs, lens, N, 1, vg), GLLM_OK, "%s", gllm_last_error());
+        cr_assert_eq(gllm_embedding_forward(ec, seqs, lens, N, 1, vc), GLLM_OK);
+        const double e = rel_err(vg, vc, N * gllm_embedding_dim(eg));
+        cr_log_info("bert embeddings, pooling type %d: error %.2g", BERT_POOLING, e);
+        cr_assert(e <= 1e-4, "pooling type %d: error %g", BERT_POOLING, e);
+        gllm_embedder_free(eg), gllm_embedder_free(ec);
+        remove(path);
     }
     gllm_backend_close(gpu), gllm_backend_close(cpu);
 }

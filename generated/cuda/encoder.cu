@@ -72,13 +72,14 @@ extern "C" __global__ void gllm_encoder_attn_cuda(const float *q, const float *k
     }
 }
 
-/* out[s] = the mean of x's rows starts[s] .. starts[s + 1] - 1, divided by its L2 norm when
- * normalize (a zero vector stays zero). Launch: one block of 256 threads per sequence. */
-extern "C" __global__ void gllm_mean_pool_cuda(const float *x, const int *starts, int dim,
-                                               int normalize, float *out) {
+/* out[s] = the mean of x's rows first[s] .. last[s] - 1 (a sequence's rows: mean pooling; one
+ * row: [CLS] or the last token), divided by its L2 norm when normalize (a zero vector stays
+ * zero). Launch: one block of 256 threads per sequence. */
+extern "C" __global__ void gllm_pool_rows_cuda(const float *x, const int *first, const int *last,
+                                               int dim, int normalize, float *out) {
     gllm_grid_begin();
     __shared__ float red[32];
-    const int s = blockIdx.x, r0 = starts[s], r1 = starts[s + 1];
+    const int s = blockIdx.x, r0 = first[s], r1 = last[s];
     float *o = out + (size_t)s * dim, ss = 0.0f;
     for (int i = threadIdx.x; i < dim; i += blockDim.x) {
         float a = 0.0f;
@@ -89,13 +90,4 @@ extern "C" __global__ void gllm_mean_pool_cuda(const float *x, const int *starts
     ss = gllm_block_reduce(ss, red, 0);
     const float inv = ss > 0.0f ? rsqrtf(ss) : 1.0f;
     for (int i = threadIdx.x; i < dim; i += blockDim.x) o[i] *= inv;
-}
-
-/* out[s] = x's row starts[s] (each sequence's first token, [CLS]). Launch: one block of 256
- * threads per sequence. */
-extern "C" __global__ void gllm_first_rows_cuda(const float *x, const int *starts, int dim,
-                                                float *out) {
-    gllm_grid_begin();
-    const float *xr = x + (size_t)starts[blockIdx.x] * dim;
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) out[(size_t)blockIdx.x * dim + i] = xr[i];
 }

@@ -67,7 +67,7 @@ static gllm_status reserve(gllm_cuda_encoder *e, size_t rows, size_t n_seq) {
     if (n_seq < e->seqs_cap) n_seq = e->seqs_cap;
     free_activations(e);
     const size_t d = m->dim * sizeof(float), out = (m->dim > m->n_labels ? m->dim : m->n_labels) * sizeof(float);
-    const size_t ints = GLLM_HDR_TOKENS + 5 * rows + n_seq + 1;
+    const size_t ints = GLLM_HDR_TOKENS + 5 * rows + 2 * n_seq + 1;
     gllm_status s = GLLM_OK;
     CUdeviceptr *acts[] = {&e->x, &e->q, &e->k, &e->v, &e->a};
     for (size_t i = 0; i < sizeof acts / sizeof *acts && s == GLLM_OK; i++) s = gllm_cuda_alloc(e->c, rows * d, acts[i]);
@@ -108,21 +108,26 @@ gllm_status gllm_cuda_encode(gllm_cuda_encoder *e, const int32_t *const *seqs, c
     if (rows > MAX_ROWS) return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA encoder: %zu tokens in one batch (%d at most)", rows, MAX_ROWS);
     if ((s = reserve(e, rows, n_seq)) != GLLM_OK) return s;
     /* the header: ids (where the embedding kernel reads them), then per row position, type,
-     * its sequence's rows [begin, end), then the sequences' first rows */
+     * its sequence's rows [begin, end), then the sequences' first rows (n_seq + 1: the last is
+     * the end), then the edge of the pooled rows inside each sequence ([CLS] + 1, or last - 1) */
     int32_t *ids = e->hdr_host + GLLM_HDR_TOKENS, *pos = ids + rows, *type = pos + rows, *begin = type + rows, *end = begin + rows;
-    int32_t *starts = end + rows;
+    int32_t *starts = end + rows, *edge = starts + n_seq + 1;
+    const gllm_pooling pooling = rerank ? GLLM_POOL_CLS : m->pooling;
     memset(e->hdr_host, 0, GLLM_HDR_TOKENS * sizeof(int32_t));
     for (size_t i = 0, r = 0; i < n_seq; r += lens[i], i++) {
         memcpy(ids + r, seqs[i], lens[i] * sizeof(int32_t));
         gllm_bert_types(m, seqs[i], lens[i], rerank, type + r);
         for (size_t t = 0; t < lens[i]; t++) pos[r + t] = (int32_t)t, begin[r + t] = (int32_t)r, end[r + t] = (int32_t)(r + lens[i]);
         starts[i] = (int32_t)r, starts[i + 1] = (int32_t)(r + lens[i]);
+        edge[i] = pooling == GLLM_POOL_LAST ? (int32_t)(r + lens[i] - 1) : (int32_t)r + 1;
     }
     gllm_cuda *c = e->c;
-    const size_t ints = GLLM_HDR_TOKENS + 5 * rows + n_seq + 1;
+    const size_t ints = GLLM_HDR_TOKENS + 5 * rows + 2 * n_seq + 1;
     if ((s = gllm_cuda_upload(c, e->hdr, e->hdr_host, ints * sizeof(int32_t))) != GLLM_OK) return s;
     const CUdeviceptr d_pos = e->hdr + (GLLM_HDR_TOKENS + rows) * 4, d_type = d_pos + rows * 4, d_begin = d_type + rows * 4,
-                      d_end = d_begin + rows * 4, d_starts = d_end + rows * 4;
+                      d_end = d_begin + rows * 4, d_starts = d_end + rows * 4, d_edge = d_starts + (n_seq + 1) * 4;
+    /* the pooled rows [first, last) of each sequence: all, [CLS], or the last token */
+    const CUdeviceptr d_first = pooling == GLLM_POOL_LAST ? d_edge : d_starts, d_last = pooling == GLLM_POOL_CLS ? d_edge : d_starts + 4;
     const size_t d = m->dim;
     int dim = (int)d, heads = (int)m->n_heads, hd = (int)m->head_dim;
     float eps = m->eps, scale = 1.0f / sqrtf((float)m->head_dim);
@@ -150,15 +155,12 @@ gllm_status gllm_cuda_encode(gllm_cuda_encoder *e, const int32_t *const *seqs, c
             (s = add_norm(e, e->q, L->ln2_w, L->ln2_b, rows)))
             return s;
     }
-    if (!rerank) {
-        void *ap[] = {&e->x, (void *)&d_starts, &dim, &normalize, &e->out};
-        if ((s = gllm_cuda_run(c, "gllm_mean_pool_cuda", (unsigned)n_seq, 1, 1, 256, 0, ap)) != GLLM_OK) return s;
-        return gllm_cuda_download(c, out, e->out, n_seq * d * sizeof(float));
-    }
+    if (rerank) normalize = 0;
+    void *ap[] = {&e->x, (void *)&d_first, (void *)&d_last, &dim, &normalize, rerank ? &e->q : &e->out};
+    if ((s = gllm_cuda_run(c, "gllm_pool_rows_cuda", (unsigned)n_seq, 1, 1, 256, 0, ap)) != GLLM_OK) return s;
+    if (!rerank) return gllm_cuda_download(c, out, e->out, n_seq * d * sizeof(float));
     /* classifier(tanh(pooler([CLS] rows))), label 0 */
-    void *af[] = {&e->x, (void *)&d_starts, &dim, &e->q};
-    if ((s = gllm_cuda_run(c, "gllm_first_rows_cuda", (unsigned)n_seq, 1, 1, 256, 0, af)) ||
-        (s = gllm_cuda_gemm(c, m->hdt, dev(e, m->pool_w), dev(e, m->pool_b), e->q, e->k, n_seq, d, d, e->scratch)) ||
+    if ((s = gllm_cuda_gemm(c, m->hdt, dev(e, m->pool_w), dev(e, m->pool_b), e->q, e->k, n_seq, d, d, e->scratch)) ||
         (s = rows_op(e, "gllm_tanh_cuda", e->k, n_seq * d)) ||
         (s = gllm_cuda_gemm(c, m->hdt, dev(e, m->cls_w), dev(e, m->cls_b), e->k, e->out, n_seq, m->n_labels, d, e->scratch)))
         return s;

@@ -51,6 +51,38 @@ static gllm_status cfg_num(const gllm_json *j, const char *key, double *out) {
 static gllm_status open_gguf(const char *path, gllm_bert *m);
 static gllm_status finish(gllm_bert *m);
 
+/* sentence-transformers' pooling (1_Pooling/config.json: one pooling_mode_* true); mean
+ * without the file */
+static gllm_status hf_pooling(const char *dir, gllm_pooling *out) {
+    static const struct {
+        const char *key;
+        int kind; /* a gllm_pooling, or -1: a mode not supported */
+    } modes[] = {{"pooling_mode_mean_tokens", GLLM_POOL_MEAN}, {"pooling_mode_cls_token", GLLM_POOL_CLS},
+                 {"pooling_mode_lasttoken", GLLM_POOL_LAST}, {"pooling_mode_max_tokens", -1},
+                 {"pooling_mode_mean_sqrt_len_tokens", -1}, {"pooling_mode_weightedmean_tokens", -1}};
+    char path[1024];
+    size_t len;
+    snprintf(path, sizeof path, "%s/1_Pooling/config.json", dir);
+    *out = GLLM_POOL_MEAN;
+    char *text = slurp(path, &len);
+    if (!text) return GLLM_OK;
+    gllm_json j;
+    gllm_status st = gllm_json_parse(text, len, &j);
+    if (st != GLLM_OK) return free(text), st;
+    int on = 0, kind = 0;
+    const char *name = "";
+    for (size_t i = 0; i < sizeof modes / sizeof *modes; i++) {
+        const gllm_json_node *v = j.node[0].type == JSON_OBJ ? gllm_json_get(&j, &j.node[0], modes[i].key) : NULL;
+        if (v && v->type == JSON_BOOL && v->num != 0) on++, kind = modes[i].kind, name = modes[i].key;
+    }
+    gllm_json_free(&j), free(text); /* the nodes' strings point into the text */
+    if (on == 1 && kind < 0)
+        return gllm_fail(GLLM_E_UNSUPPORTED, "BERT: %s: %s (mean_tokens, cls_token and lasttoken are supported)", path, name);
+    if (on != 1) return gllm_fail(GLLM_E_UNSUPPORTED, "BERT: %s sets %d pooling modes (one is supported)", path, on);
+    *out = (gllm_pooling)kind;
+    return GLLM_OK;
+}
+
 gllm_status gllm_bert_open(const char *dir, gllm_bert *m) {
     gllm_status st = gllm_ensure_init();
     if (st != GLLM_OK) return st;
@@ -82,6 +114,7 @@ gllm_status gllm_bert_open(const char *dir, gllm_bert *m) {
     m->head_dim = m->dim / m->n_heads;
     if (m->dim % m->n_heads || m->head_dim % 16 || m->head_dim > 256)
         return gllm_fail(GLLM_E_UNSUPPORTED, "BERT: hidden %zu over %zu heads (head dims: multiples of 16 up to 256)", m->dim, m->n_heads);
+    if ((st = hf_pooling(dir, &m->pooling)) != GLLM_OK) return st;
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     if ((st = gllm_st_open(path, &m->st)) != GLLM_OK) return st;
     const size_t d = m->dim;
@@ -167,6 +200,11 @@ static gllm_status open_gguf(const char *path, gllm_bert *m) {
         if ((st = gllm_gguf_u64(g, keys[i], &v[i])) == GLLM_OK && (!v[i] || v[i] > (1u << 24)))
             st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT GGUF: %s out of range", keys[i]);
     if (st == GLLM_OK) st = gllm_gguf_f32(g, "bert.attention.layer_norm_epsilon", &m->eps);
+    uint64_t pooling = 1; /* llama.cpp's pooling types: 0 none, 1 mean, 2 cls, 3 last, 4 rank; mean for none and rank */
+    if (st == GLLM_OK && gllm_gguf_find(g, "bert.pooling_type") && (st = gllm_gguf_u64(g, "bert.pooling_type", &pooling)) == GLLM_OK &&
+        pooling > 4)
+        st = gllm_fail(GLLM_E_UNSUPPORTED, "BERT GGUF: bert.pooling_type %llu (0 to 4)", (unsigned long long)pooling);
+    m->pooling = pooling == 2 ? GLLM_POOL_CLS : pooling == 3 ? GLLM_POOL_LAST : GLLM_POOL_MEAN;
     if (st != GLLM_OK) return gllm_bert_close(m), st;
     m->n_layers = (size_t)v[0], m->dim = (size_t)v[1], m->n_heads = (size_t)v[2], m->ffn = (size_t)v[3], m->max_pos = (size_t)v[4];
     m->head_dim = m->dim / m->n_heads;
@@ -329,7 +367,7 @@ gllm_status gllm_bert_embed(gllm_bert *m, const int32_t *const *seqs, const size
     if (!x || !ids) st = gllm_fail(GLLM_E_OUT_OF_MEMORY, "embed: no memory for %zu tokens", rows);
     if (st == GLLM_OK) st = encode(m, seqs, lens, n_seq, 0, x, ids);
     for (size_t i = 0, r = 0; i < n_seq && st == GLLM_OK; r += lens[i], i++)
-        st = gllm_cpu_pool(GLLM_POOL_MEAN, x + r * d, NULL, lens[i], d, normalize, out + i * d);
+        st = gllm_cpu_pool(m->pooling, x + r * d, NULL, lens[i], d, normalize, out + i * d);
     gllm_ws_release(mark);
     return st;
 }

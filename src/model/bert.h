@@ -4,6 +4,7 @@
  * place; its CPU forward to pooled vectors and cross-encoder scores. */
 #ifndef GLLM_MODEL_BERT_H
 #define GLLM_MODEL_BERT_H
+#include "cpu/embed.h"
 #include "cpu/kv_cache.h"
 #include "format/safetensors.h"
 #include "text/tokenizer.h"
@@ -23,6 +24,8 @@ typedef struct {
     const void *pool_w, *cls_w; /* cross-encoders: pooler (tanh) and classifier, else NULL */
     const float *pool_b, *cls_b;
     size_t n_labels;
+    gllm_pooling pooling; /* embeddings: the model's (sentence-transformers' 1_Pooling, GGUF
+                             bert.pooling_type), mean when it names none */
     gllm_gguf gguf;
     gllm_bert_layer *layers;
     gllm_safetensors st;
@@ -39,7 +42,8 @@ gllm_status gllm_bert_check(const gllm_bert *m, const int32_t *const *seqs, cons
 /* types[len] of one sequence: 0, or with pairs 1 after its first [SEP] (0 where the model has
  * one type only) */
 void gllm_bert_types(const gllm_bert *m, const int32_t *seq, size_t len, int pairs, int32_t *types);
-/* out[n_seq][dim]: per sequence the mean of its last hidden states, optionally L2-normalised;
+/* out[n_seq][dim]: per sequence its last hidden states pooled (m->pooling: mean, [CLS] or last
+ * token), optionally L2-normalised;
  * every sequence's rows go through each projection together (ids checked by the caller) */
 gllm_status gllm_bert_embed(gllm_bert *m, const int32_t *const *seqs, const size_t *lens, size_t n_seq, int normalize,
                             float *out);

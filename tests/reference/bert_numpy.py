@@ -52,8 +52,9 @@ class Bert:
             x = self.layernorm(x + d, t(p + "output.LayerNorm.weight"), t(p + "output.LayerNorm.bias"), eps)
         return x
 
-    def embed(self, ids):
-        e = self.hidden(ids, [0] * len(ids)).mean(0)
+    def embed(self, ids, pooling="mean"):
+        h = self.hidden(ids, [0] * len(ids))
+        e = {"mean": h.mean(0), "cls": h[0], "last": h[-1]}[pooling]
         return e / np.linalg.norm(e)
 
     def score(self, ids, sep):
