@@ -76,9 +76,9 @@ typedef struct gllm_logits gllm_logits;
 GLLM_API gllm_status gllm_backend_open(const char *name, gllm_backend **out);
 GLLM_API void gllm_backend_close(gllm_backend *b);
 typedef struct {
-    const char *backend; /* "cpu" */
+    const char *backend; /* "cpu" or "cuda" */
     const char *device;  /* e.g. "AMD EPYC (2 threads)" */
-    const char *isa;
+    const char *isa;     /* CPU: "scalar", "avx2", "avx512", "neon"; CUDA: "sass" */
     int uma;             /* weights used in place (mapped; GLLM_TILED=1: partly a tiled copy), not copied to a device */
 } gllm_backend_info;
 GLLM_API gllm_status gllm_backend_get_info(const gllm_backend *b, gllm_backend_info *out);
@@ -162,15 +162,18 @@ GLLM_API gllm_status gllm_head_block(const gllm_generator *g, const float *x, si
 /* ---- L3: embeddings (BERT-family encoders) ------------------------------------------------- */
 
 typedef struct gllm_embedder gllm_embedder;
-/* path: a Hugging Face model directory (config.json, model.safetensors, vocab.txt), mmapped */
+/* path: a Hugging Face model directory (config.json, model.safetensors, vocab.txt, and
+ * sentence-transformers' 1_Pooling/config.json if any) or a GGUF file (llama.cpp's bert names),
+ * mmapped */
 GLLM_API gllm_status gllm_embedding_upload(gllm_backend *b, const char *path, gllm_embedder **out);
 GLLM_API void gllm_embedder_free(gllm_embedder *e);
 GLLM_API size_t gllm_embedding_dim(const gllm_embedder *e);
 /* [CLS] text [SEP] as ids */
 GLLM_API gllm_status gllm_embedding_tokenize(const gllm_embedder *e, const char *text, size_t len, int32_t *ids,
                                              size_t cap, size_t *n);
-/* one vector per sequence (mean of the last hidden states over the sequence's own tokens,
- * L2-normalised when normalize != 0): out[n][dim]; sequences of different lengths in one call */
+/* one vector per sequence (its last hidden states pooled as the model says: the mean over its
+ * own tokens, the default; [CLS]; or the last token), L2-normalised when normalize != 0:
+ * out[n][dim]; sequences of different lengths in one call */
 GLLM_API gllm_status gllm_embedding_forward(gllm_embedder *e, const int32_t *const *seqs, const size_t *lens, size_t n,
                                             int normalize, float *out);
 
@@ -178,7 +181,7 @@ GLLM_API gllm_status gllm_embedding_forward(gllm_embedder *e, const int32_t *con
 
 typedef struct gllm_reranker gllm_reranker;
 /* path: a Hugging Face cross-encoder directory (config.json, model.safetensors with pooler and
- * classifier, vocab.txt) */
+ * classifier, vocab.txt) or a GGUF file (cls and cls.output tensors) */
 GLLM_API gllm_status gllm_reranker_upload(gllm_backend *b, const char *path, gllm_reranker **out);
 GLLM_API void gllm_reranker_free(gllm_reranker *r);
 /* [CLS] query [SEP] document [SEP] as ids */

@@ -223,7 +223,8 @@ static int embed(int argc, char **argv) {
     gllm_embedder *e;
     if (gllm_backend_open("auto", &b) != GLLM_OK) return fail("backend");
     if (gllm_embedding_upload(b, dir, &e) != GLLM_OK) {
-        fprintf(stderr, "gllmk: %s: %s\n(fetch the default model with: bash scripts/fetch_models.sh)\n", dir, gllm_last_error());
+        fprintf(stderr, "gllmk: %s: %s\n", dir, gllm_last_error());
+        if (!strcmp(dir, DEFAULT_EMBEDDER)) fprintf(stderr, "(fetch the default model with: bash scripts/fetch_models.sh)\n");
         return 1;
     }
     for (size_t i = 0; i < n; i++) {
@@ -324,6 +325,9 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "rerank") == 0) return rerank(argc - 1, argv + 1);
     if (strcmp(argv[1], "bench") == 0) return gllm_bench_main(argc - 1, argv + 1);
     fprintf(stderr, "usage: gllmk info | generate [-m model] [-p prompt] [-n tokens] [--temp T --top-k K --top-p P --seed S]\n"
-                    "       | logits [-m model] --tokens 1,2,3 [--out file.f32] | bench [--quick] [--op gemv,gemm,ops,attn,sample,cuda,model,embed] [--model FILE]\n");
+                    "       | logits [-m model] --tokens 1,2,3 [--out file.f32]\n"
+                    "       | embed [-m dir|file.gguf] [--out file.f32] [--tokens ids] \"text\" ...\n"
+                    "       | rerank -m dir|file.gguf -q \"query\" [--tokens ids] \"doc\" ...\n"
+                    "       | bench [--quick] [--op gemv,gemm,ops,attn,sample,cuda,model,embed] [--model FILE]\n");
     return 2;
 }
