@@ -72,6 +72,17 @@ static const shape gemm_shapes[] = {{3, 7, 32}, {17, 33, 288}, {69, 257, 544}, {
 static const shape tiled_shapes[] = {{1, 16, 32}, {1, 48, 96}, {1, 272, 1056}, {1, 256, 4128}};
 static const shape gemm_odd_k[] = {{3, 7, 33}, {17, 33, 101}, {69, 257, 1027}};
 
+/* and RANDOM_SHAPES drawn from the kernel's seeded stream: any m (gemv: 1 to 16 rows) and n,
+ * k a multiple of 32 or (float formats, untiled) any */
+enum { RANDOM_SHAPES = 4 };
+static shape random_shape(int op, int odd_k) {
+    shape s;
+    s.m = op == GLLM_OP_GEMM ? 1 + rnd() % 100 : op == GLLM_OP_GEMV ? 1 + rnd() % 16 : 1;
+    s.n = op == GLLM_OP_GEMV_TILED ? GLLM_TILE_ROWS * (1 + rnd() % 20) : 1 + rnd() % 300;
+    s.k = odd_k && op != GLLM_OP_GEMV_TILED && rnd() % 2 ? 1 + rnd() % 1300 : 32 * (1 + rnd() % 40);
+    return s;
+}
+
 static int check_matmul(int op, gllm_dtype t, const gllm_kernel_table *kt, shape s, char *msg, size_t len) {
     const gllm_dtype_traits *tr = &gllm_dtype_traits_table[t];
     const size_t row = gllm_row_bytes(t, s.k);
@@ -511,6 +522,10 @@ int gllm_check_kernel(int op, gllm_dtype t, gllm_isa_id isa, int quick, char *ms
     for (size_t i = 0; i < no && odd_k && rc == CASE_PASS; i++) {
         if (quick && odd[i].m * odd[i].n * odd[i].k > 400000) continue;
         rc = check_matmul(op, t, kt, odd[i], msg, len);
+    }
+    for (int i = 0; i < RANDOM_SHAPES && rc == CASE_PASS; i++) {
+        const shape r = random_shape(op, odd_k);
+        if (!quick || r.m * r.n * r.k <= 400000) rc = check_matmul(op, t, kt, r, msg, len);
     }
     return rc;
 }
