@@ -6,8 +6,9 @@
  *   gllmk bench [--quick] [--op gemv,gemm,ops,attn,sample,cuda,model,embed] [--dtype NAME] [--no-peer]
  *               [--model FILE.gguf] [--embed-model DIR|FILE.gguf]
  *
- * model: load, prefill 512, decode 64 on the "auto" backend (on CUDA: with the decode graph
- * and without, and the file's bytes per token over the measured copy bandwidth).
+ * model: load, prefill 512, decode 64 on the "auto" backend, the file's bytes per token over
+ * the measured bandwidth (CPU: DRAM read; CUDA: device copy), on CUDA with the decode graph
+ * and without.
  *
  * ops: the row operators over 8192 x 4096 f32 activations (beyond the L3),
  * bytes read + written per second next to the read bandwidth.
@@ -425,7 +426,7 @@ static double decode_steps(gllm_generator *g, gllm_kv_cache *kv, int seq, const 
     return (gllm_bench_now() - t) / 64;
 }
 
-static void bench_model(const char *path) {
+static void bench_model(const char *path, double bw) {
     gllm_backend *b;
     gllm_model *m;
     const double t0 = gllm_bench_now();
@@ -491,6 +492,9 @@ static void bench_model(const char *path) {
         if (cuda && gllm_bench_cuda_bw > 0)
             printf("   %.0f GB/s = %.0f%% of copy bandwidth (file bytes per token)", file_bytes / dec / 1e9,
                    100 * file_bytes / dec / gllm_bench_cuda_bw);
+        if (!cuda && bw > 0) /* over the L3's size, the weights stream from DRAM each token */
+            printf("   %.1f GB/s = %.0f%% of read bandwidth (file bytes per token)", file_bytes / dec / 1e9,
+                   100 * file_bytes / dec / bw);
         printf("\n");
         if (cuda)
             printf("%-30s %10.3f   + sampling (greedy, id to the host) %.3f ms\n", "  of which forward alone", fwd * 1e3 / 64,
@@ -690,7 +694,7 @@ int gllm_bench_main(int argc, char **argv) {
     if (want(only_op, "attn")) bench_attn(quick, bw, peak > 0 ? peak : 1e9);
     if (want(only_op, "sample")) bench_sample();
     if (want(only_op, "cuda")) gllm_bench_cuda(quick);
-    if (want(only_op, "model")) bench_model(model);
+    if (want(only_op, "model")) bench_model(model, bw);
     if (want(only_op, "embed")) bench_embed(embed_model, peak);
     return 0;
 }
