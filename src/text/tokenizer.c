@@ -59,7 +59,8 @@ struct gllm_tokenizer {
     size_t n_merge;
     strmap merges;
     int32_t bos, eos, unk, cls, sep;
-    int digits_apart;      /* BPE pre-tokeniser "smollm": every number character is a piece of its own */
+    enum { PRE_GPT2, PRE_SMOLLM, PRE_LLAMA3, PRE_QWEN2, PRE_OTHER } pre; /* BPE: the pre-tokeniser */
+    char pre_name[32];     /* tokenizer.ggml.pre, for the error a PRE_OTHER text gets */
     int32_t byte_tok[256]; /* SPM: <0xXX>; BPE: the token of each mapped byte */
     uint32_t byte_cp[256]; /* BPE: byte -> code point (GPT-2's printable mapping) */
     int16_t cp_byte[324];  /* BPE: and back (the mapped code points are below 324); -1: none */
@@ -143,8 +144,18 @@ gllm_status gllm_tokenizer_load(const gllm_gguf *g, gllm_tokenizer **out) {
         st = load_strs(g, "tokenizer.ggml.merges", &t->merge, &t->n_merge, &arena);
         if (st != GLLM_OK) return drop(t, st);
         if (!strmap_build(&t->merges, t->merge, t->n_merge)) return drop(t, gllm_fail(GLLM_E_OUT_OF_MEMORY, "no memory"));
-        gllm_str pre;
-        t->digits_apart = gllm_gguf_str(g, "tokenizer.ggml.pre", &pre) == GLLM_OK && pre.len == 6 && !memcmp(pre.ptr, "smollm", 6);
+        /* pre-tokenisers by tokenizer.ggml.pre (none: GPT-2's); another's texts are refused, its ids still serve */
+        static const struct {
+            const char *name;
+            int pre;
+        } pres[] = {{"gpt-2", PRE_GPT2}, {"smollm", PRE_SMOLLM}, {"llama-bpe", PRE_LLAMA3}, {"llama3", PRE_LLAMA3},
+                    {"llama-v3", PRE_LLAMA3}, {"qwen2", PRE_QWEN2}, {"deepseek-r1-qwen", PRE_QWEN2}};
+        gllm_str pre = {"gpt-2", 5};
+        if (gllm_gguf_find(g, "tokenizer.ggml.pre")) gllm_gguf_str(g, "tokenizer.ggml.pre", &pre);
+        t->pre = PRE_OTHER;
+        for (size_t i = 0; i < sizeof pres / sizeof *pres; i++)
+            if (pre.len == strlen(pres[i].name) && !memcmp(pre.ptr, pres[i].name, pre.len)) t->pre = pres[i].pre;
+        snprintf(t->pre_name, sizeof t->pre_name, "%.*s", (int)(pre.len < 31 ? pre.len : 31), pre.ptr);
         /* GPT-2's byte -> printable code point mapping */
         uint32_t next = 256;
         memset(t->cp_byte, -1, sizeof t->cp_byte);
@@ -331,6 +342,55 @@ static size_t gpt2_piece(const char *s, size_t n, size_t i) {
     return last;
 }
 
+static int newline(uint32_t cp) { return cp == '\r' || cp == '\n'; }
+
+/* the end of the Llama-3 pre-tokeniser match at i (Qwen2's: max_digits 1):
+ * (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+ */
+static size_t llama3_piece(const char *s, size_t n, size_t i, int max_digits) {
+    static const char *const contr[] = {"s", "t", "re", "ve", "m", "ll", "d"};
+    if (s[i] == '\'')
+        for (int c = 0; c < 7; c++) {
+            const size_t l = strlen(contr[c]);
+            size_t k = 0; /* ASCII letters, either case */
+            while (k < l && i + 1 + k < n && (s[i + 1 + k] | 0x20) == contr[c][k]) k++;
+            if (k == l) return i + 1 + l;
+        }
+    uint32_t cp, cq;
+    size_t l = cp_at(s, n, i, &cp), e;
+    const unsigned c0 = gllm_uc_class(cp);
+    /* letters, after at most one character that is none of newline, letter, number */
+    size_t j = i;
+    if (!(c0 & (UC_LETTER | UC_NUMBER)) && !newline(cp) && i + l < n && (cp_at(s, n, i + l, &cq), gllm_uc_class(cq) & UC_LETTER))
+        j = i + l;
+    if (j != i || (c0 & UC_LETTER)) {
+        for (e = j; e < n && (l = cp_at(s, n, e, &cq), gllm_uc_class(cq) & UC_LETTER);) e += l;
+        return e;
+    }
+    if (c0 & UC_NUMBER) { /* max_digits numbers */
+        int k = 0;
+        for (e = i; e < n && k < max_digits && (l = cp_at(s, n, e, &cq), gllm_uc_class(cq) & UC_NUMBER); k++) e += l;
+        return e;
+    }
+    /* an optional space, then what is none of space, letter, number, then newlines */
+    j = s[i] == ' ' && i + 1 < n ? i + 1 : i;
+    cp_at(s, n, j, &cq);
+    if (!(gllm_uc_class(cq) & (UC_SPACE | UC_LETTER | UC_NUMBER))) {
+        for (e = j; e < n && (l = cp_at(s, n, e, &cq), !(gllm_uc_class(cq) & (UC_SPACE | UC_LETTER | UC_NUMBER)));) e += l;
+        while (e < n && newline((unsigned char)s[e])) e++;
+        return e;
+    }
+    /* whitespace: up to its last newline if it has one; else as GPT-2's (all but the last
+     * character when more follows) */
+    size_t last = i, after_nl = i;
+    for (e = i; e < n && (l = cp_at(s, n, e, &cq), gllm_uc_class(cq) & UC_SPACE);) {
+        last = e, e += l;
+        if (newline(cq)) after_nl = e;
+    }
+    if (after_nl != i) return after_nl;
+    if (e == n || last == i) return e;
+    return last;
+}
+
 /* bpe_word's buffers, grown to the longest piece and kept for the whole text */
 typedef struct {
     char *m, *key;
@@ -361,6 +421,10 @@ static gllm_status bpe_word(const gllm_tokenizer *t, const char *w, size_t wl, b
     for (size_t i = 0; i < wl; i++) {
         st[ns] = n, ln[ns] = gllm_utf8_encode(t->byte_cp[(unsigned char)w[i]], m + n);
         n += ln[ns++];
+    }
+    if (t->pre == PRE_LLAMA3) { /* Llama 3 ignores the merges for a piece that is a token itself */
+        const int32_t id = strmap_get(&t->vocab, m, n);
+        if (id >= 0) return emit(o, id), GLLM_OK;
     }
     for (;;) { /* merge the lowest-ranked adjacent pair, every occurrence */
         int32_t best = -1;
@@ -399,7 +463,7 @@ static gllm_status bpe_word(const gllm_tokenizer *t, const char *w, size_t wl, b
 
 static gllm_status bpe_span(const gllm_tokenizer *t, const char *s, size_t n, bpe_buf *b, out_ids *o) {
     for (size_t i = 0; i < n;) {
-        const size_t e = gpt2_piece(s, n, i);
+        const size_t e = t->pre == PRE_LLAMA3 ? llama3_piece(s, n, i, 3) : t->pre == PRE_QWEN2 ? llama3_piece(s, n, i, 1) : gpt2_piece(s, n, i);
         gllm_status st = bpe_word(t, s + i, e - i, b, o);
         if (st != GLLM_OK) return st;
         i = e;
@@ -408,7 +472,9 @@ static gllm_status bpe_span(const gllm_tokenizer *t, const char *s, size_t n, bp
 }
 
 static gllm_status bpe_text(const gllm_tokenizer *t, const char *s, size_t n, bpe_buf *b, out_ids *o) {
-    if (!t->digits_apart) return bpe_span(t, s, n, b, o);
+    if (t->pre == PRE_OTHER)
+        return gllm_fail(GLLM_E_UNSUPPORTED, "tokenizer: pre-tokeniser '%s' (gpt-2, smollm, llama-bpe, qwen2 are supported)", t->pre_name);
+    if (t->pre != PRE_SMOLLM) return bpe_span(t, s, n, b, o);
     size_t start = 0; /* digits one by one; the text between them through the GPT-2 pieces */
     for (size_t i = 0; i < n;) {
         uint32_t cp;
