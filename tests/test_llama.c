@@ -121,8 +121,8 @@ static gllm_status load_synth(model_file *f, gllm_gguf *g, gllm_llama *m) {
 }
 
 /* RoPE scaling from the file: per-pair factors (rope_freqs.weight, Llama 3.1+) and linear scaling
- * divide the frequencies, against base^(-2i/rot) written out here; the forward with factors
- * against the reference; scalings that are more than new frequencies (YaRN) and bad factors refused */
+ * divide the frequencies, against base^(-2i/rot) written out here; YaRN; the forwards with
+ * factors and with YaRN against the reference; other scalings and bad factors refused */
 Test(llama, rope_scaling) {
     cr_assert_eq(gllm_ensure_init(), GLLM_OK);
     const float ff[8] = {1, 1, 1.5f, 2, 3, 5, 8, 8};
@@ -151,9 +151,22 @@ Test(llama, rope_scaling) {
     cr_assert_float_eq(m.inv_freq[HD / 2 - 1], pow(BASE, -(double)(HD - 2) / (double)HD), 1e-9, "none: the factor ignored");
     gllm_llama_free(&m), gllm_gguf_close(&g), drop(&f);
 
+    /* YaRN (factor 4 over the original 96 positions): its frequencies, and the forward, whose
+     * attention scale carries the magnitude, against the reference, which rotates with it */
     ROPE_SCALING = "yarn";
+    cr_assert_eq(load_synth(&f, &g, &m), GLLM_OK, "%s", gllm_last_error());
+    const gllm_rope_cfg yarn = {.base = (float)BASE, .yarn_factor = 4.0f, .yarn_orig_ctx = (float)CTX, .yarn_beta_fast = 32.0f,
+                                .yarn_beta_slow = 1.0f, .yarn_ext_factor = 1.0f, .yarn_attn_factor = 1.0f};
+    float want[8];
+    gllm_rope_freqs(&yarn, HD, want);
+    for (size_t i = 0; i < HD / 2; i++) cr_assert_float_eq(m.inv_freq[i], want[i], 1e-6f * want[i], "yarn, pair %zu", i);
+    cr_assert_float_eq(m.plan.scale, (1 + 0.1 * log(4.0)) * (1 + 0.1 * log(4.0)) / sqrt((double)HD), 1e-6);
+    gllm_llama_free(&m), gllm_gguf_close(&g), drop(&f);
+    check("llama", GLLM_DTYPE_F32);
+    check("qwen2", GLLM_DTYPE_Q8_0);
+    ROPE_SCALING = "longrope";
     cr_assert_eq(load_synth(&f, &g, &m), GLLM_E_UNSUPPORTED);
-    cr_assert(strstr(gllm_last_error(), "yarn"), "%s", gllm_last_error());
+    cr_assert(strstr(gllm_last_error(), "longrope"), "%s", gllm_last_error());
     ROPE_SCALING = "linear", ROPE_FACTOR = -1.0f;
     cr_assert_eq(load_synth(&f, &g, &m), GLLM_E_INVALID_ARGUMENT);
     cr_assert(strstr(gllm_last_error(), "scaling.factor"), "%s", gllm_last_error());

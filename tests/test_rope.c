@@ -34,6 +34,27 @@ Test(rope, factors_divide_each_pair) {
     }
 }
 
+/* YaRN as llama.cpp applies it: pairs below floor(d(beta_fast)) keep their frequency, pairs
+ * above ceil(d(beta_slow)) are divided by the factor, linear in the pair index between, where
+ * d(b) = rot ln(ctx / (2 pi b)) / (2 ln base) is the pair turning b times over the original
+ * context; the magnitude 1 + 0.1 ln(factor) */
+Test(rope, yarn_ramp_and_magnitude) {
+    const gllm_rope_cfg c = {.base = 10000.0f, .yarn_factor = 4.0f, .yarn_orig_ctx = 4096.0f, .yarn_beta_fast = 32.0f,
+                             .yarn_beta_slow = 1.0f, .yarn_ext_factor = 1.0f, .yarn_attn_factor = 1.0f};
+    float f[64];
+    gllm_rope_freqs(&c, 128, f);
+    const double lo = floor(128 * log(4096 / (2 * M_PI * 32)) / (2 * log(10000.0))), hi = ceil(128 * log(4096 / (2 * M_PI)) / (2 * log(10000.0)));
+    cr_assert(lo > 0 && hi < 63 && lo < hi, "the ramp lies inside the pairs: %g .. %g", lo, hi);
+    for (int i = 0; i < 64; i++) {
+        const double f0 = pow(10000.0, -i / 64.0), t = i <= lo ? 0 : i >= hi ? 1 : (i - lo) / (hi - lo);
+        const double want = f0 * (1 - t) + f0 / 4 * t;
+        cr_assert(fabs(f[i] - want) <= 1e-6 * want, "i=%d: %g, expected %g", i, f[i], want);
+    }
+    cr_assert_float_eq(gllm_rope_mscale(&c), 1 + 0.1 * log(4.0), 1e-12);
+    const gllm_rope_cfg plain = {.base = 10000.0f, .linear = 4.0f};
+    cr_assert_eq(gllm_rope_mscale(&plain), 1.0);
+}
+
 Test(rope, angles_and_kernel_rotate_non_contiguous_positions) {
     cr_assert_eq(gllm_ensure_init(), GLLM_OK);
     const gllm_rope_cfg c = {.base = 10000.0f, .linear = 1.0f};

@@ -29,10 +29,22 @@ static gllm_status expect(const gllm_gguf_tensor *t, const char *name, int layer
 
 static gllm_status record(gllm_llama *m);
 
+/* an optional number >= 0: <arch>.<key>, else dflt */
+static gllm_status rope_num(const gllm_gguf *g, const char *arch, const char *key, float dflt, float *out) {
+    char full[96];
+    snprintf(full, sizeof full, "%s.%s", arch, key);
+    *out = dflt;
+    if (gllm_gguf_find(g, full) && (gllm_gguf_f32(g, full, out) || !(*out >= 0) || !isfinite(*out)))
+        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "model: %s is not a number >= 0", full);
+    return GLLM_OK;
+}
+
 /* RoPE: <arch>.rope.freq_base; <arch>.rope.scaling.type/.factor (linear, also when the type is
- * left out, as llama.cpp reads it); Llama 3.1+ scaling as per-pair factors (rope_freqs.weight).
- * Other scalings (YaRN, LongRoPE) change more than the frequencies: refused, never ignored. */
-static gllm_status rope_cfg(const gllm_gguf *g, const char *arch, size_t rot, gllm_rope_cfg *c, float *factors) {
+ * left out, as llama.cpp reads it; YaRN with its .original_context_length, .yarn_beta_fast/slow,
+ * .yarn_ext_factor, .attn_factor, as llama.cpp defaults them); Llama 3.1+ scaling as per-pair
+ * factors (rope_freqs.weight). Other scalings (LongRoPE, ...): refused, never ignored. */
+static gllm_status rope_cfg(const gllm_gguf *g, const char *arch, size_t rot, size_t head_dim, size_t ctx, gllm_rope_cfg *c,
+                            float *factors) {
     char key[96];
     *c = (gllm_rope_cfg){.base = 10000.0f, .linear = 1.0f};
     snprintf(key, sizeof key, "%s.rope.freq_base", arch);
@@ -41,17 +53,34 @@ static gllm_status rope_cfg(const gllm_gguf *g, const char *arch, size_t rot, gl
     gllm_str type = {"linear", 6};
     snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
     if (gllm_gguf_find(g, key) && gllm_gguf_str(g, key, &type)) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "model: %s is not a string", key);
-    const int none = type.len == 4 && !memcmp(type.ptr, "none", 4), linear = type.len == 6 && !memcmp(type.ptr, "linear", 6);
-    if (!none && !linear)
-        return gllm_fail(GLLM_E_UNSUPPORTED, "model: RoPE scaling '%.*s' (none, linear and rope_freqs.weight are supported)",
+    const int none = type.len == 4 && !memcmp(type.ptr, "none", 4), linear = type.len == 6 && !memcmp(type.ptr, "linear", 6),
+              yarn = type.len == 4 && !memcmp(type.ptr, "yarn", 4);
+    if (!none && !linear && !yarn)
+        return gllm_fail(GLLM_E_UNSUPPORTED, "model: RoPE scaling '%.*s' (none, linear, yarn and rope_freqs.weight are supported)",
                          (int)(type.len > 40 ? 40 : type.len), type.ptr);
-    snprintf(key, sizeof key, "%s.rope.scaling.factor", arch);
-    if (linear && gllm_gguf_find(g, key) && (gllm_gguf_f32(g, key, &c->linear) || !(c->linear > 0) || !isfinite(c->linear)))
-        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "model: %s is not a number > 0", key);
+    gllm_status s;
+    if (yarn) {
+        float log_mul;
+        if ((s = rope_num(g, arch, "rope.scaling.factor", 0, &c->yarn_factor)) ||
+            (s = rope_num(g, arch, "rope.scaling.original_context_length", (float)ctx, &c->yarn_orig_ctx)) ||
+            (s = rope_num(g, arch, "rope.scaling.yarn_beta_fast", 32, &c->yarn_beta_fast)) ||
+            (s = rope_num(g, arch, "rope.scaling.yarn_beta_slow", 1, &c->yarn_beta_slow)) ||
+            (s = rope_num(g, arch, "rope.scaling.yarn_ext_factor", 1, &c->yarn_ext_factor)) ||
+            (s = rope_num(g, arch, "rope.scaling.attn_factor", 1, &c->yarn_attn_factor)) ||
+            (s = rope_num(g, arch, "rope.scaling.yarn_log_multiplier", 0, &log_mul)))
+            return s;
+        if (!(c->yarn_factor > 0) || !(c->yarn_orig_ctx > 0) || !(c->yarn_beta_fast > 0) || !(c->yarn_beta_slow > 0))
+            return gllm_fail(GLLM_E_INVALID_ARGUMENT, "model: YaRN factor %g, original context %g, betas %g and %g (all > 0)",
+                             c->yarn_factor, c->yarn_orig_ctx, c->yarn_beta_fast, c->yarn_beta_slow);
+        /* the magnitude goes into the attention's scale (its square), exact when every dimension rotates */
+        if (log_mul != 0 || rot != head_dim)
+            return gllm_fail(GLLM_E_UNSUPPORTED, "model: YaRN with %s", log_mul != 0 ? "a log multiplier" : "partial rotary dimensions");
+    }
+    if (linear && (s = rope_num(g, arch, "rope.scaling.factor", 1, &c->linear))) return s;
+    if (linear && !(c->linear > 0)) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "model: %s.rope.scaling.factor 0", arch);
     const gllm_gguf_tensor *f = tensor(g, "rope_freqs.weight", -1);
     if (f) {
-        gllm_status s = expect(f, "rope_freqs.weight", -1, rot / 2, 0, 1);
-        if (s) return s;
+        if ((s = expect(f, "rope_freqs.weight", -1, rot / 2, 0, 1))) return s;
         memcpy(factors, f->data, rot / 2 * sizeof(float)); /* a copy: the file's may be unaligned */
         for (size_t i = 0; i < rot / 2; i++)
             if (!(factors[i] > 0) || !isfinite(factors[i]))
@@ -95,7 +124,7 @@ gllm_status gllm_llama_load(const gllm_gguf *g, gllm_llama *m) {
     char key[96];
     snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", arch);
     if (gllm_gguf_f32(g, key, &m->eps) != GLLM_OK) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "model: %s missing", key);
-    if ((s = rope_cfg(g, arch, m->rot, &m->rope, m->rope_factors))) return s;
+    if ((s = rope_cfg(g, arch, m->rot, m->head_dim, m->ctx, &m->rope, m->rope_factors))) return s;
     gllm_rope_freqs(&m->rope, m->rot, m->inv_freq);
     m->tok_embd = tensor(g, "token_embd.weight", -1);
     if (!m->tok_embd || m->tok_embd->n_dims != 2 || m->tok_embd->dims[0] != m->dim)
@@ -156,7 +185,8 @@ static gllm_status record(gllm_llama *m) {
     p->width[BUF_X] = d, p->width[BUF_H] = d > q ? d : q, p->width[BUF_Q] = q, p->width[BUF_A] = q;
     p->width[BUF_F] = m->ffn;
     p->eps = m->eps, p->n_heads = m->n_heads, p->rot = m->rot, p->neox = m->neox, p->inv_freq = m->inv_freq;
-    p->scale = 1.0f / sqrtf((float)m->head_dim), p->vocab = m->vocab, p->n_layers = m->n_layers;
+    const double ms = gllm_rope_mscale(&m->rope); /* YaRN's magnitude of q and k: q.k times its square */
+    p->scale = (float)(ms * ms / sqrt((double)m->head_dim)), p->vocab = m->vocab, p->n_layers = m->n_layers;
     if (!(p->layer_steps = calloc(m->n_layers + 1, sizeof *p->layer_steps))) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "plan: no memory");
     gllm_status s = gllm_plan_add(p, (gllm_step){.kind = STEP_EMBED, .out = BUF_X, .dtype = m->tok_embd->dtype,
                                                   .w = m->tok_embd->data, .n = m->vocab, .k = d});

@@ -44,11 +44,12 @@ static void rms(const double *x, const double *w, double *y, size_t n, double ep
     for (size_t i = 0; i < n; i++) y[i] = x[i] * r * w[i];
 }
 
-static void rope(double *v, size_t heads, size_t hd, size_t rot, const float *inv, size_t pos, int neox) {
+/* rotations of magnitude ms (YaRN's; 1 otherwise) */
+static void rope(double *v, size_t heads, size_t hd, size_t rot, const float *inv, size_t pos, int neox, double ms) {
     for (size_t h = 0; h < heads; h++)
         for (size_t i = 0; i < rot / 2; i++) {
             const size_t a = h * hd + (neox ? i : 2 * i), b = h * hd + (neox ? i + rot / 2 : 2 * i + 1);
-            const double ang = (double)pos * inv[i], c = cos(ang), s = sin(ang), x = v[a], y = v[b];
+            const double ang = (double)pos * inv[i], c = ms * cos(ang), s = ms * sin(ang), x = v[a], y = v[b];
             v[a] = x * c - y * s, v[b] = x * s + y * c;
         }
 }
@@ -73,8 +74,8 @@ void gllm_ref_llama(const gllm_llama *m, const int32_t *tokens, size_t n, int in
             mv(int8, L->wv, wv, bv, h, v + t * nk, nk, d);
             for (size_t hh = 0; qn && hh < m->n_heads; hh++) rms(q + t * nq + hh * hd, qn, q + t * nq + hh * hd, hd, m->eps);
             for (size_t hh = 0; kn && hh < m->n_kv_heads; hh++) rms(k + t * nk + hh * hd, kn, k + t * nk + hh * hd, hd, m->eps);
-            rope(q + t * nq, m->n_heads, hd, m->rot, m->inv_freq, t, m->neox);
-            rope(k + t * nk, m->n_kv_heads, hd, m->rot, m->inv_freq, t, m->neox);
+            rope(q + t * nq, m->n_heads, hd, m->rot, m->inv_freq, t, m->neox, gllm_rope_mscale(&m->rope));
+            rope(k + t * nk, m->n_kv_heads, hd, m->rot, m->inv_freq, t, m->neox, gllm_rope_mscale(&m->rope));
         }
         for (size_t t = 0; t < n; t++) {
             for (size_t hh = 0; hh < m->n_heads; hh++) { /* causal softmax(q k^T / sqrt(hd)) v */
