@@ -98,6 +98,9 @@ GLLM_API gllm_status gllm_model_detokenize(const gllm_model *m, const int32_t *i
                                            size_t *len);
 GLLM_API int32_t gllm_model_eos(const gllm_model *m);
 GLLM_API int32_t gllm_model_bos(const gllm_model *m);
+/* 1 when a prompt should start with gllm_model_bos (GGUF tokenizer.ggml.add_bos_token, else
+ * llama.cpp's default: SentencePiece and Llama 3 vocabularies yes, other BPE no) */
+GLLM_API int gllm_model_add_bos(const gllm_model *m);
 
 /* weights handed to the backend once (the CPU uses the mapping: the model must stay open; with
  * GLLM_TILED=1 it copies the projection and head weights that its ISA reads faster tiled, once,

@@ -19,6 +19,7 @@ static void run(const char *path, const char *tiled, float *first, size_t vocab,
     gllm_kv_cache *kv;
     cr_assert_eq(gllm_backend_open("auto", &b), GLLM_OK);
     cr_assert_eq(gllm_model_open(path, &m), GLLM_OK, "%s", gllm_last_error());
+    cr_assert(!gllm_model_add_bos(m) && gllm_model_bos(m) == 1, "the file says add_bos_token false (bos 1)");
     cr_assert_eq(gllm_generator_upload(b, m, 64, &g), GLLM_OK);
     unsetenv("GLLM_TILED");
     cr_assert_eq(gllm_kv_cache_alloc(g, 16, 16, GLLM_DTYPE_F16, &kv), GLLM_OK);

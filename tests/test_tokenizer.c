@@ -21,7 +21,8 @@ static char *slurp(const char *path, size_t *len) {
     return b;
 }
 
-static void check_in(const char *dir, const char *name, int roundtrip) {
+/* add_bos: whether the vocabulary's prompts start with its bos (llama.cpp's rule) */
+static void check_in(const char *dir, const char *name, int roundtrip, int add_bos) {
     char path[512];
     snprintf(path, sizeof path, "%s/%s/%s", GLLM_SOURCE_DIR, dir, name);
     if (access(path, R_OK)) cr_skip_test("%s not fetched (bash scripts/fetch_models.sh)", path);
@@ -30,6 +31,7 @@ static void check_in(const char *dir, const char *name, int roundtrip) {
     gllm_tokenizer *t;
     cr_assert_eq(gllm_tokenizer_load(&g, &t), GLLM_OK, "%s", gllm_last_error());
     gllm_gguf_close(&g); /* the tokenizer keeps its own copy */
+    cr_assert_eq(gllm_tokenizer_add_bos(t), add_bos, "%s: add_bos", name);
     size_t il, ol;
     snprintf(path, sizeof path, "%s/%s/%s.inp", GLLM_SOURCE_DIR, dir, name);
     char *inp = slurp(path, &il);
@@ -71,14 +73,14 @@ static void check_in(const char *dir, const char *name, int roundtrip) {
     gllm_tokenizer_free(t);
 }
 
-static void check(const char *name, int roundtrip) { check_in("tests/data/tokenizers", name, roundtrip); }
+static void check(const char *name, int roundtrip, int add_bos) { check_in("tests/data/tokenizers", name, roundtrip, add_bos); }
 
-Test(tokenizer, gpt2_bpe) { check("ggml-vocab-gpt-2.gguf", 1); }
+Test(tokenizer, gpt2_bpe) { check("ggml-vocab-gpt-2.gguf", 1, 0); }
 /* Llama 3's pre-tokeniser (numbers in threes, a newline run its own piece) and Qwen2's (numbers one by one) */
-Test(tokenizer, llama3_bpe) { check_in("models/tokenizers", "ggml-vocab-llama-bpe.gguf", 1); }
-Test(tokenizer, qwen2_bpe) { check_in("models/tokenizers", "ggml-vocab-qwen2.gguf", 1); }
-Test(tokenizer, llama_spm) { check("ggml-vocab-llama-spm.gguf", 1); }
-Test(tokenizer, bert_wordpiece) { check("ggml-vocab-bert-bge.gguf", 0); }
+Test(tokenizer, llama3_bpe) { check_in("models/tokenizers", "ggml-vocab-llama-bpe.gguf", 1, 1); }
+Test(tokenizer, qwen2_bpe) { check_in("models/tokenizers", "ggml-vocab-qwen2.gguf", 1, 0); }
+Test(tokenizer, llama_spm) { check("ggml-vocab-llama-spm.gguf", 1, 1); }
+Test(tokenizer, bert_wordpiece) { check("ggml-vocab-bert-bge.gguf", 0, 0); } /* the encoders add [CLS] themselves */
 
 /* a byte-level BPE vocabulary whose pre-tokeniser is none of ours: its texts are refused, naming
  * it (never split by another's rules); its ids still decode */

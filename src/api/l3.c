@@ -190,6 +190,7 @@ gllm_status gllm_model_detokenize(const gllm_model *m, const int32_t *ids, size_
 
 int32_t gllm_model_eos(const gllm_model *m) { return m && m->tok ? gllm_tokenizer_eos(m->tok) : -1; }
 int32_t gllm_model_bos(const gllm_model *m) { return m && m->tok ? gllm_tokenizer_bos(m->tok) : -1; }
+int gllm_model_add_bos(const gllm_model *m) { return m && m->tok ? gllm_tokenizer_add_bos(m->tok) : 0; }
 
 gllm_status gllm_generator_upload(gllm_backend *b, const gllm_model *m, size_t max_tokens, gllm_generator **out) {
     if (!b || !m || !out || !max_tokens) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_generator_upload: NULL or zero argument");

@@ -133,8 +133,11 @@ static int generate(int argc, char **argv) {
     int32_t *ids = malloc((4096 + (size_t)o.n) * sizeof(int32_t));
     if (!ids) return fprintf(stderr, "gllmk: no memory\n"), 1;
     size_t n;
-    if (gllm_model_tokenize(s.m, o.prompt, strlen(o.prompt), ids, 4096, &n) != GLLM_OK) return fail("tokenize");
+    const size_t bos = (size_t)gllm_model_add_bos(s.m); /* the model's bos first, where it wants one */
+    if (bos) ids[0] = gllm_model_bos(s.m);
+    if (gllm_model_tokenize(s.m, o.prompt, strlen(o.prompt), ids + bos, 4096 - bos, &n) != GLLM_OK) return fail("tokenize");
     if (!n) return fprintf(stderr, "gllmk: empty prompt\n"), 1;
+    n += bos;
     printf("%s", o.prompt);
     fflush(stdout);
     gllm_logits *l;

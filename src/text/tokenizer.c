@@ -59,6 +59,7 @@ struct gllm_tokenizer {
     size_t n_merge;
     strmap merges;
     int32_t bos, eos, unk, cls, sep;
+    int add_bos;           /* prompts start with bos: tokenizer.ggml.add_bos_token, else the family's default */
     enum { PRE_GPT2, PRE_SMOLLM, PRE_LLAMA3, PRE_QWEN2, PRE_OTHER } pre; /* BPE: the pre-tokeniser */
     char pre_name[32];     /* tokenizer.ggml.pre, for the error a PRE_OTHER text gets */
     int32_t byte_tok[256]; /* SPM: <0xXX>; BPE: the token of each mapped byte */
@@ -168,6 +169,9 @@ gllm_status gllm_tokenizer_load(const gllm_gguf *g, gllm_tokenizer **out) {
             t->byte_tok[b] = strmap_get(&t->vocab, u, len);
         }
     }
+    /* llama.cpp's defaults: SentencePiece and Llama 3's BPE start with bos, other BPE do not */
+    const gllm_gguf_kv *ab = gllm_gguf_find(g, "tokenizer.ggml.add_bos_token");
+    t->add_bos = t->bos >= 0 && (ab && ab->type == GGUF_BOOL ? ab->val[0] != 0 : t->kind == GLLM_TOK_SPM || t->pre == PRE_LLAMA3);
     *out = t;
     return GLLM_OK;
 }
@@ -175,6 +179,7 @@ gllm_status gllm_tokenizer_load(const gllm_gguf *g, gllm_tokenizer **out) {
 gllm_tok_kind gllm_tokenizer_kind(const gllm_tokenizer *t) { return t->kind; }
 size_t gllm_tokenizer_vocab(const gllm_tokenizer *t) { return t->n; }
 int32_t gllm_tokenizer_bos(const gllm_tokenizer *t) { return t->bos; }
+int gllm_tokenizer_add_bos(const gllm_tokenizer *t) { return t->add_bos; }
 int32_t gllm_tokenizer_eos(const gllm_tokenizer *t) { return t->eos; }
 int32_t gllm_tokenizer_cls(const gllm_tokenizer *t) { return t->cls; }
 int32_t gllm_tokenizer_sep(const gllm_tokenizer *t) { return t->sep; }

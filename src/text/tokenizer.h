@@ -23,6 +23,8 @@ int32_t gllm_tokenizer_bos(const gllm_tokenizer *t);
 int32_t gllm_tokenizer_eos(const gllm_tokenizer *t);
 int32_t gllm_tokenizer_cls(const gllm_tokenizer *t);
 int32_t gllm_tokenizer_sep(const gllm_tokenizer *t);
+/* 1 when the model's prompts start with its bos token (which it has) */
+int gllm_tokenizer_add_bos(const gllm_tokenizer *t);
 
 /* text -> ids without special tokens; *n gets the count (at most cap are written;
  * GLLM_E_INVALID_ARGUMENT when cap is too small, with *n the count needed) */
