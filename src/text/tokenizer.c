@@ -310,6 +310,22 @@ done:
 
 static size_t cp_at(const char *s, size_t n, size_t i, uint32_t *cp) { return gllm_utf8_decode(s + i, n - i, cp); }
 
+static int newline(uint32_t cp) { return cp == '\r' || cp == '\n'; }
+
+/* the whitespace at i: \s+(?!\S)|\s+ (a run up to the end, or all but its last character when
+ * more follows); with newlines (Llama 3's \s*[\r\n]+ first): up to its last newline, if any */
+static size_t space_run(const char *s, size_t n, size_t i, int newlines) {
+    uint32_t cp;
+    size_t e = i, last = i, after_nl = i, l;
+    for (; e < n && (l = cp_at(s, n, e, &cp), gllm_uc_class(cp) & UC_SPACE); e += l) {
+        last = e;
+        if (newlines && newline(cp)) after_nl = e + l;
+    }
+    if (after_nl != i) return after_nl;
+    if (e == n || last == i) return e;
+    return last;
+}
+
 /* the end of the GPT-2 pre-tokeniser match at i:
  * 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
 static size_t gpt2_piece(const char *s, size_t n, size_t i) {
@@ -336,18 +352,8 @@ static size_t gpt2_piece(const char *s, size_t n, size_t i) {
             return e;
         }
     }
-    /* whitespace: a run up to the end, or all but its last character when more follows */
-    size_t e = i, last = i;
-    while (e < n) {
-        l = cp_at(s, n, e, &cp);
-        if (!(gllm_uc_class(cp) & UC_SPACE)) break;
-        last = e, e += l;
-    }
-    if (e == n || last == i) return e;
-    return last;
+    return space_run(s, n, i, 0);
 }
-
-static int newline(uint32_t cp) { return cp == '\r' || cp == '\n'; }
 
 /* the end of the Llama-3 pre-tokeniser match at i (Qwen2's: max_digits 1):
  * (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+ */
@@ -384,16 +390,7 @@ static size_t llama3_piece(const char *s, size_t n, size_t i, int max_digits) {
         while (e < n && newline((unsigned char)s[e])) e++;
         return e;
     }
-    /* whitespace: up to its last newline if it has one; else as GPT-2's (all but the last
-     * character when more follows) */
-    size_t last = i, after_nl = i;
-    for (e = i; e < n && (l = cp_at(s, n, e, &cq), gllm_uc_class(cq) & UC_SPACE);) {
-        last = e, e += l;
-        if (newline(cq)) after_nl = e;
-    }
-    if (after_nl != i) return after_nl;
-    if (e == n || last == i) return e;
-    return last;
+    return space_run(s, n, i, 1);
 }
 
 /* bpe_word's buffers, grown to the longest piece and kept for the whole text */
