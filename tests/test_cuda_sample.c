@@ -185,6 +185,45 @@ Test(cuda_sample, penalties) {
     compare(penalised(cfg_of(1.0f, 50, 0.9f, 0.0f, 10), 0.8f, -0.3f, 0.0f), h, 48);
 }
 
+/* the counts kept on the device follow the history from call to call: grown by a token, the
+ * same, shorter, different, empty, a call refused, grown again. Greedy with strong penalties
+ * on row 0's likeliest tokens, so every count changes the answer */
+Test(cuda_sample, history_changes) {
+    int32_t top[12]; /* row 0's likeliest tokens, best first */
+    for (int k = 0; k < 12; k++) {
+        int best = -1;
+        for (int i = 0; i < VOCAB; i++) {
+            int taken = 0;
+            for (int j = 0; j < k; j++) taken |= top[j] == i;
+            if (!taken && (best < 0 || logits[i] > logits[best])) best = i;
+        }
+        top[k] = best;
+    }
+    int32_t h[40];
+    rng_state = 99;
+    for (int i = 0; i < 40; i++) h[i] = top[(int)(rng_unit() * 12)];
+    int32_t other[40];
+    for (int i = 0; i < 40; i++) other[i] = top[(i * 5 + 3) % 12];
+    const int32_t bad[3] = {top[0], VOCAB + 3, top[1]};
+    const struct { const int32_t *h; size_t n; } calls[] = {
+        {h, 1}, {h, 2}, {h, 3}, {h, 3}, {h, 20}, {h, 21}, {h, 7}, {other, 40}, {other, 12}, {h, 0}, {bad, 3}, {h, 40},
+        {other, 1}, {h, 40},
+    };
+    const gllm_sampling cfg = penalised(cfg_of(0.0f, 0, 1.0f, 0.0f, 0), 1.5f, 0.9f, 0.3f);
+    for (size_t c = 0; c < sizeof calls / sizeof calls[0]; c++) {
+        int32_t gpu_ids[ROWS], cpu_id;
+        const gllm_status want = calls[c].h == bad ? GLLM_E_INVALID_ARGUMENT : GLLM_OK;
+        cr_assert_eq(gllm_cuda_sample(&gpu, &gs, dlogits, ROWS, &cfg, calls[c].h, calls[c].n, c, gpu_ids), want,
+                     "call %zu: %s", c, gllm_last_error());
+        if (want != GLLM_OK) continue;
+        for (int r = 0; r < ROWS; r++) {
+            cr_assert_eq(gllm_sample_row(&cs, logits + (size_t)r * VOCAB, &cfg, calls[c].h, calls[c].n, c, &cpu_id), GLLM_OK);
+            cr_assert_eq(gpu_ids[r], cpu_id, "call %zu (%zu tokens), row %d: GPU %d, CPU %d", c, calls[c].n, r, gpu_ids[r],
+                         cpu_id);
+        }
+    }
+}
+
 Test(cuda_sample, reproducible) {
     const gllm_sampling cfg = cfg_of(1.0f, 0, 0.9f, 0.0f, 11);
     int32_t a[ROWS], b[ROWS];

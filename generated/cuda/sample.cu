@@ -289,12 +289,12 @@ __device__ int gs_id_walk(const float *p, int n, gs_key lo, double t, gs_shared 
 
 /* out[row]: the sampled id, or -1 (a NaN logit) or -2 (every logit -inf). probs, cand:
  * rows x n scratch (cand: the token lists that selection passes over again and again).
- * hist_ids/hist_counts: the distinct history tokens and their counts (n_hist = 0 when no
- * penalty applies). u: the draw, gllm_rng_uniform(seed, step). */
+ * counts: how often each token occurs in the history (NULL when no penalty applies). u: the
+ * draw, gllm_rng_uniform(seed, step). */
 extern "C" __global__ void __launch_bounds__(GS_T, 1)
-    gllm_sample_cuda(const float *logits, float *probs, int *cand, int n, const int *hist_ids,
-                     const int *hist_counts, int n_hist, float temperature, int top_k, float top_p,
-                     float min_p, float rep, float freq, float pres, double u, int *out) {
+    gllm_sample_cuda(const float *logits, float *probs, int *cand, int n, const int *counts,
+                     float temperature, int top_k, float top_p, float min_p, float rep, float freq,
+                     float pres, double u, int *out) {
     gllm_grid_begin();
     __shared__ gs_shared sh;
     const int tid = threadIdx.x;
@@ -304,8 +304,13 @@ extern "C" __global__ void __launch_bounds__(GS_T, 1)
     if (tid == 0) sh.flag = 0, sh.b = 0;
     __syncthreads();
     for (int i = tid; i < n; i += GS_T) {
-        const float v = x[i];
+        float v = x[i];
         if (isnan(v)) sh.flag = 1;
+        const int c = counts ? counts[i] : 0;
+        if (c) { /* penalties, as the CPU applies them to each distinct history token */
+            if (rep > 0.0f && rep != 1.0f) v = v > 0.0f ? __fdiv_rn(v, rep) : __fmul_rn(v, rep);
+            v = __fsub_rn(__fsub_rn(v, __fmul_rn(freq, (float)c)), pres);
+        }
         p[i] = v;
     }
     __syncthreads();
@@ -313,13 +318,6 @@ extern "C" __global__ void __launch_bounds__(GS_T, 1)
         if (tid == 0) out[blockIdx.x] = -1;
         return;
     }
-    for (int j = tid; j < n_hist; j += GS_T) { /* penalties: each distinct token once */
-        const int t = hist_ids[j];
-        float l = p[t];
-        if (rep > 0.0f && rep != 1.0f) l = l > 0.0f ? __fdiv_rn(l, rep) : __fmul_rn(l, rep);
-        p[t] = __fsub_rn(__fsub_rn(l, __fmul_rn(freq, (float)hist_counts[j])), pres);
-    }
-    __syncthreads();
     /* argmax: the first of the largest */
     float bv = -INFINITY;
     int bi = INT_MAX;
@@ -487,4 +485,13 @@ extern "C" __global__ void __launch_bounds__(GS_T, 1)
     }
     if (tid == 0)
         out[blockIdx.x] = id >= 0 ? id : best; /* no candidate (top_p <= 0): the most likely */
+}
+
+/* the history's token counts, kept on the device between calls: counts[t] -= 1 for each t of
+ * ids[0, n_sub) (tokens the last history had and this one has not), += 1 for each of
+ * ids[n_sub, n) (tokens new to this one) */
+extern "C" __global__ void gllm_count_tokens_cuda(const int *ids, int n_sub, int n, int *counts) {
+    gllm_grid_begin();
+    const int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j < n) atomicAdd(&counts[ids[j]], j < n_sub ? -1 : 1);
 }

@@ -1,7 +1,8 @@
 /* Sampling on the GPU: one id per row of device logits, the CPU sampler's algorithm and
  * results (src/cpu/sample.h) in one kernel launch (gllm_sample_cuda, a block per row).
- * The distinct history tokens and their counts are found here, on the host, and the draw
- * gllm_rng_uniform(seed, step) too; everything else runs on the device. */
+ * The history's token counts stay on the device between calls, each call moving only the
+ * tokens where its history differs from the last one's; the draw gllm_rng_uniform(seed, step)
+ * is made on the host; everything else runs on the device. */
 #ifndef GLLM_CUDA_SAMPLE_H
 #define GLLM_CUDA_SAMPLE_H
 #include "cpu/sample.h"
@@ -9,9 +10,13 @@
 
 typedef struct {
     size_t vocab, max_rows, hist_cap;
-    CUdeviceptr probs, cand;                        /* device scratch: [max_rows][vocab] floats, ints */
-    CUdeviceptr hist_ids, hist_counts, out;         /* device: hist_cap, hist_cap, max_rows ints */
-    int32_t *hist_ids_host, *hist_counts_host;      /* host staging for the distinct history */
+    CUdeviceptr probs, cand;  /* device scratch: [max_rows][vocab] floats, ints */
+    CUdeviceptr counts;       /* device: [vocab] ints, how often each token occurs in known */
+    CUdeviceptr delta, out;   /* device: 2 hist_cap ints (tokens whose counts change), max_rows ints */
+    int32_t *known;           /* host: the history counted, n_known tokens (hist_cap) */
+    int32_t *delta_host;      /* host staging for delta */
+    size_t n_known;
+    int stale;                /* counts unknown: cleared before the next use */
 } gllm_cuda_sampler;
 
 /* the context is current (gllm_cuda_enter); every buffer is allocated here, none per call */
