@@ -91,13 +91,19 @@ typedef struct {
     size_t n_layers, dim, n_heads, n_kv_heads, head_dim, ffn, vocab, context;
 } gllm_model_info;
 GLLM_API gllm_status gllm_model_get_info(const gllm_model *m, gllm_model_info *out);
-/* text <-> token ids with the model's tokenizer (no special tokens added) */
-GLLM_API gllm_status gllm_model_tokenize(const gllm_model *m, const char *text, size_t len, int32_t *ids, size_t cap,
-                                         size_t *n);
+/* text <-> token ids with the model's tokenizer, none added (no bos: see gllm_model_add_bos).
+ * parse_special: control tokens written in the text ("<|im_start|>", "<s>") become their ids,
+ * as llama.cpp's parse_special (user-defined tokens always do); 0: they are plain text.
+ * Special tokens detokenize to their text. */
+GLLM_API gllm_status gllm_model_tokenize(const gllm_model *m, const char *text, size_t len, int parse_special, int32_t *ids,
+                                         size_t cap, size_t *n);
 GLLM_API gllm_status gllm_model_detokenize(const gllm_model *m, const int32_t *ids, size_t n, char *out, size_t cap,
                                            size_t *len);
 GLLM_API int32_t gllm_model_eos(const gllm_model *m);
 GLLM_API int32_t gllm_model_bos(const gllm_model *m);
+/* 1 when id ends generation, as llama.cpp's end-of-generation set: the eos, eot and eom tokens
+ * and the tokens whose text ends a turn (<|im_end|>, <|eot_id|>, <end_of_turn>, ...) */
+GLLM_API int gllm_model_is_eog(const gllm_model *m, int32_t id);
 /* 1 when a prompt should start with gllm_model_bos (GGUF tokenizer.ggml.add_bos_token, else
  * llama.cpp's default: SentencePiece and Llama 3 vocabularies yes, other BPE no) */
 GLLM_API int gllm_model_add_bos(const gllm_model *m);
@@ -171,7 +177,8 @@ typedef struct gllm_embedder gllm_embedder;
 GLLM_API gllm_status gllm_embedding_upload(gllm_backend *b, const char *path, gllm_embedder **out);
 GLLM_API void gllm_embedder_free(gllm_embedder *e);
 GLLM_API size_t gllm_embedding_dim(const gllm_embedder *e);
-/* [CLS] text [SEP] as ids */
+/* [CLS] text [SEP] as ids (special tokens written in the text, "[SEP]", become their ids, as
+ * Hugging Face's tokenizers read them) */
 GLLM_API gllm_status gllm_embedding_tokenize(const gllm_embedder *e, const char *text, size_t len, int32_t *ids,
                                              size_t cap, size_t *n);
 /* one vector per sequence (its last hidden states pooled as the model says: the mean over its
@@ -187,7 +194,7 @@ typedef struct gllm_reranker gllm_reranker;
  * classifier, vocab.txt) or a GGUF file (cls and cls.output tensors) */
 GLLM_API gllm_status gllm_reranker_upload(gllm_backend *b, const char *path, gllm_reranker **out);
 GLLM_API void gllm_reranker_free(gllm_reranker *r);
-/* [CLS] query [SEP] document [SEP] as ids */
+/* [CLS] query [SEP] document [SEP] as ids (special tokens in the texts as above) */
 GLLM_API gllm_status gllm_rerank_tokenize(const gllm_reranker *r, const char *query, const char *doc, int32_t *ids,
                                           size_t cap, size_t *n);
 /* one score per pair sequence (token type 1 after the first [SEP]): the classifier's first logit */

@@ -8,7 +8,8 @@ CC=${FUZZ_CC:-clang}
 out=build-fuzz
 mkdir -p "$out"
 common="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iinclude -Igenerated/include -Igenerated -Isrc"
-$CC $common tests/fuzz/fuzz_gguf.c src/format/gguf.c src/format/mapfile.c generated/dtype_traits.c src/core/error.c -o "$out/fuzz_gguf"
+$CC $common tests/fuzz/fuzz_gguf.c src/format/gguf.c src/format/mapfile.c generated/dtype_traits.c src/core/error.c \
+  src/text/tokenizer.c src/text/unicode.c generated/unicode_tables.c -o "$out/fuzz_gguf"
 $CC $common tests/fuzz/fuzz_safetensors.c src/format/safetensors.c src/format/json.c src/format/mapfile.c src/core/error.c -o "$out/fuzz_safetensors"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

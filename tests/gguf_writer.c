@@ -33,6 +33,7 @@ uint8_t *gguf_build(const tw_kv *kv, size_t nkv, const tw_tensor *t, size_t nt, 
         case GGUF_U64: put_u64(&b, kv[i].u); break;
         case GGUF_F32: { float f = (float)kv[i].f; put(&b, &f, 4); break; }
         case GGUF_STRING: put_str(&b, kv[i].s); break;
+        case GGUF_BOOL: { uint8_t v = kv[i].u != 0; put(&b, &v, 1); break; }
         case GGUF_ARRAY:
             put_u32(&b, kv[i].strs ? GGUF_STRING : kv[i].arr_type);
             put_u64(&b, kv[i].n);

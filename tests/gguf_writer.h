@@ -6,7 +6,7 @@
 
 typedef struct {
     const char *key;
-    uint32_t type;             /* GGUF_U32, GGUF_U64, GGUF_F32, GGUF_STRING, GGUF_ARRAY (of strings or of i32/f32) */
+    uint32_t type;             /* GGUF_U32, GGUF_U64, GGUF_F32, GGUF_BOOL (u), GGUF_STRING, GGUF_ARRAY (of strings or of i32/f32) */
     uint64_t u;
     double f;
     const char *s;

@@ -116,7 +116,7 @@ Test(alloc, caller_thread_workspace_freed_at_exit) {
 /* allocations of one tokenisation */
 static long tokenize_calls(const gllm_tokenizer *t, const char *text, int32_t *ids, size_t cap, size_t *n) {
     const long before = atomic_load(&calls);
-    cr_assert_eq(gllm_tokenize(t, text, strlen(text), ids, cap, n), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_tokenize(t, text, strlen(text), 0, ids, cap, n), GLLM_OK, "%s", gllm_last_error());
     return atomic_load(&calls) - before;
 }
 

@@ -1103,7 +1103,7 @@ Test(cuda, smollm2_matches_reference) {
     const char *prompt = "The capital of France is";
     int32_t tok[MAXN];
     size_t np;
-    cr_assert_eq(gllm_model_tokenize(m, prompt, strlen(prompt), tok, MAXN - STEPS, &np), GLLM_OK);
+    cr_assert_eq(gllm_model_tokenize(m, prompt, strlen(prompt), 0, tok, MAXN - STEPS, &np), GLLM_OK);
     const size_t n = np + STEPS, V = mi.vocab;
     side gpu;
     side_open(&gpu, "cuda:0", m, GLLM_DTYPE_F32);

@@ -179,7 +179,7 @@ Test(gguf, bpe_without_unknown_token) {
     gllm_tokenizer *t;
     cr_assert_eq(gllm_tokenizer_load(&g, &t), GLLM_OK, "%s", gllm_last_error());
     int32_t ids[8];
-    cr_assert_eq(gllm_tokenize(t, "abc", 3, ids, 8, &n), GLLM_OK);
+    cr_assert_eq(gllm_tokenize(t, "abc", 3, 0, ids, 8, &n), GLLM_OK);
     cr_assert_eq(n, 1, "'c' has no token: dropped (got %zu ids)", n);
     cr_assert_eq(ids[0], 2);
     gllm_tokenizer_free(t);

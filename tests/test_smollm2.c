@@ -28,12 +28,22 @@ static void run(const char *path, const char *tiled, float *first, size_t vocab,
     const char *prompt = "The capital of France is";
     int32_t ids[64];
     size_t n;
-    cr_assert_eq(gllm_model_tokenize(m, prompt, strlen(prompt), ids, 64, &n), GLLM_OK);
+    cr_assert_eq(gllm_model_tokenize(m, prompt, strlen(prompt), 0, ids, 64, &n), GLLM_OK);
     const int32_t want[5] = {504, 3575, 282, 4649, 314};
     cr_assert(n == 5 && !memcmp(ids, want, sizeof want), "prompt tokens");
     int32_t digits[16];
-    cr_assert_eq(gllm_model_tokenize(m, " 2018", 5, digits, 16, &n), GLLM_OK);
+    cr_assert_eq(gllm_model_tokenize(m, " 2018", 5, 0, digits, 16, &n), GLLM_OK);
     cr_assert_eq(n, 5u, "SmolLM's pre-tokeniser splits digits one by one");
+    /* a chat prompt: its control tokens parsed, or plain text; the ids llama.cpp gives */
+    const char *chat = "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n";
+    int32_t turn[40];
+    const int32_t parsed[16] = {1, 4093, 198, 1780, 314, 216, 34, 27, 34, 47, 2, 198, 1, 520, 9531, 198};
+    cr_assert_eq(gllm_model_tokenize(m, chat, strlen(chat), 1, turn, 40, &n), GLLM_OK, "%s", gllm_last_error());
+    cr_assert(n == 16 && !memcmp(turn, parsed, sizeof parsed), "chat prompt, parse_special");
+    cr_assert_eq(gllm_model_tokenize(m, chat, strlen(chat), 0, turn, 40, &n), GLLM_OK);
+    cr_assert(n == 33 && turn[0] == 44 && turn[1] == 108, "chat prompt as text");
+    for (int32_t id = 0; (size_t)id < vocab; id++) /* llama.cpp's end-of-generation set: <|endoftext|>, <|im_end|>, <reponame> */
+        cr_assert_eq(gllm_model_is_eog(m, id), id == 0 || id == 2 || id == 4, "token %d", id);
     gllm_logits *l;
     cr_assert_eq(gllm_generator_forward(g, kv, seq, ids, 5, NULL, &l), GLLM_OK);
     cr_assert_eq(gllm_logits_read(l, first, vocab), GLLM_OK);

@@ -178,9 +178,10 @@ gllm_status gllm_model_get_info(const gllm_model *m, gllm_model_info *o) {
     return GLLM_OK;
 }
 
-gllm_status gllm_model_tokenize(const gllm_model *m, const char *text, size_t len, int32_t *ids, size_t cap, size_t *n) {
+gllm_status gllm_model_tokenize(const gllm_model *m, const char *text, size_t len, int parse_special, int32_t *ids, size_t cap,
+                                size_t *n) {
     if (!m || !m->tok) return gllm_fail(GLLM_E_UNSUPPORTED, "tokenize: the model has no tokenizer");
-    return gllm_tokenize(m->tok, text, len, ids, cap, n);
+    return gllm_tokenize(m->tok, text, len, parse_special, ids, cap, n);
 }
 
 gllm_status gllm_model_detokenize(const gllm_model *m, const int32_t *ids, size_t n, char *out, size_t cap, size_t *len) {
@@ -189,6 +190,7 @@ gllm_status gllm_model_detokenize(const gllm_model *m, const int32_t *ids, size_
 }
 
 int32_t gllm_model_eos(const gllm_model *m) { return m && m->tok ? gllm_tokenizer_eos(m->tok) : -1; }
+int gllm_model_is_eog(const gllm_model *m, int32_t id) { return m && m->tok && id >= 0 && gllm_tokenizer_is_eog(m->tok, id); }
 int32_t gllm_model_bos(const gllm_model *m) { return m && m->tok ? gllm_tokenizer_bos(m->tok) : -1; }
 int gllm_model_add_bos(const gllm_model *m) { return m && m->tok ? gllm_tokenizer_add_bos(m->tok) : 0; }
 
@@ -787,7 +789,7 @@ gllm_status gllm_embedding_tokenize(const gllm_embedder *e, const char *text, si
                                     size_t *n) {
     if (!e || (!text && len) || !n || cap < 2 || !ids) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_embedding_tokenize: bad arguments");
     size_t k = 0;
-    gllm_status s = gllm_tokenize(e->e.m.tok, text, len, ids + 1, cap - 2, &k);
+    gllm_status s = gllm_tokenize(e->e.m.tok, text, len, 1, ids + 1, cap - 2, &k);
     *n = k + 2;
     if (s != GLLM_OK) return s;
     ids[0] = gllm_tokenizer_cls(e->e.m.tok), ids[k + 1] = gllm_tokenizer_sep(e->e.m.tok);
@@ -818,9 +820,9 @@ gllm_status gllm_rerank_tokenize(const gllm_reranker *r, const char *query, cons
                                  size_t *n) {
     if (!r || !query || !doc || !ids || !n || cap < 3) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_rerank_tokenize: bad arguments");
     size_t a, b;
-    gllm_status s = gllm_tokenize(r->e.m.tok, query, strlen(query), ids + 1, cap - 3, &a);
+    gllm_status s = gllm_tokenize(r->e.m.tok, query, strlen(query), 1, ids + 1, cap - 3, &a);
     if (s != GLLM_OK) return *n = a + 3, s;
-    s = gllm_tokenize(r->e.m.tok, doc, strlen(doc), ids + a + 2, cap - 3 - a, &b);
+    s = gllm_tokenize(r->e.m.tok, doc, strlen(doc), 1, ids + a + 2, cap - 3 - a, &b);
     *n = a + b + 3;
     if (s != GLLM_OK) return s;
     ids[0] = gllm_tokenizer_cls(r->e.m.tok), ids[a + 1] = ids[a + b + 2] = gllm_tokenizer_sep(r->e.m.tok);

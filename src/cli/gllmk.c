@@ -135,8 +135,10 @@ static int generate(int argc, char **argv) {
     size_t n;
     const size_t bos = (size_t)gllm_model_add_bos(s.m); /* the model's bos first, where it wants one */
     if (bos) ids[0] = gllm_model_bos(s.m);
-    if (gllm_model_tokenize(s.m, o.prompt, strlen(o.prompt), ids + bos, 4096 - bos, &n) != GLLM_OK) return fail("tokenize");
+    /* control tokens in the prompt ("<|im_start|>") are theirs, as llama.cpp's tools read prompts */
+    if (gllm_model_tokenize(s.m, o.prompt, strlen(o.prompt), 1, ids + bos, 4096 - bos, &n) != GLLM_OK) return fail("tokenize");
     if (!n) return fprintf(stderr, "gllmk: empty prompt\n"), 1;
+    if (bos && ids[1] == ids[0]) memmove(ids, ids + 1, n * sizeof(int32_t)), n--; /* the prompt has it already */
     n += bos;
     printf("%s", o.prompt);
     fflush(stdout);
@@ -144,21 +146,22 @@ static int generate(int argc, char **argv) {
     double t0 = now();
     if (gllm_generator_forward(s.g, s.kv, s.seq, ids, n, NULL, &l) != GLLM_OK) return fail("prefill");
     const double prefill = now() - t0;
-    const int32_t eos = gllm_model_eos(s.m);
     int made = 0;
     t0 = now();
     for (int step = 0; step < o.n; step++) {
         int32_t next;
         if (gllm_sample(s.g, l, &o.s, ids, n, (uint64_t)step, &next) != GLLM_OK) return fail("sample");
         ids[n++] = next, made++;
+        if (gllm_model_is_eog(s.m, next)) break; /* the end of the turn, not shown */
         char piece[256];
         size_t pl;
         if (gllm_model_detokenize(s.m, &next, 1, piece, sizeof piece, &pl) == GLLM_OK) fwrite(piece, 1, pl, stdout), fflush(stdout);
-        if (next == eos || step + 1 == o.n) break;
+        if (step + 1 == o.n) break;
         if (gllm_generator_forward(s.g, s.kv, s.seq, &next, 1, NULL, &l) != GLLM_OK) return fail("decode");
     }
     const double decode = now() - t0;
     printf("\n");
+    fflush(stdout);
     fprintf(stderr, "gllmk: prefill %zu tokens %.1f ms (%.1f tokens/s), decode %d tokens %.1f ms (%.1f tokens/s)\n",
             n - (size_t)made, prefill * 1e3, (double)(n - (size_t)made) / prefill, made, decode * 1e3,
             made > 1 ? (made - 1) / decode : 0.0);

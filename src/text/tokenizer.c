@@ -59,6 +59,12 @@ struct gllm_tokenizer {
     size_t n_merge;
     strmap merges;
     int32_t bos, eos, unk, cls, sep;
+    uint8_t *type;         /* per token, GGUF's token_type (TT_*); NULL: every token normal */
+    int32_t *special;      /* the control, user-defined and unknown tokens, longest text first */
+    size_t n_special;
+    int32_t eog[32];       /* the tokens that end generation: eos, eot, eom, and those of eog_texts */
+    int n_eog;
+    int space_prefix;      /* SPM: each text piece starts with a space (tokenizer.ggml.add_space_prefix) */
     int add_bos;           /* prompts start with bos: tokenizer.ggml.add_bos_token, else the family's default */
     enum { PRE_GPT2, PRE_SMOLLM, PRE_LLAMA3, PRE_QWEN2, PRE_OTHER } pre; /* BPE: the pre-tokeniser */
     char pre_name[32];     /* tokenizer.ggml.pre, for the error a PRE_OTHER text gets */
@@ -67,7 +73,9 @@ struct gllm_tokenizer {
     int16_t cp_byte[324];  /* BPE: and back (the mapped code points are below 324); -1: none */
 };
 
-static int32_t special(const gllm_gguf *g, const char *key, size_t n_vocab) {
+enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER_DEFINED = 4, TT_UNUSED = 5, TT_BYTE = 6 };
+
+static int32_t special_id(const gllm_gguf *g, const char *key, size_t n_vocab) {
     uint64_t v;
     return gllm_gguf_find(g, key) && gllm_gguf_u64(g, key, &v) == GLLM_OK && v < n_vocab ? (int32_t)v : -1;
 }
@@ -96,7 +104,7 @@ static gllm_status load_strs(const gllm_gguf *g, const char *key, gllm_str **out
 
 void gllm_tokenizer_free(gllm_tokenizer *t) {
     if (!t) return;
-    free(t->tok), free(t->arena), free(t->score), free(t->vocab.slot);
+    free(t->tok), free(t->arena), free(t->score), free(t->vocab.slot), free(t->type), free(t->special);
     if (t->merge) free((char *)t->merge[0].ptr);
     free(t->merge), free(t->merges.slot);
     free(t);
@@ -106,6 +114,68 @@ void gllm_tokenizer_free(gllm_tokenizer *t) {
 static gllm_status drop(gllm_tokenizer *t, gllm_status s) {
     gllm_tokenizer_free(t);
     return s;
+}
+
+/* the texts of tokens that end a turn, whatever the vocabulary's token types say (llama.cpp's
+ * list: conversions have left some of them normal tokens) */
+static const char *const eog_texts[] = {
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>", "<end_of_turn>",
+    "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]", "<|end_of_text|>", "<end_of_utterance>",
+    "<eos>", "<turn|>", "<|tool_response>", "<｜end▁of▁sentence｜>", "[e~[",
+};
+
+/* the fill-in-the-middle tokens: the id the key gives, else the first of the texts the
+ * vocabulary has (then a control token); the last three end generation (llama.cpp's rules) */
+static const struct {
+    const char *key;
+    int eog;
+    const char *texts[8];
+} fim[] = {
+    {"tokenizer.ggml.fim_pre_token_id", 0,
+     {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<｜fim▁begin｜>", "<PRE>", "▁<PRE>", "<|code_prefix|>", "<|prefix|>"}},
+    {"tokenizer.ggml.fim_suf_token_id", 0,
+     {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<｜fim▁hole｜>", "<SUF>", "▁<SUF>", "<|code_suffix|>", "<|suffix|>"}},
+    {"tokenizer.ggml.fim_mid_token_id", 0,
+     {"<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<｜fim▁end｜>", "<MID>", "▁<MID>", "<|code_middle|>", "<|middle|>"}},
+    {"tokenizer.ggml.fim_pad_token_id", 1, {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"}},
+    {"tokenizer.ggml.fim_rep_token_id", 1, {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"}},
+    {"tokenizer.ggml.fim_sep_token_id", 1, {"<|file_sep|>"}},
+};
+
+static void add_eog(gllm_tokenizer *t, int32_t id) {
+    if (id < 0 || gllm_tokenizer_is_eog(t, id) || t->n_eog == sizeof t->eog / sizeof *t->eog) return;
+    t->eog[t->n_eog++] = id;
+}
+
+int gllm_tokenizer_is_eog(const gllm_tokenizer *t, int32_t id) {
+    for (int i = 0; i < t->n_eog; i++)
+        if (t->eog[i] == id) return 1;
+    return 0;
+}
+
+static int is_special(const gllm_tokenizer *t, size_t i) {
+    return t->type && (t->type[i] == TT_CONTROL || t->type[i] == TT_USER_DEFINED || t->type[i] == TT_UNKNOWN);
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    const uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* the tokens text is split on before tokenizing (control, user-defined, unknown): longest text
+ * first, then smallest id */
+static gllm_status list_specials(gllm_tokenizer *t) {
+    size_t n = 0;
+    for (size_t i = 0; i < t->n; i++) n += t->tok[i].len && is_special(t, i);
+    uint64_t *key = malloc((n ? n : 1) * sizeof(uint64_t));
+    if (!key || !(t->special = malloc((n ? n : 1) * sizeof(int32_t)))) return free(key), gllm_fail(GLLM_E_OUT_OF_MEMORY, "tokenizer: no memory");
+    for (size_t i = 0, k = 0; i < t->n; i++)
+        if (t->tok[i].len && is_special(t, i)) key[k++] = (uint64_t)(UINT32_MAX - (t->tok[i].len < UINT32_MAX ? t->tok[i].len : UINT32_MAX)) << 32 | i;
+    qsort(key, n, sizeof(uint64_t), cmp_u64);
+    for (size_t k = 0; k < n; k++) t->special[k] = (int32_t)(key[k] & UINT32_MAX);
+    t->n_special = n;
+    free(key);
+    return GLLM_OK;
 }
 
 gllm_status gllm_tokenizer_load(const gllm_gguf *g, gllm_tokenizer **out) {
@@ -126,9 +196,33 @@ gllm_status gllm_tokenizer_load(const gllm_gguf *g, gllm_tokenizer **out) {
     gllm_status st = load_strs(g, "tokenizer.ggml.tokens", &t->tok, &t->n, &t->arena);
     if (st != GLLM_OK) return free(t), st;
     if (!strmap_build(&t->vocab, t->tok, t->n)) return drop(t, gllm_fail(GLLM_E_OUT_OF_MEMORY, "tokenizer: no memory"));
-    t->bos = special(g, "tokenizer.ggml.bos_token_id", t->n), t->eos = special(g, "tokenizer.ggml.eos_token_id", t->n);
-    t->unk = special(g, "tokenizer.ggml.unknown_token_id", t->n), t->cls = special(g, "tokenizer.ggml.cls_token_id", t->n);
-    t->sep = special(g, "tokenizer.ggml.seperator_token_id", t->n);
+    t->bos = special_id(g, "tokenizer.ggml.bos_token_id", t->n), t->eos = special_id(g, "tokenizer.ggml.eos_token_id", t->n);
+    t->unk = special_id(g, "tokenizer.ggml.unknown_token_id", t->n), t->cls = special_id(g, "tokenizer.ggml.cls_token_id", t->n);
+    t->sep = special_id(g, "tokenizer.ggml.seperator_token_id", t->n);
+    const gllm_gguf_kv *ty = gllm_gguf_find(g, "tokenizer.ggml.token_type");
+    if (ty && (ty->type != GGUF_ARRAY || ty->arr_type != GGUF_I32 || ty->arr_n != t->n))
+        return drop(t, gllm_fail(GLLM_E_INVALID_ARGUMENT, "tokenizer: token_type not %zu int32", t->n));
+    if (!(t->type = malloc(t->n))) return drop(t, gllm_fail(GLLM_E_OUT_OF_MEMORY, "tokenizer: no memory"));
+    for (size_t i = 0; i < t->n; i++) { /* none given: every token normal */
+        int32_t v = TT_NORMAL;
+        if (ty) memcpy(&v, ty->val + 4 * i, 4);
+        t->type[i] = v >= TT_NORMAL && v <= TT_BYTE ? (uint8_t)v : TT_NORMAL;
+    }
+    add_eog(t, t->eos), add_eog(t, special_id(g, "tokenizer.ggml.eot_token_id", t->n));
+    add_eog(t, special_id(g, "tokenizer.ggml.eom_token_id", t->n));
+    for (size_t i = 0; i < sizeof eog_texts / sizeof *eog_texts; i++) { /* llama.cpp's rule: these end turns, and are control tokens */
+        const int32_t id = strmap_get(&t->vocab, eog_texts[i], strlen(eog_texts[i]));
+        if (id >= 0) add_eog(t, id), t->type[id] = TT_CONTROL;
+    }
+    for (size_t k = 0; k < sizeof fim / sizeof *fim; k++) { /* the fill-in-the-middle tokens: by id, else by text */
+        int32_t id = special_id(g, fim[k].key, t->n);
+        for (size_t i = 0; id < 0 && i < sizeof fim[k].texts / sizeof *fim[k].texts && fim[k].texts[i]; i++)
+            if ((id = strmap_get(&t->vocab, fim[k].texts[i], strlen(fim[k].texts[i]))) >= 0) t->type[id] = TT_CONTROL;
+        if (fim[k].eog) add_eog(t, id);
+    }
+    if ((st = list_specials(t)) != GLLM_OK) return drop(t, st);
+    const gllm_gguf_kv *sp = gllm_gguf_find(g, "tokenizer.ggml.add_space_prefix");
+    t->space_prefix = sp && sp->type == GGUF_BOOL ? sp->val[0] != 0 : 1;
     if (t->kind == GLLM_TOK_SPM) {
         const gllm_gguf_kv *sc = gllm_gguf_find(g, "tokenizer.ggml.scores");
         if (!sc || sc->type != GGUF_ARRAY || sc->arr_type != GGUF_F32 || sc->arr_n != t->n)
@@ -255,7 +349,7 @@ static int spm_pair(const gllm_tokenizer *t, const char *s, const sym *y, int l,
 
 static gllm_status spm(const gllm_tokenizer *t, const char *text, size_t len, out_ids *o) {
     if (!len) return GLLM_OK;
-    /* a leading space, and every space as U+2581 */
+    /* a leading space (unless add_space_prefix is false), and every space as U+2581 */
     char *s = malloc(3 * (len + 1));
     sym *y = malloc((len + 1) * sizeof *y);
     heap q = {0};
@@ -265,7 +359,7 @@ static gllm_status spm(const gllm_tokenizer *t, const char *text, size_t len, ou
         goto done;
     }
     size_t n = 0;
-    memcpy(s, "\xe2\x96\x81", 3), n = 3;
+    if (t->space_prefix) memcpy(s, "\xe2\x96\x81", 3), n = 3;
     for (size_t i = 0; i < len; i++)
         if (text[i] == ' ') memcpy(s + n, "\xe2\x96\x81", 3), n += 3;
         else s[n++] = text[i];
@@ -564,11 +658,78 @@ static gllm_status wpm(const gllm_tokenizer *t, const char *s, size_t n, out_ids
     return GLLM_OK;
 }
 
-gllm_status gllm_tokenize(const gllm_tokenizer *t, const char *text, size_t len, int32_t *ids, size_t cap, size_t *n) {
+/* ---- special tokens: the text split where they occur, as llama.cpp splits it ---------- */
+
+typedef struct {
+    size_t off, len;
+    int32_t id; /* a special token, or -1: text[off, off + len) to tokenize */
+} frag;
+
+typedef struct {
+    frag *f;
+    size_t n, cap;
+} frags;
+
+static int frag_push(frags *v, frag x) {
+    if (v->n == v->cap) {
+        const size_t cap = v->cap ? 2 * v->cap : 16;
+        frag *f = realloc(v->f, cap * sizeof *f);
+        if (!f) return 0;
+        v->f = f, v->cap = cap;
+    }
+    v->f[v->n++] = x;
+    return 1;
+}
+
+/* each special token in turn, longest first, cuts every text piece where it occurs. Control and
+ * unknown tokens only when parse_special; user-defined ones always (llama.cpp's rule) */
+static gllm_status split_specials(const gllm_tokenizer *t, const char *s, size_t len, int parse_special, frags *out) {
+    frags cur = {0}, next = {0};
+    int ok = frag_push(&cur, (frag){0, len, -1});
+    for (size_t k = 0; ok && k < t->n_special; k++) {
+        const int32_t id = t->special[k];
+        if (!parse_special && t->type[id] != TT_USER_DEFINED) continue;
+        const char *w = t->tok[id].ptr;
+        const size_t wl = t->tok[id].len;
+        next.n = 0;
+        for (size_t i = 0; ok && i < cur.n; i++) {
+            frag x = cur.f[i];
+            for (size_t j = 0; x.id < 0 && x.len >= wl && j + wl <= x.len;) {
+                const char *hit = memchr(s + x.off + j, w[0], x.len - wl + 1 - j);
+                if (!hit) break;
+                j = (size_t)(hit - (s + x.off));
+                if (memcmp(hit, w, wl)) {
+                    j++;
+                    continue;
+                }
+                if (j) ok &= frag_push(&next, (frag){x.off, j, -1});
+                ok &= frag_push(&next, (frag){x.off + j, wl, id});
+                x.off += j + wl, x.len -= j + wl, j = 0;
+            }
+            if (x.id >= 0 || x.len) ok &= frag_push(&next, x);
+        }
+        const frags tmp = cur;
+        cur = next, next = tmp;
+    }
+    free(next.f);
+    if (!ok) return free(cur.f), gllm_fail(GLLM_E_OUT_OF_MEMORY, "tokenizer: no memory");
+    *out = cur;
+    return GLLM_OK;
+}
+
+gllm_status gllm_tokenize(const gllm_tokenizer *t, const char *text, size_t len, int parse_special, int32_t *ids, size_t cap,
+                          size_t *n) {
     if (!t || (!text && len) || (!ids && cap) || !n) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "tokenize: NULL argument");
     out_ids o = {ids, cap, 0};
-    gllm_status st = t->kind == GLLM_TOK_SPM ? spm(t, text, len, &o) : t->kind == GLLM_TOK_BPE ? bpe(t, text, len, &o)
-                                                                                               : wpm(t, text, len, &o);
+    frags v = {0};
+    gllm_status st = split_specials(t, text, len, parse_special, &v);
+    for (size_t i = 0; st == GLLM_OK && i < v.n; i++) {
+        const char *s = text + v.f[i].off;
+        const size_t l = v.f[i].len;
+        if (v.f[i].id >= 0) emit(&o, v.f[i].id);
+        else st = t->kind == GLLM_TOK_SPM ? spm(t, s, l, &o) : t->kind == GLLM_TOK_BPE ? bpe(t, s, l, &o) : wpm(t, s, l, &o);
+    }
+    free(v.f);
     *n = o.n;
     if (st == GLLM_OK && o.n > cap)
         return gllm_fail(GLLM_E_INVALID_ARGUMENT, "tokenize: %zu tokens, room for %zu", o.n, cap);
@@ -588,7 +749,9 @@ gllm_status gllm_detokenize(const gllm_tokenizer *t, const int32_t *ids, size_t 
         if (ids[i] < 0 || (size_t)ids[i] >= t->n)
             return gllm_fail(GLLM_E_INVALID_ARGUMENT, "detokenize: id %d outside the vocabulary of %zu", ids[i], t->n);
         const gllm_str *s = &t->tok[ids[i]];
-        if (t->kind == GLLM_TOK_BPE) { /* code points back to bytes */
+        if (is_special(t, (size_t)ids[i])) { /* its text as it is */
+            for (size_t j = 0; j < s->len; j++) PUT(s->ptr[j]);
+        } else if (t->kind == GLLM_TOK_BPE) { /* code points back to bytes */
             for (size_t j = 0; j < s->len;) {
                 uint32_t cp;
                 j += gllm_utf8_decode(s->ptr + j, s->len - j, &cp);
@@ -643,6 +806,15 @@ gllm_status gllm_tokenizer_wordpiece(const char *vocab, size_t len, gllm_tokeniz
     t->unk = strmap_get(&t->vocab, "[UNK]", 5), t->cls = strmap_get(&t->vocab, "[CLS]", 5);
     t->sep = strmap_get(&t->vocab, "[SEP]", 5), t->bos = t->eos = -1;
     if (t->unk < 0 || t->cls < 0 || t->sep < 0) return drop(t, gllm_fail(GLLM_E_INVALID_ARGUMENT, "tokenizer: vocab.txt lacks [UNK], [CLS] or [SEP]"));
+    if (!(t->type = malloc(t->n))) return drop(t, gllm_fail(GLLM_E_OUT_OF_MEMORY, "tokenizer: no memory"));
+    memset(t->type, TT_NORMAL, t->n);
+    static const char *const control[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"}; /* BERT's special tokens */
+    for (size_t i = 0; i < sizeof control / sizeof *control; i++) {
+        const int32_t id = strmap_get(&t->vocab, control[i], strlen(control[i]));
+        if (id >= 0) t->type[id] = TT_CONTROL;
+    }
+    gllm_status st = list_specials(t);
+    if (st != GLLM_OK) return drop(t, st);
     *out = t;
     return GLLM_OK;
 }

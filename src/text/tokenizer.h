@@ -23,14 +23,22 @@ int32_t gllm_tokenizer_bos(const gllm_tokenizer *t);
 int32_t gllm_tokenizer_eos(const gllm_tokenizer *t);
 int32_t gllm_tokenizer_cls(const gllm_tokenizer *t);
 int32_t gllm_tokenizer_sep(const gllm_tokenizer *t);
+/* 1 when id ends generation: the eos, eot and eom tokens, and the tokens whose text llama.cpp
+ * takes to end a turn (<|im_end|>, <|eot_id|>, <end_of_turn>, ...) */
+int gllm_tokenizer_is_eog(const gllm_tokenizer *t, int32_t id);
 /* 1 when the model's prompts start with its bos token (which it has) */
 int gllm_tokenizer_add_bos(const gllm_tokenizer *t);
 
-/* text -> ids without special tokens; *n gets the count (at most cap are written;
- * GLLM_E_INVALID_ARGUMENT when cap is too small, with *n the count needed) */
-gllm_status gllm_tokenize(const gllm_tokenizer *t, const char *text, size_t len, int32_t *ids, size_t cap, size_t *n);
-/* ids -> UTF-8 bytes (SPM: U+2581 -> space, <0xXX> -> the byte; BPE: the byte mapping undone;
- * WPM: pieces joined, word-initial ones with a space); *len as above; an id out of range is an error */
+/* text -> ids, none added (no bos); *n gets the count (at most cap are written;
+ * GLLM_E_INVALID_ARGUMENT when cap is too small, with *n the count needed). As llama.cpp: the
+ * text is first split where user-defined tokens occur, and, with parse_special, control and
+ * unknown ones ("<|im_start|>", "<s>", "[SEP]"), each one id; the pieces between are tokenized
+ * apart (SPM: each with its leading space, unless add_space_prefix is false) */
+gllm_status gllm_tokenize(const gllm_tokenizer *t, const char *text, size_t len, int parse_special, int32_t *ids, size_t cap,
+                          size_t *n);
+/* ids -> UTF-8 bytes (special tokens: their text; SPM: U+2581 -> space, <0xXX> -> the byte; BPE:
+ * the byte mapping undone; WPM: pieces joined, word-initial ones with a space); *len as above;
+ * an id out of range is an error */
 gllm_status gllm_detokenize(const gllm_tokenizer *t, const int32_t *ids, size_t n, char *out, size_t cap,
                             size_t *len);
 #endif
