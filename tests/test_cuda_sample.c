@@ -186,7 +186,7 @@ Test(cuda_sample, penalties) {
 }
 
 /* the counts kept on the device follow the history from call to call: grown by a token, the
- * same, shorter, different, empty, a call refused, grown again. Greedy with strong penalties
+ * same, shorter, different, empty, a call refused, grown again, a window sliding. Greedy with strong penalties
  * on row 0's likeliest tokens, so every count changes the answer */
 Test(cuda_sample, history_changes) {
     int32_t top[12]; /* row 0's likeliest tokens, best first */
@@ -207,7 +207,8 @@ Test(cuda_sample, history_changes) {
     const int32_t bad[3] = {top[0], VOCAB + 3, top[1]};
     const struct { const int32_t *h; size_t n; } calls[] = {
         {h, 1}, {h, 2}, {h, 3}, {h, 3}, {h, 20}, {h, 21}, {h, 7}, {other, 40}, {other, 12}, {h, 0}, {bad, 3}, {h, 40},
-        {other, 1}, {h, 40},
+        {other, 1}, {h, 40}, {h, 16}, {h + 1, 16}, {h + 2, 16}, {h + 5, 16}, {h + 6, 20}, {h + 4, 8}, /* a window sliding */
+        {h + 24, 16}, {h + 30, 10},
     };
     const gllm_sampling cfg = penalised(cfg_of(0.0f, 0, 1.0f, 0.0f, 0), 1.5f, 0.9f, 0.3f);
     for (size_t c = 0; c < sizeof calls / sizeof calls[0]; c++) {

@@ -1,6 +1,7 @@
 /* gllmk: the gllm-kernels command-line tool.
  *   gllmk info                              backend, ISA, threads, dispatch table
- *   gllmk generate [-m model.gguf] [-p prompt] [-n tokens] [--temp T] [--top-k K] [--top-p P] [--seed S]
+ *   gllmk generate [-m model.gguf] [-p prompt] [-n tokens] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--seed S]
+ *                  [--repeat-penalty R] [--frequency-penalty F] [--presence-penalty P] [--repeat-last-n N]
  *   gllmk logits [-m model.gguf] --tokens 1,2,3 [--out file.f32]
  *   gllmk embed [-m dir] [--out file.f32] [--tokens ids] "text" ...   sentence vectors + cosine similarities
  *   gllmk rerank -m dir -q "query" "doc" ...                        documents sorted by score
@@ -63,11 +64,12 @@ static int info(void) {
 typedef struct {
     const char *model, *prompt, *tokens, *out;
     int n;
+    int last_n; /* the penalties look at this many tokens before each draw (0: none, -1: all) */
     gllm_sampling s;
 } options;
 
 static int parse(int argc, char **argv, options *o) {
-    *o = (options){.model = DEFAULT_MODEL, .prompt = "The capital of France is", .n = 32,
+    *o = (options){.model = DEFAULT_MODEL, .prompt = "The capital of France is", .n = 32, .last_n = 64,
                    .s = {.temperature = 0, .top_p = 1, .repetition_penalty = 1, .seed = 42}};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -83,6 +85,13 @@ static int parse(int argc, char **argv, options *o) {
         else if (!strcmp(a, "--top-p")) o->s.top_p = (float)atof(v);
         else if (!strcmp(a, "--min-p")) o->s.min_p = (float)atof(v);
         else if (!strcmp(a, "--seed")) o->s.seed = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--repeat-penalty")) o->s.repetition_penalty = (float)atof(v);
+        else if (!strcmp(a, "--frequency-penalty")) o->s.frequency_penalty = (float)atof(v);
+        else if (!strcmp(a, "--presence-penalty")) o->s.presence_penalty = (float)atof(v);
+        else if (!strcmp(a, "--repeat-last-n")) {
+            o->last_n = atoi(v);
+            if (o->last_n < -1) return fprintf(stderr, "gllmk: --repeat-last-n %s: expected -1 (all), 0 (none) or a count\n", v), 0;
+        }
         else if (!strcmp(a, "--tokens")) o->tokens = v;
         else if (!strcmp(a, "--out")) o->out = v;
         else return fprintf(stderr, "gllmk: unknown option %s\n", a), 0;
@@ -150,7 +159,8 @@ static int generate(int argc, char **argv) {
     t0 = now();
     for (int step = 0; step < o.n; step++) {
         int32_t next;
-        if (gllm_sample(s.g, l, &o.s, ids, n, (uint64_t)step, &next) != GLLM_OK) return fail("sample");
+        const size_t window = o.last_n < 0 || (size_t)o.last_n > n ? n : (size_t)o.last_n; /* what the penalties see */
+        if (gllm_sample(s.g, l, &o.s, ids + n - window, window, (uint64_t)step, &next) != GLLM_OK) return fail("sample");
         ids[n++] = next, made++;
         if (gllm_model_is_eog(s.m, next)) break; /* the end of the turn, not shown */
         char piece[256];
@@ -330,7 +340,8 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "embed") == 0) return embed(argc - 1, argv + 1);
     if (strcmp(argv[1], "rerank") == 0) return rerank(argc - 1, argv + 1);
     if (strcmp(argv[1], "bench") == 0) return gllm_bench_main(argc - 1, argv + 1);
-    fprintf(stderr, "usage: gllmk info | generate [-m model] [-p prompt] [-n tokens] [--temp T --top-k K --top-p P --seed S]\n"
+    fprintf(stderr, "usage: gllmk info | generate [-m model] [-p prompt] [-n tokens] [--temp T --top-k K --top-p P --min-p P --seed S]\n"
+                    "         [--repeat-penalty R --frequency-penalty F --presence-penalty P --repeat-last-n N (64; -1 all)]\n"
                     "       | logits [-m model] --tokens 1,2,3 [--out file.f32]\n"
                     "       | embed [-m dir|file.gguf] [--out file.f32] [--tokens ids] \"text\" ...\n"
                     "       | rerank -m dir|file.gguf -q \"query\" [--tokens ids] \"doc\" ...\n"

@@ -32,18 +32,28 @@ void gllm_cuda_sampler_free(gllm_cuda *c, gllm_cuda_sampler *s) {
 }
 
 /* s->counts made to count `history`, moving only the tokens where it differs from the history
- * counted before (the common case, a history grown by the last sampled token: 4 bytes). Its
- * new tokens are checked first; the error names the one the CPU sampler meets first. */
+ * counted before: a grown history (sharing its start), or a window slid by up to SLIDE tokens
+ * (the counted one less its first few starts it). Either way, for a history grown by the last
+ * sampled token, 4 bytes. Its new tokens are checked first; the error names the one the CPU
+ * sampler meets first. */
+#define SLIDE 16
 static gllm_status count_history(gllm_cuda *c, gllm_cuda_sampler *s, const int32_t *history, size_t n) {
     if (s->stale) { /* counts unknown (new, or a failed update): start from none */
         gllm_status st = gllm_cuda_check(c, c->drv.cuMemsetD32Async(s->counts, 0, s->vocab, c->stream), "clearing token counts");
         if (st != GLLM_OK) return st;
         s->stale = 0, s->n_known = 0;
     }
-    size_t p = 0; /* the common prefix */
+    /* the update: counts less known[sub0, sub1), plus history[add0, n) */
+    size_t p = 0; /* grown: the common start kept */
     while (p < n && p < s->n_known && history[p] == s->known[p]) p++;
+    size_t sub0 = p, sub1 = s->n_known, add0 = p;
+    for (size_t d = 1; d <= SLIDE && d <= s->n_known; d++) { /* slid by d */
+        const size_t m = s->n_known - d;
+        if (m <= n && d + (n - m) < (sub1 - sub0) + (n - add0) && !memcmp(s->known + d, history, m * sizeof(int32_t)))
+            sub0 = 0, sub1 = d, add0 = m;
+    }
     int64_t neg = 0, big = INT64_MAX; /* the CPU meets the distinct tokens in ascending order */
-    for (size_t i = p; i < n; i++) {
+    for (size_t i = add0; i < n; i++) {
         const int64_t t = history[i];
         if (t < neg) neg = t;
         else if (t >= (int64_t)s->vocab && t < big) big = t;
@@ -51,10 +61,10 @@ static gllm_status count_history(gllm_cuda *c, gllm_cuda_sampler *s, const int32
     if (neg < 0 || big != INT64_MAX)
         return gllm_fail(GLLM_E_INVALID_ARGUMENT, "sample: history token %lld outside the vocabulary of %zu",
                          (long long)(neg < 0 ? neg : big), s->vocab);
-    const size_t n_sub = s->n_known - p, n_delta = n_sub + (n - p);
+    const size_t n_sub = sub1 - sub0, n_delta = n_sub + (n - add0);
     if (!n_delta) return GLLM_OK;
-    memcpy(s->delta_host, s->known + p, n_sub * sizeof(int32_t));
-    memcpy(s->delta_host + n_sub, history + p, (n - p) * sizeof(int32_t));
+    memcpy(s->delta_host, s->known + sub0, n_sub * sizeof(int32_t));
+    memcpy(s->delta_host + n_sub, history + add0, (n - add0) * sizeof(int32_t));
     s->stale = 1; /* until the update is enqueued whole */
     CUfunction f;
     gllm_status st = gllm_cuda_kernel(c, "gllm_count_tokens_cuda", &f);
@@ -63,7 +73,7 @@ static gllm_status count_history(gllm_cuda *c, gllm_cuda_sampler *s, const int32
     void *args[] = {&s->delta, &sub, &all, &s->counts};
     if (st == GLLM_OK) st = gllm_cuda_launch(c, f, (unsigned)((n_delta + 255) / 256), 1, 1, 256, 0, args);
     if (st != GLLM_OK) return st;
-    memcpy(s->known + p, history + p, (n - p) * sizeof(int32_t));
+    memcpy(s->known, history, n * sizeof(int32_t));
     s->n_known = n, s->stale = 0;
     return GLLM_OK;
 }

@@ -1,7 +1,7 @@
 /* Sampling on the GPU: one id per row of device logits, the CPU sampler's algorithm and
  * results (src/cpu/sample.h) in one kernel launch (gllm_sample_cuda, a block per row).
  * The history's token counts stay on the device between calls, each call moving only the
- * tokens where its history differs from the last one's; the draw gllm_rng_uniform(seed, step)
+ * tokens where its history differs from the last one's (grown, or a window slid); the draw gllm_rng_uniform(seed, step)
  * is made on the host; everything else runs on the device. */
 #ifndef GLLM_CUDA_SAMPLE_H
 #define GLLM_CUDA_SAMPLE_H
