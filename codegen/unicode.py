@@ -1,8 +1,9 @@
 """Unicode tables for the tokenizers, from Python's unicodedata (build time only).
 
 Classes (bit flags): letter (L*), number (N*), punctuation (P*), symbol (S*),
-space (str.isspace), mark (M*), control (Cc, Cf). Plus the lowercase map (single code points) and
-the accent-stripping map (NFD without combining marks, when that is one code point).
+space (str.isspace), mark (M*), control (Cc, Cf, Co, Cs: what Hugging Face's BERT normaliser drops). Plus BERT's fold of each code point: lowercased,
+canonically decomposed (NFD), nonspacing marks (Mn) dropped, as Hugging Face's BERT
+normaliser does; Hangul syllables, whose decomposition is arithmetic, are left to the C code.
 """
 import sys
 import unicodedata
@@ -25,7 +26,7 @@ def _class(cp):
         c |= SYMBOL
     elif cat.startswith("M"):
         c |= MARK
-    elif cat in ("Cc", "Cf"):
+    elif cat in ("Cc", "Cf", "Co", "Cs"):
         c |= CONTROL
     if ch.isspace():
         c |= SPACE
@@ -41,25 +42,25 @@ def tables():
             if cur:
                 ranges.append((start, cp - 1, cur))
             start, cur = cp, c
-    lower = []
-    strip = []
-    for cp in range(MAX_CP):
+    fold, fold3 = [], []  # to one code point (0: dropped), to two or three
+    for cp in range(0x80, MAX_CP):
+        if 0xD800 <= cp < 0xE000 or 0xAC00 <= cp <= 0xD7A3:
+            continue  # surrogates; Hangul syllables
         ch = chr(cp)
-        low = ch.lower()
-        if len(low) == 1 and low != ch:
-            lower.append((cp, ord(low)))
-        if cp >= 0x80:
-            base = "".join(x for x in unicodedata.normalize("NFD", ch) if not unicodedata.category(x).startswith("M"))
-            if len(base) == 1 and base != ch:
-                strip.append((cp, ord(base)))
-            elif len(base) == 0 and unicodedata.category(ch) == "Mn":
-                strip.append((cp, 0))  # a bare combining mark: dropped
+        f = [ord(x) for x in unicodedata.normalize("NFD", ch.lower()) if unicodedata.category(x) != "Mn"]
+        assert len(f) <= 3, hex(cp)
+        if f == [cp]:
+            continue
+        if len(f) <= 1:
+            fold.append((cp, f[0] if f else 0))
+        else:
+            fold3.append((cp, f + [0] * (3 - len(f))))
     return {
         "unicode_version": unicodedata.unidata_version,
         "python": "%d.%d" % sys.version_info[:2],
         "ranges": ranges,
-        "lower": lower,
-        "strip": strip,
+        "fold": fold,
+        "fold3": fold3,
         "flags": dict(LETTER=LETTER, NUMBER=NUMBER, PUNCT=PUNCT, SYMBOL=SYMBOL, SPACE=SPACE, MARK=MARK,
                       CONTROL=CONTROL),
     }

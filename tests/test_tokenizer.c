@@ -109,6 +109,36 @@ Test(tokenizer, llama_spm) { check_in(here, "ggml-vocab-llama-spm.gguf", 1, 1, E
 /* the encoders add [CLS] themselves; [PAD] is a fill-in-the-middle pad to llama.cpp, so ends generation */
 Test(tokenizer, bert_wordpiece) { check_in(here, "ggml-vocab-bert-bge.gguf", 0, 0, EOG(0)); }
 
+/* BERT's WordPiece against Hugging Face's tokenizers (tests/reference/wordpiece_hf.py), on the
+ * GGUF vocabulary and, where fetched, on all-MiniLM's vocab.txt (the same vocabulary): lowercase,
+ * accents stripped (NFD, nonspacing marks), Hangul as jamo, private-use characters dropped,
+ * punctuation split after folding ("≠" is "=" then), special tokens read */
+Test(tokenizer, bert_wordpiece_as_hugging_face) {
+    char inp[512], out[512], path[512];
+    snprintf(inp, sizeof inp, "%s/tests/data/tokenizers/wordpiece-hf.inp", GLLM_SOURCE_DIR);
+    snprintf(out, sizeof out, "%s/tests/data/tokenizers/ggml-vocab-bert-bge.gguf.hf.out", GLLM_SOURCE_DIR);
+    snprintf(path, sizeof path, "%s/tests/data/tokenizers/ggml-vocab-bert-bge.gguf", GLLM_SOURCE_DIR);
+    static const int parse[] = {1};
+    gllm_gguf g;
+    gllm_tokenizer *t;
+    cr_assert_eq(gllm_gguf_open(path, &g), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_tokenizer_load(&g, &t), GLLM_OK, "%s", gllm_last_error());
+    gllm_gguf_close(&g);
+    run_cases(t, "bert-bge (GGUF)", inp, out, parse, 1, 0);
+    gllm_tokenizer_free(t);
+    snprintf(path, sizeof path, "%s/models/all-MiniLM-L6-v2/vocab.txt", GLLM_SOURCE_DIR);
+    if (access(path, R_OK)) {
+        cr_log_info("%s not fetched: the vocab.txt form not checked", path);
+        return;
+    }
+    size_t len;
+    char *v = slurp(path, &len);
+    cr_assert_eq(gllm_tokenizer_wordpiece(v, len, &t), GLLM_OK, "%s", gllm_last_error());
+    free(v);
+    run_cases(t, "all-MiniLM (vocab.txt)", inp, out, parse, 1, 0);
+    gllm_tokenizer_free(t);
+}
+
 /* a byte-level BPE vocabulary whose pre-tokeniser is none of ours: its texts are refused, naming
  * it (never split by another's rules); its ids still decode */
 Test(tokenizer, unknown_pre_tokeniser_refused) {

@@ -546,12 +546,13 @@ static gllm_status bpe_word(const gllm_tokenizer *t, const char *w, size_t wl, b
     for (size_t i = 0; i < ns; i++) {
         const int32_t id = strmap_get(&t->vocab, m + st[i], ln[i]);
         if (id >= 0) emit(o, id);
-        else /* not in the vocabulary: its bytes one by one */
+        else /* not in the vocabulary: its bytes one by one (one the vocabulary lacks dropped, as llama.cpp and
+              * Hugging Face's byte-level BPE drop it) */
             for (size_t j = 0; j < ln[i];) {
                 uint32_t cp;
                 j += gllm_utf8_decode(m + st[i] + j, ln[i] - j, &cp);
                 const int b = cp < 324 ? t->cp_byte[cp] : -1;
-                emit(o, b >= 0 && t->byte_tok[b] >= 0 ? t->byte_tok[b] : t->unk);
+                if (b >= 0 && t->byte_tok[b] >= 0) emit(o, t->byte_tok[b]);
             }
     }
     return GLLM_OK;
@@ -593,7 +594,7 @@ static gllm_status bpe(const gllm_tokenizer *t, const char *s, size_t n, out_ids
     return st;
 }
 
-/* ---- WordPiece (BERT): clean, split CJK and punctuation, lowercase, strip accents ------ */
+/* ---- WordPiece (BERT): clean, lowercase, strip accents, split CJK and punctuation -------- */
 
 static int is_cjk(uint32_t c) {
     return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x20000 && c <= 0x2A6DF) ||
@@ -609,7 +610,9 @@ static void wpm_word(const gllm_tokenizer *t, const char *w, size_t wl, char *ke
     size_t chars = 0;
     for (size_t i = 0; i < wl; i++) chars += ((unsigned char)w[i] & 0xC0) != 0x80;
     const size_t mark = o->n;
-    for (size_t start = 0; start < wl && chars <= 100;) {
+    int marked = 0; /* U+2581 marks word starts in the vocabulary: a word with it is unknown */
+    for (size_t i = 0; i + 3 <= wl && !marked; i++) marked = !memcmp(w + i, "\xe2\x96\x81", 3);
+    for (size_t start = 0; start < wl && chars <= 100 && !marked;) {
         size_t end = wl;
         int32_t id = -1;
         while (end > start) {
@@ -629,7 +632,7 @@ static void wpm_word(const gllm_tokenizer *t, const char *w, size_t wl, char *ke
 }
 
 static gllm_status wpm(const gllm_tokenizer *t, const char *s, size_t n, out_ids *o) {
-    char *w = malloc(4 * n + 4), *key = malloc(4 * n + 8);
+    char *w = malloc(12 * n + 12), *key = malloc(12 * n + 16); /* a code point folds to 3, of 4 bytes each */
     if (!w || !key) {
         free(w), free(key);
         return gllm_fail(GLLM_E_OUT_OF_MEMORY, "tokenizer: no memory");
@@ -642,17 +645,18 @@ static gllm_status wpm(const gllm_tokenizer *t, const char *s, size_t n, out_ids
         i += l;
         const unsigned c = gllm_uc_class(cp);
         if (cp == 0 || cp == 0xFFFD || ((c & UC_CONTROL) && cp != '\t' && cp != '\n' && cp != '\r')) continue;
-        if ((c & UC_SPACE) || is_punct(cp) || is_cjk(cp)) {
+        if (c & UC_SPACE) {
             if (wl) wpm_word(t, w, wl, key, o), wl = 0;
-            if (!(c & UC_SPACE)) { /* punctuation and CJK characters are words of their own */
-                const uint32_t x = gllm_uc_strip_accent(gllm_uc_tolower(cp));
-                wl = gllm_utf8_encode(x, w);
-                wpm_word(t, w, wl, key, o), wl = 0;
-            }
             continue;
         }
-        const uint32_t x = gllm_uc_strip_accent(gllm_uc_tolower(cp));
-        if (x) wl += gllm_utf8_encode(x, w + wl);
+        uint32_t f[3]; /* folded (lowercase, no accents), then split: a CJK character or a punctuation mark is a word */
+        const size_t nf = gllm_uc_fold(cp, f);
+        for (size_t k = 0; k < nf; k++) {
+            const int alone = is_cjk(cp) || is_punct(f[k]);
+            if (alone && wl) wpm_word(t, w, wl, key, o), wl = 0;
+            wl += gllm_utf8_encode(f[k], w + wl);
+            if (alone) wpm_word(t, w, wl, key, o), wl = 0;
+        }
     }
     free(w), free(key);
     return GLLM_OK;

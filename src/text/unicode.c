@@ -1,4 +1,5 @@
 #include "text/unicode.h"
+#include <string.h>
 
 unsigned gllm_uc_class(uint32_t cp) {
     size_t lo = 0, hi = gllm_uc_n_ranges;
@@ -11,23 +12,29 @@ unsigned gllm_uc_class(uint32_t cp) {
     return 0;
 }
 
-static uint32_t lookup(const gllm_uc_map *m, size_t n, uint32_t cp, uint32_t none) {
-    size_t lo = 0, hi = n;
+size_t gllm_uc_fold(uint32_t cp, uint32_t out[3]) {
+    if (cp < 0x80) return out[0] = cp >= 'A' && cp <= 'Z' ? cp + 32 : cp, 1;
+    if (cp >= 0xAC00 && cp <= 0xD7A3) { /* a Hangul syllable: leading consonant, vowel, trailing consonant if any */
+        const uint32_t s = cp - 0xAC00;
+        out[0] = 0x1100 + s / 588, out[1] = 0x1161 + s % 588 / 28, out[2] = 0x11A7 + s % 28;
+        return s % 28 ? 3 : 2;
+    }
+    size_t lo = 0, hi = gllm_uc_n_fold3;
     while (lo < hi) {
         const size_t mid = (lo + hi) / 2;
-        if (cp < m[mid].from) hi = mid;
-        else if (cp > m[mid].from) lo = mid + 1;
-        else return m[mid].to;
+        if (cp < gllm_uc_fold3[mid].from) hi = mid;
+        else if (cp > gllm_uc_fold3[mid].from) lo = mid + 1;
+        else return memcpy(out, gllm_uc_fold3[mid].to, 3 * sizeof(uint32_t)), gllm_uc_fold3[mid].to[2] ? 3 : 2;
     }
-    return none;
+    lo = 0, hi = gllm_uc_n_fold1;
+    while (lo < hi) {
+        const size_t mid = (lo + hi) / 2;
+        if (cp < gllm_uc_fold1[mid].from) hi = mid;
+        else if (cp > gllm_uc_fold1[mid].from) lo = mid + 1;
+        else return out[0] = gllm_uc_fold1[mid].to, out[0] != 0;
+    }
+    return out[0] = cp, 1;
 }
-
-uint32_t gllm_uc_tolower(uint32_t cp) {
-    if (cp < 0x80) return cp >= 'A' && cp <= 'Z' ? cp + 32 : cp;
-    return lookup(gllm_uc_lower, gllm_uc_n_lower, cp, cp);
-}
-
-uint32_t gllm_uc_strip_accent(uint32_t cp) { return cp < 0x80 ? cp : lookup(gllm_uc_strip, gllm_uc_n_strip, cp, cp); }
 
 size_t gllm_utf8_decode(const char *str, size_t n, uint32_t *cp) {
     const unsigned char *s = (const unsigned char *)str;

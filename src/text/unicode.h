@@ -14,16 +14,21 @@ typedef struct {
 typedef struct {
     uint32_t from, to;
 } gllm_uc_map;
+typedef struct {
+    uint32_t from, to[3];
+} gllm_uc_map3;
 
 extern const gllm_uc_range gllm_uc_ranges[];
 extern const size_t gllm_uc_n_ranges;
-extern const gllm_uc_map gllm_uc_lower[], gllm_uc_strip[];
-extern const size_t gllm_uc_n_lower, gllm_uc_n_strip;
+extern const gllm_uc_map gllm_uc_fold1[];
+extern const gllm_uc_map3 gllm_uc_fold3[];
+extern const size_t gllm_uc_n_fold1, gllm_uc_n_fold3;
 
 unsigned gllm_uc_class(uint32_t cp);
-uint32_t gllm_uc_tolower(uint32_t cp);
-/* the base character without accents; 0 for a bare combining mark; cp when none */
-uint32_t gllm_uc_strip_accent(uint32_t cp);
+/* BERT's normalisation of one code point (Hugging Face's BertNormalizer, lowercasing and
+ * stripping accents): lowercased, canonically decomposed (Hangul syllables into their jamo),
+ * nonspacing marks dropped. Writes 0 to 3 code points to out; returns how many */
+size_t gllm_uc_fold(uint32_t cp, uint32_t out[3]);
 
 /* decode one UTF-8 sequence at s (n bytes left): its length (>= 1); invalid bytes decode
  * as themselves with length 1 and *cp = 0xFFFD */
