@@ -34,6 +34,9 @@ static void run(const char *path, const char *tiled, float *first, size_t vocab,
     int32_t digits[16];
     cr_assert_eq(gllm_model_tokenize(m, " 2018", 5, 0, digits, 16, &n), GLLM_OK);
     cr_assert_eq(n, 5u, "SmolLM's pre-tokeniser splits digits one by one");
+    /* U+5AD75 is F1 9A B5 B5, and the vocabulary has no token for the byte F1: dropped, as llama.cpp drops it */
+    cr_assert_eq(gllm_model_tokenize(m, "\xf1\x9a\xb5\xb5", 4, 0, digits, 16, &n), GLLM_OK);
+    cr_assert(n == 3 && digits[0] == 244 && digits[1] == 130 && digits[2] == 130, "a byte without a token: %zu ids", n);
     /* a chat prompt: its control tokens parsed, or plain text; the ids llama.cpp gives */
     const char *chat = "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n";
     int32_t turn[40];
