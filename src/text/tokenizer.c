@@ -59,7 +59,7 @@ struct gllm_tokenizer {
     size_t n_merge;
     strmap merges;
     int32_t bos, eos, unk, cls, sep;
-    uint8_t *type;         /* per token, GGUF's token_type (TT_*); NULL: every token normal */
+    uint8_t *type;         /* per token, its type (TT_*: GGUF's token_type; all normal where the file gives none) */
     int32_t *special;      /* the control, user-defined and unknown tokens, longest text first */
     size_t n_special;
     int32_t eog[32];       /* the tokens that end generation: eos, eot, eom, and those of eog_texts */
