@@ -43,6 +43,16 @@ if [ -s models/all-MiniLM-L6-v2/model.safetensors ]; then
   step "embeddings (all-MiniLM-L6-v2) vs the numpy forward"
   python3 tests/reference/minilm_numpy.py build/gllmk models/all-MiniLM-L6-v2
 fi
+if [ -s models/SmolLM2-135M-Instruct.Q4_1.gguf ]; then
+  step "gllmk on a chat prompt from a file: its control tokens read (llama.cpp's ids), generation stopped at <|im_end|>"
+  chat=$(mktemp)
+  printf '<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n' > "$chat"
+  ids=$(./build/gllmk tokenize -f "$chat" 2>/dev/null | awk '{printf "%s,", $1}')
+  [ "$ids" = "1,4093,198,1780,314,260,3575,282,4649,47,2,198,1,520,9531,198," ] || { echo "tokenize: $ids"; exit 1; }
+  out=$(./build/gllmk generate -f "$chat" -n 48 2>/dev/null)
+  [ "$(printf '%s' "$out" | grep -c 'im_end')" = 1 ] && printf '%s' "$out" | grep -q Paris || { echo "generate: $out"; exit 1; }
+  rm -f "$chat"
+fi
 for isa in scalar avx2 avx512; do
   if GLLM_ISA=$isa ./build/gllmk info >/dev/null 2>&1; then
     step "public API with GLLM_ISA=$isa"

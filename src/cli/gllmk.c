@@ -1,7 +1,9 @@
 /* gllmk: the gllm-kernels command-line tool.
  *   gllmk info                              backend, ISA, threads, dispatch table
- *   gllmk generate [-m model.gguf] [-p prompt] [-n tokens] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--seed S]
- *                  [--repeat-penalty R] [--frequency-penalty F] [--presence-penalty P] [--repeat-last-n N]
+ *   gllmk generate [-m model.gguf] [-p prompt | -f file] [--no-special] [-n tokens] [--temp T] [--top-k K] [--top-p P]
+ *                  [--min-p P] [--seed S] [--repeat-penalty R] [--frequency-penalty F] [--presence-penalty P]
+ *                  [--repeat-last-n N]
+ *   gllmk tokenize [-m model.gguf] [-p text | -f file] [--no-special]   the ids generate would feed, with their text
  *   gllmk logits [-m model.gguf] --tokens 1,2,3 [--out file.f32]
  *   gllmk embed [-m dir] [--out file.f32] [--tokens ids] "text" ...   sentence vectors + cosine similarities
  *   gllmk rerank -m dir -q "query" "doc" ...                        documents sorted by score
@@ -63,19 +65,51 @@ static int info(void) {
 
 typedef struct {
     const char *model, *prompt, *tokens, *out;
+    char *prompt_file; /* -f: the prompt read from a file (owned) */
     int n;
-    int last_n; /* the penalties look at this many tokens before each draw (0: none, -1: all) */
+    int last_n;  /* the penalties look at this many tokens before each draw (0: none, -1: all) */
+    int special; /* control tokens written in the prompt are read as such (--no-special: as text) */
     gllm_sampling s;
 } options;
 
+/* the whole of a file as a string (NULL, having said why, when it cannot be read) */
+static char *read_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return fprintf(stderr, "gllmk: cannot open %s\n", path), NULL;
+    size_t len = 0, cap = 4096;
+    char *b = malloc(cap);
+    for (size_t got; b && (got = fread(b + len, 1, cap - len - 1, f)) > 0;) {
+        len += got;
+        if (len + 1 == cap) {
+            char *bigger = cap < ((size_t)1 << 26) ? realloc(b, cap *= 2) : NULL;
+            if (!bigger) free(b);
+            b = bigger;
+        }
+    }
+    const int bad = ferror(f);
+    fclose(f);
+    if (!b || bad) return free(b), fprintf(stderr, "gllmk: %s: %s\n", path, b ? "read error" : "too large (64 MiB at most)"), NULL;
+    b[len] = 0;
+    return b;
+}
+
 static int parse(int argc, char **argv, options *o) {
-    *o = (options){.model = DEFAULT_MODEL, .prompt = "The capital of France is", .n = 32, .last_n = 64,
+    *o = (options){.model = DEFAULT_MODEL, .prompt = "The capital of France is", .n = 32, .last_n = 64, .special = 1,
                    .s = {.temperature = 0, .top_p = 1, .repetition_penalty = 1, .seed = 42}};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--no-special")) {
+            o->special = 0;
+            continue;
+        }
         if (!v) return fprintf(stderr, "gllmk: %s needs a value\n", a), 0;
         if (!strcmp(a, "-m")) o->model = v;
         else if (!strcmp(a, "-p")) o->prompt = v;
+        else if (!strcmp(a, "-f")) {
+            free(o->prompt_file);
+            if (!(o->prompt_file = read_file(v))) return 0;
+            o->prompt = o->prompt_file;
+        }
         else if (!strcmp(a, "-n")) {
             o->n = atoi(v);
             if (o->n < 0 || o->n > 1000000) return fprintf(stderr, "gllmk: -n %s: expected 0 to 1000000 tokens\n", v), 0;
@@ -145,7 +179,7 @@ static int generate(int argc, char **argv) {
     const size_t bos = (size_t)gllm_model_add_bos(s.m); /* the model's bos first, where it wants one */
     if (bos) ids[0] = gllm_model_bos(s.m);
     /* control tokens in the prompt ("<|im_start|>") are theirs, as llama.cpp's tools read prompts */
-    if (gllm_model_tokenize(s.m, o.prompt, strlen(o.prompt), 1, ids + bos, 4096 - bos, &n) != GLLM_OK) return fail("tokenize");
+    if (gllm_model_tokenize(s.m, o.prompt, strlen(o.prompt), o.special, ids + bos, 4096 - bos, &n) != GLLM_OK) return fail("tokenize");
     if (!n) return fprintf(stderr, "gllmk: empty prompt\n"), 1;
     if (bos && ids[1] == ids[0]) memmove(ids, ids + 1, n * sizeof(int32_t)), n--; /* the prompt has it already */
     n += bos;
@@ -175,8 +209,39 @@ static int generate(int argc, char **argv) {
     fprintf(stderr, "gllmk: prefill %zu tokens %.1f ms (%.1f tokens/s), decode %d tokens %.1f ms (%.1f tokens/s)\n",
             n - (size_t)made, prefill * 1e3, (double)(n - (size_t)made) / prefill, made, decode * 1e3,
             made > 1 ? (made - 1) / decode : 0.0);
-    free(ids);
+    free(ids), free(o.prompt_file);
     close_session(&s);
+    return 0;
+}
+
+/* the prompt's ids, each with its text, as generate would feed them (bos included where the model wants one) */
+static int tokenize(int argc, char **argv) {
+    options o;
+    if (!parse(argc, argv, &o)) return 2;
+    gllm_model *m;
+    if (gllm_model_open(o.model, &m) != GLLM_OK) return fprintf(stderr, "gllmk: %s: %s\n", o.model, gllm_last_error()), 1;
+    const size_t len = strlen(o.prompt), cap = len + 2;
+    int32_t *ids = malloc(cap * sizeof(int32_t));
+    size_t n = 0;
+    const int bos = gllm_model_add_bos(m);
+    if (!ids) return fprintf(stderr, "gllmk: no memory\n"), 1;
+    if (bos) ids[0] = gllm_model_bos(m);
+    if (gllm_model_tokenize(m, o.prompt, len, o.special, ids + bos, cap - (size_t)bos, &n) != GLLM_OK) return fail("tokenize");
+    if (bos && n && ids[1] == ids[0]) memmove(ids, ids + 1, n * sizeof(int32_t)), n--;
+    n += (size_t)bos;
+    for (size_t i = 0; i < n; i++) {
+        char piece[256];
+        size_t pl;
+        if (gllm_model_detokenize(m, &ids[i], 1, piece, sizeof piece, &pl) != GLLM_OK) pl = 0;
+        printf("%6d  '", ids[i]);
+        for (size_t k = 0; k < pl; k++) /* control bytes escaped */
+            if ((unsigned char)piece[k] < 0x20) printf("\\x%02x", (unsigned char)piece[k]);
+            else putchar(piece[k]);
+        printf("'%s\n", gllm_model_is_eog(m, ids[i]) ? "  (ends generation)" : "");
+    }
+    fprintf(stderr, "gllmk: %zu tokens\n", n);
+    free(ids), free(o.prompt_file);
+    gllm_model_close(m);
     return 0;
 }
 
@@ -336,12 +401,15 @@ static int rerank(int argc, char **argv) {
 int main(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "info") == 0) return info();
     if (strcmp(argv[1], "generate") == 0) return generate(argc - 1, argv + 1);
+    if (strcmp(argv[1], "tokenize") == 0) return tokenize(argc - 1, argv + 1);
     if (strcmp(argv[1], "logits") == 0) return logits(argc - 1, argv + 1);
     if (strcmp(argv[1], "embed") == 0) return embed(argc - 1, argv + 1);
     if (strcmp(argv[1], "rerank") == 0) return rerank(argc - 1, argv + 1);
     if (strcmp(argv[1], "bench") == 0) return gllm_bench_main(argc - 1, argv + 1);
-    fprintf(stderr, "usage: gllmk info | generate [-m model] [-p prompt] [-n tokens] [--temp T --top-k K --top-p P --min-p P --seed S]\n"
+    fprintf(stderr, "usage: gllmk info | generate [-m model] [-p prompt | -f file] [--no-special] [-n tokens]\n"
+                    "         [--temp T --top-k K --top-p P --min-p P --seed S]\n"
                     "         [--repeat-penalty R --frequency-penalty F --presence-penalty P --repeat-last-n N (64; -1 all)]\n"
+                    "       | tokenize [-m model] [-p text | -f file] [--no-special]\n"
                     "       | logits [-m model] --tokens 1,2,3 [--out file.f32]\n"
                     "       | embed [-m dir|file.gguf] [--out file.f32] [--tokens ids] \"text\" ...\n"
                     "       | rerank -m dir|file.gguf -q \"query\" [--tokens ids] \"doc\" ...\n"
