@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The test command (README): build, then run every test the machine can run.
 #   native Release build: Criterion suites (every kernel on scalar/avx2/avx512 as the CPU allows;
-#     the CUDA suites on the CUDA emulator; their longest tests again with threads in reverse order)
+#     the CUDA suites on the CUDA emulator; their longest tests again with threads in reverse order;
+#     the encoders against numpy; gllmk on a chat prompt)
 #   the same suites with GLLM_ISA capped to each ISA (dispatch through the public API)
 #   AddressSanitizer + UBSan build: the suites again
 #   ThreadSanitizer build: the other CUDA tests, where a data race between device threads fails
 #   NEON: cross-compiled, the kernel driver under qemu-aarch64
-#   fuzz: the GGUF reader for 20 s under libFuzzer
+#   fuzz: the GGUF reader (and the tokenizer it loads) for 20 s under libFuzzer
 #   install: cmake --install, then a consumer built with find_package and pkg-config
 set -euo pipefail
 cd "$(dirname "$0")/.."
