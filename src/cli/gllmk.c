@@ -168,6 +168,18 @@ static void close_session(session *s) {
     gllm_backend_close(s->b);
 }
 
+/* the prompt's ids as the model reads them: control tokens written in it are theirs (unless
+ * --no-special), as llama.cpp's tools read prompts; its bos first where it wants one, not twice
+ * when the prompt starts with it. Non-zero, having said why, on failure */
+static int prompt_ids(const gllm_model *m, const options *o, int32_t *ids, size_t cap, size_t *n) {
+    const size_t bos = (size_t)gllm_model_add_bos(m);
+    if (bos) ids[0] = gllm_model_bos(m);
+    if (gllm_model_tokenize(m, o->prompt, strlen(o->prompt), o->special, ids + bos, cap - bos, n) != GLLM_OK) return fail("tokenize");
+    if (bos && *n && ids[1] == ids[0]) memmove(ids, ids + 1, *n * sizeof(int32_t)), --*n;
+    *n += bos;
+    return 0;
+}
+
 static int generate(int argc, char **argv) {
     options o;
     if (!parse(argc, argv, &o)) return 2;
@@ -176,13 +188,8 @@ static int generate(int argc, char **argv) {
     int32_t *ids = malloc((4096 + (size_t)o.n) * sizeof(int32_t));
     if (!ids) return fprintf(stderr, "gllmk: no memory\n"), 1;
     size_t n;
-    const size_t bos = (size_t)gllm_model_add_bos(s.m); /* the model's bos first, where it wants one */
-    if (bos) ids[0] = gllm_model_bos(s.m);
-    /* control tokens in the prompt ("<|im_start|>") are theirs, as llama.cpp's tools read prompts */
-    if (gllm_model_tokenize(s.m, o.prompt, strlen(o.prompt), o.special, ids + bos, 4096 - bos, &n) != GLLM_OK) return fail("tokenize");
+    if (prompt_ids(s.m, &o, ids, 4096, &n)) return 1;
     if (!n) return fprintf(stderr, "gllmk: empty prompt\n"), 1;
-    if (bos && ids[1] == ids[0]) memmove(ids, ids + 1, n * sizeof(int32_t)), n--; /* the prompt has it already */
-    n += bos;
     printf("%s", o.prompt);
     fflush(stdout);
     gllm_logits *l;
@@ -220,15 +227,11 @@ static int tokenize(int argc, char **argv) {
     if (!parse(argc, argv, &o)) return 2;
     gllm_model *m;
     if (gllm_model_open(o.model, &m) != GLLM_OK) return fprintf(stderr, "gllmk: %s: %s\n", o.model, gllm_last_error()), 1;
-    const size_t len = strlen(o.prompt), cap = len + 2;
+    const size_t cap = 2 * strlen(o.prompt) + 2; /* a token per byte, or two (SentencePiece's space prefixes), and bos */
     int32_t *ids = malloc(cap * sizeof(int32_t));
     size_t n = 0;
-    const int bos = gllm_model_add_bos(m);
     if (!ids) return fprintf(stderr, "gllmk: no memory\n"), 1;
-    if (bos) ids[0] = gllm_model_bos(m);
-    if (gllm_model_tokenize(m, o.prompt, len, o.special, ids + bos, cap - (size_t)bos, &n) != GLLM_OK) return fail("tokenize");
-    if (bos && n && ids[1] == ids[0]) memmove(ids, ids + 1, n * sizeof(int32_t)), n--;
-    n += (size_t)bos;
+    if (prompt_ids(m, &o, ids, cap, &n)) return 1;
     for (size_t i = 0; i < n; i++) {
         char piece[256];
         size_t pl;
