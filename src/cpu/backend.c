@@ -1,0 +1,179 @@
+/* The CPU backend (src/plan/backend.h): plans run through the generated kernel table on the
+ * thread pool; weights are the model file's mapped pages; KV pages, logits and the sampler
+ * in host memory. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/dispatch.h"
+#include "core/error.h"
+#include "core/threadpool.h"
+#include "cpu/embed.h"
+#include "cpu/sample.h"
+#include "plan/backend.h"
+
+#define MAX_HISTORY 65536
+
+struct gllm_decoder {
+    const gllm_llama *m;
+    float *logits; /* max_rows x vocab */
+    gllm_sampler sampler;
+    gllm_plan plan; /* GLLM_TILED=1: the model's plan over tiled weights (gllm_cpu_plan_tile) */
+    void *tiled;
+};
+
+struct gllm_kv_pages {
+    gllm_decoder *d;
+    gllm_kv_pool *pool;
+    void *image[GLLM_MAX_SEQS]; /* swapped-out sequences' pages */
+};
+
+struct gllm_encoder {
+    gllm_bert *m;
+};
+
+static gllm_status open_(int ordinal, gllm_device **dev) {
+    (void)ordinal;
+    *dev = NULL;
+    return GLLM_OK;
+}
+
+static void close_(gllm_device *dev) { (void)dev; }
+
+static void describe(const gllm_device *dev, char *name, size_t cap, const char **isa, int *zero_copy) {
+    (void)dev;
+    snprintf(name, cap, "CPU, %d threads", gllm_pool_threads());
+    *isa = gllm_kernels()->isa, *zero_copy = 1;
+}
+
+static gllm_status enter(gllm_device *dev) { return (void)dev, GLLM_OK; }
+static void leave(gllm_device *dev) { (void)dev; }
+
+static void decoder_close(gllm_decoder *d) {
+    if (!d) return;
+    gllm_sampler_free(&d->sampler);
+    if (d->plan.steps) gllm_cpu_plan_tile_free(&d->plan, d->tiled);
+    free(d->logits);
+    free(d);
+}
+
+static gllm_status decoder_open(gllm_device *dev, const gllm_llama *m, const gllm_gguf *file, size_t max_rows, gllm_decoder **out) {
+    (void)dev;
+    gllm_decoder *d = calloc(1, sizeof *d);
+    if (!d) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "generator: no memory");
+    d->m = m;
+    d->logits = malloc(max_rows * m->vocab * sizeof(float));
+    gllm_status s = d->logits ? gllm_sampler_init(&d->sampler, m->vocab, MAX_HISTORY)
+                              : gllm_fail(GLLM_E_OUT_OF_MEMORY, "generator: no memory for the logits");
+    /* The weights are the file's mapped pages (zero-copy). GLLM_TILED=1: a tiled copy of the
+     * projections and the head instead (faster decode on ISAs with a tiled gemv; the copy
+     * costs upload time, and the file pages it replaces are given back) */
+    const char *tiling = getenv("GLLM_TILED");
+    if (s == GLLM_OK && tiling && !strcmp(tiling, "1"))
+        s = gllm_cpu_plan_tile(&m->plan, file->mapped ? file->base : NULL, file->size, &d->plan, &d->tiled);
+    if (s != GLLM_OK) return decoder_close(d), s;
+    *out = d;
+    return GLLM_OK;
+}
+
+static gllm_status kv_open(gllm_decoder *d, gllm_kv_pool *pool, gllm_dtype dtype, size_t page_size, size_t n_pages,
+                           gllm_kv_pages **out) {
+    const gllm_llama *m = d->m;
+    gllm_kv_pages *kv = calloc(1, sizeof *kv);
+    if (!kv) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "KV cache: no memory");
+    gllm_status s = gllm_kv_pool_init(pool, dtype, m->n_layers, m->n_kv_heads, m->head_dim, page_size, n_pages);
+    if (s != GLLM_OK) return free(kv), s;
+    kv->d = d, kv->pool = pool;
+    *out = kv;
+    return GLLM_OK;
+}
+
+static void kv_close(gllm_kv_pages *kv) {
+    for (int i = 0; i < GLLM_MAX_SEQS; i++) free(kv->image[i]);
+    free(kv);
+}
+
+/* one forward through the decoder's plan: every matmul over all the items' rows, so each
+ * weight is read once a step */
+static gllm_status step(gllm_kv_pages *kv, const gllm_step_item *items, size_t n, const gllm_topology *topo, size_t row0) {
+    const gllm_decoder *d = kv->d;
+    gllm_plan_seq seqs[GLLM_MAX_SEQS];
+    for (size_t b = 0; b < n; b++) seqs[b] = (gllm_plan_seq){items[b].s, items[b].tokens, items[b].n};
+    const int tree = topo && topo->parent;
+    return gllm_llama_forward_seqs(d->m, d->plan.steps ? &d->plan : &d->m->plan, kv->pool, seqs, n, topo ? topo->position : NULL,
+                                   tree ? topo->parent : NULL, tree, d->logits + row0 * d->m->vocab);
+}
+
+static gllm_status accept(gllm_kv_pages *kv, int seq, gllm_kv_seq *s, size_t step_start, const uint32_t *path, size_t n) {
+    (void)seq;
+    return gllm_kv_compact(kv->pool, s, step_start, path, n);
+}
+
+static void seq_close(gllm_kv_pages *kv, int seq) { free(kv->image[seq]), kv->image[seq] = NULL; }
+
+static gllm_status swap_out(gllm_kv_pages *kv, int seq, gllm_kv_seq *s) {
+    void *img = malloc(gllm_kv_swap_bytes(kv->pool, s->n_pages) + 1);
+    if (!img) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "swap: no host memory for %zu pages", s->n_pages);
+    gllm_status st = gllm_kv_swap_out(kv->pool, s, img, NULL, NULL);
+    if (st != GLLM_OK) return free(img), st;
+    kv->image[seq] = img;
+    return GLLM_OK;
+}
+
+static gllm_status swap_in(gllm_kv_pages *kv, int seq, gllm_kv_seq *s, size_t n_pages) {
+    gllm_status st = gllm_kv_swap_in(kv->pool, s, kv->image[seq], n_pages, NULL, NULL);
+    if (st == GLLM_OK) seq_close(kv, seq);
+    return st;
+}
+
+static gllm_status pressure(gllm_kv_pages *kv, float *used) { return (void)kv, (void)used, GLLM_OK; }
+
+static gllm_status logits_read(gllm_decoder *d, size_t rows, float *out) {
+    memcpy(out, d->logits, rows * d->m->vocab * sizeof(float));
+    return GLLM_OK;
+}
+
+static gllm_status sample(gllm_decoder *d, size_t rows, const gllm_sampling *cfg, const int32_t *history, size_t n_history,
+                          uint64_t step_no, int32_t *out_ids) {
+    for (size_t r = 0; r < rows; r++) {
+        gllm_status s = gllm_sample_row(&d->sampler, d->logits + r * d->m->vocab, cfg, history, n_history, step_no, &out_ids[r]);
+        if (s != GLLM_OK) return s;
+    }
+    return GLLM_OK;
+}
+
+static gllm_status block(gllm_decoder *d, gllm_block_kind kind, size_t layer, const int32_t *tokens, const float *x, size_t n,
+                         float *out) {
+    const gllm_llama *m = d->m;
+    if (kind == GLLM_BLOCK_EMBED) return gllm_cpu_embed(m->tok_embd->dtype, m->tok_embd->data, m->vocab, m->dim, tokens, n, out);
+    if (kind == GLLM_BLOCK_HEAD) return gllm_llama_head(m, x, n, out);
+    const size_t bytes = n * m->dim * sizeof(float);
+    float *work = malloc(bytes); /* the backend's copy: L2 calls copy in and out */
+    if (!work) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "block: no memory for %zu tokens", n);
+    memcpy(work, x, bytes);
+    gllm_status st = gllm_llama_block(m, layer, kind == GLLM_BLOCK_FFN, work, n);
+    if (st == GLLM_OK) memcpy(out, work, bytes);
+    free(work);
+    return st;
+}
+
+static gllm_status encoder_open(gllm_device *dev, gllm_bert *m, gllm_encoder **out) {
+    (void)dev;
+    if (!(*out = malloc(sizeof **out))) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "encoder: no memory");
+    (*out)->m = m;
+    return GLLM_OK;
+}
+
+static void encoder_close(gllm_encoder *e) { free(e); }
+
+static gllm_status encode(gllm_encoder *e, const int32_t *const *seqs, const size_t *lens, size_t n, int rerank, int normalize,
+                          float *out) {
+    return rerank ? gllm_bert_rerank(e->m, seqs, lens, n, out) : gllm_bert_embed(e->m, seqs, lens, n, normalize, out);
+}
+
+const gllm_backend_ops gllm_cpu_backend = {
+    .name = "cpu", .open = open_, .close = close_, .describe = describe, .enter = enter, .leave = leave,
+    .decoder_open = decoder_open, .decoder_close = decoder_close, .kv_open = kv_open, .kv_close = kv_close, .step = step,
+    .accept = accept, .seq_close = seq_close, .swap_out = swap_out, .swap_in = swap_in, .pressure = pressure,
+    .logits_read = logits_read, .sample = sample, .block = block,
+    .encoder_open = encoder_open, .encoder_close = encoder_close, .encode = encode,
+};
