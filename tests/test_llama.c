@@ -11,6 +11,7 @@
 #include "core/dtype_traits.h"
 #include "cpu/matmul.h"
 #include "gguf_writer.h"
+#include "cpu/decoder.h"
 #include "model/llama.h"
 
 #include "synth_model.h"
@@ -37,7 +38,7 @@ static void check_tol(const char *arch, gllm_dtype t, double rel) {
     float *lg = malloc(N * VOCAB * 4), *one = malloc(VOCAB * 4);
     float lg_dummy[1];
     (void)lg_dummy;
-    cr_assert_eq(gllm_llama_forward(&m, &p, &s, tok, N, NULL, NULL, 1, lg), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_cpu_forward(&m, NULL, &p, &s, tok, N, NULL, NULL, 1, lg), GLLM_OK, "%s", gllm_last_error());
     double scale = 0;
     for (size_t i = 0; i < N * VOCAB; i++) scale = fmax(scale, fabs(ref[i]));
     /* the reference rounds activations as the int8 path does, so every dtype is held close */
@@ -49,7 +50,7 @@ static void check_tol(const char *arch, gllm_dtype t, double rel) {
         cr_assert(fabs(lg[i] - ref[i]) <= tol, "%s %s: logit [%zu][%zu] = %.6g, reference %.6g (tolerance %.3g)", arch,
                   gllm_dtype_name(t), i / VOCAB, i % VOCAB, lg[i], ref[i], tol);
     /* token by token through the cache: the same last logits */
-    for (int i = 0; i < N; i++) cr_assert_eq(gllm_llama_forward(&m, &p, &s1, &tok[i], 1, NULL, NULL, 0, one), GLLM_OK);
+    for (int i = 0; i < N; i++) cr_assert_eq(gllm_cpu_forward(&m, NULL, &p, &s1, &tok[i], 1, NULL, NULL, 0, one), GLLM_OK);
     for (size_t v = 0; v < VOCAB; v++)
         cr_assert(fabs(one[v] - lg[(N - 1) * VOCAB + v]) <= rel * scale + 1e-6, "%s %s: incremental logit %zu: %.7g vs %.7g",
                   arch, gllm_dtype_name(t), v, one[v], lg[(N - 1) * VOCAB + v]);
@@ -61,9 +62,9 @@ static void check_tol(const char *arch, gllm_dtype t, double rel) {
     size_t tiled = 0;
     for (size_t i = 0; i < tp.n_steps; i++) tiled += tp.steps[i].tiled || tp.steps[i].qkv.tiled;
     cr_assert_eq(tiled, gllm_cpu_tileable(t, DIM) ? 4 * LAYERS : 0, "%s: %zu steps tiled", gllm_dtype_name(t), tiled);
-    cr_assert_eq(gllm_llama_forward_plan(&m, &tp, &p, &s2, tok, N - 3, NULL, NULL, 0, one), GLLM_OK);
+    cr_assert_eq(gllm_cpu_forward(&m, &tp, &p, &s2, tok, N - 3, NULL, NULL, 0, one), GLLM_OK);
     for (int i = N - 3; i < N; i++)
-        cr_assert_eq(gllm_llama_forward_plan(&m, &tp, &p, &s2, &tok[i], 1, NULL, NULL, 0, one), GLLM_OK);
+        cr_assert_eq(gllm_cpu_forward(&m, &tp, &p, &s2, &tok[i], 1, NULL, NULL, 0, one), GLLM_OK);
     for (size_t v = 0; v < VOCAB; v++)
         cr_assert(fabs(one[v] - ref[(N - 1) * VOCAB + v]) <= tol, "%s %s, tiled: logit %zu: %.7g vs reference %.7g",
                   arch, gllm_dtype_name(t), v, one[v], ref[(N - 1) * VOCAB + v]);
@@ -99,13 +100,13 @@ Test(llama, bad_input) {
     gllm_kv_seq_init(&s, &p, 64), gllm_kv_reserve(&p, &s, 64);
     float lg[64];
     const int32_t bad[2] = {3, VOCAB};
-    cr_assert_eq(gllm_llama_forward(&m, &p, &s, bad, 2, NULL, NULL, 0, lg), GLLM_E_INVALID_ARGUMENT, "token id >= vocab");
+    cr_assert_eq(gllm_cpu_forward(&m, NULL, &p, &s, bad, 2, NULL, NULL, 0, lg), GLLM_E_INVALID_ARGUMENT, "token id >= vocab");
     cr_assert(strstr(gllm_last_error(), "vocabulary"), "%s", gllm_last_error());
     cr_assert_eq(s.len, 0u, "the cache is left as it was");
     int32_t many[70] = {0};
-    cr_assert_eq(gllm_llama_forward(&m, &p, &s, many, 70, NULL, NULL, 0, lg), GLLM_E_INVALID_ARGUMENT, "more than the reserved cache");
-    cr_assert_eq(gllm_llama_forward(&m, &p, &s, many, 64, NULL, NULL, 0, lg), GLLM_OK);
-    cr_assert_eq(gllm_llama_forward(&m, &p, &s, many, 40, NULL, NULL, 0, lg), GLLM_E_INVALID_ARGUMENT, "past the context of 96");
+    cr_assert_eq(gllm_cpu_forward(&m, NULL, &p, &s, many, 70, NULL, NULL, 0, lg), GLLM_E_INVALID_ARGUMENT, "more than the reserved cache");
+    cr_assert_eq(gllm_cpu_forward(&m, NULL, &p, &s, many, 64, NULL, NULL, 0, lg), GLLM_OK);
+    cr_assert_eq(gllm_cpu_forward(&m, NULL, &p, &s, many, 40, NULL, NULL, 0, lg), GLLM_E_INVALID_ARGUMENT, "past the context of 96");
     gllm_kv_seq_release(&p, &s), gllm_kv_pool_free(&p);
     gllm_llama_free(&m);
     gllm_gguf_close(&g);

@@ -7,7 +7,9 @@
 #include "core/dispatch.h"
 #include "core/error.h"
 #include "core/threadpool.h"
+#include "cpu/decoder.h"
 #include "cpu/embed.h"
+#include "cpu/encoder.h"
 #include "cpu/sample.h"
 #include "plan/backend.h"
 
@@ -28,7 +30,7 @@ struct gllm_kv_pages {
 };
 
 struct gllm_encoder {
-    gllm_bert *m;
+    gllm_cpu_encoder e;
 };
 
 static gllm_status open_(int ordinal, gllm_device **dev) {
@@ -99,8 +101,8 @@ static gllm_status step(gllm_kv_pages *kv, const gllm_step_item *items, size_t n
     gllm_plan_seq seqs[GLLM_MAX_SEQS];
     for (size_t b = 0; b < n; b++) seqs[b] = (gllm_plan_seq){items[b].s, items[b].tokens, items[b].n};
     const int tree = topo && topo->parent;
-    return gllm_llama_forward_seqs(d->m, d->plan.steps ? &d->plan : &d->m->plan, kv->pool, seqs, n, topo ? topo->position : NULL,
-                                   tree ? topo->parent : NULL, tree, d->logits + row0 * d->m->vocab);
+    return gllm_cpu_forward_seqs(d->m, d->plan.steps ? &d->plan : &d->m->plan, kv->pool, seqs, n, topo ? topo->position : NULL,
+                                 tree ? topo->parent : NULL, tree, d->logits + row0 * d->m->vocab);
 }
 
 static gllm_status accept(gllm_kv_pages *kv, int seq, gllm_kv_seq *s, size_t step_start, const uint32_t *path, size_t n) {
@@ -145,29 +147,35 @@ static gllm_status block(gllm_decoder *d, gllm_block_kind kind, size_t layer, co
                          float *out) {
     const gllm_llama *m = d->m;
     if (kind == GLLM_BLOCK_EMBED) return gllm_cpu_embed(m->tok_embd->dtype, m->tok_embd->data, m->vocab, m->dim, tokens, n, out);
-    if (kind == GLLM_BLOCK_HEAD) return gllm_llama_head(m, x, n, out);
+    if (kind == GLLM_BLOCK_HEAD) return gllm_cpu_head(m, x, n, out);
     const size_t bytes = n * m->dim * sizeof(float);
     float *work = malloc(bytes); /* the backend's copy: L2 calls copy in and out */
     if (!work) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "block: no memory for %zu tokens", n);
     memcpy(work, x, bytes);
-    gllm_status st = gllm_llama_block(m, layer, kind == GLLM_BLOCK_FFN, work, n);
+    gllm_status st = gllm_cpu_block(m, layer, kind == GLLM_BLOCK_FFN, work, n);
     if (st == GLLM_OK) memcpy(out, work, bytes);
     free(work);
     return st;
 }
 
-static gllm_status encoder_open(gllm_device *dev, gllm_bert *m, gllm_encoder **out) {
+static gllm_status encoder_open(gllm_device *dev, const gllm_bert *m, gllm_encoder **out) {
     (void)dev;
-    if (!(*out = malloc(sizeof **out))) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "encoder: no memory");
-    (*out)->m = m;
+    gllm_encoder *e = malloc(sizeof *e);
+    if (!e) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "encoder: no memory");
+    gllm_status s = gllm_cpu_encoder_init(&e->e, m);
+    if (s != GLLM_OK) return free(e), s;
+    *out = e;
     return GLLM_OK;
 }
 
-static void encoder_close(gllm_encoder *e) { free(e); }
+static void encoder_close(gllm_encoder *e) {
+    gllm_cpu_encoder_free(&e->e);
+    free(e);
+}
 
 static gllm_status encode(gllm_encoder *e, const int32_t *const *seqs, const size_t *lens, size_t n, int rerank, int normalize,
                           float *out) {
-    return rerank ? gllm_bert_rerank(e->m, seqs, lens, n, out) : gllm_bert_embed(e->m, seqs, lens, n, normalize, out);
+    return gllm_cpu_encode(&e->e, seqs, lens, n, rerank, normalize, out);
 }
 
 const gllm_backend_ops gllm_cpu_backend = {

@@ -12,7 +12,7 @@
 #include "cpu/embed.h"
 #include "cpu/matmul.h"
 #include "format/mapfile.h"
-#include "plan/plan.h"
+#include "cpu/plan_run.h"
 
 gllm_status gllm_cpu_plan_run(const gllm_plan *p, size_t first, size_t last, const gllm_kv_pool *pool,
                               const gllm_plan_seq *seqs, size_t n_seqs, const int32_t *position, const int32_t *parent,

@@ -266,7 +266,7 @@ static gllm_status block(gllm_decoder *d, gllm_block_kind kind, size_t layer, co
     return gllm_cuda_block(&d->cm, first, last, tokens, x, n, out);
 }
 
-static gllm_status encoder_open(gllm_device *dev, gllm_bert *m, gllm_encoder **out) {
+static gllm_status encoder_open(gllm_device *dev, const gllm_bert *m, gllm_encoder **out) {
     gllm_encoder *e = calloc(1, sizeof *e);
     if (!e) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "encoder: no memory");
     gllm_status s = gllm_cuda_encoder_init(&e->e, &dev->c, m);

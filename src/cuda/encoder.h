@@ -24,7 +24,7 @@ typedef struct {
 
 gllm_status gllm_cuda_encoder_init(gllm_cuda_encoder *e, gllm_cuda *c, const gllm_bert *m);
 void gllm_cuda_encoder_free(gllm_cuda_encoder *e);
-/* as gllm_bert_embed (rerank 0: out[n_seq][dim]) or gllm_bert_rerank (rerank 1: out[n_seq]
+/* as gllm_cpu_encode (src/cpu/encoder.h; rerank 0: out[n_seq][dim], rerank 1: out[n_seq]
  * scores); the inputs checked as there */
 gllm_status gllm_cuda_encode(gllm_cuda_encoder *e, const int32_t *const *seqs, const size_t *lens, size_t n_seq, int rerank,
                              int normalize, float *out);

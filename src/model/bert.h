@@ -1,11 +1,10 @@
 /* BERT-family encoder (word + position + token-type embeddings, post-LayerNorm blocks,
  * GELU FFN, bidirectional attention): read from a Hugging Face directory (config.json,
  * model.safetensors, vocab.txt) or a GGUF file (llama.cpp's bert names), weights used in
- * place; its CPU forward to pooled vectors and cross-encoder scores. */
+ * place. Its forwards are the backends' (src/cpu/encoder.c, src/cuda/encoder.c). */
 #ifndef GLLM_MODEL_BERT_H
 #define GLLM_MODEL_BERT_H
 #include "cpu/embed.h"
-#include "cpu/kv_cache.h"
 #include "format/safetensors.h"
 #include "text/tokenizer.h"
 
@@ -30,8 +29,6 @@ typedef struct {
     gllm_bert_layer *layers;
     gllm_safetensors st;
     gllm_tokenizer *tok;
-    gllm_kv_pool kv;   /* one layer, max_pos tokens: every layer's attention in turn */
-    gllm_kv_seq kv_seq;
 } gllm_bert;
 
 /* path: a directory (safetensors) or a .gguf file */
@@ -42,12 +39,4 @@ gllm_status gllm_bert_check(const gllm_bert *m, const int32_t *const *seqs, cons
 /* types[len] of one sequence: 0, or with pairs 1 after its first [SEP] (0 where the model has
  * one type only) */
 void gllm_bert_types(const gllm_bert *m, const int32_t *seq, size_t len, int pairs, int32_t *types);
-/* out[n_seq][dim]: per sequence its last hidden states pooled (m->pooling: mean, [CLS] or last
- * token), optionally L2-normalised;
- * every sequence's rows go through each projection together (ids checked by the caller) */
-gllm_status gllm_bert_embed(gllm_bert *m, const int32_t *const *seqs, const size_t *lens, size_t n_seq, int normalize,
-                            float *out);
-/* cross-encoder scores: per sequence ([CLS] q [SEP] d [SEP], token type 1 after the first [SEP])
- * classifier(tanh(pooler(hidden state of [CLS]))), label 0 */
-gllm_status gllm_bert_rerank(gllm_bert *m, const int32_t *const *seqs, const size_t *lens, size_t n_seq, float *scores);
 #endif

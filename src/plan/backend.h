@@ -65,7 +65,7 @@ typedef struct {
                          float *out);
 
     /* embeddings (pooled, normalised or not) or reranking scores of n sequences (checked by the model) */
-    gllm_status (*encoder_open)(gllm_device *dev, gllm_bert *m, gllm_encoder **out);
+    gllm_status (*encoder_open)(gllm_device *dev, const gllm_bert *m, gllm_encoder **out);
     void (*encoder_close)(gllm_encoder *e);
     gllm_status (*encode)(gllm_encoder *e, const int32_t *const *seqs, const size_t *lens, size_t n, int rerank, int normalize,
                           float *out);

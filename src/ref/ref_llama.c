@@ -1,5 +1,5 @@
 /* Reference forward of the Llama family in double, from the dequantised weights, with no
- * cache: every position recomputed from the tokens. The oracle of gllm_llama_forward. */
+ * cache: every position recomputed from the tokens. The oracle of the backends' forwards. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
