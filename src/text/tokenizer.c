@@ -154,7 +154,7 @@ int gllm_tokenizer_is_eog(const gllm_tokenizer *t, int32_t id) {
 }
 
 static int is_special(const gllm_tokenizer *t, size_t i) {
-    return t->type && (t->type[i] == TT_CONTROL || t->type[i] == TT_USER_DEFINED || t->type[i] == TT_UNKNOWN);
+    return t->type[i] == TT_CONTROL || t->type[i] == TT_USER_DEFINED || t->type[i] == TT_UNKNOWN; /* every tokenizer has types */
 }
 
 static int cmp_u64(const void *a, const void *b) {
