@@ -1,4 +1,5 @@
-"""Unicode tables for the tokenizers, from Python's unicodedata (build time only).
+"""Unicode tables for the tokenizers, from unicodedata2 15.1.0 (build time only): the Unicode
+version of llama.cpp's tables, newer than the one Python 3.11's unicodedata carries (14.0).
 
 Classes (bit flags): letter (L*), number (N*), punctuation (P*), symbol (S*),
 space (str.isspace), mark (M*), control (Cc, Cf, Co, Cs: what Hugging Face's BERT normaliser drops). Plus BERT's fold of each code point: lowercased,
@@ -6,7 +7,13 @@ canonically decomposed (NFD), nonspacing marks (Mn) dropped, as Hugging Face's B
 normaliser does; Hangul syllables, whose decomposition is arithmetic, are left to the C code.
 """
 import sys
-import unicodedata
+
+import unicodedata2 as unicodedata
+
+UNICODE = "15.1.0"
+if unicodedata.unidata_version != UNICODE:
+    sys.exit("codegen: unicodedata2 %s found, the tables are made from %s (pip install unicodedata2==%s)"
+             % (unicodedata.unidata_version, UNICODE, UNICODE))
 
 LETTER, NUMBER, PUNCT, SYMBOL, SPACE, MARK, CONTROL = 1, 2, 4, 8, 16, 32, 64
 MAX_CP = 0x110000

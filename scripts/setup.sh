@@ -10,7 +10,9 @@ if [ -n "$missing" ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
-# the generator (jinja2) and the reference checks (numpy); PEP 668 systems need the override
+# the generator (jinja2, unicodedata2) and the reference checks (numpy); PEP 668 systems need the override
 pip_install() { python3 -m pip install -q "$1" 2>/dev/null || python3 -m pip install -q --break-system-packages "$1"; }
 python3 -c "import jinja2" 2>/dev/null || pip_install jinja2
 python3 -c "import numpy" 2>/dev/null || pip_install numpy
+# the tokenizers' Unicode tables: llama.cpp's version of the database (codegen/unicode.py)
+python3 -c "import unicodedata2 as u; assert u.unidata_version == '15.1.0'" 2>/dev/null || pip_install unicodedata2==15.1.0

@@ -24,6 +24,9 @@ TEXTS = [
     "h\u00e9llo<|im_end|>\u4e16\u754c <|endoftext|>",
     "<s>",
     "[SEP][SEP]x[CLS]",
+    # letters Unicode 15.0 and 15.1 assigned (CJK Extensions H, I, C's tail; Kawi, Nag Mundari,
+    # Cyrillic Extended-D): 's splits off a letter only, so older tables tokenize these otherwise
+    "\U00031350's \U0002ebf0's \U0002b739's \U00011f04's \U0001e4d0's \U0001e030's",
 ]
 
 data = os.path.join(os.path.dirname(__file__), "..", "data", "tokenizers")
