@@ -35,7 +35,6 @@ struct gllm_logits {
 };
 
 struct gllm_generator {
-    gllm_backend *b;
     const gllm_backend_ops *ops; /* b's, or the CPU's where "auto" chose a GPU that cannot hold the model */
     gllm_device *dev;
     const gllm_model *m;
@@ -169,7 +168,7 @@ gllm_status gllm_generator_upload(gllm_backend *b, const gllm_model *m, size_t m
     *out = NULL;
     gllm_generator *g = calloc(1, sizeof *g);
     if (!g) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "generator: no memory");
-    g->b = b, g->m = m, g->ops = b->ops, g->dev = b->dev;
+    g->m = m, g->ops = b->ops, g->dev = b->dev;
     g->max_rows = max_tokens > MAX_SEQS ? max_tokens : MAX_SEQS;
     gllm_status s = g->ops->enter(g->dev);
     if (s == GLLM_OK) {
