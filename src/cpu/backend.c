@@ -13,8 +13,6 @@
 #include "cpu/sample.h"
 #include "plan/backend.h"
 
-#define MAX_HISTORY 65536
-
 struct gllm_decoder {
     const gllm_llama *m;
     float *logits; /* max_rows x vocab */
@@ -34,21 +32,19 @@ struct gllm_encoder {
 };
 
 static gllm_status open_(int ordinal, gllm_device **dev) {
-    (void)ordinal;
     *dev = NULL;
     return GLLM_OK;
 }
 
-static void close_(gllm_device *dev) { (void)dev; }
+static void close_(gllm_device *dev) {}
 
 static void describe(const gllm_device *dev, char *name, size_t cap, const char **isa, int *zero_copy) {
-    (void)dev;
     snprintf(name, cap, "CPU, %d threads", gllm_pool_threads());
     *isa = gllm_kernels()->isa, *zero_copy = 1;
 }
 
-static gllm_status enter(gllm_device *dev) { return (void)dev, GLLM_OK; }
-static void leave(gllm_device *dev) { (void)dev; }
+static gllm_status enter(gllm_device *dev) { return GLLM_OK; }
+static void leave(gllm_device *dev) {}
 
 static void decoder_close(gllm_decoder *d) {
     if (!d) return;
@@ -59,12 +55,11 @@ static void decoder_close(gllm_decoder *d) {
 }
 
 static gllm_status decoder_open(gllm_device *dev, const gllm_llama *m, const gllm_gguf *file, size_t max_rows, gllm_decoder **out) {
-    (void)dev;
     gllm_decoder *d = calloc(1, sizeof *d);
     if (!d) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "generator: no memory");
     d->m = m;
     d->logits = malloc(max_rows * m->vocab * sizeof(float));
-    gllm_status s = d->logits ? gllm_sampler_init(&d->sampler, m->vocab, MAX_HISTORY)
+    gllm_status s = d->logits ? gllm_sampler_init(&d->sampler, m->vocab, GLLM_MAX_HISTORY)
                               : gllm_fail(GLLM_E_OUT_OF_MEMORY, "generator: no memory for the logits");
     /* The weights are the file's mapped pages (zero-copy). GLLM_TILED=1: a tiled copy of the
      * projections and the head instead (faster decode on ISAs with a tiled gemv; the copy
@@ -106,7 +101,6 @@ static gllm_status step(gllm_kv_pages *kv, const gllm_step_item *items, size_t n
 }
 
 static gllm_status accept(gllm_kv_pages *kv, int seq, gllm_kv_seq *s, size_t step_start, const uint32_t *path, size_t n) {
-    (void)seq;
     return gllm_kv_compact(kv->pool, s, step_start, path, n);
 }
 
@@ -127,7 +121,7 @@ static gllm_status swap_in(gllm_kv_pages *kv, int seq, gllm_kv_seq *s, size_t n_
     return st;
 }
 
-static gllm_status pressure(gllm_kv_pages *kv, float *used) { return (void)kv, (void)used, GLLM_OK; }
+static gllm_status pressure(gllm_kv_pages *kv, float *used) { return GLLM_OK; } /* host memory is not ours to count */
 
 static gllm_status logits_read(gllm_decoder *d, size_t rows, float *out) {
     memcpy(out, d->logits, rows * d->m->vocab * sizeof(float));
@@ -159,7 +153,6 @@ static gllm_status block(gllm_decoder *d, gllm_block_kind kind, size_t layer, co
 }
 
 static gllm_status encoder_open(gllm_device *dev, const gllm_bert *m, gllm_encoder **out) {
-    (void)dev;
     gllm_encoder *e = malloc(sizeof *e);
     if (!e) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "encoder: no memory");
     gllm_status s = gllm_cpu_encoder_init(&e->e, m);

@@ -12,8 +12,6 @@
 #include "cuda/sample.h"
 #include "plan/backend.h"
 
-#define MAX_HISTORY 65536
-
 struct gllm_device {
     gllm_cuda c;
 };
@@ -82,7 +80,7 @@ static gllm_status decoder_open(gllm_device *dev, const gllm_llama *m, const gll
     d->c = &dev->c, d->m = m;
     gllm_status s = gllm_cuda_model_init(&d->cm, d->c, &m->plan, file->base, file->size, max_rows, m->n_kv_heads * m->head_dim);
     if (s == GLLM_OK) s = gllm_cuda_alloc(d->c, GLLM_MAX_SEQS * m->vocab * sizeof(float), &d->logits);
-    if (s == GLLM_OK) s = gllm_cuda_sampler_init(d->c, &d->sampler, m->vocab, GLLM_MAX_SEQS, MAX_HISTORY);
+    if (s == GLLM_OK) s = gllm_cuda_sampler_init(d->c, &d->sampler, m->vocab, GLLM_MAX_SEQS, GLLM_MAX_HISTORY);
     if (s != GLLM_OK) return decoder_close(d), s;
     *out = d;
     return GLLM_OK;

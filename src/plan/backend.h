@@ -12,7 +12,8 @@
 #include "model/bert.h"
 #include "model/llama.h"
 
-enum { GLLM_MAX_SEQS = 256 }; /* sequences of a KV cache, and logits rows of a batch */
+enum { GLLM_MAX_SEQS = 256 };       /* sequences of a KV cache, and logits rows of a batch */
+enum { GLLM_MAX_HISTORY = 65536 }; /* tokens of a sampler's history (penalties) */
 
 typedef struct gllm_device gllm_device;     /* CUDA: the context and streams; the CPU has none (NULL) */
 typedef struct gllm_decoder gllm_decoder;   /* a decoder's plan ready to run, its logits and sampler */
