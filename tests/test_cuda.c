@@ -9,10 +9,12 @@
 #include <unistd.h>
 #include "core/dispatch.h"
 #include "core/dtype_traits.h"
+#include "cuda/encoder.h"
 #include "cuda/model.h"
 #include "cuda/names.h"
 #include "cuda/runtime.h"
 #include "format/mapfile.h"
+#include "model/bert.h"
 #include "model/llama.h"
 #include "synth_model.h"
 #include "gllm_kernels.h"
@@ -1057,6 +1059,39 @@ Test(cuda, encoders_match_cpu) {
         remove(path);
     }
     gllm_backend_close(gpu), gllm_backend_close(cpu);
+}
+
+/* the device's two plan runners: the decoder's (a KV cache, graphs) refuses an encoder's plan,
+ * the encoder's (no cache) a decoder's, each naming the step */
+Test(cuda, runners_refuse_the_other_plan) {
+    gllm_cuda c;
+    if (gllm_cuda_open(&c, 0) != GLLM_OK) cr_skip_test("no GPU: %s", gllm_last_error());
+    cr_assert_eq(gllm_cuda_enter(&c), GLLM_OK);
+    char bert_path[128], llama_path[128];
+    write_bert(GLLM_DTYPE_F32, GLLM_DTYPE_F32, bert_path, sizeof bert_path);
+    write_model("llama", GLLM_DTYPE_F32, GLLM_DTYPE_F32, llama_path, sizeof llama_path);
+    gllm_bert bert;
+    gllm_plan bp;
+    cr_assert_eq(gllm_bert_open(bert_path, &bert), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_bert_plan(&bert, 1, &bp), GLLM_OK);
+    gllm_cuda_model cm;
+    cr_assert_eq(gllm_cuda_model_init(&cm, &c, &bp, bert.gguf.base, bert.gguf.size, 8, bert.dim), GLLM_E_UNSUPPORTED);
+    cr_assert(strstr(gllm_last_error(), "needs no cache"), "%s", gllm_last_error());
+    const void *img;
+    size_t bytes;
+    gllm_gguf gg;
+    gllm_llama ll;
+    cr_assert_eq(gllm_map_file(llama_path, "model", &img, &bytes), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_gguf_parse(img, bytes, &gg), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_llama_load(&gg, &ll), GLLM_OK, "%s", gllm_last_error());
+    gllm_cuda_encoder e;
+    cr_assert_eq(gllm_cuda_encoder_init(&e, &c, &ll.plan, img, bytes, NULL, 0), GLLM_E_UNSUPPORTED);
+    cr_assert(strstr(gllm_last_error(), "not taken"), "%s", gllm_last_error());
+    gllm_llama_free(&ll), gllm_gguf_close(&gg), gllm_unmap_file(img, bytes);
+    gllm_plan_free(&bp), gllm_bert_close(&bert);
+    remove(bert_path), remove(llama_path);
+    gllm_cuda_leave(&c);
+    gllm_cuda_close(&c);
 }
 
 /* the default embedding model, where fetched: the GPU's vectors are the CPU's */

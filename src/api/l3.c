@@ -8,6 +8,7 @@
 #include <string.h>
 #include "core/dispatch.h"
 #include "core/error.h"
+#include "model/bert.h"
 #include "plan/backend.h"
 #include "text/tokenizer.h"
 
@@ -477,10 +478,12 @@ gllm_status gllm_head_block(const gllm_generator *g, const float *x, size_t n, f
 
 /* ---- embeddings ----------------------------------------------------------------------------- */
 
-/* an embedder or a reranker: the encoder on the host (tokenizer, weights' image) and on its
- * backend */
+/* an embedder or a reranker: the encoder on the host (tokenizer, weights' image), its forward
+ * as a plan, and that plan on its backend */
 typedef struct {
     gllm_bert m;
+    gllm_plan plan;
+    int rerank;
     const gllm_backend_ops *ops; /* the backend's, or the CPU's where "auto" chose a GPU that cannot hold it */
     gllm_device *dev;
     gllm_encoder *enc;
@@ -494,25 +497,35 @@ struct gllm_reranker {
     encoder e;
 };
 
+static gllm_status encoder_upload(encoder *e) {
+    const gllm_bert *m = &e->m;
+    const void *file = m->st.base ? m->st.base : m->gguf.base;
+    const size_t size = m->st.base ? m->st.size : m->gguf.size;
+    const size_t owned = m->owned ? (m->max_pos + m->n_types) * m->dim * sizeof(float) : 0;
+    return e->ops->encoder_open(e->dev, &e->plan, file, size, m->owned, owned, m->max_pos, &e->enc);
+}
+
 /* both wrap an encoder; a reranker also needs the classifier head */
 static gllm_status encoder_open(gllm_backend *b, const char *path, const char *what, int head, encoder **out) {
     *out = NULL;
     encoder *e = calloc(1, sizeof *e);
     if (!e) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "%s: no memory", what);
     gllm_status s = gllm_bert_open(path, &e->m);
-    if (s == GLLM_OK && head && !e->m.cls_w) s = gllm_fail(GLLM_E_UNSUPPORTED, "%s: %s has no classifier head", what, path), gllm_bert_close(&e->m);
     if (s != GLLM_OK) return free(e), s;
-    e->ops = b->ops, e->dev = b->dev;
+    if (head && !e->m.cls_w) s = gllm_fail(GLLM_E_UNSUPPORTED, "%s: %s has no classifier head", what, path);
+    if (s == GLLM_OK) s = gllm_bert_plan(&e->m, head, &e->plan);
+    if (s != GLLM_OK) return gllm_bert_close(&e->m), free(e), s;
+    e->rerank = head, e->ops = b->ops, e->dev = b->dev;
     if ((s = e->ops->enter(e->dev)) == GLLM_OK) {
-        s = e->ops->encoder_open(e->dev, &e->m, &e->enc);
+        s = encoder_upload(e);
         e->ops->leave(e->dev);
     }
     if (s != GLLM_OK && !b->forced && e->ops != &gllm_cpu_backend) { /* "auto" chose the GPU: a model it cannot hold runs on the CPU */
         fprintf(stderr, "gllm: %s; this %s runs on the CPU\n", gllm_last_error(), what);
         e->ops = &gllm_cpu_backend, e->dev = NULL;
-        s = e->ops->encoder_open(NULL, &e->m, &e->enc);
+        s = encoder_upload(e);
     }
-    if (s != GLLM_OK) return gllm_bert_close(&e->m), free(e), s;
+    if (s != GLLM_OK) return gllm_plan_free(&e->plan), gllm_bert_close(&e->m), free(e), s;
     *out = e;
     return GLLM_OK;
 }
@@ -522,13 +535,34 @@ static void encoder_free(encoder *e) {
         e->ops->encoder_close(e->enc);
         e->ops->leave(e->dev);
     }
+    gllm_plan_free(&e->plan);
     gllm_bert_close(&e->m);
     free(e);
 }
 
-static gllm_status encoder_forward(encoder *e, const int32_t *const *seqs, const size_t *lens, size_t n, int rerank,
-                                   int normalize, float *out) {
-    CALL(e, encode(e->enc, seqs, lens, n, rerank, normalize, out));
+/* embeddings: out[n][dim]; reranking: out[n], each pair's first label */
+static gllm_status encoder_forward(encoder *e, const int32_t *const *seqs, const size_t *lens, size_t n, int normalize, float *out) {
+    const gllm_bert *m = &e->m;
+    size_t rows;
+    gllm_status s = gllm_bert_check(m, seqs, lens, n, &rows);
+    if (s != GLLM_OK) return s;
+    if (!out) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "%s: NULL output", e->rerank ? "rerank" : "embed");
+    gllm_encoder_item *items = malloc(n * sizeof *items);
+    int32_t *types = malloc(rows * sizeof *types);
+    float *logits = e->rerank ? malloc(n * m->n_labels * sizeof *logits) : out;
+    if (!items || !types || !logits) s = gllm_fail(GLLM_E_OUT_OF_MEMORY, "encoder: no memory for %zu tokens", rows);
+    for (size_t i = 0, r = 0; i < n && s == GLLM_OK; r += lens[i], i++) {
+        gllm_bert_types(m, seqs[i], lens[i], e->rerank, types + r);
+        items[i] = (gllm_encoder_item){seqs[i], types + r, lens[i]};
+    }
+    if (s == GLLM_OK && (s = e->ops->enter(e->dev)) == GLLM_OK) {
+        s = e->ops->encode(e->enc, items, n, normalize, logits);
+        e->ops->leave(e->dev);
+    }
+    for (size_t i = 0; e->rerank && i < n && s == GLLM_OK; i++) out[i] = logits[i * m->n_labels];
+    if (e->rerank) free(logits);
+    free(items), free(types);
+    return s;
 }
 
 gllm_status gllm_embedding_upload(gllm_backend *b, const char *path, gllm_embedder **out) {
@@ -559,7 +593,7 @@ gllm_status gllm_embedding_tokenize(const gllm_embedder *e, const char *text, si
 gllm_status gllm_embedding_forward(gllm_embedder *e, const int32_t *const *seqs, const size_t *lens, size_t n,
                                    int normalize, float *out) {
     if (!e) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_embedding_forward: NULL embedder");
-    return encoder_forward(&e->e, seqs, lens, n, 0, normalize, out);
+    return encoder_forward(&e->e, seqs, lens, n, normalize, out);
 }
 
 /* ---- reranking -------------------------------------------------------------------------------- */
@@ -591,5 +625,5 @@ gllm_status gllm_rerank_tokenize(const gllm_reranker *r, const char *query, cons
 
 gllm_status gllm_rerank_forward(gllm_reranker *r, const int32_t *const *pairs, const size_t *lens, size_t n, float *scores) {
     if (!r) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_rerank_forward: NULL reranker");
-    return encoder_forward(&r->e, pairs, lens, n, 1, 0, scores);
+    return encoder_forward(&r->e, pairs, lens, n, 0, scores);
 }

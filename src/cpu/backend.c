@@ -9,7 +9,7 @@
 #include "core/threadpool.h"
 #include "cpu/decoder.h"
 #include "cpu/embed.h"
-#include "cpu/encoder.h"
+#include "cpu/plan_run.h"
 #include "cpu/sample.h"
 #include "plan/backend.h"
 
@@ -28,7 +28,9 @@ struct gllm_kv_pages {
 };
 
 struct gllm_encoder {
-    gllm_cpu_encoder e;
+    const gllm_plan *p;
+    gllm_kv_pool kv; /* one sequence's keys and values, staged for attention */
+    gllm_kv_seq seq;
 };
 
 static gllm_status open_(int ordinal, gllm_device **dev) {
@@ -94,7 +96,7 @@ static void kv_close(gllm_kv_pages *kv) {
 static gllm_status step(gllm_kv_pages *kv, const gllm_step_item *items, size_t n, const gllm_topology *topo, size_t row0) {
     const gllm_decoder *d = kv->d;
     gllm_plan_seq seqs[GLLM_MAX_SEQS];
-    for (size_t b = 0; b < n; b++) seqs[b] = (gllm_plan_seq){items[b].s, items[b].tokens, items[b].n};
+    for (size_t b = 0; b < n; b++) seqs[b] = (gllm_plan_seq){.s = items[b].s, .tokens = items[b].tokens, .n = items[b].n};
     const int tree = topo && topo->parent;
     return gllm_cpu_forward_seqs(d->m, d->plan.steps ? &d->plan : &d->m->plan, kv->pool, seqs, n, topo ? topo->position : NULL,
                                  tree ? topo->parent : NULL, tree, d->logits + row0 * d->m->vocab);
@@ -152,23 +154,32 @@ static gllm_status block(gllm_decoder *d, gllm_block_kind kind, size_t layer, co
     return st;
 }
 
-static gllm_status encoder_open(gllm_device *dev, const gllm_bert *m, gllm_encoder **out) {
-    gllm_encoder *e = malloc(sizeof *e);
+static void encoder_close(gllm_encoder *e) {
+    if (e->seq.table) gllm_kv_seq_release(&e->kv, &e->seq);
+    gllm_kv_pool_free(&e->kv);
+    free(e);
+}
+
+static gllm_status encoder_open(gllm_device *dev, const gllm_plan *p, const void *file, size_t file_size, const void *owned,
+                                size_t owned_size, size_t max_len, gllm_encoder **out) {
+    gllm_encoder *e = calloc(1, sizeof *e);
     if (!e) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "encoder: no memory");
-    gllm_status s = gllm_cpu_encoder_init(&e->e, m);
-    if (s != GLLM_OK) return free(e), s;
+    e->p = p; /* the weights are used where they are */
+    const size_t hd = p->width[BUF_Q] / p->n_heads, pages = (max_len + 15) / 16;
+    gllm_status s = gllm_kv_pool_init(&e->kv, GLLM_DTYPE_F32, 1, p->width[BUF_K] / hd, hd, 16, pages);
+    if (s == GLLM_OK && (s = gllm_kv_seq_init(&e->seq, &e->kv, max_len)) == GLLM_OK) s = gllm_kv_reserve(&e->kv, &e->seq, max_len);
+    if (s != GLLM_OK) return encoder_close(e), s;
     *out = e;
     return GLLM_OK;
 }
 
-static void encoder_close(gllm_encoder *e) {
-    gllm_cpu_encoder_free(&e->e);
-    free(e);
-}
-
-static gllm_status encode(gllm_encoder *e, const int32_t *const *seqs, const size_t *lens, size_t n, int rerank, int normalize,
-                          float *out) {
-    return gllm_cpu_encode(&e->e, seqs, lens, n, rerank, normalize, out);
+static gllm_status encode(gllm_encoder *e, const gllm_encoder_item *items, size_t n, int normalize, float *out) {
+    gllm_plan_seq *seqs = malloc(n * sizeof *seqs);
+    if (!seqs) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "encoder: no memory");
+    for (size_t b = 0; b < n; b++) seqs[b] = (gllm_plan_seq){.s = &e->seq, .tokens = items[b].tokens, .types = items[b].types, .n = items[b].n};
+    gllm_status s = gllm_cpu_plan_run(e->p, 0, e->p->n_steps, &e->kv, seqs, n, NULL, NULL, NULL, normalize ? GLLM_RUN_NORMALIZE : 0, out);
+    free(seqs);
+    return s;
 }
 
 const gllm_backend_ops gllm_cpu_backend = {

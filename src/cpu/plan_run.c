@@ -16,15 +16,17 @@
 
 gllm_status gllm_cpu_plan_run(const gllm_plan *p, size_t first, size_t last, const gllm_kv_pool *pool,
                               const gllm_plan_seq *seqs, size_t n_seqs, const int32_t *position, const int32_t *parent,
-                              const float *x_in, float *x_out, int all, float *logits) {
+                              const float *x_in, int flags, float *result) {
     gllm_status st = gllm_ensure_init();
     if (st != GLLM_OK) return st;
     if (!seqs || !n_seqs || (n_seqs > 1 && (position || parent)))
         return gllm_fail(GLLM_E_INVALID_ARGUMENT, "plan: %zu sequences%s", n_seqs, n_seqs ? " with positions or a tree" : "");
     const gllm_kernel_table *kt = gllm_kernels();
     const size_t mark = gllm_ws_mark();
+    const int all = flags & GLLM_RUN_ALL;
     size_t n = 0;
     for (size_t b = 0; b < n_seqs; b++) n += seqs[b].n;
+    size_t rows = n; /* the rows of the row-wise steps: every token's, one per sequence after a POOL */
     const size_t head_rows = all ? n : n_seqs;
     float *buf[BUF_COUNT], *head_x = all ? NULL : gllm_ws_alloc(n_seqs * p->width[BUF_H] * sizeof(float));
     int32_t *pos = gllm_ws_alloc(n * 4);
@@ -54,7 +56,7 @@ gllm_status gllm_cpu_plan_run(const gllm_plan *p, size_t first, size_t last, con
                 st = gllm_cpu_embed(t->dtype, t->w, t->n, t->k, seqs[b].tokens, seqs[b].n, out + row0[b] * t->k);
             break;
         case STEP_RMSNORM:
-            for (size_t r = 0; r < n; r++) kt->rmsnorm(in + r * t->k, t->b, out + r * t->k, t->k, p->eps);
+            for (size_t r = 0; r < rows; r++) kt->rmsnorm(in + r * t->k, t->b, out + r * t->k, t->k, p->eps);
             break;
         case STEP_QKV_ROPE: { /* the projections of all rows, then RoPE and the KV writes per sequence */
             const size_t kvw = t->n, kv_mark = gllm_ws_mark();
@@ -73,22 +75,61 @@ gllm_status gllm_cpu_plan_run(const gllm_plan *p, size_t first, size_t last, con
                                         parent ? GLLM_MASK_TREE : GLLM_MASK_CAUSAL, parent, p->scale, out + row0[b] * qw);
             break;
         case STEP_MATMUL:
-            st = gllm_cpu_matmul(t->dtype, t->tiled, t->w, in, t->b, out, n, t->n, t->k);
+            st = gllm_cpu_matmul(t->dtype, t->tiled, t->w, in, t->b, out, rows, t->n, t->k);
             break;
         case STEP_ADD:
-            kt->add(out, in, out, n * t->k);
+            kt->add(out, in, out, rows * t->k);
             break;
         case STEP_FFN_UP:
-            st = gllm_cpu_ffn_up(t->ffn, t->dtype, t->tiled, t->w, NULL, t->w2, NULL, in, out, n, t->n, t->k);
+            st = gllm_cpu_ffn_up(t->ffn, t->dtype, t->tiled, t->w, t->b, t->w2, NULL, in, out, rows, t->n, t->k);
             break;
         case STEP_HEAD: /* the rows asked for, gathered */
             for (size_t b = 0; b < n_seqs && !all; b++)
                 memcpy(head_x + b * t->k, in + (row0[b + 1] - 1) * t->k, t->k * sizeof(float));
-            st = gllm_cpu_matmul(t->dtype, t->tiled, t->w, all ? in : head_x, NULL, logits, head_rows, t->n, t->k);
+            st = gllm_cpu_matmul(t->dtype, t->tiled, t->w, all ? in : head_x, NULL, result, head_rows, t->n, t->k);
+            break;
+        case STEP_EMBED_NORM: /* + the position's and the type's rows, then the norm */
+            for (size_t b = 0; b < n_seqs; b++)
+                for (size_t j = 0, r = row0[b]; j < seqs[b].n; j++, r++) {
+                    float *x = out + r * t->k;
+                    kt->add(x, (const float *)t->w + (size_t)pos[r] * t->k, x, t->k);
+                    kt->add(x, (const float *)t->w2 + (size_t)(seqs[b].types ? seqs[b].types[j] : 0) * t->k, x, t->k);
+                    kt->layernorm(x, t->b, t->b2, x, t->k, p->eps);
+                }
+            break;
+        case STEP_QKV:
+            st = gllm_cpu_qkv(&t->qkv, in, n, t->k, qw, t->n, out, buf[BUF_K], buf[BUF_V]);
+            break;
+        case STEP_SELF_ATTN: /* each sequence's K/V staged in its (empty) cache sequence, then seen whole */
+            for (size_t b = 0; b < n_seqs && st == GLLM_OK; b++) {
+                const size_t kvw = p->width[BUF_K];
+                for (size_t j = 0, r = row0[b]; j < seqs[b].n && st == GLLM_OK; j++, r++)
+                    st = gllm_kv_write(pool, seqs[b].s, 0, j, buf[BUF_K] + r * kvw, buf[BUF_V] + r * kvw);
+                if (st == GLLM_OK)
+                    st = gllm_cpu_attention(pool, seqs[b].s, 0, in + row0[b] * qw, seqs[b].n, p->n_heads, 0, GLLM_MASK_NONE, NULL,
+                                            p->scale, out + row0[b] * qw);
+            }
+            break;
+        case STEP_ADD_LAYERNORM:
+            for (size_t r = 0; r < rows; r++) {
+                kt->add(out + r * t->k, in + r * t->k, out + r * t->k, t->k);
+                kt->layernorm(out + r * t->k, t->b, t->b2, out + r * t->k, t->k, p->eps);
+            }
+            break;
+        case STEP_POOL:
+            for (size_t b = 0; b < n_seqs && st == GLLM_OK; b++)
+                st = gllm_cpu_pool(t->pool, in + row0[b] * t->k, NULL, seqs[b].n, t->k, flags & GLLM_RUN_NORMALIZE, out + b * t->k);
+            rows = n_seqs;
+            break;
+        case STEP_TANH:
+            for (size_t j = 0; j < rows * t->k; j++) out[j] = tanhf(in[j]);
             break;
         }
     }
-    if (x_out && st == GLLM_OK) memcpy(x_out, buf[BUF_X], n * p->width[BUF_X] * sizeof(float));
+    if (result && st == GLLM_OK && last > first && p->steps[last - 1].kind != STEP_HEAD) {
+        const gllm_step *t = &p->steps[last - 1];
+        memcpy(result, buf[t->out], rows * gllm_plan_out_width(p, t) * sizeof(float));
+    }
     gllm_ws_release(mark);
     return st;
 }

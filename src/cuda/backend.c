@@ -264,10 +264,12 @@ static gllm_status block(gllm_decoder *d, gllm_block_kind kind, size_t layer, co
     return gllm_cuda_block(&d->cm, first, last, tokens, x, n, out);
 }
 
-static gllm_status encoder_open(gllm_device *dev, const gllm_bert *m, gllm_encoder **out) {
+static gllm_status encoder_open(gllm_device *dev, const gllm_plan *p, const void *file, size_t file_size, const void *owned,
+                                size_t owned_size, size_t max_len, gllm_encoder **out) {
+    (void)max_len; /* attention reads the step's own K/V: no cache to size */
     gllm_encoder *e = calloc(1, sizeof *e);
     if (!e) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "encoder: no memory");
-    gllm_status s = gllm_cuda_encoder_init(&e->e, &dev->c, m);
+    gllm_status s = gllm_cuda_encoder_init(&e->e, &dev->c, p, file, file_size, owned, owned_size);
     if (s != GLLM_OK) return free(e), s;
     *out = e;
     return GLLM_OK;
@@ -278,9 +280,8 @@ static void encoder_close(gllm_encoder *e) {
     free(e);
 }
 
-static gllm_status encode(gllm_encoder *e, const int32_t *const *seqs, const size_t *lens, size_t n, int rerank, int normalize,
-                          float *out) {
-    return gllm_cuda_encode(&e->e, seqs, lens, n, rerank, normalize, out);
+static gllm_status encode(gllm_encoder *e, const gllm_encoder_item *items, size_t n, int normalize, float *out) {
+    return gllm_cuda_encode(&e->e, items, n, normalize, out);
 }
 
 const gllm_backend_ops gllm_cuda_backend = {

@@ -1,31 +1,30 @@
-/* The CUDA backend's BERT-family encoder (src/model/bert.h on the device): the model file
- * uploaded once (or mapped, where the device reads host memory in place), every sequence's
- * rows in one matrix through each projection, attention within each sequence, then mean
- * pooling (embeddings) or the classifier head (reranking) there too: only token ids go up
- * and the pooled vectors or scores come down. Activations grow with the largest batch seen
- * and are kept. */
+/* The CUDA backend's encoder runner: a plan with no cache (src/plan/plan.h: bidirectional
+ * attention within each sequence, pooling) on the device. Its weights are uploaded once (or
+ * mapped, where the device reads host memory in place); every sequence's rows go through each
+ * projection as one matrix; only token ids and types go up, the output rows (pooled vectors,
+ * scores) come down. Activations grow with the largest batch seen and are kept. */
 #ifndef GLLM_CUDA_ENCODER_H
 #define GLLM_CUDA_ENCODER_H
 #include "cuda/runtime.h"
-#include "model/bert.h"
+#include "plan/backend.h"
 
 typedef struct {
     gllm_cuda *c;
-    const gllm_bert *m;
-    const uint8_t *host; /* the model file's image, and its copy on the device (or mapping) */
-    size_t size;
-    CUdeviceptr file, owned; /* owned: the f32 position / type tables (GGUF files widen them) */
+    const gllm_plan *p;
+    const uint8_t *host, *owned_host; /* the weights' two images on the host, and on the device */
+    size_t size, owned_size;
+    CUdeviceptr file, owned;
     int mapped, registered;
     size_t rows_cap, seqs_cap; /* activations' capacity */
-    CUdeviceptr x, q, k, v, a, f, hdr, out;
+    CUdeviceptr buf[BUF_COUNT], hdr;
     CUdeviceptr scratch; /* tensor-core gemms: x rounded to 16 bits (gllm_cuda_gemm_scratch) */
     int32_t *hdr_host;
 } gllm_cuda_encoder;
 
-gllm_status gllm_cuda_encoder_init(gllm_cuda_encoder *e, gllm_cuda *c, const gllm_bert *m);
+/* as the backend table's encoder_open (src/plan/backend.h); a plan step this runner does not
+ * take (the decoders' cache steps, a gated feed-forward) is refused here */
+gllm_status gllm_cuda_encoder_init(gllm_cuda_encoder *e, gllm_cuda *c, const gllm_plan *p, const void *file, size_t file_size,
+                                   const void *owned, size_t owned_size);
 void gllm_cuda_encoder_free(gllm_cuda_encoder *e);
-/* as gllm_cpu_encode (src/cpu/encoder.h; rerank 0: out[n_seq][dim], rerank 1: out[n_seq]
- * scores); the inputs checked as there */
-gllm_status gllm_cuda_encode(gllm_cuda_encoder *e, const int32_t *const *seqs, const size_t *lens, size_t n_seq, int rerank,
-                             int normalize, float *out);
+gllm_status gllm_cuda_encode(gllm_cuda_encoder *e, const gllm_encoder_item *items, size_t n, int normalize, float *out);
 #endif

@@ -54,11 +54,14 @@ gllm_status gllm_cuda_model_init(gllm_cuda_model *cm, gllm_cuda *c, const gllm_p
     const size_t hd = p->width[BUF_Q] / p->n_heads;
     if (hd > 256) return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: head dim %zu (256 at most)", hd);
     size_t ffn = 0; /* the widest feed-forward, which must be a SiLU GLU */
-    for (size_t i = 0; i < p->n_steps; i++)
+    for (size_t i = 0; i < p->n_steps; i++) {
+        if (p->steps[i].kind > STEP_HEAD) /* the encoders' steps: src/cuda/encoder.h */
+            return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: plan step %zu (kind %d) needs no cache", i, (int)p->steps[i].kind);
         if (p->steps[i].kind == STEP_FFN_UP) {
             if (p->steps[i].ffn != GLLM_FFN_SILU_GLU) return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: feed-forward kind %d", (int)p->steps[i].ffn);
             if (p->steps[i].n > ffn) ffn = p->steps[i].n;
         }
+    }
     cm->c = c, cm->p = p, cm->host = host, cm->max_rows = max_rows;
     const char *g = getenv("GLLM_CUDA_GRAPHS");
     cm->graphs = !(g && !strcmp(g, "0"));
@@ -352,6 +355,8 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t first
             }
             s = matmul(cm, t->dtype, t->w, NULL, in, logits, n_out, t->n, t->k);
             break;
+        default: /* refused at init */
+            s = gllm_fail(GLLM_E_INTERNAL, "CUDA: step kind %d", (int)t->kind);
         }
     next:
         if (profile) { /* GLLM_CUDA_PROFILE: device time per step kind, printed at free */

@@ -1,4 +1,5 @@
 #include "model/bert.h"
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -273,4 +274,40 @@ gllm_status gllm_bert_check(const gllm_bert *m, const int32_t *const *seqs, cons
         *rows += lens[i];
     }
     return GLLM_OK;
+}
+
+gllm_status gllm_bert_plan(const gllm_bert *m, int rerank, gllm_plan *p) {
+    memset(p, 0, sizeof *p);
+    const size_t d = m->dim;
+    p->width[BUF_X] = p->width[BUF_H] = p->width[BUF_Q] = p->width[BUF_K] = p->width[BUF_V] = d;
+    p->width[BUF_A] = rerank && m->n_labels > d ? m->n_labels : d;
+    p->width[BUF_F] = m->ffn;
+    p->eps = m->eps, p->n_heads = m->n_heads, p->scale = 1.0f / sqrtf((float)m->head_dim), p->vocab = m->vocab;
+    gllm_status s = gllm_plan_add(p, (gllm_step){.kind = STEP_EMBED, .out = BUF_X, .dtype = m->edt, .w = m->word, .n = m->vocab, .k = d});
+    if (s == GLLM_OK)
+        s = gllm_plan_add(p, (gllm_step){.kind = STEP_EMBED_NORM, .in = BUF_X, .out = BUF_X, .w = m->pos, .w2 = m->type, .b = m->ln_w,
+                                         .b2 = m->ln_b, .k = d});
+    for (size_t l = 0; l < m->n_layers && s == GLLM_OK; l++) {
+        const gllm_bert_layer *L = &m->layers[l];
+        const gllm_qkv_weights w = {.dtype = m->mdt, .wq = L->wq, .wk = L->wk, .wv = L->wv, .bq = L->bq, .bk = L->bk, .bv = L->bv};
+        const gllm_step layer[] = {
+            {.kind = STEP_QKV, .in = BUF_X, .out = BUF_Q, .qkv = w, .n = d, .k = d},
+            {.kind = STEP_SELF_ATTN, .in = BUF_Q, .out = BUF_A},
+            {.kind = STEP_MATMUL, .in = BUF_A, .out = BUF_H, .dtype = m->mdt, .w = L->wo, .b = L->bo, .n = d, .k = d},
+            {.kind = STEP_ADD_LAYERNORM, .in = BUF_H, .out = BUF_X, .b = L->ln1_w, .b2 = L->ln1_b, .k = d},
+            {.kind = STEP_FFN_UP, .in = BUF_X, .out = BUF_F, .ffn = GLLM_FFN_GELU, .dtype = m->mdt, .w = L->wi, .b = L->bi, .n = m->ffn, .k = d},
+            {.kind = STEP_MATMUL, .in = BUF_F, .out = BUF_H, .dtype = m->mdt, .w = L->wd, .b = L->bd, .n = d, .k = m->ffn},
+            {.kind = STEP_ADD_LAYERNORM, .in = BUF_H, .out = BUF_X, .b = L->ln2_w, .b2 = L->ln2_b, .k = d}};
+        for (size_t i = 0; i < sizeof layer / sizeof *layer && s == GLLM_OK; i++) s = gllm_plan_add(p, layer[i]);
+    }
+    if (s == GLLM_OK) s = gllm_plan_add(p, (gllm_step){.kind = STEP_POOL, .in = BUF_X, .out = BUF_H, .pool = rerank ? GLLM_POOL_CLS : m->pooling, .k = d});
+    if (rerank) { /* the classifier on tanh(pooler([CLS])) */
+        const gllm_step head[] = {
+            {.kind = STEP_MATMUL, .in = BUF_H, .out = BUF_Q, .dtype = m->hdt, .w = m->pool_w, .b = m->pool_b, .n = d, .k = d},
+            {.kind = STEP_TANH, .in = BUF_Q, .out = BUF_Q, .k = d},
+            {.kind = STEP_MATMUL, .in = BUF_Q, .out = BUF_A, .dtype = m->hdt, .w = m->cls_w, .b = m->cls_b, .n = m->n_labels, .k = d}};
+        for (size_t i = 0; i < sizeof head / sizeof *head && s == GLLM_OK; i++) s = gllm_plan_add(p, head[i]);
+    }
+    if (s != GLLM_OK) gllm_plan_free(p);
+    return s;
 }

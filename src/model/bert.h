@@ -1,10 +1,11 @@
 /* BERT-family encoder (word + position + token-type embeddings, post-LayerNorm blocks,
  * GELU FFN, bidirectional attention): read from a Hugging Face directory (config.json,
  * model.safetensors, vocab.txt) or a GGUF file (llama.cpp's bert names), weights used in
- * place. Its forwards are the backends' (src/cpu/encoder.c, src/cuda/encoder.c). */
+ * place. Its forward is recorded as a plan (src/plan/plan.h) that any backend runs. */
 #ifndef GLLM_MODEL_BERT_H
 #define GLLM_MODEL_BERT_H
 #include "cpu/embed.h"
+#include "plan/plan.h"
 #include "format/safetensors.h"
 #include "text/tokenizer.h"
 
@@ -38,5 +39,9 @@ void gllm_bert_close(gllm_bert *m);
 gllm_status gllm_bert_check(const gllm_bert *m, const int32_t *const *seqs, const size_t *lens, size_t n_seq, size_t *rows);
 /* types[len] of one sequence: 0, or with pairs 1 after its first [SEP] (0 where the model has
  * one type only) */
+/* the forward as a plan: embeddings, the layers, pooling by the model's kind (its output: one
+ * row of dim per sequence); rerank: the [CLS] row through the pooler's tanh and the classifier
+ * (one row of n_labels per sequence) */
+gllm_status gllm_bert_plan(const gllm_bert *m, int rerank, gllm_plan *p);
 void gllm_bert_types(const gllm_bert *m, const int32_t *seq, size_t len, int pairs, int32_t *types);
 #endif

@@ -9,7 +9,6 @@
 #define GLLM_PLAN_BACKEND_H
 #include "cpu/kv_cache.h"
 #include "format/gguf.h"
-#include "model/bert.h"
 #include "model/llama.h"
 
 enum { GLLM_MAX_SEQS = 256 };       /* sequences of a KV cache, and logits rows of a batch */
@@ -18,7 +17,7 @@ enum { GLLM_MAX_HISTORY = 65536 }; /* tokens of a sampler's history (penalties) 
 typedef struct gllm_device gllm_device;     /* CUDA: the context and streams; the CPU has none (NULL) */
 typedef struct gllm_decoder gllm_decoder;   /* a decoder's plan ready to run, its logits and sampler */
 typedef struct gllm_kv_pages gllm_kv_pages; /* a KV cache's pages and swapped-out images */
-typedef struct gllm_encoder gllm_encoder;   /* a BERT-family encoder ready to run */
+typedef struct gllm_encoder gllm_encoder;   /* an encoder's plan ready to run */
 
 /* one sequence's part of a step: its tokens to slots s->len .. of cache sequence `seq` */
 typedef struct {
@@ -27,6 +26,12 @@ typedef struct {
     const int32_t *tokens;
     size_t n;
 } gllm_step_item;
+
+/* one sequence of an encoder run: its ids and their types (NULL: all 0) */
+typedef struct {
+    const int32_t *tokens, *types;
+    size_t n;
+} gllm_encoder_item;
 
 typedef enum { GLLM_BLOCK_EMBED, GLLM_BLOCK_ATTENTION, GLLM_BLOCK_FFN, GLLM_BLOCK_HEAD } gllm_block_kind;
 
@@ -65,11 +70,14 @@ typedef struct {
     gllm_status (*block)(gllm_decoder *d, gllm_block_kind kind, size_t layer, const int32_t *tokens, const float *x, size_t n,
                          float *out);
 
-    /* embeddings (pooled, normalised or not) or reranking scores of n sequences (checked by the model) */
-    gllm_status (*encoder_open)(gllm_device *dev, const gllm_bert *m, gllm_encoder **out);
+    /* encoders: a plan with no cache (its attention within each sequence, of up to max_len
+     * tokens), its weights in the file's image [file, file + file_size) or in [owned, owned +
+     * owned_size); encode: n sequences (checked), the plan's output rows (one per sequence after
+     * its POOL) into out, the pooled rows L2-normalised when normalize != 0 */
+    gllm_status (*encoder_open)(gllm_device *dev, const gllm_plan *p, const void *file, size_t file_size, const void *owned,
+                                size_t owned_size, size_t max_len, gllm_encoder **out);
     void (*encoder_close)(gllm_encoder *e);
-    gllm_status (*encode)(gllm_encoder *e, const int32_t *const *seqs, const size_t *lens, size_t n, int rerank, int normalize,
-                          float *out);
+    gllm_status (*encode)(gllm_encoder *e, const gllm_encoder_item *items, size_t n, int normalize, float *out);
 } gllm_backend_ops;
 
 extern const gllm_backend_ops gllm_cpu_backend, gllm_cuda_backend;

@@ -17,3 +17,16 @@ void gllm_plan_free(gllm_plan *p) {
     free(p->layer_steps);
     p->steps = NULL, p->layer_steps = NULL, p->n_steps = p->cap = 0;
 }
+
+size_t gllm_plan_out_width(const gllm_plan *p, const gllm_step *t) {
+    switch (t->kind) {
+    case STEP_MATMUL:
+    case STEP_FFN_UP:
+    case STEP_HEAD: return t->n;
+    case STEP_QKV_ROPE:
+    case STEP_QKV:
+    case STEP_ATTN:
+    case STEP_SELF_ATTN: return p->width[BUF_Q];
+    default: return t->k;
+    }
+}
