@@ -70,9 +70,10 @@ typedef struct gllm_kv_cache gllm_kv_cache;
 typedef struct gllm_logits gllm_logits;
 
 /* "auto" (CUDA when built and present, else the CPU), "cpu" or "cuda:N"; GLLM_DEVICE,
- * when set, overrides name. A forced backend that cannot start is an error. On CUDA, free
- * in reverse order of creation (caches, generators, then the backend); calls from several
- * threads take turns on one device. */
+ * when set, overrides name. A forced backend that cannot start is an error. Objects may be
+ * closed or freed in any order: each keeps what it was made from (a generator its backend
+ * and model, a cache its generator, an embedder or reranker its backend) until it is freed
+ * itself. Calls from several threads take turns on one device. */
 GLLM_API gllm_status gllm_backend_open(const char *name, gllm_backend **out);
 GLLM_API void gllm_backend_close(gllm_backend *b);
 typedef struct {
@@ -108,7 +109,7 @@ GLLM_API int gllm_model_is_eog(const gllm_model *m, int32_t id);
  * llama.cpp's default: SentencePiece and Llama 3 vocabularies yes, other BPE no) */
 GLLM_API int gllm_model_add_bos(const gllm_model *m);
 
-/* weights handed to the backend once (the CPU uses the mapping: the model must stay open; with
+/* weights handed to the backend once (the CPU uses the mapping, which the generator keeps; with
  * GLLM_TILED=1 it copies the projection and head weights that its ISA reads faster tiled, once,
  * and gives their file pages back. CUDA copies the file to the device); max_tokens: the most tokens one forward call takes.
  * A model that a GPU chosen by "auto" cannot hold runs on the CPU. */

@@ -1094,6 +1094,45 @@ Test(cuda, runners_refuse_the_other_plan) {
     gllm_cuda_close(&c);
 }
 
+/* on the device too, objects may be freed in any order: the backend and the model closed
+ * first, a generator before its cache, the backend before an embedder */
+Test(cuda, free_in_any_order) {
+    if (!has_gpu()) cr_skip_test("no GPU");
+    char path[128], bert_path[128];
+    write_model("llama", GLLM_DTYPE_F16, GLLM_DTYPE_F16, path, sizeof path);
+    write_bert(GLLM_DTYPE_F16, GLLM_DTYPE_F16, bert_path, sizeof bert_path);
+    gllm_backend *b;
+    gllm_model *m;
+    gllm_generator *g;
+    gllm_kv_cache *kv;
+    gllm_embedder *e;
+    cr_assert_eq(gllm_backend_open("cuda:0", &b), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_model_open(path, &m), GLLM_OK);
+    cr_assert_eq(gllm_generator_upload(b, m, 16, &g), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_kv_cache_alloc(g, 4, 16, GLLM_DTYPE_F16, &kv), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_embedding_upload(b, bert_path, &e), GLLM_OK, "%s", gllm_last_error());
+    gllm_backend_close(b);
+    gllm_model_close(m);
+    int seq;
+    const int32_t tok[3] = {1, 2, 3}, *ids = tok;
+    const size_t three = 3;
+    gllm_logits *l;
+    int32_t next;
+    float v[64];
+    cr_assert_eq(gllm_seq_open(kv, 16, &seq), GLLM_OK);
+    cr_assert_eq(gllm_generator_forward(g, kv, seq, tok, 3, NULL, &l), GLLM_OK, "%s", gllm_last_error());
+    const gllm_sampling greedy = {.temperature = 0, .top_p = 1, .repetition_penalty = 1};
+    cr_assert_eq(gllm_sample(g, l, &greedy, NULL, 0, 0, &next), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_embedding_forward(e, &ids, &three, 1, 1, v), GLLM_OK, "%s", gllm_last_error());
+    gllm_generator_free(g);
+    float used;
+    cr_assert_eq(gllm_memory_pressure(kv, &used), GLLM_OK, "the cache still works: %s", gllm_last_error());
+    cr_assert_eq(gllm_seq_close(kv, seq), GLLM_OK);
+    gllm_kv_cache_free(kv);
+    gllm_embedder_free(e);
+    remove(path), remove(bert_path);
+}
+
 /* the default embedding model, where fetched: the GPU's vectors are the CPU's */
 Test(cuda, minilm_matches_cpu) {
     if (!has_gpu()) cr_skip_test("no GPU");

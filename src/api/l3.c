@@ -14,7 +14,11 @@
 
 #define MAX_SEQS GLLM_MAX_SEQS
 
+/* Objects that others use (a backend, a model, a generator) live until the last user lets go:
+ * the caller's close or free is one release, each object built on them holds one more. So
+ * they may be freed in any order. */
 struct gllm_backend {
+    _Atomic int refs;
     char device[160];
     const char *isa;
     int zero_copy;
@@ -24,6 +28,7 @@ struct gllm_backend {
 };
 
 struct gllm_model {
+    _Atomic int refs;
     gllm_gguf gguf;
     gllm_llama llama;
     gllm_tokenizer *tok;
@@ -36,23 +41,25 @@ struct gllm_logits {
 };
 
 struct gllm_generator {
+    _Atomic int refs;
+    gllm_backend *b;             /* held, as m */
     const gllm_backend_ops *ops; /* b's, or the CPU's where "auto" chose a GPU that cannot hold the model */
     gllm_device *dev;
-    const gllm_model *m;
+    gllm_model *m;
     size_t max_rows;
     gllm_logits view;
     gllm_decoder *dec;
 };
 
 struct gllm_kv_cache {
-    gllm_generator *g;
+    gllm_generator *g; /* held */
     gllm_kv_pool pool;
     gllm_kv_seq seq[MAX_SEQS];
     int open[MAX_SEQS], protect[MAX_SEQS], swapped[MAX_SEQS];
     unsigned long warm[MAX_SEQS], step; /* a sequence is warm when warm[s] == step (the latest forward) */
     size_t swapped_pages[MAX_SEQS];
     _Atomic int running;                /* a forward is in progress */
-    const gllm_backend_ops *ops;        /* its generator's backend (the CPU's outlive the generator) */
+    const gllm_backend_ops *ops;        /* its generator's backend */
     gllm_device *dev;
     gllm_kv_pages *pages;               /* the backend's pages and swapped-out images */
 };
@@ -85,6 +92,7 @@ gllm_status gllm_backend_open(const char *name, gllm_backend **out) {
     }
     gllm_backend *b = calloc(1, sizeof *b);
     if (!b) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "backend: no memory");
+    b->refs = 1;
     b->forced = ordinal >= 0, b->ops = &gllm_cpu_backend;
     if (!strcmp(want, "auto")) ordinal = 0; /* CUDA first, the CPU when there is no GPU */
     if (ordinal >= 0) {
@@ -100,11 +108,22 @@ gllm_status gllm_backend_open(const char *name, gllm_backend **out) {
     return GLLM_OK;
 }
 
+static gllm_backend *backend_hold(gllm_backend *b) { return atomic_fetch_add(&b->refs, 1), b; }
+
 void gllm_backend_close(gllm_backend *b) {
-    if (!b) return;
+    if (!b || atomic_fetch_sub(&b->refs, 1) != 1) return;
     b->ops->close(b->dev);
     free(b);
 }
+
+/* a backend object's close between the device's enter and leave (a device that cannot be
+ * entered has failed: the object's host memory is freed all the same) */
+#define CLOSE(ops, dev, call)                                 \
+    do {                                                      \
+        const int entered = (ops)->enter(dev) == GLLM_OK;     \
+        (ops)->call;                                          \
+        if (entered) (ops)->leave(dev);                       \
+    } while (0)
 
 gllm_status gllm_backend_get_info(const gllm_backend *b, gllm_backend_info *out) {
     if (!b || !out) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_backend_get_info: NULL argument");
@@ -125,6 +144,7 @@ gllm_status gllm_model_open(const char *path, gllm_model **out) {
         free(m);
         return s;
     }
+    m->refs = 1;
     gllm_str a;
     gllm_gguf_str(&m->gguf, "general.architecture", &a);
     snprintf(m->arch, sizeof m->arch, "%.*s", (int)a.len, a.ptr);
@@ -134,7 +154,7 @@ gllm_status gllm_model_open(const char *path, gllm_model **out) {
 }
 
 void gllm_model_close(gllm_model *m) {
-    if (!m) return;
+    if (!m || atomic_fetch_sub(&m->refs, 1) != 1) return;
     gllm_tokenizer_free(m->tok);
     gllm_llama_free(&m->llama);
     gllm_gguf_close(&m->gguf);
@@ -169,7 +189,8 @@ gllm_status gllm_generator_upload(gllm_backend *b, const gllm_model *m, size_t m
     *out = NULL;
     gllm_generator *g = calloc(1, sizeof *g);
     if (!g) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "generator: no memory");
-    g->m = m, g->ops = b->ops, g->dev = b->dev;
+    g->refs = 1;
+    g->m = (gllm_model *)m, g->ops = b->ops, g->dev = b->dev; /* m: held, its counter the one field written */
     g->max_rows = max_tokens > MAX_SEQS ? max_tokens : MAX_SEQS;
     gllm_status s = g->ops->enter(g->dev);
     if (s == GLLM_OK) {
@@ -183,16 +204,15 @@ gllm_status gllm_generator_upload(gllm_backend *b, const gllm_model *m, size_t m
         s = g->ops->decoder_open(NULL, &m->llama, &m->gguf, g->max_rows, &g->dec);
     }
     if (s != GLLM_OK) return free(g), s;
+    atomic_fetch_add(&g->m->refs, 1), g->b = backend_hold(b);
     *out = g;
     return GLLM_OK;
 }
 
 void gllm_generator_free(gllm_generator *g) {
-    if (!g) return;
-    if (g->ops->enter(g->dev) == GLLM_OK) { /* the backend must still be open */
-        g->ops->decoder_close(g->dec);
-        g->ops->leave(g->dev);
-    }
+    if (!g || atomic_fetch_sub(&g->refs, 1) != 1) return;
+    CLOSE(g->ops, g->dev, decoder_close(g->dec));
+    gllm_model_close(g->m), gllm_backend_close(g->b);
     free(g);
 }
 
@@ -208,19 +228,18 @@ gllm_status gllm_kv_cache_alloc(gllm_generator *g, size_t n_pages, size_t page_s
         g->ops->leave(g->dev);
     }
     if (s != GLLM_OK) return free(kv), s;
+    atomic_fetch_add(&g->refs, 1);
     *out = kv;
     return GLLM_OK;
 }
 
 void gllm_kv_cache_free(gllm_kv_cache *kv) {
     if (!kv) return;
-    if (kv->ops->enter(kv->dev) == GLLM_OK) { /* CUDA: its generator must still be there */
-        kv->ops->kv_close(kv->pages);
-        kv->ops->leave(kv->dev);
-    }
+    CLOSE(kv->ops, kv->dev, kv_close(kv->pages));
     for (int i = 0; i < MAX_SEQS; i++)
         if (kv->open[i]) gllm_kv_seq_release(&kv->pool, &kv->seq[i]);
     gllm_kv_pool_free(&kv->pool);
+    gllm_generator_free(kv->g);
     free(kv);
 }
 
@@ -484,6 +503,7 @@ typedef struct {
     gllm_bert m;
     gllm_plan plan;
     int rerank;
+    gllm_backend *b;             /* held */
     const gllm_backend_ops *ops; /* the backend's, or the CPU's where "auto" chose a GPU that cannot hold it */
     gllm_device *dev;
     gllm_encoder *enc;
@@ -526,17 +546,16 @@ static gllm_status encoder_open(gllm_backend *b, const char *path, const char *w
         s = encoder_upload(e);
     }
     if (s != GLLM_OK) return gllm_plan_free(&e->plan), gllm_bert_close(&e->m), free(e), s;
+    e->b = backend_hold(b);
     *out = e;
     return GLLM_OK;
 }
 
 static void encoder_free(encoder *e) {
-    if (e->ops->enter(e->dev) == GLLM_OK) { /* the backend must still be open */
-        e->ops->encoder_close(e->enc);
-        e->ops->leave(e->dev);
-    }
+    CLOSE(e->ops, e->dev, encoder_close(e->enc));
     gllm_plan_free(&e->plan);
     gllm_bert_close(&e->m);
+    gllm_backend_close(e->b);
     free(e);
 }
 

@@ -1,6 +1,6 @@
 /* The operator builder: a model records its forward once as a plan (kernel calls over
- * named workspace buffers); a backend runs the plan each step (src/cpu/plan_run.h,
- * src/cuda/model.h).
+ * named workspace buffers); a backend runs the plan each step (src/cpu/plan_run.h; on CUDA
+ * src/cuda/model.h with a KV cache, src/cuda/encoder.h without).
  * Model code never names a backend; backends never know model architectures. */
 #ifndef GLLM_PLAN_H
 #define GLLM_PLAN_H
