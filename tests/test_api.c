@@ -116,11 +116,11 @@ Test(api, bad_thread_count_is_an_error) {
 Test(api, threads_do_not_change_results) {
     setenv("GLLM_NUM_THREADS", "3", 1);
     cr_assert_eq(gllm_init(), GLLM_OK);
-    const size_t m = 33, n = 1531, k = 512;
-    float *x = malloc(m * k * 4), *w = malloc(n * k * 4), *y1 = malloc(m * n * 4), *y2 = malloc(m * n * 4);
+    const size_t m = 33, n = 1531, k = 512, rm = 101, rn = 37; /* rm, rn: the row split's case below */
+    float *x = malloc(rm * k * 4), *w = malloc(n * k * 4), *y1 = malloc(m * n * 4), *y2 = malloc(m * n * 4);
     void *scratch = aligned_alloc(64, GLLM_SCRATCH_BYTES);
     srand(11);
-    for (size_t i = 0; i < m * k; i++) x[i] = (float)rand() / RAND_MAX - 0.5f;
+    for (size_t i = 0; i < rm * k; i++) x[i] = (float)rand() / RAND_MAX - 0.5f;
     for (size_t i = 0; i < n * k; i++) w[i] = (float)rand() / RAND_MAX - 0.5f;
     const gllm_kernel_table *kt = gllm_kernel_tables[0];
     for (int i = 0; i < GLLM_ISA_COUNT; i++)
@@ -130,6 +130,25 @@ Test(api, threads_do_not_change_results) {
         gllm_matmul_args a = {.w = w, .w_row_bytes = k * 4, .x = x, .ldx = k, .y = y2, .ldy = n, .m = mm, .n = n, .k = k};
         (mm <= gllm_cpu_gemv_rows(GLLM_DTYPE_F32) ? kt->gemv : kt->gemm)[GLLM_DTYPE_F32](&a, 0, n, scratch);
         cr_assert(memcmp(y1, y2, mm * n * 4) == 0, "m=%zu: threaded result differs from one call", mm);
+    }
+    /* more rows than twice the columns: the pool splits the rows (a float and two block formats,
+     * whose quantised activations are offset too) */
+    const gllm_dtype rows_dts[3] = {GLLM_DTYPE_F32, GLLM_DTYPE_Q8_0, GLLM_DTYPE_Q4_1};
+    cr_assert(gllm_cpu_matmul_split(GLLM_DTYPE_F32, rm, rn, k).by_rows, "a row split");
+    for (int d = 0; d < 3; d++) {
+        const gllm_dtype t = rows_dts[d];
+        size_t row;
+        cr_assert_eq(gllm_row_size(t, k, &row), GLLM_OK);
+        void *wq = malloc(rn * row);
+        gllm_q8x *xq = malloc(rm * (k / 32) * sizeof *xq);
+        cr_assert_eq(gllm_quantize(t, w, wq, rn, k), GLLM_OK);
+        cr_assert_eq(gllm_matmul(t, wq, x, NULL, y1, rm, rn, k), GLLM_OK, "%s", gllm_last_error());
+        gllm_cpu_act_quant(x, rm, k, xq);
+        gllm_matmul_args a = {.w = wq, .w_row_bytes = row, .x = x, .ldx = k, .xq = t == GLLM_DTYPE_F32 ? NULL : xq, .y = y2,
+                              .ldy = rn, .m = rm, .n = rn, .k = k};
+        kt->gemm[t](&a, 0, rn, scratch);
+        cr_assert(memcmp(y1, y2, rm * rn * 4) == 0, "%s: row split differs from one call", gllm_dtype_name(t));
+        free(wq), free(xq);
     }
     free(x), free(w), free(y1), free(y2), free(scratch);
 }

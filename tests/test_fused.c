@@ -58,6 +58,9 @@ Test(fused, ffn_up_all_kinds) {
             ffn_case((gllm_ffn_kind)kind, ts[i], 7, 200, 64);
         }
     ffn_case(GLLM_FFN_SILU_GLU, GLLM_DTYPE_Q4_0, 70, 300, 288);
+    /* GELU past the gemv's rows: the matmul, then GELU over the rows (column and row splits) */
+    ffn_case(GLLM_FFN_GELU, GLLM_DTYPE_F32, 45, 70, 96);
+    ffn_case(GLLM_FFN_GELU, GLLM_DTYPE_Q8_0, 131, 40, 64);
 }
 
 /* Q/K/V + QK-norm + RoPE + KV write, separated vs fused weights, against the reference */

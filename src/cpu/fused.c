@@ -40,6 +40,17 @@ static void ffn_task(void *ctx, size_t task, void *scratch) {
     }
 }
 
+typedef struct {
+    float *y;
+    size_t m, n, rows; /* rows per task */
+} gelu_job;
+
+static void gelu_task(void *ctx, size_t task, void *scratch) {
+    (void)scratch;
+    const gelu_job *j = ctx;
+    for (size_t r = task * j->rows; r < (task + 1) * j->rows && r < j->m; r++) gllm_kernels()->gelu(j->y + r * j->n, j->y + r * j->n, j->n);
+}
+
 gllm_status gllm_cpu_ffn_up(gllm_ffn_kind kind, gllm_dtype t, int tiled, const void *w_gate, const float *b_gate,
                             const void *w_up, const float *b_up, const float *x, float *y, size_t m, size_t n,
                             size_t k) {
@@ -49,6 +60,12 @@ gllm_status gllm_cpu_ffn_up(gllm_ffn_kind kind, gllm_dtype t, int tiled, const v
         return gllm_fail(GLLM_E_INVALID_ARGUMENT, "ffn: NULL or empty input");
     if ((unsigned)t >= GLLM_DTYPE_COUNT || k % (size_t)gllm_dtype_traits_table[t].block)
         return gllm_fail(GLLM_E_INVALID_ARGUMENT, "ffn: dtype %d with k=%zu", (int)t, k);
+    if (kind == GLLM_FFN_GELU && m > gllm_cpu_gemv_rows(t)) { /* no gate: the matmul, then GELU in place */
+        if ((st = gllm_cpu_matmul(t, tiled, w_gate, x, b_gate, y, m, n, k)) != GLLM_OK) return st;
+        gelu_job g = {y, m, n, (m + 63) / 64}; /* 64 tasks */
+        gllm_pool_run((m + g.rows - 1) / g.rows, gelu_task, &g);
+        return GLLM_OK;
+    }
     ffn_job j = {.kind = kind, .fn = gllm_cpu_matmul_kernel(t, m, tiled), .row_bytes = gllm_row_bytes(t, k), .n = n, .y = y};
     j.gate = (gllm_matmul_args){.w = w_gate, .w_row_bytes = j.row_bytes, .x = x, .ldx = k, .bias = b_gate, .m = m, .k = k,
                                 .tiled = tiled};
@@ -77,19 +94,18 @@ void gllm_qkv_fused(gllm_qkv_weights *w, gllm_dtype t, const void *wqkv, const f
     if (bqkv) w->bq = bqkv, w->bk = bqkv + nq, w->bv = bqkv + nq + nk;
 }
 
-/* the three projections as one set of column ranges on the pool */
+/* the three projections as one set of tasks on the pool */
 typedef struct {
     gllm_matmul_fn fn;
     gllm_matmul_args mm[3];
-    size_t chunk[3], tasks[3];
+    gllm_mm_split split[3];
 } qkv_job;
 
 static void qkv_task(void *ctx, size_t task, void *scratch) {
     const qkv_job *j = ctx;
     int w = 0;
-    while (task >= j->tasks[w]) task -= j->tasks[w++];
-    const size_t j0 = task * j->chunk[w], j1 = j0 + j->chunk[w] < j->mm[w].n ? j0 + j->chunk[w] : j->mm[w].n;
-    j->fn(&j->mm[w], j0, j1, scratch);
+    while (task >= j->split[w].tasks) task -= j->split[w++].tasks;
+    gllm_cpu_matmul_part(j->fn, &j->mm[w], &j->split[w], task, scratch);
 }
 
 gllm_status gllm_cpu_qkv(const gllm_qkv_weights *w, const float *x, size_t m, size_t k, size_t nq, size_t nkv,
@@ -112,9 +128,8 @@ gllm_status gllm_cpu_qkv(const gllm_qkv_weights *w, const float *x, size_t m, si
         j.mm[i] = (gllm_matmul_args){.w = ws[i], .w_row_bytes = gllm_row_bytes(t, k), .x = x, .ldx = k, .xq = xq,
                                      .bias = bs[i], .y = ys[i], .ldy = ns[i], .m = m, .n = ns[i], .k = k,
                                      .tiled = w->tiled};
-        j.chunk[i] = gllm_cpu_matmul_chunk(t, m, ns[i], k);
-        j.tasks[i] = (ns[i] + j.chunk[i] - 1) / j.chunk[i];
-        total += j.tasks[i];
+        j.split[i] = gllm_cpu_matmul_split(t, m, ns[i], k);
+        total += j.split[i].tasks;
     }
     gllm_pool_run(total, qkv_task, &j);
     gllm_ws_release(mark);

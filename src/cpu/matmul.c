@@ -64,24 +64,39 @@ void gllm_cpu_tile(gllm_dtype t, const void *w, void *dst, size_t n, size_t k) {
     gllm_pool_run(n / GLLM_TILE_ROWS, tile_task, &c);
 }
 
-size_t gllm_cpu_matmul_chunk(gllm_dtype t, size_t m, size_t n, size_t k) {
+gllm_mm_split gllm_cpu_matmul_split(gllm_dtype t, size_t m, size_t n, size_t k) {
     const size_t threads = (size_t)gllm_pool_threads();
     const double work = (double)m * (double)n * (double)k;
+    if (work >= 65536.0 && m > gllm_cpu_gemv_rows(t) && m >= 2 * n && threads > 1) { /* the activations outweigh the weights */
+        const size_t chunk = (m + threads - 1) / threads;
+        return (gllm_mm_split){chunk, (m + chunk - 1) / chunk, 1};
+    }
     const size_t parts = work < 65536.0 ? 1 : m <= gllm_cpu_gemv_rows(t) ? threads * 8 : threads;
-    const size_t chunk = (n + parts - 1) / parts;
-    return (chunk + 63) / 64 * 64;
+    const size_t chunk = ((n + parts - 1) / parts + 63) / 64 * 64;
+    return (gllm_mm_split){chunk, (n + chunk - 1) / chunk, 0};
+}
+
+void gllm_cpu_matmul_part(gllm_matmul_fn fn, const gllm_matmul_args *a, const gllm_mm_split *s, size_t task, void *scratch) {
+    const size_t lo = task * s->chunk, len = s->by_rows ? a->m : a->n, hi = lo + s->chunk < len ? lo + s->chunk : len;
+    if (!s->by_rows) {
+        fn(a, lo, hi, scratch);
+        return;
+    }
+    gllm_matmul_args rows = *a; /* rows lo .. hi - 1 as a matmul of their own */
+    rows.x += lo * a->ldx, rows.y += lo * a->ldy, rows.m = hi - lo;
+    if (a->xq) rows.xq += lo * (a->k / 32);
+    fn(&rows, 0, a->n, scratch);
 }
 
 typedef struct {
     gllm_matmul_fn fn;
     gllm_matmul_args args;
-    size_t chunk;
+    gllm_mm_split split;
 } mm_job;
 
 static void matmul_task(void *ctx, size_t task, void *scratch) {
     const mm_job *j = ctx;
-    const size_t j0 = task * j->chunk, j1 = j0 + j->chunk < j->args.n ? j0 + j->chunk : j->args.n;
-    j->fn(&j->args, j0, j1, scratch);
+    gllm_cpu_matmul_part(j->fn, &j->args, &j->split, task, scratch);
 }
 
 gllm_status gllm_cpu_matmul(gllm_dtype t, int tiled, const void *w, const float *x, const float *bias, float *y,
@@ -89,7 +104,7 @@ gllm_status gllm_cpu_matmul(gllm_dtype t, int tiled, const void *w, const float 
     mm_job j = {.fn = gllm_cpu_matmul_kernel(t, m, tiled),
                 .args = {.w = w, .w_row_bytes = gllm_row_bytes(t, k), .x = x, .ldx = k, .bias = bias, .y = y, .ldy = n,
                          .m = m, .n = n, .k = k, .tiled = tiled},
-                .chunk = gllm_cpu_matmul_chunk(t, m, n, k)};
+                .split = gllm_cpu_matmul_split(t, m, n, k)};
     const size_t mark = gllm_ws_mark();
     if (gllm_dtype_traits_table[t].int8_path) {
         gllm_q8x *xq = gllm_ws_alloc(m * (k / 32) * sizeof(gllm_q8x));
@@ -97,7 +112,7 @@ gllm_status gllm_cpu_matmul(gllm_dtype t, int tiled, const void *w, const float 
         gllm_cpu_act_quant(x, m, k, xq);
         j.args.xq = xq;
     }
-    gllm_pool_run((n + j.chunk - 1) / j.chunk, matmul_task, &j);
+    gllm_pool_run(j.split.tasks, matmul_task, &j);
     gllm_ws_release(mark);
     return GLLM_OK;
 }

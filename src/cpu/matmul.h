@@ -4,7 +4,7 @@
 #include "gllm_kernels.h"
 #include "kernels.h"
 
-/* Y[m][n] = X[m][k] . W[n][k]^T (+ bias): act_quant (block formats), then column ranges on the pool;
+/* Y[m][n] = X[m][k] . W[n][k]^T (+ bias): act_quant (block formats), then column or row ranges on the pool (gllm_cpu_matmul_split);
  * tiled: W in the tiled layout (src/core/kernel_abi.h, gllm_cpu_tile) */
 gllm_status gllm_cpu_matmul(gllm_dtype t, int tiled, const void *w, const float *x, const float *bias, float *y, size_t m,
                             size_t n, size_t k);
@@ -22,6 +22,15 @@ gllm_matmul_fn gllm_cpu_matmul_kernel(gllm_dtype t, size_t m, int tiled);
  * whole tiles; gllm_cpu_tile writes W (n rows of k) tiled into dst (as many bytes). */
 int gllm_cpu_tileable(gllm_dtype t, size_t n);
 void gllm_cpu_tile(gllm_dtype t, const void *w, void *dst, size_t n, size_t k);
-/* column ranges per task: one range per thread for gemm (panels packed once), smaller for gemv */
-size_t gllm_cpu_matmul_chunk(gllm_dtype t, size_t m, size_t n, size_t k);
+/* A matmul's tasks on the pool: column ranges (one per thread for gemm, each packing its
+ * weight panels once; smaller for gemv), or row ranges, one per thread, where the activations
+ * outweigh the weights (m >= 2n: each thread then reads its own rows once and all the weights,
+ * not all the rows). Each row and column is computed alike either way. */
+typedef struct {
+    size_t chunk, tasks;
+    int by_rows;
+} gllm_mm_split;
+gllm_mm_split gllm_cpu_matmul_split(gllm_dtype t, size_t m, size_t n, size_t k);
+/* task `task` of split s of matmul a */
+void gllm_cpu_matmul_part(gllm_matmul_fn fn, const gllm_matmul_args *a, const gllm_mm_split *s, size_t task, void *scratch);
 #endif
