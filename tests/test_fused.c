@@ -61,6 +61,9 @@ Test(fused, ffn_up_all_kinds) {
     /* GELU past the gemv's rows: the matmul, then GELU over the rows (column and row splits) */
     ffn_case(GLLM_FFN_GELU, GLLM_DTYPE_F32, 45, 70, 96);
     ffn_case(GLLM_FFN_GELU, GLLM_DTYPE_Q8_0, 131, 40, 64);
+    /* gated, many rows: chunks of columns, every row each */
+    ffn_case(GLLM_FFN_SILU_GLU, GLLM_DTYPE_Q8_0, 301, 72, 256);
+    ffn_case(GLLM_FFN_GELU_GLU, GLLM_DTYPE_F16, 263, 130, 288);
 }
 
 /* Q/K/V + QK-norm + RoPE + KV write, separated vs fused weights, against the reference */
