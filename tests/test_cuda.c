@@ -13,7 +13,6 @@
 #include "cuda/model.h"
 #include "cuda/names.h"
 #include "cuda/runtime.h"
-#include "format/mapfile.h"
 #include "model/bert.h"
 #include "model/llama.h"
 #include "synth_model.h"
@@ -1077,17 +1076,14 @@ Test(cuda, runners_refuse_the_other_plan) {
     gllm_cuda_model cm;
     cr_assert_eq(gllm_cuda_model_init(&cm, &c, &bp, bert.gguf.base, bert.gguf.size, 8, bert.dim), GLLM_E_UNSUPPORTED);
     cr_assert(strstr(gllm_last_error(), "needs no cache"), "%s", gllm_last_error());
-    const void *img;
-    size_t bytes;
     gllm_gguf gg;
     gllm_llama ll;
-    cr_assert_eq(gllm_map_file(llama_path, "model", &img, &bytes), GLLM_OK, "%s", gllm_last_error());
-    cr_assert_eq(gllm_gguf_parse(img, bytes, &gg), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_gguf_open(llama_path, &gg), GLLM_OK, "%s", gllm_last_error());
     cr_assert_eq(gllm_llama_load(&gg, &ll), GLLM_OK, "%s", gllm_last_error());
     gllm_cuda_encoder e;
-    cr_assert_eq(gllm_cuda_encoder_init(&e, &c, &ll.plan, img, bytes, NULL, 0), GLLM_E_UNSUPPORTED);
+    cr_assert_eq(gllm_cuda_encoder_init(&e, &c, &ll.plan, gg.base, gg.size, NULL, 0), GLLM_E_UNSUPPORTED);
     cr_assert(strstr(gllm_last_error(), "not taken"), "%s", gllm_last_error());
-    gllm_llama_free(&ll), gllm_gguf_close(&gg), gllm_unmap_file(img, bytes);
+    gllm_llama_free(&ll), gllm_gguf_close(&gg);
     gllm_plan_free(&bp), gllm_bert_close(&bert);
     remove(bert_path), remove(llama_path);
     gllm_cuda_leave(&c);
@@ -1194,12 +1190,9 @@ Test(cuda, smollm2_matches_reference) {
     }
     side_close(&gpu);
     /* the reference over the prompt and the picks: its rows np - 1 .. n - 2 */
-    const void *img;
-    size_t bytes;
     gllm_gguf gg;
     gllm_llama ll;
-    cr_assert_eq(gllm_map_file(path, "model", &img, &bytes), GLLM_OK, "%s", gllm_last_error());
-    cr_assert_eq(gllm_gguf_parse(img, bytes, &gg), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_gguf_open(path, &gg), GLLM_OK, "%s", gllm_last_error());
     cr_assert_eq(gllm_llama_load(&gg, &ll), GLLM_OK, "%s", gllm_last_error());
     double *ref = malloc((n - 1) * V * sizeof(double));
     gllm_ref_llama(&ll, tok, n - 1, 0, ref);
@@ -1221,5 +1214,5 @@ Test(cuda, smollm2_matches_reference) {
     }
     cr_log_info("SmolLM2 on the GPU: logits within %.2g of the largest of the reference's", worst);
     free(ref), free(lg);
-    gllm_llama_free(&ll), gllm_gguf_close(&gg), gllm_unmap_file(img, bytes), gllm_model_close(m);
+    gllm_llama_free(&ll), gllm_gguf_close(&gg), gllm_model_close(m);
 }
