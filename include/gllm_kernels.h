@@ -73,7 +73,8 @@ typedef struct gllm_logits gllm_logits;
  * when set, overrides name. A forced backend that cannot start is an error. Objects may be
  * closed or freed in any order: each keeps what it was made from (a generator its backend
  * and model, a cache its generator, an embedder or reranker its backend) until it is freed
- * itself. Calls from several threads take turns on one device. */
+ * itself. Calls from several threads take turns on one device (the CPU is one): each call is
+ * whole, but a logits handle is overwritten by the generator's next forward, whoever makes it. */
 GLLM_API gllm_status gllm_backend_open(const char *name, gllm_backend **out);
 GLLM_API void gllm_backend_close(gllm_backend *b);
 typedef struct {
@@ -224,8 +225,9 @@ GLLM_API gllm_status gllm_page_states(const gllm_kv_cache *kv, gllm_page_info *o
 /* protect a sequence's pages from swapping (hot), or lift it */
 GLLM_API gllm_status gllm_seq_protect(gllm_kv_cache *kv, int seq, int on);
 /* move a sequence's K/V pages out of the pool into host storage (its pool pages are freed), and
- * back (into whatever pages are free), bit-exact. Refused for protected or warm sequences and
- * while a forward is running; a swapped sequence cannot run until swapped in. On CUDA the
+ * back (into whatever pages are free), bit-exact. Refused for protected or warm sequences (one
+ * asked for while a forward runs waits for it, then sees its sequences warm); a swapped sequence
+ * cannot run until swapped in. On CUDA the
  * copies are enqueued on a copy stream and the call returns at once: they overlap the step in
  * flight, and later steps wait for them. */
 GLLM_API gllm_status gllm_swap_out_pages(gllm_kv_cache *kv, int seq);

@@ -75,12 +75,13 @@ echo "   the encoder's model files (safetensors + pooling config, GGUF) through 
 ASAN_OPTIONS=detect_leaks=1 python3 tests/reference/encoder_numpy.py build-asan/gllmk
 
 if [ -e build/tests/cuda_emu/lib/libcuda.so.1 ]; then
-  step "race check: the CUDA suites on the emulator under ThreadSanitizer (all but the longest tests)"
+  step "race check: the CUDA suites on the emulator and the CPU's L3 suite (threads) under ThreadSanitizer"
   cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Release -DGLLM_TSAN=ON -DGLLM_BENCH=OFF >/dev/null
-  cmake --build build-tsan -j "$jobs" --target test_cuda test_cuda_sample test_race_check cuda_emu
+  cmake --build build-tsan -j "$jobs" --target test_cuda test_cuda_sample test_race_check test_l3 cuda_emu
   export TSAN_OPTIONS=halt_on_error=1
   echo "   the check itself: racy kernels reported, ordered ones not"
   LD_LIBRARY_PATH=build-tsan/tests/cuda_emu/lib ./build-tsan/tests/test_race_check --jobs 2
+  ./build-tsan/tests/test_l3 --jobs 2
   LD_LIBRARY_PATH=build-tsan/tests/cuda_emu/lib ./build-tsan/tests/test_cuda --jobs 2 --filter "cuda/!($long_cuda)"
   LD_LIBRARY_PATH=build-tsan/tests/cuda_emu/lib ./build-tsan/tests/test_cuda_sample --jobs 2 --filter "cuda_sample/!($long_sample)"
   unset TSAN_OPTIONS

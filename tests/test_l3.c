@@ -2,6 +2,7 @@
  * linear sequences, accepting a path, sampling, errors that leave the cache consistent. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -300,4 +301,132 @@ Test(l3, free_in_any_order) {
     gllm_generator_free(g2);
     cr_assert_eq(gllm_seq_open(kv2, 16, &seq), GLLM_OK, "the cache still works");
     gllm_kv_cache_free(kv2);
+}
+
+/* ---- threads: calls on one device take turns ------------------------------------------------ */
+
+enum { WORKERS = 3, STEPS = 12 };
+
+/* each worker's sequence: a prompt, then one token a step (fixed, so the cache's contents do
+ * not depend on how the threads interleave) */
+static int32_t token_of(int w, int step) { return (int32_t)((7 * w + 3 * step + 1) % (int)VOCAB); }
+
+typedef struct {
+    int w, seq;
+    gllm_status st;
+} worker_job;
+
+static void *worker_forwards(void *arg) {
+    worker_job *j = arg;
+    int32_t prompt[5];
+    for (int i = 0; i < 5; i++) prompt[i] = token_of(j->w, 100 + i);
+    gllm_logits *l;
+    j->st = gllm_generator_forward(g, kv, j->seq, prompt, 5, NULL, &l);
+    for (int s = 0; s < STEPS && j->st == GLLM_OK; s++) {
+        const int32_t t = token_of(j->w, s);
+        j->st = gllm_generator_forward(g, kv, j->seq, &t, 1, NULL, &l);
+    }
+    return NULL;
+}
+
+/* while the workers run: the scheduler's calls (pressure, page states, sequences opened and closed) */
+static void *watcher(void *arg) {
+    gllm_status *st = arg;
+    gllm_page_info info[64];
+    for (int i = 0; i < 200 && *st == GLLM_OK; i++) {
+        float p;
+        size_t n;
+        int s;
+        if ((*st = gllm_memory_pressure(kv, &p)) != GLLM_OK || (*st = gllm_page_states(kv, info, 64, &n)) != GLLM_OK) break;
+        if ((*st = gllm_seq_open(kv, 16, &s)) == GLLM_OK) *st = gllm_seq_close(kv, s);
+    }
+    return NULL;
+}
+
+/* threads sharing one generator and cache, each with its own sequence, and a scheduler thread:
+ * every sequence ends as it does when the same forwards run one thread at a time */
+Test(l3, threads_take_turns_on_a_generator) {
+    worker_job jobs[WORKERS];
+    int alone[WORKERS];
+    for (int w = 0; w < WORKERS; w++) {
+        jobs[w] = (worker_job){w, -1, GLLM_OK};
+        cr_assert_eq(gllm_seq_open(kv, 64, &jobs[w].seq), GLLM_OK);
+        cr_assert_eq(gllm_seq_open(kv, 64, &alone[w]), GLLM_OK);
+    }
+    pthread_t th[WORKERS + 1];
+    gllm_status watched = GLLM_OK;
+    cr_assert_eq(pthread_create(&th[WORKERS], NULL, watcher, &watched), 0);
+    for (int w = 0; w < WORKERS; w++) cr_assert_eq(pthread_create(&th[w], NULL, worker_forwards, &jobs[w]), 0);
+    for (int w = 0; w <= WORKERS; w++) pthread_join(th[w], NULL);
+    cr_assert_eq(watched, GLLM_OK, "%s", gllm_last_error());
+    for (int w = 0; w < WORKERS; w++) {
+        cr_assert_eq(jobs[w].st, GLLM_OK, "worker %d", w);
+        worker_job one = {w, alone[w], GLLM_OK};
+        worker_forwards(&one);
+        cr_assert_eq(one.st, GLLM_OK);
+        const int32_t last = 5;
+        gllm_logits *l;
+        float x[64], y[64];
+        cr_assert_eq(gllm_generator_forward(g, kv, jobs[w].seq, &last, 1, NULL, &l), GLLM_OK);
+        rows_of(l, x, 1);
+        cr_assert_eq(gllm_generator_forward(g, kv, alone[w], &last, 1, NULL, &l), GLLM_OK);
+        rows_of(l, y, 1);
+        cr_assert(memcmp(x, y, VOCAB * sizeof *x) == 0, "worker %d: its sequence differs from the one run alone", w);
+    }
+}
+
+typedef struct {
+    gllm_embedder *e;
+    const int32_t *const *seqs;
+    const size_t *lens;
+    size_t n;
+    float *out;
+    gllm_status st;
+} embed_job;
+
+static void *worker_embeds(void *arg) {
+    embed_job *j = arg;
+    for (int r = 0; r < 4 && j->st == GLLM_OK; r++) j->st = gllm_embedding_forward(j->e, j->seqs, j->lens, j->n, 1, j->out);
+    return NULL;
+}
+
+/* threads sharing one embedder (a server's request threads): each gets the vectors of its own
+ * sequences, bit for bit those of a call made alone */
+Test(l3, threads_share_an_embedder) {
+    model_file f;
+    build_bert(&f, GLLM_DTYPE_F32, GLLM_DTYPE_F32, 0);
+    char bert[64];
+    snprintf(bert, sizeof bert, "/tmp/gllm_l3_bert_%d.gguf", (int)getpid());
+    FILE *o = fopen(bert, "wb");
+    cr_assert(o && fwrite(f.img, 1, f.len, o) == f.len);
+    fclose(o);
+    drop(&f);
+    gllm_embedder *e;
+    cr_assert_eq(gllm_embedding_upload(b, bert, &e), GLLM_OK, "%s", gllm_last_error());
+    const size_t dim = gllm_embedding_dim(e);
+    static int32_t ids[WORKERS][2][24];
+    const int32_t *seqs[WORKERS][2];
+    size_t lens[WORKERS][2];
+    for (int w = 0; w < WORKERS; w++)
+        for (int i = 0; i < 2; i++) {
+            lens[w][i] = 5 + 7 * w + 3 * i;
+            for (size_t t = 0; t < lens[w][i]; t++) ids[w][i][t] = 4 + (int32_t)((w * 13 + i * 5 + t * 3) % (VOCAB - 4));
+            ids[w][i][0] = 2, ids[w][i][lens[w][i] - 1] = 3, seqs[w][i] = ids[w][i];
+        }
+    float *got = calloc(WORKERS * 2 * dim, sizeof *got), *want = calloc(WORKERS * 2 * dim, sizeof *want);
+    embed_job jobs[WORKERS];
+    pthread_t th[WORKERS];
+    for (int w = 0; w < WORKERS; w++) {
+        jobs[w] = (embed_job){e, seqs[w], lens[w], 2, got + w * 2 * dim, GLLM_OK};
+        cr_assert_eq(pthread_create(&th[w], NULL, worker_embeds, &jobs[w]), 0);
+    }
+    for (int w = 0; w < WORKERS; w++) pthread_join(th[w], NULL);
+    for (int w = 0; w < WORKERS; w++) {
+        cr_assert_eq(jobs[w].st, GLLM_OK, "worker %d: %s", w, gllm_status_string(jobs[w].st));
+        cr_assert_eq(gllm_embedding_forward(e, seqs[w], lens[w], 2, 1, want + w * 2 * dim), GLLM_OK);
+    }
+    cr_assert(memcmp(got, want, WORKERS * 2 * dim * sizeof *got) == 0, "vectors made concurrently differ from those made alone");
+    free(got), free(want);
+    gllm_embedder_free(e);
+    unlink(bert);
 }

@@ -58,19 +58,20 @@ struct gllm_kv_cache {
     int open[MAX_SEQS], protect[MAX_SEQS], swapped[MAX_SEQS];
     unsigned long warm[MAX_SEQS], step; /* a sequence is warm when warm[s] == step (the latest forward) */
     size_t swapped_pages[MAX_SEQS];
-    _Atomic int running;                /* a forward is in progress */
     const gllm_backend_ops *ops;        /* its generator's backend */
     gllm_device *dev;
     gllm_kv_pages *pages;               /* the backend's pages and swapped-out images */
 };
 
-/* a backend call between its device's enter and leave */
-#define CALL(g, call)                                                   \
+/* returns expr, evaluated between the enter and leave of the device that x (a generator, a
+ * cache, an encoder) runs on: calls from several threads take turns there, so a call's reads
+ * and writes of x's state (a cache's sequences and pages too) are never interleaved */
+#define TURN(x, expr)                                                   \
     do {                                                                \
-        gllm_status entered = (g)->ops->enter((g)->dev);                \
+        gllm_status entered = (x)->ops->enter((x)->dev);                \
         if (entered != GLLM_OK) return entered;                         \
-        gllm_status done = (g)->ops->call;                              \
-        (g)->ops->leave((g)->dev);                                      \
+        gllm_status done = (expr);                                      \
+        (x)->ops->leave((x)->dev);                                      \
         return done;                                                    \
     } while (0)
 
@@ -249,8 +250,7 @@ static gllm_status seq_of(gllm_kv_cache *kv, int seq, gllm_kv_seq **s) {
     return GLLM_OK;
 }
 
-gllm_status gllm_seq_open(gllm_kv_cache *kv, size_t max_tokens, int *seq) {
-    if (!kv || !seq || !max_tokens) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_seq_open: NULL or zero argument");
+static gllm_status seq_open(gllm_kv_cache *kv, size_t max_tokens, int *seq) {
     for (int i = 0; i < MAX_SEQS; i++)
         if (!kv->open[i]) {
             gllm_status s = gllm_kv_seq_init(&kv->seq[i], &kv->pool, max_tokens);
@@ -261,25 +261,36 @@ gllm_status gllm_seq_open(gllm_kv_cache *kv, size_t max_tokens, int *seq) {
     return gllm_fail(GLLM_E_INVALID_ARGUMENT, "KV cache: all %d sequences are open", MAX_SEQS);
 }
 
-gllm_status gllm_seq_close(gllm_kv_cache *kv, int seq) {
+gllm_status gllm_seq_open(gllm_kv_cache *kv, size_t max_tokens, int *seq) {
+    if (!kv || !seq || !max_tokens) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_seq_open: NULL or zero argument");
+    TURN(kv, seq_open(kv, max_tokens, seq));
+}
+
+static gllm_status seq_close(gllm_kv_cache *kv, int seq) {
     gllm_kv_seq *s = NULL;
     gllm_status st = seq_of(kv, seq, &s);
     if (st != GLLM_OK) return st;
-    if ((st = kv->ops->enter(kv->dev)) != GLLM_OK) return st;
     kv->ops->seq_close(kv->pages, seq);
-    kv->ops->leave(kv->dev);
     gllm_kv_seq_release(&kv->pool, s);
     kv->swapped[seq] = 0, kv->swapped_pages[seq] = 0, kv->open[seq] = 0, kv->protect[seq] = 0;
     return GLLM_OK;
 }
 
-gllm_status gllm_seq_length(const gllm_kv_cache *kv, int seq, size_t *len) {
+gllm_status gllm_seq_close(gllm_kv_cache *kv, int seq) {
+    if (!kv) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_seq_close: NULL cache");
+    TURN(kv, seq_close(kv, seq));
+}
+
+static gllm_status seq_length(gllm_kv_cache *kv, int seq, size_t *len) {
     gllm_kv_seq *s = NULL;
-    gllm_status st = seq_of((gllm_kv_cache *)kv, seq, &s);
-    if (st != GLLM_OK) return st;
-    if (!len) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_seq_length: NULL output");
-    *len = s->len;
-    return GLLM_OK;
+    gllm_status st = seq_of(kv, seq, &s);
+    if (st == GLLM_OK) *len = s->len;
+    return st;
+}
+
+gllm_status gllm_seq_length(const gllm_kv_cache *kv, int seq, size_t *len) {
+    if (!kv || !len) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_seq_length: NULL argument");
+    TURN(kv, seq_length((gllm_kv_cache *)kv, seq, len));
 }
 
 /* everything one sequence's step needs, checked (and its KV reserved) before anything runs */
@@ -312,13 +323,10 @@ static gllm_status step(gllm_generator *g, gllm_kv_cache *kv, const gllm_batch_i
 }
 
 /* a forward's outcome: the logits view on success; the call leaves the device either way */
-static gllm_status finish(gllm_generator *g, gllm_kv_cache *kv, gllm_status st, size_t rows, gllm_logits **out) {
-    atomic_store(&kv->running, 0);
+static gllm_status finish(gllm_generator *g, gllm_status st, size_t rows, gllm_logits **out) {
+    if (st == GLLM_OK) g->view = (gllm_logits){g, rows, g->m->llama.vocab}, *out = &g->view;
     g->ops->leave(g->dev);
-    if (st != GLLM_OK) return st;
-    g->view = (gllm_logits){g, rows, g->m->llama.vocab};
-    *out = &g->view;
-    return GLLM_OK;
+    return st;
 }
 
 gllm_status gllm_generator_forward(gllm_generator *g, gllm_kv_cache *kv, int seq, const int32_t *tokens, size_t n,
@@ -329,7 +337,6 @@ gllm_status gllm_generator_forward(gllm_generator *g, gllm_kv_cache *kv, int seq
     gllm_kv_seq *s;
     gllm_status st = g->ops->enter(g->dev);
     if (st != GLLM_OK) return st;
-    atomic_store(&kv->running, 1);
     kv->step++;
     st = check_step(g, kv, seq, tokens, n, rows, &s);
     for (size_t i = 0; position && i < n && st == GLLM_OK; i++)
@@ -337,10 +344,10 @@ gllm_status gllm_generator_forward(gllm_generator *g, gllm_kv_cache *kv, int seq
             st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: position %d of token %zu outside the context of %zu", position[i], i,
                            g->m->llama.ctx);
     if (st == GLLM_OK) st = step(g, kv, &(gllm_batch_item){seq, tokens, n}, 1, topo, 0);
-    return finish(g, kv, st, rows, out);
+    return finish(g, st, rows, out);
 }
 
-gllm_status gllm_seq_accept(gllm_kv_cache *kv, int seq, size_t step_start, const uint32_t *path, size_t n) {
+static gllm_status seq_accept(gllm_kv_cache *kv, int seq, size_t step_start, const uint32_t *path, size_t n) {
     gllm_kv_seq *s = NULL;
     gllm_status st = seq_of(kv, seq, &s);
     if (st != GLLM_OK) return st;
@@ -349,7 +356,12 @@ gllm_status gllm_seq_accept(gllm_kv_cache *kv, int seq, size_t step_start, const
     for (size_t i = 0; i < n; i++)
         if (step_start + path[i] >= s->len) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_seq_accept: path token %zu is not in the step", i);
     if (kv->swapped[seq]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_seq_accept: sequence %d is swapped out", seq);
-    CALL(kv, accept(kv->pages, seq, s, step_start, path, n));
+    return kv->ops->accept(kv->pages, seq, s, step_start, path, n);
+}
+
+gllm_status gllm_seq_accept(gllm_kv_cache *kv, int seq, size_t step_start, const uint32_t *path, size_t n) {
+    if (!kv) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_seq_accept: NULL cache");
+    TURN(kv, seq_accept(kv, seq, step_start, path, n));
 }
 
 gllm_status gllm_batch_forward(gllm_generator *g, gllm_kv_cache *kv, const gllm_batch_item *items, size_t n, gllm_logits **out) {
@@ -357,7 +369,6 @@ gllm_status gllm_batch_forward(gllm_generator *g, gllm_kv_cache *kv, const gllm_
     if (n > g->max_rows) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "batch: %zu sequences, room for %zu", n, g->max_rows);
     gllm_status st = g->ops->enter(g->dev);
     if (st != GLLM_OK) return st;
-    atomic_store(&kv->running, 1);
     kv->step++;
     for (size_t i = 0; i < n && st == GLLM_OK; i++) { /* every item checked, and its KV reserved, before any runs */
         gllm_kv_seq *s;
@@ -369,7 +380,7 @@ gllm_status gllm_batch_forward(gllm_generator *g, gllm_kv_cache *kv, const gllm_
         if (i == n || rows + items[i].n > g->max_rows) st = step(g, kv, items + first, i - first, NULL, first), first = i, rows = 0;
         if (i < n) rows += items[i].n;
     }
-    return finish(g, kv, st, n, out);
+    return finish(g, st, n, out);
 }
 
 gllm_status gllm_logits_shape(const gllm_logits *l, size_t *rows, size_t *vocab) {
@@ -381,26 +392,29 @@ gllm_status gllm_logits_shape(const gllm_logits *l, size_t *rows, size_t *vocab)
 gllm_status gllm_logits_read(const gllm_logits *l, float *out, size_t cap) {
     if (!l || !out) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_logits_read: NULL argument");
     if (cap < l->rows * l->vocab) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_logits_read: %zu floats needed", l->rows * l->vocab);
-    CALL(l->g, logits_read(l->g->dec, l->rows, out));
+    TURN(l->g, l->g->ops->logits_read(l->g->dec, l->rows, out));
 }
 
 gllm_status gllm_sample(gllm_generator *g, const gllm_logits *l, const gllm_sampling *cfg, const int32_t *history,
                         size_t n_history, uint64_t step_no, int32_t *out_ids) {
     if (!g || !l || !cfg || !out_ids) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_sample: NULL argument");
     if (l->g != g) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_sample: logits of another generator");
-    CALL(g, sample(g->dec, l->rows, cfg, history, n_history, step_no, out_ids));
+    TURN(g, g->ops->sample(g->dec, l->rows, cfg, history, n_history, step_no, out_ids));
 }
 
 /* ---- scheduling ----------------------------------------------------------------------------- */
 
-gllm_status gllm_memory_pressure(const gllm_kv_cache *kv, float *out) {
-    if (!kv || !out) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_memory_pressure: NULL argument");
+static gllm_status memory_pressure(const gllm_kv_cache *kv, float *out) {
     *out = (float)(kv->pool.n_pages - kv->pool.n_free) / (float)kv->pool.n_pages;
-    CALL(kv, pressure(kv->pages, out));
+    return kv->ops->pressure(kv->pages, out);
 }
 
-gllm_status gllm_page_states(const gllm_kv_cache *kv, gllm_page_info *out, size_t cap, size_t *n) {
-    if (!kv || !n || (!out && cap)) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_page_states: NULL argument");
+gllm_status gllm_memory_pressure(const gllm_kv_cache *kv, float *out) {
+    if (!kv || !out) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_memory_pressure: NULL argument");
+    TURN(kv, memory_pressure(kv, out));
+}
+
+static gllm_status page_states(const gllm_kv_cache *kv, gllm_page_info *out, size_t cap, size_t *n) {
     const size_t np = kv->pool.n_pages;
     size_t k = 0;
     for (size_t p = 0; p < np; p++, k++)
@@ -418,48 +432,62 @@ gllm_status gllm_page_states(const gllm_kv_cache *kv, gllm_page_info *out, size_
     return k > cap && cap ? gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_page_states: %zu entries, room for %zu", k, cap) : GLLM_OK;
 }
 
-gllm_status gllm_seq_protect(gllm_kv_cache *kv, int seq, int on) {
+gllm_status gllm_page_states(const gllm_kv_cache *kv, gllm_page_info *out, size_t cap, size_t *n) {
+    if (!kv || !n || (!out && cap)) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_page_states: NULL argument");
+    TURN(kv, page_states(kv, out, cap, n));
+}
+
+static gllm_status seq_protect(gllm_kv_cache *kv, int seq, int on) {
     gllm_kv_seq *s = NULL;
     gllm_status st = seq_of(kv, seq, &s);
-    if (st != GLLM_OK) return st;
-    kv->protect[seq] = on != 0;
-    return GLLM_OK;
+    if (st == GLLM_OK) kv->protect[seq] = on != 0;
+    return st;
+}
+
+gllm_status gllm_seq_protect(gllm_kv_cache *kv, int seq, int on) {
+    if (!kv) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_seq_protect: NULL cache");
+    TURN(kv, seq_protect(kv, seq, on));
 }
 
 static gllm_status swappable(gllm_kv_cache *kv, int seq, gllm_kv_seq **s) {
     gllm_status st = seq_of(kv, seq, s);
     if (st != GLLM_OK) return st;
-    if (atomic_load(&kv->running)) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "swap: a forward is running");
     if (kv->protect[seq]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "swap: sequence %d is protected (hot)", seq);
     return GLLM_OK;
 }
 
 /* out: the sequence's pages to a new host image, their pool pages freed; in: back into free
  * pages. On CUDA the copies are enqueued on the copy stream and the call returns at once. */
-gllm_status gllm_swap_out_pages(gllm_kv_cache *kv, int seq) {
+static gllm_status swap_out(gllm_kv_cache *kv, int seq) {
     gllm_kv_seq *s = NULL;
     gllm_status st = swappable(kv, seq, &s);
     if (st != GLLM_OK) return st;
     if (kv->warm[seq] == kv->step) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "swap: sequence %d is warm (used by the latest forward)", seq);
     if (kv->swapped[seq]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "swap: sequence %d is already swapped out", seq);
     const size_t n = s->n_pages;
-    if ((st = kv->ops->enter(kv->dev)) != GLLM_OK) return st;
     st = kv->ops->swap_out(kv->pages, seq, s);
-    kv->ops->leave(kv->dev);
     if (st == GLLM_OK) kv->swapped[seq] = 1, kv->swapped_pages[seq] = n;
     return st;
 }
 
-gllm_status gllm_swap_in_pages(gllm_kv_cache *kv, int seq) {
+static gllm_status swap_in(gllm_kv_cache *kv, int seq) {
     gllm_kv_seq *s = NULL;
     gllm_status st = swappable(kv, seq, &s);
     if (st != GLLM_OK) return st;
     if (!kv->swapped[seq]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "swap: sequence %d is not swapped out", seq);
-    if ((st = kv->ops->enter(kv->dev)) != GLLM_OK) return st;
     st = kv->ops->swap_in(kv->pages, seq, s, kv->swapped_pages[seq]);
-    kv->ops->leave(kv->dev);
     if (st == GLLM_OK) kv->swapped[seq] = 0, kv->swapped_pages[seq] = 0;
     return st;
+}
+
+gllm_status gllm_swap_out_pages(gllm_kv_cache *kv, int seq) {
+    if (!kv) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_swap_out_pages: NULL cache");
+    TURN(kv, swap_out(kv, seq));
+}
+
+gllm_status gllm_swap_in_pages(gllm_kv_cache *kv, int seq) {
+    if (!kv) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_swap_in_pages: NULL cache");
+    TURN(kv, swap_in(kv, seq));
 }
 
 /* ---- L2 block calls -------------------------------------------------------------------------- */
@@ -474,7 +502,7 @@ static gllm_status block(const gllm_generator *g, gllm_block_kind kind, size_t l
     for (size_t i = 0; tokens && i < n; i++)
         if (tokens[i] < 0 || (size_t)tokens[i] >= m->vocab)
             return gllm_fail(GLLM_E_INVALID_ARGUMENT, "embed: token id %d at %zu outside the vocabulary of %zu", tokens[i], i, m->vocab);
-    CALL(g, block(g->dec, kind, layer, tokens, x, n, out));
+    TURN(g, g->ops->block(g->dec, kind, layer, tokens, x, n, out));
 }
 
 gllm_status gllm_embed_block(const gllm_generator *g, const int32_t *tokens, size_t n, float *x) {

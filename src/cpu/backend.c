@@ -1,6 +1,7 @@
 /* The CPU backend (src/plan/backend.h): plans run through the generated kernel table on the
  * thread pool; weights are the model file's mapped pages; KV pages, logits and the sampler
  * in host memory. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,8 +46,26 @@ static void describe(const gllm_device *dev, char *name, size_t cap, const char 
     *isa = gllm_kernels()->isa, *zero_copy = 1;
 }
 
-static gllm_status enter(gllm_device *dev) { return GLLM_OK; }
-static void leave(gllm_device *dev) {}
+/* The CPU is one device: calls from several threads take turns on it (recursive, as CUDA's
+ * context lock) */
+static pthread_mutex_t turn;
+static pthread_once_t turn_once = PTHREAD_ONCE_INIT;
+
+static void turn_init(void) {
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&turn, &attr);
+    pthread_mutexattr_destroy(&attr);
+}
+
+static gllm_status enter(gllm_device *dev) {
+    pthread_once(&turn_once, turn_init);
+    pthread_mutex_lock(&turn);
+    return GLLM_OK;
+}
+
+static void leave(gllm_device *dev) { pthread_mutex_unlock(&turn); }
 
 static void decoder_close(gllm_decoder *d) {
     if (!d) return;
