@@ -13,11 +13,7 @@ int main(int argc, char **argv) {
     DIM = 576, NH = 9, NKV = 3, HD = 64, FFN = 1536, VOCAB = 49152, LAYERS = 30, CTX = 8192, BASE = 100000.0;
     model_file f;
     build(&f, "llama", t);
-    FILE *o = fopen(argv[1], "wb");
-    const int ok = o && fwrite(f.img, 1, f.len, o) == f.len;
-    if (o) fclose(o);
-    drop(&f);
-    if (!ok) return fprintf(stderr, "gllm_synth_model: cannot write %s\n", argv[1]), 1;
+    if (save(&f, argv[1])) return fprintf(stderr, "gllm_synth_model: cannot write %s\n", argv[1]), 1;
     printf("%s: %s, %zu bytes\n", argv[1], gllm_dtype_name(t), f.len);
     return 0;
 }

@@ -113,6 +113,14 @@ void drop(model_file *f) {
     free(f->img);
 }
 
+int save(model_file *f, const char *path) {
+    FILE *o = fopen(path, "wb");
+    const int ok = o && fwrite(f->img, 1, f->len, o) == f->len;
+    if (o && fclose(o)) return drop(f), -1;
+    drop(f);
+    return ok ? 0 : -1;
+}
+
 
 void build_bert(model_file *f, gllm_dtype t, gllm_dtype store, int head) {
     memset(f, 0, sizeof *f);

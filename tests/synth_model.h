@@ -36,4 +36,6 @@ void build_bert(model_file *f, gllm_dtype t, gllm_dtype store, int head);
 /* the weights' random stream starts here (the same seed: the same weights) */
 void synth_seed(uint64_t seed);
 void drop(model_file *f);
+/* writes the image to path and drops it; 0 on success */
+int save(model_file *f, const char *path);
 #endif

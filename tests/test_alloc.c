@@ -32,10 +32,7 @@ Test(alloc, decode_loop_allocates_nothing) {
     build(&f, "llama", GLLM_DTYPE_Q4_1);
     char path[64];
     snprintf(path, sizeof path, "/tmp/gllm_alloc_%d.gguf", (int)getpid());
-    FILE *o = fopen(path, "wb");
-    cr_assert(o && fwrite(f.img, 1, f.len, o) == f.len);
-    fclose(o);
-    drop(&f);
+    cr_assert_eq(save(&f, path), 0, "%s", path);
     gllm_backend *b;
     gllm_model *m;
     gllm_generator *g;
@@ -87,10 +84,7 @@ Test(alloc, caller_thread_workspace_freed_at_exit) {
     build(&f, "llama", GLLM_DTYPE_Q8_0);
     char path[64];
     snprintf(path, sizeof path, "/tmp/gllm_alloc_t_%d.gguf", (int)getpid());
-    FILE *o = fopen(path, "wb");
-    cr_assert(o && fwrite(f.img, 1, f.len, o) == f.len);
-    fclose(o);
-    drop(&f);
+    cr_assert_eq(save(&f, path), 0, "%s", path);
     gllm_backend *b;
     gllm_model *m;
     thread_job j = {0};

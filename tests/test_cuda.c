@@ -321,10 +321,7 @@ static void write_model(const char *arch, gllm_dtype t, gllm_dtype store, char *
     synth_seed(11);
     build_as(&f, arch, t, store);
     snprintf(path, cap, "/tmp/gllm_cuda_%s_%s_%s_%d.gguf", arch, gllm_dtype_name(t), gllm_dtype_name(store), (int)getpid());
-    FILE *o = fopen(path, "wb");
-    cr_assert(o && fwrite(f.img, 1, f.len, o) == f.len);
-    fclose(o);
-    drop(&f);
+    cr_assert_eq(save(&f, path), 0, "%s", path);
 }
 
 /* a model of dtype t and its twin in f32 (the same values), written and opened */
@@ -971,10 +968,7 @@ static void write_bert(gllm_dtype t, gllm_dtype store, char *path, size_t cap) {
     synth_seed(23);
     build_bert(&f, t, store, 1);
     snprintf(path, cap, "/tmp/gllm_cuda_bert_%s_%s_%d.gguf", gllm_dtype_name(t), gllm_dtype_name(store), (int)getpid());
-    FILE *o = fopen(path, "wb");
-    cr_assert(o && fwrite(f.img, 1, f.len, o) == f.len);
-    fclose(o);
-    drop(&f);
+    cr_assert_eq(save(&f, path), 0, "%s", path);
 }
 
 /* a synthetic cross-encoder with matrices in each of several dtypes (the CPU runs its f32

@@ -19,10 +19,7 @@ static void setup(void) {
     model_file f;
     build(&f, "llama", GLLM_DTYPE_F32);
     snprintf(path, sizeof path, "/tmp/gllm_l3_%d.gguf", (int)getpid());
-    FILE *o = fopen(path, "wb");
-    cr_assert(o && fwrite(f.img, 1, f.len, o) == f.len);
-    fclose(o);
-    drop(&f);
+    cr_assert_eq(save(&f, path), 0, "%s", path);
     cr_assert_eq(gllm_backend_open("cpu", &b), GLLM_OK, "%s", gllm_last_error());
     cr_assert_eq(gllm_model_open(path, &m), GLLM_OK, "%s", gllm_last_error());
     cr_assert_eq(gllm_generator_upload(b, m, 64, &g), GLLM_OK);
@@ -397,10 +394,7 @@ Test(l3, threads_share_an_embedder) {
     build_bert(&f, GLLM_DTYPE_F32, GLLM_DTYPE_F32, 0);
     char bert[64];
     snprintf(bert, sizeof bert, "/tmp/gllm_l3_bert_%d.gguf", (int)getpid());
-    FILE *o = fopen(bert, "wb");
-    cr_assert(o && fwrite(f.img, 1, f.len, o) == f.len);
-    fclose(o);
-    drop(&f);
+    cr_assert_eq(save(&f, bert), 0, "%s", bert);
     gllm_embedder *e;
     cr_assert_eq(gllm_embedding_upload(b, bert, &e), GLLM_OK, "%s", gllm_last_error());
     const size_t dim = gllm_embedding_dim(e);
