@@ -227,9 +227,8 @@ GLLM_API gllm_status gllm_seq_protect(gllm_kv_cache *kv, int seq, int on);
 /* move a sequence's K/V pages out of the pool into host storage (its pool pages are freed), and
  * back (into whatever pages are free), bit-exact. Refused for protected or warm sequences (one
  * asked for while a forward runs waits for it, then sees its sequences warm); a swapped sequence
- * cannot run until swapped in. On CUDA the
- * copies are enqueued on a copy stream and the call returns at once: they overlap the step in
- * flight, and later steps wait for them. */
+ * cannot run until swapped in. On CUDA the copies are enqueued on a copy stream and the call
+ * returns at once: they overlap the step in flight, and later steps wait for them. */
 GLLM_API gllm_status gllm_swap_out_pages(gllm_kv_cache *kv, int seq);
 GLLM_API gllm_status gllm_swap_in_pages(gllm_kv_cache *kv, int seq);
 
