@@ -45,6 +45,12 @@ static gllm_status cfg_num(const gllm_json *j, const char *key, double *out) {
 
 static gllm_status open_gguf(const char *path, gllm_bert *m);
 
+/* dir/name into path[1024]; a path that does not fit is an error, not a shorter path */
+static gllm_status join(char *path, const char *dir, const char *name) {
+    const int n = snprintf(path, 1024, "%s/%s", dir, name);
+    return n >= 0 && n < 1024 ? GLLM_OK : gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT: a path too long (%zu bytes) for %s", strlen(dir), name);
+}
+
 /* sentence-transformers' pooling (1_Pooling/config.json: one pooling_mode_* true); mean
  * without the file */
 static gllm_status hf_pooling(const char *dir, gllm_pooling *out) {
@@ -56,13 +62,13 @@ static gllm_status hf_pooling(const char *dir, gllm_pooling *out) {
                  {"pooling_mode_mean_sqrt_len_tokens", -1}, {"pooling_mode_weightedmean_tokens", -1}};
     char path[1024];
     size_t len;
-    snprintf(path, sizeof path, "%s/1_Pooling/config.json", dir);
+    gllm_status st = join(path, dir, "1_Pooling/config.json");
+    if (st != GLLM_OK) return st;
     *out = GLLM_POOL_MEAN;
     char *text = slurp(path, &len);
     if (!text) return GLLM_OK;
     gllm_json j;
-    gllm_status st = gllm_json_parse(text, len, &j);
-    if (st != GLLM_OK) return free(text), st;
+    if ((st = gllm_json_parse(text, len, &j)) != GLLM_OK) return free(text), st;
     int on = 0, kind = 0;
     const char *name = "";
     for (size_t i = 0; i < sizeof modes / sizeof *modes; i++) {
@@ -86,7 +92,7 @@ gllm_status gllm_bert_open(const char *dir, gllm_bert *m) {
     m->mdt = m->edt = m->hdt = GLLM_DTYPE_F32;
     char path[1024];
     size_t len;
-    snprintf(path, sizeof path, "%s/config.json", dir);
+    if ((st = join(path, dir, "config.json")) != GLLM_OK) return st;
     char *cfg = slurp(path, &len);
     if (!cfg) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT: cannot read %s", path);
     gllm_json j;
@@ -94,12 +100,16 @@ gllm_status gllm_bert_open(const char *dir, gllm_bert *m) {
     double v[8] = {0};
     static const char *const keys[] = {"num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size",
                                        "vocab_size", "max_position_embeddings", "type_vocab_size", "layer_norm_eps"};
-    for (int i = 0; i < 8 && st == GLLM_OK; i++) {
+    for (int i = 0; i < 8 && st == GLLM_OK; i++) { /* counts: whole numbers from 1; the epsilon: above 0 */
         st = cfg_num(&j, keys[i], &v[i]);
-        if (st == GLLM_OK && (v[i] <= 0 || v[i] > 1e7)) st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT config.json: %s out of range", keys[i]);
+        if (st == GLLM_OK && (!(i < 7 ? v[i] >= 1 && v[i] == floor(v[i]) : v[i] > 0) || v[i] > 1e7))
+            st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT config.json: %s = %g out of range", keys[i], v[i]);
     }
     const gllm_json_node *act = st == GLLM_OK ? gllm_json_get(&j, &j.node[0], "hidden_act") : NULL;
     if (st == GLLM_OK && act && !gllm_json_is(act, "gelu")) st = gllm_fail(GLLM_E_UNSUPPORTED, "BERT: hidden_act other than gelu");
+    const gllm_json_node *pet = st == GLLM_OK ? gllm_json_get(&j, &j.node[0], "position_embedding_type") : NULL;
+    if (st == GLLM_OK && pet && !gllm_json_is(pet, "absolute"))
+        st = gllm_fail(GLLM_E_UNSUPPORTED, "BERT: position_embedding_type other than absolute");
     if (parsed) gllm_json_free(&j);
     free(cfg);
     if (st != GLLM_OK) return st;
@@ -109,8 +119,7 @@ gllm_status gllm_bert_open(const char *dir, gllm_bert *m) {
     if (m->dim % m->n_heads || m->head_dim % 16 || m->head_dim > 256)
         return gllm_fail(GLLM_E_UNSUPPORTED, "BERT: hidden %zu over %zu heads (head dims: multiples of 16 up to 256)", m->dim, m->n_heads);
     if ((st = hf_pooling(dir, &m->pooling)) != GLLM_OK) return st;
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    if ((st = gllm_st_open(path, &m->st)) != GLLM_OK) return st;
+    if ((st = join(path, dir, "model.safetensors")) != GLLM_OK || (st = gllm_st_open(path, &m->st)) != GLLM_OK) return st;
     const size_t d = m->dim;
     m->word = tensor(m, "embeddings.word_embeddings.weight", m->vocab, d, &st);
     m->pos = tensor(m, "embeddings.position_embeddings.weight", m->max_pos, d, &st);
@@ -139,7 +148,7 @@ gllm_status gllm_bert_open(const char *dir, gllm_bert *m) {
         m->cls_w = tensor(m, "classifier.weight", m->n_labels, d, &st);
         m->cls_b = tensor(m, "classifier.bias", m->n_labels, 0, &st);
     }
-    snprintf(path, sizeof path, "%s/vocab.txt", dir);
+    if (st == GLLM_OK) st = join(path, dir, "vocab.txt");
     char *vocab = st == GLLM_OK ? slurp(path, &len) : NULL;
     if (st == GLLM_OK && !vocab) st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT: cannot read %s", path);
     if (st == GLLM_OK) st = gllm_tokenizer_wordpiece(vocab, len, &m->tok);
@@ -158,7 +167,8 @@ static const gllm_gguf_tensor *gt(const gllm_gguf *g, const char *name, int laye
     if (*st != GLLM_OK) return NULL;
     const gllm_gguf_tensor *t = gllm_gguf_tensor_find(g, full);
     if (!t) return *st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT GGUF: missing tensor %s", full), NULL;
-    if (t->dims[0] != cols || (rows ? t->n_dims != 2 || t->dims[1] != rows : t->n_dims != 1))
+    /* llama.cpp's writer drops a trailing dimension of 1: a [cols 1] matrix may be stored 1-D */
+    if (t->dims[0] != cols || (rows ? t->n_dims > 2 || (t->n_dims == 2 ? t->dims[1] : 1) != rows : t->n_dims != 1))
         return *st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT GGUF: tensor %s is not [%llu %llu]", full,
                                (unsigned long long)cols, (unsigned long long)rows), NULL;
     if (!rows && t->dtype != GLLM_DTYPE_F32) return *st = gllm_fail(GLLM_E_UNSUPPORTED, "BERT GGUF: vector %s must be f32", full), NULL;
@@ -200,7 +210,7 @@ static gllm_status open_gguf(const char *path, gllm_bert *m) {
     if (!emb || emb->n_dims != 2 || emb->dims[0] != d) return gllm_bert_close(m), gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT GGUF: token_embd.weight");
     m->vocab = (size_t)emb->dims[1], m->word = emb->data, m->edt = emb->dtype;
     const gllm_gguf_tensor *types = gllm_gguf_tensor_find(g, "token_types.weight");
-    m->n_types = types && types->n_dims == 2 ? (size_t)types->dims[1] : 0;
+    m->n_types = types ? types->n_dims == 2 ? (size_t)types->dims[1] : 1 : 0; /* one type: stored 1-D by llama.cpp */
     const gllm_gguf_tensor *pos = gt(g, "position_embd.weight", -1, d, m->max_pos, &st);
     if (m->n_types) types = gt(g, "token_types.weight", -1, d, m->n_types, &st);
     m->ln_w = vec(gt(g, "token_embd_norm.weight", -1, d, 0, &st)), m->ln_b = vec(gt(g, "token_embd_norm.bias", -1, d, 0, &st));

@@ -71,7 +71,7 @@ with tempfile.TemporaryDirectory() as d:
         print(f"pair {i}: ours {ours[i]:+.6f}, numpy {want:+.6f}")
 
     # the same model as GGUF (llama.cpp's bert names), f32 and f16 matrices: the same scores
-    def gguf(path, f16, pooling=None):
+    def gguf(path, f16, pooling=None, squeeze=False):
         def s(x):
             b = x.encode()
             return struct.pack("<Q", len(b)) + b
@@ -105,6 +105,8 @@ with tempfile.TemporaryDirectory() as d:
             half = f16 and mat and not hf.startswith("classifier") and not hf.startswith("pooler")
             data = a.astype(np.float16 if half else np.float32).tobytes()
             dims = list(reversed(a.shape))
+            while squeeze and len(dims) > 1 and dims[-1] == 1:  # llama.cpp's writer: ggml_n_dims drops trailing 1s
+                dims.pop()
             infos += s(names[hf]) + struct.pack("<I", len(dims)) + b"".join(struct.pack("<Q", x) for x in dims)
             infos += struct.pack("<IQ", 1 if half else 0, len(blob))
             blob += data + b"\0" * (-len(data) % 32)
@@ -113,15 +115,15 @@ with tempfile.TemporaryDirectory() as d:
         head += b"\0" * (-len(head) % 32)
         open(path, "wb").write(head + blob)
 
-    for f16 in (0, 1):
-        path = os.path.join(d, f"model{f16}.gguf")
-        gguf(path, f16)
+    for f16, squeeze in ((0, False), (1, False), (0, True)):
+        path = os.path.join(d, f"model{f16}{squeeze}.gguf")
+        gguf(path, f16, squeeze=squeeze)
         args = [gllmk, "rerank", "-m", path] + sum((["--tokens", ",".join(map(str, p))] for p in pairs), [])
         out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
         got = {int(l.split()[1].strip("[]")): float(l.split()[0]) for l in out.strip().splitlines()}
         for i, p in enumerate(pairs):
             tol = 5e-3 if f16 else 1e-4
-            print(f"pair {i} from GGUF ({'f16' if f16 else 'f32'} matrices): {got[i]:+.6f}")
+            print(f"pair {i} from GGUF ({'f16' if f16 else 'f32'} matrices{', the classifier 1-D' if squeeze else ''}): {got[i]:+.6f}")
             worst = max(worst, abs(got[i] - ref.score(p, 3)) / (tol / 1e-4))
 
     # embeddings under each pooling: the directory with a 1_Pooling/config.json, and GGUF with
@@ -155,6 +157,25 @@ with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, f"pool{number}.gguf")
         gguf(path, 0, number)
         check_embed(path, pooling, f"GGUF bert.pooling_type {number}")
+
+    # configurations that must be refused with a message, not a crash or a silently other model
+    cfg = json.load(open(os.path.join(d, "config.json")))
+    for key, value, want in (("num_attention_heads", 0.5, "num_attention_heads"), ("num_hidden_layers", 1.5, "num_hidden_layers"),
+                             ("position_embedding_type", "relative_key", "position_embedding_type")):
+        json.dump({**cfg, key: value}, open(os.path.join(d, "config.json"), "w"))
+        r = subprocess.run([gllmk, "embed", "-m", d, "--tokens", "2,7,3"], capture_output=True, text=True)
+        print(f"config {key} = {value}: exit {r.returncode}, {r.stderr.strip()}")
+        if r.returncode != 1 or want not in r.stderr:
+            worst = 1.0
+    json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
+    deep = os.path.join(d, *["x" * 200] * 5)  # config.json fits in 1024 bytes, 1_Pooling/config.json does not
+    os.makedirs(deep)
+    for f in ("config.json", "model.safetensors", "vocab.txt"):
+        os.symlink(os.path.join(d, f), os.path.join(deep, f))
+    r = subprocess.run([gllmk, "embed", "-m", deep, "--tokens", "2,7,3"], capture_output=True, text=True)
+    print(f"a {len(deep)}-byte model path: exit {r.returncode}, {r.stderr.strip()[:80]}...")
+    if r.returncode != 1 or "too long" not in r.stderr:
+        worst = 1.0
 ok = worst < 1e-4
 print(f"{len(pairs) if ok else 0} passed, {0 if ok else len(pairs)} failed")
 sys.exit(0 if ok else 1)
