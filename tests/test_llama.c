@@ -113,6 +113,34 @@ Test(llama, bad_input) {
     drop(&f);
 }
 
+/* a file whose tensor `name` (in every layer) is renamed to `other` (same length) */
+static gllm_status load_renamed(const char *arch, const char *name, const char *other) {
+    model_file f;
+    build(&f, arch, GLLM_DTYPE_F32);
+    const size_t n = strlen(name);
+    for (size_t i = 0; i + n <= f.len; i++)
+        if (!memcmp(f.img + i, name, n)) memcpy(f.img + i, other, n);
+    gllm_gguf g;
+    gllm_llama m;
+    cr_assert_eq(gllm_gguf_parse(f.img, f.len, &g), GLLM_OK);
+    const gllm_status s = gllm_llama_load(&g, &m);
+    if (s == GLLM_OK) gllm_llama_free(&m);
+    gllm_gguf_close(&g), drop(&f);
+    return s;
+}
+
+/* the optional sets are all or none: a K or V bias without the Q bias, a K norm without the Q
+ * norm, were used unchecked (a bias past the file's end was read) */
+Test(llama, partial_bias_or_norm_refused) {
+    cr_assert_eq(gllm_ensure_init(), GLLM_OK);
+    cr_assert_eq(load_renamed("qwen2", "attn_q.bias", "attn_x.bias"), GLLM_E_INVALID_ARGUMENT);
+    cr_assert(strstr(gllm_last_error(), "attn_q.bias"), "%s", gllm_last_error());
+    cr_assert_eq(load_renamed("qwen2", "attn_v.bias", "attn_x.bias"), GLLM_E_INVALID_ARGUMENT);
+    cr_assert_eq(load_renamed("qwen3", "attn_q_norm", "attn_x_norm"), GLLM_E_INVALID_ARGUMENT);
+    cr_assert(strstr(gllm_last_error(), "attn_q_norm"), "%s", gllm_last_error());
+    cr_assert_eq(load_renamed("qwen2", "attn_x.bias", "attn_y.bias"), GLLM_OK, "nothing renamed: the model loads");
+}
+
 static gllm_status load_synth(model_file *f, gllm_gguf *g, gllm_llama *m) {
     build(f, "llama", GLLM_DTYPE_F32);
     cr_assert_eq(gllm_gguf_parse(f->img, f->len, g), GLLM_OK);

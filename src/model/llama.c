@@ -152,10 +152,12 @@ gllm_status gllm_llama_load(const gllm_gguf *g, gllm_llama *m) {
             (s = expect(L->w_gate, "ffn_gate.weight", i, m->dim, m->ffn, 0)) ||
             (s = expect(L->w_up, "ffn_up.weight", i, m->dim, m->ffn, 0)) ||
             (s = expect(L->w_down, "ffn_down.weight", i, m->ffn, m->dim, 0)) ||
-            (L->bq && ((s = expect(L->bq, "attn_q.bias", i, q, 0, 1)) || (s = expect(L->bk, "attn_k.bias", i, kv, 0, 1)) ||
-                       (s = expect(L->bv, "attn_v.bias", i, kv, 0, 1)))) ||
-            (L->q_norm && ((s = expect(L->q_norm, "attn_q_norm.weight", i, m->head_dim, 0, 1)) ||
-                           (s = expect(L->k_norm, "attn_k_norm.weight", i, m->head_dim, 0, 1))))) {
+            /* optional sets, all or none: Q/K/V biases (Qwen2), Q/K norms (Qwen3) */
+            ((L->bq || L->bk || L->bv) &&
+             ((s = expect(L->bq, "attn_q.bias", i, q, 0, 1)) || (s = expect(L->bk, "attn_k.bias", i, kv, 0, 1)) ||
+              (s = expect(L->bv, "attn_v.bias", i, kv, 0, 1)))) ||
+            ((L->q_norm || L->k_norm) && ((s = expect(L->q_norm, "attn_q_norm.weight", i, m->head_dim, 0, 1)) ||
+                                          (s = expect(L->k_norm, "attn_k_norm.weight", i, m->head_dim, 0, 1))))) {
             gllm_llama_free(m);
             return s;
         }
