@@ -210,6 +210,45 @@ Test(l3, errors_leave_the_cache_consistent) {
     cr_assert_eq(gllm_generator_forward(g, kv, 200, ok, 1, NULL, &l), GLLM_E_INVALID_ARGUMENT, "no such sequence");
 }
 
+/* refused calls take no pages: a batch whose later item is bad or does not fit, a forward with
+ * a position outside the context; sizes that would overflow a buffer are refused */
+Test(l3, refused_calls_take_no_pages) {
+    int a, c;
+    gllm_seq_open(kv, 96, &a), gllm_seq_open(kv, 96, &c);
+    float before, after;
+    gllm_memory_pressure(kv, &before);
+    gllm_logits *l;
+    const int32_t ok[3] = {1, 2, 3}, bad[1] = {VOCAB};
+    const gllm_batch_item late_bad[2] = {{a, ok, 3}, {c, bad, 1}};
+    cr_assert_eq(gllm_batch_forward(g, kv, late_bad, 2, &l), GLLM_E_INVALID_ARGUMENT);
+    const int32_t position[3] = {0, 1, (int32_t)CTX};
+    const gllm_topology topo = {NULL, position};
+    cr_assert_eq(gllm_generator_forward(g, kv, a, ok, 3, &topo, &l), GLLM_E_INVALID_ARGUMENT, "a position past the context");
+    gllm_memory_pressure(kv, &after);
+    cr_assert_eq(after, before, "refused calls left pages taken: %g -> %g", before, after);
+    int32_t many[90];
+    for (int i = 0; i < 90; i++) many[i] = i % (int)VOCAB;
+    int fill[2];
+    for (int f = 0; f < 2; f++) { /* 12 of 32 pages */
+        gllm_seq_open(kv, 96, &fill[f]);
+        for (int i = 0; i < 6; i++) cr_assert_eq(gllm_generator_forward(g, kv, fill[f], many, 16, NULL, &l), GLLM_OK);
+    }
+    int big[4];
+    for (int i = 0; i < 4; i++) gllm_seq_open(kv, 96, &big[i]);
+    const gllm_batch_item too_many[4] = {{big[0], many, 90}, {big[1], many, 90}, {big[2], many, 90}, {big[3], many, 90}};
+    gllm_memory_pressure(kv, &before);
+    cr_assert_eq(gllm_batch_forward(g, kv, too_many, 4, &l), GLLM_E_OUT_OF_MEMORY, "24 pages wanted, 20 free");
+    gllm_memory_pressure(kv, &after);
+    cr_assert_eq(after, before, "a batch the pool cannot hold took pages: %g -> %g", before, after);
+    cr_assert_eq(gllm_batch_forward(g, kv, too_many, 3, &l), GLLM_OK, "%s", gllm_last_error());
+    gllm_generator *huge;
+    cr_assert_eq(gllm_generator_upload(b, m, (size_t)1 << 56, &huge), GLLM_E_INVALID_ARGUMENT, "a row count whose logits overflow");
+    gllm_kv_cache *wide;
+    cr_assert_eq(gllm_kv_cache_alloc(g, 1, (size_t)1 << 60, GLLM_DTYPE_F32, &wide), GLLM_E_INVALID_ARGUMENT, "a page that overflows");
+    float x[64];
+    cr_assert_eq(gllm_head_block(g, x, (size_t)1 << 62, x), GLLM_E_INVALID_ARGUMENT, "a block of more rows than the context");
+}
+
 /* scheduling: pressure, page states, swap out / in bit-exact, hot pages refused */
 Test(l3, swap_and_page_states) {
     const int32_t p1[20] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20};

@@ -13,6 +13,7 @@
 #include "text/tokenizer.h"
 
 #define MAX_SEQS GLLM_MAX_SEQS
+enum { MAX_FORWARD_TOKENS = 1 << 20 }; /* a generator's rows: their buffers' sizes cannot overflow */
 
 /* Objects that others use (a backend, a model, a generator) live until the last user lets go:
  * the caller's close or free is one release, each object built on them holds one more. So
@@ -187,6 +188,8 @@ int gllm_model_add_bos(const gllm_model *m) { return m && m->tok ? gllm_tokenize
 
 gllm_status gllm_generator_upload(gllm_backend *b, const gllm_model *m, size_t max_tokens, gllm_generator **out) {
     if (!b || !m || !out || !max_tokens) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_generator_upload: NULL or zero argument");
+    if (max_tokens > MAX_FORWARD_TOKENS)
+        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_generator_upload: %zu tokens a forward, at most %d", max_tokens, MAX_FORWARD_TOKENS);
     *out = NULL;
     gllm_generator *g = calloc(1, sizeof *g);
     if (!g) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "generator: no memory");
@@ -293,21 +296,36 @@ gllm_status gllm_seq_length(const gllm_kv_cache *kv, int seq, size_t *len) {
     TURN(kv, seq_length((gllm_kv_cache *)kv, seq, len));
 }
 
-/* everything one sequence's step needs, checked (and its KV reserved) before anything runs */
+/* everything one sequence's step needs, checked before anything runs */
 static gllm_status check_step(gllm_generator *g, gllm_kv_cache *kv, int seq, const int32_t *tokens, size_t n,
-                              size_t rows_end, gllm_kv_seq **s) {
-    gllm_status st = seq_of(kv, seq, s);
+                              size_t rows_end) {
+    gllm_kv_seq *s = NULL;
+    gllm_status st = seq_of(kv, seq, &s);
     if (st != GLLM_OK) return st;
     if (!tokens || !n) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: no tokens");
     if (kv->swapped[seq]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: sequence %d is swapped out", seq);
     if (n > g->max_rows) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: %zu tokens, the generator takes %zu", n, g->max_rows);
     if (rows_end > g->max_rows) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: more logits rows than the generator holds");
     const gllm_llama *m = &g->m->llama;
-    if ((*s)->len + n > m->ctx) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: %zu positions exceed the context of %zu", (*s)->len + n, m->ctx);
+    if (s->len + n > m->ctx) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: %zu positions exceed the context of %zu", s->len + n, m->ctx);
     for (size_t i = 0; i < n; i++)
         if (tokens[i] < 0 || (size_t)tokens[i] >= m->vocab)
             return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: token id %d outside the vocabulary of %zu", tokens[i], m->vocab);
-    return gllm_kv_reserve(&kv->pool, *s, (*s)->len + n);
+    return GLLM_OK;
+}
+
+/* the checked items' KV pages, all or none: a cache that cannot hold them all is left as it was */
+static gllm_status reserve(gllm_kv_cache *kv, const gllm_batch_item *items, size_t n) {
+    size_t had[MAX_SEQS];
+    for (size_t i = 0; i < n; i++) {
+        gllm_kv_seq *s = &kv->seq[items[i].seq];
+        had[i] = s->n_pages;
+        const gllm_status st = gllm_kv_reserve(&kv->pool, s, s->len + items[i].n);
+        if (st == GLLM_OK) continue;
+        while (i-- > 0) gllm_kv_unreserve(&kv->pool, &kv->seq[items[i].seq], had[i]);
+        return st;
+    }
+    return GLLM_OK;
 }
 
 /* n items (distinct sequences, checked) as one forward of the backend, their logits in rows
@@ -334,16 +352,15 @@ gllm_status gllm_generator_forward(gllm_generator *g, gllm_kv_cache *kv, int seq
     if (!g || !kv || !out || kv->g != g) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_generator_forward: bad handles");
     const size_t rows = topo && topo->parent ? n : 1;
     const int32_t *position = topo ? topo->position : NULL;
-    gllm_kv_seq *s;
+    const gllm_batch_item item = {seq, tokens, n};
     gllm_status st = g->ops->enter(g->dev);
     if (st != GLLM_OK) return st;
-    kv->step++;
-    st = check_step(g, kv, seq, tokens, n, rows, &s);
+    st = check_step(g, kv, seq, tokens, n, rows);
     for (size_t i = 0; position && i < n && st == GLLM_OK; i++)
         if (position[i] < 0 || (size_t)position[i] >= g->m->llama.ctx)
             st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: position %d of token %zu outside the context of %zu", position[i], i,
                            g->m->llama.ctx);
-    if (st == GLLM_OK) st = step(g, kv, &(gllm_batch_item){seq, tokens, n}, 1, topo, 0);
+    if (st == GLLM_OK && (st = reserve(kv, &item, 1)) == GLLM_OK) kv->step++, st = step(g, kv, &item, 1, topo, 0);
     return finish(g, st, rows, out);
 }
 
@@ -369,13 +386,12 @@ gllm_status gllm_batch_forward(gllm_generator *g, gllm_kv_cache *kv, const gllm_
     if (n > g->max_rows) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "batch: %zu sequences, room for %zu", n, g->max_rows);
     gllm_status st = g->ops->enter(g->dev);
     if (st != GLLM_OK) return st;
-    kv->step++;
-    for (size_t i = 0; i < n && st == GLLM_OK; i++) { /* every item checked, and its KV reserved, before any runs */
-        gllm_kv_seq *s;
-        st = check_step(g, kv, items[i].seq, items[i].tokens, items[i].n, i + 1, &s);
+    for (size_t i = 0; i < n && st == GLLM_OK; i++) { /* every item checked, then their KV reserved, before any runs */
+        st = check_step(g, kv, items[i].seq, items[i].tokens, items[i].n, i + 1);
         for (size_t j = 0; j < i && st == GLLM_OK; j++)
             if (items[j].seq == items[i].seq) st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "batch: sequence %d appears twice", items[i].seq);
     }
+    if (st == GLLM_OK && (st = reserve(kv, items, n)) == GLLM_OK) kv->step++;
     for (size_t i = 0, first = 0, rows = 0; i <= n && st == GLLM_OK; i++) { /* as many items per forward as it holds */
         if (i == n || rows + items[i].n > g->max_rows) st = step(g, kv, items + first, i - first, NULL, first), first = i, rows = 0;
         if (i < n) rows += items[i].n;
@@ -498,7 +514,7 @@ static gllm_status block(const gllm_generator *g, gllm_block_kind kind, size_t l
     if (!g || (!tokens && !x) || !out || !n) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "block: NULL or empty input");
     const gllm_llama *m = &g->m->llama;
     if (layer >= m->n_layers) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "block: layer %zu of %zu", layer, m->n_layers);
-    if ((kind == GLLM_BLOCK_ATTENTION || kind == GLLM_BLOCK_FFN) && n > m->ctx) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "block: %zu tokens exceed the context of %zu", n, m->ctx);
+    if (n > m->ctx) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "block: %zu rows exceed the context of %zu", n, m->ctx);
     for (size_t i = 0; tokens && i < n; i++)
         if (tokens[i] < 0 || (size_t)tokens[i] >= m->vocab)
             return gllm_fail(GLLM_E_INVALID_ARGUMENT, "embed: token id %d at %zu outside the vocabulary of %zu", tokens[i], i, m->vocab);

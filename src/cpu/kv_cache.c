@@ -17,11 +17,12 @@ gllm_status gllm_kv_pool_layout(gllm_kv_pool *p, gllm_dtype dtype, size_t n_laye
     p->dtype = dtype, p->n_layers = n_layers, p->n_kv_heads = n_kv_heads, p->head_dim = head_dim;
     p->page_size = page_size, p->n_pages = n_pages;
     while (((size_t)1 << p->page_shift) < page_size) p->page_shift++;
-    p->page_elems = page_size * n_kv_heads * head_dim;
     p->esize = dtype == GLLM_DTYPE_F32 ? 4 : 2;
-    size_t bytes;
-    if (__builtin_mul_overflow(n_layers * n_pages, p->page_elems * p->esize, &bytes))
-        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "KV cache size overflows size_t");
+    size_t page_bytes, layer_pages, bytes;
+    if (__builtin_mul_overflow(page_size, n_kv_heads * head_dim, &p->page_elems) ||
+        __builtin_mul_overflow(p->page_elems, p->esize, &page_bytes) || __builtin_mul_overflow(n_layers, n_pages, &layer_pages) ||
+        __builtin_mul_overflow(layer_pages, page_bytes, &bytes) || bytes > SIZE_MAX / 4)
+        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "KV cache: %zu pages of %zu tokens overflow the address space", n_pages, page_size);
     if (!(p->free_list = malloc(n_pages * sizeof(int32_t)))) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "KV cache: no memory for %zu pages", n_pages);
     for (size_t i = 0; i < n_pages; i++) p->free_list[i] = (int32_t)(n_pages - 1 - i);
     p->n_free = n_pages;
@@ -48,16 +49,17 @@ void gllm_kv_pool_free(gllm_kv_pool *p) {
 
 gllm_status gllm_kv_seq_init(gllm_kv_seq *s, const gllm_kv_pool *p, size_t max_tokens) {
     memset(s, 0, sizeof *s);
-    s->cap_pages = (max_tokens + p->page_size - 1) / p->page_size;
-    if (!s->cap_pages || !(s->table = malloc(s->cap_pages * sizeof(int32_t))))
+    s->cap_pages = max_tokens / p->page_size + (max_tokens % p->page_size != 0);
+    if (!s->cap_pages || !(s->table = calloc(s->cap_pages, sizeof(int32_t))))
         return gllm_fail(GLLM_E_OUT_OF_MEMORY, "KV sequence: no block table for %zu tokens", max_tokens);
     return GLLM_OK;
 }
 
-static void return_pages(gllm_kv_pool *p, gllm_kv_seq *s) {
-    for (size_t i = s->n_pages; i > 0; i--) p->free_list[p->n_free++] = s->table[i - 1];
-    s->n_pages = 0;
+void gllm_kv_unreserve(gllm_kv_pool *p, gllm_kv_seq *s, size_t n_pages) {
+    for (; s->n_pages > n_pages; s->n_pages--) p->free_list[p->n_free++] = s->table[s->n_pages - 1];
 }
+
+static void return_pages(gllm_kv_pool *p, gllm_kv_seq *s) { gllm_kv_unreserve(p, s, 0); }
 
 void gllm_kv_seq_release(gllm_kv_pool *p, gllm_kv_seq *s) {
     return_pages(p, s);
@@ -66,7 +68,7 @@ void gllm_kv_seq_release(gllm_kv_pool *p, gllm_kv_seq *s) {
 }
 
 gllm_status gllm_kv_reserve(gllm_kv_pool *p, gllm_kv_seq *s, size_t n_slots) {
-    const size_t need = (n_slots + p->page_size - 1) / p->page_size;
+    const size_t need = n_slots / p->page_size + (n_slots % p->page_size != 0);
     if (need > s->cap_pages)
         return gllm_fail(GLLM_E_INVALID_ARGUMENT, "KV sequence: %zu tokens exceed its %zu-token capacity", n_slots,
                          s->cap_pages * p->page_size);

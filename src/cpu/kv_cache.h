@@ -43,6 +43,8 @@ gllm_status gllm_kv_seq_init(gllm_kv_seq *s, const gllm_kv_pool *p, size_t max_t
 void gllm_kv_seq_release(gllm_kv_pool *p, gllm_kv_seq *s); /* pages back to the pool, table freed */
 /* make slots [0, n_slots) backed by pages; fails (cache unchanged) when the pool or the table is full */
 gllm_status gllm_kv_reserve(gllm_kv_pool *p, gllm_kv_seq *s, size_t n_slots);
+/* pages past the sequence's first n_pages back to the pool (a reservation undone) */
+void gllm_kv_unreserve(gllm_kv_pool *p, gllm_kv_seq *s, size_t n_pages);
 
 /* swap: a sequence's pages out to a host image of gllm_kv_swap_bytes (its pool pages freed,
  * len kept), and back into whatever pages are free, bit-exact. The image holds logical page i,
