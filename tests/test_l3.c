@@ -178,6 +178,23 @@ Test(l3, sampling_through_the_api) {
     int32_t a1, a2;
     gllm_sample(g, l, &warm, p, 3, 17, &a1), gllm_sample(g, l, &warm, p, 3, 17, &a2);
     cr_assert_eq(a1, a2, "(seed, step) reproduces the draw");
+    /* very cold is greedy: logits over 1e-38 overflow a float (x / T - max / T was inf - inf), and
+     * 1 / 1e-40 is inf; knobs that are not numbers are refused (NaN drew uniformly) */
+    for (int i = 0; i < 2; i++) {
+        const gllm_sampling cold = {.temperature = i ? 1e-40f : 1e-38f, .top_p = 1, .repetition_penalty = 1, .seed = 3};
+        for (uint64_t st = 0; st < 8; st++) {
+            cr_assert_eq(gllm_sample(g, l, &cold, p, 3, st, &id), GLLM_OK, "%s", gllm_last_error());
+            cr_assert_eq(id, best, "temperature %g, draw %d: %d, not the best %d", cold.temperature, (int)st, id, best);
+        }
+    }
+    gllm_sampling bad = greedy;
+    bad.temperature = NAN;
+    cr_assert_eq(gllm_sample(g, l, &bad, p, 3, 0, &id), GLLM_E_INVALID_ARGUMENT);
+    cr_assert(strstr(gllm_last_error(), "temperature"), "%s", gllm_last_error());
+    bad = greedy, bad.repetition_penalty = NAN;
+    cr_assert_eq(gllm_sample(g, l, &bad, p, 3, 0, &id), GLLM_E_INVALID_ARGUMENT);
+    bad = greedy, bad.top_p = INFINITY;
+    cr_assert_eq(gllm_sample(g, l, &bad, p, 3, 0, &id), GLLM_E_INVALID_ARGUMENT, "top_p inf");
 }
 
 Test(l3, errors_leave_the_cache_consistent) {

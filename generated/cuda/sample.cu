@@ -346,12 +346,13 @@ extern "C" __global__ void __launch_bounds__(GS_T, 1)
         if (tid == 0) out[blockIdx.x] = bestv == -INFINITY ? -2 : best;
         return;
     }
-    /* temperature, softmax: exp(x - max) times 1 / sum, as the CPU rounds it */
+    /* temperature, softmax: exp((x - max) / T) times 1 / sum, as the CPU rounds it */
     const bool scale = temperature != 1.0f;
-    const float inv = __fdiv_rn(1.0f, temperature), mx = scale ? __fmul_rn(bestv, inv) : bestv;
+    const float inv = __fdiv_rn(1.0f, temperature);
     float s = 0.0f;
     for (int i = tid; i < n; i += GS_T) {
-        const float e = expf(__fsub_rn(scale ? __fmul_rn(p[i], inv) : p[i], mx));
+        const float x = __fsub_rn(p[i], bestv);
+        const float e = expf(scale ? __fmul_rn(x, inv) : x);
         p[i] = e, s += e;
     }
     s = gllm_warp_sum(s);

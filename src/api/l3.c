@@ -2,6 +2,7 @@
  * Thin: validate, keep the sequences' bookkeeping, then route to the backend's table of entry
  * points (src/plan/backend.h): the CPU's, or a CUDA device's, which each public call makes
  * current for its duration. */
+#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -415,7 +416,14 @@ gllm_status gllm_sample(gllm_generator *g, const gllm_logits *l, const gllm_samp
                         size_t n_history, uint64_t step_no, int32_t *out_ids) {
     if (!g || !l || !cfg || !out_ids) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_sample: NULL argument");
     if (l->g != g) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_sample: logits of another generator");
-    TURN(g, g->ops->sample(g->dec, l->rows, cfg, history, n_history, step_no, out_ids));
+    const float knobs[6] = {cfg->temperature, cfg->top_p, cfg->min_p, cfg->repetition_penalty, cfg->frequency_penalty,
+                            cfg->presence_penalty};
+    static const char *const names[6] = {"temperature", "top_p", "min_p", "repetition_penalty", "frequency_penalty", "presence_penalty"};
+    for (int i = 0; i < 6; i++)
+        if (!isfinite(knobs[i])) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_sample: %s is %g", names[i], knobs[i]);
+    gllm_sampling c = *cfg;
+    if (c.temperature > 0 && isinf(1.0f / c.temperature)) c.temperature = 0; /* colder than 1/FLT_MAX: greedy, its limit */
+    TURN(g, g->ops->sample(g->dec, l->rows, &c, history, n_history, step_no, out_ids));
 }
 
 /* ---- scheduling ----------------------------------------------------------------------------- */

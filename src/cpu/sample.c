@@ -95,9 +95,9 @@ gllm_status gllm_sample_row(gllm_sampler *s, const float *logits, const gllm_sam
         *out = (int32_t)best;
         return GLLM_OK;
     }
-    if (cfg->temperature != 1.0f) {
-        const float inv = 1.0f / cfg->temperature;
-        for (size_t i = 0; i < n; i++) p[i] *= inv;
+    if (cfg->temperature != 1.0f) { /* (x - max) / T: at most 0, so a cold T cannot overflow to inf - inf */
+        const float inv = 1.0f / cfg->temperature, mx = p[best];
+        for (size_t i = 0; i < n; i++) p[i] = (p[i] - mx) * inv;
     }
     kt->softmax(p, p, n);
     const double u = gllm_rng_uniform(cfg->seed, step);
