@@ -9,6 +9,8 @@
  *   gllmk rerank -m dir -q "query" "doc" ...                        documents sorted by score
  *   gllmk bench [options]                   kernel throughput next to the machine's limits and peers
  * Without -m: models/SmolLM2-135M-Instruct.Q4_1.gguf (scripts/fetch_models.sh). */
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,16 +31,20 @@ static int fail(const char *what) {
     return 1;
 }
 
-/* "1,2,3" into ids (at most cap); 0 for a list that is not numbers */
+/* "1,2,3" into ids (1 to cap of them); 0, said why, for anything else */
 static int parse_ids(const char *list, int32_t *ids, size_t cap, size_t *n) {
     *n = 0;
-    for (const char *p = list; *p && *n < cap;) {
+    for (const char *p = list; *p;) {
         char *end;
-        const long v = strtol(p, &end, 10);
-        if (end == p) return fprintf(stderr, "gllmk: bad token list '%s'\n", list), 0;
+        errno = 0;
+        const long long v = strtoll(p, &end, 10);
+        if (end == p || errno || v < INT32_MIN || v > INT32_MAX || (*end && *end != ','))
+            return fprintf(stderr, "gllmk: bad token list '%s': ids are 32-bit integers between commas\n", list), 0;
+        if (*n == cap) return fprintf(stderr, "gllmk: token list of more than %zu ids\n", cap), 0;
         ids[(*n)++] = (int32_t)v;
-        p = *end == ',' ? end + 1 : end;
+        p = *end ? end + 1 : end;
     }
+    if (!*n) return fprintf(stderr, "gllmk: empty token list\n"), 0;
     return 1;
 }
 
@@ -267,7 +273,7 @@ static int logits(int argc, char **argv) {
     }
     const float *last = all + (n - 1) * s.mi.vocab;
     int top[10];
-    for (int k = 0; k < 10; k++) {
+    for (int k = 0; k < 10 && (size_t)k < s.mi.vocab; k++) {
         int b = -1;
         for (size_t v = 0; v < s.mi.vocab; v++) {
             int used = 0;
@@ -296,9 +302,10 @@ static int embed(int argc, char **argv) {
     const char *texts[64], *lists[64]; /* a text, or a token list */
     int32_t *seqs[64];
     size_t lens[64], n = 0;
-    for (int i = 1; i < argc && n < 64; i++) {
+    for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-m") && i + 1 < argc) dir = argv[++i];
         else if (!strcmp(argv[i], "--out") && i + 1 < argc) outp = argv[++i];
+        else if (n == 64) return fprintf(stderr, "gllmk embed: at most 64 texts a call\n"), 2;
         else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) texts[n] = NULL, lists[n] = argv[++i], n++;
         else texts[n] = argv[i], lists[n] = NULL, n++;
     }
@@ -364,9 +371,10 @@ static int rerank(int argc, char **argv) {
     int32_t *seqs[64];
     size_t lens[64], n = 0;
     int raw[64];
-    for (int i = 1; i < argc && n < 64; i++) {
+    for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-m") && i + 1 < argc) dir = argv[++i];
         else if (!strcmp(argv[i], "-q") && i + 1 < argc) query = argv[++i];
+        else if (n == 64) return fprintf(stderr, "gllmk rerank: at most 64 documents a call\n"), 2;
         else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) docs[n] = argv[++i], raw[n++] = 1;
         else docs[n] = argv[i], raw[n++] = 0;
     }

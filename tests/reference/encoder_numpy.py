@@ -168,6 +168,12 @@ with tempfile.TemporaryDirectory() as d:
         if r.returncode != 1 or want not in r.stderr:
             worst = 1.0
     json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
+    # token lists that are not 32-bit ids, and more texts than a call takes: usage errors (exit 2)
+    for args in (["--tokens", "2,4294967303,3"], ["--tokens", "2,7x"], ["--tokens", ""], ["--tokens", "2,,3"], ["t"] * 65):
+        r = subprocess.run([gllmk, "embed", "-m", os.path.join(d, "pool1.gguf")] + args, capture_output=True, text=True)
+        print(f"embed {' '.join(args)[:24]}: exit {r.returncode}, {r.stderr.strip()}")
+        if r.returncode != 2 or "gllmk" not in r.stderr:
+            worst = 1.0
     deep = os.path.join(d, *["x" * 200] * 5)  # config.json fits in 1024 bytes, 1_Pooling/config.json does not
     os.makedirs(deep)
     for f in ("config.json", "model.safetensors", "vocab.txt"):
