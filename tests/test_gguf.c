@@ -114,6 +114,20 @@ Test(gguf, hostile_headers) {
     FRESH, patch(c, len, ti + 24, 4, 8), expect_error(c, len, GLLM_E_INVALID_ARGUMENT, "aligned");
     FRESH, patch(c, len, ti + 24, 0, 8), expect_error(c, len, GLLM_E_INVALID_ARGUMENT, "overlap");
     free(c), free(img);
+    /* general.alignment 1: an f16 then an f32 tensor, the header 0 to 3 bytes longer; data that
+     * starts off its elements' alignment is refused (one in four layouts has both aligned) */
+    static const uint8_t bytes[8];
+    const tw_tensor pair[] = {{"a", 1, 1, {1}, bytes, 2}, {"b", 0, 1, {1}, bytes + 2, 4}};
+    int parsed = 0;
+    for (int pad = 0; pad < 4; pad++) {
+        const tw_kv kv2[] = {{.key = "general.alignment", .type = GGUF_U32, .u = 1}, {.key = "x", .type = GGUF_STRING, .s = "abc" + 3 - pad}};
+        img = gguf_build(kv2, 2, pair, 2, 1, &len);
+        gllm_gguf g;
+        if (gllm_gguf_parse(img, len, &g) == GLLM_OK) parsed++, gllm_gguf_close(&g);
+        else cr_assert(strstr(gllm_last_error(), "aligned"), "%s", gllm_last_error());
+        free(img);
+    }
+    cr_assert_eq(parsed, 1, "%d of 4 layouts parsed", parsed);
 }
 
 Test(gguf, random_mutations_never_crash) {

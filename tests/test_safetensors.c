@@ -56,6 +56,8 @@ Test(safetensors, hostile_headers) {
     expect_bad("{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"v\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 24, "overlap");
     expect_bad("{\"w\":{\"dtype\":\"F32\",\"shape\":[2,3]}}", 24, "data_offsets");
     expect_bad("{\"w\":", 24, "JSON");
+    /* a header of 58 bytes: the floats would start 2 bytes off their alignment */
+    expect_bad("{\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]}} ", 24, "aligned");
     expect_bad("[1,2,3]", 0, "object");
     char deep[300];
     memset(deep, '[', 200), deep[200] = 0;

@@ -149,6 +149,8 @@ gllm_status gllm_gguf_parse(const void *data, size_t size, gllm_gguf *g) {
         if (t->offset > data_size || bytes > data_size - t->offset) return bad(g, "tensor data past the end of the file");
         t->nbytes = (size_t)bytes;
         t->data = g->base + data_off + t->offset;
+        /* the kernels load floats and blocks' 16-bit scales in place (a general.alignment of 1 or 2 can break it) */
+        if ((uintptr_t)t->data % (t->dtype == GLLM_DTYPE_F32 ? 4 : 2)) return bad(g, "tensor data not aligned to its elements");
     }
     const int overlap = gllm_spans_overlap(g->tensors, g->n_tensors, sizeof *g->tensors, offsetof(gllm_gguf_tensor, data),
                                            offsetof(gllm_gguf_tensor, nbytes));

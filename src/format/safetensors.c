@@ -57,6 +57,7 @@ gllm_status gllm_st_parse(const void *data, size_t size, gllm_safetensors *st) {
             return bad(st, &j, "tensor data_offsets outside the data");
         const size_t begin = (size_t)b0->num, end = (size_t)b1->num;
         if (n > SIZE_MAX / esize || end - begin != n * esize) return bad(st, &j, "tensor span does not match its shape");
+        if ((uintptr_t)(body + begin) % esize) return bad(st, &j, "tensor data not aligned to its elements (used in place)");
         t->name.ptr = key->s, t->name.len = key->len, t->nbytes = end - begin, t->data = body + begin;
         st->n++;
     }
