@@ -62,6 +62,10 @@ Test(l3, backend_selection) {
     gllm_model_info mi;
     cr_assert_eq(gllm_model_get_info(m, &mi), GLLM_OK);
     cr_assert_eq(mi.vocab, VOCAB);
+    int32_t ids[4];
+    size_t n;
+    cr_assert_eq(gllm_model_tokenize(m, "hi", 2, 0, ids, 4, &n), GLLM_E_UNSUPPORTED, "the synthetic file has no vocabulary");
+    cr_assert(strstr(gllm_last_error(), "no_vocab"), "the reason the tokenizer did not load: %s", gllm_last_error());
 }
 
 /* a batch is one forward over all its items' rows (each matmul over 14 rows here, alone over

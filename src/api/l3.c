@@ -35,6 +35,7 @@ struct gllm_model {
     gllm_llama llama;
     gllm_tokenizer *tok;
     char arch[16];
+    char no_tok[256]; /* why it has no tokenizer */
 };
 
 struct gllm_logits {
@@ -151,7 +152,8 @@ gllm_status gllm_model_open(const char *path, gllm_model **out) {
     gllm_str a;
     gllm_gguf_str(&m->gguf, "general.architecture", &a);
     snprintf(m->arch, sizeof m->arch, "%.*s", (int)a.len, a.ptr);
-    if (gllm_tokenizer_load(&m->gguf, &m->tok) != GLLM_OK) m->tok = NULL; /* ids-only clients need none */
+    if (gllm_tokenizer_load(&m->gguf, &m->tok) != GLLM_OK) /* ids-only clients need none: told why at the first tokenize */
+        m->tok = NULL, snprintf(m->no_tok, sizeof m->no_tok, "%s", gllm_last_error());
     *out = m;
     return GLLM_OK;
 }
@@ -173,12 +175,14 @@ gllm_status gllm_model_get_info(const gllm_model *m, gllm_model_info *o) {
 
 gllm_status gllm_model_tokenize(const gllm_model *m, const char *text, size_t len, int parse_special, int32_t *ids, size_t cap,
                                 size_t *n) {
-    if (!m || !m->tok) return gllm_fail(GLLM_E_UNSUPPORTED, "tokenize: the model has no tokenizer");
+    if (!m) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "tokenize: NULL model");
+    if (!m->tok) return gllm_fail(GLLM_E_UNSUPPORTED, "tokenize: the model has no tokenizer (%s)", m->no_tok);
     return gllm_tokenize(m->tok, text, len, parse_special, ids, cap, n);
 }
 
 gllm_status gllm_model_detokenize(const gllm_model *m, const int32_t *ids, size_t n, char *out, size_t cap, size_t *len) {
-    if (!m || !m->tok) return gllm_fail(GLLM_E_UNSUPPORTED, "detokenize: the model has no tokenizer");
+    if (!m) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "detokenize: NULL model");
+    if (!m->tok) return gllm_fail(GLLM_E_UNSUPPORTED, "detokenize: the model has no tokenizer (%s)", m->no_tok);
     return gllm_detokenize(m->tok, ids, n, out, cap, len);
 }
 
