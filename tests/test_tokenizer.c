@@ -33,6 +33,8 @@ static void run_cases(const gllm_tokenizer *t, const char *name, const char *inp
     int cases = 0, bad = 0;
     static int32_t ids[8192];
     static char back[65536], got[65536];
+    size_t none;
+    cr_assert_eq(gllm_tokenize(t, "x", SIZE_MAX, 0, ids, 8192, &none), GLLM_E_INVALID_ARGUMENT, "a length whose buffers overflow");
     while (text && *line) {
         char *end = strstr(text, sep);
         const size_t tl = end ? (size_t)(end - text) : strlen(text);
