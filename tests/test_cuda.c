@@ -926,6 +926,71 @@ Test(cuda, tree_step_and_accept_match_cpu) {
     twins_close(&tw);
 }
 
+/* the same forwards on both sides; then each of seqs' next-token logits close */
+static void both_forward(side *cpu, side *gpu, int seq, const int32_t *t, size_t n, const gllm_topology *topo) {
+    gllm_logits *l;
+    cr_assert_eq(gllm_generator_forward(cpu->g, cpu->kv, seq, t, n, topo, &l), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_generator_forward(gpu->g, gpu->kv, seq, t, n, topo, &l), GLLM_OK, "%s", gllm_last_error());
+}
+
+static void both_next_close(side *cpu, side *gpu, const int *seqs, int n, double tol, const char *what) {
+    float lc[64], lg[64];
+    for (int i = 0; i < n; i++) {
+        const int32_t next = 7;
+        gllm_logits *xc, *xg;
+        cr_assert_eq(gllm_generator_forward(cpu->g, cpu->kv, seqs[i], &next, 1, NULL, &xc), GLLM_OK);
+        cr_assert_eq(gllm_generator_forward(gpu->g, gpu->kv, seqs[i], &next, 1, NULL, &xg), GLLM_OK, "%s", gllm_last_error());
+        gllm_logits_read(xc, lc, VOCAB), gllm_logits_read(xg, lg, VOCAB);
+        const double e = rel_err(lg, lc, VOCAB);
+        cr_assert(e <= tol, "%s: sequence %d: error %.3g", what, seqs[i], e);
+    }
+}
+
+/* accepting a path after the sequence was swapped out and in (its pages are others now: the
+ * device's block table was stale, and the moves went into another sequence's pages), and a
+ * path longer than the generator's rows (refused, and the sequence emptied) */
+Test(cuda, accept_after_swap_in_and_past_the_rows) {
+    if (!has_gpu()) cr_skip_test("no GPU");
+    const size_t ctx = CTX;
+    CTX = 400;
+    twins tw;
+    twins_open(&tw, "llama", GLLM_DTYPE_F16);
+    CTX = ctx;
+    side cpu, gpu;
+    side_open_sized(&cpu, "cpu", tw.twin, GLLM_DTYPE_F32, 16, 40), side_open_sized(&gpu, "cuda:0", tw.m, GLLM_DTYPE_F32, 16, 40);
+    int32_t t[320];
+    for (int i = 0; i < 320; i++) t[i] = (int32_t)((i * 7 + 3) % VOCAB);
+    int a = cpu.seq, other, c;
+    for (side *s = &cpu; s; s = s == &cpu ? &gpu : NULL) gllm_seq_open(s->kv, 400, &other), gllm_seq_open(s->kv, 400, &c);
+    const int32_t parent[5] = {-1, 0, 0, 1, 3}, position[5] = {20, 21, 21, 22, 23};
+    const gllm_topology topo = {parent, position};
+    both_forward(&cpu, &gpu, a, t, 20, NULL), both_forward(&cpu, &gpu, a, t + 20, 5, &topo);
+    both_forward(&cpu, &gpu, other, t, 3, NULL); /* a is no longer warm */
+    cr_assert_eq(gllm_swap_out_pages(cpu.kv, a), GLLM_OK);
+    cr_assert_eq(gllm_swap_out_pages(gpu.kv, a), GLLM_OK, "%s", gllm_last_error());
+    both_forward(&cpu, &gpu, c, t, 30, NULL); /* c takes a's pages */
+    cr_assert_eq(gllm_swap_in_pages(cpu.kv, a), GLLM_OK);
+    cr_assert_eq(gllm_swap_in_pages(gpu.kv, a), GLLM_OK, "%s", gllm_last_error());
+    const uint32_t path[3] = {0, 1, 3};
+    cr_assert_eq(gllm_seq_accept(cpu.kv, a, 20, path, 3), GLLM_OK);
+    cr_assert_eq(gllm_seq_accept(gpu.kv, a, 20, path, 3), GLLM_OK, "%s", gllm_last_error());
+    both_next_close(&cpu, &gpu, (const int[]){a, c}, 2, 1e-3, "after a swap round trip and an accept");
+    /* 320 tokens accepted at once, 256 rows a forward: the moves go in two passes */
+    int long_seq;
+    for (side *s = &cpu; s; s = s == &cpu ? &gpu : NULL) gllm_seq_open(s->kv, 400, &long_seq);
+    both_forward(&cpu, &gpu, long_seq, t, 200, NULL), both_forward(&cpu, &gpu, long_seq, t + 200, 120, NULL);
+    uint32_t all[319];
+    for (int i = 0; i < 319; i++) all[i] = (uint32_t)(i < 150 ? i : i + 1); /* token 150 dropped */
+    cr_assert_eq(gllm_seq_accept(cpu.kv, long_seq, 0, all, 319), GLLM_OK);
+    cr_assert_eq(gllm_seq_accept(gpu.kv, long_seq, 0, all, 319), GLLM_OK, "%s", gllm_last_error());
+    size_t len;
+    gllm_seq_length(gpu.kv, long_seq, &len);
+    cr_assert_eq(len, 319u);
+    both_next_close(&cpu, &gpu, &long_seq, 1, 1e-3, "after a 319-token accept");
+    side_close(&cpu), side_close(&gpu);
+    twins_close(&tw);
+}
+
 /* bad input on the GPU backend: clear errors, the cache as it was */
 Test(cuda, generator_errors) {
     if (!has_gpu()) cr_skip_test("no GPU");

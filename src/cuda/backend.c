@@ -147,6 +147,17 @@ static gllm_status after_swaps(gllm_kv_pages *kv, const char *what) {
     return st;
 }
 
+/* sequence q's block-table entries the device lacks (a step's new pages, a swapped-in
+ * sequence's pages), uploaded on the compute stream */
+static gllm_status sync_table(gllm_kv_pages *kv, int q, const gllm_kv_seq *s) {
+    gllm_cuda *c = kv->d->c;
+    const size_t have = kv->table_pages[q];
+    const gllm_status st = gllm_cuda_upload(c, kv->dkv.tables + ((size_t)q * kv->dkv.table_stride + have) * sizeof(int32_t),
+                                            s->table + have, (s->n_pages - have) * sizeof(int32_t));
+    if (st == GLLM_OK) kv->table_pages[q] = s->n_pages;
+    return st;
+}
+
 static gllm_status step(gllm_kv_pages *kv, const gllm_step_item *items, size_t n, const gllm_topology *topo, size_t row0) {
     gllm_decoder *d = kv->d;
     gllm_cuda *c = d->c;
@@ -154,14 +165,10 @@ static gllm_status step(gllm_kv_pages *kv, const gllm_step_item *items, size_t n
     if (!n || n > GLLM_MAX_SEQS) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "step: %zu sequences", n);
     for (size_t b = 0; b < n; b++) dev[b] = (gllm_cuda_item){items[b].seq, items[b].s->len, items[b].n, items[b].tokens};
     gllm_status st = after_swaps(kv, "ordering a step after KV swaps");
-    for (size_t b = 0; b < n && st == GLLM_OK; b++) { /* each sequence's new block-table entries */
+    for (size_t b = 0; b < n && st == GLLM_OK; b++) {
         const int q = items[b].seq;
-        const gllm_kv_seq *s = items[b].s;
-        const size_t have = kv->table_pages[q];
         if (!kv->written[q]) st = gllm_cuda_check(c, c->drv.cuEventCreate(&kv->written[q], CU_EVENT_DISABLE_TIMING), "creating an event");
-        if (st == GLLM_OK) st = gllm_cuda_upload(c, kv->dkv.tables + ((size_t)q * kv->dkv.table_stride + have) * sizeof(int32_t),
-                                          s->table + have, (s->n_pages - have) * sizeof(int32_t));
-        if (st == GLLM_OK) kv->table_pages[q] = s->n_pages;
+        if (st == GLLM_OK) st = sync_table(kv, q, items[b].s);
     }
     if (st != GLLM_OK) return st;
     st = gllm_cuda_forward(&d->cm, &kv->dkv, dev, n, topo ? topo->position : NULL, topo ? topo->parent : NULL,
@@ -182,6 +189,7 @@ static gllm_status accept(gllm_kv_pages *kv, int seq, gllm_kv_seq *s, size_t ste
     gllm_status st = gllm_kv_compact_check(kv->pool, s, step_start, path, n);
     if (st != GLLM_OK) return st;
     st = after_swaps(kv, "ordering a compaction after KV swaps");
+    if (st == GLLM_OK) st = sync_table(kv, seq, s); /* swapped in since its last step: other pages */
     if (st == GLLM_OK) st = gllm_cuda_kv_compact(&kv->d->cm, &kv->dkv, kv->d->m->n_layers, seq, step_start, path, n);
     if (kv->written[seq]) {
         const gllm_status rec = gllm_cuda_check(c, c->drv.cuEventRecord(kv->written[seq], c->stream), "recording a compaction");

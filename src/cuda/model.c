@@ -27,7 +27,7 @@ enum { TC_MIN_ROWS = 32 };  /* gemm, prefill attention: from this many tokens on
  * item its last row; attention tiles (two ints, one row or more each) and the other rows; a
  * tree's ancestor rows */
 static size_t header_ints(size_t max_rows) {
-    return GLLM_HDR_TOKENS + 8 * max_rows + GLLM_CUDA_TREE_MAX * (GLLM_CUDA_TREE_MAX / 32);
+    return GLLM_HDR_TOKENS + 8 * max_rows + GLLM_MAX_TREE * (GLLM_MAX_TREE / 32);
 }
 
 /* a weight's copy on the device */
@@ -431,8 +431,8 @@ gllm_status gllm_cuda_forward(gllm_cuda_model *cm, const gllm_cuda_kv *kv, const
     if (n > cm->max_rows) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "CUDA forward: %zu tokens, room for %zu", n, cm->max_rows);
     if (n > 65535) return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA forward: %zu tokens in one step (65535 at most)", n);
     if ((position || parent) && n_items != 1) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "CUDA forward: positions or a tree in a batch");
-    if (parent && n > GLLM_CUDA_TREE_MAX)
-        return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA forward: a tree of %zu tokens (%d at most)", n, GLLM_CUDA_TREE_MAX);
+    if (parent && n > GLLM_MAX_TREE)
+        return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA forward: a tree of %zu tokens (%d at most)", n, GLLM_MAX_TREE);
     const int tc = c->tensor_cores && !parent && kv->head_dim <= 128 && kv->head_dim % 16 == 0 &&
                    (kv->dtype == GLLM_DTYPE_F16 || kv->dtype == GLLM_DTYPE_BF16);
     gllm_status s = header(cm, items, n_items, position, parent, n, tc);
@@ -530,15 +530,21 @@ gllm_status gllm_cuda_kv_copy(void *ctx, int v, size_t off, size_t pitch, void *
 
 gllm_status gllm_cuda_kv_compact(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t n_layers, int seq, size_t base,
                                  const uint32_t *from, size_t n) {
-    if (n > cm->max_rows) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "KV compaction: %zu tokens, room for %zu", n, cm->max_rows);
-    int32_t *moves = cm->hdr_host; /* the header's room, rewritten by the next step on this stream */
-    moves[0] = (int32_t)base;
-    for (size_t i = 0; i < n; i++) moves[1 + i] = (int32_t)from[i];
-    gllm_status s = gllm_cuda_upload(cm->c, cm->hdr, moves, (n + 1) * sizeof(int32_t));
-    if (s != GLLM_OK) return s;
     CUdeviceptr table = kv->tables + (size_t)seq * kv->table_stride * sizeof(int32_t);
     size_t layer_units = kv->layer_bytes / 2;
-    int ni = (int)n, n_kv = (int)kv->n_kv, row_units = (int)(gllm_row_bytes(kv->dtype, kv->head_dim) / 2), shift = (int)kv->page_shift;
-    void *args[] = {(void *)&kv->k, (void *)&kv->v, &layer_units, &table, &cm->hdr, &ni, &n_kv, &row_units, &shift};
-    return gllm_cuda_run(cm->c, "gllm_kv_move_cuda", (unsigned)kv->n_kv, (unsigned)n_layers, 2, 128, 0, args);
+    int n_kv = (int)kv->n_kv, row_units = (int)(gllm_row_bytes(kv->dtype, kv->head_dim) / 2), shift = (int)kv->page_shift;
+    gllm_status s = GLLM_OK;
+    /* in order, at most max_rows moves at a time (the header's room, rewritten by the next
+     * step on this stream): slot base + c + j takes base + from[c + j], as one pass would */
+    for (size_t c = 0; c < n && s == GLLM_OK; c += cm->max_rows) {
+        const size_t m = n - c < cm->max_rows ? n - c : cm->max_rows;
+        int32_t *moves = cm->hdr_host;
+        moves[0] = (int32_t)(base + c);
+        for (size_t i = 0; i < m; i++) moves[1 + i] = (int32_t)(from[c + i] - c);
+        if ((s = gllm_cuda_upload(cm->c, cm->hdr, moves, (m + 1) * sizeof(int32_t))) != GLLM_OK) break;
+        int mi = (int)m;
+        void *args[] = {(void *)&kv->k, (void *)&kv->v, &layer_units, &table, &cm->hdr, &mi, &n_kv, &row_units, &shift};
+        s = gllm_cuda_run(cm->c, "gllm_kv_move_cuda", (unsigned)kv->n_kv, (unsigned)n_layers, 2, 128, 0, args);
+    }
+    return s;
 }

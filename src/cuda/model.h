@@ -97,7 +97,6 @@ gllm_status gllm_cuda_kv_copy(void *ctx, int v, size_t off, size_t pitch, void *
 /* a cache is going away: drop the decode graphs captured for it */
 void gllm_cuda_model_forget(gllm_cuda_model *cm, const gllm_cuda_kv *kv);
 
-enum { GLLM_CUDA_TREE_MAX = 256 }; /* tokens of a tree step */
 
 /* one sequence's part of a step: n tokens going to slots prefix .. prefix + n - 1 */
 typedef struct {

@@ -12,6 +12,7 @@
 /* per-token activation buffers of a plan; each holds width[b] floats per token (K and V: the
  * step's keys and values where attention reads no cache) */
 enum { BUF_X, BUF_H, BUF_Q, BUF_A, BUF_F, BUF_K, BUF_V, BUF_COUNT };
+enum { GLLM_MAX_TREE = 256 }; /* tokens of a tree step, on every backend (CUDA: a token's ancestors are a bit row) */
 
 typedef enum {
     STEP_EMBED,    /* x = rows tokens of the table */
