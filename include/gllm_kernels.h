@@ -113,7 +113,7 @@ GLLM_API int gllm_model_add_bos(const gllm_model *m);
 /* weights handed to the backend once (the CPU uses the mapping, which the generator keeps; with
  * GLLM_TILED=1 it copies the projection and head weights that its ISA reads faster tiled, once,
  * and gives their file pages back. CUDA copies the file to the device); max_tokens: the most tokens one forward call takes
- * (at most 2^20).
+ * (at most 2^20; raised to 256 where lower, so that a batch of 256 one-token items fits).
  * A model that a GPU chosen by "auto" cannot hold runs on the CPU. */
 GLLM_API gllm_status gllm_generator_upload(gllm_backend *b, const gllm_model *m, size_t max_tokens,
                                            gllm_generator **out);
@@ -129,8 +129,9 @@ GLLM_API gllm_status gllm_seq_open(gllm_kv_cache *kv, size_t max_tokens, int *se
 GLLM_API gllm_status gllm_seq_close(gllm_kv_cache *kv, int seq);
 GLLM_API gllm_status gllm_seq_length(const gllm_kv_cache *kv, int seq, size_t *len);
 
-/* A tree step (speculative decoding): per token its parent in the step (-1: a child of the
- * cached prefix) and its position. NULL topology = the tokens continue the sequence. */
+/* A tree step (speculative decoding, at most 256 tokens): per token its parent in the step
+ * (-1: a child of the cached prefix; else an earlier token) and its position. NULL topology =
+ * the tokens continue the sequence. */
 typedef struct {
     const int32_t *parent;
     const int32_t *position;
@@ -221,13 +222,15 @@ typedef struct {
     uint32_t page_id; /* pool pages: 0 .. n_pages-1; swapped pages: n_pages + k */
     gllm_page_state state;
 } gllm_page_info;
-/* every pool page, then every swapped page; *n the count (at most cap written) */
+/* every pool page, then every swapped page; *n the count. cap 0 asks for the count; a cap short
+ * of it is an error (the first cap written) */
 GLLM_API gllm_status gllm_page_states(const gllm_kv_cache *kv, gllm_page_info *out, size_t cap, size_t *n);
 /* protect a sequence's pages from swapping (hot), or lift it */
 GLLM_API gllm_status gllm_seq_protect(gllm_kv_cache *kv, int seq, int on);
 /* move a sequence's K/V pages out of the pool into host storage (its pool pages are freed), and
- * back (into whatever pages are free), bit-exact. Refused for protected or warm sequences (one
- * asked for while a forward runs waits for it, then sees its sequences warm); a swapped sequence
+ * back (into whatever pages are free), bit-exact. A swap-out is refused for a protected or warm
+ * sequence (one asked for while a forward runs waits for it, then sees its sequences warm); a
+ * protected sequence swaps in (protection keeps its pages in the pool). A swapped sequence
  * cannot run until swapped in. On CUDA the copies are enqueued on a copy stream and the call
  * returns at once: they overlap the step in flight, and later steps wait for them. */
 GLLM_API gllm_status gllm_swap_out_pages(gllm_kv_cache *kv, int seq);

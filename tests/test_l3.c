@@ -245,6 +245,16 @@ Test(l3, refused_calls_take_no_pages) {
     const int32_t position[3] = {0, 1, (int32_t)CTX};
     const gllm_topology topo = {NULL, position};
     cr_assert_eq(gllm_generator_forward(g, kv, a, ok, 3, &topo, &l), GLLM_E_INVALID_ARGUMENT, "a position past the context");
+    const int32_t parent[3] = {-1, 1, 0}, fine[3] = {0, 1, 1};
+    const gllm_topology loop = {parent, fine};
+    cr_assert_eq(gllm_generator_forward(g, kv, a, ok, 3, &loop, &l), GLLM_E_INVALID_ARGUMENT, "a token its own parent");
+    cr_assert(strstr(gllm_last_error(), "parent"), "%s", gllm_last_error());
+    int small;
+    gllm_seq_open(kv, 20, &small);
+    int32_t twenty_one[21] = {0};
+    cr_assert_eq(gllm_generator_forward(g, kv, small, twenty_one, 21, NULL, &l), GLLM_E_INVALID_ARGUMENT, "past its max_tokens of 20");
+    cr_assert_eq(gllm_generator_forward(g, kv, small, twenty_one, 20, NULL, &l), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_seq_close(kv, small), GLLM_OK);
     gllm_memory_pressure(kv, &after);
     cr_assert_eq(after, before, "refused calls left pages taken: %g -> %g", before, after);
     int32_t many[90];
@@ -308,7 +318,9 @@ Test(l3, swap_and_page_states) {
     int d;
     gllm_seq_open(kv, 64, &d);
     cr_assert_eq(gllm_generator_forward(g, kv, d, p1, 20, NULL, &l), GLLM_OK);
-    cr_assert_eq(gllm_swap_in_pages(kv, a), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_seq_protect(kv, a, 1), GLLM_OK);
+    cr_assert_eq(gllm_swap_in_pages(kv, a), GLLM_OK, "a protected sequence swaps in: %s", gllm_last_error());
+    cr_assert_eq(gllm_seq_protect(kv, a, 0), GLLM_OK);
     float x[40], y[40];
     cr_assert_eq(gllm_generator_forward(g, kv, a, &next, 1, NULL, &l), GLLM_OK);
     rows_of(l, x, 1);

@@ -365,6 +365,12 @@ gllm_status gllm_generator_forward(gllm_generator *g, gllm_kv_cache *kv, int seq
         if (position[i] < 0 || (size_t)position[i] >= g->m->llama.ctx)
             st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: position %d of token %zu outside the context of %zu", position[i], i,
                            g->m->llama.ctx);
+    const int32_t *parent = topo ? topo->parent : NULL;
+    if (st == GLLM_OK && parent && n > GLLM_MAX_TREE)
+        st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: a tree step of %zu tokens (%d at most)", n, GLLM_MAX_TREE);
+    for (size_t i = 0; parent && i < n && st == GLLM_OK; i++)
+        if (parent[i] < -1 || parent[i] >= (int32_t)i)
+            st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: token %zu's parent %d is not -1 or an earlier token of the step", i, parent[i]);
     if (st == GLLM_OK && (st = reserve(kv, &item, 1)) == GLLM_OK) kv->step++, st = step(g, kv, &item, 1, topo, 0);
     return finish(g, st, rows, out);
 }
@@ -477,19 +483,13 @@ gllm_status gllm_seq_protect(gllm_kv_cache *kv, int seq, int on) {
     TURN(kv, seq_protect(kv, seq, on));
 }
 
-static gllm_status swappable(gllm_kv_cache *kv, int seq, gllm_kv_seq **s) {
-    gllm_status st = seq_of(kv, seq, s);
-    if (st != GLLM_OK) return st;
-    if (kv->protect[seq]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "swap: sequence %d is protected (hot)", seq);
-    return GLLM_OK;
-}
-
 /* out: the sequence's pages to a new host image, their pool pages freed; in: back into free
  * pages. On CUDA the copies are enqueued on the copy stream and the call returns at once. */
 static gllm_status swap_out(gllm_kv_cache *kv, int seq) {
     gllm_kv_seq *s = NULL;
-    gllm_status st = swappable(kv, seq, &s);
+    gllm_status st = seq_of(kv, seq, &s);
     if (st != GLLM_OK) return st;
+    if (kv->protect[seq]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "swap: sequence %d is protected (hot)", seq);
     if (kv->warm[seq] == kv->step) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "swap: sequence %d is warm (used by the latest forward)", seq);
     if (kv->swapped[seq]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "swap: sequence %d is already swapped out", seq);
     const size_t n = s->n_pages;
@@ -498,9 +498,9 @@ static gllm_status swap_out(gllm_kv_cache *kv, int seq) {
     return st;
 }
 
-static gllm_status swap_in(gllm_kv_cache *kv, int seq) {
+static gllm_status swap_in(gllm_kv_cache *kv, int seq) { /* protected or not: protection keeps pages in */
     gllm_kv_seq *s = NULL;
-    gllm_status st = swappable(kv, seq, &s);
+    gllm_status st = seq_of(kv, seq, &s);
     if (st != GLLM_OK) return st;
     if (!kv->swapped[seq]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "swap: sequence %d is not swapped out", seq);
     st = kv->ops->swap_in(kv->pages, seq, s, kv->swapped_pages[seq]);

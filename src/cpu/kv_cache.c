@@ -49,7 +49,7 @@ void gllm_kv_pool_free(gllm_kv_pool *p) {
 
 gllm_status gllm_kv_seq_init(gllm_kv_seq *s, const gllm_kv_pool *p, size_t max_tokens) {
     memset(s, 0, sizeof *s);
-    s->cap_pages = max_tokens / p->page_size + (max_tokens % p->page_size != 0);
+    s->cap_tokens = max_tokens, s->cap_pages = max_tokens / p->page_size + (max_tokens % p->page_size != 0);
     if (!s->cap_pages || !(s->table = calloc(s->cap_pages, sizeof(int32_t))))
         return gllm_fail(GLLM_E_OUT_OF_MEMORY, "KV sequence: no block table for %zu tokens", max_tokens);
     return GLLM_OK;
@@ -67,16 +67,19 @@ void gllm_kv_seq_release(gllm_kv_pool *p, gllm_kv_seq *s) {
     memset(s, 0, sizeof *s);
 }
 
-gllm_status gllm_kv_reserve(gllm_kv_pool *p, gllm_kv_seq *s, size_t n_slots) {
-    const size_t need = n_slots / p->page_size + (n_slots % p->page_size != 0);
-    if (need > s->cap_pages)
-        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "KV sequence: %zu tokens exceed its %zu-token capacity", n_slots,
-                         s->cap_pages * p->page_size);
+/* the sequence's first need pages backed (within its table) */
+static gllm_status reserve_pages(gllm_kv_pool *p, gllm_kv_seq *s, size_t need) {
     if (need > s->n_pages && need - s->n_pages > p->n_free)
         return gllm_fail(GLLM_E_OUT_OF_MEMORY, "KV cache full: %zu more pages needed, %zu free",
                          need - s->n_pages, p->n_free);
     while (s->n_pages < need) s->table[s->n_pages++] = p->free_list[--p->n_free];
     return GLLM_OK;
+}
+
+gllm_status gllm_kv_reserve(gllm_kv_pool *p, gllm_kv_seq *s, size_t n_slots) {
+    if (n_slots > s->cap_tokens)
+        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "KV sequence: %zu tokens exceed its capacity of %zu", n_slots, s->cap_tokens);
+    return reserve_pages(p, s, n_slots / p->page_size + (n_slots % p->page_size != 0));
 }
 
 size_t gllm_kv_swap_bytes(const gllm_kv_pool *p, size_t n_pages) { return n_pages * 2 * p->n_layers * p->page_elems * p->esize; }
@@ -109,7 +112,8 @@ gllm_status gllm_kv_swap_out(gllm_kv_pool *p, gllm_kv_seq *s, void *host, gllm_k
 
 gllm_status gllm_kv_swap_in(gllm_kv_pool *p, gllm_kv_seq *s, const void *host, size_t n_pages, gllm_kv_copy_fn copy,
                             void *ctx) {
-    gllm_status st = gllm_kv_reserve(p, s, n_pages * p->page_size);
+    gllm_status st = n_pages <= s->cap_pages ? reserve_pages(p, s, n_pages)
+                                             : gllm_fail(GLLM_E_INTERNAL, "KV swap-in: %zu pages, the table holds %zu", n_pages, s->cap_pages);
     if (st == GLLM_OK && (st = swap_copy(p, s, (char *)host, 0, copy, ctx)) != GLLM_OK) return_pages(p, s);
     return st;
 }

@@ -27,7 +27,7 @@ typedef struct {
 
 typedef struct {
     int32_t *table; /* pool pages, in logical order */
-    size_t n_pages, cap_pages;
+    size_t n_pages, cap_pages, cap_tokens; /* cap_tokens: its max_tokens (cap_pages rounds it up) */
     size_t len;     /* tokens whose K/V are valid, slots [0, len) */
 } gllm_kv_seq;
 
