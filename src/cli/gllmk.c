@@ -99,7 +99,7 @@ static char *read_file(const char *path) {
     return b;
 }
 
-static int parse(int argc, char **argv, options *o) {
+static int parse_args(int argc, char **argv, options *o) {
     *o = (options){.model = DEFAULT_MODEL, .prompt = "The capital of France is", .n = 32, .last_n = 64, .special = 1,
                    .s = {.temperature = 0, .top_p = 1, .repetition_penalty = 1, .seed = 42}};
     for (int i = 1; i < argc; i++) {
@@ -140,6 +140,13 @@ static int parse(int argc, char **argv, options *o) {
     return 1;
 }
 
+/* the options; 0 (said why, nothing held) for bad ones */
+static int parse(int argc, char **argv, options *o) {
+    if (parse_args(argc, argv, o)) return 1;
+    free(o->prompt_file), o->prompt_file = NULL;
+    return 0;
+}
+
 typedef struct {
     gllm_backend *b;
     gllm_model *m;
@@ -149,19 +156,24 @@ typedef struct {
     gllm_model_info mi;
 } session;
 
+static void close_session(session *s);
+
 static int open_session(const char *path, size_t max_tokens, session *s) {
     memset(s, 0, sizeof *s);
     const double t0 = now();
-    if (gllm_backend_open("auto", &s->b) != GLLM_OK) return fail("backend");
-    if (gllm_model_open(path, &s->m) != GLLM_OK) {
+    int rc = 1;
+    if (gllm_backend_open("auto", &s->b) != GLLM_OK) rc = fail("backend");
+    else if (gllm_model_open(path, &s->m) != GLLM_OK)
         fprintf(stderr, "gllmk: %s: %s\n(fetch the default model with: bash scripts/fetch_models.sh)\n", path, gllm_last_error());
-        return 1;
+    else if (gllm_model_get_info(s->m, &s->mi) != GLLM_OK || gllm_generator_upload(s->b, s->m, max_tokens, &s->g) != GLLM_OK)
+        rc = fail("upload");
+    else {
+        const size_t pages = (s->mi.context < 2048 ? s->mi.context : 2048) / 16 + 1;
+        if (gllm_kv_cache_alloc(s->g, pages, 16, GLLM_DTYPE_F16, &s->kv) != GLLM_OK) rc = fail("KV cache");
+        else if (gllm_seq_open(s->kv, (pages - 1) * 16, &s->seq) != GLLM_OK) rc = fail("sequence");
+        else rc = 0;
     }
-    gllm_model_get_info(s->m, &s->mi);
-    if (gllm_generator_upload(s->b, s->m, max_tokens, &s->g) != GLLM_OK) return fail("upload");
-    const size_t pages = (s->mi.context < 2048 ? s->mi.context : 2048) / 16 + 1;
-    if (gllm_kv_cache_alloc(s->g, pages, 16, GLLM_DTYPE_F16, &s->kv) != GLLM_OK) return fail("KV cache");
-    if (gllm_seq_open(s->kv, (pages - 1) * 16, &s->seq) != GLLM_OK) return fail("sequence");
+    if (rc) return close_session(s), rc;
     fprintf(stderr, "gllmk: %s (%s, %zu layers, vocab %zu) loaded in %.1f ms\n", path, s->mi.arch, s->mi.n_layers,
             s->mi.vocab, (now() - t0) * 1e3);
     return 0;
@@ -186,13 +198,8 @@ static int prompt_ids(const gllm_model *m, const options *o, int32_t *ids, size_
     return 0;
 }
 
-static int generate(int argc, char **argv) {
-    options o;
-    if (!parse(argc, argv, &o)) return 2;
-    session s;
-    if (open_session(o.model, 4096, &s)) return 1;
-    int32_t *ids = malloc((4096 + (size_t)o.n) * sizeof(int32_t));
-    if (!ids) return fprintf(stderr, "gllmk: no memory\n"), 1;
+/* the prompt, then o->n tokens, into ids (room for 4096 + o->n) */
+static int generate_in(session s, options o, int32_t *ids) {
     size_t n;
     if (prompt_ids(s.m, &o, ids, 4096, &n)) return 1;
     if (!n) return fprintf(stderr, "gllmk: empty prompt\n"), 1;
@@ -222,9 +229,19 @@ static int generate(int argc, char **argv) {
     fprintf(stderr, "gllmk: prefill %zu tokens %.1f ms (%.1f tokens/s), decode %d tokens %.1f ms (%.1f tokens/s)\n",
             n - (size_t)made, prefill * 1e3, (double)(n - (size_t)made) / prefill, made, decode * 1e3,
             made > 1 ? (made - 1) / decode : 0.0);
-    free(ids), free(o.prompt_file);
-    close_session(&s);
     return 0;
+}
+
+static int generate(int argc, char **argv) {
+    options o;
+    if (!parse(argc, argv, &o)) return 2;
+    session s;
+    if (open_session(o.model, 4096, &s)) return free(o.prompt_file), 1;
+    int32_t *ids = malloc((4096 + (size_t)o.n) * sizeof(int32_t));
+    const int rc = ids ? generate_in(s, o, ids) : (fprintf(stderr, "gllmk: no memory\n"), 1);
+    close_session(&s);
+    free(ids), free(o.prompt_file);
+    return rc;
 }
 
 /* the prompt's ids, each with its text, as generate would feed them (bos included where the model wants one) */
@@ -232,12 +249,15 @@ static int tokenize(int argc, char **argv) {
     options o;
     if (!parse(argc, argv, &o)) return 2;
     gllm_model *m;
-    if (gllm_model_open(o.model, &m) != GLLM_OK) return fprintf(stderr, "gllmk: %s: %s\n", o.model, gllm_last_error()), 1;
+    if (gllm_model_open(o.model, &m) != GLLM_OK)
+        return fprintf(stderr, "gllmk: %s: %s\n", o.model, gllm_last_error()), free(o.prompt_file), 1;
     const size_t cap = 2 * strlen(o.prompt) + 2; /* a token per byte, or two (SentencePiece's space prefixes), and bos */
     int32_t *ids = malloc(cap * sizeof(int32_t));
     size_t n = 0;
-    if (!ids) return fprintf(stderr, "gllmk: no memory\n"), 1;
-    if (prompt_ids(m, &o, ids, cap, &n)) return 1;
+    if (!ids || prompt_ids(m, &o, ids, cap, &n)) {
+        if (!ids) fprintf(stderr, "gllmk: no memory\n");
+        return free(ids), free(o.prompt_file), gllm_model_close(m), 1;
+    }
     for (size_t i = 0; i < n; i++) {
         char piece[256];
         size_t pl;
@@ -254,18 +274,8 @@ static int tokenize(int argc, char **argv) {
     return 0;
 }
 
-static int logits(int argc, char **argv) {
-    options o;
-    if (!parse(argc, argv, &o)) return 2;
-    if (!o.tokens) return fprintf(stderr, "gllmk logits: --tokens 1,2,3 is required\n"), 2;
-    int32_t ids[4096];
-    size_t n;
-    if (!parse_ids(o.tokens, ids, 4096, &n)) return 2;
-    session s;
-    if (open_session(o.model, n, &s)) return 1;
-    /* every position's row: one token at a time through the cache */
-    float *all = malloc(n * s.mi.vocab * sizeof(float));
-    if (!all) return fprintf(stderr, "gllmk: no memory\n"), 1;
+/* every position's row (one token at a time through the cache) into all; the last one's top 10 */
+static int logits_in(session s, const int32_t *ids, size_t n, float *all, const char *out) {
     for (size_t i = 0; i < n; i++) {
         gllm_logits *l;
         if (gllm_generator_forward(s.g, s.kv, s.seq, &ids[i], 1, NULL, &l) != GLLM_OK) return fail("forward");
@@ -283,61 +293,50 @@ static int logits(int argc, char **argv) {
         top[k] = b;
         printf("%6d  %10.4f\n", b, last[b]);
     }
-    if (o.out) {
-        FILE *f = fopen(o.out, "wb");
-        if (!f || fwrite(all, sizeof(float), n * s.mi.vocab, f) != n * s.mi.vocab) return fprintf(stderr, "gllmk: cannot write %s\n", o.out), 1;
-        fclose(f);
-        fprintf(stderr, "gllmk: %zu rows x %zu float32 written to %s\n", n, s.mi.vocab, o.out);
+    if (out) {
+        FILE *f = fopen(out, "wb");
+        const int ok = f && fwrite(all, sizeof(float), n * s.mi.vocab, f) == n * s.mi.vocab;
+        if (f) fclose(f);
+        if (!ok) return fprintf(stderr, "gllmk: cannot write %s\n", out), 1;
+        fprintf(stderr, "gllmk: %zu rows x %zu float32 written to %s\n", n, s.mi.vocab, out);
     }
+    return 0;
+}
+
+static int logits(int argc, char **argv) {
+    options o;
+    if (!parse(argc, argv, &o)) return 2;
+    free(o.prompt_file); /* a prompt is not used */
+    if (!o.tokens) return fprintf(stderr, "gllmk logits: --tokens 1,2,3 is required\n"), 2;
+    static int32_t ids[4096];
+    size_t n;
+    if (!parse_ids(o.tokens, ids, 4096, &n)) return 2;
+    session s;
+    if (open_session(o.model, n, &s)) return 1;
+    float *all = malloc(n * s.mi.vocab * sizeof(float));
+    const int rc = all ? logits_in(s, ids, n, all, o.out) : (fprintf(stderr, "gllmk: no memory\n"), 1);
     free(all);
     close_session(&s);
-    return 0;
+    return rc;
 }
 
 #define DEFAULT_EMBEDDER "models/all-MiniLM-L6-v2"
 
-/* gllmk embed [-m dir] [--out file.f32] [--tokens 101,2023,102 ...] "text" ... */
-static int embed(int argc, char **argv) {
-    const char *dir = DEFAULT_EMBEDDER, *outp = NULL;
-    const char *texts[64], *lists[64]; /* a text, or a token list */
-    int32_t *seqs[64];
-    size_t lens[64], n = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-m") && i + 1 < argc) dir = argv[++i];
-        else if (!strcmp(argv[i], "--out") && i + 1 < argc) outp = argv[++i];
-        else if (n == 64) return fprintf(stderr, "gllmk embed: at most 64 texts a call\n"), 2;
-        else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) texts[n] = NULL, lists[n] = argv[++i], n++;
-        else texts[n] = argv[i], lists[n] = NULL, n++;
-    }
-    if (!n) return fprintf(stderr, "usage: gllmk embed [-m dir] [--out file.f32] [--tokens 101,2023,102] \"text\" ...\n"), 2;
-    gllm_backend *b;
-    gllm_embedder *e;
-    if (gllm_backend_open("auto", &b) != GLLM_OK) return fail("backend");
-    if (gllm_embedding_upload(b, dir, &e) != GLLM_OK) {
-        fprintf(stderr, "gllmk: %s: %s\n", dir, gllm_last_error());
-        if (!strcmp(dir, DEFAULT_EMBEDDER)) fprintf(stderr, "(fetch the default model with: bash scripts/fetch_models.sh)\n");
-        return 1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        int32_t *ids = malloc(512 * sizeof(int32_t));
-        size_t k = 0;
-        if (!ids) return fprintf(stderr, "gllmk: no memory\n"), 1;
-        if (texts[i]) {
-            if (gllm_embedding_tokenize(e, texts[i], strlen(texts[i]), ids, 512, &k) != GLLM_OK) return fail("tokenize");
-        } else if (!parse_ids(lists[i], ids, 512, &k)) {
-            return 2;
-        }
-        seqs[i] = ids, lens[i] = k;
-    }
+/* the texts (lists[i] NULL) tokenized into seqs, then embedded: vectors, similarities, the file */
+static int embed_in(gllm_embedder *e, const char *const *texts, int32_t (*seqs)[512], size_t *lens, size_t n, const char *outp) {
+    for (size_t i = 0; i < n; i++)
+        if (texts[i] && gllm_embedding_tokenize(e, texts[i], strlen(texts[i]), seqs[i], 512, &lens[i]) != GLLM_OK) return fail("tokenize");
+    const int32_t *rows[64];
+    for (size_t i = 0; i < n; i++) rows[i] = seqs[i];
     const size_t dim = gllm_embedding_dim(e);
-    float *v = malloc(n * dim * sizeof(float));
-    if (!v) return fprintf(stderr, "gllmk: no memory\n"), 1;
+    static float v[64 * 4096];
+    if (dim > 4096) return fprintf(stderr, "gllmk: vectors of %zu dims (4096 at most)\n", dim), 1;
     const double t0 = now();
-    if (gllm_embedding_forward(e, (const int32_t *const *)seqs, lens, n, 1, v) != GLLM_OK) return fail("embed");
+    if (gllm_embedding_forward(e, rows, lens, n, 1, v) != GLLM_OK) return fail("embed");
     const double dt = now() - t0;
     for (size_t i = 0; i < n; i++) {
         printf("[%zu] %s\n    ", i, texts[i] ? texts[i] : "(token ids)");
-        for (size_t x = 0; x < 8; x++) printf("%+.5f ", v[i * dim + x]);
+        for (size_t x = 0; x < 8 && x < dim; x++) printf("%+.5f ", v[i * dim + x]);
         printf("... (%zu dims)\n", dim);
     }
     if (n > 1) {
@@ -354,59 +353,91 @@ static int embed(int argc, char **argv) {
     }
     if (outp) {
         FILE *f = fopen(outp, "wb");
-        if (!f || fwrite(v, sizeof(float), n * dim, f) != n * dim) return fprintf(stderr, "gllmk: cannot write %s\n", outp), 1;
-        fclose(f);
+        const int ok = f && fwrite(v, sizeof(float), n * dim, f) == n * dim;
+        if (f) fclose(f);
+        if (!ok) return fprintf(stderr, "gllmk: cannot write %s\n", outp), 1;
     }
     fprintf(stderr, "gllmk: %zu sequences embedded in %.1f ms\n", n, dt * 1e3);
-    for (size_t i = 0; i < n; i++) free(seqs[i]);
-    free(v);
-    gllm_embedder_free(e);
-    gllm_backend_close(b);
     return 0;
 }
 
-/* gllmk rerank -m dir -q "query" [--tokens ids ...] "doc" ...: documents sorted by score */
-static int rerank(int argc, char **argv) {
-    const char *dir = NULL, *query = NULL, *docs[64];
-    int32_t *seqs[64];
+/* gllmk embed [-m dir] [--out file.f32] [--tokens 101,2023,102 ...] "text" ... */
+static int embed(int argc, char **argv) {
+    const char *dir = DEFAULT_EMBEDDER, *outp = NULL;
+    const char *texts[64]; /* a text, or NULL: a token list, parsed here */
+    static int32_t seqs[64][512];
     size_t lens[64], n = 0;
-    int raw[64];
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-m") && i + 1 < argc) dir = argv[++i];
-        else if (!strcmp(argv[i], "-q") && i + 1 < argc) query = argv[++i];
-        else if (n == 64) return fprintf(stderr, "gllmk rerank: at most 64 documents a call\n"), 2;
-        else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) docs[n] = argv[++i], raw[n++] = 1;
-        else docs[n] = argv[i], raw[n++] = 0;
-    }
-    if (!dir || !n) return fprintf(stderr, "usage: gllmk rerank -m dir -q \"query\" \"doc\" ... (or --tokens pair-ids ...)\n"), 2;
-    gllm_backend *b;
-    gllm_reranker *r;
-    if (gllm_backend_open("auto", &b) != GLLM_OK) return fail("backend");
-    if (gllm_reranker_upload(b, dir, &r) != GLLM_OK) return fail(dir);
-    for (size_t i = 0; i < n; i++) {
-        seqs[i] = malloc(512 * sizeof(int32_t));
-        lens[i] = 0;
-        if (!seqs[i]) return fprintf(stderr, "gllmk: no memory\n"), 1;
-        if (raw[i]) {
-            if (!parse_ids(docs[i], seqs[i], 512, &lens[i])) return 2;
-        } else if (!query) {
-            return fprintf(stderr, "gllmk rerank: -q query is needed for text documents\n"), 2;
-        } else if (gllm_rerank_tokenize(r, query, docs[i], seqs[i], 512, &lens[i]) != GLLM_OK) {
-            return fail("tokenize");
+        else if (!strcmp(argv[i], "--out") && i + 1 < argc) outp = argv[++i];
+        else if (n == 64) return fprintf(stderr, "gllmk embed: at most 64 texts a call\n"), 2;
+        else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) {
+            if (!parse_ids(argv[++i], seqs[n], 512, &lens[n])) return 2;
+            texts[n++] = NULL;
+        } else {
+            texts[n++] = argv[i];
         }
     }
+    if (!n) return fprintf(stderr, "usage: gllmk embed [-m dir] [--out file.f32] [--tokens 101,2023,102] \"text\" ...\n"), 2;
+    gllm_backend *b;
+    gllm_embedder *e;
+    if (gllm_backend_open("auto", &b) != GLLM_OK) return fail("backend");
+    if (gllm_embedding_upload(b, dir, &e) != GLLM_OK) {
+        fprintf(stderr, "gllmk: %s: %s\n", dir, gllm_last_error());
+        if (!strcmp(dir, DEFAULT_EMBEDDER)) fprintf(stderr, "(fetch the default model with: bash scripts/fetch_models.sh)\n");
+        return gllm_backend_close(b), 1;
+    }
+    const int rc = embed_in(e, texts, seqs, lens, n, outp);
+    gllm_embedder_free(e);
+    gllm_backend_close(b);
+    return rc;
+}
+
+/* gllmk rerank -m dir -q "query" [--tokens ids ...] "doc" ...: documents sorted by score */
+static int rerank_in(gllm_reranker *r, const char *query, const char *const *docs, const int *raw, int32_t (*seqs)[512],
+                     size_t *lens, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!raw[i] && gllm_rerank_tokenize(r, query, docs[i], seqs[i], 512, &lens[i]) != GLLM_OK) return fail("tokenize");
+    const int32_t *rows[64];
+    for (size_t i = 0; i < n; i++) rows[i] = seqs[i];
     float scores[64];
-    if (gllm_rerank_forward(r, (const int32_t *const *)seqs, lens, n, scores) != GLLM_OK) return fail("rerank");
+    if (gllm_rerank_forward(r, rows, lens, n, scores) != GLLM_OK) return fail("rerank");
     int order[64];
     for (size_t i = 0; i < n; i++) order[i] = (int)i;
     for (size_t i = 0; i < n; i++)
         for (size_t j = i + 1; j < n; j++)
             if (scores[order[j]] > scores[order[i]]) { int t = order[i]; order[i] = order[j], order[j] = t; }
     for (size_t i = 0; i < n; i++) printf("%10.6f  [%d] %s\n", scores[order[i]], order[i], docs[order[i]]);
-    for (size_t i = 0; i < n; i++) free(seqs[i]);
+    return 0;
+}
+
+static int rerank(int argc, char **argv) {
+    const char *dir = NULL, *query = NULL, *docs[64];
+    static int32_t seqs[64][512];
+    size_t lens[64], n = 0;
+    int raw[64]; /* docs[i] a token list, parsed here */
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-m") && i + 1 < argc) dir = argv[++i];
+        else if (!strcmp(argv[i], "-q") && i + 1 < argc) query = argv[++i];
+        else if (n == 64) return fprintf(stderr, "gllmk rerank: at most 64 documents a call\n"), 2;
+        else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) {
+            if (!parse_ids(docs[n] = argv[++i], seqs[n], 512, &lens[n])) return 2;
+            raw[n++] = 1;
+        } else {
+            docs[n] = argv[i], raw[n++] = 0;
+        }
+    }
+    if (!dir || !n) return fprintf(stderr, "usage: gllmk rerank -m dir -q \"query\" \"doc\" ... (or --tokens pair-ids ...)\n"), 2;
+    for (size_t i = 0; i < n; i++)
+        if (!raw[i] && !query) return fprintf(stderr, "gllmk rerank: -q query is needed for text documents\n"), 2;
+    gllm_backend *b;
+    gllm_reranker *r;
+    if (gllm_backend_open("auto", &b) != GLLM_OK) return fail("backend");
+    if (gllm_reranker_upload(b, dir, &r) != GLLM_OK) return fail(dir), gllm_backend_close(b), 1;
+    const int rc = rerank_in(r, query, docs, raw, seqs, lens, n);
     gllm_reranker_free(r);
     gllm_backend_close(b);
-    return 0;
+    return rc;
 }
 
 int main(int argc, char **argv) {
