@@ -1040,6 +1040,48 @@ static void write_bert(gllm_dtype t, gllm_dtype store, char *path, size_t cap) {
  * twin): embeddings (normalised or not) and rerank scores of three pairs of odd lengths in one
  * batch; each pair alone gives the same; bad input is refused as on the CPU; the [CLS] and
  * last-token poolings */
+/* a batch of more tokens than one run takes (65535, a launch's grid height; 48 here, with
+ * GLLM_CUDA_ENCODE_ROWS) runs in several, each sequence's vector and score the CPU's */
+Test(cuda, encoder_batch_past_one_run) {
+    if (!has_gpu()) cr_skip_test("no GPU");
+    setenv("GLLM_CUDA_TENSOR_CORES", "0", 1);
+    setenv("GLLM_CUDA_ENCODE_ROWS", "48", 1);
+    char path[128];
+    write_bert(GLLM_DTYPE_F32, GLLM_DTYPE_F32, path, sizeof path);
+    gllm_backend *cpu, *gpu;
+    gllm_embedder *ec, *eg;
+    gllm_reranker *rc, *rg;
+    cr_assert_eq(gllm_backend_open("cpu", &cpu), GLLM_OK);
+    cr_assert_eq(gllm_backend_open("cuda:0", &gpu), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_embedding_upload(cpu, path, &ec), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_embedding_upload(gpu, path, &eg), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_reranker_upload(cpu, path, &rc), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_reranker_upload(gpu, path, &rg), GLLM_OK, "%s", gllm_last_error());
+    unsetenv("GLLM_CUDA_ENCODE_ROWS");
+    enum { N = 7 }; /* runs of 47 (two), 40, 48, 3 tokens */
+    const size_t lens[N] = {30, 17, 40, 48, 20, 20, 3};
+    static int32_t ids[N][48];
+    const int32_t *seqs[N];
+    for (int i = 0; i < N; i++) {
+        for (size_t t = 0; t < lens[i]; t++) ids[i][t] = 4 + (int32_t)((i * 7 + t * 13) % (VOCAB - 4));
+        ids[i][0] = 2, ids[i][lens[i] / 2] = 3, ids[i][lens[i] - 1] = 3, seqs[i] = ids[i];
+    }
+    const size_t dim = gllm_embedding_dim(eg);
+    float vc[N * 64], vg[N * 64], sc[N], sg[N];
+    cr_assert_eq(gllm_embedding_forward(ec, seqs, lens, N, 1, vc), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_embedding_forward(eg, seqs, lens, N, 1, vg), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_rerank_forward(rc, seqs, lens, N, sc), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_rerank_forward(rg, seqs, lens, N, sg), GLLM_OK, "%s", gllm_last_error());
+    for (int i = 0; i < N; i++) {
+        const double e = rel_err(vg + i * dim, vc + i * dim, dim);
+        cr_assert(e <= 1e-4, "sequence %d: vector error %.3g", i, e);
+        cr_assert(fabsf(sg[i] - sc[i]) <= 1e-4f * (1 + fabsf(sc[i])), "sequence %d: score %g vs %g", i, sg[i], sc[i]);
+    }
+    gllm_embedder_free(ec), gllm_embedder_free(eg), gllm_reranker_free(rc), gllm_reranker_free(rg);
+    gllm_backend_close(cpu), gllm_backend_close(gpu);
+    remove(path);
+}
+
 Test(cuda, encoders_match_cpu) {
     if (!has_gpu()) cr_skip_test("no GPU");
     setenv("GLLM_CUDA_TENSOR_CORES", "0", 1); /* f32 activations, as the CPU twin */

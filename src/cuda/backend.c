@@ -288,8 +288,20 @@ static void encoder_close(gllm_encoder *e) {
     free(e);
 }
 
+/* as many sequences a run as its launches take */
 static gllm_status encode(gllm_encoder *e, const gllm_encoder_item *items, size_t n, int normalize, float *out) {
-    return gllm_cuda_encode(&e->e, items, n, normalize, out);
+    const gllm_plan *p = e->e.p;
+    const size_t width = gllm_plan_out_width(p, &p->steps[p->n_steps - 1]);
+    gllm_status st = GLLM_OK;
+    for (size_t first = 0, i = 0, rows = 0; i <= n && st == GLLM_OK; i++) {
+        if (i < n && (i == first || rows + items[i].n <= e->e.run_rows)) {
+            rows += items[i].n;
+            continue;
+        }
+        st = gllm_cuda_encode(&e->e, items + first, i - first, normalize, out + first * width);
+        first = i, rows = i < n ? items[i].n : 0;
+    }
+    return st;
 }
 
 const gllm_backend_ops gllm_cuda_backend = {

@@ -10,7 +10,6 @@
 
 static const char *const EMBED[] = GLLM_CUDA_BY_DTYPE("embed");
 
-enum { MAX_ROWS = 65535 }; /* a launch's grid height: rows per attention launch */
 
 /* a weight's address on the device: in the file's image or the owned block */
 static CUdeviceptr dev(const gllm_cuda_encoder *e, const void *p) {
@@ -23,6 +22,8 @@ static CUdeviceptr dev(const gllm_cuda_encoder *e, const void *p) {
 gllm_status gllm_cuda_encoder_init(gllm_cuda_encoder *e, gllm_cuda *c, const gllm_plan *p, const void *file, size_t file_size,
                                    const void *owned, size_t owned_size) {
     memset(e, 0, sizeof *e);
+    const char *run = getenv("GLLM_CUDA_ENCODE_ROWS");
+    e->run_rows = run && atol(run) > 0 && atol(run) < GLLM_CUDA_ENCODE_ROWS ? (size_t)atol(run) : GLLM_CUDA_ENCODE_ROWS;
     const size_t hd = p->width[BUF_Q] / p->n_heads;
     if (hd > 256) return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA encoder: head dim %zu (256 at most)", hd);
     for (size_t i = 0; i < p->n_steps; i++) {
@@ -100,7 +101,7 @@ gllm_status gllm_cuda_encode(gllm_cuda_encoder *e, const gllm_encoder_item *item
     gllm_cuda *c = e->c;
     size_t rows = 0;
     for (size_t i = 0; i < n_seq; i++) rows += items[i].n;
-    if (rows > MAX_ROWS) return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA encoder: %zu tokens in one batch (%d at most)", rows, MAX_ROWS);
+    if (rows > e->run_rows) return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA encoder: %zu tokens in one run (%zu at most)", rows, e->run_rows);
     gllm_status s = reserve(e, rows, n_seq);
     if (s != GLLM_OK) return s;
     int32_t *ids = e->hdr_host + GLLM_HDR_TOKENS, *pos = ids + rows, *type = pos + rows, *begin = type + rows, *end = begin + rows;

@@ -16,6 +16,7 @@ typedef struct {
     CUdeviceptr file, owned;
     int mapped, registered;
     size_t rows_cap, seqs_cap; /* activations' capacity */
+    size_t run_rows;           /* tokens a run: GLLM_CUDA_ENCODE_ROWS, or fewer with that variable set (tests) */
     CUdeviceptr buf[BUF_COUNT], hdr;
     CUdeviceptr scratch; /* tensor-core gemms: x rounded to 16 bits (gllm_cuda_gemm_scratch) */
     int32_t *hdr_host;
@@ -26,5 +27,6 @@ typedef struct {
 gllm_status gllm_cuda_encoder_init(gllm_cuda_encoder *e, gllm_cuda *c, const gllm_plan *p, const void *file, size_t file_size,
                                    const void *owned, size_t owned_size);
 void gllm_cuda_encoder_free(gllm_cuda_encoder *e);
+enum { GLLM_CUDA_ENCODE_ROWS = 65535 }; /* tokens of one run at most (a launch's grid height); the backend splits bigger batches */
 gllm_status gllm_cuda_encode(gllm_cuda_encoder *e, const gllm_encoder_item *items, size_t n, int normalize, float *out);
 #endif
