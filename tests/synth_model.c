@@ -153,9 +153,10 @@ void build_bert(model_file *f, gllm_dtype t, gllm_dtype store, int head) {
 #undef VEC
     static char words[64][8];
     const char *tokens[64];
+    static int32_t types[64]; /* llama.cpp's token types: 1 normal, 2 unknown, 3 control */
     for (size_t i = 0; i < VOCAB && i < 64; i++) {
         snprintf(words[i], 8, i == 0 ? "[PAD]" : i == 1 ? "[UNK]" : i == 2 ? "[CLS]" : i == 3 ? "[SEP]" : "w%zu", i);
-        tokens[i] = words[i];
+        tokens[i] = words[i], types[i] = i == 1 ? 2 : i < 4 ? 3 : 1;
     }
     const tw_kv kv[] = {{.key = "general.architecture", .type = GGUF_STRING, .s = "bert"},
                         {.key = "bert.block_count", .type = GGUF_U32, .u = LAYERS},
@@ -166,6 +167,8 @@ void build_bert(model_file *f, gllm_dtype t, gllm_dtype store, int head) {
                         {.key = "bert.attention.layer_norm_epsilon", .type = GGUF_F32, .f = 1e-12},
                         {.key = "tokenizer.ggml.model", .type = GGUF_STRING, .s = "bert"},
                         {.key = "tokenizer.ggml.tokens", .type = GGUF_ARRAY, .strs = tokens, .arr_type = GGUF_STRING,
+                         .n = VOCAB < 64 ? VOCAB : 64},
+                        {.key = "tokenizer.ggml.token_type", .type = GGUF_ARRAY, .arr = types, .arr_type = GGUF_I32,
                          .n = VOCAB < 64 ? VOCAB : 64},
                         {.key = "tokenizer.ggml.unknown_token_id", .type = GGUF_U32, .u = 1},
                         {.key = "tokenizer.ggml.cls_token_id", .type = GGUF_U32, .u = 2},

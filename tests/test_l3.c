@@ -496,3 +496,28 @@ Test(l3, threads_share_an_embedder) {
     gllm_embedder_free(e);
     unlink(bert);
 }
+
+/* a pair's ids: the count a retry needs when they do not fit, and a query holding [SEP]
+ * refused (the types of the document start after the first one) */
+Test(l3, rerank_tokenize) {
+    model_file f;
+    build_bert(&f, GLLM_DTYPE_F32, GLLM_DTYPE_F32, 1);
+    char bert[64];
+    snprintf(bert, sizeof bert, "/tmp/gllm_l3_rerank_%d.gguf", (int)getpid());
+    cr_assert_eq(save(&f, bert), 0, "%s", bert);
+    gllm_reranker *r;
+    cr_assert_eq(gllm_reranker_upload(b, bert, &r), GLLM_OK, "%s", gllm_last_error());
+    int32_t ids[64];
+    size_t n, need;
+    cr_assert_eq(gllm_rerank_tokenize(r, "w4 w5 w6 w7 w8 w9", "w10 w11", ids, 64, &n), GLLM_OK, "%s", gllm_last_error());
+    cr_assert(ids[0] == 2 && ids[n - 1] == 3, "[CLS] ... [SEP]");
+    for (size_t cap = 3; cap < n; cap++) { /* the query or the document past the room: the whole pair's count */
+        cr_assert_neq(gllm_rerank_tokenize(r, "w4 w5 w6 w7 w8 w9", "w10 w11", ids, cap, &need), GLLM_OK);
+        cr_assert_eq(need, n, "cap %zu: %zu needed, %zu said", cap, n, need);
+    }
+    cr_assert_eq(gllm_rerank_tokenize(r, "w4 [SEP] w5", "w6", ids, 64, &n), GLLM_E_INVALID_ARGUMENT);
+    cr_assert(strstr(gllm_last_error(), "[SEP]"), "%s", gllm_last_error());
+    cr_assert_eq(gllm_rerank_tokenize(r, "w4", "w5 [SEP] w6", ids, 64, &n), GLLM_OK, "one in the document is its own: %s", gllm_last_error());
+    gllm_reranker_free(r);
+    unlink(bert);
+}

@@ -689,12 +689,22 @@ gllm_status gllm_rerank_tokenize(const gllm_reranker *r, const char *query, cons
                                  size_t *n) {
     if (!r || !query || !doc || !ids || !n || cap < 3) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_rerank_tokenize: bad arguments");
     size_t a, b;
+    const int32_t sep = gllm_tokenizer_sep(r->e.m.tok);
     gllm_status s = gllm_tokenize(r->e.m.tok, query, strlen(query), 1, ids + 1, cap - 3, &a);
-    if (s != GLLM_OK) return *n = a + 3, s;
+    if (s != GLLM_OK) { /* the whole pair's count, for a retry */
+        const gllm_status q = s;
+        gllm_tokenize(r->e.m.tok, doc, strlen(doc), 1, NULL, 0, &b);
+        *n = a + b + 3;
+        return gllm_fail(q, "rerank tokenize: the pair takes %zu ids, room for %zu", *n, cap);
+    }
     s = gllm_tokenize(r->e.m.tok, doc, strlen(doc), 1, ids + a + 2, cap - 3 - a, &b);
     *n = a + b + 3;
     if (s != GLLM_OK) return s;
-    ids[0] = gllm_tokenizer_cls(r->e.m.tok), ids[a + 1] = ids[a + b + 2] = gllm_tokenizer_sep(r->e.m.tok);
+    /* the document's token types start after the first [SEP] (gllm_rerank_forward): one in the
+     * query would score the pair with other types than Hugging Face gives it */
+    for (size_t i = 1; i <= a; i++)
+        if (ids[i] == sep) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "rerank tokenize: the query holds a [SEP] token (id %d)", sep);
+    ids[0] = gllm_tokenizer_cls(r->e.m.tok), ids[a + 1] = ids[a + b + 2] = sep;
     return GLLM_OK;
 }
 
