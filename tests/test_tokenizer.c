@@ -135,10 +135,27 @@ Test(tokenizer, bert_wordpiece_as_hugging_face) {
     }
     size_t len;
     char *v = slurp(path, &len);
-    cr_assert_eq(gllm_tokenizer_wordpiece(v, len, &t), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_tokenizer_wordpiece(v, len, 1, &t), GLLM_OK, "%s", gllm_last_error());
     free(v);
     run_cases(t, "all-MiniLM (vocab.txt)", inp, out, parse, 1, 0);
     gllm_tokenizer_free(t);
+}
+
+/* do_lower_case false (a cased model): the text as written, accents kept; true: folded */
+Test(tokenizer, wordpiece_cased_and_uncased) {
+    static const char vocab[] = "[PAD]\n[UNK]\n[CLS]\n[SEP]\nHello\nhello\nWorld\nworld\nCaf\xc3\xa9\ncafe\n,\n##s\n";
+    static const char text[] = "Hello World, Caf\xc3\xa9 hellos";
+    static const int32_t cased[6] = {4, 6, 10, 8, 5, 11}, uncased[6] = {5, 7, 10, 9, 5, 11};
+    for (int lower = 0; lower < 2; lower++) {
+        gllm_tokenizer *t;
+        cr_assert_eq(gllm_tokenizer_wordpiece(vocab, sizeof vocab - 1, lower, &t), GLLM_OK, "%s", gllm_last_error());
+        int32_t ids[16];
+        size_t n;
+        cr_assert_eq(gllm_tokenize(t, text, sizeof text - 1, 1, ids, 16, &n), GLLM_OK, "%s", gllm_last_error());
+        cr_assert_eq(n, 6u);
+        for (int i = 0; i < 6; i++) cr_assert_eq(ids[i], (lower ? uncased : cased)[i], "lowercase %d, id %d: %d", lower, i, ids[i]);
+        gllm_tokenizer_free(t);
+    }
 }
 
 /* a byte-level BPE vocabulary whose pre-tokeniser is none of ours: its texts are refused, naming

@@ -51,6 +51,58 @@ static gllm_status join(char *path, const char *dir, const char *name) {
     return n >= 0 && n < 1024 ? GLLM_OK : gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT: a path too long (%zu bytes) for %s", strlen(dir), name);
 }
 
+/* dir/name parsed into j, its text in *text (the nodes' strings point into it); *text NULL
+ * where there is no such file */
+static gllm_status json_file(const char *dir, const char *name, char *path, char **text, gllm_json *j) {
+    size_t len;
+    gllm_status st = join(path, dir, name);
+    *text = NULL;
+    if (st != GLLM_OK || !(*text = slurp(path, &len))) return st;
+    if ((st = gllm_json_parse(*text, len, j)) != GLLM_OK) free(*text), *text = NULL;
+    return st;
+}
+
+/* tokenizer_config.json's do_lower_case (true without the file or the key): lowercase and strip
+ * accents, or neither; strip_accents other than that is not supported */
+static gllm_status hf_lowercase(const char *dir, int *lower) {
+    char path[1024], *text;
+    gllm_json j;
+    gllm_status st = json_file(dir, "tokenizer_config.json", path, &text, &j);
+    *lower = 1;
+    if (st != GLLM_OK || !text) return st;
+    const gllm_json_node *o = &j.node[0], *lc = o->type == JSON_OBJ ? gllm_json_get(&j, o, "do_lower_case") : NULL,
+                         *sa = o->type == JSON_OBJ ? gllm_json_get(&j, o, "strip_accents") : NULL;
+    if (lc && lc->type == JSON_BOOL) *lower = lc->num != 0;
+    if (sa && sa->type == JSON_BOOL && (sa->num != 0) != *lower)
+        st = gllm_fail(GLLM_E_UNSUPPORTED, "BERT: %s: strip_accents %s with do_lower_case %s (both or neither are supported)", path,
+                       sa->num ? "true" : "false", *lower ? "true" : "false");
+    gllm_json_free(&j), free(text);
+    return st;
+}
+
+/* sentence-transformers' modules.json: a module after the pooling other than Normalize (a Dense
+ * projection, ...) would make other vectors than ours */
+static gllm_status hf_modules(const char *dir) {
+    char path[1024], *text;
+    gllm_json j;
+    gllm_status st = json_file(dir, "modules.json", path, &text, &j);
+    if (st != GLLM_OK || !text) return st;
+    static const char *const known[] = {"sentence_transformers.models.Transformer", "sentence_transformers.models.Pooling",
+                                        "sentence_transformers.models.Normalize"};
+    const gllm_json_node *a = &j.node[0];
+    if (a->type != JSON_ARR) st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT: %s is not a list", path);
+    for (size_t i = 0; st == GLLM_OK && i < a->n; i++) {
+        const gllm_json_node *m = gllm_json_at(&j, a, i), *type = m && m->type == JSON_OBJ ? gllm_json_get(&j, m, "type") : NULL;
+        int ok = 0;
+        for (size_t k = 0; type && k < 3; k++) ok |= gllm_json_is(type, known[k]);
+        if (!ok)
+            st = gllm_fail(GLLM_E_UNSUPPORTED, "BERT: %s: module %.*s (Transformer, Pooling and Normalize are supported)", path,
+                           type && type->type == JSON_STR ? (int)(type->len > 120 ? 120 : type->len) : 1, type && type->type == JSON_STR ? type->s : "?");
+    }
+    gllm_json_free(&j), free(text);
+    return st;
+}
+
 /* sentence-transformers' pooling (1_Pooling/config.json: one pooling_mode_* true); mean
  * without the file */
 static gllm_status hf_pooling(const char *dir, gllm_pooling *out) {
@@ -60,15 +112,11 @@ static gllm_status hf_pooling(const char *dir, gllm_pooling *out) {
     } modes[] = {{"pooling_mode_mean_tokens", GLLM_POOL_MEAN}, {"pooling_mode_cls_token", GLLM_POOL_CLS},
                  {"pooling_mode_lasttoken", GLLM_POOL_LAST}, {"pooling_mode_max_tokens", -1},
                  {"pooling_mode_mean_sqrt_len_tokens", -1}, {"pooling_mode_weightedmean_tokens", -1}};
-    char path[1024];
-    size_t len;
-    gllm_status st = join(path, dir, "1_Pooling/config.json");
-    if (st != GLLM_OK) return st;
-    *out = GLLM_POOL_MEAN;
-    char *text = slurp(path, &len);
-    if (!text) return GLLM_OK;
+    char path[1024], *text;
     gllm_json j;
-    if ((st = gllm_json_parse(text, len, &j)) != GLLM_OK) return free(text), st;
+    gllm_status st = json_file(dir, "1_Pooling/config.json", path, &text, &j);
+    *out = GLLM_POOL_MEAN;
+    if (st != GLLM_OK || !text) return st;
     int on = 0, kind = 0;
     const char *name = "";
     for (size_t i = 0; i < sizeof modes / sizeof *modes; i++) {
@@ -118,7 +166,9 @@ gllm_status gllm_bert_open(const char *dir, gllm_bert *m) {
     m->head_dim = m->dim / m->n_heads;
     if (m->dim % m->n_heads || m->head_dim % 16 || m->head_dim > 256)
         return gllm_fail(GLLM_E_UNSUPPORTED, "BERT: hidden %zu over %zu heads (head dims: multiples of 16 up to 256)", m->dim, m->n_heads);
-    if ((st = hf_pooling(dir, &m->pooling)) != GLLM_OK) return st;
+    int lower;
+    if ((st = hf_pooling(dir, &m->pooling)) != GLLM_OK || (st = hf_modules(dir)) != GLLM_OK || (st = hf_lowercase(dir, &lower)) != GLLM_OK)
+        return st;
     if ((st = join(path, dir, "model.safetensors")) != GLLM_OK || (st = gllm_st_open(path, &m->st)) != GLLM_OK) return st;
     const size_t d = m->dim;
     m->word = tensor(m, "embeddings.word_embeddings.weight", m->vocab, d, &st);
@@ -151,7 +201,7 @@ gllm_status gllm_bert_open(const char *dir, gllm_bert *m) {
     if (st == GLLM_OK) st = join(path, dir, "vocab.txt");
     char *vocab = st == GLLM_OK ? slurp(path, &len) : NULL;
     if (st == GLLM_OK && !vocab) st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT: cannot read %s", path);
-    if (st == GLLM_OK) st = gllm_tokenizer_wordpiece(vocab, len, &m->tok);
+    if (st == GLLM_OK) st = gllm_tokenizer_wordpiece(vocab, len, lower, &m->tok);
     free(vocab);
     if (st != GLLM_OK) gllm_bert_close(m);
     return st;

@@ -65,6 +65,7 @@ struct gllm_tokenizer {
     int32_t eog[32];       /* the tokens that end generation: eos, eot, eom, and those of eog_texts */
     int n_eog;
     int space_prefix;      /* SPM: each text piece starts with a space (tokenizer.ggml.add_space_prefix) */
+    int cased;             /* WPM: text kept as written (do_lower_case false), not lowercased without accents */
     int add_bos;           /* prompts start with bos: tokenizer.ggml.add_bos_token, else the family's default */
     enum { PRE_GPT2, PRE_SMOLLM, PRE_LLAMA3, PRE_QWEN2, PRE_OTHER } pre; /* BPE: the pre-tokeniser */
     char pre_name[32];     /* tokenizer.ggml.pre, for the error a PRE_OTHER text gets */
@@ -649,8 +650,8 @@ static gllm_status wpm(const gllm_tokenizer *t, const char *s, size_t n, out_ids
             if (wl) wpm_word(t, w, wl, key, o), wl = 0;
             continue;
         }
-        uint32_t f[3]; /* folded (lowercase, no accents), then split: a CJK character or a punctuation mark is a word */
-        const size_t nf = gllm_uc_fold(cp, f);
+        uint32_t f[3]; /* folded (lowercase, no accents) unless cased, then split: a CJK character or a punctuation mark is a word */
+        const size_t nf = t->cased ? (f[0] = cp, 1) : gllm_uc_fold(cp, f);
         for (size_t k = 0; k < nf; k++) {
             const int alone = is_cjk(cp) || is_punct(f[k]);
             if (alone && wl) wpm_word(t, w, wl, key, o), wl = 0;
@@ -781,7 +782,7 @@ gllm_status gllm_detokenize(const gllm_tokenizer *t, const int32_t *ids, size_t 
     return GLLM_OK;
 }
 
-gllm_status gllm_tokenizer_wordpiece(const char *vocab, size_t len, gllm_tokenizer **out) {
+gllm_status gllm_tokenizer_wordpiece(const char *vocab, size_t len, int lowercase, gllm_tokenizer **out) {
     *out = NULL;
     if (!vocab || !len) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "tokenizer: empty vocab.txt");
     size_t lines = 0;
@@ -789,7 +790,7 @@ gllm_status gllm_tokenizer_wordpiece(const char *vocab, size_t len, gllm_tokeniz
     if (len && vocab[len - 1] != '\n') lines++;
     gllm_tokenizer *t = calloc(1, sizeof *t);
     if (!t) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "tokenizer: no memory");
-    t->kind = GLLM_TOK_WPM;
+    t->kind = GLLM_TOK_WPM, t->cased = !lowercase;
     t->tok = malloc(lines * sizeof *t->tok);
     t->arena = malloc(len + 3 * lines + 1); /* each word-initial piece gains U+2581 */
     if (!t->tok || !t->arena) return drop(t, gllm_fail(GLLM_E_OUT_OF_MEMORY, "tokenizer: no memory"));

@@ -13,8 +13,9 @@ typedef enum { GLLM_TOK_SPM, GLLM_TOK_BPE, GLLM_TOK_WPM } gllm_tok_kind;
 typedef struct gllm_tokenizer gllm_tokenizer;
 
 gllm_status gllm_tokenizer_load(const gllm_gguf *g, gllm_tokenizer **out);
-/* a WordPiece tokenizer from a BERT vocab.txt (one piece a line, "##" continuations) */
-gllm_status gllm_tokenizer_wordpiece(const char *vocab, size_t len, gllm_tokenizer **out);
+/* a WordPiece tokenizer from a BERT vocab.txt (one piece a line, "##" continuations); lowercase:
+ * text lowercased without accents first (Hugging Face's do_lower_case), else kept as written */
+gllm_status gllm_tokenizer_wordpiece(const char *vocab, size_t len, int lowercase, gllm_tokenizer **out);
 void gllm_tokenizer_free(gllm_tokenizer *t);
 gllm_tok_kind gllm_tokenizer_kind(const gllm_tokenizer *t);
 size_t gllm_tokenizer_vocab(const gllm_tokenizer *t);

@@ -168,6 +168,19 @@ with tempfile.TemporaryDirectory() as d:
         if r.returncode != 1 or want not in r.stderr or "Sanitizer" in r.stderr:
             worst = 1.0
     json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
+    # a sentence-transformers module we do not run, a tokenizer normaliser we do not have: refused
+    os.remove(os.path.join(d, "1_Pooling", "config.json"))  # (its max_tokens mode would be refused first)
+    extra = {"modules.json": [{"idx": 0, "type": "sentence_transformers.models.Transformer"},
+                              {"idx": 1, "type": "sentence_transformers.models.Pooling"},
+                              {"idx": 2, "type": "sentence_transformers.models.Dense"}],
+             "tokenizer_config.json": {"do_lower_case": True, "strip_accents": False}}
+    for name, content in extra.items():
+        json.dump(content, open(os.path.join(d, name), "w"))
+        r = subprocess.run([gllmk, "embed", "-m", d, "--tokens", "2,7,3"], capture_output=True, text=True)
+        print(f"{name} {json.dumps(content)[-60:]}: exit {r.returncode}, {r.stderr.strip()[-90:]}")
+        if r.returncode != 1 or name not in r.stderr or "Sanitizer" in r.stderr:
+            worst = 1.0
+        os.remove(os.path.join(d, name))
     # token lists that are not 32-bit ids, and more texts than a call takes: usage errors (exit 2)
     for args in (["--tokens", "2,4294967303,3"], ["--tokens", "2,7x"], ["--tokens", ""], ["--tokens", "2,,3"], ["t"] * 65):
         r = subprocess.run([gllmk, "embed", "-m", os.path.join(d, "pool1.gguf")] + args, capture_output=True, text=True)
