@@ -459,14 +459,19 @@ static void *worker_embeds(void *arg) {
     return NULL;
 }
 
+/* a synthetic BERT file (head: a cross-encoder's) at path[64] */
+static void write_bert(int head, char *path) {
+    model_file f;
+    build_bert(&f, GLLM_DTYPE_F32, GLLM_DTYPE_F32, head);
+    snprintf(path, 64, "/tmp/gllm_l3_bert%d_%d.gguf", head, (int)getpid());
+    cr_assert_eq(save(&f, path), 0, "%s", path);
+}
+
 /* threads sharing one embedder (a server's request threads): each gets the vectors of its own
  * sequences, bit for bit those of a call made alone */
 Test(l3, threads_share_an_embedder) {
-    model_file f;
-    build_bert(&f, GLLM_DTYPE_F32, GLLM_DTYPE_F32, 0);
     char bert[64];
-    snprintf(bert, sizeof bert, "/tmp/gllm_l3_bert_%d.gguf", (int)getpid());
-    cr_assert_eq(save(&f, bert), 0, "%s", bert);
+    write_bert(0, bert);
     gllm_embedder *e;
     cr_assert_eq(gllm_embedding_upload(b, bert, &e), GLLM_OK, "%s", gllm_last_error());
     const size_t dim = gllm_embedding_dim(e);
@@ -500,11 +505,8 @@ Test(l3, threads_share_an_embedder) {
 /* a pair's ids: the count a retry needs when they do not fit, and a query holding [SEP]
  * refused (the types of the document start after the first one) */
 Test(l3, rerank_tokenize) {
-    model_file f;
-    build_bert(&f, GLLM_DTYPE_F32, GLLM_DTYPE_F32, 1);
     char bert[64];
-    snprintf(bert, sizeof bert, "/tmp/gllm_l3_rerank_%d.gguf", (int)getpid());
-    cr_assert_eq(save(&f, bert), 0, "%s", bert);
+    write_bert(1, bert);
     gllm_reranker *r;
     cr_assert_eq(gllm_reranker_upload(b, bert, &r), GLLM_OK, "%s", gllm_last_error());
     int32_t ids[64];
