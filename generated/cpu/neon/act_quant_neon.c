@@ -12,13 +12,22 @@
 /* act_quant, neon: f32 activations -> q8x blocks (k a multiple of 32):
  * d = max|x|/127, qs = round(x/d), s = d*sum(qs). Feeds the int8-dot matmul path. */
 #include <float.h>
+#include <math.h>
+#include <string.h>
 #define ROUND_MAGIC 12582912.0f /* 1.5 * 2^23 */
 
 void gllm_act_quant_neon(const float *x, gllm_q8x *y, size_t k) {
     for (size_t b = 0; b < k / 32; b++, x += 32) {
-        float amax = 0.0f;
+        float amax = 0.0f, probe = 0.0f;
         for (int t = 0; t < 32; t++)
             amax = fabsf(x[t]) > amax ? fabsf(x[t]) : amax; /* vectorises, unlike fmaxf */
+        for (int t = 0; t < 32; t++)
+            probe += x[t] * 0.0f; /* NaN where a value is NaN or infinite */
+        if (probe != 0.0f) {      /* the block's products are NaN, as a float matmul's would be */
+            memset(y[b].qs, 0, sizeof y[b].qs);
+            y[b].d = y[b].s = NAN;
+            continue;
+        }
         const float d = amax / 127.0f,
                     id = d >= FLT_MIN ? 1.0f / d : 0.0f; /* no inf from a tiny max */
         int32_t q[32], sum = 0;
