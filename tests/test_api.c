@@ -1,5 +1,6 @@
 /* The public API: bad input gets an error status and a message, never a crash. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "gllm_kernels.h"
@@ -66,6 +67,50 @@ Test(api, size_overflow) {
 }
 
 /* the pool's result equals a single-range kernel call: same bits whatever the split */
+/* a NaN or infinite activation makes its row's products non-finite for every weight format, as
+ * a float matmul's are (the int8 path turned it into a code and gave finite garbage) */
+Test(api, non_finite_activations_stay_non_finite) {
+    static float w32[3 * 64], x[3 * 64], y[3 * 3];
+    static uint8_t w[3 * 2 * 64 * 4];
+    for (int i = 0; i < 3 * 64; i++) w32[i] = 0.5f - (float)(i % 7) / 8, x[i] = 1.0f;
+    x[5] = NAN, x[64 + 70 - 64] = INFINITY; /* row 0 and row 1, the first block of each */
+    for (int t = 0; t < GLLM_DTYPE_COUNT; t++) {
+        cr_assert_eq(gllm_quantize((gllm_dtype)t, w32, w, 3, 64), GLLM_OK, "%s", gllm_last_error());
+        for (size_t m = 1; m <= 3; m += 2) { /* the gemv, and the gemm's rows */
+            cr_assert_eq(gllm_matmul((gllm_dtype)t, w, x, NULL, y, m, 3, 64), GLLM_OK, "%s", gllm_last_error());
+            for (size_t r = 0; r < m; r++)
+                for (int j = 0; j < 3; j++)
+                    cr_assert(r == 2 ? isfinite(y[r * 3 + j]) : !isfinite(y[r * 3 + j]), "%s m=%zu y[%zu][%d] = %g",
+                              gllm_dtype_name((gllm_dtype)t), m, r, j, y[r * 3 + j]);
+        }
+    }
+}
+
+/* block formats hold finite values within their f16 scales' reach: others are refused, not
+ * written as inf or NaN scales; a row size that overflows is an error */
+Test(api, quantize_refuses_what_blocks_cannot_hold) {
+    static float x[64];
+    static uint8_t y[64 * 4];
+    for (int t = 0; t < GLLM_DTYPE_COUNT; t++) {
+        const gllm_dtype d = (gllm_dtype)t;
+        if (gllm_dtype_block_size(d) == 1) continue;
+        for (int i = 0; i < 64; i++) x[i] = 0.25f;
+        x[3] = NAN;
+        cr_assert_eq(gllm_quantize(d, x, y, 1, 64), GLLM_E_INVALID_ARGUMENT, "%s: NaN", gllm_dtype_name(d));
+        x[3] = -INFINITY;
+        cr_assert_eq(gllm_quantize(d, x, y, 1, 64), GLLM_E_INVALID_ARGUMENT, "%s: -inf", gllm_dtype_name(d));
+        for (int i = 0; i < 64; i++) x[i] = 3e38f;
+        cr_assert_eq(gllm_quantize(d, x, y, 1, 64), GLLM_E_INVALID_ARGUMENT, "%s: 3e38", gllm_dtype_name(d));
+        cr_assert(strstr(gllm_last_error(), "scales"), "%s", gllm_last_error());
+        for (int i = 0; i < 64; i++) x[i] = 1000.0f - (float)i;
+        cr_assert_eq(gllm_quantize(d, x, y, 1, 64), GLLM_OK, "%s: ordinary values", gllm_dtype_name(d));
+    }
+    size_t bytes;
+    cr_assert_eq(gllm_row_size(GLLM_DTYPE_F32, (size_t)1 << 62, &bytes), GLLM_E_INVALID_ARGUMENT, "4 x 2^62 bytes");
+    cr_assert_eq(gllm_row_size(GLLM_DTYPE_Q8_0, 64, &bytes), GLLM_OK);
+    cr_assert_eq(bytes, 68u);
+}
+
 Test(api, matmul_deterministic_across_calls_and_shapes) {
     const size_t m = 37, n = 515, k = 320;
     float *x = malloc(m * k * 4), *w = malloc(n * k * 4), *y1 = malloc(m * n * 4), *y2 = malloc(m * n * 4);

@@ -1,6 +1,7 @@
 /* Tensor-op calls of the public API: validate, then route to the dispatched kernels on the pool. */
 #include <stdint.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include "core/dispatch.h"
 #include "core/dtype_traits.h"
@@ -49,7 +50,9 @@ gllm_status gllm_row_size(gllm_dtype t, size_t k, size_t *bytes) {
     gllm_status s = check_dtype_k("gllm_row_size", t, k);
     if (s != GLLM_OK) return s;
     if (!bytes) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_row_size: NULL output");
-    *bytes = gllm_row_bytes(t, k);
+    const gllm_dtype_traits *tr = &gllm_dtype_traits_table[t];
+    if (__builtin_mul_overflow(k / (size_t)tr->block, (size_t)tr->block_bytes, bytes))
+        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_row_size: %zu %s weights overflow size_t", k, tr->name);
     return GLLM_OK;
 }
 
@@ -123,9 +126,23 @@ static gllm_status convert(const char *fn, gllm_dtype t, const void *src, void *
                      .dst_row = quantize ? packed : flt};
     if (overlap(src, rows * j.src_row, dst, rows * j.dst_row))
         return gllm_fail(GLLM_E_INVALID_ARGUMENT, "%s: source and destination overlap", fn);
+    const gllm_dtype_traits *tr = &gllm_dtype_traits_table[t];
+    const int scales = (tr->block_bytes * 8 - tr->block * tr->bits) / 16; /* f16 scales leading each block */
+    if (quantize && tr->block > 1)
+        for (size_t i = 0; i < rows * k; i++)
+            if (!isfinite(((const float *)src)[i]))
+                return gllm_fail(GLLM_E_INVALID_ARGUMENT, "%s: value %zu is %g (%s blocks hold finite values)", fn, i,
+                                 ((const float *)src)[i], tr->name);
     if (quantize) j.q = gllm_kernels()->quantize[t];
     else j.dq = gllm_kernels()->dequantize[t];
     gllm_pool_run(rows, convert_task, &j);
+    for (size_t b = 0; quantize && tr->block > 1 && b < rows * (k / (size_t)tr->block); b++) /* scales past f16's range */
+        for (int i = 0; i < scales; i++) {
+            uint16_t h;
+            memcpy(&h, (const char *)dst + b * (size_t)tr->block_bytes + 2 * (size_t)i, 2);
+            if ((h & 0x7c00) == 0x7c00)
+                return gllm_fail(GLLM_E_INVALID_ARGUMENT, "%s: block %zu's values are too large for %s's f16 scales", fn, b, tr->name);
+        }
     return GLLM_OK;
 }
 
