@@ -239,7 +239,7 @@ GLLM_API gllm_status gllm_swap_in_pages(gllm_kv_cache *kv, int seq);
 typedef struct {
     float temperature;        /* <= 0: greedy */
     int top_k;                /* <= 0: off */
-    float top_p;              /* >= 1: off */
+    float top_p;              /* >= 1: off; <= 0: the best token only */
     float min_p;              /* <= 0: off */
     float repetition_penalty; /* 1: off */
     float frequency_penalty, presence_penalty;

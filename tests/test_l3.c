@@ -191,6 +191,11 @@ Test(l3, sampling_through_the_api) {
             cr_assert_eq(id, best, "temperature %g, draw %d: %d, not the best %d", cold.temperature, (int)st, id, best);
         }
     }
+    for (int i = 0; i < 2; i++) { /* top_p 0 or below keeps the best token (it returned an id past the vocabulary) */
+        const gllm_sampling none = {.temperature = 0.8f, .top_p = i ? -1.0f : 0.0f, .repetition_penalty = 1, .seed = 9};
+        cr_assert_eq(gllm_sample(g, l, &none, p, 3, 1, &id), GLLM_OK, "%s", gllm_last_error());
+        cr_assert_eq(id, best, "top_p %g: %d", none.top_p, id);
+    }
     gllm_sampling bad = greedy;
     bad.temperature = NAN;
     cr_assert_eq(gllm_sample(g, l, &bad, p, 3, 0, &id), GLLM_E_INVALID_ARGUMENT);

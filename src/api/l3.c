@@ -433,6 +433,7 @@ gllm_status gllm_sample(gllm_generator *g, const gllm_logits *l, const gllm_samp
         if (!isfinite(knobs[i])) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_sample: %s is %g", names[i], knobs[i]);
     gllm_sampling c = *cfg;
     if (c.temperature > 0 && isinf(1.0f / c.temperature)) c.temperature = 0; /* colder than 1/FLT_MAX: greedy, its limit */
+    if (c.top_p <= 0) c.top_k = 1; /* no mass kept: the best token, as llama.cpp keeps one */
     TURN(g, g->ops->sample(g->dec, l->rows, &c, history, n_history, step_no, out_ids));
 }
 

@@ -119,7 +119,7 @@ gllm_status gllm_cpu_attention(const gllm_kv_pool *p, const gllm_kv_seq *s, size
     uint8_t *bits = NULL;
     if (mask == GLLM_MASK_TREE) {
         bits = gllm_ws_alloc(n_tok * j.stride);
-        if (!bits) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "attention: no memory for the tree mask");
+        if (!bits) return gllm_ws_release(mark), gllm_fail(GLLM_E_OUT_OF_MEMORY, "attention: no memory for the tree mask");
         memset(bits, 0, n_tok * j.stride);
         for (size_t i = 0; i < n_tok; i++) {
             if (parent[i] >= (int32_t)i || parent[i] < -1) {
