@@ -43,6 +43,7 @@ void cr_skip(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)
         if (!(cond)) cr_fail(__FILE__, __LINE__, #cond, " " __VA_ARGS__);                   \
     } while (0)
 #define cr_assert_eq(a, b, ...) cr_assert((a) == (b), __VA_ARGS__)
+#define cr_assert_neq(a, b, ...) cr_assert((a) != (b), __VA_ARGS__)
 #define cr_assert_float_eq(a, b, eps, ...) cr_assert(fabs((double)(a) - (double)(b)) <= (eps), __VA_ARGS__)
 #define cr_assert_str_eq(a, b, ...) cr_assert(!strcmp((a), (b)), __VA_ARGS__)
 #define cr_assert_arr_eq(a, b, size, ...) cr_assert(!memcmp((a), (b), (size)), __VA_ARGS__)
