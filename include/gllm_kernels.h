@@ -144,7 +144,8 @@ typedef struct {
 GLLM_API gllm_status gllm_generator_forward(gllm_generator *g, gllm_kv_cache *kv, int seq, const int32_t *tokens,
                                             size_t n, const gllm_topology *topo, gllm_logits **out);
 /* keep an accepted path of the last tree step: step tokens path[0..n) (increasing indices)
- * become the next positions of the sequence; the rest are dropped */
+ * become the next positions of the sequence; the rest are dropped, and pages left empty go
+ * back to the pool */
 GLLM_API gllm_status gllm_seq_accept(gllm_kv_cache *kv, int seq, size_t step_start, const uint32_t *path, size_t n);
 
 typedef struct {

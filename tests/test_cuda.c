@@ -948,7 +948,8 @@ static void both_next_close(side *cpu, side *gpu, const int *seqs, int n, double
 
 /* accepting a path after the sequence was swapped out and in (its pages are others now: the
  * device's block table was stale, and the moves went into another sequence's pages), and a
- * path longer than the generator's rows (refused, and the sequence emptied) */
+ * path longer than the generator's rows (refused, and the sequence emptied), and a path
+ * that gives pages back */
 Test(cuda, accept_after_swap_in_and_past_the_rows) {
     if (!has_gpu()) cr_skip_test("no GPU");
     const size_t ctx = CTX;
@@ -987,6 +988,22 @@ Test(cuda, accept_after_swap_in_and_past_the_rows) {
     gllm_seq_length(gpu.kv, long_seq, &len);
     cr_assert_eq(len, 319u);
     both_next_close(&cpu, &gpu, &long_seq, 1, 1e-3, "after a 319-token accept");
+    /* a chain of 14 over a page boundary, two tokens kept: its third page goes back, another
+     * sequence writes it, and the first grows past it again (the device's table rewritten) */
+    int d, e;
+    for (side *s = &cpu; s; s = s == &cpu ? &gpu : NULL) gllm_seq_open(s->kv, 400, &d), gllm_seq_open(s->kv, 400, &e);
+    int32_t chain_parent[14], chain_pos[14];
+    for (int i = 0; i < 14; i++) chain_parent[i] = i - 1, chain_pos[i] = 20 + i;
+    const gllm_topology chain = {chain_parent, chain_pos};
+    both_forward(&cpu, &gpu, d, t, 20, NULL), both_forward(&cpu, &gpu, d, t + 40, 14, &chain);
+    float before, after;
+    gllm_memory_pressure(cpu.kv, &before);
+    cr_assert_eq(gllm_seq_accept(cpu.kv, d, 20, path, 2), GLLM_OK);
+    cr_assert_eq(gllm_seq_accept(gpu.kv, d, 20, path, 2), GLLM_OK, "%s", gllm_last_error());
+    gllm_memory_pressure(cpu.kv, &after);
+    cr_assert_float_eq(before - after, 1.0f / 40, 1e-6, "34 tokens to 22: one page of 16 back");
+    both_forward(&cpu, &gpu, e, t + 100, 16, NULL), both_forward(&cpu, &gpu, d, t + 60, 12, NULL);
+    both_next_close(&cpu, &gpu, (const int[]){d, e}, 2, 1e-3, "after the dropped page was reused");
     side_close(&cpu), side_close(&gpu);
     twins_close(&tw);
 }

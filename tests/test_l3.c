@@ -164,6 +164,41 @@ Test(l3, tree_step_equals_linear_paths) {
     close_enough(after, lin, VOCAB, "decode after accepting a path");
 }
 
+/* a tree step past a page boundary, then a short path accepted: the pages of the dropped
+ * tokens go back to the pool, another sequence takes them, and both decode as their linear
+ * sequences would */
+Test(l3, accept_gives_back_the_dropped_pages) {
+    int32_t prefix[10], chain[20], parent[20], pos[20];
+    for (int i = 0; i < 10; i++) prefix[i] = (int32_t)((i * 3 + 1) % VOCAB);
+    for (int i = 0; i < 20; i++) chain[i] = (int32_t)((i * 7 + 2) % VOCAB), parent[i] = i - 1, pos[i] = 10 + i;
+    int s, t;
+    gllm_seq_open(kv, 64, &s);
+    gllm_logits *l;
+    float before, after;
+    cr_assert_eq(gllm_generator_forward(g, kv, s, prefix, 10, NULL, &l), GLLM_OK);
+    const gllm_topology topo = {parent, pos};
+    cr_assert_eq(gllm_generator_forward(g, kv, s, chain, 20, &topo, &l), GLLM_OK, "%s", gllm_last_error());
+    gllm_memory_pressure(kv, &before);
+    cr_assert_float_eq(before, 2.0f / 32, 1e-6, "30 tokens: two pages of 16");
+    const uint32_t path[3] = {0, 1, 2};
+    cr_assert_eq(gllm_seq_accept(kv, s, 10, path, 3), GLLM_OK, "%s", gllm_last_error());
+    gllm_memory_pressure(kv, &after);
+    cr_assert_float_eq(after, 1.0f / 32, 1e-6, "13 tokens kept: the second page is free again");
+    gllm_seq_open(kv, 64, &t);
+    cr_assert_eq(gllm_generator_forward(g, kv, t, chain, 20, NULL, &l), GLLM_OK, "another sequence takes the page");
+    const int32_t next = 5;
+    float got[40], want[40];
+    cr_assert_eq(gllm_generator_forward(g, kv, s, &next, 1, NULL, &l), GLLM_OK);
+    rows_of(l, got, 1);
+    int32_t linear[14];
+    memcpy(linear, prefix, sizeof prefix), memcpy(linear + 10, chain, 3 * sizeof(int32_t)), linear[13] = next;
+    int u;
+    gllm_seq_open(kv, 64, &u);
+    cr_assert_eq(gllm_generator_forward(g, kv, u, linear, 14, NULL, &l), GLLM_OK);
+    rows_of(l, want, 1);
+    close_enough(got, want, VOCAB, "decode after the pages went back");
+}
+
 Test(l3, sampling_through_the_api) {
     int s;
     gllm_seq_open(kv, 64, &s);

@@ -122,7 +122,9 @@ static gllm_status step(gllm_kv_pages *kv, const gllm_step_item *items, size_t n
 }
 
 static gllm_status accept(gllm_kv_pages *kv, int seq, gllm_kv_seq *s, size_t step_start, const uint32_t *path, size_t n) {
-    return gllm_kv_compact(kv->pool, s, step_start, path, n);
+    const gllm_status st = gllm_kv_compact(kv->pool, s, step_start, path, n);
+    if (st == GLLM_OK) gllm_kv_trim(kv->pool, s);
+    return st;
 }
 
 static void seq_close(gllm_kv_pages *kv, int seq) { free(kv->image[seq]), kv->image[seq] = NULL; }

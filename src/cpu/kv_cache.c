@@ -59,6 +59,10 @@ void gllm_kv_unreserve(gllm_kv_pool *p, gllm_kv_seq *s, size_t n_pages) {
     for (; s->n_pages > n_pages; s->n_pages--) p->free_list[p->n_free++] = s->table[s->n_pages - 1];
 }
 
+static size_t pages_for(const gllm_kv_pool *p, size_t n_slots) { return n_slots / p->page_size + (n_slots % p->page_size != 0); }
+
+void gllm_kv_trim(gllm_kv_pool *p, gllm_kv_seq *s) { gllm_kv_unreserve(p, s, pages_for(p, s->len)); }
+
 static void return_pages(gllm_kv_pool *p, gllm_kv_seq *s) { gllm_kv_unreserve(p, s, 0); }
 
 void gllm_kv_seq_release(gllm_kv_pool *p, gllm_kv_seq *s) {
@@ -79,7 +83,7 @@ static gllm_status reserve_pages(gllm_kv_pool *p, gllm_kv_seq *s, size_t need) {
 gllm_status gllm_kv_reserve(gllm_kv_pool *p, gllm_kv_seq *s, size_t n_slots) {
     if (n_slots > s->cap_tokens)
         return gllm_fail(GLLM_E_INVALID_ARGUMENT, "KV sequence: %zu tokens exceed its capacity of %zu", n_slots, s->cap_tokens);
-    return reserve_pages(p, s, n_slots / p->page_size + (n_slots % p->page_size != 0));
+    return reserve_pages(p, s, pages_for(p, n_slots));
 }
 
 size_t gllm_kv_swap_bytes(const gllm_kv_pool *p, size_t n_pages) { return n_pages * 2 * p->n_layers * p->page_elems * p->esize; }

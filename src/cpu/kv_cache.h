@@ -45,6 +45,8 @@ void gllm_kv_seq_release(gllm_kv_pool *p, gllm_kv_seq *s); /* pages back to the 
 gllm_status gllm_kv_reserve(gllm_kv_pool *p, gllm_kv_seq *s, size_t n_slots);
 /* pages past the sequence's first n_pages back to the pool (a reservation undone) */
 void gllm_kv_unreserve(gllm_kv_pool *p, gllm_kv_seq *s, size_t n_pages);
+/* the pages past its len back to the pool (the dropped tokens of an accepted tree step) */
+void gllm_kv_trim(gllm_kv_pool *p, gllm_kv_seq *s);
 
 /* swap: a sequence's pages out to a host image of gllm_kv_swap_bytes (its pool pages freed,
  * len kept), and back into whatever pages are free, bit-exact. The image holds logical page i,

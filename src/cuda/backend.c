@@ -197,6 +197,11 @@ static gllm_status accept(gllm_kv_pages *kv, int seq, gllm_kv_seq *s, size_t ste
         if (st == GLLM_OK) st = rec;
     }
     s->len = st == GLLM_OK ? step_start + n : step_start; /* a failed move drops the whole step, never a mix */
+    if (st == GLLM_OK && kv->written[seq]) { /* the dropped pages: swaps into them go after the moves */
+        if (c->drv.cuStreamWaitEvent(c->copy, kv->written[seq], 0) != CUDA_SUCCESS) c->drv.cuStreamSynchronize(c->stream);
+        gllm_kv_trim(kv->pool, s);
+        if (kv->table_pages[seq] > s->n_pages) kv->table_pages[seq] = s->n_pages; /* the entries past it are rewritten when it grows */
+    }
     return st;
 }
 
