@@ -183,7 +183,9 @@ GLLM_API gllm_status gllm_embedding_upload(gllm_backend *b, const char *path, gl
 GLLM_API void gllm_embedder_free(gllm_embedder *e);
 GLLM_API size_t gllm_embedding_dim(const gllm_embedder *e);
 /* [CLS] text [SEP] as ids (special tokens written in the text, "[SEP]", become their ids, as
- * Hugging Face's tokenizers read them) */
+ * Hugging Face's tokenizers read them). A long text's end is cut, as sentence-transformers cuts
+ * it: at most its max_seq_length ids (sentence_bert_config.json), else the tokenizer's
+ * model_max_length, else the model's positions. */
 GLLM_API gllm_status gllm_embedding_tokenize(const gllm_embedder *e, const char *text, size_t len, int32_t *ids,
                                              size_t cap, size_t *n);
 /* one vector per sequence (its last hidden states pooled as the model says: the mean over its
@@ -199,7 +201,9 @@ typedef struct gllm_reranker gllm_reranker;
  * classifier, vocab.txt) or a GGUF file (cls and cls.output tensors) */
 GLLM_API gllm_status gllm_reranker_upload(gllm_backend *b, const char *path, gllm_reranker **out);
 GLLM_API void gllm_reranker_free(gllm_reranker *r);
-/* [CLS] query [SEP] document [SEP] as ids (special tokens in the texts as above) */
+/* [CLS] query [SEP] document [SEP] as ids (special tokens in the texts as above), cut to the
+ * same limit as Hugging Face's tokenizers cut a pair ("longest_first": the shorter text whole
+ * where the longer can give up enough, else half the room each) */
 GLLM_API gllm_status gllm_rerank_tokenize(const gllm_reranker *r, const char *query, const char *doc, int32_t *ids,
                                           size_t cap, size_t *n);
 /* one score per pair sequence (token type 1 after the first [SEP]): the classifier's first logit */

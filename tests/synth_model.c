@@ -154,8 +154,8 @@ void build_bert(model_file *f, gllm_dtype t, gllm_dtype store, int head) {
     static char words[64][8];
     const char *tokens[64];
     static int32_t types[64]; /* llama.cpp's token types: 1 normal, 2 unknown, 3 control */
-    for (size_t i = 0; i < VOCAB && i < 64; i++) {
-        snprintf(words[i], 8, i == 0 ? "[PAD]" : i == 1 ? "[UNK]" : i == 2 ? "[CLS]" : i == 3 ? "[SEP]" : "w%zu", i);
+    for (size_t i = 0; i < VOCAB && i < 64; i++) { /* words "w4"..: llama.cpp marks a word's start with U+2581 */
+        snprintf(words[i], 8, i == 0 ? "[PAD]" : i == 1 ? "[UNK]" : i == 2 ? "[CLS]" : i == 3 ? "[SEP]" : "\xe2\x96\x81w%zu", i);
         tokens[i] = words[i], types[i] = i == 1 ? 2 : i < 4 ? 3 : 1;
     }
     const tw_kv kv[] = {{.key = "general.architecture", .type = GGUF_STRING, .s = "bert"},

@@ -563,3 +563,53 @@ Test(l3, rerank_tokenize) {
     gllm_reranker_free(r);
     unlink(bert);
 }
+
+/* "w4 w5 ..." of n words: ids 4, 5, ... (the synthetic vocabulary's words), wrapping past VOCAB */
+static char *words(size_t n, size_t first) {
+    char *t = calloc(n * 4 + 1, 1);
+    for (size_t i = 0; i < n; i++) sprintf(t + strlen(t), "w%zu ", 4 + (first + i) % (VOCAB - 4));
+    return t;
+}
+
+static int32_t word_id(size_t i) { return (int32_t)(4 + i % (VOCAB - 4)); }
+
+/* texts past the model's 96 positions are cut as Hugging Face cuts them: a text's end; a pair
+ * "longest_first" (93 ids of room: 10 + 200 words keep the 10 and 83 of the 200; 60 + 70 keep
+ * 46 + 47, the longer the odd one; 70 + 60 keep 47 + 46) */
+Test(l3, long_texts_are_cut_as_hugging_face_cuts_them) {
+    char bert[64];
+    write_bert(1, bert);
+    gllm_reranker *r;
+    gllm_embedder *e;
+    cr_assert_eq(gllm_reranker_upload(b, bert, &r), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_embedding_upload(b, bert, &e), GLLM_OK, "%s", gllm_last_error());
+    static int32_t ids[512];
+    size_t n;
+    char *text = words(150, 0);
+    cr_assert_eq(gllm_embedding_tokenize(e, text, strlen(text), ids, 512, &n), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(n, 96u, "[CLS], 94 words, [SEP]");
+    cr_assert(ids[0] == 2 && ids[95] == 3 && ids[1] == word_id(0) && ids[94] == word_id(93), "%d %d %d %d", ids[0], ids[95], ids[1], ids[94]);
+    cr_assert_eq(gllm_embedding_tokenize(e, text, strlen(text), ids, 95, &n), GLLM_E_INVALID_ARGUMENT, "room for 95 of 96");
+    cr_assert_eq(n, 96u);
+    float v[64];
+    const int32_t *seq = ids;
+    cr_assert_eq(gllm_embedding_tokenize(e, text, strlen(text), ids, 512, &n), GLLM_OK);
+    cr_assert_eq(gllm_embedding_forward(e, &seq, &n, 1, 1, v), GLLM_OK, "the cut text fits the positions: %s", gllm_last_error());
+    free(text);
+    const size_t cases[3][4] = {{10, 200, 10, 83}, {60, 70, 46, 47}, {70, 60, 47, 46}}; /* words in, words kept */
+    for (int c = 0; c < 3; c++) {
+        char *q = words(cases[c][0], 0), *d = words(cases[c][1], 7);
+        cr_assert_eq(gllm_rerank_tokenize(r, q, d, ids, 512, &n), GLLM_OK, "%s", gllm_last_error());
+        const size_t a = cases[c][2], k = cases[c][3];
+        cr_assert_eq(n, a + k + 3, "case %d: %zu ids", c, n);
+        cr_assert(ids[0] == 2 && ids[a + 1] == 3 && ids[n - 1] == 3, "case %d: [CLS] q [SEP] d [SEP]", c);
+        for (size_t i = 0; i < a; i++) cr_assert_eq(ids[1 + i], word_id(i), "case %d: query word %zu", c, i);
+        for (size_t i = 0; i < k; i++) cr_assert_eq(ids[a + 2 + i], word_id(7 + i), "case %d: document word %zu", c, i);
+        float score;
+        seq = ids;
+        cr_assert_eq(gllm_rerank_forward(r, &seq, &n, 1, &score), GLLM_OK, "%s", gllm_last_error());
+        free(q), free(d);
+    }
+    gllm_reranker_free(r), gllm_embedder_free(e);
+    unlink(bert);
+}

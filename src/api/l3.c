@@ -655,15 +655,32 @@ void gllm_embedder_free(gllm_embedder *e) {
 
 size_t gllm_embedding_dim(const gllm_embedder *e) { return e ? e->e.m.dim : 0; }
 
+/* all of a text's ids (special tokens in it read, none added), in a new buffer */
+static gllm_status tokenize_all(const gllm_tokenizer *t, const char *text, size_t len, int32_t **ids, size_t *n) {
+    for (size_t cap = len + 1;;) { /* a token a byte, mostly; else the count it said */
+        if (!(*ids = malloc(cap * sizeof **ids))) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "tokenize: no memory for %zu ids", cap);
+        const gllm_status st = gllm_tokenize(t, text, len, 1, *ids, cap, n);
+        if (st == GLLM_OK) return st;
+        free(*ids), *ids = NULL;
+        if (*n <= cap) return st;
+        cap = *n;
+    }
+}
+
 gllm_status gllm_embedding_tokenize(const gllm_embedder *e, const char *text, size_t len, int32_t *ids, size_t cap,
                                     size_t *n) {
-    if (!e || (!text && len) || !n || cap < 2 || !ids) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_embedding_tokenize: bad arguments");
-    size_t k = 0;
-    gllm_status s = gllm_tokenize(e->e.m.tok, text, len, 1, ids + 1, cap - 2, &k);
-    *n = k + 2;
+    if (!e || (!text && len) || !n || !ids) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_embedding_tokenize: bad arguments");
+    const gllm_bert *m = &e->e.m;
+    int32_t *t;
+    size_t k;
+    gllm_status s = tokenize_all(m->tok, text, len, &t, &k);
     if (s != GLLM_OK) return s;
-    ids[0] = gllm_tokenizer_cls(e->e.m.tok), ids[k + 1] = gllm_tokenizer_sep(e->e.m.tok);
-    return GLLM_OK;
+    if (k > m->max_len - 2) k = m->max_len - 2; /* the text's end cut, as sentence-transformers cuts it */
+    *n = k + 2;
+    if (*n > cap) s = gllm_fail(GLLM_E_INVALID_ARGUMENT, "embedding tokenize: %zu ids, room for %zu", *n, cap);
+    else ids[0] = gllm_tokenizer_cls(m->tok), memcpy(ids + 1, t, k * sizeof *t), ids[k + 1] = gllm_tokenizer_sep(m->tok);
+    free(t);
+    return s;
 }
 
 gllm_status gllm_embedding_forward(gllm_embedder *e, const int32_t *const *seqs, const size_t *lens, size_t n,
@@ -686,27 +703,37 @@ void gllm_reranker_free(gllm_reranker *r) {
     if (r) encoder_free(&r->e);
 }
 
+/* a pair of a and b ids cut to fit room, as Hugging Face's tokenizers cut "longest_first": the
+ * shorter kept whole where the longer can give up the rest, else both halved (the longer one
+ * keeping the odd id) */
+static void longest_first(size_t *a, size_t *b, size_t room) {
+    if (*a + *b <= room) return;
+    size_t *shorter = *a <= *b ? a : b, *longer = *a <= *b ? b : a;
+    if (*shorter <= room / 2) *longer = room - *shorter;
+    else *shorter = room / 2, *longer = room - room / 2;
+}
+
 gllm_status gllm_rerank_tokenize(const gllm_reranker *r, const char *query, const char *doc, int32_t *ids, size_t cap,
                                  size_t *n) {
-    if (!r || !query || !doc || !ids || !n || cap < 3) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_rerank_tokenize: bad arguments");
+    if (!r || !query || !doc || !ids || !n) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_rerank_tokenize: bad arguments");
+    const gllm_bert *m = &r->e.m;
+    const int32_t sep = gllm_tokenizer_sep(m->tok);
+    int32_t *q = NULL, *d = NULL;
     size_t a, b;
-    const int32_t sep = gllm_tokenizer_sep(r->e.m.tok);
-    gllm_status s = gllm_tokenize(r->e.m.tok, query, strlen(query), 1, ids + 1, cap - 3, &a);
-    if (s != GLLM_OK) { /* the whole pair's count, for a retry */
-        const gllm_status q = s;
-        gllm_tokenize(r->e.m.tok, doc, strlen(doc), 1, NULL, 0, &b);
-        *n = a + b + 3;
-        return gllm_fail(q, "rerank tokenize: the pair takes %zu ids, room for %zu", *n, cap);
-    }
-    s = gllm_tokenize(r->e.m.tok, doc, strlen(doc), 1, ids + a + 2, cap - 3 - a, &b);
-    *n = a + b + 3;
-    if (s != GLLM_OK) return s;
+    gllm_status s = tokenize_all(m->tok, query, strlen(query), &q, &a);
+    if (s == GLLM_OK) s = tokenize_all(m->tok, doc, strlen(doc), &d, &b);
+    if (s == GLLM_OK) longest_first(&a, &b, m->max_len - 3), *n = a + b + 3;
     /* the document's token types start after the first [SEP] (gllm_rerank_forward): one in the
      * query would score the pair with other types than Hugging Face gives it */
-    for (size_t i = 1; i <= a; i++)
-        if (ids[i] == sep) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "rerank tokenize: the query holds a [SEP] token (id %d)", sep);
-    ids[0] = gllm_tokenizer_cls(r->e.m.tok), ids[a + 1] = ids[a + b + 2] = sep;
-    return GLLM_OK;
+    for (size_t i = 0; i < a && s == GLLM_OK; i++)
+        if (q[i] == sep) s = gllm_fail(GLLM_E_INVALID_ARGUMENT, "rerank tokenize: the query holds a [SEP] token (id %d)", sep);
+    if (s == GLLM_OK && *n > cap) s = gllm_fail(GLLM_E_INVALID_ARGUMENT, "rerank tokenize: the pair takes %zu ids, room for %zu", *n, cap);
+    if (s == GLLM_OK) {
+        ids[0] = gllm_tokenizer_cls(m->tok), ids[a + 1] = ids[a + b + 2] = sep;
+        memcpy(ids + 1, q, a * sizeof *q), memcpy(ids + a + 2, d, b * sizeof *d);
+    }
+    free(q), free(d);
+    return s;
 }
 
 gllm_status gllm_rerank_forward(gllm_reranker *r, const int32_t *const *pairs, const size_t *lens, size_t n, float *scores) {

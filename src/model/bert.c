@@ -62,6 +62,20 @@ static gllm_status json_file(const char *dir, const char *name, char *path, char
     return st;
 }
 
+/* a number >= 1 at key of the JSON object in dir/name, if the file and the key are there:
+ * *out lowered to it */
+static gllm_status json_limit(const char *dir, const char *name, const char *key, size_t *out) {
+    char path[1024], *text;
+    gllm_json j;
+    gllm_status st = json_file(dir, name, path, &text, &j);
+    if (st != GLLM_OK || !text) return st;
+    const gllm_json_node *v = j.node[0].type == JSON_OBJ ? gllm_json_get(&j, &j.node[0], key) : NULL;
+    if (v && v->type == JSON_NUM && !(v->num >= 1)) st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT: %s: %s = %g", path, key, v->num);
+    else if (v && v->type == JSON_NUM && v->num < (double)*out) *out = (size_t)v->num;
+    gllm_json_free(&j), free(text);
+    return st;
+}
+
 /* tokenizer_config.json's do_lower_case (true without the file or the key): lowercase and strip
  * accents, or neither; strip_accents other than that is not supported */
 static gllm_status hf_lowercase(const char *dir, int *lower) {
@@ -166,9 +180,14 @@ gllm_status gllm_bert_open(const char *dir, gllm_bert *m) {
     m->head_dim = m->dim / m->n_heads;
     if (m->dim % m->n_heads || m->head_dim % 16 || m->head_dim > 256)
         return gllm_fail(GLLM_E_UNSUPPORTED, "BERT: hidden %zu over %zu heads (head dims: multiples of 16 up to 256)", m->dim, m->n_heads);
+    if (m->max_pos < 3) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT config.json: %zu positions (3 at least)", m->max_pos);
     int lower;
-    if ((st = hf_pooling(dir, &m->pooling)) != GLLM_OK || (st = hf_modules(dir)) != GLLM_OK || (st = hf_lowercase(dir, &lower)) != GLLM_OK)
+    m->max_len = m->max_pos; /* sentence-transformers cuts texts at its max_seq_length, else at the tokenizer's */
+    if ((st = hf_pooling(dir, &m->pooling)) != GLLM_OK || (st = hf_modules(dir)) != GLLM_OK || (st = hf_lowercase(dir, &lower)) != GLLM_OK ||
+        (st = json_limit(dir, "sentence_bert_config.json", "max_seq_length", &m->max_len)) != GLLM_OK ||
+        (st = json_limit(dir, "tokenizer_config.json", "model_max_length", &m->max_len)) != GLLM_OK)
         return st;
+    if (m->max_len < 3) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT: texts cut at %zu tokens (3 at least)", m->max_len);
     if ((st = join(path, dir, "model.safetensors")) != GLLM_OK || (st = gllm_st_open(path, &m->st)) != GLLM_OK) return st;
     const size_t d = m->dim;
     m->word = tensor(m, "embeddings.word_embeddings.weight", m->vocab, d, &st);
@@ -250,7 +269,8 @@ static gllm_status open_gguf(const char *path, gllm_bert *m) {
     m->pooling = pooling == 2 ? GLLM_POOL_CLS : pooling == 3 ? GLLM_POOL_LAST : GLLM_POOL_MEAN;
     if (st != GLLM_OK) return gllm_bert_close(m), st;
     m->n_layers = (size_t)v[0], m->dim = (size_t)v[1], m->n_heads = (size_t)v[2], m->ffn = (size_t)v[3], m->max_pos = (size_t)v[4];
-    m->head_dim = m->dim / m->n_heads;
+    m->head_dim = m->dim / m->n_heads, m->max_len = m->max_pos;
+    if (m->max_pos < 3) return gllm_bert_close(m), gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT GGUF: %zu positions (3 at least)", m->max_pos);
     if (m->dim % m->n_heads || m->head_dim % 16 || m->head_dim > 256) {
         gllm_bert_close(m);
         return gllm_fail(GLLM_E_UNSUPPORTED, "BERT GGUF: hidden %zu over %zu heads", m->dim, m->n_heads);

@@ -16,6 +16,8 @@ typedef struct {
 
 typedef struct {
     size_t n_layers, dim, n_heads, head_dim, ffn, vocab, max_pos, n_types;
+    size_t max_len; /* where tokenizing cuts a text or pair (as Hugging Face's truncation): the least of
+                       max_pos, sentence-transformers' max_seq_length and the tokenizer's model_max_length */
     float eps;
     gllm_dtype mdt, edt, hdt; /* dtypes: layer matrices, word embeddings, head matrices */
     const void *word;

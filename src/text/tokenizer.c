@@ -200,6 +200,13 @@ gllm_status gllm_tokenizer_load(const gllm_gguf *g, gllm_tokenizer **out) {
     t->bos = special_id(g, "tokenizer.ggml.bos_token_id", t->n), t->eos = special_id(g, "tokenizer.ggml.eos_token_id", t->n);
     t->unk = special_id(g, "tokenizer.ggml.unknown_token_id", t->n), t->cls = special_id(g, "tokenizer.ggml.cls_token_id", t->n);
     t->sep = special_id(g, "tokenizer.ggml.seperator_token_id", t->n);
+    if (t->kind == GLLM_TOK_WPM) { /* WordPiece builds [CLS] a [SEP] b [SEP]: ids not given are BERT's own tokens */
+        if (t->unk < 0) t->unk = strmap_get(&t->vocab, "[UNK]", 5);
+        if (t->cls < 0) t->cls = strmap_get(&t->vocab, "[CLS]", 5);
+        if (t->sep < 0) t->sep = strmap_get(&t->vocab, "[SEP]", 5);
+        if (t->unk < 0 || t->cls < 0 || t->sep < 0)
+            return drop(t, gllm_fail(GLLM_E_INVALID_ARGUMENT, "tokenizer: a WordPiece vocabulary without unknown, cls and seperator ids or [UNK], [CLS] and [SEP]"));
+    }
     const gllm_gguf_kv *ty = gllm_gguf_find(g, "tokenizer.ggml.token_type");
     if (ty && (ty->type != GGUF_ARRAY || ty->arr_type != GGUF_I32 || ty->arr_n != t->n))
         return drop(t, gllm_fail(GLLM_E_INVALID_ARGUMENT, "tokenizer: token_type not %zu int32", t->n));

@@ -71,7 +71,7 @@ with tempfile.TemporaryDirectory() as d:
         print(f"pair {i}: ours {ours[i]:+.6f}, numpy {want:+.6f}")
 
     # the same model as GGUF (llama.cpp's bert names), f32 and f16 matrices: the same scores
-    def gguf(path, f16, pooling=None, squeeze=False):
+    def gguf(path, f16, pooling=None, squeeze=False, special_ids=True):
         def s(x):
             b = x.encode()
             return struct.pack("<Q", len(b)) + b
@@ -83,7 +83,7 @@ with tempfile.TemporaryDirectory() as d:
                   s(w if w.startswith("[") else "\u2581" + w) for w in words)),
               ("tokenizer.ggml.unknown_token_id", 4, struct.pack("<I", 1)),
               ("tokenizer.ggml.cls_token_id", 4, struct.pack("<I", 2)),
-              ("tokenizer.ggml.seperator_token_id", 4, struct.pack("<I", 3))]
+              ("tokenizer.ggml.seperator_token_id", 4, struct.pack("<I", 3))][:None if special_ids else -3]
         if pooling is not None:
             kv.append(("bert.pooling_type", 4, struct.pack("<I", pooling)))
         names = {"embeddings.word_embeddings.weight": "token_embd.weight",
@@ -115,15 +115,16 @@ with tempfile.TemporaryDirectory() as d:
         head += b"\0" * (-len(head) % 32)
         open(path, "wb").write(head + blob)
 
-    for f16, squeeze in ((0, False), (1, False), (0, True)):
-        path = os.path.join(d, f"model{f16}{squeeze}.gguf")
-        gguf(path, f16, squeeze=squeeze)
+    for f16, squeeze, special_ids in ((0, False, True), (1, False, True), (0, True, True), (0, False, False)):
+        path = os.path.join(d, f"model{f16}{squeeze}{special_ids}.gguf")
+        gguf(path, f16, squeeze=squeeze, special_ids=special_ids)
         args = [gllmk, "rerank", "-m", path] + sum((["--tokens", ",".join(map(str, p))] for p in pairs), [])
         out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
         got = {int(l.split()[1].strip("[]")): float(l.split()[0]) for l in out.strip().splitlines()}
         for i, p in enumerate(pairs):
             tol = 5e-3 if f16 else 1e-4
-            print(f"pair {i} from GGUF ({'f16' if f16 else 'f32'} matrices{', the classifier 1-D' if squeeze else ''}): {got[i]:+.6f}")
+            print(f"pair {i} from GGUF ({'f16' if f16 else 'f32'} matrices{', the classifier 1-D' if squeeze else ''}"
+                  f"{', no [UNK]/[CLS]/[SEP] ids: found by text' if not special_ids else ''}): {got[i]:+.6f}")
             worst = max(worst, abs(got[i] - ref.score(p, 3)) / (tol / 1e-4))
 
     # embeddings under each pooling: the directory with a 1_Pooling/config.json, and GGUF with
@@ -142,6 +143,14 @@ with tempfile.TemporaryDirectory() as d:
         worst = max(worst, err)
 
     check_embed(d, "mean", "no pooling config")
+    # a text past sentence-transformers' max_seq_length: its end cut ([CLS], 4 words, [SEP])
+    json.dump({"max_seq_length": 6, "do_lower_case": False}, open(os.path.join(d, "sentence_bert_config.json"), "w"))
+    with tempfile.NamedTemporaryFile(suffix=".f32") as out:
+        subprocess.run([gllmk, "embed", "-m", d, "--out", out.name, "w3 w1 w4 w1 w5 w9 w2"], check=True, stdout=subprocess.DEVNULL)
+        err = float(np.abs(np.fromfile(out.name, dtype=np.float32) - ref.embed([2, 8, 6, 9, 6, 3], "mean")).max())
+    print(f"embeddings, a text cut at max_seq_length 6: max |diff| from numpy's {err:.2e}")
+    worst = max(worst, err)
+    os.remove(os.path.join(d, "sentence_bert_config.json"))
     os.mkdir(os.path.join(d, "1_Pooling"))
     for mode, pooling in (("cls_token", "cls"), ("mean_tokens", "mean"), ("lasttoken", "last")):
         json.dump({"word_embedding_dimension": H, "pooling_mode_cls_token": mode == "cls_token",

@@ -26,6 +26,14 @@ for i, s in enumerate(seqs):
     worst = max(worst, float(np.abs(ours[i] - r).max()))
     print(f"sequence {i}: cosine(ours, numpy) = {float(ours[i] @ r / np.linalg.norm(ours[i])):.7f}, "
           f"max |diff| = {np.abs(ours[i] - r).max():.2e}")
+# a text past sentence-transformers' max_seq_length (256): [CLS], its first 254 ids, [SEP]
+with tempfile.NamedTemporaryFile(suffix=".f32") as out:
+    subprocess.run([gllmk, "embed", "-m", model, "--out", out.name, "A man is eating food. " * 60], check=True, stdout=subprocess.DEVNULL)
+    got = np.fromfile(out.name, dtype=np.float32)
+r = ref.embed([101] + ([1037, 2158, 2003, 5983, 2833, 1012] * 60)[:254] + [102])
+worst = max(worst, float(np.abs(got - r).max()))
+print(f"a text of 362 ids, cut at 256: cosine(ours, numpy) = {float(got @ r / np.linalg.norm(got)):.7f}, "
+      f"max |diff| = {np.abs(got - r).max():.2e}")
 ok = worst < 1e-4
 print(f"{len(seqs) if ok else 0} passed, {0 if ok else len(seqs)} failed")
 sys.exit(0 if ok else 1)
