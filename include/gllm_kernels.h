@@ -153,7 +153,9 @@ typedef struct {
     const int32_t *tokens;
     size_t n;
 } gllm_batch_item;
-/* several independent sequences; the logits handle holds one row per item, in order */
+/* several independent sequences; the logits handle holds one row per item, in order. All or
+ * nothing: a batch that fails, even in its backend after some forwards ran, leaves every
+ * sequence as it was */
 GLLM_API gllm_status gllm_batch_forward(gllm_generator *g, gllm_kv_cache *kv, const gllm_batch_item *items, size_t n,
                                         gllm_logits **out);
 

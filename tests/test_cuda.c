@@ -2,6 +2,7 @@
  * blob checks, architecture selection, backend selection), and, where a GPU is present,
  * every gemv kernel against the CPU kernels (skipped, and saying why, elsewhere). */
 #include <criterion/criterion.h>
+#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1006,6 +1007,68 @@ Test(cuda, accept_after_swap_in_and_past_the_rows) {
     both_next_close(&cpu, &gpu, (const int[]){d, e}, 2, 1e-3, "after the dropped page was reused");
     side_close(&cpu), side_close(&gpu);
     twins_close(&tw);
+}
+
+static size_t free_pages(const gllm_kv_cache *kv) {
+    gllm_page_info info[64];
+    size_t n, k = 0;
+    cr_assert_eq(gllm_page_states(kv, info, 64, &n), GLLM_OK, "%s", gllm_last_error());
+    for (size_t i = 0; i < n; i++) k += info[i].state == GLLM_PAGE_FREE;
+    return k;
+}
+
+/* a kernel launch that fails inside a forward (the emulator fails launches on request): the
+ * batch split over two forwards, its first done, is undone whole (lengths and pages as
+ * before), as is a single forward; then the same batch runs and matches its items alone */
+Test(cuda, failed_forwards_are_undone) {
+    if (!has_gpu()) cr_skip_test("no GPU");
+    void *emu = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+    long (*launches)(void) = emu ? (long (*)(void))dlsym(emu, "gllm_emu_launches") : NULL;
+    void (*fail_from)(long) = emu ? (void (*)(long))dlsym(emu, "gllm_emu_fail_launches_from") : NULL;
+    if (!launches || !fail_from) cr_skip_test("a real GPU: no launch failures to inject");
+    const size_t ctx = CTX;
+    CTX = 400;
+    twins tw;
+    twins_open(&tw, "llama", GLLM_DTYPE_F16);
+    CTX = ctx;
+    side gpu;
+    side_open_sized(&gpu, "cuda:0", tw.m, GLLM_DTYPE_F32, 16, 48); /* 256 rows a forward */
+    int32_t t[151];
+    for (int i = 0; i < 151; i++) t[i] = (int32_t)((i * 5 + 1) % VOCAB);
+    int a = gpu.seq, b, x, y;
+    gllm_seq_open(gpu.kv, 200, &b), gllm_seq_open(gpu.kv, 200, &x), gllm_seq_open(gpu.kv, 200, &y);
+    gllm_logits *l;
+    const long c0 = launches();
+    cr_assert_eq(gllm_generator_forward(gpu.g, gpu.kv, x, t, 150, NULL, &l), GLLM_OK, "%s", gllm_last_error());
+    const long per = launches() - c0; /* one forward of 150 rows */
+    cr_assert_eq(gllm_generator_forward(gpu.g, gpu.kv, y, t + 1, 150, NULL, &l), GLLM_OK);
+    float alone[2][64], batch[2 * 64];
+    gllm_logits_read(l, alone[1], VOCAB);
+    gllm_seq_close(gpu.kv, y), gllm_seq_open(gpu.kv, 200, &y);
+    cr_assert_eq(gllm_generator_forward(gpu.g, gpu.kv, y, t, 150, NULL, &l), GLLM_OK);
+    gllm_logits_read(l, alone[0], VOCAB);
+    const size_t free0 = free_pages(gpu.kv);
+    const gllm_batch_item items[2] = {{a, t, 150}, {b, t + 1, 150}}; /* 300 rows: two forwards */
+    fail_from(launches() + per + per / 2);
+    cr_assert_neq(gllm_batch_forward(gpu.g, gpu.kv, items, 2, &l), GLLM_OK, "the second forward fails");
+    size_t la, lb;
+    gllm_seq_length(gpu.kv, a, &la), gllm_seq_length(gpu.kv, b, &lb);
+    cr_assert(la == 0 && lb == 0, "lengths %zu and %zu: the first forward's item kept", la, lb);
+    cr_assert_eq(free_pages(gpu.kv), free0, "the batch's pages back");
+    fail_from(launches() + 3);
+    cr_assert_neq(gllm_generator_forward(gpu.g, gpu.kv, a, t, 20, NULL, &l), GLLM_OK);
+    gllm_seq_length(gpu.kv, a, &la);
+    cr_assert(la == 0 && free_pages(gpu.kv) == free0, "a failed forward undone");
+    fail_from(-1);
+    cr_assert_eq(gllm_batch_forward(gpu.g, gpu.kv, items, 2, &l), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_logits_read(l, batch, 2 * VOCAB), GLLM_OK);
+    for (int i = 0; i < 2; i++) {
+        const double e = rel_err(batch + i * VOCAB, alone[i], VOCAB);
+        cr_assert(e <= 1e-4, "item %d after the undone batch: error %.3g", i, e);
+    }
+    side_close(&gpu);
+    twins_close(&tw);
+    dlclose(emu);
 }
 
 /* bad input on the GPU backend: clear errors, the cache as it was */

@@ -333,6 +333,12 @@ static gllm_status reserve(gllm_kv_cache *kv, const gllm_batch_item *items, size
     return GLLM_OK;
 }
 
+/* a failed forward undone: each item's sequence back to its length before, lens[i], its pages
+ * with it (a batch over several forwards is all or nothing) */
+static void undo(gllm_kv_cache *kv, const gllm_batch_item *items, size_t n, const size_t *lens) {
+    for (size_t i = 0; i < n; i++) kv->ops->cut(kv->pages, items[i].seq, &kv->seq[items[i].seq], lens[i]);
+}
+
 /* n items (distinct sequences, checked) as one forward of the backend, their logits in rows
  * row0 .. row0 + n - 1 (a tree: every token's, from row 0) */
 static gllm_status step(gllm_generator *g, gllm_kv_cache *kv, const gllm_batch_item *items, size_t n, const gllm_topology *topo,
@@ -371,7 +377,11 @@ gllm_status gllm_generator_forward(gllm_generator *g, gllm_kv_cache *kv, int seq
     for (size_t i = 0; parent && i < n && st == GLLM_OK; i++)
         if (parent[i] < -1 || parent[i] >= (int32_t)i)
             st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: token %zu's parent %d is not -1 or an earlier token of the step", i, parent[i]);
-    if (st == GLLM_OK && (st = reserve(kv, &item, 1)) == GLLM_OK) kv->step++, st = step(g, kv, &item, 1, topo, 0);
+    const size_t len = st == GLLM_OK ? kv->seq[seq].len : 0;
+    if (st == GLLM_OK && (st = reserve(kv, &item, 1)) == GLLM_OK) {
+        kv->step++;
+        if ((st = step(g, kv, &item, 1, topo, 0)) != GLLM_OK) undo(kv, &item, 1, &len);
+    }
     return finish(g, st, rows, out);
 }
 
@@ -384,7 +394,9 @@ static gllm_status seq_accept(gllm_kv_cache *kv, int seq, size_t step_start, con
     for (size_t i = 0; i < n; i++)
         if (step_start + path[i] >= s->len) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_seq_accept: path token %zu is not in the step", i);
     if (kv->swapped[seq]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_seq_accept: sequence %d is swapped out", seq);
-    return kv->ops->accept(kv->pages, seq, s, step_start, path, n);
+    st = kv->ops->accept(kv->pages, seq, s, step_start, path, n);
+    kv->ops->cut(kv->pages, seq, s, s->len); /* the dropped tokens' pages back to the pool */
+    return st;
 }
 
 gllm_status gllm_seq_accept(gllm_kv_cache *kv, int seq, size_t step_start, const uint32_t *path, size_t n) {
@@ -402,10 +414,13 @@ gllm_status gllm_batch_forward(gllm_generator *g, gllm_kv_cache *kv, const gllm_
         for (size_t j = 0; j < i && st == GLLM_OK; j++)
             if (items[j].seq == items[i].seq) st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "batch: sequence %d appears twice", items[i].seq);
     }
+    size_t lens[MAX_SEQS];
+    for (size_t i = 0; i < n && st == GLLM_OK; i++) lens[i] = kv->seq[items[i].seq].len;
     if (st == GLLM_OK && (st = reserve(kv, items, n)) == GLLM_OK) kv->step++;
     for (size_t i = 0, first = 0, rows = 0; i <= n && st == GLLM_OK; i++) { /* as many items per forward as it holds */
         if (i == n || rows + items[i].n > g->max_rows) st = step(g, kv, items + first, i - first, NULL, first), first = i, rows = 0;
         if (i < n) rows += items[i].n;
+        if (st != GLLM_OK) undo(kv, items, n, lens);
     }
     return finish(g, st, n, out);
 }

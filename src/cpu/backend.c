@@ -122,9 +122,12 @@ static gllm_status step(gllm_kv_pages *kv, const gllm_step_item *items, size_t n
 }
 
 static gllm_status accept(gllm_kv_pages *kv, int seq, gllm_kv_seq *s, size_t step_start, const uint32_t *path, size_t n) {
-    const gllm_status st = gllm_kv_compact(kv->pool, s, step_start, path, n);
-    if (st == GLLM_OK) gllm_kv_trim(kv->pool, s);
-    return st;
+    return gllm_kv_compact(kv->pool, s, step_start, path, n);
+}
+
+static void cut(gllm_kv_pages *kv, int seq, gllm_kv_seq *s, size_t len) {
+    s->len = len;
+    gllm_kv_trim(kv->pool, s);
 }
 
 static void seq_close(gllm_kv_pages *kv, int seq) { free(kv->image[seq]), kv->image[seq] = NULL; }
@@ -206,7 +209,7 @@ static gllm_status encode(gllm_encoder *e, const gllm_encoder_item *items, size_
 const gllm_backend_ops gllm_cpu_backend = {
     .name = "cpu", .open = open_, .close = close_, .describe = describe, .enter = enter, .leave = leave,
     .decoder_open = decoder_open, .decoder_close = decoder_close, .kv_open = kv_open, .kv_close = kv_close, .step = step,
-    .accept = accept, .seq_close = seq_close, .swap_out = swap_out, .swap_in = swap_in, .pressure = pressure,
+    .accept = accept, .cut = cut, .seq_close = seq_close, .swap_out = swap_out, .swap_in = swap_in, .pressure = pressure,
     .logits_read = logits_read, .sample = sample, .block = block,
     .encoder_open = encoder_open, .encoder_close = encoder_close, .encode = encode,
 };

@@ -197,12 +197,16 @@ static gllm_status accept(gllm_kv_pages *kv, int seq, gllm_kv_seq *s, size_t ste
         if (st == GLLM_OK) st = rec;
     }
     s->len = st == GLLM_OK ? step_start + n : step_start; /* a failed move drops the whole step, never a mix */
-    if (st == GLLM_OK && kv->written[seq]) { /* the dropped pages: swaps into them go after the moves */
-        if (c->drv.cuStreamWaitEvent(c->copy, kv->written[seq], 0) != CUDA_SUCCESS) c->drv.cuStreamSynchronize(c->stream);
-        gllm_kv_trim(kv->pool, s);
-        if (kv->table_pages[seq] > s->n_pages) kv->table_pages[seq] = s->n_pages; /* the entries past it are rewritten when it grows */
-    }
     return st;
+}
+
+/* swaps into the freed pages go after the sequence's last step or moves */
+static void cut(gllm_kv_pages *kv, int seq, gllm_kv_seq *s, size_t len) {
+    gllm_cuda *c = kv->d->c;
+    s->len = len;
+    if (kv->written[seq] && c->drv.cuStreamWaitEvent(c->copy, kv->written[seq], 0) != CUDA_SUCCESS) c->drv.cuStreamSynchronize(c->stream);
+    gllm_kv_trim(kv->pool, s);
+    if (kv->table_pages[seq] > s->n_pages) kv->table_pages[seq] = s->n_pages; /* the entries past it are rewritten when it grows */
 }
 
 /* its pages may be swapped into next: the copies go after its last step */
@@ -312,7 +316,7 @@ static gllm_status encode(gllm_encoder *e, const gllm_encoder_item *items, size_
 const gllm_backend_ops gllm_cuda_backend = {
     .name = "cuda", .open = open_, .close = close_, .describe = describe, .enter = enter, .leave = leave,
     .decoder_open = decoder_open, .decoder_close = decoder_close, .kv_open = kv_open, .kv_close = kv_close, .step = step,
-    .accept = accept, .seq_close = seq_close, .swap_out = swap_out, .swap_in = swap_in, .pressure = pressure,
+    .accept = accept, .cut = cut, .seq_close = seq_close, .swap_out = swap_out, .swap_in = swap_in, .pressure = pressure,
     .logits_read = logits_read, .sample = sample, .block = block,
     .encoder_open = encoder_open, .encoder_close = encoder_close, .encode = encode,
 };

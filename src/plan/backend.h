@@ -55,9 +55,11 @@ typedef struct {
     /* n items (distinct sequences, checked, their pages reserved) as one forward; each item's
      * last logits row at row0 + b, or every token's from row 0 for a tree (topo->parent) */
     gllm_status (*step)(gllm_kv_pages *kv, const gllm_step_item *items, size_t n, const gllm_topology *topo, size_t row0);
-    /* a tree step's path kept: slots step_start + path[i] move to step_start + i, s->len set,
-     * the pages past it back to the pool (reusable once the moves have read them) */
+    /* a tree step's path kept: slots step_start + path[i] move to step_start + i, s->len set */
     gllm_status (*accept)(gllm_kv_pages *kv, int seq, gllm_kv_seq *s, size_t step_start, const uint32_t *path, size_t n);
+    /* the sequence cut back to len tokens (a path accepted, a failed forward undone), its pages
+     * past them back to the pool (taken again only after the work enqueued on them) */
+    void (*cut)(gllm_kv_pages *kv, int seq, gllm_kv_seq *s, size_t len);
     void (*seq_close)(gllm_kv_pages *kv, int seq); /* before its pages go back: its image and device state dropped */
     /* swap sequence seq's pages out to an image on the host (their pool pages freed), or back in */
     gllm_status (*swap_out)(gllm_kv_pages *kv, int seq, gllm_kv_seq *s);

@@ -23,6 +23,7 @@
 #include <link.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <atomic>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -648,8 +649,11 @@ CUresult emu_cuMemHostGetDevicePointer(unsigned long long *d, void *p, unsigned)
         if ((const char *)p >= r.host && (const char *)p < r.host + r.bytes) return *d = (uintptr_t)p, OK;
     return E_INVALID_VALUE;
 }
+std::atomic<long> launches{0}, fail_from{-1}; /* kernel launches so far; the first to fail (tests), -1 none */
 CUresult launch(const Kernel *k, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned smem,
                 void *stream, void **args, void **extra, bool dependent) {
+    const long nth = launches++, bad = fail_from.load();
+    if (bad >= 0 && nth >= bad) return 701; /* CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES */
     if (!k || !args || extra || by != 1 || bz != 1 || !bx || bx > 1024 || !gx || !gy || !gz || gx > 0x7fffffffu || gy > 65535 ||
         gz > 65535)
         return E_INVALID_VALUE;
@@ -764,6 +768,11 @@ const struct {
 #undef E
 };
 } // namespace
+
+/* for tests, found with dlsym: the kernel launches so far, and from which one on launches fail
+ * (-1: none) */
+extern "C" __attribute__((visibility("default"))) long gllm_emu_launches(void) { return launches.load(); }
+extern "C" __attribute__((visibility("default"))) void gllm_emu_fail_launches_from(long n) { fail_from.store(n); }
 
 extern "C" __attribute__((visibility("default"))) CUresult cuGetProcAddress_v2(const char *name, void **fn, int, unsigned long long,
                                                                                  int *status) {
