@@ -947,6 +947,41 @@ static void both_next_close(side *cpu, side *gpu, const int *seqs, int n, double
     }
 }
 
+/* the largest tree step, 256 tokens (each token's ancestors: a row of 256 bits): two chains
+ * of 128 from the prefix, every row as on the CPU */
+Test(cuda, tree_of_256_tokens_matches_cpu) {
+    if (!has_gpu()) cr_skip_test("no GPU");
+    const size_t ctx = CTX;
+    CTX = 400;
+    twins tw;
+    twins_open(&tw, "llama", GLLM_DTYPE_F16);
+    CTX = ctx;
+    side cpu, gpu;
+    setenv("GLLM_CUDA_TENSOR_CORES", "0", 1); /* f32 activations: a mask error stands out of the rounding */
+    side_open_sized(&cpu, "cpu", tw.twin, GLLM_DTYPE_F32, 256, 40), side_open_sized(&gpu, "cuda:0", tw.m, GLLM_DTYPE_F32, 256, 40);
+    unsetenv("GLLM_CUDA_TENSOR_CORES");
+    static int32_t tok[256], parent[256], pos[256];
+    for (int i = 0; i < 256; i++) {
+        tok[i] = (int32_t)((i * 13 + 5) % VOCAB);
+        parent[i] = i % 128 ? i - 1 : -1, pos[i] = 9 + i % 128;
+    }
+    const gllm_topology topo = {parent, pos};
+    both_forward(&cpu, &gpu, cpu.seq, tok, 9, NULL);
+    gllm_logits *xc, *xg;
+    cr_assert_eq(gllm_generator_forward(cpu.g, cpu.kv, cpu.seq, tok, 256, &topo, &xc), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_generator_forward(gpu.g, gpu.kv, gpu.seq, tok, 256, &topo, &xg), GLLM_OK, "%s", gllm_last_error());
+    float *lc = malloc(256 * VOCAB * 4), *lg = malloc(256 * VOCAB * 4);
+    cr_assert_eq(gllm_logits_read(xc, lc, 256 * VOCAB), GLLM_OK);
+    cr_assert_eq(gllm_logits_read(xg, lg, 256 * VOCAB), GLLM_OK, "%s", gllm_last_error());
+    for (int r = 0; r < 256; r++) {
+        const double e = rel_err(lg + r * VOCAB, lc + r * VOCAB, VOCAB);
+        cr_assert(e <= 1e-4, "tree token %d: error %.3g", r, e);
+    }
+    free(lc), free(lg);
+    side_close(&cpu), side_close(&gpu);
+    twins_close(&tw);
+}
+
 /* accepting a path after the sequence was swapped out and in (its pages are others now: the
  * device's block table was stale, and the moves went into another sequence's pages), and a
  * path longer than the generator's rows (refused, and the sequence emptied), and a path

@@ -199,6 +199,45 @@ Test(l3, accept_gives_back_the_dropped_pages) {
     close_enough(got, want, VOCAB, "decode after the pages went back");
 }
 
+/* a tree step holds at most 256 tokens on every backend (CUDA keeps a token's ancestors as a
+ * 256-bit row): 257 are refused, taking no pages; 256 run, their last row as the linear chain's */
+Test(l3, tree_steps_hold_256_tokens) {
+    const size_t ctx = CTX;
+    CTX = 400;
+    model_file f;
+    build(&f, "llama", GLLM_DTYPE_F32);
+    CTX = ctx;
+    char big[64];
+    snprintf(big, sizeof big, "/tmp/gllm_l3_ctx400_%d.gguf", (int)getpid());
+    cr_assert_eq(save(&f, big), 0);
+    gllm_model *m2;
+    gllm_generator *g2;
+    gllm_kv_cache *kv2;
+    cr_assert_eq(gllm_model_open(big, &m2), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_generator_upload(b, m2, 300, &g2), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_kv_cache_alloc(g2, 40, 16, GLLM_DTYPE_F32, &kv2), GLLM_OK, "%s", gllm_last_error());
+    static int32_t tok[257], parent[257], pos[257];
+    for (int i = 0; i < 257; i++) tok[i] = (int32_t)((i * 7 + 3) % VOCAB), parent[i] = i - 1, pos[i] = i;
+    const gllm_topology topo = {parent, pos};
+    int s, t;
+    gllm_seq_open(kv2, 400, &s), gllm_seq_open(kv2, 400, &t);
+    gllm_logits *l;
+    float free0, after;
+    gllm_memory_pressure(kv2, &free0);
+    cr_assert_eq(gllm_generator_forward(g2, kv2, s, tok, 257, &topo, &l), GLLM_E_INVALID_ARGUMENT);
+    cr_assert(strstr(gllm_last_error(), "256"), "%s", gllm_last_error());
+    gllm_memory_pressure(kv2, &after);
+    cr_assert_eq(after, free0, "a refused tree takes no pages");
+    cr_assert_eq(gllm_generator_forward(g2, kv2, s, tok, 256, &topo, &l), GLLM_OK, "%s", gllm_last_error());
+    static float rows[256 * 40], lin[40];
+    cr_assert_eq(gllm_logits_read(l, rows, 256 * VOCAB), GLLM_OK);
+    cr_assert_eq(gllm_generator_forward(g2, kv2, t, tok, 256, NULL, &l), GLLM_OK);
+    rows_of(l, lin, 1);
+    close_enough(rows + 255 * VOCAB, lin, VOCAB, "the 256th token of a chain tree");
+    gllm_kv_cache_free(kv2), gllm_generator_free(g2), gllm_model_close(m2);
+    unlink(big);
+}
+
 Test(l3, sampling_through_the_api) {
     int s;
     gllm_seq_open(kv, 64, &s);
