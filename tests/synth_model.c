@@ -12,6 +12,8 @@ double BASE = 10000.0;
 const float *ROPE_FREQS;
 const char *ROPE_SCALING;
 float ROPE_FACTOR = 1.0f;
+const synth_key *EXTRA_KEYS;
+const char *EXTRA_TENSOR;
 int BERT_POOLING = -1;
 
 static uint64_t st = 3;
@@ -87,6 +89,7 @@ void build_as(model_file *f, const char *arch, gllm_dtype t, gllm_dtype store) {
         add(&tl, NAME("ffn_gate.weight"), gt, DIM, FFN, mat(f, t, FFN, DIM, 0.3f, 0));
         add(&tl, NAME("ffn_up.weight"), gt, DIM, FFN, mat(f, t, FFN, DIM, 0.3f, 0));
         add(&tl, NAME("ffn_down.weight"), gt, FFN, DIM, mat(f, t, DIM, FFN, 0.3f, 0));
+        if (EXTRA_TENSOR) add(&tl, NAME(EXTRA_TENSOR), 0, DIM, 0, mat(f, GLLM_DTYPE_F32, 1, DIM, 0.2f, 0));
 #undef NAME
     }
     char k[11][64];
@@ -105,7 +108,16 @@ void build_as(model_file *f, const char *arch, gllm_dtype t, gllm_dtype store) {
                         {.key = k[8], .type = GGUF_U32, .u = VOCAB},
                         {.key = "tokenizer.ggml.model", .type = GGUF_STRING, .s = "no_vocab"},
                         {.key = k[9], .type = GGUF_STRING, .s = ROPE_SCALING}, {.key = k[10], .type = GGUF_F32, .f = ROPE_FACTOR}};
-    f->img = gguf_build(kv, sizeof kv / sizeof *kv - (ROPE_SCALING ? 0 : 2), tl.t, (size_t)tl.n, 32, &f->len);
+    tw_kv all[32];
+    static char extra[16][64];
+    size_t n = sizeof kv / sizeof *kv - (ROPE_SCALING ? 0 : 2);
+    memcpy(all, kv, n * sizeof *kv);
+    for (size_t i = 0; EXTRA_KEYS && EXTRA_KEYS[i].key && i < 16; i++, n++) {
+        snprintf(extra[i], 64, "%s.%s", arch, EXTRA_KEYS[i].key);
+        all[n] = EXTRA_KEYS[i].is_int ? (tw_kv){.key = extra[i], .type = GGUF_U32, .u = (uint64_t)EXTRA_KEYS[i].value}
+                                      : (tw_kv){.key = extra[i], .type = GGUF_F32, .f = EXTRA_KEYS[i].value};
+    }
+    f->img = gguf_build(all, n, tl.t, (size_t)tl.n, 32, &f->len);
 }
 
 void drop(model_file *f) {

@@ -13,6 +13,15 @@ extern double BASE;
 extern const float *ROPE_FREQS;
 extern const char *ROPE_SCALING;
 extern float ROPE_FACTOR;
+/* build: more <arch>.<key> numbers (ending at a NULL key), a u32 where is_int, else an f32 */
+typedef struct {
+    const char *key;
+    int is_int;
+    double value;
+} synth_key;
+extern const synth_key *EXTRA_KEYS;
+/* build: one more tensor in every layer, blk.N.<EXTRA_TENSOR>, DIM f32 values (NULL: none) */
+extern const char *EXTRA_TENSOR;
 /* build_bert: bert.pooling_type when >= 0 (llama.cpp's: 1 mean, 2 cls, 3 last) */
 extern int BERT_POOLING;
 

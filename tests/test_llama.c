@@ -149,6 +149,22 @@ static gllm_status load_synth(model_file *f, gllm_gguf *g, gllm_llama *m) {
     return s;
 }
 
+/* a tensor the forward would not use (llama.cpp applies an attn_output bias) is refused, never
+ * ignored; attn_rot_embd (old files' rotation frequencies) is skipped, as llama.cpp skips it */
+Test(llama, unused_tensors_refused) {
+    cr_assert_eq(gllm_ensure_init(), GLLM_OK);
+    model_file f;
+    gllm_gguf g;
+    gllm_llama m;
+    EXTRA_TENSOR = "attn_output.bias";
+    cr_assert_eq(load_synth(&f, &g, &m), GLLM_E_UNSUPPORTED);
+    cr_assert(strstr(gllm_last_error(), "blk.0.attn_output.bias"), "%s", gllm_last_error());
+    EXTRA_TENSOR = "attn_rot_embd";
+    cr_assert_eq(load_synth(&f, &g, &m), GLLM_OK, "%s", gllm_last_error());
+    gllm_llama_free(&m), gllm_gguf_close(&g), drop(&f);
+    EXTRA_TENSOR = NULL;
+}
+
 /* RoPE scaling from the file: per-pair factors (rope_freqs.weight, Llama 3.1+) and linear scaling
  * divide the frequencies, against base^(-2i/rot) written out here; YaRN; the forwards with
  * factors and with YaRN against the reference; other scalings and bad factors refused */
@@ -185,7 +201,7 @@ Test(llama, rope_scaling) {
     ROPE_SCALING = "yarn";
     cr_assert_eq(load_synth(&f, &g, &m), GLLM_OK, "%s", gllm_last_error());
     const gllm_rope_cfg yarn = {.base = (float)BASE, .yarn_factor = 4.0f, .yarn_orig_ctx = (float)CTX, .yarn_beta_fast = 32.0f,
-                                .yarn_beta_slow = 1.0f, .yarn_ext_factor = 1.0f, .yarn_attn_factor = 1.0f};
+                                .yarn_beta_slow = 1.0f, .yarn_ext_factor = 1.0f, .attn_factor = 1.0f};
     float want[8];
     gllm_rope_freqs(&yarn, HD, want);
     for (size_t i = 0; i < HD / 2; i++) cr_assert_float_eq(m.inv_freq[i], want[i], 1e-6f * want[i], "yarn, pair %zu", i);
@@ -193,6 +209,30 @@ Test(llama, rope_scaling) {
     gllm_llama_free(&m), gllm_gguf_close(&g), drop(&f);
     check("llama", GLLM_DTYPE_F32);
     check("qwen2", GLLM_DTYPE_Q8_0);
+    /* gguf-py writes original_context_length as a u32 (it was refused as "not a number") */
+    const synth_key orig[] = {{"rope.scaling.original_context_length", 1, 64}, {NULL, 0, 0}};
+    EXTRA_KEYS = orig;
+    cr_assert_eq(load_synth(&f, &g, &m), GLLM_OK, "%s", gllm_last_error());
+    gllm_rope_cfg yarn64 = yarn;
+    yarn64.yarn_orig_ctx = 64;
+    gllm_rope_freqs(&yarn64, HD, want);
+    for (size_t i = 0; i < HD / 2; i++) cr_assert_float_eq(m.inv_freq[i], want[i], 1e-6f * want[i], "yarn over 64, pair %zu", i);
+    gllm_llama_free(&m), gllm_gguf_close(&g), drop(&f);
+    /* attn_factor scales q and k under linear scaling too, as llama.cpp's rotation does: the
+     * attention's scale carries its square, the reference rotates with it */
+    const synth_key attn[] = {{"rope.scaling.attn_factor", 0, 1.3}, {NULL, 0, 0}};
+    ROPE_SCALING = "linear", ROPE_FACTOR = 4.0f, EXTRA_KEYS = attn;
+    cr_assert_eq(load_synth(&f, &g, &m), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_float_eq(m.plan.scale, 1.3 * 1.3 / sqrt((double)HD), 1e-6);
+    gllm_llama_free(&m), gllm_gguf_close(&g), drop(&f);
+    check("llama", GLLM_DTYPE_F32);
+    /* the older key for the linear factor, read where rope.scaling.factor is absent */
+    const synth_key old_key[] = {{"rope.scale_linear", 0, 4.0}, {NULL, 0, 0}};
+    ROPE_SCALING = NULL, EXTRA_KEYS = old_key;
+    cr_assert_eq(load_synth(&f, &g, &m), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_float_eq(m.inv_freq[1], pow(BASE, -2.0 / (double)HD) / 4.0, 1e-9, "rope.scale_linear 4");
+    gllm_llama_free(&m), gllm_gguf_close(&g), drop(&f);
+    EXTRA_KEYS = NULL;
     ROPE_SCALING = "longrope";
     cr_assert_eq(load_synth(&f, &g, &m), GLLM_E_UNSUPPORTED);
     cr_assert(strstr(gllm_last_error(), "longrope"), "%s", gllm_last_error());

@@ -40,7 +40,7 @@ Test(rope, factors_divide_each_pair) {
  * context; the magnitude 1 + 0.1 ln(factor) */
 Test(rope, yarn_ramp_and_magnitude) {
     const gllm_rope_cfg c = {.base = 10000.0f, .yarn_factor = 4.0f, .yarn_orig_ctx = 4096.0f, .yarn_beta_fast = 32.0f,
-                             .yarn_beta_slow = 1.0f, .yarn_ext_factor = 1.0f, .yarn_attn_factor = 1.0f};
+                             .yarn_beta_slow = 1.0f, .yarn_ext_factor = 1.0f, .attn_factor = 1.0f};
     float f[64];
     gllm_rope_freqs(&c, 128, f);
     const double lo = floor(128 * log(4096 / (2 * M_PI * 32)) / (2 * log(10000.0))), hi = ceil(128 * log(4096 / (2 * M_PI)) / (2 * log(10000.0)));

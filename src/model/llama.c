@@ -1,4 +1,5 @@
 #include "model/llama.h"
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,20 +28,47 @@ static gllm_status expect(const gllm_gguf_tensor *t, const char *name, int layer
 
 static gllm_status record(gllm_llama *m);
 
+/* every tensor of the file is one the forward uses: another (an output bias, a new norm) would
+ * change the model's results if ignored, so it is refused. attn_rot_embd (old files' copy of the
+ * rotation frequencies) is the one llama.cpp also skips. */
+static gllm_status all_used(const gllm_gguf *g, size_t n_layers) {
+    static const char *const global[] = {"token_embd.weight", "output_norm.weight", "output.weight", "rope_freqs.weight"};
+    static const char *const layer[] = {"attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_q.bias",
+                                        "attn_k.bias", "attn_v.bias", "attn_q_norm.weight", "attn_k_norm.weight",
+                                        "attn_output.weight", "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight",
+                                        "ffn_down.weight", "attn_rot_embd"};
+    for (size_t t = 0; t < g->n_tensors; t++) {
+        char name[96];
+        const gllm_str *n = &g->tensors[t].name;
+        snprintf(name, sizeof name, "%.*s", (int)(n->len < sizeof name ? n->len : sizeof name - 1), n->ptr);
+        int used = 0, at = 0;
+        unsigned long l = 0;
+        for (size_t i = 0; i < sizeof global / sizeof *global; i++) used |= !strcmp(name, global[i]);
+        if (!used && sscanf(name, "blk.%lu.%n", &l, &at) == 1 && at > 0 && l < n_layers && isdigit((unsigned char)name[4]))
+            for (size_t i = 0; i < sizeof layer / sizeof *layer; i++) used |= !strcmp(name + at, layer[i]);
+        if (!used) return gllm_fail(GLLM_E_UNSUPPORTED, "model: tensor %s is not one this architecture's forward uses (refused, not ignored)", name);
+    }
+    return GLLM_OK;
+}
+
 /* an optional number >= 0: <arch>.<key>, else dflt */
 static gllm_status rope_num(const gllm_gguf *g, const char *arch, const char *key, float dflt, float *out) {
     char full[96];
     snprintf(full, sizeof full, "%s.%s", arch, key);
     *out = dflt;
-    if (gllm_gguf_find(g, full) && (gllm_gguf_f32(g, full, out) || !(*out >= 0) || !isfinite(*out)))
+    if (!gllm_gguf_find(g, full)) return GLLM_OK;
+    uint64_t n; /* a float, or an integer (gguf-py writes original_context_length as uint32) */
+    if (gllm_gguf_f32(g, full, out) != GLLM_OK && gllm_gguf_u64(g, full, &n) == GLLM_OK) *out = (float)n;
+    else if (gllm_gguf_f32(g, full, out) != GLLM_OK || !(*out >= 0) || !isfinite(*out))
         return gllm_fail(GLLM_E_INVALID_ARGUMENT, "model: %s is not a number >= 0", full);
     return GLLM_OK;
 }
 
-/* RoPE: <arch>.rope.freq_base; <arch>.rope.scaling.type/.factor (linear, also when the type is
- * left out, as llama.cpp reads it; YaRN with its .original_context_length, .yarn_beta_fast/slow,
- * .yarn_ext_factor, .attn_factor, as llama.cpp defaults them); Llama 3.1+ scaling as per-pair
- * factors (rope_freqs.weight). Other scalings (LongRoPE, ...): refused, never ignored. */
+/* RoPE: <arch>.rope.freq_base; <arch>.rope.scaling.type/.factor (else the older .rope.scale_linear;
+ * linear, also when the type is left out, as llama.cpp reads it; YaRN with its
+ * .original_context_length, .yarn_beta_fast/slow, .yarn_ext_factor, as llama.cpp defaults them);
+ * .rope.scaling.attn_factor, q and k's magnitude under any scaling; Llama 3.1+ scaling as
+ * per-pair factors (rope_freqs.weight). Other scalings (LongRoPE, ...): refused, never ignored. */
 static gllm_status rope_cfg(const gllm_gguf *g, const char *arch, size_t rot, size_t head_dim, size_t ctx, gllm_rope_cfg *c,
                             float *factors) {
     char key[96];
@@ -57,25 +85,31 @@ static gllm_status rope_cfg(const gllm_gguf *g, const char *arch, size_t rot, si
         return gllm_fail(GLLM_E_UNSUPPORTED, "model: RoPE scaling '%.*s' (none, linear, yarn and rope_freqs.weight are supported)",
                          (int)(type.len > 40 ? 40 : type.len), type.ptr);
     gllm_status s;
+    float factor; /* the scaling factor, under its older name where the newer is absent */
+    snprintf(key, sizeof key, "%s.rope.scaling.factor", arch);
+    if ((s = rope_num(g, arch, gllm_gguf_find(g, key) ? "rope.scaling.factor" : "rope.scale_linear", yarn ? 0 : 1, &factor)) ||
+        (s = rope_num(g, arch, "rope.scaling.attn_factor", 1, &c->attn_factor)))
+        return s;
+    if (!(c->attn_factor > 0)) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "model: %s.rope.scaling.attn_factor 0", arch);
     if (yarn) {
         float log_mul;
-        if ((s = rope_num(g, arch, "rope.scaling.factor", 0, &c->yarn_factor)) ||
-            (s = rope_num(g, arch, "rope.scaling.original_context_length", (float)ctx, &c->yarn_orig_ctx)) ||
+        c->yarn_factor = factor;
+        if ((s = rope_num(g, arch, "rope.scaling.original_context_length", (float)ctx, &c->yarn_orig_ctx)) ||
             (s = rope_num(g, arch, "rope.scaling.yarn_beta_fast", 32, &c->yarn_beta_fast)) ||
             (s = rope_num(g, arch, "rope.scaling.yarn_beta_slow", 1, &c->yarn_beta_slow)) ||
             (s = rope_num(g, arch, "rope.scaling.yarn_ext_factor", 1, &c->yarn_ext_factor)) ||
-            (s = rope_num(g, arch, "rope.scaling.attn_factor", 1, &c->yarn_attn_factor)) ||
             (s = rope_num(g, arch, "rope.scaling.yarn_log_multiplier", 0, &log_mul)))
             return s;
         if (!(c->yarn_factor > 0) || !(c->yarn_orig_ctx > 0) || !(c->yarn_beta_fast > 0) || !(c->yarn_beta_slow > 0))
             return gllm_fail(GLLM_E_INVALID_ARGUMENT, "model: YaRN factor %g, original context %g, betas %g and %g (all > 0)",
                              c->yarn_factor, c->yarn_orig_ctx, c->yarn_beta_fast, c->yarn_beta_slow);
-        /* the magnitude goes into the attention's scale (its square), exact when every dimension rotates */
-        if (log_mul != 0 || rot != head_dim)
-            return gllm_fail(GLLM_E_UNSUPPORTED, "model: YaRN with %s", log_mul != 0 ? "a log multiplier" : "partial rotary dimensions");
+        if (log_mul != 0) return gllm_fail(GLLM_E_UNSUPPORTED, "model: YaRN with a log multiplier");
     }
-    if (linear && (s = rope_num(g, arch, "rope.scaling.factor", 1, &c->linear))) return s;
+    if (linear) c->linear = factor;
     if (linear && !(c->linear > 0)) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "model: %s.rope.scaling.factor 0", arch);
+    /* the magnitude goes into the attention's scale (its square), exact when every dimension rotates */
+    if (gllm_rope_mscale(c) != 1.0 && rot != head_dim)
+        return gllm_fail(GLLM_E_UNSUPPORTED, "model: RoPE magnitude %g (YaRN, attn_factor) with partial rotary dimensions", gllm_rope_mscale(c));
     const gllm_gguf_tensor *f = tensor(g, "rope_freqs.weight", -1);
     if (f) {
         if ((s = expect(f, "rope_freqs.weight", -1, rot / 2, 0, 1))) return s;
@@ -166,7 +200,7 @@ gllm_status gllm_llama_load(const gllm_gguf *g, gllm_llama *m) {
             return gllm_fail(GLLM_E_UNSUPPORTED, "model: layer %d mixes dtypes within Q/K/V or gate/up", i);
         }
     }
-    if ((s = record(m)) != GLLM_OK) gllm_llama_free(m);
+    if ((s = all_used(g, m->n_layers)) != GLLM_OK || (s = record(m)) != GLLM_OK) gllm_llama_free(m);
     return s;
 }
 

@@ -26,8 +26,8 @@ void gllm_rope_freqs(const gllm_rope_cfg *c, size_t rot, float *inv_freq) {
 }
 
 double gllm_rope_mscale(const gllm_rope_cfg *c) {
-    if (!(c->yarn_factor > 0)) return 1.0;
-    return c->yarn_attn_factor * (c->yarn_ext_factor != 0 ? 1.0 + 0.1 * log((double)c->yarn_factor) : 1.0);
+    const double yarn = c->yarn_factor > 0 && c->yarn_ext_factor != 0 ? 1.0 + 0.1 * log((double)c->yarn_factor) : 1.0;
+    return (c->attn_factor > 0 ? c->attn_factor : 1.0) * yarn;
 }
 
 void gllm_rope_cos_sin(const float *inv_freq, size_t rot, int64_t pos, float *cs) {
