@@ -1106,6 +1106,40 @@ Test(cuda, failed_forwards_are_undone) {
     dlclose(emu);
 }
 
+/* a decode graph that cannot be captured: the step that ran eagerly as its warm-up stands, and
+ * decoding goes on eagerly (the capture's failure was returned, the step undone, and every
+ * later decode did the same) */
+Test(cuda, failed_capture_goes_on_eagerly) {
+    if (!has_gpu()) cr_skip_test("no GPU");
+    void *emu = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+    void (*fail_capture)(void) = emu ? (void (*)(void))dlsym(emu, "gllm_emu_fail_next_capture") : NULL;
+    if (!fail_capture) cr_skip_test("a real GPU: no capture failure to inject");
+    twins tw;
+    twins_open(&tw, "llama", GLLM_DTYPE_F16);
+    side cpu, gpu;
+    side_open(&cpu, "cpu", tw.twin, GLLM_DTYPE_F32), side_open(&gpu, "cuda:0", tw.m, GLLM_DTYPE_F32);
+    const int32_t prompt[5] = {3, 1, 4, 1, 5};
+    gllm_logits *xc, *xg;
+    cr_assert_eq(gllm_generator_forward(cpu.g, cpu.kv, cpu.seq, prompt, 5, NULL, &xc), GLLM_OK);
+    cr_assert_eq(gllm_generator_forward(gpu.g, gpu.kv, gpu.seq, prompt, 5, NULL, &xg), GLLM_OK, "%s", gllm_last_error());
+    fail_capture();
+    float lc[64], lg[64];
+    for (int step = 0; step < 3; step++) {
+        const int32_t next = 7 + step;
+        cr_assert_eq(gllm_generator_forward(cpu.g, cpu.kv, cpu.seq, &next, 1, NULL, &xc), GLLM_OK);
+        cr_assert_eq(gllm_generator_forward(gpu.g, gpu.kv, gpu.seq, &next, 1, NULL, &xg), GLLM_OK, "decode %d: %s", step, gllm_last_error());
+        gllm_logits_read(xc, lc, VOCAB), gllm_logits_read(xg, lg, VOCAB);
+        const double e = rel_err(lg, lc, VOCAB);
+        cr_assert(e <= 1e-3, "decode %d: error %.3g", step, e);
+    }
+    size_t len;
+    gllm_seq_length(gpu.kv, gpu.seq, &len);
+    cr_assert_eq(len, 8u);
+    side_close(&cpu), side_close(&gpu);
+    twins_close(&tw);
+    dlclose(emu);
+}
+
 /* bad input on the GPU backend: clear errors, the cache as it was */
 Test(cuda, generator_errors) {
     if (!has_gpu()) cr_skip_test("no GPU");
@@ -1133,6 +1167,9 @@ Test(cuda, generator_errors) {
     cr_assert_eq(len, 64u);
     float tiny[4];
     cr_assert_eq(gllm_logits_read(l, tiny, 4), GLLM_E_INVALID_ARGUMENT);
+    gllm_generator *huge;
+    cr_assert_eq(gllm_generator_upload(s.b, m, 70000, &huge), GLLM_E_UNSUPPORTED, "a CUDA forward holds 65535 tokens (a grid's rows)");
+    cr_assert(strstr(gllm_last_error(), "65535"), "%s", gllm_last_error());
     const gllm_sampling bad_min_p = {.temperature = 1, .top_p = 1, .min_p = 1.5f, .repetition_penalty = 1};
     int32_t id;
     cr_assert_eq(gllm_sample(s.g, l, &bad_min_p, NULL, 0, 0, &id), GLLM_E_INVALID_ARGUMENT);

@@ -53,6 +53,8 @@ gllm_status gllm_cuda_model_init(gllm_cuda_model *cm, gllm_cuda *c, const gllm_p
     memset(cm, 0, sizeof *cm);
     const size_t hd = p->width[BUF_Q] / p->n_heads;
     if (hd > 256) return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: head dim %zu (256 at most)", hd);
+    if (max_rows > 65535) /* a grid's rows */
+        return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: forwards of %zu tokens (65535 at most a call)", max_rows);
     size_t ffn = 0; /* the widest feed-forward, which must be a SiLU GLU */
     for (size_t i = 0; i < p->n_steps; i++) {
         if (p->steps[i].kind > STEP_HEAD) /* the encoders' steps: src/cuda/encoder.h */
@@ -206,10 +208,16 @@ static gllm_status rmsnorm(gllm_cuda_model *cm, CUdeviceptr x, const float *w, C
     return launch(cm, "gllm_rmsnorm_cuda", (unsigned)rows, 1, 256, args);
 }
 
+/* y = a op b over count floats, in launches of at most 2^30 (the kernels count in int) */
 static gllm_status elementwise(gllm_cuda_model *cm, const char *name, CUdeviceptr a, CUdeviceptr b, CUdeviceptr y, size_t count) {
-    int ci = (int)count;
-    void *args[] = {&a, &b, &y, &ci};
-    return launch(cm, name, (unsigned)((count + 255) / 256), 1, 256, args);
+    gllm_status s = GLLM_OK;
+    for (size_t at = 0; at < count && s == GLLM_OK; at += (size_t)1 << 30) {
+        int ci = (int)(count - at < (size_t)1 << 30 ? count - at : (size_t)1 << 30);
+        CUdeviceptr ao = a + at * sizeof(float), bo = b + at * sizeof(float), yo = y + at * sizeof(float);
+        void *args[] = {&ao, &bo, &yo, &ci};
+        s = launch(cm, name, (unsigned)((ci + 255) / 256), 1, 256, args);
+    }
+    return s;
 }
 
 /* the plan's steps first .. last - 1 for n rows (n_out logits rows: every row's, or each item's
@@ -429,7 +437,6 @@ gllm_status gllm_cuda_forward(gllm_cuda_model *cm, const gllm_cuda_kv *kv, const
     size_t n = 0;
     for (size_t b = 0; b < n_items; b++) n += items[b].n;
     if (n > cm->max_rows) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "CUDA forward: %zu tokens, room for %zu", n, cm->max_rows);
-    if (n > 65535) return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA forward: %zu tokens in one step (65535 at most)", n);
     if ((position || parent) && n_items != 1) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "CUDA forward: positions or a tree in a batch");
     if (parent && n > GLLM_MAX_TREE)
         return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA forward: a tree of %zu tokens (%d at most)", n, GLLM_MAX_TREE);
@@ -451,10 +458,11 @@ gllm_status gllm_cuda_forward(gllm_cuda_model *cm, const gllm_cuda_kv *kv, const
     if (e == GLLM_CUDA_GRAPHS) e = (int)(cm->graph_next++ % GLLM_CUDA_GRAPHS), c->drv.cuGraphExecDestroy(cm->graph[e].exec);
     cm->graph[e].exec = NULL;
     CUgraph graph = NULL;
-    if ((s = gllm_cuda_check(c, c->drv.cuStreamBeginCapture(c->stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "capturing")) != GLLM_OK) return s;
-    gllm_status rs = run(cm, kv, 0, cm->p->n_steps, n, logits, n_out);
-    s = gllm_cuda_check(c, c->drv.cuStreamEndCapture(c->stream, &graph), "capturing a decode graph");
-    if (rs != GLLM_OK) s = rs;
+    if ((s = gllm_cuda_check(c, c->drv.cuStreamBeginCapture(c->stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "capturing")) == GLLM_OK) {
+        const gllm_status rs = run(cm, kv, 0, cm->p->n_steps, n, logits, n_out);
+        s = gllm_cuda_check(c, c->drv.cuStreamEndCapture(c->stream, &graph), "capturing a decode graph");
+        if (rs != GLLM_OK) s = rs;
+    }
     if (s == GLLM_OK)
         s = gllm_cuda_check(c, c->drv.cuGraphInstantiateWithFlags(&cm->graph[e].exec, graph, 0), "instantiating a decode graph");
     if (graph) c->drv.cuGraphDestroy(graph);

@@ -731,7 +731,9 @@ CUresult emu_cuEventSynchronize(Event *) { return host_sync(), OK; }
 CUresult emu_cuEventQuery(Event *) { return OK; }
 CUresult emu_cuStreamWaitEvent(Stream *, Event *, unsigned) { return OK; }
 CUresult emu_cuEventElapsedTime(float *ms, Event *a, Event *b) { return *ms = (float)(b->when - a->when), OK; }
+std::atomic<bool> fail_capture{false}; /* the next capture fails (tests) */
 CUresult emu_cuStreamBeginCapture(Stream *s, int) {
+    if (fail_capture.exchange(false)) return 900; /* CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED */
     if (!s || s->capturing) return E_INVALID_VALUE;
     s->capturing = true, s->graph = new std::vector<Work>;
     return OK;
@@ -769,10 +771,11 @@ const struct {
 };
 } // namespace
 
-/* for tests, found with dlsym: the kernel launches so far, and from which one on launches fail
- * (-1: none) */
+/* for tests, found with dlsym: the kernel launches so far; from which one on launches fail (-1:
+ * none); the next stream capture fails */
 extern "C" __attribute__((visibility("default"))) long gllm_emu_launches(void) { return launches.load(); }
 extern "C" __attribute__((visibility("default"))) void gllm_emu_fail_launches_from(long n) { fail_from.store(n); }
+extern "C" __attribute__((visibility("default"))) void gllm_emu_fail_next_capture(void) { fail_capture.store(true); }
 
 extern "C" __attribute__((visibility("default"))) CUresult cuGetProcAddress_v2(const char *name, void **fn, int, unsigned long long,
                                                                                  int *status) {
