@@ -252,7 +252,10 @@ typedef struct {
     float frequency_penalty, presence_penalty;
     uint64_t seed;            /* with the step, the draw: (seed, step) reproduces it */
 } gllm_sampling;
-/* one id per logits row: penalties over history, temperature, top-k, top-p, min-p, a draw */
+/* one id per logits row: penalties over history, temperature, top-k, top-p, min-p, a draw. The
+ * order of Hugging Face transformers and vLLM: top-p and min-p cut the tempered probabilities.
+ * llama.cpp's default chain applies the temperature last, so at a temperature other than 1 it
+ * keeps another set of tokens. */
 GLLM_API gllm_status gllm_sample(gllm_generator *g, const gllm_logits *l, const gllm_sampling *cfg,
                                  const int32_t *history, size_t n_history, uint64_t step, int32_t *out_ids);
 
