@@ -2,8 +2,8 @@
 # On a machine with an NVIDIA GPU: the CUDA tests (kernels, generator and sampling against the
 # CPU backend), the CUDA benchmark (copy bandwidth, attention, gemv per dtype, gemm, a model of
 # SmolLM2-135M's shape: prefill, decode with and without the graph, batched decode), llama.cpp's
-# CUDA build on the same model file where the pack holds it, and compute-sanitizer on one test
-# binary; a summary goes to ${OUT:-.}/gpu-check.txt. The binaries come from .gpu/pack.tar.xz,
+# CUDA build on the same model file where the pack holds it, compute-sanitizer on one test
+# binary, then the CPU kernels on the host's ISAs (AVX-512); a summary goes to ${OUT:-.}/gpu-check.txt. The binaries come from .gpu/pack.tar.xz,
 # made by scripts/gpu-pack.sh elsewhere (nothing to install here), or here when it is absent
 # (CMake and a C compiler; the tests against the stand-in runner, no Criterion).
 set -uo pipefail
@@ -37,4 +37,11 @@ model=models/SmolLM2-135M-Instruct.Q4_1.gguf
     timeout 60 compute-sanitizer --tool memcheck --target-processes all $B/tests/test_cuda --filter 'cuda/generator_errors' 2>&1 | tail -n 5
     timeout 60 compute-sanitizer --tool memcheck --target-processes all $B/tests/test_cuda --filter 'cuda/graph_replay*' 2>&1 | tail -n 3
   fi
+  # last, not to take the GPU's time: the CPU kernels on this host's ISAs (this machine's only
+  # AVX-512 where the machine that builds has none)
+  echo "== CPU kernels on the host: $(GLLM_DEVICE=cpu $B/gllmk info 2>/dev/null | grep '^isa')"
+  timeout 120 $B/tests/test_kernels --jobs 8 2>&1 | tail -n 3
+  for isa in avx512 avx2; do
+    GLLM_ISA=$isa $B/gllmk info >/dev/null 2>&1 && { echo "-- public API, GLLM_ISA=$isa"; GLLM_ISA=$isa timeout 60 $B/tests/test_api --jobs 8 2>&1 | tail -n 3; }
+  done
 } 2>&1 | tee "$out"

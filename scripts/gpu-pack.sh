@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # Before a GPU session, here: build what scripts/gpu-check.sh runs into .gpu/pack.tar.xz
 # (git-ignored; carry [".gpu"] takes it to the device, where nothing needs installing):
-#   build/  gllmk, gllm_bench, gllm_synth_model, and the CUDA suites built against the
-#           stand-in test runner (the GPU machine has no Criterion);
+#   build/  gllmk, gllm_bench, gllm_synth_model, and the CUDA suites and the CPU kernels' and
+#           API suites built against the stand-in test runner (the GPU machine has no Criterion);
 #   peer/   llama.cpp's CUDA build, when bench/peers/cuda_setup.sh has made it.
 # On the device: bash scripts/gpu-check.sh (it unpacks .gpu/pack.tar.xz when present).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=build-gpu P=build-gpu/pack
 cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DGLLM_STANDIN_RUNNER=ON >/dev/null
-cmake --build $B -j "$(nproc)" --target gllmk gllm_bench gllm_synth_model test_cuda test_cuda_sample >/dev/null
+cmake --build $B -j "$(nproc)" --target gllmk gllm_bench gllm_synth_model test_cuda test_cuda_sample test_kernels test_api >/dev/null
 rm -rf $P && mkdir -p $P/build/tests $P/build/bench
 cp $B/gllmk $P/build/ && cp $B/bench/gllm_bench $P/build/bench/
-cp $B/tests/test_cuda $B/tests/test_cuda_sample $B/tests/gllm_synth_model $P/build/tests/
+cp $B/tests/test_cuda $B/tests/test_cuda_sample $B/tests/test_kernels $B/tests/test_api $B/tests/gllm_synth_model $P/build/tests/
 git log -1 --format='%h %s' > $P/build/COMMIT
 git diff --quiet HEAD || echo "(with uncommitted changes)" >> $P/build/COMMIT
 if [ -d .peers-cuda/llama_cpp_python ]; then cp -a .peers-cuda/llama_cpp_python $P/peer

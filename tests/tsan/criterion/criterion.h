@@ -2,8 +2,9 @@
  * under ThreadSanitizer: its inheritable arena maps memory where TSan keeps its shadow
  * (Criterion issue #274). So the CUDA suites, whose emulated kernels the race check watches,
  * and the L3 suite (threads sharing a generator, an embedder) build against this header: the
- * part of Criterion's API they use, each test run in a child process by runner.c. The binaries for a GPU machine use it too (GLLM_STANDIN_RUNNER): it
- * needs no shared library there. */
+ * part of Criterion's API they use, each test run in a child process by runner.c. The binaries
+ * for a GPU machine use it too (GLLM_STANDIN_RUNNER; the CUDA suites and the CPU kernels', for
+ * the ISAs of the GPU machine's host): it needs no shared library there. */
 #ifndef GLLM_TSAN_CRITERION_H
 #define GLLM_TSAN_CRITERION_H
 #include <math.h>
@@ -45,6 +46,8 @@ void cr_skip(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)
 #define cr_assert_eq(a, b, ...) cr_assert((a) == (b), __VA_ARGS__)
 #define cr_assert_neq(a, b, ...) cr_assert((a) != (b), __VA_ARGS__)
 #define cr_assert_float_eq(a, b, eps, ...) cr_assert(fabs((double)(a) - (double)(b)) <= (eps), __VA_ARGS__)
+#define cr_assert_null(p, ...) cr_assert((p) == NULL, __VA_ARGS__)
+#define cr_assert_not_null(p, ...) cr_assert((p) != NULL, __VA_ARGS__)
 #define cr_assert_str_eq(a, b, ...) cr_assert(!strcmp((a), (b)), __VA_ARGS__)
 #define cr_assert_arr_eq(a, b, size, ...) cr_assert(!memcmp((a), (b), (size)), __VA_ARGS__)
 #define cr_log_info(...) (fprintf(stderr, "[----] " __VA_ARGS__), fputc('\n', stderr))
