@@ -66,7 +66,9 @@ static gllm_status rope_num(const gllm_gguf *g, const char *arch, const char *ke
 
 /* RoPE: <arch>.rope.freq_base; <arch>.rope.scaling.type/.factor (else the older .rope.scale_linear;
  * linear, also when the type is left out, as llama.cpp reads it; YaRN with its
- * .original_context_length, .yarn_beta_fast/slow, .yarn_ext_factor, as llama.cpp defaults them);
+ * .original_context_length, .yarn_beta_fast/slow, .yarn_ext_factor, as llama.cpp defaults them;
+ * the betas as the file gives them, as Hugging Face reads them, where llama.cpp keeps 32 and 1
+ * for these architectures);
  * .rope.scaling.attn_factor, q and k's magnitude under any scaling; Llama 3.1+ scaling as
  * per-pair factors (rope_freqs.weight). Other scalings (LongRoPE, ...): refused, never ignored. */
 static gllm_status rope_cfg(const gllm_gguf *g, const char *arch, size_t rot, size_t head_dim, size_t ctx, gllm_rope_cfg *c,
