@@ -71,7 +71,7 @@ with tempfile.TemporaryDirectory() as d:
         print(f"pair {i}: ours {ours[i]:+.6f}, numpy {want:+.6f}")
 
     # the same model as GGUF (llama.cpp's bert names), f32 and f16 matrices: the same scores
-    def gguf(path, f16, pooling=None, squeeze=False, special_ids=True):
+    def gguf(path, f16, pooling=None, squeeze=False, special_ids=True, one_type=False):
         def s(x):
             b = x.encode()
             return struct.pack("<Q", len(b)) + b
@@ -101,6 +101,8 @@ with tempfile.TemporaryDirectory() as d:
                     names[f"encoder.layer.{l}.{hf}.{suffix}"] = f"blk.{l}.{gg}.{suffix}"
         infos, blob = b"", b""
         for hf, a in tensors.items():
+            if one_type and hf == "embeddings.token_type_embeddings.weight":
+                a = a[:1]  # a model of one token type: [1, H], which llama.cpp's writer stores 1-D
             mat = a.ndim == 2 and hf not in ("embeddings.position_embeddings.weight", "embeddings.token_type_embeddings.weight")
             half = f16 and mat and not hf.startswith("classifier") and not hf.startswith("pooler")
             data = a.astype(np.float16 if half else np.float32).tobytes()
@@ -166,6 +168,9 @@ with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, f"pool{number}.gguf")
         gguf(path, 0, number)
         check_embed(path, pooling, f"GGUF bert.pooling_type {number}")
+    path = os.path.join(d, "one_type.gguf")  # embeddings take type 0 only: the same vectors
+    gguf(path, 0, 1, squeeze=True, one_type=True)
+    check_embed(path, "mean", "GGUF with one token type, its table stored 1-D")
 
     # configurations that must be refused with a message, not a crash or a silently other model
     cfg = json.load(open(os.path.join(d, "config.json")))
