@@ -54,6 +54,13 @@ if [ -s models/SmolLM2-135M-Instruct.Q4_1.gguf ]; then
   [ "$(printf '%s' "$out" | grep -c 'im_end')" = 1 ] && printf '%s' "$out" | grep -q Paris || { echo "generate: $out"; exit 1; }
   rm -f "$chat"
 fi
+step "gllmk logits on a vocabulary of 8 (its top-10 stops at 8 ids, each once); an id past it refused"
+tiny=$(mktemp --suffix=.gguf)
+./build/tests/gllm_synth_model "$tiny" f32 8 >/dev/null
+top=$(./build/gllmk logits -m "$tiny" --tokens 1,2,7 2>/dev/null | awk '{print $1}' | sort -n | tr '\n' ,)
+[ "$top" = "0,1,2,3,4,5,6,7," ] || { echo "logits: $top"; exit 1; }
+if ./build/gllmk logits -m "$tiny" --tokens 1,8 >/dev/null 2>&1; then echo "logits: id 8 of 8 accepted"; exit 1; fi
+rm -f "$tiny"
 for isa in scalar avx2 avx512; do
   if GLLM_ISA=$isa ./build/gllmk info >/dev/null 2>&1; then
     step "public API with GLLM_ISA=$isa"
