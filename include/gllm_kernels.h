@@ -112,8 +112,10 @@ GLLM_API int gllm_model_add_bos(const gllm_model *m);
 
 /* weights handed to the backend once (the CPU uses the mapping, which the generator keeps; with
  * GLLM_TILED=1 it copies the projection and head weights that its ISA reads faster tiled, once,
- * and gives their file pages back. CUDA copies the file to the device); max_tokens: the most tokens one forward call takes
- * (at most 2^20, on CUDA 65535; raised to 256 where lower, so that a batch of 256 one-token items fits).
+ * and gives their file pages back. CUDA copies the file to the device); max_tokens: the most tokens
+ * the backend takes in one step, its activations' room (at most 2^20, on CUDA 65535; raised to 256
+ * where lower, so that a batch of 256 one-token items fits). A longer forward of one sequence runs
+ * in steps of max_tokens; a tree step or a batch item must fit in one.
  * A model that a GPU chosen by "auto" cannot hold runs on the CPU. */
 GLLM_API gllm_status gllm_generator_upload(gllm_backend *b, const gllm_model *m, size_t max_tokens,
                                            gllm_generator **out);

@@ -1054,7 +1054,8 @@ static size_t free_pages(const gllm_kv_cache *kv) {
 
 /* a kernel launch that fails inside a forward (the emulator fails launches on request): the
  * batch split over two forwards, its first done, is undone whole (lengths and pages as
- * before), as is a single forward; then the same batch runs and matches its items alone */
+ * before), as are a single forward and one over two steps; then the same batch runs and
+ * matches its items alone */
 Test(cuda, failed_forwards_are_undone) {
     if (!has_gpu()) cr_skip_test("no GPU");
     void *emu = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
@@ -1068,8 +1069,8 @@ Test(cuda, failed_forwards_are_undone) {
     CTX = ctx;
     side gpu;
     side_open_sized(&gpu, "cuda:0", tw.m, GLLM_DTYPE_F32, 16, 48); /* 256 rows a forward */
-    int32_t t[151];
-    for (int i = 0; i < 151; i++) t[i] = (int32_t)((i * 5 + 1) % VOCAB);
+    int32_t t[301];
+    for (int i = 0; i < 301; i++) t[i] = (int32_t)((i * 5 + 1) % VOCAB);
     int a = gpu.seq, b, x, y;
     gllm_seq_open(gpu.kv, 200, &b), gllm_seq_open(gpu.kv, 200, &x), gllm_seq_open(gpu.kv, 200, &y);
     gllm_logits *l;
@@ -1094,6 +1095,17 @@ Test(cuda, failed_forwards_are_undone) {
     cr_assert_neq(gllm_generator_forward(gpu.g, gpu.kv, a, t, 20, NULL, &l), GLLM_OK);
     gllm_seq_length(gpu.kv, a, &la);
     cr_assert(la == 0 && free_pages(gpu.kv) == free0, "a failed forward undone");
+    fail_from(-1);
+    int z;
+    gllm_seq_open(gpu.kv, 400, &z);
+    const long c1 = launches();
+    cr_assert_eq(gllm_generator_forward(gpu.g, gpu.kv, z, t, 256, NULL, &l), GLLM_OK, "%s", gllm_last_error());
+    const long step256 = launches() - c1;
+    gllm_seq_close(gpu.kv, z);
+    fail_from(launches() + step256 + 2); /* 300 tokens: steps of 256 and 44 rows, the second fails */
+    cr_assert_neq(gllm_generator_forward(gpu.g, gpu.kv, a, t, 300, NULL, &l), GLLM_OK);
+    gllm_seq_length(gpu.kv, a, &la);
+    cr_assert(la == 0 && free_pages(gpu.kv) == free0, "a forward over two steps undone whole: length %zu", la);
     fail_from(-1);
     cr_assert_eq(gllm_batch_forward(gpu.g, gpu.kv, items, 2, &l), GLLM_OK, "%s", gllm_last_error());
     cr_assert_eq(gllm_logits_read(l, batch, 2 * VOCAB), GLLM_OK);

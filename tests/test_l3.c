@@ -200,8 +200,9 @@ Test(l3, accept_gives_back_the_dropped_pages) {
 }
 
 /* a tree step holds at most 256 tokens on every backend (CUDA keeps a token's ancestors as a
- * 256-bit row): 257 are refused, taking no pages; 256 run, their last row as the linear chain's */
-Test(l3, tree_steps_hold_256_tokens) {
+ * 256-bit row): 257 are refused, taking no pages; 256 run, their last row as the linear chain's.
+ * A forward past the generator's rows runs in steps of them. */
+Test(l3, tree_steps_hold_256_tokens_and_long_forwards_run_in_steps) {
     const size_t ctx = CTX;
     CTX = 400;
     model_file f;
@@ -215,7 +216,7 @@ Test(l3, tree_steps_hold_256_tokens) {
     gllm_kv_cache *kv2;
     cr_assert_eq(gllm_model_open(big, &m2), GLLM_OK, "%s", gllm_last_error());
     cr_assert_eq(gllm_generator_upload(b, m2, 300, &g2), GLLM_OK, "%s", gllm_last_error());
-    cr_assert_eq(gllm_kv_cache_alloc(g2, 40, 16, GLLM_DTYPE_F32, &kv2), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_kv_cache_alloc(g2, 64, 16, GLLM_DTYPE_F32, &kv2), GLLM_OK, "%s", gllm_last_error());
     static int32_t tok[257], parent[257], pos[257];
     for (int i = 0; i < 257; i++) tok[i] = (int32_t)((i * 7 + 3) % VOCAB), parent[i] = i - 1, pos[i] = i;
     const gllm_topology topo = {parent, pos};
@@ -234,6 +235,27 @@ Test(l3, tree_steps_hold_256_tokens) {
     cr_assert_eq(gllm_generator_forward(g2, kv2, t, tok, 256, NULL, &l), GLLM_OK);
     rows_of(l, lin, 1);
     close_enough(rows + 255 * VOCAB, lin, VOCAB, "the 256th token of a chain tree");
+    /* 300 tokens through a generator of 256 rows: two steps, the logits of one; explicit
+     * positions follow their tokens into the second step */
+    gllm_generator *small;
+    gllm_kv_cache *kv3;
+    cr_assert_eq(gllm_generator_upload(b, m2, 64, &small), GLLM_OK);
+    cr_assert_eq(gllm_kv_cache_alloc(small, 40, 16, GLLM_DTYPE_F32, &kv3), GLLM_OK);
+    static int32_t long_ids[300], long_pos[300];
+    for (int i = 0; i < 300; i++) long_ids[i] = (int32_t)((i * 11 + 5) % VOCAB), long_pos[i] = i;
+    int u, w;
+    gllm_seq_open(kv2, 400, &u), gllm_seq_open(kv3, 400, &w);
+    float whole[40], parts[40];
+    cr_assert_eq(gllm_generator_forward(g2, kv2, u, long_ids, 300, NULL, &l), GLLM_OK, "%s", gllm_last_error());
+    rows_of(l, whole, 1);
+    const gllm_topology positions = {NULL, long_pos};
+    cr_assert_eq(gllm_generator_forward(small, kv3, w, long_ids, 300, &positions, &l), GLLM_OK, "%s", gllm_last_error());
+    rows_of(l, parts, 1);
+    close_enough(parts, whole, VOCAB, "300 tokens in steps of 256 rows");
+    size_t len;
+    gllm_seq_length(kv3, w, &len);
+    cr_assert_eq(len, 300u);
+    gllm_kv_cache_free(kv3), gllm_generator_free(small);
     gllm_kv_cache_free(kv2), gllm_generator_free(g2), gllm_model_close(m2);
     unlink(big);
 }

@@ -301,15 +301,15 @@ gllm_status gllm_seq_length(const gllm_kv_cache *kv, int seq, size_t *len) {
     TURN(kv, seq_length((gllm_kv_cache *)kv, seq, len));
 }
 
-/* everything one sequence's step needs, checked before anything runs */
+/* everything one sequence's forward needs, checked before anything runs (whole: in one step) */
 static gllm_status check_step(gllm_generator *g, gllm_kv_cache *kv, int seq, const int32_t *tokens, size_t n,
-                              size_t rows_end) {
+                              size_t rows_end, int whole) {
     gllm_kv_seq *s = NULL;
     gllm_status st = seq_of(kv, seq, &s);
     if (st != GLLM_OK) return st;
     if (!tokens || !n) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: no tokens");
     if (kv->swapped[seq]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: sequence %d is swapped out", seq);
-    if (n > g->max_rows) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: %zu tokens, the generator takes %zu", n, g->max_rows);
+    if (whole && n > g->max_rows) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: %zu tokens, the generator takes %zu", n, g->max_rows);
     if (rows_end > g->max_rows) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: more logits rows than the generator holds");
     const gllm_llama *m = &g->m->llama;
     if (s->len + n > m->ctx) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: %zu positions exceed the context of %zu", s->len + n, m->ctx);
@@ -366,21 +366,27 @@ gllm_status gllm_generator_forward(gllm_generator *g, gllm_kv_cache *kv, int seq
     const gllm_batch_item item = {seq, tokens, n};
     gllm_status st = g->ops->enter(g->dev);
     if (st != GLLM_OK) return st;
-    st = check_step(g, kv, seq, tokens, n, rows);
+    const int32_t *parent = topo ? topo->parent : NULL;
+    st = check_step(g, kv, seq, tokens, n, rows, parent != NULL);
     for (size_t i = 0; position && i < n && st == GLLM_OK; i++)
         if (position[i] < 0 || (size_t)position[i] >= g->m->llama.ctx)
             st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: position %d of token %zu outside the context of %zu", position[i], i,
                            g->m->llama.ctx);
-    const int32_t *parent = topo ? topo->parent : NULL;
     if (st == GLLM_OK && parent && n > GLLM_MAX_TREE)
         st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: a tree step of %zu tokens (%d at most)", n, GLLM_MAX_TREE);
     for (size_t i = 0; parent && i < n && st == GLLM_OK; i++)
         if (parent[i] < -1 || parent[i] >= (int32_t)i)
             st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: token %zu's parent %d is not -1 or an earlier token of the step", i, parent[i]);
     const size_t len = st == GLLM_OK ? kv->seq[seq].len : 0;
-    if (st == GLLM_OK && (st = reserve(kv, &item, 1)) == GLLM_OK) {
+    if (st == GLLM_OK && (st = reserve(kv, &item, 1)) == GLLM_OK) { /* past the generator's rows: in steps of them */
         kv->step++;
-        if ((st = step(g, kv, &item, 1, topo, 0)) != GLLM_OK) undo(kv, &item, 1, &len);
+        for (size_t at = 0, part; at < n && st == GLLM_OK; at += part) {
+            part = n - at < g->max_rows ? n - at : g->max_rows;
+            const gllm_batch_item it = {seq, tokens + at, part};
+            const gllm_topology t = {parent, position ? position + at : NULL};
+            st = step(g, kv, &it, 1, topo ? &t : NULL, 0);
+        }
+        if (st != GLLM_OK) undo(kv, &item, 1, &len);
     }
     return finish(g, st, rows, out);
 }
@@ -410,7 +416,7 @@ gllm_status gllm_batch_forward(gllm_generator *g, gllm_kv_cache *kv, const gllm_
     gllm_status st = g->ops->enter(g->dev);
     if (st != GLLM_OK) return st;
     for (size_t i = 0; i < n && st == GLLM_OK; i++) { /* every item checked, then their KV reserved, before any runs */
-        st = check_step(g, kv, items[i].seq, items[i].tokens, items[i].n, i + 1);
+        st = check_step(g, kv, items[i].seq, items[i].tokens, items[i].n, i + 1, 1);
         for (size_t j = 0; j < i && st == GLLM_OK; j++)
             if (items[j].seq == items[i].seq) st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "batch: sequence %d appears twice", items[i].seq);
     }
