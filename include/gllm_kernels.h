@@ -141,7 +141,8 @@ typedef struct {
 
 /* n tokens of one sequence through the model; their K/V enter the cache. The logits handle
  * holds one row per token for a tree step, else the last token's row; it stays valid until
- * the generator's next forward. Bad ids, a full cache or a sequence past the context are
+ * the generator's next forward (one that fails after it ran leaves it without rows: reading or
+ * sampling it is an error). Bad ids, a full cache or a sequence past the context are
  * errors that leave the cache as it was. */
 GLLM_API gllm_status gllm_generator_forward(gllm_generator *g, gllm_kv_cache *kv, int seq, const int32_t *tokens,
                                             size_t n, const gllm_topology *topo, gllm_logits **out);

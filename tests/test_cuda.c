@@ -1044,13 +1044,15 @@ Test(cuda, accept_after_swap_in_and_past_the_rows) {
     twins_close(&tw);
 }
 
-static size_t free_pages(const gllm_kv_cache *kv) {
+static size_t pages_in(const gllm_kv_cache *kv, gllm_page_state state) {
     gllm_page_info info[64];
     size_t n, k = 0;
     cr_assert_eq(gllm_page_states(kv, info, 64, &n), GLLM_OK, "%s", gllm_last_error());
-    for (size_t i = 0; i < n; i++) k += info[i].state == GLLM_PAGE_FREE;
+    for (size_t i = 0; i < n; i++) k += info[i].state == state;
     return k;
 }
+
+static size_t free_pages(const gllm_kv_cache *kv) { return pages_in(kv, GLLM_PAGE_FREE); }
 
 /* a kernel launch that fails inside a forward (the emulator fails launches on request): the
  * batch split over two forwards, its first done, is undone whole (lengths and pages as
@@ -1083,10 +1085,11 @@ Test(cuda, failed_forwards_are_undone) {
     gllm_seq_close(gpu.kv, y), gllm_seq_open(gpu.kv, 200, &y);
     cr_assert_eq(gllm_generator_forward(gpu.g, gpu.kv, y, t, 150, NULL, &l), GLLM_OK);
     gllm_logits_read(l, alone[0], VOCAB);
-    const size_t free0 = free_pages(gpu.kv);
+    const size_t free0 = free_pages(gpu.kv), warm0 = pages_in(gpu.kv, GLLM_PAGE_WARM);
     const gllm_batch_item items[2] = {{a, t, 150}, {b, t + 1, 150}}; /* 300 rows: two forwards */
     fail_from(launches() + per + per / 2);
     cr_assert_neq(gllm_batch_forward(gpu.g, gpu.kv, items, 2, &l), GLLM_OK, "the second forward fails");
+    cr_assert(warm0 > 0 && pages_in(gpu.kv, GLLM_PAGE_WARM) == warm0, "the latest forward is still the one that succeeded");
     size_t la, lb;
     gllm_seq_length(gpu.kv, a, &la), gllm_seq_length(gpu.kv, b, &lb);
     cr_assert(la == 0 && lb == 0, "lengths %zu and %zu: the first forward's item kept", la, lb);
@@ -1102,8 +1105,12 @@ Test(cuda, failed_forwards_are_undone) {
     cr_assert_eq(gllm_generator_forward(gpu.g, gpu.kv, z, t, 256, NULL, &l), GLLM_OK, "%s", gllm_last_error());
     const long step256 = launches() - c1;
     gllm_seq_close(gpu.kv, z);
-    fail_from(launches() + step256 + 2); /* 300 tokens: steps of 256 and 44 rows, the second fails */
+    const long c2 = launches();
+    fail_from(c2 + step256 + 2); /* 300 tokens: steps of 256 and 44 rows, the second fails at its third launch */
     cr_assert_neq(gllm_generator_forward(gpu.g, gpu.kv, a, t, 300, NULL, &l), GLLM_OK);
+    cr_assert_eq(launches() - c2, step256 + 3, "the first step ran whole");
+    float stale[64];
+    cr_assert_eq(gllm_logits_read(l, stale, VOCAB), GLLM_E_INVALID_ARGUMENT, "the failed forward's logits are gone");
     gllm_seq_length(gpu.kv, a, &la);
     cr_assert(la == 0 && free_pages(gpu.kv) == free0, "a forward over two steps undone whole: length %zu", la);
     fail_from(-1);

@@ -210,13 +210,15 @@ Test(llama, rope_scaling) {
     check("llama", GLLM_DTYPE_F32);
     check("qwen2", GLLM_DTYPE_Q8_0);
     /* gguf-py writes original_context_length as a u32 (it was refused as "not a number") */
-    const synth_key orig[] = {{"rope.scaling.original_context_length", 1, 64}, {NULL, 0, 0}};
+    const synth_key orig[] = {{"rope.scaling.original_context_length", 1, 8}, {NULL, 0, 0}};
     EXTRA_KEYS = orig;
     cr_assert_eq(load_synth(&f, &g, &m), GLLM_OK, "%s", gllm_last_error());
-    gllm_rope_cfg yarn64 = yarn;
-    yarn64.yarn_orig_ctx = 64;
-    gllm_rope_freqs(&yarn64, HD, want);
-    for (size_t i = 0; i < HD / 2; i++) cr_assert_float_eq(m.inv_freq[i], want[i], 1e-6f * want[i], "yarn over 64, pair %zu", i);
+    gllm_rope_cfg yarn8 = yarn; /* over 8 positions the ramp ends at pair 1, over 96 at pair 3 */
+    yarn8.yarn_orig_ctx = 8;
+    float at96[8];
+    gllm_rope_freqs(&yarn, HD, at96), gllm_rope_freqs(&yarn8, HD, want);
+    cr_assert(fabsf(want[2] - at96[2]) > 1e-3f * at96[2], "the value changes the frequencies");
+    for (size_t i = 0; i < HD / 2; i++) cr_assert_float_eq(m.inv_freq[i], want[i], 1e-6f * want[i], "yarn over 8, pair %zu", i);
     gllm_llama_free(&m), gllm_gguf_close(&g), drop(&f);
     /* attn_factor scales q and k under linear scaling too, as llama.cpp's rotation does: the
      * attention's scale carries its square, the reference rotates with it */

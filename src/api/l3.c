@@ -312,7 +312,7 @@ static gllm_status check_step(gllm_generator *g, gllm_kv_cache *kv, int seq, con
     if (whole && n > g->max_rows) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: %zu tokens, the generator takes %zu", n, g->max_rows);
     if (rows_end > g->max_rows) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: more logits rows than the generator holds");
     const gllm_llama *m = &g->m->llama;
-    if (s->len + n > m->ctx) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: %zu positions exceed the context of %zu", s->len + n, m->ctx);
+    if (n > m->ctx - s->len) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: %zu + %zu positions exceed the context of %zu", s->len, n, m->ctx);
     for (size_t i = 0; i < n; i++)
         if (tokens[i] < 0 || (size_t)tokens[i] >= m->vocab)
             return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: token id %d outside the vocabulary of %zu", tokens[i], m->vocab);
@@ -333,10 +333,18 @@ static gllm_status reserve(gllm_kv_cache *kv, const gllm_batch_item *items, size
     return GLLM_OK;
 }
 
-/* a failed forward undone: each item's sequence back to its length before, lens[i], its pages
- * with it (a batch over several forwards is all or nothing) */
-static void undo(gllm_kv_cache *kv, const gllm_batch_item *items, size_t n, const size_t *lens) {
-    for (size_t i = 0; i < n; i++) kv->ops->cut(kv->pages, items[i].seq, &kv->seq[items[i].seq], lens[i]);
+/* a forward's end: done, its items the latest forward's (warm); failed after steps ran, undone:
+ * each item's sequence back to its length before, lens[i], its pages with it (a batch over
+ * several forwards is all or nothing), and the generator's logits no longer a forward's */
+static gllm_status settle(gllm_generator *g, gllm_kv_cache *kv, const gllm_batch_item *items, size_t n, const size_t *lens,
+                          gllm_status st) {
+    if (st == GLLM_OK) kv->step++;
+    for (size_t i = 0; i < n; i++) {
+        if (st == GLLM_OK) kv->warm[items[i].seq] = kv->step;
+        else kv->ops->cut(kv->pages, items[i].seq, &kv->seq[items[i].seq], lens[i]);
+    }
+    if (st != GLLM_OK) g->view.rows = 0;
+    return st;
 }
 
 /* n items (distinct sequences, checked) as one forward of the backend, their logits in rows
@@ -344,10 +352,7 @@ static void undo(gllm_kv_cache *kv, const gllm_batch_item *items, size_t n, cons
 static gllm_status step(gllm_generator *g, gllm_kv_cache *kv, const gllm_batch_item *items, size_t n, const gllm_topology *topo,
                         size_t row0) {
     gllm_step_item it[MAX_SEQS];
-    for (size_t b = 0; b < n; b++) {
-        it[b] = (gllm_step_item){items[b].seq, &kv->seq[items[b].seq], items[b].tokens, items[b].n};
-        kv->warm[items[b].seq] = kv->step;
-    }
+    for (size_t b = 0; b < n; b++) it[b] = (gllm_step_item){items[b].seq, &kv->seq[items[b].seq], items[b].tokens, items[b].n};
     return g->ops->step(kv->pages, it, n, topo, row0);
 }
 
@@ -379,14 +384,13 @@ gllm_status gllm_generator_forward(gllm_generator *g, gllm_kv_cache *kv, int seq
             st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: token %zu's parent %d is not -1 or an earlier token of the step", i, parent[i]);
     const size_t len = st == GLLM_OK ? kv->seq[seq].len : 0;
     if (st == GLLM_OK && (st = reserve(kv, &item, 1)) == GLLM_OK) { /* past the generator's rows: in steps of them */
-        kv->step++;
         for (size_t at = 0, part; at < n && st == GLLM_OK; at += part) {
             part = n - at < g->max_rows ? n - at : g->max_rows;
             const gllm_batch_item it = {seq, tokens + at, part};
             const gllm_topology t = {parent, position ? position + at : NULL};
             st = step(g, kv, &it, 1, topo ? &t : NULL, 0);
         }
-        if (st != GLLM_OK) undo(kv, &item, 1, &len);
+        st = settle(g, kv, &item, 1, &len, st);
     }
     return finish(g, st, rows, out);
 }
@@ -422,11 +426,12 @@ gllm_status gllm_batch_forward(gllm_generator *g, gllm_kv_cache *kv, const gllm_
     }
     size_t lens[MAX_SEQS];
     for (size_t i = 0; i < n && st == GLLM_OK; i++) lens[i] = kv->seq[items[i].seq].len;
-    if (st == GLLM_OK && (st = reserve(kv, items, n)) == GLLM_OK) kv->step++;
-    for (size_t i = 0, first = 0, rows = 0; i <= n && st == GLLM_OK; i++) { /* as many items per forward as it holds */
-        if (i == n || rows + items[i].n > g->max_rows) st = step(g, kv, items + first, i - first, NULL, first), first = i, rows = 0;
-        if (i < n) rows += items[i].n;
-        if (st != GLLM_OK) undo(kv, items, n, lens);
+    if (st == GLLM_OK && (st = reserve(kv, items, n)) == GLLM_OK) {
+        for (size_t i = 0, first = 0, rows = 0; i <= n && st == GLLM_OK; i++) { /* as many items per forward as it holds */
+            if (i == n || rows + items[i].n > g->max_rows) st = step(g, kv, items + first, i - first, NULL, first), first = i, rows = 0;
+            if (i < n) rows += items[i].n;
+        }
+        st = settle(g, kv, items, n, lens, st);
     }
     return finish(g, st, n, out);
 }
@@ -439,6 +444,7 @@ gllm_status gllm_logits_shape(const gllm_logits *l, size_t *rows, size_t *vocab)
 
 gllm_status gllm_logits_read(const gllm_logits *l, float *out, size_t cap) {
     if (!l || !out) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_logits_read: NULL argument");
+    if (!l->rows) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_logits_read: the generator's latest forward failed: no logits");
     if (cap < l->rows * l->vocab) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_logits_read: %zu floats needed", l->rows * l->vocab);
     TURN(l->g, l->g->ops->logits_read(l->g->dec, l->rows, out));
 }
@@ -447,6 +453,7 @@ gllm_status gllm_sample(gllm_generator *g, const gllm_logits *l, const gllm_samp
                         size_t n_history, uint64_t step_no, int32_t *out_ids) {
     if (!g || !l || !cfg || !out_ids) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_sample: NULL argument");
     if (l->g != g) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_sample: logits of another generator");
+    if (!l->rows) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_sample: the generator's latest forward failed: no logits");
     const float knobs[6] = {cfg->temperature, cfg->top_p, cfg->min_p, cfg->repetition_penalty, cfg->frequency_penalty,
                             cfg->presence_penalty};
     static const char *const names[6] = {"temperature", "top_p", "min_p", "repetition_penalty", "frequency_penalty", "presence_penalty"};

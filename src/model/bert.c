@@ -182,11 +182,15 @@ gllm_status gllm_bert_open(const char *dir, gllm_bert *m) {
         return gllm_fail(GLLM_E_UNSUPPORTED, "BERT: hidden %zu over %zu heads (head dims: multiples of 16 up to 256)", m->dim, m->n_heads);
     if (m->max_pos < 3) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT config.json: %zu positions (3 at least)", m->max_pos);
     int lower;
-    m->max_len = m->max_pos; /* sentence-transformers cuts texts at its max_seq_length, else at the tokenizer's */
+    /* sentence-transformers cuts texts at its max_seq_length, where it has one, else at the
+     * tokenizer's model_max_length; never past the positions */
+    size_t seq_len = SIZE_MAX, tok_len = SIZE_MAX;
     if ((st = hf_pooling(dir, &m->pooling)) != GLLM_OK || (st = hf_modules(dir)) != GLLM_OK || (st = hf_lowercase(dir, &lower)) != GLLM_OK ||
-        (st = json_limit(dir, "sentence_bert_config.json", "max_seq_length", &m->max_len)) != GLLM_OK ||
-        (st = json_limit(dir, "tokenizer_config.json", "model_max_length", &m->max_len)) != GLLM_OK)
+        (st = json_limit(dir, "sentence_bert_config.json", "max_seq_length", &seq_len)) != GLLM_OK ||
+        (st = json_limit(dir, "tokenizer_config.json", "model_max_length", &tok_len)) != GLLM_OK)
         return st;
+    m->max_len = seq_len != SIZE_MAX ? seq_len : tok_len;
+    if (m->max_len > m->max_pos) m->max_len = m->max_pos;
     if (m->max_len < 3) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT: texts cut at %zu tokens (3 at least)", m->max_len);
     if ((st = join(path, dir, "model.safetensors")) != GLLM_OK || (st = gllm_st_open(path, &m->st)) != GLLM_OK) return st;
     const size_t d = m->dim;

@@ -550,6 +550,8 @@ CUresult emu_cuGetErrorString(CUresult r, const char **s) {
     case E_INVALID_IMAGE: *s = "device kernel image is invalid"; break;
     case E_NOT_FOUND: *s = "named symbol not found"; break;
     case E_NOT_READY: *s = "device not ready"; break;
+    case 701: *s = "too many resources requested for launch"; break;
+    case 900: *s = "operation not supported when stream is capturing"; break;
     default: *s = "operation not permitted when stream is capturing"; break;
     }
     return OK;

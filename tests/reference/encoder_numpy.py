@@ -145,14 +145,22 @@ with tempfile.TemporaryDirectory() as d:
         worst = max(worst, err)
 
     check_embed(d, "mean", "no pooling config")
-    # a text past sentence-transformers' max_seq_length: its end cut ([CLS], 4 words, [SEP])
+    # a text past sentence-transformers' max_seq_length: its end cut ([CLS], 4 words, [SEP]); the
+    # tokenizer's model_max_length counts only where max_seq_length is not given
     json.dump({"max_seq_length": 6, "do_lower_case": False}, open(os.path.join(d, "sentence_bert_config.json"), "w"))
+    json.dump({"model_max_length": 4}, open(os.path.join(d, "tokenizer_config.json"), "w"))
     with tempfile.NamedTemporaryFile(suffix=".f32") as out:
         subprocess.run([gllmk, "embed", "-m", d, "--out", out.name, "w3 w1 w4 w1 w5 w9 w2"], check=True, stdout=subprocess.DEVNULL)
         err = float(np.abs(np.fromfile(out.name, dtype=np.float32) - ref.embed([2, 8, 6, 9, 6, 3], "mean")).max())
     print(f"embeddings, a text cut at max_seq_length 6: max |diff| from numpy's {err:.2e}")
     worst = max(worst, err)
     os.remove(os.path.join(d, "sentence_bert_config.json"))
+    with tempfile.NamedTemporaryFile(suffix=".f32") as out:  # without it, model_max_length: [CLS], 2 words, [SEP]
+        subprocess.run([gllmk, "embed", "-m", d, "--out", out.name, "w3 w1 w4 w1 w5 w9 w2"], check=True, stdout=subprocess.DEVNULL)
+        err = float(np.abs(np.fromfile(out.name, dtype=np.float32) - ref.embed([2, 8, 6, 3], "mean")).max())
+    print(f"embeddings, a text cut at model_max_length 4: max |diff| from numpy's {err:.2e}")
+    worst = max(worst, err)
+    os.remove(os.path.join(d, "tokenizer_config.json"))
     os.mkdir(os.path.join(d, "1_Pooling"))
     for mode, pooling in (("cls_token", "cls"), ("mean_tokens", "mean"), ("lasttoken", "last")):
         json.dump({"word_embedding_dimension": H, "pooling_mode_cls_token": mode == "cls_token",
