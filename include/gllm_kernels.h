@@ -206,9 +206,10 @@ typedef struct gllm_reranker gllm_reranker;
  * classifier, vocab.txt) or a GGUF file (cls and cls.output tensors) */
 GLLM_API gllm_status gllm_reranker_upload(gllm_backend *b, const char *path, gllm_reranker **out);
 GLLM_API void gllm_reranker_free(gllm_reranker *r);
-/* [CLS] query [SEP] document [SEP] as ids (special tokens in the texts as above), cut to the
- * same limit as Hugging Face's tokenizers cut a pair ("longest_first": the shorter text whole
- * where the longer can give up enough, else half the room each) */
+/* [CLS] query [SEP] document [SEP] as ids (special tokens in the texts as above), cut as
+ * sentence-transformers' CrossEncoder cuts a pair: at the tokenizer's model_max_length, else the
+ * model's positions, "longest_first" (the shorter text whole where the longer can give up
+ * enough, else half the room each) */
 GLLM_API gllm_status gllm_rerank_tokenize(const gllm_reranker *r, const char *query, const char *doc, int32_t *ids,
                                           size_t cap, size_t *n);
 /* one score per pair sequence (token type 1 after the first [SEP]): the classifier's first logit */

@@ -750,7 +750,7 @@ gllm_status gllm_rerank_tokenize(const gllm_reranker *r, const char *query, cons
     size_t a, b;
     gllm_status s = tokenize_all(m->tok, query, strlen(query), &q, &a);
     if (s == GLLM_OK) s = tokenize_all(m->tok, doc, strlen(doc), &d, &b);
-    if (s == GLLM_OK) longest_first(&a, &b, m->max_len - 3), *n = a + b + 3;
+    if (s == GLLM_OK) longest_first(&a, &b, m->pair_len - 3), *n = a + b + 3;
     /* the document's token types start after the first [SEP] (gllm_rerank_forward): one in the
      * query would score the pair with other types than Hugging Face gives it */
     for (size_t i = 0; i < a && s == GLLM_OK; i++)

@@ -191,7 +191,9 @@ gllm_status gllm_bert_open(const char *dir, gllm_bert *m) {
         return st;
     m->max_len = seq_len != SIZE_MAX ? seq_len : tok_len;
     if (m->max_len > m->max_pos) m->max_len = m->max_pos;
-    if (m->max_len < 3) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT: texts cut at %zu tokens (3 at least)", m->max_len);
+    m->pair_len = tok_len < m->max_pos ? tok_len : m->max_pos;
+    if (m->max_len < 3 || m->pair_len < 3)
+        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT: texts cut at %zu tokens (3 at least)", m->max_len < m->pair_len ? m->max_len : m->pair_len);
     if ((st = join(path, dir, "model.safetensors")) != GLLM_OK || (st = gllm_st_open(path, &m->st)) != GLLM_OK) return st;
     const size_t d = m->dim;
     m->word = tensor(m, "embeddings.word_embeddings.weight", m->vocab, d, &st);
@@ -273,7 +275,7 @@ static gllm_status open_gguf(const char *path, gllm_bert *m) {
     m->pooling = pooling == 2 ? GLLM_POOL_CLS : pooling == 3 ? GLLM_POOL_LAST : GLLM_POOL_MEAN;
     if (st != GLLM_OK) return gllm_bert_close(m), st;
     m->n_layers = (size_t)v[0], m->dim = (size_t)v[1], m->n_heads = (size_t)v[2], m->ffn = (size_t)v[3], m->max_pos = (size_t)v[4];
-    m->head_dim = m->dim / m->n_heads, m->max_len = m->max_pos;
+    m->head_dim = m->dim / m->n_heads, m->max_len = m->pair_len = m->max_pos;
     if (m->max_pos < 3) return gllm_bert_close(m), gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT GGUF: %zu positions (3 at least)", m->max_pos);
     if (m->dim % m->n_heads || m->head_dim % 16 || m->head_dim > 256) {
         gllm_bert_close(m);

@@ -16,8 +16,9 @@ typedef struct {
 
 typedef struct {
     size_t n_layers, dim, n_heads, head_dim, ffn, vocab, max_pos, n_types;
-    size_t max_len; /* where tokenizing cuts a text or pair (as Hugging Face's truncation): the least of
-                       max_pos, sentence-transformers' max_seq_length and the tokenizer's model_max_length */
+    size_t max_len;  /* where tokenizing cuts a text (sentence-transformers): its max_seq_length, else
+                        the tokenizer's model_max_length, never past max_pos */
+    size_t pair_len; /* where it cuts a pair (CrossEncoder): the tokenizer's model_max_length, never past max_pos */
     float eps;
     gllm_dtype mdt, edt, hdt; /* dtypes: layer matrices, word embeddings, head matrices */
     const void *word;

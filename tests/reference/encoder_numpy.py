@@ -154,6 +154,12 @@ with tempfile.TemporaryDirectory() as d:
         err = float(np.abs(np.fromfile(out.name, dtype=np.float32) - ref.embed([2, 8, 6, 9, 6, 3], "mean")).max())
     print(f"embeddings, a text cut at max_seq_length 6: max |diff| from numpy's {err:.2e}")
     worst = max(worst, err)
+    # a pair is cut at the tokenizer's model_max_length (CrossEncoder's rule), longest_first: 1 id
+    # of room for "w3 w1" and "w4" keeps one query word ([CLS] w3 [SEP] [SEP])
+    r = subprocess.run([gllmk, "rerank", "-m", d, "-q", "w3 w1", "w4"], check=True, capture_output=True, text=True).stdout
+    err = abs(float(r.split()[0]) - ref.score([2, 8, 3, 3], 3))
+    print(f"rerank, a pair cut at model_max_length 4: |diff| from numpy's {err:.2e}")
+    worst = max(worst, err)
     os.remove(os.path.join(d, "sentence_bert_config.json"))
     with tempfile.NamedTemporaryFile(suffix=".f32") as out:  # without it, model_max_length: [CLS], 2 words, [SEP]
         subprocess.run([gllmk, "embed", "-m", d, "--out", out.name, "w3 w1 w4 w1 w5 w9 w2"], check=True, stdout=subprocess.DEVNULL)
