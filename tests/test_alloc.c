@@ -1,7 +1,8 @@
 /* Nothing is allocated in the generation loop: every malloc-family call of the process is
  * counted (the test links with --wrap), and decode steps plus sampling after a warm-up make none.
- * A caller thread's workspace goes when the thread does: frees are counted too. And the GPT-2
- * BPE tokenizer's allocations do not grow with the number of pieces in the text. */
+ * A caller thread's workspace goes when the thread does: frees are counted too. The GPT-2
+ * BPE tokenizer's allocations do not grow with the number of pieces in the text. And a forward
+ * whose allocation fails, any of them, says so and leaves the cache as it was. */
 #include <criterion/criterion.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -12,15 +13,16 @@
 #include "synth_model.h"
 #include "text/tokenizer.h"
 
-static atomic_long calls, frees;
+static atomic_long calls, frees, fail_at = -1; /* fail_at: the call that fails (out of memory), -1 none */
 void *__real_malloc(size_t n);
 void *__real_calloc(size_t a, size_t b);
 void *__real_realloc(void *p, size_t n);
 int __real_posix_memalign(void **p, size_t a, size_t n);
-void *__wrap_malloc(size_t n) { atomic_fetch_add(&calls, 1); return __real_malloc(n); }
-void *__wrap_calloc(size_t a, size_t b) { atomic_fetch_add(&calls, 1); return __real_calloc(a, b); }
-void *__wrap_realloc(void *p, size_t n) { atomic_fetch_add(&calls, 1); return __real_realloc(p, n); }
-int __wrap_posix_memalign(void **p, size_t a, size_t n) { atomic_fetch_add(&calls, 1); return __real_posix_memalign(p, a, n); }
+static int fails(void) { return atomic_fetch_add(&calls, 1) == atomic_load(&fail_at); }
+void *__wrap_malloc(size_t n) { return fails() ? NULL : __real_malloc(n); }
+void *__wrap_calloc(size_t a, size_t b) { return fails() ? NULL : __real_calloc(a, b); }
+void *__wrap_realloc(void *p, size_t n) { return fails() ? NULL : __real_realloc(p, n); }
+int __wrap_posix_memalign(void **p, size_t a, size_t n) { return fails() ? 12 /* ENOMEM */ : __real_posix_memalign(p, a, n); }
 void __real_free(void *p);
 void __wrap_free(void *p) {
     if (p) atomic_fetch_add(&frees, 1);
@@ -131,4 +133,58 @@ Test(alloc, bpe_tokenizer_allocations_do_not_grow_with_the_text) {
     cr_assert_gt(n200, 100 * n1, "200 words: %zu ids", n200);
     cr_assert_leq(many, one + 2, "one word: %ld allocations, 200 words: %ld", one, many);
     gllm_tokenizer_free(t);
+}
+
+/* every allocation of a generator's life failing in turn (its upload, its cache, a sequence, a
+ * first tree forward with its workspace and the tree's mask): out of memory, said where, the
+ * sequence as it was, nothing leaked (LeakSanitizer in CI); then it runs, as on a generator that
+ * never failed */
+static gllm_status life(gllm_backend *b, gllm_model *m, float *logits, size_t *len) {
+    const int32_t tok[6] = {5, 9, 2, 7, 1, 3}, parent[6] = {-1, 0, 0, 1, 2, 4}, pos[6] = {0, 1, 1, 2, 2, 3};
+    const gllm_topology topo = {parent, pos};
+    gllm_generator *g = NULL;
+    gllm_kv_cache *kv = NULL;
+    gllm_logits *l;
+    int seq;
+    *len = 0;
+    gllm_status st = gllm_generator_upload(b, m, 32, &g);
+    if (st == GLLM_OK) st = gllm_kv_cache_alloc(g, 8, 16, GLLM_DTYPE_F32, &kv);
+    if (st == GLLM_OK) st = gllm_seq_open(kv, 64, &seq);
+    if (st == GLLM_OK) {
+        st = gllm_generator_forward(g, kv, seq, tok, 6, &topo, &l);
+        gllm_seq_length(kv, seq, len);
+        if (st == GLLM_OK) st = gllm_logits_read(l, logits, 6 * VOCAB);
+    }
+    gllm_kv_cache_free(kv), gllm_generator_free(g);
+    return st;
+}
+
+Test(alloc, generators_survive_each_allocation_failing) {
+    model_file f;
+    build(&f, "llama", GLLM_DTYPE_F32);
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/gllm_alloc_oom_%d.gguf", (int)getpid());
+    cr_assert_eq(save(&f, path), 0, "%s", path);
+    gllm_backend *b;
+    gllm_model *m;
+    cr_assert_eq(gllm_backend_open("cpu", &b), GLLM_OK);
+    cr_assert_eq(gllm_model_open(path, &m), GLLM_OK, "%s", gllm_last_error());
+    static float got[6 * 64], want[6 * 64];
+    gllm_status st = GLLM_E_OUT_OF_MEMORY;
+    long k = 0;
+    for (; st != GLLM_OK; k++) {
+        size_t len;
+        atomic_store(&fail_at, atomic_load(&calls) + k);
+        st = life(b, m, got, &len);
+        atomic_store(&fail_at, -1);
+        cr_assert(st == GLLM_OK || st == GLLM_E_OUT_OF_MEMORY, "allocation %ld failing: %s", k, gllm_status_string(st));
+        cr_assert(st == GLLM_OK ? len == 6 : len == 0, "allocation %ld failing: length %zu", k, len);
+        cr_assert(st == GLLM_OK || strlen(gllm_last_error()) > 0, "allocation %ld failing: no message", k);
+    }
+    cr_assert_gt(k, 3, "the set-up allocates, so failures were met (%ld)", k);
+    size_t len;
+    cr_assert_eq(life(b, m, want, &len), GLLM_OK);
+    cr_assert(!memcmp(got, want, 6 * VOCAB * sizeof(float)), "after the failures, the forward as on a generator that never failed");
+    gllm_model_close(m), gllm_backend_close(b);
+    unlink(path);
 }
