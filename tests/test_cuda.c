@@ -338,6 +338,14 @@ static void twins_open(twins *w, const char *arch, gllm_dtype t) {
     cr_assert_eq(gllm_model_open(w->twin_path, &w->twin), GLLM_OK, "%s", gllm_last_error());
 }
 
+/* an f16 llama of 400 positions (past one generator step of 256 rows) and its twin */
+static void twins_open_long(twins *w) {
+    const size_t ctx = CTX;
+    CTX = 400;
+    twins_open(w, "llama", GLLM_DTYPE_F16);
+    CTX = ctx;
+}
+
 static void twins_close(twins *w) {
     gllm_model_close(w->m), gllm_model_close(w->twin);
     unlink(w->path), unlink(w->twin_path);
@@ -951,11 +959,8 @@ static void both_next_close(side *cpu, side *gpu, const int *seqs, int n, double
  * of 128 from the prefix, every row as on the CPU */
 Test(cuda, tree_of_256_tokens_matches_cpu) {
     if (!has_gpu()) cr_skip_test("no GPU");
-    const size_t ctx = CTX;
-    CTX = 400;
     twins tw;
-    twins_open(&tw, "llama", GLLM_DTYPE_F16);
-    CTX = ctx;
+    twins_open_long(&tw);
     side cpu, gpu;
     setenv("GLLM_CUDA_TENSOR_CORES", "0", 1); /* f32 activations: a mask error stands out of the rounding */
     side_open_sized(&cpu, "cpu", tw.twin, GLLM_DTYPE_F32, 256, 40), side_open_sized(&gpu, "cuda:0", tw.m, GLLM_DTYPE_F32, 256, 40);
@@ -988,11 +993,8 @@ Test(cuda, tree_of_256_tokens_matches_cpu) {
  * that gives pages back */
 Test(cuda, accept_after_swap_in_and_past_the_rows) {
     if (!has_gpu()) cr_skip_test("no GPU");
-    const size_t ctx = CTX;
-    CTX = 400;
     twins tw;
-    twins_open(&tw, "llama", GLLM_DTYPE_F16);
-    CTX = ctx;
+    twins_open_long(&tw);
     side cpu, gpu;
     side_open_sized(&cpu, "cpu", tw.twin, GLLM_DTYPE_F32, 16, 40), side_open_sized(&gpu, "cuda:0", tw.m, GLLM_DTYPE_F32, 16, 40);
     int32_t t[320];
@@ -1064,11 +1066,8 @@ Test(cuda, failed_forwards_are_undone) {
     long (*launches)(void) = emu ? (long (*)(void))dlsym(emu, "gllm_emu_launches") : NULL;
     void (*fail_from)(long) = emu ? (void (*)(long))dlsym(emu, "gllm_emu_fail_launches_from") : NULL;
     if (!launches || !fail_from) cr_skip_test("a real GPU: no launch failures to inject");
-    const size_t ctx = CTX;
-    CTX = 400;
     twins tw;
-    twins_open(&tw, "llama", GLLM_DTYPE_F16);
-    CTX = ctx;
+    twins_open_long(&tw);
     side gpu;
     side_open_sized(&gpu, "cuda:0", tw.m, GLLM_DTYPE_F32, 16, 48); /* 256 rows a forward */
     int32_t t[301];
