@@ -24,7 +24,10 @@ void gllm_cpu_act_quant(const float *x, size_t m, size_t k, gllm_q8x *xq) {
     gllm_pool_run(m, act_quant_task, &j);
 }
 
-size_t gllm_cpu_gemv_rows(gllm_dtype t) { return gllm_dtype_traits_table[t].block > 1 ? 8 : 16; }
+size_t gllm_cpu_gemv_rows(gllm_dtype t) {
+    const int vnni = gllm_kernels() == gllm_kernel_tables[GLLM_ISA_AVX512]; /* the gemm's int8 dot is vpdpbusd */
+    return gllm_dtype_traits_table[t].block > 1 ? (vnni ? 4 : 8) : 16;
+}
 
 gllm_matmul_fn gllm_cpu_matmul_kernel(gllm_dtype t, size_t m, int tiled) {
     if (tiled) return m > 1 ? gllm_kernels()->gemm[t] : gllm_kernels()->gemv_tiled[t];
