@@ -14,7 +14,8 @@
  * bytes read + written per second next to the read bandwidth.
  *
  * gemv: weights larger than the L3 are streamed once per call, so its limit is
- * the measured DRAM read bandwidth; gemm's is the measured FMA peak. */
+ * the measured DRAM read bandwidth (a line whose weights fit in the L3 is marked: its
+ * figure is the cache's); gemm's is the measured FMA peak. */
 #include "bench/bench.h"
 #include <dlfcn.h>
 #include <pthread.h>
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <math.h>
 #include "gllm_kernels.h"
 #include "core/dispatch.h"
@@ -139,6 +141,13 @@ static double fma_peak(int threads, int isa, int int8) {
         if (f > best) best = f;
     }
     return best;
+}
+
+/* the L3's bytes (0 where the system does not say): weights that fit in it are read from the
+ * cache when a benchmark repeats a call, not from DRAM */
+static size_t l3_bytes(void) {
+    const long v = sysconf(_SC_LEVEL3_CACHE_SIZE);
+    return v > 0 ? (size_t)v : 0;
 }
 
 static double read_bandwidth(int threads, size_t bytes) {
@@ -493,8 +502,8 @@ static void bench_model(const char *path, double bw) {
             printf("   %.0f GB/s = %.0f%% of copy bandwidth (file bytes per token)", file_bytes / dec / 1e9,
                    100 * file_bytes / dec / gllm_bench_cuda_bw);
         if (!cuda && bw > 0) /* over the L3's size, the weights stream from DRAM each token */
-            printf("   %.1f GB/s = %.0f%% of read bandwidth (file bytes per token)", file_bytes / dec / 1e9,
-                   100 * file_bytes / dec / bw);
+            printf("   %.1f GB/s = %.0f%% of read bandwidth (file bytes per token%s)", file_bytes / dec / 1e9,
+                   100 * file_bytes / dec / bw, file_bytes <= (double)l3_bytes() ? "; the file fits in the L3" : "");
         printf("\n");
         if (cuda)
             printf("%-30s %10.3f   + sampling (greedy, id to the host) %.3f ms\n", "  of which forward alone", fwd * 1e3 / 64,
@@ -621,6 +630,7 @@ int gllm_bench_main(int argc, char **argv) {
     if (peak8 > 0) printf("limit: int8 vpdpbusd peak      %8.1f GOPS (block formats' gemm: limit%% is of this)\n", peak8 / 1e9);
     if (peak16 > 0) printf("limit: bf16 vdpbf16ps peak     %8.1f GFLOPS (bf16 gemm: limit%% is of this)\n", peak16 / 1e9);
     printf("limit: memory read bandwidth    %8.1f GB/s (%s array)\n", bw / 1e9, quick ? "64 MiB" : "1 GiB");
+    if (l3_bytes()) printf("L3:    %zu MiB (gemv: limit%% marked * has weights that fit in it, read from the cache)\n", l3_bytes() >> 20);
     const char *ggml = peer_on ? gllm_peer_ggml_load(threads) : NULL;
     printf("peer:  %s\n", peer ? peer : "none (OpenBLAS not installed or --no-peer)");
     printf("peer:  %s\n\n", ggml ? ggml : "no ggml (GLLM_GGML_LIB unset: bash bench/peers/setup.sh, or --no-peer)");
@@ -665,8 +675,9 @@ int gllm_bench_main(int argc, char **argv) {
                 const int int8 = gllm_dtype_block_size((gllm_dtype)t) > 1 && peak8 > 0; /* the int8-dot path */
                 const double dpeak = int8 ? peak8 : t == GLLM_DTYPE_BF16 && peak16 > 0 ? peak16 : peak; /* the tile's instruction */
                 const double limit = is_gemv ? gbs * 1e9 / bw : dpeak > 0 ? gflops * 1e9 / dpeak : 0;
-                printf("%-5s %-5s %6zu %6zu %6zu %9.3f %9.1f %8.1f %6.0f%%", is_gemv ? "gemv" : "gemm",
-                       gllm_dtype_name((gllm_dtype)t), m, n, k, sec * 1e3, gflops, gbs, 100 * limit);
+                const char *cached = is_gemv && n * row <= l3_bytes() ? "*" : " ";
+                printf("%-5s %-5s %6zu %6zu %6zu %9.3f %9.1f %8.1f %6.0f%%%s", is_gemv ? "gemv" : "gemm",
+                       gllm_dtype_name((gllm_dtype)t), m, n, k, sec * 1e3, gflops, gbs, 100 * limit, cached);
                 if (peer_gflops > 0) printf("  %7.1f GFLOPS, ours %.2fx", peer_gflops, gflops / peer_gflops);
                 if (ggml_sec > 0)
                     printf("  ggml %7.1f %s, ours %.2fx", is_gemv ? gbs * sec / ggml_sec : gflops * sec / ggml_sec,
@@ -678,8 +689,8 @@ int gllm_bench_main(int argc, char **argv) {
                     case_t ct = c;
                     ct.w = wt, ct.tiled = 1;
                     const double st = best_seconds(&ct, quick ? 0.05 : 0.5), gt = (double)(n * row) / st / 1e9;
-                    printf("%-5s %-5s %6zu %6zu %6zu %9.3f %9.1f %8.1f %6.0f%%", "gemv", "tiled", m, n, k, st * 1e3,
-                           2.0 * (double)(m * n * k) / st / 1e9, gt, 100 * gt * 1e9 / bw);
+                    printf("%-5s %-5s %6zu %6zu %6zu %9.3f %9.1f %8.1f %6.0f%%%s", "gemv", "tiled", m, n, k, st * 1e3,
+                           2.0 * (double)(m * n * k) / st / 1e9, gt, 100 * gt * 1e9 / bw, cached);
                     if (ggml_sec > 0) printf("  ggml %7.1f GB/s, ours %.2fx", gbs * sec / ggml_sec, ggml_sec / st);
                     printf("\n");
                     free(wt);
