@@ -15,7 +15,7 @@ void gllm_cpu_act_quant(const float *x, size_t m, size_t k, gllm_q8x *xq);
  * packing costs as much as a few rows' products. Measured, 4096 x 4096, 2 threads: 16 for
  * the float formats, whose panels are widened to f32 (AVX2 f16 at 16 rows 7.0 vs 12.6 ms;
  * AVX-512 230 vs 145 GFLOPS); for the block ones 8 on AVX2, 4 on AVX-512, whose gemm dots
- * int8 with vpdpbusd (Sapphire Rapids class, 5 rows: gemm 158-190 GFLOPS, gemv 124-153). */
+ * int8 with vpdpbusd (Sapphire Rapids class, 6 rows: gemm 195-231 GFLOPS, gemv 161-224). */
 size_t gllm_cpu_gemv_rows(gllm_dtype t);
 /* the kernel computing column ranges of one matmul: gemv for up to gllm_cpu_gemv_rows(t) rows
  * (tiled weights: gemv_tiled for one row), gemm otherwise */
