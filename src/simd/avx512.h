@@ -260,19 +260,15 @@ static inline gq2_rb gq2_rb_zero(void) { return _mm512_setzero_ps(); }
 static inline gq2_rb gq2_rb_mul(gq2_rb a, gq2_rb b) { return _mm512_mul_ps(a, b); }
 static inline gq2_rb gq2_rb_add(gq2_rb a, gq2_rb b) { return _mm512_add_ps(a, b); }
 static inline gq2_rb gq2_rb_fma(gq2_rb a, gq2_rb b, gq2_rb c) { return _mm512_fmadd_ps(a, b, c); }
-/* row r's two block values (lanes stride*r and stride*r + stride/2), each over its block's 8 lanes */
-static inline gq2_f32 gq2_pick(gq2_rb s, int r, int stride) {
-    const __m512i idx = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32(stride * r)),
-                                           _mm256_set1_epi32(stride * r + stride / 2), 1);
-    return _mm512_permutexvar_ps(idx, s);
-}
-/* lo on lanes 0-7 (block b), hi on lanes 8-15 (block b+1) */
-static inline gq2_f32 gq2_pair(float lo, float hi) {
-    return _mm512_insertf32x8(_mm512_set1_ps(lo), _mm256_set1_ps(hi), 1);
-}
 /* lane lo of s on lanes 0-7, lane hi on lanes 8-15 */
 static inline gq2_f32 gq2_lanes(gq2_rb s, int lo, int hi) {
     return _mm512_permutexvar_ps(_mm512_inserti64x4(_mm512_set1_epi32(lo), _mm256_set1_epi32(hi), 1), s);
+}
+/* row r's two block values (lanes stride*r and stride*r + stride/2), each over its block's 8 lanes */
+static inline gq2_f32 gq2_pick(gq2_rb s, int r, int stride) { return gq2_lanes(s, stride * r, stride * r + stride / 2); }
+/* lo on lanes 0-7 (block b), hi on lanes 8-15 (block b+1) */
+static inline gq2_f32 gq2_pair(float lo, float hi) {
+    return _mm512_insertf32x8(_mm512_set1_ps(lo), _mm256_set1_ps(hi), 1);
 }
 static inline gq2_f32 gq2_fma_i32(gq2_i32 d, gq2_f32 s, gq2_f32 acc) {
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), s, acc);

@@ -148,7 +148,7 @@ static inline __attribute__((always_inline)) void rows_m(const gllm_matmul_args 
                                                            0x0101010101010101, 0)),
                                      _mm256_set1_epi64x((long long)0x8040201008040201ull)),
                     _mm256_set1_epi8(1)));
-            const gq2_f32 s = gq2_lanes(h, 2 * r, 2 * r + 1);
+            const gq2_f32 s = gq2_pick(h, r, 2);
             const gq2_f32 o = gq2_lanes(h, 2 * r, 2 * r + 1);
             for (size_t i = 0; i < mv; i++) {
                 acc[r][i] = gq2_fma_i32(gq2_dot_u(c, xv[i]), gq2_rb_mul(s, xd[i]), acc[r][i]);
@@ -189,7 +189,7 @@ static inline __attribute__((always_inline)) void rows_m(const gllm_matmul_args 
                                                            0x0101010101010101, 0)),
                                      _mm256_set1_epi64x((long long)0x8040201008040201ull)),
                     _mm256_set1_epi8(1)));
-            const gq2_f32 s = gq2_lanes(h, 2 * r, 2 * r + 1);
+            const gq2_f32 s = gq2_pick(h, r, 2);
             const gq2_f32 o = gq2_lanes(h, 2 * r, 2 * r + 1);
             for (size_t i = 0; i < mv; i++) {
                 acc[r][i] = gq2_fma_i32(gq2_dot_u(c, xv[i]), gq2_rb_mul(s, xd[i]), acc[r][i]);

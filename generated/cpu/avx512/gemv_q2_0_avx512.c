@@ -134,7 +134,7 @@ static inline __attribute__((always_inline)) void rows_m(const gllm_matmul_args 
                                                        _mm_loadl_epi64((const __m128i *)p1->qs)),
                                                    _mm256_setr_epi64x(0, 2, 4, 6)),
                                  _mm256_set1_epi8(3)));
-            const gq2_f32 s = gq2_lanes(h, 2 * r, 2 * r + 1);
+            const gq2_f32 s = gq2_pick(h, r, 2);
             for (size_t i = 0; i < mv; i++) {
                 acc[r][i] =
                     gq2_fma_i32(gq2_dot_u_acc(xo[i], c, xv[i]), gq2_rb_mul(s, xd[i]), acc[r][i]);
@@ -168,7 +168,7 @@ static inline __attribute__((always_inline)) void rows_m(const gllm_matmul_args 
                                                        _mm_loadl_epi64((const __m128i *)p1->qs)),
                                                    _mm256_setr_epi64x(0, 2, 4, 6)),
                                  _mm256_set1_epi8(3)));
-            const gq2_f32 s = gq2_lanes(h, 2 * r, 2 * r + 1);
+            const gq2_f32 s = gq2_pick(h, r, 2);
             for (size_t i = 0; i < mv; i++) {
                 acc[r][i] =
                     gq2_fma_i32(gq2_dot_u_acc(xo[i], c, xv[i]), gq2_rb_mul(s, xd[i]), acc[r][i]);

@@ -117,7 +117,7 @@ static inline __attribute__((always_inline)) void rows_m(const gllm_matmul_args 
             prefetch_row_ahead((const char *)p0 + 64, a->w_row_bytes);
             const gq2_codes c = gq2_flip(gq2_join(_mm256_loadu_si256((const __m256i *)p0->qs),
                                                   _mm256_loadu_si256((const __m256i *)p1->qs)));
-            const gq2_f32 s = gq2_lanes(h, 2 * r, 2 * r + 1);
+            const gq2_f32 s = gq2_pick(h, r, 2);
             for (size_t i = 0; i < mv; i++) {
                 acc[r][i] =
                     gq2_fma_i32(gq2_dot_u_acc(xo[i], c, xv[i]), gq2_rb_mul(s, xd[i]), acc[r][i]);
@@ -145,7 +145,7 @@ static inline __attribute__((always_inline)) void rows_m(const gllm_matmul_args 
             prefetch_row_ahead((const char *)p0 + 64, a->w_row_bytes);
             const gq2_codes c = gq2_flip(gq2_join(_mm256_loadu_si256((const __m256i *)p0->qs),
                                                   _mm256_loadu_si256((const __m256i *)p1->qs)));
-            const gq2_f32 s = gq2_lanes(h, 2 * r, 2 * r + 1);
+            const gq2_f32 s = gq2_pick(h, r, 2);
             for (size_t i = 0; i < mv; i++) {
                 acc[r][i] =
                     gq2_fma_i32(gq2_dot_u_acc(xo[i], c, xv[i]), gq2_rb_mul(s, xd[i]), acc[r][i]);
