@@ -58,10 +58,10 @@ def outputs():
 
     for isa in spec.ISAS:
         for op in spec.OPS:
-            for dt in (d for d in spec.DTYPES if op.applies(d, isa)):
+            for dt in (d for d in spec.DTYPES if isa.generates(op, d)):
                 emit(naming.kernel_path(op.name, isa.name, dt.name), op.template,
                      {"op": op.name, "dtype": dt.name, "isa": isa.name}, isa_spec=isa, dt=dt, op_spec=op)
-        for op in spec.ISA_OPS:
+        for op in (o for o in spec.ISA_OPS if isa.generates(o)):
             emit(naming.kernel_path(op.name, isa.name), op.template,
                  {"op": op.name, "isa": isa.name}, isa_spec=isa, op_spec=op)
     for rel, tpl in [("kernels.h", "registry/kernels.h.j2"),

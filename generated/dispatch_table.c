@@ -399,6 +399,143 @@ static const gllm_kernel_table table_avx512 = {
 #define TABLE_AVX512 NULL
 #endif
 
+#if defined(__x86_64__)
+static const gllm_kernel_table table_amx = {
+    .isa = "amx",
+    .gemm_bf16_rounds_x = 1,
+    .gemv =
+        {
+            [GLLM_DTYPE_F32] = gllm_gemv_f32_avx512,
+            [GLLM_DTYPE_F16] = gllm_gemv_f16_avx512,
+            [GLLM_DTYPE_BF16] = gllm_gemv_bf16_avx512,
+            [GLLM_DTYPE_Q8_0] = gllm_gemv_q8_0_avx512,
+            [GLLM_DTYPE_Q4_0] = gllm_gemv_q4_0_avx512,
+            [GLLM_DTYPE_Q4_1] = gllm_gemv_q4_1_avx512,
+            [GLLM_DTYPE_Q2_0] = gllm_gemv_q2_0_avx512,
+            [GLLM_DTYPE_Q1_0] = gllm_gemv_q1_0_avx512,
+        },
+    .gemv_tiled =
+        {
+            [GLLM_DTYPE_Q8_0] = gllm_gemv_tiled_q8_0_avx512,
+            [GLLM_DTYPE_Q4_0] = gllm_gemv_tiled_q4_0_avx512,
+            [GLLM_DTYPE_Q4_1] = gllm_gemv_tiled_q4_1_avx512,
+        },
+    .gemm =
+        {
+            [GLLM_DTYPE_F32] = gllm_gemm_f32_avx512,
+            [GLLM_DTYPE_F16] = gllm_gemm_f16_avx512,
+            [GLLM_DTYPE_BF16] = gllm_gemm_bf16_avx512,
+            [GLLM_DTYPE_Q8_0] = gllm_gemm_q8_0_amx,
+            [GLLM_DTYPE_Q4_0] = gllm_gemm_q4_0_amx,
+            [GLLM_DTYPE_Q4_1] = gllm_gemm_q4_1_amx,
+            [GLLM_DTYPE_Q2_0] = gllm_gemm_q2_0_amx,
+            [GLLM_DTYPE_Q1_0] = gllm_gemm_q1_0_amx,
+        },
+    .quantize =
+        {
+            [GLLM_DTYPE_F32] = gllm_quantize_f32_avx512,
+            [GLLM_DTYPE_F16] = gllm_quantize_f16_avx512,
+            [GLLM_DTYPE_BF16] = gllm_quantize_bf16_avx512,
+            [GLLM_DTYPE_Q8_0] = gllm_quantize_q8_0_avx512,
+            [GLLM_DTYPE_Q4_0] = gllm_quantize_q4_0_avx512,
+            [GLLM_DTYPE_Q4_1] = gllm_quantize_q4_1_avx512,
+            [GLLM_DTYPE_Q2_0] = gllm_quantize_q2_0_avx512,
+            [GLLM_DTYPE_Q1_0] = gllm_quantize_q1_0_avx512,
+        },
+    .dequantize =
+        {
+            [GLLM_DTYPE_F32] = gllm_dequantize_f32_avx512,
+            [GLLM_DTYPE_F16] = gllm_dequantize_f16_avx512,
+            [GLLM_DTYPE_BF16] = gllm_dequantize_bf16_avx512,
+            [GLLM_DTYPE_Q8_0] = gllm_dequantize_q8_0_avx512,
+            [GLLM_DTYPE_Q4_0] = gllm_dequantize_q4_0_avx512,
+            [GLLM_DTYPE_Q4_1] = gllm_dequantize_q4_1_avx512,
+            [GLLM_DTYPE_Q2_0] = gllm_dequantize_q2_0_avx512,
+            [GLLM_DTYPE_Q1_0] = gllm_dequantize_q1_0_avx512,
+        },
+    .attn =
+        {
+            [GLLM_DTYPE_F32] = gllm_attn_f32_avx512,
+            [GLLM_DTYPE_F16] = gllm_attn_f16_avx512,
+            [GLLM_DTYPE_BF16] = gllm_attn_bf16_avx512,
+        },
+    .act_quant = gllm_act_quant_avx512,
+    .rmsnorm = gllm_rmsnorm_avx512,
+    .layernorm = gllm_layernorm_avx512,
+    .l2norm = gllm_l2norm_avx512,
+    .silu_mul = gllm_silu_mul_avx512,
+    .gelu = gllm_gelu_avx512,
+    .add = gllm_add_avx512,
+    .mul = gllm_mul_avx512,
+    .softmax = gllm_softmax_avx512,
+    .argmax = gllm_argmax_avx512,
+    .mean_rows = gllm_mean_rows_avx512,
+    .rope = gllm_rope_avx512,
+    .names =
+        {
+            [GLLM_OP_GEMV] =
+                {
+                    [GLLM_DTYPE_F32] = "gllm_gemv_f32_avx512",
+                    [GLLM_DTYPE_F16] = "gllm_gemv_f16_avx512",
+                    [GLLM_DTYPE_BF16] = "gllm_gemv_bf16_avx512",
+                    [GLLM_DTYPE_Q8_0] = "gllm_gemv_q8_0_avx512",
+                    [GLLM_DTYPE_Q4_0] = "gllm_gemv_q4_0_avx512",
+                    [GLLM_DTYPE_Q4_1] = "gllm_gemv_q4_1_avx512",
+                    [GLLM_DTYPE_Q2_0] = "gllm_gemv_q2_0_avx512",
+                    [GLLM_DTYPE_Q1_0] = "gllm_gemv_q1_0_avx512",
+                },
+            [GLLM_OP_GEMV_TILED] =
+                {
+                    [GLLM_DTYPE_Q8_0] = "gllm_gemv_tiled_q8_0_avx512",
+                    [GLLM_DTYPE_Q4_0] = "gllm_gemv_tiled_q4_0_avx512",
+                    [GLLM_DTYPE_Q4_1] = "gllm_gemv_tiled_q4_1_avx512",
+                },
+            [GLLM_OP_GEMM] =
+                {
+                    [GLLM_DTYPE_F32] = "gllm_gemm_f32_avx512",
+                    [GLLM_DTYPE_F16] = "gllm_gemm_f16_avx512",
+                    [GLLM_DTYPE_BF16] = "gllm_gemm_bf16_avx512",
+                    [GLLM_DTYPE_Q8_0] = "gllm_gemm_q8_0_amx",
+                    [GLLM_DTYPE_Q4_0] = "gllm_gemm_q4_0_amx",
+                    [GLLM_DTYPE_Q4_1] = "gllm_gemm_q4_1_amx",
+                    [GLLM_DTYPE_Q2_0] = "gllm_gemm_q2_0_amx",
+                    [GLLM_DTYPE_Q1_0] = "gllm_gemm_q1_0_amx",
+                },
+            [GLLM_OP_QUANTIZE] =
+                {
+                    [GLLM_DTYPE_F32] = "gllm_quantize_f32_avx512",
+                    [GLLM_DTYPE_F16] = "gllm_quantize_f16_avx512",
+                    [GLLM_DTYPE_BF16] = "gllm_quantize_bf16_avx512",
+                    [GLLM_DTYPE_Q8_0] = "gllm_quantize_q8_0_avx512",
+                    [GLLM_DTYPE_Q4_0] = "gllm_quantize_q4_0_avx512",
+                    [GLLM_DTYPE_Q4_1] = "gllm_quantize_q4_1_avx512",
+                    [GLLM_DTYPE_Q2_0] = "gllm_quantize_q2_0_avx512",
+                    [GLLM_DTYPE_Q1_0] = "gllm_quantize_q1_0_avx512",
+                },
+            [GLLM_OP_DEQUANTIZE] =
+                {
+                    [GLLM_DTYPE_F32] = "gllm_dequantize_f32_avx512",
+                    [GLLM_DTYPE_F16] = "gllm_dequantize_f16_avx512",
+                    [GLLM_DTYPE_BF16] = "gllm_dequantize_bf16_avx512",
+                    [GLLM_DTYPE_Q8_0] = "gllm_dequantize_q8_0_avx512",
+                    [GLLM_DTYPE_Q4_0] = "gllm_dequantize_q4_0_avx512",
+                    [GLLM_DTYPE_Q4_1] = "gllm_dequantize_q4_1_avx512",
+                    [GLLM_DTYPE_Q2_0] = "gllm_dequantize_q2_0_avx512",
+                    [GLLM_DTYPE_Q1_0] = "gllm_dequantize_q1_0_avx512",
+                },
+            [GLLM_OP_ATTN] =
+                {
+                    [GLLM_DTYPE_F32] = "gllm_attn_f32_avx512",
+                    [GLLM_DTYPE_F16] = "gllm_attn_f16_avx512",
+                    [GLLM_DTYPE_BF16] = "gllm_attn_bf16_avx512",
+                },
+        },
+};
+#define TABLE_AMX &table_amx
+#else
+#define TABLE_AMX NULL
+#endif
+
 #if defined(__aarch64__)
 static const gllm_kernel_table table_neon = {
     .isa = "neon",
@@ -527,8 +664,7 @@ static const gllm_kernel_table table_neon = {
 #endif
 
 const gllm_kernel_table *const gllm_kernel_tables[GLLM_ISA_COUNT] = {
-    [GLLM_ISA_SCALAR] = TABLE_SCALAR,
-    [GLLM_ISA_AVX2] = TABLE_AVX2,
-    [GLLM_ISA_AVX512] = TABLE_AVX512,
+    [GLLM_ISA_SCALAR] = TABLE_SCALAR, [GLLM_ISA_AVX2] = TABLE_AVX2,
+    [GLLM_ISA_AVX512] = TABLE_AVX512, [GLLM_ISA_AMX] = TABLE_AMX,
     [GLLM_ISA_NEON] = TABLE_NEON,
 };

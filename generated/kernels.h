@@ -23,6 +23,7 @@ typedef enum {
     GLLM_ISA_SCALAR,
     GLLM_ISA_AVX2,
     GLLM_ISA_AVX512,
+    GLLM_ISA_AMX,
     GLLM_ISA_NEON,
     GLLM_ISA_COUNT
 } gllm_isa_id;
@@ -256,6 +257,13 @@ void gllm_softmax_avx512(const float *x, float *y, size_t n);
 size_t gllm_argmax_avx512(const float *x, size_t n);
 size_t gllm_mean_rows_avx512(const float *x, const uint8_t *mask, size_t rows, size_t n, float *y);
 void gllm_rope_avx512(float *x, size_t nh, size_t hd, size_t rot, const float *cs, int neox);
+#endif
+#if defined(__x86_64__)
+void gllm_gemm_q8_0_amx(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
+void gllm_gemm_q4_0_amx(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
+void gllm_gemm_q4_1_amx(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
+void gllm_gemm_q2_0_amx(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
+void gllm_gemm_q1_0_amx(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 #endif
 #if defined(__aarch64__)
 void gllm_gemv_f32_neon(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);

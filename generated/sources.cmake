@@ -51,7 +51,8 @@ set(GLLM_KERNELS_SCALAR
     generated/cpu/scalar/softmax_scalar.c
     generated/cpu/scalar/argmax_scalar.c
     generated/cpu/scalar/mean_rows_scalar.c
-    generated/cpu/scalar/rope_scalar.c)
+    generated/cpu/scalar/rope_scalar.c
+)
 set(GLLM_FLAGS_SCALAR )
 set(GLLM_ARCH_SCALAR any)
 set(GLLM_KERNELS_AVX2
@@ -101,7 +102,8 @@ set(GLLM_KERNELS_AVX2
     generated/cpu/avx2/softmax_avx2.c
     generated/cpu/avx2/argmax_avx2.c
     generated/cpu/avx2/mean_rows_avx2.c
-    generated/cpu/avx2/rope_avx2.c)
+    generated/cpu/avx2/rope_avx2.c
+)
 set(GLLM_FLAGS_AVX2 -mavx2 -mfma -mf16c)
 set(GLLM_ARCH_AVX2 x86_64)
 set(GLLM_KERNELS_AVX512
@@ -154,9 +156,19 @@ set(GLLM_KERNELS_AVX512
     generated/cpu/avx512/softmax_avx512.c
     generated/cpu/avx512/argmax_avx512.c
     generated/cpu/avx512/mean_rows_avx512.c
-    generated/cpu/avx512/rope_avx512.c)
+    generated/cpu/avx512/rope_avx512.c
+)
 set(GLLM_FLAGS_AVX512 -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx512vnni -mavx512bf16 -mavx2 -mfma -mf16c)
 set(GLLM_ARCH_AVX512 x86_64)
+set(GLLM_KERNELS_AMX
+    generated/cpu/amx/gemm_q8_0_amx.c
+    generated/cpu/amx/gemm_q4_0_amx.c
+    generated/cpu/amx/gemm_q4_1_amx.c
+    generated/cpu/amx/gemm_q2_0_amx.c
+    generated/cpu/amx/gemm_q1_0_amx.c
+)
+set(GLLM_FLAGS_AMX -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx512vnni -mavx512bf16 -mavx2 -mfma -mf16c -mamx-tile -mamx-int8)
+set(GLLM_ARCH_AMX x86_64)
 set(GLLM_KERNELS_NEON
     generated/cpu/neon/gemv_f32_neon.c
     generated/cpu/neon/gemv_f16_neon.c
@@ -204,7 +216,8 @@ set(GLLM_KERNELS_NEON
     generated/cpu/neon/softmax_neon.c
     generated/cpu/neon/argmax_neon.c
     generated/cpu/neon/mean_rows_neon.c
-    generated/cpu/neon/rope_neon.c)
+    generated/cpu/neon/rope_neon.c
+)
 set(GLLM_FLAGS_NEON -march=armv8.2-a+dotprod+fp16)
 set(GLLM_ARCH_NEON aarch64)
-set(GLLM_ISAS SCALAR AVX2 AVX512 NEON)
+set(GLLM_ISAS SCALAR AVX2 AVX512 AMX NEON)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command (README): build, then run every test the machine can run.
-#   native Release build: Criterion suites (every kernel on scalar/avx2/avx512 as the CPU allows;
+#   native Release build: Criterion suites (every kernel on scalar/avx2/avx512/amx as the CPU allows;
 #     the CUDA suites on the CUDA emulator; their longest tests again with threads in reverse order;
 #     the encoders against numpy; gllmk on a chat prompt)
 #   the same suites with GLLM_ISA capped to each ISA (dispatch through the public API)
@@ -61,7 +61,7 @@ top=$(./build/gllmk logits -m "$tiny" --tokens 1,2,7 2>/dev/null | awk '{print $
 [ "$top" = "0,1,2,3,4,5,6,7," ] || { echo "logits: $top"; exit 1; }
 if ./build/gllmk logits -m "$tiny" --tokens 1,8 >/dev/null 2>&1; then echo "logits: id 8 of 8 accepted"; exit 1; fi
 rm -f "$tiny"
-for isa in scalar avx2 avx512; do
+for isa in scalar avx2 avx512 amx; do
   if GLLM_ISA=$isa ./build/gllmk info >/dev/null 2>&1; then
     step "public API with GLLM_ISA=$isa"
     GLLM_ISA=$isa ./build/tests/test_api --jobs 2

@@ -60,7 +60,7 @@ typedef struct {
 
 /* odd m and n with tails; k multiples of 32 up to 4128 (float formats: odd k too);
  * crossings of the gemm blocking (codegen/spec.py: KC=128 f32 / 256 int8 in k, MC=72 rows,
- * NC=1024 columns); 21x1040: tiled weights across NC, a last panel of one tile; gemv: one
+ * NC=1024 columns; AVX-512 and AMX int8: 512, 48, 768); 21x1040: tiled weights across NC, a last panel of one tile; gemv: one
  * row (decode), and 2 to 13 (batched decode: groups of 4 rows, and what is left) */
 static const shape gemv_shapes[] = {{1, 1, 32},  {1, 7, 96},  {1, 33, 1056}, {1, 257, 288}, {1, 257, 4128},
                                     {2, 7, 96},  {3, 33, 288}, {4, 1, 32},    {5, 65, 1056}, {9, 65, 4128}, {13, 33, 288}};
@@ -81,6 +81,16 @@ static shape random_shape(int op, int odd_k) {
     s.n = op == GLLM_OP_GEMV_TILED ? GLLM_TILE_ROWS * (1 + rnd() % 20) : 1 + rnd() % 300;
     s.k = odd_k && op != GLLM_OP_GEMV_TILED && rnd() % 2 ? 1 + rnd() % 1300 : 32 * (1 + rnd() % 40);
     return s;
+}
+
+/* fn over the columns of a, into a buffer of its own, gives y's bits */
+static int same_bits(gllm_matmul_fn fn, gllm_matmul_args a, const float *y, void *scratch) {
+    float *y3 = malloc(a.m * a.n * sizeof(float));
+    a.y = y3;
+    fn(&a, 0, a.n, scratch);
+    const int same = !memcmp(y, y3, a.m * a.n * sizeof(float));
+    free(y3);
+    return same;
 }
 
 static int check_matmul(int op, gllm_dtype t, const gllm_kernel_table *kt, shape s, char *msg, size_t len) {
@@ -117,20 +127,24 @@ static int check_matmul(int op, gllm_dtype t, const gllm_kernel_table *kt, shape
         fn(&a, j0, j1, scratch);
         j0 = j1;
     }
-    /* gemm packs tiled weights (where this ISA tiles the dtype) into the same panels: the same bits */
+    /* gemm packs tiled weights (where this ISA tiles the dtype) into the same panels: the same bits;
+     * the AMX gemm's integer dots and float steps are the AVX-512 gemm's: the same bits */
+    const char *differs = NULL;
     if (op == GLLM_OP_GEMM && kt->gemv_tiled[t] && s.n % GLLM_TILE_ROWS == 0) {
-        float *y3 = malloc(s.m * s.n * sizeof(float));
         wt = malloc(s.n * row);
         gllm_cpu_tile(t, w, wt, s.n, s.k);
         gllm_matmul_args at = a;
-        at.w = wt, at.tiled = 1, at.y = y3;
-        fn(&at, 0, s.n, scratch);
-        const int same = !memcmp(y, y3, s.m * s.n * sizeof(float));
-        free(y3);
-        if (!same) {
-            free(w), free(wt), free(x), free(bias), free(y), free(y2), free(ref), free(mag), free(xq), free(scratch);
-            return fail(msg, len, "m=%zu n=%zu k=%zu: gemm over tiled weights differs from the rows", s.m, s.n, s.k);
-        }
+        at.w = wt, at.tiled = 1;
+        if (!same_bits(fn, at, y, scratch)) differs = "gemm over tiled weights differs from the rows";
+    }
+#if defined(__x86_64__)
+    if (op == GLLM_OP_GEMM && kt == gllm_kernel_tables[GLLM_ISA_AMX] && tr->int8_path &&
+        !same_bits(gllm_kernel_tables[GLLM_ISA_AVX512]->gemm[t], a, y, scratch))
+        differs = "the AMX gemm differs from the AVX-512 gemm";
+#endif
+    if (differs) {
+        free(w), free(wt), free(x), free(bias), free(y), free(y2), free(ref), free(mag), free(xq), free(scratch);
+        return fail(msg, len, "m=%zu n=%zu k=%zu: %s", s.m, s.n, s.k, differs);
     }
     gllm_ref_matmul(t, w, row, x, a.bias, ref, s.m, s.n, s.k);
     gllm_ref_matmul_abs(t, w, row, x, mag, s.m, s.n, s.k);

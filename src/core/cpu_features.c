@@ -2,12 +2,23 @@
 
 #if defined(__x86_64__)
 #include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 static unsigned long long xgetbv0(void) {
     unsigned lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     return ((unsigned long long)hi << 32) | lo;
 }
-static int x86_level(void) { /* 0 scalar, 1 avx2, 2 avx512 */
+/* AMX-TILE and AMX-INT8, tile state enabled by the OS, and tile data granted to this process
+ * (Linux asks for it once: arch_prctl ARCH_REQ_XCOMP_PERM, feature 18 XTILEDATA) */
+static int x86_amx(void) {
+    unsigned a, b, c, d;
+    __cpuid_count(7, 0, a, b, c, d);
+    if (!((d >> 24) & 1) || !((d >> 25) & 1)) return 0;
+    if ((xgetbv0() & 0x60000) != 0x60000) return 0; /* XTILECFG, XTILEDATA */
+    return syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+}
+static int x86_level(void) { /* 0 scalar, 1 avx2, 2 avx512, 3 avx512 + amx */
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
     const int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, fma = (c >> 12) & 1, f16c = (c >> 29) & 1;
@@ -24,7 +35,8 @@ static int x86_level(void) { /* 0 scalar, 1 avx2, 2 avx512 */
     __cpuid_count(7, 1, a1, b1, c1, d1);
     const int bf16 = (a1 >> 5) & 1;
     const int zmm_os = (xcr0 & 0xe0) == 0xe0; /* opmask, ZMM0-15 upper, ZMM16-31 */
-    return (f && dq && bw && vl && vnni && bf16 && zmm_os) ? 2 : 1;
+    if (!(f && dq && bw && vl && vnni && bf16 && zmm_os)) return 1;
+    return x86_amx() ? 3 : 2;
 }
 #endif
 
@@ -45,6 +57,7 @@ int gllm_cpu_supports(gllm_isa_id isa) {
     if (level < 0) level = x86_level();
     if (isa == GLLM_ISA_AVX2) return level >= 1;
     if (isa == GLLM_ISA_AVX512) return level >= 2;
+    if (isa == GLLM_ISA_AMX) return level >= 3;
 #endif
 #if defined(__aarch64__)
     if (isa == GLLM_ISA_NEON) {

@@ -17,7 +17,7 @@ gllm_isa_id gllm_isa_from_name(const char *name) {
     for (int i = 0; i < GLLM_ISA_COUNT; i++) {
         static const char *const names[GLLM_ISA_COUNT] = {
 #define X(isa) [GLLM_ISA_##isa] = #isa
-            X(SCALAR), X(AVX2), X(AVX512), X(NEON)
+            X(SCALAR), X(AVX2), X(AVX512), X(AMX), X(NEON)
 #undef X
         };
         if (names[i] && strcasecmp(names[i], name) == 0) return (gllm_isa_id)i;
@@ -37,7 +37,7 @@ static gllm_status choose(void) {
     if (want && *want) {
         const gllm_isa_id w = gllm_isa_from_name(want);
         if (w == GLLM_ISA_COUNT)
-            return gllm_fail(GLLM_E_UNSUPPORTED, "GLLM_ISA=%s: unknown ISA (scalar, avx2, avx512, neon)", want);
+            return gllm_fail(GLLM_E_UNSUPPORTED, "GLLM_ISA=%s: unknown ISA (scalar, avx2, avx512, amx, neon)", want);
         if (!gllm_kernel_tables[w] || !gllm_cpu_supports(w))
             return gllm_fail(GLLM_E_UNSUPPORTED, "GLLM_ISA=%s: this CPU or build does not support it (best: %s)",
                              want, gllm_kernel_tables[isa]->isa);

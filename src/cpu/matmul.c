@@ -25,7 +25,7 @@ void gllm_cpu_act_quant(const float *x, size_t m, size_t k, gllm_q8x *xq) {
 }
 
 size_t gllm_cpu_gemv_rows(gllm_dtype t) {
-    const int vnni = gllm_kernels() == gllm_kernel_tables[GLLM_ISA_AVX512]; /* the gemm's int8 dot is vpdpbusd */
+    const int vnni = gllm_kernels() == gllm_kernel_tables[GLLM_ISA_AVX512] || gllm_kernels() == gllm_kernel_tables[GLLM_ISA_AMX]; /* the gemm's int8 dot is vpdpbusd or AMX */
     return gllm_dtype_traits_table[t].block > 1 ? (vnni ? 4 : 8) : 16;
 }
 

@@ -23,9 +23,9 @@
  * (w = a*code + c); the tile dots them with the int8 activation blocks.
  */
 #define MR 6
-#define KC 256
-#define NC 1024
-#define MC 72
+#define KC 512
+#define NC 768
+#define MC 48
 #define PACK_AHEAD 2 /* weight panels prefetched ahead of their pack */
 #define NR (2 * GV_W)
 /* one weight block of a panel: codes[g][lane][4] = code 4g..4g+3 of row lane */
@@ -422,6 +422,9 @@ static void prefetch_rows(const void *base, size_t row_bytes, size_t elem_bytes,
 static size_t share(size_t lo, size_t len, size_t s, size_t n) {
     return lo + len * s / n;
 }
+
+_Static_assert((NC + NR - 1) / NR * PANEL_STRIDE(KC / 32) * sizeof(panel_t) <= GLLM_SCRATCH_PANELS,
+               "weight panels fit");
 
 void gllm_gemm_q8_0_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch) {
     panel_t *pk = (panel_t *)scratch;

@@ -365,6 +365,9 @@ static size_t share(size_t lo, size_t len, size_t s, size_t n) {
     return lo + len * s / n;
 }
 
+_Static_assert((NC + NR - 1) / NR * PANEL_STRIDE(KC) * sizeof(panel_t) <= GLLM_SCRATCH_PANELS,
+               "weight panels fit");
+
 void gllm_gemm_f16_neon(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch) {
     panel_t *pk = (panel_t *)scratch;
     xpanel_t *xp = (xpanel_t *)((char *)scratch + GLLM_SCRATCH_PANELS);
