@@ -163,6 +163,32 @@ static int check_matmul(int op, gllm_dtype t, const gllm_kernel_table *kt, shape
     return rc;
 }
 
+/* float formats: special values (signed zeros, infinities, NaNs with payloads, the f16 overflow
+ * edge, f16 subnormals and their ties, an f32 subnormal) in vector lanes and in the tail give the
+ * bits of the portable conversions in src/core/half.h */
+static int check_quantize_specials(gllm_dtype t, const gllm_kernel_table *kt, char *msg, size_t len) {
+    static const uint32_t special[] = {0x00000000, 0x80000000, 0x7f800000, 0xff800000, 0x7fc00000, 0xffc00001,
+                                       0x7f800001, 0x7fa5a5a5, 0x477fe000, 0x477ff000, 0x477fefff, 0x38800000,
+                                       0x387fffff, 0x33800000, 0x33000000, 0x33000001, 0x33c00000, 0x00000001,
+                                       0x807fffff, 0x3f800000, 0xbf801000, 0x3f801001, 0x7f7fffff, 0xc7800000,
+                                       0x3f808000, 0xbf818000, 0x3f808001};
+    enum { N = 67 }; /* the specials twice over, random values between, a tail past the vectors */
+    float x[N];
+    uint16_t q[N];
+    for (size_t i = 0; i < N; i++) {
+        const uint32_t u = i % 5 == 4 ? 0 : special[(i - i / 5) % (sizeof special / sizeof *special)];
+        x[i] = i % 5 == 4 ? uni(-3, 3) : gllm_bits_to_f32(u);
+    }
+    kt->quantize[t](x, q, N);
+    for (size_t i = 0; i < N; i++) {
+        const uint16_t want = t == GLLM_DTYPE_F16 ? gllm_f32_to_f16(x[i]) : gllm_f32_to_bf16(x[i]);
+        if (q[i] != want)
+            return fail(msg, len, "x[%zu] = 0x%08x: 0x%04x, the portable conversion gives 0x%04x", i,
+                        gllm_f32_to_bits(x[i]), q[i], want);
+    }
+    return CASE_PASS;
+}
+
 static int check_quantize(gllm_dtype t, const gllm_kernel_table *kt, size_t k, char *msg, size_t len) {
     const gllm_dtype_traits *tr = &gllm_dtype_traits_table[t];
     float *x = malloc(k * sizeof(float));
@@ -520,6 +546,8 @@ int gllm_check_kernel(int op, gllm_dtype t, gllm_isa_id isa, int quick, char *ms
         int rc = CASE_PASS;
         for (size_t i = 0; i < (odd_k ? 5u : 3u) && rc == CASE_PASS; i++)
             rc = op == GLLM_OP_QUANTIZE ? check_quantize(t, kt, ks[i], msg, len) : check_dequantize(t, kt, ks[i], msg, len);
+        if (rc == CASE_PASS && op == GLLM_OP_QUANTIZE && (t == GLLM_DTYPE_F16 || t == GLLM_DTYPE_BF16))
+            rc = check_quantize_specials(t, kt, msg, len);
         return rc;
     }
     const shape *sh = op == GLLM_OP_GEMV ? gemv_shapes : op == GLLM_OP_GEMV_TILED ? tiled_shapes : gemm_shapes;

@@ -158,6 +158,8 @@ Test(kv_cache, pool_full_and_limits) {
     gllm_kv_seq a, b;
     cr_assert_eq(gllm_kv_pool_init(&p, GLLM_DTYPE_F16, 1, 1, 16, 24, 4), GLLM_E_INVALID_ARGUMENT, "page size 24");
     cr_assert_eq(gllm_kv_pool_init(&p, GLLM_DTYPE_Q4_0, 1, 1, 16, 16, 4), GLLM_E_UNSUPPORTED);
+    cr_assert_eq(gllm_kv_pool_init(&p, GLLM_DTYPE_F16, 1, 1, 272, 16, 4), GLLM_E_UNSUPPORTED, "head_dim 272");
+    cr_assert(strstr(gllm_last_error(), "head_dim 272"), "%s", gllm_last_error());
     cr_assert_eq(gllm_kv_pool_init(&p, GLLM_DTYPE_F16, 1, 1, 16, 16, 4), GLLM_OK);
     cr_assert_eq(gllm_kv_seq_init(&a, &p, 64), GLLM_OK);
     cr_assert_eq(gllm_kv_seq_init(&b, &p, 64), GLLM_OK);

@@ -13,6 +13,8 @@
 #include "gllm_kernels.h"
 #include "kernels.h"
 
+#define GLLM_KV_MAX_HEAD_DIM 256 /* the attention kernels take head dims up to 256 */
+
 typedef struct {
     gllm_dtype dtype;
     size_t n_layers, n_kv_heads, head_dim, page_size, n_pages;

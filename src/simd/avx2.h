@@ -50,6 +50,15 @@ static inline void gv_store_n(float *p, gv_f32 v, size_t n) { _mm256_maskstore_p
 static inline gv_f32 gv_load_f16(const uint16_t *p) {
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
 }
+/* GV_W values rounded to f16 (nearest even) as gllm_f32_to_f16 rounds them: a NaN becomes the quiet
+ * NaN of its sign, no payload */
+static inline void gv_store_f16(uint16_t *p, gv_f32 v) {
+    const __m128i h = _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m128i q = _mm_or_si128(_mm_and_si128(h, _mm_set1_epi16((short)0x8000)), _mm_set1_epi16(0x7e00));
+    const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    const __m128i nan16 = _mm_packs_epi32(_mm256_castsi256_si128(nan), _mm256_extracti128_si256(nan, 1));
+    _mm_storeu_si128((__m128i *)p, _mm_blendv_epi8(h, q, nan16));
+}
 static inline gv_f32 gv_load_bf16(const uint16_t *p) {
     __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
     return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));

@@ -5,6 +5,7 @@
  *   gv_zero set1 load store fma(a,b,c)=a*b+c add reduce (fixed lane order)
  *   gv_load_n / gv_store_n  first n < GV_W lanes (others zero / untouched)
  *   gv_load_f16 / _bf16 [_n] GV_W half/bfloat values widened to f32
+ *   gv_store_f16            GV_W values rounded to f16, bit for bit as gllm_f32_to_f16
  *   gv_i32, gv_dot4_u/_s    int32 lanes += 4 code bytes (u8 / s8) * 4 x bytes (s8),
  *                           codes: one 4-byte group per lane; x: the same 4 bytes broadcast
  *   gv_cvt_i32              int32 lanes -> f32
@@ -83,6 +84,13 @@ static inline gv_f32 gv_load_f16(const uint16_t *p) {
 }
 static inline gv_f32 gv_load_f16_n(const uint16_t *p, size_t n) {
     return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(gv_mask(n), p));
+}
+/* GV_W values rounded to f16 (nearest even) as gllm_f32_to_f16 rounds them: a NaN becomes the quiet
+ * NaN of its sign, no payload */
+static inline void gv_store_f16(uint16_t *p, gv_f32 v) {
+    const __m256i h = _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256i q = _mm256_or_si256(_mm256_and_si256(h, _mm256_set1_epi16((short)0x8000)), _mm256_set1_epi16(0x7e00));
+    _mm256_storeu_si256((__m256i *)p, _mm256_mask_mov_epi16(h, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), q));
 }
 static inline gv_f32 gv_load_bf16(const uint16_t *p) {
     __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));

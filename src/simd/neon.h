@@ -45,6 +45,13 @@ static inline void gv_store_n(float *p, gv_f32 v, size_t n) {
 static inline gv_f32 gv_load_f16(const uint16_t *p) {
     return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p)));
 }
+/* GV_W values rounded to f16 (nearest even) as gllm_f32_to_f16 rounds them: a NaN becomes the quiet
+ * NaN of its sign, no payload */
+static inline void gv_store_f16(uint16_t *p, gv_f32 v) {
+    const uint16x4_t h = vreinterpret_u16_f16(vcvt_f16_f32(v));
+    const uint16x4_t q = vorr_u16(vand_u16(h, vdup_n_u16(0x8000)), vdup_n_u16(0x7e00));
+    vst1_u16(p, vbsl_u16(vmovn_u32(vceqq_f32(v, v)), h, q));
+}
 static inline gv_f32 gv_load_bf16(const uint16_t *p) {
     return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16));
 }
