@@ -215,6 +215,25 @@ static void prefetch_rows(const void *base, size_t row_bytes, size_t elem_bytes,
     }
 }
 
+/* Prefetch the weights of the panel PACK_AHEAD packs after (column jc + jr, k block kc) in pack
+ * order (panels, k blocks, column blocks up to j1), so the first panels of a k block are on their
+ * way too. */
+static void prefetch_ahead(const gllm_matmul_args *a, size_t j1, size_t jc, size_t kc, size_t jr,
+                           size_t kt) {
+    const size_t kcb = KC / 32;
+    for (int s = 0; s < PACK_AHEAD; s++) {
+        if ((jr += NR) < (j1 - jc < NC ? j1 - jc : NC)) continue;
+        jr = 0;
+        if ((kc += kcb) < kt) continue;
+        kc = 0;
+        if ((jc += NC) >= j1) return;
+    }
+    const size_t r0 = jc + jr, end = jc + (j1 - jc < NC ? j1 - jc : NC),
+                 r1 = r0 + NR < end ? r0 + NR : end;
+    const size_t kl = kt - kc < kcb ? kt - kc : kcb;
+    prefetch_rows(a->w, a->w_row_bytes, W_ELEM, r0, r1, kc, kl);
+}
+
 /* Share s of n of the rows [lo, lo + len): the next activation block is prefetched a slice per
  * panel step, spread over the compute. (Weights are prefetched a few panels ahead of their pack:
  * fetching the next k block's over the compute evicted the packed panel from L2, measured slower.)
@@ -236,11 +255,7 @@ void gllm_gemm_q1_0_scalar(const gllm_matmul_args *a, size_t j0, size_t j1, void
         for (size_t kc = 0; kc < kt; kc += kcb) {
             const size_t kl = kt - kc < kcb ? kt - kc : kcb;
             for (size_t jr = 0; jr < nc; jr += NR) {
-                if (jr + PACK_AHEAD * NR < nc && !a->tiled) /* the panel PACK_AHEAD on */
-                    prefetch_rows(
-                        a->w, a->w_row_bytes, W_ELEM, jc + jr + PACK_AHEAD * NR,
-                        jc + (jr + (PACK_AHEAD + 1) * NR < nc ? jr + (PACK_AHEAD + 1) * NR : nc),
-                        kc, kl);
+                prefetch_ahead(a, j1, jc, kc, jr, kt);
                 pack(a, jc + jr, nc - jr < NR ? nc - jr : NR, kc, kl,
                      pk + (jr / NR) * PANEL_STRIDE(kl));
             }
