@@ -1,9 +1,9 @@
 /* SIMD wrapper, AVX-512 + AMX-INT8: avx512.h, and the tile helpers of the int8 gemm (Isa.amx).
  *
  * The gemm's tiles (palette 1), one configuration for the whole kernel call:
- *   tmm0, tmm1 / tmm4, tmm5   C: 16 activation rows x 16 weight rows, int32 (blocks even / odd)
- *   tmm2 / tmm6               A: 16 activation rows x 32 int8 (one q8 block each)
- *   tmm3, tmm7                B: 8 groups of 4 k x 16 weight rows, int8 (the panel's layout)
+ *   tmm0, tmm1 / tmm4, tmm5   C: 16 weight rows x 16 activation rows, int32 (blocks even / odd)
+ *   tmm2, tmm3                A: 16 weight rows x 32 codes, int8 (a panel block's two halves)
+ *   tmm6 / tmm7               B: 8 quads of k x 16 activation rows, int8 (blocks even / odd)
  * The kernel loads it on entry and releases the tiles on return; the OS grants the process
  * tile state once (src/core/cpu_features.c) before any AMX table is chosen.
  */
@@ -20,29 +20,34 @@ typedef struct {
 static inline void gq_amx_begin(void) {
     static const gq_amx_config cfg = {
         .palette = 1,
-        .colsb = {64, 64, 32, 64, 64, 64, 32, 64},
-        .rows = {16, 16, 16, 8, 16, 16, 16, 8},
+        .colsb = {64, 64, 32, 32, 64, 64, 64, 64},
+        .rows = {16, 16, 16, 16, 16, 16, 8, 8},
     };
     _tile_loadconfig(&cfg);
 }
 static inline void gq_amx_end(void) { _tile_release(); }
 
 static inline gv_i32 gv_load_i32(const int32_t *p) { return _mm512_loadu_si512(p); }
+/* 16 f16 values, one at each of base + rows[i] (byte offsets), widened */
+static inline gv_f32 gq_gather_f16(const void *base, __m512i rows) {
+    return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(rows, base, 1)));
+}
 
-/* The int32 dots of one q8 block of 16 activation rows (A, rows xs bytes apart) with a panel
- * block's two 16-row halves (B, groups bs bytes apart), in tiles C0 and C1, stored as 16 rows
- * of 32 int32 at dst. Tile numbers are constants, hence a macro. */
-#define GQ_AMX_DOTS(C0, C1, A, x, xs, codes, bs, dst)      \
+/* The int32 dots of a panel block's 32 weight rows (two A tiles of 16 rows x 32 codes, rows 32
+ * bytes apart) with one q8 block of 16 activation rows (B: 8 quads x 16 rows, 64 bytes a quad),
+ * in tiles C0 and C1, stored as 32 weight rows of 16 int32 at dst. Tile numbers are constants,
+ * hence a macro. */
+#define GQ_AMX_DOTS(C0, C1, B, codes, xq, dst)             \
     do {                                                  \
         _tile_zero(C0);                                   \
         _tile_zero(C1);                                   \
-        _tile_loadd(A, x, xs);                            \
-        _tile_loadd(3, codes, bs);                        \
-        _tile_loadd(7, (const uint8_t *)(codes) + 64, bs); \
-        _tile_dpbssd(C0, A, 3);                           \
-        _tile_dpbssd(C1, A, 7);                           \
-        _tile_stored(C0, dst, 128);                       \
-        _tile_stored(C1, (int32_t *)(dst) + 16, 128);     \
+        _tile_loadd(2, codes, 32);                        \
+        _tile_loadd(3, (const int8_t *)(codes) + 512, 32); \
+        _tile_loadd(B, xq, 64);                           \
+        _tile_dpbssd(C0, 2, B);                           \
+        _tile_dpbssd(C1, 3, B);                           \
+        _tile_stored(C0, dst, 64);                        \
+        _tile_stored(C1, (int32_t *)(dst) + 256, 64);     \
     } while (0)
 
 /* the 32 codes of a block plus z, as signed bytes (AMX's tdpbssd is s8 x s8: no bias) */

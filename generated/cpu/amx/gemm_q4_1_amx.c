@@ -29,9 +29,10 @@
 #define MC 48
 #define PACK_AHEAD 2 /* weight panels prefetched ahead of their pack */
 #define NR (2 * GV_W)
-/* one weight block of a panel: codes[g][lane][4] = code 4g..4g+3 of row lane */
+/* one weight block of a panel: the NR rows' 32 codes as signed bytes,
+ * a row a weight row (AMX's A operand: 16 rows x 32 bytes a tile), scale a and offset c */
 typedef struct {
-    uint8_t codes[8][NR][4];
+    int8_t codes[NR][32];
     float a[NR], c[NR];
 } panel_t;
 
@@ -42,87 +43,100 @@ static inline float tile_half(const uint8_t *t, size_t off, int l) {
     return gllm_f16_to_f32(h);
 }
 
-/* Panels from tiled weights (src/core/kernel_abi.h; j and nr are multiples of 16 there): a
- * tile's code group g of 16 rows is already lanes l0..l0+15 of the panel's group, 64 bytes. */
+/* Panels from tiled weights (src/core/kernel_abi.h; j and nr are multiples of 16 there): a tile
+ * block's code groups (group g: codes 4g..4g+3, low nibbles, and 16 + 4g.. in the high ones, 16
+ * rows a group) transposed into rows, its f16 fields widened 16 rows at a time. */
 static void pack_tiled(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size_t kl,
                        panel_t *p) {
     for (size_t b = 0; b < kl; b++)
         for (size_t l0 = 0; l0 < NR; l0 += GLLM_TILE_ROWS) {
-            if (l0 >= nr) { /* past the last row: zero lanes */
-                for (int g = 0; g < 8; g++)
-                    memset((uint8_t *)p[b].codes[g] + 4 * l0, 0, GLLM_TILE_ROWS * 4);
+            if (l0 >= nr) { /* past the last row: zero rows */
+                memset(p[b].codes[l0], 0, GLLM_TILE_ROWS * 32);
                 for (int l = 0; l < GLLM_TILE_ROWS; l++) p[b].a[l0 + l] = p[b].c[l0 + l] = 0.0f;
                 continue;
             }
             const uint8_t *t =
                 (const uint8_t *)a->w + (j + l0) * a->w_row_bytes + (kc + b) * GLLM_TILE_ROWS * 20;
-            for (int l = 0; l < GLLM_TILE_ROWS; l++) {
-                p[b].a[l0 + l] = tile_half(t, offsetof(gllm_block_q4_1, d), l);
-                p[b].c[l0 + l] = tile_half(t, offsetof(gllm_block_q4_1, m), l);
+            const uint16_t *f =
+                (const uint16_t *)(t + 16 * 16); /* field i of rows 0..15 at f + 16 i */
+            gv_store(p[b].a + l0, gv_load_f16(f + 16 * (offsetof(gllm_block_q4_1, d) / 2)));
+            gv_store(p[b].c + l0, gv_load_f16(f + 16 * (offsetof(gllm_block_q4_1, m) / 2)));
+            __m512i g[16];
+            for (int i = 0; i < 8; i++) {
+                const __m512i u = _mm512_loadu_si512(t + 64 * (i & 3));
+                g[i] = _mm512_and_si512(i < 4 ? u : _mm512_srli_epi16(u, 4), _mm512_set1_epi8(15));
+                g[8 + i] = _mm512_setzero_si512();
             }
-            for (int g = 0; g < 8; g++) {
-                uint8_t *dst = (uint8_t *)p[b].codes[g] + 4 * l0; /* lanes l0.., 4 bytes each */
-                /* codes 4g..4g+3 are the low nibbles of group g, codes 16 + 4g.. the high ones */
-                for (int i = 0; i < GLLM_TILE_ROWS * 4; i++)
-                    dst[i] = g < 4 ? t[64 * g + i] & 15 : t[64 * (g - 4) + i] >> 4;
-            }
+            _Alignas(64) uint32_t rows[16][16]; /* row l: its 8 code words, then zeros */
+            gv_transpose16(g, rows[0], 16, 16);
+            for (int l = 0; l < GLLM_TILE_ROWS; l++) memcpy(p[b].codes[l0 + l], rows[l], 32);
         }
 }
 
+/* Panels from rows: per block, 16 rows at a time, their f16 fields gathered and widened in one
+ * vector each, their codes unpacked a row at a time; the last rows (past nr) zero. */
 static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size_t kl, panel_t *p) {
     if (a->tiled) {
         pack_tiled(a, j, nr, kc, kl, p);
         return;
     }
-    for (size_t b = 0; b < kl; b++) {
-        /* whole 16-row groups: their unpacked codes transposed in vectors */
-        const size_t vr = nr < NR ? nr / 16 * 16 : NR;
-        for (size_t jj0 = 0; jj0 < vr; jj0 += 16) {
-            gq_codes c[16];
-            for (size_t i = 0; i < 16; i++) {
-                const gllm_block_q4_1 *blk =
-                    (const gllm_block_q4_1 *)((const char *)a->w + (j + jj0 + i) * a->w_row_bytes) +
-                    kc + b;
-                p[b].a[jj0 + i] = gllm_f16_to_f32(blk->d);
-                p[b].c[jj0 + i] = gllm_f16_to_f32(blk->m);
-                c[i] = _mm256_and_si256(
-                    _mm256_set_m128i(_mm_srli_epi16(_mm_loadu_si128((const __m128i *)blk->qs), 4),
-                                     _mm_loadu_si128((const __m128i *)blk->qs)),
-                    _mm256_set1_epi8(15));
-            }
-            gq_transpose_codes16(c, (uint32_t *)p[b].codes[0] + jj0, NR);
-        }
-        for (size_t jj = vr; jj < NR; jj++) {
-            if (jj >= nr) {
-                for (int t = 0; t < 32; t++) p[b].codes[t >> 2][jj][t & 3] = 0;
-                p[b].a[jj] = p[b].c[jj] = 0.0f;
+    const __m512i rows =
+        _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                           _mm512_set1_epi32((int)a->w_row_bytes));
+    for (size_t b = 0; b < kl; b++)
+        for (size_t jj0 = 0; jj0 < NR; jj0 += 16) {
+            const char *w0 = (const char *)a->w + (j + jj0) * a->w_row_bytes +
+                             (kc + b) * sizeof(gllm_block_q4_1);
+            if (jj0 + 16 <= nr) {
+                gv_store(p[b].a + jj0, gq_gather_f16(w0 + offsetof(gllm_block_q4_1, d), rows));
+                gv_store(p[b].c + jj0, gq_gather_f16(w0 + offsetof(gllm_block_q4_1, m), rows));
+                for (size_t i = 0; i < 16; i++) {
+                    const gllm_block_q4_1 *blk = (const gllm_block_q4_1 *)(w0 + i * a->w_row_bytes);
+                    gq_store_codes(
+                        (uint8_t *)p[b].codes[jj0 + i],
+                        _mm256_and_si256(
+                            _mm256_set_m128i(
+                                _mm_srli_epi16(_mm_loadu_si128((const __m128i *)blk->qs), 4),
+                                _mm_loadu_si128((const __m128i *)blk->qs)),
+                            _mm256_set1_epi8(15)),
+                        0);
+                }
                 continue;
             }
-            const gllm_block_q4_1 *blk =
-                (const gllm_block_q4_1 *)((const char *)a->w + (j + jj) * a->w_row_bytes) + kc + b;
-            const float s = gllm_f16_to_f32(blk->d);
-            p[b].a[jj] = s;
-            p[b].c[jj] = gllm_f16_to_f32(blk->m);
-            uint8_t codes[32];
-            gq_store_codes(
-                codes,
-                _mm256_and_si256(
-                    _mm256_set_m128i(_mm_srli_epi16(_mm_loadu_si128((const __m128i *)blk->qs), 4),
-                                     _mm_loadu_si128((const __m128i *)blk->qs)),
-                    _mm256_set1_epi8(15)),
-                0);
-            for (int g = 0; g < 8; g++) memcpy(p[b].codes[g][jj], codes + 4 * g, 4);
+            for (size_t jj = jj0; jj < jj0 + 16; jj++) { /* the panel's last rows */
+                if (jj >= nr) {
+                    memset(p[b].codes[jj], 0, 32);
+                    p[b].a[jj] = p[b].c[jj] = 0.0f;
+                    continue;
+                }
+                const gllm_block_q4_1 *blk =
+                    (const gllm_block_q4_1 *)(w0 + (jj - jj0) * a->w_row_bytes);
+                p[b].a[jj] = gllm_f16_to_f32(blk->d);
+                p[b].c[jj] = gllm_f16_to_f32(blk->m);
+                gq_store_codes((uint8_t *)p[b].codes[jj],
+                               _mm256_and_si256(
+                                   _mm256_set_m128i(
+                                       _mm_srli_epi16(_mm_loadu_si128((const __m128i *)blk->qs), 4),
+                                       _mm_loadu_si128((const __m128i *)blk->qs)),
+                                   _mm256_set1_epi8(15)),
+                               0);
+            }
         }
-    }
 }
 #define PANEL_STRIDE(kl) (kl)
 #define W_ELEM sizeof(gllm_block_q4_1)
 #define X_BASE a->xq
 #define X_ROW_BYTES (a->k / 32 * sizeof(gllm_q8x))
 #define X_ELEM sizeof(gllm_q8x)
-/* an activation panel: block b of row r at [b * MR + r], the q8 blocks as they are (A tiles
- * load MR rows of it, 32 code bytes a row); rows past the last are zero */
+/* An activation panel holds, for each group of MR rows, per block: AMX's B operand (k quad g of
+ * row r at qs[g][r]), the scales d and the sums s of the rows' q8 blocks; rows past the last are
+ * zero. The shared loop counts it in q8 blocks, MR of them a group's block. */
 typedef gllm_q8x xpanel_t;
+typedef struct {
+    uint32_t qs[8][MR];
+    float d[MR], s[MR];
+} xblock_t;
+_Static_assert(sizeof(xblock_t) == MR * sizeof(xpanel_t), "a group's block is MR q8 blocks long");
 _Static_assert((MC + MR - 1) / MR * MR * (KC / 32) * sizeof(xpanel_t) <=
                    GLLM_SCRATCH_BYTES - GLLM_SCRATCH_PANELS,
                "activation panel fits");
@@ -130,70 +144,68 @@ _Static_assert((MC + MR - 1) / MR * MR * (KC / 32) * sizeof(xpanel_t) <=
 static void pack_x(const gllm_matmul_args *a, size_t i, size_t mr, size_t kc, size_t kl,
                    xpanel_t *xp) {
     const size_t ldq = a->k / 32;
+    xblock_t *xb = (xblock_t *)xp;
     for (size_t b = 0; b < kl; b++) {
-        for (size_t r = 0; r < mr; r++) xp[b * MR + r] = a->xq[(i + r) * ldq + kc + b];
-        memset(xp + b * MR + mr, 0, (MR - mr) * sizeof(xpanel_t));
+        gq_codes c[MR];
+        for (size_t r = 0; r < MR; r++) {
+            const gllm_q8x *q = a->xq + (i + r) * ldq + kc + b;
+            c[r] = r < mr ? _mm256_loadu_si256((const __m256i *)q->qs) : _mm256_setzero_si256();
+            xb[b].d[r] = r < mr ? q->d : 0.0f;
+            xb[b].s[r] = r < mr ? q->s : 0.0f;
+        }
+        gq_transpose_codes16(c, xb[b].qs[0], MR);
     }
 }
 
 /* An mr x NR tile, mr <= MR = 16, two blocks a pass. Per block, tdpbssd gives the int32 dots of
- * the 16 activation rows with the panel's two 16-row halves (tmm0/1 and tmm4/5); then, as the
- * AVX-512 tile does, c += cvt(s) * (a * d) + c * s_x block by block, so both give the same bits.
- * The sums stay in memory (mr x NR floats: 16 rows' registers would not fit), loaded and
- * stored once a pass (a block a pass: 512x4096^2 -17 %). Not inlined: measured faster (+10 %). */
+ * the panel's 32 weight rows (two A tiles of 16) with the 16 activation rows (B), weight rows by
+ * activation rows (tmm0/1 and tmm4/5); then, as the AVX-512 tile does, c += cvt(s) * (a * d) +
+ * c * s_x block by block, so both give the same bits. The sums (weight rows x activation
+ * rows, transposed into Y at the end) stay in memory, loaded and stored once a pass (a block a
+ * pass: 512x4096^2 -17 %). Not inlined: measured faster (+10 %). */
 __attribute__((noinline)) static void tile(size_t mr, const xpanel_t *x, size_t kl,
                                            const panel_t *p, float *y, size_t ldy,
                                            const float *init) {
-    _Static_assert(NR == 32 && MR == 16, "the tiles are configured for 16 x 32");
-    _Alignas(64) float acc[MR][NR];
-    _Alignas(64) int32_t s[2][MR][NR];
-    for (size_t r = 0; r < mr; r++)
-        for (int v = 0; v < 2; v++) gv_store(acc[r] + v * GV_W, gv_zero());
+    _Static_assert(NR == 32 && MR == 16 && GV_W == 16, "the tiles are configured for 32 x 16");
+    const xblock_t *xb = (const xblock_t *)x;
+    _Alignas(64) float acc[NR][MR];
+    _Alignas(64) int32_t s[2][NR][MR];
+    for (size_t n = 0; n < NR; n++) gv_store(acc[n], gv_zero());
     size_t b = 0;
-    for (; b + 2 <= kl; b += 2, p += 2, x += 2 * MR) {
-        GQ_AMX_DOTS(0, 1, 2, x->qs, sizeof(xpanel_t), p->codes, NR * 4, s[0]);
-        GQ_AMX_DOTS(4, 5, 6, x[MR].qs, sizeof(xpanel_t), p[1].codes, NR * 4, s[1]);
-        const gv_f32 a00 = gv_load(p[0].a + 0 * GV_W), o00 = gv_load(p[0].c + 0 * GV_W);
-        const gv_f32 a01 = gv_load(p[0].a + 1 * GV_W), o01 = gv_load(p[0].c + 1 * GV_W);
-        const gv_f32 a10 = gv_load(p[1].a + 0 * GV_W), o10 = gv_load(p[1].c + 0 * GV_W);
-        const gv_f32 a11 = gv_load(p[1].a + 1 * GV_W), o11 = gv_load(p[1].c + 1 * GV_W);
-        for (size_t r = 0; r < mr; r++) {
-            gv_f32 c0 = gv_load(acc[r] + 0 * GV_W);
-            gv_f32 c1 = gv_load(acc[r] + 1 * GV_W);
-            const gv_f32 d0 = gv_set1(x[0 * MR + r].d), e0 = gv_set1(x[0 * MR + r].s);
-            c0 = gv_fma(gv_cvt_i32(gv_load_i32(s[0][r] + 0 * GV_W)), gv_mul(a00, d0), c0);
-            c0 = gv_fma(o00, e0, c0);
-            c1 = gv_fma(gv_cvt_i32(gv_load_i32(s[0][r] + 1 * GV_W)), gv_mul(a01, d0), c1);
-            c1 = gv_fma(o01, e0, c1);
-            const gv_f32 d1 = gv_set1(x[1 * MR + r].d), e1 = gv_set1(x[1 * MR + r].s);
-            c0 = gv_fma(gv_cvt_i32(gv_load_i32(s[1][r] + 0 * GV_W)), gv_mul(a10, d1), c0);
-            c0 = gv_fma(o10, e1, c0);
-            c1 = gv_fma(gv_cvt_i32(gv_load_i32(s[1][r] + 1 * GV_W)), gv_mul(a11, d1), c1);
-            c1 = gv_fma(o11, e1, c1);
-            gv_store(acc[r] + 0 * GV_W, c0);
-            gv_store(acc[r] + 1 * GV_W, c1);
+    for (; b + 2 <= kl; b += 2, p += 2, xb += 2) {
+        GQ_AMX_DOTS(0, 1, 6, p[0].codes, xb[0].qs, s[0]);
+        GQ_AMX_DOTS(4, 5, 7, p[1].codes, xb[1].qs, s[1]);
+        const gv_f32 d0 = gv_load(xb[0].d), e0 = gv_load(xb[0].s);
+        const gv_f32 d1 = gv_load(xb[1].d), e1 = gv_load(xb[1].s);
+        for (size_t n = 0; n < NR; n++) {
+            gv_f32 c = gv_load(acc[n]);
+            c = gv_fma(gv_cvt_i32(gv_load_i32(s[0][n])), gv_mul(gv_set1(p[0].a[n]), d0), c);
+            c = gv_fma(gv_set1(p[0].c[n]), e0, c);
+            c = gv_fma(gv_cvt_i32(gv_load_i32(s[1][n])), gv_mul(gv_set1(p[1].a[n]), d1), c);
+            c = gv_fma(gv_set1(p[1].c[n]), e1, c);
+            gv_store(acc[n], c);
         }
     }
     if (b < kl) {
-        GQ_AMX_DOTS(0, 1, 2, x->qs, sizeof(xpanel_t), p->codes, NR * 4, s[0]);
-        const gv_f32 a00 = gv_load(p[0].a + 0 * GV_W), o00 = gv_load(p[0].c + 0 * GV_W);
-        const gv_f32 a01 = gv_load(p[0].a + 1 * GV_W), o01 = gv_load(p[0].c + 1 * GV_W);
-        for (size_t r = 0; r < mr; r++) {
-            gv_f32 c0 = gv_load(acc[r] + 0 * GV_W);
-            gv_f32 c1 = gv_load(acc[r] + 1 * GV_W);
-            const gv_f32 d0 = gv_set1(x[0 * MR + r].d), e0 = gv_set1(x[0 * MR + r].s);
-            c0 = gv_fma(gv_cvt_i32(gv_load_i32(s[0][r] + 0 * GV_W)), gv_mul(a00, d0), c0);
-            c0 = gv_fma(o00, e0, c0);
-            c1 = gv_fma(gv_cvt_i32(gv_load_i32(s[0][r] + 1 * GV_W)), gv_mul(a01, d0), c1);
-            c1 = gv_fma(o01, e0, c1);
-            gv_store(acc[r] + 0 * GV_W, c0);
-            gv_store(acc[r] + 1 * GV_W, c1);
+        GQ_AMX_DOTS(0, 1, 6, p[0].codes, xb[0].qs, s[0]);
+        const gv_f32 d0 = gv_load(xb[0].d), e0 = gv_load(xb[0].s);
+        for (size_t n = 0; n < NR; n++) {
+            gv_f32 c = gv_load(acc[n]);
+            c = gv_fma(gv_cvt_i32(gv_load_i32(s[0][n])), gv_mul(gv_set1(p[0].a[n]), d0), c);
+            c = gv_fma(gv_set1(p[0].c[n]), e0, c);
+            gv_store(acc[n], c);
         }
+    }
+    _Alignas(64) float t[MR][NR]; /* acc transposed: activation rows by weight rows */
+    for (int h = 0; h < NR / 16; h++) {
+        __m512i r[16];
+        for (int i = 0; i < 16; i++) r[i] = _mm512_castps_si512(gv_load(acc[16 * h + i]));
+        gv_transpose16(r, (uint32_t *)t[0] + 16 * h, NR, 16);
     }
     for (size_t r = 0; r < mr; r++)
         for (int v = 0; v < 2; v++)
             gv_store(y + r * ldy + v * GV_W, gv_add(gv_load((init ? init : y + r * ldy) + v * GV_W),
-                                                    gv_load(acc[r] + v * GV_W)));
+                                                    gv_load(t[r] + v * GV_W)));
 }
 
 /* Prefetch into the outer cache rows [r0, r1) of X or W, k block [kc, kc + kl) (counted in
