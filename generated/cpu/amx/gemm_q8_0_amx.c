@@ -18,10 +18,9 @@
  * element is computed by the same instruction sequence. A tile sums its k block from
  * zero and adds it to Y (or the bias) at the end, so the load of Y, often from far
  * away, is not where the FMA chains start (f32 2048^3 +9 %, int8 512x4096^2 +8 %).
- * Panels hold the unpacked codes of NR weight rows interleaved 4 k at a time
- * (one int32 lane per weight row) with per-block scale a and offset c
- * (w = a*code + c); the tile dots them with the int8 activation blocks * on AMX tiles: the codes
- * are signed bytes, MR x 16 x 32 products an instruction.
+ * AMX: panels hold NR weight rows' unpacked codes, a block a row of 32 signed bytes (the A
+ * operand), with per-block scale a and offset c (w = a*code + c); activation panels hold
+ * their q8 blocks 4 k a lane (the B operand); tdpbssd dots 16 x 16 x 32 an instruction.
  */
 #define MR 16
 #define KC 512
