@@ -9,16 +9,18 @@ static unsigned long long xgetbv0(void) {
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     return ((unsigned long long)hi << 32) | lo;
 }
-/* AMX-TILE and AMX-INT8, tile state enabled by the OS, and tile data granted to this process
- * (Linux asks for it once: arch_prctl ARCH_REQ_XCOMP_PERM, feature 18 XTILEDATA) */
+/* AMX-TILE and AMX-INT8, tile state enabled by the OS, and tile data granted to this process.
+ * Linux grants it on request, once; it is asked only when an AMX table is wanted, since it
+ * enlarges the process's signal frames (a request fails where a sigaltstack is too small). */
 static int x86_amx(void) {
+    enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
     unsigned a, b, c, d;
     __cpuid_count(7, 0, a, b, c, d);
     if (!((d >> 24) & 1) || !((d >> 25) & 1)) return 0;
     if ((xgetbv0() & 0x60000) != 0x60000) return 0; /* XTILECFG, XTILEDATA */
-    return syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
 }
-static int x86_level(void) { /* 0 scalar, 1 avx2, 2 avx512, 3 avx512 + amx */
+static int x86_level(void) { /* 0 scalar, 1 avx2, 2 avx512 */
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
     const int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, fma = (c >> 12) & 1, f16c = (c >> 29) & 1;
@@ -35,8 +37,7 @@ static int x86_level(void) { /* 0 scalar, 1 avx2, 2 avx512, 3 avx512 + amx */
     __cpuid_count(7, 1, a1, b1, c1, d1);
     const int bf16 = (a1 >> 5) & 1;
     const int zmm_os = (xcr0 & 0xe0) == 0xe0; /* opmask, ZMM0-15 upper, ZMM16-31 */
-    if (!(f && dq && bw && vl && vnni && bf16 && zmm_os)) return 1;
-    return x86_amx() ? 3 : 2;
+    return (f && dq && bw && vl && vnni && bf16 && zmm_os) ? 2 : 1;
 }
 #endif
 
@@ -53,11 +54,14 @@ static int x86_level(void) { /* 0 scalar, 1 avx2, 2 avx512, 3 avx512 + amx */
 int gllm_cpu_supports(gllm_isa_id isa) {
     if (isa == GLLM_ISA_SCALAR) return 1;
 #if defined(__x86_64__)
-    static int level = -1;
+    static int level = -1, amx = -1;
     if (level < 0) level = x86_level();
     if (isa == GLLM_ISA_AVX2) return level >= 1;
     if (isa == GLLM_ISA_AVX512) return level >= 2;
-    if (isa == GLLM_ISA_AMX) return level >= 3;
+    if (isa == GLLM_ISA_AMX) {
+        if (amx < 0) amx = level >= 2 && x86_amx();
+        return amx;
+    }
 #endif
 #if defined(__aarch64__)
     if (isa == GLLM_ISA_NEON) {

@@ -32,16 +32,18 @@ gllm_isa_id gllm_best_isa(void) {
 }
 
 static gllm_status choose(void) {
-    gllm_isa_id isa = gllm_best_isa();
+    /* a capped ISA is probed alone: no AMX tile request under GLLM_ISA=avx512 */
     const char *want = getenv("GLLM_ISA");
+    gllm_isa_id isa = GLLM_ISA_SCALAR;
     if (want && *want) {
-        const gllm_isa_id w = gllm_isa_from_name(want);
-        if (w == GLLM_ISA_COUNT)
+        isa = gllm_isa_from_name(want);
+        if (isa == GLLM_ISA_COUNT)
             return gllm_fail(GLLM_E_UNSUPPORTED, "GLLM_ISA=%s: unknown ISA (scalar, avx2, avx512, amx, neon)", want);
-        if (!gllm_kernel_tables[w] || !gllm_cpu_supports(w))
+        if (!gllm_kernel_tables[isa] || !gllm_cpu_supports(isa))
             return gllm_fail(GLLM_E_UNSUPPORTED, "GLLM_ISA=%s: this CPU or build does not support it (best: %s)",
-                             want, gllm_kernel_tables[isa]->isa);
-        isa = w;
+                             want, gllm_kernel_tables[gllm_best_isa()]->isa);
+    } else {
+        isa = gllm_best_isa();
     }
     table = gllm_kernel_tables[isa];
     gllm_status s = gllm_pool_init();
