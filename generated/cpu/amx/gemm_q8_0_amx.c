@@ -35,13 +35,6 @@ typedef struct {
     float a[NR], c[NR];
 } panel_t;
 
-/* the f16 field at byte offset off of a tile's block, row l */
-static inline float tile_half(const uint8_t *t, size_t off, int l) {
-    uint16_t h;
-    memcpy(&h, t + 16 * 32 + 16 * off + 2 * l, 2);
-    return gllm_f16_to_f32(h);
-}
-
 /* Panels from tiled weights (src/core/kernel_abi.h; j and nr are multiples of 16 there): a tile
  * block's code groups (group g: codes 4g..4g+3, 16 rows a
  * group) transposed into rows, its f16 fields widened 16 rows at a time. */
