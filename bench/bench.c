@@ -670,7 +670,7 @@ int gllm_bench_main(int argc, char **argv) {
            "limit%", "peers (OpenBLAS f32 | ggml, same dtype)");
 
     /* gemv: one row (decode), then the few rows of a batched decode step, weights read once for all */
-    static const size_t gemv_shapes[][3] = {{1, 4096, 4096}, {1, 32768, 4096}, {2, 4096, 4096}, {4, 4096, 4096}, {8, 4096, 4096}};
+    static const size_t gemv_shapes[][3] = {{1, 4096, 4096}, {1, 32768, 4096}, {2, 4096, 4096}, {4, 4096, 4096}, {8, 4096, 4096}, {16, 4096, 4096}};
     static const size_t gemm_shapes[][3] = {{128, 4096, 4096}, {512, 4096, 4096}, {128, 11008, 4096},
                                             {512, 11008, 4096}, {2048, 2048, 2048}};
     static const size_t quick_shapes[][3] = {{1, 1024, 1024}, {64, 512, 1024}};

@@ -68,8 +68,9 @@ static const shape gemv_odd_k[] = {{1, 7, 33}, {1, 33, 101}, {1, 257, 1027}, {3,
 static const shape gemm_shapes[] = {{3, 7, 32}, {17, 33, 288}, {69, 257, 544}, {17, 257, 4128},
                                     {150, 33, 96}, {5, 1100, 64}, {69, 1, 4128}, {17, 48, 288},
                                     {21, 1040, 288}};
-/* gemv_tiled: whole tiles of 16 rows */
-static const shape tiled_shapes[] = {{1, 16, 32}, {1, 48, 96}, {1, 272, 1056}, {1, 256, 4128}};
+/* gemv_tiled: whole tiles of 16 rows; 1 to 4 activation rows (batched decode), and more (groups) */
+static const shape tiled_shapes[] = {{1, 16, 32}, {1, 48, 96}, {1, 272, 1056}, {1, 256, 4128},
+                                     {2, 48, 96}, {3, 272, 1056}, {4, 256, 4128}, {7, 32, 288}};
 static const shape gemm_odd_k[] = {{3, 7, 33}, {17, 33, 101}, {69, 257, 1027}};
 
 /* and RANDOM_SHAPES drawn from the kernel's seeded stream: any m (gemv: 1 to 16 rows) and n,
@@ -77,7 +78,7 @@ static const shape gemm_odd_k[] = {{3, 7, 33}, {17, 33, 101}, {69, 257, 1027}};
 enum { RANDOM_SHAPES = 4 };
 static shape random_shape(int op, int odd_k) {
     shape s;
-    s.m = op == GLLM_OP_GEMM ? 1 + rnd() % 100 : op == GLLM_OP_GEMV ? 1 + rnd() % 16 : 1;
+    s.m = op == GLLM_OP_GEMM ? 1 + rnd() % 100 : 1 + rnd() % 16;
     s.n = op == GLLM_OP_GEMV_TILED ? GLLM_TILE_ROWS * (1 + rnd() % 20) : 1 + rnd() % 300;
     s.k = odd_k && op != GLLM_OP_GEMV_TILED && rnd() % 2 ? 1 + rnd() % 1300 : 32 * (1 + rnd() % 40);
     return s;

@@ -15,10 +15,12 @@ void gllm_cpu_act_quant(const float *x, size_t m, size_t k, gllm_q8x *xq);
  * packing costs as much as a few rows' products. Measured, 4096 x 4096, 2 threads: 16 for
  * the float formats, whose panels are widened to f32 (AVX2 f16 at 16 rows 7.0 vs 12.6 ms;
  * AVX-512 230 vs 145 GFLOPS); for the block ones 8 on AVX2, 4 on AVX-512, whose gemm dots
- * int8 with vpdpbusd (Sapphire Rapids class, 6 rows: gemm 195-231 GFLOPS, gemv 161-224). */
-size_t gllm_cpu_gemv_rows(gllm_dtype t);
-/* the kernel computing column ranges of one matmul: gemv for up to gllm_cpu_gemv_rows(t) rows
- * (tiled weights: gemv_tiled for one row), gemm otherwise */
+ * int8 with vpdpbusd (Sapphire Rapids class, 6 rows: gemm 195-231 GFLOPS, gemv 161-224).
+ * Tiled weights (gemv_tiled, no shuffles): 16 on AVX-512, 8 under AMX, whose gemm wins
+ * from about 12 rows (q8_0, 16 rows: AVX-512 gemm 1.23 ms, gemv 0.98; AMX gemm 0.89). */
+size_t gllm_cpu_gemv_rows(gllm_dtype t, int tiled);
+/* the kernel computing column ranges of one matmul: gemv (gemv_tiled over tiled weights) for
+ * up to gllm_cpu_gemv_rows(t, tiled) rows, gemm otherwise */
 gllm_matmul_fn gllm_cpu_matmul_kernel(gllm_dtype t, size_t m, int tiled);
 /* Tiled weights: whether this ISA reads t tiled (it has a gemv_tiled for t) and n rows fit
  * whole tiles; gllm_cpu_tile writes W (n rows of k) tiled into dst (as many bytes). */
@@ -32,7 +34,7 @@ typedef struct {
     size_t chunk, tasks;
     int by_rows;
 } gllm_mm_split;
-gllm_mm_split gllm_cpu_matmul_split(gllm_dtype t, size_t m, size_t n, size_t k);
+gllm_mm_split gllm_cpu_matmul_split(gllm_dtype t, int tiled, size_t m, size_t n, size_t k);
 /* task `task` of split s of matmul a */
 void gllm_cpu_matmul_part(gllm_matmul_fn fn, const gllm_matmul_args *a, const gllm_mm_split *s, size_t task, void *scratch);
 #endif

@@ -10,12 +10,14 @@
 #include "simd/avx512.h"
 
 #include <stddef.h>
-/* gemv over tiled weights (src/core/kernel_abi.h), q4_0, avx512: y[j] = W[j,:] . x (+ bias[j])
- * for j in [j0, j1), sixteen rows at a time. A tile's block is 4 vectors of code bytes,
- * group g of the 16 rows in 16 lanes: one dot against 4 activation bytes broadcast adds the
- * group to 16 row sums at once, so there is no horizontal reduction and no shuffle, and the
- * 16 rows' scales come in one f16 vector. The tile streams in order; the decode path's gemv. */
+/* gemv over tiled weights (src/core/kernel_abi.h), q4_0, avx512: y[i][j] = W[j,:] . x[i] (+
+ * bias[j]) for j in [j0, j1), sixteen rows at a time, and a few activation rows i. A tile's block
+ * is 4 vectors of code bytes, group g of the 16 rows in 16 lanes: one dot against 4 activation
+ * bytes broadcast adds the group to 16 row sums at once, so there is no horizontal reduction
+ * and no shuffle, and the 16 rows' scales come in one f16 vector. The tile streams in order;
+ * each block's codes are unpacked once for up to MV activation rows. The decode path's gemv. */
 _Static_assert(offsetof(gllm_block_q4_0, qs) == 2, "the f16 fields lead the block");
+#define MV 4
 
 /* the f16 field at byte offset off of each of the tile's 16 blocks, widened */
 static inline __m512 field(const uint8_t *t, size_t off) {
@@ -27,43 +29,67 @@ static inline __m512i xgroup(const gllm_q8x *xb, int g) {
     return _mm512_set1_epi32((int)_mm_cvtsi128_si32(_mm_loadu_si32(xb->qs + 4 * g)));
 }
 
-void gllm_gemv_tiled_q4_0_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch) {
-    (void)scratch;
+/* the tile at t (weight rows j .. j+15) against activation rows i0 .. i0+mv-1 */
+static inline __attribute__((always_inline)) void
+tile_rows(const gllm_matmul_args *a, const uint8_t *t, size_t j, size_t i0, const size_t mv) {
     const size_t nb = a->k / 32;
     const __m512i low = _mm512_set1_epi8(15);
+    const gllm_q8x *x[MV];
+    __m512 acc[MV], acc_c[MV];
+    for (size_t i = 0; i < mv; i++) {
+        x[i] = a->xq + (i0 + i) * nb;
+        acc[i] = _mm512_setzero_ps(), acc_c[i] = _mm512_setzero_ps();
+    }
+    for (size_t b = 0; b < nb; b++, t += GLLM_TILE_ROWS * 18) {
+        __m512i c[8];                 /* codes 4g .. 4g+3 of the 16 rows, unsigned */
+        for (int g = 0; g < 4; g++) { /* codes 4g.. in the low nibbles, 16+4g.. in the high */
+            const __m512i v = _mm512_loadu_si512(t + 64 * g);
+            c[g] = _mm512_and_si512(v, low);
+            c[4 + g] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+        }
+        const __m512 sw = field(t, offsetof(gllm_block_q4_0, d));
+        for (size_t i = 0; i < mv; i++) {
+            const gllm_q8x *xb = x[i] + b;
+            __m512i d0 = _mm512_setzero_si512(), d1 = _mm512_setzero_si512(); /* two chains */
+            for (int g = 0; g < 8; g += 2) {
+                d0 = _mm512_dpbusd_epi32(d0, c[g], xgroup(xb, g));
+                d1 = _mm512_dpbusd_epi32(d1, c[g + 1], xgroup(xb, g + 1));
+            }
+            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(d0, d1)),
+                                     _mm512_mul_ps(sw, _mm512_set1_ps(1.0f * xb->d)), acc[i]);
+            acc_c[i] = _mm512_fmadd_ps(sw, _mm512_set1_ps(-8.0f * xb->s), acc_c[i]);
+        }
+    }
+    for (size_t i = 0; i < mv; i++) {
+        __m512 y = _mm512_add_ps(acc[i], acc_c[i]);
+        if (a->bias) y = _mm512_add_ps(y, _mm512_loadu_ps(a->bias + j));
+        _mm512_storeu_ps(a->y + (i0 + i) * a->ldy + j, y);
+    }
+}
+
+void gllm_gemv_tiled_q4_0_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch) {
+    (void)scratch;
     for (size_t j = j0; j < j1; j += GLLM_TILE_ROWS) {
         const uint8_t *t = (const uint8_t *)a->w + j * a->w_row_bytes;
-        __m512 acc = _mm512_setzero_ps(), acc_c = _mm512_setzero_ps();
-        for (size_t b = 0; b < nb; b++, t += GLLM_TILE_ROWS * 18) {
-            const gllm_q8x *xb = a->xq + b;
-            __m512i d0 = _mm512_setzero_si512(), d1 = _mm512_setzero_si512(); /* two chains */
-            const __m512i c0 = _mm512_loadu_si512(t + 0); /* codes 0.. (low nibbles), 16.. (high) */
-            d0 = _mm512_dpbusd_epi32(d0, _mm512_and_si512(c0, low), xgroup(xb, 0));
-            d1 = _mm512_dpbusd_epi32(d1, _mm512_and_si512(_mm512_srli_epi16(c0, 4), low),
-                                     xgroup(xb, 4));
-            const __m512i c1 =
-                _mm512_loadu_si512(t + 64); /* codes 4.. (low nibbles), 20.. (high) */
-            d0 = _mm512_dpbusd_epi32(d0, _mm512_and_si512(c1, low), xgroup(xb, 1));
-            d1 = _mm512_dpbusd_epi32(d1, _mm512_and_si512(_mm512_srli_epi16(c1, 4), low),
-                                     xgroup(xb, 5));
-            const __m512i c2 =
-                _mm512_loadu_si512(t + 128); /* codes 8.. (low nibbles), 24.. (high) */
-            d0 = _mm512_dpbusd_epi32(d0, _mm512_and_si512(c2, low), xgroup(xb, 2));
-            d1 = _mm512_dpbusd_epi32(d1, _mm512_and_si512(_mm512_srli_epi16(c2, 4), low),
-                                     xgroup(xb, 6));
-            const __m512i c3 =
-                _mm512_loadu_si512(t + 192); /* codes 12.. (low nibbles), 28.. (high) */
-            d0 = _mm512_dpbusd_epi32(d0, _mm512_and_si512(c3, low), xgroup(xb, 3));
-            d1 = _mm512_dpbusd_epi32(d1, _mm512_and_si512(_mm512_srli_epi16(c3, 4), low),
-                                     xgroup(xb, 7));
-            const __m512 s =
-                _mm512_mul_ps(field(t, offsetof(gllm_block_q4_0, d)), _mm512_set1_ps(1.0f * xb->d));
-            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(d0, d1)), s, acc);
-            acc_c = _mm512_fmadd_ps(field(t, offsetof(gllm_block_q4_0, d)),
-                                    _mm512_set1_ps(-8.0f * xb->s), acc_c);
+        /* groups of up to MV rows, as even as they go (5 = 3 + 2); the tile is in cache for the
+         * next */
+        for (size_t i = 0, mv; i < a->m; i += mv) {
+            const size_t groups = (a->m - i + MV - 1) / MV;
+            mv = (a->m - i + groups - 1) / groups;
+            switch (mv) {
+            case 4:
+                tile_rows(a, t, j, i, 4);
+                break;
+            case 3:
+                tile_rows(a, t, j, i, 3);
+                break;
+            case 2:
+                tile_rows(a, t, j, i, 2);
+                break;
+            case 1:
+                tile_rows(a, t, j, i, 1);
+                break;
+            }
         }
-        __m512 y = _mm512_add_ps(acc, acc_c);
-        if (a->bias) y = _mm512_add_ps(y, _mm512_loadu_ps(a->bias + j));
-        _mm512_storeu_ps(a->y + j, y);
     }
 }
