@@ -48,7 +48,7 @@ double gllm_bench_now(void) {
 
 typedef struct {
     int isa;  /* 2 avx512, 1 avx2, 0 other */
-    int int8; /* measure vpdpbusd (1), vdpbf16ps (2) or AMX's tdpbssd (3) instead of FMA */
+    int int8; /* measure vpdpbusd (1), vdpbf16ps (2), AMX's tdpbssd (3) or tdpbf16ps (4) instead of FMA */
     double flops;
     const float *mem;
     size_t len;
@@ -84,15 +84,16 @@ __attribute__((target("avx512f,avx512bf16"))) static double bf16_loop512(long it
     for (int i = 0; i < 16; i++) _mm512_storeu_ps(t, a[i]), s += t[0];
     return s;
 }
-/* AMX-INT8: four independent 16 x 16 int32 tiles += 16 x 64 . 64 x 16 int8 (16384 MACs an op);
- * the process holds tile permission already (the amx ISA was chosen: src/core/cpu_features.c) */
-__attribute__((target("amx-tile,amx-int8"))) static double amx_loop(long iters) {
+/* AMX: four independent 16 x 16 tiles += 16 x 64 . 64 x 16 bytes: int8 (tdpbssd, 16384 MACs an op)
+ * or bf16 (tdpbf16ps, 8192); the process holds tile permission already (the amx ISA was chosen:
+ * src/core/cpu_features.c) */
+__attribute__((target("amx-tile,amx-int8,amx-bf16"))) static double amx_loop(long iters, int bf16) {
     struct {
         uint8_t palette, start_row, reserved[14];
         uint16_t colsb[16];
         uint8_t rows[16];
     } cfg = {.palette = 1, .colsb = {64, 64, 64, 64, 64, 64, 64, 64}, .rows = {16, 16, 16, 16, 16, 16, 16, 16}};
-    static int8_t ab[16 * 64];
+    static int8_t ab[16 * 64]; /* zeros: no denormals or overflow in either type */
     int32_t c[16 * 16];
     _tile_loadconfig(&cfg);
     _tile_zero(0);
@@ -103,12 +104,20 @@ __attribute__((target("amx-tile,amx-int8"))) static double amx_loop(long iters) 
     _tile_loadd(5, ab, 64);
     _tile_loadd(6, ab, 64);
     _tile_loadd(7, ab, 64);
-    for (long it = 0; it < iters; it++) {
-        _tile_dpbssd(0, 4, 6);
-        _tile_dpbssd(1, 4, 7);
-        _tile_dpbssd(2, 5, 6);
-        _tile_dpbssd(3, 5, 7);
-    }
+    if (bf16)
+        for (long it = 0; it < iters; it++) {
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_dpbf16ps(1, 4, 7);
+            _tile_dpbf16ps(2, 5, 6);
+            _tile_dpbf16ps(3, 5, 7);
+        }
+    else
+        for (long it = 0; it < iters; it++) {
+            _tile_dpbssd(0, 4, 6);
+            _tile_dpbssd(1, 4, 7);
+            _tile_dpbssd(2, 5, 6);
+            _tile_dpbssd(3, 5, 7);
+        }
     _tile_stored(0, c, 64);
     _tile_release();
     return c[0];
@@ -130,7 +139,7 @@ static void *fma_thread(void *arg) {
     const double t0 = gllm_bench_now();
     double lanes_chains = 1;
 #if defined(__x86_64__)
-    if (j->isa == 2 && j->int8 == 3) j->sum = amx_loop(iters / 64), lanes_chains = 16384.0 * 4 / 64;
+    if (j->isa == 2 && j->int8 >= 3) j->sum = amx_loop(iters / 64, j->int8 == 4), lanes_chains = (j->int8 == 4 ? 8192.0 : 16384.0) * 4 / 64;
     else if (j->isa == 2 && j->int8 == 2) j->sum = bf16_loop512(iters), lanes_chains = 32 * 16; /* 32 MACs per op */
     else if (j->isa == 2 && j->int8) j->sum = dot_loop512(iters), lanes_chains = 64 * 16; /* 64 MACs per op */
     else if (j->isa == 2) j->sum = fma_loop512(iters), lanes_chains = 16 * 16;
@@ -652,14 +661,15 @@ int gllm_bench_main(int argc, char **argv) {
     const int amx = !strcmp(isa, "amx"), simd = !strcmp(isa, "avx512") || amx ? 2 : !strcmp(isa, "avx2") ? 1 : 0;
     const double peak = simd ? fma_peak(threads, simd, 0) : 0;
     const double peak8 = simd == 2 ? fma_peak(threads, simd, amx ? 3 : 1) : 0;
-    const double peak16 = simd == 2 ? fma_peak(threads, simd, 2) : 0; /* avx512 takes bf16 gemm by vdpbf16ps */
+    const double peak16 = simd == 2 ? fma_peak(threads, simd, amx ? 4 : 2) : 0; /* the bf16 gemm's instruction */
     const double bw = read_bandwidth(threads, quick ? ((size_t)64 << 20) : ((size_t)1 << 30));
     const char *peer = peer_on ? load_peer(threads) : NULL;
     printf("gllm-kernels bench: isa %s, %d threads\n", isa, threads);
     if (simd) printf("limit: f32 FMA peak (%d-bit)  %8.1f GFLOPS\n", simd == 2 ? 512 : 256, peak / 1e9);
     if (peak8 > 0)
         printf("limit: int8 %s peak  %8.1f GOPS (block formats' gemm: limit%% is of this)\n", amx ? "AMX tdpbssd" : "vpdpbusd   ", peak8 / 1e9);
-    if (peak16 > 0) printf("limit: bf16 vdpbf16ps peak     %8.1f GFLOPS (bf16 gemm: limit%% is of this)\n", peak16 / 1e9);
+    if (peak16 > 0)
+        printf("limit: bf16 %s peak  %8.1f GFLOPS (bf16 gemm: limit%% is of this)\n", amx ? "AMX tdpbf16ps" : "vdpbf16ps  ", peak16 / 1e9);
     printf("limit: memory read bandwidth    %8.1f GB/s (%s array)\n", bw / 1e9, quick ? "64 MiB" : "1 GiB");
     if (l3_bytes()) printf("L3:    %zu MiB (gemv: limit%% marked * has weights that fit in it, read from the cache)\n", l3_bytes() >> 20);
     const char *ggml = peer_on ? gllm_peer_ggml_load(threads) : NULL;

@@ -21,10 +21,11 @@ class Isa:
     gemv_pairs: bool = False  # block gemv takes two blocks per register (gq2_* in the header)
     attn_kb: int = 8          # attention: keys per block, one per lane (a multiple of the width, <= 16)
     bf16_dot: bool = False    # gemm of bf16 weights by pairwise bf16 dots (activations rounded to bf16)
-    amx: bool = False         # int8-path gemm on AMX tiles (tdpbssd), qgemm_mr rows a tile
+    amx: bool = False         # gemm on AMX tiles: int8 path (tdpbssd, qgemm_mr rows a tile), bf16 (tdpbf16ps, gemm_mr)
     qgemm_block: tuple = ()   # int8-path gemm cache blocking (KC, NC, MC) where not the default below
+    fgemm_block: tuple = ()   # float-path gemm cache blocking (KC, NC, MC) where not the default below
     base: str = ""            # an extension of another ISA: only the `own` kernels are its own,
-    own: tuple = ()           # (op, dtype kind) pairs; every other slot takes the base's kernel
+    own: tuple = ()           # (op, dtype kind or name) pairs; every other slot takes the base's kernel
 
     @property
     def family(self):
@@ -35,7 +36,7 @@ class Isa:
         """whether this ISA has its own kernel of op (for dtype dt; None: an ISA op)"""
         if dt is not None and not op.applies(dt, self):
             return False
-        return not self.base or (dt is not None and (op.name, dt.kind) in self.own)
+        return not self.base or (dt is not None and bool({(op.name, dt.kind), (op.name, dt.name)} & set(self.own)))
 
     def kernel_isa(self, op, dt=None):
         """the ISA whose kernel fills this ISA's slot of op"""
@@ -49,12 +50,13 @@ ISAS = [
         ("-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl",
          "-mavx512vnni", "-mavx512bf16", "-mavx2", "-mfma", "-mf16c"), 6, 32, 6,
         qgemm_nv=2, gemv_pairs=True, attn_kb=16, bf16_dot=True, qgemm_block=(512, 768, 48)),
-    # AVX-512 with AMX-INT8 (Sapphire Rapids on): its own int8 gemm, AVX-512's kernels elsewhere
+    # AVX-512 with AMX-INT8 and AMX-BF16 (Sapphire Rapids on): its own gemm of the block formats
+    # and of bf16, AVX-512's kernels elsewhere
     Isa("amx", "x86_64", 16, "simd/amx.h",
-        ("-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl",
-         "-mavx512vnni", "-mavx512bf16", "-mavx2", "-mfma", "-mf16c", "-mamx-tile", "-mamx-int8"), 6, 32, 16,
-        qgemm_nv=2, gemv_pairs=True, attn_kb=16, bf16_dot=True, qgemm_block=(512, 768, 48), amx=True,
-        base="avx512", own=(("gemm", "block"),)),
+        ("-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx512vnni", "-mavx512bf16", "-mavx2",
+         "-mfma", "-mf16c", "-mamx-tile", "-mamx-int8", "-mamx-bf16"), 32, 32, 16,
+        qgemm_nv=2, gemv_pairs=True, attn_kb=16, bf16_dot=True, qgemm_block=(512, 768, 48),
+        fgemm_block=(1024, 512, 64), amx=True, base="avx512", own=(("gemm", "block"), ("gemm", "bf16"))),
     Isa("neon", "aarch64", 4, "simd/neon.h", ("-march=armv8.2-a+dotprod+fp16",), 6, 16, 6, attn_kb=16),
 ]
 
@@ -208,8 +210,21 @@ ISA_OPS = [
 # Cache blocking of the gemm family (elements of k, rows of W, rows of X). AVX-512 and AMX
 # block the int8 path alike (the same sums in the same order: the same bits) with a longer k
 # block: AMX's tiles are fast enough that the partial sums' trips to Y (once per k block) bound
-# it at 256 (512x4096^2 q8_0: 620 -> 830 GOPS; AVX-512 610-660 either way).
+# it at 256 (512x4096^2 q8_0: 620 -> 830 GOPS; AVX-512 610-660 either way). AMX's bf16 gemm
+# (Isa.fgemm_block) blocks k by 1024: its sums go through Y once per k block (512x11008x4096,
+# 2 threads: KC 256 960-990 GFLOPS, 1024 1130-1160).
 GEMM_KC = 128
 GEMM_QKC = 256  # the int8 path's k block (8 blocks of 32)
 GEMM_NC = 1024
 GEMM_MC = 72
+
+
+def gemm_scratch():
+    """Bytes of per-thread gemm scratch: (weight panels, activation panels), the most any ISA's
+    blocking needs. Default blocking: per weight row of a k block, KC f32 values or QKC/32
+    blocks of 32 codes + a + c; an ISA's own float blocking (AMX bf16: KC, NC, MC) 2-byte values."""
+    per_k = max(GEMM_KC * 4, GEMM_QKC // 32 * 40)
+    own = [isa.fgemm_block for isa in ISAS if isa.fgemm_block]
+    panels = max([GEMM_NC * per_k] + [nc * kc * 2 for kc, nc, mc in own])
+    xpanels = max([(GEMM_MC + 8) * per_k] + [mc * kc * 2 for kc, nc, mc in own])
+    return panels, xpanels

@@ -62,8 +62,8 @@ typedef void (*gllm_rope_fn)(
                   cosines then rot/2 sines; neox: pairs (i, i + rot/2), else (2i, 2i + 1) */
 
 /* per-thread scratch the gemm kernels need: packed weight panels, then packed activations */
-#define GLLM_SCRATCH_PANELS ((size_t)1024 * 512)
-#define GLLM_SCRATCH_BYTES (GLLM_SCRATCH_PANELS + (size_t)80 * 512)
+#define GLLM_SCRATCH_PANELS ((size_t)1048576)
+#define GLLM_SCRATCH_BYTES (GLLM_SCRATCH_PANELS + (size_t)131072)
 
 /* One ISA's kernels: slots indexed by op and dtype; a NULL table = ISA not compiled in. */
 typedef struct {
@@ -259,6 +259,7 @@ size_t gllm_mean_rows_avx512(const float *x, const uint8_t *mask, size_t rows, s
 void gllm_rope_avx512(float *x, size_t nh, size_t hd, size_t rot, const float *cs, int neox);
 #endif
 #if defined(__x86_64__)
+void gllm_gemm_bf16_amx(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemm_q8_0_amx(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemm_q4_0_amx(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemm_q4_1_amx(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);

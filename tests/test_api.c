@@ -11,8 +11,11 @@ Test(api, init_reports_isa) {
     cr_assert_eq(gllm_init(), GLLM_OK, "%s", gllm_last_error());
     cr_assert_not_null(gllm_isa_name());
     cr_assert(gllm_num_threads() >= 1);
-    /* the block formats' gemm is the chosen ISA's own in every table (amx takes AVX-512's elsewhere) */
+    /* the block formats' and bf16's gemm are the chosen ISA's own in every table (amx takes
+     * AVX-512's elsewhere: f32's gemm there is avx512's) */
     cr_assert_str_eq(gllm_kernel_name("gemm", GLLM_DTYPE_Q8_0) + strlen("gllm_gemm_q8_0_"), gllm_isa_name());
+    cr_assert_str_eq(gllm_kernel_name("gemm", GLLM_DTYPE_BF16) + strlen("gllm_gemm_bf16_"), gllm_isa_name());
+    if (!strcmp(gllm_isa_name(), "amx")) cr_assert_str_eq(gllm_kernel_name("gemm", GLLM_DTYPE_F32), "gllm_gemm_f32_avx512");
 }
 
 Test(api, null_buffers) {

@@ -1,11 +1,15 @@
-/* SIMD wrapper, AVX-512 + AMX-INT8: avx512.h, and the tile helpers of the int8 gemm (Isa.amx).
+/* SIMD wrapper, AVX-512 + AMX-INT8 + AMX-BF16: avx512.h, and the tile helpers of the gemms (Isa.amx).
  *
- * The gemm's tiles (palette 1), one configuration for the whole kernel call:
+ * The gemms' tiles (palette 1), one configuration for the whole kernel call. Block formats:
  *   tmm0, tmm1 / tmm4, tmm5   C: 16 weight rows x 16 activation rows, int32 (blocks even / odd)
  *   tmm2, tmm3                A: 16 weight rows x 32 codes, int8 (a panel block's two halves)
  *   tmm6 / tmm7               B: 8 quads of k x 16 activation rows, int8 (blocks even / odd)
- * The kernel loads it on entry and releases the tiles on return; the OS grants the process
- * tile state once (src/core/cpu_features.c) before any AMX table is chosen.
+ * bf16:
+ *   tmm0, tmm1 / tmm2, tmm3   C: activation rows 0-15 / 16-31 x weight rows 0-15, 16-31, f32
+ *   tmm4 / tmm5               A: activation rows 0-15 / 16-31 x 32 k, bf16
+ *   tmm6 / tmm7               B: 16 pairs of k x weight rows 0-15 / 16-31, bf16
+ * The kernel loads its configuration on entry and releases the tiles on return; the OS grants
+ * the process tile state once (src/core/cpu_features.c) before any AMX table is chosen.
  */
 #ifndef GLLM_SIMD_AMX_H
 #define GLLM_SIMD_AMX_H
@@ -15,17 +19,25 @@ typedef struct {
     uint8_t palette, start_row, reserved[14];
     uint16_t colsb[16];
     uint8_t rows[16];
-} gq_amx_config;
+} gv_amx_config;
 
 static inline void gq_amx_begin(void) {
-    static const gq_amx_config cfg = {
+    static const gv_amx_config cfg = {
         .palette = 1,
         .colsb = {64, 64, 32, 32, 64, 64, 64, 64},
         .rows = {16, 16, 16, 16, 16, 16, 8, 8},
     };
     _tile_loadconfig(&cfg);
 }
-static inline void gq_amx_end(void) { _tile_release(); }
+static inline void gv_amx_bf16_begin(void) {
+    static const gv_amx_config cfg = {
+        .palette = 1,
+        .colsb = {64, 64, 64, 64, 64, 64, 64, 64},
+        .rows = {16, 16, 16, 16, 16, 16, 16, 16},
+    };
+    _tile_loadconfig(&cfg);
+}
+static inline void gv_amx_end(void) { _tile_release(); }
 
 static inline gv_i32 gv_load_i32(const int32_t *p) { return _mm512_loadu_si512(p); }
 /* 16 f16 values, one at each of base + rows[i] (byte offsets), widened */

@@ -277,5 +277,5 @@ void gllm_gemm_q1_0_amx(const gllm_matmul_args *a, size_t j0, size_t j1, void *s
             }
         }
     }
-    gq_amx_end();
+    gv_amx_end();
 }

@@ -29,6 +29,7 @@
 #define PACK_AHEAD 2 /* weight panels prefetched ahead of their pack */
 #define NR 32
 typedef uint32_t panel_t; /* one k pair of a panel: NR lanes of two bf16, the even k low */
+#define PANEL_STRIDE(kl) (((kl) + 1) / 2 * NR)
 
 static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size_t kl, panel_t *p) {
     /* whole 16-row x 32-k squares by vector transposes, then what is left word by word */
@@ -49,7 +50,6 @@ static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size
             p[kk / 2 * NR + jj] = jj < nr ? w[kk] : 0; /* odd k: the last pair's high half 0 */
     }
 }
-#define PANEL_STRIDE(kl) (((kl) + 1) / 2 * NR)
 #define W_ELEM sizeof(uint16_t)
 #define X_BASE a->x
 #define X_ROW_BYTES (a->ldx * sizeof(float))
