@@ -59,7 +59,7 @@ typedef struct {
 } shape;
 
 /* odd m and n with tails; k multiples of 32 up to 4128 (float formats: odd k too);
- * crossings of the gemm blocking (codegen/spec.py: KC=128 f32 / 256 int8 in k, MC=72 rows,
+ * crossings of the gemm blocking (codegen/spec.py: KC=256 (AMX bf16 1024) in k, MC=72 (64) rows,
  * NC=1024 columns; AVX-512 and AMX int8: 512, 48, 768); 21x1040: tiled weights across NC, a last panel of one tile; gemv: one
  * row (decode), and 2 to 13 (batched decode: groups of 4 rows, and what is left) */
 static const shape gemv_shapes[] = {{1, 1, 32},  {1, 7, 96},  {1, 33, 1056}, {1, 257, 288}, {1, 257, 4128},

@@ -22,8 +22,8 @@
  * per weight row); activations are rounded to bf16 pairs as they are packed, and the
  * tile takes pairwise bf16 dots (vdpbf16ps: twice the FMA's products per instruction).
  */
-#define MR 6
-#define KC 128
+#define MR 12
+#define KC 256
 #define NC 1024
 #define MC 72
 #define PACK_AHEAD 2 /* weight panels prefetched ahead of their pack */
@@ -213,6 +213,333 @@ static void tile_6(const xpanel_t *x, size_t kl, const panel_t *p, float *y, siz
     gv_store(y + 5 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 5 * ldy) + 1 * GV_W), c5_1));
 }
 
+static void tile_7(const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
+                   const float *init) {
+    gv_f32 c0_0 = gv_zero(), c0_1 = gv_zero();
+    gv_f32 c1_0 = gv_zero(), c1_1 = gv_zero();
+    gv_f32 c2_0 = gv_zero(), c2_1 = gv_zero();
+    gv_f32 c3_0 = gv_zero(), c3_1 = gv_zero();
+    gv_f32 c4_0 = gv_zero(), c4_1 = gv_zero();
+    gv_f32 c5_0 = gv_zero(), c5_1 = gv_zero();
+    gv_f32 c6_0 = gv_zero(), c6_1 = gv_zero();
+    for (size_t kk = 0; kk < kl; kk += 2, p += NR, x += MR) {
+        c0_0 = gv_dot_bf16x2(c0_0, p + 0 * GV_W, x[0]);
+        c0_1 = gv_dot_bf16x2(c0_1, p + 1 * GV_W, x[0]);
+        c1_0 = gv_dot_bf16x2(c1_0, p + 0 * GV_W, x[1]);
+        c1_1 = gv_dot_bf16x2(c1_1, p + 1 * GV_W, x[1]);
+        c2_0 = gv_dot_bf16x2(c2_0, p + 0 * GV_W, x[2]);
+        c2_1 = gv_dot_bf16x2(c2_1, p + 1 * GV_W, x[2]);
+        c3_0 = gv_dot_bf16x2(c3_0, p + 0 * GV_W, x[3]);
+        c3_1 = gv_dot_bf16x2(c3_1, p + 1 * GV_W, x[3]);
+        c4_0 = gv_dot_bf16x2(c4_0, p + 0 * GV_W, x[4]);
+        c4_1 = gv_dot_bf16x2(c4_1, p + 1 * GV_W, x[4]);
+        c5_0 = gv_dot_bf16x2(c5_0, p + 0 * GV_W, x[5]);
+        c5_1 = gv_dot_bf16x2(c5_1, p + 1 * GV_W, x[5]);
+        c6_0 = gv_dot_bf16x2(c6_0, p + 0 * GV_W, x[6]);
+        c6_1 = gv_dot_bf16x2(c6_1, p + 1 * GV_W, x[6]);
+    }
+    gv_store(y + 0 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 0 * ldy) + 0 * GV_W), c0_0));
+    gv_store(y + 0 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 0 * ldy) + 1 * GV_W), c0_1));
+    gv_store(y + 1 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 1 * ldy) + 0 * GV_W), c1_0));
+    gv_store(y + 1 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 1 * ldy) + 1 * GV_W), c1_1));
+    gv_store(y + 2 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 2 * ldy) + 0 * GV_W), c2_0));
+    gv_store(y + 2 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 2 * ldy) + 1 * GV_W), c2_1));
+    gv_store(y + 3 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 3 * ldy) + 0 * GV_W), c3_0));
+    gv_store(y + 3 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 3 * ldy) + 1 * GV_W), c3_1));
+    gv_store(y + 4 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 4 * ldy) + 0 * GV_W), c4_0));
+    gv_store(y + 4 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 4 * ldy) + 1 * GV_W), c4_1));
+    gv_store(y + 5 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 5 * ldy) + 0 * GV_W), c5_0));
+    gv_store(y + 5 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 5 * ldy) + 1 * GV_W), c5_1));
+    gv_store(y + 6 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 6 * ldy) + 0 * GV_W), c6_0));
+    gv_store(y + 6 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 6 * ldy) + 1 * GV_W), c6_1));
+}
+
+static void tile_8(const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
+                   const float *init) {
+    gv_f32 c0_0 = gv_zero(), c0_1 = gv_zero();
+    gv_f32 c1_0 = gv_zero(), c1_1 = gv_zero();
+    gv_f32 c2_0 = gv_zero(), c2_1 = gv_zero();
+    gv_f32 c3_0 = gv_zero(), c3_1 = gv_zero();
+    gv_f32 c4_0 = gv_zero(), c4_1 = gv_zero();
+    gv_f32 c5_0 = gv_zero(), c5_1 = gv_zero();
+    gv_f32 c6_0 = gv_zero(), c6_1 = gv_zero();
+    gv_f32 c7_0 = gv_zero(), c7_1 = gv_zero();
+    for (size_t kk = 0; kk < kl; kk += 2, p += NR, x += MR) {
+        c0_0 = gv_dot_bf16x2(c0_0, p + 0 * GV_W, x[0]);
+        c0_1 = gv_dot_bf16x2(c0_1, p + 1 * GV_W, x[0]);
+        c1_0 = gv_dot_bf16x2(c1_0, p + 0 * GV_W, x[1]);
+        c1_1 = gv_dot_bf16x2(c1_1, p + 1 * GV_W, x[1]);
+        c2_0 = gv_dot_bf16x2(c2_0, p + 0 * GV_W, x[2]);
+        c2_1 = gv_dot_bf16x2(c2_1, p + 1 * GV_W, x[2]);
+        c3_0 = gv_dot_bf16x2(c3_0, p + 0 * GV_W, x[3]);
+        c3_1 = gv_dot_bf16x2(c3_1, p + 1 * GV_W, x[3]);
+        c4_0 = gv_dot_bf16x2(c4_0, p + 0 * GV_W, x[4]);
+        c4_1 = gv_dot_bf16x2(c4_1, p + 1 * GV_W, x[4]);
+        c5_0 = gv_dot_bf16x2(c5_0, p + 0 * GV_W, x[5]);
+        c5_1 = gv_dot_bf16x2(c5_1, p + 1 * GV_W, x[5]);
+        c6_0 = gv_dot_bf16x2(c6_0, p + 0 * GV_W, x[6]);
+        c6_1 = gv_dot_bf16x2(c6_1, p + 1 * GV_W, x[6]);
+        c7_0 = gv_dot_bf16x2(c7_0, p + 0 * GV_W, x[7]);
+        c7_1 = gv_dot_bf16x2(c7_1, p + 1 * GV_W, x[7]);
+    }
+    gv_store(y + 0 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 0 * ldy) + 0 * GV_W), c0_0));
+    gv_store(y + 0 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 0 * ldy) + 1 * GV_W), c0_1));
+    gv_store(y + 1 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 1 * ldy) + 0 * GV_W), c1_0));
+    gv_store(y + 1 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 1 * ldy) + 1 * GV_W), c1_1));
+    gv_store(y + 2 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 2 * ldy) + 0 * GV_W), c2_0));
+    gv_store(y + 2 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 2 * ldy) + 1 * GV_W), c2_1));
+    gv_store(y + 3 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 3 * ldy) + 0 * GV_W), c3_0));
+    gv_store(y + 3 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 3 * ldy) + 1 * GV_W), c3_1));
+    gv_store(y + 4 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 4 * ldy) + 0 * GV_W), c4_0));
+    gv_store(y + 4 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 4 * ldy) + 1 * GV_W), c4_1));
+    gv_store(y + 5 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 5 * ldy) + 0 * GV_W), c5_0));
+    gv_store(y + 5 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 5 * ldy) + 1 * GV_W), c5_1));
+    gv_store(y + 6 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 6 * ldy) + 0 * GV_W), c6_0));
+    gv_store(y + 6 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 6 * ldy) + 1 * GV_W), c6_1));
+    gv_store(y + 7 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 7 * ldy) + 0 * GV_W), c7_0));
+    gv_store(y + 7 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 7 * ldy) + 1 * GV_W), c7_1));
+}
+
+static void tile_9(const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
+                   const float *init) {
+    gv_f32 c0_0 = gv_zero(), c0_1 = gv_zero();
+    gv_f32 c1_0 = gv_zero(), c1_1 = gv_zero();
+    gv_f32 c2_0 = gv_zero(), c2_1 = gv_zero();
+    gv_f32 c3_0 = gv_zero(), c3_1 = gv_zero();
+    gv_f32 c4_0 = gv_zero(), c4_1 = gv_zero();
+    gv_f32 c5_0 = gv_zero(), c5_1 = gv_zero();
+    gv_f32 c6_0 = gv_zero(), c6_1 = gv_zero();
+    gv_f32 c7_0 = gv_zero(), c7_1 = gv_zero();
+    gv_f32 c8_0 = gv_zero(), c8_1 = gv_zero();
+    for (size_t kk = 0; kk < kl; kk += 2, p += NR, x += MR) {
+        c0_0 = gv_dot_bf16x2(c0_0, p + 0 * GV_W, x[0]);
+        c0_1 = gv_dot_bf16x2(c0_1, p + 1 * GV_W, x[0]);
+        c1_0 = gv_dot_bf16x2(c1_0, p + 0 * GV_W, x[1]);
+        c1_1 = gv_dot_bf16x2(c1_1, p + 1 * GV_W, x[1]);
+        c2_0 = gv_dot_bf16x2(c2_0, p + 0 * GV_W, x[2]);
+        c2_1 = gv_dot_bf16x2(c2_1, p + 1 * GV_W, x[2]);
+        c3_0 = gv_dot_bf16x2(c3_0, p + 0 * GV_W, x[3]);
+        c3_1 = gv_dot_bf16x2(c3_1, p + 1 * GV_W, x[3]);
+        c4_0 = gv_dot_bf16x2(c4_0, p + 0 * GV_W, x[4]);
+        c4_1 = gv_dot_bf16x2(c4_1, p + 1 * GV_W, x[4]);
+        c5_0 = gv_dot_bf16x2(c5_0, p + 0 * GV_W, x[5]);
+        c5_1 = gv_dot_bf16x2(c5_1, p + 1 * GV_W, x[5]);
+        c6_0 = gv_dot_bf16x2(c6_0, p + 0 * GV_W, x[6]);
+        c6_1 = gv_dot_bf16x2(c6_1, p + 1 * GV_W, x[6]);
+        c7_0 = gv_dot_bf16x2(c7_0, p + 0 * GV_W, x[7]);
+        c7_1 = gv_dot_bf16x2(c7_1, p + 1 * GV_W, x[7]);
+        c8_0 = gv_dot_bf16x2(c8_0, p + 0 * GV_W, x[8]);
+        c8_1 = gv_dot_bf16x2(c8_1, p + 1 * GV_W, x[8]);
+    }
+    gv_store(y + 0 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 0 * ldy) + 0 * GV_W), c0_0));
+    gv_store(y + 0 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 0 * ldy) + 1 * GV_W), c0_1));
+    gv_store(y + 1 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 1 * ldy) + 0 * GV_W), c1_0));
+    gv_store(y + 1 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 1 * ldy) + 1 * GV_W), c1_1));
+    gv_store(y + 2 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 2 * ldy) + 0 * GV_W), c2_0));
+    gv_store(y + 2 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 2 * ldy) + 1 * GV_W), c2_1));
+    gv_store(y + 3 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 3 * ldy) + 0 * GV_W), c3_0));
+    gv_store(y + 3 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 3 * ldy) + 1 * GV_W), c3_1));
+    gv_store(y + 4 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 4 * ldy) + 0 * GV_W), c4_0));
+    gv_store(y + 4 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 4 * ldy) + 1 * GV_W), c4_1));
+    gv_store(y + 5 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 5 * ldy) + 0 * GV_W), c5_0));
+    gv_store(y + 5 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 5 * ldy) + 1 * GV_W), c5_1));
+    gv_store(y + 6 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 6 * ldy) + 0 * GV_W), c6_0));
+    gv_store(y + 6 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 6 * ldy) + 1 * GV_W), c6_1));
+    gv_store(y + 7 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 7 * ldy) + 0 * GV_W), c7_0));
+    gv_store(y + 7 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 7 * ldy) + 1 * GV_W), c7_1));
+    gv_store(y + 8 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 8 * ldy) + 0 * GV_W), c8_0));
+    gv_store(y + 8 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 8 * ldy) + 1 * GV_W), c8_1));
+}
+
+static void tile_10(const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
+                    const float *init) {
+    gv_f32 c0_0 = gv_zero(), c0_1 = gv_zero();
+    gv_f32 c1_0 = gv_zero(), c1_1 = gv_zero();
+    gv_f32 c2_0 = gv_zero(), c2_1 = gv_zero();
+    gv_f32 c3_0 = gv_zero(), c3_1 = gv_zero();
+    gv_f32 c4_0 = gv_zero(), c4_1 = gv_zero();
+    gv_f32 c5_0 = gv_zero(), c5_1 = gv_zero();
+    gv_f32 c6_0 = gv_zero(), c6_1 = gv_zero();
+    gv_f32 c7_0 = gv_zero(), c7_1 = gv_zero();
+    gv_f32 c8_0 = gv_zero(), c8_1 = gv_zero();
+    gv_f32 c9_0 = gv_zero(), c9_1 = gv_zero();
+    for (size_t kk = 0; kk < kl; kk += 2, p += NR, x += MR) {
+        c0_0 = gv_dot_bf16x2(c0_0, p + 0 * GV_W, x[0]);
+        c0_1 = gv_dot_bf16x2(c0_1, p + 1 * GV_W, x[0]);
+        c1_0 = gv_dot_bf16x2(c1_0, p + 0 * GV_W, x[1]);
+        c1_1 = gv_dot_bf16x2(c1_1, p + 1 * GV_W, x[1]);
+        c2_0 = gv_dot_bf16x2(c2_0, p + 0 * GV_W, x[2]);
+        c2_1 = gv_dot_bf16x2(c2_1, p + 1 * GV_W, x[2]);
+        c3_0 = gv_dot_bf16x2(c3_0, p + 0 * GV_W, x[3]);
+        c3_1 = gv_dot_bf16x2(c3_1, p + 1 * GV_W, x[3]);
+        c4_0 = gv_dot_bf16x2(c4_0, p + 0 * GV_W, x[4]);
+        c4_1 = gv_dot_bf16x2(c4_1, p + 1 * GV_W, x[4]);
+        c5_0 = gv_dot_bf16x2(c5_0, p + 0 * GV_W, x[5]);
+        c5_1 = gv_dot_bf16x2(c5_1, p + 1 * GV_W, x[5]);
+        c6_0 = gv_dot_bf16x2(c6_0, p + 0 * GV_W, x[6]);
+        c6_1 = gv_dot_bf16x2(c6_1, p + 1 * GV_W, x[6]);
+        c7_0 = gv_dot_bf16x2(c7_0, p + 0 * GV_W, x[7]);
+        c7_1 = gv_dot_bf16x2(c7_1, p + 1 * GV_W, x[7]);
+        c8_0 = gv_dot_bf16x2(c8_0, p + 0 * GV_W, x[8]);
+        c8_1 = gv_dot_bf16x2(c8_1, p + 1 * GV_W, x[8]);
+        c9_0 = gv_dot_bf16x2(c9_0, p + 0 * GV_W, x[9]);
+        c9_1 = gv_dot_bf16x2(c9_1, p + 1 * GV_W, x[9]);
+    }
+    gv_store(y + 0 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 0 * ldy) + 0 * GV_W), c0_0));
+    gv_store(y + 0 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 0 * ldy) + 1 * GV_W), c0_1));
+    gv_store(y + 1 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 1 * ldy) + 0 * GV_W), c1_0));
+    gv_store(y + 1 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 1 * ldy) + 1 * GV_W), c1_1));
+    gv_store(y + 2 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 2 * ldy) + 0 * GV_W), c2_0));
+    gv_store(y + 2 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 2 * ldy) + 1 * GV_W), c2_1));
+    gv_store(y + 3 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 3 * ldy) + 0 * GV_W), c3_0));
+    gv_store(y + 3 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 3 * ldy) + 1 * GV_W), c3_1));
+    gv_store(y + 4 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 4 * ldy) + 0 * GV_W), c4_0));
+    gv_store(y + 4 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 4 * ldy) + 1 * GV_W), c4_1));
+    gv_store(y + 5 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 5 * ldy) + 0 * GV_W), c5_0));
+    gv_store(y + 5 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 5 * ldy) + 1 * GV_W), c5_1));
+    gv_store(y + 6 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 6 * ldy) + 0 * GV_W), c6_0));
+    gv_store(y + 6 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 6 * ldy) + 1 * GV_W), c6_1));
+    gv_store(y + 7 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 7 * ldy) + 0 * GV_W), c7_0));
+    gv_store(y + 7 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 7 * ldy) + 1 * GV_W), c7_1));
+    gv_store(y + 8 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 8 * ldy) + 0 * GV_W), c8_0));
+    gv_store(y + 8 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 8 * ldy) + 1 * GV_W), c8_1));
+    gv_store(y + 9 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 9 * ldy) + 0 * GV_W), c9_0));
+    gv_store(y + 9 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 9 * ldy) + 1 * GV_W), c9_1));
+}
+
+static void tile_11(const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
+                    const float *init) {
+    gv_f32 c0_0 = gv_zero(), c0_1 = gv_zero();
+    gv_f32 c1_0 = gv_zero(), c1_1 = gv_zero();
+    gv_f32 c2_0 = gv_zero(), c2_1 = gv_zero();
+    gv_f32 c3_0 = gv_zero(), c3_1 = gv_zero();
+    gv_f32 c4_0 = gv_zero(), c4_1 = gv_zero();
+    gv_f32 c5_0 = gv_zero(), c5_1 = gv_zero();
+    gv_f32 c6_0 = gv_zero(), c6_1 = gv_zero();
+    gv_f32 c7_0 = gv_zero(), c7_1 = gv_zero();
+    gv_f32 c8_0 = gv_zero(), c8_1 = gv_zero();
+    gv_f32 c9_0 = gv_zero(), c9_1 = gv_zero();
+    gv_f32 c10_0 = gv_zero(), c10_1 = gv_zero();
+    for (size_t kk = 0; kk < kl; kk += 2, p += NR, x += MR) {
+        c0_0 = gv_dot_bf16x2(c0_0, p + 0 * GV_W, x[0]);
+        c0_1 = gv_dot_bf16x2(c0_1, p + 1 * GV_W, x[0]);
+        c1_0 = gv_dot_bf16x2(c1_0, p + 0 * GV_W, x[1]);
+        c1_1 = gv_dot_bf16x2(c1_1, p + 1 * GV_W, x[1]);
+        c2_0 = gv_dot_bf16x2(c2_0, p + 0 * GV_W, x[2]);
+        c2_1 = gv_dot_bf16x2(c2_1, p + 1 * GV_W, x[2]);
+        c3_0 = gv_dot_bf16x2(c3_0, p + 0 * GV_W, x[3]);
+        c3_1 = gv_dot_bf16x2(c3_1, p + 1 * GV_W, x[3]);
+        c4_0 = gv_dot_bf16x2(c4_0, p + 0 * GV_W, x[4]);
+        c4_1 = gv_dot_bf16x2(c4_1, p + 1 * GV_W, x[4]);
+        c5_0 = gv_dot_bf16x2(c5_0, p + 0 * GV_W, x[5]);
+        c5_1 = gv_dot_bf16x2(c5_1, p + 1 * GV_W, x[5]);
+        c6_0 = gv_dot_bf16x2(c6_0, p + 0 * GV_W, x[6]);
+        c6_1 = gv_dot_bf16x2(c6_1, p + 1 * GV_W, x[6]);
+        c7_0 = gv_dot_bf16x2(c7_0, p + 0 * GV_W, x[7]);
+        c7_1 = gv_dot_bf16x2(c7_1, p + 1 * GV_W, x[7]);
+        c8_0 = gv_dot_bf16x2(c8_0, p + 0 * GV_W, x[8]);
+        c8_1 = gv_dot_bf16x2(c8_1, p + 1 * GV_W, x[8]);
+        c9_0 = gv_dot_bf16x2(c9_0, p + 0 * GV_W, x[9]);
+        c9_1 = gv_dot_bf16x2(c9_1, p + 1 * GV_W, x[9]);
+        c10_0 = gv_dot_bf16x2(c10_0, p + 0 * GV_W, x[10]);
+        c10_1 = gv_dot_bf16x2(c10_1, p + 1 * GV_W, x[10]);
+    }
+    gv_store(y + 0 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 0 * ldy) + 0 * GV_W), c0_0));
+    gv_store(y + 0 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 0 * ldy) + 1 * GV_W), c0_1));
+    gv_store(y + 1 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 1 * ldy) + 0 * GV_W), c1_0));
+    gv_store(y + 1 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 1 * ldy) + 1 * GV_W), c1_1));
+    gv_store(y + 2 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 2 * ldy) + 0 * GV_W), c2_0));
+    gv_store(y + 2 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 2 * ldy) + 1 * GV_W), c2_1));
+    gv_store(y + 3 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 3 * ldy) + 0 * GV_W), c3_0));
+    gv_store(y + 3 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 3 * ldy) + 1 * GV_W), c3_1));
+    gv_store(y + 4 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 4 * ldy) + 0 * GV_W), c4_0));
+    gv_store(y + 4 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 4 * ldy) + 1 * GV_W), c4_1));
+    gv_store(y + 5 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 5 * ldy) + 0 * GV_W), c5_0));
+    gv_store(y + 5 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 5 * ldy) + 1 * GV_W), c5_1));
+    gv_store(y + 6 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 6 * ldy) + 0 * GV_W), c6_0));
+    gv_store(y + 6 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 6 * ldy) + 1 * GV_W), c6_1));
+    gv_store(y + 7 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 7 * ldy) + 0 * GV_W), c7_0));
+    gv_store(y + 7 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 7 * ldy) + 1 * GV_W), c7_1));
+    gv_store(y + 8 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 8 * ldy) + 0 * GV_W), c8_0));
+    gv_store(y + 8 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 8 * ldy) + 1 * GV_W), c8_1));
+    gv_store(y + 9 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 9 * ldy) + 0 * GV_W), c9_0));
+    gv_store(y + 9 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 9 * ldy) + 1 * GV_W), c9_1));
+    gv_store(y + 10 * ldy + 0 * GV_W,
+             gv_add(gv_load((init ? init : y + 10 * ldy) + 0 * GV_W), c10_0));
+    gv_store(y + 10 * ldy + 1 * GV_W,
+             gv_add(gv_load((init ? init : y + 10 * ldy) + 1 * GV_W), c10_1));
+}
+
+static void tile_12(const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
+                    const float *init) {
+    gv_f32 c0_0 = gv_zero(), c0_1 = gv_zero();
+    gv_f32 c1_0 = gv_zero(), c1_1 = gv_zero();
+    gv_f32 c2_0 = gv_zero(), c2_1 = gv_zero();
+    gv_f32 c3_0 = gv_zero(), c3_1 = gv_zero();
+    gv_f32 c4_0 = gv_zero(), c4_1 = gv_zero();
+    gv_f32 c5_0 = gv_zero(), c5_1 = gv_zero();
+    gv_f32 c6_0 = gv_zero(), c6_1 = gv_zero();
+    gv_f32 c7_0 = gv_zero(), c7_1 = gv_zero();
+    gv_f32 c8_0 = gv_zero(), c8_1 = gv_zero();
+    gv_f32 c9_0 = gv_zero(), c9_1 = gv_zero();
+    gv_f32 c10_0 = gv_zero(), c10_1 = gv_zero();
+    gv_f32 c11_0 = gv_zero(), c11_1 = gv_zero();
+    for (size_t kk = 0; kk < kl; kk += 2, p += NR, x += MR) {
+        c0_0 = gv_dot_bf16x2(c0_0, p + 0 * GV_W, x[0]);
+        c0_1 = gv_dot_bf16x2(c0_1, p + 1 * GV_W, x[0]);
+        c1_0 = gv_dot_bf16x2(c1_0, p + 0 * GV_W, x[1]);
+        c1_1 = gv_dot_bf16x2(c1_1, p + 1 * GV_W, x[1]);
+        c2_0 = gv_dot_bf16x2(c2_0, p + 0 * GV_W, x[2]);
+        c2_1 = gv_dot_bf16x2(c2_1, p + 1 * GV_W, x[2]);
+        c3_0 = gv_dot_bf16x2(c3_0, p + 0 * GV_W, x[3]);
+        c3_1 = gv_dot_bf16x2(c3_1, p + 1 * GV_W, x[3]);
+        c4_0 = gv_dot_bf16x2(c4_0, p + 0 * GV_W, x[4]);
+        c4_1 = gv_dot_bf16x2(c4_1, p + 1 * GV_W, x[4]);
+        c5_0 = gv_dot_bf16x2(c5_0, p + 0 * GV_W, x[5]);
+        c5_1 = gv_dot_bf16x2(c5_1, p + 1 * GV_W, x[5]);
+        c6_0 = gv_dot_bf16x2(c6_0, p + 0 * GV_W, x[6]);
+        c6_1 = gv_dot_bf16x2(c6_1, p + 1 * GV_W, x[6]);
+        c7_0 = gv_dot_bf16x2(c7_0, p + 0 * GV_W, x[7]);
+        c7_1 = gv_dot_bf16x2(c7_1, p + 1 * GV_W, x[7]);
+        c8_0 = gv_dot_bf16x2(c8_0, p + 0 * GV_W, x[8]);
+        c8_1 = gv_dot_bf16x2(c8_1, p + 1 * GV_W, x[8]);
+        c9_0 = gv_dot_bf16x2(c9_0, p + 0 * GV_W, x[9]);
+        c9_1 = gv_dot_bf16x2(c9_1, p + 1 * GV_W, x[9]);
+        c10_0 = gv_dot_bf16x2(c10_0, p + 0 * GV_W, x[10]);
+        c10_1 = gv_dot_bf16x2(c10_1, p + 1 * GV_W, x[10]);
+        c11_0 = gv_dot_bf16x2(c11_0, p + 0 * GV_W, x[11]);
+        c11_1 = gv_dot_bf16x2(c11_1, p + 1 * GV_W, x[11]);
+    }
+    gv_store(y + 0 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 0 * ldy) + 0 * GV_W), c0_0));
+    gv_store(y + 0 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 0 * ldy) + 1 * GV_W), c0_1));
+    gv_store(y + 1 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 1 * ldy) + 0 * GV_W), c1_0));
+    gv_store(y + 1 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 1 * ldy) + 1 * GV_W), c1_1));
+    gv_store(y + 2 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 2 * ldy) + 0 * GV_W), c2_0));
+    gv_store(y + 2 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 2 * ldy) + 1 * GV_W), c2_1));
+    gv_store(y + 3 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 3 * ldy) + 0 * GV_W), c3_0));
+    gv_store(y + 3 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 3 * ldy) + 1 * GV_W), c3_1));
+    gv_store(y + 4 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 4 * ldy) + 0 * GV_W), c4_0));
+    gv_store(y + 4 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 4 * ldy) + 1 * GV_W), c4_1));
+    gv_store(y + 5 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 5 * ldy) + 0 * GV_W), c5_0));
+    gv_store(y + 5 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 5 * ldy) + 1 * GV_W), c5_1));
+    gv_store(y + 6 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 6 * ldy) + 0 * GV_W), c6_0));
+    gv_store(y + 6 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 6 * ldy) + 1 * GV_W), c6_1));
+    gv_store(y + 7 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 7 * ldy) + 0 * GV_W), c7_0));
+    gv_store(y + 7 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 7 * ldy) + 1 * GV_W), c7_1));
+    gv_store(y + 8 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 8 * ldy) + 0 * GV_W), c8_0));
+    gv_store(y + 8 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 8 * ldy) + 1 * GV_W), c8_1));
+    gv_store(y + 9 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 9 * ldy) + 0 * GV_W), c9_0));
+    gv_store(y + 9 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 9 * ldy) + 1 * GV_W), c9_1));
+    gv_store(y + 10 * ldy + 0 * GV_W,
+             gv_add(gv_load((init ? init : y + 10 * ldy) + 0 * GV_W), c10_0));
+    gv_store(y + 10 * ldy + 1 * GV_W,
+             gv_add(gv_load((init ? init : y + 10 * ldy) + 1 * GV_W), c10_1));
+    gv_store(y + 11 * ldy + 0 * GV_W,
+             gv_add(gv_load((init ? init : y + 11 * ldy) + 0 * GV_W), c11_0));
+    gv_store(y + 11 * ldy + 1 * GV_W,
+             gv_add(gv_load((init ? init : y + 11 * ldy) + 1 * GV_W), c11_1));
+}
+
 static void tile(size_t mr, const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
                  const float *init) {
     switch (mr) {
@@ -233,6 +560,24 @@ static void tile(size_t mr, const xpanel_t *x, size_t kl, const panel_t *p, floa
         break;
     case 6:
         tile_6(x, kl, p, y, ldy, init);
+        break;
+    case 7:
+        tile_7(x, kl, p, y, ldy, init);
+        break;
+    case 8:
+        tile_8(x, kl, p, y, ldy, init);
+        break;
+    case 9:
+        tile_9(x, kl, p, y, ldy, init);
+        break;
+    case 10:
+        tile_10(x, kl, p, y, ldy, init);
+        break;
+    case 11:
+        tile_11(x, kl, p, y, ldy, init);
+        break;
+    case 12:
+        tile_12(x, kl, p, y, ldy, init);
         break;
     }
 }

@@ -20,8 +20,8 @@
  * away, is not where the FMA chains start (f32 2048^3 +9 %, int8 512x4096^2 +8 %).
  * Panels are f32 (k-major, NR values per k); the tile broadcasts X[i][k] into FMAs.
  */
-#define MR 6
-#define KC 128
+#define MR 12
+#define KC 256
 #define NC 1024
 #define MC 72
 #define PACK_AHEAD 2 /* weight panels prefetched ahead of their pack */
@@ -230,6 +230,402 @@ static void tile_6(const xpanel_t *x, size_t kl, const panel_t *p, float *y, siz
     gv_store(y + 5 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 5 * ldy) + 1 * GV_W), c5_1));
 }
 
+static void tile_7(const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
+                   const float *init) {
+    gv_f32 c0_0 = gv_zero(), c0_1 = gv_zero();
+    gv_f32 c1_0 = gv_zero(), c1_1 = gv_zero();
+    gv_f32 c2_0 = gv_zero(), c2_1 = gv_zero();
+    gv_f32 c3_0 = gv_zero(), c3_1 = gv_zero();
+    gv_f32 c4_0 = gv_zero(), c4_1 = gv_zero();
+    gv_f32 c5_0 = gv_zero(), c5_1 = gv_zero();
+    gv_f32 c6_0 = gv_zero(), c6_1 = gv_zero();
+    for (size_t kk = 0; kk < kl; kk++, p += NR, x += MR) {
+        const gv_f32 w0 = gv_load(p + 0 * GV_W);
+        const gv_f32 w1 = gv_load(p + 1 * GV_W);
+        const gv_f32 x0 = gv_set1(x[0]);
+        c0_0 = gv_fma(x0, w0, c0_0);
+        c0_1 = gv_fma(x0, w1, c0_1);
+        const gv_f32 x1 = gv_set1(x[1]);
+        c1_0 = gv_fma(x1, w0, c1_0);
+        c1_1 = gv_fma(x1, w1, c1_1);
+        const gv_f32 x2 = gv_set1(x[2]);
+        c2_0 = gv_fma(x2, w0, c2_0);
+        c2_1 = gv_fma(x2, w1, c2_1);
+        const gv_f32 x3 = gv_set1(x[3]);
+        c3_0 = gv_fma(x3, w0, c3_0);
+        c3_1 = gv_fma(x3, w1, c3_1);
+        const gv_f32 x4 = gv_set1(x[4]);
+        c4_0 = gv_fma(x4, w0, c4_0);
+        c4_1 = gv_fma(x4, w1, c4_1);
+        const gv_f32 x5 = gv_set1(x[5]);
+        c5_0 = gv_fma(x5, w0, c5_0);
+        c5_1 = gv_fma(x5, w1, c5_1);
+        const gv_f32 x6 = gv_set1(x[6]);
+        c6_0 = gv_fma(x6, w0, c6_0);
+        c6_1 = gv_fma(x6, w1, c6_1);
+    }
+    gv_store(y + 0 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 0 * ldy) + 0 * GV_W), c0_0));
+    gv_store(y + 0 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 0 * ldy) + 1 * GV_W), c0_1));
+    gv_store(y + 1 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 1 * ldy) + 0 * GV_W), c1_0));
+    gv_store(y + 1 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 1 * ldy) + 1 * GV_W), c1_1));
+    gv_store(y + 2 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 2 * ldy) + 0 * GV_W), c2_0));
+    gv_store(y + 2 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 2 * ldy) + 1 * GV_W), c2_1));
+    gv_store(y + 3 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 3 * ldy) + 0 * GV_W), c3_0));
+    gv_store(y + 3 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 3 * ldy) + 1 * GV_W), c3_1));
+    gv_store(y + 4 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 4 * ldy) + 0 * GV_W), c4_0));
+    gv_store(y + 4 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 4 * ldy) + 1 * GV_W), c4_1));
+    gv_store(y + 5 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 5 * ldy) + 0 * GV_W), c5_0));
+    gv_store(y + 5 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 5 * ldy) + 1 * GV_W), c5_1));
+    gv_store(y + 6 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 6 * ldy) + 0 * GV_W), c6_0));
+    gv_store(y + 6 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 6 * ldy) + 1 * GV_W), c6_1));
+}
+
+static void tile_8(const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
+                   const float *init) {
+    gv_f32 c0_0 = gv_zero(), c0_1 = gv_zero();
+    gv_f32 c1_0 = gv_zero(), c1_1 = gv_zero();
+    gv_f32 c2_0 = gv_zero(), c2_1 = gv_zero();
+    gv_f32 c3_0 = gv_zero(), c3_1 = gv_zero();
+    gv_f32 c4_0 = gv_zero(), c4_1 = gv_zero();
+    gv_f32 c5_0 = gv_zero(), c5_1 = gv_zero();
+    gv_f32 c6_0 = gv_zero(), c6_1 = gv_zero();
+    gv_f32 c7_0 = gv_zero(), c7_1 = gv_zero();
+    for (size_t kk = 0; kk < kl; kk++, p += NR, x += MR) {
+        const gv_f32 w0 = gv_load(p + 0 * GV_W);
+        const gv_f32 w1 = gv_load(p + 1 * GV_W);
+        const gv_f32 x0 = gv_set1(x[0]);
+        c0_0 = gv_fma(x0, w0, c0_0);
+        c0_1 = gv_fma(x0, w1, c0_1);
+        const gv_f32 x1 = gv_set1(x[1]);
+        c1_0 = gv_fma(x1, w0, c1_0);
+        c1_1 = gv_fma(x1, w1, c1_1);
+        const gv_f32 x2 = gv_set1(x[2]);
+        c2_0 = gv_fma(x2, w0, c2_0);
+        c2_1 = gv_fma(x2, w1, c2_1);
+        const gv_f32 x3 = gv_set1(x[3]);
+        c3_0 = gv_fma(x3, w0, c3_0);
+        c3_1 = gv_fma(x3, w1, c3_1);
+        const gv_f32 x4 = gv_set1(x[4]);
+        c4_0 = gv_fma(x4, w0, c4_0);
+        c4_1 = gv_fma(x4, w1, c4_1);
+        const gv_f32 x5 = gv_set1(x[5]);
+        c5_0 = gv_fma(x5, w0, c5_0);
+        c5_1 = gv_fma(x5, w1, c5_1);
+        const gv_f32 x6 = gv_set1(x[6]);
+        c6_0 = gv_fma(x6, w0, c6_0);
+        c6_1 = gv_fma(x6, w1, c6_1);
+        const gv_f32 x7 = gv_set1(x[7]);
+        c7_0 = gv_fma(x7, w0, c7_0);
+        c7_1 = gv_fma(x7, w1, c7_1);
+    }
+    gv_store(y + 0 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 0 * ldy) + 0 * GV_W), c0_0));
+    gv_store(y + 0 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 0 * ldy) + 1 * GV_W), c0_1));
+    gv_store(y + 1 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 1 * ldy) + 0 * GV_W), c1_0));
+    gv_store(y + 1 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 1 * ldy) + 1 * GV_W), c1_1));
+    gv_store(y + 2 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 2 * ldy) + 0 * GV_W), c2_0));
+    gv_store(y + 2 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 2 * ldy) + 1 * GV_W), c2_1));
+    gv_store(y + 3 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 3 * ldy) + 0 * GV_W), c3_0));
+    gv_store(y + 3 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 3 * ldy) + 1 * GV_W), c3_1));
+    gv_store(y + 4 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 4 * ldy) + 0 * GV_W), c4_0));
+    gv_store(y + 4 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 4 * ldy) + 1 * GV_W), c4_1));
+    gv_store(y + 5 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 5 * ldy) + 0 * GV_W), c5_0));
+    gv_store(y + 5 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 5 * ldy) + 1 * GV_W), c5_1));
+    gv_store(y + 6 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 6 * ldy) + 0 * GV_W), c6_0));
+    gv_store(y + 6 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 6 * ldy) + 1 * GV_W), c6_1));
+    gv_store(y + 7 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 7 * ldy) + 0 * GV_W), c7_0));
+    gv_store(y + 7 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 7 * ldy) + 1 * GV_W), c7_1));
+}
+
+static void tile_9(const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
+                   const float *init) {
+    gv_f32 c0_0 = gv_zero(), c0_1 = gv_zero();
+    gv_f32 c1_0 = gv_zero(), c1_1 = gv_zero();
+    gv_f32 c2_0 = gv_zero(), c2_1 = gv_zero();
+    gv_f32 c3_0 = gv_zero(), c3_1 = gv_zero();
+    gv_f32 c4_0 = gv_zero(), c4_1 = gv_zero();
+    gv_f32 c5_0 = gv_zero(), c5_1 = gv_zero();
+    gv_f32 c6_0 = gv_zero(), c6_1 = gv_zero();
+    gv_f32 c7_0 = gv_zero(), c7_1 = gv_zero();
+    gv_f32 c8_0 = gv_zero(), c8_1 = gv_zero();
+    for (size_t kk = 0; kk < kl; kk++, p += NR, x += MR) {
+        const gv_f32 w0 = gv_load(p + 0 * GV_W);
+        const gv_f32 w1 = gv_load(p + 1 * GV_W);
+        const gv_f32 x0 = gv_set1(x[0]);
+        c0_0 = gv_fma(x0, w0, c0_0);
+        c0_1 = gv_fma(x0, w1, c0_1);
+        const gv_f32 x1 = gv_set1(x[1]);
+        c1_0 = gv_fma(x1, w0, c1_0);
+        c1_1 = gv_fma(x1, w1, c1_1);
+        const gv_f32 x2 = gv_set1(x[2]);
+        c2_0 = gv_fma(x2, w0, c2_0);
+        c2_1 = gv_fma(x2, w1, c2_1);
+        const gv_f32 x3 = gv_set1(x[3]);
+        c3_0 = gv_fma(x3, w0, c3_0);
+        c3_1 = gv_fma(x3, w1, c3_1);
+        const gv_f32 x4 = gv_set1(x[4]);
+        c4_0 = gv_fma(x4, w0, c4_0);
+        c4_1 = gv_fma(x4, w1, c4_1);
+        const gv_f32 x5 = gv_set1(x[5]);
+        c5_0 = gv_fma(x5, w0, c5_0);
+        c5_1 = gv_fma(x5, w1, c5_1);
+        const gv_f32 x6 = gv_set1(x[6]);
+        c6_0 = gv_fma(x6, w0, c6_0);
+        c6_1 = gv_fma(x6, w1, c6_1);
+        const gv_f32 x7 = gv_set1(x[7]);
+        c7_0 = gv_fma(x7, w0, c7_0);
+        c7_1 = gv_fma(x7, w1, c7_1);
+        const gv_f32 x8 = gv_set1(x[8]);
+        c8_0 = gv_fma(x8, w0, c8_0);
+        c8_1 = gv_fma(x8, w1, c8_1);
+    }
+    gv_store(y + 0 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 0 * ldy) + 0 * GV_W), c0_0));
+    gv_store(y + 0 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 0 * ldy) + 1 * GV_W), c0_1));
+    gv_store(y + 1 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 1 * ldy) + 0 * GV_W), c1_0));
+    gv_store(y + 1 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 1 * ldy) + 1 * GV_W), c1_1));
+    gv_store(y + 2 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 2 * ldy) + 0 * GV_W), c2_0));
+    gv_store(y + 2 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 2 * ldy) + 1 * GV_W), c2_1));
+    gv_store(y + 3 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 3 * ldy) + 0 * GV_W), c3_0));
+    gv_store(y + 3 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 3 * ldy) + 1 * GV_W), c3_1));
+    gv_store(y + 4 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 4 * ldy) + 0 * GV_W), c4_0));
+    gv_store(y + 4 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 4 * ldy) + 1 * GV_W), c4_1));
+    gv_store(y + 5 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 5 * ldy) + 0 * GV_W), c5_0));
+    gv_store(y + 5 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 5 * ldy) + 1 * GV_W), c5_1));
+    gv_store(y + 6 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 6 * ldy) + 0 * GV_W), c6_0));
+    gv_store(y + 6 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 6 * ldy) + 1 * GV_W), c6_1));
+    gv_store(y + 7 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 7 * ldy) + 0 * GV_W), c7_0));
+    gv_store(y + 7 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 7 * ldy) + 1 * GV_W), c7_1));
+    gv_store(y + 8 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 8 * ldy) + 0 * GV_W), c8_0));
+    gv_store(y + 8 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 8 * ldy) + 1 * GV_W), c8_1));
+}
+
+static void tile_10(const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
+                    const float *init) {
+    gv_f32 c0_0 = gv_zero(), c0_1 = gv_zero();
+    gv_f32 c1_0 = gv_zero(), c1_1 = gv_zero();
+    gv_f32 c2_0 = gv_zero(), c2_1 = gv_zero();
+    gv_f32 c3_0 = gv_zero(), c3_1 = gv_zero();
+    gv_f32 c4_0 = gv_zero(), c4_1 = gv_zero();
+    gv_f32 c5_0 = gv_zero(), c5_1 = gv_zero();
+    gv_f32 c6_0 = gv_zero(), c6_1 = gv_zero();
+    gv_f32 c7_0 = gv_zero(), c7_1 = gv_zero();
+    gv_f32 c8_0 = gv_zero(), c8_1 = gv_zero();
+    gv_f32 c9_0 = gv_zero(), c9_1 = gv_zero();
+    for (size_t kk = 0; kk < kl; kk++, p += NR, x += MR) {
+        const gv_f32 w0 = gv_load(p + 0 * GV_W);
+        const gv_f32 w1 = gv_load(p + 1 * GV_W);
+        const gv_f32 x0 = gv_set1(x[0]);
+        c0_0 = gv_fma(x0, w0, c0_0);
+        c0_1 = gv_fma(x0, w1, c0_1);
+        const gv_f32 x1 = gv_set1(x[1]);
+        c1_0 = gv_fma(x1, w0, c1_0);
+        c1_1 = gv_fma(x1, w1, c1_1);
+        const gv_f32 x2 = gv_set1(x[2]);
+        c2_0 = gv_fma(x2, w0, c2_0);
+        c2_1 = gv_fma(x2, w1, c2_1);
+        const gv_f32 x3 = gv_set1(x[3]);
+        c3_0 = gv_fma(x3, w0, c3_0);
+        c3_1 = gv_fma(x3, w1, c3_1);
+        const gv_f32 x4 = gv_set1(x[4]);
+        c4_0 = gv_fma(x4, w0, c4_0);
+        c4_1 = gv_fma(x4, w1, c4_1);
+        const gv_f32 x5 = gv_set1(x[5]);
+        c5_0 = gv_fma(x5, w0, c5_0);
+        c5_1 = gv_fma(x5, w1, c5_1);
+        const gv_f32 x6 = gv_set1(x[6]);
+        c6_0 = gv_fma(x6, w0, c6_0);
+        c6_1 = gv_fma(x6, w1, c6_1);
+        const gv_f32 x7 = gv_set1(x[7]);
+        c7_0 = gv_fma(x7, w0, c7_0);
+        c7_1 = gv_fma(x7, w1, c7_1);
+        const gv_f32 x8 = gv_set1(x[8]);
+        c8_0 = gv_fma(x8, w0, c8_0);
+        c8_1 = gv_fma(x8, w1, c8_1);
+        const gv_f32 x9 = gv_set1(x[9]);
+        c9_0 = gv_fma(x9, w0, c9_0);
+        c9_1 = gv_fma(x9, w1, c9_1);
+    }
+    gv_store(y + 0 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 0 * ldy) + 0 * GV_W), c0_0));
+    gv_store(y + 0 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 0 * ldy) + 1 * GV_W), c0_1));
+    gv_store(y + 1 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 1 * ldy) + 0 * GV_W), c1_0));
+    gv_store(y + 1 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 1 * ldy) + 1 * GV_W), c1_1));
+    gv_store(y + 2 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 2 * ldy) + 0 * GV_W), c2_0));
+    gv_store(y + 2 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 2 * ldy) + 1 * GV_W), c2_1));
+    gv_store(y + 3 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 3 * ldy) + 0 * GV_W), c3_0));
+    gv_store(y + 3 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 3 * ldy) + 1 * GV_W), c3_1));
+    gv_store(y + 4 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 4 * ldy) + 0 * GV_W), c4_0));
+    gv_store(y + 4 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 4 * ldy) + 1 * GV_W), c4_1));
+    gv_store(y + 5 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 5 * ldy) + 0 * GV_W), c5_0));
+    gv_store(y + 5 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 5 * ldy) + 1 * GV_W), c5_1));
+    gv_store(y + 6 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 6 * ldy) + 0 * GV_W), c6_0));
+    gv_store(y + 6 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 6 * ldy) + 1 * GV_W), c6_1));
+    gv_store(y + 7 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 7 * ldy) + 0 * GV_W), c7_0));
+    gv_store(y + 7 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 7 * ldy) + 1 * GV_W), c7_1));
+    gv_store(y + 8 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 8 * ldy) + 0 * GV_W), c8_0));
+    gv_store(y + 8 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 8 * ldy) + 1 * GV_W), c8_1));
+    gv_store(y + 9 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 9 * ldy) + 0 * GV_W), c9_0));
+    gv_store(y + 9 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 9 * ldy) + 1 * GV_W), c9_1));
+}
+
+static void tile_11(const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
+                    const float *init) {
+    gv_f32 c0_0 = gv_zero(), c0_1 = gv_zero();
+    gv_f32 c1_0 = gv_zero(), c1_1 = gv_zero();
+    gv_f32 c2_0 = gv_zero(), c2_1 = gv_zero();
+    gv_f32 c3_0 = gv_zero(), c3_1 = gv_zero();
+    gv_f32 c4_0 = gv_zero(), c4_1 = gv_zero();
+    gv_f32 c5_0 = gv_zero(), c5_1 = gv_zero();
+    gv_f32 c6_0 = gv_zero(), c6_1 = gv_zero();
+    gv_f32 c7_0 = gv_zero(), c7_1 = gv_zero();
+    gv_f32 c8_0 = gv_zero(), c8_1 = gv_zero();
+    gv_f32 c9_0 = gv_zero(), c9_1 = gv_zero();
+    gv_f32 c10_0 = gv_zero(), c10_1 = gv_zero();
+    for (size_t kk = 0; kk < kl; kk++, p += NR, x += MR) {
+        const gv_f32 w0 = gv_load(p + 0 * GV_W);
+        const gv_f32 w1 = gv_load(p + 1 * GV_W);
+        const gv_f32 x0 = gv_set1(x[0]);
+        c0_0 = gv_fma(x0, w0, c0_0);
+        c0_1 = gv_fma(x0, w1, c0_1);
+        const gv_f32 x1 = gv_set1(x[1]);
+        c1_0 = gv_fma(x1, w0, c1_0);
+        c1_1 = gv_fma(x1, w1, c1_1);
+        const gv_f32 x2 = gv_set1(x[2]);
+        c2_0 = gv_fma(x2, w0, c2_0);
+        c2_1 = gv_fma(x2, w1, c2_1);
+        const gv_f32 x3 = gv_set1(x[3]);
+        c3_0 = gv_fma(x3, w0, c3_0);
+        c3_1 = gv_fma(x3, w1, c3_1);
+        const gv_f32 x4 = gv_set1(x[4]);
+        c4_0 = gv_fma(x4, w0, c4_0);
+        c4_1 = gv_fma(x4, w1, c4_1);
+        const gv_f32 x5 = gv_set1(x[5]);
+        c5_0 = gv_fma(x5, w0, c5_0);
+        c5_1 = gv_fma(x5, w1, c5_1);
+        const gv_f32 x6 = gv_set1(x[6]);
+        c6_0 = gv_fma(x6, w0, c6_0);
+        c6_1 = gv_fma(x6, w1, c6_1);
+        const gv_f32 x7 = gv_set1(x[7]);
+        c7_0 = gv_fma(x7, w0, c7_0);
+        c7_1 = gv_fma(x7, w1, c7_1);
+        const gv_f32 x8 = gv_set1(x[8]);
+        c8_0 = gv_fma(x8, w0, c8_0);
+        c8_1 = gv_fma(x8, w1, c8_1);
+        const gv_f32 x9 = gv_set1(x[9]);
+        c9_0 = gv_fma(x9, w0, c9_0);
+        c9_1 = gv_fma(x9, w1, c9_1);
+        const gv_f32 x10 = gv_set1(x[10]);
+        c10_0 = gv_fma(x10, w0, c10_0);
+        c10_1 = gv_fma(x10, w1, c10_1);
+    }
+    gv_store(y + 0 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 0 * ldy) + 0 * GV_W), c0_0));
+    gv_store(y + 0 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 0 * ldy) + 1 * GV_W), c0_1));
+    gv_store(y + 1 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 1 * ldy) + 0 * GV_W), c1_0));
+    gv_store(y + 1 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 1 * ldy) + 1 * GV_W), c1_1));
+    gv_store(y + 2 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 2 * ldy) + 0 * GV_W), c2_0));
+    gv_store(y + 2 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 2 * ldy) + 1 * GV_W), c2_1));
+    gv_store(y + 3 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 3 * ldy) + 0 * GV_W), c3_0));
+    gv_store(y + 3 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 3 * ldy) + 1 * GV_W), c3_1));
+    gv_store(y + 4 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 4 * ldy) + 0 * GV_W), c4_0));
+    gv_store(y + 4 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 4 * ldy) + 1 * GV_W), c4_1));
+    gv_store(y + 5 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 5 * ldy) + 0 * GV_W), c5_0));
+    gv_store(y + 5 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 5 * ldy) + 1 * GV_W), c5_1));
+    gv_store(y + 6 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 6 * ldy) + 0 * GV_W), c6_0));
+    gv_store(y + 6 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 6 * ldy) + 1 * GV_W), c6_1));
+    gv_store(y + 7 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 7 * ldy) + 0 * GV_W), c7_0));
+    gv_store(y + 7 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 7 * ldy) + 1 * GV_W), c7_1));
+    gv_store(y + 8 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 8 * ldy) + 0 * GV_W), c8_0));
+    gv_store(y + 8 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 8 * ldy) + 1 * GV_W), c8_1));
+    gv_store(y + 9 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 9 * ldy) + 0 * GV_W), c9_0));
+    gv_store(y + 9 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 9 * ldy) + 1 * GV_W), c9_1));
+    gv_store(y + 10 * ldy + 0 * GV_W,
+             gv_add(gv_load((init ? init : y + 10 * ldy) + 0 * GV_W), c10_0));
+    gv_store(y + 10 * ldy + 1 * GV_W,
+             gv_add(gv_load((init ? init : y + 10 * ldy) + 1 * GV_W), c10_1));
+}
+
+static void tile_12(const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
+                    const float *init) {
+    gv_f32 c0_0 = gv_zero(), c0_1 = gv_zero();
+    gv_f32 c1_0 = gv_zero(), c1_1 = gv_zero();
+    gv_f32 c2_0 = gv_zero(), c2_1 = gv_zero();
+    gv_f32 c3_0 = gv_zero(), c3_1 = gv_zero();
+    gv_f32 c4_0 = gv_zero(), c4_1 = gv_zero();
+    gv_f32 c5_0 = gv_zero(), c5_1 = gv_zero();
+    gv_f32 c6_0 = gv_zero(), c6_1 = gv_zero();
+    gv_f32 c7_0 = gv_zero(), c7_1 = gv_zero();
+    gv_f32 c8_0 = gv_zero(), c8_1 = gv_zero();
+    gv_f32 c9_0 = gv_zero(), c9_1 = gv_zero();
+    gv_f32 c10_0 = gv_zero(), c10_1 = gv_zero();
+    gv_f32 c11_0 = gv_zero(), c11_1 = gv_zero();
+    for (size_t kk = 0; kk < kl; kk++, p += NR, x += MR) {
+        const gv_f32 w0 = gv_load(p + 0 * GV_W);
+        const gv_f32 w1 = gv_load(p + 1 * GV_W);
+        const gv_f32 x0 = gv_set1(x[0]);
+        c0_0 = gv_fma(x0, w0, c0_0);
+        c0_1 = gv_fma(x0, w1, c0_1);
+        const gv_f32 x1 = gv_set1(x[1]);
+        c1_0 = gv_fma(x1, w0, c1_0);
+        c1_1 = gv_fma(x1, w1, c1_1);
+        const gv_f32 x2 = gv_set1(x[2]);
+        c2_0 = gv_fma(x2, w0, c2_0);
+        c2_1 = gv_fma(x2, w1, c2_1);
+        const gv_f32 x3 = gv_set1(x[3]);
+        c3_0 = gv_fma(x3, w0, c3_0);
+        c3_1 = gv_fma(x3, w1, c3_1);
+        const gv_f32 x4 = gv_set1(x[4]);
+        c4_0 = gv_fma(x4, w0, c4_0);
+        c4_1 = gv_fma(x4, w1, c4_1);
+        const gv_f32 x5 = gv_set1(x[5]);
+        c5_0 = gv_fma(x5, w0, c5_0);
+        c5_1 = gv_fma(x5, w1, c5_1);
+        const gv_f32 x6 = gv_set1(x[6]);
+        c6_0 = gv_fma(x6, w0, c6_0);
+        c6_1 = gv_fma(x6, w1, c6_1);
+        const gv_f32 x7 = gv_set1(x[7]);
+        c7_0 = gv_fma(x7, w0, c7_0);
+        c7_1 = gv_fma(x7, w1, c7_1);
+        const gv_f32 x8 = gv_set1(x[8]);
+        c8_0 = gv_fma(x8, w0, c8_0);
+        c8_1 = gv_fma(x8, w1, c8_1);
+        const gv_f32 x9 = gv_set1(x[9]);
+        c9_0 = gv_fma(x9, w0, c9_0);
+        c9_1 = gv_fma(x9, w1, c9_1);
+        const gv_f32 x10 = gv_set1(x[10]);
+        c10_0 = gv_fma(x10, w0, c10_0);
+        c10_1 = gv_fma(x10, w1, c10_1);
+        const gv_f32 x11 = gv_set1(x[11]);
+        c11_0 = gv_fma(x11, w0, c11_0);
+        c11_1 = gv_fma(x11, w1, c11_1);
+    }
+    gv_store(y + 0 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 0 * ldy) + 0 * GV_W), c0_0));
+    gv_store(y + 0 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 0 * ldy) + 1 * GV_W), c0_1));
+    gv_store(y + 1 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 1 * ldy) + 0 * GV_W), c1_0));
+    gv_store(y + 1 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 1 * ldy) + 1 * GV_W), c1_1));
+    gv_store(y + 2 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 2 * ldy) + 0 * GV_W), c2_0));
+    gv_store(y + 2 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 2 * ldy) + 1 * GV_W), c2_1));
+    gv_store(y + 3 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 3 * ldy) + 0 * GV_W), c3_0));
+    gv_store(y + 3 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 3 * ldy) + 1 * GV_W), c3_1));
+    gv_store(y + 4 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 4 * ldy) + 0 * GV_W), c4_0));
+    gv_store(y + 4 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 4 * ldy) + 1 * GV_W), c4_1));
+    gv_store(y + 5 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 5 * ldy) + 0 * GV_W), c5_0));
+    gv_store(y + 5 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 5 * ldy) + 1 * GV_W), c5_1));
+    gv_store(y + 6 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 6 * ldy) + 0 * GV_W), c6_0));
+    gv_store(y + 6 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 6 * ldy) + 1 * GV_W), c6_1));
+    gv_store(y + 7 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 7 * ldy) + 0 * GV_W), c7_0));
+    gv_store(y + 7 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 7 * ldy) + 1 * GV_W), c7_1));
+    gv_store(y + 8 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 8 * ldy) + 0 * GV_W), c8_0));
+    gv_store(y + 8 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 8 * ldy) + 1 * GV_W), c8_1));
+    gv_store(y + 9 * ldy + 0 * GV_W, gv_add(gv_load((init ? init : y + 9 * ldy) + 0 * GV_W), c9_0));
+    gv_store(y + 9 * ldy + 1 * GV_W, gv_add(gv_load((init ? init : y + 9 * ldy) + 1 * GV_W), c9_1));
+    gv_store(y + 10 * ldy + 0 * GV_W,
+             gv_add(gv_load((init ? init : y + 10 * ldy) + 0 * GV_W), c10_0));
+    gv_store(y + 10 * ldy + 1 * GV_W,
+             gv_add(gv_load((init ? init : y + 10 * ldy) + 1 * GV_W), c10_1));
+    gv_store(y + 11 * ldy + 0 * GV_W,
+             gv_add(gv_load((init ? init : y + 11 * ldy) + 0 * GV_W), c11_0));
+    gv_store(y + 11 * ldy + 1 * GV_W,
+             gv_add(gv_load((init ? init : y + 11 * ldy) + 1 * GV_W), c11_1));
+}
+
 static void tile(size_t mr, const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
                  const float *init) {
     switch (mr) {
@@ -250,6 +646,24 @@ static void tile(size_t mr, const xpanel_t *x, size_t kl, const panel_t *p, floa
         break;
     case 6:
         tile_6(x, kl, p, y, ldy, init);
+        break;
+    case 7:
+        tile_7(x, kl, p, y, ldy, init);
+        break;
+    case 8:
+        tile_8(x, kl, p, y, ldy, init);
+        break;
+    case 9:
+        tile_9(x, kl, p, y, ldy, init);
+        break;
+    case 10:
+        tile_10(x, kl, p, y, ldy, init);
+        break;
+    case 11:
+        tile_11(x, kl, p, y, ldy, init);
+        break;
+    case 12:
+        tile_12(x, kl, p, y, ldy, init);
         break;
     }
 }

@@ -21,7 +21,7 @@
  * Panels are f32 (k-major, NR values per k); the tile broadcasts X[i][k] into FMAs.
  */
 #define MR 6
-#define KC 128
+#define KC 256
 #define NC 1024
 #define MC 72
 #define PACK_AHEAD 2 /* weight panels prefetched ahead of their pack */
