@@ -46,9 +46,12 @@ double gllm_bench_now(void) {
 
 /* ---- machine limits ---------------------------------------------------- */
 
+/* the instruction a peak probe times */
+typedef enum { PROBE_FMA, PROBE_VPDPBUSD, PROBE_VDPBF16PS, PROBE_TDPBSSD, PROBE_TDPBF16PS } probe_instr;
+
 typedef struct {
-    int isa;  /* 2 avx512, 1 avx2, 0 other */
-    int int8; /* measure vpdpbusd (1), vdpbf16ps (2), AMX's tdpbssd (3) or tdpbf16ps (4) instead of FMA */
+    int isa; /* 2 avx512, 1 avx2, 0 other */
+    probe_instr instr;
     double flops;
     const float *mem;
     size_t len;
@@ -139,9 +142,11 @@ static void *fma_thread(void *arg) {
     const double t0 = gllm_bench_now();
     double lanes_chains = 1;
 #if defined(__x86_64__)
-    if (j->isa == 2 && j->int8 >= 3) j->sum = amx_loop(iters / 64, j->int8 == 4), lanes_chains = (j->int8 == 4 ? 8192.0 : 16384.0) * 4 / 64;
-    else if (j->isa == 2 && j->int8 == 2) j->sum = bf16_loop512(iters), lanes_chains = 32 * 16; /* 32 MACs per op */
-    else if (j->isa == 2 && j->int8) j->sum = dot_loop512(iters), lanes_chains = 64 * 16; /* 64 MACs per op */
+    if (j->isa == 2 && j->instr >= PROBE_TDPBSSD) {
+        const int bf16 = j->instr == PROBE_TDPBF16PS;
+        j->sum = amx_loop(iters / 64, bf16), lanes_chains = (bf16 ? 8192.0 : 16384.0) * 4 / 64;
+    } else if (j->isa == 2 && j->instr == PROBE_VDPBF16PS) j->sum = bf16_loop512(iters), lanes_chains = 32 * 16; /* 32 MACs per op */
+    else if (j->isa == 2 && j->instr == PROBE_VPDPBUSD) j->sum = dot_loop512(iters), lanes_chains = 64 * 16; /* 64 MACs per op */
     else if (j->isa == 2) j->sum = fma_loop512(iters), lanes_chains = 16 * 16;
     else if (j->isa == 1) j->sum = fma_loop256(iters), lanes_chains = 8 * 12;
 #endif
@@ -169,11 +174,11 @@ static double run_threads(int n, void *(*fn)(void *), probe_job *jobs) {
     return gllm_bench_now() - t0;
 }
 
-static double fma_peak(int threads, int isa, int int8) {
+static double fma_peak(int threads, int isa, probe_instr instr) {
     probe_job jobs[256] = {{0}};
     double best = 0;
     for (int rep = 0; rep < 3; rep++) {
-        for (int i = 0; i < threads; i++) jobs[i].isa = isa, jobs[i].int8 = int8;
+        for (int i = 0; i < threads; i++) jobs[i].isa = isa, jobs[i].instr = instr;
         run_threads(threads, fma_thread, jobs);
         double f = 0;
         for (int i = 0; i < threads; i++) f += jobs[i].flops;
@@ -659,9 +664,9 @@ int gllm_bench_main(int argc, char **argv) {
     const int threads = gllm_num_threads();
     const char *isa = gllm_isa_name();
     const int amx = !strcmp(isa, "amx"), simd = !strcmp(isa, "avx512") || amx ? 2 : !strcmp(isa, "avx2") ? 1 : 0;
-    const double peak = simd ? fma_peak(threads, simd, 0) : 0;
-    const double peak8 = simd == 2 ? fma_peak(threads, simd, amx ? 3 : 1) : 0;
-    const double peak16 = simd == 2 ? fma_peak(threads, simd, amx ? 4 : 2) : 0; /* the bf16 gemm's instruction */
+    const double peak = simd ? fma_peak(threads, simd, PROBE_FMA) : 0;
+    const double peak8 = simd == 2 ? fma_peak(threads, simd, amx ? PROBE_TDPBSSD : PROBE_VPDPBUSD) : 0;
+    const double peak16 = simd == 2 ? fma_peak(threads, simd, amx ? PROBE_TDPBF16PS : PROBE_VDPBF16PS) : 0; /* the bf16 gemm's instruction */
     const double bw = read_bandwidth(threads, quick ? ((size_t)64 << 20) : ((size_t)1 << 30));
     const char *peer = peer_on ? load_peer(threads) : NULL;
     printf("gllm-kernels bench: isa %s, %d threads\n", isa, threads);

@@ -21,7 +21,7 @@ typedef struct {
     uint8_t rows[16];
 } gv_amx_config;
 
-static inline void gq_amx_begin(void) {
+static inline void gv_amx_int8_begin(void) {
     static const gv_amx_config cfg = {
         .palette = 1,
         .colsb = {64, 64, 32, 32, 64, 64, 64, 64},

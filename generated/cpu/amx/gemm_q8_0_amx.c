@@ -236,7 +236,7 @@ void gllm_gemm_q8_0_amx(const gllm_matmul_args *a, size_t j0, size_t j1, void *s
     xpanel_t *xp = (xpanel_t *)((char *)scratch + GLLM_SCRATCH_PANELS);
     const size_t kt = a->k / 32, kcb = KC / 32;
     float edge[MR * NR], init[NR];
-    gq_amx_begin();
+    gv_amx_int8_begin();
     for (size_t jc = j0; jc < j1; jc += NC) {
         const size_t nc = j1 - jc < NC ? j1 - jc : NC, np = (nc + NR - 1) / NR;
         for (size_t kc = 0; kc < kt; kc += kcb) {
