@@ -161,8 +161,8 @@ OPS = [
     Op("gemv", "cpu/gemv.c.j2", "y[i,j] = W[j,:].X[i,:] (+ bias[j]) for a few rows i, weights read once: the decode path",
        _MATMUL, fn_type="gllm_matmul_fn"),
     Op("gemv_tiled", "cpu/gemv_tiled.c.j2",
-       "gemv over weights tiled 16 rows at a time (GLLM_TILE_ROWS, src/core/kernel_abi.h): rows j0, j1 "
-       "multiples of 16", _MATMUL, fn_type="gllm_matmul_fn", kinds=("block",), dtypes=("q8_0", "q4_0", "q4_1"),
+       "gemv 16 weight rows at a time: tiled weights (GLLM_TILE_ROWS, src/core/kernel_abi.h; j0, j1 "
+       "multiples of 16), or rows gathered 16 at a time (any j0, j1)", _MATMUL, fn_type="gllm_matmul_fn", kinds=("block",), dtypes=("q8_0", "q4_0", "q4_1"),
        isas=("avx512",)),
     Op("gemm", "cpu/gemm.c.j2", "Y[i,j] = X[i,:].W[j,:] (+ bias[j]): the prefill path", _MATMUL,
        fn_type="gllm_matmul_fn"),

@@ -68,7 +68,9 @@ static const shape gemv_odd_k[] = {{1, 7, 33}, {1, 33, 101}, {1, 257, 1027}, {3,
 static const shape gemm_shapes[] = {{3, 7, 32}, {17, 33, 288}, {69, 257, 544}, {17, 257, 4128},
                                     {150, 33, 96}, {5, 1100, 64}, {69, 1, 4128}, {17, 48, 288},
                                     {21, 1040, 288}};
-/* gemv_tiled: whole tiles of 16 rows; 1 to 4 activation rows (batched decode), and more (groups) */
+/* gemv_tiled: whole tiles of 16 rows; 1 to 4 activation rows (batched decode), and more (groups);
+ * over the tiles and over the rows (the gemv's batched path, which gemv_shapes also takes
+ * with odd n) */
 static const shape tiled_shapes[] = {{1, 16, 32}, {1, 48, 96}, {1, 272, 1056}, {1, 256, 4128},
                                      {2, 48, 96}, {3, 272, 1056}, {4, 256, 4128}, {7, 32, 288}};
 static const shape gemm_odd_k[] = {{3, 7, 33}, {17, 33, 101}, {69, 257, 1027}};
@@ -131,6 +133,11 @@ static int check_matmul(int op, gllm_dtype t, const gllm_kernel_table *kt, shape
     /* gemm packs tiled weights (where this ISA tiles the dtype) into the same panels: the same bits;
      * the AMX gemm's integer dots and float steps are the AVX-512 gemm's: the same bits */
     const char *differs = NULL;
+    if (op == GLLM_OP_GEMV_TILED) { /* the same kernel gathering the rows themselves: the same bits */
+        gllm_matmul_args ar = a;
+        ar.w = w, ar.tiled = 0;
+        if (!same_bits(fn, ar, y, scratch)) differs = "gemv_tiled over rows differs from the tiles";
+    }
     if (op == GLLM_OP_GEMM && kt->gemv_tiled[t] && s.n % GLLM_TILE_ROWS == 0) {
         wt = malloc(s.n * row);
         gllm_cpu_tile(t, w, wt, s.n, s.k);

@@ -14,10 +14,12 @@ void gllm_cpu_act_quant(const float *x, size_t m, size_t k, gllm_q8x *xq);
  * prompt), gemv, which reads the weights once for all of them, beats the gemm, whose panel
  * packing costs as much as a few rows' products. Measured, 4096 x 4096, 2 threads: 16 for
  * the float formats, whose panels are widened to f32 (AVX2 f16 at 16 rows 7.0 vs 12.6 ms;
- * AVX-512 230 vs 145 GFLOPS); for the block ones 8 on AVX2, 4 on AVX-512, whose gemm dots
- * int8 with vpdpbusd (Sapphire Rapids class, 6 rows: gemm 195-231 GFLOPS, gemv 161-224).
- * Tiled weights (gemv_tiled, no shuffles): 16 on AVX-512, 8 under AMX, whose gemm wins
- * from about 12 rows (q8_0, 16 rows: AVX-512 gemm 1.23 ms, gemv 0.98; AMX gemm 0.89). */
+ * AVX-512 230 vs 145 GFLOPS); for the block ones 8 on AVX2, 4 on AVX-512 for those without a
+ * gemv_tiled (q2_0, q1_0), whose gemm dots int8 with vpdpbusd (Sapphire Rapids class, 6 rows:
+ * gemm 195-231 GFLOPS, gemv 161-224). Where gemv_tiled takes 16 weight rows at once (in tiles,
+ * or gathered from rows): 8 under AMX, whose gemm wins from about 12 rows (q8_0, 16 rows:
+ * gemm 0.89 ms, tiled 0.98, gathered 1.82); on AVX-512 16 tiled, 12 gathered (q8_0 at 16
+ * rows: gemm 1.59 ms, gathered 1.75; at 12, 1.36 and 1.33). */
 size_t gllm_cpu_gemv_rows(gllm_dtype t, int tiled);
 /* the kernel computing column ranges of one matmul: gemv (gemv_tiled over tiled weights) for
  * up to gllm_cpu_gemv_rows(t, tiled) rows, gemm otherwise */

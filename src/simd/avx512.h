@@ -152,6 +152,22 @@ static inline void gq_transpose_codes16(const __m256i c[16], uint32_t *dst, size
     for (int i = 0; i < 16; i++) r[i] = _mm512_zextsi256_si512(c[i]);
     gv_transpose16(r, dst, dst_stride, 8);
 }
+/* 16 bytes at p[i] + off for 16 rows i, as a tile holds them: 4 vectors of 4-byte groups,
+ * group g of row i in lane i of g[g] (a 4 x 4 transpose of words in each 128-bit lane, the rows
+ * loaded so that it leaves them in order) */
+static inline void gq_rows16_groups(const uint8_t *const p[16], size_t off, __m512i g[4]) {
+    __m512i z[4]; /* z[q]: rows q, q+4, q+8, q+12 */
+    for (int q = 0; q < 4; q++) {
+        __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(p[q] + off)));
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p[q + 4] + off)), 1);
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p[q + 8] + off)), 2);
+        z[q] = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p[q + 12] + off)), 3);
+    }
+    const __m512i a0 = _mm512_unpacklo_epi32(z[0], z[1]), a1 = _mm512_unpackhi_epi32(z[0], z[1]);
+    const __m512i a2 = _mm512_unpacklo_epi32(z[2], z[3]), a3 = _mm512_unpackhi_epi32(z[2], z[3]);
+    g[0] = _mm512_unpacklo_epi64(a0, a2), g[1] = _mm512_unpackhi_epi64(a0, a2);
+    g[2] = _mm512_unpacklo_epi64(a1, a3), g[3] = _mm512_unpackhi_epi64(a1, a3);
+}
 /* AVX-512 BF16: 32 floats rounded (to nearest even) to bf16, as 16 pairs (the even k low) */
 static inline void gv_bf16x2_from(uint32_t *pairs, const float *x) {
     _mm512_storeu_si512(pairs, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + 16), _mm512_loadu_ps(x)));

@@ -10,15 +10,22 @@
 #include "simd/avx512.h"
 
 #include <stddef.h>
-/* gemv over tiled weights (src/core/kernel_abi.h), q8_0, avx512: y[i][j] = W[j,:] . x[i] (+
- * bias[j]) for j in [j0, j1), sixteen rows at a time, and a few activation rows i. A tile's block
- * is 8 vectors of code bytes, group g of the 16 rows in 16 lanes: one dot against 4 activation
- * bytes broadcast adds the group to 16 row sums at once, so there is no horizontal reduction
- * and no shuffle, and the 16 rows' scales come in one f16 vector. The tile streams in order;
- * each block's codes are loaded once for up to MV activation rows. The decode path's gemv. */
+/* gemv sixteen weight rows at a time, q8_0, avx512: y[i][j] = W[j,:] . x[i] (+ bias[j])
+ * for j in [j0, j1), and a few activation rows i. A block of the 16 rows is 8 vectors of
+ * code bytes, group g of the 16 rows in 16 lanes: one dot against 4 activation bytes broadcast
+ * adds the group to 16 row sums at once, so there is no horizontal reduction, and the 16 rows'
+ * scales come in one f16 vector. Each block's codes are loaded once for up to MV activation rows.
+ * Tiled weights (a->tiled, src/core/kernel_abi.h) hold the blocks so: the tile streams in
+ * order (the decode path under GLLM_TILED). Weights in rows (any j0, j1) are gathered into
+ * the same vectors block by block, 16 rows' codes in a transpose and their f16 fields in one
+ * gather: the gemv's batched path (gllm_gemv_q8_0_avx512 for more than one row). */
 /* signed codes go in unsigned (+128, one xor); 128*sum(x) comes off with the offset */
 _Static_assert(offsetof(gllm_block_q8_0, qs) == 2, "the f16 fields lead the block");
+_Static_assert(offsetof(gllm_block_q8_0, d) == 0, "the scale opens the block");
 #define MV 4
+/* In rows, each block prefetches the same place in the next 16 rows (into the outer cache, as
+ * the gemv does) for PREFETCHES of its rows in turn: about every 48 bytes of each row. */
+#define PREFETCHES 12
 
 /* the f16 field at byte offset off of each of the tile's 16 blocks, widened */
 static inline __m512 field(const uint8_t *t, size_t off) {
@@ -30,10 +37,24 @@ static inline __m512i xgroup(const gllm_q8x *xb, int g) {
     return _mm512_set1_epi32((int)_mm_cvtsi128_si32(_mm_loadu_si32(xb->qs + 4 * g)));
 }
 
-/* the tile at t (weight rows j .. j+15) against activation rows i0 .. i0+mv-1 */
-static inline __attribute__((always_inline)) void
-tile_rows(const gllm_matmul_args *a, const uint8_t *t, size_t j, size_t i0, const size_t mv) {
+/* weight rows j .. j+nr-1 (nr <= 16; tiled: the tile at j, nr = 16) against activation rows
+ * i0 .. i0+mv-1. In rows, lanes past nr repeat the last row (their sums are not stored). */
+static inline __attribute__((always_inline)) void tile_rows(const gllm_matmul_args *a, size_t j,
+                                                            size_t nr, size_t i0, const size_t mv,
+                                                            const int rows) {
     const size_t nb = a->k / 32;
+    const uint8_t *t = (const uint8_t *)a->w + j * a->w_row_bytes;
+    const uint8_t *w[16]; /* in rows: row l of the 16 */
+    __m512i at_lo = _mm512_setzero_si512(),
+            at_hi = _mm512_setzero_si512(); /* in rows: w[l] - w[0] */
+    if (rows) {
+        int64_t d[16];
+        for (size_t l = 0; l < 16; l++) {
+            w[l] = t + (l < nr ? l : nr - 1) * a->w_row_bytes;
+            d[l] = w[l] - w[0];
+        }
+        at_lo = _mm512_loadu_si512(d), at_hi = _mm512_loadu_si512(d + 8);
+    }
     const __m512i flip = _mm512_set1_epi8((char)0x80);
     const gllm_q8x *x[MV];
     __m512 acc[MV], acc_c[MV];
@@ -41,10 +62,29 @@ tile_rows(const gllm_matmul_args *a, const uint8_t *t, size_t j, size_t i0, cons
         x[i] = a->xq + (i0 + i) * nb;
         acc[i] = _mm512_setzero_ps(), acc_c[i] = _mm512_setzero_ps();
     }
-    for (size_t b = 0; b < nb; b++, t += GLLM_TILE_ROWS * 34) {
+    for (size_t b = 0; b < nb; b++) {
+        __m512i v[8]; /* code bytes 4g .. 4g+3 of the 16 rows */
+        __m512 sw;
+        if (rows) {
+            const size_t o = b * sizeof(gllm_block_q8_0);
+            for (size_t r = 0; r < PREFETCHES; r++) {
+                const size_t l = (b * PREFETCHES + r) % 16;
+                __builtin_prefetch(w[l] + o + 16 * a->w_row_bytes, 0, 1);
+            }
+            gq_rows16_groups(w, o + offsetof(gllm_block_q8_0, qs), v);
+            gq_rows16_groups(w, o + offsetof(gllm_block_q8_0, qs) + 16, v + 4);
+            /* each row's first 4 bytes: the scale in the low half */
+            const __m512i head = _mm512_inserti64x4(
+                _mm512_castsi256_si512(_mm512_i64gather_epi32(at_lo, w[0] + o, 1)),
+                _mm512_i64gather_epi32(at_hi, w[0] + o, 1), 1);
+            sw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(head));
+        } else {
+            for (int g = 0; g < 8; g++) v[g] = _mm512_loadu_si512(t + 64 * g);
+            sw = field(t, offsetof(gllm_block_q8_0, d));
+            t += GLLM_TILE_ROWS * sizeof(gllm_block_q8_0);
+        }
         __m512i c[8]; /* codes 4g .. 4g+3 of the 16 rows, unsigned */
-        for (int g = 0; g < 8; g++) c[g] = _mm512_xor_si512(_mm512_loadu_si512(t + 64 * g), flip);
-        const __m512 sw = field(t, offsetof(gllm_block_q8_0, d));
+        for (int g = 0; g < 8; g++) c[g] = _mm512_xor_si512(v[g], flip);
         for (size_t i = 0; i < mv; i++) {
             const gllm_q8x *xb = x[i] + b;
             __m512i d0 = _mm512_setzero_si512(), d1 = _mm512_setzero_si512(); /* two chains */
@@ -57,34 +97,35 @@ tile_rows(const gllm_matmul_args *a, const uint8_t *t, size_t j, size_t i0, cons
             acc_c[i] = _mm512_fmadd_ps(sw, _mm512_set1_ps(-128.0f * xb->s), acc_c[i]);
         }
     }
+    const __mmask16 keep = (__mmask16)((1u << nr) - 1);
     for (size_t i = 0; i < mv; i++) {
         __m512 y = _mm512_add_ps(acc[i], acc_c[i]);
-        if (a->bias) y = _mm512_add_ps(y, _mm512_loadu_ps(a->bias + j));
-        _mm512_storeu_ps(a->y + (i0 + i) * a->ldy + j, y);
+        if (a->bias) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(keep, a->bias + j));
+        _mm512_mask_storeu_ps(a->y + (i0 + i) * a->ldy + j, keep, y);
     }
 }
 
 void gllm_gemv_tiled_q8_0_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch) {
     (void)scratch;
     for (size_t j = j0; j < j1; j += GLLM_TILE_ROWS) {
-        const uint8_t *t = (const uint8_t *)a->w + j * a->w_row_bytes;
-        /* groups of up to MV rows, as even as they go (5 = 3 + 2); the tile is in cache for the
+        const size_t nr = j1 - j < GLLM_TILE_ROWS ? j1 - j : GLLM_TILE_ROWS;
+        /* groups of up to MV rows, as even as they go (5 = 3 + 2); the 16 rows are in cache for the
          * next */
         for (size_t i = 0, mv; i < a->m; i += mv) {
             const size_t groups = (a->m - i + MV - 1) / MV;
             mv = (a->m - i + groups - 1) / groups;
             switch (mv) {
             case 4:
-                tile_rows(a, t, j, i, 4);
+                a->tiled ? tile_rows(a, j, GLLM_TILE_ROWS, i, 4, 0) : tile_rows(a, j, nr, i, 4, 1);
                 break;
             case 3:
-                tile_rows(a, t, j, i, 3);
+                a->tiled ? tile_rows(a, j, GLLM_TILE_ROWS, i, 3, 0) : tile_rows(a, j, nr, i, 3, 1);
                 break;
             case 2:
-                tile_rows(a, t, j, i, 2);
+                a->tiled ? tile_rows(a, j, GLLM_TILE_ROWS, i, 2, 0) : tile_rows(a, j, nr, i, 2, 1);
                 break;
             case 1:
-                tile_rows(a, t, j, i, 1);
+                a->tiled ? tile_rows(a, j, GLLM_TILE_ROWS, i, 1, 0) : tile_rows(a, j, nr, i, 1, 1);
                 break;
             }
         }
