@@ -26,7 +26,7 @@ void gllm_cpu_act_quant(const float *x, size_t m, size_t k, gllm_q8x *xq) {
 
 size_t gllm_cpu_gemv_rows(gllm_dtype t, int tiled) {
     const int amx = gllm_kernels() == gllm_kernel_tables[GLLM_ISA_AMX];
-    if (gllm_kernels()->gemv_tiled[t]) return amx ? 8 : tiled ? 16 : 12; /* 16 weight rows a block, tiled or gathered */
+    if (gllm_kernels()->gemv_tiled[t]) return amx ? 12 : 16; /* 16 weight rows at a time, tiled or gathered */
     const int vnni = amx || gllm_kernels() == gllm_kernel_tables[GLLM_ISA_AVX512]; /* the gemm's int8 dot is vpdpbusd or AMX */
     return gllm_dtype_traits_table[t].block > 1 ? (vnni ? 4 : 8) : 16;
 }

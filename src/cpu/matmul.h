@@ -17,9 +17,9 @@ void gllm_cpu_act_quant(const float *x, size_t m, size_t k, gllm_q8x *xq);
  * AVX-512 230 vs 145 GFLOPS); for the block ones 8 on AVX2, 4 on AVX-512 for those without a
  * gemv_tiled (q2_0, q1_0), whose gemm dots int8 with vpdpbusd (Sapphire Rapids class, 6 rows:
  * gemm 195-231 GFLOPS, gemv 161-224). Where gemv_tiled takes 16 weight rows at once (in tiles,
- * or gathered from rows): 8 under AMX, whose gemm wins from about 12 rows (q8_0, 16 rows:
- * gemm 0.89 ms, tiled 0.98, gathered 1.82); on AVX-512 16 tiled, 12 gathered (q8_0 at 16
- * rows: gemm 1.59 ms, gathered 1.75; at 12, 1.36 and 1.33). */
+ * or gathered from rows; 4096 x 4096): 16 on AVX-512 (gathered, 16 rows: q8_0 1.52 ms, gemm
+ * 1.61; q4_1 1.23 and 1.63), 12 under AMX, whose gemm wins from there (16 rows: q8_0 gathered
+ * 1.53 ms, AMX gemm 1.10; 12 rows: 1.11 and 1.14). */
 size_t gllm_cpu_gemv_rows(gllm_dtype t, int tiled);
 /* the kernel computing column ranges of one matmul: gemv (gemv_tiled over tiled weights) for
  * up to gllm_cpu_gemv_rows(t, tiled) rows, gemm otherwise */
