@@ -23,8 +23,10 @@
 _Static_assert(offsetof(gllm_block_q8_0, qs) == 2, "the f16 fields lead the block");
 _Static_assert(offsetof(gllm_block_q8_0, d) == 0, "the scale opens the block");
 #define MV 8
-/* In rows, each block prefetches the same place in the next 16 rows (into the outer cache, as
- * the gemv does) for PREFETCHES of its rows in turn: about every 48 bytes of each row. */
+/* Each block prefetches the same place in the next 16 rows (into the outer cache, as the gemv
+ * does): in a tile, its 16 blocks' lines; in rows, PREFETCHES of the rows in turn, about every
+ * 48 bytes of each row. (1 row, 2 threads, weights in the L3: tiled q8_0 32768 x 4096 4.75 ->
+ * 2.80 ms; rows from DRAM, q4_1 32768 x 4096, 4 rows: 6.0 -> 4.1 ms) */
 #define PREFETCHES 12
 
 /* the f16 field at byte offset off of each of the tile's 16 blocks, widened */
@@ -81,6 +83,8 @@ static inline __attribute__((always_inline)) void tile_rows(const gllm_matmul_ar
         } else {
             for (int g = 0; g < 8; g++) v[g] = _mm512_loadu_si512(t + 64 * g);
             sw = field(t, offsetof(gllm_block_q8_0, d));
+            for (size_t o = 0; o < GLLM_TILE_ROWS * sizeof(gllm_block_q8_0); o += 64)
+                __builtin_prefetch(t + 16 * a->w_row_bytes + o, 0, 1);
             t += GLLM_TILE_ROWS * sizeof(gllm_block_q8_0);
         }
         __m512i c[8]; /* codes 4g .. 4g+3 of the 16 rows, unsigned */
