@@ -162,8 +162,8 @@ OPS = [
        _MATMUL, fn_type="gllm_matmul_fn"),
     Op("gemv_tiled", "cpu/gemv_tiled.c.j2",
        "gemv 16 weight rows at a time: tiled weights (GLLM_TILE_ROWS, src/core/kernel_abi.h; j0, j1 "
-       "multiples of 16), or rows gathered 16 at a time (any j0, j1)", _MATMUL, fn_type="gllm_matmul_fn", kinds=("block",), dtypes=("q8_0", "q4_0", "q4_1"),
-       isas=("avx512",)),
+       "multiples of 16), or rows gathered 16 at a time (any j0, j1)", _MATMUL, fn_type="gllm_matmul_fn",
+       kinds=("block",), dtypes=("q8_0", "q4_0", "q4_1"), isas=("avx512",)),
     Op("gemm", "cpu/gemm.c.j2", "Y[i,j] = X[i,:].W[j,:] (+ bias[j]): the prefill path", _MATMUL,
        fn_type="gllm_matmul_fn"),
     Op("quantize", "cpu/quantize.c.j2", "f32 rows -> dtype rows", "const float *x, void *y, size_t k",

@@ -61,16 +61,16 @@ typedef struct {
 /* odd m and n with tails; k multiples of 32 up to 4128 (float formats: odd k too);
  * crossings of the gemm blocking (codegen/spec.py: KC=256 (AMX bf16 1024) in k, MC=72 (64) rows,
  * NC=1024 columns; AVX-512 and AMX int8: 512, 48, 768); 21x1040: tiled weights across NC, a last panel of one tile; gemv: one
- * row (decode), and 2 to 13 (batched decode: groups of 4 rows, and what is left) */
+ * row (decode), and 2 to 13 (batched decode: groups of rows, as even as they go) */
 static const shape gemv_shapes[] = {{1, 1, 32},  {1, 7, 96},  {1, 33, 1056}, {1, 257, 288}, {1, 257, 4128},
                                     {2, 7, 96},  {3, 33, 288}, {4, 1, 32},    {5, 65, 1056}, {9, 65, 4128}, {13, 33, 288}};
 static const shape gemv_odd_k[] = {{1, 7, 33}, {1, 33, 101}, {1, 257, 1027}, {3, 7, 33}, {7, 33, 101}, {2, 257, 1027}};
 static const shape gemm_shapes[] = {{3, 7, 32}, {17, 33, 288}, {69, 257, 544}, {17, 257, 4128},
                                     {150, 33, 96}, {5, 1100, 64}, {69, 1, 4128}, {17, 48, 288},
                                     {21, 1040, 288}};
-/* gemv_tiled: whole tiles of 16 rows; 1 to 4 activation rows (batched decode), and more (groups);
- * over the tiles and over the rows (the gemv's batched path, which gemv_shapes also takes
- * with odd n) */
+/* gemv_tiled: whole tiles of 16 rows; 1 to 7 activation rows (batched decode; the random
+ * shapes' up to 16 make two groups); over the tiles and over the rows (the gemv's batched
+ * path, which gemv_shapes also takes with odd n) */
 static const shape tiled_shapes[] = {{1, 16, 32}, {1, 48, 96}, {1, 272, 1056}, {1, 256, 4128},
                                      {2, 48, 96}, {3, 272, 1056}, {4, 256, 4128}, {7, 32, 288}};
 static const shape gemm_odd_k[] = {{3, 7, 33}, {17, 33, 101}, {69, 257, 1027}};

@@ -177,13 +177,13 @@ Test(api, threads_do_not_change_results) {
     for (size_t mm = 1; mm <= m; mm += mm == 1 ? 8 : 24) {
         cr_assert_eq(gllm_matmul(GLLM_DTYPE_F32, w, x, NULL, y1, mm, n, k), GLLM_OK);
         gllm_matmul_args a = {.w = w, .w_row_bytes = k * 4, .x = x, .ldx = k, .y = y2, .ldy = n, .m = mm, .n = n, .k = k};
-        (mm <= gllm_cpu_gemv_rows(GLLM_DTYPE_F32, 0) ? kt->gemv : kt->gemm)[GLLM_DTYPE_F32](&a, 0, n, scratch);
+        (mm <= gllm_cpu_gemv_rows(GLLM_DTYPE_F32) ? kt->gemv : kt->gemm)[GLLM_DTYPE_F32](&a, 0, n, scratch);
         cr_assert(memcmp(y1, y2, mm * n * 4) == 0, "m=%zu: threaded result differs from one call", mm);
     }
     /* more rows than twice the columns: the pool splits the rows (a float and two block formats,
      * whose quantised activations are offset too) */
     const gllm_dtype rows_dts[3] = {GLLM_DTYPE_F32, GLLM_DTYPE_Q8_0, GLLM_DTYPE_Q4_1};
-    cr_assert(gllm_cpu_matmul_split(GLLM_DTYPE_F32, 0, rm, rn, k).by_rows, "a row split");
+    cr_assert(gllm_cpu_matmul_split(GLLM_DTYPE_F32, rm, rn, k).by_rows, "a row split");
     for (int d = 0; d < 3; d++) {
         const gllm_dtype t = rows_dts[d];
         size_t row;

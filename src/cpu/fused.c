@@ -60,7 +60,7 @@ gllm_status gllm_cpu_ffn_up(gllm_ffn_kind kind, gllm_dtype t, int tiled, const v
         return gllm_fail(GLLM_E_INVALID_ARGUMENT, "ffn: NULL or empty input");
     if ((unsigned)t >= GLLM_DTYPE_COUNT || k % (size_t)gllm_dtype_traits_table[t].block)
         return gllm_fail(GLLM_E_INVALID_ARGUMENT, "ffn: dtype %d with k=%zu", (int)t, k);
-    if (kind == GLLM_FFN_GELU && m > gllm_cpu_gemv_rows(t, tiled)) { /* no gate: the matmul, then GELU in place */
+    if (kind == GLLM_FFN_GELU && m > gllm_cpu_gemv_rows(t)) { /* no gate: the matmul, then GELU in place */
         if ((st = gllm_cpu_matmul(t, tiled, w_gate, x, b_gate, y, m, n, k)) != GLLM_OK) return st;
         gelu_job g = {y, m, n, (m + 63) / 64}; /* 64 tasks */
         gllm_pool_run((m + g.rows - 1) / g.rows, gelu_task, &g);
@@ -128,7 +128,7 @@ gllm_status gllm_cpu_qkv(const gllm_qkv_weights *w, const float *x, size_t m, si
         j.mm[i] = (gllm_matmul_args){.w = ws[i], .w_row_bytes = gllm_row_bytes(t, k), .x = x, .ldx = k, .xq = xq,
                                      .bias = bs[i], .y = ys[i], .ldy = ns[i], .m = m, .n = ns[i], .k = k,
                                      .tiled = w->tiled};
-        j.split[i] = gllm_cpu_matmul_split(t, w->tiled, m, ns[i], k);
+        j.split[i] = gllm_cpu_matmul_split(t, m, ns[i], k);
         total += j.split[i].tasks;
     }
     gllm_pool_run(total, qkv_task, &j);

@@ -24,7 +24,7 @@ void gllm_cpu_act_quant(const float *x, size_t m, size_t k, gllm_q8x *xq) {
     gllm_pool_run(m, act_quant_task, &j);
 }
 
-size_t gllm_cpu_gemv_rows(gllm_dtype t, int tiled) {
+size_t gllm_cpu_gemv_rows(gllm_dtype t) {
     const int amx = gllm_kernels() == gllm_kernel_tables[GLLM_ISA_AMX];
     if (gllm_kernels()->gemv_tiled[t]) return amx ? 12 : 16; /* 16 weight rows at a time, tiled or gathered */
     const int vnni = amx || gllm_kernels() == gllm_kernel_tables[GLLM_ISA_AVX512]; /* the gemm's int8 dot is vpdpbusd or AMX */
@@ -32,7 +32,7 @@ size_t gllm_cpu_gemv_rows(gllm_dtype t, int tiled) {
 }
 
 gllm_matmul_fn gllm_cpu_matmul_kernel(gllm_dtype t, size_t m, int tiled) {
-    if (m > gllm_cpu_gemv_rows(t, tiled)) return gllm_kernels()->gemm[t];
+    if (m > gllm_cpu_gemv_rows(t)) return gllm_kernels()->gemm[t];
     return tiled ? gllm_kernels()->gemv_tiled[t] : gllm_kernels()->gemv[t];
 }
 
@@ -69,14 +69,14 @@ void gllm_cpu_tile(gllm_dtype t, const void *w, void *dst, size_t n, size_t k) {
     gllm_pool_run(n / GLLM_TILE_ROWS, tile_task, &c);
 }
 
-gllm_mm_split gllm_cpu_matmul_split(gllm_dtype t, int tiled, size_t m, size_t n, size_t k) {
+gllm_mm_split gllm_cpu_matmul_split(gllm_dtype t, size_t m, size_t n, size_t k) {
     const size_t threads = (size_t)gllm_pool_threads();
     const double work = (double)m * (double)n * (double)k;
-    if (work >= 65536.0 && m > gllm_cpu_gemv_rows(t, tiled) && m >= 2 * n && threads > 1) { /* the activations outweigh the weights */
+    if (work >= 65536.0 && m > gllm_cpu_gemv_rows(t) && m >= 2 * n && threads > 1) { /* the activations outweigh the weights */
         const size_t chunk = (m + threads - 1) / threads;
         return (gllm_mm_split){chunk, (m + chunk - 1) / chunk, 1};
     }
-    const size_t parts = work < 65536.0 ? 1 : m <= gllm_cpu_gemv_rows(t, tiled) ? threads * 8 : threads;
+    const size_t parts = work < 65536.0 ? 1 : m <= gllm_cpu_gemv_rows(t) ? threads * 8 : threads;
     const size_t chunk = ((n + parts - 1) / parts + 63) / 64 * 64;
     return (gllm_mm_split){chunk, (n + chunk - 1) / chunk, 0};
 }
@@ -109,7 +109,7 @@ gllm_status gllm_cpu_matmul(gllm_dtype t, int tiled, const void *w, const float 
     mm_job j = {.fn = gllm_cpu_matmul_kernel(t, m, tiled),
                 .args = {.w = w, .w_row_bytes = gllm_row_bytes(t, k), .x = x, .ldx = k, .bias = bias, .y = y, .ldy = n,
                          .m = m, .n = n, .k = k, .tiled = tiled},
-                .split = gllm_cpu_matmul_split(t, tiled, m, n, k)};
+                .split = gllm_cpu_matmul_split(t, m, n, k)};
     const size_t mark = gllm_ws_mark();
     if (gllm_dtype_traits_table[t].int8_path) {
         gllm_q8x *xq = gllm_ws_alloc(m * (k / 32) * sizeof(gllm_q8x));

@@ -20,9 +20,9 @@ void gllm_cpu_act_quant(const float *x, size_t m, size_t k, gllm_q8x *xq);
  * or gathered from rows; 4096 x 4096): 16 on AVX-512 (gathered, 16 rows: q8_0 1.52 ms, gemm
  * 1.61; q4_1 1.23 and 1.63), 12 under AMX, whose gemm wins from there (16 rows: q8_0 gathered
  * 1.53 ms, AMX gemm 1.10; 12 rows: 1.11 and 1.14). */
-size_t gllm_cpu_gemv_rows(gllm_dtype t, int tiled);
+size_t gllm_cpu_gemv_rows(gllm_dtype t);
 /* the kernel computing column ranges of one matmul: gemv (gemv_tiled over tiled weights) for
- * up to gllm_cpu_gemv_rows(t, tiled) rows, gemm otherwise */
+ * up to gllm_cpu_gemv_rows(t) rows, gemm otherwise */
 gllm_matmul_fn gllm_cpu_matmul_kernel(gllm_dtype t, size_t m, int tiled);
 /* Tiled weights: whether this ISA reads t tiled (it has a gemv_tiled for t) and n rows fit
  * whole tiles; gllm_cpu_tile writes W (n rows of k) tiled into dst (as many bytes). */
@@ -36,7 +36,7 @@ typedef struct {
     size_t chunk, tasks;
     int by_rows;
 } gllm_mm_split;
-gllm_mm_split gllm_cpu_matmul_split(gllm_dtype t, int tiled, size_t m, size_t n, size_t k);
+gllm_mm_split gllm_cpu_matmul_split(gllm_dtype t, size_t m, size_t n, size_t k);
 /* task `task` of split s of matmul a */
 void gllm_cpu_matmul_part(gllm_matmul_fn fn, const gllm_matmul_args *a, const gllm_mm_split *s, size_t task, void *scratch);
 #endif
