@@ -9,19 +9,23 @@
 
 typedef struct {
     const float *x;
-    size_t k;
+    size_t m, k, rows;
     gllm_q8x *xq;
 } aq_job;
 
-static void act_quant_task(void *ctx, size_t row, void *scratch) {
+static void act_quant_task(void *ctx, size_t task, void *scratch) {
     (void)scratch;
     const aq_job *j = ctx;
-    gllm_kernels()->act_quant(j->x + row * j->k, j->xq + row * (j->k / 32), j->k);
+    for (size_t row = task * j->rows; row < j->m && row < (task + 1) * j->rows; row++)
+        gllm_kernels()->act_quant(j->x + row * j->k, j->xq + row * (j->k / 32), j->k);
 }
 
+/* tasks of whole rows, about 16K elements each: a row of a small model (576 elements, ~0.15 us)
+ * is less work than the pool's hand-out, and a batched decode step's few rows are quickest on
+ * the calling thread (4 x 576: 0.6 us there, 1.4 us on the pool) */
 void gllm_cpu_act_quant(const float *x, size_t m, size_t k, gllm_q8x *xq) {
-    aq_job j = {x, k, xq};
-    gllm_pool_run(m, act_quant_task, &j);
+    aq_job j = {x, m, k, (16384 + k - 1) / k, xq};
+    gllm_pool_run((m + j.rows - 1) / j.rows, act_quant_task, &j);
 }
 
 size_t gllm_cpu_gemv_rows(gllm_dtype t) {

@@ -16,39 +16,42 @@
 #include <string.h>
 #define ROUND_MAGIC 12582912.0f /* 1.5 * 2^23 */
 
+/* The same steps, 16 blocks at a time: their maxima first, then d and 1/d for all 16 in one
+ * vector division each (a scalar division per block bounded the loop), then each block's codes
+ * (vcvtps2dq rounds to nearest even, as the magic constant below does). */
 void gllm_act_quant_avx512(const float *x, gllm_q8x *y, size_t k) {
-    for (size_t b = 0; b < k / 32; b++, x += 32) {
-        /* max |x| as an integer max of the bit patterns without sign: ordered as the floats are,
-         * with inf and NaN above every finite value; unlike a float max or a float sum (an add
-         * chain, 4x slower in all), it vectorises */
-        uint32_t abits = 0;
-        for (int t = 0; t < 32; t++) {
-            uint32_t u;
-            memcpy(&u, x + t, 4);
-            u &= 0x7fffffffu;
-            abits = u > abits ? u : abits;
+    const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff);
+    for (size_t b0 = 0; b0 < k / 32; b0 += 16, x += 512, y += 16) {
+        const size_t n = k / 32 - b0 < 16 ? k / 32 - b0 : 16;
+        _Alignas(64) uint32_t abits[16] = {0};
+        for (size_t i = 0; i < n; i++)
+            abits[i] = _mm512_reduce_max_epu32(
+                _mm512_max_epu32(_mm512_and_si512(_mm512_loadu_si512(x + 32 * i), abs_mask),
+                                 _mm512_and_si512(_mm512_loadu_si512(x + 32 * i + 16), abs_mask)));
+        const __m512 d =
+            _mm512_div_ps(_mm512_castsi512_ps(_mm512_load_si512(abits)), _mm512_set1_ps(127.0f));
+        const __m512 id = _mm512_maskz_div_ps(
+            _mm512_cmp_ps_mask(d, _mm512_set1_ps(FLT_MIN), _CMP_GE_OQ), _mm512_set1_ps(1.0f), d);
+        _Alignas(64) float dv[16], idv[16];
+        _mm512_store_ps(dv, d);
+        _mm512_store_ps(idv, id);
+        for (size_t i = 0; i < n; i++) {
+            if (abits[i] >= 0x7f800000u) { /* inf or NaN: the block's products are NaN, as a float
+                                              matmul's would be */
+                memset(y[i].qs, 0, sizeof y[i].qs);
+                y[i].d = y[i].s = NAN;
+                continue;
+            }
+            const __m512 s = _mm512_set1_ps(idv[i]), lo = _mm512_set1_ps(-127.0f),
+                         hi = _mm512_set1_ps(127.0f);
+            const __m512i q0 = _mm512_cvtps_epi32(_mm512_min_ps(
+                _mm512_max_ps(_mm512_mul_ps(_mm512_loadu_ps(x + 32 * i), s), lo), hi));
+            const __m512i q1 = _mm512_cvtps_epi32(_mm512_min_ps(
+                _mm512_max_ps(_mm512_mul_ps(_mm512_loadu_ps(x + 32 * i + 16), s), lo), hi));
+            _mm_storeu_si128((__m128i *)y[i].qs, _mm512_cvtepi32_epi8(q0));
+            _mm_storeu_si128((__m128i *)(y[i].qs + 16), _mm512_cvtepi32_epi8(q1));
+            y[i].d = dv[i];
+            y[i].s = dv[i] * (float)_mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
         }
-        if (abits >= 0x7f800000u) { /* inf or NaN: the block's products are NaN, as a float matmul's
-                                       would be */
-            memset(y[b].qs, 0, sizeof y[b].qs);
-            y[b].d = y[b].s = NAN;
-            continue;
-        }
-        float amax;
-        memcpy(&amax, &abits, 4);
-        const float d = amax / 127.0f,
-                    id = d >= FLT_MIN ? 1.0f / d : 0.0f; /* no inf from a tiny max */
-        int32_t q[32], sum = 0;
-        /* round to nearest even as lrintf does, in plain float arithmetic that vectorises
-         * (|x*id| <= 127: adding 1.5*2^23 leaves the rounded integer in the low bits) */
-        for (int t = 0; t < 32; t++) {
-            const float v = x[t] * id, c = v > 127.0f    ? 127.0f
-                                           : v < -127.0f ? -127.0f
-                                                         : v; /* |c| <= 127 */
-            q[t] = (int32_t)((c + ROUND_MAGIC) - ROUND_MAGIC);
-        }
-        for (int t = 0; t < 32; t++) y[b].qs[t] = (int8_t)q[t], sum += q[t];
-        y[b].d = d;
-        y[b].s = d * (float)sum;
     }
 }
