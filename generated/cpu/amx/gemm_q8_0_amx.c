@@ -71,15 +71,15 @@ static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size
         pack_tiled(a, j, nr, kc, kl, p);
         return;
     }
-    const __m512i rows =
-        _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                           _mm512_set1_epi32((int)a->w_row_bytes));
+    __m512i rows_lo, rows_hi;
+    gq_row_offsets16(a->w_row_bytes, &rows_lo, &rows_hi);
     for (size_t b = 0; b < kl; b++)
         for (size_t jj0 = 0; jj0 < NR; jj0 += 16) {
             const char *w0 = (const char *)a->w + (j + jj0) * a->w_row_bytes +
                              (kc + b) * sizeof(gllm_block_q8_0);
             if (jj0 + 16 <= nr) {
-                gv_store(p[b].a + jj0, gq_gather_f16(w0 + offsetof(gllm_block_q8_0, d), rows));
+                gv_store(p[b].a + jj0,
+                         gq_gather_f16(w0 + offsetof(gllm_block_q8_0, d), rows_lo, rows_hi));
                 gv_store(p[b].c + jj0, gv_zero());
                 for (size_t i = 0; i < 16; i++) {
                     const gllm_block_q8_0 *blk = (const gllm_block_q8_0 *)(w0 + i * a->w_row_bytes);

@@ -76,9 +76,7 @@ static inline __attribute__((always_inline)) void tile_rows(const gllm_matmul_ar
             gq_rows16_groups(w, o + offsetof(gllm_block_q8_0, qs), v);
             gq_rows16_groups(w, o + offsetof(gllm_block_q8_0, qs) + 16, v + 4);
             /* each row's first 4 bytes: the scale in the low half */
-            const __m512i head = _mm512_inserti64x4(
-                _mm512_castsi256_si512(_mm512_i64gather_epi32(at_lo, w[0] + o, 1)),
-                _mm512_i64gather_epi32(at_hi, w[0] + o, 1), 1);
+            const __m512i head = gq_gather16_u32(w[0] + o, at_lo, at_hi);
             sw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(head));
         } else {
             for (int g = 0; g < 8; g++) v[g] = _mm512_loadu_si512(t + 64 * g);
