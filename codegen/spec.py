@@ -19,6 +19,7 @@ class Isa:
     qgemm_mr: int      # register tile rows, int8 path
     qgemm_nv: int = 1         # int8-path tile columns in vectors (NR = qgemm_nv * width)
     gemv_pairs: bool = False  # block gemv takes two blocks per register (gq2_* in the header)
+    i16_dot: bool = False     # int8 dots by vpmaddubsw (int16 sums of pairs, widened by vpmaddwd), not vpdpbusd
     attn_kb: int = 8          # attention: keys per block, one per lane (a multiple of the width, <= 16)
     bf16_dot: bool = False    # gemm of bf16 weights by pairwise bf16 dots (activations rounded to bf16)
     amx: bool = False         # gemm on AMX tiles: int8 path (tdpbssd, qgemm_mr rows a tile), bf16 (tdpbf16ps, gemm_mr)
@@ -45,7 +46,7 @@ class Isa:
 
 ISAS = [
     Isa("scalar", "any", 1, "simd/scalar.h", (), 4, 4, 4, attn_kb=4),
-    Isa("avx2", "x86_64", 8, "simd/avx2.h", ("-mavx2", "-mfma", "-mf16c"), 6, 16, 4),
+    Isa("avx2", "x86_64", 8, "simd/avx2.h", ("-mavx2", "-mfma", "-mf16c"), 6, 16, 4, i16_dot=True),
     Isa("avx512", "x86_64", 16, "simd/avx512.h",
         ("-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl",
          "-mavx512vnni", "-mavx512bf16", "-mavx2", "-mfma", "-mf16c"), 12, 32, 6,
@@ -161,9 +162,9 @@ OPS = [
     Op("gemv", "cpu/gemv.c.j2", "y[i,j] = W[j,:].X[i,:] (+ bias[j]) for a few rows i, weights read once: the decode path",
        _MATMUL, fn_type="gllm_matmul_fn"),
     Op("gemv_tiled", "cpu/gemv_tiled.c.j2",
-       "gemv 16 weight rows at a time: tiled weights (GLLM_TILE_ROWS, src/core/kernel_abi.h; j0, j1 "
-       "multiples of 16), or rows gathered 16 at a time (any j0, j1)", _MATMUL, fn_type="gllm_matmul_fn",
-       kinds=("block",), dtypes=("q8_0", "q4_0", "q4_1"), isas=("avx512",)),
+       "gemv a vector's lanes of weight rows at a time (16 AVX-512, 8 AVX2): tiled weights (GLLM_TILE_ROWS, "
+       "src/core/kernel_abi.h; j0, j1 multiples of 16), or rows gathered so (any j0, j1)", _MATMUL,
+       fn_type="gllm_matmul_fn", kinds=("block",), dtypes=("q8_0", "q4_0", "q4_1"), isas=("avx2", "avx512")),
     Op("gemm", "cpu/gemm.c.j2", "Y[i,j] = X[i,:].W[j,:] (+ bias[j]): the prefill path", _MATMUL,
        fn_type="gllm_matmul_fn"),
     Op("quantize", "cpu/quantize.c.j2", "f32 rows -> dtype rows", "const float *x, void *y, size_t k",

@@ -150,7 +150,12 @@ static const gllm_kernel_table table_avx2 = {
             [GLLM_DTYPE_Q2_0] = gllm_gemv_q2_0_avx2,
             [GLLM_DTYPE_Q1_0] = gllm_gemv_q1_0_avx2,
         },
-    .gemv_tiled = {},
+    .gemv_tiled =
+        {
+            [GLLM_DTYPE_Q8_0] = gllm_gemv_tiled_q8_0_avx2,
+            [GLLM_DTYPE_Q4_0] = gllm_gemv_tiled_q4_0_avx2,
+            [GLLM_DTYPE_Q4_1] = gllm_gemv_tiled_q4_1_avx2,
+        },
     .gemm =
         {
             [GLLM_DTYPE_F32] = gllm_gemm_f32_avx2,
@@ -215,7 +220,12 @@ static const gllm_kernel_table table_avx2 = {
                     [GLLM_DTYPE_Q2_0] = "gllm_gemv_q2_0_avx2",
                     [GLLM_DTYPE_Q1_0] = "gllm_gemv_q1_0_avx2",
                 },
-            [GLLM_OP_GEMV_TILED] = {},
+            [GLLM_OP_GEMV_TILED] =
+                {
+                    [GLLM_DTYPE_Q8_0] = "gllm_gemv_tiled_q8_0_avx2",
+                    [GLLM_DTYPE_Q4_0] = "gllm_gemv_tiled_q4_0_avx2",
+                    [GLLM_DTYPE_Q4_1] = "gllm_gemv_tiled_q4_1_avx2",
+                },
             [GLLM_OP_GEMM] =
                 {
                     [GLLM_DTYPE_F32] = "gllm_gemm_f32_avx2",

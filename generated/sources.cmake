@@ -64,6 +64,9 @@ set(GLLM_KERNELS_AVX2
     generated/cpu/avx2/gemv_q4_1_avx2.c
     generated/cpu/avx2/gemv_q2_0_avx2.c
     generated/cpu/avx2/gemv_q1_0_avx2.c
+    generated/cpu/avx2/gemv_tiled_q8_0_avx2.c
+    generated/cpu/avx2/gemv_tiled_q4_0_avx2.c
+    generated/cpu/avx2/gemv_tiled_q4_1_avx2.c
     generated/cpu/avx2/gemm_f32_avx2.c
     generated/cpu/avx2/gemm_f16_avx2.c
     generated/cpu/avx2/gemm_bf16_avx2.c

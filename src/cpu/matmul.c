@@ -30,7 +30,8 @@ void gllm_cpu_act_quant(const float *x, size_t m, size_t k, gllm_q8x *xq) {
 
 size_t gllm_cpu_gemv_rows(gllm_dtype t) {
     const int amx = gllm_kernels() == gllm_kernel_tables[GLLM_ISA_AMX];
-    if (gllm_kernels()->gemv_tiled[t]) return amx ? 12 : 16; /* 16 weight rows at a time, tiled or gathered */
+    if (gllm_kernels()->gemv_tiled[t]) /* a vector's lanes of weight rows at a time, tiled or gathered */
+        return amx ? 12 : gllm_kernels() == gllm_kernel_tables[GLLM_ISA_AVX2] ? 64 : 16;
     const int vnni = amx || gllm_kernels() == gllm_kernel_tables[GLLM_ISA_AVX512]; /* the gemm's int8 dot is vpdpbusd or AMX */
     return gllm_dtype_traits_table[t].block > 1 ? (vnni ? 4 : 8) : 16;
 }

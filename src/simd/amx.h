@@ -40,9 +40,9 @@ static inline void gv_amx_bf16_begin(void) {
 static inline void gv_amx_end(void) { _tile_release(); }
 
 static inline gv_i32 gv_load_i32(const int32_t *p) { return _mm512_loadu_si512(p); }
-/* 16 f16 values, one at each of base + the offsets lo, hi (gq_gather16_u32), widened */
+/* 16 f16 values, one at each of base + the offsets lo, hi (gq_gather_u32), widened */
 static inline gv_f32 gq_gather_f16(const void *base, __m512i lo, __m512i hi) {
-    return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(gq_gather16_u32(base, lo, hi)));
+    return gq_f16_low(gq_gather_u32(base, lo, hi));
 }
 
 /* The int32 dots of a panel block's 32 weight rows (two A tiles of 16 rows x 32 codes, rows 32

@@ -130,4 +130,33 @@ static inline gq_f32 gq_fma_i32(gq_i32 d, float s, gq_f32 acc) {
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(s), acc);
 }
 static inline float gq_reduce(gq_f32 v) { return gv_reduce(v); }
+/* Weight rows in lanes, 8 a vector (the gemv_tiled kernels): */
+/* the 4 bytes at base + off[i] for 8 byte offsets, 64-bit (lo: i < 4, hi: the rest), so that
+ * no row stride overflows them */
+static inline __m256i gq_gather_u32(const void *base, __m256i lo, __m256i hi) {
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm256_i64gather_epi32((const int *)base, lo, 1)),
+                                   _mm256_i64gather_epi32((const int *)base, hi, 1), 1);
+}
+/* each lane's low / high 16 bits as an f16, widened */
+static inline __m256 gq_f16_low(__m256i h) {
+    const __m256i l = _mm256_blend_epi16(h, _mm256_setzero_si256(), 0xAA);
+    return _mm256_cvtph_ps(_mm_packus_epi32(_mm256_castsi256_si128(l), _mm256_extracti128_si256(l, 1)));
+}
+static inline __m256 gq_f16_high(__m256i h) {
+    const __m256i l = _mm256_srli_epi32(h, 16);
+    return _mm256_cvtph_ps(_mm_packus_epi32(_mm256_castsi256_si128(l), _mm256_extracti128_si256(l, 1)));
+}
+/* 16 bytes at p[i] + off for 8 rows i: 4 vectors of 4-byte groups, group g of row i in lane i
+ * of g[g] (a 4 x 4 transpose of words in each 128-bit lane, the rows loaded so that it leaves
+ * them in order) */
+static inline void gq_rows_groups(const uint8_t *const p[8], size_t off, __m256i g[4]) {
+    __m256i z[4]; /* z[q]: rows q, q+4 */
+    for (int q = 0; q < 4; q++)
+        z[q] = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(p[q] + off))),
+                                       _mm_loadu_si128((const __m128i *)(p[q + 4] + off)), 1);
+    const __m256i a0 = _mm256_unpacklo_epi32(z[0], z[1]), a1 = _mm256_unpackhi_epi32(z[0], z[1]);
+    const __m256i a2 = _mm256_unpacklo_epi32(z[2], z[3]), a3 = _mm256_unpackhi_epi32(z[2], z[3]);
+    g[0] = _mm256_unpacklo_epi64(a0, a2), g[1] = _mm256_unpackhi_epi64(a0, a2);
+    g[2] = _mm256_unpacklo_epi64(a1, a3), g[3] = _mm256_unpackhi_epi64(a1, a3);
+}
 #endif

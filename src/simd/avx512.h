@@ -152,20 +152,24 @@ static inline void gq_transpose_codes16(const __m256i c[16], uint32_t *dst, size
     for (int i = 0; i < 16; i++) r[i] = _mm512_zextsi256_si512(c[i]);
     gv_transpose16(r, dst, dst_stride, 8);
 }
+/* Weight rows in lanes, 16 a vector (the gemv_tiled kernels, the AMX gemm's pack): */
 /* the 4 bytes at base + off[i] for 16 byte offsets, 64-bit (lo: i < 8, hi: the rest), so
  * that no row stride overflows them */
-static inline __m512i gq_gather16_u32(const void *base, __m512i lo, __m512i hi) {
+static inline __m512i gq_gather_u32(const void *base, __m512i lo, __m512i hi) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_i64gather_epi32(lo, base, 1)), _mm512_i64gather_epi32(hi, base, 1), 1);
 }
-/* byte offsets i * stride, i = 0 .. 15, as gq_gather16_u32 takes them */
-static inline void gq_row_offsets16(size_t stride, __m512i *lo, __m512i *hi) {
+/* byte offsets i * stride, i = 0 .. 15, as gq_gather_u32 takes them */
+static inline void gq_row_offsets(size_t stride, __m512i *lo, __m512i *hi) {
     *lo = _mm512_mullo_epi64(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7), _mm512_set1_epi64((long long)stride));
     *hi = _mm512_add_epi64(*lo, _mm512_set1_epi64(8 * (long long)stride));
 }
+/* each lane's low / high 16 bits as an f16, widened */
+static inline __m512 gq_f16_low(__m512i h) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h)); }
+static inline __m512 gq_f16_high(__m512i h) { return gq_f16_low(_mm512_srli_epi32(h, 16)); }
 /* 16 bytes at p[i] + off for 16 rows i, as a tile holds them: 4 vectors of 4-byte groups,
  * group g of row i in lane i of g[g] (a 4 x 4 transpose of words in each 128-bit lane, the rows
  * loaded so that it leaves them in order) */
-static inline void gq_rows16_groups(const uint8_t *const p[16], size_t off, __m512i g[4]) {
+static inline void gq_rows_groups(const uint8_t *const p[16], size_t off, __m512i g[4]) {
     __m512i z[4]; /* z[q]: rows q, q+4, q+8, q+12 */
     for (int q = 0; q < 4; q++) {
         __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(p[q] + off)));

@@ -39,7 +39,7 @@ typedef struct {
  * vector each, their codes unpacked a row at a time; the last rows (past nr) zero. */
 static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size_t kl, panel_t *p) {
     __m512i rows_lo, rows_hi;
-    gq_row_offsets16(a->w_row_bytes, &rows_lo, &rows_hi);
+    gq_row_offsets(a->w_row_bytes, &rows_lo, &rows_hi);
     for (size_t b = 0; b < kl; b++)
         for (size_t jj0 = 0; jj0 < NR; jj0 += 16) {
             const char *w0 = (const char *)a->w + (j + jj0) * a->w_row_bytes +

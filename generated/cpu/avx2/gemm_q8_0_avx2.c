@@ -34,7 +34,46 @@ typedef struct {
     float a[NR], c[NR];
 } panel_t;
 
+/* the f16 field at byte offset off of a tile's block, row l */
+static inline float tile_half(const uint8_t *t, size_t off, int l) {
+    uint16_t h;
+    memcpy(&h, t + 16 * 32 + 16 * off + 2 * l, 2);
+    return gllm_f16_to_f32(h);
+}
+
+/* Panels from tiled weights (src/core/kernel_abi.h; j and nr are multiples of 8 there): a
+ * tile's code group g of 16 rows is already two panels' group g: lanes 0..7 of each, 32 bytes. */
+#define RUN (NR < GLLM_TILE_ROWS ? NR : GLLM_TILE_ROWS) /* panel lanes from one tile */
+static void pack_tiled(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size_t kl,
+                       panel_t *p) {
+    for (size_t b = 0; b < kl; b++)
+        for (size_t l0 = 0; l0 < NR; l0 += RUN) {
+            if (l0 >= nr) { /* past the last row: zero lanes */
+                for (int g = 0; g < 8; g++) memset((uint8_t *)p[b].codes[g] + 4 * l0, 0, RUN * 4);
+                for (int l = 0; l < RUN; l++) p[b].a[l0 + l] = p[b].c[l0 + l] = 0.0f;
+                continue;
+            }
+            const size_t r = j + l0, q = r % GLLM_TILE_ROWS; /* row r is lane q of its tile */
+            const uint8_t *t =
+                (const uint8_t *)a->w + (r - q) * a->w_row_bytes + (kc + b) * GLLM_TILE_ROWS * 34;
+            for (int l = 0; l < RUN; l++) {
+                p[b].a[l0 + l] = tile_half(t, offsetof(gllm_block_q8_0, d), (int)q + l);
+                p[b].c[l0 + l] = 0.0f;
+            }
+            for (int g = 0; g < 8; g++) {
+                uint8_t *dst = (uint8_t *)p[b].codes[g] + 4 * l0; /* lanes l0.., 4 bytes each */
+                const uint8_t *src = t + 4 * q;
+                for (int i = 0; i < RUN * 4; i++)
+                    dst[i] = (uint8_t)(src[64 * g + i] + GQ_SIGNED_BIAS);
+            }
+        }
+}
+
 static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size_t kl, panel_t *p) {
+    if (a->tiled) {
+        pack_tiled(a, j, nr, kc, kl, p);
+        return;
+    }
     for (size_t b = 0; b < kl; b++) {
         for (size_t jj = 0; jj < NR; jj++) {
             if (jj >= nr) {
@@ -207,7 +246,7 @@ static void prefetch_rows(const void *base, size_t row_bytes, size_t elem_bytes,
 
 /* Prefetch the weights of the panel PACK_AHEAD packs after (column jc + jr, k block kc) in pack
  * order (panels, k blocks, column blocks up to j1), so the first panels of a k block are on their
- * way too. */
+ * way too. Tiled weights: each 16-row tile holds a k block in one run. */
 static void prefetch_ahead(const gllm_matmul_args *a, size_t j1, size_t jc, size_t kc, size_t jr,
                            size_t kt) {
     const size_t kcb = KC / 32;
@@ -221,6 +260,11 @@ static void prefetch_ahead(const gllm_matmul_args *a, size_t j1, size_t jc, size
     const size_t r0 = jc + jr, end = jc + (j1 - jc < NC ? j1 - jc : NC),
                  r1 = r0 + NR < end ? r0 + NR : end;
     const size_t kl = kt - kc < kcb ? kt - kc : kcb;
+    if (a->tiled) {
+        prefetch_rows(a->w, a->w_row_bytes * GLLM_TILE_ROWS, W_ELEM * GLLM_TILE_ROWS,
+                      r0 / GLLM_TILE_ROWS, (r1 + GLLM_TILE_ROWS - 1) / GLLM_TILE_ROWS, kc, kl);
+        return;
+    }
     prefetch_rows(a->w, a->w_row_bytes, W_ELEM, r0, r1, kc, kl);
 }
 

@@ -43,26 +43,28 @@ static inline float tile_half(const uint8_t *t, size_t off, int l) {
 
 /* Panels from tiled weights (src/core/kernel_abi.h; j and nr are multiples of 16 there): a
  * tile's code group g of 16 rows is already lanes l0..l0+15 of the panel's group, 64 bytes. */
+#define RUN (NR < GLLM_TILE_ROWS ? NR : GLLM_TILE_ROWS) /* panel lanes from one tile */
 static void pack_tiled(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size_t kl,
                        panel_t *p) {
     for (size_t b = 0; b < kl; b++)
-        for (size_t l0 = 0; l0 < NR; l0 += GLLM_TILE_ROWS) {
+        for (size_t l0 = 0; l0 < NR; l0 += RUN) {
             if (l0 >= nr) { /* past the last row: zero lanes */
-                for (int g = 0; g < 8; g++)
-                    memset((uint8_t *)p[b].codes[g] + 4 * l0, 0, GLLM_TILE_ROWS * 4);
-                for (int l = 0; l < GLLM_TILE_ROWS; l++) p[b].a[l0 + l] = p[b].c[l0 + l] = 0.0f;
+                for (int g = 0; g < 8; g++) memset((uint8_t *)p[b].codes[g] + 4 * l0, 0, RUN * 4);
+                for (int l = 0; l < RUN; l++) p[b].a[l0 + l] = p[b].c[l0 + l] = 0.0f;
                 continue;
             }
+            const size_t r = j + l0, q = r % GLLM_TILE_ROWS; /* row r is lane q of its tile */
             const uint8_t *t =
-                (const uint8_t *)a->w + (j + l0) * a->w_row_bytes + (kc + b) * GLLM_TILE_ROWS * 34;
-            for (int l = 0; l < GLLM_TILE_ROWS; l++) {
-                p[b].a[l0 + l] = tile_half(t, offsetof(gllm_block_q8_0, d), l);
+                (const uint8_t *)a->w + (r - q) * a->w_row_bytes + (kc + b) * GLLM_TILE_ROWS * 34;
+            for (int l = 0; l < RUN; l++) {
+                p[b].a[l0 + l] = tile_half(t, offsetof(gllm_block_q8_0, d), (int)q + l);
                 p[b].c[l0 + l] = 0.0f;
             }
             for (int g = 0; g < 8; g++) {
                 uint8_t *dst = (uint8_t *)p[b].codes[g] + 4 * l0; /* lanes l0.., 4 bytes each */
-                for (int i = 0; i < GLLM_TILE_ROWS * 4; i++)
-                    dst[i] = (uint8_t)(t[64 * g + i] + GQ_SIGNED_BIAS);
+                const uint8_t *src = t + 4 * q;
+                for (int i = 0; i < RUN * 4; i++)
+                    dst[i] = (uint8_t)(src[64 * g + i] + GQ_SIGNED_BIAS);
             }
         }
 }

@@ -10,7 +10,7 @@
 #include "simd/avx512.h"
 
 #include <stddef.h>
-/* gemv sixteen weight rows at a time, q4_1, avx512: y[i][j] = W[j,:] . x[i] (+ bias[j])
+/* gemv 16 weight rows at a time, q4_1, avx512: y[i][j] = W[j,:] . x[i] (+ bias[j])
  * for j in [j0, j1), and a few activation rows i. A block of the 16 rows is 4 vectors of
  * code bytes, group g of the 16 rows in 16 lanes: one dot against 4 activation bytes broadcast
  * adds the group to 16 row sums at once, so there is no horizontal reduction, and the 16 rows'
@@ -24,127 +24,125 @@ _Static_assert(offsetof(gllm_block_q4_1, d) == 0, "the scale opens the block");
 _Static_assert(offsetof(gllm_block_q4_1, m) == 2, "the minimum follows the scale");
 #define MV 8
 /* Each block prefetches the same place in the next 16 rows (into the outer cache, as the gemv
- * does): in a tile, its 16 blocks' lines; in rows, PREFETCHES of the rows in turn, about every
+ * does): in a tile, the next tile's lines; in rows, PREFETCHES of the rows in turn, about every
  * 48 bytes of each row. (1 row, 2 threads, weights in the L3: tiled q8_0 32768 x 4096 4.75 ->
  * 2.80 ms; rows from DRAM, q4_1 32768 x 4096, 4 rows: 6.0 -> 4.1 ms) */
 #define PREFETCHES 7
 
-/* the f16 field at byte offset off of each of the tile's 16 blocks, widened */
-static inline __m512 field(const uint8_t *t, size_t off) {
-    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(t + 16 * 16 + 16 * off)));
-}
-
 /* activation bytes 4g .. 4g+3 of a block in every lane */
-static inline __m512i xgroup(const gllm_q8x *xb, int g) {
-    return _mm512_set1_epi32((int)_mm_cvtsi128_si32(_mm_loadu_si32(xb->qs + 4 * g)));
+static inline gv_i32 xgroup(const gllm_q8x *xb, int g) {
+    int32_t x;
+    memcpy(&x, xb->qs + 4 * g, 4);
+    return _mm512_set1_epi32(x);
 }
 
-/* weight rows j .. j+nr-1 (nr <= 16; tiled: the tile at j, nr = 16) against activation rows
- * i0 .. i0+mv-1. In rows, lanes past nr repeat the last row (their sums are not stored). */
+/* weight rows j .. j+nr-1 (nr <= 16; tiled: the tile at j, nr = 16) against activation
+ * rows i0 .. i0+mv-1. In rows, lanes past nr repeat the last row (their sums are not stored). */
 static inline __attribute__((always_inline)) void tile_rows(const gllm_matmul_args *a, size_t j,
                                                             size_t nr, size_t i0, const size_t mv,
                                                             const int rows) {
     const size_t nb = a->k / 32;
     const uint8_t *t = (const uint8_t *)a->w + j * a->w_row_bytes;
-    const uint8_t *w[16]; /* in rows: row l of the 16 */
-    __m512i at_lo = _mm512_setzero_si512(),
-            at_hi = _mm512_setzero_si512(); /* in rows: w[l] - w[0] */
+    const uint8_t *w[16];                                 /* in rows: row l of the 16 */
+    gv_i32 at_lo = _mm512_setzero_si512(), at_hi = at_lo; /* in rows: w[l] - w[0] */
     if (rows) {
         int64_t d[16];
         for (size_t l = 0; l < 16; l++) {
             w[l] = t + (l < nr ? l : nr - 1) * a->w_row_bytes;
             d[l] = w[l] - w[0];
         }
-        at_lo = _mm512_loadu_si512(d), at_hi = _mm512_loadu_si512(d + 8);
+        at_lo = _mm512_loadu_si512((const gv_i32 *)d),
+        at_hi = _mm512_loadu_si512((const gv_i32 *)(d + 8));
     }
-    const __m512i low = _mm512_set1_epi8(15);
+    const gv_i32 low = _mm512_set1_epi8(15);
     const gllm_q8x *x[MV];
-    __m512 acc[MV], acc_c[MV];
+    gv_f32 acc[MV], acc_c[MV];
     for (size_t i = 0; i < mv; i++) {
         x[i] = a->xq + (i0 + i) * nb;
-        acc[i] = _mm512_setzero_ps(), acc_c[i] = _mm512_setzero_ps();
+        acc[i] = gv_zero(), acc_c[i] = gv_zero();
     }
     for (size_t b = 0; b < nb; b++) {
-        __m512i v[4]; /* code bytes 4g .. 4g+3 of the 16 rows */
-        __m512 sw, ow;
+        gv_i32 v[4]; /* code bytes 4g .. 4g+3 of the 16 rows */
+        gv_f32 sw, ow;
         if (rows) {
             const size_t o = b * sizeof(gllm_block_q4_1);
             for (size_t r = 0; r < PREFETCHES; r++) {
                 const size_t l = (b * PREFETCHES + r) % 16;
                 __builtin_prefetch(w[l] + o + 16 * a->w_row_bytes, 0, 1);
             }
-            gq_rows16_groups(w, o + offsetof(gllm_block_q4_1, qs), v);
+            gq_rows_groups(w, o + offsetof(gllm_block_q4_1, qs), v);
             /* each row's first 4 bytes: the scale in the low half, the minimum in the high */
-            const __m512i head = gq_gather16_u32(w[0] + o, at_lo, at_hi);
-            sw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(head));
-            ow = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(head, 16)));
+            const gv_i32 head = gq_gather_u32(w[0] + o, at_lo, at_hi);
+            sw = gq_f16_low(head);
+            ow = gq_f16_high(head);
         } else {
-            for (int g = 0; g < 4; g++) v[g] = _mm512_loadu_si512(t + 64 * g);
-            sw = field(t, offsetof(gllm_block_q4_1, d));
-            ow = field(t, offsetof(gllm_block_q4_1, m));
+            /* group g of the tile's rows at 64 g, field f at 256 + 32 f */
+            for (int g = 0; g < 4; g++) v[g] = _mm512_loadu_si512((const gv_i32 *)(t + 64 * g));
+            sw = gv_load_f16((const uint16_t *)(t + 256 + 16 * offsetof(gllm_block_q4_1, d)));
+            ow = gv_load_f16((const uint16_t *)(t + 256 + 16 * offsetof(gllm_block_q4_1, m)));
             for (size_t o = 0; o < GLLM_TILE_ROWS * sizeof(gllm_block_q4_1); o += 64)
                 __builtin_prefetch(t + 16 * a->w_row_bytes + o, 0, 1);
             t += GLLM_TILE_ROWS * sizeof(gllm_block_q4_1);
         }
-        __m512i c[8];                 /* codes 4g .. 4g+3 of the 16 rows, unsigned */
+        gv_i32 c[8];                  /* codes 4g .. 4g+3 of the 16 rows, unsigned */
         for (int g = 0; g < 4; g++) { /* codes 4g.. in the low nibbles, 16+4g.. in the high */
             c[g] = _mm512_and_si512(v[g], low);
             c[4 + g] = _mm512_and_si512(_mm512_srli_epi16(v[g], 4), low);
         }
         for (size_t i = 0; i < mv; i++) {
             const gllm_q8x *xb = x[i] + b;
-            __m512i d0 = _mm512_setzero_si512(), d1 = _mm512_setzero_si512(); /* two chains */
+            gv_i32 d0 = _mm512_setzero_si512(), d1 = d0; /* two chains */
             for (int g = 0; g < 8; g += 2) {
                 d0 = _mm512_dpbusd_epi32(d0, c[g], xgroup(xb, g));
                 d1 = _mm512_dpbusd_epi32(d1, c[g + 1], xgroup(xb, g + 1));
             }
-            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(d0, d1)),
-                                     _mm512_mul_ps(sw, _mm512_set1_ps(1.0f * xb->d)), acc[i]);
-            acc_c[i] = _mm512_fmadd_ps(ow, _mm512_set1_ps(1.0f * xb->s), acc_c[i]);
+            const gv_i32 dot = _mm512_add_epi32(d0, d1);
+            acc[i] = gv_fma(gv_cvt_i32(dot), gv_mul(sw, gv_set1(1.0f * xb->d)), acc[i]);
+            acc_c[i] = gv_fma(ow, gv_set1(1.0f * xb->s), acc_c[i]);
         }
     }
-    const __mmask16 keep = (__mmask16)((1u << nr) - 1);
     for (size_t i = 0; i < mv; i++) {
-        __m512 y = _mm512_add_ps(acc[i], acc_c[i]);
-        if (a->bias) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(keep, a->bias + j));
-        _mm512_mask_storeu_ps(a->y + (i0 + i) * a->ldy + j, keep, y);
+        gv_f32 y = gv_add(acc[i], acc_c[i]);
+        if (a->bias) y = gv_add(y, gv_load_n(a->bias + j, nr));
+        gv_store_n(a->y + (i0 + i) * a->ldy + j, y, nr);
     }
 }
 
 void gllm_gemv_tiled_q4_1_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch) {
     (void)scratch;
-    for (size_t j = j0; j < j1; j += GLLM_TILE_ROWS) {
-        const size_t nr = j1 - j < GLLM_TILE_ROWS ? j1 - j : GLLM_TILE_ROWS;
+    for (size_t j = j0; j < j1; j += 16) {
+        const size_t nr = j1 - j < 16 ? j1 - j : 16;
         /* groups of up to MV rows, as even as they go (9 = 5 + 4); the 16 rows are in cache for the
          * next. MV 8, not 4: each block gathered (or unpacked) once for 5-8 rows (q8_0 4096 x 4096,
-         * 2 threads, gathered, 5 rows: 0.77-0.80 -> 0.52-0.54 ms; 8 rows: 0.89 -> 0.72-0.75) */
+         * 2 threads, gathered, 5 rows: 0.77-0.80 -> 0.52-0.54 ms; 8 rows: 0.89 -> 0.72-0.75; AVX2,
+         * 8 rows: q4_1 1.27 -> 1.09 ms, q8_0 1.90 -> 1.71) */
         for (size_t i = 0, mv; i < a->m; i += mv) {
             const size_t groups = (a->m - i + MV - 1) / MV;
             mv = (a->m - i + groups - 1) / groups;
             switch (mv) {
             case 8:
-                a->tiled ? tile_rows(a, j, GLLM_TILE_ROWS, i, 8, 0) : tile_rows(a, j, nr, i, 8, 1);
+                a->tiled ? tile_rows(a, j, 16, i, 8, 0) : tile_rows(a, j, nr, i, 8, 1);
                 break;
             case 7:
-                a->tiled ? tile_rows(a, j, GLLM_TILE_ROWS, i, 7, 0) : tile_rows(a, j, nr, i, 7, 1);
+                a->tiled ? tile_rows(a, j, 16, i, 7, 0) : tile_rows(a, j, nr, i, 7, 1);
                 break;
             case 6:
-                a->tiled ? tile_rows(a, j, GLLM_TILE_ROWS, i, 6, 0) : tile_rows(a, j, nr, i, 6, 1);
+                a->tiled ? tile_rows(a, j, 16, i, 6, 0) : tile_rows(a, j, nr, i, 6, 1);
                 break;
             case 5:
-                a->tiled ? tile_rows(a, j, GLLM_TILE_ROWS, i, 5, 0) : tile_rows(a, j, nr, i, 5, 1);
+                a->tiled ? tile_rows(a, j, 16, i, 5, 0) : tile_rows(a, j, nr, i, 5, 1);
                 break;
             case 4:
-                a->tiled ? tile_rows(a, j, GLLM_TILE_ROWS, i, 4, 0) : tile_rows(a, j, nr, i, 4, 1);
+                a->tiled ? tile_rows(a, j, 16, i, 4, 0) : tile_rows(a, j, nr, i, 4, 1);
                 break;
             case 3:
-                a->tiled ? tile_rows(a, j, GLLM_TILE_ROWS, i, 3, 0) : tile_rows(a, j, nr, i, 3, 1);
+                a->tiled ? tile_rows(a, j, 16, i, 3, 0) : tile_rows(a, j, nr, i, 3, 1);
                 break;
             case 2:
-                a->tiled ? tile_rows(a, j, GLLM_TILE_ROWS, i, 2, 0) : tile_rows(a, j, nr, i, 2, 1);
+                a->tiled ? tile_rows(a, j, 16, i, 2, 0) : tile_rows(a, j, nr, i, 2, 1);
                 break;
             case 1:
-                a->tiled ? tile_rows(a, j, GLLM_TILE_ROWS, i, 1, 0) : tile_rows(a, j, nr, i, 1, 1);
+                a->tiled ? tile_rows(a, j, 16, i, 1, 0) : tile_rows(a, j, nr, i, 1, 1);
                 break;
             }
         }
