@@ -90,6 +90,12 @@ static inline gv_i32 gv_dot4_s(gv_i32 acc, const void *codes, const int8_t *x4) 
     __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(c, c), _mm256_sign_epi8(gv_x4(x4), c));
     return _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
 }
+/* u8 codes <= 15 into int16 sums (acc16): 8 groups add at most 16 x 15 x 127 to a lane, no
+ * saturation; gv_widen16 adds such sums to int32 ones */
+static inline gv_i32 gv_dot4_u16(gv_i32 acc16, const void *codes, const int8_t *x4) {
+    return _mm256_add_epi16(acc16, _mm256_maddubs_epi16(_mm256_loadu_si256((const __m256i *)codes), gv_x4(x4)));
+}
+static inline gv_i32 gv_widen16(gv_i32 acc, gv_i32 acc16) { return _mm256_add_epi32(acc, _mm256_madd_epi16(acc16, _mm256_set1_epi16(1))); }
 static inline gv_f32 gv_cvt_i32(gv_i32 v) { return _mm256_cvtepi32_ps(v); }
 
 typedef __m256i gq_codes;

@@ -131,9 +131,12 @@ static void tile_1(const xpanel_t *x, size_t kl, const panel_t *p, float *y, siz
     gv_f32 c0_0 = gv_zero();
     for (size_t b = 0; b < kl; b++, p++, x += MR) {
         gv_i32 s0_0 = gv_set1_i32(x[0].o);
+        /* codes <= 15: the block's 8 groups sum in int16, widened once */
+        gv_i32 h0_0 = gv_izero();
         for (int g = 0; g < 8; g++) {
-            s0_0 = gv_dot4_u(s0_0, p->codes[g][0 * GV_W], x[0].q.qs + 4 * g);
+            h0_0 = gv_dot4_u16(h0_0, p->codes[g][0 * GV_W], x[0].q.qs + 4 * g);
         }
+        s0_0 = gv_widen16(s0_0, h0_0);
         const gv_f32 a0 = gv_load(p->a + 0 * GV_W), o0 = gv_load(p->c + 0 * GV_W);
         const gv_f32 d0 = gv_set1(x[0].q.d), e0 = gv_set1(x[0].q.s);
         c0_0 = gv_fma(gv_cvt_i32(s0_0), gv_mul(a0, d0), c0_0);
@@ -149,10 +152,15 @@ static void tile_2(const xpanel_t *x, size_t kl, const panel_t *p, float *y, siz
     for (size_t b = 0; b < kl; b++, p++, x += MR) {
         gv_i32 s0_0 = gv_set1_i32(x[0].o);
         gv_i32 s1_0 = gv_set1_i32(x[1].o);
+        /* codes <= 15: the block's 8 groups sum in int16, widened once */
+        gv_i32 h0_0 = gv_izero();
+        gv_i32 h1_0 = gv_izero();
         for (int g = 0; g < 8; g++) {
-            s0_0 = gv_dot4_u(s0_0, p->codes[g][0 * GV_W], x[0].q.qs + 4 * g);
-            s1_0 = gv_dot4_u(s1_0, p->codes[g][0 * GV_W], x[1].q.qs + 4 * g);
+            h0_0 = gv_dot4_u16(h0_0, p->codes[g][0 * GV_W], x[0].q.qs + 4 * g);
+            h1_0 = gv_dot4_u16(h1_0, p->codes[g][0 * GV_W], x[1].q.qs + 4 * g);
         }
+        s0_0 = gv_widen16(s0_0, h0_0);
+        s1_0 = gv_widen16(s1_0, h1_0);
         const gv_f32 a0 = gv_load(p->a + 0 * GV_W), o0 = gv_load(p->c + 0 * GV_W);
         const gv_f32 d0 = gv_set1(x[0].q.d), e0 = gv_set1(x[0].q.s);
         c0_0 = gv_fma(gv_cvt_i32(s0_0), gv_mul(a0, d0), c0_0);
@@ -174,11 +182,18 @@ static void tile_3(const xpanel_t *x, size_t kl, const panel_t *p, float *y, siz
         gv_i32 s0_0 = gv_set1_i32(x[0].o);
         gv_i32 s1_0 = gv_set1_i32(x[1].o);
         gv_i32 s2_0 = gv_set1_i32(x[2].o);
+        /* codes <= 15: the block's 8 groups sum in int16, widened once */
+        gv_i32 h0_0 = gv_izero();
+        gv_i32 h1_0 = gv_izero();
+        gv_i32 h2_0 = gv_izero();
         for (int g = 0; g < 8; g++) {
-            s0_0 = gv_dot4_u(s0_0, p->codes[g][0 * GV_W], x[0].q.qs + 4 * g);
-            s1_0 = gv_dot4_u(s1_0, p->codes[g][0 * GV_W], x[1].q.qs + 4 * g);
-            s2_0 = gv_dot4_u(s2_0, p->codes[g][0 * GV_W], x[2].q.qs + 4 * g);
+            h0_0 = gv_dot4_u16(h0_0, p->codes[g][0 * GV_W], x[0].q.qs + 4 * g);
+            h1_0 = gv_dot4_u16(h1_0, p->codes[g][0 * GV_W], x[1].q.qs + 4 * g);
+            h2_0 = gv_dot4_u16(h2_0, p->codes[g][0 * GV_W], x[2].q.qs + 4 * g);
         }
+        s0_0 = gv_widen16(s0_0, h0_0);
+        s1_0 = gv_widen16(s1_0, h1_0);
+        s2_0 = gv_widen16(s2_0, h2_0);
         const gv_f32 a0 = gv_load(p->a + 0 * GV_W), o0 = gv_load(p->c + 0 * GV_W);
         const gv_f32 d0 = gv_set1(x[0].q.d), e0 = gv_set1(x[0].q.s);
         c0_0 = gv_fma(gv_cvt_i32(s0_0), gv_mul(a0, d0), c0_0);
@@ -206,12 +221,21 @@ static void tile_4(const xpanel_t *x, size_t kl, const panel_t *p, float *y, siz
         gv_i32 s1_0 = gv_set1_i32(x[1].o);
         gv_i32 s2_0 = gv_set1_i32(x[2].o);
         gv_i32 s3_0 = gv_set1_i32(x[3].o);
+        /* codes <= 15: the block's 8 groups sum in int16, widened once */
+        gv_i32 h0_0 = gv_izero();
+        gv_i32 h1_0 = gv_izero();
+        gv_i32 h2_0 = gv_izero();
+        gv_i32 h3_0 = gv_izero();
         for (int g = 0; g < 8; g++) {
-            s0_0 = gv_dot4_u(s0_0, p->codes[g][0 * GV_W], x[0].q.qs + 4 * g);
-            s1_0 = gv_dot4_u(s1_0, p->codes[g][0 * GV_W], x[1].q.qs + 4 * g);
-            s2_0 = gv_dot4_u(s2_0, p->codes[g][0 * GV_W], x[2].q.qs + 4 * g);
-            s3_0 = gv_dot4_u(s3_0, p->codes[g][0 * GV_W], x[3].q.qs + 4 * g);
+            h0_0 = gv_dot4_u16(h0_0, p->codes[g][0 * GV_W], x[0].q.qs + 4 * g);
+            h1_0 = gv_dot4_u16(h1_0, p->codes[g][0 * GV_W], x[1].q.qs + 4 * g);
+            h2_0 = gv_dot4_u16(h2_0, p->codes[g][0 * GV_W], x[2].q.qs + 4 * g);
+            h3_0 = gv_dot4_u16(h3_0, p->codes[g][0 * GV_W], x[3].q.qs + 4 * g);
         }
+        s0_0 = gv_widen16(s0_0, h0_0);
+        s1_0 = gv_widen16(s1_0, h1_0);
+        s2_0 = gv_widen16(s2_0, h2_0);
+        s3_0 = gv_widen16(s3_0, h3_0);
         const gv_f32 a0 = gv_load(p->a + 0 * GV_W), o0 = gv_load(p->c + 0 * GV_W);
         const gv_f32 d0 = gv_set1(x[0].q.d), e0 = gv_set1(x[0].q.s);
         c0_0 = gv_fma(gv_cvt_i32(s0_0), gv_mul(a0, d0), c0_0);
