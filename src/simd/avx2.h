@@ -137,11 +137,11 @@ static inline gq_f32 gq_fma_i32(gq_i32 d, float s, gq_f32 acc) {
 }
 static inline float gq_reduce(gq_f32 v) { return gv_reduce(v); }
 /* Weight rows in lanes, 8 a vector (the gemv_tiled kernels): */
-/* the 4 bytes at base + off[i] for 8 byte offsets, 64-bit (lo: i < 4, hi: the rest), so that
- * no row stride overflows them */
-static inline __m256i gq_gather_u32(const void *base, __m256i lo, __m256i hi) {
-    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm256_i64gather_epi32((const int *)base, lo, 1)),
-                                   _mm256_i64gather_epi32((const int *)base, hi, 1), 1);
+/* the 4 bytes at p[i] + off of 8 rows, loaded one by one (no gather) */
+static inline __m256i gq_rows_u32(const uint8_t *const p[8], size_t off) {
+    int32_t v[8];
+    for (int i = 0; i < 8; i++) memcpy(&v[i], p[i] + off, 4);
+    return _mm256_setr_epi32(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]);
 }
 /* each lane's low / high 16 bits as an f16, widened */
 static inline __m256 gq_f16_low(__m256i h) {
