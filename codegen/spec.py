@@ -161,7 +161,7 @@ _MATMUL = "const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch"
 OPS = [
     Op("gemv", "cpu/gemv.c.j2", "y[i,j] = W[j,:].X[i,:] (+ bias[j]) for a few rows i, weights read once: the decode path",
        _MATMUL, fn_type="gllm_matmul_fn"),
-    Op("gemv_tiled", "cpu/gemv_tiled.c.j2",
+    Op("gemv_lanes", "cpu/gemv_lanes.c.j2",
        "gemv a vector's lanes of weight rows at a time (16 AVX-512, 8 AVX2): tiled weights (GLLM_TILE_ROWS, "
        "src/core/kernel_abi.h; j0, j1 multiples of 16), or rows gathered so (any j0, j1)", _MATMUL,
        fn_type="gllm_matmul_fn", kinds=("block",), dtypes=("q8_0", "q4_0", "q4_1"), isas=("avx2", "avx512")),

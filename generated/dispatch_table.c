@@ -8,7 +8,7 @@
 #include "kernels.h"
 
 const char *const gllm_op_names[GLLM_OP_COUNT] = {
-    [GLLM_OP_GEMV] = "gemv",         [GLLM_OP_GEMV_TILED] = "gemv_tiled", [GLLM_OP_GEMM] = "gemm",
+    [GLLM_OP_GEMV] = "gemv",         [GLLM_OP_GEMV_LANES] = "gemv_lanes", [GLLM_OP_GEMM] = "gemm",
     [GLLM_OP_QUANTIZE] = "quantize", [GLLM_OP_DEQUANTIZE] = "dequantize", [GLLM_OP_ATTN] = "attn",
 };
 
@@ -26,7 +26,7 @@ static const gllm_kernel_table table_scalar = {
             [GLLM_DTYPE_Q2_0] = gllm_gemv_q2_0_scalar,
             [GLLM_DTYPE_Q1_0] = gllm_gemv_q1_0_scalar,
         },
-    .gemv_tiled = {},
+    .gemv_lanes = {},
     .gemm =
         {
             [GLLM_DTYPE_F32] = gllm_gemm_f32_scalar,
@@ -91,7 +91,7 @@ static const gllm_kernel_table table_scalar = {
                     [GLLM_DTYPE_Q2_0] = "gllm_gemv_q2_0_scalar",
                     [GLLM_DTYPE_Q1_0] = "gllm_gemv_q1_0_scalar",
                 },
-            [GLLM_OP_GEMV_TILED] = {},
+            [GLLM_OP_GEMV_LANES] = {},
             [GLLM_OP_GEMM] =
                 {
                     [GLLM_DTYPE_F32] = "gllm_gemm_f32_scalar",
@@ -150,11 +150,11 @@ static const gllm_kernel_table table_avx2 = {
             [GLLM_DTYPE_Q2_0] = gllm_gemv_q2_0_avx2,
             [GLLM_DTYPE_Q1_0] = gllm_gemv_q1_0_avx2,
         },
-    .gemv_tiled =
+    .gemv_lanes =
         {
-            [GLLM_DTYPE_Q8_0] = gllm_gemv_tiled_q8_0_avx2,
-            [GLLM_DTYPE_Q4_0] = gllm_gemv_tiled_q4_0_avx2,
-            [GLLM_DTYPE_Q4_1] = gllm_gemv_tiled_q4_1_avx2,
+            [GLLM_DTYPE_Q8_0] = gllm_gemv_lanes_q8_0_avx2,
+            [GLLM_DTYPE_Q4_0] = gllm_gemv_lanes_q4_0_avx2,
+            [GLLM_DTYPE_Q4_1] = gllm_gemv_lanes_q4_1_avx2,
         },
     .gemm =
         {
@@ -220,11 +220,11 @@ static const gllm_kernel_table table_avx2 = {
                     [GLLM_DTYPE_Q2_0] = "gllm_gemv_q2_0_avx2",
                     [GLLM_DTYPE_Q1_0] = "gllm_gemv_q1_0_avx2",
                 },
-            [GLLM_OP_GEMV_TILED] =
+            [GLLM_OP_GEMV_LANES] =
                 {
-                    [GLLM_DTYPE_Q8_0] = "gllm_gemv_tiled_q8_0_avx2",
-                    [GLLM_DTYPE_Q4_0] = "gllm_gemv_tiled_q4_0_avx2",
-                    [GLLM_DTYPE_Q4_1] = "gllm_gemv_tiled_q4_1_avx2",
+                    [GLLM_DTYPE_Q8_0] = "gllm_gemv_lanes_q8_0_avx2",
+                    [GLLM_DTYPE_Q4_0] = "gllm_gemv_lanes_q4_0_avx2",
+                    [GLLM_DTYPE_Q4_1] = "gllm_gemv_lanes_q4_1_avx2",
                 },
             [GLLM_OP_GEMM] =
                 {
@@ -287,11 +287,11 @@ static const gllm_kernel_table table_avx512 = {
             [GLLM_DTYPE_Q2_0] = gllm_gemv_q2_0_avx512,
             [GLLM_DTYPE_Q1_0] = gllm_gemv_q1_0_avx512,
         },
-    .gemv_tiled =
+    .gemv_lanes =
         {
-            [GLLM_DTYPE_Q8_0] = gllm_gemv_tiled_q8_0_avx512,
-            [GLLM_DTYPE_Q4_0] = gllm_gemv_tiled_q4_0_avx512,
-            [GLLM_DTYPE_Q4_1] = gllm_gemv_tiled_q4_1_avx512,
+            [GLLM_DTYPE_Q8_0] = gllm_gemv_lanes_q8_0_avx512,
+            [GLLM_DTYPE_Q4_0] = gllm_gemv_lanes_q4_0_avx512,
+            [GLLM_DTYPE_Q4_1] = gllm_gemv_lanes_q4_1_avx512,
         },
     .gemm =
         {
@@ -357,11 +357,11 @@ static const gllm_kernel_table table_avx512 = {
                     [GLLM_DTYPE_Q2_0] = "gllm_gemv_q2_0_avx512",
                     [GLLM_DTYPE_Q1_0] = "gllm_gemv_q1_0_avx512",
                 },
-            [GLLM_OP_GEMV_TILED] =
+            [GLLM_OP_GEMV_LANES] =
                 {
-                    [GLLM_DTYPE_Q8_0] = "gllm_gemv_tiled_q8_0_avx512",
-                    [GLLM_DTYPE_Q4_0] = "gllm_gemv_tiled_q4_0_avx512",
-                    [GLLM_DTYPE_Q4_1] = "gllm_gemv_tiled_q4_1_avx512",
+                    [GLLM_DTYPE_Q8_0] = "gllm_gemv_lanes_q8_0_avx512",
+                    [GLLM_DTYPE_Q4_0] = "gllm_gemv_lanes_q4_0_avx512",
+                    [GLLM_DTYPE_Q4_1] = "gllm_gemv_lanes_q4_1_avx512",
                 },
             [GLLM_OP_GEMM] =
                 {
@@ -424,11 +424,11 @@ static const gllm_kernel_table table_amx = {
             [GLLM_DTYPE_Q2_0] = gllm_gemv_q2_0_avx512,
             [GLLM_DTYPE_Q1_0] = gllm_gemv_q1_0_avx512,
         },
-    .gemv_tiled =
+    .gemv_lanes =
         {
-            [GLLM_DTYPE_Q8_0] = gllm_gemv_tiled_q8_0_avx512,
-            [GLLM_DTYPE_Q4_0] = gllm_gemv_tiled_q4_0_avx512,
-            [GLLM_DTYPE_Q4_1] = gllm_gemv_tiled_q4_1_avx512,
+            [GLLM_DTYPE_Q8_0] = gllm_gemv_lanes_q8_0_avx512,
+            [GLLM_DTYPE_Q4_0] = gllm_gemv_lanes_q4_0_avx512,
+            [GLLM_DTYPE_Q4_1] = gllm_gemv_lanes_q4_1_avx512,
         },
     .gemm =
         {
@@ -494,11 +494,11 @@ static const gllm_kernel_table table_amx = {
                     [GLLM_DTYPE_Q2_0] = "gllm_gemv_q2_0_avx512",
                     [GLLM_DTYPE_Q1_0] = "gllm_gemv_q1_0_avx512",
                 },
-            [GLLM_OP_GEMV_TILED] =
+            [GLLM_OP_GEMV_LANES] =
                 {
-                    [GLLM_DTYPE_Q8_0] = "gllm_gemv_tiled_q8_0_avx512",
-                    [GLLM_DTYPE_Q4_0] = "gllm_gemv_tiled_q4_0_avx512",
-                    [GLLM_DTYPE_Q4_1] = "gllm_gemv_tiled_q4_1_avx512",
+                    [GLLM_DTYPE_Q8_0] = "gllm_gemv_lanes_q8_0_avx512",
+                    [GLLM_DTYPE_Q4_0] = "gllm_gemv_lanes_q4_0_avx512",
+                    [GLLM_DTYPE_Q4_1] = "gllm_gemv_lanes_q4_1_avx512",
                 },
             [GLLM_OP_GEMM] =
                 {
@@ -561,7 +561,7 @@ static const gllm_kernel_table table_neon = {
             [GLLM_DTYPE_Q2_0] = gllm_gemv_q2_0_neon,
             [GLLM_DTYPE_Q1_0] = gllm_gemv_q1_0_neon,
         },
-    .gemv_tiled = {},
+    .gemv_lanes = {},
     .gemm =
         {
             [GLLM_DTYPE_F32] = gllm_gemm_f32_neon,
@@ -626,7 +626,7 @@ static const gllm_kernel_table table_neon = {
                     [GLLM_DTYPE_Q2_0] = "gllm_gemv_q2_0_neon",
                     [GLLM_DTYPE_Q1_0] = "gllm_gemv_q1_0_neon",
                 },
-            [GLLM_OP_GEMV_TILED] = {},
+            [GLLM_OP_GEMV_LANES] = {},
             [GLLM_OP_GEMM] =
                 {
                     [GLLM_DTYPE_F32] = "gllm_gemm_f32_neon",

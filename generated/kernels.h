@@ -11,7 +11,7 @@
 
 typedef enum {
     GLLM_OP_GEMV,
-    GLLM_OP_GEMV_TILED,
+    GLLM_OP_GEMV_LANES,
     GLLM_OP_GEMM,
     GLLM_OP_QUANTIZE,
     GLLM_OP_DEQUANTIZE,
@@ -72,7 +72,7 @@ typedef struct {
                                dots) */
     gllm_matmul_fn gemv[GLLM_DTYPE_COUNT];
     gllm_matmul_fn
-        gemv_tiled[GLLM_DTYPE_COUNT]; /* q8_0, q4_0, q4_1 on avx2, avx512 only; NULL elsewhere */
+        gemv_lanes[GLLM_DTYPE_COUNT]; /* q8_0, q4_0, q4_1 on avx2, avx512 only; NULL elsewhere */
     gllm_matmul_fn gemm[GLLM_DTYPE_COUNT];
     gllm_quantize_fn quantize[GLLM_DTYPE_COUNT];
     gllm_dequantize_fn dequantize[GLLM_DTYPE_COUNT];
@@ -158,9 +158,9 @@ void gllm_gemv_q4_0_avx2(const gllm_matmul_args *a, size_t j0, size_t j1, void *
 void gllm_gemv_q4_1_avx2(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemv_q2_0_avx2(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemv_q1_0_avx2(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
-void gllm_gemv_tiled_q8_0_avx2(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
-void gllm_gemv_tiled_q4_0_avx2(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
-void gllm_gemv_tiled_q4_1_avx2(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
+void gllm_gemv_lanes_q8_0_avx2(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
+void gllm_gemv_lanes_q4_0_avx2(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
+void gllm_gemv_lanes_q4_1_avx2(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemm_f32_avx2(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemm_f16_avx2(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemm_bf16_avx2(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
@@ -214,9 +214,9 @@ void gllm_gemv_q4_0_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void
 void gllm_gemv_q4_1_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemv_q2_0_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemv_q1_0_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
-void gllm_gemv_tiled_q8_0_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
-void gllm_gemv_tiled_q4_0_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
-void gllm_gemv_tiled_q4_1_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
+void gllm_gemv_lanes_q8_0_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
+void gllm_gemv_lanes_q4_0_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
+void gllm_gemv_lanes_q4_1_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemm_f32_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemm_f16_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemm_bf16_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);

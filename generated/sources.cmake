@@ -64,9 +64,9 @@ set(GLLM_KERNELS_AVX2
     generated/cpu/avx2/gemv_q4_1_avx2.c
     generated/cpu/avx2/gemv_q2_0_avx2.c
     generated/cpu/avx2/gemv_q1_0_avx2.c
-    generated/cpu/avx2/gemv_tiled_q8_0_avx2.c
-    generated/cpu/avx2/gemv_tiled_q4_0_avx2.c
-    generated/cpu/avx2/gemv_tiled_q4_1_avx2.c
+    generated/cpu/avx2/gemv_lanes_q8_0_avx2.c
+    generated/cpu/avx2/gemv_lanes_q4_0_avx2.c
+    generated/cpu/avx2/gemv_lanes_q4_1_avx2.c
     generated/cpu/avx2/gemm_f32_avx2.c
     generated/cpu/avx2/gemm_f16_avx2.c
     generated/cpu/avx2/gemm_bf16_avx2.c
@@ -118,9 +118,9 @@ set(GLLM_KERNELS_AVX512
     generated/cpu/avx512/gemv_q4_1_avx512.c
     generated/cpu/avx512/gemv_q2_0_avx512.c
     generated/cpu/avx512/gemv_q1_0_avx512.c
-    generated/cpu/avx512/gemv_tiled_q8_0_avx512.c
-    generated/cpu/avx512/gemv_tiled_q4_0_avx512.c
-    generated/cpu/avx512/gemv_tiled_q4_1_avx512.c
+    generated/cpu/avx512/gemv_lanes_q8_0_avx512.c
+    generated/cpu/avx512/gemv_lanes_q4_0_avx512.c
+    generated/cpu/avx512/gemv_lanes_q4_1_avx512.c
     generated/cpu/avx512/gemm_f32_avx512.c
     generated/cpu/avx512/gemm_f16_avx512.c
     generated/cpu/avx512/gemm_bf16_avx512.c

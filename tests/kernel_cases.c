@@ -68,7 +68,7 @@ static const shape gemv_odd_k[] = {{1, 7, 33}, {1, 33, 101}, {1, 257, 1027}, {3,
 static const shape gemm_shapes[] = {{3, 7, 32}, {17, 33, 288}, {69, 257, 544}, {17, 257, 4128},
                                     {150, 33, 96}, {5, 1100, 64}, {69, 1, 4128}, {17, 48, 288},
                                     {21, 1040, 288}};
-/* gemv_tiled: whole tiles of 16 rows; 1 to 7 activation rows (batched decode; the random
+/* gemv_lanes: whole tiles of 16 rows; 1 to 7 activation rows (batched decode; the random
  * shapes' up to 16 make two groups); over the tiles and over the rows (the gemv's batched
  * path, which gemv_shapes also takes with odd n) */
 static const shape tiled_shapes[] = {{1, 16, 32}, {1, 48, 96}, {1, 272, 1056}, {1, 256, 4128},
@@ -81,8 +81,8 @@ enum { RANDOM_SHAPES = 4 };
 static shape random_shape(int op, int odd_k) {
     shape s;
     s.m = op == GLLM_OP_GEMM ? 1 + rnd() % 100 : 1 + rnd() % 16;
-    s.n = op == GLLM_OP_GEMV_TILED ? GLLM_TILE_ROWS * (1 + rnd() % 20) : 1 + rnd() % 300;
-    s.k = odd_k && op != GLLM_OP_GEMV_TILED && rnd() % 2 ? 1 + rnd() % 1300 : 32 * (1 + rnd() % 40);
+    s.n = op == GLLM_OP_GEMV_LANES ? GLLM_TILE_ROWS * (1 + rnd() % 20) : 1 + rnd() % 300;
+    s.k = odd_k && op != GLLM_OP_GEMV_LANES && rnd() % 2 ? 1 + rnd() % 1300 : 32 * (1 + rnd() % 40);
     return s;
 }
 
@@ -113,9 +113,9 @@ static int check_matmul(int op, gllm_dtype t, const gllm_kernel_table *kt, shape
         for (size_t i = 0; i < s.m; i++) kt->act_quant(x + i * s.k, xq + i * (s.k / 32), s.k);
     gllm_matmul_args a = {.w = w, .w_row_bytes = row, .x = x, .ldx = s.k, .xq = xq,
                           .bias = with_bias ? bias : NULL, .y = y, .ldy = s.n, .m = s.m, .n = s.n, .k = s.k};
-    gllm_matmul_fn fn = op == GLLM_OP_GEMV ? kt->gemv[t] : op == GLLM_OP_GEMV_TILED ? kt->gemv_tiled[t] : kt->gemm[t];
+    gllm_matmul_fn fn = op == GLLM_OP_GEMV ? kt->gemv[t] : op == GLLM_OP_GEMV_LANES ? kt->gemv_lanes[t] : kt->gemm[t];
     void *wt = NULL;
-    if (op == GLLM_OP_GEMV_TILED) { /* tiled by src (gllm_cpu_tile); the reference reads the rows */
+    if (op == GLLM_OP_GEMV_LANES) { /* tiled by src (gllm_cpu_tile); the reference reads the rows */
         wt = malloc(s.n * row);
         gllm_cpu_tile(t, w, wt, s.n, s.k);
         a.w = wt, a.tiled = 1;
@@ -133,12 +133,12 @@ static int check_matmul(int op, gllm_dtype t, const gllm_kernel_table *kt, shape
     /* gemm packs tiled weights (where this ISA tiles the dtype) into the same panels: the same bits;
      * the AMX gemm's integer dots and float steps are the AVX-512 gemm's: the same bits */
     const char *differs = NULL;
-    if (op == GLLM_OP_GEMV_TILED) { /* the same kernel gathering the rows themselves: the same bits */
+    if (op == GLLM_OP_GEMV_LANES) { /* the same kernel gathering the rows themselves: the same bits */
         gllm_matmul_args ar = a;
         ar.w = w, ar.tiled = 0;
-        if (!same_bits(fn, ar, y, scratch)) differs = "gemv_tiled over rows differs from the tiles";
+        if (!same_bits(fn, ar, y, scratch)) differs = "gemv_lanes over rows differs from the tiles";
     }
-    if (op == GLLM_OP_GEMM && kt->gemv_tiled[t] && s.n % GLLM_TILE_ROWS == 0) {
+    if (op == GLLM_OP_GEMM && kt->gemv_lanes[t] && s.n % GLLM_TILE_ROWS == 0) {
         wt = malloc(s.n * row);
         gllm_cpu_tile(t, w, wt, s.n, s.k);
         gllm_matmul_args at = a;
@@ -558,10 +558,10 @@ int gllm_check_kernel(int op, gllm_dtype t, gllm_isa_id isa, int quick, char *ms
             rc = check_quantize_specials(t, kt, msg, len);
         return rc;
     }
-    const shape *sh = op == GLLM_OP_GEMV ? gemv_shapes : op == GLLM_OP_GEMV_TILED ? tiled_shapes : gemm_shapes;
+    const shape *sh = op == GLLM_OP_GEMV ? gemv_shapes : op == GLLM_OP_GEMV_LANES ? tiled_shapes : gemm_shapes;
     const shape *odd = op == GLLM_OP_GEMV ? gemv_odd_k : gemm_odd_k;
     const size_t ns = op == GLLM_OP_GEMV         ? sizeof gemv_shapes / sizeof *sh
-                      : op == GLLM_OP_GEMV_TILED ? sizeof tiled_shapes / sizeof *sh
+                      : op == GLLM_OP_GEMV_LANES ? sizeof tiled_shapes / sizeof *sh
                                                  : sizeof gemm_shapes / sizeof *sh;
     int rc = CASE_PASS;
     for (size_t i = 0; i < ns && rc == CASE_PASS; i++) {

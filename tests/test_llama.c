@@ -55,7 +55,7 @@ static void check_tol(const char *arch, gllm_dtype t, double rel) {
         cr_assert(fabs(one[v] - lg[(N - 1) * VOCAB + v]) <= rel * scale + 1e-6, "%s %s: incremental logit %zu: %.7g vs %.7g",
                   arch, gllm_dtype_name(t), v, one[v], lg[(N - 1) * VOCAB + v]);
     /* the plan over tiled weights (the generator's, where this ISA has a tiled gemv for t):
-     * a prefill (gemm unpacking the tiles) and then decode steps (gemv_tiled), against the reference */
+     * a prefill (gemm unpacking the tiles) and then decode steps (gemv_lanes), against the reference */
     gllm_plan tp;
     void *arena;
     cr_assert_eq(gllm_cpu_plan_tile(&m.plan, NULL, 0, &tp, &arena), GLLM_OK, "%s", gllm_last_error());

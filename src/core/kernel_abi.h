@@ -13,7 +13,7 @@
  *      rows, each in the bytes its 16 rows would take (so row offsets j * w_row_bytes
  *      stay valid for j a multiple of 16). A tile holds, per block b in order: the
  *      blocks' code bytes in 4-byte groups, group g of rows 0..15 (64 bytes), then each
- *      f16 field of the block for rows 0..15 (32 bytes each). The gemv_tiled kernels
+ *      f16 field of the block for rows 0..15 (32 bytes each). The gemv_lanes kernels
  *      read one tile's block as 16 rows in 16 lanes, or (AVX2) 8 rows in 8 lanes at a
  *      time (untiled, they gather a vector's rows' blocks into the same vectors); the gemm
  *      kernels copy its code groups into their panels as they are. Column ranges stay

@@ -30,7 +30,7 @@ void gllm_cpu_act_quant(const float *x, size_t m, size_t k, gllm_q8x *xq) {
 
 size_t gllm_cpu_gemv_rows(gllm_dtype t) {
     const int amx = gllm_kernels() == gllm_kernel_tables[GLLM_ISA_AMX];
-    if (gllm_kernels()->gemv_tiled[t]) /* a vector's lanes of weight rows at a time, tiled or gathered */
+    if (gllm_kernels()->gemv_lanes[t]) /* a vector's lanes of weight rows at a time, tiled or gathered */
         return amx ? 12 : gllm_kernels() == gllm_kernel_tables[GLLM_ISA_AVX2] ? 64 : 16;
     const int vnni = amx || gllm_kernels() == gllm_kernel_tables[GLLM_ISA_AVX512]; /* the gemm's int8 dot is vpdpbusd or AMX */
     return gllm_dtype_traits_table[t].block > 1 ? (vnni ? 4 : 8) : 16;
@@ -38,11 +38,11 @@ size_t gllm_cpu_gemv_rows(gllm_dtype t) {
 
 gllm_matmul_fn gllm_cpu_matmul_kernel(gllm_dtype t, size_t m, int tiled) {
     if (m > gllm_cpu_gemv_rows(t)) return gllm_kernels()->gemm[t];
-    return tiled ? gllm_kernels()->gemv_tiled[t] : gllm_kernels()->gemv[t];
+    return tiled ? gllm_kernels()->gemv_lanes[t] : gllm_kernels()->gemv[t];
 }
 
 int gllm_cpu_tileable(gllm_dtype t, size_t n) {
-    return gllm_ensure_init() == GLLM_OK && gllm_kernels()->gemv_tiled[t] && n % GLLM_TILE_ROWS == 0;
+    return gllm_ensure_init() == GLLM_OK && gllm_kernels()->gemv_lanes[t] && n % GLLM_TILE_ROWS == 0;
 }
 
 typedef struct {

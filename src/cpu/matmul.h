@@ -15,18 +15,18 @@ void gllm_cpu_act_quant(const float *x, size_t m, size_t k, gllm_q8x *xq);
  * packing costs as much as a few rows' products. Measured, 4096 x 4096, 2 threads: 16 for
  * the float formats, whose panels are widened to f32 (AVX2 f16 at 16 rows 7.0 vs 12.6 ms;
  * AVX-512 230 vs 145 GFLOPS); for the block ones 8 on AVX2, 4 on AVX-512 for those without a
- * gemv_tiled (q2_0, q1_0), whose gemm dots int8 with vpdpbusd (Sapphire Rapids class, 6 rows:
- * gemm 195-231 GFLOPS, gemv 161-224). Where gemv_tiled takes a vector's lanes of weight rows at
+ * gemv_lanes (q2_0, q1_0), whose gemm dots int8 with vpdpbusd (Sapphire Rapids class, 6 rows:
+ * gemm 195-231 GFLOPS, gemv 161-224). Where gemv_lanes takes a vector's lanes of weight rows at
  * once (in tiles, or gathered from rows; 4096 x 4096): 16 on AVX-512 (gathered, 16 rows: q8_0
  * 1.52 ms, gemm 1.61; q4_1 1.23 and 1.63), 12 under AMX, whose gemm wins from there (16 rows:
  * q8_0 gathered 1.53 ms, AMX gemm 1.10; 12 rows: 1.11 and 1.14), 64 on AVX2, whose gemm it
  * outruns up to about 128 (64 rows: q4_1 9.4 against 11.1 ms, q8_0 14.0 and 15.5; 128 rows:
  * 18.6 and 21.4, 26.4 and 27.2). */
 size_t gllm_cpu_gemv_rows(gllm_dtype t);
-/* the kernel computing column ranges of one matmul: gemv (gemv_tiled over tiled weights) for
+/* the kernel computing column ranges of one matmul: gemv (gemv_lanes over tiled weights) for
  * up to gllm_cpu_gemv_rows(t) rows, gemm otherwise */
 gllm_matmul_fn gllm_cpu_matmul_kernel(gllm_dtype t, size_t m, int tiled);
-/* Tiled weights: whether this ISA reads t tiled (it has a gemv_tiled for t) and n rows fit
+/* Tiled weights: whether this ISA reads t tiled (it has a gemv_lanes for t) and n rows fit
  * whole tiles; gllm_cpu_tile writes W (n rows of k) tiled into dst (as many bytes). */
 int gllm_cpu_tileable(gllm_dtype t, size_t n);
 void gllm_cpu_tile(gllm_dtype t, const void *w, void *dst, size_t n, size_t k);

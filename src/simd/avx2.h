@@ -136,7 +136,7 @@ static inline gq_f32 gq_fma_i32(gq_i32 d, float s, gq_f32 acc) {
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(s), acc);
 }
 static inline float gq_reduce(gq_f32 v) { return gv_reduce(v); }
-/* Weight rows in lanes, 8 a vector (the gemv_tiled kernels): */
+/* Weight rows in lanes, 8 a vector (the gemv_lanes kernels): */
 /* the 4 bytes at p[i] + off of 8 rows, loaded one by one (no gather) */
 static inline __m256i gq_rows_u32(const uint8_t *const p[8], size_t off) {
     int32_t v[8];

@@ -152,7 +152,7 @@ static inline void gq_transpose_codes16(const __m256i c[16], uint32_t *dst, size
     for (int i = 0; i < 16; i++) r[i] = _mm512_zextsi256_si512(c[i]);
     gv_transpose16(r, dst, dst_stride, 8);
 }
-/* Weight rows in lanes, 16 a vector (the gemv_tiled kernels; gathers: the AMX gemm's pack): */
+/* Weight rows in lanes, 16 a vector (the gemv_lanes kernels; gathers: the AMX gemm's pack): */
 /* the 4 bytes at base + off[i] for 16 byte offsets, 64-bit (lo: i < 8, hi: the rest), so
  * that no row stride overflows them */
 static inline __m512i gq_gather_u32(const void *base, __m512i lo, __m512i hi) {

@@ -10,7 +10,7 @@
 #include "simd/avx2.h"
 
 /* gemv, q4_1 weights, avx2: y[i][j] = W[j,:] . x[i] (+ bias[j]) for j in [j0, j1), a few rows i.
- * Any number of rows: gllm_gemv_tiled_q4_1_avx2, 8 weight rows at a time. */
+ * Any number of rows: gllm_gemv_lanes_q4_1_avx2, 8 weight rows at a time. */
 
 void gllm_gemv_q4_1_avx2(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch) {
     /* 8 weight rows at a time, their blocks gathered into vectors of 8 rows: no horizontal sums,
@@ -18,5 +18,5 @@ void gllm_gemv_q4_1_avx2(const gllm_matmul_args *a, size_t j0, size_t j1, void *
      * cost more than the gather (4096 x 4096, 2 threads, 1 row: q4_1 0.49 -> 0.31 ms, q4_0 0.39
      * -> 0.29; q8_0's signed codes take 5 instructions a group there, and one row keeps the row
      * kernel: 0.37 against 0.40) */
-    gllm_gemv_tiled_q4_1_avx2(a, j0, j1, scratch);
+    gllm_gemv_lanes_q4_1_avx2(a, j0, j1, scratch);
 }

@@ -12,7 +12,7 @@
 /* gemv, q4_1 weights, avx512: y[i][j] = W[j,:] . x[i] (+ bias[j]) for j in [j0, j1), a few rows i.
  * Streams each weight row once; dots the packed codes with the int8 activation blocks (a.xq), then
  * scales per block. One activation row (decode): four weight rows share each activation load. More
- * (a batched decode step): gllm_gemv_tiled_q4_1_avx512, 16 weight rows at a time. A sum never
+ * (a batched decode step): gllm_gemv_lanes_q4_1_avx512, 16 weight rows at a time. A sum never
  * depends on its neighbours. */
 /* Weights stream from DRAM, and rows are short (576 columns in a small model): each
  * row's loop prefetches the same place PREFETCH_ROWS rows on, so the next row groups
@@ -82,7 +82,7 @@ void gllm_gemv_q4_1_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void
         /* 16 weight rows at a time, their blocks gathered into vectors of 16 rows: no horizontal
          * sums, and each block scaled once for the 16 rows (q4_1, 2 threads, 4 rows: 4096 x 4096
          * 0.84 -> 0.38 ms; 32768 x 4096 from DRAM 7.1 -> 4.1 ms) */
-        gllm_gemv_tiled_q4_1_avx512(a, j0, j1, scratch);
+        gllm_gemv_lanes_q4_1_avx512(a, j0, j1, scratch);
         return;
     }
     size_t j = j0;
