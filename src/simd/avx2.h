@@ -148,10 +148,7 @@ static inline __m256 gq_f16_low(__m256i h) {
     const __m256i l = _mm256_blend_epi16(h, _mm256_setzero_si256(), 0xAA);
     return _mm256_cvtph_ps(_mm_packus_epi32(_mm256_castsi256_si128(l), _mm256_extracti128_si256(l, 1)));
 }
-static inline __m256 gq_f16_high(__m256i h) {
-    const __m256i l = _mm256_srli_epi32(h, 16);
-    return _mm256_cvtph_ps(_mm_packus_epi32(_mm256_castsi256_si128(l), _mm256_extracti128_si256(l, 1)));
-}
+static inline __m256 gq_f16_high(__m256i h) { return gq_f16_low(_mm256_srli_epi32(h, 16)); }
 /* 16 bytes at p[i] + off for 8 rows i: 4 vectors of 4-byte groups, group g of row i in lane i
  * of g[g] (a 4 x 4 transpose of words in each 128-bit lane, the rows loaded so that it leaves
  * them in order) */
