@@ -19,6 +19,7 @@ class Isa:
     qgemm_mr: int      # register tile rows, int8 path
     qgemm_nv: int = 1         # int8-path tile columns in vectors (NR = qgemm_nv * width)
     gemv_pairs: bool = False  # block gemv takes two blocks per register (gq2_* in the header)
+    gemv_quads: bool = False  # one-row gemv of 4-bit codes: 4 rows x 4 blocks in a vector's lanes (AVX-512 BW)
     i16_dot: bool = False     # int8 dots by vpmaddubsw (int16 sums of pairs, widened by vpmaddwd), not vpdpbusd
     attn_kb: int = 8          # attention: keys per block, one per lane (a multiple of the width, <= 16)
     bf16_dot: bool = False    # gemm of bf16 weights by pairwise bf16 dots (activations rounded to bf16)
@@ -50,13 +51,13 @@ ISAS = [
     Isa("avx512", "x86_64", 16, "simd/avx512.h",
         ("-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl",
          "-mavx512vnni", "-mavx512bf16", "-mavx2", "-mfma", "-mf16c"), 12, 32, 6,
-        qgemm_nv=2, gemv_pairs=True, attn_kb=16, bf16_dot=True, qgemm_block=(512, 768, 48)),
+        qgemm_nv=2, gemv_pairs=True, gemv_quads=True, attn_kb=16, bf16_dot=True, qgemm_block=(512, 768, 48)),
     # AVX-512 with AMX-INT8 and AMX-BF16 (Sapphire Rapids on): its own gemm of the block formats
     # and of bf16, AVX-512's kernels elsewhere
     Isa("amx", "x86_64", 16, "simd/amx.h",
         ("-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx512vnni", "-mavx512bf16", "-mavx2",
          "-mfma", "-mf16c", "-mamx-tile", "-mamx-int8", "-mamx-bf16"), 32, 32, 16,
-        qgemm_nv=2, gemv_pairs=True, attn_kb=16, bf16_dot=True, qgemm_block=(512, 768, 48),
+        qgemm_nv=2, gemv_pairs=True, gemv_quads=True, attn_kb=16, bf16_dot=True, qgemm_block=(512, 768, 48),
         fgemm_block=(1024, 512, 64), amx=True, base="avx512", own=(("gemm", "block"), ("gemm", "bf16"))),
     Isa("neon", "aarch64", 4, "simd/neon.h", ("-march=armv8.2-a+dotprod+fp16",), 6, 16, 6, attn_kb=16),
 ]

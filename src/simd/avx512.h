@@ -246,16 +246,9 @@ static inline float gq_reduce(gq_f32 v) {
 typedef __m512i gq2_codes;
 typedef __m512i gq2_i32;
 typedef __m512 gq2_f32;
-typedef __m512 gq2_rb; /* one float per (row, block), in one of two layouts: see gq2_halves */
+typedef __m512 gq2_rb; /* one float per (row, block): see gq2_halves */
 static inline gq2_codes gq2_join(gq_codes b0, gq_codes b1) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(b0), b1, 1);
-}
-/* two blocks of split nibbles (16 bytes each: code t | code t+16 << 4): each block's bytes
- * land in two 128-bit lanes, the upper copy shifted down by 4, then masked to 4 bits */
-static inline gq2_codes gq2_nibbles(const uint8_t *qs0, const uint8_t *qs1) {
-    const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs0))),
-                                         _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs1)), 1);
-    return _mm512_and_si512(_mm512_mask_srli_epi16(q, 0xff00ff00u, q, 4), _mm512_set1_epi8(15));
 }
 static inline __m512i gq2_load_x(const gllm_q8x *xb) {
     return gq2_join(_mm256_loadu_si256((const __m256i *)xb[0].qs), _mm256_loadu_si256((const __m256i *)xb[1].qs));
@@ -268,48 +261,31 @@ static inline gq_codes gq_flip(gq_codes c) { return _mm256_xor_si256(c, _mm256_s
 static inline gq2_codes gq2_flip(gq2_codes c) { return _mm512_xor_si512(c, _mm512_set1_epi8((char)0x80)); } /* s8 + 128 as u8 */
 static inline gq2_i32 gq2_dot_u(gq2_codes c, __m512i x) { return _mm512_dpbusd_epi32(_mm512_setzero_si512(), c, x); }
 static inline gq2_i32 gq2_dot_u_acc(gq2_i32 acc, gq2_codes c, __m512i x) { return _mm512_dpbusd_epi32(acc, c, x); }
-static inline gq2_i32 gq2_dot_s(gq2_codes c, __m512i x) { /* |c| . (x with the sign of c) */
-    const __m512i xs = _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(c), _mm512_setzero_si512(), x);
-    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(c), xs);
-}
 static inline gq2_f32 gq2_fzero(void) { return _mm512_setzero_ps(); }
-/* Per-(row, block) values of four rows r x blocks b + i (i = 0, 1), as f32 lanes, in one of two
- * layouts (the "stride"):
- *   2: gq2_halves, each block's f16 scale d at lane 2r + i;
- *   4: gq2_heads, each block's first 32 bits: d at lane 4r + 2i, the f16 after it (q4_1's m)
- *      at lane 4r + 2i + 1. */
+/* Per-(row, block) values of four rows r x blocks b + i (i = 0, 1), as f32 lanes: gq2_halves,
+ * each block's f16 scale d at lane 2r + i */
 static inline gq2_rb gq2_halves(const void *const h[8]) {
     uint16_t u[8];
     for (int i = 0; i < 8; i++) memcpy(&u[i], h[i], 2);
     return _mm512_zextps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)u)));
 }
-static inline gq2_rb gq2_heads(const void *const h[8]) {
-    uint32_t u[8];
-    for (int i = 0; i < 8; i++) memcpy(&u[i], h[i], 4);
-    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)u));
-}
-/* stride 2: (a*xd) of blocks b and b+1, repeated */
+/* (a*xd) of blocks b and b+1, repeated */
 static inline gq2_rb gq2_xd(const gllm_q8x *xb, float a) {
     return _mm512_castpd_ps(_mm512_set1_pd(_mm_cvtsd_f64(_mm_castps_pd(_mm_setr_ps(a * xb[0].d, a * xb[1].d, 0, 0)))));
 }
-/* stride 2: (c*xs) of blocks b and b+1, repeated */
+/* (c*xs) of blocks b and b+1, repeated */
 static inline gq2_rb gq2_xs(const gllm_q8x *xb, float c) {
     return _mm512_castpd_ps(_mm512_set1_pd(_mm_cvtsd_f64(_mm_castps_pd(_mm_setr_ps(c * xb[0].s, c * xb[1].s, 0, 0)))));
 }
-/* stride 4: (a*xd, c*xs) of blocks b and b+1, repeated */
-static inline gq2_rb gq2_xds(const gllm_q8x *xb, float a, float c) {
-    return _mm512_broadcast_f32x4(_mm_mul_ps(_mm_setr_ps(xb[0].d, xb[0].s, xb[1].d, xb[1].s), _mm_setr_ps(a, c, a, c)));
-}
 static inline gq2_rb gq2_rb_zero(void) { return _mm512_setzero_ps(); }
 static inline gq2_rb gq2_rb_mul(gq2_rb a, gq2_rb b) { return _mm512_mul_ps(a, b); }
-static inline gq2_rb gq2_rb_add(gq2_rb a, gq2_rb b) { return _mm512_add_ps(a, b); }
 static inline gq2_rb gq2_rb_fma(gq2_rb a, gq2_rb b, gq2_rb c) { return _mm512_fmadd_ps(a, b, c); }
 /* lane lo of s on lanes 0-7, lane hi on lanes 8-15 */
 static inline gq2_f32 gq2_lanes(gq2_rb s, int lo, int hi) {
     return _mm512_permutexvar_ps(_mm512_inserti64x4(_mm512_set1_epi32(lo), _mm256_set1_epi32(hi), 1), s);
 }
-/* row r's two block values (lanes stride*r and stride*r + stride/2), each over its block's 8 lanes */
-static inline gq2_f32 gq2_pick(gq2_rb s, int r, int stride) { return gq2_lanes(s, stride * r, stride * r + stride / 2); }
+/* row r's two block values (lanes 2r and 2r + 1), each over its block's 8 lanes */
+static inline gq2_f32 gq2_pick(gq2_rb s, int r) { return gq2_lanes(s, 2 * r, 2 * r + 1); }
 /* lo on lanes 0-7 (block b), hi on lanes 8-15 (block b+1) */
 static inline gq2_f32 gq2_pair(float lo, float hi) {
     return _mm512_insertf32x8(_mm512_set1_ps(lo), _mm256_set1_ps(hi), 1);
@@ -318,10 +294,10 @@ static inline gq2_f32 gq2_fma_i32(gq2_i32 d, gq2_f32 s, gq2_f32 acc) {
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), s, acc);
 }
 static inline float gq2_reduce(gq2_f32 v) { return gv_reduce(v); }
-/* the sum of row r's two block values at lane offset first (see gq2_pick) */
-static inline float gq2_rb_pair(gq2_rb s, int r, int stride, int first) {
+/* the sum of row r's two block values (see gq2_pick) */
+static inline float gq2_rb_pair(gq2_rb s, int r) {
     float t[16];
     _mm512_storeu_ps(t, s);
-    return t[stride * r + first] + t[stride * r + first + stride / 2];
+    return t[2 * r] + t[2 * r + 1];
 }
 #endif

@@ -26,9 +26,9 @@
     __builtin_prefetch((const char *)(p) + PREFETCH_ROWS * (row_bytes), 0, 1)
 /* Two blocks per register: the codes of blocks b and b+1 of a row fill one
  * register and meet the activations in one dot; the f16 scales of four rows x
- * two blocks (and q4_1's minimums beside them) are widened together. Rows past j1 repeat row j
- * (same work, result dropped), so every row runs the same instructions. */
-/* gq2_halves / gq2_heads read a block's first 2 / 4 bytes: its scale */
+ * two blocks are widened together. Rows past j1 repeat row j (same work, result
+ * dropped), so every row runs the same instructions. */
+/* gq2_halves reads a block's first 2 bytes: its scale (an offset c here is a multiple of it) */
 _Static_assert(offsetof(gllm_block_q1_0, d) == 0, "the scale opens the block");
 static inline __attribute__((always_inline)) void rows(const gllm_matmul_args *a, size_t j,
                                                        const size_t nr) {
@@ -71,7 +71,7 @@ static inline __attribute__((always_inline)) void rows(const gllm_matmul_args *a
                                                           0x0101010101010101, 0)),
                                     _mm256_set1_epi64x((long long)0x8040201008040201ull)),
                                 _mm256_set1_epi8(1)));
-            acc[r] = gq2_fma_i32(gq2_dot_u(c, x2), gq2_pick(s, r, 2), acc[r]);
+            acc[r] = gq2_fma_i32(gq2_dot_u(c, x2), gq2_pick(s, r), acc[r]);
         }
     }
     if (b < nb) { /* odd block count: the last block alone */
@@ -91,16 +91,16 @@ static inline __attribute__((always_inline)) void rows(const gllm_matmul_args *a
         }
     }
     for (size_t r = 0; r < nr; r++)
-        a->y[j + r] = gq2_reduce(acc[r]) + gq_reduce(tail[r]) + gq2_rb_pair(off, (int)r, 2, 0) +
+        a->y[j + r] = gq2_reduce(acc[r]) + gq_reduce(tail[r]) + gq2_rb_pair(off, (int)r) +
                       off_tail[r] + (a->bias ? a->bias[j + r] : 0.0f);
 }
 
 /* weight rows j .. j+nw-1 (nw <= 4) against activation rows i0 .. i0+mv-1, two blocks a register:
  * each pair of a weight row unpacked once for mv rows, each pair of an activation row (its codes,
  * its scales) loaded once for 4 weight rows; lanes 0-7 hold block b, 8-15 block
- * b+1, each scaled by its own a*xd (and q4_1's m*xs/8 added on every lane: the sum of 8 lanes is
- * m*xs). An odd last block pairs with itself, its second half scaled by 0. Rows past nw repeat row
- * j (result dropped). (Sapphire Rapids class, 2 threads, 4096 x 4096, GFLOPS at 2 / 4 rows: q8_0
+ * b+1, each scaled by its own a*xd (and c*xs/8 added on every lane: the sum of 8 lanes is c*xs).
+ * An odd last block pairs with itself, its second half scaled by 0. Rows past nw repeat row j
+ * (result dropped). (Sapphire Rapids class, 2 threads, 4096 x 4096, GFLOPS at 2 / 4 rows: q8_0
  * 141 -> 177 / 172 -> 217, q4_0 124 -> 185 / 148 -> 238, q4_1 112 -> 146 / 146 -> 172) */
 static inline __attribute__((always_inline)) void rows_m(const gllm_matmul_args *a, size_t j,
                                                          size_t nw, size_t i0, const size_t mv) {
@@ -148,11 +148,10 @@ static inline __attribute__((always_inline)) void rows_m(const gllm_matmul_args 
                                                            0x0101010101010101, 0)),
                                      _mm256_set1_epi64x((long long)0x8040201008040201ull)),
                     _mm256_set1_epi8(1)));
-            const gq2_f32 s = gq2_pick(h, r, 2);
-            const gq2_f32 o = gq2_lanes(h, 2 * r, 2 * r + 1);
+            const gq2_f32 s = gq2_pick(h, r);
             for (size_t i = 0; i < mv; i++) {
                 acc[r][i] = gq2_fma_i32(gq2_dot_u(c, xv[i]), gq2_rb_mul(s, xd[i]), acc[r][i]);
-                acc[r][i] = gq2_rb_fma(o, xs[i], acc[r][i]);
+                acc[r][i] = gq2_rb_fma(s, xs[i], acc[r][i]); /* c = -1/2 * a: the same field */
             }
         }
     }
@@ -189,11 +188,10 @@ static inline __attribute__((always_inline)) void rows_m(const gllm_matmul_args 
                                                            0x0101010101010101, 0)),
                                      _mm256_set1_epi64x((long long)0x8040201008040201ull)),
                     _mm256_set1_epi8(1)));
-            const gq2_f32 s = gq2_pick(h, r, 2);
-            const gq2_f32 o = gq2_lanes(h, 2 * r, 2 * r + 1);
+            const gq2_f32 s = gq2_pick(h, r);
             for (size_t i = 0; i < mv; i++) {
                 acc[r][i] = gq2_fma_i32(gq2_dot_u(c, xv[i]), gq2_rb_mul(s, xd[i]), acc[r][i]);
-                acc[r][i] = gq2_rb_fma(o, xs[i], acc[r][i]);
+                acc[r][i] = gq2_rb_fma(s, xs[i], acc[r][i]); /* c = -1/2 * a: the same field */
             }
         }
     }

@@ -26,9 +26,9 @@
     __builtin_prefetch((const char *)(p) + PREFETCH_ROWS * (row_bytes), 0, 1)
 /* Two blocks per register: the codes of blocks b and b+1 of a row fill one
  * register and meet the activations in one dot; the f16 scales of four rows x
- * two blocks (and q4_1's minimums beside them) are widened together. Rows past j1 repeat row j
- * (same work, result dropped), so every row runs the same instructions. */
-/* gq2_halves / gq2_heads read a block's first 2 / 4 bytes: its scale */
+ * two blocks are widened together. Rows past j1 repeat row j (same work, result
+ * dropped), so every row runs the same instructions. */
+/* gq2_halves reads a block's first 2 bytes: its scale (an offset c here is a multiple of it) */
 _Static_assert(offsetof(gllm_block_q2_0, d) == 0, "the scale opens the block");
 static inline __attribute__((always_inline)) void rows(const gllm_matmul_args *a, size_t j,
                                                        const size_t nr) {
@@ -65,7 +65,7 @@ static inline __attribute__((always_inline)) void rows(const gllm_matmul_args *a
                                                        (const __m128i *)(w[r] + b + 1)->qs)),
                                                    _mm256_setr_epi64x(0, 2, 4, 6)),
                                  _mm256_set1_epi8(3)));
-            acc[r] = gq2_fma_i32(gq2_dot_u_acc(xo, c, x2), gq2_pick(s, r, 2), acc[r]);
+            acc[r] = gq2_fma_i32(gq2_dot_u_acc(xo, c, x2), gq2_pick(s, r), acc[r]);
         }
     }
     if (b < nb) { /* odd block count: the last block alone */
@@ -83,7 +83,7 @@ static inline __attribute__((always_inline)) void rows(const gllm_matmul_args *a
         }
     }
     for (size_t r = 0; r < nr; r++)
-        a->y[j + r] = gq2_reduce(acc[r]) + gq_reduce(tail[r]) + gq2_rb_pair(off, (int)r, 2, 0) +
+        a->y[j + r] = gq2_reduce(acc[r]) + gq_reduce(tail[r]) + gq2_rb_pair(off, (int)r) +
                       off_tail[r] + (a->bias ? a->bias[j + r] : 0.0f);
 }
 
@@ -134,7 +134,7 @@ static inline __attribute__((always_inline)) void rows_m(const gllm_matmul_args 
                                                        _mm_loadl_epi64((const __m128i *)p1->qs)),
                                                    _mm256_setr_epi64x(0, 2, 4, 6)),
                                  _mm256_set1_epi8(3)));
-            const gq2_f32 s = gq2_pick(h, r, 2);
+            const gq2_f32 s = gq2_pick(h, r);
             for (size_t i = 0; i < mv; i++) {
                 acc[r][i] =
                     gq2_fma_i32(gq2_dot_u_acc(xo[i], c, xv[i]), gq2_rb_mul(s, xd[i]), acc[r][i]);
@@ -168,7 +168,7 @@ static inline __attribute__((always_inline)) void rows_m(const gllm_matmul_args 
                                                        _mm_loadl_epi64((const __m128i *)p1->qs)),
                                                    _mm256_setr_epi64x(0, 2, 4, 6)),
                                  _mm256_set1_epi8(3)));
-            const gq2_f32 s = gq2_pick(h, r, 2);
+            const gq2_f32 s = gq2_pick(h, r);
             for (size_t i = 0; i < mv; i++) {
                 acc[r][i] =
                     gq2_fma_i32(gq2_dot_u_acc(xo[i], c, xv[i]), gq2_rb_mul(s, xd[i]), acc[r][i]);

@@ -11,9 +11,9 @@
 
 /* gemv, q4_1 weights, avx512: y[i][j] = W[j,:] . x[i] (+ bias[j]) for j in [j0, j1), a few rows i.
  * Streams each weight row once; dots the packed codes with the int8 activation blocks (a.xq), then
- * scales per block. One activation row (decode): four weight rows share each activation load. More
- * (a batched decode step): gllm_gemv_lanes_q4_1_avx512, 16 weight rows at a time. A sum never
- * depends on its neighbours. */
+ * scales per block. One activation row (decode): 4 weight rows x 4 blocks in a vector's lanes
+ * (quad_step). More (a batched decode step): gllm_gemv_lanes_q4_1_avx512, 16 weight rows at a time.
+ * A sum never depends on its neighbours. */
 /* Weights stream from DRAM, and rows are short (576 columns in a small model): each
  * row's loop prefetches the same place PREFETCH_ROWS rows on, so the next row groups
  * are in flight before their loads start. The hint is "outer cache" (prefetcht2): into
@@ -22,62 +22,110 @@
 #define PREFETCH_ROWS 16
 #define prefetch_row_ahead(p, row_bytes)                                                           \
     __builtin_prefetch((const char *)(p) + PREFETCH_ROWS * (row_bytes), 0, 1)
-/* Two blocks per register: the codes of blocks b and b+1 of a row fill one
- * register and meet the activations in one dot; the f16 scales of four rows x
- * two blocks (and q4_1's minimums beside them) are widened together. Rows past j1 repeat row j
- * (same work, result dropped), so every row runs the same instructions. */
-/* gq2_halves / gq2_heads read a block's first 2 / 4 bytes: its scale, then its minimum */
-_Static_assert(offsetof(gllm_block_q4_1, d) == 0, "the scale opens the block");
-_Static_assert(offsetof(gllm_block_q4_1, m) == 2, "the minimum follows the scale");
+/* One activation row, 4-bit codes: 4 weight rows x 4 blocks a step, in 16 lanes (block b, row r)
+ * = 4b + r. Each row's 4 blocks (80 bytes) are permuted by words so that 128-bit lane b holds
+ * block b's 16 code bytes; a 4 x 4 transpose of 32-bit words across the 4 rows then gives vector g
+ * = code bytes 4g .. 4g+3 of the 16 (block, row) pairs, and one dot against the activations
+ * prepared alike (xquad) adds them to 16 sums. The 16 pairs' f16 fields come in two permutes of
+ * the rows' first bytes, so each block is scaled once a lane, and the 4 rows' sums meet once, at
+ * the end. (The pair kernel before it scaled each row's blocks apart. Sapphire Rapids class, 2
+ * threads, weights in the L3, q4_1 / q4_0: 1536 x 576 17.1-17.9 -> 14.4-14.6 / 18.2 -> 13.0-13.2
+ * us; 576 x 1536 17.3 -> 15.4 / 18.8 -> 15.0; 4096 x 4096 236-255 -> 213-221 / 264-270 -> 203-206;
+ * SmolLM2 Q4_1 decode 3.17-3.19 -> 2.91-2.95 ms a token.) */
+typedef struct {
+    gv_i32 q[8]; /* activation bytes 4g .. 4g+3 of block b in lanes 4b .. 4b+3 */
+    gv_f32 d;    /* xd of block b, the same lanes */
+    gv_f32 s;    /* xs of block b */
+} xquad;
+
+/* the activation row's blocks, 4 a group; blocks past nb zero */
+static void quad_x(const gllm_q8x *x, size_t nb, xquad *o) {
+    const gv_i32 first = _mm512_setr_epi32(0, 0, 0, 0, 8, 8, 8, 8, 16, 16, 16, 16, 24, 24, 24, 24);
+    const gv_i32 quad = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    for (size_t b0 = 0; b0 < nb; b0 += 4, x += 4, o++) {
+        __m256i v[4];
+        float d[4], s[4];
+        for (size_t b = 0; b < 4; b++) {
+            const int in = b0 + b < nb;
+            v[b] = in ? _mm256_loadu_si256((const __m256i *)x[b].qs) : _mm256_setzero_si256();
+            d[b] = in ? x[b].d : 0.0f;
+            s[b] = in ? x[b].s : 0.0f;
+        }
+        const gv_i32 v01 = _mm512_inserti64x4(_mm512_castsi256_si512(v[0]), v[1], 1);
+        const gv_i32 v23 = _mm512_inserti64x4(_mm512_castsi256_si512(v[2]), v[3], 1);
+        for (int g = 0; g < 8; g++)
+            o->q[g] =
+                _mm512_permutex2var_epi32(v01, _mm512_add_epi32(first, _mm512_set1_epi32(g)), v23);
+        o->d = _mm512_permutexvar_ps(quad, _mm512_castps128_ps512(_mm_loadu_ps(d)));
+        o->s = _mm512_permutexvar_ps(quad, _mm512_castps128_ps512(_mm_loadu_ps(s)));
+    }
+}
+
+/* one step: the 4 rows' group of 4 blocks, each as its first 64 bytes (lo) and last 16 (hi) */
+static inline __attribute__((always_inline)) void
+quad_step(const gv_i32 lo[4], const gv_i32 hi[4], const xquad *x, gv_f32 *acc, gv_f32 *acc_c) {
+    static const int16_t cw[32] = {2,  3,  4,  5,  6,  7,  8,  9,  12, 13, 14, 15, 16, 17, 18, 19,
+                                   22, 23, 24, 25, 26, 27, 28, 29, 32, 33, 34, 35, 36, 37, 38, 39};
+    static const int16_t fw[32] = {0, 32, 0, 32, 10, 42, 10, 42, 20, 52, 20, 52, 30, 62, 30, 62,
+                                   1, 33, 1, 33, 11, 43, 11, 43, 21, 53, 21, 53, 31, 63, 31, 63};
+    const gv_i32 cwv = _mm512_loadu_si512(cw), fwv = _mm512_loadu_si512(fw);
+    gv_i32 c[4]; /* row r: block b's code bytes in 128-bit lane b */
+    for (int r = 0; r < 4; r++) c[r] = _mm512_permutex2var_epi16(lo[r], cwv, hi[r]);
+    const gv_i32 f =
+        _mm512_mask_blend_epi16(0xCCCCCCCCu, _mm512_permutex2var_epi16(lo[0], fwv, lo[1]),
+                                _mm512_permutex2var_epi16(lo[2], fwv, lo[3]));
+    const gv_i32 t0 = _mm512_unpacklo_epi32(c[0], c[1]), t1 = _mm512_unpackhi_epi32(c[0], c[1]);
+    const gv_i32 t2 = _mm512_unpacklo_epi32(c[2], c[3]), t3 = _mm512_unpackhi_epi32(c[2], c[3]);
+    const gv_i32 v[4] = {
+        _mm512_unpacklo_epi64(t0, t2), _mm512_unpackhi_epi64(t0, t2), _mm512_unpacklo_epi64(t1, t3),
+        _mm512_unpackhi_epi64(t1, t3)}; /* v[g]: code bytes 4g .. 4g+3 of the 16 pairs */
+    const gv_i32 low = _mm512_set1_epi8(15);
+    gv_i32 d0 = _mm512_setzero_si512(), d1 = _mm512_setzero_si512(); /* two chains */
+    for (int g = 0; g < 4; g++) { /* codes 4g.. in the low nibbles, 16+4g.. in the high */
+        d0 = _mm512_dpbusd_epi32(d0, _mm512_and_si512(v[g], low), x->q[g]);
+        d1 =
+            _mm512_dpbusd_epi32(d1, _mm512_and_si512(_mm512_srli_epi16(v[g], 4), low), x->q[4 + g]);
+    }
+    const gv_f32 a = _mm512_cvtph_ps(_mm512_castsi512_si256(f));
+    *acc = gv_fma(gv_cvt_i32(_mm512_add_epi32(d0, d1)), gv_mul(a, x->d), *acc);
+    *acc_c = gv_fma(_mm512_cvtph_ps(_mm512_extracti64x4_epi64(f, 1)), x->s, *acc_c);
+}
+
+/* weight rows j .. j+nr-1 (nr <= 4; rows past nr repeat row j, their sums not stored) */
 static inline __attribute__((always_inline)) void rows(const gllm_matmul_args *a, size_t j,
-                                                       const size_t nr) {
-    const size_t nb = a->k / 32;
-    const gllm_block_q4_1 *w[4];
-    gq2_f32 acc[4];
-    gq_f32 tail[4];
-    float off_tail[4];
-    gq2_rb off = gq2_rb_zero();
-    for (size_t r = 0; r < 4; r++) {
-        w[r] =
-            (const gllm_block_q4_1 *)((const char *)a->w + (j + (r < nr ? r : 0)) * a->w_row_bytes);
-        acc[r] = gq2_fzero();
-        tail[r] = gq_fzero();
-        off_tail[r] = 0.0f;
-    }
-    size_t b = 0;
-    for (; b + 2 <= nb; b += 2) {
-        const gllm_q8x *xb = a->xq + b;
-        const __m512i x2 = gq2_load_x(xb);
-        const void *const heads[8] = {&w[0][b], &w[0][b + 1], &w[1][b], &w[1][b + 1],
-                                      &w[2][b], &w[2][b + 1], &w[3][b], &w[3][b + 1]};
-        const gq2_rb h = gq2_heads(heads);
-        const gq2_rb s = gq2_rb_mul(h, gq2_xds(xb, 1.0f, 1.0f)); /* d*xd, and m*xs beside it */
-        off = gq2_rb_add(off, s);
+                                                       const size_t nr, const xquad *x) {
+    const size_t nb = a->k / 32, full = nb / 4, tail = nb % 4;
+    const uint8_t *w[4];
+    for (size_t r = 0; r < 4; r++)
+        w[r] = (const uint8_t *)a->w + (j + (r < nr ? r : 0)) * a->w_row_bytes;
+    gv_f32 acc = gv_zero(), acc_c = gv_zero();
+    for (size_t q = 0; q < full; q++) {
+        gv_i32 lo[4], hi[4];
         for (int r = 0; r < 4; r++) {
-            prefetch_row_ahead((const char *)(w[r] + b), a->w_row_bytes);
-            const gq2_codes c = gq2_nibbles((w[r] + b)->qs, (w[r] + b + 1)->qs);
-            acc[r] = gq2_fma_i32(gq2_dot_u(c, x2), gq2_pick(s, r, 4), acc[r]);
+            const uint8_t *p = w[r] + q * 80;
+            prefetch_row_ahead(p, a->w_row_bytes);
+            prefetch_row_ahead(p + 64, a->w_row_bytes);
+            lo[r] = _mm512_loadu_si512(p);
+            hi[r] = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(p + 64)));
         }
+        quad_step(lo, hi, x + q, &acc, &acc_c);
     }
-    if (b < nb) { /* odd block count: the last block alone */
-        const gllm_q8x *xb = a->xq + b;
-        for (int r = 0; r < 4; r++) {
-            const gllm_block_q4_1 *blk = w[r] + b;
-            const gq_codes c = _mm256_and_si256(
-                _mm256_set_m128i(_mm_srli_epi16(_mm_loadu_si128((const __m128i *)blk->qs), 4),
-                                 _mm_loadu_si128((const __m128i *)blk->qs)),
-                _mm256_set1_epi8(15));
-            tail[r] = gq_fma_i32(gq_dot_u(c, xb->qs), gllm_f16_to_f32(blk->d) * xb->d, tail[r]);
-            off_tail[r] += gllm_f16_to_f32(blk->m) * xb->s;
-        }
+    if (tail) { /* the last 1 to 3 blocks, the bytes past them read as zero */
+        const __mmask64 in = (1ull << (tail * 20)) - 1;
+        gv_i32 lo[4], hi[4];
+        for (int r = 0; r < 4; r++)
+            lo[r] = _mm512_maskz_loadu_epi8(in, w[r] + full * 80), hi[r] = _mm512_setzero_si512();
+        quad_step(lo, hi, x + full, &acc, &acc_c);
     }
-    for (size_t r = 0; r < nr; r++)
-        a->y[j + r] = gq2_reduce(acc[r]) + gq_reduce(tail[r]) + gq2_rb_pair(off, (int)r, 4, 1) +
-                      off_tail[r] + (a->bias ? a->bias[j + r] : 0.0f);
+    gv_f32 s = gv_add(acc, acc_c); /* row r's sums in lanes r, 4 + r, 8 + r, 12 + r */
+    s = gv_add(s, _mm512_shuffle_f32x4(s, s, 0x4E));
+    s = gv_add(s, _mm512_shuffle_f32x4(s, s, 0xB1));
+    const __mmask8 keep = (__mmask8)((1u << nr) - 1);
+    const __m128 bias = a->bias ? _mm_maskz_loadu_ps(keep, a->bias + j) : _mm_setzero_ps();
+    _mm_mask_storeu_ps(a->y + j, keep, _mm_add_ps(_mm512_castps512_ps128(s), bias));
 }
 
 void gllm_gemv_q4_1_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch) {
-    (void)scratch;
     if (a->m > 1) {
         /* 16 weight rows at a time, their blocks gathered into vectors of 16 rows: no horizontal
          * sums, and each block scaled once for the 16 rows (q4_1, 2 threads, 4 rows: 4096 x 4096
@@ -85,7 +133,11 @@ void gllm_gemv_q4_1_avx512(const gllm_matmul_args *a, size_t j0, size_t j1, void
         gllm_gemv_lanes_q4_1_avx512(a, j0, j1, scratch);
         return;
     }
-    size_t j = j0;
-    for (; j + 4 <= j1; j += 4) rows(a, j, 4);
-    if (j < j1) rows(a, j, j1 - j);
+    /* the activation row prepared once a call, in scratch (k up to ~235K; past that, gathered) */
+    if ((a->k / 32 + 3) / 4 * sizeof(xquad) > GLLM_SCRATCH_BYTES) {
+        gllm_gemv_lanes_q4_1_avx512(a, j0, j1, scratch);
+        return;
+    }
+    quad_x(a->xq, a->k / 32, scratch);
+    for (size_t j = j0; j < j1; j += 4) rows(a, j, j1 - j < 4 ? j1 - j : 4, scratch);
 }

@@ -24,9 +24,9 @@
     __builtin_prefetch((const char *)(p) + PREFETCH_ROWS * (row_bytes), 0, 1)
 /* Two blocks per register: the codes of blocks b and b+1 of a row fill one
  * register and meet the activations in one dot; the f16 scales of four rows x
- * two blocks (and q4_1's minimums beside them) are widened together. Rows past j1 repeat row j
- * (same work, result dropped), so every row runs the same instructions. */
-/* gq2_halves / gq2_heads read a block's first 2 / 4 bytes: its scale */
+ * two blocks are widened together. Rows past j1 repeat row j (same work, result
+ * dropped), so every row runs the same instructions. */
+/* gq2_halves reads a block's first 2 bytes: its scale (an offset c here is a multiple of it) */
 _Static_assert(offsetof(gllm_block_q8_0, d) == 0, "the scale opens the block");
 static inline __attribute__((always_inline)) void rows(const gllm_matmul_args *a, size_t j,
                                                        const size_t nr) {
@@ -58,7 +58,7 @@ static inline __attribute__((always_inline)) void rows(const gllm_matmul_args *a
             const gq2_codes c =
                 gq2_flip(gq2_join(_mm256_loadu_si256((const __m256i *)(w[r] + b)->qs),
                                   _mm256_loadu_si256((const __m256i *)(w[r] + b + 1)->qs)));
-            acc[r] = gq2_fma_i32(gq2_dot_u_acc(xo, c, x2), gq2_pick(s, r, 2), acc[r]);
+            acc[r] = gq2_fma_i32(gq2_dot_u_acc(xo, c, x2), gq2_pick(s, r), acc[r]);
         }
     }
     if (b < nb) { /* odd block count: the last block alone */
@@ -70,7 +70,7 @@ static inline __attribute__((always_inline)) void rows(const gllm_matmul_args *a
         }
     }
     for (size_t r = 0; r < nr; r++)
-        a->y[j + r] = gq2_reduce(acc[r]) + gq_reduce(tail[r]) + gq2_rb_pair(off, (int)r, 2, 0) +
+        a->y[j + r] = gq2_reduce(acc[r]) + gq_reduce(tail[r]) + gq2_rb_pair(off, (int)r) +
                       off_tail[r] + (a->bias ? a->bias[j + r] : 0.0f);
 }
 
