@@ -72,6 +72,8 @@ static inline __attribute__((always_inline)) void quad_step(const gv_i32 lo[4], 
     const gv_i32 cwv = _mm512_loadu_si512(cw), fwv = _mm512_loadu_si512(fw);
     gv_i32 c[4]; /* row r: block b's code bytes in 128-bit lane b */
     for (int r = 0; r < 4; r++) c[r] = _mm512_permutex2var_epi16(lo[r], cwv, hi[r]);
+    /* the f16 fields of the 16 pairs: rows 0, 1 from one permute, rows 2, 3 (words 4b + 2, 4b + 3)
+     * from another */
     const gv_i32 f =
         _mm512_mask_blend_epi16(0xCCCCCCCCu, _mm512_permutex2var_epi16(lo[0], fwv, lo[1]),
                                 _mm512_permutex2var_epi16(lo[2], fwv, lo[3]));
