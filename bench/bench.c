@@ -47,7 +47,7 @@ double gllm_bench_now(void) {
 /* ---- machine limits ---------------------------------------------------- */
 
 /* the instruction a peak probe times */
-typedef enum { PROBE_FMA, PROBE_VPDPBUSD, PROBE_VDPBF16PS, PROBE_TDPBSSD, PROBE_TDPBF16PS } probe_instr;
+typedef enum { PROBE_FMA, PROBE_VPDPBUSD, PROBE_VDPBF16PS, PROBE_TDPBF16PS } probe_instr;
 
 typedef struct {
     int isa; /* 2 avx512, 1 avx2, 0 other */
@@ -87,16 +87,15 @@ __attribute__((target("avx512f,avx512bf16"))) static double bf16_loop512(long it
     for (int i = 0; i < 16; i++) _mm512_storeu_ps(t, a[i]), s += t[0];
     return s;
 }
-/* AMX: four independent 16 x 16 tiles += 16 x 64 . 64 x 16 bytes: int8 (tdpbssd, 16384 MACs an op)
- * or bf16 (tdpbf16ps, 8192); the process holds tile permission already (the amx ISA was chosen:
- * src/core/cpu_features.c) */
-__attribute__((target("amx-tile,amx-int8,amx-bf16"))) static double amx_loop(long iters, int bf16) {
+/* AMX-BF16: four independent 16 x 16 tiles += 16 x 32 . 32 x 16 bf16 (tdpbf16ps, 8192 MACs an op);
+ * the process holds tile permission already (the amx ISA was chosen: src/core/cpu_features.c) */
+__attribute__((target("amx-tile,amx-bf16"))) static double amx_loop(long iters) {
     struct {
         uint8_t palette, start_row, reserved[14];
         uint16_t colsb[16];
         uint8_t rows[16];
     } cfg = {.palette = 1, .colsb = {64, 64, 64, 64, 64, 64, 64, 64}, .rows = {16, 16, 16, 16, 16, 16, 16, 16}};
-    static int8_t ab[16 * 64]; /* zeros: no denormals or overflow in either type */
+    static int8_t ab[16 * 64]; /* zeros: no denormals */
     int32_t c[16 * 16];
     _tile_loadconfig(&cfg);
     _tile_zero(0);
@@ -107,20 +106,12 @@ __attribute__((target("amx-tile,amx-int8,amx-bf16"))) static double amx_loop(lon
     _tile_loadd(5, ab, 64);
     _tile_loadd(6, ab, 64);
     _tile_loadd(7, ab, 64);
-    if (bf16)
-        for (long it = 0; it < iters; it++) {
-            _tile_dpbf16ps(0, 4, 6);
-            _tile_dpbf16ps(1, 4, 7);
-            _tile_dpbf16ps(2, 5, 6);
-            _tile_dpbf16ps(3, 5, 7);
-        }
-    else
-        for (long it = 0; it < iters; it++) {
-            _tile_dpbssd(0, 4, 6);
-            _tile_dpbssd(1, 4, 7);
-            _tile_dpbssd(2, 5, 6);
-            _tile_dpbssd(3, 5, 7);
-        }
+    for (long it = 0; it < iters; it++) {
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
     _tile_stored(0, c, 64);
     _tile_release();
     return c[0];
@@ -142,10 +133,8 @@ static void *fma_thread(void *arg) {
     const double t0 = gllm_bench_now();
     double lanes_chains = 1;
 #if defined(__x86_64__)
-    if (j->isa == 2 && j->instr >= PROBE_TDPBSSD) {
-        const int bf16 = j->instr == PROBE_TDPBF16PS;
-        j->sum = amx_loop(iters / 64, bf16), lanes_chains = (bf16 ? 8192.0 : 16384.0) * 4 / 64;
-    } else if (j->isa == 2 && j->instr == PROBE_VDPBF16PS) j->sum = bf16_loop512(iters), lanes_chains = 32 * 16; /* 32 MACs per op */
+    if (j->isa == 2 && j->instr == PROBE_TDPBF16PS) j->sum = amx_loop(iters / 64), lanes_chains = 8192.0 * 4 / 64;
+    else if (j->isa == 2 && j->instr == PROBE_VDPBF16PS) j->sum = bf16_loop512(iters), lanes_chains = 32 * 16; /* 32 MACs per op */
     else if (j->isa == 2 && j->instr == PROBE_VPDPBUSD) j->sum = dot_loop512(iters), lanes_chains = 64 * 16; /* 64 MACs per op */
     else if (j->isa == 2) j->sum = fma_loop512(iters), lanes_chains = 16 * 16;
     else if (j->isa == 1) j->sum = fma_loop256(iters), lanes_chains = 8 * 12;
@@ -665,16 +654,17 @@ int gllm_bench_main(int argc, char **argv) {
     const char *isa = gllm_isa_name();
     const int amx = !strcmp(isa, "amx"), simd = !strcmp(isa, "avx512") || amx ? 2 : !strcmp(isa, "avx2") ? 1 : 0;
     const double peak = simd ? fma_peak(threads, simd, PROBE_FMA) : 0;
-    const double peak8 = simd == 2 ? fma_peak(threads, simd, amx ? PROBE_TDPBSSD : PROBE_VPDPBUSD) : 0;
+    const double peak8 = simd == 2 && !amx ? fma_peak(threads, simd, PROBE_VPDPBUSD) : 0; /* AMX: the block formats' gemm is bf16's */
     const double peak16 = simd == 2 ? fma_peak(threads, simd, amx ? PROBE_TDPBF16PS : PROBE_VDPBF16PS) : 0; /* the bf16 gemm's instruction */
     const double bw = read_bandwidth(threads, quick ? ((size_t)64 << 20) : ((size_t)1 << 30));
     const char *peer = peer_on ? load_peer(threads) : NULL;
     printf("gllm-kernels bench: isa %s, %d threads\n", isa, threads);
     if (simd) printf("limit: f32 FMA peak (%d-bit)  %8.1f GFLOPS\n", simd == 2 ? 512 : 256, peak / 1e9);
     if (peak8 > 0)
-        printf("limit: int8 %s peak  %8.1f GOPS (block formats' gemm: limit%% is of this)\n", amx ? "AMX tdpbssd" : "vpdpbusd   ", peak8 / 1e9);
+        printf("limit: int8 vpdpbusd    peak  %8.1f GOPS (block formats' gemm: limit%% is of this)\n", peak8 / 1e9);
     if (peak16 > 0)
-        printf("limit: bf16 %s peak  %8.1f GFLOPS (bf16 gemm: limit%% is of this)\n", amx ? "AMX tdpbf16ps" : "vdpbf16ps  ", peak16 / 1e9);
+        printf("limit: bf16 %s peak  %8.1f GFLOPS (%s gemm: limit%% is of this)\n", amx ? "AMX tdpbf16ps" : "vdpbf16ps  ", peak16 / 1e9,
+               amx ? "bf16 and the block formats'" : "bf16");
     printf("limit: memory read bandwidth    %8.1f GB/s (%s array)\n", bw / 1e9, quick ? "64 MiB" : "1 GiB");
     if (l3_bytes()) printf("L3:    %zu MiB (gemv: limit%% marked * has weights that fit in it, read from the cache)\n", l3_bytes() >> 20);
     const char *ggml = peer_on ? gllm_peer_ggml_load(threads) : NULL;
@@ -718,8 +708,9 @@ int gllm_bench_main(int argc, char **argv) {
                 }
                 const double gflops = 2.0 * (double)(m * n * k) / sec / 1e9;
                 const double gbs = (double)(n * row) / sec / 1e9;
-                const int int8 = gllm_dtype_block_size((gllm_dtype)t) > 1 && peak8 > 0; /* the int8-dot path */
-                const double dpeak = int8 ? peak8 : t == GLLM_DTYPE_BF16 && peak16 > 0 ? peak16 : peak; /* the tile's instruction */
+                const int block = gllm_dtype_block_size((gllm_dtype)t) > 1, int8 = block && peak8 > 0; /* the int8-dot path */
+                const int bf16 = (t == GLLM_DTYPE_BF16 || (block && amx)) && peak16 > 0; /* AMX: blocks dequantised to bf16 */
+                const double dpeak = int8 ? peak8 : bf16 ? peak16 : peak; /* the tile's instruction */
                 const double limit = is_gemv ? gbs * 1e9 / bw : dpeak > 0 ? gflops * 1e9 / dpeak : 0;
                 const char *cached = is_gemv && n * row <= l3_bytes() ? "*" : " ";
                 printf("%-5s %-5s %6zu %6zu %6zu %9.3f %9.1f %8.1f %6.0f%%%s", is_gemv ? "gemv" : "gemm",

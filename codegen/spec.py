@@ -23,7 +23,7 @@ class Isa:
     i16_dot: bool = False     # int8 dots by vpmaddubsw (int16 sums of pairs, widened by vpmaddwd), not vpdpbusd
     attn_kb: int = 8          # attention: keys per block, one per lane (a multiple of the width, <= 16)
     bf16_dot: bool = False    # gemm of bf16 weights by pairwise bf16 dots (activations rounded to bf16)
-    amx: bool = False         # gemm on AMX tiles: int8 path (tdpbssd, qgemm_mr rows a tile), bf16 (tdpbf16ps, gemm_mr)
+    amx: bool = False         # gemm on AMX-BF16 tiles (tdpbf16ps, gemm_mr rows a tile): bf16, the block formats dequantised
     qgemm_block: tuple = ()   # int8-path gemm cache blocking (KC, NC, MC) where not the default below
     fgemm_block: tuple = ()   # float-path gemm cache blocking (KC, NC, MC) where not the default below
     base: str = ""            # an extension of another ISA: only the `own` kernels are its own,
@@ -52,11 +52,12 @@ ISAS = [
         ("-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl",
          "-mavx512vnni", "-mavx512bf16", "-mavx2", "-mfma", "-mf16c"), 12, 32, 6,
         qgemm_nv=2, gemv_pairs=True, gemv_quads=True, attn_kb=16, bf16_dot=True, qgemm_block=(512, 768, 48)),
-    # AVX-512 with AMX-INT8 and AMX-BF16 (Sapphire Rapids on): its own gemm of the block formats
-    # and of bf16, AVX-512's kernels elsewhere
+    # AVX-512 with AMX-BF16 (Sapphire Rapids on): its own gemm of bf16 and of the block formats
+    # (dequantised to bf16 as they are packed), AVX-512's kernels elsewhere; the int8-path fields
+    # are the base's (no kernel of its own uses them)
     Isa("amx", "x86_64", 16, "simd/amx.h",
         ("-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx512vnni", "-mavx512bf16", "-mavx2",
-         "-mfma", "-mf16c", "-mamx-tile", "-mamx-int8", "-mamx-bf16"), 32, 32, 16,
+         "-mfma", "-mf16c", "-mamx-tile", "-mamx-bf16"), 32, 32, 6,
         qgemm_nv=2, gemv_pairs=True, gemv_quads=True, attn_kb=16, bf16_dot=True, qgemm_block=(512, 768, 48),
         fgemm_block=(1024, 512, 64), amx=True, base="avx512", own=(("gemm", "block"), ("gemm", "bf16"))),
     Isa("neon", "aarch64", 4, "simd/neon.h", ("-march=armv8.2-a+dotprod+fp16",), 6, 16, 6, attn_kb=16),

@@ -171,7 +171,7 @@ set(GLLM_KERNELS_AMX
     generated/cpu/amx/gemm_q2_0_amx.c
     generated/cpu/amx/gemm_q1_0_amx.c
 )
-set(GLLM_FLAGS_AMX -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx512vnni -mavx512bf16 -mavx2 -mfma -mf16c -mamx-tile -mamx-int8 -mamx-bf16)
+set(GLLM_FLAGS_AMX -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx512vnni -mavx512bf16 -mavx2 -mfma -mf16c -mamx-tile -mamx-bf16)
 set(GLLM_ARCH_AMX x86_64)
 set(GLLM_KERNELS_NEON
     generated/cpu/neon/gemv_f32_neon.c

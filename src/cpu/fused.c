@@ -74,8 +74,9 @@ gllm_status gllm_cpu_ffn_up(gllm_ffn_kind kind, gllm_dtype t, int tiled, const v
     const size_t mark = gllm_ws_mark();
     gllm_q8x *xq = NULL;
     j.tiles = gllm_ws_alloc((size_t)gllm_pool_threads() * 2 * m * FFN_CHUNK * sizeof(float));
-    if (gllm_dtype_traits_table[t].int8_path) xq = gllm_ws_alloc(m * (k / 32) * sizeof(gllm_q8x));
-    if (!j.tiles || (gllm_dtype_traits_table[t].int8_path && !xq)) {
+    const int int8 = gllm_cpu_matmul_xq(t, m);
+    if (int8) xq = gllm_ws_alloc(m * (k / 32) * sizeof(gllm_q8x));
+    if (!j.tiles || (int8 && !xq)) {
         gllm_ws_release(mark);
         return gllm_fail(GLLM_E_OUT_OF_MEMORY, "ffn: no memory for %zu rows", m);
     }
@@ -112,8 +113,9 @@ gllm_status gllm_cpu_qkv(const gllm_qkv_weights *w, const float *x, size_t m, si
                          float *q, float *kout, float *v) {
     const gllm_dtype t = w->dtype;
     const size_t mark = gllm_ws_mark();
-    gllm_q8x *xq = gllm_dtype_traits_table[t].int8_path ? gllm_ws_alloc(m * (k / 32) * sizeof(gllm_q8x)) : NULL;
-    if (gllm_dtype_traits_table[t].int8_path && !xq) {
+    const int int8 = gllm_cpu_matmul_xq(t, m);
+    gllm_q8x *xq = int8 ? gllm_ws_alloc(m * (k / 32) * sizeof(gllm_q8x)) : NULL;
+    if (int8 && !xq) {
         gllm_ws_release(mark);
         return gllm_fail(GLLM_E_OUT_OF_MEMORY, "qkv: no memory for %zu tokens", m);
     }

@@ -31,9 +31,13 @@ void gllm_cpu_act_quant(const float *x, size_t m, size_t k, gllm_q8x *xq) {
 size_t gllm_cpu_gemv_rows(gllm_dtype t) {
     const int amx = gllm_kernels() == gllm_kernel_tables[GLLM_ISA_AMX];
     if (gllm_kernels()->gemv_lanes[t]) /* a vector's lanes of weight rows at a time, tiled or gathered */
-        return amx ? 12 : gllm_kernels() == gllm_kernel_tables[GLLM_ISA_AVX2] ? 64 : 16;
-    const int vnni = amx || gllm_kernels() == gllm_kernel_tables[GLLM_ISA_AVX512]; /* the gemm's int8 dot is vpdpbusd or AMX */
-    return gllm_dtype_traits_table[t].block > 1 ? (vnni ? 4 : 8) : 16;
+        return amx ? 32 : gllm_kernels() == gllm_kernel_tables[GLLM_ISA_AVX2] ? 64 : 16;
+    if (gllm_dtype_traits_table[t].block == 1) return 16;
+    return amx ? 6 : gllm_kernels() == gllm_kernel_tables[GLLM_ISA_AVX512] ? 4 : 8; /* AVX-512's gemm dots int8 with vpdpbusd */
+}
+
+int gllm_cpu_matmul_xq(gllm_dtype t, size_t m) {
+    return gllm_dtype_traits_table[t].int8_path && !(m > gllm_cpu_gemv_rows(t) && gllm_kernels() == gllm_kernel_tables[GLLM_ISA_AMX]);
 }
 
 gllm_matmul_fn gllm_cpu_matmul_kernel(gllm_dtype t, size_t m, int tiled) {
@@ -116,7 +120,7 @@ gllm_status gllm_cpu_matmul(gllm_dtype t, int tiled, const void *w, const float 
                          .m = m, .n = n, .k = k, .tiled = tiled},
                 .split = gllm_cpu_matmul_split(t, m, n, k)};
     const size_t mark = gllm_ws_mark();
-    if (gllm_dtype_traits_table[t].int8_path) {
+    if (gllm_cpu_matmul_xq(t, m)) {
         gllm_q8x *xq = gllm_ws_alloc(m * (k / 32) * sizeof(gllm_q8x));
         if (!xq) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "matmul: no memory for %zu quantised rows", m);
         gllm_cpu_act_quant(x, m, k, xq);

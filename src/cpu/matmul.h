@@ -18,11 +18,17 @@ void gllm_cpu_act_quant(const float *x, size_t m, size_t k, gllm_q8x *xq);
  * gemv_lanes (q2_0, q1_0), whose gemm dots int8 with vpdpbusd (Sapphire Rapids class, 6 rows:
  * gemm 195-231 GFLOPS, gemv 161-224). Where gemv_lanes takes a vector's lanes of weight rows at
  * once (in tiles, or gathered from rows; 4096 x 4096): 16 on AVX-512 (gathered, 16 rows: q8_0
- * 1.52 ms, gemm 1.61; q4_1 1.23 and 1.63), 12 under AMX, whose gemm wins from there (16 rows:
- * q8_0 gathered 1.53 ms, AMX gemm 1.10; 12 rows: 1.11 and 1.14), 64 on AVX2, whose gemm it
- * outruns up to about 128 (64 rows: q4_1 9.4 against 11.1 ms, q8_0 14.0 and 15.5; 128 rows:
- * 18.6 and 21.4, 26.4 and 27.2). */
+ * 1.52 ms, gemm 1.61; q4_1 1.23 and 1.63), 32 under AMX, whose gemm dequantises every weight
+ * to bf16 once a call (1 thread, 32 rows: q4_1 gathered 3.77 ms, AMX gemm 4.21; 48: 5.66 and
+ * 4.91; q8_0 is the gemm's from 24 rows, 3.66 and 3.45; SmolLM2, a batch of 32 sequences: 24.5-25.1
+ * ms a step, 35.9-36.9 with the gemm), 64 on AVX2, whose gemm it outruns up to
+ * about 128 (64 rows: q4_1 9.4 against 11.1 ms, q8_0 14.0 and 15.5; 128 rows: 18.6 and 21.4,
+ * 26.4 and 27.2); q2_0 and q1_0 under AMX 6 (1 thread, 6 rows: q2_0 1.83 against 2.89 ms, q1_0
+ * 2.83 and 2.90). */
 size_t gllm_cpu_gemv_rows(gllm_dtype t);
+/* whether the matmul of m rows of t takes X quantised to q8x (a.xq): the block formats' kernels,
+ * but for the AMX gemm, which rounds X to bf16 as it packs it */
+int gllm_cpu_matmul_xq(gllm_dtype t, size_t m);
 /* the kernel computing column ranges of one matmul: gemv (gemv_lanes over tiled weights) for
  * up to gllm_cpu_gemv_rows(t) rows, gemm otherwise */
 gllm_matmul_fn gllm_cpu_matmul_kernel(gllm_dtype t, size_t m, int tiled);

@@ -152,17 +152,7 @@ static inline void gq_transpose_codes16(const __m256i c[16], uint32_t *dst, size
     for (int i = 0; i < 16; i++) r[i] = _mm512_zextsi256_si512(c[i]);
     gv_transpose16(r, dst, dst_stride, 8);
 }
-/* Weight rows in lanes, 16 a vector (the gemv_lanes kernels; gathers: the AMX gemm's pack): */
-/* the 4 bytes at base + off[i] for 16 byte offsets, 64-bit (lo: i < 8, hi: the rest), so
- * that no row stride overflows them */
-static inline __m512i gq_gather_u32(const void *base, __m512i lo, __m512i hi) {
-    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_i64gather_epi32(lo, base, 1)), _mm512_i64gather_epi32(hi, base, 1), 1);
-}
-/* byte offsets i * stride, i = 0 .. 15, as gq_gather_u32 takes them */
-static inline void gq_row_offsets(size_t stride, __m512i *lo, __m512i *hi) {
-    *lo = _mm512_mullo_epi64(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7), _mm512_set1_epi64((long long)stride));
-    *hi = _mm512_add_epi64(*lo, _mm512_set1_epi64(8 * (long long)stride));
-}
+/* Weight rows in lanes, 16 a vector (the gemv_lanes kernels): */
 /* the 4 bytes at p[i] + off of 16 rows, loaded one by one (no gather) */
 static inline __m512i gq_rows_u32(const uint8_t *const p[16], size_t off) {
     int32_t v[16];

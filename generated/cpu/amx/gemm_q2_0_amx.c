@@ -18,157 +18,136 @@
  * element is computed by the same instruction sequence. A tile sums its k block from
  * zero and adds it to Y (or the bias) at the end, so the load of Y, often from far
  * away, is not where the FMA chains start (f32 2048^3 +9 %, int8 512x4096^2 +8 %).
- * AMX: panels hold NR weight rows' unpacked codes, a block a row of 32 signed bytes (the A
- * operand), with per-block scale a and offset c (w = a*code + c); activation panels hold
- * their q8 blocks 4 k a lane (the B operand); tdpbssd dots 16 x 16 x 32 an instruction.
+ * AMX: panels keep the weights dequantised (a*code + c) and rounded to bf16 as they are
+ * packed, once a panel for all rows of X (512 x 4096^2, 2 threads, q4_1 / q4_0 / q8_0: int8 dots on
+ * AMX tiles, scaled block by block in AVX-512, 19.5-20.8 / 15.5-17.0 / 16.4-17.0 -> 12.6-13.6
+ * / 11.3-11.5 / 11.2-11.5 ms; SmolLM2's 1536 x 576 at 512 rows, q4_1: 1.29-1.31 -> 0.69-0.70 ms),
+ * NR rows interleaved 2 k at a time (AMX's B operand, 16 k pairs x 16 rows a tile); activations are
+ * rounded to bf16 as they are packed, not interleaved but row by row (the A operand, 16 rows x 32
+ * k), k padded with zeros to whole tiles; tdpbf16ps multiplies 16 x 16 x 32 an instruction into f32
+ * sums that stay in the tiles, which (unlike the sums above) start as Y: a tile register is no FMA
+ * chain.
  */
-#define MR 16
-#define KC 512
-#define NC 768
-#define MC 48
+#define MR 32
+#define KC 1024
+#define NC 512
+#define MC 64
 #define PACK_AHEAD 2 /* weight panels prefetched ahead of their pack */
-#define NR (2 * GV_W)
-/* one weight block of a panel: the NR rows' 32 codes as signed bytes less 2 (the offset, now in the
- * dot), a row a weight row (AMX's A operand: 16 rows x 32 bytes a tile), scale a and offset c */
-typedef struct {
-    int8_t codes[NR][32];
-    float a[NR], c[NR];
-} panel_t;
+#define NR 32
+typedef uint32_t panel_t; /* one k pair of a panel: NR lanes of two bf16, the even k low */
+#define KP(kl) (((kl) + 31) / 32 * 32) /* k padded to whole tiles */
+#define PANEL_STRIDE(kl) (KP(kl) / 2 * NR)
 
-/* Panels from rows: per block, 16 rows at a time, their f16 fields gathered and widened in one
- * vector each, their codes unpacked a row at a time; the last rows (past nr) zero. */
+/* a block's 32 values a*code + c as 16 bf16 pairs, the even k low (k in order: pair t is k 2t,
+ * 2t+1) */
+static inline __m512i deq_pairs(gq_codes c, float a, float o) {
+    const gv_f32 va = gv_set1(a), vo = gv_set1(o);
+    const gv_f32 lo = gv_fma(gv_cvt_i32(_mm512_cvtepu8_epi32(_mm256_castsi256_si128(c))), va, vo);
+    const gv_f32 hi =
+        gv_fma(gv_cvt_i32(_mm512_cvtepu8_epi32(_mm256_extracti128_si256(c, 1))), va, vo);
+    return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+}
+
+/* Panels from rows: per block, 16 rows at a time dequantised into a vector of bf16 pairs each,
+ * transposed into the panel (pair t of row jj at p[(k / 2 + t) * NR + jj]); rows past nr zero. */
 static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size_t kl, panel_t *p) {
-    __m512i rows_lo, rows_hi;
-    gq_row_offsets(a->w_row_bytes, &rows_lo, &rows_hi);
-    for (size_t b = 0; b < kl; b++)
+    for (size_t kk = 0; kk < kl; kk += 32)
         for (size_t jj0 = 0; jj0 < NR; jj0 += 16) {
-            const char *w0 = (const char *)a->w + (j + jj0) * a->w_row_bytes +
-                             (kc + b) * sizeof(gllm_block_q2_0);
-            if (jj0 + 16 <= nr) {
-                gv_store(p[b].a + jj0,
-                         gq_gather_f16(w0 + offsetof(gllm_block_q2_0, d), rows_lo, rows_hi));
-                gv_store(p[b].c + jj0, gv_zero());
-                for (size_t i = 0; i < 16; i++) {
-                    const gllm_block_q2_0 *blk = (const gllm_block_q2_0 *)(w0 + i * a->w_row_bytes);
-                    gq_store_codes(
-                        (uint8_t *)p[b].codes[jj0 + i],
-                        gq_add_codes(_mm256_and_si256(
-                                         _mm256_srlv_epi64(_mm256_broadcastq_epi64(_mm_loadl_epi64(
-                                                               (const __m128i *)blk->qs)),
-                                                           _mm256_setr_epi64x(0, 2, 4, 6)),
-                                         _mm256_set1_epi8(3)),
-                                     -2),
-                        0);
-                }
-                continue;
-            }
-            for (size_t jj = jj0; jj < jj0 + 16; jj++) { /* the panel's last rows */
-                if (jj >= nr) {
-                    memset(p[b].codes[jj], 0, 32);
-                    p[b].a[jj] = p[b].c[jj] = 0.0f;
+            __m512i r[16];
+            for (size_t i = 0; i < 16; i++) {
+                if (jj0 + i >= nr) {
+                    r[i] = _mm512_setzero_si512();
                     continue;
                 }
                 const gllm_block_q2_0 *blk =
-                    (const gllm_block_q2_0 *)(w0 + (jj - jj0) * a->w_row_bytes);
-                p[b].a[jj] = gllm_f16_to_f32(blk->d);
-                p[b].c[jj] = 0.0f;
-                gq_store_codes(
-                    (uint8_t *)p[b].codes[jj],
-                    gq_add_codes(
-                        _mm256_and_si256(_mm256_srlv_epi64(_mm256_broadcastq_epi64(_mm_loadl_epi64(
-                                                               (const __m128i *)blk->qs)),
-                                                           _mm256_setr_epi64x(0, 2, 4, 6)),
-                                         _mm256_set1_epi8(3)),
-                        -2),
-                    0);
+                    (const gllm_block_q2_0 *)((const char *)a->w + (j + jj0 + i) * a->w_row_bytes) +
+                    (kc + kk) / 32;
+                r[i] = deq_pairs(
+                    _mm256_and_si256(_mm256_srlv_epi64(_mm256_broadcastq_epi64(_mm_loadl_epi64(
+                                                           (const __m128i *)blk->qs)),
+                                                       _mm256_setr_epi64x(0, 2, 4, 6)),
+                                     _mm256_set1_epi8(3)),
+                    gllm_f16_to_f32(blk->d), -2.0f * gllm_f16_to_f32(blk->d));
             }
+            gv_transpose16(r, p + kk / 2 * NR + jj0, NR, 16);
         }
 }
-#define PANEL_STRIDE(kl) (kl)
-#define W_ELEM sizeof(gllm_block_q2_0)
-#define X_BASE a->xq
-#define X_ROW_BYTES (a->k / 32 * sizeof(gllm_q8x))
-#define X_ELEM sizeof(gllm_q8x)
-/* An activation panel holds, for each group of MR rows, per block: AMX's B operand (k quad g of
- * row r at qs[g][r]), the scales d and the sums s of the rows' q8 blocks; rows past the last are
- * zero. The shared loop counts it in q8 blocks, MR of them a group's block. */
-typedef gllm_q8x xpanel_t;
-typedef struct {
-    uint32_t qs[8][MR];
-    float d[MR], s[MR];
-} xblock_t;
-_Static_assert(sizeof(xblock_t) == MR * sizeof(xpanel_t), "a group's block is MR q8 blocks long");
-_Static_assert((MC + MR - 1) / MR * MR * (KC / 32) * sizeof(xpanel_t) <=
+#define W_ELEM sizeof(gllm_block_q2_0) /* prefetches count k in weight blocks: W_K */
+#define W_K(k) ((k) / 32)
+#define X_BASE a->x
+#define X_ROW_BYTES (a->ldx * sizeof(float))
+#define X_ELEM sizeof(float)
+typedef uint16_t xpanel_t; /* an activation panel: MR rows of KP(kl) bf16 (the loop below steps
+                              KP(kl) a row), rows past the last zero */
+_Static_assert((MC + MR - 1) / MR * MR * KP(KC) * sizeof(xpanel_t) <=
                    GLLM_SCRATCH_BYTES - GLLM_SCRATCH_PANELS,
                "activation panel fits");
 
 static void pack_x(const gllm_matmul_args *a, size_t i, size_t mr, size_t kc, size_t kl,
                    xpanel_t *xp) {
-    const size_t ldq = a->k / 32;
-    xblock_t *xb = (xblock_t *)xp;
-    for (size_t b = 0; b < kl; b++) {
-        gq_codes c[MR];
-        for (size_t r = 0; r < MR; r++) {
-            const gllm_q8x *q = a->xq + (i + r) * ldq + kc + b;
-            c[r] = r < mr ? _mm256_loadu_si256((const __m256i *)q->qs) : _mm256_setzero_si256();
-            xb[b].d[r] = r < mr ? q->d : 0.0f;
-            xb[b].s[r] = r < mr ? q->s : 0.0f;
+    const size_t kp = KP(kl);
+    for (size_t r = 0; r < (mr > 16 ? MR : 16); r++) { /* the tile reads 16 rows, or 32 */
+        uint16_t *o = xp + r * kp;
+        if (r >= mr) {
+            memset(o, 0, kp * sizeof *o);
+            continue;
         }
-        gq_transpose_codes16(c, xb[b].qs[0], MR);
+        const float *x = a->x + (i + r) * a->ldx + kc;
+        size_t kk = 0;
+        for (; kk + 32 <= kl; kk += 32) gv_bf16x2_from((uint32_t *)(o + kk), x + kk);
+        for (; kk < kp; kk++) o[kk] = kk < kl ? gllm_f32_to_bf16(x[kk]) : 0;
     }
 }
 
-/* An mr x NR tile, mr <= MR = 16, two blocks a pass. Per block, tdpbssd gives the int32 dots of
- * the panel's 32 weight rows (two A tiles of 16) with the 16 activation rows (B), weight rows by
- * activation rows (tmm0/1 and tmm4/5); then, as the AVX-512 tile does, c += cvt(s) * (a * d) block
- * by block, so both give the same bits. The sums (weight rows x activation rows, transposed into Y
- * at the end) stay in memory, loaded and stored once a pass (a block a pass: 512x4096^2 -17 %). Not
- * inlined: measured faster (+10 %). */
-__attribute__((noinline)) static void tile(size_t mr, const xpanel_t *x, size_t kl,
-                                           const panel_t *p, float *y, size_t ldy,
-                                           const float *init) {
-    _Static_assert(NR == 32 && MR == 16 && GV_W == 16, "the tiles are configured for 32 x 16");
-    const xblock_t *xb = (const xblock_t *)x;
-    _Alignas(64) float acc[NR][MR];
-    _Alignas(64) int32_t s[2][NR][MR];
-    for (size_t n = 0; n < NR; n++) gv_store(acc[n], gv_zero());
-    size_t b = 0;
-    for (; b + 2 <= kl; b += 2, p += 2, xb += 2) {
-        GQ_AMX_DOTS(0, 1, 6, p[0].codes, xb[0].qs, s[0]);
-        GQ_AMX_DOTS(4, 5, 7, p[1].codes, xb[1].qs, s[1]);
-        const gv_f32 d0 = gv_load(xb[0].d);
-        const gv_f32 d1 = gv_load(xb[1].d);
-        for (size_t n = 0; n < NR; n++) {
-            gv_f32 c = gv_load(acc[n]);
-            c = gv_fma(gv_cvt_i32(gv_load_i32(s[0][n])), gv_mul(gv_set1(p[0].a[n]), d0), c);
-            c = gv_fma(gv_cvt_i32(gv_load_i32(s[1][n])), gv_mul(gv_set1(p[1].a[n]), d1), c);
-            gv_store(acc[n], c);
+/* An mr x NR tile, mr <= MR = 32: the sums start as Y (or init, the bias: every row the same),
+ * take tdpbf16ps over the k block in the tiles, and go back to Y. Rows 16-31 only where mr > 16.
+ * Where mr < MR the rows pass through a buffer, so Y is never read or written past row mr. */
+static void tile(size_t mr, const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
+                 const float *init) {
+    _Static_assert(NR == 32 && MR == 32, "the tiles are configured for 32 x 32");
+    const size_t kp = KP(kl), xs = kp * sizeof *x, ps = NR * sizeof *p;
+    _Alignas(64) float t[MR][NR];
+    float *c = mr == MR ? y : t[0];
+    const size_t ldc = (mr == MR ? ldy : NR) * sizeof(float);
+    if (mr < MR && !init)
+        for (size_t r = 0; r < mr; r++) memcpy(t[r], y + r * ldy, sizeof t[r]);
+    const float *src = init ? init : c;
+    const size_t lds = init ? 0 : ldc;
+    _tile_loadd(0, src, lds);
+    _tile_loadd(1, src + 16, lds);
+    if (mr > 16) {
+        _tile_loadd(2, (const char *)src + 16 * lds, lds);
+        _tile_loadd(3, (const char *)src + 16 * lds + 64, lds);
+        for (size_t kk = 0; kk < kp; kk += 32) {
+            _tile_loadd(4, x + kk, xs); /* each load just before its first use */
+            _tile_loadd(6, p + kk / 2 * NR, ps);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_loadd(7, p + kk / 2 * NR + 16, ps);
+            _tile_dpbf16ps(1, 4, 7);
+            _tile_loadd(5, x + 16 * kp + kk, xs);
+            _tile_dpbf16ps(2, 5, 6);
+            _tile_dpbf16ps(3, 5, 7);
+        }
+        _tile_stored(2, (char *)c + 16 * ldc, ldc);
+        _tile_stored(3, (char *)c + 16 * ldc + 64, ldc);
+    } else {
+        for (size_t kk = 0; kk < kp; kk += 32) {
+            _tile_loadd(4, x + kk, xs);
+            _tile_loadd(6, p + kk / 2 * NR, ps);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_loadd(7, p + kk / 2 * NR + 16, ps);
+            _tile_dpbf16ps(1, 4, 7);
         }
     }
-    if (b < kl) {
-        GQ_AMX_DOTS(0, 1, 6, p[0].codes, xb[0].qs, s[0]);
-        const gv_f32 d0 = gv_load(xb[0].d);
-        for (size_t n = 0; n < NR; n++) {
-            gv_f32 c = gv_load(acc[n]);
-            c = gv_fma(gv_cvt_i32(gv_load_i32(s[0][n])), gv_mul(gv_set1(p[0].a[n]), d0), c);
-            gv_store(acc[n], c);
-        }
-    }
-    _Alignas(64) float t[MR][NR]; /* acc transposed: activation rows by weight rows */
-    for (int h = 0; h < NR / 16; h++) {
-        __m512i r[16];
-        for (int i = 0; i < 16; i++) r[i] = _mm512_castps_si512(gv_load(acc[16 * h + i]));
-        gv_transpose16(r, (uint32_t *)t[0] + 16 * h, NR, 16);
-    }
-    for (size_t r = 0; r < mr; r++)
-        for (int v = 0; v < 2; v++)
-            gv_store(y + r * ldy + v * GV_W, gv_add(gv_load((init ? init : y + r * ldy) + v * GV_W),
-                                                    gv_load(t[r] + v * GV_W)));
+    _tile_stored(0, c, ldc);
+    _tile_stored(1, c + 16, ldc);
+    if (mr < MR)
+        for (size_t r = 0; r < mr; r++) memcpy(y + r * ldy, t[r], sizeof t[r]);
 }
 
 /* Prefetch into the outer cache rows [r0, r1) of X or W, k block [kc, kc + kl) (counted in
- * q8 blocks for X, weight blocks for W). At large shapes X and W come from DRAM, and a pack's short
- * row runs leave the hardware prefetcher behind, so the pack would wait on each line. */
+ * elements). At large shapes X and W come from DRAM, and a pack's short row runs
+ * leave the hardware prefetcher behind, so the pack would wait on each line. */
 static void prefetch_rows(const void *base, size_t row_bytes, size_t elem_bytes, size_t r0,
                           size_t r1, size_t kc, size_t kl) {
     for (size_t r = r0; r < r1; r++) {
@@ -182,7 +161,7 @@ static void prefetch_rows(const void *base, size_t row_bytes, size_t elem_bytes,
  * way too. */
 static void prefetch_ahead(const gllm_matmul_args *a, size_t j1, size_t jc, size_t kc, size_t jr,
                            size_t kt) {
-    const size_t kcb = KC / 32;
+    const size_t kcb = KC;
     for (int s = 0; s < PACK_AHEAD; s++) {
         if ((jr += NR) < (j1 - jc < NC ? j1 - jc : NC)) continue;
         jr = 0;
@@ -193,7 +172,7 @@ static void prefetch_ahead(const gllm_matmul_args *a, size_t j1, size_t jc, size
     const size_t r0 = jc + jr, end = jc + (j1 - jc < NC ? j1 - jc : NC),
                  r1 = r0 + NR < end ? r0 + NR : end;
     const size_t kl = kt - kc < kcb ? kt - kc : kcb;
-    prefetch_rows(a->w, a->w_row_bytes, W_ELEM, r0, r1, kc, kl);
+    prefetch_rows(a->w, a->w_row_bytes, W_ELEM, r0, r1, W_K(kc), W_K(kl));
 }
 
 /* Share s of n of the rows [lo, lo + len): the next activation block is prefetched a slice per
@@ -204,15 +183,15 @@ static size_t share(size_t lo, size_t len, size_t s, size_t n) {
     return lo + len * s / n;
 }
 
-_Static_assert((NC + NR - 1) / NR * PANEL_STRIDE(KC / 32) * sizeof(panel_t) <= GLLM_SCRATCH_PANELS,
+_Static_assert((NC + NR - 1) / NR * PANEL_STRIDE(KC) * sizeof(panel_t) <= GLLM_SCRATCH_PANELS,
                "weight panels fit");
 
 void gllm_gemm_q2_0_amx(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch) {
     panel_t *pk = (panel_t *)scratch;
     xpanel_t *xp = (xpanel_t *)((char *)scratch + GLLM_SCRATCH_PANELS);
-    const size_t kt = a->k / 32, kcb = KC / 32;
+    const size_t kt = a->k, kcb = KC;
     float edge[MR * NR], init[NR];
-    gv_amx_int8_begin();
+    gv_amx_bf16_begin();
     for (size_t jc = j0; jc < j1; jc += NC) {
         const size_t nc = j1 - jc < NC ? j1 - jc : NC, np = (nc + NR - 1) / NR;
         for (size_t kc = 0; kc < kt; kc += kcb) {
@@ -225,7 +204,7 @@ void gllm_gemm_q2_0_amx(const gllm_matmul_args *a, size_t j0, size_t j1, void *s
             for (size_t ic = 0; ic < a->m; ic += MC) {
                 const size_t mc = a->m - ic < MC ? a->m - ic : MC;
                 for (size_t ir = 0; ir < mc; ir += MR)
-                    pack_x(a, ic + ir, mc - ir < MR ? mc - ir : MR, kc, kl, xp + ir * kl);
+                    pack_x(a, ic + ir, mc - ir < MR ? mc - ir : MR, kc, kl, xp + ir * KP(kl));
                 /* the activation rows packed next: the next MC block, or the first one of the next
                  * k block */
                 const size_t xi = ic + MC < a->m ? ic + MC : 0, xk = ic + MC < a->m ? kc
@@ -247,7 +226,7 @@ void gllm_gemm_q2_0_amx(const gllm_matmul_args *a, size_t j0, size_t j1, void *s
                     }
                     for (size_t ir = 0; ir < mc; ir += MR) {
                         const size_t mr = mc - ir < MR ? mc - ir : MR;
-                        const xpanel_t *x = xp + ir * kl;
+                        const xpanel_t *x = xp + ir * KP(kl);
                         float *y = a->y + (ic + ir) * a->ldy + jc + jr;
                         /* the next tile's rows of Y, out of the cache since the last k block */
                         for (size_t r = ir + mr; r < mc && r < ir + mr + MR && !first; r++)

@@ -18,192 +18,183 @@
  * element is computed by the same instruction sequence. A tile sums its k block from
  * zero and adds it to Y (or the bias) at the end, so the load of Y, often from far
  * away, is not where the FMA chains start (f32 2048^3 +9 %, int8 512x4096^2 +8 %).
- * AMX: panels hold NR weight rows' unpacked codes, a block a row of 32 signed bytes (the A
- * operand), with per-block scale a and offset c (w = a*code + c); activation panels hold
- * their q8 blocks 4 k a lane (the B operand); tdpbssd dots 16 x 16 x 32 an instruction.
+ * AMX: panels keep the weights dequantised (a*code + c) and rounded to bf16 as they are
+ * packed, once a panel for all rows of X (512 x 4096^2, 2 threads, q4_1 / q4_0 / q8_0: int8 dots on
+ * AMX tiles, scaled block by block in AVX-512, 19.5-20.8 / 15.5-17.0 / 16.4-17.0 -> 12.6-13.6
+ * / 11.3-11.5 / 11.2-11.5 ms; SmolLM2's 1536 x 576 at 512 rows, q4_1: 1.29-1.31 -> 0.69-0.70 ms),
+ * NR rows interleaved 2 k at a time (AMX's B operand, 16 k pairs x 16 rows a tile); activations are
+ * rounded to bf16 as they are packed, not interleaved but row by row (the A operand, 16 rows x 32
+ * k), k padded with zeros to whole tiles; tdpbf16ps multiplies 16 x 16 x 32 an instruction into f32
+ * sums that stay in the tiles, which (unlike the sums above) start as Y: a tile register is no FMA
+ * chain.
  */
-#define MR 16
-#define KC 512
-#define NC 768
-#define MC 48
+#define MR 32
+#define KC 1024
+#define NC 512
+#define MC 64
 #define PACK_AHEAD 2 /* weight panels prefetched ahead of their pack */
-#define NR (2 * GV_W)
-/* one weight block of a panel: the NR rows' 32 codes as signed bytes,
- * a row a weight row (AMX's A operand: 16 rows x 32 bytes a tile), scale a and offset c */
-typedef struct {
-    int8_t codes[NR][32];
-    float a[NR], c[NR];
-} panel_t;
+#define NR 32
+typedef uint32_t panel_t; /* one k pair of a panel: NR lanes of two bf16, the even k low */
+#define KP(kl) (((kl) + 31) / 32 * 32) /* k padded to whole tiles */
+#define PANEL_STRIDE(kl) (KP(kl) / 2 * NR)
+
+/* a block's 32 values a*code + c as 16 bf16 pairs, the even k low (k in order: pair t is k 2t,
+ * 2t+1) */
+static inline __m512i deq_pairs(gq_codes c, float a, float o) {
+    const gv_f32 va = gv_set1(a), vo = gv_set1(o);
+    const gv_f32 lo = gv_fma(gv_cvt_i32(_mm512_cvtepu8_epi32(_mm256_castsi256_si128(c))), va, vo);
+    const gv_f32 hi =
+        gv_fma(gv_cvt_i32(_mm512_cvtepu8_epi32(_mm256_extracti128_si256(c, 1))), va, vo);
+    return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+}
 
 /* Panels from tiled weights (src/core/kernel_abi.h; j and nr are multiples of 16 there): a tile
- * block's code groups (group g: codes 4g..4g+3, low nibbles, and 16 + 4g.. in the high ones, 16
- * rows a group) transposed into rows, its f16 fields widened 16 rows at a time. */
+ * block holds code group g (codes 4g..4g+3, low nibbles, and 16 + 4g.. in the high ones) of its 16
+ * rows in 16 lanes, and each f16 field in 16 lanes: each k pair of the 16 rows is a vector's work.
+ */
 static void pack_tiled(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size_t kl,
                        panel_t *p) {
-    for (size_t b = 0; b < kl; b++)
+    /* the even k's 16 bf16 then the odd k's, interleaved into pairs */
+    const __m512i pairs = _mm512_setr_epi32(
+        0x100000, 0x110001, 0x120002, 0x130003, 0x140004, 0x150005, 0x160006, 0x170007, 0x180008,
+        0x190009, 0x1a000a, 0x1b000b, 0x1c000c, 0x1d000d, 0x1e000e, 0x1f000f);
+    for (size_t kk = 0; kk < kl; kk += 32)
         for (size_t l0 = 0; l0 < NR; l0 += GLLM_TILE_ROWS) {
-            if (l0 >= nr) { /* past the last row: zero rows */
-                memset(p[b].codes[l0], 0, GLLM_TILE_ROWS * 32);
-                for (int l = 0; l < GLLM_TILE_ROWS; l++) p[b].a[l0 + l] = p[b].c[l0 + l] = 0.0f;
+            panel_t *o = p + kk / 2 * NR + l0;
+            if (l0 >= nr) { /* past the last row: zero lanes */
+                for (int t = 0; t < 16; t++) memset(o + t * NR, 0, GLLM_TILE_ROWS * sizeof *o);
                 continue;
             }
-            const uint8_t *t =
-                (const uint8_t *)a->w + (j + l0) * a->w_row_bytes + (kc + b) * GLLM_TILE_ROWS * 20;
+            const uint8_t *t = (const uint8_t *)a->w + (j + l0) * a->w_row_bytes +
+                               (kc + kk) / 32 * GLLM_TILE_ROWS * 20;
             const uint16_t *f =
                 (const uint16_t *)(t + 16 * 16); /* field i of rows 0..15 at f + 16 i */
-            gv_store(p[b].a + l0, gv_load_f16(f + 16 * (offsetof(gllm_block_q4_1, d) / 2)));
-            gv_store(p[b].c + l0, gv_load_f16(f + 16 * (offsetof(gllm_block_q4_1, m) / 2)));
-            __m512i g[16];
-            for (int i = 0; i < 8; i++) {
-                const __m512i u = _mm512_loadu_si512(t + 64 * (i & 3));
-                g[i] = _mm512_and_si512(i < 4 ? u : _mm512_srli_epi16(u, 4), _mm512_set1_epi8(15));
-                g[8 + i] = _mm512_setzero_si512();
+            const gv_f32 h = gv_load_f16(f + 16 * (offsetof(gllm_block_q4_1, d) / 2));
+            const gv_f32 va = h;
+            const gv_f32 vo =
+                gv_mul(gv_set1(1.0f), gv_load_f16(f + 16 * (offsetof(gllm_block_q4_1, m) / 2)));
+            for (int q = 0; q < 16; q++) { /* k pair q: codes 2q, 2q + 1 */
+                gv_f32 v[2];
+                for (int e = 0; e < 2; e++) {
+                    const int k = 2 * q + e;
+                    const gv_i32 g = _mm512_loadu_si512(t + 64 * ((k & 15) / 4));
+                    const gv_i32 code =
+                        _mm512_and_si512(_mm512_srli_epi32(g, 8 * (k % 4) + (k < 16 ? 0 : 4)),
+                                         _mm512_set1_epi32(15));
+                    v[e] = gv_fma(gv_cvt_i32(code), va, vo);
+                }
+                _mm512_storeu_si512(
+                    o + q * NR,
+                    _mm512_permutexvar_epi16(pairs, (__m512i)_mm512_cvtne2ps_pbh(v[1], v[0])));
             }
-            _Alignas(64) uint32_t rows[16][16]; /* row l: its 8 code words, then zeros */
-            gv_transpose16(g, rows[0], 16, 16);
-            for (int l = 0; l < GLLM_TILE_ROWS; l++) memcpy(p[b].codes[l0 + l], rows[l], 32);
         }
 }
 
-/* Panels from rows: per block, 16 rows at a time, their f16 fields gathered and widened in one
- * vector each, their codes unpacked a row at a time; the last rows (past nr) zero. */
+/* Panels from rows: per block, 16 rows at a time dequantised into a vector of bf16 pairs each,
+ * transposed into the panel (pair t of row jj at p[(k / 2 + t) * NR + jj]); rows past nr zero. */
 static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size_t kl, panel_t *p) {
     if (a->tiled) {
         pack_tiled(a, j, nr, kc, kl, p);
         return;
     }
-    __m512i rows_lo, rows_hi;
-    gq_row_offsets(a->w_row_bytes, &rows_lo, &rows_hi);
-    for (size_t b = 0; b < kl; b++)
+    for (size_t kk = 0; kk < kl; kk += 32)
         for (size_t jj0 = 0; jj0 < NR; jj0 += 16) {
-            const char *w0 = (const char *)a->w + (j + jj0) * a->w_row_bytes +
-                             (kc + b) * sizeof(gllm_block_q4_1);
-            if (jj0 + 16 <= nr) {
-                gv_store(p[b].a + jj0,
-                         gq_gather_f16(w0 + offsetof(gllm_block_q4_1, d), rows_lo, rows_hi));
-                gv_store(p[b].c + jj0,
-                         gq_gather_f16(w0 + offsetof(gllm_block_q4_1, m), rows_lo, rows_hi));
-                for (size_t i = 0; i < 16; i++) {
-                    const gllm_block_q4_1 *blk = (const gllm_block_q4_1 *)(w0 + i * a->w_row_bytes);
-                    gq_store_codes(
-                        (uint8_t *)p[b].codes[jj0 + i],
-                        _mm256_and_si256(
-                            _mm256_set_m128i(
-                                _mm_srli_epi16(_mm_loadu_si128((const __m128i *)blk->qs), 4),
-                                _mm_loadu_si128((const __m128i *)blk->qs)),
-                            _mm256_set1_epi8(15)),
-                        0);
-                }
-                continue;
-            }
-            for (size_t jj = jj0; jj < jj0 + 16; jj++) { /* the panel's last rows */
-                if (jj >= nr) {
-                    memset(p[b].codes[jj], 0, 32);
-                    p[b].a[jj] = p[b].c[jj] = 0.0f;
+            __m512i r[16];
+            for (size_t i = 0; i < 16; i++) {
+                if (jj0 + i >= nr) {
+                    r[i] = _mm512_setzero_si512();
                     continue;
                 }
                 const gllm_block_q4_1 *blk =
-                    (const gllm_block_q4_1 *)(w0 + (jj - jj0) * a->w_row_bytes);
-                p[b].a[jj] = gllm_f16_to_f32(blk->d);
-                p[b].c[jj] = gllm_f16_to_f32(blk->m);
-                gq_store_codes((uint8_t *)p[b].codes[jj],
-                               _mm256_and_si256(
-                                   _mm256_set_m128i(
-                                       _mm_srli_epi16(_mm_loadu_si128((const __m128i *)blk->qs), 4),
-                                       _mm_loadu_si128((const __m128i *)blk->qs)),
-                                   _mm256_set1_epi8(15)),
-                               0);
+                    (const gllm_block_q4_1 *)((const char *)a->w + (j + jj0 + i) * a->w_row_bytes) +
+                    (kc + kk) / 32;
+                r[i] =
+                    deq_pairs(_mm256_and_si256(
+                                  _mm256_set_m128i(
+                                      _mm_srli_epi16(_mm_loadu_si128((const __m128i *)blk->qs), 4),
+                                      _mm_loadu_si128((const __m128i *)blk->qs)),
+                                  _mm256_set1_epi8(15)),
+                              gllm_f16_to_f32(blk->d), gllm_f16_to_f32(blk->m));
             }
+            gv_transpose16(r, p + kk / 2 * NR + jj0, NR, 16);
         }
 }
-#define PANEL_STRIDE(kl) (kl)
-#define W_ELEM sizeof(gllm_block_q4_1)
-#define X_BASE a->xq
-#define X_ROW_BYTES (a->k / 32 * sizeof(gllm_q8x))
-#define X_ELEM sizeof(gllm_q8x)
-/* An activation panel holds, for each group of MR rows, per block: AMX's B operand (k quad g of
- * row r at qs[g][r]), the scales d and the sums s of the rows' q8 blocks; rows past the last are
- * zero. The shared loop counts it in q8 blocks, MR of them a group's block. */
-typedef gllm_q8x xpanel_t;
-typedef struct {
-    uint32_t qs[8][MR];
-    float d[MR], s[MR];
-} xblock_t;
-_Static_assert(sizeof(xblock_t) == MR * sizeof(xpanel_t), "a group's block is MR q8 blocks long");
-_Static_assert((MC + MR - 1) / MR * MR * (KC / 32) * sizeof(xpanel_t) <=
+#define W_ELEM sizeof(gllm_block_q4_1) /* prefetches count k in weight blocks: W_K */
+#define W_K(k) ((k) / 32)
+#define X_BASE a->x
+#define X_ROW_BYTES (a->ldx * sizeof(float))
+#define X_ELEM sizeof(float)
+typedef uint16_t xpanel_t; /* an activation panel: MR rows of KP(kl) bf16 (the loop below steps
+                              KP(kl) a row), rows past the last zero */
+_Static_assert((MC + MR - 1) / MR * MR * KP(KC) * sizeof(xpanel_t) <=
                    GLLM_SCRATCH_BYTES - GLLM_SCRATCH_PANELS,
                "activation panel fits");
 
 static void pack_x(const gllm_matmul_args *a, size_t i, size_t mr, size_t kc, size_t kl,
                    xpanel_t *xp) {
-    const size_t ldq = a->k / 32;
-    xblock_t *xb = (xblock_t *)xp;
-    for (size_t b = 0; b < kl; b++) {
-        gq_codes c[MR];
-        for (size_t r = 0; r < MR; r++) {
-            const gllm_q8x *q = a->xq + (i + r) * ldq + kc + b;
-            c[r] = r < mr ? _mm256_loadu_si256((const __m256i *)q->qs) : _mm256_setzero_si256();
-            xb[b].d[r] = r < mr ? q->d : 0.0f;
-            xb[b].s[r] = r < mr ? q->s : 0.0f;
+    const size_t kp = KP(kl);
+    for (size_t r = 0; r < (mr > 16 ? MR : 16); r++) { /* the tile reads 16 rows, or 32 */
+        uint16_t *o = xp + r * kp;
+        if (r >= mr) {
+            memset(o, 0, kp * sizeof *o);
+            continue;
         }
-        gq_transpose_codes16(c, xb[b].qs[0], MR);
+        const float *x = a->x + (i + r) * a->ldx + kc;
+        size_t kk = 0;
+        for (; kk + 32 <= kl; kk += 32) gv_bf16x2_from((uint32_t *)(o + kk), x + kk);
+        for (; kk < kp; kk++) o[kk] = kk < kl ? gllm_f32_to_bf16(x[kk]) : 0;
     }
 }
 
-/* An mr x NR tile, mr <= MR = 16, two blocks a pass. Per block, tdpbssd gives the int32 dots of
- * the panel's 32 weight rows (two A tiles of 16) with the 16 activation rows (B), weight rows by
- * activation rows (tmm0/1 and tmm4/5); then, as the AVX-512 tile does, c += cvt(s) * (a * d) +
- * c * s_x block by block, so both give the same bits. The sums (weight rows x activation
- * rows, transposed into Y at the end) stay in memory, loaded and stored once a pass (a block a
- * pass: 512x4096^2 -17 %). Not inlined: measured faster (+10 %). */
-__attribute__((noinline)) static void tile(size_t mr, const xpanel_t *x, size_t kl,
-                                           const panel_t *p, float *y, size_t ldy,
-                                           const float *init) {
-    _Static_assert(NR == 32 && MR == 16 && GV_W == 16, "the tiles are configured for 32 x 16");
-    const xblock_t *xb = (const xblock_t *)x;
-    _Alignas(64) float acc[NR][MR];
-    _Alignas(64) int32_t s[2][NR][MR];
-    for (size_t n = 0; n < NR; n++) gv_store(acc[n], gv_zero());
-    size_t b = 0;
-    for (; b + 2 <= kl; b += 2, p += 2, xb += 2) {
-        GQ_AMX_DOTS(0, 1, 6, p[0].codes, xb[0].qs, s[0]);
-        GQ_AMX_DOTS(4, 5, 7, p[1].codes, xb[1].qs, s[1]);
-        const gv_f32 d0 = gv_load(xb[0].d), e0 = gv_load(xb[0].s);
-        const gv_f32 d1 = gv_load(xb[1].d), e1 = gv_load(xb[1].s);
-        for (size_t n = 0; n < NR; n++) {
-            gv_f32 c = gv_load(acc[n]);
-            c = gv_fma(gv_cvt_i32(gv_load_i32(s[0][n])), gv_mul(gv_set1(p[0].a[n]), d0), c);
-            c = gv_fma(gv_set1(p[0].c[n]), e0, c);
-            c = gv_fma(gv_cvt_i32(gv_load_i32(s[1][n])), gv_mul(gv_set1(p[1].a[n]), d1), c);
-            c = gv_fma(gv_set1(p[1].c[n]), e1, c);
-            gv_store(acc[n], c);
+/* An mr x NR tile, mr <= MR = 32: the sums start as Y (or init, the bias: every row the same),
+ * take tdpbf16ps over the k block in the tiles, and go back to Y. Rows 16-31 only where mr > 16.
+ * Where mr < MR the rows pass through a buffer, so Y is never read or written past row mr. */
+static void tile(size_t mr, const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
+                 const float *init) {
+    _Static_assert(NR == 32 && MR == 32, "the tiles are configured for 32 x 32");
+    const size_t kp = KP(kl), xs = kp * sizeof *x, ps = NR * sizeof *p;
+    _Alignas(64) float t[MR][NR];
+    float *c = mr == MR ? y : t[0];
+    const size_t ldc = (mr == MR ? ldy : NR) * sizeof(float);
+    if (mr < MR && !init)
+        for (size_t r = 0; r < mr; r++) memcpy(t[r], y + r * ldy, sizeof t[r]);
+    const float *src = init ? init : c;
+    const size_t lds = init ? 0 : ldc;
+    _tile_loadd(0, src, lds);
+    _tile_loadd(1, src + 16, lds);
+    if (mr > 16) {
+        _tile_loadd(2, (const char *)src + 16 * lds, lds);
+        _tile_loadd(3, (const char *)src + 16 * lds + 64, lds);
+        for (size_t kk = 0; kk < kp; kk += 32) {
+            _tile_loadd(4, x + kk, xs); /* each load just before its first use */
+            _tile_loadd(6, p + kk / 2 * NR, ps);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_loadd(7, p + kk / 2 * NR + 16, ps);
+            _tile_dpbf16ps(1, 4, 7);
+            _tile_loadd(5, x + 16 * kp + kk, xs);
+            _tile_dpbf16ps(2, 5, 6);
+            _tile_dpbf16ps(3, 5, 7);
+        }
+        _tile_stored(2, (char *)c + 16 * ldc, ldc);
+        _tile_stored(3, (char *)c + 16 * ldc + 64, ldc);
+    } else {
+        for (size_t kk = 0; kk < kp; kk += 32) {
+            _tile_loadd(4, x + kk, xs);
+            _tile_loadd(6, p + kk / 2 * NR, ps);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_loadd(7, p + kk / 2 * NR + 16, ps);
+            _tile_dpbf16ps(1, 4, 7);
         }
     }
-    if (b < kl) {
-        GQ_AMX_DOTS(0, 1, 6, p[0].codes, xb[0].qs, s[0]);
-        const gv_f32 d0 = gv_load(xb[0].d), e0 = gv_load(xb[0].s);
-        for (size_t n = 0; n < NR; n++) {
-            gv_f32 c = gv_load(acc[n]);
-            c = gv_fma(gv_cvt_i32(gv_load_i32(s[0][n])), gv_mul(gv_set1(p[0].a[n]), d0), c);
-            c = gv_fma(gv_set1(p[0].c[n]), e0, c);
-            gv_store(acc[n], c);
-        }
-    }
-    _Alignas(64) float t[MR][NR]; /* acc transposed: activation rows by weight rows */
-    for (int h = 0; h < NR / 16; h++) {
-        __m512i r[16];
-        for (int i = 0; i < 16; i++) r[i] = _mm512_castps_si512(gv_load(acc[16 * h + i]));
-        gv_transpose16(r, (uint32_t *)t[0] + 16 * h, NR, 16);
-    }
-    for (size_t r = 0; r < mr; r++)
-        for (int v = 0; v < 2; v++)
-            gv_store(y + r * ldy + v * GV_W, gv_add(gv_load((init ? init : y + r * ldy) + v * GV_W),
-                                                    gv_load(t[r] + v * GV_W)));
+    _tile_stored(0, c, ldc);
+    _tile_stored(1, c + 16, ldc);
+    if (mr < MR)
+        for (size_t r = 0; r < mr; r++) memcpy(y + r * ldy, t[r], sizeof t[r]);
 }
 
 /* Prefetch into the outer cache rows [r0, r1) of X or W, k block [kc, kc + kl) (counted in
- * q8 blocks for X, weight blocks for W). At large shapes X and W come from DRAM, and a pack's short
- * row runs leave the hardware prefetcher behind, so the pack would wait on each line. */
+ * elements). At large shapes X and W come from DRAM, and a pack's short row runs
+ * leave the hardware prefetcher behind, so the pack would wait on each line. */
 static void prefetch_rows(const void *base, size_t row_bytes, size_t elem_bytes, size_t r0,
                           size_t r1, size_t kc, size_t kl) {
     for (size_t r = r0; r < r1; r++) {
@@ -217,7 +208,7 @@ static void prefetch_rows(const void *base, size_t row_bytes, size_t elem_bytes,
  * way too. Tiled weights: each 16-row tile holds a k block in one run. */
 static void prefetch_ahead(const gllm_matmul_args *a, size_t j1, size_t jc, size_t kc, size_t jr,
                            size_t kt) {
-    const size_t kcb = KC / 32;
+    const size_t kcb = KC;
     for (int s = 0; s < PACK_AHEAD; s++) {
         if ((jr += NR) < (j1 - jc < NC ? j1 - jc : NC)) continue;
         jr = 0;
@@ -230,10 +221,11 @@ static void prefetch_ahead(const gllm_matmul_args *a, size_t j1, size_t jc, size
     const size_t kl = kt - kc < kcb ? kt - kc : kcb;
     if (a->tiled) {
         prefetch_rows(a->w, a->w_row_bytes * GLLM_TILE_ROWS, W_ELEM * GLLM_TILE_ROWS,
-                      r0 / GLLM_TILE_ROWS, (r1 + GLLM_TILE_ROWS - 1) / GLLM_TILE_ROWS, kc, kl);
+                      r0 / GLLM_TILE_ROWS, (r1 + GLLM_TILE_ROWS - 1) / GLLM_TILE_ROWS, W_K(kc),
+                      W_K(kl));
         return;
     }
-    prefetch_rows(a->w, a->w_row_bytes, W_ELEM, r0, r1, kc, kl);
+    prefetch_rows(a->w, a->w_row_bytes, W_ELEM, r0, r1, W_K(kc), W_K(kl));
 }
 
 /* Share s of n of the rows [lo, lo + len): the next activation block is prefetched a slice per
@@ -244,15 +236,15 @@ static size_t share(size_t lo, size_t len, size_t s, size_t n) {
     return lo + len * s / n;
 }
 
-_Static_assert((NC + NR - 1) / NR * PANEL_STRIDE(KC / 32) * sizeof(panel_t) <= GLLM_SCRATCH_PANELS,
+_Static_assert((NC + NR - 1) / NR * PANEL_STRIDE(KC) * sizeof(panel_t) <= GLLM_SCRATCH_PANELS,
                "weight panels fit");
 
 void gllm_gemm_q4_1_amx(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch) {
     panel_t *pk = (panel_t *)scratch;
     xpanel_t *xp = (xpanel_t *)((char *)scratch + GLLM_SCRATCH_PANELS);
-    const size_t kt = a->k / 32, kcb = KC / 32;
+    const size_t kt = a->k, kcb = KC;
     float edge[MR * NR], init[NR];
-    gv_amx_int8_begin();
+    gv_amx_bf16_begin();
     for (size_t jc = j0; jc < j1; jc += NC) {
         const size_t nc = j1 - jc < NC ? j1 - jc : NC, np = (nc + NR - 1) / NR;
         for (size_t kc = 0; kc < kt; kc += kcb) {
@@ -265,7 +257,7 @@ void gllm_gemm_q4_1_amx(const gllm_matmul_args *a, size_t j0, size_t j1, void *s
             for (size_t ic = 0; ic < a->m; ic += MC) {
                 const size_t mc = a->m - ic < MC ? a->m - ic : MC;
                 for (size_t ir = 0; ir < mc; ir += MR)
-                    pack_x(a, ic + ir, mc - ir < MR ? mc - ir : MR, kc, kl, xp + ir * kl);
+                    pack_x(a, ic + ir, mc - ir < MR ? mc - ir : MR, kc, kl, xp + ir * KP(kl));
                 /* the activation rows packed next: the next MC block, or the first one of the next
                  * k block */
                 const size_t xi = ic + MC < a->m ? ic + MC : 0, xk = ic + MC < a->m ? kc
@@ -287,7 +279,7 @@ void gllm_gemm_q4_1_amx(const gllm_matmul_args *a, size_t j0, size_t j1, void *s
                     }
                     for (size_t ir = 0; ir < mc; ir += MR) {
                         const size_t mr = mc - ir < MR ? mc - ir : MR;
-                        const xpanel_t *x = xp + ir * kl;
+                        const xpanel_t *x = xp + ir * KP(kl);
                         float *y = a->y + (ic + ir) * a->ldy + jc + jr;
                         /* the next tile's rows of Y, out of the cache since the last k block */
                         for (size_t r = ir + mr; r < mc && r < ir + mr + MR && !first; r++)

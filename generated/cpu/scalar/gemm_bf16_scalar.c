@@ -211,7 +211,7 @@ static void tile(size_t mr, const xpanel_t *x, size_t kl, const panel_t *p, floa
 }
 
 /* Prefetch into the outer cache rows [r0, r1) of X or W, k block [kc, kc + kl) (counted in
- * floats). At large shapes X and W come from DRAM, and a pack's short row runs
+ * elements). At large shapes X and W come from DRAM, and a pack's short row runs
  * leave the hardware prefetcher behind, so the pack would wait on each line. */
 static void prefetch_rows(const void *base, size_t row_bytes, size_t elem_bytes, size_t r0,
                           size_t r1, size_t kc, size_t kl) {
