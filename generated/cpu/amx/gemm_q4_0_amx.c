@@ -69,10 +69,10 @@ static void pack_tiled(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc
                                (kc + kk) / 32 * GLLM_TILE_ROWS * 18;
             const uint16_t *f =
                 (const uint16_t *)(t + 16 * 16); /* field i of rows 0..15 at f + 16 i */
-            const gv_f32 h = gv_load_f16(f + 16 * (offsetof(gllm_block_q4_0, d) / 2));
-            const gv_f32 va = h;
-            const gv_f32 vo =
-                gv_mul(gv_set1(-8.0f), gv_load_f16(f + 16 * (offsetof(gllm_block_q4_0, d) / 2)));
+            /* w = a*code + c, the 16 rows' a and c */
+            const gv_f32 va = gv_load_f16(f + 8 * offsetof(gllm_block_q4_0, d)),
+                         vo = gv_mul(gv_set1(-8.0f),
+                                     gv_load_f16(f + 8 * offsetof(gllm_block_q4_0, d)));
             for (int q = 0; q < 16; q++) { /* k pair q: codes 2q, 2q + 1 */
                 gv_f32 v[2];
                 for (int e = 0; e < 2; e++) {
