@@ -328,6 +328,7 @@ static void bench_ops(int quick, double bw) {
 
 /* ---- attention: 32 query heads on 8 KV heads, head dim 128, f16 paged KV ---------- */
 
+/* peak: the f32 FMA peak; on AMX tiles (attn_tiles) a third of tdpbf16ps's, as each product takes three */
 static void bench_attn(int quick, double bw, double peak) {
     const size_t kvh = 8, nh = 32, hd = 128, ctx = quick ? 512 : 4096, pf = quick ? 64 : 512;
     gllm_kv_pool pool;
@@ -340,7 +341,8 @@ static void bench_attn(int quick, double bw, double peak) {
     float *kv = random_floats(kvh * hd, 6), *q = random_floats(pf * nh * hd, 7), *o = malloc(pf * nh * hd * 4);
     for (size_t t = 0; t < ctx; t++) gllm_kv_write(&pool, &seq, 0, t, kv, kv);
     const float scale = 1.0f / sqrtf((float)hd);
-    printf("\n%-14s %6s %6s %9s %9s %8s %7s\n", "attention", "query", "keys", "ms", "GFLOPS", "KV GB/s", "limit%");
+    printf("\n%-14s %6s %6s %9s %9s %8s %7s   (prefill on %s)\n", "attention", "query", "keys", "ms", "GFLOPS", "KV GB/s",
+           "limit%", gllm_kernels()->attn_tiles[GLLM_DTYPE_F16] ? "AMX tiles" : "f32 vectors");
     for (int pass = 0; pass < 2; pass++) {
         const size_t n = pass ? pf : 1, prefix = ctx - n;
         double best = 1e30;
@@ -739,7 +741,8 @@ int gllm_bench_main(int argc, char **argv) {
         }
     }
     if (want(only_op, "ops")) bench_ops(quick, bw);
-    if (want(only_op, "attn")) bench_attn(quick, bw, peak > 0 ? peak : 1e9);
+    if (want(only_op, "attn"))
+        bench_attn(quick, bw, gllm_kernels()->attn_tiles[GLLM_DTYPE_F16] && peak16 > 0 ? peak16 / 3 : peak > 0 ? peak : 1e9);
     if (want(only_op, "sample")) bench_sample();
     if (want(only_op, "cuda")) gllm_bench_cuda(quick);
     if (want(only_op, "model")) bench_model(model, bw);

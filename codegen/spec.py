@@ -53,13 +53,14 @@ ISAS = [
          "-mavx512vnni", "-mavx512bf16", "-mavx2", "-mfma", "-mf16c"), 12, 32, 6,
         qgemm_nv=2, gemv_pairs=True, gemv_quads=True, attn_kb=16, bf16_dot=True, qgemm_block=(512, 768, 48)),
     # AVX-512 with AMX-BF16 (Sapphire Rapids on): its own gemm of bf16 and of the block formats
-    # (dequantised to bf16 as they are packed), AVX-512's kernels elsewhere; the int8-path fields
+    # (dequantised to bf16 as they are packed) and attention on tiles, AVX-512's kernels elsewhere; the int8-path fields
     # are the base's (no kernel of its own uses them)
     Isa("amx", "x86_64", 16, "simd/amx.h",
         ("-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx512vnni", "-mavx512bf16", "-mavx2",
          "-mfma", "-mf16c", "-mamx-tile", "-mamx-bf16"), 32, 32, 6,
         qgemm_nv=2, gemv_pairs=True, gemv_quads=True, attn_kb=16, bf16_dot=True, qgemm_block=(512, 768, 48),
-        fgemm_block=(1024, 512, 64), amx=True, base="avx512", own=(("gemm", "block"), ("gemm", "bf16"))),
+        fgemm_block=(1024, 512, 64), amx=True, base="avx512",
+        own=(("gemm", "block"), ("gemm", "bf16"), ("attn_tiles", "float"))),
     Isa("neon", "aarch64", 4, "simd/neon.h", ("-march=armv8.2-a+dotprod+fp16",), 6, 16, 6, attn_kb=16),
 ]
 
@@ -152,11 +153,11 @@ class Op:
     fn_type: str = ""  # grid ops: the function-pointer type of its table slots (src/core/kernel_abi.h)
     kinds: tuple = ("float", "block")  # grid ops: the dtype kinds it exists for
     dtypes: tuple = ()  # grid ops: only these dtypes (empty: every dtype of its kinds)
-    isas: tuple = ()    # grid ops: only these ISAs (empty: every ISA)
+    isas: tuple = ()    # grid ops: only these ISAs, by name or family (empty: every ISA)
 
     def applies(self, dt, isa=None):
         return (dt.kind in self.kinds and (not self.dtypes or dt.name in self.dtypes)
-                and (isa is None or not self.isas or isa.family in self.isas))
+                and (isa is None or not self.isas or isa.family in self.isas or isa.name in self.isas))
 
 
 _MATMUL = "const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch"
@@ -177,6 +178,10 @@ OPS = [
        "flash attention of query rows over keys [t0, t1) of one KV head in a paged cache of this dtype",
        "const gllm_attn_args *a, size_t t0, size_t t1, float *o, float *m, float *l",
        fn_type="gllm_attn_fn", kinds=("float",)),
+    Op("attn_tiles", "cpu/attn_tiles.c.j2",
+       "attn on AMX-BF16 tiles, 16 query rows a tile (prefill): q, k, v and the weights rounded to bf16, sums f32",
+       "const gllm_attn_args *a, size_t t0, size_t t1, float *o, float *m, float *l",
+       fn_type="gllm_attn_fn", kinds=("float",), isas=("amx",)),
 ]
 
 # Ops that exist once per ISA, outside the dtype grid (f32 activations); one

@@ -8,8 +8,13 @@
 #include "kernels.h"
 
 const char *const gllm_op_names[GLLM_OP_COUNT] = {
-    [GLLM_OP_GEMV] = "gemv",         [GLLM_OP_GEMV_LANES] = "gemv_lanes", [GLLM_OP_GEMM] = "gemm",
-    [GLLM_OP_QUANTIZE] = "quantize", [GLLM_OP_DEQUANTIZE] = "dequantize", [GLLM_OP_ATTN] = "attn",
+    [GLLM_OP_GEMV] = "gemv",
+    [GLLM_OP_GEMV_LANES] = "gemv_lanes",
+    [GLLM_OP_GEMM] = "gemm",
+    [GLLM_OP_QUANTIZE] = "quantize",
+    [GLLM_OP_DEQUANTIZE] = "dequantize",
+    [GLLM_OP_ATTN] = "attn",
+    [GLLM_OP_ATTN_TILES] = "attn_tiles",
 };
 
 static const gllm_kernel_table table_scalar = {
@@ -66,6 +71,7 @@ static const gllm_kernel_table table_scalar = {
             [GLLM_DTYPE_F16] = gllm_attn_f16_scalar,
             [GLLM_DTYPE_BF16] = gllm_attn_bf16_scalar,
         },
+    .attn_tiles = {},
     .act_quant = gllm_act_quant_scalar,
     .rmsnorm = gllm_rmsnorm_scalar,
     .layernorm = gllm_layernorm_scalar,
@@ -131,6 +137,7 @@ static const gllm_kernel_table table_scalar = {
                     [GLLM_DTYPE_F16] = "gllm_attn_f16_scalar",
                     [GLLM_DTYPE_BF16] = "gllm_attn_bf16_scalar",
                 },
+            [GLLM_OP_ATTN_TILES] = {},
         },
 };
 #define TABLE_SCALAR &table_scalar
@@ -195,6 +202,7 @@ static const gllm_kernel_table table_avx2 = {
             [GLLM_DTYPE_F16] = gllm_attn_f16_avx2,
             [GLLM_DTYPE_BF16] = gllm_attn_bf16_avx2,
         },
+    .attn_tiles = {},
     .act_quant = gllm_act_quant_avx2,
     .rmsnorm = gllm_rmsnorm_avx2,
     .layernorm = gllm_layernorm_avx2,
@@ -265,6 +273,7 @@ static const gllm_kernel_table table_avx2 = {
                     [GLLM_DTYPE_F16] = "gllm_attn_f16_avx2",
                     [GLLM_DTYPE_BF16] = "gllm_attn_bf16_avx2",
                 },
+            [GLLM_OP_ATTN_TILES] = {},
         },
 };
 #define TABLE_AVX2 &table_avx2
@@ -332,6 +341,7 @@ static const gllm_kernel_table table_avx512 = {
             [GLLM_DTYPE_F16] = gllm_attn_f16_avx512,
             [GLLM_DTYPE_BF16] = gllm_attn_bf16_avx512,
         },
+    .attn_tiles = {},
     .act_quant = gllm_act_quant_avx512,
     .rmsnorm = gllm_rmsnorm_avx512,
     .layernorm = gllm_layernorm_avx512,
@@ -402,6 +412,7 @@ static const gllm_kernel_table table_avx512 = {
                     [GLLM_DTYPE_F16] = "gllm_attn_f16_avx512",
                     [GLLM_DTYPE_BF16] = "gllm_attn_bf16_avx512",
                 },
+            [GLLM_OP_ATTN_TILES] = {},
         },
 };
 #define TABLE_AVX512 &table_avx512
@@ -468,6 +479,12 @@ static const gllm_kernel_table table_amx = {
             [GLLM_DTYPE_F32] = gllm_attn_f32_avx512,
             [GLLM_DTYPE_F16] = gllm_attn_f16_avx512,
             [GLLM_DTYPE_BF16] = gllm_attn_bf16_avx512,
+        },
+    .attn_tiles =
+        {
+            [GLLM_DTYPE_F32] = gllm_attn_tiles_f32_amx,
+            [GLLM_DTYPE_F16] = gllm_attn_tiles_f16_amx,
+            [GLLM_DTYPE_BF16] = gllm_attn_tiles_bf16_amx,
         },
     .act_quant = gllm_act_quant_avx512,
     .rmsnorm = gllm_rmsnorm_avx512,
@@ -539,6 +556,12 @@ static const gllm_kernel_table table_amx = {
                     [GLLM_DTYPE_F16] = "gllm_attn_f16_avx512",
                     [GLLM_DTYPE_BF16] = "gllm_attn_bf16_avx512",
                 },
+            [GLLM_OP_ATTN_TILES] =
+                {
+                    [GLLM_DTYPE_F32] = "gllm_attn_tiles_f32_amx",
+                    [GLLM_DTYPE_F16] = "gllm_attn_tiles_f16_amx",
+                    [GLLM_DTYPE_BF16] = "gllm_attn_tiles_bf16_amx",
+                },
         },
 };
 #define TABLE_AMX &table_amx
@@ -601,6 +624,7 @@ static const gllm_kernel_table table_neon = {
             [GLLM_DTYPE_F16] = gllm_attn_f16_neon,
             [GLLM_DTYPE_BF16] = gllm_attn_bf16_neon,
         },
+    .attn_tiles = {},
     .act_quant = gllm_act_quant_neon,
     .rmsnorm = gllm_rmsnorm_neon,
     .layernorm = gllm_layernorm_neon,
@@ -666,6 +690,7 @@ static const gllm_kernel_table table_neon = {
                     [GLLM_DTYPE_F16] = "gllm_attn_f16_neon",
                     [GLLM_DTYPE_BF16] = "gllm_attn_bf16_neon",
                 },
+            [GLLM_OP_ATTN_TILES] = {},
         },
 };
 #define TABLE_NEON &table_neon

@@ -16,6 +16,7 @@ typedef enum {
     GLLM_OP_QUANTIZE,
     GLLM_OP_DEQUANTIZE,
     GLLM_OP_ATTN,
+    GLLM_OP_ATTN_TILES,
     GLLM_OP_COUNT
 } gllm_op;
 
@@ -76,7 +77,8 @@ typedef struct {
     gllm_matmul_fn gemm[GLLM_DTYPE_COUNT];
     gllm_quantize_fn quantize[GLLM_DTYPE_COUNT];
     gllm_dequantize_fn dequantize[GLLM_DTYPE_COUNT];
-    gllm_attn_fn attn[GLLM_DTYPE_COUNT]; /* float only; NULL elsewhere */
+    gllm_attn_fn attn[GLLM_DTYPE_COUNT];       /* float only; NULL elsewhere */
+    gllm_attn_fn attn_tiles[GLLM_DTYPE_COUNT]; /* float on amx only; NULL elsewhere */
     gllm_act_quant_fn act_quant;
     gllm_rmsnorm_fn rmsnorm;
     gllm_layernorm_fn layernorm;
@@ -268,6 +270,12 @@ void gllm_gemm_q4_0_amx(const gllm_matmul_args *a, size_t j0, size_t j1, void *s
 void gllm_gemm_q4_1_amx(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemm_q2_0_amx(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemm_q1_0_amx(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
+void gllm_attn_tiles_f32_amx(const gllm_attn_args *a, size_t t0, size_t t1, float *o, float *m,
+                             float *l);
+void gllm_attn_tiles_f16_amx(const gllm_attn_args *a, size_t t0, size_t t1, float *o, float *m,
+                             float *l);
+void gllm_attn_tiles_bf16_amx(const gllm_attn_args *a, size_t t0, size_t t1, float *o, float *m,
+                              float *l);
 #endif
 #if defined(__aarch64__)
 void gllm_gemv_f32_neon(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);

@@ -170,6 +170,9 @@ set(GLLM_KERNELS_AMX
     generated/cpu/amx/gemm_q4_1_amx.c
     generated/cpu/amx/gemm_q2_0_amx.c
     generated/cpu/amx/gemm_q1_0_amx.c
+    generated/cpu/amx/attn_tiles_f32_amx.c
+    generated/cpu/amx/attn_tiles_f16_amx.c
+    generated/cpu/amx/attn_tiles_bf16_amx.c
 )
 set(GLLM_FLAGS_AMX -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx512vnni -mavx512bf16 -mavx2 -mfma -mf16c -mamx-tile -mamx-bf16)
 set(GLLM_ARCH_AMX x86_64)

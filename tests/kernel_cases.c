@@ -258,7 +258,7 @@ static int check_act_quant(const gllm_kernel_table *kt, size_t k, char *msg, siz
 
 /* one random case: the kernel over [0, T) in two ranges, combined, against softmax(qK)V in double;
  * and the same keys in a contiguous layout must give the same bits */
-static int check_attn_case(gllm_dtype t, const gllm_kernel_table *kt, size_t hd, size_t rows, size_t T, char *msg,
+static int check_attn_case(gllm_attn_fn fn, gllm_dtype t, size_t hd, size_t rows, size_t T, char *msg,
                            size_t len) {
     const unsigned shift = 4;
     const size_t P = 16, heads = 2, head = rnd() & 1, npages = (T + P - 1) / P, pool = npages + 3;
@@ -280,11 +280,12 @@ static int check_attn_case(gllm_dtype t, const gllm_kernel_table *kt, size_t hd,
         memcpy((char *)vc + i * page_elems * esize, (char *)v + (size_t)pages[i] * page_elems * esize, page_elems * esize);
     }
     float *q = malloc(rows * hd * 4), *o = malloc(rows * hd * 4), *o2 = malloc(rows * hd * 4), *oc = malloc(rows * hd * 4);
-    float m[8], l[8], m2[8], l2[8], mc[8], lc[8];
-    uint32_t ncontig[8];
+    float *m = malloc(rows * 4 * 6), *l = m + rows, *m2 = l + rows, *l2 = m2 + rows, *mc = l2 + rows, *lc = mc + rows;
+    uint32_t *ncontig = malloc(rows * 4);
+    void *work = aligned_alloc(64, GLLM_ATTN_WORK);
     const size_t bstart = rnd() % (T + 1), blen = T - bstart, stride = (blen + 7) / 8 + 1;
     uint8_t *bits = calloc(rows * stride, 1);
-    for (size_t i = 0; i < rows * hd; i++) q[i] = uni(-1, 1);
+    for (size_t i = 0; i < rows * hd; i++) q[i] = uni(-4, 4); /* scores of a few units: the weights differ */
     for (size_t r = 0; r < rows; r++) {
         ncontig[r] = (uint32_t)(rnd() % (T + 1));
         for (size_t b = 0; b < rows * stride; b++) bits[b] = (uint8_t)rnd();
@@ -292,13 +293,13 @@ static int check_attn_case(gllm_dtype t, const gllm_kernel_table *kt, size_t hd,
     const float scale = 1.0f / sqrtf((float)hd);
     gllm_attn_args a = {.q = q, .rows = rows, .hd = hd, .scale = scale, .k = k, .v = v, .page_elems = page_elems,
                         .head_offset = head * P * hd, .page_shift = shift, .pages = pages, .n_contig = ncontig,
-                        .bits = bits, .bits_start = bstart, .bits_len = blen, .bits_stride = stride};
+                        .bits = bits, .bits_start = bstart, .bits_len = blen, .bits_stride = stride, .work = work};
     const size_t split = rnd() % (T + 1);
-    kt->attn[t](&a, 0, split, o, m, l);
-    kt->attn[t](&a, split, T, o2, m2, l2);
+    fn(&a, 0, split, o, m, l);
+    fn(&a, split, T, o2, m2, l2);
     gllm_attn_args c = a;
     c.k = kc, c.v = vc, c.pages = ident;
-    kt->attn[t](&c, 0, split, oc, mc, lc);
+    fn(&c, 0, split, oc, mc, lc);
     int rc = CASE_PASS;
     if (memcmp(o, oc, rows * hd * 4) || memcmp(m, mc, rows * 4) || memcmp(l, lc, rows * 4))
         rc = fail(msg, len, "hd=%zu rows=%zu T=%zu: paged and contiguous KV differ", hd, rows, T);
@@ -340,17 +341,20 @@ static int check_attn_case(gllm_dtype t, const gllm_kernel_table *kt, size_t hd,
         }
     }
     free(k), free(v), free(kc), free(vc), free(pages), free(ident), free(q), free(o), free(o2), free(oc), free(bits);
-    free(kr), free(vr), free(acc);
+    free(kr), free(vr), free(acc), free(m), free(ncontig), free(work);
     return rc;
 }
 
-static int check_attn(gllm_dtype t, const gllm_kernel_table *kt, int quick, char *msg, size_t len) {
-    static const size_t hds[] = {64, 80, 96, 128, 48}, rowss[] = {1, 4, 7}, Ts[] = {1, 17, 100, 300};
+/* attn: a few rows (decode, and a group's heads); attn_tiles: 16-row tiles, whole and partial */
+static int check_attn(gllm_dtype t, const gllm_kernel_table *kt, int tiles, int quick, char *msg, size_t len) {
+    static const size_t hds[] = {64, 80, 96, 128, 48, 256, 16}, rowss[2][3] = {{1, 4, 7}, {16, 37, 5}};
+    static const size_t Ts[] = {1, 17, 100, 300};
     int rc = CASE_PASS;
-    for (size_t a = 0; a < 5 && rc == CASE_PASS; a++)
+    for (size_t a = 0; a < 7 && rc == CASE_PASS; a++)
         for (size_t b = 0; b < 3 && rc == CASE_PASS; b++)
             for (size_t c = 0; c < (quick ? 2u : 4u) && rc == CASE_PASS; c++)
-                rc = check_attn_case(t, kt, hds[a], rowss[b], Ts[c], msg, len);
+                rc = check_attn_case(tiles ? kt->attn_tiles[t] : kt->attn[t], t, hds[a], rowss[tiles][b], Ts[c],
+                                     msg, len);
     return rc;
 }
 
@@ -542,7 +546,7 @@ int gllm_check_kernel(int op, gllm_dtype t, gllm_isa_id isa, int quick, char *ms
     const gllm_kernel_table *kt = gllm_kernel_tables[isa];
     rng_state = 0x5eed0000ull + (uint64_t)op * 1000003u + (uint64_t)t * 1009u + (uint64_t)isa * 17u;
     const int odd_k = !gllm_dtype_traits_table[t].int8_path;
-    if (op == GLLM_OP_ATTN) return check_attn(t, kt, quick, msg, len);
+    if (op == GLLM_OP_ATTN || op == GLLM_OP_ATTN_TILES) return check_attn(t, kt, op == GLLM_OP_ATTN_TILES, quick, msg, len);
     if (op == GLLM_OP_QUANTIZE || op == GLLM_OP_DEQUANTIZE) {
         static const size_t ks[] = {32, 96, 4128, 33, 101};
         int rc = CASE_PASS;

@@ -74,6 +74,15 @@ typedef struct {
     const uint32_t *n_contig;
     const uint8_t *bits;
     size_t bits_start, bits_len, bits_stride;
+    void *work; /* attn_tiles: GLLM_ATTN_WORK bytes, 64-byte aligned, the calling thread's */
 } gllm_attn_args;
+#define GLLM_ATTN_WORK ((size_t)304 << 10)
 typedef void (*gllm_attn_fn)(const gllm_attn_args *a, size_t t0, size_t t1, float *o, float *m, float *l);
+/* whether row r sees key t (the rule above) */
+static inline int gllm_attn_visible(const gllm_attn_args *a, size_t r, size_t t) {
+    if (t < a->n_contig[r]) return 1;
+    if (!a->bits || t < a->bits_start || t - a->bits_start >= a->bits_len) return 0;
+    const size_t s = t - a->bits_start;
+    return (a->bits[r * a->bits_stride + s / 8] >> (s % 8)) & 1;
+}
 #endif

@@ -7,9 +7,10 @@
 #include "core/threadpool.h"
 #include "core/workspace.h"
 
-#define CHUNK 256   /* keys per work item */
+#define CHUNK 256   /* keys per work item, where a token block's keys are split */
 #define MAX_GROUP 64
 #define TB 8        /* query tokens per work item: they share each key block's loads */
+#define TB_TILES 16 /* the same on AMX tiles (attn_tiles): rows a multiple of 16 */
 
 typedef struct {
     const gllm_kv_pool *p;
@@ -20,6 +21,7 @@ typedef struct {
     float scale;
     const uint8_t *bits; /* TREE: per token, its ancestors among the step's slots */
     size_t tb;           /* tokens per block */
+    size_t chunk;        /* keys per item */
     size_t *first;       /* first item of token block b: [first[b], first[b + 1]) per KV head */
     float *part;         /* per item: group * head_dim o, group m, group l */
     float *out;
@@ -38,8 +40,8 @@ static void attn_task(void *ctx, size_t item, void *scratch) {
     while (j->first[b + 1] <= rest) b++;
     const size_t i0 = b * j->tb, nt = j->n_tok - i0 < j->tb ? j->n_tok - i0 : j->tb;
     const size_t g = j->group, hd = j->p->head_dim, rows = nt * g;
-    const size_t t0 = (rest - j->first[b]) * CHUNK, end = visible_end(j, i0 + nt - 1);
-    const size_t t1 = t0 + CHUNK < end ? t0 + CHUNK : end;
+    const size_t t0 = (rest - j->first[b]) * j->chunk, end = visible_end(j, i0 + nt - 1);
+    const size_t t1 = t0 + j->chunk < end ? t0 + j->chunk : end;
     /* the block's query rows, contiguous: token-major, then the group's heads */
     float *q = scratch;
     uint8_t *bits = (uint8_t *)(q + rows * hd);
@@ -50,7 +52,8 @@ static void attn_task(void *ctx, size_t item, void *scratch) {
             nc[t * g + r] = (uint32_t)(j->mask == GLLM_MASK_TREE ? j->n_prefix : visible_end(j, i0 + t));
             if (j->bits) memcpy(bits + (t * g + r) * j->stride, j->bits + (i0 + t) * j->stride, j->stride);
         }
-    gllm_attn_args a = {.q = q, .rows = rows, .scale = j->scale, .n_contig = nc};
+    gllm_attn_args a = {.q = q, .rows = rows, .scale = j->scale, .n_contig = nc,
+                        .work = (char *)scratch + GLLM_SCRATCH_BYTES - GLLM_ATTN_WORK};
     gllm_kv_view(j->p, j->s, j->layer, kvh, &a);
     if (j->bits) a.bits = bits, a.bits_start = j->n_prefix, a.bits_len = j->n_tok, a.bits_stride = j->stride;
     float *o = j->part + item * j->tb * g * (hd + 2);
@@ -115,6 +118,9 @@ gllm_status gllm_cpu_attention(const gllm_kv_pool *p, const gllm_kv_seq *s, size
     attn_job j = {.p = p, .s = s, .layer = layer, .n_tok = n_tok, .n_heads = n_heads, .n_prefix = n_prefix,
                   .group = n_heads / p->n_kv_heads, .mask = mask, .q = q, .scale = scale,
                   .fn = gllm_kernels()->attn[p->dtype], .stride = (n_tok + 7) / 8};
+    /* AMX tiles where the query rows fill a tile (prefill; decode of a group this large) */
+    const int tiles = gllm_kernels()->attn_tiles[p->dtype] && n_tok * j.group >= 16;
+    if (tiles) j.fn = gllm_kernels()->attn_tiles[p->dtype];
     const size_t mark = gllm_ws_mark();
     uint8_t *bits = NULL;
     if (mask == GLLM_MASK_TREE) {
@@ -134,20 +140,26 @@ gllm_status gllm_cpu_attention(const gllm_kv_pool *p, const gllm_kv_seq *s, size
         }
     }
     j.bits = bits;
-    /* token blocks: as many tokens as fit the per-thread scratch (query rows + their masks) */
+    /* token blocks: as many tokens as fit the per-thread scratch (query rows + their masks; the
+     * tiles' buffers at its end) */
     const size_t row_bytes = j.group * (hd * sizeof(float) + (bits ? j.stride : 0));
-    j.tb = TB;
-    while (j.tb > 1 && j.tb * row_bytes > GLLM_SCRATCH_BYTES) j.tb /= 2;
-    if (j.tb * row_bytes > GLLM_SCRATCH_BYTES) {
+    const size_t room = GLLM_SCRATCH_BYTES - (tiles ? GLLM_ATTN_WORK : 0);
+    j.tb = tiles ? TB_TILES : TB;
+    while (j.tb > 1 && j.tb * row_bytes > room) j.tb /= 2;
+    if (j.tb * row_bytes > room) {
         gllm_ws_release(mark);
         return gllm_fail(GLLM_E_UNSUPPORTED, "attention: a tree of %zu tokens is too large for one step", n_tok);
     }
     const size_t n_blocks = (n_tok + j.tb - 1) / j.tb;
+    /* keys split into chunks (flash-decoding) where the token blocks are too few to keep every
+     * thread busy; else each block's keys in one item, and no merge */
+    j.chunk = n_blocks * p->n_kv_heads >= 4 * (size_t)gllm_pool_threads() ? (n_prefix + n_tok + CHUNK - 1) / CHUNK * CHUNK
+                                                                          : CHUNK;
     j.first = gllm_ws_alloc((n_blocks + 1) * sizeof(size_t));
     size_t items = 0;
     for (size_t b = 0; j.first && b < n_blocks; b++) {
         const size_t last = (b + 1) * j.tb < n_tok ? (b + 1) * j.tb - 1 : n_tok - 1;
-        j.first[b] = items, items += (visible_end(&j, last) + CHUNK - 1) / CHUNK;
+        j.first[b] = items, items += (visible_end(&j, last) + j.chunk - 1) / j.chunk;
     }
     if (j.first) j.first[n_blocks] = items;
     j.n_items = items * p->n_kv_heads;

@@ -53,10 +53,6 @@ static inline __m512i deq_pairs(gq_codes c, float a, float o) {
  * lanes, and each f16 field in 16 lanes: each k pair of the 16 rows is a vector's work. */
 static void pack_tiled(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size_t kl,
                        panel_t *p) {
-    /* the even k's 16 bf16 then the odd k's, interleaved into pairs */
-    const __m512i pairs = _mm512_setr_epi32(
-        0x100000, 0x110001, 0x120002, 0x130003, 0x140004, 0x150005, 0x160006, 0x170007, 0x180008,
-        0x190009, 0x1a000a, 0x1b000b, 0x1c000c, 0x1d000d, 0x1e000e, 0x1f000f);
     for (size_t kk = 0; kk < kl; kk += 32)
         for (size_t l0 = 0; l0 < NR; l0 += GLLM_TILE_ROWS) {
             panel_t *o = p + kk / 2 * NR + l0;
@@ -79,9 +75,7 @@ static void pack_tiled(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc
                         24);
                     v[e] = gv_fma(gv_cvt_i32(code), va, vo);
                 }
-                _mm512_storeu_si512(
-                    o + q * NR,
-                    _mm512_permutexvar_epi16(pairs, (__m512i)_mm512_cvtne2ps_pbh(v[1], v[0])));
+                _mm512_storeu_si512(o + q * NR, gv_amx_bf16_pairs(v[0], v[1]));
             }
         }
 }

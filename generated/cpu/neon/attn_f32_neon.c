@@ -20,13 +20,6 @@
 #define KB 16 /* keys per block: 4 vector(s) of lanes */
 #define RQ 4  /* rows per group */
 
-static inline int visible(const gllm_attn_args *a, size_t r, size_t t) {
-    if (t < a->n_contig[r]) return 1;
-    if (!a->bits || t < a->bits_start || t - a->bits_start >= a->bits_len) return 0;
-    const size_t s = t - a->bits_start;
-    return (a->bits[r * a->bits_stride + s / 8] >> (s % 8)) & 1;
-}
-
 /* 4 rows against one key block: scores (no reductions: one key per lane), the
  * online-softmax update, then the value rows accumulated into the 4 outputs.
  * Rows past rn repeat the group's first row with p = 0 and are not stored. */
@@ -113,7 +106,8 @@ static void group_4(const gllm_attn_args *a, size_t r0, size_t rn, size_t tb, si
         }
         float mx = -INFINITY;
         for (size_t j = 0; j < KB; j++) {
-            s[j] = j >= lo && j < hi && visible(a, r, tb + j) ? a->scale * sc[g][j] : -INFINITY;
+            s[j] = j >= lo && j < hi && gllm_attn_visible(a, r, tb + j) ? a->scale * sc[g][j]
+                                                                        : -INFINITY;
             mx = s[j] > mx ? s[j] : mx;
         }
         if (mx == -INFINITY) continue;
@@ -224,7 +218,8 @@ static void group_2(const gllm_attn_args *a, size_t r0, size_t rn, size_t tb, si
         }
         float mx = -INFINITY;
         for (size_t j = 0; j < KB; j++) {
-            s[j] = j >= lo && j < hi && visible(a, r, tb + j) ? a->scale * sc[g][j] : -INFINITY;
+            s[j] = j >= lo && j < hi && gllm_attn_visible(a, r, tb + j) ? a->scale * sc[g][j]
+                                                                        : -INFINITY;
             mx = s[j] > mx ? s[j] : mx;
         }
         if (mx == -INFINITY) continue;
