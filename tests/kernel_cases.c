@@ -111,7 +111,12 @@ static int check_matmul(int op, gllm_dtype t, const gllm_kernel_table *kt, shape
     const int with_bias = (int)(rnd() & 1);
     if (tr->int8_path)
         for (size_t i = 0; i < s.m; i++) kt->act_quant(x + i * s.k, xq + i * (s.k / 32), s.k);
-    gllm_matmul_args a = {.w = w, .w_row_bytes = row, .x = x, .ldx = s.k, .xq = xq,
+    /* X rounded to bf16 for the AMX gemm: k padded to 32, 31 rows past the last (zeros) */
+    const size_t ldxb = (s.k + 31) / 32 * 32;
+    uint16_t *xb = calloc((s.m + 31) * ldxb, sizeof *xb);
+    for (size_t i = 0; i < s.m; i++)
+        for (size_t kk = 0; kk < s.k; kk++) xb[i * ldxb + kk] = gllm_f32_to_bf16(x[i * s.k + kk]);
+    gllm_matmul_args a = {.w = w, .w_row_bytes = row, .x = x, .ldx = s.k, .xq = xq, .xb = xb, .ldxb = ldxb,
                           .bias = with_bias ? bias : NULL, .y = y, .ldy = s.n, .m = s.m, .n = s.n, .k = s.k};
     gllm_matmul_fn fn = op == GLLM_OP_GEMV ? kt->gemv[t] : op == GLLM_OP_GEMV_LANES ? kt->gemv_lanes[t] : kt->gemm[t];
     void *wt = NULL;
@@ -145,7 +150,7 @@ static int check_matmul(int op, gllm_dtype t, const gllm_kernel_table *kt, shape
         if (!same_bits(fn, at, y, scratch)) differs = "gemm over tiled weights differs from the rows";
     }
     if (differs) {
-        free(w), free(wt), free(x), free(bias), free(y), free(y2), free(ref), free(mag), free(xq), free(scratch);
+        free(w), free(wt), free(x), free(bias), free(y), free(y2), free(ref), free(mag), free(xq), free(xb), free(scratch);
         return fail(msg, len, "m=%zu n=%zu k=%zu: %s", s.m, s.n, s.k, differs);
     }
     gllm_ref_matmul(t, w, row, x, a.bias, ref, s.m, s.n, s.k);
@@ -161,7 +166,7 @@ static int check_matmul(int op, gllm_dtype t, const gllm_kernel_table *kt, shape
             rc = fail(msg, len, "m=%zu n=%zu k=%zu: y[%zu][%zu] differs when the columns are split (%.9g vs %.9g)",
                       s.m, s.n, s.k, i / s.n, i % s.n, y[i], y2[i]);
     }
-    free(w), free(wt), free(x), free(bias), free(y), free(y2), free(ref), free(mag), free(xq), free(scratch);
+    free(w), free(wt), free(x), free(bias), free(y), free(y2), free(ref), free(mag), free(xq), free(xb), free(scratch);
     return rc;
 }
 

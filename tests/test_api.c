@@ -158,6 +158,7 @@ Test(api, bad_thread_count_is_an_error) {
     cr_assert(strstr(gllm_last_error(), "GLLM_NUM_THREADS"));
 }
 
+#include "core/workspace.h"
 #include "cpu/matmul.h"
 #include "kernels.h"
 /* the pool's column split gives the same bits as one kernel call over all columns (the
@@ -189,15 +190,15 @@ Test(api, threads_do_not_change_results) {
         size_t row;
         cr_assert_eq(gllm_row_size(t, k, &row), GLLM_OK);
         void *wq = malloc(rn * row);
-        gllm_q8x *xq = malloc(rm * (k / 32) * sizeof *xq);
         cr_assert_eq(gllm_quantize(t, w, wq, rn, k), GLLM_OK);
         cr_assert_eq(gllm_matmul(t, wq, x, NULL, y1, rm, rn, k), GLLM_OK, "%s", gllm_last_error());
-        gllm_cpu_act_quant(x, rm, k, xq);
-        gllm_matmul_args a = {.w = wq, .w_row_bytes = row, .x = x, .ldx = k, .xq = t == GLLM_DTYPE_F32 ? NULL : xq, .y = y2,
-                              .ldy = rn, .m = rm, .n = rn, .k = k};
+        const size_t mark = gllm_ws_mark();
+        gllm_matmul_args a = {.w = wq, .w_row_bytes = row, .x = x, .ldx = k, .y = y2, .ldy = rn, .m = rm, .n = rn, .k = k};
+        cr_assert_eq(gllm_cpu_matmul_prepare(t, x, rm, k, &a), GLLM_OK);
         kt->gemm[t](&a, 0, rn, scratch);
+        gllm_ws_release(mark);
         cr_assert(memcmp(y1, y2, rm * rn * 4) == 0, "%s: row split differs from one call", gllm_dtype_name(t));
-        free(wq), free(xq);
+        free(wq);
     }
     free(x), free(w), free(y1), free(y2), free(scratch);
 }

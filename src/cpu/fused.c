@@ -69,18 +69,15 @@ gllm_status gllm_cpu_ffn_up(gllm_ffn_kind kind, gllm_dtype t, int tiled, const v
     ffn_job j = {.kind = kind, .fn = gllm_cpu_matmul_kernel(t, m, tiled), .row_bytes = gllm_row_bytes(t, k), .n = n, .y = y};
     j.gate = (gllm_matmul_args){.w = w_gate, .w_row_bytes = j.row_bytes, .x = x, .ldx = k, .bias = b_gate, .m = m, .k = k,
                                 .tiled = tiled};
-    j.up = j.gate;
-    j.up.w = w_up, j.up.bias = b_up;
     const size_t mark = gllm_ws_mark();
-    gllm_q8x *xq = NULL;
     j.tiles = gllm_ws_alloc((size_t)gllm_pool_threads() * 2 * m * FFN_CHUNK * sizeof(float));
-    const int int8 = gllm_cpu_matmul_xq(t, m);
-    if (int8) xq = gllm_ws_alloc(m * (k / 32) * sizeof(gllm_q8x));
-    if (!j.tiles || (int8 && !xq)) {
+    if (!j.tiles) {
         gllm_ws_release(mark);
         return gllm_fail(GLLM_E_OUT_OF_MEMORY, "ffn: no memory for %zu rows", m);
     }
-    if (xq) gllm_cpu_act_quant(x, m, k, xq), j.gate.xq = j.up.xq = xq; /* once, for both projections */
+    if ((st = gllm_cpu_matmul_prepare(t, x, m, k, &j.gate)) != GLLM_OK) return gllm_ws_release(mark), st;
+    j.up = j.gate; /* X prepared once, for both projections */
+    j.up.w = w_up, j.up.bias = b_up;
     gllm_pool_run((n + FFN_CHUNK - 1) / FFN_CHUNK, ffn_task, &j);
     gllm_ws_release(mark);
     return GLLM_OK;
@@ -113,13 +110,9 @@ gllm_status gllm_cpu_qkv(const gllm_qkv_weights *w, const float *x, size_t m, si
                          float *q, float *kout, float *v) {
     const gllm_dtype t = w->dtype;
     const size_t mark = gllm_ws_mark();
-    const int int8 = gllm_cpu_matmul_xq(t, m);
-    gllm_q8x *xq = int8 ? gllm_ws_alloc(m * (k / 32) * sizeof(gllm_q8x)) : NULL;
-    if (int8 && !xq) {
-        gllm_ws_release(mark);
-        return gllm_fail(GLLM_E_OUT_OF_MEMORY, "qkv: no memory for %zu tokens", m);
-    }
-    if (xq) gllm_cpu_act_quant(x, m, k, xq); /* once, for the three projections */
+    gllm_matmul_args xa = {0}; /* X prepared once, for the three projections */
+    const gllm_status st = gllm_cpu_matmul_prepare(t, x, m, k, &xa);
+    if (st != GLLM_OK) return gllm_ws_release(mark), st;
     qkv_job j = {.fn = gllm_cpu_matmul_kernel(t, m, w->tiled)};
     const void *ws[3] = {w->wq, w->wk, w->wv};
     const float *bs[3] = {w->bq, w->bk, w->bv};
@@ -127,8 +120,8 @@ gllm_status gllm_cpu_qkv(const gllm_qkv_weights *w, const float *x, size_t m, si
     const size_t ns[3] = {nq, nkv, nkv};
     size_t total = 0;
     for (int i = 0; i < 3; i++) {
-        j.mm[i] = (gllm_matmul_args){.w = ws[i], .w_row_bytes = gllm_row_bytes(t, k), .x = x, .ldx = k, .xq = xq,
-                                     .bias = bs[i], .y = ys[i], .ldy = ns[i], .m = m, .n = ns[i], .k = k,
+        j.mm[i] = (gllm_matmul_args){.w = ws[i], .w_row_bytes = gllm_row_bytes(t, k), .x = x, .ldx = k, .xq = xa.xq,
+                                     .xb = xa.xb, .ldxb = xa.ldxb, .bias = bs[i], .y = ys[i], .ldy = ns[i], .m = m, .n = ns[i], .k = k,
                                      .tiled = w->tiled};
         j.split[i] = gllm_cpu_matmul_split(t, m, ns[i], k);
         total += j.split[i].tasks;

@@ -10,22 +10,23 @@
 typedef struct {
     const float *x;
     size_t m, k, rows;
-    gllm_q8x *xq;
-} aq_job;
+    gllm_q8x *xq;          /* or */
+    uint16_t *xb;
+    size_t ldxb;
+} act_job;
 
-static void act_quant_task(void *ctx, size_t task, void *scratch) {
+static void act_task(void *ctx, size_t task, void *scratch) {
     (void)scratch;
-    const aq_job *j = ctx;
-    for (size_t row = task * j->rows; row < j->m && row < (task + 1) * j->rows; row++)
-        gllm_kernels()->act_quant(j->x + row * j->k, j->xq + row * (j->k / 32), j->k);
-}
-
-/* tasks of whole rows, about 16K elements each: a row of a small model (576 elements, ~0.15 us)
- * is less work than the pool's hand-out, and a batched decode step's few rows are quickest on
- * the calling thread (4 x 576: 0.6 us there, 1.4 us on the pool) */
-void gllm_cpu_act_quant(const float *x, size_t m, size_t k, gllm_q8x *xq) {
-    aq_job j = {x, m, k, (16384 + k - 1) / k, xq};
-    gllm_pool_run((m + j.rows - 1) / j.rows, act_quant_task, &j);
+    const act_job *j = ctx;
+    for (size_t row = task * j->rows; row < j->m && row < (task + 1) * j->rows; row++) {
+        if (j->xq) {
+            gllm_kernels()->act_quant(j->x + row * j->k, j->xq + row * (j->k / 32), j->k);
+            continue;
+        }
+        uint16_t *o = j->xb + row * j->ldxb;
+        gllm_kernels()->quantize[GLLM_DTYPE_BF16](j->x + row * j->k, o, j->k);
+        memset(o + j->k, 0, (j->ldxb - j->k) * sizeof *o);
+    }
 }
 
 size_t gllm_cpu_gemv_rows(gllm_dtype t) {
@@ -36,8 +37,21 @@ size_t gllm_cpu_gemv_rows(gllm_dtype t) {
     return amx ? 6 : gllm_kernels() == gllm_kernel_tables[GLLM_ISA_AVX512] ? 4 : 8; /* AVX-512's gemm dots int8 with vpdpbusd */
 }
 
-int gllm_cpu_matmul_xq(gllm_dtype t, size_t m) {
-    return gllm_dtype_traits_table[t].int8_path && !(m > gllm_cpu_gemv_rows(t) && gllm_kernels() == gllm_kernel_tables[GLLM_ISA_AMX]);
+gllm_status gllm_cpu_matmul_prepare(gllm_dtype t, const float *x, size_t m, size_t k, gllm_matmul_args *a) {
+    const int gemm = m > gllm_cpu_gemv_rows(t), block = gllm_dtype_traits_table[t].block > 1;
+    const int bf16 = gemm && gllm_kernels() == gllm_kernel_tables[GLLM_ISA_AMX] && (block || t == GLLM_DTYPE_BF16);
+    if (!bf16 && !gllm_dtype_traits_table[t].int8_path) return GLLM_OK;
+    /* tasks of whole rows, about 16K elements each: a row of a small model (576 elements, ~0.15 us)
+     * is less work than the pool's hand-out, and a batched decode step's few rows are quickest
+     * on the calling thread (4 x 576: 0.6 us there, 1.4 us on the pool) */
+    act_job j = {.x = x, .m = m, .k = k, .rows = (16384 + k - 1) / k, .ldxb = (k + 31) / 32 * 32};
+    if (bf16) j.xb = gllm_ws_alloc((m + 31) * j.ldxb * sizeof *j.xb);
+    else j.xq = gllm_ws_alloc(m * (k / 32) * sizeof *j.xq);
+    if (!j.xb && !j.xq) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "matmul: no memory for %zu rows of activations", m);
+    if (bf16) memset(j.xb + m * j.ldxb, 0, 31 * j.ldxb * sizeof *j.xb); /* the rows past the last that tiles read */
+    gllm_pool_run((m + j.rows - 1) / j.rows, act_task, &j);
+    a->xq = j.xq, a->xb = j.xb, a->ldxb = j.ldxb;
+    return GLLM_OK;
 }
 
 gllm_matmul_fn gllm_cpu_matmul_kernel(gllm_dtype t, size_t m, int tiled) {
@@ -99,6 +113,7 @@ void gllm_cpu_matmul_part(gllm_matmul_fn fn, const gllm_matmul_args *a, const gl
     gllm_matmul_args rows = *a; /* rows lo .. hi - 1 as a matmul of their own */
     rows.x += lo * a->ldx, rows.y += lo * a->ldy, rows.m = hi - lo;
     if (a->xq) rows.xq += lo * (a->k / 32);
+    if (a->xb) rows.xb += lo * a->ldxb;
     fn(&rows, 0, a->n, scratch);
 }
 
@@ -120,12 +135,8 @@ gllm_status gllm_cpu_matmul(gllm_dtype t, int tiled, const void *w, const float 
                          .m = m, .n = n, .k = k, .tiled = tiled},
                 .split = gllm_cpu_matmul_split(t, m, n, k)};
     const size_t mark = gllm_ws_mark();
-    if (gllm_cpu_matmul_xq(t, m)) {
-        gllm_q8x *xq = gllm_ws_alloc(m * (k / 32) * sizeof(gllm_q8x));
-        if (!xq) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "matmul: no memory for %zu quantised rows", m);
-        gllm_cpu_act_quant(x, m, k, xq);
-        j.args.xq = xq;
-    }
+    const gllm_status st = gllm_cpu_matmul_prepare(t, x, m, k, &j.args);
+    if (st != GLLM_OK) return gllm_ws_release(mark), st;
     gllm_pool_run(j.split.tasks, matmul_task, &j);
     gllm_ws_release(mark);
     return GLLM_OK;

@@ -4,12 +4,15 @@
 #include "gllm_kernels.h"
 #include "kernels.h"
 
-/* Y[m][n] = X[m][k] . W[n][k]^T (+ bias): act_quant (block formats), then column or row ranges on the pool (gllm_cpu_matmul_split);
+/* Y[m][n] = X[m][k] . W[n][k]^T (+ bias): X prepared (gllm_cpu_matmul_prepare), then column or row ranges on the pool (gllm_cpu_matmul_split);
  * tiled: W in the tiled layout (src/core/kernel_abi.h, gllm_cpu_tile) */
 gllm_status gllm_cpu_matmul(gllm_dtype t, int tiled, const void *w, const float *x, const float *bias, float *y, size_t m,
                             size_t n, size_t k);
-/* X quantised for the block formats' int8 path into xq (m rows of k/32 blocks), rows on the pool */
-void gllm_cpu_act_quant(const float *x, size_t m, size_t k, gllm_q8x *xq);
+/* X as the kernel of a matmul of m rows of t reads it besides the f32 rows, set in a: quantised
+ * to q8 (a->xq: the block formats' int8 path) or rounded to bf16 (a->xb, a->ldxb: the AMX gemm of
+ * bf16 and of the block formats), once for every thread and projection; nothing for the others.
+ * In the workspace (the caller's mark releases it); rows on the pool. */
+gllm_status gllm_cpu_matmul_prepare(gllm_dtype t, const float *x, size_t m, size_t k, gllm_matmul_args *a);
 /* Up to this many activation rows of weights of type t (a batched decode step, a short
  * prompt), gemv, which reads the weights once for all of them, beats the gemm, whose panel
  * packing costs as much as a few rows' products. Measured, 4096 x 4096, 2 threads: 16 for
@@ -26,9 +29,6 @@ void gllm_cpu_act_quant(const float *x, size_t m, size_t k, gllm_q8x *xq);
  * 26.4 and 27.2); q2_0 and q1_0 under AMX 6 (1 thread, 6 rows: q2_0 1.83 against 2.89 ms, q1_0
  * 2.83 and 2.90). */
 size_t gllm_cpu_gemv_rows(gllm_dtype t);
-/* whether the matmul of m rows of t takes X quantised to q8x (a.xq): the block formats' kernels,
- * but for the AMX gemm, which rounds X to bf16 as it packs it */
-int gllm_cpu_matmul_xq(gllm_dtype t, size_t m);
 /* the kernel computing column ranges of one matmul: gemv (gemv_lanes over tiled weights) for
  * up to gllm_cpu_gemv_rows(t) rows, gemm otherwise */
 gllm_matmul_fn gllm_cpu_matmul_kernel(gllm_dtype t, size_t m, int tiled);

@@ -5,7 +5,7 @@
  *   gv_zero set1 load store fma(a,b,c)=a*b+c add reduce (fixed lane order)
  *   gv_load_n / gv_store_n  first n < GV_W lanes (others zero / untouched)
  *   gv_load_f16 / _bf16 [_n] GV_W half/bfloat values widened to f32
- *   gv_store_f16            GV_W values rounded to f16, bit for bit as gllm_f32_to_f16
+ *   gv_store_f16 / _bf16    GV_W values rounded to f16 / bf16, bit for bit as gllm_f32_to_f16 / _bf16
  *   gv_i32, gv_dot4_u/_s    int32 lanes += 4 code bytes (u8 / s8) * 4 x bytes (s8),
  *                           codes: one 4-byte group per lane; x: the same 4 bytes broadcast
  *   gv_cvt_i32              int32 lanes -> f32
@@ -91,6 +91,13 @@ static inline void gv_store_f16(uint16_t *p, gv_f32 v) {
     const __m256i h = _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m256i q = _mm256_or_si256(_mm256_and_si256(h, _mm256_set1_epi16((short)0x8000)), _mm256_set1_epi16(0x7e00));
     _mm256_storeu_si256((__m256i *)p, _mm256_mask_mov_epi16(h, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), q));
+}
+/* as gllm_f32_to_bf16: to nearest even in integers (vcvtneps2bf16 would flush subnormals), NaN quieted */
+static inline void gv_store_bf16(uint16_t *p, gv_f32 v) {
+    const __m512i u = _mm512_castps_si512(v), odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    const __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff)));
+    const __m512i w = _mm512_mask_or_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), u, _mm512_set1_epi32(0x400000));
+    _mm256_storeu_si256((__m256i *)p, _mm512_cvtepi32_epi16(_mm512_srli_epi32(w, 16)));
 }
 static inline gv_f32 gv_load_bf16(const uint16_t *p) {
     __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));

@@ -52,6 +52,13 @@ static inline void gv_store_f16(uint16_t *p, gv_f32 v) {
     const uint16x4_t q = vorr_u16(vand_u16(h, vdup_n_u16(0x8000)), vdup_n_u16(0x7e00));
     vst1_u16(p, vbsl_u16(vmovn_u32(vceqq_f32(v, v)), h, q));
 }
+/* as gllm_f32_to_bf16: to nearest even in integers, NaN quieted */
+static inline void gv_store_bf16(uint16_t *p, gv_f32 v) {
+    const uint32x4_t u = vreinterpretq_u32_f32(v), odd = vandq_u32(vshrq_n_u32(u, 16), vdupq_n_u32(1));
+    const uint32x4_t r = vaddq_u32(u, vaddq_u32(odd, vdupq_n_u32(0x7fff)));
+    const uint32x4_t w = vbslq_u32(vceqq_f32(v, v), r, vorrq_u32(u, vdupq_n_u32(0x400000)));
+    vst1_u16(p, vshrn_n_u32(w, 16));
+}
 static inline gv_f32 gv_load_bf16(const uint16_t *p) {
     return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16));
 }

@@ -31,6 +31,7 @@ static inline void gv_reduce_many(const gv_f32 *acc, size_t n, float *out) {
 }
 static inline gv_f32 gv_load_f16(const uint16_t *p) { return gllm_f16_to_f32(*p); }
 static inline void gv_store_f16(uint16_t *p, gv_f32 v) { *p = gllm_f32_to_f16(v); }
+static inline void gv_store_bf16(uint16_t *p, gv_f32 v) { *p = gllm_f32_to_bf16(v); }
 static inline gv_f32 gv_load_bf16(const uint16_t *p) { return gllm_bf16_to_f32(*p); }
 #define GQ_SIGNED_BIAS 0
 typedef int32_t gv_i32;

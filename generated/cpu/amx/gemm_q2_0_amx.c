@@ -22,11 +22,11 @@
  * packed, once a panel for all rows of X (512 x 4096^2, 2 threads, q4_1 / q4_0 / q8_0: int8 dots on
  * AMX tiles, scaled block by block in AVX-512, 19.5-20.8 / 15.5-17.0 / 16.4-17.0 -> 12.6-13.6
  * / 11.3-11.5 / 11.2-11.5 ms; SmolLM2's 1536 x 576 at 512 rows, q4_1: 1.29-1.31 -> 0.69-0.70 ms),
- * NR rows interleaved 2 k at a time (AMX's B operand, 16 k pairs x 16 rows a tile); activations are
- * rounded to bf16 as they are packed, not interleaved but row by row (the A operand, 16 rows x 32
- * k), k padded with zeros to whole tiles; tdpbf16ps multiplies 16 x 16 x 32 an instruction into f32
- * sums that stay in the tiles, which (unlike the sums above) start as Y: a tile register is no FMA
- * chain.
+ * NR rows interleaved 2 k at a time (AMX's B operand, 16 k pairs x 16 rows a tile); the activations
+ * come rounded to bf16 by the caller, once for every thread and projection (a->xb, k padded with
+ * zeros to whole tiles), and the tiles read their rows in place (the A operand, 16 rows x 32 k);
+ * tdpbf16ps multiplies 16 x 16 x 32 an instruction into f32 sums that stay in the tiles, which
+ * (unlike the sums above) start as Y: a tile register is no FMA chain.
  */
 #define MR 32
 #define KC 1024
@@ -74,38 +74,20 @@ static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size
 }
 #define W_ELEM sizeof(gllm_block_q2_0) /* prefetches count k in weight blocks: W_K */
 #define W_K(k) ((k) / 32)
-#define X_BASE a->x
-#define X_ROW_BYTES (a->ldx * sizeof(float))
-#define X_ELEM sizeof(float)
-typedef uint16_t xpanel_t; /* an activation panel: MR rows of KP(kl) bf16 (the loop below steps
-                              KP(kl) a row), rows past the last zero */
-_Static_assert((MC + MR - 1) / MR * MR * KP(KC) * sizeof(xpanel_t) <=
-                   GLLM_SCRATCH_BYTES - GLLM_SCRATCH_PANELS,
-               "activation panel fits");
-
-static void pack_x(const gllm_matmul_args *a, size_t i, size_t mr, size_t kc, size_t kl,
-                   xpanel_t *xp) {
-    const size_t kp = KP(kl);
-    for (size_t r = 0; r < (mr > 16 ? MR : 16); r++) { /* the tile reads 16 rows, or 32 */
-        uint16_t *o = xp + r * kp;
-        if (r >= mr) {
-            memset(o, 0, kp * sizeof *o);
-            continue;
-        }
-        const float *x = a->x + (i + r) * a->ldx + kc;
-        size_t kk = 0;
-        for (; kk + 32 <= kl; kk += 32) gv_bf16x2_from((uint32_t *)(o + kk), x + kk);
-        for (; kk < kp; kk++) o[kk] = kk < kl ? gllm_f32_to_bf16(x[kk]) : 0;
-    }
-}
+/* X comes rounded to bf16 (a->xb, src/core/kernel_abi.h): the tiles read its rows as they are */
+#define X_BASE a->xb
+#define X_ROW_BYTES (a->ldxb * sizeof(uint16_t))
+#define X_ELEM sizeof(uint16_t)
+typedef uint16_t xpanel_t;
 
 /* An mr x NR tile, mr <= MR = 32: the sums start as Y (or init, the bias: every row the same),
  * take tdpbf16ps over the k block in the tiles, and go back to Y. Rows 16-31 only where mr > 16.
- * Where mr < MR the rows pass through a buffer, so Y is never read or written past row mr. */
-static void tile(size_t mr, const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,
-                 const float *init) {
+ * x: the rows' k block in bf16, xs bytes apart (rows past mr are read, not used). Where mr < MR
+ * the rows pass through a buffer, so Y is never read or written past row mr. */
+static void tile(size_t mr, const xpanel_t *x, size_t xs, size_t kl, const panel_t *p, float *y,
+                 size_t ldy, const float *init) {
     _Static_assert(NR == 32 && MR == 32, "the tiles are configured for 32 x 32");
-    const size_t kp = KP(kl), xs = kp * sizeof *x, ps = NR * sizeof *p;
+    const size_t kp = KP(kl), ps = NR * sizeof *p;
     _Alignas(64) float t[MR][NR];
     float *c = mr == MR ? y : t[0];
     const size_t ldc = (mr == MR ? ldy : NR) * sizeof(float);
@@ -124,7 +106,7 @@ static void tile(size_t mr, const xpanel_t *x, size_t kl, const panel_t *p, floa
             _tile_dpbf16ps(0, 4, 6);
             _tile_loadd(7, p + kk / 2 * NR + 16, ps);
             _tile_dpbf16ps(1, 4, 7);
-            _tile_loadd(5, x + 16 * kp + kk, xs);
+            _tile_loadd(5, (const char *)(x + kk) + 16 * xs, xs);
             _tile_dpbf16ps(2, 5, 6);
             _tile_dpbf16ps(3, 5, 7);
         }
@@ -188,7 +170,6 @@ _Static_assert((NC + NR - 1) / NR * PANEL_STRIDE(KC) * sizeof(panel_t) <= GLLM_S
 
 void gllm_gemm_q2_0_amx(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch) {
     panel_t *pk = (panel_t *)scratch;
-    xpanel_t *xp = (xpanel_t *)((char *)scratch + GLLM_SCRATCH_PANELS);
     const size_t kt = a->k, kcb = KC;
     float edge[MR * NR], init[NR];
     gv_amx_bf16_begin();
@@ -203,8 +184,6 @@ void gllm_gemm_q2_0_amx(const gllm_matmul_args *a, size_t j0, size_t j1, void *s
             }
             for (size_t ic = 0; ic < a->m; ic += MC) {
                 const size_t mc = a->m - ic < MC ? a->m - ic : MC;
-                for (size_t ir = 0; ir < mc; ir += MR)
-                    pack_x(a, ic + ir, mc - ir < MR ? mc - ir : MR, kc, kl, xp + ir * KP(kl));
                 /* the activation rows packed next: the next MC block, or the first one of the next
                  * k block */
                 const size_t xi = ic + MC < a->m ? ic + MC : 0, xk = ic + MC < a->m ? kc
@@ -226,19 +205,19 @@ void gllm_gemm_q2_0_amx(const gllm_matmul_args *a, size_t j0, size_t j1, void *s
                     }
                     for (size_t ir = 0; ir < mc; ir += MR) {
                         const size_t mr = mc - ir < MR ? mc - ir : MR;
-                        const xpanel_t *x = xp + ir * KP(kl);
+                        const xpanel_t *x = a->xb + (ic + ir) * a->ldxb + kc;
                         float *y = a->y + (ic + ir) * a->ldy + jc + jr;
                         /* the next tile's rows of Y, out of the cache since the last k block */
                         for (size_t r = ir + mr; r < mc && r < ir + mr + MR && !first; r++)
                             for (size_t c = 0; c < nr; c += 64 / sizeof(float))
                                 __builtin_prefetch(y + (r - ir) * a->ldy + c, 1, 3);
                         if (nr == NR) {
-                            tile(mr, x, kl, p, y, a->ldy, first);
+                            tile(mr, x, X_ROW_BYTES, kl, p, y, a->ldy, first);
                             continue;
                         }
                         for (size_t r = 0; r < mr && !first; r++)
                             memcpy(edge + r * NR, y + r * a->ldy, nr * sizeof(float));
-                        tile(mr, x, kl, p, edge, NR, first);
+                        tile(mr, x, X_ROW_BYTES, kl, p, edge, NR, first);
                         for (size_t r = 0; r < mr; r++)
                             memcpy(y + r * a->ldy, edge + r * NR, nr * sizeof(float));
                     }

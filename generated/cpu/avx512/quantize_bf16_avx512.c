@@ -12,5 +12,7 @@
 /* quantize, f32 -> bf16, avx512: one row of k values. */
 void gllm_quantize_bf16_avx512(const float *x, void *dst, size_t k) {
     uint16_t *y = (uint16_t *)dst;
-    for (size_t i = 0; i < k; i++) y[i] = gllm_f32_to_bf16(x[i]);
+    size_t i = 0;
+    for (; i + GV_W <= k; i += GV_W) gv_store_bf16(y + i, gv_load(x + i));
+    for (; i < k; i++) y[i] = gllm_f32_to_bf16(x[i]);
 }
