@@ -7,12 +7,42 @@
 #include "core/dispatch.h"
 #include "core/dtype_traits.h"
 #include "core/error.h"
+#include "core/threadpool.h"
 #include "core/workspace.h"
 #include "cpu/attention.h"
 #include "cpu/embed.h"
 #include "cpu/matmul.h"
 #include "format/mapfile.h"
 #include "cpu/plan_run.h"
+
+/* a row-wise step (a norm, a residual add) over its rows: on the pool in tasks of whole rows,
+ * about 16K elements each, so that a decode step's few rows stay on the calling thread */
+typedef struct {
+    const gllm_step *t;
+    const float *in;
+    float *out;
+    size_t rows, per;
+    float eps;
+} rows_job;
+
+static void rows_task(void *ctx, size_t task, void *scratch) {
+    (void)scratch;
+    const rows_job *j = ctx;
+    const gllm_kernel_table *kt = gllm_kernels();
+    const gllm_step *t = j->t;
+    for (size_t r = task * j->per; r < j->rows && r < (task + 1) * j->per; r++) {
+        const float *in = j->in + r * t->k;
+        float *out = j->out + r * t->k;
+        if (t->kind == STEP_RMSNORM) kt->rmsnorm(in, t->b, out, t->k, j->eps);
+        else kt->add(out, in, out, t->k); /* STEP_ADD, STEP_ADD_LAYERNORM */
+        if (t->kind == STEP_ADD_LAYERNORM) kt->layernorm(out, t->b, t->b2, out, t->k, j->eps);
+    }
+}
+
+static void run_rows(const gllm_step *t, const float *in, float *out, size_t rows, float eps) {
+    rows_job j = {.t = t, .in = in, .out = out, .rows = rows, .per = (16384 + t->k - 1) / t->k, .eps = eps};
+    gllm_pool_run((rows + j.per - 1) / j.per, rows_task, &j);
+}
 
 gllm_status gllm_cpu_plan_run(const gllm_plan *p, size_t first, size_t last, const gllm_kv_pool *pool,
                               const gllm_plan_seq *seqs, size_t n_seqs, const int32_t *position, const int32_t *parent,
@@ -56,7 +86,9 @@ gllm_status gllm_cpu_plan_run(const gllm_plan *p, size_t first, size_t last, con
                 st = gllm_cpu_embed(t->dtype, t->w, t->n, t->k, seqs[b].tokens, seqs[b].n, out + row0[b] * t->k);
             break;
         case STEP_RMSNORM:
-            for (size_t r = 0; r < rows; r++) kt->rmsnorm(in + r * t->k, t->b, out + r * t->k, t->k, p->eps);
+        case STEP_ADD:
+        case STEP_ADD_LAYERNORM:
+            run_rows(t, in, out, rows, p->eps);
             break;
         case STEP_QKV_ROPE: { /* the projections of all rows, then RoPE and the KV writes per sequence */
             const size_t kvw = t->n, kv_mark = gllm_ws_mark();
@@ -76,9 +108,6 @@ gllm_status gllm_cpu_plan_run(const gllm_plan *p, size_t first, size_t last, con
             break;
         case STEP_MATMUL:
             st = gllm_cpu_matmul(t->dtype, t->tiled, t->w, in, t->b, out, rows, t->n, t->k);
-            break;
-        case STEP_ADD:
-            kt->add(out, in, out, rows * t->k);
             break;
         case STEP_FFN_UP:
             st = gllm_cpu_ffn_up(t->ffn, t->dtype, t->tiled, t->w, t->b, t->w2, NULL, in, out, rows, t->n, t->k);
@@ -108,12 +137,6 @@ gllm_status gllm_cpu_plan_run(const gllm_plan *p, size_t first, size_t last, con
                 if (st == GLLM_OK)
                     st = gllm_cpu_attention(pool, seqs[b].s, 0, in + row0[b] * qw, seqs[b].n, p->n_heads, 0, GLLM_MASK_NONE, NULL,
                                             p->scale, out + row0[b] * qw);
-            }
-            break;
-        case STEP_ADD_LAYERNORM:
-            for (size_t r = 0; r < rows; r++) {
-                kt->add(out + r * t->k, in + r * t->k, out + r * t->k, t->k);
-                kt->layernorm(out + r * t->k, t->b, t->b2, out + r * t->k, t->k, p->eps);
             }
             break;
         case STEP_POOL:

@@ -94,11 +94,13 @@ static void rows16(const gllm_attn_args *a, size_t r0, size_t rn, size_t tb, siz
     for (size_t g = 0; g < 16; g++)
         for (size_t i = 0; i < hp; i += 32) {
             const float *q = a->q + (r0 + (g < rn ? g : 0)) * hd + i;
+            const gv_f32 sc = gv_set1(a->scale); /* scores come scaled */
             __m512i lo;
             _mm512_store_si512(
                 &w->q[0][g][i],
-                gv_amx_bf16_split(g < rn ? gv_load(q) : gv_zero(),
-                                  g < rn && i + 16 < hd ? gv_load(q + 16) : gv_zero(), &lo));
+                gv_amx_bf16_split(g < rn ? gv_mul(gv_load(q), sc) : gv_zero(),
+                                  g < rn && i + 16 < hd ? gv_mul(gv_load(q + 16), sc) : gv_zero(),
+                                  &lo));
             _mm512_store_si512(&w->q[1][g][i], lo);
         }
     /* S: 4 blocks of 16 keys at a time over the dims */
@@ -144,15 +146,17 @@ static void rows16(const gllm_attn_args *a, size_t r0, size_t rn, size_t tb, siz
         if (b + 2 < nb) _tile_stored(2, &w->s[0][16 * (b + 2)], KC * 4);
         if (b + 3 < nb) _tile_stored(3, &w->s[0][16 * (b + 3)], KC * 4);
     }
-    /* the softmax: P = exp(scale S - m), m the running max; alpha rescales the old sums */
+    /* the softmax: P = exp(S - m), m the running max; alpha rescales the old sums */
     float alpha[16];
     for (size_t g = 0; g < 16; g++) {
         const size_t r = r0 + g;
         __mmask16 seen[NB];
+        const int whole = g < rn && !a->bits && t0 <= tb && tb + 16 * nb <= t1 &&
+                          tb + 16 * nb <= a->n_contig[r]; /* every key */
         gv_f32 s[NB], mx = gv_set1(-INFINITY);
         for (size_t b = 0; b < nb; b++) {
-            seen[b] = g < rn ? seen16(a, r, tb + 16 * b, t0, t1) : 0;
-            s[b] = gv_mul(gv_load(&w->s[g][16 * b]), gv_set1(a->scale));
+            seen[b] = whole ? (__mmask16)0xffff : g < rn ? seen16(a, r, tb + 16 * b, t0, t1) : 0;
+            s[b] = gv_load(&w->s[g][16 * b]);
             mx = _mm512_mask_max_ps(mx, seen[b], mx, s[b]);
         }
         const float smax = _mm512_reduce_max_ps(mx);
