@@ -576,6 +576,7 @@ static void bench_model(const char *path, double bw) {
 
 /* ---- the default embedding model: 32 sentences of 128 tokens ---------------------------- */
 
+/* peak: of the f32 gemm's instruction (AMX: a third of tdpbf16ps's, each product taken three times) */
 static void bench_embed(const char *path, double peak) {
     gllm_backend *b;
     gllm_embedder *e;
@@ -665,8 +666,9 @@ int gllm_bench_main(int argc, char **argv) {
     if (peak8 > 0)
         printf("limit: int8 vpdpbusd    peak  %8.1f GOPS (block formats' gemm: limit%% is of this)\n", peak8 / 1e9);
     if (peak16 > 0)
-        printf("limit: bf16 %s peak  %8.1f GFLOPS (%s gemm: limit%% is of this)\n", amx ? "AMX tdpbf16ps" : "vdpbf16ps  ", peak16 / 1e9,
-               amx ? "bf16 and the block formats'" : "bf16");
+        printf("limit: bf16 %s peak  %8.1f GFLOPS (limit%% of %s)\n", amx ? "AMX tdpbf16ps" : "vdpbf16ps  ", peak16 / 1e9,
+               amx ? "the gemm of bf16 and the block formats; f32, f16 and attention: of a third, three products each"
+                   : "bf16's gemm");
     printf("limit: memory read bandwidth    %8.1f GB/s (%s array)\n", bw / 1e9, quick ? "64 MiB" : "1 GiB");
     if (l3_bytes()) printf("L3:    %zu MiB (gemv: limit%% marked * has weights that fit in it, read from the cache)\n", l3_bytes() >> 20);
     const char *ggml = peer_on ? gllm_peer_ggml_load(threads) : NULL;
@@ -712,7 +714,8 @@ int gllm_bench_main(int argc, char **argv) {
                 const double gbs = (double)(n * row) / sec / 1e9;
                 const int block = gllm_dtype_block_size((gllm_dtype)t) > 1, int8 = block && peak8 > 0; /* the int8-dot path */
                 const int bf16 = (t == GLLM_DTYPE_BF16 || (block && amx)) && peak16 > 0; /* AMX: blocks dequantised to bf16 */
-                const double dpeak = int8 ? peak8 : bf16 ? peak16 : peak; /* the tile's instruction */
+                const int split = amx && !block && t != GLLM_DTYPE_BF16 && peak16 > 0; /* f32, f16: three bf16 products each */
+                const double dpeak = int8 ? peak8 : bf16 ? peak16 : split ? peak16 / 3 : peak; /* the tile's instruction */
                 const double limit = is_gemv ? gbs * 1e9 / bw : dpeak > 0 ? gflops * 1e9 / dpeak : 0;
                 const char *cached = is_gemv && n * row <= l3_bytes() ? "*" : " ";
                 printf("%-5s %-5s %6zu %6zu %6zu %9.3f %9.1f %8.1f %6.0f%%%s", is_gemv ? "gemv" : "gemm",
@@ -746,6 +749,6 @@ int gllm_bench_main(int argc, char **argv) {
     if (want(only_op, "sample")) bench_sample();
     if (want(only_op, "cuda")) gllm_bench_cuda(quick);
     if (want(only_op, "model")) bench_model(model, bw);
-    if (want(only_op, "embed")) bench_embed(embed_model, peak);
+    if (want(only_op, "embed")) bench_embed(embed_model, amx && peak16 > 0 ? peak16 / 3 : peak);
     return 0;
 }

@@ -443,8 +443,8 @@ static const gllm_kernel_table table_amx = {
         },
     .gemm =
         {
-            [GLLM_DTYPE_F32] = gllm_gemm_f32_avx512,
-            [GLLM_DTYPE_F16] = gllm_gemm_f16_avx512,
+            [GLLM_DTYPE_F32] = gllm_gemm_f32_amx,
+            [GLLM_DTYPE_F16] = gllm_gemm_f16_amx,
             [GLLM_DTYPE_BF16] = gllm_gemm_bf16_amx,
             [GLLM_DTYPE_Q8_0] = gllm_gemm_q8_0_amx,
             [GLLM_DTYPE_Q4_0] = gllm_gemm_q4_0_amx,
@@ -519,8 +519,8 @@ static const gllm_kernel_table table_amx = {
                 },
             [GLLM_OP_GEMM] =
                 {
-                    [GLLM_DTYPE_F32] = "gllm_gemm_f32_avx512",
-                    [GLLM_DTYPE_F16] = "gllm_gemm_f16_avx512",
+                    [GLLM_DTYPE_F32] = "gllm_gemm_f32_amx",
+                    [GLLM_DTYPE_F16] = "gllm_gemm_f16_amx",
                     [GLLM_DTYPE_BF16] = "gllm_gemm_bf16_amx",
                     [GLLM_DTYPE_Q8_0] = "gllm_gemm_q8_0_amx",
                     [GLLM_DTYPE_Q4_0] = "gllm_gemm_q4_0_amx",

@@ -164,6 +164,8 @@ set(GLLM_KERNELS_AVX512
 set(GLLM_FLAGS_AVX512 -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx512vnni -mavx512bf16 -mavx2 -mfma -mf16c)
 set(GLLM_ARCH_AVX512 x86_64)
 set(GLLM_KERNELS_AMX
+    generated/cpu/amx/gemm_f32_amx.c
+    generated/cpu/amx/gemm_f16_amx.c
     generated/cpu/amx/gemm_bf16_amx.c
     generated/cpu/amx/gemm_q8_0_amx.c
     generated/cpu/amx/gemm_q4_0_amx.c

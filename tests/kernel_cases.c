@@ -111,12 +111,17 @@ static int check_matmul(int op, gllm_dtype t, const gllm_kernel_table *kt, shape
     const int with_bias = (int)(rnd() & 1);
     if (tr->int8_path)
         for (size_t i = 0; i < s.m; i++) kt->act_quant(x + i * s.k, xq + i * (s.k / 32), s.k);
-    /* X rounded to bf16 for the AMX gemm: k padded to 32, 31 rows past the last (zeros) */
+    /* X rounded to bf16 for the AMX gemm, and what that left rounded again: k padded to 32, 31
+     * rows past the last (zeros) */
     const size_t ldxb = (s.k + 31) / 32 * 32;
-    uint16_t *xb = calloc((s.m + 31) * ldxb, sizeof *xb);
+    uint16_t *xb = calloc(2 * (s.m + 31) * ldxb, sizeof *xb), *xb_lo = xb + (s.m + 31) * ldxb;
     for (size_t i = 0; i < s.m; i++)
-        for (size_t kk = 0; kk < s.k; kk++) xb[i * ldxb + kk] = gllm_f32_to_bf16(x[i * s.k + kk]);
-    gllm_matmul_args a = {.w = w, .w_row_bytes = row, .x = x, .ldx = s.k, .xq = xq, .xb = xb, .ldxb = ldxb,
+        for (size_t kk = 0; kk < s.k; kk++) {
+            const float v = x[i * s.k + kk];
+            xb[i * ldxb + kk] = gllm_f32_to_bf16(v);
+            xb_lo[i * ldxb + kk] = gllm_f32_to_bf16(v - gllm_bf16_to_f32(xb[i * ldxb + kk]));
+        }
+    gllm_matmul_args a = {.w = w, .w_row_bytes = row, .x = x, .ldx = s.k, .xq = xq, .xb = xb, .xb_lo = xb_lo, .ldxb = ldxb,
                           .bias = with_bias ? bias : NULL, .y = y, .ldy = s.n, .m = s.m, .n = s.n, .k = s.k};
     gllm_matmul_fn fn = op == GLLM_OP_GEMV ? kt->gemv[t] : op == GLLM_OP_GEMV_LANES ? kt->gemv_lanes[t] : kt->gemm[t];
     void *wt = NULL;

@@ -5,9 +5,10 @@
  *      formats: k/32 blocks, k a multiple of the block size).
  *   X: f32 rows with stride ldx (float formats), or xq: the same rows
  *      quantised by act_quant into k/32 gllm_q8x blocks each (block formats), or xb
- *      (the AMX gemm of bf16 and of the block formats): the same rows rounded to bf16
- *      (as gllm_f32_to_bf16), ldxb apart, k padded with zeros to ldxb, a multiple of 32;
- *      31 rows past the last readable (tiles of 32 rows read them; their sums are dropped).
+ *      (the AMX gemm): the same rows rounded to bf16 (as gllm_f32_to_bf16), ldxb apart, k
+ *      padded with zeros to ldxb, a multiple of 32; 31 rows past the last readable (tiles of
+ *      32 rows read them; their sums are dropped); and for f32 and f16 weights xb_lo, laid
+ *      out alike: what that rounding left (x - xb), rounded to bf16.
  *   A kernel call computes columns [j0, j1) of every row of Y; each output
  *   element is accumulated in a fixed k order, so results do not depend on
  *   how the columns are split between threads.
@@ -41,7 +42,7 @@ typedef struct {
     const float *x;
     size_t ldx;
     const gllm_q8x *xq;
-    const uint16_t *xb;
+    const uint16_t *xb, *xb_lo;
     size_t ldxb;
     const float *bias;
     float *y;

@@ -121,7 +121,7 @@ gllm_status gllm_cpu_qkv(const gllm_qkv_weights *w, const float *x, size_t m, si
     size_t total = 0;
     for (int i = 0; i < 3; i++) {
         j.mm[i] = (gllm_matmul_args){.w = ws[i], .w_row_bytes = gllm_row_bytes(t, k), .x = x, .ldx = k, .xq = xa.xq,
-                                     .xb = xa.xb, .ldxb = xa.ldxb, .bias = bs[i], .y = ys[i], .ldy = ns[i], .m = m, .n = ns[i], .k = k,
+                                     .xb = xa.xb, .xb_lo = xa.xb_lo, .ldxb = xa.ldxb, .bias = bs[i], .y = ys[i], .ldy = ns[i], .m = m, .n = ns[i], .k = k,
                                      .tiled = w->tiled};
         j.split[i] = gllm_cpu_matmul_split(t, m, ns[i], k);
         total += j.split[i].tasks;

@@ -4,6 +4,7 @@
 #include "core/dispatch.h"
 #include "core/dtype_traits.h"
 #include "core/error.h"
+#include "core/half.h"
 #include "core/threadpool.h"
 #include "core/workspace.h"
 
@@ -11,21 +12,31 @@ typedef struct {
     const float *x;
     size_t m, k, rows;
     gllm_q8x *xq;          /* or */
-    uint16_t *xb;
+    uint16_t *xb, *xb_lo;  /* xb_lo: NULL, or the parts xb leaves */
     size_t ldxb;
 } act_job;
 
 static void act_task(void *ctx, size_t task, void *scratch) {
-    (void)scratch;
     const act_job *j = ctx;
+    const gllm_quantize_fn bf16 = gllm_kernels()->quantize[GLLM_DTYPE_BF16];
     for (size_t row = task * j->rows; row < j->m && row < (task + 1) * j->rows; row++) {
+        const float *x = j->x + row * j->k;
         if (j->xq) {
-            gllm_kernels()->act_quant(j->x + row * j->k, j->xq + row * (j->k / 32), j->k);
+            gllm_kernels()->act_quant(x, j->xq + row * (j->k / 32), j->k);
             continue;
         }
-        uint16_t *o = j->xb + row * j->ldxb;
-        gllm_kernels()->quantize[GLLM_DTYPE_BF16](j->x + row * j->k, o, j->k);
-        memset(o + j->k, 0, (j->ldxb - j->k) * sizeof *o);
+        uint16_t *hi = j->xb + row * j->ldxb;
+        bf16(x, hi, j->k);
+        memset(hi + j->k, 0, (j->ldxb - j->k) * sizeof *hi);
+        if (!j->xb_lo) continue;
+        uint16_t *lo = j->xb_lo + row * j->ldxb;
+        float *rest = scratch; /* x - hi, GLLM_SCRATCH_BYTES at a time */
+        for (size_t c = 0, n = GLLM_SCRATCH_BYTES / sizeof(float); c < j->k; c += n) {
+            const size_t len = j->k - c < n ? j->k - c : n;
+            for (size_t i = 0; i < len; i++) rest[i] = x[c + i] - gllm_bf16_to_f32(hi[c + i]);
+            bf16(rest, lo + c, len);
+        }
+        memset(lo + j->k, 0, (j->ldxb - j->k) * sizeof *lo);
     }
 }
 
@@ -38,19 +49,22 @@ size_t gllm_cpu_gemv_rows(gllm_dtype t) {
 }
 
 gllm_status gllm_cpu_matmul_prepare(gllm_dtype t, const float *x, size_t m, size_t k, gllm_matmul_args *a) {
-    const int gemm = m > gllm_cpu_gemv_rows(t), block = gllm_dtype_traits_table[t].block > 1;
-    const int bf16 = gemm && gllm_kernels() == gllm_kernel_tables[GLLM_ISA_AMX] && (block || t == GLLM_DTYPE_BF16);
+    const int bf16 = m > gllm_cpu_gemv_rows(t) && gllm_kernels() == gllm_kernel_tables[GLLM_ISA_AMX]; /* the AMX gemm */
+    const int split = bf16 && (t == GLLM_DTYPE_F32 || t == GLLM_DTYPE_F16);
     if (!bf16 && !gllm_dtype_traits_table[t].int8_path) return GLLM_OK;
     /* tasks of whole rows, about 16K elements each: a row of a small model (576 elements, ~0.15 us)
      * is less work than the pool's hand-out, and a batched decode step's few rows are quickest
      * on the calling thread (4 x 576: 0.6 us there, 1.4 us on the pool) */
     act_job j = {.x = x, .m = m, .k = k, .rows = (16384 + k - 1) / k, .ldxb = (k + 31) / 32 * 32};
-    if (bf16) j.xb = gllm_ws_alloc((m + 31) * j.ldxb * sizeof *j.xb);
+    const size_t xb_elems = (m + 31) * j.ldxb; /* 31 rows past the last, zero: tiles of 32 rows read them */
+    if (bf16) j.xb = gllm_ws_alloc((split ? 2 : 1) * xb_elems * sizeof *j.xb);
     else j.xq = gllm_ws_alloc(m * (k / 32) * sizeof *j.xq);
     if (!j.xb && !j.xq) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "matmul: no memory for %zu rows of activations", m);
-    if (bf16) memset(j.xb + m * j.ldxb, 0, 31 * j.ldxb * sizeof *j.xb); /* the rows past the last that tiles read */
+    if (split) j.xb_lo = j.xb + xb_elems;
+    for (int part = 0; bf16 && part < 1 + split; part++)
+        memset((part ? j.xb_lo : j.xb) + m * j.ldxb, 0, 31 * j.ldxb * sizeof *j.xb);
     gllm_pool_run((m + j.rows - 1) / j.rows, act_task, &j);
-    a->xq = j.xq, a->xb = j.xb, a->ldxb = j.ldxb;
+    a->xq = j.xq, a->xb = j.xb, a->xb_lo = j.xb_lo, a->ldxb = j.ldxb;
     return GLLM_OK;
 }
 
@@ -114,6 +128,7 @@ void gllm_cpu_matmul_part(gllm_matmul_fn fn, const gllm_matmul_args *a, const gl
     rows.x += lo * a->ldx, rows.y += lo * a->ldy, rows.m = hi - lo;
     if (a->xq) rows.xq += lo * (a->k / 32);
     if (a->xb) rows.xb += lo * a->ldxb;
+    if (a->xb_lo) rows.xb_lo += lo * a->ldxb;
     fn(&rows, 0, a->n, scratch);
 }
 

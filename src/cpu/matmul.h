@@ -9,8 +9,9 @@
 gllm_status gllm_cpu_matmul(gllm_dtype t, int tiled, const void *w, const float *x, const float *bias, float *y, size_t m,
                             size_t n, size_t k);
 /* X as the kernel of a matmul of m rows of t reads it besides the f32 rows, set in a: quantised
- * to q8 (a->xq: the block formats' int8 path) or rounded to bf16 (a->xb, a->ldxb: the AMX gemm of
- * bf16 and of the block formats), once for every thread and projection; nothing for the others.
+ * to q8 (a->xq: the block formats' int8 path) or rounded to bf16 (a->xb, a->ldxb: the AMX gemm;
+ * for f32 and f16 weights also a->xb_lo, what that rounding left), once for every thread and
+ * projection; nothing for the others.
  * In the workspace (the caller's mark releases it); rows on the pool. */
 gllm_status gllm_cpu_matmul_prepare(gllm_dtype t, const float *x, size_t m, size_t k, gllm_matmul_args *a);
 /* Up to this many activation rows of weights of type t (a batched decode step, a short
