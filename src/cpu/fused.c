@@ -110,7 +110,8 @@ gllm_status gllm_cpu_qkv(const gllm_qkv_weights *w, const float *x, size_t m, si
                          float *q, float *kout, float *v) {
     const gllm_dtype t = w->dtype;
     const size_t mark = gllm_ws_mark();
-    gllm_matmul_args xa = {0}; /* X prepared once, for the three projections */
+    /* what the three projections share, X prepared once */
+    gllm_matmul_args xa = {.w_row_bytes = gllm_row_bytes(t, k), .x = x, .ldx = k, .m = m, .k = k, .tiled = w->tiled};
     const gllm_status st = gllm_cpu_matmul_prepare(t, x, m, k, &xa);
     if (st != GLLM_OK) return gllm_ws_release(mark), st;
     qkv_job j = {.fn = gllm_cpu_matmul_kernel(t, m, w->tiled)};
@@ -120,9 +121,8 @@ gllm_status gllm_cpu_qkv(const gllm_qkv_weights *w, const float *x, size_t m, si
     const size_t ns[3] = {nq, nkv, nkv};
     size_t total = 0;
     for (int i = 0; i < 3; i++) {
-        j.mm[i] = (gllm_matmul_args){.w = ws[i], .w_row_bytes = gllm_row_bytes(t, k), .x = x, .ldx = k, .xq = xa.xq,
-                                     .xb = xa.xb, .xb_lo = xa.xb_lo, .ldxb = xa.ldxb, .bias = bs[i], .y = ys[i], .ldy = ns[i], .m = m, .n = ns[i], .k = k,
-                                     .tiled = w->tiled};
+        j.mm[i] = xa;
+        j.mm[i].w = ws[i], j.mm[i].bias = bs[i], j.mm[i].y = ys[i], j.mm[i].ldy = j.mm[i].n = ns[i];
         j.split[i] = gllm_cpu_matmul_split(t, m, ns[i], k);
         total += j.split[i].tasks;
     }

@@ -18,7 +18,9 @@ gllm_status gllm_cpu_matmul_prepare(gllm_dtype t, const float *x, size_t m, size
  * prompt), gemv, which reads the weights once for all of them, beats the gemm, whose panel
  * packing costs as much as a few rows' products. Measured, 4096 x 4096, 2 threads: 16 for
  * the float formats, whose panels are widened to f32 (AVX2 f16 at 16 rows 7.0 vs 12.6 ms;
- * AVX-512 230 vs 145 GFLOPS); for the block ones 8 on AVX2, 4 on AVX-512 for those without a
+ * AVX-512 230 vs 145 GFLOPS) or, under AMX, split into two bf16 parts (1 thread, 16 rows: f32
+ * gemv 8.3 ms, gemm 7.5; f16 5.1 and 6.1; 24: 11.8 and 11.7, 7.6 and 8.0), but 8 for bf16 under
+ * AMX (1 thread, 8 rows: 2.9 and 3.5 ms; 12: 4.1 and 3.4); for the block ones 8 on AVX2, 4 on AVX-512 for those without a
  * gemv_lanes (q2_0, q1_0), whose gemm dots int8 with vpdpbusd (Sapphire Rapids class, 6 rows:
  * gemm 195-231 GFLOPS, gemv 161-224). Where gemv_lanes takes a vector's lanes of weight rows at
  * once (in tiles, or gathered from rows; 4096 x 4096): 16 on AVX-512 (gathered, 16 rows: q8_0
