@@ -231,9 +231,9 @@ GEMM_MC = 72
 def gemm_scratch():
     """Bytes of per-thread gemm scratch: (weight panels, activation panels), the most any ISA's
     blocking needs. Default blocking: per weight row of a k block, KC f32 values or QKC/32
-    blocks of 32 codes + a + c; an ISA's own float blocking (AMX bf16: KC, NC, MC) 2-byte values."""
+    blocks of 32 codes + a + c; an ISA's own float blocking (AMX: KC, NC, MC) 2-byte values,
+    and no activation panels (its tiles read X prepared by the caller)."""
     per_k = max(GEMM_KC * 4, GEMM_QKC // 32 * 40)
     own = [isa.fgemm_block for isa in ISAS if isa.fgemm_block]
     panels = max([GEMM_NC * per_k] + [nc * kc * 2 for kc, nc, mc in own])
-    xpanels = max([(GEMM_MC + 8) * per_k] + [mc * kc * 2 for kc, nc, mc in own])
-    return panels, xpanels
+    return panels, (GEMM_MC + 8) * per_k

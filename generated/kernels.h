@@ -64,7 +64,7 @@ typedef void (*gllm_rope_fn)(
 
 /* per-thread scratch the gemm kernels need: packed weight panels, then packed activations */
 #define GLLM_SCRATCH_PANELS ((size_t)1048576)
-#define GLLM_SCRATCH_BYTES (GLLM_SCRATCH_PANELS + (size_t)131072)
+#define GLLM_SCRATCH_BYTES (GLLM_SCRATCH_PANELS + (size_t)81920)
 
 /* One ISA's kernels: slots indexed by op and dtype; a NULL table = ISA not compiled in. */
 typedef struct {

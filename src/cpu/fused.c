@@ -137,6 +137,7 @@ typedef struct {
     int neox;
     const float *inv_freq;
     const int32_t *pos;
+    const float *cs; /* the tokens' cos/sin, or NULL */
     float *q, *k, *v;
     const gllm_kv_pool *p;
     const gllm_kv_seq *s;
@@ -148,12 +149,13 @@ static void rope_task(void *ctx, size_t i, void *scratch) {
     (void)scratch;
     rope_job *j = ctx;
     const gllm_kernel_table *kt = gllm_kernels();
-    float *q = j->q + i * j->n_heads * j->hd, *k = j->k + i * j->nkv * j->hd, cs[512];
+    float *q = j->q + i * j->n_heads * j->hd, *k = j->k + i * j->nkv * j->hd, own[512];
     for (size_t h = 0; j->w->q_norm && h < j->n_heads; h++)
         kt->rmsnorm(q + h * j->hd, j->w->q_norm, q + h * j->hd, j->hd, j->w->norm_eps);
     for (size_t h = 0; j->w->k_norm && h < j->nkv; h++)
         kt->rmsnorm(k + h * j->hd, j->w->k_norm, k + h * j->hd, j->hd, j->w->norm_eps);
-    gllm_rope_cos_sin(j->inv_freq, j->rot, j->pos[i], cs);
+    const float *cs = j->cs ? j->cs + i * j->rot : own;
+    if (!j->cs) gllm_rope_cos_sin(j->inv_freq, j->rot, j->pos[i], own);
     kt->rope(q, j->n_heads, j->hd, j->rot, cs, j->neox);
     kt->rope(k, j->nkv, j->hd, j->rot, cs, j->neox);
     (void)gllm_kv_write(j->p, j->s, j->layer, j->slots[i], k, j->v + i * j->nkv * j->hd); /* layer and slots checked up front */
@@ -175,20 +177,20 @@ static gllm_status rope_kv_check(const float *inv_freq, const int32_t *pos, cons
 }
 
 static void rope_kv_run(const gllm_qkv_weights *w, float *q, float *k, float *v, size_t n_tok, size_t n_heads,
-                        const float *inv_freq, size_t rot, int neox, const int32_t *pos, const gllm_kv_pool *p,
-                        const gllm_kv_seq *s, size_t layer, const uint32_t *slots) {
+                        const float *inv_freq, size_t rot, int neox, const int32_t *pos, const float *cs,
+                        const gllm_kv_pool *p, const gllm_kv_seq *s, size_t layer, const uint32_t *slots) {
     rope_job r = {.w = w, .n_heads = n_heads, .nkv = p->n_kv_heads, .hd = p->head_dim, .rot = rot, .neox = neox,
-                  .inv_freq = inv_freq, .pos = pos, .q = q, .k = k, .v = v, .p = p, .s = s, .layer = layer, .slots = slots};
+                  .inv_freq = inv_freq, .pos = pos, .cs = cs, .q = q, .k = k, .v = v, .p = p, .s = s, .layer = layer, .slots = slots};
     gllm_pool_run(n_tok, rope_task, &r);
 }
 
 gllm_status gllm_cpu_rope_kv(const gllm_qkv_weights *w, float *q, float *k, float *v, size_t n_tok, size_t n_heads,
-                             const float *inv_freq, size_t rot, int neox, const int32_t *pos, const gllm_kv_pool *p,
-                             const gllm_kv_seq *s, size_t layer, const uint32_t *slots) {
+                             const float *inv_freq, size_t rot, int neox, const int32_t *pos, const float *cs,
+                             const gllm_kv_pool *p, const gllm_kv_seq *s, size_t layer, const uint32_t *slots) {
     gllm_status st = gllm_ensure_init();
     if (st == GLLM_OK && (!w || !q || !k || !v)) st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "rope_kv: NULL input");
     if (st == GLLM_OK) st = rope_kv_check(inv_freq, pos, p, s, slots, n_tok, n_heads, rot, layer);
-    if (st == GLLM_OK) rope_kv_run(w, q, k, v, n_tok, n_heads, inv_freq, rot, neox, pos, p, s, layer, slots);
+    if (st == GLLM_OK) rope_kv_run(w, q, k, v, n_tok, n_heads, inv_freq, rot, neox, pos, cs, p, s, layer, slots);
     return st;
 }
 
@@ -210,7 +212,7 @@ gllm_status gllm_cpu_qkv_rope(const gllm_qkv_weights *w, const float *x, size_t 
         return gllm_fail(GLLM_E_OUT_OF_MEMORY, "qkv_rope: no memory for %zu tokens", n_tok);
     }
     if ((st = gllm_cpu_qkv(w, x, n_tok, k, n_heads * hd, nkv * hd, q_out, kv, kv + n_tok * nkv * hd)) == GLLM_OK)
-        rope_kv_run(w, q_out, kv, kv + n_tok * nkv * hd, n_tok, n_heads, inv_freq, rot, neox, pos, p, s, layer, slots);
+        rope_kv_run(w, q_out, kv, kv + n_tok * nkv * hd, n_tok, n_heads, inv_freq, rot, neox, pos, NULL, p, s, layer, slots);
     gllm_ws_release(mark);
     return st;
 }

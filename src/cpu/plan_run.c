@@ -14,6 +14,7 @@
 #include "cpu/matmul.h"
 #include "format/mapfile.h"
 #include "cpu/plan_run.h"
+#include "model/rope.h"
 
 /* a row-wise step (a norm, a residual add) over its rows: on the pool in tasks of whole rows,
  * about 16K elements each, so that a decode step's few rows stay on the calling thread */
@@ -42,6 +43,21 @@ static void rows_task(void *ctx, size_t task, void *scratch) {
 static void run_rows(const gllm_step *t, const float *in, float *out, size_t rows, float eps) {
     rows_job j = {.t = t, .in = in, .out = out, .rows = rows, .per = (16384 + t->k - 1) / t->k, .eps = eps};
     gllm_pool_run((rows + j.per - 1) / j.per, rows_task, &j);
+}
+
+/* RoPE's cos/sin of every row's position, once for all layers: rows on the pool */
+typedef struct {
+    const gllm_plan *p;
+    const int32_t *pos;
+    float *cs;
+    size_t n;
+} cs_job;
+
+static void cs_task(void *ctx, size_t task, void *scratch) {
+    (void)scratch;
+    const cs_job *j = ctx;
+    for (size_t r = task * 64; r < j->n && r < (task + 1) * 64; r++)
+        gllm_rope_cos_sin(j->p->inv_freq, j->p->rot, j->pos[r], j->cs + r * j->p->rot);
 }
 
 gllm_status gllm_cpu_plan_run(const gllm_plan *p, size_t first, size_t last, const gllm_kv_pool *pool,
@@ -76,6 +92,16 @@ gllm_status gllm_cpu_plan_run(const gllm_plan *p, size_t first, size_t last, con
             pos[r] = position ? position[i] : (int32_t)(prefix + i), slots[r] = (uint32_t)(prefix + i);
     }
     if (x_in) memcpy(buf[BUF_X], x_in, n * p->width[BUF_X] * sizeof(float));
+    float *cs = NULL;
+    for (size_t i = first; i < last && !cs; i++)
+        if (p->steps[i].kind == STEP_QKV_ROPE) {
+            cs_job c = {.p = p, .pos = pos, .n = n, .cs = cs = gllm_ws_alloc(n * p->rot * sizeof(float))};
+            if (!cs) {
+                gllm_ws_release(mark);
+                return gllm_fail(GLLM_E_OUT_OF_MEMORY, "plan: no memory for RoPE's cos/sin of %zu tokens", n);
+            }
+            gllm_pool_run((n + 63) / 64, cs_task, &c);
+        }
     const size_t qw = p->width[BUF_Q]; /* the width of the rows of q, and of attention's output */
     for (size_t i = first; i < last && st == GLLM_OK; i++) {
         const gllm_step *t = &p->steps[i];
@@ -97,7 +123,7 @@ gllm_status gllm_cpu_plan_run(const gllm_plan *p, size_t first, size_t last, con
             if (st == GLLM_OK) st = gllm_cpu_qkv(&t->qkv, in, n, t->k, qw, kvw, out, k, v);
             for (size_t b = 0; b < n_seqs && st == GLLM_OK; b++)
                 st = gllm_cpu_rope_kv(&t->qkv, out + row0[b] * qw, k + row0[b] * kvw, v + row0[b] * kvw, seqs[b].n, p->n_heads,
-                                      p->inv_freq, p->rot, p->neox, pos + row0[b], pool, seqs[b].s, t->layer, slots + row0[b]);
+                                      p->inv_freq, p->rot, p->neox, pos + row0[b], cs + row0[b] * p->rot, pool, seqs[b].s, t->layer, slots + row0[b]);
             gllm_ws_release(kv_mark);
             break;
         }
