@@ -9,20 +9,20 @@
 #include "cpu/matmul.h"
 #include "model/rope.h"
 
-#define FFN_CHUNK 64
+#define FFN_CHUNK 64 /* columns per task of a gemm; a gemv's ranges are a matmul's */
 
 typedef struct {
     gllm_ffn_kind kind;
     gllm_matmul_fn fn;
     gllm_matmul_args gate, up; /* w, bias and n set per chunk */
-    size_t row_bytes, n;
-    float *y, *tiles;          /* tiles: per thread, 2 x m x FFN_CHUNK */
+    size_t row_bytes, n, chunk;
+    float *y, *tiles;          /* tiles: per thread, 2 x m x chunk */
 } ffn_job;
 
 static void ffn_task(void *ctx, size_t task, void *scratch) {
     const ffn_job *j = ctx;
-    const size_t j0 = task * FFN_CHUNK, nc = j->n - j0 < FFN_CHUNK ? j->n - j0 : FFN_CHUNK, m = j->gate.m;
-    float *tg = j->tiles + (size_t)gllm_pool_thread() * 2 * m * FFN_CHUNK, *tu = tg + m * FFN_CHUNK;
+    const size_t j0 = task * j->chunk, nc = j->n - j0 < j->chunk ? j->n - j0 : j->chunk, m = j->gate.m;
+    float *tg = j->tiles + (size_t)gllm_pool_thread() * 2 * m * j->chunk, *tu = tg + m * j->chunk;
     gllm_matmul_args g = j->gate;
     g.w = (const char *)g.w + j0 * j->row_bytes, g.bias = g.bias ? g.bias + j0 : NULL, g.n = nc, g.y = tg, g.ldy = nc;
     j->fn(&g, 0, nc, scratch);
@@ -66,11 +66,12 @@ gllm_status gllm_cpu_ffn_up(gllm_ffn_kind kind, gllm_dtype t, int tiled, const v
         gllm_pool_run((m + g.rows - 1) / g.rows, gelu_task, &g);
         return GLLM_OK;
     }
-    ffn_job j = {.kind = kind, .fn = gllm_cpu_matmul_kernel(t, m, tiled), .row_bytes = gllm_row_bytes(t, k), .n = n, .y = y};
+    ffn_job j = {.kind = kind, .fn = gllm_cpu_matmul_kernel(t, m, tiled), .row_bytes = gllm_row_bytes(t, k), .n = n, .y = y,
+                 .chunk = m > gllm_cpu_gemv_rows(t) ? FFN_CHUNK : gllm_cpu_matmul_split(t, m, n, k).chunk};
     j.gate = (gllm_matmul_args){.w = w_gate, .w_row_bytes = j.row_bytes, .x = x, .ldx = k, .bias = b_gate, .m = m, .k = k,
                                 .tiled = tiled};
     const size_t mark = gllm_ws_mark();
-    j.tiles = gllm_ws_alloc((size_t)gllm_pool_threads() * 2 * m * FFN_CHUNK * sizeof(float));
+    j.tiles = gllm_ws_alloc((size_t)gllm_pool_threads() * 2 * m * j.chunk * sizeof(float));
     if (!j.tiles) {
         gllm_ws_release(mark);
         return gllm_fail(GLLM_E_OUT_OF_MEMORY, "ffn: no memory for %zu rows", m);
@@ -78,7 +79,7 @@ gllm_status gllm_cpu_ffn_up(gllm_ffn_kind kind, gllm_dtype t, int tiled, const v
     if ((st = gllm_cpu_matmul_prepare(t, x, m, k, &j.gate)) != GLLM_OK) return gllm_ws_release(mark), st;
     j.up = j.gate; /* X prepared once, for both projections */
     j.up.w = w_up, j.up.bias = b_up;
-    gllm_pool_run((n + FFN_CHUNK - 1) / FFN_CHUNK, ffn_task, &j);
+    gllm_pool_run((n + j.chunk - 1) / j.chunk, ffn_task, &j);
     gllm_ws_release(mark);
     return GLLM_OK;
 }

@@ -113,8 +113,11 @@ gllm_mm_split gllm_cpu_matmul_split(gllm_dtype t, size_t m, size_t n, size_t k) 
         const size_t chunk = (m + threads - 1) / threads;
         return (gllm_mm_split){chunk, (m + chunk - 1) / chunk, 1};
     }
-    const size_t parts = work < 65536.0 ? 1 : m <= gllm_cpu_gemv_rows(t) ? threads * 8 : threads;
-    const size_t chunk = ((n + parts - 1) / parts + 63) / 64 * 64;
+    /* one range of weight rows per thread; a gemv's in multiples of a tile's 16 rows, so that
+     * the ranges are even (SmolLM2 decode, 2 threads: 576 rows as 9 tasks of 64 taken dynamically
+     * -> 2 x 288, with the FFN's gate/up so too: 3.11-3.18 -> 2.82-2.89 ms a token) */
+    const size_t parts = work < 65536.0 ? 1 : threads, align = m <= gllm_cpu_gemv_rows(t) ? 16 : 64;
+    const size_t chunk = ((n + parts - 1) / parts + align - 1) / align * align;
     return (gllm_mm_split){chunk, (n + chunk - 1) / chunk, 0};
 }
 
