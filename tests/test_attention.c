@@ -129,6 +129,45 @@ Test(attention, tree_steps) {
     for (size_t n = 1; n <= 64; n = n * 2 + 1) run_case(GLLM_DTYPE_F16, 2, 2, 64, 50, n, GLLM_MASK_TREE, 6 + n);
 }
 
+/* sequences of a batch in one call (decode over 600 and 20 keys, a prefill, a short step): each
+ * bit for bit its result alone */
+Test(attention, sequences_batched) {
+    cr_assert_eq(gllm_ensure_init(), GLLM_OK);
+    const size_t kvh = 2, g = 3, hd = 64, nh = kvh * g, prefix[4] = {599, 20, 0, 300}, n_tok[4] = {1, 1, 37, 3};
+    gllm_kv_pool pool;
+    gllm_kv_seq seq[4];
+    cr_assert_eq(gllm_kv_pool_init(&pool, GLLM_DTYPE_F16, 1, kvh, hd, 16, 128), GLLM_OK, "%s", gllm_last_error());
+    float *kv = malloc(kvh * hd * 4), *q[4], *alone[4], *batched[4];
+    gllm_attn_seq att[4];
+    state = 11;
+    for (int b = 0; b < 4; b++) {
+        const size_t total = prefix[b] + n_tok[b], rows = n_tok[b] * nh * hd;
+        cr_assert_eq(gllm_kv_seq_init(&seq[b], &pool, total), GLLM_OK);
+        cr_assert_eq(gllm_kv_reserve(&pool, &seq[b], total), GLLM_OK, "%s", gllm_last_error());
+        for (size_t t = 0; t < total; t++) {
+            for (size_t i = 0; i < kvh * hd; i++) kv[i] = uni();
+            cr_assert_eq(gllm_kv_write(&pool, &seq[b], 0, t, kv, kv), GLLM_OK);
+        }
+        q[b] = malloc(rows * 4), alone[b] = malloc(rows * 4), batched[b] = malloc(rows * 4);
+        for (size_t i = 0; i < rows; i++) q[b][i] = 4 * uni();
+        cr_assert_eq(gllm_cpu_attention(&pool, &seq[b], 0, q[b], n_tok[b], nh, prefix[b], GLLM_MASK_CAUSAL, NULL, 0.125f, alone[b]),
+                     GLLM_OK, "%s", gllm_last_error());
+        att[b] = (gllm_attn_seq){&seq[b], q[b], n_tok[b], prefix[b], batched[b]};
+    }
+    cr_assert_eq(gllm_cpu_attention_seqs(&pool, 0, nh, GLLM_MASK_CAUSAL, NULL, 0.125f, att, 4), GLLM_OK, "%s", gllm_last_error());
+    for (int b = 0; b < 4; b++)
+        cr_assert(memcmp(alone[b], batched[b], n_tok[b] * nh * hd * 4) == 0, "sequence %d: batched differs from alone", b);
+    const int32_t parent[1] = {-1};
+    cr_assert_eq(gllm_cpu_attention_seqs(&pool, 0, nh, GLLM_MASK_TREE, parent, 0.125f, att, 2), GLLM_E_INVALID_ARGUMENT,
+                 "a tree of two sequences");
+    att[2].n_prefix = 1000; /* past its reserved slots: the call refused, nothing run */
+    cr_assert_eq(gllm_cpu_attention_seqs(&pool, 0, nh, GLLM_MASK_CAUSAL, NULL, 0.125f, att, 4), GLLM_E_INVALID_ARGUMENT);
+    cr_assert(strstr(gllm_last_error(), "reserved"));
+    for (int b = 0; b < 4; b++) free(q[b]), free(alone[b]), free(batched[b]), gllm_kv_seq_release(&pool, &seq[b]);
+    free(kv);
+    gllm_kv_pool_free(&pool);
+}
+
 Test(attention, bad_input) {
     cache c;
     make_cache(&c, GLLM_DTYPE_F32, 1, 72, 32, 0); /* head dim 72: not a multiple of 16 */

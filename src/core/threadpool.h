@@ -13,4 +13,16 @@ int gllm_pool_threads(void);
 int gllm_pool_thread(void);
 /* run tasks [0, ntasks) on the pool (the caller works too); returns when all are done */
 void gllm_pool_run(size_t ntasks, gllm_task_fn fn, void *ctx);
+
+/* tasks (or rows) of n parts in one run: part b holds [at[b], at[b + 1]), at[0] = 0; the part
+ * that holds i */
+static inline size_t gllm_part_of(const size_t *at, size_t n, size_t i) {
+    size_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        const size_t mid = (lo + hi + 1) / 2;
+        if (at[mid] <= i) lo = mid;
+        else hi = mid - 1;
+    }
+    return lo;
+}
 #endif

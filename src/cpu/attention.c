@@ -94,19 +94,13 @@ static void merge_task(void *ctx, size_t task, void *scratch) {
     }
 }
 
-gllm_status gllm_cpu_attention(const gllm_kv_pool *p, const gllm_kv_seq *s, size_t layer, const float *q,
-                               size_t n_tok, size_t n_heads, size_t n_prefix, gllm_mask_kind mask,
-                               const int32_t *parent, float scale, float *out) {
-    gllm_status st = gllm_ensure_init();
-    if (st != GLLM_OK) return st;
-    if (!p || !s || !q || !out || !n_tok) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "attention: NULL or empty input");
-    const size_t hd = p->head_dim;
-    if (hd % 16 || hd > 256)
-        return gllm_fail(GLLM_E_UNSUPPORTED, "attention: head dim %zu (supported: multiples of 16 up to 256)", hd);
-    if (!n_heads || n_heads % p->n_kv_heads || n_heads / p->n_kv_heads > MAX_GROUP)
-        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "attention: %zu query heads over %zu KV heads", n_heads,
-                         p->n_kv_heads);
-    if (gllm_kv_layer(p, layer) >= p->n_layers) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "attention: layer %zu not in the cache", layer);
+/* one sequence's job: its arguments checked, its token blocks, items and buffers (from the
+ * calling thread's workspace) */
+static gllm_status attn_setup(attn_job *j, const gllm_kv_pool *p, size_t layer, size_t n_heads, gllm_mask_kind mask,
+                              const int32_t *parent, float scale, const gllm_attn_seq *q) {
+    const gllm_kv_seq *s = q->s;
+    const size_t hd = p->head_dim, n_tok = q->n_tok, n_prefix = q->n_prefix;
+    if (!s || !q->q || !q->out || !n_tok) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "attention: NULL or empty input");
     if (n_prefix + n_tok > s->n_pages * p->page_size)
         return gllm_fail(GLLM_E_INVALID_ARGUMENT, "attention: positions up to %zu, only %zu slots reserved",
                          n_prefix + n_tok - 1, s->n_pages * p->page_size);
@@ -114,63 +108,111 @@ gllm_status gllm_cpu_attention(const gllm_kv_pool *p, const gllm_kv_seq *s, size
         if (s->table[i] < 0 || (size_t)s->table[i] >= p->n_pages)
             return gllm_fail(GLLM_E_INVALID_ARGUMENT, "attention: block table entry %zu = %d outside the %zu-page pool",
                              i, s->table[i], p->n_pages);
-    if (mask == GLLM_MASK_TREE && !parent) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "attention: tree mask without parents");
-    attn_job j = {.p = p, .s = s, .layer = layer, .n_tok = n_tok, .n_heads = n_heads, .n_prefix = n_prefix,
-                  .group = n_heads / p->n_kv_heads, .mask = mask, .q = q, .scale = scale,
-                  .fn = gllm_kernels()->attn[p->dtype], .stride = (n_tok + 7) / 8};
+    *j = (attn_job){.p = p, .s = s, .layer = layer, .n_tok = n_tok, .n_heads = n_heads, .n_prefix = n_prefix,
+                    .group = n_heads / p->n_kv_heads, .mask = mask, .q = q->q, .scale = scale, .out = q->out,
+                    .fn = gllm_kernels()->attn[p->dtype], .stride = (n_tok + 7) / 8};
     /* AMX tiles where the query rows fill a tile (prefill; decode of a group this large) */
-    const int tiles = gllm_kernels()->attn_tiles[p->dtype] && n_tok * j.group >= 16;
-    if (tiles) j.fn = gllm_kernels()->attn_tiles[p->dtype];
-    const size_t mark = gllm_ws_mark();
-    uint8_t *bits = NULL;
+    const int tiles = gllm_kernels()->attn_tiles[p->dtype] && n_tok * j->group >= 16;
+    if (tiles) j->fn = gllm_kernels()->attn_tiles[p->dtype];
     if (mask == GLLM_MASK_TREE) {
-        bits = gllm_ws_alloc(n_tok * j.stride);
-        if (!bits) return gllm_ws_release(mark), gllm_fail(GLLM_E_OUT_OF_MEMORY, "attention: no memory for the tree mask");
-        memset(bits, 0, n_tok * j.stride);
+        uint8_t *bits = gllm_ws_alloc(n_tok * j->stride);
+        if (!bits) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "attention: no memory for the tree mask");
+        memset(bits, 0, n_tok * j->stride);
         for (size_t i = 0; i < n_tok; i++) {
-            if (parent[i] >= (int32_t)i || parent[i] < -1) {
-                gllm_ws_release(mark);
+            if (parent[i] >= (int32_t)i || parent[i] < -1)
                 return gllm_fail(GLLM_E_INVALID_ARGUMENT, "attention: token %zu has parent %d (must be -1 or < %zu)", i,
                                  parent[i], i);
-            }
-            uint8_t *b = bits + i * j.stride;
+            uint8_t *b = bits + i * j->stride;
             b[i / 8] |= (uint8_t)(1u << (i % 8));
             if (parent[i] >= 0) /* ancestors of the parent (already complete), and the parent */
-                for (size_t x = 0; x < j.stride; x++) b[x] |= bits[(size_t)parent[i] * j.stride + x];
+                for (size_t x = 0; x < j->stride; x++) b[x] |= bits[(size_t)parent[i] * j->stride + x];
         }
+        j->bits = bits;
     }
-    j.bits = bits;
     /* token blocks: as many tokens as fit the per-thread scratch (query rows + their masks; the
      * tiles' buffers at its end) */
-    const size_t row_bytes = j.group * (hd * sizeof(float) + (bits ? j.stride : 0));
+    const size_t row_bytes = j->group * (hd * sizeof(float) + (j->bits ? j->stride : 0));
     const size_t room = GLLM_SCRATCH_BYTES - (tiles ? GLLM_ATTN_WORK : 0);
-    j.tb = tiles ? TB_TILES : TB;
-    while (j.tb > 1 && j.tb * row_bytes > room) j.tb /= 2;
-    if (j.tb * row_bytes > room) {
-        gllm_ws_release(mark);
-        return gllm_fail(GLLM_E_UNSUPPORTED, "attention: a tree of %zu tokens is too large for one step", n_tok);
-    }
-    const size_t n_blocks = (n_tok + j.tb - 1) / j.tb;
+    j->tb = tiles ? TB_TILES : TB;
+    while (j->tb > 1 && j->tb * row_bytes > room) j->tb /= 2;
+    if (j->tb * row_bytes > room) return gllm_fail(GLLM_E_UNSUPPORTED, "attention: a tree of %zu tokens is too large for one step", n_tok);
+    const size_t n_blocks = (n_tok + j->tb - 1) / j->tb;
     /* keys split into chunks (flash-decoding) where the token blocks are too few to keep every
-     * thread busy; else each block's keys in one item, and no merge */
-    j.chunk = n_blocks * p->n_kv_heads >= 4 * (size_t)gllm_pool_threads() ? (n_prefix + n_tok + CHUNK - 1) / CHUNK * CHUNK
-                                                                          : CHUNK;
-    j.first = gllm_ws_alloc((n_blocks + 1) * sizeof(size_t));
+     * thread busy; else each block's keys in one item, and no merge. Decided per sequence, so
+     * that a sequence's results do not depend on the others of a batch. */
+    j->chunk = n_blocks * p->n_kv_heads >= 4 * (size_t)gllm_pool_threads() ? (n_prefix + n_tok + CHUNK - 1) / CHUNK * CHUNK
+                                                                            : CHUNK;
+    if (!(j->first = gllm_ws_alloc((n_blocks + 1) * sizeof(size_t))))
+        return gllm_fail(GLLM_E_OUT_OF_MEMORY, "attention: no memory for %zu token blocks", n_blocks);
     size_t items = 0;
-    for (size_t b = 0; j.first && b < n_blocks; b++) {
-        const size_t last = (b + 1) * j.tb < n_tok ? (b + 1) * j.tb - 1 : n_tok - 1;
-        j.first[b] = items, items += (visible_end(&j, last) + j.chunk - 1) / j.chunk;
+    for (size_t b = 0; b < n_blocks; b++) {
+        const size_t last = (b + 1) * j->tb < n_tok ? (b + 1) * j->tb - 1 : n_tok - 1;
+        j->first[b] = items, items += (visible_end(j, last) + j->chunk - 1) / j->chunk;
     }
-    if (j.first) j.first[n_blocks] = items;
-    j.n_items = items * p->n_kv_heads;
-    j.part = j.first ? gllm_ws_alloc(j.n_items * j.tb * j.group * (hd + 2) * sizeof(float)) : NULL;
-    if (!j.part) {
-        gllm_ws_release(mark);
-        return gllm_fail(GLLM_E_OUT_OF_MEMORY, "attention: no memory for %zu partial results", j.n_items);
+    j->first[n_blocks] = items;
+    j->n_items = items * p->n_kv_heads;
+    if (!(j->part = gllm_ws_alloc(j->n_items * j->tb * j->group * (hd + 2) * sizeof(float))))
+        return gllm_fail(GLLM_E_OUT_OF_MEMORY, "attention: no memory for %zu partial results", j->n_items);
+    j->single = items == n_blocks; /* decode over a short context: one pool pass */
+    return GLLM_OK;
+}
+
+/* the sequences' jobs as one set of tasks: task t is job b's t - at[b], at[b] <= t < at[b + 1] */
+typedef struct {
+    attn_job *jobs;
+    size_t *at;
+    size_t n;
+} attn_batch;
+
+static void batch_attn_task(void *ctx, size_t task, void *scratch) {
+    const attn_batch *c = ctx;
+    const size_t b = gllm_part_of(c->at, c->n, task);
+    attn_task(&c->jobs[b], task - c->at[b], scratch);
+}
+
+static void batch_merge_task(void *ctx, size_t task, void *scratch) {
+    const attn_batch *c = ctx;
+    const size_t b = gllm_part_of(c->at, c->n, task);
+    merge_task(&c->jobs[b], task - c->at[b], scratch);
+}
+
+gllm_status gllm_cpu_attention_seqs(const gllm_kv_pool *p, size_t layer, size_t n_heads, gllm_mask_kind mask,
+                                    const int32_t *parent, float scale, const gllm_attn_seq *seqs, size_t n) {
+    gllm_status st = gllm_ensure_init();
+    if (st != GLLM_OK) return st;
+    if (!p || !seqs || !n) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "attention: NULL or empty input");
+    const size_t hd = p->head_dim;
+    if (hd % 16 || hd > 256)
+        return gllm_fail(GLLM_E_UNSUPPORTED, "attention: head dim %zu (supported: multiples of 16 up to 256)", hd);
+    if (!n_heads || n_heads % p->n_kv_heads || n_heads / p->n_kv_heads > MAX_GROUP)
+        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "attention: %zu query heads over %zu KV heads", n_heads,
+                         p->n_kv_heads);
+    if (gllm_kv_layer(p, layer) >= p->n_layers) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "attention: layer %zu not in the cache", layer);
+    if (mask == GLLM_MASK_TREE && (!parent || n > 1))
+        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "attention: a tree mask %s", parent ? "for more than one sequence" : "without parents");
+    const size_t mark = gllm_ws_mark();
+    attn_batch c = {.jobs = gllm_ws_alloc(n * sizeof(attn_job)), .at = gllm_ws_alloc((n + 1) * sizeof(size_t)), .n = n};
+    size_t *merge_at = gllm_ws_alloc((n + 1) * sizeof(size_t));
+    if (!c.jobs || !c.at || !merge_at) st = gllm_fail(GLLM_E_OUT_OF_MEMORY, "attention: no memory for %zu sequences", n);
+    for (size_t b = 0; b < n && st == GLLM_OK; b++) st = attn_setup(&c.jobs[b], p, layer, n_heads, mask, parent, scale, &seqs[b]);
+    if (st != GLLM_OK) return gllm_ws_release(mark), st;
+    c.at[0] = merge_at[0] = 0;
+    for (size_t b = 0; b < n; b++) {
+        c.at[b + 1] = c.at[b] + c.jobs[b].n_items;
+        merge_at[b + 1] = merge_at[b] + (c.jobs[b].single ? 0 : p->n_kv_heads * c.jobs[b].n_tok); /* merge_task: (KV head, token) */
     }
-    j.out = out, j.single = items == n_blocks; /* decode over a short context: one pool pass */
-    gllm_pool_run(j.n_items, attn_task, &j);
-    if (!j.single) gllm_pool_run(p->n_kv_heads * n_tok, merge_task, &j);
+    gllm_pool_run(c.at[n], batch_attn_task, &c);
+    if (merge_at[n]) {
+        c.at = merge_at;
+        gllm_pool_run(merge_at[n], batch_merge_task, &c);
+    }
     gllm_ws_release(mark);
     return GLLM_OK;
+}
+
+gllm_status gllm_cpu_attention(const gllm_kv_pool *p, const gllm_kv_seq *s, size_t layer, const float *q,
+                               size_t n_tok, size_t n_heads, size_t n_prefix, gllm_mask_kind mask,
+                               const int32_t *parent, float scale, float *out) {
+    const gllm_attn_seq one = {.s = s, .q = q, .n_tok = n_tok, .n_prefix = n_prefix, .out = out};
+    return gllm_cpu_attention_seqs(p, layer, n_heads, mask, parent, scale, &one, 1);
 }

@@ -12,9 +12,22 @@ typedef enum {
 /* The step's K/V are already in slots [n_prefix, n_prefix + n_tok) of layer `layer`.
  * q, out: [n_tok][n_heads][head_dim] f32; n_heads a multiple of the pool's KV heads (GQA).
  * parent (TREE only): parent[i] < i, or -1 for a child of the prefix.
- * Decode splits each token's keys into fixed 256-key chunks across threads and
- * combines them in a fixed order: results do not depend on the thread count. */
+ * Where a sequence's token blocks give the pool fewer than 4 items a thread (decode), its keys
+ * are split into fixed 256-key chunks across threads and combined in a fixed order; else each
+ * block sees its keys whole. The choice is the sequence's own, so a batch leaves its results
+ * as they are alone; the thread count can move them in the last bits. */
 gllm_status gllm_cpu_attention(const gllm_kv_pool *p, const gllm_kv_seq *s, size_t layer, const float *q,
                                size_t n_tok, size_t n_heads, size_t n_prefix, gllm_mask_kind mask,
                                const int32_t *parent, float scale, float *out);
+
+/* the same for several sequences' steps (a batch) in one set of tasks: each sequence's
+ * results as gllm_cpu_attention's alone; TREE takes one sequence */
+typedef struct {
+    const gllm_kv_seq *s;
+    const float *q;
+    size_t n_tok, n_prefix;
+    float *out;
+} gllm_attn_seq;
+gllm_status gllm_cpu_attention_seqs(const gllm_kv_pool *p, size_t layer, size_t n_heads, gllm_mask_kind mask,
+                                    const int32_t *parent, float scale, const gllm_attn_seq *seqs, size_t n);
 #endif

@@ -141,8 +141,9 @@ typedef struct {
     const float *cs; /* the tokens' cos/sin, or NULL */
     float *q, *k, *v;
     const gllm_kv_pool *p;
-    const gllm_kv_seq *s;
-    size_t layer;
+    const gllm_kv_seq *const *s; /* sequence b: rows row0[b] .. row0[b + 1] - 1 */
+    const size_t *row0;
+    size_t n_seqs, layer;
     const uint32_t *slots;
 } rope_job;
 
@@ -159,40 +160,43 @@ static void rope_task(void *ctx, size_t i, void *scratch) {
     if (!j->cs) gllm_rope_cos_sin(j->inv_freq, j->rot, j->pos[i], own);
     kt->rope(q, j->n_heads, j->hd, j->rot, cs, j->neox);
     kt->rope(k, j->nkv, j->hd, j->rot, cs, j->neox);
-    (void)gllm_kv_write(j->p, j->s, j->layer, j->slots[i], k, j->v + i * j->nkv * j->hd); /* layer and slots checked up front */
+    (void)gllm_kv_write(j->p, j->s[gllm_part_of(j->row0, j->n_seqs, i)], j->layer, j->slots[i], k, j->v + i * j->nkv * j->hd); /* layer and slots checked up front */
 }
 
 /* the arguments of a RoPE + KV write pass, before anything is written */
-static gllm_status rope_kv_check(const float *inv_freq, const int32_t *pos, const gllm_kv_pool *p, const gllm_kv_seq *s,
-                                 const uint32_t *slots, size_t n_tok, size_t n_heads, size_t rot, size_t layer) {
-    if (!inv_freq || !pos || !p || !s || !slots || !n_tok) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: NULL or empty input");
+static gllm_status rope_kv_check(const float *inv_freq, const int32_t *pos, const gllm_kv_pool *p, const gllm_kv_seq *const *s,
+                                 const size_t *row0, size_t n_seqs, const uint32_t *slots, size_t n_heads, size_t rot,
+                                 size_t layer) {
+    if (!inv_freq || !pos || !p || !s || !row0 || !n_seqs || !slots || row0[0] || !row0[n_seqs])
+        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: NULL or empty input");
     const size_t hd = p->head_dim, nkv = p->n_kv_heads;
     if (!n_heads || n_heads % nkv) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: %zu heads over %zu KV heads", n_heads, nkv);
     if (rot > hd || rot % 2 || rot > 512) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: rotary dims %zu of %zu", rot, hd);
     if (gllm_kv_layer(p, layer) >= p->n_layers) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: layer %zu not in the cache", layer);
-    for (size_t i = 0; i < n_tok; i++)
-        if (pos[i] < 0 || slots[i] >= s->n_pages * p->page_size)
-            return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: token %zu: position %d, slot %u (%zu reserved)", i,
-                             pos[i], slots[i], s->n_pages * p->page_size);
+    for (size_t b = 0; b < n_seqs; b++) {
+        if (!s[b] || row0[b + 1] < row0[b]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: sequence %zu: none, or rows out of order", b);
+        for (size_t i = row0[b]; i < row0[b + 1]; i++)
+            if (pos[i] < 0 || slots[i] >= s[b]->n_pages * p->page_size)
+                return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: token %zu: position %d, slot %u (%zu reserved)", i,
+                                 pos[i], slots[i], s[b]->n_pages * p->page_size);
+    }
     return GLLM_OK;
 }
 
-static void rope_kv_run(const gllm_qkv_weights *w, float *q, float *k, float *v, size_t n_tok, size_t n_heads,
-                        const float *inv_freq, size_t rot, int neox, const int32_t *pos, const float *cs,
-                        const gllm_kv_pool *p, const gllm_kv_seq *s, size_t layer, const uint32_t *slots) {
-    rope_job r = {.w = w, .n_heads = n_heads, .nkv = p->n_kv_heads, .hd = p->head_dim, .rot = rot, .neox = neox,
-                  .inv_freq = inv_freq, .pos = pos, .cs = cs, .q = q, .k = k, .v = v, .p = p, .s = s, .layer = layer, .slots = slots};
-    gllm_pool_run(n_tok, rope_task, &r);
-}
+static void rope_kv_run(rope_job *r) { gllm_pool_run(r->row0[r->n_seqs], rope_task, r); }
 
-gllm_status gllm_cpu_rope_kv(const gllm_qkv_weights *w, float *q, float *k, float *v, size_t n_tok, size_t n_heads,
-                             const float *inv_freq, size_t rot, int neox, const int32_t *pos, const float *cs,
-                             const gllm_kv_pool *p, const gllm_kv_seq *s, size_t layer, const uint32_t *slots) {
+gllm_status gllm_cpu_rope_kv(const gllm_qkv_weights *w, float *q, float *k, float *v, size_t n_heads, const float *inv_freq,
+                             size_t rot, int neox, const int32_t *pos, const float *cs, const gllm_kv_pool *p,
+                             const gllm_kv_seq *const *s, const size_t *row0, size_t n_seqs, size_t layer,
+                             const uint32_t *slots) {
     gllm_status st = gllm_ensure_init();
     if (st == GLLM_OK && (!w || !q || !k || !v)) st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "rope_kv: NULL input");
-    if (st == GLLM_OK) st = rope_kv_check(inv_freq, pos, p, s, slots, n_tok, n_heads, rot, layer);
-    if (st == GLLM_OK) rope_kv_run(w, q, k, v, n_tok, n_heads, inv_freq, rot, neox, pos, cs, p, s, layer, slots);
-    return st;
+    if (st == GLLM_OK) st = rope_kv_check(inv_freq, pos, p, s, row0, n_seqs, slots, n_heads, rot, layer);
+    if (st != GLLM_OK) return st;
+    rope_job r = {.w = w, .n_heads = n_heads, .nkv = p->n_kv_heads, .hd = p->head_dim, .rot = rot, .neox = neox, .inv_freq = inv_freq,
+                  .pos = pos, .cs = cs, .q = q, .k = k, .v = v, .p = p, .s = s, .row0 = row0, .n_seqs = n_seqs, .layer = layer, .slots = slots};
+    rope_kv_run(&r);
+    return GLLM_OK;
 }
 
 gllm_status gllm_cpu_qkv_rope(const gllm_qkv_weights *w, const float *x, size_t n_tok, size_t k, size_t n_heads,
@@ -202,7 +206,8 @@ gllm_status gllm_cpu_qkv_rope(const gllm_qkv_weights *w, const float *x, size_t 
     gllm_status st = gllm_ensure_init();
     if (st != GLLM_OK) return st;
     if (!w || !x || !q_out) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: NULL or empty input");
-    if ((st = rope_kv_check(inv_freq, pos, p, s, slots, n_tok, n_heads, rot, layer)) != GLLM_OK) return st;
+    const size_t row0[2] = {0, n_tok};
+    if ((st = rope_kv_check(inv_freq, pos, p, &s, row0, 1, slots, n_heads, rot, layer)) != GLLM_OK) return st;
     const size_t hd = p->head_dim, nkv = p->n_kv_heads, t = w->dtype;
     if ((unsigned)t >= GLLM_DTYPE_COUNT || k % (size_t)gllm_dtype_traits_table[t].block)
         return gllm_fail(GLLM_E_INVALID_ARGUMENT, "qkv_rope: dtype %d with k=%zu", (int)t, k);
@@ -212,8 +217,12 @@ gllm_status gllm_cpu_qkv_rope(const gllm_qkv_weights *w, const float *x, size_t 
         gllm_ws_release(mark);
         return gllm_fail(GLLM_E_OUT_OF_MEMORY, "qkv_rope: no memory for %zu tokens", n_tok);
     }
-    if ((st = gllm_cpu_qkv(w, x, n_tok, k, n_heads * hd, nkv * hd, q_out, kv, kv + n_tok * nkv * hd)) == GLLM_OK)
-        rope_kv_run(w, q_out, kv, kv + n_tok * nkv * hd, n_tok, n_heads, inv_freq, rot, neox, pos, NULL, p, s, layer, slots);
+    if ((st = gllm_cpu_qkv(w, x, n_tok, k, n_heads * hd, nkv * hd, q_out, kv, kv + n_tok * nkv * hd)) == GLLM_OK) {
+        rope_job r = {.w = w, .n_heads = n_heads, .nkv = nkv, .hd = hd, .rot = rot, .neox = neox, .inv_freq = inv_freq, .pos = pos,
+                      .q = q_out, .k = kv, .v = kv + n_tok * nkv * hd, .p = p, .s = &s, .row0 = row0, .n_seqs = 1, .layer = layer,
+                      .slots = slots};
+        rope_kv_run(&r);
+    }
     gllm_ws_release(mark);
     return st;
 }

@@ -39,13 +39,15 @@ gllm_status gllm_cpu_qkv(const gllm_qkv_weights *w, const float *x, size_t m, si
  * (inv_freq: rot/2 frequencies, positions per token), and the write of K and V into the
  * cache at slots[i] (append or the scatter a tree step needs). q_out: [n_tok][n_heads][head_dim]. */
 /* the second half of gllm_cpu_qkv_rope, for projections made already (a batch of sequences
- * projects all its rows at once): QK-norm and RoPE on q[n_tok][n_heads][head_dim] and
- * k[n_tok][n_kv_heads][head_dim] in place, then k and v into the cache of s at slots[i].
- * cs: the tokens' cos/sin (n_tok rows of rot, as gllm_rope_cos_sin writes them for pos[i]:
- * the same for every layer), or NULL to compute them here. */
-gllm_status gllm_cpu_rope_kv(const gllm_qkv_weights *w, float *q, float *k, float *v, size_t n_tok, size_t n_heads,
-                             const float *inv_freq, size_t rot, int neox, const int32_t *pos, const float *cs,
-                             const gllm_kv_pool *p, const gllm_kv_seq *s, size_t layer, const uint32_t *slots);
+ * projects all its rows at once): QK-norm and RoPE on q[rows][n_heads][head_dim] and
+ * k[rows][n_kv_heads][head_dim] in place, then k and v into the cache at slots[i], all rows in
+ * one set of tasks: sequence b's rows row0[b] .. row0[b + 1] - 1 (row0[0] = 0) into s[b].
+ * cs: the rows' cos/sin (rot each, as gllm_rope_cos_sin writes them for pos[i]: the same for
+ * every layer), or NULL to compute them here. */
+gllm_status gllm_cpu_rope_kv(const gllm_qkv_weights *w, float *q, float *k, float *v, size_t n_heads, const float *inv_freq,
+                             size_t rot, int neox, const int32_t *pos, const float *cs, const gllm_kv_pool *p,
+                             const gllm_kv_seq *const *s, const size_t *row0, size_t n_seqs, size_t layer,
+                             const uint32_t *slots);
 gllm_status gllm_cpu_qkv_rope(const gllm_qkv_weights *w, const float *x, size_t n_tok, size_t k, size_t n_heads,
                               const float *inv_freq, size_t rot, int neox, const int32_t *pos,
                               const gllm_kv_pool *p, const gllm_kv_seq *s, size_t layer, const uint32_t *slots,

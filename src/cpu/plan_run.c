@@ -78,7 +78,9 @@ gllm_status gllm_cpu_plan_run(const gllm_plan *p, size_t first, size_t last, con
     int32_t *pos = gllm_ws_alloc(n * 4);
     uint32_t *slots = gllm_ws_alloc(n * 4);
     size_t *row0 = gllm_ws_alloc((n_seqs + 1) * sizeof(size_t)); /* sequence b: rows row0[b] .. row0[b + 1] - 1 */
-    int ok = pos && slots && row0 && (all || head_x);
+    gllm_attn_seq *att = gllm_ws_alloc(n_seqs * sizeof *att);
+    const gllm_kv_seq **kvs = gllm_ws_alloc(n_seqs * sizeof *kvs);
+    int ok = pos && slots && row0 && att && kvs && (all || head_x);
     for (int b = 0; b < BUF_COUNT; b++) ok &= (buf[b] = gllm_ws_alloc(n * p->width[b] * sizeof(float))) != NULL;
     if (!ok) {
         gllm_ws_release(mark);
@@ -87,7 +89,7 @@ gllm_status gllm_cpu_plan_run(const gllm_plan *p, size_t first, size_t last, con
     row0[0] = 0;
     for (size_t b = 0; b < n_seqs; b++) {
         const size_t prefix = seqs[b].s ? seqs[b].s->len : 0;
-        row0[b + 1] = row0[b] + seqs[b].n;
+        row0[b + 1] = row0[b] + seqs[b].n, kvs[b] = seqs[b].s;
         for (size_t i = 0, r = row0[b]; i < seqs[b].n; i++, r++)
             pos[r] = position ? position[i] : (int32_t)(prefix + i), slots[r] = (uint32_t)(prefix + i);
     }
@@ -121,16 +123,17 @@ gllm_status gllm_cpu_plan_run(const gllm_plan *p, size_t first, size_t last, con
             float *k = gllm_ws_alloc(2 * n * kvw * sizeof(float)), *v = k + n * kvw;
             if (!k) st = gllm_fail(GLLM_E_OUT_OF_MEMORY, "qkv_rope: no memory for %zu tokens", n);
             if (st == GLLM_OK) st = gllm_cpu_qkv(&t->qkv, in, n, t->k, qw, kvw, out, k, v);
-            for (size_t b = 0; b < n_seqs && st == GLLM_OK; b++)
-                st = gllm_cpu_rope_kv(&t->qkv, out + row0[b] * qw, k + row0[b] * kvw, v + row0[b] * kvw, seqs[b].n, p->n_heads,
-                                      p->inv_freq, p->rot, p->neox, pos + row0[b], cs + row0[b] * p->rot, pool, seqs[b].s, t->layer, slots + row0[b]);
+            if (st == GLLM_OK)
+                st = gllm_cpu_rope_kv(&t->qkv, out, k, v, p->n_heads, p->inv_freq, p->rot, p->neox, pos, cs, pool, kvs, row0, n_seqs,
+                                      t->layer, slots);
             gllm_ws_release(kv_mark);
             break;
         }
-        case STEP_ATTN: /* over each sequence's cache: its prefix is its first row's slot */
-            for (size_t b = 0; b < n_seqs && st == GLLM_OK; b++)
-                st = gllm_cpu_attention(pool, seqs[b].s, t->layer, in + row0[b] * qw, seqs[b].n, p->n_heads, slots[row0[b]],
-                                        parent ? GLLM_MASK_TREE : GLLM_MASK_CAUSAL, parent, p->scale, out + row0[b] * qw);
+        case STEP_ATTN: /* over each sequence's cache, all in one set of tasks: its prefix is its first row's slot */
+            for (size_t b = 0; b < n_seqs; b++)
+                att[b] = (gllm_attn_seq){seqs[b].s, in + row0[b] * qw, seqs[b].n, slots[row0[b]], out + row0[b] * qw};
+            st = gllm_cpu_attention_seqs(pool, t->layer, p->n_heads, parent ? GLLM_MASK_TREE : GLLM_MASK_CAUSAL, parent, p->scale,
+                                         att, n_seqs);
             break;
         case STEP_MATMUL:
             st = gllm_cpu_matmul(t->dtype, t->tiled, t->w, in, t->b, out, rows, t->n, t->k);
