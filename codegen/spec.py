@@ -52,16 +52,17 @@ ISAS = [
         ("-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl",
          "-mavx512vnni", "-mavx512bf16", "-mavx2", "-mfma", "-mf16c"), 12, 32, 6,
         qgemm_nv=2, gemv_pairs=True, gemv_quads=True, attn_kb=16, bf16_dot=True, qgemm_block=(512, 768, 48)),
-    # AVX-512 with AMX-BF16 (Sapphire Rapids on): its own gemm (bf16; the block formats dequantised
-    # to bf16 as they are packed; f32 and f16 split into two bf16 parts) and attention on tiles,
+    # AVX-512 with AMX-BF16 and AMX-INT8 (Sapphire Rapids on): its own gemm (bf16; the block formats
+    # dequantised to bf16 as they are packed; f32 and f16 split into two bf16 parts), attention on
+    # tiles and the batched gemv of the block formats (int8 dots on tiles, 9 to 32 rows),
     # AVX-512's kernels elsewhere; the int8-path fields
     # are the base's (no kernel of its own uses them)
     Isa("amx", "x86_64", 16, "simd/amx.h",
         ("-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx512vnni", "-mavx512bf16", "-mavx2",
-         "-mfma", "-mf16c", "-mamx-tile", "-mamx-bf16"), 32, 32, 6,
+         "-mfma", "-mf16c", "-mamx-tile", "-mamx-bf16", "-mamx-int8"), 32, 32, 6,
         qgemm_nv=2, gemv_pairs=True, gemv_quads=True, attn_kb=16, bf16_dot=True, qgemm_block=(512, 768, 48),
         fgemm_block=(1024, 512, 64), amx=True, base="avx512",
-        own=(("gemm", "block"), ("gemm", "float"), ("attn_tiles", "float"))),
+        own=(("gemm", "block"), ("gemm", "float"), ("attn_tiles", "float"), ("gemv_lanes", "block"))),
     Isa("neon", "aarch64", 4, "simd/neon.h", ("-march=armv8.2-a+dotprod+fp16",), 6, 16, 6, attn_kb=16),
 ]
 

@@ -437,9 +437,9 @@ static const gllm_kernel_table table_amx = {
         },
     .gemv_lanes =
         {
-            [GLLM_DTYPE_Q8_0] = gllm_gemv_lanes_q8_0_avx512,
-            [GLLM_DTYPE_Q4_0] = gllm_gemv_lanes_q4_0_avx512,
-            [GLLM_DTYPE_Q4_1] = gllm_gemv_lanes_q4_1_avx512,
+            [GLLM_DTYPE_Q8_0] = gllm_gemv_lanes_q8_0_amx,
+            [GLLM_DTYPE_Q4_0] = gllm_gemv_lanes_q4_0_amx,
+            [GLLM_DTYPE_Q4_1] = gllm_gemv_lanes_q4_1_amx,
         },
     .gemm =
         {
@@ -513,9 +513,9 @@ static const gllm_kernel_table table_amx = {
                 },
             [GLLM_OP_GEMV_LANES] =
                 {
-                    [GLLM_DTYPE_Q8_0] = "gllm_gemv_lanes_q8_0_avx512",
-                    [GLLM_DTYPE_Q4_0] = "gllm_gemv_lanes_q4_0_avx512",
-                    [GLLM_DTYPE_Q4_1] = "gllm_gemv_lanes_q4_1_avx512",
+                    [GLLM_DTYPE_Q8_0] = "gllm_gemv_lanes_q8_0_amx",
+                    [GLLM_DTYPE_Q4_0] = "gllm_gemv_lanes_q4_0_amx",
+                    [GLLM_DTYPE_Q4_1] = "gllm_gemv_lanes_q4_1_amx",
                 },
             [GLLM_OP_GEMM] =
                 {

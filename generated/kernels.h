@@ -264,6 +264,9 @@ size_t gllm_mean_rows_avx512(const float *x, const uint8_t *mask, size_t rows, s
 void gllm_rope_avx512(float *x, size_t nh, size_t hd, size_t rot, const float *cs, int neox);
 #endif
 #if defined(__x86_64__)
+void gllm_gemv_lanes_q8_0_amx(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
+void gllm_gemv_lanes_q4_0_amx(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
+void gllm_gemv_lanes_q4_1_amx(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemm_f32_amx(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemm_f16_amx(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);
 void gllm_gemm_bf16_amx(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch);

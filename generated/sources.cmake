@@ -164,6 +164,9 @@ set(GLLM_KERNELS_AVX512
 set(GLLM_FLAGS_AVX512 -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx512vnni -mavx512bf16 -mavx2 -mfma -mf16c)
 set(GLLM_ARCH_AVX512 x86_64)
 set(GLLM_KERNELS_AMX
+    generated/cpu/amx/gemv_lanes_q8_0_amx.c
+    generated/cpu/amx/gemv_lanes_q4_0_amx.c
+    generated/cpu/amx/gemv_lanes_q4_1_amx.c
     generated/cpu/amx/gemm_f32_amx.c
     generated/cpu/amx/gemm_f16_amx.c
     generated/cpu/amx/gemm_bf16_amx.c
@@ -176,7 +179,7 @@ set(GLLM_KERNELS_AMX
     generated/cpu/amx/attn_tiles_f16_amx.c
     generated/cpu/amx/attn_tiles_bf16_amx.c
 )
-set(GLLM_FLAGS_AMX -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx512vnni -mavx512bf16 -mavx2 -mfma -mf16c -mamx-tile -mamx-bf16)
+set(GLLM_FLAGS_AMX -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx512vnni -mavx512bf16 -mavx2 -mfma -mf16c -mamx-tile -mamx-bf16 -mamx-int8)
 set(GLLM_ARCH_AMX x86_64)
 set(GLLM_KERNELS_NEON
     generated/cpu/neon/gemv_f32_neon.c

@@ -9,14 +9,14 @@ static unsigned long long xgetbv0(void) {
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
     return ((unsigned long long)hi << 32) | lo;
 }
-/* AMX-TILE and AMX-BF16, tile state enabled by the OS, and tile data granted to this process.
+/* AMX-TILE, AMX-BF16 and AMX-INT8, tile state enabled by the OS, and tile data granted to this process.
  * Linux grants it on request, once; it is asked only when an AMX table is wanted, since it
  * enlarges the process's signal frames (a request fails where a sigaltstack is too small). */
 static int x86_amx(void) {
     enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
     unsigned a, b, c, d;
     __cpuid_count(7, 0, a, b, c, d);
-    if (!((d >> 22) & 1) || !((d >> 24) & 1)) return 0; /* AMX-BF16, AMX-TILE */
+    if (!((d >> 22) & 1) || !((d >> 24) & 1) || !((d >> 25) & 1)) return 0; /* AMX-BF16, AMX-TILE, AMX-INT8 */
     if ((xgetbv0() & 0x60000) != 0x60000) return 0; /* XTILECFG, XTILEDATA */
     return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
 }

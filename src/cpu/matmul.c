@@ -70,7 +70,8 @@ gllm_status gllm_cpu_matmul_prepare(gllm_dtype t, const float *x, size_t m, size
 
 gllm_matmul_fn gllm_cpu_matmul_kernel(gllm_dtype t, size_t m, int tiled) {
     if (m > gllm_cpu_gemv_rows(t)) return gllm_kernels()->gemm[t];
-    return tiled ? gllm_kernels()->gemv_lanes[t] : gllm_kernels()->gemv[t];
+    /* a few rows: the lanes kernel, tiled or gathering the rows (AMX: int8 dots on tiles) */
+    return (tiled || m > 1) && gllm_kernels()->gemv_lanes[t] ? gllm_kernels()->gemv_lanes[t] : gllm_kernels()->gemv[t];
 }
 
 int gllm_cpu_tileable(gllm_dtype t, size_t n) {

@@ -6,7 +6,8 @@
  *   tmm4 / tmm5               A: activation rows 0-15 / 16-31 x 32 k, bf16
  *   tmm6 / tmm7               B: 16 pairs of k x weight rows 0-15 / 16-31, bf16
  * The gemm of f32 and f16 (operands split into bf16 hi and lo parts) and attn_tiles take the
- * same shapes in their own roles (templates/cpu/gemm.c.j2, attn_tiles.c.j2).
+ * same shapes in their own roles (templates/cpu/gemm.c.j2, attn_tiles.c.j2); the batched gemv's
+ * int8 dots (AMX-INT8) configure their own (templates/cpu/gemv_lanes.c.j2).
  * The kernel loads its configuration on entry and releases the tiles on return; the OS grants
  * the process tile state once (src/core/cpu_features.c) before any AMX table is chosen.
  */
