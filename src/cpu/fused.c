@@ -183,8 +183,6 @@ static gllm_status rope_kv_check(const float *inv_freq, const int32_t *pos, cons
     return GLLM_OK;
 }
 
-static void rope_kv_run(rope_job *r) { gllm_pool_run(r->row0[r->n_seqs], rope_task, r); }
-
 gllm_status gllm_cpu_rope_kv(const gllm_qkv_weights *w, float *q, float *k, float *v, size_t n_heads, const float *inv_freq,
                              size_t rot, int neox, const int32_t *pos, const float *cs, const gllm_kv_pool *p,
                              const gllm_kv_seq *const *s, const size_t *row0, size_t n_seqs, size_t layer,
@@ -195,7 +193,7 @@ gllm_status gllm_cpu_rope_kv(const gllm_qkv_weights *w, float *q, float *k, floa
     if (st != GLLM_OK) return st;
     rope_job r = {.w = w, .n_heads = n_heads, .nkv = p->n_kv_heads, .hd = p->head_dim, .rot = rot, .neox = neox, .inv_freq = inv_freq,
                   .pos = pos, .cs = cs, .q = q, .k = k, .v = v, .p = p, .s = s, .row0 = row0, .n_seqs = n_seqs, .layer = layer, .slots = slots};
-    rope_kv_run(&r);
+    gllm_pool_run(row0[n_seqs], rope_task, &r);
     return GLLM_OK;
 }
 
@@ -217,12 +215,8 @@ gllm_status gllm_cpu_qkv_rope(const gllm_qkv_weights *w, const float *x, size_t 
         gllm_ws_release(mark);
         return gllm_fail(GLLM_E_OUT_OF_MEMORY, "qkv_rope: no memory for %zu tokens", n_tok);
     }
-    if ((st = gllm_cpu_qkv(w, x, n_tok, k, n_heads * hd, nkv * hd, q_out, kv, kv + n_tok * nkv * hd)) == GLLM_OK) {
-        rope_job r = {.w = w, .n_heads = n_heads, .nkv = nkv, .hd = hd, .rot = rot, .neox = neox, .inv_freq = inv_freq, .pos = pos,
-                      .q = q_out, .k = kv, .v = kv + n_tok * nkv * hd, .p = p, .s = &s, .row0 = row0, .n_seqs = 1, .layer = layer,
-                      .slots = slots};
-        rope_kv_run(&r);
-    }
+    if ((st = gllm_cpu_qkv(w, x, n_tok, k, n_heads * hd, nkv * hd, q_out, kv, kv + n_tok * nkv * hd)) == GLLM_OK)
+        st = gllm_cpu_rope_kv(w, q_out, kv, kv + n_tok * nkv * hd, n_heads, inv_freq, rot, neox, pos, NULL, p, &s, row0, 1, layer, slots);
     gllm_ws_release(mark);
     return st;
 }
