@@ -409,7 +409,7 @@ static void bench_sample(void) {
  * gllm_sample over all B (one forward of B rows per step; on CUDA replayed from its graph) */
 static void bench_batch(gllm_generator *g, gllm_kv_cache *kv, size_t vocab) {
     enum { STEPS = 16, MAXB = 32 };
-    const int sizes[] = {1, 4, 8, 32};
+    const int sizes[] = {1, 4, 8, 16, 32};
     const gllm_sampling greedy = {.temperature = 0, .top_p = 1, .repetition_penalty = 1};
     for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
         const int n = sizes[k];
