@@ -1,12 +1,14 @@
 /* GGUF reader: real vocabulary files, a synthetic model file, and hostile files
  * (every truncation, huge counts and lengths, bad offsets, overlaps, unknown types,
- * random mutations): always a clear error, never a crash (ASan/UBSan in CI). */
+ * random mutations): always a clear error, never a crash (ASan/UBSan in CI); and the file
+ * mapping under every model. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "format/gguf.h"
+#include "format/mapfile.h"
 #include "gguf_writer.h"
 #include "text/tokenizer.h"
 
@@ -199,4 +201,29 @@ Test(gguf, bpe_without_unknown_token) {
     gllm_tokenizer_free(t);
     gllm_gguf_close(&g);
     free(img);
+}
+
+/* the mapping every model file goes through: at a 2 MiB boundary (huge pages where the page
+ * cache holds them), the file's bytes as they are; a missing or empty file is an error */
+Test(mapfile, aligned_and_exact) {
+    char path[] = "/tmp/gllm_mapXXXXXX";
+    const int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    const size_t n = (1u << 20) + 12345; /* under 2 MiB: Linux aligns larger file mappings itself */
+    uint8_t *bytes = malloc(n);
+    for (size_t i = 0; i < n; i++) bytes[i] = (uint8_t)(i * 2654435761u >> 13);
+    cr_assert_eq(write(fd, bytes, n), (ssize_t)n);
+    const void *data;
+    size_t size;
+    cr_assert_eq(gllm_map_file(path, "test", &data, &size), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(size, n);
+    cr_assert_eq((uintptr_t)data % (2u << 20), 0, "mapped at a 2 MiB boundary");
+    cr_assert(memcmp(data, bytes, n) == 0, "the file's bytes");
+    gllm_unmap_file(data, size);
+    cr_assert_eq(ftruncate(fd, 0), 0);
+    cr_assert_eq(gllm_map_file(path, "test", &data, &size), GLLM_E_INVALID_ARGUMENT, "an empty file");
+    close(fd);
+    unlink(path);
+    cr_assert_eq(gllm_map_file(path, "test", &data, &size), GLLM_E_INVALID_ARGUMENT, "a missing file");
+    free(bytes);
 }
