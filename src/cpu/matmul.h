@@ -23,8 +23,12 @@ gllm_status gllm_cpu_matmul_prepare(gllm_dtype t, const float *x, size_t m, size
  * AMX (1 thread, 8 rows: 2.9 and 3.5 ms; 12: 4.1 and 3.4); for the block ones 8 on AVX2, 4 on AVX-512 for those without a
  * gemv_lanes (q2_0, q1_0), whose gemm dots int8 with vpdpbusd (Sapphire Rapids class, 6 rows:
  * gemm 195-231 GFLOPS, gemv 161-224). Where gemv_lanes takes a vector's lanes of weight rows at
- * once (in tiles, or gathered from rows; 4096 x 4096): 16 on AVX-512 (gathered, 16 rows: q8_0
- * 1.52 ms, gemm 1.61; q4_1 1.23 and 1.63), 32 under AMX, whose gemm dequantises every weight
+ * once (in tiles, or gathered from rows): on AVX-512 32 for q8_0, 48 for q4_0, 64 for q4_1
+ * (gathered, weights from the L3, 1 thread, 1536 x 576 / 4096 x 4096: q8_0 32 rows 0.46 / 6.5 ms,
+ * gemm 0.50 / 7.4, 48 rows 0.69 / 11.1 and 0.58 / 10.0; q4_0 48 rows 0.52 / 8.7 both ways, 64 rows
+ * 0.85 / 11.3 and 0.66 / 10.5; q4_1 64 rows 0.63 / 11.2 and 0.68 / 11.7, 96 rows 0.90 and 0.85;
+ * it was 16, from weights in the L2: SmolLM2 batches of 24 / 32 / 56 sequences 31.4-32.5 /
+ * 37.9-38.2 / 48.5-53.9 -> 21.6 / 28.5 / 44.4-48.3 ms a step), 32 under AMX, whose gemm dequantises every weight
  * to bf16 once a call (1 thread, 32 rows: q4_1 gathered 3.77 ms, AMX gemm 4.21; 48: 5.66 and
  * 4.91; q8_0 is the gemm's from 24 rows, 3.66 and 3.45; SmolLM2, a batch of 32 sequences: 24.5-25.1
  * ms a step, 35.9-36.9 with the gemm), 64 on AVX2, whose gemm it outruns up to
