@@ -90,10 +90,16 @@ static gllm_status reserve(gllm_cuda_encoder *e, size_t rows, size_t n_seq) {
     return GLLM_OK;
 }
 
+/* the kernel's count is an int: 2^30 values a launch */
 static gllm_status rows_op(gllm_cuda_encoder *e, const char *name, CUdeviceptr x, size_t count) {
-    int n = (int)count;
-    void *args[] = {&x, &n};
-    return gllm_cuda_run(e->c, name, (unsigned)((count + 255) / 256), 1, 1, 256, 0, args);
+    gllm_status s = GLLM_OK;
+    for (size_t at = 0; at < count && s == GLLM_OK; at += (size_t)1 << 30) {
+        int n = (int)(count - at < (size_t)1 << 30 ? count - at : (size_t)1 << 30);
+        CUdeviceptr xo = x + at * sizeof(float);
+        void *args[] = {&xo, &n};
+        s = gllm_cuda_run(e->c, name, (unsigned)((n + 255) / 256), 1, 1, 256, 0, args);
+    }
+    return s;
 }
 
 gllm_status gllm_cuda_encode(gllm_cuda_encoder *e, const gllm_encoder_item *items, size_t n_seq, int normalize, float *out) {

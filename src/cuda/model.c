@@ -93,6 +93,7 @@ gllm_status gllm_cuda_model_init(gllm_cuda_model *cm, gllm_cuda *c, const gllm_p
     if (s == GLLM_OK) s = gllm_cuda_alloc(c, header_ints(max_rows) * sizeof(int32_t), &cm->hdr);
     if (s == GLLM_OK && !(cm->hdr_host = malloc(header_ints(max_rows) * sizeof(int32_t))))
         s = gllm_fail(GLLM_E_OUT_OF_MEMORY, "CUDA model: no memory");
+    if (s == GLLM_OK) s = gllm_cuda_check(c, c->drv.cuEventCreate(&cm->hdr_copied, CU_EVENT_DISABLE_TIMING), "creating an event");
     if (s != GLLM_OK) gllm_cuda_model_free(cm);
     return s;
 }
@@ -109,6 +110,7 @@ void gllm_cuda_model_free(gllm_cuda_model *cm) {
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) gllm_cuda_free(cm->c, all[i]);
     for (int b = 0; b < BUF_COUNT; b++) gllm_cuda_free(cm->c, cm->buf[b]);
     free(cm->hdr_host);
+    if (cm->hdr_copied) cm->c->drv.cuEventDestroy(cm->hdr_copied);
     memset(cm, 0, sizeof *cm);
 }
 
@@ -379,11 +381,27 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t first
     return s;
 }
 
+/* hdr_host is rewritten by the next step or compaction pass before any sync, and the driver may
+ * read pageable memory when the copy runs rather than when it is enqueued (hosts whose GPU walks
+ * the host's page tables): each upload's end is recorded, and waited for before the next rewrite
+ * (which on other hosts has long passed: the kernels after it are running) */
+static gllm_status hdr_writable(gllm_cuda_model *cm) {
+    return gllm_cuda_check(cm->c, cm->c->drv.cuEventSynchronize(cm->hdr_copied), "waiting for the step header's copy");
+}
+
+static gllm_status hdr_upload(gllm_cuda_model *cm, size_t ints) {
+    gllm_cuda *c = cm->c;
+    const gllm_status s = gllm_cuda_upload(c, cm->hdr, cm->hdr_host, ints * sizeof(int32_t));
+    return s != GLLM_OK ? s : gllm_cuda_check(c, c->drv.cuEventRecord(cm->hdr_copied, c->stream), "recording the step header's copy");
+}
+
 /* the step header of n rows of these items (their positions, a tree: one item) to the device;
  * tc: the attention of items of TC_MIN_ROWS rows or more on tensor cores, in tiles of 32. A
  * step of one row per item is a decode step. */
 static gllm_status header(gllm_cuda_model *cm, const gllm_cuda_item *items, size_t n_items, const int32_t *position,
                           const int32_t *parent, size_t n, int tc) {
+    const gllm_status ready = hdr_writable(cm);
+    if (ready != GLLM_OK) return ready;
     cm->decode = n == n_items && !parent;
     int32_t *h = cm->hdr_host, *tok = h + GLLM_HDR_TOKENS, *seq = tok + n, *slot = seq + n, *last = slot + n;
     size_t used = GLLM_HDR_TOKENS + 3 * n + n_items, r = 0;
@@ -428,7 +446,7 @@ static gllm_status header(gllm_cuda_model *cm, const gllm_cuda_item *items, size
         }
         h[GLLM_HDR_TREE] = (int32_t)used, used += n * words;
     }
-    return gllm_cuda_upload(cm->c, cm->hdr, h, used * sizeof(int32_t));
+    return hdr_upload(cm, used);
 }
 
 gllm_status gllm_cuda_forward(gllm_cuda_model *cm, const gllm_cuda_kv *kv, const gllm_cuda_item *items, size_t n_items,
@@ -547,9 +565,10 @@ gllm_status gllm_cuda_kv_compact(gllm_cuda_model *cm, const gllm_cuda_kv *kv, si
     for (size_t c = 0; c < n && s == GLLM_OK; c += cm->max_rows) {
         const size_t m = n - c < cm->max_rows ? n - c : cm->max_rows;
         int32_t *moves = cm->hdr_host;
+        if ((s = hdr_writable(cm)) != GLLM_OK) break;
         moves[0] = (int32_t)(base + c);
         for (size_t i = 0; i < m; i++) moves[1 + i] = (int32_t)(from[c + i] - c);
-        if ((s = gllm_cuda_upload(cm->c, cm->hdr, moves, (m + 1) * sizeof(int32_t))) != GLLM_OK) break;
+        if ((s = hdr_upload(cm, m + 1)) != GLLM_OK) break;
         int mi = (int)m;
         void *args[] = {(void *)&kv->k, (void *)&kv->v, &layer_units, &table, &cm->hdr, &mi, &n_kv, &row_units, &shift};
         s = gllm_cuda_run(cm->c, "gllm_kv_move_cuda", (unsigned)kv->n_kv, (unsigned)n_layers, 2, 128, 0, args);

@@ -30,6 +30,7 @@ typedef struct {
     CUdeviceptr scratch; /* gemms on tensor cores: their rounded x (gllm_cuda_gemm_scratch); 0 without */
     CUdeviceptr part, count; /* decode attention: per-split partials, splits done per head */
     int32_t *hdr_host;
+    CUevent hdr_copied; /* the last upload from hdr_host ran: it may be rewritten */
     size_t attn_tiles, attn_rows; /* the header's attention: tiles on tensor cores, rows on CUDA cores */
     int decode;                   /* the header's step is one row per item: RoPE and the KV write in the attention */
     struct {
