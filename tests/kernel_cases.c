@@ -69,20 +69,20 @@ static const shape gemm_shapes[] = {{3, 7, 32}, {17, 33, 288}, {69, 257, 544}, {
                                     {150, 33, 96}, {5, 1100, 64}, {69, 1, 4128}, {17, 48, 288},
                                     {21, 1040, 288}};
 /* gemv_lanes: whole tiles of 16 rows; 1 to 7 activation rows (batched decode; the random
- * shapes' up to 32 make several groups), 9 to 32 (AMX: int8 dots on tiles, two of 16 rows past
- * 16) and past 32 (AMX: AVX-512's); over the tiles and over the rows (the gemv's batched path,
- * which gemv_shapes also takes with odd n) */
+ * shapes' up to 100 make several groups), 9 to 32 (AMX: int8 dots on tiles, two of 16 rows past
+ * 16) and past 32 (AMX: groups of up to 32, 41 = 21 + 20, 97 = 25 + 25 + 25 + 22); over the tiles and
+ * over the rows (the gemv's batched path, which gemv_shapes also takes with odd n) */
 static const shape tiled_shapes[] = {{1, 16, 32},  {1, 48, 96},   {1, 272, 1056}, {1, 256, 4128}, {2, 48, 96},
                                      {3, 272, 1056}, {4, 256, 4128}, {7, 32, 288},  {9, 48, 96},   {16, 32, 4128},
-                                     {17, 272, 288}, {23, 48, 1056}, {32, 64, 96},   {41, 48, 288},  {64, 32, 96}};
+                                     {17, 272, 288}, {23, 48, 1056}, {32, 64, 96},   {41, 48, 288},  {64, 32, 96},   {97, 32, 288}};
 static const shape gemm_odd_k[] = {{3, 7, 33}, {17, 33, 101}, {69, 257, 1027}};
 
-/* and RANDOM_SHAPES drawn from the kernel's seeded stream: any m (gemv: 1 to 16 rows, gemv_lanes 32) and n,
+/* and RANDOM_SHAPES drawn from the kernel's seeded stream: any m (gemv: 1 to 16 rows, gemv_lanes 100) and n,
  * k a multiple of 32 or (float formats, untiled) any */
 enum { RANDOM_SHAPES = 4 };
 static shape random_shape(int op, int odd_k) {
     shape s;
-    s.m = op == GLLM_OP_GEMM ? 1 + rnd() % 100 : op == GLLM_OP_GEMV_LANES ? 1 + rnd() % 32 : 1 + rnd() % 16;
+    s.m = op == GLLM_OP_GEMM ? 1 + rnd() % 100 : op == GLLM_OP_GEMV_LANES ? 1 + rnd() % 100 : 1 + rnd() % 16;
     s.n = op == GLLM_OP_GEMV_LANES ? GLLM_TILE_ROWS * (1 + rnd() % 20) : 1 + rnd() % 300;
     s.k = odd_k && op != GLLM_OP_GEMV_LANES && rnd() % 2 ? 1 + rnd() % 1300 : 32 * (1 + rnd() % 40);
     return s;

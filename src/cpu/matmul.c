@@ -43,8 +43,9 @@ static void act_task(void *ctx, size_t task, void *scratch) {
 size_t gllm_cpu_gemv_rows(gllm_dtype t) {
     const int amx = gllm_kernels() == gllm_kernel_tables[GLLM_ISA_AMX];
     if (gllm_kernels()->gemv_lanes[t]) { /* a vector's lanes of weight rows at a time, tiled or gathered */
-        if (amx || gllm_kernels() == gllm_kernel_tables[GLLM_ISA_AVX2]) return amx ? 32 : 64;
-        return t == GLLM_DTYPE_Q8_0 ? 32 : t == GLLM_DTYPE_Q4_0 ? 48 : 64; /* AVX-512 */
+        if (gllm_kernels() == gllm_kernel_tables[GLLM_ISA_AVX2]) return 64;
+        if (amx) return t == GLLM_DTYPE_Q4_0 ? 64 : 96;
+        return t == GLLM_DTYPE_Q8_0 ? 32 : t == GLLM_DTYPE_Q4_0 ? 48 : 64;
     }
     if (gllm_dtype_traits_table[t].block == 1) return amx && t == GLLM_DTYPE_BF16 ? 8 : 16;
     return amx ? 6 : gllm_kernels() == gllm_kernel_tables[GLLM_ISA_AVX512] ? 4 : 8; /* AVX-512's gemm dots int8 with vpdpbusd */

@@ -28,10 +28,13 @@ gllm_status gllm_cpu_matmul_prepare(gllm_dtype t, const float *x, size_t m, size
  * gemm 0.50 / 7.4, 48 rows 0.69 / 11.1 and 0.58 / 10.0; q4_0 48 rows 0.52 / 8.7 both ways, 64 rows
  * 0.85 / 11.3 and 0.66 / 10.5; q4_1 64 rows 0.63 / 11.2 and 0.68 / 11.7, 96 rows 0.90 and 0.85;
  * it was 16, from weights in the L2: SmolLM2 batches of 24 / 32 / 56 sequences 31.4-32.5 /
- * 37.9-38.2 / 48.5-53.9 -> 21.6 / 28.5 / 44.4-48.3 ms a step), 32 under AMX, whose gemm dequantises every weight
- * to bf16 once a call (1 thread, 32 rows: q4_1 gathered 3.77 ms, AMX gemm 4.21; 48: 5.66 and
- * 4.91; q8_0 is the gemm's from 24 rows, 3.66 and 3.45; SmolLM2, a batch of 32 sequences: 24.5-25.1
- * ms a step, 35.9-36.9 with the gemm), 64 on AVX2, whose gemm it outruns up to
+ * 37.9-38.2 / 48.5-53.9 -> 21.6 / 28.5 / 44.4-48.3 ms a step); under AMX, whose gemv_lanes dots
+ * int8 on tiles in groups of up to 32 rows and whose gemm dequantises every weight to bf16 once a
+ * call, 64 for q4_0 and 96 for q8_0 and q4_1 (1 thread, weights from the L3, 1536 x 576 / 4096 x
+ * 4096, lanes against gemm: q4_0 64 rows 0.39 / 6.7 and 0.45 / 8.6 ms, 96 rows 0.60 / 9.4 and
+ * 0.50 / 9.5; q4_1 96 rows 0.57 / 10.0 and 0.58 / 10.3, 128 rows 0.74 / 13.8 and 0.58 / 13.1; q8_0
+ * alike; it was 32 for all three, past which AVX-512's lanes took them: SmolLM2 batches of 40 / 64
+ * / 96 sequences 35.7-36.2 / 52.4-54.0 / 62.0-66.2 -> 28.4-29.2 / 40.7-41.2 / 58.6-60.7 ms a step), 64 on AVX2, whose gemm it outruns up to
  * about 128 (64 rows: q4_1 9.4 against 11.1 ms, q8_0 14.0 and 15.5; 128 rows: 18.6 and 21.4,
  * 26.4 and 27.2); q2_0 and q1_0 under AMX 6 (1 thread, 6 rows: q2_0 1.83 against 2.89 ms, q1_0
  * 2.83 and 2.90). */
