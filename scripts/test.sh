@@ -3,7 +3,7 @@
 #   native Release build: Criterion suites (every kernel on scalar/avx2/avx512/amx as the CPU allows;
 #     the CUDA suites on the CUDA emulator; their longest tests again with threads in reverse order;
 #     the encoders against numpy; gllmk on a chat prompt)
-#   the same suites with GLLM_ISA capped to each ISA (dispatch through the public API)
+#   the public API's and the fused projections' suites with GLLM_ISA capped to each ISA
 #   AddressSanitizer + UBSan build: the suites again
 #   ThreadSanitizer build: the other CUDA tests, where a data race between device threads fails
 #   NEON: cross-compiled, the kernel driver under qemu-aarch64
@@ -63,8 +63,9 @@ if ./build/gllmk logits -m "$tiny" --tokens 1,8 >/dev/null 2>&1; then echo "logi
 rm -f "$tiny"
 for isa in scalar avx2 avx512 amx; do
   if GLLM_ISA=$isa ./build/gllmk info >/dev/null 2>&1; then
-    step "public API with GLLM_ISA=$isa"
+    step "public API and the fused projections (each ISA's gemv/gemm policy) with GLLM_ISA=$isa"
     GLLM_ISA=$isa ./build/tests/test_api --jobs 2
+    GLLM_ISA=$isa ./build/tests/test_fused --jobs 2
   else
     step "GLLM_ISA=$isa: not supported by this CPU, skipped"
   fi

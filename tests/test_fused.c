@@ -58,6 +58,9 @@ Test(fused, ffn_up_all_kinds) {
             ffn_case((gllm_ffn_kind)kind, ts[i], 7, 200, 64);
         }
     ffn_case(GLLM_FFN_SILU_GLU, GLLM_DTYPE_Q4_0, 70, 300, 288);
+    /* the gemv past 32 rows (AMX's int8 tiles in groups, AVX's lanes): chunks of columns */
+    ffn_case(GLLM_FFN_SILU_GLU, GLLM_DTYPE_Q8_0, 40, 200, 64);
+    ffn_case(GLLM_FFN_GELU, GLLM_DTYPE_Q4_1, 50, 130, 96);
     /* GELU past the gemv's rows: the matmul, then GELU over the rows (column and row splits) */
     ffn_case(GLLM_FFN_GELU, GLLM_DTYPE_F32, 45, 70, 96);
     ffn_case(GLLM_FFN_GELU, GLLM_DTYPE_Q8_0, 131, 40, 64);

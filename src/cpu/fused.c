@@ -9,7 +9,10 @@
 #include "cpu/matmul.h"
 #include "model/rope.h"
 
-#define FFN_CHUNK 64 /* columns per task of a gemm; a gemv's ranges are a matmul's */
+/* columns per task of a gemm, or of a gemv of more than 32 rows (its gate and up outputs stay
+ * m x 64 a thread: AVX2 prefill of 512 tokens through the gemv 667-680 -> 637-645 ms); a gemv's
+ * of fewer rows are a matmul's ranges */
+#define FFN_CHUNK 64
 
 typedef struct {
     gllm_ffn_kind kind;
@@ -67,7 +70,7 @@ gllm_status gllm_cpu_ffn_up(gllm_ffn_kind kind, gllm_dtype t, int tiled, const v
         return GLLM_OK;
     }
     ffn_job j = {.kind = kind, .fn = gllm_cpu_matmul_kernel(t, m, tiled), .row_bytes = gllm_row_bytes(t, k), .n = n, .y = y,
-                 .chunk = m > gllm_cpu_gemv_rows(t) ? FFN_CHUNK : gllm_cpu_matmul_split(t, m, n, k).chunk};
+                 .chunk = m > gllm_cpu_gemv_rows(t) || m > 32 ? FFN_CHUNK : gllm_cpu_matmul_split(t, m, n, k).chunk};
     j.gate = (gllm_matmul_args){.w = w_gate, .w_row_bytes = j.row_bytes, .x = x, .ldx = k, .bias = b_gate, .m = m, .k = k,
                                 .tiled = tiled};
     const size_t mark = gllm_ws_mark();

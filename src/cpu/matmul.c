@@ -43,7 +43,7 @@ static void act_task(void *ctx, size_t task, void *scratch) {
 size_t gllm_cpu_gemv_rows(gllm_dtype t) {
     const int amx = gllm_kernels() == gllm_kernel_tables[GLLM_ISA_AMX];
     if (gllm_kernels()->gemv_lanes[t]) { /* a vector's lanes of weight rows at a time, tiled or gathered */
-        if (gllm_kernels() == gllm_kernel_tables[GLLM_ISA_AVX2]) return 64;
+        if (gllm_kernels() == gllm_kernel_tables[GLLM_ISA_AVX2]) return t == GLLM_DTYPE_Q8_0 ? 128 : 512;
         if (amx) return t == GLLM_DTYPE_Q4_0 ? 64 : 96;
         return t == GLLM_DTYPE_Q8_0 ? 32 : t == GLLM_DTYPE_Q4_0 ? 48 : 64;
     }

@@ -34,9 +34,12 @@ gllm_status gllm_cpu_matmul_prepare(gllm_dtype t, const float *x, size_t m, size
  * 4096, lanes against gemm: q4_0 64 rows 0.39 / 6.7 and 0.45 / 8.6 ms, 96 rows 0.60 / 9.4 and
  * 0.50 / 9.5; q4_1 96 rows 0.57 / 10.0 and 0.58 / 10.3, 128 rows 0.74 / 13.8 and 0.58 / 13.1; q8_0
  * alike; it was 32 for all three, past which AVX-512's lanes took them: SmolLM2 batches of 40 / 64
- * / 96 sequences 35.7-36.2 / 52.4-54.0 / 62.0-66.2 -> 28.4-29.2 / 40.7-41.2 / 58.6-60.7 ms a step), 64 on AVX2, whose gemm it outruns up to
- * about 128 (64 rows: q4_1 9.4 against 11.1 ms, q8_0 14.0 and 15.5; 128 rows: 18.6 and 21.4,
- * 26.4 and 27.2); q2_0 and q1_0 under AMX 6 (1 thread, 6 rows: q2_0 1.83 against 2.89 ms, q1_0
+ * / 96 sequences 35.7-36.2 / 52.4-54.0 / 62.0-66.2 -> 28.4-29.2 / 40.7-41.2 / 58.6-60.7 ms a step), on AVX2, whose gemm (vpmaddubsw, no VNNI) it
+ * outruns, 128 for q8_0 and 512 for q4_0 and q4_1 (1 thread, weights from the L3, lanes against
+ * gemm, 1536 x 576 / 4096 x 4096: q8_0 128 rows 2.70 / 53.5 and 2.79 / 57.9 ms, 192 rows 4.13 / 78.5 and
+ * 3.94 / 81.4; q4_1 512 rows 7.3 / 136 and 7.9 / 176, 1024 rows 17.7 and 16.4; it was 64: SmolLM2
+ * under GLLM_ISA=avx2, batches of 80 / 128 sequences 144-150 / 210-226 -> 113-118 / 184-199 ms a
+ * step, prefill of 200 / 512 tokens 260 / 698-710 -> 217-222 / 637-668 ms); q2_0 and q1_0 under AMX 6 (1 thread, 6 rows: q2_0 1.83 against 2.89 ms, q1_0
  * 2.83 and 2.90). */
 size_t gllm_cpu_gemv_rows(gllm_dtype t);
 /* the kernel computing column ranges of one matmul: gemv (gemv_lanes over tiled weights) for
