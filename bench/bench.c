@@ -408,8 +408,8 @@ static void bench_sample(void) {
 /* batched decode: B sequences of 8 prompt tokens, then 16 steps of gllm_batch_forward +
  * gllm_sample over all B (one forward of B rows per step; on CUDA replayed from its graph) */
 static void bench_batch(gllm_generator *g, gllm_kv_cache *kv, size_t vocab) {
-    enum { STEPS = 16, MAXB = 32 };
-    const int sizes[] = {1, 4, 8, 16, 32};
+    enum { STEPS = 16, MAXB = 64 };
+    const int sizes[] = {1, 4, 8, 16, 32, 64};
     const gllm_sampling greedy = {.temperature = 0, .top_p = 1, .repetition_penalty = 1};
     for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
         const int n = sizes[k];
@@ -495,7 +495,7 @@ static void bench_model(const char *path, double bw) {
         gllm_kv_cache *kv;
         const double u0 = gllm_bench_now();
         g = NULL;
-        if (gllm_generator_upload(b, m, 512, &g) != GLLM_OK || gllm_kv_cache_alloc(g, 128, 16, GLLM_DTYPE_F16, &kv) != GLLM_OK) {
+        if (gllm_generator_upload(b, m, 512, &g) != GLLM_OK || gllm_kv_cache_alloc(g, 256, 16, GLLM_DTYPE_F16, &kv) != GLLM_OK) {
             printf("model: %s\n", gllm_last_error());
             gllm_generator_free(g);
             unsetenv("GLLM_CUDA_GRAPHS");

@@ -27,7 +27,7 @@ model=models/SmolLM2-135M-Instruct.Q4_1.gguf
     if [ -z "$cublas" ]; then
       echo "no libcublas.so.13 on this machine: peer skipped"
     else
-      for run in "model $model" "batch $model 1,4,8,16,32"; do
+      for run in "model $model" "batch $model 1,4,8,16,32,64"; do
         PYTHONUNBUFFERED=1 PYTHONPATH=$PEER LD_LIBRARY_PATH=$PEER/llama_cpp/lib:$(dirname "$cublas")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} timeout 90 python3 bench/peers/llama_peer.py $run 2>&1
       done
     fi

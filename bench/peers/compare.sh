@@ -48,7 +48,7 @@ for i in 1 2; do
   $GLLMK bench --op model --no-peer --model "$MODEL" | grep -E "upload|prefill 512|decode\+sample" | sed 's/^/ours      /'
   GLLM_TILED=1 $GLLMK bench --op model --no-peer --model "$MODEL" | grep -E "upload|prefill 512|decode\+sample" | sed 's/^/ours tiled /'
   $PY $PEER model "$MODEL"
-  $PY $PEER batch "$MODEL" 1,4,8,16,32
+  $PY $PEER batch "$MODEL" 1,4,8,16,32,64
 done
 
 echo; echo "== 3. all-MiniLM-L6-v2, as GGUF (f32) through llama.cpp's writer"
