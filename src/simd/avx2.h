@@ -24,8 +24,9 @@ static inline gv_f32 gv_copysign(gv_f32 mag, gv_f32 s) {
     return _mm256_or_ps(_mm256_andnot_ps(m, mag), _mm256_and_ps(m, s));
 }
 static inline gv_f32 gv_round(gv_f32 a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
-static inline gv_f32 gv_pow2i(gv_f32 n) {
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
+/* y * 2^n, n integral in [-126, 127] (exp's last step) */
+static inline gv_f32 gv_ldexp(gv_f32 y, gv_f32 n) {
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23)));
 }
 static inline float gv_hmax(gv_f32 v) {
     __m128 q = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));

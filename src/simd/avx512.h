@@ -44,9 +44,8 @@ static inline gv_f32 gv_copysign(gv_f32 mag, gv_f32 s) {
     return _mm512_castsi512_ps(_mm512_ternarylogic_epi32(m, _mm512_castps_si512(s), _mm512_castps_si512(mag), 0xca));
 }
 static inline gv_f32 gv_round(gv_f32 a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
-static inline gv_f32 gv_pow2i(gv_f32 n) {
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23));
-}
+/* y * 2^n, n integral (exp's last step) */
+static inline gv_f32 gv_ldexp(gv_f32 y, gv_f32 n) { return _mm512_scalef_ps(y, n); }
 static inline float gv_hmax(gv_f32 v) { return _mm512_reduce_max_ps(v); }
 static inline float gv_reduce(gv_f32 v) {
     __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));

@@ -8,8 +8,8 @@
 static inline gv_f32 gv_exp(gv_f32 x) {
     x = gv_min(gv_max(x, gv_set1(-87.33654f)), gv_set1(88.0f));
     const gv_f32 n = gv_round(gv_mul(x, gv_set1(1.44269504088896341f)));
-    gv_f32 r = gv_sub(x, gv_mul(n, gv_set1(0.693359375f)));
-    r = gv_sub(r, gv_mul(n, gv_set1(-2.12194440e-4f)));
+    gv_f32 r = gv_fma(n, gv_set1(-0.693359375f), x);
+    r = gv_fma(n, gv_set1(2.12194440e-4f), r);
     gv_f32 p = gv_set1(1.9875691500e-4f);
     p = gv_fma(p, r, gv_set1(1.3981999507e-3f));
     p = gv_fma(p, r, gv_set1(8.3334519073e-3f));
@@ -17,7 +17,7 @@ static inline gv_f32 gv_exp(gv_f32 x) {
     p = gv_fma(p, r, gv_set1(1.6666665459e-1f));
     p = gv_fma(p, r, gv_set1(5.0000001201e-1f));
     const gv_f32 y = gv_add(gv_fma(gv_mul(p, r), r, r), gv_set1(1.0f));
-    return gv_mul(y, gv_pow2i(n));
+    return gv_ldexp(y, n);
 }
 
 static inline gv_f32 gv_erf(gv_f32 x) {

@@ -23,8 +23,9 @@ static inline gv_f32 gv_copysign(gv_f32 mag, gv_f32 s) {
     return vbslq_f32(vdupq_n_u32(0x80000000u), s, mag);
 }
 static inline gv_f32 gv_round(gv_f32 a) { return vrndnq_f32(a); }
-static inline gv_f32 gv_pow2i(gv_f32 n) {
-    return vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(vcvtnq_s32_f32(n), vdupq_n_s32(127)), 23));
+/* y * 2^n, n integral in [-126, 127] (exp's last step) */
+static inline gv_f32 gv_ldexp(gv_f32 y, gv_f32 n) {
+    return vmulq_f32(y, vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(vcvtnq_s32_f32(n), vdupq_n_s32(127)), 23)));
 }
 static inline float gv_hmax(gv_f32 v) { return vmaxvq_f32(v); }
 static inline float gv_reduce(gv_f32 v) { return vaddvq_f32(v); }

@@ -22,7 +22,8 @@ static inline gv_f32 gv_copysign(gv_f32 mag, gv_f32 s) {
 }
 static inline gv_f32 gv_round(gv_f32 a) { return (float)(int)(a + (a < 0 ? -0.5f : 0.5f)); }
 /* 2^n for integral n in [-126, 127] */
-static inline gv_f32 gv_pow2i(gv_f32 n) { return gllm_bits_to_f32((uint32_t)((int)n + 127) << 23); }
+/* y * 2^n, n integral in [-126, 127] (exp's last step) */
+static inline gv_f32 gv_ldexp(gv_f32 y, gv_f32 n) { return y * gllm_bits_to_f32((uint32_t)((int)n + 127) << 23); }
 static inline float gv_hmax(gv_f32 v) { return v; }
 static inline float gv_reduce(gv_f32 v) { return v; }
 /* out[j] = the lane sum of acc[j], j < n */
