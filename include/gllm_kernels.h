@@ -132,8 +132,9 @@ GLLM_API gllm_status gllm_seq_close(gllm_kv_cache *kv, int seq);
 GLLM_API gllm_status gllm_seq_length(const gllm_kv_cache *kv, int seq, size_t *len);
 
 /* A tree step (speculative decoding, at most 256 tokens): per token its parent in the step
- * (-1: a child of the cached prefix; else an earlier token) and its position. NULL topology =
- * the tokens continue the sequence. */
+ * (-1: a child of the cached prefix; else an earlier token) and its position (NULL: the
+ * sequence's length plus the token's depth in the tree). NULL topology = the tokens continue
+ * the sequence. */
 typedef struct {
     const int32_t *parent;
     const int32_t *position;

@@ -60,6 +60,14 @@ tiny=$(mktemp --suffix=.gguf)
 top=$(./build/gllmk logits -m "$tiny" --tokens 1,2,7 2>/dev/null | awk '{print $1}' | sort -n | tr '\n' ,)
 [ "$top" = "0,1,2,3,4,5,6,7," ] || { echo "logits: $top"; exit 1; }
 if ./build/gllmk logits -m "$tiny" --tokens 1,8 >/dev/null 2>&1; then echo "logits: id 8 of 8 accepted"; exit 1; fi
+step "gllmk refuses malformed option values before it loads anything (a count past int, text for a number, an option without its value)"
+for args in "generate -m $tiny -n 4294967297" "generate -m $tiny --temp abc" "generate -m $tiny --top-k 3x" \
+            "generate -m $tiny --seed -1" "embed hello --out" "rerank -m x -q"; do
+  rc=0
+  # shellcheck disable=SC2086
+  ./build/gllmk $args >/dev/null 2>&1 || rc=$?
+  [ "$rc" = 2 ] || { echo "gllmk $args: exit $rc, not 2 (a usage error)"; exit 1; }
+done
 rm -f "$tiny"
 for isa in scalar avx2 avx512 amx; do
   if GLLM_ISA=$isa ./build/gllmk info >/dev/null 2>&1; then

@@ -185,6 +185,20 @@ Test(cuda_sample, penalties) {
     compare(penalised(cfg_of(1.0f, 50, 0.9f, 0.0f, 10), 0.8f, -0.3f, 0.0f), h, 48);
 }
 
+/* a penalty past the float range (a positive logit / 1e-39 = +inf): every row where the token's
+ * logit is positive draws it, as the CPU does (an inf in the softmax would draw anywhere) */
+Test(cuda_sample, penalty_past_the_float_range) {
+    int32_t t = 0;
+    for (int i = 1; i < VOCAB; i++) t = logits[i] > logits[t] ? i : t; /* row 0's likeliest */
+    const gllm_sampling cfg = penalised(cfg_of(1.0f, 0, 1.0f, 0.0f, 11), 1e-39f, 0.0f, 0.0f);
+    for (uint64_t step = 0; step < 4; step++) {
+        int32_t ids[ROWS];
+        cr_assert_eq(gllm_cuda_sample(&gpu, &gs, dlogits, ROWS, &cfg, &t, 1, step, ids), GLLM_OK, "%s", gllm_last_error());
+        for (int r = 0; r < ROWS; r++)
+            if (logits[(size_t)r * VOCAB + t] > 0) cr_assert_eq(ids[r], t, "step %d, row %d: token %d", (int)step, r, ids[r]);
+    }
+}
+
 /* the counts kept on the device follow the history from call to call: grown by a token, the
  * same, shorter, different, empty, a call refused, grown again, a window sliding. Greedy with strong penalties
  * on row 0's likeliest tokens, so every count changes the answer */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "format/gguf.h"
 #include "format/mapfile.h"
@@ -226,4 +227,19 @@ Test(mapfile, aligned_and_exact) {
     unlink(path);
     cr_assert_eq(gllm_map_file(path, "test", &data, &size), GLLM_E_INVALID_ARGUMENT, "a missing file");
     free(bytes);
+}
+
+/* a FIFO (whose open would wait for a writer) and a directory: refused at once */
+Test(mapfile, not_a_regular_file, .timeout = 20) {
+    char dir[] = "/tmp/gllm_fifoXXXXXX", fifo[64];
+    cr_assert(mkdtemp(dir));
+    snprintf(fifo, sizeof fifo, "%s/model.gguf", dir);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    const void *data;
+    size_t size;
+    cr_assert_eq(gllm_map_file(fifo, "test", &data, &size), GLLM_E_INVALID_ARGUMENT, "a FIFO");
+    cr_assert(strstr(gllm_last_error(), "not a regular file"), "%s", gllm_last_error());
+    cr_assert_eq(gllm_map_file(dir, "test", &data, &size), GLLM_E_INVALID_ARGUMENT, "a directory");
+    unlink(fifo);
+    rmdir(dir);
 }

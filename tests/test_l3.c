@@ -131,6 +131,17 @@ Test(l3, tree_step_equals_linear_paths) {
     float tree[6 * 40], lin[40];
     cr_assert_eq(gllm_generator_forward(g, kv, s, tok, 6, &topo, &l), GLLM_OK, "%s", gllm_last_error());
     rows_of(l, tree, 6);
+    { /* without positions: each token's depth in the tree past the prefix, the same rows */
+        int u;
+        gllm_seq_open(kv, 64, &u);
+        cr_assert_eq(gllm_generator_forward(g, kv, u, prefix, 4, NULL, &l), GLLM_OK);
+        const gllm_topology implied = {parent, NULL};
+        float rows[6 * 40];
+        cr_assert_eq(gllm_generator_forward(g, kv, u, tok, 6, &implied, &l), GLLM_OK, "%s", gllm_last_error());
+        rows_of(l, rows, 6);
+        close_enough(rows, tree, 6 * VOCAB, "a tree step without positions");
+        gllm_seq_close(kv, u);
+    }
     for (int node = 0; node < 6; node++) {
         int32_t path[8], n = 0;
         for (int x = node; x >= 0; x = parent[x]) path[n++] = tok[x];
@@ -558,6 +569,40 @@ static void *worker_embeds(void *arg) {
     embed_job *j = arg;
     for (int r = 0; r < 4 && j->st == GLLM_OK; r++) j->st = gllm_embedding_forward(j->e, j->seqs, j->lens, j->n, 1, j->out);
     return NULL;
+}
+
+/* the f32 value of GGUF key `key` in the image set to v (the key's string, its type, the value) */
+static void patch_f32(model_file *f, const char *key, float v) {
+    const size_t n = strlen(key);
+    for (size_t i = 0; i + n + 8 <= f->len; i++)
+        if (!memcmp(f->img + i, key, n)) {
+            memcpy(f->img + i + n + 4, &v, 4);
+            return;
+        }
+    cr_assert_fail("no key %s", key);
+}
+
+/* a normalisation epsilon that is NaN, negative, 0 or infinite: the file is refused (it gave NaN or
+ * zero logits and embeddings) */
+Test(l3, bad_epsilon_refused) {
+    const float bad[] = {NAN, -1.0f, 0.0f, INFINITY};
+    char path[64];
+    for (int i = 0; i < 4; i++) {
+        model_file f;
+        build(&f, "llama", GLLM_DTYPE_F32);
+        patch_f32(&f, "llama.attention.layer_norm_rms_epsilon", bad[i]);
+        snprintf(path, sizeof path, "/tmp/gllm_l3_eps_%d.gguf", (int)getpid());
+        cr_assert_eq(save(&f, path), 0); /* and drops f */
+        gllm_model *m2 = NULL;
+        cr_assert_eq(gllm_model_open(path, &m2), GLLM_E_INVALID_ARGUMENT, "llama epsilon %g accepted", bad[i]);
+        cr_assert(strstr(gllm_last_error(), "epsilon"), "%s", gllm_last_error());
+        build_bert(&f, GLLM_DTYPE_F32, GLLM_DTYPE_F32, 0);
+        patch_f32(&f, "bert.attention.layer_norm_epsilon", bad[i]);
+        cr_assert_eq(save(&f, path), 0);
+        gllm_embedder *e = NULL;
+        cr_assert_eq(gllm_embedding_upload(b, path, &e), GLLM_E_INVALID_ARGUMENT, "BERT epsilon %g accepted", bad[i]);
+        unlink(path);
+    }
 }
 
 /* a synthetic BERT file (head: a cross-encoder's) at path[64] */

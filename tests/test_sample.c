@@ -141,6 +141,22 @@ Test(sample, penalties) {
     cr_assert_eq(t, 6, "token 3 drops to 2.0, below token 6 at 2.5");
 }
 
+/* a penalty that takes a logit past the float range (1e-39 divides 3.0 to +inf): that token, every
+ * draw (the softmax of an inf would be NaN: draws anywhere) */
+Test(sample, penalty_past_the_float_range) {
+    const int32_t h[] = {3, 3};
+    gllm_sampling c = {.temperature = 1, .top_p = 1, .repetition_penalty = 1e-39f};
+    for (uint64_t step = 0; step < 16; step++) {
+        int32_t t;
+        cr_assert_eq(gllm_sample_row(&sampler, logits, &c, h, 2, step, &t), GLLM_OK);
+        cr_assert_eq(t, 3, "draw %d: token %d", (int)step, t);
+    }
+    c.repetition_penalty = 1, c.frequency_penalty = -3e38f, c.top_k = 5;
+    int32_t t;
+    cr_assert_eq(gllm_sample_row(&sampler, logits, &c, h, 2, 7, &t), GLLM_OK);
+    cr_assert_eq(t, 3, "3.0 + 2 x 3e38 is +inf: token 3");
+}
+
 static const float *ref_p;
 static int by_prob_desc(const void *a, const void *b) {
     const int x = *(const int *)a, y = *(const int *)b;

@@ -373,16 +373,21 @@ gllm_status gllm_generator_forward(gllm_generator *g, gllm_kv_cache *kv, int seq
     if (st != GLLM_OK) return st;
     const int32_t *parent = topo ? topo->parent : NULL;
     st = check_step(g, kv, seq, tokens, n, rows, parent != NULL);
-    for (size_t i = 0; position && i < n && st == GLLM_OK; i++)
-        if (position[i] < 0 || (size_t)position[i] >= g->m->llama.ctx)
-            st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: position %d of token %zu outside the context of %zu", position[i], i,
-                           g->m->llama.ctx);
     if (st == GLLM_OK && parent && n > GLLM_MAX_TREE)
         st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: a tree step of %zu tokens (%d at most)", n, GLLM_MAX_TREE);
     for (size_t i = 0; parent && i < n && st == GLLM_OK; i++)
         if (parent[i] < -1 || parent[i] >= (int32_t)i)
             st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: token %zu's parent %d is not -1 or an earlier token of the step", i, parent[i]);
     const size_t len = st == GLLM_OK ? kv->seq[seq].len : 0;
+    int32_t depth[GLLM_MAX_TREE]; /* a tree without positions: the length plus each token's depth */
+    if (st == GLLM_OK && parent && !position) {
+        for (size_t i = 0; i < n; i++) depth[i] = parent[i] < 0 ? (int32_t)len : depth[parent[i]] + 1;
+        position = depth;
+    }
+    for (size_t i = 0; position && i < n && st == GLLM_OK; i++)
+        if (position[i] < 0 || (size_t)position[i] >= g->m->llama.ctx)
+            st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: position %d of token %zu outside the context of %zu", position[i], i,
+                           g->m->llama.ctx);
     if (st == GLLM_OK && (st = reserve(kv, &item, 1)) == GLLM_OK) { /* past the generator's rows: in steps of them */
         for (size_t at = 0, part; at < n && st == GLLM_OK; at += part) {
             part = n - at < g->max_rows ? n - at : g->max_rows;

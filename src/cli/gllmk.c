@@ -10,6 +10,7 @@
  *   gllmk bench [options]                   kernel throughput next to the machine's limits and peers
  * Without -m: models/SmolLM2-135M-Instruct.Q4_1.gguf (scripts/fetch_models.sh). */
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +100,23 @@ static char *read_file(const char *path) {
     return b;
 }
 
+/* a whole number in [lo, hi], or a number: the whole text, else 0 (and what was wrong said) */
+static int int_arg(const char *opt, const char *v, long lo, long hi, int *out) {
+    char *end;
+    errno = 0;
+    const long x = strtol(v, &end, 10);
+    if (end == v || *end || errno || x < lo || x > hi)
+        return fprintf(stderr, "gllmk: %s %s: expected a whole number from %ld to %ld\n", opt, v, lo, hi), 0;
+    return *out = (int)x, 1;
+}
+static int float_arg(const char *opt, const char *v, float *out) {
+    char *end;
+    errno = 0;
+    const float x = strtof(v, &end);
+    if (end == v || *end || errno) return fprintf(stderr, "gllmk: %s %s: expected a number\n", opt, v), 0;
+    return *out = x, 1;
+}
+
 static int parse_args(int argc, char **argv, options *o) {
     *o = (options){.model = DEFAULT_MODEL, .prompt = "The capital of France is", .n = 32, .last_n = 64, .special = 1,
                    .s = {.temperature = 0, .top_p = 1, .repetition_penalty = 1, .seed = 42}};
@@ -117,20 +135,37 @@ static int parse_args(int argc, char **argv, options *o) {
             o->prompt = o->prompt_file;
         }
         else if (!strcmp(a, "-n")) {
-            o->n = atoi(v);
-            if (o->n < 0 || o->n > 1000000) return fprintf(stderr, "gllmk: -n %s: expected 0 to 1000000 tokens\n", v), 0;
+            if (!int_arg(a, v, 0, 1000000, &o->n)) return 0;
         }
-        else if (!strcmp(a, "--temp")) o->s.temperature = (float)atof(v);
-        else if (!strcmp(a, "--top-k")) o->s.top_k = atoi(v);
-        else if (!strcmp(a, "--top-p")) o->s.top_p = (float)atof(v);
-        else if (!strcmp(a, "--min-p")) o->s.min_p = (float)atof(v);
-        else if (!strcmp(a, "--seed")) o->s.seed = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "--repeat-penalty")) o->s.repetition_penalty = (float)atof(v);
-        else if (!strcmp(a, "--frequency-penalty")) o->s.frequency_penalty = (float)atof(v);
-        else if (!strcmp(a, "--presence-penalty")) o->s.presence_penalty = (float)atof(v);
-        else if (!strcmp(a, "--repeat-last-n")) {
-            o->last_n = atoi(v);
-            if (o->last_n < -1) return fprintf(stderr, "gllmk: --repeat-last-n %s: expected -1 (all), 0 (none) or a count\n", v), 0;
+        else if (!strcmp(a, "--temp")) {
+            if (!float_arg(a, v, &o->s.temperature)) return 0;
+        }
+        else if (!strcmp(a, "--top-k")) {
+            if (!int_arg(a, v, 0, INT_MAX, &o->s.top_k)) return 0;
+        }
+        else if (!strcmp(a, "--top-p")) {
+            if (!float_arg(a, v, &o->s.top_p)) return 0;
+        }
+        else if (!strcmp(a, "--min-p")) {
+            if (!float_arg(a, v, &o->s.min_p)) return 0;
+        }
+        else if (!strcmp(a, "--seed")) {
+            char *end;
+            errno = 0;
+            o->s.seed = strtoull(v, &end, 10);
+            if (end == v || *end || errno || *v == '-') return fprintf(stderr, "gllmk: --seed %s: expected a whole number from 0\n", v), 0;
+        }
+        else if (!strcmp(a, "--repeat-penalty")) {
+            if (!float_arg(a, v, &o->s.repetition_penalty)) return 0;
+        }
+        else if (!strcmp(a, "--frequency-penalty")) {
+            if (!float_arg(a, v, &o->s.frequency_penalty)) return 0;
+        }
+        else if (!strcmp(a, "--presence-penalty")) {
+            if (!float_arg(a, v, &o->s.presence_penalty)) return 0;
+        }
+        else if (!strcmp(a, "--repeat-last-n")) { /* -1: all, 0: none */
+            if (!int_arg(a, v, -1, INT_MAX, &o->last_n)) return 0;
         }
         else if (!strcmp(a, "--tokens")) o->tokens = v;
         else if (!strcmp(a, "--out")) o->out = v;
@@ -361,6 +396,14 @@ static int embed_in(gllm_embedder *e, const char *const *texts, int32_t (*seqs)[
     return 0;
 }
 
+/* whether a is one of the space-separated options in list */
+static int needs_value(const char *a, const char *list) {
+    const size_t n = strlen(a);
+    for (const char *p = list; (p = strstr(p, a)); p += n)
+        if ((p == list || p[-1] == ' ') && (p[n] == ' ' || !p[n])) return 1;
+    return 0;
+}
+
 /* gllmk embed [-m dir] [--out file.f32] [--tokens 101,2023,102 ...] "text" ... */
 static int embed(int argc, char **argv) {
     const char *dir = DEFAULT_EMBEDDER, *outp = NULL;
@@ -368,10 +411,11 @@ static int embed(int argc, char **argv) {
     static int32_t seqs[64][512];
     size_t lens[64], n = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-m") && i + 1 < argc) dir = argv[++i];
-        else if (!strcmp(argv[i], "--out") && i + 1 < argc) outp = argv[++i];
+        if (needs_value(argv[i], "-m --out --tokens") && i + 1 == argc) return fprintf(stderr, "gllmk embed: %s needs a value\n", argv[i]), 2;
+        if (!strcmp(argv[i], "-m")) dir = argv[++i];
+        else if (!strcmp(argv[i], "--out")) outp = argv[++i];
         else if (n == 64) return fprintf(stderr, "gllmk embed: at most 64 texts a call\n"), 2;
-        else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) {
+        else if (!strcmp(argv[i], "--tokens")) {
             if (!parse_ids(argv[++i], seqs[n], 512, &lens[n])) return 2;
             texts[n++] = NULL;
         } else {
@@ -417,10 +461,11 @@ static int rerank(int argc, char **argv) {
     size_t lens[64], n = 0;
     int raw[64]; /* docs[i] a token list, parsed here */
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-m") && i + 1 < argc) dir = argv[++i];
-        else if (!strcmp(argv[i], "-q") && i + 1 < argc) query = argv[++i];
+        if (needs_value(argv[i], "-m -q --tokens") && i + 1 == argc) return fprintf(stderr, "gllmk rerank: %s needs a value\n", argv[i]), 2;
+        if (!strcmp(argv[i], "-m")) dir = argv[++i];
+        else if (!strcmp(argv[i], "-q")) query = argv[++i];
         else if (n == 64) return fprintf(stderr, "gllmk rerank: at most 64 documents a call\n"), 2;
-        else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) {
+        else if (!strcmp(argv[i], "--tokens")) {
             if (!parse_ids(docs[n] = argv[++i], seqs[n], 512, &lens[n])) return 2;
             raw[n++] = 1;
         } else {

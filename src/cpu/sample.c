@@ -1,4 +1,5 @@
 #include "cpu/sample.h"
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,8 @@ gllm_status gllm_sample_row(gllm_sampler *s, const float *logits, const gllm_sam
     }
     const size_t best = kt->argmax(p, n);
     if (p[best] == -INFINITY) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "sample: every logit is -inf");
+    if (p[best] == INFINITY) /* a logit past the float range (or a penalty put it there): the largest float, so that */
+        for (size_t i = 0; i < n; i++) p[i] = p[i] < FLT_MAX ? p[i] : FLT_MAX; /* the softmax gives it the mass, not NaN */
     if (cfg->temperature <= 0.0f || cfg->top_k == 1) {
         *out = (int32_t)best;
         return GLLM_OK;

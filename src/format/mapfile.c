@@ -33,12 +33,13 @@ static void *map_huge(int fd, size_t n) {
 
 gllm_status gllm_map_file(const char *path, const char *what, const void **data, size_t *size) {
     if (!path) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "%s: no path", what);
-    const int fd = open(path, O_RDONLY | O_CLOEXEC);
+    const int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO's open would wait for a writer */
     if (fd < 0) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "%s: cannot open %s", what, path);
-    struct stat st;
-    if (fstat(fd, &st) || st.st_size <= 0) {
+    struct stat st = {0};
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size <= 0) {
+        const int regular = S_ISREG(st.st_mode);
         close(fd);
-        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "%s: %s is empty or unreadable", what, path);
+        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "%s: %s is %s", what, path, regular ? "empty or unreadable" : "not a regular file");
     }
     void *map = map_huge(fd, (size_t)st.st_size);
     close(fd);

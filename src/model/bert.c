@@ -1,15 +1,24 @@
 #include "model/bert.h"
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "core/dispatch.h"
 #include "core/error.h"
 #include "format/json.h"
 
+/* a regular file's bytes, NUL-terminated (a FIFO or a directory: NULL, at once) */
 static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
+    const int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+    FILE *f = fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode) ? NULL : fdopen(fd, "rb");
+    if (!f) {
+        if (fd >= 0) close(fd);
+        return NULL;
+    }
     char *b = NULL;
     if (!fseek(f, 0, SEEK_END)) {
         const long n = ftell(f);
@@ -268,6 +277,8 @@ static gllm_status open_gguf(const char *path, gllm_bert *m) {
         if ((st = gllm_gguf_u64(g, keys[i], &v[i])) == GLLM_OK && (!v[i] || v[i] > (1u << 24)))
             st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT GGUF: %s out of range", keys[i]);
     if (st == GLLM_OK) st = gllm_gguf_f32(g, "bert.attention.layer_norm_epsilon", &m->eps);
+    if (st == GLLM_OK && !(m->eps > 0 && m->eps < INFINITY))
+        st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT GGUF: bert.attention.layer_norm_epsilon = %g (a finite number above 0)", m->eps);
     uint64_t pooling = 1; /* llama.cpp's pooling types: 0 none, 1 mean, 2 cls, 3 last, 4 rank; mean for none and rank */
     if (st == GLLM_OK && gllm_gguf_find(g, "bert.pooling_type") && (st = gllm_gguf_u64(g, "bert.pooling_type", &pooling)) == GLLM_OK &&
         pooling > 4)

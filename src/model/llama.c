@@ -158,6 +158,7 @@ gllm_status gllm_llama_load(const gllm_gguf *g, gllm_llama *m) {
     char key[96];
     snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", arch);
     if (gllm_gguf_f32(g, key, &m->eps) != GLLM_OK) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "model: %s missing", key);
+    if (!(m->eps > 0 && m->eps < INFINITY)) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "model: %s = %g (a finite number above 0)", key, m->eps);
     if ((s = rope_cfg(g, arch, m->rot, m->head_dim, m->ctx, &m->rope, m->rope_factors))) return s;
     gllm_rope_freqs(&m->rope, m->rot, m->inv_freq);
     m->tok_embd = tensor(g, "token_embd.weight", -1);

@@ -732,6 +732,7 @@ static gllm_status split_specials(const gllm_tokenizer *t, const char *s, size_t
 gllm_status gllm_tokenize(const gllm_tokenizer *t, const char *text, size_t len, int parse_special, int32_t *ids, size_t cap,
                           size_t *n) {
     if (!t || (!text && len) || (!ids && cap) || !n) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "tokenize: NULL argument");
+    *n = 0;
     if (len > SIZE_MAX / 64) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "tokenize: a text of %zu bytes", len); /* buffers of 12 x len */
     out_ids o = {ids, cap, 0};
     frags v = {0};
