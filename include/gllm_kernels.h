@@ -253,7 +253,7 @@ typedef struct {
     int top_k;                /* <= 0: off */
     float top_p;              /* >= 1: off; <= 0: the best token only */
     float min_p;              /* <= 0: off */
-    float repetition_penalty; /* 1: off */
+    float repetition_penalty; /* 1 (or <= 0): off */
     float frequency_penalty, presence_penalty;
     uint64_t seed;            /* with the step, the draw: (seed, step) reproduces it */
 } gllm_sampling;
