@@ -166,7 +166,7 @@ Test(api, bad_thread_count_is_an_error) {
 Test(api, threads_do_not_change_results) {
     setenv("GLLM_NUM_THREADS", "3", 1);
     cr_assert_eq(gllm_init(), GLLM_OK);
-    const size_t m = 33, n = 1531, k = 512, rm = 101, rn = 37; /* rm, rn: the row split's case below */
+    const size_t m = 33, n = 1531, k = 512, rm = 601, rn = 37; /* rm, rn: the row split's case below (past every gemv) */
     float *x = malloc(rm * k * 4), *w = malloc(n * k * 4), *y1 = malloc(m * n * 4), *y2 = malloc(m * n * 4);
     void *scratch = aligned_alloc(64, GLLM_SCRATCH_BYTES);
     srand(11);
@@ -190,6 +190,7 @@ Test(api, threads_do_not_change_results) {
     cr_assert(gllm_cpu_matmul_split(GLLM_DTYPE_F32, rm, rn, k).by_rows, "a row split");
     for (int d = 0; d < 3; d++) {
         const gllm_dtype t = rows_dts[d];
+        cr_assert(rm > gllm_cpu_gemv_rows(t), "%s: %zu rows are the gemv's here", gllm_dtype_name(t), rm);
         size_t row;
         cr_assert_eq(gllm_row_size(t, k, &row), GLLM_OK);
         void *wq = malloc(rn * row);
