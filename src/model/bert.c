@@ -1,34 +1,21 @@
 #include "model/bert.h"
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include "core/dispatch.h"
 #include "core/error.h"
 #include "format/json.h"
+#include "format/mapfile.h"
 
-/* a regular file's bytes, NUL-terminated (a FIFO or a directory: NULL, at once) */
+/* a regular file's bytes (under 64 MiB), NUL-terminated; NULL for anything else */
 static char *slurp(const char *path, size_t *len) {
-    const int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    struct stat st;
-    FILE *f = fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode) ? NULL : fdopen(fd, "rb");
-    if (!f) {
-        if (fd >= 0) close(fd);
-        return NULL;
-    }
-    char *b = NULL;
-    if (!fseek(f, 0, SEEK_END)) {
-        const long n = ftell(f);
-        if (n >= 0 && n < (64l << 20) && !fseek(f, 0, SEEK_SET) && (b = malloc((size_t)n + 1)) &&
-            fread(b, 1, (size_t)n, f) == (size_t)n)
-            b[n] = 0, *len = (size_t)n;
-        else
-            free(b), b = NULL;
-    }
-    fclose(f);
+    const void *data;
+    size_t n;
+    if (gllm_map_file(path, "BERT", &data, &n) != GLLM_OK) return NULL;
+    char *b = n < ((size_t)64 << 20) ? malloc(n + 1) : NULL;
+    if (b) memcpy(b, data, n), b[n] = 0, *len = n;
+    gllm_unmap_file(data, n);
     return b;
 }
 
