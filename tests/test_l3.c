@@ -579,7 +579,7 @@ static void patch_f32(model_file *f, const char *key, float v) {
             memcpy(f->img + i + n + 4, &v, 4);
             return;
         }
-    cr_assert_fail("no key %s", key);
+    cr_assert(0, "no key %s", key);
 }
 
 /* a normalisation epsilon that is NaN, negative, 0 or infinite: the file is refused (it gave NaN or
