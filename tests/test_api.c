@@ -158,9 +158,68 @@ Test(api, bad_thread_count_is_an_error) {
     cr_assert(strstr(gllm_last_error(), "GLLM_NUM_THREADS"));
 }
 
+#ifndef __SANITIZE_THREAD__ /* ThreadSanitizer cannot start threads in a multithreaded process's fork */
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+/* a pre-forking server: the library initialised, its pool's workers running, then fork(): the
+ * child, which has none of them, runs multithreaded matmuls (it waited for the missing workers
+ * forever), with the parent's results */
+Test(api, forked_child_runs_the_pool) {
+    setenv("GLLM_NUM_THREADS", "3", 1);
+    cr_assert_eq(gllm_init(), GLLM_OK);
+    const size_t m = 9, n = 515, k = 256;
+    float *x = malloc(m * k * 4), *w = malloc(n * k * 4), *y1 = malloc(m * n * 4), *y2 = malloc(m * n * 4);
+    srand(5);
+    for (size_t i = 0; i < m * k; i++) x[i] = (float)rand() / RAND_MAX - 0.5f;
+    for (size_t i = 0; i < n * k; i++) w[i] = (float)rand() / RAND_MAX - 0.5f;
+    cr_assert_eq(gllm_matmul(GLLM_DTYPE_F32, w, x, NULL, y1, m, n, k), GLLM_OK);
+    const pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (!pid) {
+        alarm(60);
+        int ok = 1;
+        for (int r = 0; r < 3 && ok; r++)
+            ok = gllm_matmul(GLLM_DTYPE_F32, w, x, NULL, y2, m, n, k) == GLLM_OK && !memcmp(y1, y2, m * n * 4);
+        _exit(ok ? 0 : 1);
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child %s",
+              WIFSIGNALED(status) ? "hung (killed by its alarm)" : "got other results");
+    free(x), free(w), free(y1), free(y2);
+}
+#endif
+
 #include "core/workspace.h"
 #include "cpu/matmul.h"
 #include "kernels.h"
+#include <stdio.h>
+#include <unistd.h>
+static double rss_mib(void) {
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f && fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    if (f) fclose(f);
+    return resident * (double)sysconf(_SC_PAGESIZE) / (1 << 20);
+}
+
+/* a thread's workspace given back when nothing holds it (the L3's frees call it: a batch of
+ * thousands of tokens grew it to a gigabyte, kept until the thread ended) */
+Test(api, workspace_trimmed) {
+    const size_t mark = gllm_ws_mark(), bytes = (size_t)256 << 20;
+    char *p = gllm_ws_alloc(bytes);
+    cr_assert(p);
+    memset(p, 1, bytes);
+    const double held = rss_mib();
+    gllm_ws_trim(); /* in use: kept */
+    cr_assert(p[bytes - 1] == 1);
+    gllm_ws_release(mark);
+    gllm_ws_trim();
+    const double after = rss_mib();
+    cr_assert(held - after > 200, "%.0f MiB resident after the trim, %.0f before", after, held);
+}
+
 /* the pool's column split gives the same bits as one kernel call over all columns (the
  * gemv for 1 and 9 rows, the gemm for 33) */
 Test(api, threads_do_not_change_results) {

@@ -9,6 +9,7 @@
 #include <string.h>
 #include "core/dispatch.h"
 #include "core/error.h"
+#include "core/workspace.h"
 #include "model/bert.h"
 #include "plan/backend.h"
 #include "text/tokenizer.h"
@@ -118,6 +119,7 @@ void gllm_backend_close(gllm_backend *b) {
     if (!b || atomic_fetch_sub(&b->refs, 1) != 1) return;
     b->ops->close(b->dev);
     free(b);
+    gllm_ws_trim();
 }
 
 /* a backend object's close between the device's enter and leave (a device that cannot be
@@ -223,6 +225,7 @@ void gllm_generator_free(gllm_generator *g) {
     CLOSE(g->ops, g->dev, decoder_close(g->dec));
     gllm_model_close(g->m), gllm_backend_close(g->b);
     free(g);
+    gllm_ws_trim();
 }
 
 gllm_status gllm_kv_cache_alloc(gllm_generator *g, size_t n_pages, size_t page_size, gllm_dtype dtype, gllm_kv_cache **out) {
@@ -647,6 +650,7 @@ static void encoder_free(encoder *e) {
     gllm_bert_close(&e->m);
     gllm_backend_close(e->b);
     free(e);
+    gllm_ws_trim();
 }
 
 /* embeddings: out[n][dim]; reranking: out[n], each pair's first label */

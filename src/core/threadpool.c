@@ -9,7 +9,8 @@
 #define MAX_THREADS 256
 
 static struct {
-    int n;                      /* threads including the caller */
+    int n, size;                /* threads including the caller: running, and once whole */
+    unsigned long born;         /* the generation a worker starts from (set before it is made) */
     pthread_t tid[MAX_THREADS];
     void *scratch[MAX_THREADS];
     pthread_mutex_t run_lock;   /* one job at a time */
@@ -48,7 +49,7 @@ static inline void relax(void) {
 
 static void *worker(void *arg) {
     const int self = (int)(size_t)arg;
-    unsigned long seen = 0;
+    unsigned long seen = pool.born;
     thread_index = self;
     for (;;) {
         for (int i = 0; i < SPIN && atomic_load_explicit(&pool.generation, memory_order_acquire) == seen; i++) relax();
@@ -70,6 +71,39 @@ static void *worker(void *arg) {
     return NULL;
 }
 
+/* Workers up to pool.size, as their generation pool.born: at start, and in a forked child
+ * (which has none), on its first job. Under run_lock (no job in flight) or before any job. */
+static void spawn(void) {
+    pool.born = atomic_load(&pool.generation);
+    for (int i = pool.n; i < pool.size; i++) {
+        if (pthread_create(&pool.tid[i], NULL, worker, (void *)(size_t)i)) break;
+        pthread_detach(pool.tid[i]);
+        pool.n++;
+    }
+    pool.size = pool.n;
+}
+
+/* fork(): the prepare handler waits for the job in flight and holds the pool still; the child,
+ * whose only thread is the one that forked, gets fresh locks and makes its workers anew at its
+ * first job (a pre-forking server initialises the library, then forks its workers) */
+static void fork_prepare(void) {
+    pthread_mutex_lock(&pool.run_lock);
+    pthread_mutex_lock(&pool.lock);
+}
+
+static void fork_parent(void) {
+    pthread_mutex_unlock(&pool.lock);
+    pthread_mutex_unlock(&pool.run_lock);
+}
+
+static void fork_child(void) {
+    const pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    const pthread_cond_t none = PTHREAD_COND_INITIALIZER;
+    pool.run_lock = fresh, pool.lock = fresh, pool.start = none, pool.done = none;
+    pool.n = 1, pool.sleepers = 0, pool.waiting = 0;
+    atomic_store(&pool.busy, 0);
+}
+
 gllm_status gllm_pool_init(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     const char *env = getenv("GLLM_NUM_THREADS");
@@ -84,19 +118,18 @@ gllm_status gllm_pool_init(void) {
     for (int i = 0; i < n; i++)
         if (posix_memalign(&pool.scratch[i], 64, GLLM_SCRATCH_BYTES))
             return gllm_fail(GLLM_E_OUT_OF_MEMORY, "thread pool: no memory for scratch buffers");
-    pool.n = 1;
-    for (int i = 1; i < n; i++) {
-        if (pthread_create(&pool.tid[i], NULL, worker, (void *)(size_t)i)) break;
-        pthread_detach(pool.tid[i]);
-        pool.n++;
-    }
+    pool.n = 1, pool.size = (int)n;
+    spawn();
+    if (pthread_atfork(fork_prepare, fork_parent, fork_child))
+        return gllm_fail(GLLM_E_INTERNAL, "thread pool: cannot register its fork handlers");
     return GLLM_OK;
 }
 
-int gllm_pool_threads(void) { return pool.n; }
+int gllm_pool_threads(void) { return pool.size; }
 
 void gllm_pool_run(size_t ntasks, gllm_task_fn fn, void *ctx) {
     pthread_mutex_lock(&pool.run_lock);
+    if (pool.n < pool.size) spawn(); /* a forked child's first job */
     pool.fn = fn;
     pool.ctx = ctx;
     pool.ntasks = ntasks;

@@ -36,6 +36,10 @@ size_t gllm_ws_mark(void) { return ws.used; }
 
 void gllm_ws_release(size_t mark) { ws.used = mark < ws.used ? mark : ws.used; }
 
+void gllm_ws_trim(void) {
+    if (!ws.used) free_chunks(&ws);
+}
+
 void *gllm_ws_alloc(size_t bytes) {
     bytes = (bytes + 63) / 64 * 64;
     for (int c = 0;; c++) {

@@ -9,4 +9,7 @@ size_t gllm_ws_mark(void);
 /* 64-byte aligned; NULL only when memory runs out */
 void *gllm_ws_alloc(size_t bytes);
 void gllm_ws_release(size_t mark);
+/* the calling thread's chunks given back, where none is in use (an object freed: a batch of
+ * thousands of tokens may have grown them to gigabytes) */
+void gllm_ws_trim(void);
 #endif

@@ -47,16 +47,24 @@ static void describe(const gllm_device *dev, char *name, size_t cap, const char 
 }
 
 /* The CPU is one device: calls from several threads take turns on it (recursive, as CUDA's
- * context lock) */
+ * context lock). fork() waits for the call in flight; the child's lock is a new one. */
 static pthread_mutex_t turn;
 static pthread_once_t turn_once = PTHREAD_ONCE_INIT;
 
-static void turn_init(void) {
+static void turn_make(void) {
     pthread_mutexattr_t attr;
     pthread_mutexattr_init(&attr);
     pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
     pthread_mutex_init(&turn, &attr);
     pthread_mutexattr_destroy(&attr);
+}
+
+static void turn_hold(void) { pthread_mutex_lock(&turn); }
+static void turn_free(void) { pthread_mutex_unlock(&turn); }
+
+static void turn_init(void) {
+    turn_make();
+    (void)pthread_atfork(turn_hold, turn_free, turn_make);
 }
 
 static gllm_status enter(gllm_device *dev) {
