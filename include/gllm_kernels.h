@@ -74,7 +74,9 @@ typedef struct gllm_logits gllm_logits;
  * closed or freed in any order: each keeps what it was made from (a generator its backend
  * and model, a cache its generator, an embedder or reranker its backend) until it is freed
  * itself. Calls from several threads take turns on one device (the CPU is one): each call is
- * whole, but a logits handle is overwritten by the generator's next forward, whoever makes it. */
+ * whole, but a logits handle is overwritten by the generator's next forward, whoever makes it:
+ * reading, shaping or sampling the logits of a thread's forward after another thread's forward
+ * on that generator is refused (never rows it did not size its buffers for). */
 GLLM_API gllm_status gllm_backend_open(const char *name, gllm_backend **out);
 GLLM_API void gllm_backend_close(gllm_backend *b);
 typedef struct {

@@ -557,6 +557,67 @@ Test(l3, threads_take_turns_on_a_generator) {
 }
 
 typedef struct {
+    int seq;
+    gllm_logits *l;
+    float *row;
+    gllm_status st;
+} other_job;
+
+/* another thread's tree step of 8 tokens on its own sequence */
+static void *tree_of_8(void *arg) {
+    other_job *j = arg;
+    const int32_t tok[8] = {3, 4, 5, 6, 7, 8, 9, 10}, parent[8] = {-1, 0, 1, 2, 3, 4, 5, 6};
+    const gllm_topology topo = {parent, NULL};
+    j->st = gllm_generator_forward(g, kv, j->seq, tok, 8, &topo, &j->l);
+    return NULL;
+}
+
+/* a thread that made no forward (a pipeline's sampler): it reads the latest logits */
+static void *read_row(void *arg) {
+    other_job *j = arg;
+    j->st = gllm_logits_read(j->l, j->row, VOCAB);
+    return NULL;
+}
+
+/* A thread's logits that another thread's forward (8 rows) overwrote are refused, never read or
+ * sampled into the buffers sized for its own row (they were written past: 8 ids into 1) */
+Test(l3, logits_overwritten_by_another_thread_refused) {
+    int mine, theirs;
+    cr_assert_eq(gllm_seq_open(kv, 64, &mine), GLLM_OK);
+    cr_assert_eq(gllm_seq_open(kv, 64, &theirs), GLLM_OK);
+    const int32_t t = 5;
+    gllm_logits *l;
+    cr_assert_eq(gllm_generator_forward(g, kv, mine, &t, 1, NULL, &l), GLLM_OK);
+    other_job o = {theirs, NULL, NULL, GLLM_OK};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, tree_of_8, &o), 0);
+    pthread_join(th, NULL);
+    cr_assert_eq(o.st, GLLM_OK, "%s", gllm_status_string(o.st));
+    float row[64], other[64];
+    cr_assert(VOCAB <= 64);
+    cr_assert_eq(gllm_logits_read(l, row, VOCAB), GLLM_E_INVALID_ARGUMENT);
+    cr_assert(strstr(gllm_last_error(), "another thread"), "%s", gllm_last_error());
+    size_t rows = 9, vocab;
+    cr_assert_eq(gllm_logits_shape(l, &rows, &vocab), GLLM_E_INVALID_ARGUMENT);
+    cr_assert_eq(rows, 0);
+    int32_t ids[8];
+    for (int i = 0; i < 8; i++) ids[i] = -7;
+    const gllm_sampling greedy = {.temperature = 0, .top_p = 1, .repetition_penalty = 1};
+    cr_assert_eq(gllm_sample(g, l, &greedy, NULL, 0, 0, ids), GLLM_E_INVALID_ARGUMENT);
+    for (int i = 0; i < 8; i++) cr_assert_eq(ids[i], -7, "id %d written", i);
+    /* this thread's next forward: its own again; a thread with none of its own reads them too */
+    cr_assert_eq(gllm_generator_forward(g, kv, mine, &t, 1, NULL, &l), GLLM_OK);
+    cr_assert_eq(gllm_logits_read(l, row, VOCAB), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_sample(g, l, &greedy, NULL, 0, 0, ids), GLLM_OK);
+    cr_assert_eq(ids[1], -7);
+    other_job r = {0, l, other, GLLM_OK};
+    cr_assert_eq(pthread_create(&th, NULL, read_row, &r), 0);
+    pthread_join(th, NULL);
+    cr_assert_eq(r.st, GLLM_OK);
+    cr_assert(memcmp(row, other, VOCAB * sizeof *row) == 0);
+}
+
+typedef struct {
     gllm_embedder *e;
     const int32_t *const *seqs;
     const size_t *lens;

@@ -52,6 +52,7 @@ struct gllm_generator {
     gllm_model *m;
     size_t max_rows;
     gllm_logits view;
+    unsigned long id, forwards; /* a number no other generator has; its forwards so far */
     gllm_decoder *dec;
 };
 
@@ -200,7 +201,9 @@ gllm_status gllm_generator_upload(gllm_backend *b, const gllm_model *m, size_t m
     *out = NULL;
     gllm_generator *g = calloc(1, sizeof *g);
     if (!g) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "generator: no memory");
+    static _Atomic unsigned long ids;
     g->refs = 1;
+    g->id = atomic_fetch_add(&ids, 1) + 1;
     g->m = (gllm_model *)m, g->ops = b->ops, g->dev = b->dev; /* m: held, its counter the one field written */
     g->max_rows = max_tokens > MAX_SEQS ? max_tokens : MAX_SEQS;
     gllm_status s = g->ops->enter(g->dev);
@@ -359,9 +362,29 @@ static gllm_status step(gllm_generator *g, gllm_kv_cache *kv, const gllm_batch_i
     return g->ops->step(kv->pages, it, n, topo, row0);
 }
 
+/* The latest forwards of this thread, on up to 4 generators: the one a logits handle shows is
+ * another thread's when the generator has run forwards since, and reading or sampling it is
+ * refused (its rows are not those this thread sized its buffers for). */
+static _Thread_local struct {
+    unsigned long id, forwards;
+} mine[4];
+static _Thread_local unsigned next_mine;
+
+static int overwritten(const gllm_generator *g) {
+    for (int i = 0; i < 4; i++)
+        if (mine[i].id == g->id) return mine[i].forwards != g->forwards;
+    return 0; /* none by this thread (the handle came from another): its caller orders them */
+}
+
 /* a forward's outcome: the logits view on success; the call leaves the device either way */
 static gllm_status finish(gllm_generator *g, gllm_status st, size_t rows, gllm_logits **out) {
-    if (st == GLLM_OK) g->view = (gllm_logits){g, rows, g->m->llama.vocab}, *out = &g->view;
+    if (st == GLLM_OK) {
+        g->view = (gllm_logits){g, rows, g->m->llama.vocab}, *out = &g->view;
+        int i = 0;
+        while (i < 4 && mine[i].id != g->id) i++;
+        if (i == 4) i = (int)(next_mine++ % 4);
+        mine[i].id = g->id, mine[i].forwards = ++g->forwards;
+    }
     g->ops->leave(g->dev);
     return st;
 }
@@ -444,24 +467,53 @@ gllm_status gllm_batch_forward(gllm_generator *g, gllm_kv_cache *kv, const gllm_
     return finish(g, st, n, out);
 }
 
+/* The logits as a call sees them, on the device's turn (another thread's forward changes them):
+ * their rows, or an error */
+static gllm_status logits_rows(const gllm_logits *l, const char *call, size_t *rows) {
+    *rows = 0;
+    if (overwritten(l->g))
+        return gllm_fail(GLLM_E_INVALID_ARGUMENT, "%s: the logits were overwritten by another thread's forward", call);
+    if (!l->rows) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "%s: the generator's latest forward failed: no logits", call);
+    *rows = l->rows;
+    return GLLM_OK;
+}
+
+static gllm_status logits_shape(const gllm_logits *l, size_t *rows, size_t *vocab) {
+    const gllm_status st = logits_rows(l, "gllm_logits_shape", rows);
+    *vocab = l->vocab;
+    return st;
+}
+
 gllm_status gllm_logits_shape(const gllm_logits *l, size_t *rows, size_t *vocab) {
     if (!l || !rows || !vocab) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_logits_shape: NULL argument");
-    *rows = l->rows, *vocab = l->vocab;
-    return GLLM_OK;
+    *rows = 0;
+    TURN(l->g, logits_shape(l, rows, vocab));
+}
+
+static gllm_status logits_read(const gllm_logits *l, float *out, size_t cap) {
+    size_t rows;
+    const gllm_status st = logits_rows(l, "gllm_logits_read", &rows);
+    if (st != GLLM_OK) return st;
+    if (cap < rows * l->vocab) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_logits_read: %zu floats needed", rows * l->vocab);
+    return l->g->ops->logits_read(l->g->dec, rows, out);
 }
 
 gllm_status gllm_logits_read(const gllm_logits *l, float *out, size_t cap) {
     if (!l || !out) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_logits_read: NULL argument");
-    if (!l->rows) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_logits_read: the generator's latest forward failed: no logits");
-    if (cap < l->rows * l->vocab) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_logits_read: %zu floats needed", l->rows * l->vocab);
-    TURN(l->g, l->g->ops->logits_read(l->g->dec, l->rows, out));
+    TURN(l->g, logits_read(l, out, cap));
+}
+
+static gllm_status sample(gllm_generator *g, const gllm_logits *l, const gllm_sampling *c, const int32_t *history,
+                          size_t n_history, uint64_t step_no, int32_t *out_ids) {
+    size_t rows;
+    const gllm_status st = logits_rows(l, "gllm_sample", &rows);
+    return st != GLLM_OK ? st : g->ops->sample(g->dec, rows, c, history, n_history, step_no, out_ids);
 }
 
 gllm_status gllm_sample(gllm_generator *g, const gllm_logits *l, const gllm_sampling *cfg, const int32_t *history,
                         size_t n_history, uint64_t step_no, int32_t *out_ids) {
     if (!g || !l || !cfg || !out_ids) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_sample: NULL argument");
     if (l->g != g) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_sample: logits of another generator");
-    if (!l->rows) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "gllm_sample: the generator's latest forward failed: no logits");
     const float knobs[6] = {cfg->temperature, cfg->top_p, cfg->min_p, cfg->repetition_penalty, cfg->frequency_penalty,
                             cfg->presence_penalty};
     static const char *const names[6] = {"temperature", "top_p", "min_p", "repetition_penalty", "frequency_penalty", "presence_penalty"};
@@ -470,7 +522,7 @@ gllm_status gllm_sample(gllm_generator *g, const gllm_logits *l, const gllm_samp
     gllm_sampling c = *cfg;
     if (c.temperature > 0 && isinf(1.0f / c.temperature)) c.temperature = 0; /* colder than 1/FLT_MAX: greedy, its limit */
     if (c.top_p <= 0) c.top_k = 1; /* no mass kept: the best token, as llama.cpp keeps one */
-    TURN(g, g->ops->sample(g->dec, l->rows, &c, history, n_history, step_no, out_ids));
+    TURN(g, sample(g, l, &c, history, n_history, step_no, out_ids));
 }
 
 /* ---- scheduling ----------------------------------------------------------------------------- */
