@@ -15,6 +15,7 @@ float ROPE_FACTOR = 1.0f;
 const synth_key *EXTRA_KEYS;
 const char *EXTRA_TENSOR;
 int BERT_POOLING = -1;
+const char *BERT_TOKENIZER = "bert";
 
 static uint64_t st = 3;
 void synth_seed(uint64_t seed) { st = seed; }
@@ -170,6 +171,8 @@ void build_bert(model_file *f, gllm_dtype t, gllm_dtype store, int head) {
         snprintf(words[i], 8, i == 0 ? "[PAD]" : i == 1 ? "[UNK]" : i == 2 ? "[CLS]" : i == 3 ? "[SEP]" : "\xe2\x96\x81w%zu", i);
         tokens[i] = words[i], types[i] = i == 1 ? 2 : i < 4 ? 3 : 1;
     }
+    const int wpm = !strcmp(BERT_TOKENIZER, "bert");
+    static const char *merges[1] = {"w 4"};
     const tw_kv kv[] = {{.key = "general.architecture", .type = GGUF_STRING, .s = "bert"},
                         {.key = "bert.block_count", .type = GGUF_U32, .u = LAYERS},
                         {.key = "bert.embedding_length", .type = GGUF_U32, .u = DIM},
@@ -177,14 +180,26 @@ void build_bert(model_file *f, gllm_dtype t, gllm_dtype store, int head) {
                         {.key = "bert.feed_forward_length", .type = GGUF_U32, .u = FFN},
                         {.key = "bert.context_length", .type = GGUF_U32, .u = CTX},
                         {.key = "bert.attention.layer_norm_epsilon", .type = GGUF_F32, .f = 1e-12},
-                        {.key = "tokenizer.ggml.model", .type = GGUF_STRING, .s = "bert"},
+                        {.key = "tokenizer.ggml.model", .type = GGUF_STRING, .s = BERT_TOKENIZER},
                         {.key = "tokenizer.ggml.tokens", .type = GGUF_ARRAY, .strs = tokens, .arr_type = GGUF_STRING,
                          .n = VOCAB < 64 ? VOCAB : 64},
                         {.key = "tokenizer.ggml.token_type", .type = GGUF_ARRAY, .arr = types, .arr_type = GGUF_I32,
                          .n = VOCAB < 64 ? VOCAB : 64},
                         {.key = "tokenizer.ggml.unknown_token_id", .type = GGUF_U32, .u = 1},
+                        {.key = "bert.pooling_type", .type = GGUF_U32, .u = (uint64_t)BERT_POOLING},
+                        /* WordPiece: [CLS] and [SEP] named; else a BPE's merges, and neither */
                         {.key = "tokenizer.ggml.cls_token_id", .type = GGUF_U32, .u = 2},
                         {.key = "tokenizer.ggml.seperator_token_id", .type = GGUF_U32, .u = 3},
-                        {.key = "bert.pooling_type", .type = GGUF_U32, .u = (uint64_t)BERT_POOLING}};
-    f->img = gguf_build(kv, sizeof kv / sizeof *kv - (BERT_POOLING < 0), tl.t, (size_t)tl.n, 32, &f->len);
+                        {.key = "tokenizer.ggml.merges", .type = GGUF_ARRAY, .strs = merges, .arr_type = GGUF_STRING, .n = 1}};
+    tw_kv use[sizeof kv / sizeof *kv];
+    size_t n_kv = 0;
+    for (size_t i = 0; i < sizeof kv / sizeof *kv; i++) {
+        const char *k = kv[i].key;
+        const int keep = !strcmp(k, "bert.pooling_type")     ? BERT_POOLING >= 0
+                         : !strcmp(k, "tokenizer.ggml.merges") ? !wpm
+                         : !strcmp(k, "tokenizer.ggml.cls_token_id") || !strcmp(k, "tokenizer.ggml.seperator_token_id") ? wpm
+                                                                                                                         : 1;
+        if (keep) use[n_kv++] = kv[i];
+    }
+    f->img = gguf_build(use, n_kv, tl.t, (size_t)tl.n, 32, &f->len);
 }

@@ -24,6 +24,9 @@ extern const synth_key *EXTRA_KEYS;
 extern const char *EXTRA_TENSOR;
 /* build_bert: bert.pooling_type when >= 0 (llama.cpp's: 1 mean, 2 cls, 3 last) */
 extern int BERT_POOLING;
+/* build_bert: tokenizer.ggml.model, "bert" (WordPiece, with its [CLS] and [SEP] ids) or "gpt2" (a
+ * BPE with one merge, and no [CLS] or [SEP] ids) */
+extern const char *BERT_TOKENIZER;
 
 typedef struct {
     uint8_t *img;

@@ -674,6 +674,29 @@ static void write_bert(int head, char *path) {
     cr_assert_eq(save(&f, path), 0, "%s", path);
 }
 
+/* BERT files refused with what is wrong in them: a tokenizer that names no [CLS] and [SEP] (a
+ * BPE's; its texts became id -1, which only the forward refused), a width the heads do not
+ * divide (the message said "hidden 0 over 0 heads") */
+Test(l3, bert_files_refused_with_their_faults) {
+    char bert[64];
+    BERT_TOKENIZER = "gpt2";
+    write_bert(0, bert);
+    BERT_TOKENIZER = "bert";
+    gllm_embedder *e = NULL;
+    cr_assert_eq(gllm_embedding_upload(b, bert, &e), GLLM_E_UNSUPPORTED);
+    cr_assert(strstr(gllm_last_error(), "[CLS]"), "%s", gllm_last_error());
+    unlink(bert);
+    const size_t nh = NH;
+    NH = 7;
+    write_bert(0, bert);
+    NH = nh;
+    cr_assert_eq(gllm_embedding_upload(b, bert, &e), GLLM_E_UNSUPPORTED);
+    char want[64];
+    snprintf(want, sizeof want, "hidden %zu over 7 heads", DIM);
+    cr_assert(strstr(gllm_last_error(), want), "%s", gllm_last_error());
+    unlink(bert);
+}
+
 /* threads sharing one embedder (a server's request threads): each gets the vectors of its own
  * sequences, bit for bit those of a call made alone */
 Test(l3, threads_share_an_embedder) {

@@ -65,6 +65,12 @@ Test(minilm, similarities_batches_and_errors) {
     cr_assert_eq(gllm_embedding_forward(e, &pl, &ll, 1, 1, one), GLLM_E_INVALID_ARGUMENT, "past the position table");
     size_t l0 = 0;
     cr_assert_eq(gllm_embedding_forward(e, &pb, &l0, 1, 1, one), GLLM_E_INVALID_ARGUMENT, "empty sequence");
+    cr_assert(strstr(gllm_last_error(), "sequence 0 is empty"), "%s", gllm_last_error());
+    const int32_t *none = NULL;
+    cr_assert_eq(gllm_embedding_forward(e, &none, &lb, 1, 1, one), GLLM_E_INVALID_ARGUMENT, "NULL sequence");
+    cr_assert(strstr(gllm_last_error(), "sequence 0 is NULL"), "%s", gllm_last_error());
+    cr_assert_eq(gllm_embedding_forward(e, &pb, &lb, 0, 1, one), GLLM_E_INVALID_ARGUMENT, "no sequences");
+    cr_assert(strstr(gllm_last_error(), "no sequences"), "%s", gllm_last_error());
     size_t nt;
     cr_assert_eq(gllm_embedding_tokenize(e, NULL, 4, ids[0], 64, &nt), GLLM_E_INVALID_ARGUMENT, "NULL text");
     gllm_embedder_free(e);

@@ -26,9 +26,15 @@ static const float *tensor(const gllm_bert *m, const char *name, uint64_t d0, ui
     if (!t) snprintf(alt, sizeof alt, "bert.%s", name), t = gllm_st_find(&m->st, alt);
     if (*st != GLLM_OK) return NULL;
     if (!t) return *st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT: missing tensor %s", name), NULL;
-    if (t->dtype != GLLM_DTYPE_F32 || t->dims[0] != d0 || (d1 ? t->n_dims != 2 || t->dims[1] != d1 : t->n_dims != 1))
-        return *st = gllm_fail(GLLM_E_UNSUPPORTED, "BERT: tensor %s is not f32 [%llu %llu]", name, (unsigned long long)d0,
-                               (unsigned long long)d1), NULL;
+    if (t->dtype != GLLM_DTYPE_F32 || t->dims[0] != d0 || (d1 ? t->n_dims != 2 || t->dims[1] != d1 : t->n_dims != 1)) {
+        char is[96] = "", want[48];
+        for (uint32_t i = 0; i < t->n_dims && i < 4; i++)
+            snprintf(is + strlen(is), sizeof is - strlen(is), "%s%llu", i ? " " : "", (unsigned long long)t->dims[i]);
+        d1 ? snprintf(want, sizeof want, "%llu %llu", (unsigned long long)d0, (unsigned long long)d1)
+           : snprintf(want, sizeof want, "%llu", (unsigned long long)d0);
+        const char *dt = gllm_dtype_name(t->dtype);
+        return *st = gllm_fail(GLLM_E_UNSUPPORTED, "BERT: tensor %s is %s [%s], not f32 [%s]", name, dt ? dt : "?", is, want), NULL;
+    }
     return t->data;
 }
 
@@ -274,11 +280,10 @@ static gllm_status open_gguf(const char *path, gllm_bert *m) {
     if (st != GLLM_OK) return gllm_bert_close(m), st;
     m->n_layers = (size_t)v[0], m->dim = (size_t)v[1], m->n_heads = (size_t)v[2], m->ffn = (size_t)v[3], m->max_pos = (size_t)v[4];
     m->head_dim = m->dim / m->n_heads, m->max_len = m->pair_len = m->max_pos;
-    if (m->max_pos < 3) return gllm_bert_close(m), gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT GGUF: %zu positions (3 at least)", m->max_pos);
-    if (m->dim % m->n_heads || m->head_dim % 16 || m->head_dim > 256) {
-        gllm_bert_close(m);
-        return gllm_fail(GLLM_E_UNSUPPORTED, "BERT GGUF: hidden %zu over %zu heads", m->dim, m->n_heads);
-    }
+    if (m->max_pos < 3) st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT GGUF: %zu positions (3 at least)", m->max_pos);
+    else if (m->dim % m->n_heads || m->head_dim % 16 || m->head_dim > 256)
+        st = gllm_fail(GLLM_E_UNSUPPORTED, "BERT GGUF: hidden %zu over %zu heads", m->dim, m->n_heads);
+    if (st != GLLM_OK) return gllm_bert_close(m), st; /* closed after the message, which reads m */
     const size_t d = m->dim;
     const gllm_gguf_tensor *emb = gllm_gguf_tensor_find(g, "token_embd.weight");
     if (!emb || emb->n_dims != 2 || emb->dims[0] != d) return gllm_bert_close(m), gllm_fail(GLLM_E_INVALID_ARGUMENT, "BERT GGUF: token_embd.weight");
@@ -324,6 +329,9 @@ static gllm_status open_gguf(const char *path, gllm_bert *m) {
         m->pool_b = vec(gt(g, "cls.bias", -1, d, 0, &st)), m->cls_b = vec(gt(g, "cls.output.bias", -1, m->n_labels, 0, &st));
     }
     if (st == GLLM_OK) st = gllm_tokenizer_load(g, &m->tok);
+    if (st == GLLM_OK && (gllm_tokenizer_cls(m->tok) < 0 || gllm_tokenizer_sep(m->tok) < 0)) /* [CLS] text [SEP] */
+        st = gllm_fail(GLLM_E_UNSUPPORTED, "BERT GGUF: its tokenizer has no [CLS] and [SEP] (tokenizer.ggml.cls_token_id, "
+                                           "seperator_token_id)");
     if (st != GLLM_OK) gllm_bert_close(m);
     return st;
 }
@@ -346,10 +354,12 @@ void gllm_bert_types(const gllm_bert *m, const int32_t *seq, size_t len, int pai
 }
 
 gllm_status gllm_bert_check(const gllm_bert *m, const int32_t *const *seqs, const size_t *lens, size_t n_seq, size_t *rows) {
-    if (!m || !seqs || !lens || !n_seq) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "encoder: NULL argument");
+    if (!m || !seqs || !lens) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "encoder: NULL argument");
+    if (!n_seq) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "encoder: no sequences");
     *rows = 0;
     for (size_t i = 0; i < n_seq; i++) {
-        if (!lens[i] || !seqs[i]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "encoder: sequence %zu is empty", i);
+        if (!seqs[i]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "encoder: sequence %zu is NULL", i);
+        if (!lens[i]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "encoder: sequence %zu is empty", i);
         if (lens[i] > m->max_pos) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "encoder: %zu tokens exceed the %zu positions", lens[i], m->max_pos);
         for (size_t t = 0; t < lens[i]; t++)
             if (seqs[i][t] < 0 || (size_t)seqs[i][t] >= m->vocab)
