@@ -43,6 +43,9 @@ python3 tests/reference/encoder_numpy.py build/gllmk
 if [ -s models/all-MiniLM-L6-v2/model.safetensors ]; then
   step "embeddings (all-MiniLM-L6-v2) vs the numpy forward"
   python3 tests/reference/minilm_numpy.py build/gllmk models/all-MiniLM-L6-v2
+  step "gllmk embeds an empty text (it looped forever on the empty argument) and fails when its --out file is not written"
+  timeout 60 ./build/gllmk embed "" >/dev/null 2>&1 || { echo "embed \"\": exit $?"; exit 1; }
+  if ./build/gllmk embed --out /dev/full x >/dev/null 2>&1; then echo "embed --out /dev/full: exit 0"; exit 1; fi
 fi
 if [ -s models/SmolLM2-135M-Instruct.Q4_1.gguf ]; then
   step "gllmk on a chat prompt from a file: its control tokens read (llama.cpp's ids), generation stopped at <|im_end|>"

@@ -100,6 +100,15 @@ static char *read_file(const char *path) {
     return b;
 }
 
+/* n floats to path, little-endian as they are; whether all reached the file (or says why not) */
+static int write_floats(const char *path, const float *v, size_t n) {
+    FILE *f = fopen(path, "wb");
+    int ok = f && fwrite(v, sizeof(float), n, f) == n;
+    if (f) ok &= fclose(f) == 0; /* a buffered write fails here (a full disk) */
+    if (!ok) fprintf(stderr, "gllmk: cannot write %s\n", path);
+    return ok;
+}
+
 /* a whole number in [lo, hi], or a number: the whole text, else 0 (and what was wrong said) */
 static int int_arg(const char *opt, const char *v, long lo, long hi, int *out) {
     char *end;
@@ -329,10 +338,7 @@ static int logits_in(session s, const int32_t *ids, size_t n, float *all, const 
         printf("%6d  %10.4f\n", b, last[b]);
     }
     if (out) {
-        FILE *f = fopen(out, "wb");
-        const int ok = f && fwrite(all, sizeof(float), n * s.mi.vocab, f) == n * s.mi.vocab;
-        if (f) fclose(f);
-        if (!ok) return fprintf(stderr, "gllmk: cannot write %s\n", out), 1;
+        if (!write_floats(out, all, n * s.mi.vocab)) return 1;
         fprintf(stderr, "gllmk: %zu rows x %zu float32 written to %s\n", n, s.mi.vocab, out);
     }
     return 0;
@@ -387,10 +393,7 @@ static int embed_in(gllm_embedder *e, const char *const *texts, int32_t (*seqs)[
         }
     }
     if (outp) {
-        FILE *f = fopen(outp, "wb");
-        const int ok = f && fwrite(v, sizeof(float), n * dim, f) == n * dim;
-        if (f) fclose(f);
-        if (!ok) return fprintf(stderr, "gllmk: cannot write %s\n", outp), 1;
+        if (!write_floats(outp, v, n * dim)) return 1;
     }
     fprintf(stderr, "gllmk: %zu sequences embedded in %.1f ms\n", n, dt * 1e3);
     return 0;
@@ -399,7 +402,7 @@ static int embed_in(gllm_embedder *e, const char *const *texts, int32_t (*seqs)[
 /* whether a is one of the space-separated options in list */
 static int needs_value(const char *a, const char *list) {
     const size_t n = strlen(a);
-    for (const char *p = list; (p = strstr(p, a)); p += n)
+    for (const char *p = list; n && (p = strstr(p, a)); p += n)
         if ((p == list || p[-1] == ' ') && (p[n] == ' ' || !p[n])) return 1;
     return 0;
 }
