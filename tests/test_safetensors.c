@@ -64,6 +64,11 @@ Test(safetensors, hostile_headers) {
     expect_bad(deep, 0, "JSON");
     gllm_json j;
     cr_assert_neq(gllm_json_parse("{\"x\":\0}", 7, &j), GLLM_OK, "a NUL byte is not a number");
+    /* a key given twice (a hand-edited config.json): the last, as Python's json reads it */
+    cr_assert_eq(gllm_json_parse("{\"n\":1,\"m\":[2],\"n\":3}", 21, &j), GLLM_OK);
+    const gllm_json_node *n = gllm_json_get(&j, &j.node[0], "n");
+    cr_assert(n && n->type == JSON_NUM && n->num == 3, "the first of two keys taken");
+    gllm_json_free(&j);
     uint8_t huge[16] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f};
     gllm_safetensors st;
     cr_assert_eq(gllm_st_parse(huge, 16, &st), GLLM_E_INVALID_ARGUMENT, "a header length past the file");

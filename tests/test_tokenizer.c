@@ -158,6 +158,21 @@ Test(tokenizer, wordpiece_cased_and_uncased) {
     }
 }
 
+/* a piece listed twice takes the id of its last line, as Hugging Face's vocab.txt reader and
+ * llama.cpp's token map give it (the first was kept) */
+Test(tokenizer, duplicate_pieces_take_the_last_id) {
+    static const char vocab[] = "[PAD]\n[UNK]\n[CLS]\n[SEP]\nworld\nhello\nworld\n";
+    gllm_tokenizer *t;
+    cr_assert_eq(gllm_tokenizer_wordpiece(vocab, sizeof vocab - 1, 1, &t), GLLM_OK, "%s", gllm_last_error());
+    int32_t ids[8];
+    size_t n;
+    cr_assert_eq(gllm_tokenize(t, "hello world", 11, 0, ids, 8, &n), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(n, 2u);
+    cr_assert_eq(ids[0], 5);
+    cr_assert_eq(ids[1], 6, "world: %d", ids[1]);
+    gllm_tokenizer_free(t);
+}
+
 /* a byte-level BPE vocabulary whose pre-tokeniser is none of ours: its texts are refused, naming
  * it (never split by another's rules); its ids still decode */
 Test(tokenizer, unknown_pre_tokeniser_refused) {

@@ -141,11 +141,11 @@ int gllm_json_is(const gllm_json_node *s, const char *text) {
 
 const gllm_json_node *gllm_json_get(const gllm_json *j, const gllm_json_node *o, const char *key) {
     if (!o || o->type != JSON_OBJ || o->n < 2) return NULL;
-    const gllm_json_node *k = &j->node[o->first];
+    const gllm_json_node *k = &j->node[o->first], *found = NULL;
     for (size_t i = 0; i + 1 < o->n; i += 2) {
         const gllm_json_node *v = gllm_json_next(j, k);
-        if (gllm_json_is(k, key)) return v;
+        if (gllm_json_is(k, key)) found = v; /* a key given twice: the last, as Python's json reads it */
         k = gllm_json_next(j, v); /* at the end: one past the subtree, never read */
     }
-    return NULL;
+    return found;
 }

@@ -25,7 +25,7 @@ typedef struct {
 
 gllm_status gllm_json_parse(const char *text, size_t len, gllm_json *out);
 void gllm_json_free(gllm_json *j);
-/* the value of key in object node o, or NULL */
+/* the value of key in object node o (of a key given twice, the last), or NULL */
 const gllm_json_node *gllm_json_get(const gllm_json *j, const gllm_json_node *o, const char *key);
 /* the sibling after child c (its subtree skipped); walk children with it, not with _at */
 const gllm_json_node *gllm_json_next(const gllm_json *j, const gllm_json_node *c);

@@ -19,20 +19,22 @@ static uint64_t fnv(const char *s, size_t n) {
     return h;
 }
 
-static int strmap_build(strmap *m, const gllm_str *keys, size_t n) {
+/* keys[i] -> i; of keys given twice the last wins (a vocabulary's ids, as llama.cpp and Hugging
+ * Face map them), or the first (first_wins: BPE merges, the earlier the higher ranked) */
+static int strmap_build(strmap *m, const gllm_str *keys, size_t n, int first_wins) {
     size_t cap = 16;
     while (cap < 2 * n) cap *= 2;
     m->mask = cap - 1, m->keys = keys;
     if (!(m->slot = malloc(cap * sizeof(int32_t)))) return 0;
     memset(m->slot, 0xff, cap * sizeof(int32_t));
-    for (size_t i = 0; i < n; i++) { /* the first of duplicate keys wins */
+    for (size_t i = 0; i < n; i++) {
         size_t h = fnv(keys[i].ptr, keys[i].len) & m->mask;
         while (m->slot[h] >= 0) {
             const gllm_str *k = &keys[m->slot[h]];
             if (k->len == keys[i].len && !memcmp(k->ptr, keys[i].ptr, k->len)) break;
             h = (h + 1) & m->mask;
         }
-        if (m->slot[h] < 0) m->slot[h] = (int32_t)i;
+        if (m->slot[h] < 0 || !first_wins) m->slot[h] = (int32_t)i;
     }
     return 1;
 }
@@ -196,7 +198,7 @@ gllm_status gllm_tokenizer_load(const gllm_gguf *g, gllm_tokenizer **out) {
 #undef IS
     gllm_status st = load_strs(g, "tokenizer.ggml.tokens", &t->tok, &t->n, &t->arena);
     if (st != GLLM_OK) return free(t), st;
-    if (!strmap_build(&t->vocab, t->tok, t->n)) return drop(t, gllm_fail(GLLM_E_OUT_OF_MEMORY, "tokenizer: no memory"));
+    if (!strmap_build(&t->vocab, t->tok, t->n, 0)) return drop(t, gllm_fail(GLLM_E_OUT_OF_MEMORY, "tokenizer: no memory"));
     t->bos = special_id(g, "tokenizer.ggml.bos_token_id", t->n), t->eos = special_id(g, "tokenizer.ggml.eos_token_id", t->n);
     t->unk = special_id(g, "tokenizer.ggml.unknown_token_id", t->n), t->cls = special_id(g, "tokenizer.ggml.cls_token_id", t->n);
     t->sep = special_id(g, "tokenizer.ggml.seperator_token_id", t->n);
@@ -246,7 +248,7 @@ gllm_status gllm_tokenizer_load(const gllm_gguf *g, gllm_tokenizer **out) {
         char *arena;
         st = load_strs(g, "tokenizer.ggml.merges", &t->merge, &t->n_merge, &arena);
         if (st != GLLM_OK) return drop(t, st);
-        if (!strmap_build(&t->merges, t->merge, t->n_merge)) return drop(t, gllm_fail(GLLM_E_OUT_OF_MEMORY, "no memory"));
+        if (!strmap_build(&t->merges, t->merge, t->n_merge, 1)) return drop(t, gllm_fail(GLLM_E_OUT_OF_MEMORY, "no memory"));
         /* pre-tokenisers by tokenizer.ggml.pre (none: GPT-2's); another's texts are refused, its ids still serve */
         static const struct {
             const char *name;
@@ -816,7 +818,7 @@ gllm_status gllm_tokenizer_wordpiece(const char *vocab, size_t len, int lowercas
         t->tok[t->n].ptr = dst, t->tok[t->n].len = l, t->n++;
         off += l, i = e + 1;
     }
-    if (!strmap_build(&t->vocab, t->tok, t->n)) return drop(t, gllm_fail(GLLM_E_OUT_OF_MEMORY, "tokenizer: no memory"));
+    if (!strmap_build(&t->vocab, t->tok, t->n, 0)) return drop(t, gllm_fail(GLLM_E_OUT_OF_MEMORY, "tokenizer: no memory"));
     t->unk = strmap_get(&t->vocab, "[UNK]", 5), t->cls = strmap_get(&t->vocab, "[CLS]", 5);
     t->sep = strmap_get(&t->vocab, "[SEP]", 5), t->bos = t->eos = -1;
     if (t->unk < 0 || t->cls < 0 || t->sep < 0) return drop(t, gllm_fail(GLLM_E_INVALID_ARGUMENT, "tokenizer: vocab.txt lacks [UNK], [CLS] or [SEP]"));
