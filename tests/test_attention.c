@@ -124,6 +124,49 @@ Test(attention, decode_long_context_split) { /* 600 keys: three 256-key chunks c
     run_case(GLLM_DTYPE_F16, 2, 4, 128, 599, 1, GLLM_MASK_CAUSAL, 3);
     run_case(GLLM_DTYPE_BF16, 2, 2, 96, 300, 1, GLLM_MASK_CAUSAL, 4);
 }
+#include <sys/wait.h>
+#include <unistd.h>
+/* a step's attention with GLLM_NUM_THREADS=threads, in a child process (the pool's size is set
+ * once a process), its output sent through fd */
+static void attention_with(const char *threads, int fd) {
+    setenv("GLLM_NUM_THREADS", threads, 1);
+    const size_t kvh = 3, g = 3, hd = 64, n_prefix = 300, n_tok = 24, total = n_prefix + n_tok;
+    double *kd = malloc(total * kvh * hd * 8), *vd = malloc(total * kvh * hd * 8);
+    float *q = malloc(n_tok * kvh * g * hd * 4), *o = malloc(n_tok * kvh * g * hd * 4);
+    cache c;
+    make_cache(&c, GLLM_DTYPE_F16, kvh, hd, total, 1);
+    fill(&c, total, 0, kd, vd, 9);
+    for (size_t i = 0; i < n_tok * kvh * g * hd; i++) q[i] = uni();
+    const int ok = gllm_cpu_attention(&c.pool, &c.seq, 0, q, n_tok, kvh * g, n_prefix, GLLM_MASK_CAUSAL, NULL, 0.125f, o) ==
+                   GLLM_OK;
+    const size_t bytes = n_tok * kvh * g * hd * 4;
+    _exit(ok && write(fd, o, bytes) == (ssize_t)bytes ? 0 : 1);
+}
+
+/* the thread count leaves results as they are: how a step's keys split into chunks depends on
+ * its shape, never on the pool (24 queries over 300 keys took one pass on 1 thread, chunks on 8) */
+Test(attention, thread_count_does_not_change_results) {
+    const size_t bytes = 24 * 9 * 64 * 4;
+    char *out[2] = {malloc(bytes), malloc(bytes)};
+    const char *threads[2] = {"1", "8"};
+    for (int r = 0; r < 2; r++) {
+        int fd[2];
+        cr_assert_eq(pipe(fd), 0);
+        const pid_t pid = fork();
+        cr_assert(pid >= 0);
+        if (!pid) close(fd[0]), attention_with(threads[r], fd[1]);
+        close(fd[1]);
+        size_t got = 0;
+        for (ssize_t n; got < bytes && (n = read(fd[0], out[r] + got, bytes - got)) > 0;) got += (size_t)n;
+        close(fd[0]);
+        int status;
+        waitpid(pid, &status, 0);
+        cr_assert(got == bytes && WIFEXITED(status) && !WEXITSTATUS(status), "the child with %s threads failed", threads[r]);
+    }
+    cr_assert(memcmp(out[0], out[1], bytes) == 0, "1 and 8 threads give other results");
+    free(out[0]), free(out[1]);
+}
+
 Test(attention, no_mask_encoder) { run_case(GLLM_DTYPE_F32, 3, 1, 64, 0, 23, GLLM_MASK_NONE, 5); }
 Test(attention, tree_steps) {
     for (size_t n = 1; n <= 64; n = n * 2 + 1) run_case(GLLM_DTYPE_F16, 2, 2, 64, 50, n, GLLM_MASK_TREE, 6 + n);

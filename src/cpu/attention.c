@@ -8,6 +8,7 @@
 #include "core/workspace.h"
 
 #define CHUNK 256   /* keys per work item, where a token block's keys are split */
+#define ENOUGH_ITEMS 64 /* (token block, KV head) items that need no split: 4 a thread up to 16 */
 #define MAX_GROUP 64
 #define TB 8        /* query tokens per work item: they share each key block's loads */
 #define TB_TILES 16 /* the same on AMX tiles (attn_tiles): rows a multiple of 16 */
@@ -137,11 +138,12 @@ static gllm_status attn_setup(attn_job *j, const gllm_kv_pool *p, size_t layer, 
     while (j->tb > 1 && j->tb * row_bytes > room) j->tb /= 2;
     if (j->tb * row_bytes > room) return gllm_fail(GLLM_E_UNSUPPORTED, "attention: a tree of %zu tokens is too large for one step", n_tok);
     const size_t n_blocks = (n_tok + j->tb - 1) / j->tb;
-    /* keys split into chunks (flash-decoding) where the token blocks are too few to keep every
-     * thread busy; else each block's keys in one item, and no merge. Decided per sequence, so
-     * that a sequence's results do not depend on the others of a batch. */
-    j->chunk = n_blocks * p->n_kv_heads >= 4 * (size_t)gllm_pool_threads() ? (n_prefix + n_tok + CHUNK - 1) / CHUNK * CHUNK
-                                                                            : CHUNK;
+    /* keys split into chunks (flash-decoding) where the token blocks are too few to keep the
+     * threads busy; else each block's keys in one item, and no merge. Decided per sequence, so
+     * that a sequence's attention does not depend on the others of a batch, and by the step's
+     * shape alone, never the pool's size, so that results do not depend on the thread count
+     * (it was 4 items a thread: 24 queries over 300 keys took one pass alone, chunks with 2) */
+    j->chunk = n_blocks * p->n_kv_heads >= ENOUGH_ITEMS ? (n_prefix + n_tok + CHUNK - 1) / CHUNK * CHUNK : CHUNK;
     if (!(j->first = gllm_ws_alloc((n_blocks + 1) * sizeof(size_t))))
         return gllm_fail(GLLM_E_OUT_OF_MEMORY, "attention: no memory for %zu token blocks", n_blocks);
     size_t items = 0;
