@@ -56,6 +56,8 @@ if [ -s models/SmolLM2-135M-Instruct.Q4_1.gguf ]; then
   out=$(./build/gllmk generate -f "$chat" -n 48 2>/dev/null)
   [ "$(printf '%s' "$out" | grep -c 'im_end')" = 1 ] && printf '%s' "$out" | grep -q Paris || { echo "generate: $out"; exit 1; }
   rm -f "$chat"
+  step "gllmk logits of 2100 positions (its cache held 2048 whatever the model's context)"
+  ./build/gllmk logits --tokens "$(seq 100 2199 | paste -sd,)" >/dev/null 2>&1 || { echo "logits of 2100 ids: exit $?"; exit 1; }
 fi
 step "gllmk logits on a vocabulary of 8 (its top-10 stops at 8 ids, each once); an id past it refused"
 tiny=$(mktemp --suffix=.gguf)

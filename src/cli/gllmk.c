@@ -211,15 +211,19 @@ static int open_session(const char *path, size_t max_tokens, session *s) {
         fprintf(stderr, "gllmk: %s: %s\n(fetch the default model with: bash scripts/fetch_models.sh)\n", path, gllm_last_error());
     else if (gllm_model_get_info(s->m, &s->mi) != GLLM_OK || gllm_generator_upload(s->b, s->m, max_tokens, &s->g) != GLLM_OK)
         rc = fail("upload");
-    else {
-        const size_t pages = (s->mi.context < 2048 ? s->mi.context : 2048) / 16 + 1;
-        if (gllm_kv_cache_alloc(s->g, pages, 16, GLLM_DTYPE_F16, &s->kv) != GLLM_OK) rc = fail("KV cache");
-        else if (gllm_seq_open(s->kv, (pages - 1) * 16, &s->seq) != GLLM_OK) rc = fail("sequence");
-        else rc = 0;
-    }
+    else rc = 0;
     if (rc) return close_session(s), rc;
     fprintf(stderr, "gllmk: %s (%s, %zu layers, vocab %zu) loaded in %.1f ms\n", path, s->mi.arch, s->mi.n_layers,
             s->mi.vocab, (now() - t0) * 1e3);
+    return 0;
+}
+
+/* the session's KV cache and sequence: room for `positions` tokens, the model's context at most
+ * (it was 2048 whatever the need: a longer prompt failed past them) */
+static int open_cache(session *s, size_t positions) {
+    const size_t want = positions < s->mi.context ? positions : s->mi.context;
+    if (gllm_kv_cache_alloc(s->g, (want + 15) / 16, 16, GLLM_DTYPE_F16, &s->kv) != GLLM_OK) return fail("KV cache");
+    if (gllm_seq_open(s->kv, want, &s->seq) != GLLM_OK) return fail("sequence");
     return 0;
 }
 
@@ -243,29 +247,31 @@ static int prompt_ids(const gllm_model *m, const options *o, int32_t *ids, size_
 }
 
 /* the prompt, then o->n tokens, into ids (room for 4096 + o->n) */
-static int generate_in(session s, options o, int32_t *ids) {
+static int generate_in(session *s, options o, int32_t *ids) {
     size_t n;
-    if (prompt_ids(s.m, &o, ids, 4096, &n)) return 1;
+    if (prompt_ids(s->m, &o, ids, 4096, &n)) return 1;
     if (!n) return fprintf(stderr, "gllmk: empty prompt\n"), 1;
+    if (n + (size_t)o.n > s->mi.context && n < s->mi.context) o.n = (int)(s->mi.context - n); /* up to a full context */
+    if (open_cache(s, n + (size_t)o.n)) return 1;
     printf("%s", o.prompt);
     fflush(stdout);
     gllm_logits *l;
     double t0 = now();
-    if (gllm_generator_forward(s.g, s.kv, s.seq, ids, n, NULL, &l) != GLLM_OK) return fail("prefill");
+    if (gllm_generator_forward(s->g, s->kv, s->seq, ids, n, NULL, &l) != GLLM_OK) return fail("prefill");
     const double prefill = now() - t0;
     int made = 0;
     t0 = now();
     for (int step = 0; step < o.n; step++) {
         int32_t next;
         const size_t window = o.last_n < 0 || (size_t)o.last_n > n ? n : (size_t)o.last_n; /* what the penalties see */
-        if (gllm_sample(s.g, l, &o.s, ids + n - window, window, (uint64_t)step, &next) != GLLM_OK) return fail("sample");
+        if (gllm_sample(s->g, l, &o.s, ids + n - window, window, (uint64_t)step, &next) != GLLM_OK) return fail("sample");
         ids[n++] = next, made++;
-        if (gllm_model_is_eog(s.m, next)) break; /* the end of the turn, not shown */
+        if (gllm_model_is_eog(s->m, next)) break; /* the end of the turn, not shown */
         char piece[256];
         size_t pl;
-        if (gllm_model_detokenize(s.m, &next, 1, piece, sizeof piece, &pl) == GLLM_OK) fwrite(piece, 1, pl, stdout), fflush(stdout);
+        if (gllm_model_detokenize(s->m, &next, 1, piece, sizeof piece, &pl) == GLLM_OK) fwrite(piece, 1, pl, stdout), fflush(stdout);
         if (step + 1 == o.n) break;
-        if (gllm_generator_forward(s.g, s.kv, s.seq, &next, 1, NULL, &l) != GLLM_OK) return fail("decode");
+        if (gllm_generator_forward(s->g, s->kv, s->seq, &next, 1, NULL, &l) != GLLM_OK) return fail("decode");
     }
     const double decode = now() - t0;
     printf("\n");
@@ -282,7 +288,7 @@ static int generate(int argc, char **argv) {
     session s;
     if (open_session(o.model, 4096, &s)) return free(o.prompt_file), 1;
     int32_t *ids = malloc((4096 + (size_t)o.n) * sizeof(int32_t));
-    const int rc = ids ? generate_in(s, o, ids) : (fprintf(stderr, "gllmk: no memory\n"), 1);
+    const int rc = ids ? generate_in(&s, o, ids) : (fprintf(stderr, "gllmk: no memory\n"), 1);
     close_session(&s);
     free(ids), free(o.prompt_file);
     return rc;
@@ -354,6 +360,7 @@ static int logits(int argc, char **argv) {
     if (!parse_ids(o.tokens, ids, 4096, &n)) return 2;
     session s;
     if (open_session(o.model, n, &s)) return 1;
+    if (open_cache(&s, n)) return close_session(&s), 1;
     float *all = malloc(n * s.mi.vocab * sizeof(float));
     const int rc = all ? logits_in(s, ids, n, all, o.out) : (fprintf(stderr, "gllmk: no memory\n"), 1);
     free(all);
