@@ -152,12 +152,16 @@ static inline __m256i gq_rows_u32(const uint8_t *const p[8], size_t off) {
     for (int i = 0; i < 8; i++) memcpy(&v[i], p[i] + off, 4);
     return _mm256_setr_epi32(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]);
 }
-/* each lane's low / high 16 bits as an f16, widened */
-static inline __m256 gq_f16_low(__m256i h) {
-    const __m256i l = _mm256_blend_epi16(h, _mm256_setzero_si256(), 0xAA);
-    return _mm256_cvtph_ps(_mm_packus_epi32(_mm256_castsi256_si128(l), _mm256_extracti128_si256(l, 1)));
+/* the lanes' low halves in the low 128 bits, in order, their high halves in the high 128 (one byte
+ * shuffle and one quadword permute; both halves of one vector share them) */
+static inline __m256i gq_halves(__m256i h) {
+    const __m256i by = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15,
+                                        0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
+    return _mm256_permute4x64_epi64(_mm256_shuffle_epi8(h, by), 0xD8);
 }
-static inline __m256 gq_f16_high(__m256i h) { return gq_f16_low(_mm256_srli_epi32(h, 16)); }
+/* each lane's low / high 16 bits as an f16, widened */
+static inline __m256 gq_f16_low(__m256i h) { return _mm256_cvtph_ps(_mm256_castsi256_si128(gq_halves(h))); }
+static inline __m256 gq_f16_high(__m256i h) { return _mm256_cvtph_ps(_mm256_extracti128_si256(gq_halves(h), 1)); }
 /* 16 bytes at p[i] + off for 8 rows i: 4 vectors of 4-byte groups, group g of row i in lane i
  * of g[g] (a 4 x 4 transpose of words in each 128-bit lane, the rows loaded so that it leaves
  * them in order) */

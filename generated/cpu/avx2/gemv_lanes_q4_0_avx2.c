@@ -28,7 +28,12 @@ _Static_assert(offsetof(gllm_block_q4_0, d) == 0, "the scale opens the block");
  * does): in a tile, the next tile's lines; in rows, PREFETCHES of the rows in turn, about every
  * 48 bytes of each row. (1 row, 2 threads, weights in the L3: tiled q8_0 32768 x 4096 4.75 ->
  * 2.80 ms; rows from DRAM, q4_1 32768 x 4096, 4 rows: 6.0 -> 4.1 ms) */
-#define PREFETCHES 3
+/* AVX2: a power of two, so that a block's rows are a run, PREFETCHES * (b % (8 / PREFETCHES)) on,
+ * at fixed distances from one pointer: the ring of row pointers (loaded from the stack, as the
+ * registers do not hold them) cost ~14 instructions a block. (Zen 3, 1 thread, q4_1, 1 row, with
+ * gq_halves: 576 x 576 from the L2 11.4-11.5 -> 10.8-11.0 us; 262144 x 576 from DRAM 8.7-10.2 ->
+ * 7.3-9.6 ms) */
+#define PREFETCHES 4
 
 /* activation bytes 4g .. 4g+3 of a block in every lane */
 static inline gv_i32 xgroup(const gllm_q8x *xb, int g) {
@@ -61,10 +66,9 @@ static inline __attribute__((always_inline)) void tile_rows(const gllm_matmul_ar
         gv_f32 sw;
         if (rows) {
             const size_t o = b * sizeof(gllm_block_q4_0);
-            for (size_t r = 0; r < PREFETCHES; r++) {
-                const size_t l = (b * PREFETCHES + r) % 8;
-                __builtin_prefetch(w[l] + o + 8 * a->w_row_bytes, 0, 1);
-            }
+            const uint8_t *pf = t + o + (8 + b % (8 / PREFETCHES) * PREFETCHES) * a->w_row_bytes;
+            for (size_t r = 0; r < PREFETCHES; r++)
+                __builtin_prefetch(pf + r * a->w_row_bytes, 0, 1);
             gq_rows_groups(w, o + offsetof(gllm_block_q4_0, qs), v);
             /* each row's first 4 bytes: the scale in the low half. Loaded one by
              * one, not gathered: as fast here (AVX2 q4_1 8 rows 1.10 -> 0.97 ms), and CPUs that
