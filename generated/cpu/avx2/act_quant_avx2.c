@@ -16,39 +16,61 @@
 #include <string.h>
 #define ROUND_MAGIC 12582912.0f /* 1.5 * 2^23 */
 
+/* The same steps, 8 blocks at a time, as AVX-512's 16 (the compiler's vectorisation of the
+ * plain loops below took 2.2 ns an element on Zen 3). A block's 32 codes: four vectors rounded
+ * by vcvtps2dq, packed to int16 and to int8 (both in 128-bit halves, put in order by one permute).
+ */
+static inline uint32_t hmax_u32(__m256i v) {
+    __m128i m = _mm_max_epu32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    m = _mm_max_epu32(m, _mm_shuffle_epi32(m, 0x4E));
+    return (uint32_t)_mm_cvtsi128_si32(_mm_max_epu32(m, _mm_shuffle_epi32(m, 0xB1)));
+}
+static inline int32_t hsum_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1)));
+}
 void gllm_act_quant_avx2(const float *x, gllm_q8x *y, size_t k) {
-    for (size_t b = 0; b < k / 32; b++, x += 32) {
-        /* max |x| as an integer max of the bit patterns without sign: ordered as the floats are,
-         * with inf and NaN above every finite value; unlike a float max or a float sum (an add
-         * chain, 4x slower in all), it vectorises */
-        uint32_t abits = 0;
-        for (int t = 0; t < 32; t++) {
-            uint32_t u;
-            memcpy(&u, x + t, 4);
-            u &= 0x7fffffffu;
-            abits = u > abits ? u : abits;
+    const __m256i abs_mask = _mm256_set1_epi32(0x7fffffff),
+                  order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
+    for (size_t b0 = 0; b0 < k / 32; b0 += 8, x += 256, y += 8) {
+        const size_t n = k / 32 - b0 < 8 ? k / 32 - b0 : 8;
+        _Alignas(32) uint32_t abits[8] = {0};
+        for (size_t i = 0; i < n; i++) {
+            __m256i m =
+                _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + 32 * i)), abs_mask);
+            for (int q = 1; q < 4; q++)
+                m = _mm256_max_epu32(
+                    m, _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + 32 * i + 8 * q)),
+                                        abs_mask));
+            abits[i] = hmax_u32(m);
         }
-        if (abits >= 0x7f800000u) { /* inf or NaN: the block's products are NaN, as a float matmul's
-                                       would be */
-            memset(y[b].qs, 0, sizeof y[b].qs);
-            y[b].d = y[b].s = NAN;
-            continue;
+        const __m256 d =
+            _mm256_div_ps(_mm256_castsi256_ps(_mm256_load_si256((const __m256i *)abits)), hi);
+        const __m256 id = _mm256_and_ps(_mm256_cmp_ps(d, _mm256_set1_ps(FLT_MIN), _CMP_GE_OQ),
+                                        _mm256_div_ps(_mm256_set1_ps(1.0f), d));
+        _Alignas(32) float dv[8], idv[8];
+        _mm256_store_ps(dv, d);
+        _mm256_store_ps(idv, id);
+        for (size_t i = 0; i < n; i++) {
+            if (abits[i] >= 0x7f800000u) { /* inf or NaN: the block's products are NaN, as a float
+                                              matmul's would be */
+                memset(y[i].qs, 0, sizeof y[i].qs);
+                y[i].d = y[i].s = NAN;
+                continue;
+            }
+            const __m256 s = _mm256_set1_ps(idv[i]);
+            __m256i q[4];
+            for (int j = 0; j < 4; j++)
+                q[j] = _mm256_cvtps_epi32(_mm256_min_ps(
+                    _mm256_max_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 32 * i + 8 * j), s), lo), hi));
+            const __m256i w =
+                _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+            _mm256_storeu_si256((__m256i *)y[i].qs, _mm256_permutevar8x32_epi32(w, order));
+            y[i].d = dv[i];
+            y[i].s = dv[i] * (float)hsum_i32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]),
+                                                              _mm256_add_epi32(q[2], q[3])));
         }
-        float amax;
-        memcpy(&amax, &abits, 4);
-        const float d = amax / 127.0f,
-                    id = d >= FLT_MIN ? 1.0f / d : 0.0f; /* no inf from a tiny max */
-        int32_t q[32], sum = 0;
-        /* round to nearest even as lrintf does, in plain float arithmetic that vectorises
-         * (|x*id| <= 127: adding 1.5*2^23 leaves the rounded integer in the low bits) */
-        for (int t = 0; t < 32; t++) {
-            const float v = x[t] * id, c = v > 127.0f    ? 127.0f
-                                           : v < -127.0f ? -127.0f
-                                                         : v; /* |c| <= 127 */
-            q[t] = (int32_t)((c + ROUND_MAGIC) - ROUND_MAGIC);
-        }
-        for (int t = 0; t < 32; t++) y[b].qs[t] = (int8_t)q[t], sum += q[t];
-        y[b].d = d;
-        y[b].s = d * (float)sum;
     }
 }
