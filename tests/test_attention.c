@@ -119,6 +119,10 @@ static void run_case(gllm_dtype dt, size_t kvh, size_t g, size_t hd, size_t n_pr
 Test(attention, causal_prefill) {
     run_case(GLLM_DTYPE_F32, 2, 4, 64, 0, 37, GLLM_MASK_CAUSAL, 1);
     run_case(GLLM_DTYPE_F16, 1, 3, 80, 5, 21, GLLM_MASK_CAUSAL, 2);
+    /* groups over 32 query heads a KV head, up to the limit: on AMX a token block of 16 tokens
+     * holds 16 x 48 rows (their key counts overflowed a buffer sized for 8 tokens) */
+    run_case(GLLM_DTYPE_BF16, 1, 48, 16, 3, 16, GLLM_MASK_CAUSAL, 6);
+    run_case(GLLM_DTYPE_F16, 1, 64, 16, 0, 17, GLLM_MASK_CAUSAL, 7);
 }
 Test(attention, decode_long_context_split) { /* 600 keys: three 256-key chunks combined */
     run_case(GLLM_DTYPE_F16, 2, 4, 128, 599, 1, GLLM_MASK_CAUSAL, 3);

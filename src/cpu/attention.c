@@ -12,6 +12,7 @@
 #define MAX_GROUP 64
 #define TB 8        /* query tokens per work item: they share each key block's loads */
 #define TB_TILES 16 /* the same on AMX tiles (attn_tiles): rows a multiple of 16 */
+_Static_assert(TB_TILES >= TB, "a token block holds at most TB_TILES tokens");
 
 typedef struct {
     const gllm_kv_pool *p;
@@ -46,7 +47,7 @@ static void attn_task(void *ctx, size_t item, void *scratch) {
     /* the block's query rows, contiguous: token-major, then the group's heads */
     float *q = scratch;
     uint8_t *bits = (uint8_t *)(q + rows * hd);
-    uint32_t nc[TB * MAX_GROUP];
+    uint32_t nc[TB_TILES * MAX_GROUP]; /* tb <= TB_TILES: the tiles' blocks of 16 tokens, a group's rows each */
     for (size_t t = 0; t < nt; t++)
         for (size_t r = 0; r < g; r++) {
             memcpy(q + (t * g + r) * hd, j->q + ((i0 + t) * j->n_heads + kvh * g + r) * hd, hd * sizeof(float));
