@@ -105,3 +105,28 @@ Test(smollm2, paris) {
         }
     cr_assert_eq(oa[0], ot[0], "the first token");
 }
+
+/* the documented room, 2^20 tokens a step: the logits are sized for a step's rows (a batch's or a
+ * tree's 256), not for max_tokens (192 GB: "no memory for the logits") */
+Test(smollm2, generator_takes_2_20_tokens_a_step) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/models/SmolLM2-135M-Instruct.Q4_1.gguf", GLLM_SOURCE_DIR);
+    if (access(path, R_OK)) cr_skip_test("%s not fetched (bash scripts/fetch_models.sh)", path);
+    gllm_backend *b;
+    gllm_model *m;
+    gllm_generator *g;
+    gllm_kv_cache *kv;
+    gllm_logits *l;
+    int seq;
+    size_t rows, vocab;
+    const int32_t ids[5] = {504, 3575, 282, 4649, 314};
+    cr_assert_eq(gllm_backend_open("cpu", &b), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_model_open(path, &m), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_generator_upload(b, m, (size_t)1 << 20, &g), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_kv_cache_alloc(g, 4, 16, GLLM_DTYPE_F16, &kv), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_seq_open(kv, 16, &seq), GLLM_OK);
+    cr_assert_eq(gllm_generator_forward(g, kv, seq, ids, 5, NULL, &l), GLLM_OK, "%s", gllm_last_error());
+    cr_assert_eq(gllm_logits_shape(l, &rows, &vocab), GLLM_OK);
+    cr_assert(rows == 1 && vocab == 49152);
+    gllm_kv_cache_free(kv), gllm_generator_free(g), gllm_model_close(m), gllm_backend_close(b);
+}

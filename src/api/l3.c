@@ -316,7 +316,7 @@ static gllm_status check_step(gllm_generator *g, gllm_kv_cache *kv, int seq, con
     if (!tokens || !n) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: no tokens");
     if (kv->swapped[seq]) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: sequence %d is swapped out", seq);
     if (whole && n > g->max_rows) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: %zu tokens, the generator takes %zu", n, g->max_rows);
-    if (rows_end > g->max_rows) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: more logits rows than the generator holds");
+    if (rows_end > MAX_SEQS) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: more logits rows than the generator holds");
     const gllm_llama *m = &g->m->llama;
     if (n > m->ctx - s->len) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: %zu + %zu positions exceed the context of %zu", s->len, n, m->ctx);
     for (size_t i = 0; i < n; i++)

@@ -87,7 +87,10 @@ static gllm_status decoder_open(gllm_device *dev, const gllm_llama *m, const gll
     gllm_decoder *d = calloc(1, sizeof *d);
     if (!d) return gllm_fail(GLLM_E_OUT_OF_MEMORY, "generator: no memory");
     d->m = m;
-    d->logits = malloc(max_rows * m->vocab * sizeof(float));
+    /* a step's logits rows: one a batch item, or a tree step's tokens; never max_rows, which is
+     * the activations' room (up to 2^20 tokens: 192 GB of logits for SmolLM2's vocabulary) */
+    _Static_assert(GLLM_MAX_TREE <= GLLM_MAX_SEQS, "a tree step's logits fit the batch's rows");
+    d->logits = malloc((max_rows < GLLM_MAX_SEQS ? max_rows : GLLM_MAX_SEQS) * m->vocab * sizeof(float));
     gllm_status s = d->logits ? gllm_sampler_init(&d->sampler, m->vocab, GLLM_MAX_HISTORY)
                               : gllm_fail(GLLM_E_OUT_OF_MEMORY, "generator: no memory for the logits");
     /* The weights are the file's mapped pages (zero-copy). GLLM_TILED=1: a tiled copy of the
