@@ -259,7 +259,9 @@ typedef struct {
     float frequency_penalty, presence_penalty;
     uint64_t seed;            /* with the step, the draw: (seed, step) reproduces it */
 } gllm_sampling;
-/* one id per logits row: penalties over history, temperature, top-k, top-p, min-p, a draw. The
+/* one id per logits row: penalties over history, temperature, top-k, top-p, min-p, a draw (history:
+ * the ids the penalties count, at most 65536, each in the vocabulary; not read when every penalty
+ * is off). The
  * order of Hugging Face transformers and vLLM: top-p and min-p cut the tempered probabilities.
  * llama.cpp's default chain applies the temperature last, so at a temperature other than 1 it
  * keeps another set of tokens. */

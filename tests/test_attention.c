@@ -246,6 +246,8 @@ Test(kv_cache, pool_full_and_limits) {
     cr_assert_eq(gllm_kv_pool_init(&p, GLLM_DTYPE_Q4_0, 1, 1, 16, 16, 4), GLLM_E_UNSUPPORTED);
     cr_assert_eq(gllm_kv_pool_init(&p, GLLM_DTYPE_F16, 1, 1, 272, 16, 4), GLLM_E_UNSUPPORTED, "head_dim 272");
     cr_assert(strstr(gllm_last_error(), "head_dim 272"), "%s", gllm_last_error());
+    cr_assert_eq(gllm_kv_pool_init(&p, GLLM_DTYPE_F16, 1, 1, 16, 16, (size_t)1 << 31), GLLM_E_INVALID_ARGUMENT);
+    cr_assert(strstr(gllm_last_error(), "2147483648 pages, at most 2147483647"), "%s", gllm_last_error());
     cr_assert_eq(gllm_kv_pool_init(&p, GLLM_DTYPE_F16, 1, 1, 16, 16, 4), GLLM_OK);
     cr_assert_eq(gllm_kv_seq_init(&a, &p, 64), GLLM_OK);
     cr_assert_eq(gllm_kv_seq_init(&b, &p, 64), GLLM_OK);

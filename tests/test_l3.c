@@ -311,6 +311,27 @@ Test(l3, sampling_through_the_api) {
     cr_assert_eq(gllm_sample(g, l, &bad, p, 3, 0, &id), GLLM_E_INVALID_ARGUMENT);
     bad = greedy, bad.top_p = INFINITY;
     cr_assert_eq(gllm_sample(g, l, &bad, p, 3, 0, &id), GLLM_E_INVALID_ARGUMENT, "top_p inf");
+    /* the history is the penalties': with all off (a repetition penalty of 1 or <= 0) it is not
+     * read, so ids outside the vocabulary and a history past the 65536 the penalties count pass
+     * (a penalty of 0 checked the ids, and any call the length); with one on, both are refused */
+    enum { LONG = 65537 };
+    int32_t *hist = calloc(LONG, sizeof *hist);
+    hist[0] = -1;
+    for (int i = 0; i < 2; i++) {
+        gllm_sampling off = greedy;
+        off.repetition_penalty = i ? 0.0f : -2.0f;
+        cr_assert_eq(gllm_sample(g, l, &off, hist, 1, 0, &id), GLLM_OK, "%s", gllm_last_error());
+        cr_assert_eq(id, best);
+        cr_assert_eq(gllm_sample(g, l, &off, hist, LONG, 0, &id), GLLM_OK, "%s", gllm_last_error());
+    }
+    gllm_sampling on = greedy;
+    on.presence_penalty = 0.5f;
+    cr_assert_eq(gllm_sample(g, l, &on, hist, 1, 0, &id), GLLM_E_INVALID_ARGUMENT);
+    cr_assert(strstr(gllm_last_error(), "outside the vocabulary"), "%s", gllm_last_error());
+    hist[0] = 0;
+    cr_assert_eq(gllm_sample(g, l, &on, hist, LONG, 0, &id), GLLM_E_INVALID_ARGUMENT);
+    cr_assert(strstr(gllm_last_error(), "65536"), "%s", gllm_last_error());
+    free(hist);
 }
 
 Test(l3, errors_leave_the_cache_consistent) {

@@ -398,9 +398,8 @@ gllm_status gllm_generator_forward(gllm_generator *g, gllm_kv_cache *kv, int seq
     gllm_status st = g->ops->enter(g->dev);
     if (st != GLLM_OK) return st;
     const int32_t *parent = topo ? topo->parent : NULL;
-    st = check_step(g, kv, seq, tokens, n, rows, parent != NULL);
-    if (st == GLLM_OK && parent && n > GLLM_MAX_TREE)
-        st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: a tree step of %zu tokens (%d at most)", n, GLLM_MAX_TREE);
+    st = parent && n > GLLM_MAX_TREE ? gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: a tree step of %zu tokens (%d at most)", n, GLLM_MAX_TREE)
+                                     : check_step(g, kv, seq, tokens, n, rows, parent != NULL);
     for (size_t i = 0; parent && i < n && st == GLLM_OK; i++)
         if (parent[i] < -1 || parent[i] >= (int32_t)i)
             st = gllm_fail(GLLM_E_INVALID_ARGUMENT, "forward: token %zu's parent %d is not -1 or an earlier token of the step", i, parent[i]);
@@ -522,6 +521,9 @@ gllm_status gllm_sample(gllm_generator *g, const gllm_logits *l, const gllm_samp
     gllm_sampling c = *cfg;
     if (c.temperature > 0 && isinf(1.0f / c.temperature)) c.temperature = 0; /* colder than 1/FLT_MAX: greedy, its limit */
     if (c.top_p <= 0) c.top_k = 1; /* no mass kept: the best token, as llama.cpp keeps one */
+    if (c.repetition_penalty <= 0) c.repetition_penalty = 1; /* off, as 1 is */
+    if (c.repetition_penalty == 1 && c.frequency_penalty == 0 && c.presence_penalty == 0)
+        history = NULL, n_history = 0; /* read by the penalties alone: with none on, neither read nor checked */
     TURN(g, sample(g, l, &c, history, n_history, step_no, out_ids));
 }
 

@@ -12,8 +12,9 @@ gllm_status gllm_kv_pool_layout(gllm_kv_pool *p, gllm_dtype dtype, size_t n_laye
                          gllm_dtype_name(dtype) ? gllm_dtype_name(dtype) : "(unknown)");
     if (page_size < 16 || (page_size & (page_size - 1)))
         return gllm_fail(GLLM_E_INVALID_ARGUMENT, "KV page size %zu: a power of two >= 16", page_size);
-    if (!n_layers || !n_kv_heads || !head_dim || !n_pages || n_pages > INT32_MAX)
+    if (!n_layers || !n_kv_heads || !head_dim || !n_pages)
         return gllm_fail(GLLM_E_INVALID_ARGUMENT, "KV cache: layers, heads, head_dim and pages must be > 0");
+    if (n_pages > INT32_MAX) return gllm_fail(GLLM_E_INVALID_ARGUMENT, "KV cache: %zu pages, at most %d", n_pages, INT32_MAX);
     if (head_dim > GLLM_KV_MAX_HEAD_DIM)
         return gllm_fail(GLLM_E_UNSUPPORTED, "KV cache: head_dim %zu, at most %d (the attention kernels')", head_dim,
                          GLLM_KV_MAX_HEAD_DIM);
