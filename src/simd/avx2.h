@@ -82,6 +82,39 @@ static inline gv_f32 gv_load_bf16_n(const uint16_t *p, size_t n) {
     memcpy(t, p, n * 2);
     return gv_load_bf16(t);
 }
+/* 8 x 8 floats transposed: lane j of row i goes to dst + j*dst_stride, lane i (dst_stride in
+ * floats), stored in order of j: with dst_stride < 8 each store's lanes past dst_stride are the
+ * next one's to overwrite (the last one's land past the end). 32-bit interleaves, 64-bit
+ * shuffles, then the 128-bit halves. */
+static inline void gv_transpose8(const gv_f32 r[8], float *dst, size_t dst_stride) {
+    __m256 t[8], s[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);     /* k 0, 1 | 4, 5 of rows 2i, 2i+1 */
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]); /* k 2, 3 | 6, 7 */
+    }
+    for (int h = 0; h < 2; h++) /* rows 4h..4h+3: s[4h + c] holds k c | c + 4 */
+        for (int c = 0; c < 4; c++)
+            s[4 * h + c] = _mm256_shuffle_ps(t[4 * h + c / 2], t[4 * h + 2 + c / 2], c % 2 ? 0xee : 0x44);
+    for (int j = 0; j < 8; j++)
+        _mm256_storeu_ps(dst + (size_t)j * dst_stride, _mm256_permute2f128_ps(s[j % 4], s[4 + j % 4], j < 4 ? 0x20 : 0x31));
+}
+/* 8 rows (src_stride bytes apart) of 8 f32 / f16 / bf16 values, widened and transposed into dst
+ * (floats): gemm's packs */
+static inline void gv_transpose8_u32(const char *src, size_t src_stride, void *dst, size_t dst_stride) {
+    gv_f32 r[8];
+    for (int i = 0; i < 8; i++) r[i] = gv_load((const float *)(src + (size_t)i * src_stride));
+    gv_transpose8(r, dst, dst_stride);
+}
+static inline void gv_transpose8_f16(const char *src, size_t src_stride, void *dst, size_t dst_stride) {
+    gv_f32 r[8];
+    for (int i = 0; i < 8; i++) r[i] = gv_load_f16((const uint16_t *)(src + (size_t)i * src_stride));
+    gv_transpose8(r, dst, dst_stride);
+}
+static inline void gv_transpose8_bf16(const char *src, size_t src_stride, void *dst, size_t dst_stride) {
+    gv_f32 r[8];
+    for (int i = 0; i < 8; i++) r[i] = gv_load_bf16((const uint16_t *)(src + (size_t)i * src_stride));
+    gv_transpose8(r, dst, dst_stride);
+}
 static inline gv_i32 gv_izero(void) { return _mm256_setzero_si256(); }
 static inline gv_i32 gv_set1_i32(int32_t a) { return _mm256_set1_epi32(a); }
 static inline __m256i gv_x4(const int8_t *x4) {

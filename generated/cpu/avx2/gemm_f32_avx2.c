@@ -30,9 +30,17 @@
 typedef float panel_t; /* one k step of a panel: NR values */
 
 static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size_t kl, panel_t *p) {
+    /* whole GV_W-row x GV_W-k squares transposed in vectors, then what is left value by value */
+    const size_t kv = kl / GV_W * GV_W;
+    for (size_t jj = 0; jj + GV_W <= nr && jj < NR; jj += GV_W)
+        for (size_t kk = 0; kk < kv; kk += GV_W)
+            gv_transpose8_u32((const char *)a->w + (j + jj) * a->w_row_bytes +
+                                  (kc + kk) * sizeof(float),
+                              a->w_row_bytes, (void *)(p + kk * NR + jj), NR);
     for (size_t jj = 0; jj < NR; jj++) {
         const float *w = (const float *)((const char *)a->w + (j + jj) * a->w_row_bytes) + kc;
-        for (size_t kk = 0; kk < kl; kk++) p[kk * NR + jj] = jj < nr ? w[kk] : 0;
+        for (size_t kk = jj < nr / GV_W * GV_W ? kv : 0; kk < kl; kk++)
+            p[kk * NR + jj] = jj < nr ? (w[kk]) : 0;
     }
 }
 #define PANEL_STRIDE(kl) ((kl)*NR)
@@ -42,10 +50,24 @@ static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size
 #define X_ELEM sizeof(float)
 typedef float xpanel_t; /* one k step of an activation panel: MR values */
 
+/* GV_W k at a time: the mr rows' values (rows past mr zero) transposed, the k in order, each
+ * over the last one's spare lanes (the panel's last k spill GV_W - MR values past its end, into
+ * the next panel, packed after it, or the room left past MC rows); then the k left value by value
+ */
+_Static_assert(MR <= GV_W &&
+                   (MC + GV_W) * KC * sizeof(xpanel_t) <= GLLM_SCRATCH_BYTES - GLLM_SCRATCH_PANELS,
+               "activation panels fit");
 static void pack_x(const gllm_matmul_args *a, size_t i, size_t mr, size_t kc, size_t kl,
                    xpanel_t *xp) {
+    const size_t kv = kl / GV_W * GV_W;
+    for (size_t kk = 0; kk < kv; kk += GV_W) {
+        gv_f32 r[GV_W];
+        for (size_t q = 0; q < GV_W; q++)
+            r[q] = q < mr ? gv_load(a->x + (i + q) * a->ldx + kc + kk) : gv_zero();
+        gv_transpose8(r, xp + kk * MR, MR);
+    }
     for (size_t r = 0; r < mr; r++)
-        for (size_t kk = 0; kk < kl; kk++) xp[kk * MR + r] = a->x[(i + r) * a->ldx + kc + kk];
+        for (size_t kk = kv; kk < kl; kk++) xp[kk * MR + r] = a->x[(i + r) * a->ldx + kc + kk];
 }
 
 static void tile_1(const xpanel_t *x, size_t kl, const panel_t *p, float *y, size_t ldy,

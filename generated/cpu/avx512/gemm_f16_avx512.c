@@ -32,17 +32,17 @@
 typedef float panel_t; /* one k step of a panel: NR values */
 
 static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size_t kl, panel_t *p) {
-    /* whole 16-row x 16-k squares widened and transposed in vectors, then what is left value by
+    /* whole GV_W-row x GV_W-k squares widened and transposed in vectors, then what is left value by
      * value */
-    const size_t kv = kl / 16 * 16;
-    for (size_t jj = 0; jj + 16 <= nr && jj < NR; jj += 16)
-        for (size_t kk = 0; kk < kv; kk += 16)
+    const size_t kv = kl / GV_W * GV_W;
+    for (size_t jj = 0; jj + GV_W <= nr && jj < NR; jj += GV_W)
+        for (size_t kk = 0; kk < kv; kk += GV_W)
             gv_transpose16_f16((const char *)a->w + (j + jj) * a->w_row_bytes +
                                    (kc + kk) * sizeof(uint16_t),
                                a->w_row_bytes, (void *)(p + kk * NR + jj), NR);
     for (size_t jj = 0; jj < NR; jj++) {
         const uint16_t *w = (const uint16_t *)((const char *)a->w + (j + jj) * a->w_row_bytes) + kc;
-        for (size_t kk = jj < nr / 16 * 16 ? kv : 0; kk < kl; kk++)
+        for (size_t kk = jj < nr / GV_W * GV_W ? kv : 0; kk < kl; kk++)
             p[kk * NR + jj] = jj < nr ? gllm_f16_to_f32(w[kk]) : 0;
     }
 }
@@ -53,6 +53,8 @@ static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size
 #define X_ELEM sizeof(float)
 typedef float xpanel_t; /* one k step of an activation panel: MR values */
 
+_Static_assert(MC *KC * sizeof(xpanel_t) <= GLLM_SCRATCH_BYTES - GLLM_SCRATCH_PANELS,
+               "activation panels fit");
 static void pack_x(const gllm_matmul_args *a, size_t i, size_t mr, size_t kc, size_t kl,
                    xpanel_t *xp) {
     for (size_t r = 0; r < mr; r++)

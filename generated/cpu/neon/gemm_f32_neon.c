@@ -42,6 +42,8 @@ static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size
 #define X_ELEM sizeof(float)
 typedef float xpanel_t; /* one k step of an activation panel: MR values */
 
+_Static_assert(MC *KC * sizeof(xpanel_t) <= GLLM_SCRATCH_BYTES - GLLM_SCRATCH_PANELS,
+               "activation panels fit");
 static void pack_x(const gllm_matmul_args *a, size_t i, size_t mr, size_t kc, size_t kl,
                    xpanel_t *xp) {
     for (size_t r = 0; r < mr; r++)
