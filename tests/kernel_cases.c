@@ -63,7 +63,7 @@ typedef struct {
  * MC=72 (64) rows, NC=1024 (512) columns; AVX-512 int8: 512, 48, 768); 21x1040: tiled weights across NC, a last panel of one tile; gemv: one
  * row (decode), and 2 to 13 (batched decode: groups of rows, as even as they go) */
 static const shape gemv_shapes[] = {{1, 1, 32},  {1, 7, 96},  {1, 33, 1056}, {1, 257, 288}, {1, 257, 4128},
-                                    {2, 7, 96},  {3, 33, 288}, {4, 1, 32},    {5, 65, 1056}, {9, 65, 4128}, {13, 33, 288}};
+                                    {2, 7, 96},  {3, 33, 288}, {4, 1, 32},    {5, 65, 1056}, {9, 65, 4128}, {13, 33, 288}, {29, 65, 1056}};
 static const shape gemv_odd_k[] = {{1, 7, 33}, {1, 33, 101}, {1, 257, 1027}, {3, 7, 33}, {7, 33, 101}, {2, 257, 1027}};
 static const shape gemm_shapes[] = {{3, 7, 32}, {17, 33, 288}, {69, 257, 544}, {17, 257, 4128},
                                     {150, 33, 96}, {5, 1100, 64}, {69, 1, 4128}, {17, 48, 288},
@@ -77,12 +77,12 @@ static const shape tiled_shapes[] = {{1, 16, 32},  {1, 48, 96},   {1, 272, 1056}
                                      {17, 272, 288}, {23, 48, 1056}, {32, 64, 96},   {41, 48, 288},  {64, 32, 96},   {97, 32, 288}};
 static const shape gemm_odd_k[] = {{3, 7, 33}, {17, 33, 101}, {69, 257, 1027}};
 
-/* and RANDOM_SHAPES drawn from the kernel's seeded stream: any m (gemv: 1 to 16 rows, gemv_lanes 100) and n,
+/* and RANDOM_SHAPES drawn from the kernel's seeded stream: any m (gemv: 1 to 32 rows, gemv_lanes 100) and n,
  * k a multiple of 32 or (float formats, untiled) any */
 enum { RANDOM_SHAPES = 4 };
 static shape random_shape(int op, int odd_k) {
     shape s;
-    s.m = op == GLLM_OP_GEMM ? 1 + rnd() % 100 : op == GLLM_OP_GEMV_LANES ? 1 + rnd() % 100 : 1 + rnd() % 16;
+    s.m = op == GLLM_OP_GEMM ? 1 + rnd() % 100 : op == GLLM_OP_GEMV_LANES ? 1 + rnd() % 100 : 1 + rnd() % 32;
     s.n = op == GLLM_OP_GEMV_LANES ? GLLM_TILE_ROWS * (1 + rnd() % 20) : 1 + rnd() % 300;
     s.k = odd_k && op != GLLM_OP_GEMV_LANES && rnd() % 2 ? 1 + rnd() % 1300 : 32 * (1 + rnd() % 40);
     return s;
