@@ -16,39 +16,50 @@
 #include <string.h>
 #define ROUND_MAGIC 12582912.0f /* 1.5 * 2^23 */
 
+/* The same steps, 4 blocks at a time, as AVX2's 8 (the plain loops' clamp and rounding compiled to
+ * a scalar loop with branches, ~10 instructions an element, and two scalar divisions a block). A
+ * block's 32 codes: eight vectors rounded by fcvtns (to nearest even), narrowed to int16 and int8.
+ */
 void gllm_act_quant_neon(const float *x, gllm_q8x *y, size_t k) {
-    for (size_t b = 0; b < k / 32; b++, x += 32) {
-        /* max |x| as an integer max of the bit patterns without sign: ordered as the floats are,
-         * with inf and NaN above every finite value; unlike a float max or a float sum (an add
-         * chain, 4x slower in all), it vectorises */
-        uint32_t abits = 0;
-        for (int t = 0; t < 32; t++) {
-            uint32_t u;
-            memcpy(&u, x + t, 4);
-            u &= 0x7fffffffu;
-            abits = u > abits ? u : abits;
+    const uint32x4_t abs_mask = vdupq_n_u32(0x7fffffffu);
+    const float32x4_t lo = vdupq_n_f32(-127.0f), hi = vdupq_n_f32(127.0f);
+    for (size_t b0 = 0; b0 < k / 32; b0 += 4, x += 128, y += 4) {
+        const size_t n = k / 32 - b0 < 4 ? k / 32 - b0 : 4;
+        uint32_t abits[4] = {0};
+        for (size_t i = 0; i < n; i++) {
+            uint32x4_t m = vandq_u32(vld1q_u32((const uint32_t *)(x + 32 * i)), abs_mask);
+            for (int q = 1; q < 8; q++)
+                m = vmaxq_u32(
+                    m, vandq_u32(vld1q_u32((const uint32_t *)(x + 32 * i + 4 * q)), abs_mask));
+            abits[i] = vmaxvq_u32(m);
         }
-        if (abits >= 0x7f800000u) { /* inf or NaN: the block's products are NaN, as a float matmul's
-                                       would be */
-            memset(y[b].qs, 0, sizeof y[b].qs);
-            y[b].d = y[b].s = NAN;
-            continue;
+        const float32x4_t d = vdivq_f32(vreinterpretq_f32_u32(vld1q_u32(abits)), hi);
+        const uint32x4_t normal = vcgeq_f32(d, vdupq_n_f32(FLT_MIN)); /* no inf from a tiny max */
+        float dv[4], idv[4];
+        vst1q_f32(dv, d);
+        vst1q_f32(idv, vreinterpretq_f32_u32(vandq_u32(
+                           normal, vreinterpretq_u32_f32(vdivq_f32(vdupq_n_f32(1.0f), d)))));
+        for (size_t i = 0; i < n; i++) {
+            if (abits[i] >= 0x7f800000u) { /* inf or NaN: the block's products are NaN, as a float
+                                              matmul's would be */
+                memset(y[i].qs, 0, sizeof y[i].qs);
+                y[i].d = y[i].s = NAN;
+                continue;
+            }
+            int32x4_t q[8], sum = vdupq_n_s32(0);
+            for (int j = 0; j < 8; j++) {
+                q[j] = vcvtnq_s32_f32(vminq_f32(
+                    vmaxq_f32(vmulq_n_f32(vld1q_f32(x + 32 * i + 4 * j), idv[i]), lo), hi));
+                sum = vaddq_s32(sum, q[j]);
+            }
+            for (int h = 0; h < 2; h++) {
+                const int16x8_t a = vcombine_s16(vqmovn_s32(q[4 * h]), vqmovn_s32(q[4 * h + 1]));
+                const int16x8_t b =
+                    vcombine_s16(vqmovn_s32(q[4 * h + 2]), vqmovn_s32(q[4 * h + 3]));
+                vst1q_s8(y[i].qs + 16 * h, vcombine_s8(vqmovn_s16(a), vqmovn_s16(b)));
+            }
+            y[i].d = dv[i];
+            y[i].s = dv[i] * (float)vaddvq_s32(sum);
         }
-        float amax;
-        memcpy(&amax, &abits, 4);
-        const float d = amax / 127.0f,
-                    id = d >= FLT_MIN ? 1.0f / d : 0.0f; /* no inf from a tiny max */
-        int32_t q[32], sum = 0;
-        /* round to nearest even as lrintf does, in plain float arithmetic that vectorises
-         * (|x*id| <= 127: adding 1.5*2^23 leaves the rounded integer in the low bits) */
-        for (int t = 0; t < 32; t++) {
-            const float v = x[t] * id, c = v > 127.0f    ? 127.0f
-                                           : v < -127.0f ? -127.0f
-                                                         : v; /* |c| <= 127 */
-            q[t] = (int32_t)((c + ROUND_MAGIC) - ROUND_MAGIC);
-        }
-        for (int t = 0; t < 32; t++) y[b].qs[t] = (int8_t)q[t], sum += q[t];
-        y[b].d = d;
-        y[b].s = d * (float)sum;
     }
 }
