@@ -92,11 +92,16 @@ static inline void gv_transpose8(const gv_f32 r[8], float *dst, size_t dst_strid
         t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);     /* k 0, 1 | 4, 5 of rows 2i, 2i+1 */
         t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]); /* k 2, 3 | 6, 7 */
     }
-    for (int h = 0; h < 2; h++) /* rows 4h..4h+3: s[4h + c] holds k c | c + 4 */
-        for (int c = 0; c < 4; c++)
-            s[4 * h + c] = _mm256_shuffle_ps(t[4 * h + c / 2], t[4 * h + 2 + c / 2], c % 2 ? 0xee : 0x44);
-    for (int j = 0; j < 8; j++)
-        _mm256_storeu_ps(dst + (size_t)j * dst_stride, _mm256_permute2f128_ps(s[j % 4], s[4 + j % 4], j < 4 ? 0x20 : 0x31));
+    for (int h = 0; h < 8; h += 4) { /* rows h/2..h/2+3: s[h + c] holds k c | c + 4 (immediates: constants at -O0 too) */
+        s[h] = _mm256_shuffle_ps(t[h], t[h + 2], 0x44);
+        s[h + 1] = _mm256_shuffle_ps(t[h], t[h + 2], 0xee);
+        s[h + 2] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0x44);
+        s[h + 3] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0xee);
+    }
+    for (int j = 0; j < 4; j++)
+        _mm256_storeu_ps(dst + (size_t)j * dst_stride, _mm256_permute2f128_ps(s[j], s[4 + j], 0x20));
+    for (int j = 0; j < 4; j++)
+        _mm256_storeu_ps(dst + (size_t)(4 + j) * dst_stride, _mm256_permute2f128_ps(s[j], s[4 + j], 0x31));
 }
 /* 8 rows (src_stride bytes apart) of 8 f32 / f16 / bf16 values, widened and transposed into dst
  * (floats): gemm's packs */
