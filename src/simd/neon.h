@@ -81,6 +81,8 @@ static inline gv_i32 gv_dot4_u(gv_i32 acc, const void *codes, const int8_t *x4) 
     return vdotq_s32(acc, vld1q_s8((const int8_t *)codes), vreinterpretq_s8_s32(vdupq_n_s32(x)));
 }
 #define gv_dot4_s gv_dot4_u /* sdot is s8 x s8: codes of every format fit */
+/* int32 lanes += 4 code bytes . the 4 bytes in lane l (a constant) of x (Isa.lane_dot) */
+#define gv_dot4_lane(acc, codes, x, l) vdotq_laneq_s32((acc), vld1q_s8((const int8_t *)(codes)), (x), (l))
 static inline gv_f32 gv_cvt_i32(gv_i32 v) { return vcvtq_f32_s32(v); }
 
 typedef int8x16x2_t gq_codes;
@@ -106,6 +108,22 @@ static inline void gq_store_codes(uint8_t *dst, gq_codes c, int is_signed) {
     (void)is_signed;
     vst1q_s8((int8_t *)dst, c.val[0]);
     vst1q_s8((int8_t *)dst + 16, c.val[1]);
+}
+/* panel codes need no bias here (sdot is s8 x s8) */
+static inline gq_codes gq_flip(gq_codes c) { return c; }
+/* 4 rows' unpacked block codes (32 bytes each), transposed into 8 vectors of 4-byte groups:
+ * group g of row i at dst + g*dst_stride, lane i (the int8 gemm panel) */
+static inline void gq_transpose_codes4(const gq_codes c[4], uint32_t *dst, size_t dst_stride) {
+    for (int h = 0; h < 2; h++) { /* groups 4h .. 4h+3 */
+        const uint32x4_t r0 = vreinterpretq_u32_s8(c[0].val[h]), r1 = vreinterpretq_u32_s8(c[1].val[h]);
+        const uint32x4_t r2 = vreinterpretq_u32_s8(c[2].val[h]), r3 = vreinterpretq_u32_s8(c[3].val[h]);
+        const uint64x2_t a = vreinterpretq_u64_u32(vtrn1q_u32(r0, r1)), b = vreinterpretq_u64_u32(vtrn2q_u32(r0, r1)); /* groups 0, 2 | 1, 3 of rows 0, 1 */
+        const uint64x2_t e = vreinterpretq_u64_u32(vtrn1q_u32(r2, r3)), f = vreinterpretq_u64_u32(vtrn2q_u32(r2, r3));
+        vst1q_u32(dst + (size_t)(4 * h) * dst_stride, vreinterpretq_u32_u64(vtrn1q_u64(a, e)));
+        vst1q_u32(dst + (size_t)(4 * h + 1) * dst_stride, vreinterpretq_u32_u64(vtrn1q_u64(b, f)));
+        vst1q_u32(dst + (size_t)(4 * h + 2) * dst_stride, vreinterpretq_u32_u64(vtrn2q_u64(a, e)));
+        vst1q_u32(dst + (size_t)(4 * h + 3) * dst_stride, vreinterpretq_u32_u64(vtrn2q_u64(b, f)));
+    }
 }
 static inline gq_f32 gq_fma_i32(gq_i32 d, float s, gq_f32 acc) {
     return vfmaq_n_f32(acc, vcvtq_f32_s32(d), s);

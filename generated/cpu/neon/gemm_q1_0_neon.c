@@ -36,7 +36,29 @@ typedef struct {
 
 static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size_t kl, panel_t *p) {
     for (size_t b = 0; b < kl; b++) {
-        for (size_t jj = 0; jj < NR; jj++) {
+        /* whole 4-row groups: their unpacked codes transposed in vectors */
+        const size_t vr = nr < NR ? nr / 4 * 4 : NR;
+        for (size_t jj0 = 0; jj0 < vr; jj0 += 4) {
+            gq_codes c[4];
+            for (size_t i = 0; i < 4; i++) {
+                const gllm_block_q1_0 *blk =
+                    (const gllm_block_q1_0 *)((const char *)a->w + (j + jj0 + i) * a->w_row_bytes) +
+                    kc + b;
+                p[b].a[jj0 + i] = 2.0f * gllm_f16_to_f32(blk->d);
+                p[b].c[jj0 + i] = -1.0f * gllm_f16_to_f32(blk->d);
+                c[i] = (int8x16x2_t){
+                    {vreinterpretq_s8_u8(vminq_u8(
+                         vandq_u8(vcombine_u8(vdup_n_u8(blk->qs[0]), vdup_n_u8(blk->qs[1])),
+                                  vreinterpretq_u8_u64(vdupq_n_u64(0x8040201008040201ull))),
+                         vdupq_n_u8(1))),
+                     vreinterpretq_s8_u8(vminq_u8(
+                         vandq_u8(vcombine_u8(vdup_n_u8(blk->qs[2]), vdup_n_u8(blk->qs[3])),
+                                  vreinterpretq_u8_u64(vdupq_n_u64(0x8040201008040201ull))),
+                         vdupq_n_u8(1)))}};
+            }
+            gq_transpose_codes4(c, (uint32_t *)p[b].codes[0] + jj0, NR);
+        }
+        for (size_t jj = vr; jj < NR; jj++) {
             if (jj >= nr) {
                 for (int t = 0; t < 32; t++) p[b].codes[t >> 2][jj][t & 3] = 0;
                 p[b].a[jj] = p[b].c[jj] = 0.0f;
@@ -96,9 +118,17 @@ static void tile_1(const xpanel_t *x, size_t kl, const panel_t *p, float *y, siz
     gv_f32 c0_0 = gv_zero();
     for (size_t b = 0; b < kl; b++, p++, x += MR) {
         gv_i32 s0_0 = gv_set1_i32(x[0].o);
-        for (int g = 0; g < 8; g++) {
-            s0_0 = gv_dot4_u(s0_0, p->codes[g][0 * GV_W], x[0].q.qs + 4 * g);
-        }
+        /* each row's block in two vectors; code group g dots with their 4-byte lane g (no
+         * broadcasts) */
+        const int8x16_t x0_lo = vld1q_s8(x[0].q.qs), x0_hi = vld1q_s8(x[0].q.qs + 16);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[0][0 * GV_W], x0_lo, 0);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[1][0 * GV_W], x0_lo, 1);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[2][0 * GV_W], x0_lo, 2);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[3][0 * GV_W], x0_lo, 3);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[4][0 * GV_W], x0_hi, 0);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[5][0 * GV_W], x0_hi, 1);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[6][0 * GV_W], x0_hi, 2);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[7][0 * GV_W], x0_hi, 3);
         const gv_f32 a0 = gv_load(p->a + 0 * GV_W), o0 = gv_load(p->c + 0 * GV_W);
         const gv_f32 d0 = gv_set1(x[0].q.d), e0 = gv_set1(x[0].q.s);
         c0_0 = gv_fma(gv_cvt_i32(s0_0), gv_mul(a0, d0), c0_0);
@@ -114,10 +144,26 @@ static void tile_2(const xpanel_t *x, size_t kl, const panel_t *p, float *y, siz
     for (size_t b = 0; b < kl; b++, p++, x += MR) {
         gv_i32 s0_0 = gv_set1_i32(x[0].o);
         gv_i32 s1_0 = gv_set1_i32(x[1].o);
-        for (int g = 0; g < 8; g++) {
-            s0_0 = gv_dot4_u(s0_0, p->codes[g][0 * GV_W], x[0].q.qs + 4 * g);
-            s1_0 = gv_dot4_u(s1_0, p->codes[g][0 * GV_W], x[1].q.qs + 4 * g);
-        }
+        /* each row's block in two vectors; code group g dots with their 4-byte lane g (no
+         * broadcasts) */
+        const int8x16_t x0_lo = vld1q_s8(x[0].q.qs), x0_hi = vld1q_s8(x[0].q.qs + 16);
+        const int8x16_t x1_lo = vld1q_s8(x[1].q.qs), x1_hi = vld1q_s8(x[1].q.qs + 16);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[0][0 * GV_W], x0_lo, 0);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[0][0 * GV_W], x1_lo, 0);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[1][0 * GV_W], x0_lo, 1);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[1][0 * GV_W], x1_lo, 1);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[2][0 * GV_W], x0_lo, 2);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[2][0 * GV_W], x1_lo, 2);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[3][0 * GV_W], x0_lo, 3);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[3][0 * GV_W], x1_lo, 3);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[4][0 * GV_W], x0_hi, 0);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[4][0 * GV_W], x1_hi, 0);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[5][0 * GV_W], x0_hi, 1);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[5][0 * GV_W], x1_hi, 1);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[6][0 * GV_W], x0_hi, 2);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[6][0 * GV_W], x1_hi, 2);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[7][0 * GV_W], x0_hi, 3);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[7][0 * GV_W], x1_hi, 3);
         const gv_f32 a0 = gv_load(p->a + 0 * GV_W), o0 = gv_load(p->c + 0 * GV_W);
         const gv_f32 d0 = gv_set1(x[0].q.d), e0 = gv_set1(x[0].q.s);
         c0_0 = gv_fma(gv_cvt_i32(s0_0), gv_mul(a0, d0), c0_0);
@@ -139,11 +185,35 @@ static void tile_3(const xpanel_t *x, size_t kl, const panel_t *p, float *y, siz
         gv_i32 s0_0 = gv_set1_i32(x[0].o);
         gv_i32 s1_0 = gv_set1_i32(x[1].o);
         gv_i32 s2_0 = gv_set1_i32(x[2].o);
-        for (int g = 0; g < 8; g++) {
-            s0_0 = gv_dot4_u(s0_0, p->codes[g][0 * GV_W], x[0].q.qs + 4 * g);
-            s1_0 = gv_dot4_u(s1_0, p->codes[g][0 * GV_W], x[1].q.qs + 4 * g);
-            s2_0 = gv_dot4_u(s2_0, p->codes[g][0 * GV_W], x[2].q.qs + 4 * g);
-        }
+        /* each row's block in two vectors; code group g dots with their 4-byte lane g (no
+         * broadcasts) */
+        const int8x16_t x0_lo = vld1q_s8(x[0].q.qs), x0_hi = vld1q_s8(x[0].q.qs + 16);
+        const int8x16_t x1_lo = vld1q_s8(x[1].q.qs), x1_hi = vld1q_s8(x[1].q.qs + 16);
+        const int8x16_t x2_lo = vld1q_s8(x[2].q.qs), x2_hi = vld1q_s8(x[2].q.qs + 16);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[0][0 * GV_W], x0_lo, 0);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[0][0 * GV_W], x1_lo, 0);
+        s2_0 = gv_dot4_lane(s2_0, p->codes[0][0 * GV_W], x2_lo, 0);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[1][0 * GV_W], x0_lo, 1);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[1][0 * GV_W], x1_lo, 1);
+        s2_0 = gv_dot4_lane(s2_0, p->codes[1][0 * GV_W], x2_lo, 1);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[2][0 * GV_W], x0_lo, 2);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[2][0 * GV_W], x1_lo, 2);
+        s2_0 = gv_dot4_lane(s2_0, p->codes[2][0 * GV_W], x2_lo, 2);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[3][0 * GV_W], x0_lo, 3);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[3][0 * GV_W], x1_lo, 3);
+        s2_0 = gv_dot4_lane(s2_0, p->codes[3][0 * GV_W], x2_lo, 3);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[4][0 * GV_W], x0_hi, 0);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[4][0 * GV_W], x1_hi, 0);
+        s2_0 = gv_dot4_lane(s2_0, p->codes[4][0 * GV_W], x2_hi, 0);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[5][0 * GV_W], x0_hi, 1);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[5][0 * GV_W], x1_hi, 1);
+        s2_0 = gv_dot4_lane(s2_0, p->codes[5][0 * GV_W], x2_hi, 1);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[6][0 * GV_W], x0_hi, 2);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[6][0 * GV_W], x1_hi, 2);
+        s2_0 = gv_dot4_lane(s2_0, p->codes[6][0 * GV_W], x2_hi, 2);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[7][0 * GV_W], x0_hi, 3);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[7][0 * GV_W], x1_hi, 3);
+        s2_0 = gv_dot4_lane(s2_0, p->codes[7][0 * GV_W], x2_hi, 3);
         const gv_f32 a0 = gv_load(p->a + 0 * GV_W), o0 = gv_load(p->c + 0 * GV_W);
         const gv_f32 d0 = gv_set1(x[0].q.d), e0 = gv_set1(x[0].q.s);
         c0_0 = gv_fma(gv_cvt_i32(s0_0), gv_mul(a0, d0), c0_0);
@@ -171,12 +241,44 @@ static void tile_4(const xpanel_t *x, size_t kl, const panel_t *p, float *y, siz
         gv_i32 s1_0 = gv_set1_i32(x[1].o);
         gv_i32 s2_0 = gv_set1_i32(x[2].o);
         gv_i32 s3_0 = gv_set1_i32(x[3].o);
-        for (int g = 0; g < 8; g++) {
-            s0_0 = gv_dot4_u(s0_0, p->codes[g][0 * GV_W], x[0].q.qs + 4 * g);
-            s1_0 = gv_dot4_u(s1_0, p->codes[g][0 * GV_W], x[1].q.qs + 4 * g);
-            s2_0 = gv_dot4_u(s2_0, p->codes[g][0 * GV_W], x[2].q.qs + 4 * g);
-            s3_0 = gv_dot4_u(s3_0, p->codes[g][0 * GV_W], x[3].q.qs + 4 * g);
-        }
+        /* each row's block in two vectors; code group g dots with their 4-byte lane g (no
+         * broadcasts) */
+        const int8x16_t x0_lo = vld1q_s8(x[0].q.qs), x0_hi = vld1q_s8(x[0].q.qs + 16);
+        const int8x16_t x1_lo = vld1q_s8(x[1].q.qs), x1_hi = vld1q_s8(x[1].q.qs + 16);
+        const int8x16_t x2_lo = vld1q_s8(x[2].q.qs), x2_hi = vld1q_s8(x[2].q.qs + 16);
+        const int8x16_t x3_lo = vld1q_s8(x[3].q.qs), x3_hi = vld1q_s8(x[3].q.qs + 16);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[0][0 * GV_W], x0_lo, 0);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[0][0 * GV_W], x1_lo, 0);
+        s2_0 = gv_dot4_lane(s2_0, p->codes[0][0 * GV_W], x2_lo, 0);
+        s3_0 = gv_dot4_lane(s3_0, p->codes[0][0 * GV_W], x3_lo, 0);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[1][0 * GV_W], x0_lo, 1);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[1][0 * GV_W], x1_lo, 1);
+        s2_0 = gv_dot4_lane(s2_0, p->codes[1][0 * GV_W], x2_lo, 1);
+        s3_0 = gv_dot4_lane(s3_0, p->codes[1][0 * GV_W], x3_lo, 1);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[2][0 * GV_W], x0_lo, 2);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[2][0 * GV_W], x1_lo, 2);
+        s2_0 = gv_dot4_lane(s2_0, p->codes[2][0 * GV_W], x2_lo, 2);
+        s3_0 = gv_dot4_lane(s3_0, p->codes[2][0 * GV_W], x3_lo, 2);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[3][0 * GV_W], x0_lo, 3);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[3][0 * GV_W], x1_lo, 3);
+        s2_0 = gv_dot4_lane(s2_0, p->codes[3][0 * GV_W], x2_lo, 3);
+        s3_0 = gv_dot4_lane(s3_0, p->codes[3][0 * GV_W], x3_lo, 3);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[4][0 * GV_W], x0_hi, 0);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[4][0 * GV_W], x1_hi, 0);
+        s2_0 = gv_dot4_lane(s2_0, p->codes[4][0 * GV_W], x2_hi, 0);
+        s3_0 = gv_dot4_lane(s3_0, p->codes[4][0 * GV_W], x3_hi, 0);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[5][0 * GV_W], x0_hi, 1);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[5][0 * GV_W], x1_hi, 1);
+        s2_0 = gv_dot4_lane(s2_0, p->codes[5][0 * GV_W], x2_hi, 1);
+        s3_0 = gv_dot4_lane(s3_0, p->codes[5][0 * GV_W], x3_hi, 1);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[6][0 * GV_W], x0_hi, 2);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[6][0 * GV_W], x1_hi, 2);
+        s2_0 = gv_dot4_lane(s2_0, p->codes[6][0 * GV_W], x2_hi, 2);
+        s3_0 = gv_dot4_lane(s3_0, p->codes[6][0 * GV_W], x3_hi, 2);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[7][0 * GV_W], x0_hi, 3);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[7][0 * GV_W], x1_hi, 3);
+        s2_0 = gv_dot4_lane(s2_0, p->codes[7][0 * GV_W], x2_hi, 3);
+        s3_0 = gv_dot4_lane(s3_0, p->codes[7][0 * GV_W], x3_hi, 3);
         const gv_f32 a0 = gv_load(p->a + 0 * GV_W), o0 = gv_load(p->c + 0 * GV_W);
         const gv_f32 d0 = gv_set1(x[0].q.d), e0 = gv_set1(x[0].q.s);
         c0_0 = gv_fma(gv_cvt_i32(s0_0), gv_mul(a0, d0), c0_0);
@@ -210,13 +312,53 @@ static void tile_5(const xpanel_t *x, size_t kl, const panel_t *p, float *y, siz
         gv_i32 s2_0 = gv_set1_i32(x[2].o);
         gv_i32 s3_0 = gv_set1_i32(x[3].o);
         gv_i32 s4_0 = gv_set1_i32(x[4].o);
-        for (int g = 0; g < 8; g++) {
-            s0_0 = gv_dot4_u(s0_0, p->codes[g][0 * GV_W], x[0].q.qs + 4 * g);
-            s1_0 = gv_dot4_u(s1_0, p->codes[g][0 * GV_W], x[1].q.qs + 4 * g);
-            s2_0 = gv_dot4_u(s2_0, p->codes[g][0 * GV_W], x[2].q.qs + 4 * g);
-            s3_0 = gv_dot4_u(s3_0, p->codes[g][0 * GV_W], x[3].q.qs + 4 * g);
-            s4_0 = gv_dot4_u(s4_0, p->codes[g][0 * GV_W], x[4].q.qs + 4 * g);
-        }
+        /* each row's block in two vectors; code group g dots with their 4-byte lane g (no
+         * broadcasts) */
+        const int8x16_t x0_lo = vld1q_s8(x[0].q.qs), x0_hi = vld1q_s8(x[0].q.qs + 16);
+        const int8x16_t x1_lo = vld1q_s8(x[1].q.qs), x1_hi = vld1q_s8(x[1].q.qs + 16);
+        const int8x16_t x2_lo = vld1q_s8(x[2].q.qs), x2_hi = vld1q_s8(x[2].q.qs + 16);
+        const int8x16_t x3_lo = vld1q_s8(x[3].q.qs), x3_hi = vld1q_s8(x[3].q.qs + 16);
+        const int8x16_t x4_lo = vld1q_s8(x[4].q.qs), x4_hi = vld1q_s8(x[4].q.qs + 16);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[0][0 * GV_W], x0_lo, 0);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[0][0 * GV_W], x1_lo, 0);
+        s2_0 = gv_dot4_lane(s2_0, p->codes[0][0 * GV_W], x2_lo, 0);
+        s3_0 = gv_dot4_lane(s3_0, p->codes[0][0 * GV_W], x3_lo, 0);
+        s4_0 = gv_dot4_lane(s4_0, p->codes[0][0 * GV_W], x4_lo, 0);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[1][0 * GV_W], x0_lo, 1);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[1][0 * GV_W], x1_lo, 1);
+        s2_0 = gv_dot4_lane(s2_0, p->codes[1][0 * GV_W], x2_lo, 1);
+        s3_0 = gv_dot4_lane(s3_0, p->codes[1][0 * GV_W], x3_lo, 1);
+        s4_0 = gv_dot4_lane(s4_0, p->codes[1][0 * GV_W], x4_lo, 1);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[2][0 * GV_W], x0_lo, 2);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[2][0 * GV_W], x1_lo, 2);
+        s2_0 = gv_dot4_lane(s2_0, p->codes[2][0 * GV_W], x2_lo, 2);
+        s3_0 = gv_dot4_lane(s3_0, p->codes[2][0 * GV_W], x3_lo, 2);
+        s4_0 = gv_dot4_lane(s4_0, p->codes[2][0 * GV_W], x4_lo, 2);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[3][0 * GV_W], x0_lo, 3);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[3][0 * GV_W], x1_lo, 3);
+        s2_0 = gv_dot4_lane(s2_0, p->codes[3][0 * GV_W], x2_lo, 3);
+        s3_0 = gv_dot4_lane(s3_0, p->codes[3][0 * GV_W], x3_lo, 3);
+        s4_0 = gv_dot4_lane(s4_0, p->codes[3][0 * GV_W], x4_lo, 3);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[4][0 * GV_W], x0_hi, 0);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[4][0 * GV_W], x1_hi, 0);
+        s2_0 = gv_dot4_lane(s2_0, p->codes[4][0 * GV_W], x2_hi, 0);
+        s3_0 = gv_dot4_lane(s3_0, p->codes[4][0 * GV_W], x3_hi, 0);
+        s4_0 = gv_dot4_lane(s4_0, p->codes[4][0 * GV_W], x4_hi, 0);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[5][0 * GV_W], x0_hi, 1);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[5][0 * GV_W], x1_hi, 1);
+        s2_0 = gv_dot4_lane(s2_0, p->codes[5][0 * GV_W], x2_hi, 1);
+        s3_0 = gv_dot4_lane(s3_0, p->codes[5][0 * GV_W], x3_hi, 1);
+        s4_0 = gv_dot4_lane(s4_0, p->codes[5][0 * GV_W], x4_hi, 1);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[6][0 * GV_W], x0_hi, 2);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[6][0 * GV_W], x1_hi, 2);
+        s2_0 = gv_dot4_lane(s2_0, p->codes[6][0 * GV_W], x2_hi, 2);
+        s3_0 = gv_dot4_lane(s3_0, p->codes[6][0 * GV_W], x3_hi, 2);
+        s4_0 = gv_dot4_lane(s4_0, p->codes[6][0 * GV_W], x4_hi, 2);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[7][0 * GV_W], x0_hi, 3);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[7][0 * GV_W], x1_hi, 3);
+        s2_0 = gv_dot4_lane(s2_0, p->codes[7][0 * GV_W], x2_hi, 3);
+        s3_0 = gv_dot4_lane(s3_0, p->codes[7][0 * GV_W], x3_hi, 3);
+        s4_0 = gv_dot4_lane(s4_0, p->codes[7][0 * GV_W], x4_hi, 3);
         const gv_f32 a0 = gv_load(p->a + 0 * GV_W), o0 = gv_load(p->c + 0 * GV_W);
         const gv_f32 d0 = gv_set1(x[0].q.d), e0 = gv_set1(x[0].q.s);
         c0_0 = gv_fma(gv_cvt_i32(s0_0), gv_mul(a0, d0), c0_0);
@@ -256,14 +398,62 @@ static void tile_6(const xpanel_t *x, size_t kl, const panel_t *p, float *y, siz
         gv_i32 s3_0 = gv_set1_i32(x[3].o);
         gv_i32 s4_0 = gv_set1_i32(x[4].o);
         gv_i32 s5_0 = gv_set1_i32(x[5].o);
-        for (int g = 0; g < 8; g++) {
-            s0_0 = gv_dot4_u(s0_0, p->codes[g][0 * GV_W], x[0].q.qs + 4 * g);
-            s1_0 = gv_dot4_u(s1_0, p->codes[g][0 * GV_W], x[1].q.qs + 4 * g);
-            s2_0 = gv_dot4_u(s2_0, p->codes[g][0 * GV_W], x[2].q.qs + 4 * g);
-            s3_0 = gv_dot4_u(s3_0, p->codes[g][0 * GV_W], x[3].q.qs + 4 * g);
-            s4_0 = gv_dot4_u(s4_0, p->codes[g][0 * GV_W], x[4].q.qs + 4 * g);
-            s5_0 = gv_dot4_u(s5_0, p->codes[g][0 * GV_W], x[5].q.qs + 4 * g);
-        }
+        /* each row's block in two vectors; code group g dots with their 4-byte lane g (no
+         * broadcasts) */
+        const int8x16_t x0_lo = vld1q_s8(x[0].q.qs), x0_hi = vld1q_s8(x[0].q.qs + 16);
+        const int8x16_t x1_lo = vld1q_s8(x[1].q.qs), x1_hi = vld1q_s8(x[1].q.qs + 16);
+        const int8x16_t x2_lo = vld1q_s8(x[2].q.qs), x2_hi = vld1q_s8(x[2].q.qs + 16);
+        const int8x16_t x3_lo = vld1q_s8(x[3].q.qs), x3_hi = vld1q_s8(x[3].q.qs + 16);
+        const int8x16_t x4_lo = vld1q_s8(x[4].q.qs), x4_hi = vld1q_s8(x[4].q.qs + 16);
+        const int8x16_t x5_lo = vld1q_s8(x[5].q.qs), x5_hi = vld1q_s8(x[5].q.qs + 16);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[0][0 * GV_W], x0_lo, 0);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[0][0 * GV_W], x1_lo, 0);
+        s2_0 = gv_dot4_lane(s2_0, p->codes[0][0 * GV_W], x2_lo, 0);
+        s3_0 = gv_dot4_lane(s3_0, p->codes[0][0 * GV_W], x3_lo, 0);
+        s4_0 = gv_dot4_lane(s4_0, p->codes[0][0 * GV_W], x4_lo, 0);
+        s5_0 = gv_dot4_lane(s5_0, p->codes[0][0 * GV_W], x5_lo, 0);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[1][0 * GV_W], x0_lo, 1);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[1][0 * GV_W], x1_lo, 1);
+        s2_0 = gv_dot4_lane(s2_0, p->codes[1][0 * GV_W], x2_lo, 1);
+        s3_0 = gv_dot4_lane(s3_0, p->codes[1][0 * GV_W], x3_lo, 1);
+        s4_0 = gv_dot4_lane(s4_0, p->codes[1][0 * GV_W], x4_lo, 1);
+        s5_0 = gv_dot4_lane(s5_0, p->codes[1][0 * GV_W], x5_lo, 1);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[2][0 * GV_W], x0_lo, 2);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[2][0 * GV_W], x1_lo, 2);
+        s2_0 = gv_dot4_lane(s2_0, p->codes[2][0 * GV_W], x2_lo, 2);
+        s3_0 = gv_dot4_lane(s3_0, p->codes[2][0 * GV_W], x3_lo, 2);
+        s4_0 = gv_dot4_lane(s4_0, p->codes[2][0 * GV_W], x4_lo, 2);
+        s5_0 = gv_dot4_lane(s5_0, p->codes[2][0 * GV_W], x5_lo, 2);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[3][0 * GV_W], x0_lo, 3);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[3][0 * GV_W], x1_lo, 3);
+        s2_0 = gv_dot4_lane(s2_0, p->codes[3][0 * GV_W], x2_lo, 3);
+        s3_0 = gv_dot4_lane(s3_0, p->codes[3][0 * GV_W], x3_lo, 3);
+        s4_0 = gv_dot4_lane(s4_0, p->codes[3][0 * GV_W], x4_lo, 3);
+        s5_0 = gv_dot4_lane(s5_0, p->codes[3][0 * GV_W], x5_lo, 3);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[4][0 * GV_W], x0_hi, 0);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[4][0 * GV_W], x1_hi, 0);
+        s2_0 = gv_dot4_lane(s2_0, p->codes[4][0 * GV_W], x2_hi, 0);
+        s3_0 = gv_dot4_lane(s3_0, p->codes[4][0 * GV_W], x3_hi, 0);
+        s4_0 = gv_dot4_lane(s4_0, p->codes[4][0 * GV_W], x4_hi, 0);
+        s5_0 = gv_dot4_lane(s5_0, p->codes[4][0 * GV_W], x5_hi, 0);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[5][0 * GV_W], x0_hi, 1);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[5][0 * GV_W], x1_hi, 1);
+        s2_0 = gv_dot4_lane(s2_0, p->codes[5][0 * GV_W], x2_hi, 1);
+        s3_0 = gv_dot4_lane(s3_0, p->codes[5][0 * GV_W], x3_hi, 1);
+        s4_0 = gv_dot4_lane(s4_0, p->codes[5][0 * GV_W], x4_hi, 1);
+        s5_0 = gv_dot4_lane(s5_0, p->codes[5][0 * GV_W], x5_hi, 1);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[6][0 * GV_W], x0_hi, 2);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[6][0 * GV_W], x1_hi, 2);
+        s2_0 = gv_dot4_lane(s2_0, p->codes[6][0 * GV_W], x2_hi, 2);
+        s3_0 = gv_dot4_lane(s3_0, p->codes[6][0 * GV_W], x3_hi, 2);
+        s4_0 = gv_dot4_lane(s4_0, p->codes[6][0 * GV_W], x4_hi, 2);
+        s5_0 = gv_dot4_lane(s5_0, p->codes[6][0 * GV_W], x5_hi, 2);
+        s0_0 = gv_dot4_lane(s0_0, p->codes[7][0 * GV_W], x0_hi, 3);
+        s1_0 = gv_dot4_lane(s1_0, p->codes[7][0 * GV_W], x1_hi, 3);
+        s2_0 = gv_dot4_lane(s2_0, p->codes[7][0 * GV_W], x2_hi, 3);
+        s3_0 = gv_dot4_lane(s3_0, p->codes[7][0 * GV_W], x3_hi, 3);
+        s4_0 = gv_dot4_lane(s4_0, p->codes[7][0 * GV_W], x4_hi, 3);
+        s5_0 = gv_dot4_lane(s5_0, p->codes[7][0 * GV_W], x5_hi, 3);
         const gv_f32 a0 = gv_load(p->a + 0 * GV_W), o0 = gv_load(p->c + 0 * GV_W);
         const gv_f32 d0 = gv_set1(x[0].q.d), e0 = gv_set1(x[0].q.s);
         c0_0 = gv_fma(gv_cvt_i32(s0_0), gv_mul(a0, d0), c0_0);
