@@ -15,7 +15,7 @@
  * AVX-512 only (templates use them where the ISA row says so):
  *   gv_transpose16_u32 / _f16, gq_transpose_codes16   16 x 16 words (f16 widened, or block
  *                           codes) transposed, for gemm's packs (AVX2: gv_transpose8 and
- *                           gv_transpose8_u32 / _f16 / _bf16, 8 x 8, for the float gemm's)
+ *                           gv_transpose8_u32 / _f16 / _bf16, 8 x 8, NEON 4 x 4, for the float gemm's)
  *   gv_bf16x2_from, gv_dot_bf16x2   bf16 pairs and their dots (Isa.bf16_dot)
  */
 #ifndef GLLM_SIMD_AVX512_H

@@ -73,6 +73,32 @@ static inline gv_f32 gv_load_bf16_n(const uint16_t *p, size_t n) {
     memcpy(t, p, n * 2);
     return gv_load_bf16(t);
 }
+/* 4 x 4 floats transposed: lane j of row i goes to dst + j*dst_stride, lane i (dst_stride in floats) */
+static inline void gv_transpose4(const gv_f32 r[4], float *dst, size_t dst_stride) {
+    const float64x2_t a = vreinterpretq_f64_f32(vtrn1q_f32(r[0], r[1])), b = vreinterpretq_f64_f32(vtrn2q_f32(r[0], r[1])); /* k 0, 2 | 1, 3 of rows 0, 1 */
+    const float64x2_t c = vreinterpretq_f64_f32(vtrn1q_f32(r[2], r[3])), d = vreinterpretq_f64_f32(vtrn2q_f32(r[2], r[3]));
+    vst1q_f32(dst, vreinterpretq_f32_f64(vtrn1q_f64(a, c)));
+    vst1q_f32(dst + dst_stride, vreinterpretq_f32_f64(vtrn1q_f64(b, d)));
+    vst1q_f32(dst + 2 * dst_stride, vreinterpretq_f32_f64(vtrn2q_f64(a, c)));
+    vst1q_f32(dst + 3 * dst_stride, vreinterpretq_f32_f64(vtrn2q_f64(b, d)));
+}
+/* 4 rows (src_stride bytes apart) of 4 f32 / f16 / bf16 values, widened and transposed into dst
+ * (floats): gemm's packs */
+static inline void gv_transpose4_u32(const char *src, size_t src_stride, void *dst, size_t dst_stride) {
+    gv_f32 r[4];
+    for (int i = 0; i < 4; i++) r[i] = gv_load((const float *)(src + (size_t)i * src_stride));
+    gv_transpose4(r, dst, dst_stride);
+}
+static inline void gv_transpose4_f16(const char *src, size_t src_stride, void *dst, size_t dst_stride) {
+    gv_f32 r[4];
+    for (int i = 0; i < 4; i++) r[i] = gv_load_f16((const uint16_t *)(src + (size_t)i * src_stride));
+    gv_transpose4(r, dst, dst_stride);
+}
+static inline void gv_transpose4_bf16(const char *src, size_t src_stride, void *dst, size_t dst_stride) {
+    gv_f32 r[4];
+    for (int i = 0; i < 4; i++) r[i] = gv_load_bf16((const uint16_t *)(src + (size_t)i * src_stride));
+    gv_transpose4(r, dst, dst_stride);
+}
 static inline gv_i32 gv_izero(void) { return vdupq_n_s32(0); }
 static inline gv_i32 gv_set1_i32(int32_t a) { return vdupq_n_s32(a); }
 static inline gv_i32 gv_dot4_u(gv_i32 acc, const void *codes, const int8_t *x4) {

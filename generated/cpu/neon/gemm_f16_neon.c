@@ -32,12 +32,19 @@
 typedef float panel_t; /* one k step of a panel: NR values */
 
 static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size_t kl, panel_t *p) {
-    uint16_t t[KC * NR]; /* the panel in its own encoding, then widened in one linear pass */
+    /* whole GV_W-row x GV_W-k squares widened and transposed in vectors, then what is left value by
+     * value */
+    const size_t kv = kl / GV_W * GV_W;
+    for (size_t jj = 0; jj + GV_W <= nr && jj < NR; jj += GV_W)
+        for (size_t kk = 0; kk < kv; kk += GV_W)
+            gv_transpose4_f16((const char *)a->w + (j + jj) * a->w_row_bytes +
+                                  (kc + kk) * sizeof(uint16_t),
+                              a->w_row_bytes, (void *)(p + kk * NR + jj), NR);
     for (size_t jj = 0; jj < NR; jj++) {
         const uint16_t *w = (const uint16_t *)((const char *)a->w + (j + jj) * a->w_row_bytes) + kc;
-        for (size_t kk = 0; kk < kl; kk++) t[kk * NR + jj] = jj < nr ? w[kk] : 0;
+        for (size_t kk = jj < nr / GV_W * GV_W ? kv : 0; kk < kl; kk++)
+            p[kk * NR + jj] = jj < nr ? gllm_f16_to_f32(w[kk]) : 0;
     }
-    for (size_t i = 0; i < kl * NR; i += GV_W) gv_store(p + i, gv_load_f16(t + i));
 }
 #define PANEL_STRIDE(kl) ((kl)*NR)
 #define W_ELEM sizeof(uint16_t)

@@ -30,9 +30,17 @@
 typedef float panel_t; /* one k step of a panel: NR values */
 
 static void pack(const gllm_matmul_args *a, size_t j, size_t nr, size_t kc, size_t kl, panel_t *p) {
+    /* whole GV_W-row x GV_W-k squares transposed in vectors, then what is left value by value */
+    const size_t kv = kl / GV_W * GV_W;
+    for (size_t jj = 0; jj + GV_W <= nr && jj < NR; jj += GV_W)
+        for (size_t kk = 0; kk < kv; kk += GV_W)
+            gv_transpose4_u32((const char *)a->w + (j + jj) * a->w_row_bytes +
+                                  (kc + kk) * sizeof(float),
+                              a->w_row_bytes, (void *)(p + kk * NR + jj), NR);
     for (size_t jj = 0; jj < NR; jj++) {
         const float *w = (const float *)((const char *)a->w + (j + jj) * a->w_row_bytes) + kc;
-        for (size_t kk = 0; kk < kl; kk++) p[kk * NR + jj] = jj < nr ? w[kk] : 0;
+        for (size_t kk = jj < nr / GV_W * GV_W ? kv : 0; kk < kl; kk++)
+            p[kk * NR + jj] = jj < nr ? (w[kk]) : 0;
     }
 }
 #define PANEL_STRIDE(kl) ((kl)*NR)
