@@ -21,7 +21,7 @@ class Isa:
     gemv_pairs: bool = False  # block gemv takes two blocks per register (gq2_* in the header)
     gemv_quads: bool = False  # one-row gemv of 4-bit codes: 4 rows x 4 blocks in a vector's lanes (AVX-512 BW)
     i16_dot: bool = False     # int8 dots by vpmaddubsw (int16 sums of pairs, widened by vpmaddwd), not vpdpbusd
-    lane_dot: bool = False    # int8 dots by element (NEON sdot v.4b[l]): the gemm's x stays in vectors, no broadcasts
+    by_lane: bool = False     # the gemm tiles multiply by element (NEON sdot v.4b[l], fmla v.s[l]): X stays in vectors, no broadcasts
     attn_kb: int = 8          # attention: keys per block, one per lane (a multiple of the width, <= 16)
     bf16_dot: bool = False    # gemm of bf16 weights by pairwise bf16 dots (activations rounded to bf16)
     amx: bool = False         # gemm on AMX-BF16 tiles (tdpbf16ps, gemm_mr rows a tile): bf16, the block formats dequantised
@@ -64,7 +64,7 @@ ISAS = [
         qgemm_nv=2, gemv_pairs=True, gemv_quads=True, attn_kb=16, bf16_dot=True, qgemm_block=(512, 768, 48),
         fgemm_block=(1024, 512, 64), amx=True, base="avx512",
         own=(("gemm", "block"), ("gemm", "float"), ("attn_tiles", "float"), ("gemv_lanes", "block"))),
-    Isa("neon", "aarch64", 4, "simd/neon.h", ("-march=armv8.2-a+dotprod+fp16",), 6, 16, 6, attn_kb=16, lane_dot=True),
+    Isa("neon", "aarch64", 4, "simd/neon.h", ("-march=armv8.2-a+dotprod+fp16",), 6, 16, 6, attn_kb=16, by_lane=True),
 ]
 
 

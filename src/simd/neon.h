@@ -107,7 +107,7 @@ static inline gv_i32 gv_dot4_u(gv_i32 acc, const void *codes, const int8_t *x4) 
     return vdotq_s32(acc, vld1q_s8((const int8_t *)codes), vreinterpretq_s8_s32(vdupq_n_s32(x)));
 }
 #define gv_dot4_s gv_dot4_u /* sdot is s8 x s8: codes of every format fit */
-/* int32 lanes += 4 code bytes . the 4 bytes in lane l (a constant) of x (Isa.lane_dot) */
+/* int32 lanes += 4 code bytes . the 4 bytes in lane l (a constant) of x (Isa.by_lane) */
 #define gv_dot4_lane(acc, codes, x, l) vdotq_laneq_s32((acc), vld1q_s8((const int8_t *)(codes)), (x), (l))
 static inline gv_f32 gv_cvt_i32(gv_i32 v) { return vcvtq_f32_s32(v); }
 
