@@ -59,30 +59,182 @@ static inline __attribute__((always_inline)) void rows(const gllm_matmul_args *a
  * No software prefetch: rows() streams one row's weights per FMA and needs it, but here it
  * cost a quarter of the time (f16, 4 rows, 4096 x 4096: 1.68 -> 1.29 ms without; 32768 rows,
  * weights from DRAM: 13.6-19.1 -> 11.0-11.9 ms). */
-static inline __attribute__((always_inline)) void rows_m(const gllm_matmul_args *a, size_t j,
-                                                         size_t nw, size_t i0, const size_t mv) {
-    const size_t k = a->k, nr = JB / mv;
-    const float *w[JB];
-    const float *x[MV];
-    gv_f32 acc[JB][MV];
-    for (size_t r = 0; r < nr; r++)
-        w[r] = (const float *)((const char *)a->w + (j + (r < nw ? r : 0)) * a->w_row_bytes);
-    for (size_t c = 0; c < mv; c++) x[c] = a->x + (i0 + c) * a->ldx;
-    for (size_t r = 0; r < nr; r++)
-        for (size_t c = 0; c < mv; c++) acc[r][c] = gv_zero();
+/* 4 activation rows, 3 weight rows: the sums in named variables (arrays indexed by loop counters
+ * stayed in memory on NEON, stored every k step) */
+static inline __attribute__((always_inline)) void rows_m4(const gllm_matmul_args *a, size_t j,
+                                                          size_t nw, size_t i0) {
+    const size_t k = a->k;
+    const float *w0 = (const float *)((const char *)a->w + j * a->w_row_bytes);
+    const float *w1 = (const float *)((const char *)a->w + (j + (1 < nw ? 1 : 0)) * a->w_row_bytes);
+    const float *w2 = (const float *)((const char *)a->w + (j + (2 < nw ? 2 : 0)) * a->w_row_bytes);
+    const float *x0 = a->x + (i0 + 0) * a->ldx;
+    const float *x1 = a->x + (i0 + 1) * a->ldx;
+    const float *x2 = a->x + (i0 + 2) * a->ldx;
+    const float *x3 = a->x + (i0 + 3) * a->ldx;
+    gv_f32 s0_0 = gv_zero(), s0_1 = gv_zero(), s0_2 = gv_zero(), s0_3 = gv_zero();
+    gv_f32 s1_0 = gv_zero(), s1_1 = gv_zero(), s1_2 = gv_zero(), s1_3 = gv_zero();
+    gv_f32 s2_0 = gv_zero(), s2_1 = gv_zero(), s2_2 = gv_zero(), s2_3 = gv_zero();
     size_t i = 0;
     for (; i + GV_W <= k; i += GV_W) {
-        gv_f32 xv[MV];
-        for (size_t c = 0; c < mv; c++) xv[c] = gv_load(x[c] + i);
-        for (size_t r = 0; r < nr; r++) {
-            const gv_f32 wv = gv_load(w[r] + i);
-            for (size_t c = 0; c < mv; c++) acc[r][c] = gv_fma(wv, xv[c], acc[r][c]);
-        }
+        const gv_f32 v0 = gv_load(x0 + i), v1 = gv_load(x1 + i), v2 = gv_load(x2 + i),
+                     v3 = gv_load(x3 + i);
+        const gv_f32 w0v = gv_load(w0 + i);
+        s0_0 = gv_fma(w0v, v0, s0_0);
+        s0_1 = gv_fma(w0v, v1, s0_1);
+        s0_2 = gv_fma(w0v, v2, s0_2);
+        s0_3 = gv_fma(w0v, v3, s0_3);
+        const gv_f32 w1v = gv_load(w1 + i);
+        s1_0 = gv_fma(w1v, v0, s1_0);
+        s1_1 = gv_fma(w1v, v1, s1_1);
+        s1_2 = gv_fma(w1v, v2, s1_2);
+        s1_3 = gv_fma(w1v, v3, s1_3);
+        const gv_f32 w2v = gv_load(w2 + i);
+        s2_0 = gv_fma(w2v, v0, s2_0);
+        s2_1 = gv_fma(w2v, v1, s2_1);
+        s2_2 = gv_fma(w2v, v2, s2_2);
+        s2_3 = gv_fma(w2v, v3, s2_3);
     }
-    for (size_t r = 0; r < nr; r++)
-        for (size_t c = 0; c < mv && r < nw; c++)
-            a->y[(i0 + c) * a->ldy + j + r] =
-                gv_reduce(acc[r][c]) + (a->bias ? a->bias[j + r] : 0.0f);
+    {
+        a->y[(i0 + 0) * a->ldy + j + 0] = gv_reduce(s0_0) + (a->bias ? a->bias[j + 0] : 0.0f);
+        a->y[(i0 + 1) * a->ldy + j + 0] = gv_reduce(s0_1) + (a->bias ? a->bias[j + 0] : 0.0f);
+        a->y[(i0 + 2) * a->ldy + j + 0] = gv_reduce(s0_2) + (a->bias ? a->bias[j + 0] : 0.0f);
+        a->y[(i0 + 3) * a->ldy + j + 0] = gv_reduce(s0_3) + (a->bias ? a->bias[j + 0] : 0.0f);
+    }
+    if (1 < nw) {
+        a->y[(i0 + 0) * a->ldy + j + 1] = gv_reduce(s1_0) + (a->bias ? a->bias[j + 1] : 0.0f);
+        a->y[(i0 + 1) * a->ldy + j + 1] = gv_reduce(s1_1) + (a->bias ? a->bias[j + 1] : 0.0f);
+        a->y[(i0 + 2) * a->ldy + j + 1] = gv_reduce(s1_2) + (a->bias ? a->bias[j + 1] : 0.0f);
+        a->y[(i0 + 3) * a->ldy + j + 1] = gv_reduce(s1_3) + (a->bias ? a->bias[j + 1] : 0.0f);
+    }
+    if (2 < nw) {
+        a->y[(i0 + 0) * a->ldy + j + 2] = gv_reduce(s2_0) + (a->bias ? a->bias[j + 2] : 0.0f);
+        a->y[(i0 + 1) * a->ldy + j + 2] = gv_reduce(s2_1) + (a->bias ? a->bias[j + 2] : 0.0f);
+        a->y[(i0 + 2) * a->ldy + j + 2] = gv_reduce(s2_2) + (a->bias ? a->bias[j + 2] : 0.0f);
+        a->y[(i0 + 3) * a->ldy + j + 2] = gv_reduce(s2_3) + (a->bias ? a->bias[j + 2] : 0.0f);
+    }
+}
+/* 3 activation rows, 4 weight rows: the sums in named variables (arrays indexed by loop counters
+ * stayed in memory on NEON, stored every k step) */
+static inline __attribute__((always_inline)) void rows_m3(const gllm_matmul_args *a, size_t j,
+                                                          size_t nw, size_t i0) {
+    const size_t k = a->k;
+    const float *w0 = (const float *)((const char *)a->w + j * a->w_row_bytes);
+    const float *w1 = (const float *)((const char *)a->w + (j + (1 < nw ? 1 : 0)) * a->w_row_bytes);
+    const float *w2 = (const float *)((const char *)a->w + (j + (2 < nw ? 2 : 0)) * a->w_row_bytes);
+    const float *w3 = (const float *)((const char *)a->w + (j + (3 < nw ? 3 : 0)) * a->w_row_bytes);
+    const float *x0 = a->x + (i0 + 0) * a->ldx;
+    const float *x1 = a->x + (i0 + 1) * a->ldx;
+    const float *x2 = a->x + (i0 + 2) * a->ldx;
+    gv_f32 s0_0 = gv_zero(), s0_1 = gv_zero(), s0_2 = gv_zero();
+    gv_f32 s1_0 = gv_zero(), s1_1 = gv_zero(), s1_2 = gv_zero();
+    gv_f32 s2_0 = gv_zero(), s2_1 = gv_zero(), s2_2 = gv_zero();
+    gv_f32 s3_0 = gv_zero(), s3_1 = gv_zero(), s3_2 = gv_zero();
+    size_t i = 0;
+    for (; i + GV_W <= k; i += GV_W) {
+        const gv_f32 v0 = gv_load(x0 + i), v1 = gv_load(x1 + i), v2 = gv_load(x2 + i);
+        const gv_f32 w0v = gv_load(w0 + i);
+        s0_0 = gv_fma(w0v, v0, s0_0);
+        s0_1 = gv_fma(w0v, v1, s0_1);
+        s0_2 = gv_fma(w0v, v2, s0_2);
+        const gv_f32 w1v = gv_load(w1 + i);
+        s1_0 = gv_fma(w1v, v0, s1_0);
+        s1_1 = gv_fma(w1v, v1, s1_1);
+        s1_2 = gv_fma(w1v, v2, s1_2);
+        const gv_f32 w2v = gv_load(w2 + i);
+        s2_0 = gv_fma(w2v, v0, s2_0);
+        s2_1 = gv_fma(w2v, v1, s2_1);
+        s2_2 = gv_fma(w2v, v2, s2_2);
+        const gv_f32 w3v = gv_load(w3 + i);
+        s3_0 = gv_fma(w3v, v0, s3_0);
+        s3_1 = gv_fma(w3v, v1, s3_1);
+        s3_2 = gv_fma(w3v, v2, s3_2);
+    }
+    {
+        a->y[(i0 + 0) * a->ldy + j + 0] = gv_reduce(s0_0) + (a->bias ? a->bias[j + 0] : 0.0f);
+        a->y[(i0 + 1) * a->ldy + j + 0] = gv_reduce(s0_1) + (a->bias ? a->bias[j + 0] : 0.0f);
+        a->y[(i0 + 2) * a->ldy + j + 0] = gv_reduce(s0_2) + (a->bias ? a->bias[j + 0] : 0.0f);
+    }
+    if (1 < nw) {
+        a->y[(i0 + 0) * a->ldy + j + 1] = gv_reduce(s1_0) + (a->bias ? a->bias[j + 1] : 0.0f);
+        a->y[(i0 + 1) * a->ldy + j + 1] = gv_reduce(s1_1) + (a->bias ? a->bias[j + 1] : 0.0f);
+        a->y[(i0 + 2) * a->ldy + j + 1] = gv_reduce(s1_2) + (a->bias ? a->bias[j + 1] : 0.0f);
+    }
+    if (2 < nw) {
+        a->y[(i0 + 0) * a->ldy + j + 2] = gv_reduce(s2_0) + (a->bias ? a->bias[j + 2] : 0.0f);
+        a->y[(i0 + 1) * a->ldy + j + 2] = gv_reduce(s2_1) + (a->bias ? a->bias[j + 2] : 0.0f);
+        a->y[(i0 + 2) * a->ldy + j + 2] = gv_reduce(s2_2) + (a->bias ? a->bias[j + 2] : 0.0f);
+    }
+    if (3 < nw) {
+        a->y[(i0 + 0) * a->ldy + j + 3] = gv_reduce(s3_0) + (a->bias ? a->bias[j + 3] : 0.0f);
+        a->y[(i0 + 1) * a->ldy + j + 3] = gv_reduce(s3_1) + (a->bias ? a->bias[j + 3] : 0.0f);
+        a->y[(i0 + 2) * a->ldy + j + 3] = gv_reduce(s3_2) + (a->bias ? a->bias[j + 3] : 0.0f);
+    }
+}
+/* 2 activation rows, 6 weight rows: the sums in named variables (arrays indexed by loop counters
+ * stayed in memory on NEON, stored every k step) */
+static inline __attribute__((always_inline)) void rows_m2(const gllm_matmul_args *a, size_t j,
+                                                          size_t nw, size_t i0) {
+    const size_t k = a->k;
+    const float *w0 = (const float *)((const char *)a->w + j * a->w_row_bytes);
+    const float *w1 = (const float *)((const char *)a->w + (j + (1 < nw ? 1 : 0)) * a->w_row_bytes);
+    const float *w2 = (const float *)((const char *)a->w + (j + (2 < nw ? 2 : 0)) * a->w_row_bytes);
+    const float *w3 = (const float *)((const char *)a->w + (j + (3 < nw ? 3 : 0)) * a->w_row_bytes);
+    const float *w4 = (const float *)((const char *)a->w + (j + (4 < nw ? 4 : 0)) * a->w_row_bytes);
+    const float *w5 = (const float *)((const char *)a->w + (j + (5 < nw ? 5 : 0)) * a->w_row_bytes);
+    const float *x0 = a->x + (i0 + 0) * a->ldx;
+    const float *x1 = a->x + (i0 + 1) * a->ldx;
+    gv_f32 s0_0 = gv_zero(), s0_1 = gv_zero();
+    gv_f32 s1_0 = gv_zero(), s1_1 = gv_zero();
+    gv_f32 s2_0 = gv_zero(), s2_1 = gv_zero();
+    gv_f32 s3_0 = gv_zero(), s3_1 = gv_zero();
+    gv_f32 s4_0 = gv_zero(), s4_1 = gv_zero();
+    gv_f32 s5_0 = gv_zero(), s5_1 = gv_zero();
+    size_t i = 0;
+    for (; i + GV_W <= k; i += GV_W) {
+        const gv_f32 v0 = gv_load(x0 + i), v1 = gv_load(x1 + i);
+        const gv_f32 w0v = gv_load(w0 + i);
+        s0_0 = gv_fma(w0v, v0, s0_0);
+        s0_1 = gv_fma(w0v, v1, s0_1);
+        const gv_f32 w1v = gv_load(w1 + i);
+        s1_0 = gv_fma(w1v, v0, s1_0);
+        s1_1 = gv_fma(w1v, v1, s1_1);
+        const gv_f32 w2v = gv_load(w2 + i);
+        s2_0 = gv_fma(w2v, v0, s2_0);
+        s2_1 = gv_fma(w2v, v1, s2_1);
+        const gv_f32 w3v = gv_load(w3 + i);
+        s3_0 = gv_fma(w3v, v0, s3_0);
+        s3_1 = gv_fma(w3v, v1, s3_1);
+        const gv_f32 w4v = gv_load(w4 + i);
+        s4_0 = gv_fma(w4v, v0, s4_0);
+        s4_1 = gv_fma(w4v, v1, s4_1);
+        const gv_f32 w5v = gv_load(w5 + i);
+        s5_0 = gv_fma(w5v, v0, s5_0);
+        s5_1 = gv_fma(w5v, v1, s5_1);
+    }
+    {
+        a->y[(i0 + 0) * a->ldy + j + 0] = gv_reduce(s0_0) + (a->bias ? a->bias[j + 0] : 0.0f);
+        a->y[(i0 + 1) * a->ldy + j + 0] = gv_reduce(s0_1) + (a->bias ? a->bias[j + 0] : 0.0f);
+    }
+    if (1 < nw) {
+        a->y[(i0 + 0) * a->ldy + j + 1] = gv_reduce(s1_0) + (a->bias ? a->bias[j + 1] : 0.0f);
+        a->y[(i0 + 1) * a->ldy + j + 1] = gv_reduce(s1_1) + (a->bias ? a->bias[j + 1] : 0.0f);
+    }
+    if (2 < nw) {
+        a->y[(i0 + 0) * a->ldy + j + 2] = gv_reduce(s2_0) + (a->bias ? a->bias[j + 2] : 0.0f);
+        a->y[(i0 + 1) * a->ldy + j + 2] = gv_reduce(s2_1) + (a->bias ? a->bias[j + 2] : 0.0f);
+    }
+    if (3 < nw) {
+        a->y[(i0 + 0) * a->ldy + j + 3] = gv_reduce(s3_0) + (a->bias ? a->bias[j + 3] : 0.0f);
+        a->y[(i0 + 1) * a->ldy + j + 3] = gv_reduce(s3_1) + (a->bias ? a->bias[j + 3] : 0.0f);
+    }
+    if (4 < nw) {
+        a->y[(i0 + 0) * a->ldy + j + 4] = gv_reduce(s4_0) + (a->bias ? a->bias[j + 4] : 0.0f);
+        a->y[(i0 + 1) * a->ldy + j + 4] = gv_reduce(s4_1) + (a->bias ? a->bias[j + 4] : 0.0f);
+    }
+    if (5 < nw) {
+        a->y[(i0 + 0) * a->ldy + j + 5] = gv_reduce(s5_0) + (a->bias ? a->bias[j + 5] : 0.0f);
+        a->y[(i0 + 1) * a->ldy + j + 5] = gv_reduce(s5_1) + (a->bias ? a->bias[j + 5] : 0.0f);
+    }
 }
 
 void gllm_gemv_f32_scalar(const gllm_matmul_args *a, size_t j0, size_t j1, void *scratch) {
@@ -96,11 +248,11 @@ void gllm_gemv_f32_scalar(const gllm_matmul_args *a, size_t j0, size_t j1, void 
                 const size_t groups = (a->m - i + MV - 1) / MV;
                 mv = (a->m - i + groups - 1) / groups;
                 if (mv == 4) /* 3 weight rows a call */
-                    for (size_t j = jb; j < je; j += 3) rows_m(a, j, je - j < 3 ? je - j : 3, i, 4);
+                    for (size_t j = jb; j < je; j += 3) rows_m4(a, j, je - j < 3 ? je - j : 3, i);
                 else if (mv == 3) /* 4 weight rows a call */
-                    for (size_t j = jb; j < je; j += 4) rows_m(a, j, je - j < 4 ? je - j : 4, i, 3);
+                    for (size_t j = jb; j < je; j += 4) rows_m3(a, j, je - j < 4 ? je - j : 4, i);
                 else if (mv == 2) /* 6 weight rows a call */
-                    for (size_t j = jb; j < je; j += 6) rows_m(a, j, je - j < 6 ? je - j : 6, i, 2);
+                    for (size_t j = jb; j < je; j += 6) rows_m2(a, j, je - j < 6 ? je - j : 6, i);
             }
         }
         return;
