@@ -18,8 +18,8 @@ model=models/SmolLM2-135M-Instruct.Q4_1.gguf
   echo "== $(date -u) $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)"
   [ -r $B/COMMIT ] && echo "== binaries of $(cat $B/COMMIT)"
   echo "== backend"; GLLM_DEVICE=cuda:0 timeout 30 $B/gllmk info 2>&1 | head -n 3
-  echo "== CUDA tests"; timeout 150 $B/tests/test_cuda --jobs 4 2>&1 | tail -n 80
-  timeout 90 $B/tests/test_cuda_sample --jobs 4 2>&1 | tail -n 40
+  echo "== CUDA tests"; timeout 150 $B/tests/test_cuda --jobs 4 --timeout 60 2>&1
+  timeout 90 $B/tests/test_cuda_sample --jobs 4 --timeout 60 2>&1
   echo "== bench ($model)"; timeout 200 stdbuf -oL $B/bench/gllm_bench --no-peer --op cuda,model --model $model 2>&1
   if [ -d "$PEER/llama_cpp" ]; then # the peer loads cuBLAS from this machine's toolkit or PyTorch
     cublas=$(find /usr/local /opt /usr/lib -name libcublas.so.13 2>/dev/null | head -n 1)

@@ -1,6 +1,7 @@
 /* The ThreadSanitizer build's test runner (see criterion/criterion.h): every registered test
  * whose "suite/name" matches --filter (a glob, with Criterion's @(a|b) and !(a|b)), each in a
- * child process between its suite's init and fini, --jobs of them at once; a test's output is
+ * child process between its suite's init and fini, --jobs of them at once, each killed after
+ * --timeout seconds when one is given (a hung GPU test ends alone); a test's output is
  * printed when it ends. Exit status 0 when some ran and none failed; a TSan report fails its
  * test (run with TSAN_OPTIONS=halt_on_error=1). */
 #define _GNU_SOURCE
@@ -59,12 +60,13 @@ struct child {
     struct timespec t0;
 };
 
-static pid_t start(int test, FILE *out) {
+static pid_t start(int test, FILE *out, unsigned timeout) {
     fflush(NULL);
     const pid_t pid = fork();
     if (pid < 0) perror("fork"), exit(2);
     if (pid == 0) {
         dup2(fileno(out), 1), dup2(fileno(out), 2);
+        alarm(timeout); /* SIGALRM ends it: "killed by signal 14" */
         const struct cr_suite *s = suite_of(tests[test]);
         if (s && s->init) s->init();
         tests[test]->run();
@@ -78,11 +80,13 @@ static pid_t start(int test, FILE *out) {
 int main(int argc, char **argv) {
     const char *filter = "*";
     int jobs = 1;
+    unsigned timeout = 0;
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--filter") && i + 1 < argc) filter = argv[++i];
         else if (!strncmp(argv[i], "--filter=", 9)) filter = argv[i] + 9;
         else if (!strcmp(argv[i], "--jobs") && i + 1 < argc) jobs = atoi(argv[++i]);
         else if (!strncmp(argv[i], "-j", 2) && argv[i][2]) jobs = atoi(argv[i] + 2);
+        else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) timeout = (unsigned)atoi(argv[++i]);
     if (jobs < 1 || jobs > 64) jobs = 1;
     struct child running[64];
     int n_running = 0, next = 0, passed = 0, failed = 0, skipped = 0;
@@ -96,7 +100,7 @@ int main(int argc, char **argv) {
             c->test = next, c->out = tmpfile();
             if (!c->out) perror("tmpfile"), exit(2);
             clock_gettime(CLOCK_MONOTONIC, &c->t0);
-            c->pid = start(next, c->out);
+            c->pid = start(next, c->out, timeout);
         }
         if (!n_running) break;
         int status = 0;
