@@ -113,8 +113,9 @@ static void attn_header(gllm_cuda *c, CUdeviceptr hdr, int prefix, int n) {
 }
 
 /* attention over an f16 paged cache of L keys (Llama-3-8B heads: 32 query, 8 KV, dim 128; pages
- * of 16): one decode row (the keys split 16 ways, a GQA group per block) as GB/s of K and V read
- * beside the copy bandwidth, and the last 512 rows as a prefill on tensor cores beside CUDA cores */
+ * of 16): one decode row (a GQA group of 4 per block, the keys split 8 to 64 ways; * marks the
+ * generator's choice) as GB/s of K and V read beside the copy bandwidth, and the last 512 rows
+ * as a prefill on tensor cores beside CUDA cores */
 static void bench_attn(gllm_cuda *c, int quick) {
     enum { H = 32, KVH = 8, HD = 128 };
     const int L = quick ? 512 : 4096, n = quick ? 64 : 512, pages = L / 16;
@@ -125,7 +126,7 @@ static void bench_attn(gllm_cuda *c, int quick) {
     if (gllm_cuda_alloc(c, kv_bytes, &k) || gllm_cuda_alloc(c, kv_bytes, &v) || gllm_cuda_alloc(c, pages * 4, &tables) ||
         gllm_cuda_alloc(c, (GLLM_HDR_TOKENS + 4 * (size_t)n + 3) * 4, &hdr) || gllm_cuda_alloc(c, (size_t)n * H * HD * 4, &q) ||
         gllm_cuda_alloc(c, (size_t)n * H * HD * 4, &out) || gllm_cuda_alloc(c, (size_t)64 * H * (HD + 2) * 4, &part) ||
-        gllm_cuda_alloc(c, (size_t)64 * H * 4, &count) || gllm_cuda_kernel(c, "gllm_attn_g8_f16_cuda", &dec) ||
+        gllm_cuda_alloc(c, (size_t)64 * H * 4, &count) || gllm_cuda_kernel(c, "gllm_attn_f16_cuda", &dec) ||
         gllm_cuda_kernel(c, "gllm_attn_tc_f16_cuda", &tc)) {
         printf("cuda attention: %s\n", gllm_last_error());
     } else {
@@ -143,10 +144,15 @@ static void bench_attn(gllm_cuda *c, int quick) {
         void *targs[] = {&q, &k, &v, &tables, &stride, &hdr, &heads, &kvh, &hd, &shift, &scale, &out};
         printf("%-5s %-14s %6s %6s %9s %9s %7s\n", "op", "kind", "rows", "keys", "us", "GB/s", "limit%");
         attn_header(c, hdr, L - 1, 1);
-        const op d1 = {.f = dec, .gx = KVH, .gy = 1, .gz = 16, .threads = 128, .args = dargs};
-        const double t1 = timed(c, &d1);
-        printf("%-5s %-14s %6d %6d %9.1f %9.1f %6.0f%%\n", "attn", "decode f16", 1, L, t1 * 1e6, 2.0 * kv_bytes / t1 / 1e9,
-               100 * 2.0 * kv_bytes / t1 / gllm_bench_cuda_bw);
+        const int chosen = gllm_cuda_attn_splits(c, 1, KVH);
+        for (int splits = 8; splits <= GLLM_ATTN_SPLITS; splits *= 2) { /* the generator's choice marked * */
+            const op d1 = {.f = dec, .gx = KVH, .gy = 1, .gz = (unsigned)splits, .threads = 128, .args = dargs};
+            const double t1 = timed(c, &d1);
+            char kind[32];
+            snprintf(kind, sizeof kind, "decode, %d%s", splits, splits == chosen ? "*" : "");
+            printf("%-5s %-14s %6d %6d %9.1f %9.1f %6.0f%%\n", "attn", kind, 1, L, t1 * 1e6, 2.0 * kv_bytes / t1 / 1e9,
+                   100 * 2.0 * kv_bytes / t1 / gllm_bench_cuda_bw);
+        }
         attn_header(c, hdr, L - n, n);
         const op pt = {.f = tc, .gx = H, .gy = (unsigned)(n + 31) / 32, .threads = 64, .args = targs};
         const op pc = {.f = dec, .gx = KVH, .gy = (unsigned)n, .gz = 1, .threads = 128, .args = dargs};

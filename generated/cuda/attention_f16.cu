@@ -65,151 +65,198 @@ extern "C" __global__ void gllm_rope_kv_f16_cuda(float *q, const float *k, const
     }
 }
 
-/* 1 / rms of head x (hd values, lane + 32 e of them in this lane), eps added: a q/k norm's scale */
-template <int ND>
-__device__ __forceinline__ float gllm_head_norm_f16_cuda(const float *x, int hd, int lane,
-                                                         float eps) {
-    float ss = 0.0f;
-#pragma unroll
-    for (int e = 0; e < ND; e++)
-        if (lane + 32 * e < hd) ss += x[lane + 32 * e] * x[lane + 32 * e];
-    return rsqrtf(gllm_warp_allsum(ss) / (float)hd + eps);
-}
-
+/* element e (< 8) of a lane's K or V chunks c0 (and c0 + lpk for f32) as a float */
 /* Causal attention of the step's rows over the cache: row i sees its sequence's slots 0 .. its
  * own, or in a tree step the prefix and its ancestors' slots and its own (the header's rows);
- * q, out: [n][n_heads][hd], hd <= 32 * ND. A block takes up to H query heads of one GQA group,
- * so each K/V row is read once for all of them: block (group chunk, grid row y, split) over the
- * split's share of the keys, y being row y, or the y-th of the header's row list; 4 warps take
- * every 4th key, two keys per iteration, lanes over the dimensions (coalesced K and V rows), an
- * online softmax per warp and head, merged in shared memory. One split: out is written;
- * several: each writes its (acc[hd], max, sum) per head to part, and the last split of a (y,
- * chunk) to finish (count[y * n_heads + first head]) merges them and sets its count back to 0.
- * A decode step may leave RoPE and the cache write to this kernel (f.k set, gllm_fresh_kv).
- * Launch: grid (n_kv * chunks, rows, splits), chunks = ceil(group / H), 128 threads. */
-template <int H, int ND>
+ * q, out: [n][n_heads][hd], hd a multiple of 8, <= MX. A block takes up to H query heads of one
+ * GQA group, so each K/V row is read once for all of them: block (group chunk, grid row y,
+ * split) over the split's share of the keys, y being row y, or the y-th of the header's row
+ * list, over as many of the launch's splits as its length fills (GLLM_ATTN_SPLIT_KEYS keys
+ * each at least: a short row's few partials merge quickly, a long row's keys spread over all
+ * the splits; decided on the device, so a graph holds). Each key's row is read by lpk lanes, 16
+ * bytes a lane (8 values), so a warp takes 32 / lpk keys at a time, KU times per iteration (their
+ * loads in flight together), the 4 warps interleaved; per head, each lane's dots with q (scaled,
+ * from shared memory) summed over its lpk lanes for the KU keys at once, then one online-softmax
+ * update per warp, head and iteration, whose sum and output each lane group keeps for its own keys,
+ * merged over the groups at the end and over the warps in shared memory. One split: out is written;
+ * several: each writes its (acc[hd], max, sum) per head to part, and the last split of a (y, chunk)
+ * to finish (count[y * n_heads + first head]) merges them and sets its count back to 0. A decode
+ * step may leave RoPE and the cache write to this kernel (f.k set, gllm_fresh_kv): the row's own
+ * key and value are made in shared memory, rounded as the cache holds them, by the split that holds
+ * the slot and by the first block of the KV head, which writes them to the cache. Launch: grid
+ * (n_kv * chunks, rows, splits), chunks = ceil(group / H), 128 threads. */
+template <int H, int MX, int KU>
 __device__ __forceinline__ void
 gllm_attn_body_f16_cuda(const float *q, uint16_t *K, uint16_t *V, const int *tables,
                         int table_stride, const int *hdr, int n_heads, int n_kv, int hd,
                         int page_shift, float scale, float *out, float *part, int *count,
                         const gllm_fresh_kv &f) {
-    __shared__ float sm[4][H][32 * ND + 2]; /* per warp and head: acc[hd], max, sum */
-    const int MX = 32 * ND;                 /* sm[w][g][MX], [MX + 1]: the max and the sum */
+    constexpr int EPL = 8, CPL = 1;               /* values per 16-byte chunk, chunks per lane */
+    __shared__ float sm[4][H][MX + 2];            /* per warp and head: acc[hd], max, sum */
+    __shared__ __align__(16) float sq[H][MX];     /* the heads' q, scaled (rotated, normalised) */
+    __shared__ __align__(16) uint16_t skv[2][MX]; /* a decode row's own key and value */
+    __shared__ float rc[MX], rs[MX];              /* its rotation per dim */
     const int group = n_heads / n_kv, chunks = (group + H - 1) / H, kvh = blockIdx.x / chunks;
     const int h0 = kvh * group + blockIdx.x % chunks * H, nh = min(H, (kvh + 1) * group - h0);
     const int y = blockIdx.y, i = hdr[GLLM_HDR_ROWS] ? hdr[hdr[GLLM_HDR_ROWS] + y] : y,
-              split = blockIdx.z, splits = gridDim.z;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nd = (hd + 31) / 32;
-    const int len = hdr[hdr[GLLM_HDR_SLOTS] + i] + 1, per = (len + splits - 1) / splits;
+              split = blockIdx.z;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32,
+              len = hdr[hdr[GLLM_HDR_SLOTS] + i] + 1;
+    /* the splits this row's length fills, GLLM_ATTN_SPLIT_KEYS keys or more each: the others end
+     * here */
+    const int splits = min((int)gridDim.z, (len + GLLM_ATTN_SPLIT_KEYS - 1) / GLLM_ATTN_SPLIT_KEYS),
+              per = (len + splits - 1) / splits;
+    if (split >= splits) return;
     const int j0 = split * per, j1 = min(len, j0 + per);
     const int *table = tables + (size_t)hdr[hdr[GLLM_HDR_SEQS] + i] * table_stride;
     const int prefix = hdr[hdr[GLLM_HDR_SLOTS]];
     const unsigned *tree = hdr[GLLM_HDR_TREE] ? (const unsigned *)hdr + hdr[GLLM_HDR_TREE] +
                                                     (size_t)i * ((gridDim.y + 31) / 32)
                                               : NULL;
-    float qv[H][ND], acc[H][ND], m[H], l[H], rc[ND],
-        rs[ND]; /* rc, rs: a decode row's rotation of this lane's dims */
+    if (f.k)
+        for (int d = threadIdx.x; d < f.rot; d += blockDim.x)
+            gllm_rope_angle(d, f.rot, f.neox, gllm_row_pos(hdr, i, len - 1), f.inv_freq, &rc[d],
+                            &rs[d]);
+    __syncthreads();
+    for (int g = warp; g < nh; g += 4) { /* a warp per head */
+        const float *qi = q + ((size_t)i * n_heads + h0 + g) * hd;
+        float sc = 1.0f;
+        if (f.k && f.qn) {
+            float ss = 0.0f;
+            for (int d = lane; d < hd; d += 32) ss += qi[d] * qi[d];
+            sc = rsqrtf(gllm_warp_allsum(ss) / (float)hd + f.norm_eps);
+        }
+        for (int d = lane; d < hd; d += 32)
+            sq[g][d] = (f.k ? gllm_rope_dim(qi, d, f.rot, f.neox, d < f.rot ? rc[d] : 1.0f,
+                                            d < f.rot ? rs[d] : 0.0f, sc, f.qn)
+                            : qi[d]) *
+                       scale;
+    }
+    const bool own = f.k && j0 <= len - 1 && len - 1 < j1,
+               first = f.k && blockIdx.x % chunks == 0 && split == 0;
+    if ((own || first) && warp == 0) {
+        const float *kr = f.k + ((size_t)i * n_kv + kvh) * hd,
+                    *vr = f.v + ((size_t)i * n_kv + kvh) * hd;
+        float sc = 1.0f;
+        if (f.kn) {
+            float ss = 0.0f;
+            for (int d = lane; d < hd; d += 32) ss += kr[d] * kr[d];
+            sc = rsqrtf(gllm_warp_allsum(ss) / (float)hd + f.norm_eps);
+        }
+        const size_t o = gllm_kv_offset(table, len - 1, kvh, n_kv, hd, page_shift);
+        for (int d = lane; d < hd; d += 32) {
+            const uint16_t kc =
+                gllm_f32_to_f16(gllm_rope_dim(kr, d, f.rot, f.neox, d < f.rot ? rc[d] : 1.0f,
+                                              d < f.rot ? rs[d] : 0.0f, sc, f.kn));
+            const uint16_t vc = gllm_f32_to_f16(vr[d]);
+            skv[0][d] = kc, skv[1][d] = vc;
+            if (first) K[o + d] = kc, V[o + d] = vc;
+        }
+    }
+    __syncthreads();
+    const int nc = hd / EPL; /* chunks of a row */
+    int lpk = 1;             /* lanes per key: nc rounded up to a power of two, 32 at most */
+    while (lpk < nc && lpk < 32) lpk *= 2;
+    const int kpw = 32 / lpk, gi = lane / lpk, c0 = lane % lpk;
+    bool live[CPL];
+    int dim[CPL];
 #pragma unroll
-    for (int e = 0; e < ND; e++)
-        if (f.k && lane + 32 * e < f.rot)
-            gllm_rope_angle(lane + 32 * e, f.rot, f.neox, gllm_row_pos(hdr, i, len - 1), f.inv_freq,
-                            &rc[e], &rs[e]);
+    for (int c = 0; c < CPL; c++)
+        live[c] = c0 + c * lpk < nc, dim[c] = min(c0 + c * lpk, nc - 1) * EPL;
+    float acc[H][8], l[H], m[H];
 #pragma unroll
     for (int g = 0; g < H; g++) {
-        const float *qi = q + ((size_t)i * n_heads + h0 + min(g, nh - 1)) * hd;
-        const float sc = f.k && f.qn ? gllm_head_norm_f16_cuda<ND>(qi, hd, lane, f.norm_eps) : 1.0f;
+        l[g] = 0.0f, m[g] = -INFINITY;
 #pragma unroll
-        for (int e = 0; e < ND; e++) {
-            const int d = lane + 32 * e;
-            qv[g][e] =
-                e < nd && d < hd
-                    ? (f.k ? gllm_rope_dim(qi, d, f.rot, f.neox, rc[e], rs[e], sc, f.qn) : qi[d]) *
-                          scale
-                    : 0.0f;
-            acc[g][e] = 0.0f;
-        }
-        m[g] = -INFINITY, l[g] = 0.0f;
+        for (int e = 0; e < 8; e++) acc[g][e] = 0.0f;
     }
-    const int jc = f.k ? min(j1, len - 1) : j1; /* keys in the cache: j0 .. jc - 1 */
-    for (int ja = j0 + warp; ja < jc; ja += 8) {
-        const int jb = ja + 4 < jc ? ja + 4 : ja;
-        int keep_a = 1, keep_b = jb != ja; /* a tree masks step rows off this row's path */
-        if (tree) {
-            if (ja >= prefix && !(tree[(ja - prefix) / 32] >> ((ja - prefix) % 32) & 1)) keep_a = 0;
-            if (jb >= prefix && !(tree[(jb - prefix) / 32] >> ((jb - prefix) % 32) & 1)) keep_b = 0;
-            if (!keep_a && !keep_b) continue;
-        }
-        const size_t oa = gllm_kv_offset(table, ja, kvh, n_kv, hd, page_shift),
-                     ob = gllm_kv_offset(table, jb, kvh, n_kv, hd, page_shift);
-        float ka[ND] = {0}, kb[ND] = {0}, va[ND] = {0}, vb[ND] = {0};
+    for (int jb = j0 + warp * KU * kpw; jb < j1; jb += 4 * KU * kpw) {
+        uint4 kr[KU][CPL], vr[KU][CPL];
+        bool keep[KU];
 #pragma unroll
-        for (int e = 0; e < ND; e++) {
-            const int d = lane + 32 * e;
-            if (e < nd && d < hd) {
-                ka[e] = gllm_f16_to_f32(K[oa + d]), kb[e] = gllm_f16_to_f32(K[ob + d]);
-                va[e] = gllm_f16_to_f32(V[oa + d]), vb[e] = gllm_f16_to_f32(V[ob + d]);
+        for (int u = 0; u < KU; u++) { /* all keys' loads first */
+            const int j = jb + u * kpw + gi;
+            keep[u] = j < j1 && !(tree && j >= prefix &&
+                                  !(tree[(j - prefix) / 32] >> ((j - prefix) % 32) & 1));
+            const uint16_t *kp = skv[0], *vp = skv[1];
+            if (!(f.k && j == len - 1)) {
+                const size_t o = keep[u] ? gllm_kv_offset(table, j, kvh, n_kv, hd, page_shift) : 0;
+                kp = K + o, vp = V + o;
+            }
+#pragma unroll
+            for (int c = 0; c < CPL; c++) {
+                const bool in = keep[u] && live[c];
+                kr[u][c] = in ? *(const uint4 *)(kp + dim[c]) : make_uint4(0u, 0u, 0u, 0u);
+                vr[u][c] = in ? *(const uint4 *)(vp + dim[c]) : make_uint4(0u, 0u, 0u, 0u);
             }
         }
+        /* per head: the KU keys' scores (their lane sums interleaved), then one softmax update */
+        float kf[KU][8], vf[KU][8];
+#pragma unroll
+        for (int u = 0; u < KU; u++)
+#pragma unroll
+            for (int e = 0; e < 8; e++)
+                kf[u][e] = gllm_f16_to_f32((uint16_t)((&kr[u][0].x)[(e) / 2] >> 16 * ((e) % 2))),
+                vf[u][e] = gllm_f16_to_f32((uint16_t)((&vr[u][0].x)[(e) / 2] >> 16 * ((e) % 2)));
 #pragma unroll
         for (int g = 0; g < H; g++) {
             if (g >= nh) break;
-            float sa = 0.0f, sb = 0.0f;
+            float sd[KU];
 #pragma unroll
-            for (int e = 0; e < ND; e++) sa += qv[g][e] * ka[e], sb += qv[g][e] * kb[e];
-            sa = keep_a ? gllm_warp_allsum(sa) : -INFINITY,
-            sb = keep_b ? gllm_warp_allsum(sb) : -INFINITY;
-            const float mn = fmaxf(m[g], fmaxf(sa, sb)), corr = __expf(m[g] - mn),
-                        pa = __expf(sa - mn), pb = __expf(sb - mn);
-            l[g] = l[g] * corr + pa + pb;
+            for (int u = 0; u < KU; u++) sd[u] = 0.0f;
 #pragma unroll
-            for (int e = 0; e < ND; e++) acc[g][e] = acc[g][e] * corr + pa * va[e] + pb * vb[e];
+            for (int c = 0; c < CPL; c++) {
+                const float4 qa = *(const float4 *)&sq[g][dim[c]],
+                             qb = *(const float4 *)&sq[g][dim[c] + 4];
+#pragma unroll
+                for (int u = 0; u < KU; u++) {
+                    sd[u] += qa.x * kf[u][c * EPL] + qa.y * kf[u][c * EPL + 1] +
+                             qa.z * kf[u][c * EPL + 2] + qa.w * kf[u][c * EPL + 3];
+                    sd[u] += qb.x * kf[u][4] + qb.y * kf[u][5] + qb.z * kf[u][6] + qb.w * kf[u][7];
+                }
+            }
+            float mx = -INFINITY;
+#pragma unroll
+            for (int o = 1; o < 32; o *= 2)
+                if (o < lpk)
+#pragma unroll
+                    for (int u = 0; u < KU; u++) sd[u] += __shfl_xor_sync(0xffffffffu, sd[u], o);
+#pragma unroll
+            for (int u = 0; u < KU; u++) sd[u] = keep[u] ? sd[u] : -INFINITY, mx = fmaxf(mx, sd[u]);
+#pragma unroll
+            for (int o = 1; o < 32; o *= 2)
+                if (o >= lpk) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+            if (mx == -INFINITY) continue; /* no key of the warp's kept */
+            const float mn = fmaxf(m[g], mx), corr = __expf(m[g] - mn);
+            float pk[KU], ps = 0.0f;
+#pragma unroll
+            for (int u = 0; u < KU; u++) pk[u] = __expf(sd[u] - mn), ps += pk[u];
+            l[g] = l[g] * corr + ps;
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+                float t = acc[g][e] * corr;
+#pragma unroll
+                for (int u = 0; u < KU; u++) t += pk[u] * vf[u][e];
+                acc[g][e] = t;
+            }
             m[g] = mn;
         }
     }
-    /* a decode row's own key and value (slot len - 1), rotated and rounded as the cache holds
-     * them: taken by warp 0 of the split that holds the slot, written to the cache by the first
-     * block of the KV head */
-    const bool own = warp == 0 && j0 <= len - 1 && len - 1 < j1,
-               first = blockIdx.x % chunks == 0 && split == 0 && warp == 0;
-    if (f.k && (own || first)) {
-        const float *kr = f.k + ((size_t)i * n_kv + kvh) * hd,
-                    *vr = f.v + ((size_t)i * n_kv + kvh) * hd;
-        const float sc = f.kn ? gllm_head_norm_f16_cuda<ND>(kr, hd, lane, f.norm_eps) : 1.0f;
-        const size_t o = gllm_kv_offset(table, len - 1, kvh, n_kv, hd, page_shift);
-        float fk[ND] = {0}, fv[ND] = {0};
-#pragma unroll
-        for (int e = 0; e < ND; e++) {
-            const int d = lane + 32 * e;
-            if (e >= nd || d >= hd) continue;
-            float c = 1.0f, sn = 0.0f;
-            if (d < f.rot)
-                gllm_rope_angle(d, f.rot, f.neox, gllm_row_pos(hdr, i, len - 1), f.inv_freq, &c,
-                                &sn);
-            const uint16_t kc = gllm_f32_to_f16(
-                               gllm_rope_dim(kr, d, f.rot, f.neox, c, sn, sc, f.kn)),
-                           vc = gllm_f32_to_f16(vr[d]);
-            fk[e] = gllm_f16_to_f32(kc), fv[e] = gllm_f16_to_f32(vc);
-            if (first) K[o + d] = kc, V[o + d] = vc;
-        }
-#pragma unroll
-        for (int g = 0; g < H; g++) {
-            if (!own || g >= nh) break;
-            float sg = 0.0f;
-#pragma unroll
-            for (int e = 0; e < ND; e++) sg += qv[g][e] * fk[e];
-            sg = gllm_warp_allsum(sg);
-            const float mn = fmaxf(m[g], sg), corr = __expf(m[g] - mn), pg = __expf(sg - mn);
-            l[g] = l[g] * corr + pg;
-#pragma unroll
-            for (int e = 0; e < ND; e++) acc[g][e] = acc[g][e] * corr + pg * fv[e];
-            m[g] = mn;
-        }
-    }
+    /* the lane groups' sums merged (m is the warp's), then each warp's into shared memory */
 #pragma unroll
     for (int g = 0; g < H; g++) {
+        if (g >= nh) break;
+        for (int o = lpk; o < 32; o *= 2) {
+            l[g] += __shfl_xor_sync(0xffffffffu, l[g], o);
 #pragma unroll
-        for (int e = 0; e < ND; e++)
-            if (e < nd && lane + 32 * e < hd) sm[warp][g][lane + 32 * e] = acc[g][e];
+            for (int e = 0; e < 8; e++) acc[g][e] += __shfl_xor_sync(0xffffffffu, acc[g][e], o);
+        }
+        if (gi == 0)
+#pragma unroll
+            for (int c = 0; c < CPL; c++)
+                if (live[c])
+#pragma unroll
+                    for (int e = 0; e < EPL; e++) sm[warp][g][dim[c] + e] = acc[g][c * EPL + e];
         if (lane == 0) sm[warp][g][MX] = m[g], sm[warp][g][MX + 1] = l[g];
     }
     __syncthreads();
@@ -217,7 +264,7 @@ gllm_attn_body_f16_cuda(const float *q, uint16_t *K, uint16_t *V, const int *tab
         const int h = h0 + g;
         float mx = -INFINITY;
         for (int w = 0; w < 4; w++) mx = fmaxf(mx, sm[w][g][MX]);
-        float *pp = part + (((size_t)y * n_heads + h) * splits + split) * (hd + 2);
+        float *pp = part + (((size_t)y * n_heads + h) * gridDim.z + split) * (hd + 2);
         for (int d = threadIdx.x; d < hd; d += blockDim.x) {
             float a = 0.0f, sum = 0.0f;
             for (int w = 0; w < 4; w++) {
@@ -240,46 +287,59 @@ gllm_attn_body_f16_cuda(const float *q, uint16_t *K, uint16_t *V, const int *tab
     __syncthreads();
     if (!last) return;
     __threadfence();
-    for (int g = 0; g < nh; g++) {
-        const float *p0 = part + ((size_t)y * n_heads + h0 + g) * splits * (hd + 2);
-        float mx = -INFINITY;
-        for (int s = 0; s < splits; s++) mx = fmaxf(mx, __ldcg(p0 + s * (hd + 2) + hd));
-        for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-            float a = 0.0f, sum = 0.0f;
-            for (int s = 0; s < splits; s++) {
-                const float ms = __ldcg(p0 + s * (hd + 2) + hd),
-                            f = ms == -INFINITY ? 0.0f : __expf(ms - mx);
-                a += __ldcg(p0 + s * (hd + 2) + d) * f,
-                    sum += __ldcg(p0 + s * (hd + 2) + hd + 1) * f;
-            }
-            out[((size_t)i * n_heads + h0 + g) * hd + d] = a / sum;
+    /* each head's splits weighed by exp(their max - the largest), a warp a head and its lanes
+     * over the splits, then every (head, dim) of out summed over the splits by all threads (one
+     * thread a head, looping over splits then dims, waited on each load in turn) */
+    __shared__ float fw[H]
+                       [GLLM_ATTN_SPLITS + 1]; /* a head's split weights, then their weighted sum */
+    for (int g = warp; g < nh; g += 4) {
+        const float *p0 = part + ((size_t)y * n_heads + h0 + g) * gridDim.z * (hd + 2);
+        float mx = -INFINITY, sum = 0.0f;
+        for (int s = lane; s < splits; s += 32) mx = fmaxf(mx, __ldcg(p0 + s * (hd + 2) + hd));
+        mx = gllm_warp_max(mx);
+        for (int s = lane; s < splits; s += 32) {
+            const float ms = __ldcg(p0 + s * (hd + 2) + hd),
+                        f = ms == -INFINITY ? 0.0f : __expf(ms - mx);
+            fw[g][s] = f, sum += __ldcg(p0 + s * (hd + 2) + hd + 1) * f;
         }
+        sum = gllm_warp_allsum(sum);
+        if (lane == 0) fw[g][GLLM_ATTN_SPLITS] = sum;
+    }
+    __syncthreads();
+    for (int e = threadIdx.x; e < nh * hd; e += blockDim.x) {
+        const int g = e / hd, d = e % hd;
+        const float *p0 = part + ((size_t)y * n_heads + h0 + g) * gridDim.z * (hd + 2) + d;
+        float a = 0.0f;
+#pragma unroll 8
+        for (int s = 0; s < splits; s++) a += __ldcg(p0 + s * (hd + 2)) * fw[g][s];
+        out[((size_t)i * n_heads + h0 + g) * hd + d] = a / fw[g][GLLM_ATTN_SPLITS];
     }
     if (threadIdx.x == 0)
         count[y * n_heads + h0] = 0; /* ready for the next step (and graph replay) */
 }
 
 /* head dims up to 256, 4 heads of a group per block */
-extern "C" __global__ void __launch_bounds__(128, 4)
+extern "C" __global__ void __launch_bounds__(128, 3)
     gllm_attn_f16_cuda(const float *q, uint16_t *K, uint16_t *V, const int *tables,
                        int table_stride, const int *hdr, int n_heads, int n_kv, int hd,
                        int page_shift, float scale, float *out, float *part, int *count,
                        gllm_fresh_kv f) {
     gllm_grid_begin();
-    gllm_attn_body_f16_cuda<GLLM_ATTN_HEADS_WIDE, 8>(q, K, V, tables, table_stride, hdr, n_heads,
-                                                     n_kv, hd, page_shift, scale, out, part, count,
-                                                     f);
+    gllm_attn_body_f16_cuda<GLLM_ATTN_HEADS_WIDE, 256, 4>(q, K, V, tables, table_stride, hdr,
+                                                          n_heads, n_kv, hd, page_shift, scale, out,
+                                                          part, count, f);
 }
 
 /* head dims up to 128, 8 heads of a group per block */
-extern "C" __global__ void __launch_bounds__(128, 4)
+extern "C" __global__ void __launch_bounds__(128, 3)
     gllm_attn_g8_f16_cuda(const float *q, uint16_t *K, uint16_t *V, const int *tables,
                           int table_stride, const int *hdr, int n_heads, int n_kv, int hd,
                           int page_shift, float scale, float *out, float *part, int *count,
                           gllm_fresh_kv f) {
     gllm_grid_begin();
-    gllm_attn_body_f16_cuda<GLLM_ATTN_HEADS, 4>(q, K, V, tables, table_stride, hdr, n_heads, n_kv,
-                                                hd, page_shift, scale, out, part, count, f);
+    gllm_attn_body_f16_cuda<GLLM_ATTN_HEADS, 128, 2>(q, K, V, tables, table_stride, hdr, n_heads,
+                                                     n_kv, hd, page_shift, scale, out, part, count,
+                                                     f);
 }
 /* Prefill attention on tensor cores (flash attention) over the header's tiles: up to 32 rows
  * of one sequence at consecutive slots, causal; hd <= 128, a multiple of 16. A block takes one

@@ -54,6 +54,10 @@ __device__ __forceinline__ void gllm_row_dots_bf16_cuda(const char *const *rows,
 
 /* The decode kernels below take an optional RMSNorm of x (nw: its weight, NULL: none), applied
  * by every block into k floats of dynamic shared memory: the norm needs no launch of its own.
+ * With int8x (block formats) x is rounded to int8 per 32 instead, as the CPU's int8 path rounds
+ * it (k/32 float2 and k codes of dynamic shared memory), and the dots run on __dp4a: a quarter
+ * of the instructions of widening every code to a float (the f32 path, int8x 0, is bound by
+ * them, not by the memory).
  * Each warp computes rows_per_warp (1, 2 or 4) consecutive outputs, the host's choice
  * (gllm_cuda_gemv_rows): more rows per warp read x less often, fewer keep every SM busy on
  * short matrices. Launch: ceil(outputs / (8 rows_per_warp)) blocks of 256 threads; at most 80
@@ -63,13 +67,15 @@ __device__ __forceinline__ void gllm_row_dots_bf16_cuda(const char *const *rows,
 /* rows row0 .. row0 + R - 1 of gemv (those below n) */
 template <int R>
 __device__ __forceinline__ void
-gllm_gemv_rows_bf16_cuda(const void *w, size_t row_bytes, const float *x, const float *bias,
-                         float *y, int n, int k, int accumulate, int row0, int lane) {
+gllm_gemv_rows_bf16_cuda(const void *w, size_t row_bytes, const float *x, const int8_t *xq,
+                         const float2 *xd, const float *bias, float *y, int n, int k,
+                         int accumulate, int row0, int lane) {
     const char *p[R];
     float s[R];
 #pragma unroll
     for (int j = 0; j < R; j++) p[j] = (const char *)w + (size_t)min(row0 + j, n - 1) * row_bytes;
     gllm_row_dots_bf16_cuda<R>(p, x, k, lane, s);
+
 #pragma unroll
     for (int j = 0; j < R; j++)
         if (lane == 0 && row0 + j < n) {
@@ -82,24 +88,27 @@ gllm_gemv_rows_bf16_cuda(const void *w, size_t row_bytes, const float *x, const 
 extern "C" __global__ void __launch_bounds__(256, 3)
     gllm_gemv_bf16_cuda(const void *w, size_t row_bytes, const float *x, const float *bias,
                         float *y, int n, int k, const float *nw, float eps, int accumulate,
-                        int rows_per_warp) {
+                        int rows_per_warp, int int8x) {
     const int row0 = (blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32) * rows_per_warp,
               lane = threadIdx.x % 32;
     gllm_prefetch_rows(w, row_bytes, row0, min(rows_per_warp, n - row0), lane);
     gllm_grid_begin();
     GLLM_DYNAMIC_SHARED(float, xs);
     __shared__ float red[32];
+    const int8_t *xq = NULL;
+    const float2 *xd = NULL;
     x = gllm_rmsnorm_to_shared(x, nw, eps, k, xs, red);
+
     if (row0 >= n) return;
     switch (rows_per_warp) {
     case 4:
-        gllm_gemv_rows_bf16_cuda<4>(w, row_bytes, x, bias, y, n, k, accumulate, row0, lane);
+        gllm_gemv_rows_bf16_cuda<4>(w, row_bytes, x, xq, xd, bias, y, n, k, accumulate, row0, lane);
         break;
     case 2:
-        gllm_gemv_rows_bf16_cuda<2>(w, row_bytes, x, bias, y, n, k, accumulate, row0, lane);
+        gllm_gemv_rows_bf16_cuda<2>(w, row_bytes, x, xq, xd, bias, y, n, k, accumulate, row0, lane);
         break;
     default:
-        gllm_gemv_rows_bf16_cuda<1>(w, row_bytes, x, bias, y, n, k, accumulate, row0, lane);
+        gllm_gemv_rows_bf16_cuda<1>(w, row_bytes, x, xq, xd, bias, y, n, k, accumulate, row0, lane);
     }
 }
 
@@ -109,7 +118,7 @@ extern "C" __global__ void __launch_bounds__(256, 3)
     gllm_gemv_qkv_bf16_cuda(const void *wq, const void *wk, const void *wv, size_t row_bytes,
                             const float *x, const float *bq, const float *bk, const float *bv,
                             float *q, float *kk, float *v, int nq, int nkv, int k, const float *nw,
-                            float eps, int rows_per_warp) {
+                            float eps, int rows_per_warp, int int8x) {
     int row0 = (blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32) * rows_per_warp, n = nq;
     const int lane = threadIdx.x % 32;
     const void *w = wq;
@@ -123,17 +132,20 @@ extern "C" __global__ void __launch_bounds__(256, 3)
     gllm_grid_begin();
     GLLM_DYNAMIC_SHARED(float, xs);
     __shared__ float red[32];
+    const int8_t *xq = NULL;
+    const float2 *xd = NULL;
     x = gllm_rmsnorm_to_shared(x, nw, eps, k, xs, red);
+
     if (row0 >= n) return;
     switch (rows_per_warp) {
     case 4:
-        gllm_gemv_rows_bf16_cuda<4>(w, row_bytes, x, bias, y, n, k, 0, row0, lane);
+        gllm_gemv_rows_bf16_cuda<4>(w, row_bytes, x, xq, xd, bias, y, n, k, 0, row0, lane);
         break;
     case 2:
-        gllm_gemv_rows_bf16_cuda<2>(w, row_bytes, x, bias, y, n, k, 0, row0, lane);
+        gllm_gemv_rows_bf16_cuda<2>(w, row_bytes, x, xq, xd, bias, y, n, k, 0, row0, lane);
         break;
     default:
-        gllm_gemv_rows_bf16_cuda<1>(w, row_bytes, x, bias, y, n, k, 0, row0, lane);
+        gllm_gemv_rows_bf16_cuda<1>(w, row_bytes, x, xq, xd, bias, y, n, k, 0, row0, lane);
     }
 }
 
@@ -141,7 +153,8 @@ extern "C" __global__ void __launch_bounds__(256, 3)
 template <int R>
 __device__ __forceinline__ void
 gllm_gemv_glu_rows_bf16_cuda(const void *wg, const void *wu, size_t row_bytes, const float *x,
-                             float *y, int n, int k, int row0, int lane) {
+                             const int8_t *xq, const float2 *xd, float *y, int n, int k, int row0,
+                             int lane) {
     const char *p[2 * R];
     float s[2 * R];
 #pragma unroll
@@ -150,6 +163,7 @@ gllm_gemv_glu_rows_bf16_cuda(const void *wg, const void *wu, size_t row_bytes, c
         p[j] = (const char *)wg + off, p[R + j] = (const char *)wu + off;
     }
     gllm_row_dots_bf16_cuda<2 * R>(p, x, k, lane, s);
+
 #pragma unroll
     for (int j = 0; j < R; j++)
         if (lane == 0 && row0 + j < n) y[row0 + j] = s[j] / (1.0f + __expf(-s[j])) * s[R + j];
@@ -159,7 +173,8 @@ gllm_gemv_glu_rows_bf16_cuda(const void *wg, const void *wu, size_t row_bytes, c
  * rows_per_warp 1 or 2 (2 reads 4 weight rows at a time) */
 extern "C" __global__ void __launch_bounds__(256, 3)
     gllm_gemv_glu_bf16_cuda(const void *wg, const void *wu, size_t row_bytes, const float *x,
-                            float *y, int n, int k, const float *nw, float eps, int rows_per_warp) {
+                            float *y, int n, int k, const float *nw, float eps, int rows_per_warp,
+                            int int8x) {
     const int row0 = (blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32) * rows_per_warp,
               lane = threadIdx.x % 32;
     gllm_prefetch_rows(wg, row_bytes, row0, min(rows_per_warp, n - row0), lane);
@@ -167,14 +182,17 @@ extern "C" __global__ void __launch_bounds__(256, 3)
     gllm_grid_begin();
     GLLM_DYNAMIC_SHARED(float, xs);
     __shared__ float red[32];
+    const int8_t *xq = NULL;
+    const float2 *xd = NULL;
     x = gllm_rmsnorm_to_shared(x, nw, eps, k, xs, red);
+
     if (row0 >= n) return;
     switch (rows_per_warp) {
     case 2:
-        gllm_gemv_glu_rows_bf16_cuda<2>(wg, wu, row_bytes, x, y, n, k, row0, lane);
+        gllm_gemv_glu_rows_bf16_cuda<2>(wg, wu, row_bytes, x, xq, xd, y, n, k, row0, lane);
         break;
     default:
-        gllm_gemv_glu_rows_bf16_cuda<1>(wg, wu, row_bytes, x, y, n, k, row0, lane);
+        gllm_gemv_glu_rows_bf16_cuda<1>(wg, wu, row_bytes, x, xq, xd, y, n, k, row0, lane);
     }
 }
 

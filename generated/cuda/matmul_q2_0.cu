@@ -43,9 +43,61 @@ __device__ __forceinline__ void gllm_row_dots_q2_0_cuda(const char *const *rows,
 #pragma unroll
     for (int j = 0; j < R; j++) sums[j] = gllm_warp_sum(acc[j]);
 }
+/* R weight rows . M rows of x (row i at xq + i k, xd + i k / 32; rows from m on repeat row m - 1)
+ * with x rounded as the CPU's int8 path (gllm_quantize_x_to_shared: codes xq, xd[b] = {d, d *
+ * the sum of block b's codes}): each lane's codes against x's by __dp4a, the products summed in
+ * integers per block; a block's offset term (c times x's sum) added once, by its first lane.
+ * A row of x gets the same sums in the same order whatever M and R: sums[i * R + j] */
+template <int R, int M>
+__device__ __forceinline__ void gllm_row_dots_int8_q2_0_cuda(const char *const *rows,
+                                                             const int8_t *xq, const float2 *xd,
+                                                             int k, int m, int lane, float *sums) {
+    float acc[M][R];
+#pragma unroll
+    for (int i = 0; i < M; i++)
+#pragma unroll
+        for (int j = 0; j < R; j++) acc[i][j] = 0.0f;
+    const int t0 = (lane % 4) * 4;
+    const bool first = lane % 4 == 0;
+#pragma unroll(R *M < 4 ? 4 / (R * M) : 1)
+    for (int b = lane / 4; b < k / 32; b += 8) {
+        int x0[M], x1[M];
+        float2 xs[M];
+#pragma unroll
+        for (int i = 0; i < M; i++) {
+            const size_t r = (size_t)min(i, m - 1);
+            x0[i] = *(const int *)(xq + r * k + b * 32 + t0),
+            x1[i] = *(const int *)(xq + r * k + b * 32 + t0 + 16);
+            xs[i] = xd[r * (k / 32) + b];
+        }
+#pragma unroll
+        for (int j = 0; j < R; j++) {
+            const gllm_block_q2_0 *blk = (const gllm_block_q2_0 *)rows[j] + b;
+            const uint16_t *h = (const uint16_t *)blk->qs + (t0 % 8) / 2;
+            const uint32_t v = __byte_perm(h[0], h[1], 0x5410);
+            const int sh = 2 * (t0 / 8), lo = (int)((v >> sh) & 0x03030303u),
+                      hi = (int)((v >> (sh + 4)) & 0x03030303u);
+
+            const float a = gllm_f16_to_f32(blk->d);
+#pragma unroll
+            for (int i = 0; i < M; i++) {
+                const int dot = __dp4a(lo, x0[i], __dp4a(hi, x1[i], 0));
+                acc[i][j] += a * (xs[i].x * gllm_i2f(dot) + (first ? -2.0f * xs[i].y : 0.0f));
+            }
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < M; i++)
+#pragma unroll
+        for (int j = 0; j < R; j++) sums[i * R + j] = gllm_warp_sum(acc[i][j]);
+}
 
 /* The decode kernels below take an optional RMSNorm of x (nw: its weight, NULL: none), applied
  * by every block into k floats of dynamic shared memory: the norm needs no launch of its own.
+ * With int8x (block formats) x is rounded to int8 per 32 instead, as the CPU's int8 path rounds
+ * it (k/32 float2 and k codes of dynamic shared memory), and the dots run on __dp4a: a quarter
+ * of the instructions of widening every code to a float (the f32 path, int8x 0, is bound by
+ * them, not by the memory).
  * Each warp computes rows_per_warp (1, 2 or 4) consecutive outputs, the host's choice
  * (gllm_cuda_gemv_rows): more rows per warp read x less often, fewer keep every SM busy on
  * short matrices. Launch: ceil(outputs / (8 rows_per_warp)) blocks of 256 threads; at most 80
@@ -55,13 +107,18 @@ __device__ __forceinline__ void gllm_row_dots_q2_0_cuda(const char *const *rows,
 /* rows row0 .. row0 + R - 1 of gemv (those below n) */
 template <int R>
 __device__ __forceinline__ void
-gllm_gemv_rows_q2_0_cuda(const void *w, size_t row_bytes, const float *x, const float *bias,
-                         float *y, int n, int k, int accumulate, int row0, int lane) {
+gllm_gemv_rows_q2_0_cuda(const void *w, size_t row_bytes, const float *x, const int8_t *xq,
+                         const float2 *xd, const float *bias, float *y, int n, int k,
+                         int accumulate, int row0, int lane) {
     const char *p[R];
     float s[R];
 #pragma unroll
     for (int j = 0; j < R; j++) p[j] = (const char *)w + (size_t)min(row0 + j, n - 1) * row_bytes;
-    gllm_row_dots_q2_0_cuda<R>(p, x, k, lane, s);
+    if (xq)
+        gllm_row_dots_int8_q2_0_cuda<R, 1>(p, xq, xd, k, 1, lane, s);
+    else
+        gllm_row_dots_q2_0_cuda<R>(p, x, k, lane, s);
+
 #pragma unroll
     for (int j = 0; j < R; j++)
         if (lane == 0 && row0 + j < n) {
@@ -74,24 +131,33 @@ gllm_gemv_rows_q2_0_cuda(const void *w, size_t row_bytes, const float *x, const 
 extern "C" __global__ void __launch_bounds__(256, 3)
     gllm_gemv_q2_0_cuda(const void *w, size_t row_bytes, const float *x, const float *bias,
                         float *y, int n, int k, const float *nw, float eps, int accumulate,
-                        int rows_per_warp) {
+                        int rows_per_warp, int int8x) {
     const int row0 = (blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32) * rows_per_warp,
               lane = threadIdx.x % 32;
     gllm_prefetch_rows(w, row_bytes, row0, min(rows_per_warp, n - row0), lane);
     gllm_grid_begin();
     GLLM_DYNAMIC_SHARED(float, xs);
     __shared__ float red[32];
-    x = gllm_rmsnorm_to_shared(x, nw, eps, k, xs, red);
+    const int8_t *xq = NULL;
+    const float2 *xd = NULL;
+    if (int8x) {
+        float2 *d = (float2 *)xs;
+        int8_t *q = (int8_t *)(d + k / 32);
+        gllm_quantize_x_to_shared(x, nw, eps, k, q, d, red);
+        xq = q, xd = d;
+    } else
+        x = gllm_rmsnorm_to_shared(x, nw, eps, k, xs, red);
+
     if (row0 >= n) return;
     switch (rows_per_warp) {
     case 4:
-        gllm_gemv_rows_q2_0_cuda<4>(w, row_bytes, x, bias, y, n, k, accumulate, row0, lane);
+        gllm_gemv_rows_q2_0_cuda<4>(w, row_bytes, x, xq, xd, bias, y, n, k, accumulate, row0, lane);
         break;
     case 2:
-        gllm_gemv_rows_q2_0_cuda<2>(w, row_bytes, x, bias, y, n, k, accumulate, row0, lane);
+        gllm_gemv_rows_q2_0_cuda<2>(w, row_bytes, x, xq, xd, bias, y, n, k, accumulate, row0, lane);
         break;
     default:
-        gllm_gemv_rows_q2_0_cuda<1>(w, row_bytes, x, bias, y, n, k, accumulate, row0, lane);
+        gllm_gemv_rows_q2_0_cuda<1>(w, row_bytes, x, xq, xd, bias, y, n, k, accumulate, row0, lane);
     }
 }
 
@@ -101,7 +167,7 @@ extern "C" __global__ void __launch_bounds__(256, 3)
     gllm_gemv_qkv_q2_0_cuda(const void *wq, const void *wk, const void *wv, size_t row_bytes,
                             const float *x, const float *bq, const float *bk, const float *bv,
                             float *q, float *kk, float *v, int nq, int nkv, int k, const float *nw,
-                            float eps, int rows_per_warp) {
+                            float eps, int rows_per_warp, int int8x) {
     int row0 = (blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32) * rows_per_warp, n = nq;
     const int lane = threadIdx.x % 32;
     const void *w = wq;
@@ -115,17 +181,26 @@ extern "C" __global__ void __launch_bounds__(256, 3)
     gllm_grid_begin();
     GLLM_DYNAMIC_SHARED(float, xs);
     __shared__ float red[32];
-    x = gllm_rmsnorm_to_shared(x, nw, eps, k, xs, red);
+    const int8_t *xq = NULL;
+    const float2 *xd = NULL;
+    if (int8x) {
+        float2 *d = (float2 *)xs;
+        int8_t *q = (int8_t *)(d + k / 32);
+        gllm_quantize_x_to_shared(x, nw, eps, k, q, d, red);
+        xq = q, xd = d;
+    } else
+        x = gllm_rmsnorm_to_shared(x, nw, eps, k, xs, red);
+
     if (row0 >= n) return;
     switch (rows_per_warp) {
     case 4:
-        gllm_gemv_rows_q2_0_cuda<4>(w, row_bytes, x, bias, y, n, k, 0, row0, lane);
+        gllm_gemv_rows_q2_0_cuda<4>(w, row_bytes, x, xq, xd, bias, y, n, k, 0, row0, lane);
         break;
     case 2:
-        gllm_gemv_rows_q2_0_cuda<2>(w, row_bytes, x, bias, y, n, k, 0, row0, lane);
+        gllm_gemv_rows_q2_0_cuda<2>(w, row_bytes, x, xq, xd, bias, y, n, k, 0, row0, lane);
         break;
     default:
-        gllm_gemv_rows_q2_0_cuda<1>(w, row_bytes, x, bias, y, n, k, 0, row0, lane);
+        gllm_gemv_rows_q2_0_cuda<1>(w, row_bytes, x, xq, xd, bias, y, n, k, 0, row0, lane);
     }
 }
 
@@ -133,7 +208,8 @@ extern "C" __global__ void __launch_bounds__(256, 3)
 template <int R>
 __device__ __forceinline__ void
 gllm_gemv_glu_rows_q2_0_cuda(const void *wg, const void *wu, size_t row_bytes, const float *x,
-                             float *y, int n, int k, int row0, int lane) {
+                             const int8_t *xq, const float2 *xd, float *y, int n, int k, int row0,
+                             int lane) {
     const char *p[2 * R];
     float s[2 * R];
 #pragma unroll
@@ -141,7 +217,11 @@ gllm_gemv_glu_rows_q2_0_cuda(const void *wg, const void *wu, size_t row_bytes, c
         const size_t off = (size_t)min(row0 + j, n - 1) * row_bytes;
         p[j] = (const char *)wg + off, p[R + j] = (const char *)wu + off;
     }
-    gllm_row_dots_q2_0_cuda<2 * R>(p, x, k, lane, s);
+    if (xq)
+        gllm_row_dots_int8_q2_0_cuda<2 * R, 1>(p, xq, xd, k, 1, lane, s);
+    else
+        gllm_row_dots_q2_0_cuda<2 * R>(p, x, k, lane, s);
+
 #pragma unroll
     for (int j = 0; j < R; j++)
         if (lane == 0 && row0 + j < n) y[row0 + j] = s[j] / (1.0f + __expf(-s[j])) * s[R + j];
@@ -151,7 +231,8 @@ gllm_gemv_glu_rows_q2_0_cuda(const void *wg, const void *wu, size_t row_bytes, c
  * rows_per_warp 1 or 2 (2 reads 4 weight rows at a time) */
 extern "C" __global__ void __launch_bounds__(256, 3)
     gllm_gemv_glu_q2_0_cuda(const void *wg, const void *wu, size_t row_bytes, const float *x,
-                            float *y, int n, int k, const float *nw, float eps, int rows_per_warp) {
+                            float *y, int n, int k, const float *nw, float eps, int rows_per_warp,
+                            int int8x) {
     const int row0 = (blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32) * rows_per_warp,
               lane = threadIdx.x % 32;
     gllm_prefetch_rows(wg, row_bytes, row0, min(rows_per_warp, n - row0), lane);
@@ -159,15 +240,61 @@ extern "C" __global__ void __launch_bounds__(256, 3)
     gllm_grid_begin();
     GLLM_DYNAMIC_SHARED(float, xs);
     __shared__ float red[32];
-    x = gllm_rmsnorm_to_shared(x, nw, eps, k, xs, red);
+    const int8_t *xq = NULL;
+    const float2 *xd = NULL;
+    if (int8x) {
+        float2 *d = (float2 *)xs;
+        int8_t *q = (int8_t *)(d + k / 32);
+        gllm_quantize_x_to_shared(x, nw, eps, k, q, d, red);
+        xq = q, xd = d;
+    } else
+        x = gllm_rmsnorm_to_shared(x, nw, eps, k, xs, red);
+
     if (row0 >= n) return;
     switch (rows_per_warp) {
     case 2:
-        gllm_gemv_glu_rows_q2_0_cuda<2>(wg, wu, row_bytes, x, y, n, k, row0, lane);
+        gllm_gemv_glu_rows_q2_0_cuda<2>(wg, wu, row_bytes, x, xq, xd, y, n, k, row0, lane);
         break;
     default:
-        gllm_gemv_glu_rows_q2_0_cuda<1>(wg, wu, row_bytes, x, y, n, k, row0, lane);
+        gllm_gemv_glu_rows_q2_0_cuda<1>(wg, wu, row_bytes, x, xq, xd, y, n, k, row0, lane);
     }
+}
+
+/* gemv of a decode batch on the int8 path: y[i][j] = W[j,:] . x[i,:] (+ bias[j]) for m <= 8 rows,
+ * x's rows rounded into shared memory as the one-row gemv rounds x, then each warp one weight
+ * row against M of them (M = 2, 4 or 8, at least m): the weights read once for the batch, and
+ * each row's sums those of the one-row gemv. Launch: ceil(n / 8) blocks of 256 threads,
+ * m * (k + k / 4) bytes of dynamic shared memory */
+template <int M>
+__device__ __forceinline__ void
+gllm_gemv_batch_rows_q2_0_cuda(const char *row, const int8_t *xq, const float2 *xd,
+                               const float *bias, float *y, int m, int n, int k, int j, int lane) {
+    float s[M];
+    gllm_row_dots_int8_q2_0_cuda<1, M>(&row, xq, xd, k, m, lane, s);
+#pragma unroll
+    for (int i = 0; i < M; i++)
+        if (lane == 0 && i < m) y[(size_t)i * n + j] = s[i] + (bias ? bias[j] : 0.0f);
+}
+
+extern "C" __global__ void __launch_bounds__(256, 3)
+    gllm_gemv_batch_q2_0_cuda(const void *w, size_t row_bytes, const float *x, const float *bias,
+                              float *y, int m, int n, int k) {
+    const int j = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    gllm_grid_begin();
+    GLLM_DYNAMIC_SHARED(float, xs);
+    __shared__ float red[32];
+    float2 *xd = (float2 *)xs;
+    int8_t *xq = (int8_t *)(xd + (size_t)m * (k / 32));
+    gllm_quantize_x_to_shared(x, NULL, 0.0f, m * k, xq, xd,
+                              red); /* the rows are contiguous, blocks of 32 within each */
+    if (j >= n) return;
+    const char *row = (const char *)w + (size_t)j * row_bytes;
+    if (m <= 2)
+        gllm_gemv_batch_rows_q2_0_cuda<2>(row, xq, xd, bias, y, m, n, k, j, lane);
+    else if (m <= 4)
+        gllm_gemv_batch_rows_q2_0_cuda<4>(row, xq, xd, bias, y, m, n, k, j, lane);
+    else
+        gllm_gemv_batch_rows_q2_0_cuda<8>(row, xq, xd, bias, y, m, n, k, j, lane);
 }
 
 /* gemm (prefill): Y[m][n] = X[m][k] . W^T (+ bias), 8 tokens per warp so each weight is read

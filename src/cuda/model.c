@@ -10,16 +10,24 @@
 static const char *const GEMV[] = GLLM_CUDA_BY_DTYPE("gemv"), *const GEMM[] = GLLM_CUDA_BY_DTYPE("gemm"),
                   *const GEMM_TC[] = GLLM_CUDA_BY_DTYPE("gemm_tc"),
                   *const GEMV_QKV[] = GLLM_CUDA_BY_DTYPE("gemv_qkv"), *const GEMV_GLU[] = GLLM_CUDA_BY_DTYPE("gemv_glu"),
+                  *const GEMV_BATCH[] = GLLM_CUDA_BY_DTYPE("gemv_batch"),
                   *const EMBED[] = GLLM_CUDA_BY_DTYPE("embed"), *const ROPE_KV[] = GLLM_CUDA_BY_DTYPE("rope_kv"),
                   *const ATTN[] = GLLM_CUDA_BY_DTYPE("attn"), *const ATTN_G8[] = GLLM_CUDA_BY_DTYPE("attn_g8"),
                   *const ATTN_TC[] = GLLM_CUDA_BY_DTYPE("attn_tc");
 
-/* attention splits the keys of each row over up to 16 blocks while rows x splits stays within
- * 64 (the partials' room): decode and short steps fill the device */
-enum { ATTN_SPLITS = 16, ATTN_SPLIT_ROWS = 64 };
-static int attn_splits(size_t rows) {
-    const size_t s = ATTN_SPLIT_ROWS / rows;
-    return s < 1 ? 1 : s > ATTN_SPLITS ? ATTN_SPLITS : (int)s;
+/* attention launches up to 32 splits of each row's keys, until the launch has two blocks an SM
+ * (`blocks` blocks a row and split), while rows x splits stays within 256 (the partials' room);
+ * by the row count and the model alone, so a graph holds. The kernel uses as many as the row's
+ * length fills (GLLM_ATTN_SPLIT_KEYS keys each). On an H200 (SmolLM2, ~560 keys, 3 KV heads) 8
+ * splits decoded fastest and 64 cost 10 %; one row of 4096 keys over 8 KV heads took 65, 38 and
+ * 28 us at 8, 16 and 32 */
+enum { ATTN_SPLIT_ROWS = 256, ATTN_SPLITS_CHOSEN = 32 };
+int gllm_cuda_attn_splits(const gllm_cuda *c, size_t rows, size_t blocks) {
+    const size_t most = c->attn_splits > 0 ? GLLM_ATTN_SPLITS : ATTN_SPLITS_CHOSEN;
+    size_t s = c->attn_splits > 0 ? (size_t)c->attn_splits : (2 * (size_t)(c->sms > 0 ? c->sms : 1) + rows * blocks - 1) / (rows * blocks);
+    if (s > most) s = most;
+    if (s > ATTN_SPLIT_ROWS / rows) s = ATTN_SPLIT_ROWS / rows;
+    return s < 1 ? 1 : (int)s;
 }
 enum { TC_MIN_ROWS = 32 };  /* gemm, prefill attention: from this many tokens on tensor cores */
 
@@ -48,11 +56,20 @@ static gllm_status launch(gllm_cuda_model *cm, const char *name, unsigned gx, un
  * their static 128 bytes must stay in the default 48 KB: up to this width */
 enum { NORM_IN_KERNEL_MAX = 12032 };
 
+/* whether a decode kernel over weights of dtype t rounds x to int8 (block formats) */
+static int int8x(const gllm_cuda *c, gllm_dtype t) { return c->int8_gemv && gllm_dtype_traits_table[t].int8_path; }
+
+/* its dynamic shared memory: x's int8 codes and their k/32 (d, sum) pairs, else the normalised
+ * x (norm) or none */
+static unsigned decode_smem(int int8, size_t k, int norm) {
+    return int8 ? (unsigned)(k + k / 32 * 8) : norm ? (unsigned)(k * sizeof(float)) : 0;
+}
+
 gllm_status gllm_cuda_model_init(gllm_cuda_model *cm, gllm_cuda *c, const gllm_plan *p, const void *host, size_t size,
                                  size_t max_rows, size_t kv_width) {
     memset(cm, 0, sizeof *cm);
     const size_t hd = p->width[BUF_Q] / p->n_heads;
-    if (hd > 256) return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: head dim %zu (256 at most)", hd);
+    if (hd > 256 || hd % 8) return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: head dim %zu (a multiple of 8, 256 at most)", hd);
     if (max_rows > 65535) /* a grid's rows */
         return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: forwards of %zu tokens (65535 at most a call)", max_rows);
     size_t ffn = 0; /* the widest feed-forward, which must be a SiLU GLU */
@@ -130,9 +147,9 @@ int gllm_cuda_gemv_rows(const gllm_cuda *c, size_t n, size_t unit, int most) {
 gllm_status gllm_cuda_gemv(gllm_cuda *c, gllm_dtype t, CUdeviceptr w, CUdeviceptr bias, CUdeviceptr x, CUdeviceptr y, size_t n,
                            size_t k, CUdeviceptr nw, float eps, int accumulate, int rows_per_warp) {
     size_t rb = gllm_row_bytes(t, k);
-    int ni = (int)n, ki = (int)k, r = rows_per_warp ? rows_per_warp : gllm_cuda_gemv_rows(c, n, 0, 4);
-    void *args[] = {&w, &rb, &x, &bias, &y, &ni, &ki, &nw, &eps, &accumulate, &r};
-    return gllm_cuda_run(c, GEMV[t], (unsigned)((n + 8 * r - 1) / (8 * r)), 1, 1, 256, nw ? (unsigned)(k * sizeof(float)) : 0, args);
+    int ni = (int)n, ki = (int)k, r = rows_per_warp ? rows_per_warp : gllm_cuda_gemv_rows(c, n, 0, 4), q = int8x(c, t);
+    void *args[] = {&w, &rb, &x, &bias, &y, &ni, &ki, &nw, &eps, &accumulate, &r, &q};
+    return gllm_cuda_run(c, GEMV[t], (unsigned)((n + 8 * r - 1) / (8 * r)), 1, 1, 256, decode_smem(q, k, nw != 0), args);
 }
 
 /* one row: y = W . rmsnorm(x; nw) (+ bias), or y += that (accumulate); nw NULL: x as it is */
@@ -178,10 +195,22 @@ gllm_status gllm_cuda_gemms(gllm_cuda *c, gllm_dtype t, CUdeviceptr x, size_t m,
     size_t rb = gllm_row_bytes(t, k);
     int mi = (int)m, ki = (int)k;
     gllm_status s = GLLM_OK;
+    /* a small decode batch on the int8 path: the batch gemv, in one launch, while its prologue
+     * (every block rounds all m rows of x) stays short. On an H200 over SmolLM2's shapes (k 576
+     * and 1536) 4 and 8 rows stepped 1.82 -> 1.70 and 2.50 -> 2.35 ms; 8 x 4096 x 4096 q4_0 took
+     * 75 us against the CUDA-core gemm's 60, and 16 rows in two launches lost (2.62 -> 4.07 ms) */
+    const int batch_gemv = int8x(c, t) && m <= 8 && m * k <= 16384;
     for (size_t j = 0; j < count && s == GLLM_OK && m; j++) {
         if (!mm[j].n) continue;
         if (m == 1) {
             s = gllm_cuda_gemv(c, t, mm[j].w, mm[j].bias, x, mm[j].y, mm[j].n, k, 0, 0.0f, 0, 0);
+            continue;
+        }
+        if (batch_gemv) {
+            int ni = (int)mm[j].n;
+            CUdeviceptr w = mm[j].w, bias = mm[j].bias, y = mm[j].y;
+            void *args[] = {&w, &rb, &x, &bias, &y, &mi, &ni, &ki};
+            s = gllm_cuda_run(c, GEMV_BATCH[t], (unsigned)((mm[j].n + 7) / 8), 1, 1, 256, (unsigned)m * decode_smem(1, k, 0), args);
             continue;
         }
         int ni = (int)mm[j].n;
@@ -275,11 +304,12 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t first
                             bk = dev(cm, w->bk), bv = dev(cm, w->bv), nd = dev(cm, nw);
                 size_t rb = gllm_row_bytes(w->dtype, t->k);
                 int nqi = (int)nq, nkvi = (int)nkv, ki = (int)t->k, r = gllm_cuda_gemv_rows(cm->c, nq + 2 * nkv, nkv, 4);
+                int q = int8x(cm->c, w->dtype);
                 /* r divides nkv, and so nq (a multiple): a warp's rows lie in one matrix */
                 float eps = p->eps;
-                void *args[] = {&wq, &wk, &wv, &rb, &in, &bq, &bk, &bv, &out, &cm->k, &cm->v, &nqi, &nkvi, &ki, &nd, &eps, &r};
+                void *args[] = {&wq, &wk, &wv, &rb, &in, &bq, &bk, &bv, &out, &cm->k, &cm->v, &nqi, &nkvi, &ki, &nd, &eps, &r, &q};
                 s = launch3(cm, GEMV_QKV[w->dtype], (unsigned)((nq + 2 * nkv + 8 * r - 1) / (8 * r)), 1, 1, 256,
-                            nw ? (unsigned)(t->k * sizeof(float)) : 0, args);
+                            decode_smem(q, t->k, nw != NULL), args);
             } else {
                 const gllm_cuda_mm mm[3] = {{dev(cm, w->wq), dev(cm, w->bq), out, nq}, {dev(cm, w->wk), dev(cm, w->bk), cm->k, nkv},
                                             {dev(cm, w->wv), dev(cm, w->bv), cm->v, nkv}};
@@ -313,13 +343,15 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t first
                                 (void *)&n_kv, (void *)&hd, (void *)&shift, &scale, &out};
                 if ((s = launch(cm, ATTN_TC[kv->dtype], (unsigned)p->n_heads, (unsigned)cm->attn_tiles, 64, args)) != GLLM_OK) break;
             }
-            const int narrow = hd <= 128, per = narrow ? GLLM_ATTN_HEADS : GLLM_ATTN_HEADS_WIDE; /* heads per block */
+            /* heads per block: 8 where a group has more than 4 (head dims up to 128), else 4 (the
+             * kernel of 4 keeps more keys' loads in flight) */
+            const int narrow = hd <= 128 && p->n_heads / kv->n_kv > GLLM_ATTN_HEADS_WIDE, per = narrow ? GLLM_ATTN_HEADS : GLLM_ATTN_HEADS_WIDE;
             const size_t chunks = (p->n_heads / kv->n_kv + per - 1) / per, rows = cm->attn_rows;
             void *args[] = {&in, &kl, &vl, (void *)&kv->tables, (void *)&stride, &cm->hdr, (void *)&heads, (void *)&n_kv,
                             (void *)&hd, (void *)&shift, &scale, &out, &cm->part, &cm->count, &f};
             if (rows) /* splits by the row count alone, so a graph holds */
                 s = launch3(cm, (narrow ? ATTN_G8 : ATTN)[kv->dtype], (unsigned)(kv->n_kv * chunks), (unsigned)rows,
-                            (unsigned)attn_splits(rows), 128, 0, args);
+                            (unsigned)gllm_cuda_attn_splits(cm->c, rows, kv->n_kv * chunks), 128, 0, args);
             break;
         }
         case STEP_MATMUL:
@@ -341,11 +373,11 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t first
             if (n == 1) {
                 CUdeviceptr wg = dev(cm, t->w), wu = dev(cm, t->w2), nd = dev(cm, nw);
                 size_t rb = gllm_row_bytes(t->dtype, t->k);
-                int ni = (int)t->n, ki = (int)t->k, r = gllm_cuda_gemv_rows(cm->c, t->n, 0, 2);
+                int ni = (int)t->n, ki = (int)t->k, r = gllm_cuda_gemv_rows(cm->c, t->n, 0, 2), q = int8x(cm->c, t->dtype);
                 float eps = p->eps;
-                void *args[] = {&wg, &wu, &rb, &in, &out, &ni, &ki, &nd, &eps, &r};
-                s = launch3(cm, GEMV_GLU[t->dtype], (unsigned)((t->n + 8 * r - 1) / (8 * r)), 1, 1, 256, nw ? (unsigned)(t->k * sizeof(float)) : 0,
-                            args);
+                void *args[] = {&wg, &wu, &rb, &in, &out, &ni, &ki, &nd, &eps, &r, &q};
+                s = launch3(cm, GEMV_GLU[t->dtype], (unsigned)((t->n + 8 * r - 1) / (8 * r)), 1, 1, 256,
+                            decode_smem(q, t->k, nw != NULL), args);
                 break;
             }
             const gllm_cuda_mm mm[2] = {{dev(cm, t->w), 0, out, t->n}, {dev(cm, t->w2), 0, cm->up, t->n}};

@@ -50,6 +50,9 @@ typedef struct {
  * `most` */
 int gllm_cuda_gemv_rows(const gllm_cuda *c, size_t n, size_t unit, int most);
 
+/* how many blocks the decode attention splits each row's keys over, `blocks` blocks a row and split */
+int gllm_cuda_attn_splits(const gllm_cuda *c, size_t rows, size_t blocks);
+
 /* one row: y[n] = W . rmsnorm(x; nw) (+ bias), or y += that (accumulate); nw 0: x as it is;
  * rows_per_warp 1, 2 or 4 (0: gllm_cuda_gemv_rows) */
 gllm_status gllm_cuda_gemv(gllm_cuda *c, gllm_dtype t, CUdeviceptr w, CUdeviceptr bias, CUdeviceptr x, CUdeviceptr y, size_t n,

@@ -38,14 +38,18 @@ gllm_status gllm_cuda_open(gllm_cuda *c, int ordinal) {
     c->drv.cuDeviceGetAttribute(&c->sms, CU_ATTR_MULTIPROCESSOR_COUNT, c->dev);
     const char *rows = getenv("GLLM_CUDA_GEMV_ROWS");
     c->gemv_rows = rows ? atoi(rows) : 0;
+    const char *splits = getenv("GLLM_CUDA_ATTN_SPLITS");
+    c->attn_splits = splits ? atoi(splits) : 0;
     const char *dl = getenv("GLLM_CUDA_DEPENDENT_LAUNCH");
     const char *tc = getenv("GLLM_CUDA_TENSOR_CORES");
+    const char *i8 = getenv("GLLM_CUDA_INT8");
     c->tensor_cores = !(tc && !strcmp(tc, "0"));
+    c->int8_gemv = c->tensor_cores && !(i8 && !strcmp(i8, "0"));
     const void *blob;
     size_t size;
     if ((s = gllm_cuda_blob(major, minor, &blob, &size, &c->sm)) != GLLM_OK || (s = gllm_cuda_blob_check(blob, size)) != GLLM_OK)
         return gllm_cuda_close(c), s;
-    c->dependent_launch = c->sm >= 90 && !(dl && !strcmp(dl, "0"));
+    c->dependent_launch = c->sm >= 90 && dl && !strcmp(dl, "1"); /* measured slower on an H200: opt-in */
     if (c->drv.cuDevicePrimaryCtxRetain(&c->ctx, c->dev) != CUDA_SUCCESS) {
         c->ctx = NULL;
         gllm_cuda_close(c);

@@ -21,9 +21,12 @@ typedef struct {
     int host_pages; /* reads pageable host memory through the host's page tables (Grace Hopper class) */
     int map;        /* weights used in place, not copied: integrated or host_pages (GLLM_CUDA_MAP=0/1 overrides) */
     int tensor_cores; /* prefill gemm on tensor cores (GLLM_CUDA_TENSOR_CORES=0: CUDA cores, f32 activations) */
+    int int8_gemv;    /* decode gemvs over block formats round x to int8 as the CPU does (GLLM_CUDA_INT8=0, or
+                       * GLLM_CUDA_TENSOR_CORES=0: f32 x) */
     int sms;          /* streaming multiprocessors */
-    int dependent_launch; /* sm_90: kernels launched as programmatic dependents, each starting while the one
-                           * before finishes (GLLM_CUDA_DEPENDENT_LAUNCH=0: one after the other) */
+    int dependent_launch; /* sm_90, GLLM_CUDA_DEPENDENT_LAUNCH=1: kernels launched as programmatic dependents,
+                           * each starting while the one before finishes (default: one after the other) */
+    int attn_splits;  /* decode attention's splits of a row's keys, forced (GLLM_CUDA_ATTN_SPLITS), 0: chosen */
     int gemv_rows;    /* decode gemv rows per warp, forced (GLLM_CUDA_GEMV_ROWS=1/2/4), 0: chosen per matrix */
     size_t max_pitch; /* of a 2-D copy */
     struct {

@@ -11,6 +11,9 @@ void gllm_ref_dequantize(gllm_dtype t, const void *row, double *out, size_t k);
 /* Y[m][n] = X[m][k] . W[n][k]^T (+ bias), in double; W rows dequantised by the above */
 void gllm_ref_matmul(gllm_dtype t, const void *w, size_t w_row_bytes, const float *x, const float *bias,
                      double *y, size_t m, size_t n, size_t k);
+/* x rounded as the CPU's int8 matmul path rounds activations (per 32 values: d = max|x|/127,
+ * x = d * round(x / d)), k a multiple of 32 */
+void gllm_ref_round_int8(const float *x, double *xq, size_t k);
 /* sum_k |W[j][k]| |X[i][k]|: the scale tolerances are relative to */
 void gllm_ref_matmul_abs(gllm_dtype t, const void *w, size_t w_row_bytes, const float *x, double *y, size_t m,
                          size_t n, size_t k);

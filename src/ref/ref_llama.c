@@ -22,13 +22,12 @@ static void mv(int int8, const gllm_gguf_tensor *t, const double *w, const doubl
                size_t n_out, size_t n_in) {
     double *xq = malloc(n_in * sizeof(double));
     memcpy(xq, x, n_in * sizeof(double));
-    if (int8 && gllm_dtype_traits_table[t->dtype].int8_path)
-        for (size_t k = 0; k < n_in; k += 32) {
-            float amax = 0;
-            for (size_t i = k; i < k + 32; i++) amax = fmaxf(amax, fabsf((float)x[i]));
-            const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-            for (size_t i = k; i < k + 32; i++) xq[i] = (double)d * (double)lrintf((float)x[i] * id);
-        }
+    if (int8 && gllm_dtype_traits_table[t->dtype].int8_path) {
+        float *xf = malloc(n_in * sizeof(float));
+        for (size_t i = 0; i < n_in; i++) xf[i] = (float)x[i];
+        gllm_ref_round_int8(xf, xq, n_in);
+        free(xf);
+    }
     for (size_t o = 0; o < n_out; o++) {
         double s = b ? b[o] : 0;
         for (size_t i = 0; i < n_in; i++) s += w[o * n_in + i] * xq[i];

@@ -26,3 +26,12 @@ void gllm_ref_matmul_abs(gllm_dtype t, const void *w, size_t w_row_bytes, const 
                          size_t n, size_t k) {
     run(t, w, w_row_bytes, x, NULL, y, m, n, k, 1);
 }
+
+void gllm_ref_round_int8(const float *x, double *xq, size_t k) {
+    for (size_t b = 0; b < k; b += 32) {
+        float amax = 0;
+        for (size_t i = b; i < b + 32; i++) amax = fmaxf(amax, fabsf(x[i]));
+        const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        for (size_t i = b; i < b + 32; i++) xq[i] = (double)d * (double)lrintf(x[i] * id);
+    }
+}

@@ -22,6 +22,10 @@
 struct uint3 {
     unsigned x, y, z;
 };
+struct alignas(8) float2 {
+    float x, y;
+};
+static inline float2 make_float2(float x, float y) { return float2{x, y}; }
 struct alignas(16) float4 {
     float x, y, z, w;
 };
@@ -149,6 +153,12 @@ static inline unsigned __byte_perm(unsigned x, unsigned y, unsigned s) {
     return r;
 }
 static inline float __int_as_float(int v) { return __uint_as_float((unsigned)v); }
+static inline int __float2int_rn(float v) { return (int)lrintf(v); } /* the default mode: to nearest even */
+/* the four signed byte products of a and b, summed onto c */
+static inline int __dp4a(int a, int b, int c) {
+    for (int i = 0; i < 4; i++) c += (int)(int8_t)(a >> 8 * i) * (int)(int8_t)(b >> 8 * i);
+    return c;
+}
 static inline int __popc(unsigned v) { return __builtin_popcount(v); }
 static inline int __ffs(int v) { return __builtin_ffs(v); }
 #endif

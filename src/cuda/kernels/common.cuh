@@ -145,4 +145,40 @@ __device__ __forceinline__ const float *gllm_rmsnorm_to_shared(const float *x, c
     __syncthreads();
     return xs;
 }
+/* x (after the RMSNorm when nw) rounded as the CPU's int8 path (act_quant): per 32 values,
+ * d = max|x| / 127, codes round(x / d) to nearest even in xq, xd[b] = {d, d * the sum of block
+ * b's codes}; a block holding an inf or NaN: codes 0, d NaN. A warp per block of 32, 4 blocks a
+ * warp at a time (their loads in flight together: one block after another waited on each
+ * load); every thread of the block calls it */
+__device__ __forceinline__ void gllm_quantize_x_to_shared(const float *x, const float *nw, float eps, int k, int8_t *xq,
+                                                          float2 *xd, float *red) {
+    float scale = 1.0f;
+    if (nw) {
+        float ss = 0.0f;
+        for (int i = threadIdx.x; i < k; i += blockDim.x) ss += x[i] * x[i];
+        scale = rsqrtf(gllm_block_reduce(ss, red, 0) / (float)k + eps);
+    }
+    const int lane = threadIdx.x % 32, warps = blockDim.x / 32, nb = k / 32;
+    for (int b0 = threadIdx.x / 32; b0 < nb; b0 += 4 * warps) {
+        float v[4];
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            const int i = (b0 + u * warps) * 32 + lane;
+            v[u] = b0 + u * warps < nb ? (nw ? x[i] * scale * nw[i] : x[i]) : 0.0f;
+        }
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            const int b = b0 + u * warps;
+            if (b >= nb) break;
+            const unsigned amax = __reduce_max_sync(0xffffffffu, __float_as_uint(v[u]) & 0x7fffffffu);
+            const float d = __fdiv_rn(__uint_as_float(amax), 127.0f), id = d >= 1.17549435e-38f ? __fdiv_rn(1.0f, d) : 0.0f;
+            const int finite = amax < 0x7f800000u, q = finite ? __float2int_rn(fminf(fmaxf(v[u] * id, -127.0f), 127.0f)) : 0;
+            xq[b * 32 + lane] = (int8_t)q;
+            const int sum = (int)__reduce_add_sync(0xffffffffu, (unsigned)q);
+            const float dd = finite ? d : __uint_as_float(0x7fc00000u);
+            if (lane == 0) xd[b] = make_float2(dd, dd * (float)sum);
+        }
+    }
+    __syncthreads();
+}
 #endif

@@ -32,6 +32,7 @@ typedef struct {
 } gllm_fresh_kv;
 
 /* attention: query heads of one GQA group per block, for head dims up to 128 (attn_g8) and up
- * to 256 (attn); a larger group takes ceil(group / heads) blocks */
-enum { GLLM_ATTN_HEADS = 8, GLLM_ATTN_HEADS_WIDE = 4 };
+ * to 256 (attn); a larger group takes ceil(group / heads) blocks; a row's keys split over up to
+ * GLLM_ATTN_SPLITS blocks, as many as give each GLLM_ATTN_SPLIT_KEYS keys or more */
+enum { GLLM_ATTN_HEADS = 8, GLLM_ATTN_HEADS_WIDE = 4, GLLM_ATTN_SPLITS = 64, GLLM_ATTN_SPLIT_KEYS = 64 };
 #endif
