@@ -65,26 +65,26 @@ extern "C" __global__ void gllm_rope_kv_bf16_cuda(float *q, const float *k, cons
     }
 }
 
-/* element e (< 8) of a lane's K or V chunks c0 (and c0 + lpk for f32) as a float */
 /* Causal attention of the step's rows over the cache: row i sees its sequence's slots 0 .. its
  * own, or in a tree step the prefix and its ancestors' slots and its own (the header's rows);
  * q, out: [n][n_heads][hd], hd a multiple of 8, <= MX. A block takes up to H query heads of one
  * GQA group, so each K/V row is read once for all of them: block (group chunk, grid row y,
  * split) over the split's share of the keys, y being row y, or the y-th of the header's row
- * list, over as many of the launch's splits as its length fills (GLLM_ATTN_SPLIT_KEYS keys
- * each at least: a short row's few partials merge quickly, a long row's keys spread over all
- * the splits; decided on the device, so a graph holds). Each key's row is read by lpk lanes, 16
- * bytes a lane (8 values), so a warp takes 32 / lpk keys at a time, KU times per iteration (their
- * loads in flight together), the 4 warps interleaved; per head, each lane's dots with q (scaled,
- * from shared memory) summed over its lpk lanes for the KU keys at once, then one online-softmax
- * update per warp, head and iteration, whose sum and output each lane group keeps for its own keys,
- * merged over the groups at the end and over the warps in shared memory. One split: out is written;
- * several: each writes its (acc[hd], max, sum) per head to part, and the last split of a (y, chunk)
- * to finish (count[y * n_heads + first head]) merges them and sets its count back to 0. A decode
- * step may leave RoPE and the cache write to this kernel (f.k set, gllm_fresh_kv): the row's own
- * key and value are made in shared memory, rounded as the cache holds them, by the split that holds
- * the slot and by the first block of the KV head, which writes them to the cache. Launch: grid
- * (n_kv * chunks, rows, splits), chunks = ceil(group / H), 128 threads. */
+ * list. A row takes as many of the launch's splits as its length fills, GLLM_ATTN_SPLIT_KEYS
+ * keys each at least (a short row's few partials merge quickly, a long row's keys spread over
+ * all the splits; decided on the device, so a graph holds).
+ * Each key's row is read by lpk lanes, 16 bytes a lane (8 values), so a warp takes 32 / lpk keys at
+ * a time, KU times an iteration (their loads in flight together), the 4 warps interleaved. Per
+ * head, each lane's dots with q (scaled, from shared memory) are summed over its lpk lanes for the
+ * KU keys at once, then one online-softmax update per warp, head and iteration; each lane group
+ * keeps the sum and output of its own keys, merged over the groups at the end and over the warps in
+ * shared memory. One split: out is written; several: each writes its (acc[hd], max, sum) per head
+ * to part, and the last split of a (y, chunk) to finish (count[y * n_heads + first head]) merges
+ * them and sets its count back to 0. A decode step may leave RoPE and the cache write to this
+ * kernel (f.k set, gllm_fresh_kv): the row's own key and value are made in shared memory, rounded
+ * as the cache holds them, by the split that holds the slot and by the first block of the KV head,
+ * which writes them to the cache. Launch: grid (n_kv * chunks, rows, splits), chunks =
+ * ceil(group / H), 128 threads. */
 template <int H, int MX, int KU>
 __device__ __forceinline__ void
 gllm_attn_body_bf16_cuda(const float *q, uint16_t *K, uint16_t *V, const int *tables,

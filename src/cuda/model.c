@@ -23,9 +23,9 @@ static const char *const GEMV[] = GLLM_CUDA_BY_DTYPE("gemv"), *const GEMM[] = GL
  * 28 us at 8, 16 and 32 */
 enum { ATTN_SPLIT_ROWS = 256, ATTN_SPLITS_CHOSEN = 32 };
 int gllm_cuda_attn_splits(const gllm_cuda *c, size_t rows, size_t blocks) {
-    const size_t most = c->attn_splits > 0 ? GLLM_ATTN_SPLITS : ATTN_SPLITS_CHOSEN;
-    size_t s = c->attn_splits > 0 ? (size_t)c->attn_splits : (2 * (size_t)(c->sms > 0 ? c->sms : 1) + rows * blocks - 1) / (rows * blocks);
-    if (s > most) s = most;
+    size_t s = (2 * (size_t)(c->sms > 0 ? c->sms : 1) + rows * blocks - 1) / (rows * blocks);
+    if (s > ATTN_SPLITS_CHOSEN) s = ATTN_SPLITS_CHOSEN;
+    if (c->attn_splits > 0) s = c->attn_splits < GLLM_ATTN_SPLITS ? (size_t)c->attn_splits : GLLM_ATTN_SPLITS;
     if (s > ATTN_SPLIT_ROWS / rows) s = ATTN_SPLIT_ROWS / rows;
     return s < 1 ? 1 : (int)s;
 }
@@ -206,17 +206,11 @@ gllm_status gllm_cuda_gemms(gllm_cuda *c, gllm_dtype t, CUdeviceptr x, size_t m,
             s = gllm_cuda_gemv(c, t, mm[j].w, mm[j].bias, x, mm[j].y, mm[j].n, k, 0, 0.0f, 0, 0);
             continue;
         }
-        if (batch_gemv) {
-            int ni = (int)mm[j].n;
-            CUdeviceptr w = mm[j].w, bias = mm[j].bias, y = mm[j].y;
-            void *args[] = {&w, &rb, &x, &bias, &y, &mi, &ni, &ki};
-            s = gllm_cuda_run(c, GEMV_BATCH[t], (unsigned)((mm[j].n + 7) / 8), 1, 1, 256, (unsigned)m * decode_smem(1, k, 0), args);
-            continue;
-        }
         int ni = (int)mm[j].n;
         CUdeviceptr w = mm[j].w, bias = mm[j].bias, y = mm[j].y;
-        void *args[] = {&w, &rb, &x, &bias, &y, &mi, &ni, &ki};
-        s = gllm_cuda_run(c, GEMM[t], (unsigned)((mm[j].n + 7) / 8), (unsigned)((m + 7) / 8), 1, 256, 0, args);
+        void *args[] = {&w, &rb, &x, &bias, &y, &mi, &ni, &ki}; /* the batch gemv's and the gemm's */
+        s = batch_gemv ? gllm_cuda_run(c, GEMV_BATCH[t], (unsigned)((mm[j].n + 7) / 8), 1, 1, 256, (unsigned)m * decode_smem(1, k, 0), args)
+                       : gllm_cuda_run(c, GEMM[t], (unsigned)((mm[j].n + 7) / 8), (unsigned)((m + 7) / 8), 1, 256, 0, args);
     }
     return s;
 }
