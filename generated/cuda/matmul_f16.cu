@@ -55,25 +55,45 @@ __device__ __forceinline__ void gllm_row_dots_f16_cuda(const char *const *rows, 
 /* The decode kernels below take an optional RMSNorm of x (nw: its weight, NULL: none), applied
  * by every block into k floats of dynamic shared memory: the norm needs no launch of its own.
  * With int8x (block formats) x is rounded to int8 per 32 instead, as the CPU's int8 path rounds
- * it (k/32 float2 and k codes of dynamic shared memory), and the dots run on __dp4a instead of
- * widening every code to a float (H200, 32768 x 4096, 4 rows a warp: q4_0 1229 -> 1663 GB/s;
- * both far from the copy bandwidth, bound by the blocks' 2-byte loads).
+ * it (k/32 float2 and k codes of dynamic shared memory), the dots run on __dp4a instead of
+ * widening every code to a float (H200, 32768 x 4096, 4 rows a warp: q4_0 1229 -> 1663 GB/s),
+ * and the weight rows come through a ring in shared memory (row_dots_int8), their first stages
+ * sent for before the kernel waits for the one before it.
  * Each warp computes rows_per_warp (1, 2 or 4) consecutive outputs, the host's choice
  * (gllm_cuda_gemv_rows): more rows per warp read x less often, fewer keep every SM busy on
- * short matrices. Launch: ceil(outputs / (8 rows_per_warp)) blocks of 256 threads; at most 80
- * registers a thread, so 3 blocks fit an SM. A warp sends the start of its weight rows toward L2
- * before gllm_grid_begin: they need nothing from the kernel before. */
+ * short matrices. Launch: ceil(outputs / (8 rows_per_warp)) blocks of 256 threads and
+ * decode_smem (src/cuda/model.c) bytes of dynamic shared memory; at most 80 registers a thread, so
+ * 3 blocks fit an SM. */
+
+/* the warp's R rows of w, row0 .. row0 + R - 1 (below n; the others empty at row n - 1):
+ * rows[j] .. ends[j] */
+template <int R>
+__device__ __forceinline__ void gllm_weight_rows_f16_cuda(const void *w, size_t row_bytes, int n,
+                                                          int row0, const char **rows,
+                                                          const char **ends) {
+#pragma unroll
+    for (int j = 0; j < R; j++) {
+        rows[j] = (const char *)w + (size_t)min(row0 + j, n - 1) * row_bytes;
+        ends[j] = row0 + j < n ? rows[j] + row_bytes : rows[j];
+    }
+}
 
 /* rows row0 .. row0 + R - 1 of gemv (those below n) */
 template <int R>
 __device__ __forceinline__ void
-gllm_gemv_rows_f16_cuda(const void *w, size_t row_bytes, const float *x, const int8_t *xq,
-                        const float2 *xd, const float *bias, float *y, int n, int k, int accumulate,
-                        int row0, int lane) {
-    const char *p[R];
+gllm_gemv_rows_f16_cuda(const void *w, size_t row_bytes, const float *x, const float *bias,
+                        float *y, int n, int k, const float *nw, float eps, int accumulate,
+                        int int8x, int row0, int lane) {
+    const char *p[R], *e[R];
+    gllm_weight_rows_f16_cuda<R>(w, row_bytes, n, row0, p, e);
+    GLLM_DYNAMIC_SHARED(float, xs);
+    __shared__ float red[32];
+    gllm_prefetch_rows(p, e, R, lane);
+    gllm_grid_begin();
+    x = gllm_rmsnorm_to_shared(x, nw, eps, k, xs, red);
+
+    if (row0 >= n) return;
     float s[R];
-#pragma unroll
-    for (int j = 0; j < R; j++) p[j] = (const char *)w + (size_t)min(row0 + j, n - 1) * row_bytes;
     gllm_row_dots_f16_cuda<R>(p, x, k, lane, s);
 
 #pragma unroll
@@ -91,24 +111,18 @@ extern "C" __global__ void __launch_bounds__(256, 3)
                        int int8x) {
     const int row0 = (blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32) * rows_per_warp,
               lane = threadIdx.x % 32;
-    gllm_prefetch_rows(w, row_bytes, row0, min(rows_per_warp, n - row0), lane);
-    gllm_grid_begin();
-    GLLM_DYNAMIC_SHARED(float, xs);
-    __shared__ float red[32];
-    const int8_t *xq = NULL;
-    const float2 *xd = NULL;
-    x = gllm_rmsnorm_to_shared(x, nw, eps, k, xs, red);
-
-    if (row0 >= n) return;
     switch (rows_per_warp) {
     case 4:
-        gllm_gemv_rows_f16_cuda<4>(w, row_bytes, x, xq, xd, bias, y, n, k, accumulate, row0, lane);
+        gllm_gemv_rows_f16_cuda<4>(w, row_bytes, x, bias, y, n, k, nw, eps, accumulate, int8x, row0,
+                                   lane);
         break;
     case 2:
-        gllm_gemv_rows_f16_cuda<2>(w, row_bytes, x, xq, xd, bias, y, n, k, accumulate, row0, lane);
+        gllm_gemv_rows_f16_cuda<2>(w, row_bytes, x, bias, y, n, k, nw, eps, accumulate, int8x, row0,
+                                   lane);
         break;
     default:
-        gllm_gemv_rows_f16_cuda<1>(w, row_bytes, x, xq, xd, bias, y, n, k, accumulate, row0, lane);
+        gllm_gemv_rows_f16_cuda<1>(w, row_bytes, x, bias, y, n, k, nw, eps, accumulate, int8x, row0,
+                                   lane);
     }
 }
 
@@ -128,24 +142,15 @@ extern "C" __global__ void __launch_bounds__(256, 3)
         w = wv, bias = bv, y = v, n = nkv, row0 -= nq + nkv;
     else if (row0 >= nq)
         w = wk, bias = bk, y = kk, n = nkv, row0 -= nq;
-    gllm_prefetch_rows(w, row_bytes, row0, min(rows_per_warp, n - row0), lane);
-    gllm_grid_begin();
-    GLLM_DYNAMIC_SHARED(float, xs);
-    __shared__ float red[32];
-    const int8_t *xq = NULL;
-    const float2 *xd = NULL;
-    x = gllm_rmsnorm_to_shared(x, nw, eps, k, xs, red);
-
-    if (row0 >= n) return;
     switch (rows_per_warp) {
     case 4:
-        gllm_gemv_rows_f16_cuda<4>(w, row_bytes, x, xq, xd, bias, y, n, k, 0, row0, lane);
+        gllm_gemv_rows_f16_cuda<4>(w, row_bytes, x, bias, y, n, k, nw, eps, 0, int8x, row0, lane);
         break;
     case 2:
-        gllm_gemv_rows_f16_cuda<2>(w, row_bytes, x, xq, xd, bias, y, n, k, 0, row0, lane);
+        gllm_gemv_rows_f16_cuda<2>(w, row_bytes, x, bias, y, n, k, nw, eps, 0, int8x, row0, lane);
         break;
     default:
-        gllm_gemv_rows_f16_cuda<1>(w, row_bytes, x, xq, xd, bias, y, n, k, 0, row0, lane);
+        gllm_gemv_rows_f16_cuda<1>(w, row_bytes, x, bias, y, n, k, nw, eps, 0, int8x, row0, lane);
     }
 }
 
@@ -153,15 +158,19 @@ extern "C" __global__ void __launch_bounds__(256, 3)
 template <int R>
 __device__ __forceinline__ void
 gllm_gemv_glu_rows_f16_cuda(const void *wg, const void *wu, size_t row_bytes, const float *x,
-                            const int8_t *xq, const float2 *xd, float *y, int n, int k, int row0,
+                            float *y, int n, int k, const float *nw, float eps, int int8x, int row0,
                             int lane) {
-    const char *p[2 * R];
+    const char *p[2 * R], *e[2 * R];
+    gllm_weight_rows_f16_cuda<R>(wg, row_bytes, n, row0, p, e);
+    gllm_weight_rows_f16_cuda<R>(wu, row_bytes, n, row0, p + R, e + R);
+    GLLM_DYNAMIC_SHARED(float, xs);
+    __shared__ float red[32];
+    gllm_prefetch_rows(p, e, 2 * R, lane);
+    gllm_grid_begin();
+    x = gllm_rmsnorm_to_shared(x, nw, eps, k, xs, red);
+
+    if (row0 >= n) return;
     float s[2 * R];
-#pragma unroll
-    for (int j = 0; j < R; j++) {
-        const size_t off = (size_t)min(row0 + j, n - 1) * row_bytes;
-        p[j] = (const char *)wg + off, p[R + j] = (const char *)wu + off;
-    }
     gllm_row_dots_f16_cuda<2 * R>(p, x, k, lane, s);
 
 #pragma unroll
@@ -177,22 +186,12 @@ extern "C" __global__ void __launch_bounds__(256, 3)
                            int int8x) {
     const int row0 = (blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32) * rows_per_warp,
               lane = threadIdx.x % 32;
-    gllm_prefetch_rows(wg, row_bytes, row0, min(rows_per_warp, n - row0), lane);
-    gllm_prefetch_rows(wu, row_bytes, row0, min(rows_per_warp, n - row0), lane);
-    gllm_grid_begin();
-    GLLM_DYNAMIC_SHARED(float, xs);
-    __shared__ float red[32];
-    const int8_t *xq = NULL;
-    const float2 *xd = NULL;
-    x = gllm_rmsnorm_to_shared(x, nw, eps, k, xs, red);
-
-    if (row0 >= n) return;
     switch (rows_per_warp) {
     case 2:
-        gllm_gemv_glu_rows_f16_cuda<2>(wg, wu, row_bytes, x, xq, xd, y, n, k, row0, lane);
+        gllm_gemv_glu_rows_f16_cuda<2>(wg, wu, row_bytes, x, y, n, k, nw, eps, int8x, row0, lane);
         break;
     default:
-        gllm_gemv_glu_rows_f16_cuda<1>(wg, wu, row_bytes, x, xq, xd, y, n, k, row0, lane);
+        gllm_gemv_glu_rows_f16_cuda<1>(wg, wu, row_bytes, x, y, n, k, nw, eps, int8x, row0, lane);
     }
 }
 

@@ -39,13 +39,83 @@ __device__ __forceinline__ void gllm_row_dots_q8_0_cuda(const char *const *rows,
 #pragma unroll
     for (int j = 0; j < R; j++) sums[j] = gllm_warp_sum(acc[j]);
 }
+/* R weight rows staged through the warp's ring in shared memory: GLLM_STAGES slots of R rows of
+ * SB = GLLM_STAGE_BYTES(34) bytes, stage g (blocks g GB .. g GB + GB - 1 of each row, GB =
+ * GLLM_STAGE_BLOCKS(34)) in slot g % GLLM_STAGES. A row is copied in 16-byte pieces from its start
+ * rounded down to 16 bytes (it begins in its slot at the remainder, shift[j]); piece i = lane + 32
+ * t of the R rows' PIECES each is this lane's, held as its stage-0 source, the bytes of its row
+ * left from there (copies take at most 16, none past the row's end: zeros instead) and its place in
+ * a slot. Bytes before a row's start are read from its buffer, which must start 16-byte aligned
+ * (device allocations and mapped files do). */
+template <int R> struct gllm_stager_q8_0_cuda {
+    enum {
+        PIECES = GLLM_STAGE_BYTES(34) / 16,
+        T = (R * PIECES + 31) / 32,
+        STAGE = GLLM_STAGE_BLOCKS(34) * 34
+    };
+    const char *src[T];
+    int left[T], dst[T], shift[R];
+    int stages, lane;
+    char *ring;
+
+    /* rows[j] .. ends[j] (ends[j] = rows[j]: none) of k; the first GLLM_STAGES - 1 stages sent
+     * for (before gllm_grid_begin: the weights need nothing from the kernel before) */
+    __device__ __forceinline__ void begin(const char *const *rows, const char *const *ends, int k,
+                                          char *warp_ring, int l) {
+        /* none for a warp past the last row (its first row empty): it leaves no copy in flight */
+        stages =
+            ends[0] > rows[0] ? (k / 32 + GLLM_STAGE_BLOCKS(34) - 1) / GLLM_STAGE_BLOCKS(34) : 0,
+        lane = l, ring = warp_ring;
+#pragma unroll
+        for (int j = 0; j < R; j++) shift[j] = (int)((uintptr_t)rows[j] & 15);
+#pragma unroll
+        for (int t = 0; t < T; t++) {
+            const int i = lane + 32 * t, j = min(i / PIECES, R - 1), p = i % PIECES;
+            const char *row = rows[0], *end = ends[0];
+#pragma unroll
+            for (int r = 1; r < R;
+                 r++) /* rows[j] and ends[j] by selects: indexed, the arrays would live in memory */
+                if (j == r) row = rows[r], end = ends[r];
+            src[t] = (const char *)((uintptr_t)row & ~(uintptr_t)15) + 16 * p;
+            left[t] = (int)(end - src[t]), dst[t] = j * GLLM_STAGE_BYTES(34) + 16 * p;
+        }
+#pragma unroll
+        for (int g = 0; g < GLLM_STAGES - 1; g++) send(g);
+    }
+    /* stage g's copies (none past the last stage), one commit group */
+    __device__ __forceinline__ void send(int g) const {
+        if (g < stages) {
+            char *slot = ring + (g % GLLM_STAGES) * R * GLLM_STAGE_BYTES(34);
+#pragma unroll
+            for (int t = 0; t < T; t++)
+                if (t < T - 1 || lane + 32 * t < R * PIECES)
+                    gllm_copy16_async(slot + dst[t], src[t] + (size_t)g * STAGE,
+                                      min(max(left[t] - g * STAGE, 0), 16));
+        }
+        gllm_copies_commit();
+    }
+    /* stage g in shared memory: stage g + GLLM_STAGES - 1 sent for into the slot read at g - 1,
+     * then waited for stage g's copies, the warp's */
+    __device__ __forceinline__ const char *at(int g) const {
+        __syncwarp();
+        send(g + GLLM_STAGES - 1);
+        gllm_copies_wait<GLLM_STAGES - 1>();
+        __syncwarp();
+        return ring + (g % GLLM_STAGES) * R * GLLM_STAGE_BYTES(34);
+    }
+};
+
 /* R weight rows . M rows of x (row i at xq + i k, xd + i k / 32; rows from m on repeat row m - 1)
  * with x rounded as the CPU's int8 path (gllm_quantize_x_to_shared: codes xq, xd[b] = {d, d *
  * the sum of block b's codes}): each lane's codes against x's by __dp4a, the products summed in
  * integers per block; a block's offset term (c times x's sum) added once, by its first lane.
+ * The rows come through the warp's ring (st), GLLM_STAGES - 1 stages in flight while the warp
+ * works on one: the blocks are
+ * only 2-byte aligned, and 2-byte loads straight from memory kept too few bytes in flight (H200,
+ * 32768 x 4096 q4_0: 1663 GB/s, 39 % of the copy bandwidth).
  * A row of x gets the same sums in the same order whatever M and R: sums[i * R + j] */
 template <int R, int M>
-__device__ __forceinline__ void gllm_row_dots_int8_q8_0_cuda(const char *const *rows,
+__device__ __forceinline__ void gllm_row_dots_int8_q8_0_cuda(const gllm_stager_q8_0_cuda<R> &st,
                                                              const int8_t *xq, const float2 *xd,
                                                              int k, int m, int lane, float *sums) {
     float acc[M][R];
@@ -53,29 +123,36 @@ __device__ __forceinline__ void gllm_row_dots_int8_q8_0_cuda(const char *const *
     for (int i = 0; i < M; i++)
 #pragma unroll
         for (int j = 0; j < R; j++) acc[i][j] = 0.0f;
-    const int t0 = (lane % 8) * 4;
-#pragma unroll(R *M < 4 ? 4 / (R * M) : 1)
-    for (int b = lane / 8; b < k / 32; b += 4) {
-        int x0[M];
-        float2 xs[M];
+    const int t0 = (lane % 8) * 4, nb = k / 32;
+    for (int g = 0; g < st.stages; g++) {
+        const char *slot = st.at(g);
 #pragma unroll
-        for (int i = 0; i < M; i++) {
-            const size_t r = (size_t)min(i, m - 1);
-            x0[i] = *(const int *)(xq + r * k + b * 32 + t0);
-            xs[i] = xd[r * (k / 32) + b];
-        }
-#pragma unroll
-        for (int j = 0; j < R; j++) {
-            const gllm_block_q8_0 *blk = (const gllm_block_q8_0 *)rows[j] + b;
-            const uint16_t *h = (const uint16_t *)blk->qs + (t0) / 2;
-            const uint32_t v = __byte_perm(h[0], h[1], 0x5410);
-            const int lo = (int)v;
-
-            const float a = gllm_f16_to_f32(blk->d);
+        for (int u = 0; u < GLLM_STAGE_BLOCKS(34) / 4; u++) {
+            const int bi = u * 4 + lane / 8, b = g * GLLM_STAGE_BLOCKS(34) + bi;
+            if (b >= nb) break;
+            int x0[M];
+            float2 xs[M];
 #pragma unroll
             for (int i = 0; i < M; i++) {
-                const int dot = __dp4a(lo, x0[i], 0);
-                acc[i][j] += a * xs[i].x * gllm_i2f(dot);
+                const size_t r = (size_t)min(i, m - 1);
+                x0[i] = *(const int *)(xq + r * k + b * 32 + t0);
+                xs[i] = xd[r * (k / 32) + b];
+            }
+#pragma unroll
+            for (int j = 0; j < R; j++) {
+                const gllm_block_q8_0 *blk =
+                    (const gllm_block_q8_0 *)(slot + j * GLLM_STAGE_BYTES(34) + st.shift[j] +
+                                              bi * 34);
+                const uint16_t *h = (const uint16_t *)blk->qs + (t0) / 2;
+                const uint32_t v = __byte_perm(h[0], h[1], 0x5410);
+                const int lo = (int)v;
+
+                const float a = gllm_f16_to_f32(blk->d);
+#pragma unroll
+                for (int i = 0; i < M; i++) {
+                    const int dot = __dp4a(lo, x0[i], 0);
+                    acc[i][j] += a * xs[i].x * gllm_i2f(dot);
+                }
             }
         }
     }
@@ -88,27 +165,61 @@ __device__ __forceinline__ void gllm_row_dots_int8_q8_0_cuda(const char *const *
 /* The decode kernels below take an optional RMSNorm of x (nw: its weight, NULL: none), applied
  * by every block into k floats of dynamic shared memory: the norm needs no launch of its own.
  * With int8x (block formats) x is rounded to int8 per 32 instead, as the CPU's int8 path rounds
- * it (k/32 float2 and k codes of dynamic shared memory), and the dots run on __dp4a instead of
- * widening every code to a float (H200, 32768 x 4096, 4 rows a warp: q4_0 1229 -> 1663 GB/s;
- * both far from the copy bandwidth, bound by the blocks' 2-byte loads).
+ * it (k/32 float2 and k codes of dynamic shared memory), the dots run on __dp4a instead of
+ * widening every code to a float (H200, 32768 x 4096, 4 rows a warp: q4_0 1229 -> 1663 GB/s),
+ * and the weight rows come through a ring in shared memory (row_dots_int8), their first stages
+ * sent for before the kernel waits for the one before it.
  * Each warp computes rows_per_warp (1, 2 or 4) consecutive outputs, the host's choice
  * (gllm_cuda_gemv_rows): more rows per warp read x less often, fewer keep every SM busy on
- * short matrices. Launch: ceil(outputs / (8 rows_per_warp)) blocks of 256 threads; at most 80
- * registers a thread, so 3 blocks fit an SM. A warp sends the start of its weight rows toward L2
- * before gllm_grid_begin: they need nothing from the kernel before. */
+ * short matrices. Launch: ceil(outputs / (8 rows_per_warp)) blocks of 256 threads and
+ * decode_smem (src/cuda/model.c) bytes of dynamic shared memory; at most 80 registers a thread, so
+ * 3 blocks fit an SM. */
+
+/* the warp's R rows of w, row0 .. row0 + R - 1 (below n; the others empty at row n - 1):
+ * rows[j] .. ends[j] */
+template <int R>
+__device__ __forceinline__ void gllm_weight_rows_q8_0_cuda(const void *w, size_t row_bytes, int n,
+                                                           int row0, const char **rows,
+                                                           const char **ends) {
+#pragma unroll
+    for (int j = 0; j < R; j++) {
+        rows[j] = (const char *)w + (size_t)min(row0 + j, n - 1) * row_bytes;
+        ends[j] = row0 + j < n ? rows[j] + row_bytes : rows[j];
+    }
+}
 
 /* rows row0 .. row0 + R - 1 of gemv (those below n) */
 template <int R>
 __device__ __forceinline__ void
-gllm_gemv_rows_q8_0_cuda(const void *w, size_t row_bytes, const float *x, const int8_t *xq,
-                         const float2 *xd, const float *bias, float *y, int n, int k,
-                         int accumulate, int row0, int lane) {
-    const char *p[R];
+gllm_gemv_rows_q8_0_cuda(const void *w, size_t row_bytes, const float *x, const float *bias,
+                         float *y, int n, int k, const float *nw, float eps, int accumulate,
+                         int int8x, int row0, int lane) {
+    const char *p[R], *e[R];
+    gllm_weight_rows_q8_0_cuda<R>(w, row_bytes, n, row0, p, e);
+    GLLM_DYNAMIC_SHARED(float, xs);
+    __shared__ float red[32];
+    const int8_t *xq = NULL;
+    const float2 *xd = NULL;
+    gllm_stager_q8_0_cuda<R> st;
+    if (int8x)
+        st.begin(p, e, k,
+                 gllm_warp_ring(xs, (size_t)k + k / 4, GLLM_STAGES * R * GLLM_STAGE_BYTES(34)),
+                 lane);
+    else
+        gllm_prefetch_rows(p, e, R, lane);
+    gllm_grid_begin();
+    if (int8x) {
+        float2 *d = (float2 *)xs;
+        int8_t *q = (int8_t *)(d + k / 32);
+        gllm_quantize_x_to_shared(x, nw, eps, k, q, d, red);
+        xq = q, xd = d;
+    } else
+        x = gllm_rmsnorm_to_shared(x, nw, eps, k, xs, red);
+
+    if (row0 >= n) return;
     float s[R];
-#pragma unroll
-    for (int j = 0; j < R; j++) p[j] = (const char *)w + (size_t)min(row0 + j, n - 1) * row_bytes;
     if (xq)
-        gllm_row_dots_int8_q8_0_cuda<R, 1>(p, xq, xd, k, 1, lane, s);
+        gllm_row_dots_int8_q8_0_cuda<R, 1>(st, xq, xd, k, 1, lane, s);
     else
         gllm_row_dots_q8_0_cuda<R>(p, x, k, lane, s);
 
@@ -127,30 +238,18 @@ extern "C" __global__ void __launch_bounds__(256, 3)
                         int rows_per_warp, int int8x) {
     const int row0 = (blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32) * rows_per_warp,
               lane = threadIdx.x % 32;
-    gllm_prefetch_rows(w, row_bytes, row0, min(rows_per_warp, n - row0), lane);
-    gllm_grid_begin();
-    GLLM_DYNAMIC_SHARED(float, xs);
-    __shared__ float red[32];
-    const int8_t *xq = NULL;
-    const float2 *xd = NULL;
-    if (int8x) {
-        float2 *d = (float2 *)xs;
-        int8_t *q = (int8_t *)(d + k / 32);
-        gllm_quantize_x_to_shared(x, nw, eps, k, q, d, red);
-        xq = q, xd = d;
-    } else
-        x = gllm_rmsnorm_to_shared(x, nw, eps, k, xs, red);
-
-    if (row0 >= n) return;
     switch (rows_per_warp) {
     case 4:
-        gllm_gemv_rows_q8_0_cuda<4>(w, row_bytes, x, xq, xd, bias, y, n, k, accumulate, row0, lane);
+        gllm_gemv_rows_q8_0_cuda<4>(w, row_bytes, x, bias, y, n, k, nw, eps, accumulate, int8x,
+                                    row0, lane);
         break;
     case 2:
-        gllm_gemv_rows_q8_0_cuda<2>(w, row_bytes, x, xq, xd, bias, y, n, k, accumulate, row0, lane);
+        gllm_gemv_rows_q8_0_cuda<2>(w, row_bytes, x, bias, y, n, k, nw, eps, accumulate, int8x,
+                                    row0, lane);
         break;
     default:
-        gllm_gemv_rows_q8_0_cuda<1>(w, row_bytes, x, xq, xd, bias, y, n, k, accumulate, row0, lane);
+        gllm_gemv_rows_q8_0_cuda<1>(w, row_bytes, x, bias, y, n, k, nw, eps, accumulate, int8x,
+                                    row0, lane);
     }
 }
 
@@ -170,12 +269,39 @@ extern "C" __global__ void __launch_bounds__(256, 3)
         w = wv, bias = bv, y = v, n = nkv, row0 -= nq + nkv;
     else if (row0 >= nq)
         w = wk, bias = bk, y = kk, n = nkv, row0 -= nq;
-    gllm_prefetch_rows(w, row_bytes, row0, min(rows_per_warp, n - row0), lane);
-    gllm_grid_begin();
+    switch (rows_per_warp) {
+    case 4:
+        gllm_gemv_rows_q8_0_cuda<4>(w, row_bytes, x, bias, y, n, k, nw, eps, 0, int8x, row0, lane);
+        break;
+    case 2:
+        gllm_gemv_rows_q8_0_cuda<2>(w, row_bytes, x, bias, y, n, k, nw, eps, 0, int8x, row0, lane);
+        break;
+    default:
+        gllm_gemv_rows_q8_0_cuda<1>(w, row_bytes, x, bias, y, n, k, nw, eps, 0, int8x, row0, lane);
+    }
+}
+
+/* rows row0 .. row0 + R - 1 of gemv_glu: R gate rows and R up rows in one pass over x */
+template <int R>
+__device__ __forceinline__ void
+gllm_gemv_glu_rows_q8_0_cuda(const void *wg, const void *wu, size_t row_bytes, const float *x,
+                             float *y, int n, int k, const float *nw, float eps, int int8x,
+                             int row0, int lane) {
+    const char *p[2 * R], *e[2 * R];
+    gllm_weight_rows_q8_0_cuda<R>(wg, row_bytes, n, row0, p, e);
+    gllm_weight_rows_q8_0_cuda<R>(wu, row_bytes, n, row0, p + R, e + R);
     GLLM_DYNAMIC_SHARED(float, xs);
     __shared__ float red[32];
     const int8_t *xq = NULL;
     const float2 *xd = NULL;
+    gllm_stager_q8_0_cuda<2 * R> st;
+    if (int8x)
+        st.begin(p, e, k,
+                 gllm_warp_ring(xs, (size_t)k + k / 4, GLLM_STAGES * 2 * R * GLLM_STAGE_BYTES(34)),
+                 lane);
+    else
+        gllm_prefetch_rows(p, e, 2 * R, lane);
+    gllm_grid_begin();
     if (int8x) {
         float2 *d = (float2 *)xs;
         int8_t *q = (int8_t *)(d + k / 32);
@@ -185,33 +311,9 @@ extern "C" __global__ void __launch_bounds__(256, 3)
         x = gllm_rmsnorm_to_shared(x, nw, eps, k, xs, red);
 
     if (row0 >= n) return;
-    switch (rows_per_warp) {
-    case 4:
-        gllm_gemv_rows_q8_0_cuda<4>(w, row_bytes, x, xq, xd, bias, y, n, k, 0, row0, lane);
-        break;
-    case 2:
-        gllm_gemv_rows_q8_0_cuda<2>(w, row_bytes, x, xq, xd, bias, y, n, k, 0, row0, lane);
-        break;
-    default:
-        gllm_gemv_rows_q8_0_cuda<1>(w, row_bytes, x, xq, xd, bias, y, n, k, 0, row0, lane);
-    }
-}
-
-/* rows row0 .. row0 + R - 1 of gemv_glu: R gate rows and R up rows in one pass over x */
-template <int R>
-__device__ __forceinline__ void
-gllm_gemv_glu_rows_q8_0_cuda(const void *wg, const void *wu, size_t row_bytes, const float *x,
-                             const int8_t *xq, const float2 *xd, float *y, int n, int k, int row0,
-                             int lane) {
-    const char *p[2 * R];
     float s[2 * R];
-#pragma unroll
-    for (int j = 0; j < R; j++) {
-        const size_t off = (size_t)min(row0 + j, n - 1) * row_bytes;
-        p[j] = (const char *)wg + off, p[R + j] = (const char *)wu + off;
-    }
     if (xq)
-        gllm_row_dots_int8_q8_0_cuda<2 * R, 1>(p, xq, xd, k, 1, lane, s);
+        gllm_row_dots_int8_q8_0_cuda<2 * R, 1>(st, xq, xd, k, 1, lane, s);
     else
         gllm_row_dots_q8_0_cuda<2 * R>(p, x, k, lane, s);
 
@@ -228,28 +330,12 @@ extern "C" __global__ void __launch_bounds__(256, 3)
                             int int8x) {
     const int row0 = (blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32) * rows_per_warp,
               lane = threadIdx.x % 32;
-    gllm_prefetch_rows(wg, row_bytes, row0, min(rows_per_warp, n - row0), lane);
-    gllm_prefetch_rows(wu, row_bytes, row0, min(rows_per_warp, n - row0), lane);
-    gllm_grid_begin();
-    GLLM_DYNAMIC_SHARED(float, xs);
-    __shared__ float red[32];
-    const int8_t *xq = NULL;
-    const float2 *xd = NULL;
-    if (int8x) {
-        float2 *d = (float2 *)xs;
-        int8_t *q = (int8_t *)(d + k / 32);
-        gllm_quantize_x_to_shared(x, nw, eps, k, q, d, red);
-        xq = q, xd = d;
-    } else
-        x = gllm_rmsnorm_to_shared(x, nw, eps, k, xs, red);
-
-    if (row0 >= n) return;
     switch (rows_per_warp) {
     case 2:
-        gllm_gemv_glu_rows_q8_0_cuda<2>(wg, wu, row_bytes, x, xq, xd, y, n, k, row0, lane);
+        gllm_gemv_glu_rows_q8_0_cuda<2>(wg, wu, row_bytes, x, y, n, k, nw, eps, int8x, row0, lane);
         break;
     default:
-        gllm_gemv_glu_rows_q8_0_cuda<1>(wg, wu, row_bytes, x, xq, xd, y, n, k, row0, lane);
+        gllm_gemv_glu_rows_q8_0_cuda<1>(wg, wu, row_bytes, x, y, n, k, nw, eps, int8x, row0, lane);
     }
 }
 
@@ -257,13 +343,15 @@ extern "C" __global__ void __launch_bounds__(256, 3)
  * x's rows rounded into shared memory as the one-row gemv rounds x, then each warp one weight
  * row against M of them (M = 2, 4 or 8, at least m): the weights read once for the batch, and
  * each row's sums those of the one-row gemv. Launch: ceil(n / 8) blocks of 256 threads,
- * m * (k + k / 4) bytes of dynamic shared memory */
+ * decode_smem (src/cuda/model.c) bytes of dynamic shared memory: m (k + k / 4) for x, then the
+ * rings */
 template <int M>
-__device__ __forceinline__ void
-gllm_gemv_batch_rows_q8_0_cuda(const char *row, const int8_t *xq, const float2 *xd,
-                               const float *bias, float *y, int m, int n, int k, int j, int lane) {
+__device__ __forceinline__ void gllm_gemv_batch_rows_q8_0_cuda(const gllm_stager_q8_0_cuda<1> &st,
+                                                               const int8_t *xq, const float2 *xd,
+                                                               const float *bias, float *y, int m,
+                                                               int n, int k, int j, int lane) {
     float s[M];
-    gllm_row_dots_int8_q8_0_cuda<1, M>(&row, xq, xd, k, m, lane, s);
+    gllm_row_dots_int8_q8_0_cuda<1, M>(st, xq, xd, k, m, lane, s);
 #pragma unroll
     for (int i = 0; i < M; i++)
         if (lane == 0 && i < m) y[(size_t)i * n + j] = s[i] + (bias ? bias[j] : 0.0f);
@@ -273,21 +361,26 @@ extern "C" __global__ void __launch_bounds__(256, 3)
     gllm_gemv_batch_q8_0_cuda(const void *w, size_t row_bytes, const float *x, const float *bias,
                               float *y, int m, int n, int k) {
     const int j = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
-    gllm_grid_begin();
-    GLLM_DYNAMIC_SHARED(float, xs);
+    GLLM_DYNAMIC_SHARED(
+        float, xb); /* a name of its own: the decode kernels' xs is declared in functions */
     __shared__ float red[32];
-    float2 *xd = (float2 *)xs;
+    const char *p[1], *e[1];
+    gllm_weight_rows_q8_0_cuda<1>(w, row_bytes, n, j, p, e);
+    gllm_stager_q8_0_cuda<1> st;
+    st.begin(p, e, k,
+             gllm_warp_ring(xb, (size_t)m * (k + k / 4), GLLM_STAGES * GLLM_STAGE_BYTES(34)), lane);
+    gllm_grid_begin();
+    float2 *xd = (float2 *)xb;
     int8_t *xq = (int8_t *)(xd + (size_t)m * (k / 32));
     gllm_quantize_x_to_shared(x, NULL, 0.0f, m * k, xq, xd,
                               red); /* the rows are contiguous, blocks of 32 within each */
     if (j >= n) return;
-    const char *row = (const char *)w + (size_t)j * row_bytes;
     if (m <= 2)
-        gllm_gemv_batch_rows_q8_0_cuda<2>(row, xq, xd, bias, y, m, n, k, j, lane);
+        gllm_gemv_batch_rows_q8_0_cuda<2>(st, xq, xd, bias, y, m, n, k, j, lane);
     else if (m <= 4)
-        gllm_gemv_batch_rows_q8_0_cuda<4>(row, xq, xd, bias, y, m, n, k, j, lane);
+        gllm_gemv_batch_rows_q8_0_cuda<4>(st, xq, xd, bias, y, m, n, k, j, lane);
     else
-        gllm_gemv_batch_rows_q8_0_cuda<8>(row, xq, xd, bias, y, m, n, k, j, lane);
+        gllm_gemv_batch_rows_q8_0_cuda<8>(st, xq, xd, bias, y, m, n, k, j, lane);
 }
 
 /* gemm (prefill): Y[m][n] = X[m][k] . W^T (+ bias), 8 tokens per warp so each weight is read

@@ -53,16 +53,29 @@ static gllm_status launch(gllm_cuda_model *cm, const char *name, unsigned gx, un
 }
 
 /* decode kernels normalise x themselves into k floats of dynamic shared memory, which with
- * their static 128 bytes must stay in the default 48 KB: up to this width */
-enum { NORM_IN_KERNEL_MAX = 12032 };
+ * their static bytes must stay in the default 48 KB: up to this width */
+enum { NORM_IN_KERNEL_MAX = 12032, SMEM_MOST = 48 * 1024 - 512 };
 
-/* whether a decode kernel over weights of dtype t rounds x to int8 (block formats) */
-static int int8x(const gllm_cuda *c, gllm_dtype t) { return c->int8_gemv && gllm_dtype_traits_table[t].int8_path; }
+/* a decode gemv's dynamic shared memory, for m rows of x of width k (m > 1: the batch gemv) and
+ * a warp's `rows` weight rows: on the int8 path (block formats) x's codes and (d, sum) pairs, m
+ * (k + k/4) bytes rounded up to 16, then the 8 warps' rings of weight rows
+ * (src/cuda/kernels/step.h); else the normalised x (norm) or none */
+static size_t decode_smem(gllm_dtype t, int int8, size_t m, size_t k, int norm, int rows) {
+    if (!int8) return norm ? k * sizeof(float) : 0;
+    const size_t ring = GLLM_STAGES * (size_t)GLLM_STAGE_BYTES(gllm_dtype_traits_table[t].block_bytes);
+    return (m * (k + k / 4) + 15) / 16 * 16 + 8 * (size_t)rows * ring;
+}
 
-/* its dynamic shared memory: x's int8 codes and their k/32 (d, sum) pairs, else the normalised
- * x (norm) or none */
-static unsigned decode_smem(int int8, size_t k, int norm) {
-    return int8 ? (unsigned)(k + k / 32 * 8) : norm ? (unsigned)(k * sizeof(float)) : 0;
+/* whether a decode kernel over weights of dtype t rounds x to int8 (block formats): where its
+ * shared memory fits at one row a warp (per: weight rows per output, 2 for the gated gemv) */
+static int int8x(const gllm_cuda *c, gllm_dtype t, size_t k, int norm, int per) {
+    return c->int8_gemv && gllm_dtype_traits_table[t].int8_path && decode_smem(t, 1, 1, k, norm, per) <= SMEM_MOST;
+}
+
+/* rows per warp r, halved while the kernel's shared memory is over the default limit */
+static int fit_rows(gllm_dtype t, int int8, size_t k, int norm, int per, int r) {
+    while (r > 1 && decode_smem(t, int8, 1, k, norm, per * r) > SMEM_MOST) r /= 2;
+    return r;
 }
 
 gllm_status gllm_cuda_model_init(gllm_cuda_model *cm, gllm_cuda *c, const gllm_plan *p, const void *host, size_t size,
@@ -147,9 +160,11 @@ int gllm_cuda_gemv_rows(const gllm_cuda *c, size_t n, size_t unit, int most) {
 gllm_status gllm_cuda_gemv(gllm_cuda *c, gllm_dtype t, CUdeviceptr w, CUdeviceptr bias, CUdeviceptr x, CUdeviceptr y, size_t n,
                            size_t k, CUdeviceptr nw, float eps, int accumulate, int rows_per_warp) {
     size_t rb = gllm_row_bytes(t, k);
-    int ni = (int)n, ki = (int)k, r = rows_per_warp ? rows_per_warp : gllm_cuda_gemv_rows(c, n, 0, 4), q = int8x(c, t);
+    int ni = (int)n, ki = (int)k, q = int8x(c, t, k, nw != 0, 1);
+    int r = fit_rows(t, q, k, nw != 0, 1, rows_per_warp ? rows_per_warp : gllm_cuda_gemv_rows(c, n, 0, 4));
     void *args[] = {&w, &rb, &x, &bias, &y, &ni, &ki, &nw, &eps, &accumulate, &r, &q};
-    return gllm_cuda_run(c, GEMV[t], (unsigned)((n + 8 * r - 1) / (8 * r)), 1, 1, 256, decode_smem(q, k, nw != 0), args);
+    return gllm_cuda_run(c, GEMV[t], (unsigned)((n + 8 * r - 1) / (8 * r)), 1, 1, 256, (unsigned)decode_smem(t, q, 1, k, nw != 0, r),
+                         args);
 }
 
 /* one row: y = W . rmsnorm(x; nw) (+ bias), or y += that (accumulate); nw NULL: x as it is */
@@ -199,7 +214,7 @@ gllm_status gllm_cuda_gemms(gllm_cuda *c, gllm_dtype t, CUdeviceptr x, size_t m,
      * (every block rounds all m rows of x) stays short. On an H200 over SmolLM2's shapes (k 576
      * and 1536) 4 and 8 rows stepped 1.82 -> 1.70 and 2.50 -> 2.35 ms; 8 x 4096 x 4096 q4_0 took
      * 75 us against the CUDA-core gemm's 60, and 16 rows in two launches lost (2.62 -> 4.07 ms) */
-    const int batch_gemv = int8x(c, t) && m <= 8 && m * k <= 16384;
+    const int batch_gemv = int8x(c, t, k, 0, 1) && m <= 8 && m * k <= 16384;
     for (size_t j = 0; j < count && s == GLLM_OK && m; j++) {
         if (!mm[j].n) continue;
         if (m == 1) {
@@ -209,7 +224,7 @@ gllm_status gllm_cuda_gemms(gllm_cuda *c, gllm_dtype t, CUdeviceptr x, size_t m,
         int ni = (int)mm[j].n;
         CUdeviceptr w = mm[j].w, bias = mm[j].bias, y = mm[j].y;
         void *args[] = {&w, &rb, &x, &bias, &y, &mi, &ni, &ki}; /* the batch gemv's and the gemm's */
-        s = batch_gemv ? gllm_cuda_run(c, GEMV_BATCH[t], (unsigned)((mm[j].n + 7) / 8), 1, 1, 256, (unsigned)m * decode_smem(1, k, 0), args)
+        s = batch_gemv ? gllm_cuda_run(c, GEMV_BATCH[t], (unsigned)((mm[j].n + 7) / 8), 1, 1, 256, (unsigned)decode_smem(t, 1, m, k, 0, 1), args)
                        : gllm_cuda_run(c, GEMM[t], (unsigned)((mm[j].n + 7) / 8), (unsigned)((m + 7) / 8), 1, 256, 0, args);
     }
     return s;
@@ -297,13 +312,13 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t first
                 CUdeviceptr wq = dev(cm, w->wq), wk = dev(cm, w->wk), wv = dev(cm, w->wv), bq = dev(cm, w->bq),
                             bk = dev(cm, w->bk), bv = dev(cm, w->bv), nd = dev(cm, nw);
                 size_t rb = gllm_row_bytes(w->dtype, t->k);
-                int nqi = (int)nq, nkvi = (int)nkv, ki = (int)t->k, r = gllm_cuda_gemv_rows(cm->c, nq + 2 * nkv, nkv, 4);
-                int q = int8x(cm->c, w->dtype);
+                int nqi = (int)nq, nkvi = (int)nkv, ki = (int)t->k, q = int8x(cm->c, w->dtype, t->k, nw != NULL, 1);
+                int r = fit_rows(w->dtype, q, t->k, nw != NULL, 1, gllm_cuda_gemv_rows(cm->c, nq + 2 * nkv, nkv, 4));
                 /* r divides nkv, and so nq (a multiple): a warp's rows lie in one matrix */
                 float eps = p->eps;
                 void *args[] = {&wq, &wk, &wv, &rb, &in, &bq, &bk, &bv, &out, &cm->k, &cm->v, &nqi, &nkvi, &ki, &nd, &eps, &r, &q};
                 s = launch3(cm, GEMV_QKV[w->dtype], (unsigned)((nq + 2 * nkv + 8 * r - 1) / (8 * r)), 1, 1, 256,
-                            decode_smem(q, t->k, nw != NULL), args);
+                            (unsigned)decode_smem(w->dtype, q, 1, t->k, nw != NULL, r), args);
             } else {
                 const gllm_cuda_mm mm[3] = {{dev(cm, w->wq), dev(cm, w->bq), out, nq}, {dev(cm, w->wk), dev(cm, w->bk), cm->k, nkv},
                                             {dev(cm, w->wv), dev(cm, w->bv), cm->v, nkv}};
@@ -367,11 +382,12 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t first
             if (n == 1) {
                 CUdeviceptr wg = dev(cm, t->w), wu = dev(cm, t->w2), nd = dev(cm, nw);
                 size_t rb = gllm_row_bytes(t->dtype, t->k);
-                int ni = (int)t->n, ki = (int)t->k, r = gllm_cuda_gemv_rows(cm->c, t->n, 0, 2), q = int8x(cm->c, t->dtype);
+                int ni = (int)t->n, ki = (int)t->k, q = int8x(cm->c, t->dtype, t->k, nw != NULL, 2);
+                int r = fit_rows(t->dtype, q, t->k, nw != NULL, 2, gllm_cuda_gemv_rows(cm->c, t->n, 0, 2));
                 float eps = p->eps;
                 void *args[] = {&wg, &wu, &rb, &in, &out, &ni, &ki, &nd, &eps, &r, &q};
                 s = launch3(cm, GEMV_GLU[t->dtype], (unsigned)((t->n + 8 * r - 1) / (8 * r)), 1, 1, 256,
-                            decode_smem(q, t->k, nw != NULL), args);
+                            (unsigned)decode_smem(t->dtype, q, 1, t->k, nw != NULL, 2 * r), args);
                 break;
             }
             const gllm_cuda_mm mm[2] = {{dev(cm, t->w), 0, out, t->n}, {dev(cm, t->w2), 0, cm->up, t->n}};

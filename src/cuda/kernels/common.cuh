@@ -26,13 +26,43 @@
 #endif
 __device__ __forceinline__ void gllm_grid_begin() { GLLM_GRID_BEGIN(); }
 
-/* the first 4 KB (a 128-byte line a lane) of weight rows row0 .. row0 + count - 1, row_bytes
- * apart, fetched into L2 (count <= 0: none): called before gllm_grid_begin, the loads overlap
- * the end of the kernel before */
-__device__ __forceinline__ void gllm_prefetch_rows(const void *w, size_t row_bytes, int row0, int count, int lane) {
+/* the first 4 KB (a 128-byte line a lane) of weight rows rows[j] .. ends[j], j < count, fetched
+ * into L2: called before gllm_grid_begin, the loads overlap the end of the kernel before */
+__device__ __forceinline__ void gllm_prefetch_rows(const char *const *rows, const char *const *ends, int count, int lane) {
 #if defined(__CUDA_ARCH__)
-    for (int j = 0; j < count && (size_t)lane * 128 < row_bytes; j++)
-        asm volatile("prefetch.global.L2 [%0];" ::"l"((const char *)w + (size_t)(row0 + j) * row_bytes + lane * 128));
+    for (int j = 0; j < count; j++)
+        if (rows[j] + lane * 128 < ends[j]) asm volatile("prefetch.global.L2 [%0];" ::"l"(rows[j] + lane * 128));
+#endif
+}
+
+/* this thread's warp's part (warp_bytes) of a ring in dynamic shared memory smem, after the
+ * xbytes that hold x (rounded up to 16; decode_smem in src/cuda/model.c) */
+__device__ __forceinline__ char *gllm_warp_ring(void *smem, size_t xbytes, int warp_bytes) {
+    return (char *)smem + ((xbytes + 15) & ~(size_t)15) + (size_t)(threadIdx.x / 32) * warp_bytes;
+}
+
+/* Copies of 16 bytes from global to shared memory that run while the thread goes on (cp.async,
+ * sm_80 and up): the first `bytes` (0 .. 16) of src, zeros after them; src and dst 16-byte
+ * aligned. gllm_copies_commit closes the thread's copies issued since the last commit into a
+ * group; gllm_copies_wait<N> returns once at most N of its groups are in flight. The copies of
+ * other threads are seen after a barrier (__syncwarp within a warp). */
+__device__ __forceinline__ void gllm_copy16_async(void *dst, const void *src, int bytes) {
+#if defined(__CUDA_ARCH__)
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"((unsigned)__cvta_generic_to_shared(dst)), "l"(src),
+                 "r"(bytes)
+                 : "memory");
+#else
+    for (int i = 0; i < 16; i++) ((char *)dst)[i] = i < bytes ? ((const char *)src)[i] : 0;
+#endif
+}
+__device__ __forceinline__ void gllm_copies_commit() {
+#if defined(__CUDA_ARCH__)
+    asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
+}
+template <int N> __device__ __forceinline__ void gllm_copies_wait() {
+#if defined(__CUDA_ARCH__)
+    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
 #endif
 }
 

@@ -35,4 +35,12 @@ typedef struct {
  * to 256 (attn); a larger group takes ceil(group / heads) blocks; a row's keys split over up to
  * GLLM_ATTN_SPLITS blocks, as many as give each GLLM_ATTN_SPLIT_KEYS keys or more */
 enum { GLLM_ATTN_HEADS = 8, GLLM_ATTN_HEADS_WIDE = 4, GLLM_ATTN_SPLITS = 64, GLLM_ATTN_SPLIT_KEYS = 64 };
+
+/* the decode gemvs over block formats on the int8 path stage their weight rows through shared
+ * memory: each warp copies its rows GLLM_STAGE_BLOCKS(bb) blocks of bb bytes at a time (a
+ * multiple of 8 blocks, 128 bytes or more: 16-byte pieces from a row's start on), into a ring of
+ * GLLM_STAGES slots of GLLM_STAGE_BYTES(bb) a row (16 more: a row starts anywhere in a piece) */
+enum { GLLM_STAGES = 4 };
+#define GLLM_STAGE_BLOCKS(bb) (8 * ((16 + (bb) - 1) / (bb)))
+#define GLLM_STAGE_BYTES(bb) (GLLM_STAGE_BLOCKS(bb) * (bb) + 16)
 #endif
