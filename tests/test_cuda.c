@@ -269,6 +269,55 @@ Test(cuda, float_gemv_any_width) {
     gllm_cuda_close(&c);
 }
 
+/* the int8 gemv's dynamic shared memory (x's codes, then every warp's ring of weight rows) stays
+ * in the default 48 KB: q8_0 of width 12320 (385 blocks: rows 16-byte misaligned) with 4 rows a
+ * warp asked for (the host halves them), against the reference over x rounded to int8; at 32800
+ * not even one row fits: f32 x, against the reference over x as it is (the other's rounding is
+ * far outside either tolerance) */
+Test(cuda, int8_gemv_within_shared_memory) {
+    gllm_cuda c;
+    if (gllm_cuda_open(&c, 0) != GLLM_OK) cr_skip_test("no GPU: %s", gllm_last_error());
+    cr_assert_eq(gllm_ensure_init(), GLLM_OK);
+    cr_assert_eq(gllm_cuda_enter(&c), GLLM_OK);
+    enum { N = 37, KMAX = 32800 };
+    const gllm_dtype t = GLLM_DTYPE_Q8_0;
+    float *w32 = malloc((size_t)N * KMAX * 4), *x = malloc(KMAX * 4), *deq = malloc((size_t)N * KMAX * 4), y[N];
+    double *xq = malloc(KMAX * sizeof(double));
+    void *w = malloc(gllm_row_bytes(t, KMAX) * N);
+    for (int i = 0; i < N * KMAX; i++) w32[i] = sinf((float)i * 0.23f);
+    for (int i = 0; i < KMAX; i++) x[i] = cosf((float)i * 0.17f) * (1.0f + (float)(i % 7));
+    CUdeviceptr dx, dy;
+    cr_assert_eq(gllm_cuda_alloc(&c, KMAX * 4, &dx), GLLM_OK);
+    cr_assert_eq(gllm_cuda_alloc(&c, N * 4, &dy), GLLM_OK);
+    gllm_cuda_upload(&c, dx, x, KMAX * 4);
+    c.int8_gemv = 1;
+    for (int ki = 0; ki < 2; ki++) {
+        const int k = ki ? KMAX : 12320, int8 = !ki;
+        const size_t bytes = gllm_row_bytes(t, k) * N;
+        CUdeviceptr dw; /* the matrix alone in its allocation: a copy past its end is a fault */
+        cr_assert_eq(gllm_cuda_alloc(&c, bytes, &dw), GLLM_OK);
+        gllm_quantize(t, w32, w, N, k);
+        gllm_dequantize(t, w, deq, N, k);
+        gllm_cuda_upload(&c, dw, w, bytes);
+        if (int8) gllm_ref_round_int8(x, xq, k);
+        cr_assert_eq(gllm_cuda_gemv(&c, t, dw, 0, dx, dy, N, k, 0, 0.0f, 0, 4), GLLM_OK, "k %d: %s", k, gllm_last_error());
+        cr_assert_eq(gllm_cuda_download(&c, y, dy, N * 4), GLLM_OK, "%s", gllm_last_error());
+        for (int j = 0; j < N; j++) {
+            double ref = 0, mag = 0;
+            for (int e = 0; e < k; e++) {
+                const double xe = int8 ? xq[e] : x[e];
+                ref += (double)deq[(size_t)j * k + e] * xe, mag += fabs((double)deq[(size_t)j * k + e] * xe);
+            }
+            cr_assert(fabs(y[j] - ref) <= 1e-5 * mag, "gemv q8_0, k %d (%s x) [%d]: %g vs %g", k, int8 ? "int8" : "f32", j, y[j], ref);
+        }
+        gllm_cuda_free(&c, dw);
+    }
+    gllm_cuda_free(&c, dx), gllm_cuda_free(&c, dy);
+    free(w32), free(x), free(deq), free(xq), free(w);
+    gllm_cuda_leave(&c);
+    gllm_cuda_close(&c);
+}
+
 /* the tensor-core gemm over f16/bf16 weights of widths 1001 (rows too short and misaligned for
  * 16-byte loads, k ending inside a 32), 1016 (16-byte loads, then a short end) and 1088 (whole
  * steps of 64); x with a zero row (exactly zero out) and a row of values near 1e-30 (scaled up
