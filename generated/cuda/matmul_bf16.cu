@@ -65,19 +65,6 @@ __device__ __forceinline__ void gllm_row_dots_bf16_cuda(const char *const *rows,
  * decode_smem (src/cuda/model.c) bytes of dynamic shared memory; at most 80 registers a thread, so
  * 3 blocks fit an SM. */
 
-/* the warp's R rows of w, row0 .. row0 + R - 1 (below n; the others empty at row n - 1):
- * rows[j] .. ends[j] */
-template <int R>
-__device__ __forceinline__ void gllm_weight_rows_bf16_cuda(const void *w, size_t row_bytes, int n,
-                                                           int row0, const char **rows,
-                                                           const char **ends) {
-#pragma unroll
-    for (int j = 0; j < R; j++) {
-        rows[j] = (const char *)w + (size_t)min(row0 + j, n - 1) * row_bytes;
-        ends[j] = row0 + j < n ? rows[j] + row_bytes : rows[j];
-    }
-}
-
 /* rows row0 .. row0 + R - 1 of gemv (those below n) */
 template <int R>
 __device__ __forceinline__ void
@@ -85,7 +72,7 @@ gllm_gemv_rows_bf16_cuda(const void *w, size_t row_bytes, const float *x, const 
                          float *y, int n, int k, const float *nw, float eps, int accumulate,
                          int int8x, int row0, int lane) {
     const char *p[R], *e[R];
-    gllm_weight_rows_bf16_cuda<R>(w, row_bytes, n, row0, p, e);
+    gllm_weight_rows<R>(w, row_bytes, n, row0, p, e);
     GLLM_DYNAMIC_SHARED(float, xs);
     __shared__ float red[32];
     gllm_prefetch_rows(p, e, R, lane);
@@ -161,8 +148,8 @@ gllm_gemv_glu_rows_bf16_cuda(const void *wg, const void *wu, size_t row_bytes, c
                              float *y, int n, int k, const float *nw, float eps, int int8x,
                              int row0, int lane) {
     const char *p[2 * R], *e[2 * R];
-    gllm_weight_rows_bf16_cuda<R>(wg, row_bytes, n, row0, p, e);
-    gllm_weight_rows_bf16_cuda<R>(wu, row_bytes, n, row0, p + R, e + R);
+    gllm_weight_rows<R>(wg, row_bytes, n, row0, p, e);
+    gllm_weight_rows<R>(wu, row_bytes, n, row0, p + R, e + R);
     GLLM_DYNAMIC_SHARED(float, xs);
     __shared__ float red[32];
     gllm_prefetch_rows(p, e, 2 * R, lane);

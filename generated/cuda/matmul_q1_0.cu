@@ -43,82 +43,16 @@ __device__ __forceinline__ void gllm_row_dots_q1_0_cuda(const char *const *rows,
 #pragma unroll
     for (int j = 0; j < R; j++) sums[j] = gllm_warp_sum(acc[j]);
 }
-/* R weight rows staged through the warp's ring in shared memory: GLLM_STAGES slots of R rows of
- * SB = GLLM_STAGE_BYTES(6) bytes, stage g (blocks g GB .. g GB + GB - 1 of each row, GB =
- * GLLM_STAGE_BLOCKS(6)) in slot g % GLLM_STAGES. A row is copied in 16-byte pieces from its start
- * rounded down to 16 bytes (it begins in its slot at the remainder, shift[j]); piece i = lane + 32
- * t of the R rows' PIECES each is this lane's, held as its stage-0 source, the bytes of its row
- * left from there (copies take at most 16, none past the row's end: zeros instead) and its place in
- * a slot. Bytes before a row's start are read from its buffer, which must start 16-byte aligned
- * (device allocations and mapped files do). */
-template <int R> struct gllm_stager_q1_0_cuda {
-    enum {
-        PIECES = GLLM_STAGE_BYTES(6) / 16,
-        T = (R * PIECES + 31) / 32,
-        STAGE = GLLM_STAGE_BLOCKS(6) * 6
-    };
-    const char *src[T];
-    int left[T], dst[T], shift[R];
-    int stages, lane;
-    char *ring;
-
-    /* rows[j] .. ends[j] (ends[j] = rows[j]: none) of k; the first GLLM_STAGES - 1 stages sent
-     * for (before gllm_grid_begin: the weights need nothing from the kernel before) */
-    __device__ __forceinline__ void begin(const char *const *rows, const char *const *ends, int k,
-                                          char *warp_ring, int l) {
-        /* none for a warp past the last row (its first row empty): it leaves no copy in flight */
-        stages = ends[0] > rows[0] ? (k / 32 + GLLM_STAGE_BLOCKS(6) - 1) / GLLM_STAGE_BLOCKS(6) : 0,
-        lane = l, ring = warp_ring;
-#pragma unroll
-        for (int j = 0; j < R; j++) shift[j] = (int)((uintptr_t)rows[j] & 15);
-#pragma unroll
-        for (int t = 0; t < T; t++) {
-            const int i = lane + 32 * t, j = min(i / PIECES, R - 1), p = i % PIECES;
-            const char *row = rows[0], *end = ends[0];
-#pragma unroll
-            for (int r = 1; r < R;
-                 r++) /* rows[j] and ends[j] by selects: indexed, the arrays would live in memory */
-                if (j == r) row = rows[r], end = ends[r];
-            src[t] = (const char *)((uintptr_t)row & ~(uintptr_t)15) + 16 * p;
-            left[t] = (int)(end - src[t]), dst[t] = j * GLLM_STAGE_BYTES(6) + 16 * p;
-        }
-#pragma unroll
-        for (int g = 0; g < GLLM_STAGES - 1; g++) send(g);
-    }
-    /* stage g's copies (none past the last stage), one commit group */
-    __device__ __forceinline__ void send(int g) const {
-        if (g < stages) {
-            char *slot = ring + (g % GLLM_STAGES) * R * GLLM_STAGE_BYTES(6);
-#pragma unroll
-            for (int t = 0; t < T; t++)
-                if (t < T - 1 || lane + 32 * t < R * PIECES)
-                    gllm_copy16_async(slot + dst[t], src[t] + (size_t)g * STAGE,
-                                      min(max(left[t] - g * STAGE, 0), 16));
-        }
-        gllm_copies_commit();
-    }
-    /* stage g in shared memory: stage g + GLLM_STAGES - 1 sent for into the slot read at g - 1,
-     * then waited for stage g's copies, the warp's */
-    __device__ __forceinline__ const char *at(int g) const {
-        __syncwarp();
-        send(g + GLLM_STAGES - 1);
-        gllm_copies_wait<GLLM_STAGES - 1>();
-        __syncwarp();
-        return ring + (g % GLLM_STAGES) * R * GLLM_STAGE_BYTES(6);
-    }
-};
-
 /* R weight rows . M rows of x (row i at xq + i k, xd + i k / 32; rows from m on repeat row m - 1)
  * with x rounded as the CPU's int8 path (gllm_quantize_x_to_shared: codes xq, xd[b] = {d, d *
  * the sum of block b's codes}): each lane's codes against x's by __dp4a, the products summed in
  * integers per block; a block's offset term (c times x's sum) added once, by its first lane.
  * The rows come through the warp's ring (st), GLLM_STAGES - 1 stages in flight while the warp
- * works on one: the blocks are
- * only 2-byte aligned, and 2-byte loads straight from memory kept too few bytes in flight (H200,
- * 32768 x 4096 q4_0: 1663 GB/s, 39 % of the copy bandwidth).
+ * works on one: the blocks are only 2-byte aligned, and 2-byte loads straight from memory kept
+ * too few bytes in flight (H200, 32768 x 4096 q4_0: 1663 GB/s, 39 % of the copy bandwidth).
  * A row of x gets the same sums in the same order whatever M and R: sums[i * R + j] */
 template <int R, int M>
-__device__ __forceinline__ void gllm_row_dots_int8_q1_0_cuda(const gllm_stager_q1_0_cuda<R> &st,
+__device__ __forceinline__ void gllm_row_dots_int8_q1_0_cuda(const gllm_row_stager<R, 6> &st,
                                                              const int8_t *xq, const float2 *xd,
                                                              int k, int m, int lane, float *sums) {
     float acc[M][R];
@@ -182,19 +116,6 @@ __device__ __forceinline__ void gllm_row_dots_int8_q1_0_cuda(const gllm_stager_q
  * decode_smem (src/cuda/model.c) bytes of dynamic shared memory; at most 80 registers a thread, so
  * 3 blocks fit an SM. */
 
-/* the warp's R rows of w, row0 .. row0 + R - 1 (below n; the others empty at row n - 1):
- * rows[j] .. ends[j] */
-template <int R>
-__device__ __forceinline__ void gllm_weight_rows_q1_0_cuda(const void *w, size_t row_bytes, int n,
-                                                           int row0, const char **rows,
-                                                           const char **ends) {
-#pragma unroll
-    for (int j = 0; j < R; j++) {
-        rows[j] = (const char *)w + (size_t)min(row0 + j, n - 1) * row_bytes;
-        ends[j] = row0 + j < n ? rows[j] + row_bytes : rows[j];
-    }
-}
-
 /* rows row0 .. row0 + R - 1 of gemv (those below n) */
 template <int R>
 __device__ __forceinline__ void
@@ -202,12 +123,12 @@ gllm_gemv_rows_q1_0_cuda(const void *w, size_t row_bytes, const float *x, const 
                          float *y, int n, int k, const float *nw, float eps, int accumulate,
                          int int8x, int row0, int lane) {
     const char *p[R], *e[R];
-    gllm_weight_rows_q1_0_cuda<R>(w, row_bytes, n, row0, p, e);
+    gllm_weight_rows<R>(w, row_bytes, n, row0, p, e);
     GLLM_DYNAMIC_SHARED(float, xs);
     __shared__ float red[32];
     const int8_t *xq = NULL;
     const float2 *xd = NULL;
-    gllm_stager_q1_0_cuda<R> st;
+    gllm_row_stager<R, 6> st;
     if (int8x)
         st.begin(p, e, k,
                  gllm_warp_ring(xs, (size_t)k + k / 4, GLLM_STAGES * R * GLLM_STAGE_BYTES(6)),
@@ -295,13 +216,13 @@ gllm_gemv_glu_rows_q1_0_cuda(const void *wg, const void *wu, size_t row_bytes, c
                              float *y, int n, int k, const float *nw, float eps, int int8x,
                              int row0, int lane) {
     const char *p[2 * R], *e[2 * R];
-    gllm_weight_rows_q1_0_cuda<R>(wg, row_bytes, n, row0, p, e);
-    gllm_weight_rows_q1_0_cuda<R>(wu, row_bytes, n, row0, p + R, e + R);
+    gllm_weight_rows<R>(wg, row_bytes, n, row0, p, e);
+    gllm_weight_rows<R>(wu, row_bytes, n, row0, p + R, e + R);
     GLLM_DYNAMIC_SHARED(float, xs);
     __shared__ float red[32];
     const int8_t *xq = NULL;
     const float2 *xd = NULL;
-    gllm_stager_q1_0_cuda<2 * R> st;
+    gllm_row_stager<2 * R, 6> st;
     if (int8x)
         st.begin(p, e, k,
                  gllm_warp_ring(xs, (size_t)k + k / 4, GLLM_STAGES * 2 * R * GLLM_STAGE_BYTES(6)),
@@ -353,10 +274,9 @@ extern "C" __global__ void __launch_bounds__(256, 3)
  * decode_smem (src/cuda/model.c) bytes of dynamic shared memory: m (k + k / 4) for x, then the
  * rings */
 template <int M>
-__device__ __forceinline__ void gllm_gemv_batch_rows_q1_0_cuda(const gllm_stager_q1_0_cuda<1> &st,
-                                                               const int8_t *xq, const float2 *xd,
-                                                               const float *bias, float *y, int m,
-                                                               int n, int k, int j, int lane) {
+__device__ __forceinline__ void
+gllm_gemv_batch_rows_q1_0_cuda(const gllm_row_stager<1, 6> &st, const int8_t *xq, const float2 *xd,
+                               const float *bias, float *y, int m, int n, int k, int j, int lane) {
     float s[M];
     gllm_row_dots_int8_q1_0_cuda<1, M>(st, xq, xd, k, m, lane, s);
 #pragma unroll
@@ -372,8 +292,8 @@ extern "C" __global__ void __launch_bounds__(256, 3)
         float, xb); /* a name of its own: the decode kernels' xs is declared in functions */
     __shared__ float red[32];
     const char *p[1], *e[1];
-    gllm_weight_rows_q1_0_cuda<1>(w, row_bytes, n, j, p, e);
-    gllm_stager_q1_0_cuda<1> st;
+    gllm_weight_rows<1>(w, row_bytes, n, j, p, e);
+    gllm_row_stager<1, 6> st;
     st.begin(p, e, k,
              gllm_warp_ring(xb, (size_t)m * (k + k / 4), GLLM_STAGES * GLLM_STAGE_BYTES(6)), lane);
     gllm_grid_begin();

@@ -66,6 +66,76 @@ template <int N> __device__ __forceinline__ void gllm_copies_wait() {
 #endif
 }
 
+/* a warp's R weight rows row0 .. row0 + R - 1 of w (those below n; the others empty, at row
+ * n - 1): rows[j] .. ends[j] */
+template <int R>
+__device__ __forceinline__ void gllm_weight_rows(const void *w, size_t row_bytes, int n, int row0, const char **rows,
+                                                 const char **ends) {
+#pragma unroll
+    for (int j = 0; j < R; j++) {
+        rows[j] = (const char *)w + (size_t)min(row0 + j, n - 1) * row_bytes;
+        ends[j] = row0 + j < n ? rows[j] + row_bytes : rows[j];
+    }
+}
+
+/* R weight rows of blocks of BB bytes staged through a warp's ring in shared memory (step.h):
+ * GLLM_STAGES slots of R rows of SB bytes, stage g (blocks g GB .. g GB + GB - 1 of each row)
+ * in slot g % GLLM_STAGES. A row is copied in 16-byte pieces from its start rounded down to 16
+ * bytes (it begins in its slot at the remainder, shift[j]); piece i = lane + 32 t of the R rows'
+ * PIECES each is this lane's, held as its stage-0 source, the bytes of its row left from there
+ * (a copy takes at most 16, none past the row's end: zeros instead) and its place in a slot.
+ * Bytes before a row's start are read from its buffer, which must start 16-byte aligned (device
+ * allocations and mapped files do). */
+template <int R, int BB> struct gllm_row_stager {
+    enum { GB = GLLM_STAGE_BLOCKS(BB), SB = GLLM_STAGE_BYTES(BB), PIECES = SB / 16, T = (R * PIECES + 31) / 32, STAGE = GB * BB };
+    const char *src[T];
+    int left[T], dst[T], shift[R];
+    int stages, lane;
+    char *ring;
+
+    /* rows[j] .. ends[j] (ends[j] = rows[j]: none) of width k into warp_ring (GLLM_STAGES R SB
+     * bytes); the first GLLM_STAGES - 1 stages sent for (before gllm_grid_begin: the weights
+     * need nothing from the kernel before) */
+    __device__ __forceinline__ void begin(const char *const *rows, const char *const *ends, int k, char *warp_ring, int l) {
+        /* none for a warp past the last row (its first row empty): it leaves no copy in flight */
+        stages = ends[0] > rows[0] ? (k / 32 + GB - 1) / GB : 0, lane = l, ring = warp_ring;
+#pragma unroll
+        for (int j = 0; j < R; j++) shift[j] = (int)((uintptr_t)rows[j] & 15);
+#pragma unroll
+        for (int t = 0; t < T; t++) {
+            const int i = lane + 32 * t, j = min(i / PIECES, R - 1), p = i % PIECES;
+            const char *row = rows[0], *end = ends[0];
+#pragma unroll
+            for (int r = 1; r < R; r++) /* rows[j] and ends[j] by selects: indexed, the arrays would live in memory */
+                if (j == r) row = rows[r], end = ends[r];
+            src[t] = (const char *)((uintptr_t)row & ~(uintptr_t)15) + 16 * p;
+            left[t] = (int)(end - src[t]), dst[t] = j * SB + 16 * p;
+        }
+#pragma unroll
+        for (int g = 0; g < GLLM_STAGES - 1; g++) send(g);
+    }
+    /* stage g's copies (none past the last stage), one commit group */
+    __device__ __forceinline__ void send(int g) const {
+        if (g < stages) {
+            char *slot = ring + (g % GLLM_STAGES) * R * SB;
+#pragma unroll
+            for (int t = 0; t < T; t++)
+                if (t < T - 1 || lane + 32 * t < R * PIECES)
+                    gllm_copy16_async(slot + dst[t], src[t] + (size_t)g * STAGE, min(max(left[t] - g * STAGE, 0), 16));
+        }
+        gllm_copies_commit();
+    }
+    /* stage g in shared memory: stage g + GLLM_STAGES - 1 sent for into the slot read at g - 1,
+     * then the warp's copies of stage g waited for */
+    __device__ __forceinline__ const char *at(int g) const {
+        __syncwarp();
+        send(g + GLLM_STAGES - 1);
+        gllm_copies_wait<GLLM_STAGES - 1>();
+        __syncwarp();
+        return ring + (g % GLLM_STAGES) * R * SB;
+    }
+};
+
 __device__ __forceinline__ float gllm_f16_to_f32(uint16_t h) { return __half2float(__ushort_as_half(h)); }
 __device__ __forceinline__ float gllm_bf16_to_f32(uint16_t h) { return __uint_as_float((uint32_t)h << 16); }
 
