@@ -65,12 +65,11 @@ __device__ __forceinline__ void gllm_row_dots_bf16_cuda(const char *const *rows,
  * decode_smem (src/cuda/model.c) bytes of dynamic shared memory; at most 80 registers a thread, so
  * 3 blocks fit an SM. */
 
-/* rows row0 .. row0 + R - 1 of gemv (those below n) */
+/* rows row0 .. row0 + R - 1 of w (those below n) . x' into s[0 .. R), lane 0's */
 template <int R>
 __device__ __forceinline__ void
-gllm_gemv_rows_bf16_cuda(const void *w, size_t row_bytes, const float *x, const float *bias,
-                         float *y, int n, int k, const float *nw, float eps, int accumulate,
-                         int int8x, int row0, int lane) {
+gllm_gemv_rows_bf16_cuda(const void *w, size_t row_bytes, const float *x, int n, int k,
+                         const float *nw, float eps, int int8x, int row0, int lane, float *s) {
     const char *p[R], *e[R];
     gllm_weight_rows<R>(w, row_bytes, n, row0, p, e);
     GLLM_DYNAMIC_SHARED(float, xs);
@@ -80,12 +79,17 @@ gllm_gemv_rows_bf16_cuda(const void *w, size_t row_bytes, const float *x, const 
     x = gllm_rmsnorm_to_shared(x, nw, eps, k, xs, red);
 
     if (row0 >= n) return;
-    float s[R];
     gllm_row_dots_bf16_cuda<R>(p, x, k, lane, s);
+}
 
+/* lane 0: y[row0 + j] = s[j] (+ bias[row0 + j]), or y[row0 + j] += that (accumulate), for the
+ * rows j < rows below n */
+__device__ __forceinline__ void gllm_gemv_store_bf16_cuda(const float *s, int rows,
+                                                          const float *bias, float *y, int n,
+                                                          int accumulate, int row0, int lane) {
 #pragma unroll
-    for (int j = 0; j < R; j++)
-        if (lane == 0 && row0 + j < n) {
+    for (int j = 0; j < 4; j++)
+        if (lane == 0 && j < rows && row0 + j < n) {
             const float v = s[j] + (bias ? bias[row0 + j] : 0.0f);
             y[row0 + j] = accumulate ? y[row0 + j] + v : v;
         }
@@ -98,47 +102,59 @@ extern "C" __global__ void __launch_bounds__(256, 3)
                         int rows_per_warp, int int8x) {
     const int row0 = (blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32) * rows_per_warp,
               lane = threadIdx.x % 32;
+    float s[4];
     switch (rows_per_warp) {
     case 4:
-        gllm_gemv_rows_bf16_cuda<4>(w, row_bytes, x, bias, y, n, k, nw, eps, accumulate, int8x,
-                                    row0, lane);
+        gllm_gemv_rows_bf16_cuda<4>(w, row_bytes, x, n, k, nw, eps, int8x, row0, lane, s);
         break;
     case 2:
-        gllm_gemv_rows_bf16_cuda<2>(w, row_bytes, x, bias, y, n, k, nw, eps, accumulate, int8x,
-                                    row0, lane);
+        gllm_gemv_rows_bf16_cuda<2>(w, row_bytes, x, n, k, nw, eps, int8x, row0, lane, s);
         break;
     default:
-        gllm_gemv_rows_bf16_cuda<1>(w, row_bytes, x, bias, y, n, k, nw, eps, accumulate, int8x,
-                                    row0, lane);
+        gllm_gemv_rows_bf16_cuda<1>(w, row_bytes, x, n, k, nw, eps, int8x, row0, lane, s);
     }
+
+    gllm_gemv_store_bf16_cuda(s, rows_per_warp, bias, y, n, accumulate, row0, lane);
 }
 
 /* Q, K and V of one token in one launch: rows [0, nq) of wq, then nkv of wk, then nkv of wv
- * (biases optional); rows_per_warp divides nq and nkv, so a warp's rows lie in one matrix */
+ * (biases optional); rows_per_warp divides nq and nkv, so a warp's rows lie in one matrix
+ * (which: 0, 1 or 2; the output's pointers chosen after the dots, not held through them) */
 extern "C" __global__ void __launch_bounds__(256, 3)
     gllm_gemv_qkv_bf16_cuda(const void *wq, const void *wk, const void *wv, size_t row_bytes,
                             const float *x, const float *bq, const float *bk, const float *bv,
                             float *q, float *kk, float *v, int nq, int nkv, int k, const float *nw,
                             float eps, int rows_per_warp, int int8x) {
-    int row0 = (blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32) * rows_per_warp, n = nq;
-    const int lane = threadIdx.x % 32;
-    const void *w = wq;
-    const float *bias = bq;
-    float *y = q;
-    if (row0 >= nq + nkv)
-        w = wv, bias = bv, y = v, n = nkv, row0 -= nq + nkv;
-    else if (row0 >= nq)
-        w = wk, bias = bk, y = kk, n = nkv, row0 -= nq;
+    const int r = (blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32) * rows_per_warp,
+              lane = threadIdx.x % 32;
+    const int which = r >= nq + nkv ? 2
+                      : r >= nq     ? 1
+                                    : 0,
+              row0 = r - (which == 2 ? nq + nkv
+                          : which    ? nq
+                                     : 0),
+              n = which ? nkv : nq;
+    const void *w = which == 2 ? wv : which ? wk : wq;
+    float s[4];
     switch (rows_per_warp) {
     case 4:
-        gllm_gemv_rows_bf16_cuda<4>(w, row_bytes, x, bias, y, n, k, nw, eps, 0, int8x, row0, lane);
+        gllm_gemv_rows_bf16_cuda<4>(w, row_bytes, x, n, k, nw, eps, int8x, row0, lane, s);
         break;
     case 2:
-        gllm_gemv_rows_bf16_cuda<2>(w, row_bytes, x, bias, y, n, k, nw, eps, 0, int8x, row0, lane);
+        gllm_gemv_rows_bf16_cuda<2>(w, row_bytes, x, n, k, nw, eps, int8x, row0, lane, s);
         break;
     default:
-        gllm_gemv_rows_bf16_cuda<1>(w, row_bytes, x, bias, y, n, k, nw, eps, 0, int8x, row0, lane);
+        gllm_gemv_rows_bf16_cuda<1>(w, row_bytes, x, n, k, nw, eps, int8x, row0, lane, s);
     }
+
+    gllm_gemv_store_bf16_cuda(s, rows_per_warp,
+                              which == 2 ? bv
+                              : which    ? bk
+                                         : bq,
+                              which == 2 ? v
+                              : which    ? kk
+                                         : q,
+                              n, 0, row0, lane);
 }
 
 /* rows row0 .. row0 + R - 1 of gemv_glu: R gate rows and R up rows in one pass over x */
