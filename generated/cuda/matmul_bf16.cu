@@ -82,19 +82,6 @@ gllm_gemv_rows_bf16_cuda(const void *w, size_t row_bytes, const float *x, int n,
     gllm_row_dots_bf16_cuda<R>(p, x, k, lane, s);
 }
 
-/* lane 0: y[row0 + j] = s[j] (+ bias[row0 + j]), or y[row0 + j] += that (accumulate), for the
- * rows j < rows below n */
-__device__ __forceinline__ void gllm_gemv_store_bf16_cuda(const float *s, int rows,
-                                                          const float *bias, float *y, int n,
-                                                          int accumulate, int row0, int lane) {
-#pragma unroll
-    for (int j = 0; j < 4; j++)
-        if (lane == 0 && j < rows && row0 + j < n) {
-            const float v = s[j] + (bias ? bias[row0 + j] : 0.0f);
-            y[row0 + j] = accumulate ? y[row0 + j] + v : v;
-        }
-}
-
 /* gemv (decode): y[j] = W[j,:] . x' (+ bias[j]), or y[j] += that (accumulate: a residual) */
 extern "C" __global__ void __launch_bounds__(256, 3)
     gllm_gemv_bf16_cuda(const void *w, size_t row_bytes, const float *x, const float *bias,
@@ -114,7 +101,7 @@ extern "C" __global__ void __launch_bounds__(256, 3)
         gllm_gemv_rows_bf16_cuda<1>(w, row_bytes, x, n, k, nw, eps, int8x, row0, lane, s);
     }
 
-    gllm_gemv_store_bf16_cuda(s, rows_per_warp, bias, y, n, accumulate, row0, lane);
+    gllm_gemv_store(s, rows_per_warp, bias, y, n, accumulate, row0, lane);
 }
 
 /* Q, K and V of one token in one launch: rows [0, nq) of wq, then nkv of wk, then nkv of wv
@@ -147,14 +134,14 @@ extern "C" __global__ void __launch_bounds__(256, 3)
         gllm_gemv_rows_bf16_cuda<1>(w, row_bytes, x, n, k, nw, eps, int8x, row0, lane, s);
     }
 
-    gllm_gemv_store_bf16_cuda(s, rows_per_warp,
-                              which == 2 ? bv
-                              : which    ? bk
-                                         : bq,
-                              which == 2 ? v
-                              : which    ? kk
-                                         : q,
-                              n, 0, row0, lane);
+    gllm_gemv_store(s, rows_per_warp,
+                    which == 2 ? bv
+                    : which    ? bk
+                               : bq,
+                    which == 2 ? v
+                    : which    ? kk
+                               : q,
+                    n, 0, row0, lane);
 }
 
 /* rows row0 .. row0 + R - 1 of gemv_glu: R gate rows and R up rows in one pass over x */

@@ -65,8 +65,8 @@ __device__ __forceinline__ void gllm_row_dots_int8_q2_0_cuda(const gllm_row_stag
     for (int g = 0; g < st.stages; g++) {
         const char *slot = st.at(g);
 #pragma unroll
-        for (int u = 0; u < GLLM_STAGE_BLOCKS(10) / 8; u++) {
-            const int bi = u * 8 + lane / 4, b = g * GLLM_STAGE_BLOCKS(10) + bi;
+        for (int u = 0; u < GLLM_STAGE_BLOCKS(10, R) / 8; u++) {
+            const int bi = u * 8 + lane / 4, b = g * GLLM_STAGE_BLOCKS(10, R) + bi;
             if (b >= nb) break;
             int x0[M], x1[M];
             float2 xs[M];
@@ -80,7 +80,7 @@ __device__ __forceinline__ void gllm_row_dots_int8_q2_0_cuda(const gllm_row_stag
 #pragma unroll
             for (int j = 0; j < R; j++) {
                 const gllm_block_q2_0 *blk =
-                    (const gllm_block_q2_0 *)(slot + j * GLLM_STAGE_BYTES(10) + st.shift[j] +
+                    (const gllm_block_q2_0 *)(slot + j * GLLM_STAGE_BYTES(10, R) + st.shift[j] +
                                               bi * 10);
                 const uint16_t *h = (const uint16_t *)blk->qs + (t0 % 8) / 2;
                 const uint32_t v = __byte_perm(h[0], h[1], 0x5410);
@@ -129,7 +129,7 @@ gllm_gemv_rows_q2_0_cuda(const void *w, size_t row_bytes, const float *x, int n,
     gllm_row_stager<R, 10> st;
     if (int8x)
         st.begin(p, e, k,
-                 gllm_warp_ring(xs, (size_t)k + k / 4, GLLM_STAGES * R * GLLM_STAGE_BYTES(10)),
+                 gllm_warp_ring(xs, (size_t)k + k / 4, GLLM_STAGES * R * GLLM_STAGE_BYTES(10, R)),
                  lane);
     else
         gllm_prefetch_rows(p, e, R, lane);
@@ -147,19 +147,6 @@ gllm_gemv_rows_q2_0_cuda(const void *w, size_t row_bytes, const float *x, int n,
         gllm_row_dots_int8_q2_0_cuda<R, 1>(st, xq, xd, k, 1, lane, s);
     else
         gllm_row_dots_q2_0_cuda<R>(p, x, k, lane, s);
-}
-
-/* lane 0: y[row0 + j] = s[j] (+ bias[row0 + j]), or y[row0 + j] += that (accumulate), for the
- * rows j < rows below n */
-__device__ __forceinline__ void gllm_gemv_store_q2_0_cuda(const float *s, int rows,
-                                                          const float *bias, float *y, int n,
-                                                          int accumulate, int row0, int lane) {
-#pragma unroll
-    for (int j = 0; j < 4; j++)
-        if (lane == 0 && j < rows && row0 + j < n) {
-            const float v = s[j] + (bias ? bias[row0 + j] : 0.0f);
-            y[row0 + j] = accumulate ? y[row0 + j] + v : v;
-        }
 }
 
 /* gemv (decode): y[j] = W[j,:] . x' (+ bias[j]), or y[j] += that (accumulate: a residual) */
@@ -181,7 +168,7 @@ extern "C" __global__ void __launch_bounds__(256, 3)
         gllm_gemv_rows_q2_0_cuda<1>(w, row_bytes, x, n, k, nw, eps, int8x, row0, lane, s);
     }
 
-    gllm_gemv_store_q2_0_cuda(s, rows_per_warp, bias, y, n, accumulate, row0, lane);
+    gllm_gemv_store(s, rows_per_warp, bias, y, n, accumulate, row0, lane);
 }
 
 /* Q, K and V of one token in one launch: rows [0, nq) of wq, then nkv of wk, then nkv of wv
@@ -214,14 +201,14 @@ extern "C" __global__ void __launch_bounds__(256, 3)
         gllm_gemv_rows_q2_0_cuda<1>(w, row_bytes, x, n, k, nw, eps, int8x, row0, lane, s);
     }
 
-    gllm_gemv_store_q2_0_cuda(s, rows_per_warp,
-                              which == 2 ? bv
-                              : which    ? bk
-                                         : bq,
-                              which == 2 ? v
-                              : which    ? kk
-                                         : q,
-                              n, 0, row0, lane);
+    gllm_gemv_store(s, rows_per_warp,
+                    which == 2 ? bv
+                    : which    ? bk
+                               : bq,
+                    which == 2 ? v
+                    : which    ? kk
+                               : q,
+                    n, 0, row0, lane);
 }
 
 /* rows row0 .. row0 + R - 1 of gemv_glu: R gate rows and R up rows in one pass over x */
@@ -240,7 +227,8 @@ gllm_gemv_glu_rows_q2_0_cuda(const void *wg, const void *wu, size_t row_bytes, c
     gllm_row_stager<2 * R, 10> st;
     if (int8x)
         st.begin(p, e, k,
-                 gllm_warp_ring(xs, (size_t)k + k / 4, GLLM_STAGES * 2 * R * GLLM_STAGE_BYTES(10)),
+                 gllm_warp_ring(xs, (size_t)k + k / 4,
+                                GLLM_STAGES * 2 * R * GLLM_STAGE_BYTES(10, 2 * R)),
                  lane);
     else
         gllm_prefetch_rows(p, e, 2 * R, lane);
@@ -310,7 +298,8 @@ extern "C" __global__ void __launch_bounds__(256, 3)
     gllm_weight_rows<1>(w, row_bytes, n, j, p, e);
     gllm_row_stager<1, 10> st;
     st.begin(p, e, k,
-             gllm_warp_ring(xb, (size_t)m * (k + k / 4), GLLM_STAGES * GLLM_STAGE_BYTES(10)), lane);
+             gllm_warp_ring(xb, (size_t)m * (k + k / 4), GLLM_STAGES * GLLM_STAGE_BYTES(10, 1)),
+             lane);
     gllm_grid_begin();
     float2 *xd = (float2 *)xb;
     int8_t *xq = (int8_t *)(xd + (size_t)m * (k / 32));

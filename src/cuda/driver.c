@@ -15,7 +15,7 @@ static const struct {
     E(cuGetErrorString, 6000), E(cuInit, 2000), E(cuDriverGetVersion, 2020), E(cuDeviceGetCount, 2000),
     E(cuDeviceGet, 2000), E(cuDeviceGetName, 2000), E(cuDeviceGetAttribute, 2000), E(cuDevicePrimaryCtxRetain, 7000),
     E(cuDevicePrimaryCtxRelease, 11000), E(cuCtxPushCurrent, 4000), E(cuCtxPopCurrent, 4000),
-    E(cuModuleLoadData, 2000), E(cuModuleUnload, 2000), E(cuModuleGetFunction, 2000), E(cuMemAlloc, 3020),
+    E(cuModuleLoadData, 2000), E(cuModuleUnload, 2000), E(cuModuleGetFunction, 2000), E(cuFuncSetAttribute, 9000), E(cuMemAlloc, 3020),
     E(cuMemFree, 3020), E(cuMemGetInfo, 3020), E(cuMemAllocHost, 3020), E(cuMemFreeHost, 2000),
     E(cuMemHostRegister, 6050), E(cuMemHostUnregister, 4000), E(cuMemHostGetDevicePointer, 3020), E(cuLaunchKernel, 4000), E(cuLaunchKernelEx, 11060), E(cuMemcpyHtoDAsync, 3020), E(cuMemcpyDtoHAsync, 3020),
     E(cuMemcpyDtoDAsync, 3020), E(cuMemcpy2DAsync, 3020), E(cuMemsetD32Async, 3020), E(cuStreamCreate, 2000), E(cuStreamDestroy, 4000),

@@ -54,7 +54,7 @@ static gllm_status launch(gllm_cuda_model *cm, const char *name, unsigned gx, un
 
 /* decode kernels normalise x themselves into k floats of dynamic shared memory, which with
  * their static bytes must stay in the default 48 KB: up to this width */
-enum { NORM_IN_KERNEL_MAX = 12032, SMEM_MOST = 48 * 1024 - 512 };
+enum { NORM_IN_KERNEL_MAX = 12032 };
 
 /* a decode gemv's dynamic shared memory, for m rows of x of width k (m > 1: the batch gemv) and
  * a warp's `rows` weight rows: on the int8 path (block formats) x's codes and (d, sum) pairs, m
@@ -62,19 +62,22 @@ enum { NORM_IN_KERNEL_MAX = 12032, SMEM_MOST = 48 * 1024 - 512 };
  * (src/cuda/kernels/step.h); else the normalised x (norm) or none */
 static size_t decode_smem(gllm_dtype t, int int8, size_t m, size_t k, int norm, int rows) {
     if (!int8) return norm ? k * sizeof(float) : 0;
-    const size_t ring = GLLM_STAGES * (size_t)GLLM_STAGE_BYTES(gllm_dtype_traits_table[t].block_bytes);
-    return (m * (k + k / 4) + 15) / 16 * 16 + 8 * (size_t)rows * ring;
+    const size_t row = GLLM_STAGE_BYTES((size_t)gllm_dtype_traits_table[t].block_bytes, (size_t)rows);
+    return (m * (k + k / 4) + 15) / 16 * 16 + 8 * (size_t)rows * GLLM_STAGES * row;
 }
+
+/* the most dynamic shared memory a decode gemv takes: the device's limit, less its static bytes */
+static size_t smem_most(const gllm_cuda *c) { return c->smem_optin - 1024; }
 
 /* whether a decode kernel over weights of dtype t rounds x to int8 (block formats): where its
  * shared memory fits at one row a warp (per: weight rows per output, 2 for the gated gemv) */
 static int int8x(const gllm_cuda *c, gllm_dtype t, size_t k, int norm, int per) {
-    return c->int8_gemv && gllm_dtype_traits_table[t].int8_path && decode_smem(t, 1, 1, k, norm, per) <= SMEM_MOST;
+    return c->int8_gemv && gllm_dtype_traits_table[t].int8_path && decode_smem(t, 1, 1, k, norm, per) <= smem_most(c);
 }
 
-/* rows per warp r, halved while the kernel's shared memory is over the default limit */
-static int fit_rows(gllm_dtype t, int int8, size_t k, int norm, int per, int r) {
-    while (r > 1 && decode_smem(t, int8, 1, k, norm, per * r) > SMEM_MOST) r /= 2;
+/* rows per warp r, halved while the kernel's shared memory is over the limit */
+static int fit_rows(const gllm_cuda *c, gllm_dtype t, int int8, size_t k, int norm, int per, int r) {
+    while (r > 1 && decode_smem(t, int8, 1, k, norm, per * r) > smem_most(c)) r /= 2;
     return r;
 }
 
@@ -161,7 +164,7 @@ gllm_status gllm_cuda_gemv(gllm_cuda *c, gllm_dtype t, CUdeviceptr w, CUdevicept
                            size_t k, CUdeviceptr nw, float eps, int accumulate, int rows_per_warp) {
     size_t rb = gllm_row_bytes(t, k);
     int ni = (int)n, ki = (int)k, q = int8x(c, t, k, nw != 0, 1);
-    int r = fit_rows(t, q, k, nw != 0, 1, rows_per_warp ? rows_per_warp : gllm_cuda_gemv_rows(c, n, 0, 4));
+    int r = fit_rows(c, t, q, k, nw != 0, 1, rows_per_warp ? rows_per_warp : gllm_cuda_gemv_rows(c, n, 0, 4));
     void *args[] = {&w, &rb, &x, &bias, &y, &ni, &ki, &nw, &eps, &accumulate, &r, &q};
     return gllm_cuda_run(c, GEMV[t], (unsigned)((n + 8 * r - 1) / (8 * r)), 1, 1, 256, (unsigned)decode_smem(t, q, 1, k, nw != 0, r),
                          args);
@@ -313,7 +316,7 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t first
                             bk = dev(cm, w->bk), bv = dev(cm, w->bv), nd = dev(cm, nw);
                 size_t rb = gllm_row_bytes(w->dtype, t->k);
                 int nqi = (int)nq, nkvi = (int)nkv, ki = (int)t->k, q = int8x(cm->c, w->dtype, t->k, nw != NULL, 1);
-                int r = fit_rows(w->dtype, q, t->k, nw != NULL, 1, gllm_cuda_gemv_rows(cm->c, nq + 2 * nkv, nkv, 4));
+                int r = fit_rows(cm->c, w->dtype, q, t->k, nw != NULL, 1, gllm_cuda_gemv_rows(cm->c, nq + 2 * nkv, nkv, 4));
                 /* r divides nkv, and so nq (a multiple): a warp's rows lie in one matrix */
                 float eps = p->eps;
                 void *args[] = {&wq, &wk, &wv, &rb, &in, &bq, &bk, &bv, &out, &cm->k, &cm->v, &nqi, &nkvi, &ki, &nd, &eps, &r, &q};
@@ -383,7 +386,7 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t first
                 CUdeviceptr wg = dev(cm, t->w), wu = dev(cm, t->w2), nd = dev(cm, nw);
                 size_t rb = gllm_row_bytes(t->dtype, t->k);
                 int ni = (int)t->n, ki = (int)t->k, q = int8x(cm->c, t->dtype, t->k, nw != NULL, 2);
-                int r = fit_rows(t->dtype, q, t->k, nw != NULL, 2, gllm_cuda_gemv_rows(cm->c, t->n, 0, 2));
+                int r = fit_rows(cm->c, t->dtype, q, t->k, nw != NULL, 2, gllm_cuda_gemv_rows(cm->c, t->n, 0, 2));
                 float eps = p->eps;
                 void *args[] = {&wg, &wu, &rb, &in, &out, &ni, &ki, &nd, &eps, &r, &q};
                 s = launch3(cm, GEMV_GLU[t->dtype], (unsigned)((t->n + 8 * r - 1) / (8 * r)), 1, 1, 256,

@@ -36,6 +36,9 @@ gllm_status gllm_cuda_open(gllm_cuda *c, int ordinal) {
     const char *map = getenv("GLLM_CUDA_MAP"); /* 1: map even over PCIe (tests), 0: always copy */
     c->map = map && *map ? strcmp(map, "0") != 0 : c->integrated || c->host_pages;
     c->drv.cuDeviceGetAttribute(&c->sms, CU_ATTR_MULTIPROCESSOR_COUNT, c->dev);
+    int optin = 0;
+    c->drv.cuDeviceGetAttribute(&optin, CU_ATTR_MAX_SHARED_PER_BLOCK_OPTIN, c->dev);
+    c->smem_optin = optin > 48 * 1024 ? (unsigned)optin : 48 * 1024;
     const char *rows = getenv("GLLM_CUDA_GEMV_ROWS");
     c->gemv_rows = rows ? atoi(rows) : 0;
     const char *splits = getenv("GLLM_CUDA_ATTN_SPLITS");
@@ -95,13 +98,21 @@ void gllm_cuda_leave(gllm_cuda *c) {
     pthread_mutex_unlock(&c->lock);
 }
 
-gllm_status gllm_cuda_kernel(gllm_cuda *c, const char *name, CUfunction *f) {
+/* the kernel and its cache entry (*at: -1 where the cache is full) */
+static gllm_status kernel_at(gllm_cuda *c, const char *name, CUfunction *f, int *at) {
     for (int i = 0; i < c->n_kernels; i++)
-        if (c->kernels[i].name == name || !strcmp(c->kernels[i].name, name)) return *f = c->kernels[i].fn, GLLM_OK;
+        if (c->kernels[i].name == name || !strcmp(c->kernels[i].name, name)) return *f = c->kernels[i].fn, *at = i, GLLM_OK;
     const CUresult r = c->drv.cuModuleGetFunction(f, c->mod, name);
     if (r != CUDA_SUCCESS) return gllm_fail(GLLM_E_INTERNAL, "CUDA: kernel %s not in the sm_%d cubin (%s)", name, c->sm, gllm_cuda_error(&c->drv, r));
-    if (c->n_kernels < (int)(sizeof c->kernels / sizeof *c->kernels)) c->kernels[c->n_kernels].name = name, c->kernels[c->n_kernels++].fn = *f;
+    *at = -1;
+    if (c->n_kernels < (int)(sizeof c->kernels / sizeof *c->kernels))
+        *at = c->n_kernels, c->kernels[c->n_kernels].name = name, c->kernels[c->n_kernels].smem = 48 * 1024, c->kernels[c->n_kernels++].fn = *f;
     return GLLM_OK;
+}
+
+gllm_status gllm_cuda_kernel(gllm_cuda *c, const char *name, CUfunction *f) {
+    int at;
+    return kernel_at(c, name, f, &at);
 }
 
 gllm_status gllm_cuda_launch(gllm_cuda *c, CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned block, unsigned smem,
@@ -118,7 +129,14 @@ gllm_status gllm_cuda_launch(gllm_cuda *c, CUfunction f, unsigned gx, unsigned g
 gllm_status gllm_cuda_run(gllm_cuda *c, const char *name, unsigned gx, unsigned gy, unsigned gz, unsigned block, unsigned smem,
                           void **args) {
     CUfunction f;
-    const gllm_status s = gllm_cuda_kernel(c, name, &f);
+    int at;
+    gllm_status s = kernel_at(c, name, &f, &at);
+    if (s == GLLM_OK && smem > (at >= 0 ? c->kernels[at].smem : 48 * 1024)) { /* more than 48 KB is asked for, once */
+        if (smem > c->smem_optin)
+            return gllm_fail(GLLM_E_UNSUPPORTED, "CUDA: kernel %s needs %u bytes of shared memory (%s: %u)", name, smem, c->name, c->smem_optin);
+        s = gllm_cuda_check(c, c->drv.cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)smem), "shared memory");
+        if (s == GLLM_OK && at >= 0) c->kernels[at].smem = smem;
+    }
     return s == GLLM_OK ? gllm_cuda_launch(c, f, gx, gy, gz, block, smem, args) : s;
 }
 

@@ -29,6 +29,7 @@ typedef struct {
     int attn_splits;  /* decode attention's splits of a row's keys, forced (GLLM_CUDA_ATTN_SPLITS), 0: chosen */
     int gemv_rows;    /* decode gemv rows per warp, forced (GLLM_CUDA_GEMV_ROWS=1/2/4), 0: chosen per matrix */
     size_t max_pitch; /* of a 2-D copy */
+    unsigned smem_optin; /* a block's dynamic shared memory where a kernel asks for more than 48 KB */
     struct {
         void *p; /* page-locked blocks freed and kept for the next gllm_cuda_host_alloc */
         size_t bytes;
@@ -38,6 +39,7 @@ typedef struct {
     struct {
         const char *name;
         CUfunction fn;
+        unsigned smem; /* the dynamic shared memory it may take: 48 KB, more once asked for */
     } kernels[96];
     int n_kernels;
     pthread_mutex_t lock; /* recursive: one thread at a time between enter and leave */

@@ -39,6 +39,7 @@
 typedef int CUresult;
 enum { OK = 0, E_INVALID_VALUE = 1, E_OUT_OF_MEMORY = 2, E_INVALID_IMAGE = 200, E_NOT_FOUND = 500, E_NOT_READY = 600,
        E_CAPTURE = 900 };
+constexpr int OPTIN = 227 * 1024; /* a block's shared memory once opted in, as an H100's */
 
 typedef std::function<void()> Work;
 
@@ -193,7 +194,7 @@ void *scheduler, *scheduler_race;
 /* dynamic shared memory: the launch's bytes (+16) on the heap, where AddressSanitizer sees a
  * read past them; for the race check, pages of their own */
 #if defined(__SANITIZE_THREAD__)
-constexpr size_t DYNAMIC_PAGES = 64 << 10;
+constexpr size_t DYNAMIC_PAGES = 256 << 10; /* more than OPTIN */
 struct {
     unsigned char *at;
     size_t bytes;
@@ -572,6 +573,7 @@ CUresult emu_cuDeviceGetAttribute(int *v, int attr, int) {
     case 18: *v = integrated && !strcmp(integrated, "1"); break;
     case 11: *v = 0x7fffffff; break; /* the largest pitch of a 2-D copy */
     case 16: *v = 132; break;        /* multiprocessors, as an H100 SXM */
+    case 97: *v = OPTIN; break;      /* a block's shared memory, opted in */
     default: *v = 0; break;
     }
     return OK;
@@ -596,6 +598,14 @@ CUresult emu_cuModuleLoadData(void **mod, const void *image) {
     return *mod = (void *)registry, OK;
 }
 CUresult emu_cuModuleUnload(void *) { return OK; }
+/* the dynamic shared memory each kernel may take past 48 KB, as cuFuncSetAttribute allowed it */
+std::map<const Kernel *, int> shared_optin;
+CUresult emu_cuFuncSetAttribute(const Kernel *f, int attr, int v) {
+    if (attr != 8 || v < 0 || v > OPTIN) return E_INVALID_VALUE; /* CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES only */
+    std::lock_guard<std::recursive_mutex> g(lock);
+    shared_optin[f] = v;
+    return OK;
+}
 CUresult emu_cuModuleGetFunction(const void **f, void *, const char *name) {
     for (const Kernel &k : registry)
         if (!strcmp(k.name, name)) return *f = &k, OK;
@@ -659,7 +669,11 @@ CUresult launch(const Kernel *k, unsigned gx, unsigned gy, unsigned gz, unsigned
     if (!k || !args || extra || by != 1 || bz != 1 || !bx || bx > 1024 || !gx || !gy || !gz || gx > 0x7fffffffu || gy > 65535 ||
         gz > 65535)
         return E_INVALID_VALUE;
-    if (smem > 48 * 1024) return E_INVALID_VALUE; /* needs an opt-in the backend never asks for */
+    {
+        std::lock_guard<std::recursive_mutex> g(lock);
+        const auto it = shared_optin.find(k); /* past 48 KB, only as far as cuFuncSetAttribute allowed */
+        if (smem > (it != shared_optin.end() && it->second > 48 * 1024 ? (unsigned)it->second : 48u * 1024)) return E_INVALID_VALUE;
+    }
     Work w = k->bind(args);
     const char *name = k->name;
     return enqueue_kernel(stream, [=] {
@@ -763,7 +777,7 @@ const struct {
 #define E(n) {#n, (void *)emu_##n}
     E(cuGetErrorString), E(cuInit), E(cuDriverGetVersion), E(cuDeviceGetCount), E(cuDeviceGet), E(cuDeviceGetName),
     E(cuDeviceGetAttribute), E(cuDevicePrimaryCtxRetain), E(cuDevicePrimaryCtxRelease), E(cuCtxPushCurrent),
-    E(cuCtxPopCurrent), E(cuModuleLoadData), E(cuModuleUnload), E(cuModuleGetFunction), E(cuMemAlloc), E(cuMemFree), E(cuMemGetInfo),
+    E(cuCtxPopCurrent), E(cuModuleLoadData), E(cuModuleUnload), E(cuModuleGetFunction), E(cuFuncSetAttribute), E(cuMemAlloc), E(cuMemFree), E(cuMemGetInfo),
     E(cuMemAllocHost), E(cuMemFreeHost), E(cuMemHostRegister), E(cuMemHostUnregister), E(cuMemHostGetDevicePointer),
     E(cuLaunchKernel), E(cuLaunchKernelEx), E(cuMemcpyHtoDAsync), E(cuMemcpyDtoHAsync), E(cuMemcpyDtoDAsync), E(cuMemcpy2DAsync), E(cuMemsetD32Async),
     E(cuStreamCreate), E(cuStreamDestroy), E(cuStreamSynchronize), E(cuEventCreate), E(cuEventDestroy), E(cuEventRecord),

@@ -78,6 +78,18 @@ __device__ __forceinline__ void gllm_weight_rows(const void *w, size_t row_bytes
     }
 }
 
+/* a decode gemv's outputs, by lane 0: y[row0 + j] = s[j] (+ bias[row0 + j]), or y[row0 + j] +=
+ * that (accumulate), for the rows j < rows (4 at most) below n */
+__device__ __forceinline__ void gllm_gemv_store(const float *s, int rows, const float *bias, float *y, int n, int accumulate, int row0,
+                                                int lane) {
+#pragma unroll
+    for (int j = 0; j < 4; j++)
+        if (lane == 0 && j < rows && row0 + j < n) {
+            const float v = s[j] + (bias ? bias[row0 + j] : 0.0f);
+            y[row0 + j] = accumulate ? y[row0 + j] + v : v;
+        }
+}
+
 /* R weight rows of blocks of BB bytes staged through a warp's ring in shared memory (step.h):
  * GLLM_STAGES slots of R rows of SB bytes, stage g (blocks g GB .. g GB + GB - 1 of each row)
  * in slot g % GLLM_STAGES. A row is copied in 16-byte pieces from its start rounded down to 16
@@ -87,7 +99,7 @@ __device__ __forceinline__ void gllm_weight_rows(const void *w, size_t row_bytes
  * Bytes before a row's start are read from its buffer, which must start 16-byte aligned (device
  * allocations and mapped files do). */
 template <int R, int BB> struct gllm_row_stager {
-    enum { GB = GLLM_STAGE_BLOCKS(BB), SB = GLLM_STAGE_BYTES(BB), PIECES = SB / 16, T = (R * PIECES + 31) / 32, STAGE = GB * BB };
+    enum { GB = GLLM_STAGE_BLOCKS(BB, R), SB = GLLM_STAGE_BYTES(BB, R), PIECES = SB / 16, T = (R * PIECES + 31) / 32, STAGE = GB * BB };
     const char *src[T];
     int left[T], dst[T], shift[R];
     int stages, lane;

@@ -37,10 +37,12 @@ typedef struct {
 enum { GLLM_ATTN_HEADS = 8, GLLM_ATTN_HEADS_WIDE = 4, GLLM_ATTN_SPLITS = 64, GLLM_ATTN_SPLIT_KEYS = 64 };
 
 /* the decode gemvs over block formats on the int8 path stage their weight rows through shared
- * memory: each warp copies its rows GLLM_STAGE_BLOCKS(bb) blocks of bb bytes at a time (a
- * multiple of 8 blocks, 128 bytes or more: 16-byte pieces from a row's start on), into a ring of
- * GLLM_STAGES slots of GLLM_STAGE_BYTES(bb) a row (16 more: a row starts anywhere in a piece) */
+ * memory: a warp of `rows` rows (1, 2 or 4) copies each GLLM_STAGE_BLOCKS(bb, rows) blocks of bb
+ * bytes at a time (a multiple of 8 blocks, 128 bytes or more for 4 rows, that times 4 / rows for
+ * fewer: a stage is as long whatever the rows; 16-byte pieces from a row's start on), into a ring
+ * of GLLM_STAGES slots of GLLM_STAGE_BYTES(bb, rows) a row (16 more: a row starts anywhere in a
+ * piece) */
 enum { GLLM_STAGES = 4 };
-#define GLLM_STAGE_BLOCKS(bb) (8 * ((16 + (bb) - 1) / (bb)))
-#define GLLM_STAGE_BYTES(bb) (GLLM_STAGE_BLOCKS(bb) * (bb) + 16)
+#define GLLM_STAGE_BLOCKS(bb, rows) (8 * ((16 + (bb) - 1) / (bb)) * (4 / (rows)))
+#define GLLM_STAGE_BYTES(bb, rows) (GLLM_STAGE_BLOCKS(bb, rows) * (bb) + 16)
 #endif
