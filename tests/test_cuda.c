@@ -826,7 +826,8 @@ Test(cuda, wide_decode_batch_graph_equals_eager) {
 /* a batch runs as one forward over all its rows: prefill and decode items mixed, then decode
  * steps of every sequence (a graph per row count, replayed) and of some, every row against the
  * CPU's; items past the generator's rows (256) split into several forwards. GQA groups of 12
- * (two blocks of heads: 8 + 4), 1, and 8 with head dim 144 (the wide kernel: two blocks of 4). */
+ * (two blocks of heads: 8 + 4), 1, and 8 with head dim 144 (the wide kernel: two blocks of 4;
+ * Qwen3's q/k norms and NeoX pairs 72 dims apart, in other lanes). */
 Test(cuda, batch_matches_cpu) {
     if (!has_gpu()) cr_skip_test("no GPU");
     setenv("GLLM_CUDA_TENSOR_CORES", "0", 1); /* f32 activations, as the CPU twin */
@@ -837,7 +838,7 @@ Test(cuda, batch_matches_cpu) {
     for (int c = 0; c < 3; c++) {
         NH = heads[c][0], NKV = heads[c][1], HD = heads[c][2], DIM = NH * HD;
         twins tw;
-        twins_open(&tw, "llama", GLLM_DTYPE_Q8_0);
+        twins_open(&tw, c == 2 ? "qwen3" : "llama", GLLM_DTYPE_Q8_0);
         gllm_model *m = tw.m, *twin = tw.twin;
         side cpu, gpu;
         side_open_sized(&cpu, "cpu", twin, GLLM_DTYPE_F32, 64, 64), side_open_sized(&gpu, "cuda:0", m, GLLM_DTYPE_F32, 64, 64);

@@ -113,56 +113,129 @@ gllm_attn_body_bf16_cuda(const float *q, uint16_t *K, uint16_t *V, const int *ta
     const unsigned *tree = hdr[GLLM_HDR_TREE] ? (const unsigned *)hdr + hdr[GLLM_HDR_TREE] +
                                                     (size_t)i * ((gridDim.y + 31) / 32)
                                               : NULL;
-    if (f.k)
-        for (int d = threadIdx.x; d < f.rot; d += blockDim.x)
-            gllm_rope_angle(d, f.rot, f.neox, gllm_row_pos(hdr, i, len - 1), f.inv_freq, &rc[d],
-                            &rs[d]);
-    __syncthreads();
-    for (int g = warp; g < nh; g += 4) { /* a warp per head */
-        const float *qi = q + ((size_t)i * n_heads + h0 + g) * hd;
-        float sc = 1.0f;
-        if (f.k && f.qn) {
-            float ss = 0.0f;
-            for (int d = lane; d < hd; d += 32) ss += qi[d] * qi[d];
-            sc = rsqrtf(gllm_warp_allsum(ss) / (float)hd + f.norm_eps);
-        }
-        for (int d = lane; d < hd; d += 32)
-            sq[g][d] = (f.k ? gllm_rope_dim(qi, d, f.rot, f.neox, d < f.rot ? rc[d] : 1.0f,
-                                            d < f.rot ? rs[d] : 0.0f, sc, f.qn)
-                            : qi[d]) *
-                       scale;
-    }
-    const bool own = f.k && j0 <= len - 1 && len - 1 < j1,
-               first = f.k && blockIdx.x % chunks == 0 && split == 0;
-    if ((own || first) && warp == 0) {
-        const float *kr = f.k + ((size_t)i * n_kv + kvh) * hd,
-                    *vr = f.v + ((size_t)i * n_kv + kvh) * hd;
-        float sc = 1.0f;
-        if (f.kn) {
-            float ss = 0.0f;
-            for (int d = lane; d < hd; d += 32) ss += kr[d] * kr[d];
-            sc = rsqrtf(gllm_warp_allsum(ss) / (float)hd + f.norm_eps);
-        }
-        const size_t o = gllm_kv_offset(table, len - 1, kvh, n_kv, hd, page_shift);
-        for (int d = lane; d < hd; d += 32) {
-            const uint16_t kc =
-                gllm_f32_to_bf16(gllm_rope_dim(kr, d, f.rot, f.neox, d < f.rot ? rc[d] : 1.0f,
-                                               d < f.rot ? rs[d] : 0.0f, sc, f.kn));
-            const uint16_t vc = gllm_f32_to_bf16(vr[d]);
-            skv[0][d] = kc, skv[1][d] = vc;
-            if (first) K[o + d] = kc, V[o + d] = vc;
-        }
-    }
-    __syncthreads();
     const int nc = hd / EPL; /* chunks of a row */
     int lpk = 1;             /* lanes per key: nc rounded up to a power of two, 32 at most */
     while (lpk < nc && lpk < 32) lpk *= 2;
-    const int kpw = 32 / lpk, gi = lane / lpk, c0 = lane % lpk;
+    const int kpw = 32 / lpk, gi = lane / lpk, c0 = lane % lpk, step = 4 * KU * kpw;
     bool live[CPL];
     int dim[CPL];
 #pragma unroll
     for (int c = 0; c < CPL; c++)
         live[c] = c0 + c * lpk < nc, dim[c] = min(c0 + c * lpk, nc - 1) * EPL;
+    /* a round of the warp's keys: KU kpw of them from jb, lane group gi's u-th being jb + u kpw +
+     * gi; pages() loads their pages, load() whether each is kept and its chunks of K and V (zeros
+     * for one not kept, and for a decode row's own key: taken from skv when used) */
+    uint4 kr[KU][CPL], vr[KU][CPL];
+    bool keep[KU];
+    int pg[KU];
+    auto pages = [&](int jb) {
+#pragma unroll
+        for (int u = 0; u < KU; u++)
+            pg[u] = jb + u * kpw + gi < j1 ? table[(jb + u * kpw + gi) >> page_shift] : 0;
+    };
+    auto load = [&](int jb) {
+#pragma unroll
+        for (int u = 0; u < KU; u++) {
+            const int j = jb + u * kpw + gi;
+            keep[u] = j < j1 && !(tree && j >= prefix &&
+                                  !(tree[(j - prefix) / 32] >> ((j - prefix) % 32) & 1));
+            const bool cached = keep[u] && !(f.k && j == len - 1);
+            const size_t o = cached ? gllm_kv_page_offset(pg[u], j, kvh, n_kv, hd, page_shift) : 0;
+#pragma unroll
+            for (int c = 0; c < CPL; c++) {
+                const bool in = cached && live[c];
+                kr[u][c] = in ? *(const uint4 *)(K + o + dim[c]) : make_uint4(0u, 0u, 0u, 0u);
+                vr[u][c] = in ? *(const uint4 *)(V + o + dim[c]) : make_uint4(0u, 0u, 0u, 0u);
+            }
+        }
+    };
+    /* the warp's first round in flight while q (and a decode row's own key) are staged: loads of
+     * q, k, v and the rotation's angles first, one barrier, then the rotations (and norms) in
+     * shared memory; sq holds q unrotated meanwhile, sm[0][0] the own key (the merge buffer, unused
+     * till then) */
+    int jb = j0 + warp * KU * kpw;
+    pages(jb);
+    load(jb);
+    constexpr int DPL = MX / 32, HPW = (H + 3) / 4; /* dims a lane, heads a warp */
+    const bool own = f.k && j0 <= len - 1 && len - 1 < j1,
+               first = f.k && blockIdx.x % chunks == 0 && split == 0;
+    const bool fresh = (own || first) && warp == 0; /* this warp makes the own key and value */
+    const int own_page = fresh && first ? table[(len - 1) >> page_shift] : 0;
+    float xq[HPW][DPL], xk[DPL], xv[DPL];
+#pragma unroll
+    for (int t = 0; t < DPL; t++) {
+        const int d = lane + 32 * t;
+#pragma unroll
+        for (int gg = 0; gg < HPW; gg++) {
+            const int g = warp + 4 * gg;
+            xq[gg][t] = g < nh && d < hd ? q[((size_t)i * n_heads + h0 + g) * hd + d] : 0.0f;
+        }
+        xk[t] = fresh && d < hd ? f.k[((size_t)i * n_kv + kvh) * hd + d] : 0.0f;
+        xv[t] = fresh && d < hd ? f.v[((size_t)i * n_kv + kvh) * hd + d] : 0.0f;
+    }
+    if (f.k)
+        for (int d = threadIdx.x; d < f.rot; d += blockDim.x)
+            gllm_rope_angle(d, f.rot, f.neox, gllm_row_pos(hdr, i, len - 1), f.inv_freq, &rc[d],
+                            &rs[d]);
+#pragma unroll
+    for (int t = 0; t < DPL; t++) {
+        const int d = lane + 32 * t;
+        if (d >= hd) break;
+#pragma unroll
+        for (int gg = 0; gg < HPW; gg++)
+            if (warp + 4 * gg < nh) sq[warp + 4 * gg][d] = f.k ? xq[gg][t] : xq[gg][t] * scale;
+        if (fresh) sm[0][0][d] = xk[t];
+    }
+    __syncthreads();
+    if (f.k) {
+#pragma unroll
+        for (int gg = 0; gg < HPW; gg++) { /* a warp per head */
+            const int g = warp + 4 * gg;
+            if (g >= nh) break;
+            float sc = 1.0f;
+            if (f.qn) {
+                float ss = 0.0f;
+#pragma unroll
+                for (int t = 0; t < DPL; t++) ss += xq[gg][t] * xq[gg][t];
+                sc = rsqrtf(gllm_warp_allsum(ss) / (float)hd + f.norm_eps);
+            }
+            float r[DPL];
+#pragma unroll
+            for (int t = 0; t < DPL; t++) {
+                const int d = lane + 32 * t;
+                r[t] = d < hd ? gllm_rope_dim(sq[g], d, f.rot, f.neox, d < f.rot ? rc[d] : 1.0f,
+                                              d < f.rot ? rs[d] : 0.0f, sc, f.qn) *
+                                    scale
+                              : 0.0f;
+            }
+            __syncwarp(); /* the head's q read before it is rotated in place */
+#pragma unroll
+            for (int t = 0; t < DPL; t++)
+                if (lane + 32 * t < hd) sq[g][lane + 32 * t] = r[t];
+        }
+        if (fresh) {
+            float sc = 1.0f;
+            if (f.kn) {
+                float ss = 0.0f;
+#pragma unroll
+                for (int t = 0; t < DPL; t++) ss += xk[t] * xk[t];
+                sc = rsqrtf(gllm_warp_allsum(ss) / (float)hd + f.norm_eps);
+            }
+            const size_t o = gllm_kv_page_offset(own_page, len - 1, kvh, n_kv, hd, page_shift);
+#pragma unroll
+            for (int t = 0; t < DPL; t++) {
+                const int d = lane + 32 * t;
+                if (d >= hd) break;
+                const uint16_t kc = gllm_f32_to_bf16(
+                    gllm_rope_dim(sm[0][0], d, f.rot, f.neox, d < f.rot ? rc[d] : 1.0f,
+                                  d < f.rot ? rs[d] : 0.0f, sc, f.kn));
+                const uint16_t vc = gllm_f32_to_bf16(xv[t]);
+                skv[0][d] = kc, skv[1][d] = vc;
+                if (first) K[o + d] = kc, V[o + d] = vc;
+            }
+        }
+        __syncthreads();
+    }
     float acc[H][8], l[H], m[H];
 #pragma unroll
     for (int g = 0; g < H; g++) {
@@ -170,26 +243,17 @@ gllm_attn_body_bf16_cuda(const float *q, uint16_t *K, uint16_t *V, const int *ta
 #pragma unroll
         for (int e = 0; e < 8; e++) acc[g][e] = 0.0f;
     }
-    for (int jb = j0 + warp * KU * kpw; jb < j1; jb += 4 * KU * kpw) {
-        uint4 kr[KU][CPL], vr[KU][CPL];
-        bool keep[KU];
+    for (; jb < j1; jb += step) {
+        if (f.k) /* the row's own key and value, from shared memory */
 #pragma unroll
-        for (int u = 0; u < KU; u++) { /* all keys' loads first */
-            const int j = jb + u * kpw + gi;
-            keep[u] = j < j1 && !(tree && j >= prefix &&
-                                  !(tree[(j - prefix) / 32] >> ((j - prefix) % 32) & 1));
-            const uint16_t *kp = skv[0], *vp = skv[1];
-            if (!(f.k && j == len - 1)) {
-                const size_t o = keep[u] ? gllm_kv_offset(table, j, kvh, n_kv, hd, page_shift) : 0;
-                kp = K + o, vp = V + o;
-            }
+            for (int u = 0; u < KU; u++)
+                if (keep[u] && jb + u * kpw + gi == len - 1)
 #pragma unroll
-            for (int c = 0; c < CPL; c++) {
-                const bool in = keep[u] && live[c];
-                kr[u][c] = in ? *(const uint4 *)(kp + dim[c]) : make_uint4(0u, 0u, 0u, 0u);
-                vr[u][c] = in ? *(const uint4 *)(vp + dim[c]) : make_uint4(0u, 0u, 0u, 0u);
-            }
-        }
+                    for (int c = 0; c < CPL; c++)
+                        if (live[c])
+                            kr[u][c] = *(const uint4 *)(skv[0] + dim[c]),
+                            vr[u][c] = *(const uint4 *)(skv[1] + dim[c]);
+        pages(jb + step); /* the next round's pages in flight during this one */
         /* per head: the KU keys' scores (their lane sums interleaved), then one softmax update */
         float kf[KU][8], vf[KU][8];
 #pragma unroll
@@ -241,6 +305,7 @@ gllm_attn_body_bf16_cuda(const float *q, uint16_t *K, uint16_t *V, const int *ta
             }
             m[g] = mn;
         }
+        load(jb + step);
     }
     /* the lane groups' sums merged (m is the warp's), then each warp's into shared memory */
 #pragma unroll

@@ -205,10 +205,12 @@ __device__ __forceinline__ float gllm_warp_sum(float v) {
 }
 
 /* paged KV cache, per layer [page][kv_head][slot][head_dim] for K and V: the element offset
- * of slot j's row for KV head kvh (slot j lives in page table[j >> page_shift]) */
+ * of slot j's row for KV head kvh, slot j living in page table[j >> page_shift] */
+__device__ __forceinline__ size_t gllm_kv_page_offset(int page, int j, int kvh, int n_kv, int hd, int page_shift) {
+    return ((((size_t)page * n_kv + kvh) << page_shift) + (size_t)(j & ((1 << page_shift) - 1))) * hd;
+}
 __device__ __forceinline__ size_t gllm_kv_offset(const int *table, int j, int kvh, int n_kv, int hd, int page_shift) {
-    const size_t page = (size_t)table[j >> page_shift];
-    return (((page * n_kv + kvh) << page_shift) + (size_t)(j & ((1 << page_shift) - 1))) * hd;
+    return gllm_kv_page_offset(table[j >> page_shift], j, kvh, n_kv, hd, page_shift);
 }
 
 /* the position of step row i at this slot: the header's, else the slot */
