@@ -42,17 +42,29 @@ __device__ __forceinline__ char *gllm_warp_ring(void *smem, size_t xbytes, int w
 }
 
 /* Copies of 16 bytes from global to shared memory that run while the thread goes on (cp.async,
- * sm_80 and up): the first `bytes` (0 .. 16) of src, zeros after them; src and dst 16-byte
- * aligned. gllm_copies_commit closes the thread's copies issued since the last commit into a
- * group; gllm_copies_wait<N> returns once at most N of its groups are in flight. The copies of
- * other threads are seen after a barrier (__syncwarp within a warp). */
-__device__ __forceinline__ void gllm_copy16_async(void *dst, const void *src, int bytes) {
+ * sm_80 and up), where `mine`: the first `bytes` (0 .. 16) of src, zeros after them
+ * (gllm_copy16_async_some), or all 16 (gllm_copy16_async); src and dst 16-byte aligned; a
+ * predicated instruction, no branch. gllm_copies_commit closes the thread's copies issued since
+ * the last commit into a group; gllm_copies_wait<N> returns once at most N of its groups are in
+ * flight. The copies of other threads are seen after a barrier (__syncwarp within a warp). */
+__device__ __forceinline__ void gllm_copy16_async_some(void *dst, const void *src, int bytes, bool mine) {
 #if defined(__CUDA_ARCH__)
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"((unsigned)__cvta_generic_to_shared(dst)), "l"(src),
-                 "r"(bytes)
+    asm volatile("{\n\t.reg .pred p;\n\tsetp.ne.b32 p, %3, 0;\n\t@p cp.async.cg.shared.global [%0], [%1], 16, %2;\n\t}" ::"r"(
+                     (unsigned)__cvta_generic_to_shared(dst)),
+                 "l"(src), "r"(bytes), "r"((int)mine)
                  : "memory");
 #else
-    for (int i = 0; i < 16; i++) ((char *)dst)[i] = i < bytes ? ((const char *)src)[i] : 0;
+    for (int i = 0; mine && i < 16; i++) ((char *)dst)[i] = i < bytes ? ((const char *)src)[i] : 0;
+#endif
+}
+__device__ __forceinline__ void gllm_copy16_async(void *dst, const void *src, bool mine) {
+#if defined(__CUDA_ARCH__)
+    asm volatile("{\n\t.reg .pred p;\n\tsetp.ne.b32 p, %2, 0;\n\t@p cp.async.cg.shared.global [%0], [%1], 16;\n\t}" ::"r"(
+                     (unsigned)__cvta_generic_to_shared(dst)),
+                 "l"(src), "r"((int)mine)
+                 : "memory");
+#else
+    for (int i = 0; mine && i < 16; i++) ((char *)dst)[i] = ((const char *)src)[i];
 #endif
 }
 __device__ __forceinline__ void gllm_copies_commit() {
@@ -95,22 +107,26 @@ __device__ __forceinline__ void gllm_gemv_store(const float *s, int rows, const 
  * in slot g % GLLM_STAGES. A row is copied in 16-byte pieces from its start rounded down to 16
  * bytes (it begins in its slot at the remainder, shift[j]); piece i = lane + 32 t of the R rows'
  * PIECES each is this lane's, held as its stage-0 source, the bytes of its row left from there
- * (a copy takes at most 16, none past the row's end: zeros instead) and its place in a slot.
- * Bytes before a row's start are read from its buffer, which must start 16-byte aligned (device
- * allocations and mapped files do). */
+ * and its place in a slot. Stages before `whole` lie within every row, copied 16 bytes a piece;
+ * the others stop at each row's end (zeros after it: nothing past a row is read, and a block
+ * past it is all zeros). Bytes before a row's start are read from its buffer, which must start
+ * 16-byte aligned (device allocations and mapped files do). */
 template <int R, int BB> struct gllm_row_stager {
     enum { GB = GLLM_STAGE_BLOCKS(BB, R), SB = GLLM_STAGE_BYTES(BB, R), PIECES = SB / 16, T = (R * PIECES + 31) / 32, STAGE = GB * BB };
     const char *src[T];
     int left[T], dst[T], shift[R];
-    int stages, lane;
+    int stages, whole, lane;
     char *ring;
 
-    /* rows[j] .. ends[j] (ends[j] = rows[j]: none) of width k into warp_ring (GLLM_STAGES R SB
-     * bytes); the first GLLM_STAGES - 1 stages sent for (before gllm_grid_begin: the weights
-     * need nothing from the kernel before) */
+    /* rows[j] .. ends[j] (ends[j] = rows[j]: none, only after the others) of width k into
+     * warp_ring (GLLM_STAGES R SB bytes); the first GLLM_STAGES - 1 stages sent for (before
+     * gllm_grid_begin: the weights need nothing from the kernel before) */
     __device__ __forceinline__ void begin(const char *const *rows, const char *const *ends, int k, char *warp_ring, int l) {
+        const int row_bytes = k / 32 * BB;
         /* none for a warp past the last row (its first row empty): it leaves no copy in flight */
         stages = ends[0] > rows[0] ? (k / 32 + GB - 1) / GB : 0, lane = l, ring = warp_ring;
+        /* stage g reads up to g STAGE + SB bytes past a row's start rounded down */
+        whole = ends[R - 1] > rows[R - 1] && row_bytes >= SB ? (row_bytes - SB) / STAGE + 1 : 0;
 #pragma unroll
         for (int j = 0; j < R; j++) shift[j] = (int)((uintptr_t)rows[j] & 15);
 #pragma unroll
@@ -124,27 +140,31 @@ template <int R, int BB> struct gllm_row_stager {
             left[t] = (int)(end - src[t]), dst[t] = j * SB + 16 * p;
         }
 #pragma unroll
-        for (int g = 0; g < GLLM_STAGES - 1; g++) send(g);
+        for (int g = 0; g < GLLM_STAGES - 1; g++) send(g, g);
     }
-    /* stage g's copies (none past the last stage), one commit group */
-    __device__ __forceinline__ void send(int g) const {
+    /* stage g's copies into slot s (none past the last stage), one commit group */
+    __device__ __forceinline__ void send(int g, int s) const {
         if (g < stages) {
-            char *slot = ring + (g % GLLM_STAGES) * R * SB;
+            char *slot = ring + s * R * SB;
+            if (g < whole)
 #pragma unroll
-            for (int t = 0; t < T; t++)
-                if (t < T - 1 || lane + 32 * t < R * PIECES)
-                    gllm_copy16_async(slot + dst[t], src[t] + (size_t)g * STAGE, min(max(left[t] - g * STAGE, 0), 16));
+                for (int t = 0; t < T; t++) gllm_copy16_async(slot + dst[t], src[t] + (size_t)g * STAGE, t < T - 1 || lane + 32 * t < R * PIECES);
+            else
+#pragma unroll
+                for (int t = 0; t < T; t++)
+                    gllm_copy16_async_some(slot + dst[t], src[t] + (size_t)g * STAGE, min(max(left[t] - g * STAGE, 0), 16),
+                                           t < T - 1 || lane + 32 * t < R * PIECES);
         }
         gllm_copies_commit();
     }
-    /* stage g in shared memory: stage g + GLLM_STAGES - 1 sent for into the slot read at g - 1,
-     * then the warp's copies of stage g waited for */
-    __device__ __forceinline__ const char *at(int g) const {
+    /* stage g in slot s = g % GLLM_STAGES: stage g + GLLM_STAGES - 1 sent for into the slot read
+     * at g - 1, then the warp's copies of stage g waited for */
+    __device__ __forceinline__ const char *at(int g, int s) const {
         __syncwarp();
-        send(g + GLLM_STAGES - 1);
+        send(g + GLLM_STAGES - 1, (s + GLLM_STAGES - 1) % GLLM_STAGES);
         gllm_copies_wait<GLLM_STAGES - 1>();
         __syncwarp();
-        return ring + (g % GLLM_STAGES) * R * SB;
+        return ring + s * R * SB;
     }
 };
 
