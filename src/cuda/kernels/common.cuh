@@ -267,33 +267,70 @@ __device__ __forceinline__ float gllm_block_reduce(float v, float *red, int is_m
     return r;
 }
 
+/* the first GLLM_X_KEPT values of x (and of nw) a thread takes in a block-wide pass over k values,
+ * x[threadIdx.x + blockDim.x j], loaded at once and kept for a second pass: a short x (up to
+ * 2048 at 256 threads) takes one round trip to memory, not one for the norm's sum and another
+ * for the values (zeros, and nw's ones, past k) */
+enum { GLLM_X_KEPT = 8 };
+__device__ __forceinline__ void gllm_x_kept(const float *x, const float *nw, int k, float *xv, float *wv) {
+#pragma unroll
+    for (int j = 0; j < GLLM_X_KEPT; j++) {
+        const int i = threadIdx.x + blockDim.x * j;
+        xv[j] = i < k ? x[i] : 0.0f, wv[j] = nw && i < k ? nw[i] : 1.0f;
+    }
+}
+
+/* 1 / sqrt(mean(x^2) + eps) over the block, xv the thread's kept values of x, the rest loaded */
+__device__ __forceinline__ float gllm_rms_scale(const float *x, const float *xv, int k, float eps, float *red) {
+    float ss = 0.0f;
+#pragma unroll
+    for (int j = 0; j < GLLM_X_KEPT; j++) ss += xv[j] * xv[j];
+    for (int i = threadIdx.x + blockDim.x * GLLM_X_KEPT; i < k; i += blockDim.x) ss += x[i] * x[i];
+    return rsqrtf(gllm_block_reduce(ss, red, 0) / (float)k + eps);
+}
+
 /* x itself (nw NULL), or x / sqrt(mean(x^2) + eps) * nw written to xs[k] (shared); every thread
  * of the block calls it */
 __device__ __forceinline__ const float *gllm_rmsnorm_to_shared(const float *x, const float *nw, float eps, int k, float *xs,
                                                                float *red) {
     if (!nw) return x;
-    float ss = 0.0f;
-    for (int i = threadIdx.x; i < k; i += blockDim.x) ss += x[i] * x[i];
-    const float scale = rsqrtf(gllm_block_reduce(ss, red, 0) / (float)k + eps);
-    for (int i = threadIdx.x; i < k; i += blockDim.x) xs[i] = x[i] * scale * nw[i];
+    float xv[GLLM_X_KEPT], wv[GLLM_X_KEPT];
+    gllm_x_kept(x, nw, k, xv, wv);
+    const float scale = gllm_rms_scale(x, xv, k, eps, red);
+#pragma unroll
+    for (int j = 0; j < GLLM_X_KEPT; j++)
+        if (threadIdx.x + blockDim.x * j < k) xs[threadIdx.x + blockDim.x * j] = xv[j] * scale * wv[j];
+    for (int i = threadIdx.x + blockDim.x * GLLM_X_KEPT; i < k; i += blockDim.x) xs[i] = x[i] * scale * nw[i];
     __syncthreads();
     return xs;
 }
 /* x (after the RMSNorm when nw) rounded as the CPU's int8 path (act_quant): per 32 values,
  * d = max|x| / 127, codes round(x / d) to nearest even in xq, xd[b] = {d, d * the sum of block
- * b's codes}; a block holding an inf or NaN: codes 0, d NaN. A warp per block of 32, 4 blocks a
- * warp at a time (their loads in flight together: one block after another waited on each
- * load); every thread of the block calls it */
+ * b's codes}; a block holding an inf or NaN: codes 0, d NaN. A warp per block of 32: block
+ * warp + warps j is x[threadIdx.x + blockDim.x j], the thread's kept values (gllm_x_kept) for
+ * j < GLLM_X_KEPT; past them 4 blocks a warp at a time, their loads in flight together. Every
+ * thread of the block calls it */
 __device__ __forceinline__ void gllm_quantize_x_to_shared(const float *x, const float *nw, float eps, int k, int8_t *xq,
                                                           float2 *xd, float *red) {
-    float scale = 1.0f;
-    if (nw) {
-        float ss = 0.0f;
-        for (int i = threadIdx.x; i < k; i += blockDim.x) ss += x[i] * x[i];
-        scale = rsqrtf(gllm_block_reduce(ss, red, 0) / (float)k + eps);
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32, nb = k / 32;
+    float xv[GLLM_X_KEPT], wv[GLLM_X_KEPT];
+    gllm_x_kept(x, nw, k, xv, wv);
+    const float scale = nw ? gllm_rms_scale(x, xv, k, eps, red) : 1.0f;
+    auto round_block = [&](int b, float v) { /* v: this lane's value of block b */
+        const unsigned amax = __reduce_max_sync(0xffffffffu, __float_as_uint(v) & 0x7fffffffu);
+        const float d = __fdiv_rn(__uint_as_float(amax), 127.0f), id = d >= 1.17549435e-38f ? __fdiv_rn(1.0f, d) : 0.0f;
+        const int finite = amax < 0x7f800000u, q = finite ? __float2int_rn(fminf(fmaxf(v * id, -127.0f), 127.0f)) : 0;
+        xq[b * 32 + lane] = (int8_t)q;
+        const int sum = (int)__reduce_add_sync(0xffffffffu, (unsigned)q);
+        const float dd = finite ? d : __uint_as_float(0x7fc00000u);
+        if (lane == 0) xd[b] = make_float2(dd, dd * (float)sum);
+    };
+#pragma unroll
+    for (int j = 0; j < GLLM_X_KEPT; j++) {
+        if (warp + warps * j >= nb) break;
+        round_block(warp + warps * j, nw ? xv[j] * scale * wv[j] : xv[j]);
     }
-    const int lane = threadIdx.x % 32, warps = blockDim.x / 32, nb = k / 32;
-    for (int b0 = threadIdx.x / 32; b0 < nb; b0 += 4 * warps) {
+    for (int b0 = warp + warps * GLLM_X_KEPT; b0 < nb; b0 += 4 * warps) {
         float v[4];
 #pragma unroll
         for (int u = 0; u < 4; u++) {
@@ -302,15 +339,8 @@ __device__ __forceinline__ void gllm_quantize_x_to_shared(const float *x, const 
         }
 #pragma unroll
         for (int u = 0; u < 4; u++) {
-            const int b = b0 + u * warps;
-            if (b >= nb) break;
-            const unsigned amax = __reduce_max_sync(0xffffffffu, __float_as_uint(v[u]) & 0x7fffffffu);
-            const float d = __fdiv_rn(__uint_as_float(amax), 127.0f), id = d >= 1.17549435e-38f ? __fdiv_rn(1.0f, d) : 0.0f;
-            const int finite = amax < 0x7f800000u, q = finite ? __float2int_rn(fminf(fmaxf(v[u] * id, -127.0f), 127.0f)) : 0;
-            xq[b * 32 + lane] = (int8_t)q;
-            const int sum = (int)__reduce_add_sync(0xffffffffu, (unsigned)q);
-            const float dd = finite ? d : __uint_as_float(0x7fc00000u);
-            if (lane == 0) xd[b] = make_float2(dd, dd * (float)sum);
+            if (b0 + u * warps >= nb) break;
+            round_block(b0 + u * warps, v[u]);
         }
     }
     __syncthreads();
