@@ -303,27 +303,37 @@ extern "C" __global__ void __launch_bounds__(GS_T, 1)
     cand += (size_t)blockIdx.x * n;
     if (tid == 0) sh.flag = 0, sh.b = 0;
     __syncthreads();
-    for (int i = tid; i < n; i += GS_T) {
-        float v = x[i];
-        if (isnan(v)) sh.flag = 1;
-        const int c = counts ? counts[i] : 0;
-        if (c) { /* penalties, as the CPU applies them to each distinct history token */
-            if (rep > 0.0f && rep != 1.0f) v = v > 0.0f ? __fdiv_rn(v, rep) : __fmul_rn(v, rep);
-            v = __fsub_rn(__fsub_rn(v, __fmul_rn(freq, (float)c)), pres);
+    /* the logits after the penalties into p, and the thread's argmax of them (the first of the
+     * largest); 8 of the thread's logits loaded at a time, before any is stored: a store between
+     * two loads (p might be x) would wait for the load before it */
+    float bv = -INFINITY;
+    int bi = INT_MAX;
+    for (int base = tid; base < n; base += 8 * GS_T) {
+        float v[8];
+        int c[8];
+#pragma unroll
+        for (int u = 0; u < 8; u++) {
+            const int i = base + u * GS_T;
+            v[u] = i < n ? x[i] : 0.0f, c[u] = counts && i < n ? counts[i] : 0;
         }
-        p[i] = v;
+#pragma unroll
+        for (int u = 0; u < 8; u++) {
+            const int i = base + u * GS_T;
+            if (i >= n) break;
+            if (isnan(v[u])) sh.flag = 1;
+            if (c[u]) { /* penalties, as the CPU applies them to each distinct history token */
+                if (rep > 0.0f && rep != 1.0f)
+                    v[u] = v[u] > 0.0f ? __fdiv_rn(v[u], rep) : __fmul_rn(v[u], rep);
+                v[u] = __fsub_rn(__fsub_rn(v[u], __fmul_rn(freq, (float)c[u])), pres);
+            }
+            p[i] = v[u];
+            if (v[u] > bv) bv = v[u], bi = i;
+        }
     }
     __syncthreads();
     if (sh.flag) {
         if (tid == 0) out[blockIdx.x] = -1;
         return;
-    }
-    /* argmax: the first of the largest */
-    float bv = -INFINITY;
-    int bi = INT_MAX;
-    for (int i = tid; i < n; i += GS_T) {
-        const float v = p[i];
-        if (v > bv) bv = v, bi = i;
     }
     for (int o = 16; o > 0; o >>= 1) {
         const float ov = __shfl_down_sync(0xffffffffu, bv, o);
@@ -369,14 +379,22 @@ extern "C" __global__ void __launch_bounds__(GS_T, 1)
     const float is = __fdiv_rn(1.0f, sh.fred[0]);
     const float pmin = min_p > 0.0f ? __fmul_rn(min_p, is) : 0.0f; /* p[best] = exp(0) / sum */
     const gs_key lo_min = pmin > 0.0f ? (gs_key)__float_as_uint(pmin) << 32 : 1;
-    for (int base = 0; base < n; base += GS_T) { /* normalise; the buckets' counts and masses */
-        const int i = base + tid;
-        float v = 0.0f;
-        if (i < n) p[i] = v = __fmul_rn(p[i], is);
-        if (rank) {
-            const unsigned bits = __float_as_uint(v);
-            gs_hist_add(sh.mass_lo, sh.mass_hi, sh.cnt, min(bits >> 20, GS_NB - 1u), gs_fx_of(bits),
-                        i < n && v > 0.0f);
+    for (int base = 0; base < n;
+         base +=
+         8 * GS_T) { /* normalise (8 loads before a store); the buckets' counts and masses */
+        float v[8];
+#pragma unroll
+        for (int u = 0; u < 8; u++)
+            v[u] = base + u * GS_T + tid < n ? p[base + u * GS_T + tid] : 0.0f;
+#pragma unroll
+        for (int u = 0; u < 8; u++) {
+            const int i = base + u * GS_T + tid;
+            if (i < n) p[i] = v[u] = __fmul_rn(v[u], is);
+            if (rank) {
+                const unsigned bits = __float_as_uint(v[u]);
+                gs_hist_add(sh.mass_lo, sh.mass_hi, sh.cnt, min(bits >> 20, GS_NB - 1u),
+                            gs_fx_of(bits), i < n && v[u] > 0.0f);
+            }
         }
     }
     __syncthreads();
