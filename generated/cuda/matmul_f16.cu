@@ -329,12 +329,24 @@ extern "C" __global__ void __launch_bounds__(128, 4)
 }
 
 /* embedding lookup: out[i][:] = row tokens[i] of the table, widened to f32; tokens come from
- * the step header (hdr[GLLM_HDR_TOKENS + i]). Launch: one block of 256 threads per token. */
+ * the step header (hdr[GLLM_HDR_TOKENS + i]); a thread's 4 values at a time loaded before any is
+ * stored (a store between loads would make each wait for the one before). Launch: one block of
+ * 256 threads per token. */
 extern "C" __global__ void gllm_embed_f16_cuda(const void *table, size_t row_bytes, const int *hdr,
                                                float *out, int dim) {
     gllm_grid_begin();
     const int tok = hdr[GLLM_HDR_TOKENS + blockIdx.x];
     float *o = out + (size_t)blockIdx.x * dim;
     const uint16_t *r = (const uint16_t *)((const char *)table + (size_t)tok * row_bytes);
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) o[i] = gllm_f16_to_f32(r[i]);
+    for (int i0 = threadIdx.x; i0 < dim; i0 += 4 * blockDim.x) {
+        float v[4];
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            const int i = min(i0 + u * (int)blockDim.x, dim - 1);
+            v[u] = gllm_f16_to_f32(r[i]);
+        }
+#pragma unroll
+        for (int u = 0; u < 4; u++)
+            if (i0 + u * (int)blockDim.x < dim) o[i0 + u * blockDim.x] = v[u];
+    }
 }

@@ -507,7 +507,9 @@ extern "C" __global__ void __launch_bounds__(128, 4)
 }
 
 /* embedding lookup: out[i][:] = row tokens[i] of the table, widened to f32; tokens come from
- * the step header (hdr[GLLM_HDR_TOKENS + i]). Launch: one block of 256 threads per token. */
+ * the step header (hdr[GLLM_HDR_TOKENS + i]); a thread's 4 values at a time loaded before any is
+ * stored (a store between loads would make each wait for the one before). Launch: one block of
+ * 256 threads per token. */
 extern "C" __global__ void gllm_embed_q4_1_cuda(const void *table, size_t row_bytes, const int *hdr,
                                                 float *out, int dim) {
     gllm_grid_begin();
@@ -515,11 +517,19 @@ extern "C" __global__ void gllm_embed_q4_1_cuda(const void *table, size_t row_by
     float *o = out + (size_t)blockIdx.x * dim;
     const gllm_block_q4_1 *r =
         (const gllm_block_q4_1 *)((const char *)table + (size_t)tok * row_bytes);
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
-        const gllm_block_q4_1 *blk = r + i / 32;
-        const int t = i % 32;
-        o[i] =
-            gllm_f16_to_f32(blk->d) * (float)(((t) < 16 ? blk->qs[t] & 15 : blk->qs[(t)-16] >> 4)) +
-            gllm_f16_to_f32(blk->m);
+    for (int i0 = threadIdx.x; i0 < dim; i0 += 4 * blockDim.x) {
+        float v[4];
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            const int i = min(i0 + u * (int)blockDim.x, dim - 1);
+            const gllm_block_q4_1 *blk = r + i / 32;
+            const int t = i % 32;
+            v[u] = gllm_f16_to_f32(blk->d) *
+                       (float)(((t) < 16 ? blk->qs[t] & 15 : blk->qs[(t)-16] >> 4)) +
+                   gllm_f16_to_f32(blk->m);
+        }
+#pragma unroll
+        for (int u = 0; u < 4; u++)
+            if (i0 + u * (int)blockDim.x < dim) o[i0 + u * blockDim.x] = v[u];
     }
 }
