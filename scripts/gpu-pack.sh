@@ -6,8 +6,9 @@
 #   peer/   llama.cpp's CUDA build, when bench/peers/cuda_setup.sh has made it.
 # On the device: bash scripts/gpu-check.sh (it unpacks .gpu/pack.tar.xz when present).
 # --models [all]: also the models fetched here (SmolLM2, 98 MB; all: MiniLM's 91 MB too), over a
-# call's 64 MiB, as .gpu/models.partNN of 44 MiB and .gpu/models.sum: carry each part by a call
-# of its own (what earlier calls carried stays on a warm device), models.sum with the pack;
+# call's 64 MiB (the tracked tree, ~28 MiB, counts too), as .gpu/models.partNN of 34 MiB and
+# .gpu/models.sum: carry each part by a call of its own (what earlier calls carried stays on a
+# warm device), models.sum with the first of them (the pack alone first: scripts/gpu-call.sh);
 # gpu-check.sh unpacks them once all have arrived, and the real-model GPU tests run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +16,7 @@ if [ "${1:-}" = --models ]; then
   files=models/SmolLM2-135M-Instruct.Q4_1.gguf
   [ "${2:-}" = all ] && files="$files models/all-MiniLM-L6-v2"
   mkdir -p .gpu && rm -f .gpu/models.part* .gpu/models.sum
-  tar cf - $files | split -b 44M -d - .gpu/models.part
+  tar cf - $files | split -b 34M -d - .gpu/models.part
   (cd .gpu && sha256sum models.part* > models.sum)
   ls -s --block-size=M .gpu/models.part*
 fi
