@@ -91,15 +91,20 @@ __device__ __forceinline__ void gllm_weight_rows(const void *w, size_t row_bytes
 }
 
 /* a decode gemv's outputs, by lane 0: y[row0 + j] = s[j] (+ bias[row0 + j]), or y[row0 + j] +=
- * that (accumulate), for the rows j < rows (4 at most) below n */
+ * that (accumulate), for the rows j < rows (4 at most) below n; every load before a store (a
+ * store between loads would make each wait for the one before) */
 __device__ __forceinline__ void gllm_gemv_store(const float *s, int rows, const float *bias, float *y, int n, int accumulate, int row0,
                                                 int lane) {
+    float v[4];
 #pragma unroll
     for (int j = 0; j < 4; j++)
         if (lane == 0 && j < rows && row0 + j < n) {
-            const float v = s[j] + (bias ? bias[row0 + j] : 0.0f);
-            y[row0 + j] = accumulate ? y[row0 + j] + v : v;
+            v[j] = s[j] + (bias ? bias[row0 + j] : 0.0f);
+            if (accumulate) v[j] = y[row0 + j] + v[j];
         }
+#pragma unroll
+    for (int j = 0; j < 4; j++)
+        if (lane == 0 && j < rows && row0 + j < n) y[row0 + j] = v[j];
 }
 
 /* R weight rows of blocks of BB bytes staged through a warp's ring in shared memory (step.h):
