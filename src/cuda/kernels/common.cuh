@@ -43,10 +43,11 @@ __device__ __forceinline__ char *gllm_warp_ring(void *smem, size_t xbytes, int w
 
 /* Copies of 16 bytes from global to shared memory that run while the thread goes on (cp.async,
  * sm_80 and up), where `mine`: the first `bytes` (0 .. 16) of src, zeros after them
- * (gllm_copy16_async_some), or all 16 (gllm_copy16_async); src and dst 16-byte aligned; a
- * predicated instruction, no branch. gllm_copies_commit closes the thread's copies issued since
- * the last commit into a group; gllm_copies_wait<N> returns once at most N of its groups are in
- * flight. The copies of other threads are seen after a barrier (__syncwarp within a warp). */
+ * (gllm_copy16_async_some), or all 16 (gllm_copy16_async); src and dst 16-byte aligned
+ * (predicated in PTX; ptxas may still branch around it). gllm_copies_commit closes the
+ * thread's copies issued since the last commit into a group; gllm_copies_wait<N> returns once
+ * at most N of its groups are in flight. The copies of other threads are seen after a barrier
+ * (__syncwarp within a warp). */
 __device__ __forceinline__ void gllm_copy16_async_some(void *dst, const void *src, int bytes, bool mine) {
 #if defined(__CUDA_ARCH__)
     asm volatile("{\n\t.reg .pred p;\n\tsetp.ne.b32 p, %3, 0;\n\t@p cp.async.cg.shared.global [%0], [%1], 16, %2;\n\t}" ::"r"(
