@@ -8,21 +8,20 @@
 /* Paged KV cache of f16 elements (layout: gllm_kv_offset in common.cuh); row i of a step
  * belongs to the sequence and slot of the step header (step.h). */
 /* RoPE on the step's q (in place) and k, and K, V into row i's slot: q [n][n_heads][hd],
- * k, v [n][n_kv][hd]; pairs (2p, 2p + 1), or (p, p + rot/2) when neox, rotated by
- * pos * inv_freq[p] (angle in double, as the CPU), pos the header's position of row i (else
- * its slot). qn, kn (both or neither, n_heads + n_kv <= 256): each head of q and k is first
- * RMS-normalised with these weights (Qwen3's q/k norm). Launch: one block of 128 threads per row.
- */
+ * k, v [n][n_kv][hd]; pairs (2p, 2p + 1), or (p, p + rot/2) when neox, rotated by row i's
+ * table rope + i rot (gllm_rope_table_row). qn, kn (both or neither, n_heads + n_kv <= 256): each
+ * head of q and k is first RMS-normalised with these weights (Qwen3's q/k norm). Launch: one block
+ * of 128 threads per row. */
 extern "C" __global__ void gllm_rope_kv_f16_cuda(float *q, const float *k, const float *v,
                                                  uint16_t *K, uint16_t *V, const int *tables,
                                                  int table_stride, const int *hdr, int n_heads,
                                                  int n_kv, int hd, int page_shift, int rot,
-                                                 int neox, const float *inv_freq, const float *qn,
+                                                 int neox, const float *rope, const float *qn,
                                                  const float *kn, float norm_eps) {
     gllm_grid_begin();
     __shared__ float norm[256]; /* per head of q, then of k: its scale (1 without norms) */
     const int i = blockIdx.x, half = rot / 2, slot = hdr[hdr[GLLM_HDR_SLOTS] + i];
-    const double pos = gllm_row_pos(hdr, i, slot);
+    const float *cs = rope + (size_t)i * rot;
     float *qi = q + (size_t)i * n_heads * hd;
     const float *ki = k + (size_t)i * n_kv * hd;
     for (int hh = threadIdx.x / 32; qn && hh < n_heads + n_kv;
@@ -46,8 +45,7 @@ extern "C" __global__ void gllm_rope_kv_f16_cuda(float *q, const float *k, const
         const int p = neox ? d % half : d / 2;
         const int a = neox ? p : 2 * p, b = neox ? p + half : 2 * p + 1;
         if (d != a) continue; /* the pair's first element's thread takes both */
-        float c, s;
-        gllm_rope_angle(d, rot, neox, pos, inv_freq, &c, &s);
+        const float c = cs[p], s = cs[half + p];
         const float x0 = qn ? r[a] * sc * qn[a] : r[a], x1 = qn ? r[b] * sc * qn[b] : r[b];
         r[a] = x0 * c - x1 * s;
         r[b] = x0 * s + x1 * c;
@@ -56,7 +54,7 @@ extern "C" __global__ void gllm_rope_kv_f16_cuda(float *q, const float *k, const
     for (int e = threadIdx.x; e < n_kv * hd; e += blockDim.x) {
         const int d = e % hd, hh = e / hd;
         float c = 1.0f, s = 0.0f;
-        if (d < rot) gllm_rope_angle(d, rot, neox, pos, inv_freq, &c, &s);
+        if (d < rot) gllm_rope_cs(cs, d, rot, neox, &c, &s);
         const float kd = gllm_rope_dim(ki + (size_t)hh * hd, d, rot, neox, c, s,
                                        qn ? norm[n_heads + hh] : 1.0f, qn ? kn : NULL);
         const size_t o = gllm_kv_offset(table, slot, hh, n_kv, hd, page_shift) + d;
@@ -95,7 +93,6 @@ gllm_attn_body_f16_cuda(const float *q, uint16_t *K, uint16_t *V, const int *tab
     __shared__ float sm[4][H][MX + 2];            /* per warp and head: acc[hd], max, sum */
     __shared__ __align__(16) float sq[H][MX];     /* the heads' q, scaled (rotated, normalised) */
     __shared__ __align__(16) uint16_t skv[2][MX]; /* a decode row's own key and value */
-    __shared__ float rc[MX], rs[MX];              /* its rotation per dim */
     const int group = n_heads / n_kv, chunks = (group + H - 1) / H, kvh = blockIdx.x / chunks;
     const int h0 = kvh * group + blockIdx.x % chunks * H, nh = min(H, (kvh + 1) * group - h0);
     const int y = blockIdx.y, i = hdr[GLLM_HDR_ROWS] ? hdr[hdr[GLLM_HDR_ROWS] + y] : y,
@@ -150,9 +147,9 @@ gllm_attn_body_f16_cuda(const float *q, uint16_t *K, uint16_t *V, const int *tab
         }
     };
     /* the warp's first round in flight while q (and a decode row's own key) are staged: loads of
-     * q, k, v and the rotation's angles first, one barrier, then the rotations (and norms) in
-     * shared memory; sq holds q unrotated meanwhile, sm[0][0] the own key (the merge buffer, unused
-     * till then) */
+     * q, k, v and the rotation's cosines and sines first, one barrier, then the rotations (and
+     * norms) in shared memory; sq holds q unrotated meanwhile, sm[0][0] the own key (the merge
+     * buffer, unused till then) */
     int jb = j0 + warp * KU * kpw;
     pages(jb);
     load(jb);
@@ -161,7 +158,8 @@ gllm_attn_body_f16_cuda(const float *q, uint16_t *K, uint16_t *V, const int *tab
                first = f.k && blockIdx.x % chunks == 0 && split == 0;
     const bool fresh = (own || first) && warp == 0; /* this warp makes the own key and value */
     const int own_page = fresh && first ? table[(len - 1) >> page_shift] : 0;
-    float xq[HPW][DPL], xk[DPL], xv[DPL];
+    float xq[HPW][DPL], xk[DPL], xv[DPL], rc[DPL],
+        rs[DPL]; /* and the rotation of the lane's dims */
 #pragma unroll
     for (int t = 0; t < DPL; t++) {
         const int d = lane + 32 * t;
@@ -172,11 +170,10 @@ gllm_attn_body_f16_cuda(const float *q, uint16_t *K, uint16_t *V, const int *tab
         }
         xk[t] = fresh && d < hd ? f.k[((size_t)i * n_kv + kvh) * hd + d] : 0.0f;
         xv[t] = fresh && d < hd ? f.v[((size_t)i * n_kv + kvh) * hd + d] : 0.0f;
+        rc[t] = 1.0f, rs[t] = 0.0f;
+        if (f.k && d < f.rot)
+            gllm_rope_cs(f.rope + (size_t)i * f.rot, d, f.rot, f.neox, &rc[t], &rs[t]);
     }
-    if (f.k)
-        for (int d = threadIdx.x; d < f.rot; d += blockDim.x)
-            gllm_rope_angle(d, f.rot, f.neox, gllm_row_pos(hdr, i, len - 1), f.inv_freq, &rc[d],
-                            &rs[d]);
 #pragma unroll
     for (int t = 0; t < DPL; t++) {
         const int d = lane + 32 * t;
@@ -203,10 +200,9 @@ gllm_attn_body_f16_cuda(const float *q, uint16_t *K, uint16_t *V, const int *tab
 #pragma unroll
             for (int t = 0; t < DPL; t++) {
                 const int d = lane + 32 * t;
-                r[t] = d < hd ? gllm_rope_dim(sq[g], d, f.rot, f.neox, d < f.rot ? rc[d] : 1.0f,
-                                              d < f.rot ? rs[d] : 0.0f, sc, f.qn) *
-                                    scale
-                              : 0.0f;
+                r[t] = d < hd
+                           ? gllm_rope_dim(sq[g], d, f.rot, f.neox, rc[t], rs[t], sc, f.qn) * scale
+                           : 0.0f;
             }
             __syncwarp(); /* the head's q read before it is rotated in place */
 #pragma unroll
@@ -227,8 +223,7 @@ gllm_attn_body_f16_cuda(const float *q, uint16_t *K, uint16_t *V, const int *tab
                 const int d = lane + 32 * t;
                 if (d >= hd) break;
                 const uint16_t kc = gllm_f32_to_f16(
-                    gllm_rope_dim(sm[0][0], d, f.rot, f.neox, d < f.rot ? rc[d] : 1.0f,
-                                  d < f.rot ? rs[d] : 0.0f, sc, f.kn));
+                    gllm_rope_dim(sm[0][0], d, f.rot, f.neox, rc[t], rs[t], sc, f.kn));
                 const uint16_t vc = gllm_f32_to_f16(xv[t]);
                 skv[0][d] = kc, skv[1][d] = vc;
                 if (first) K[o + d] = kc, V[o + d] = vc;

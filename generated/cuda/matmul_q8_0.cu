@@ -484,11 +484,14 @@ extern "C" __global__ void __launch_bounds__(128, 4)
 
 /* embedding lookup: out[i][:] = row tokens[i] of the table, widened to f32; tokens come from
  * the step header (hdr[GLLM_HDR_TOKENS + i]); a thread's 4 values at a time loaded before any is
- * stored (a store between loads would make each wait for the one before). Launch: one block of
- * 256 threads per token. */
+ * stored (a store between loads would make each wait for the one before). The step's first
+ * kernel, it makes row i's rotation table too where rope is given (gllm_rope_table_row; the
+ * encoder's steps have none). Launch: one block of 256 threads per token. */
 extern "C" __global__ void gllm_embed_q8_0_cuda(const void *table, size_t row_bytes, const int *hdr,
-                                                float *out, int dim) {
+                                                float *out, int dim, int rot, const float *inv_freq,
+                                                float *rope) {
     gllm_grid_begin();
+    if (rope) gllm_rope_table_row(hdr, blockIdx.x, rot, inv_freq, rope + (size_t)blockIdx.x * rot);
     const int tok = hdr[GLLM_HDR_TOKENS + blockIdx.x];
     float *o = out + (size_t)blockIdx.x * dim;
     const gllm_block_q8_0 *r =

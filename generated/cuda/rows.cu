@@ -124,6 +124,14 @@ extern "C" __global__ void gllm_gather_rows_cuda(const float *x, const int *hdr,
     for (int i = threadIdx.x; i < n; i += blockDim.x) y[(size_t)blockIdx.x * n + i] = xr[i];
 }
 
+/* the step's rotation tables, rope [rows][rot] (gllm_rope_table_row), where no embedding lookup
+ * makes them (a block of layers on given rows). Launch: one block of 32 threads per row. */
+extern "C" __global__ void gllm_rope_table_cuda(const int *hdr, int rot, const float *inv_freq,
+                                                float *rope) {
+    gllm_grid_begin();
+    gllm_rope_table_row(hdr, blockIdx.x, rot, inv_freq, rope + (size_t)blockIdx.x * rot);
+}
+
 /* A tree step's accepted path in the paged KV cache (any element type, moved as 16-bit units,
  * row_units per slot row): for i < n in order, slot moves[0] + moves[1 + i] goes to slot
  * moves[0] + i (moves[1 + i] ascending, >= i: no move reads a slot an earlier one wrote, but

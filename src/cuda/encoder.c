@@ -136,7 +136,9 @@ gllm_status gllm_cuda_encode(gllm_cuda_encoder *e, const gllm_encoder_item *item
         switch (t->kind) {
         case STEP_EMBED: {
             size_t rb = gllm_row_bytes(t->dtype, t->k);
-            void *args[] = {&w, &rb, &e->hdr, &o, &k};
+            int rot = 0;
+            CUdeviceptr none = 0; /* no RoPE */
+            void *args[] = {&w, &rb, &e->hdr, &o, &k, &rot, &none, &none};
             s = gllm_cuda_run(c, EMBED[t->dtype], (unsigned)rows, 1, 1, 256, 0, args);
             break;
         }

@@ -122,6 +122,7 @@ gllm_status gllm_cuda_model_init(gllm_cuda_model *cm, gllm_cuda *c, const gllm_p
     if (s == GLLM_OK) s = gllm_cuda_check(c, c->drv.cuMemsetD32Async(cm->count, 0, ATTN_SPLIT_ROWS * p->n_heads, c->stream), "clearing");
     if (s == GLLM_OK) s = gllm_cuda_alloc(c, p->rot / 2 * sizeof(float), &cm->inv_freq);
     if (s == GLLM_OK) s = gllm_cuda_upload(c, cm->inv_freq, p->inv_freq, p->rot / 2 * sizeof(float));
+    if (s == GLLM_OK) s = gllm_cuda_alloc(c, max_rows * p->rot * sizeof(float), &cm->rope);
     if (s == GLLM_OK) s = gllm_cuda_sync(c);
     if (s == GLLM_OK) s = gllm_cuda_alloc(c, header_ints(max_rows) * sizeof(int32_t), &cm->hdr);
     if (s == GLLM_OK && !(cm->hdr_host = malloc(header_ints(max_rows) * sizeof(int32_t))))
@@ -139,7 +140,7 @@ void gllm_cuda_model_free(gllm_cuda_model *cm) {
     for (int i = 0; i < GLLM_CUDA_GRAPHS; i++)
         if (cm->graph[i].exec) cm->c->drv.cuGraphExecDestroy(cm->graph[i].exec);
     if (cm->mapped) gllm_cuda_unmap(cm->c, cm->host, cm->registered);
-    CUdeviceptr all[] = {cm->mapped ? 0 : cm->weights, cm->k, cm->v, cm->up, cm->scratch, cm->part, cm->count, cm->inv_freq, cm->hdr};
+    CUdeviceptr all[] = {cm->mapped ? 0 : cm->weights, cm->k, cm->v, cm->up, cm->scratch, cm->part, cm->count, cm->inv_freq, cm->rope, cm->hdr};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) gllm_cuda_free(cm->c, all[i]);
     for (int b = 0; b < BUF_COUNT; b++) gllm_cuda_free(cm->c, cm->buf[b]);
     free(cm->hdr_host);
@@ -300,8 +301,8 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t first
         case STEP_EMBED: {
             CUdeviceptr w = dev(cm, t->w);
             size_t rb = gllm_row_bytes(t->dtype, t->k);
-            int dim = (int)t->k;
-            void *args[] = {&w, &rb, &cm->hdr, &out, &dim};
+            int dim = (int)t->k, rot = (int)p->rot;
+            void *args[] = {&w, &rb, &cm->hdr, &out, &dim, &rot, &cm->inv_freq, &cm->rope};
             s = launch(cm, EMBED[t->dtype], (unsigned)n, 1, 256, args);
             break;
         }
@@ -339,7 +340,7 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t first
             CUdeviceptr qn = fuse ? dev(cm, w->q_norm) : 0, kn = fuse ? dev(cm, w->k_norm) : 0;
             float neps = w->norm_eps;
             void *args[] = {&out, &cm->k, &cm->v, &kl, &vl, (void *)&kv->tables, (void *)&stride, &cm->hdr, (void *)&heads,
-                            (void *)&n_kv, (void *)&hd, (void *)&shift, &rot, &neox, &cm->inv_freq, &qn, &kn, &neps};
+                            (void *)&n_kv, (void *)&hd, (void *)&shift, &rot, &neox, &cm->rope, &qn, &kn, &neps};
             s = launch(cm, ROPE_KV[kv->dtype], (unsigned)n, 1, 128, args);
             break;
         }
@@ -348,7 +349,7 @@ static gllm_status run(gllm_cuda_model *cm, const gllm_cuda_kv *kv, size_t first
             gllm_fresh_kv f = {0};
             if (cm->decode)
                 f = (gllm_fresh_kv){(const float *)cm->k, (const float *)cm->v,
-                                    (const float *)cm->inv_freq, (const float *)dev(cm, qkv.q_norm),
+                                    (const float *)cm->rope, (const float *)dev(cm, qkv.q_norm),
                                     (const float *)dev(cm, qkv.k_norm), (int)p->rot, p->neox, qkv.norm_eps};
             if (cm->attn_tiles) { /* flash attention on tensor cores */
                 void *args[] = {&in, &kl, &vl, (void *)&kv->tables, (void *)&stride, &cm->hdr, (void *)&heads,
@@ -565,6 +566,11 @@ gllm_status gllm_cuda_block(gllm_cuda_model *cm, size_t first, size_t last, cons
     if (s == GLLM_OK && x) s = gllm_cuda_upload(c, cm->buf[BUF_X], x, n * p->width[BUF_X] * sizeof(float));
     if (s == GLLM_OK) s = header(cm, &item, 1, NULL, NULL, n, 0); /* an f32 cache: CUDA cores */
     cm->decode = 0;                                                  /* RoPE before the attention: the block may end there */
+    if (s == GLLM_OK && kv.n_pages) { /* the rotation tables the embedding lookup makes in a whole step */
+        int rot = (int)p->rot;
+        void *args[] = {&cm->hdr, &rot, &cm->inv_freq, &cm->rope};
+        s = launch(cm, "gllm_rope_table_cuda", (unsigned)n, 1, 32, args);
+    }
     if (s == GLLM_OK) s = run(cm, &kv, first, last, n, logits, n);
     if (s == GLLM_OK) s = gllm_cuda_download(c, out, head ? logits : cm->buf[BUF_X], n * width * sizeof(float));
     gllm_cuda_sync(c); /* nothing left running on what is freed */

@@ -27,6 +27,7 @@ typedef struct {
     int mapped, registered; /* weights: the host's pages used in place (gllm_cuda_map), else a device copy */
     size_t max_rows;
     CUdeviceptr buf[BUF_COUNT], k, v, up, inv_freq, hdr;
+    CUdeviceptr rope; /* the step's rows' rotation tables, [max_rows][rot] (gllm_rope_table_row) */
     CUdeviceptr scratch; /* gemms on tensor cores: their rounded x (gllm_cuda_gemm_scratch); 0 without */
     CUdeviceptr part, count; /* decode attention: per-split partials, splits done per head */
     int32_t *hdr_host;

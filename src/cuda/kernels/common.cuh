@@ -239,20 +239,26 @@ __device__ __forceinline__ size_t gllm_kv_offset(const int *table, int j, int kv
     return gllm_kv_page_offset(table[j >> page_shift], j, kvh, n_kv, hd, page_shift);
 }
 
-/* the position of step row i at this slot: the header's, else the slot */
-__device__ __forceinline__ double gllm_row_pos(const int *hdr, int i, int slot) {
-    return (double)(hdr[GLLM_HDR_POS] ? hdr[hdr[GLLM_HDR_POS] + i] : slot);
+/* row i's rotation table, as the CPU's gllm_rope_cos_sin: cs[p] and cs[rot/2 + p] the cosine and
+ * sine of pos * inv_freq[p] (the angle in double), pos the header's position of row i (else its
+ * slot); the block's threads over the pairs. Made once per step, read by every layer. */
+__device__ __forceinline__ void gllm_rope_table_row(const int *hdr, int i, int rot, const float *inv_freq, float *cs) {
+    const double pos = hdr[GLLM_HDR_POS] ? hdr[hdr[GLLM_HDR_POS] + i] : hdr[hdr[GLLM_HDR_SLOTS] + i];
+    for (int p = threadIdx.x; p < rot / 2; p += blockDim.x) {
+        double sd, cd;
+        sincos(pos * inv_freq[p], &sd, &cd);
+        cs[p] = (float)cd, cs[rot / 2 + p] = (float)sd;
+    }
 }
 
-/* RoPE of dim d (< rot) at pos: the cosine and sine of pos * inv_freq[p], p its pair (2p, 2p + 1),
- * or (p, p + rot/2) when neox; the angle in double, as the CPU's */
-__device__ __forceinline__ void gllm_rope_angle(int d, int rot, int neox, double pos, const float *inv_freq, float *c, float *s) {
-    double sd, cd;
-    sincos(pos * inv_freq[neox ? d % (rot / 2) : d / 2], &sd, &cd);
-    *c = (float)cd, *s = (float)sd;
+/* the rotation of dim d (< rot) in a row's table cs: its pair's (2p, 2p + 1, or p, p + rot/2 when
+ * neox) cosine and sine */
+__device__ __forceinline__ void gllm_rope_cs(const float *cs, int d, int rot, int neox, float *c, float *s) {
+    const int p = neox ? d % (rot / 2) : d / 2;
+    *c = cs[p], *s = cs[rot / 2 + p];
 }
 
-/* element d of head x after RoPE by (c, s) of gllm_rope_angle (dims from rot on as they are), x
+/* element d of head x after RoPE by (c, s) of gllm_rope_cs (dims from rot on as they are), x
  * first scaled by sc * w (a q/k norm) when w */
 __device__ __forceinline__ float gllm_rope_dim(const float *x, int d, int rot, int neox, float c, float s, float sc, const float *w) {
     const float xd = w ? x[d] * sc * w[d] : x[d];

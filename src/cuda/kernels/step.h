@@ -25,7 +25,7 @@ enum {
  * of its blocks writes them to the cache. Passed by value. */
 typedef struct {
     const float *k, *v;   /* [rows][n_kv][hd] */
-    const float *inv_freq; /* [rot / 2] */
+    const float *rope;     /* [rows][rot]: the rows' rotation tables (gllm_rope_table_row) */
     const float *qn, *kn;
     int rot, neox;
     float norm_eps;
