@@ -507,49 +507,64 @@ static void batch_both(side *cpu, side *gpu, const gllm_batch_item *items, size_
  * logits row close to the CPU's on the f32 twin of the model (the same weight values: the
  * GPU widens block weights and keeps f32 activations, the CPU's int8 path would round them),
  * and the GPU's greedy id = argmax of its row */
+/* arch's synthetic model in t and its f32 twin, a prompt of 37 tokens then greedy decode steps
+ * (both sides taking the CPU's choice): the GPU's logits within the cache type's tolerance of
+ * the CPU's each step, and its greedy choice the first of its largest logits; decode gemvs of
+ * gemv_rows rows per warp */
+static void generation_matches(const char *arch, gllm_dtype t, gllm_dtype kvt, const char *gemv_rows, int steps) {
+    setenv("GLLM_CUDA_TENSOR_CORES", "0", 1); /* f32 activations, as the CPU twin */
+    twins tw;
+    twins_open(&tw, arch, t);
+    side cpu, gpu;
+    setenv("GLLM_CUDA_GEMV_ROWS", gemv_rows, 1);
+    side_open(&cpu, "cpu", tw.twin, kvt), side_open(&gpu, "cuda:0", tw.m, kvt);
+    unsetenv("GLLM_CUDA_GEMV_ROWS");
+    const double tol = kvt == GLLM_DTYPE_F16 ? 5e-3 : 1e-4;
+    int32_t tok[37];
+    for (int i = 0; i < 37; i++) tok[i] = (int32_t)((i * 7 + 3) % VOCAB);
+    float *lc = malloc(VOCAB * 4), *lg = malloc(VOCAB * 4);
+    gllm_logits *xc, *xg;
+    size_t n = 37;
+    const gllm_sampling greedy = {.temperature = 0, .top_p = 1, .repetition_penalty = 1};
+    for (int step = 0; step < steps; step++) {
+        cr_assert_eq(gllm_generator_forward(cpu.g, cpu.kv, cpu.seq, tok, n, NULL, &xc), GLLM_OK);
+        cr_assert_eq(gllm_generator_forward(gpu.g, gpu.kv, gpu.seq, tok, n, NULL, &xg), GLLM_OK, "%s", gllm_last_error());
+        cr_assert_eq(gllm_logits_read(xc, lc, VOCAB), GLLM_OK);
+        cr_assert_eq(gllm_logits_read(xg, lg, VOCAB), GLLM_OK, "%s", gllm_last_error());
+        const double e = rel_err(lg, lc, VOCAB);
+        cr_assert(e <= tol, "%s %s kv %s step %d: error %.3g > %.3g", arch, gllm_dtype_name(t), gllm_dtype_name(kvt), step, e, tol);
+        int32_t idg, idc;
+        cr_assert_eq(gllm_sample(gpu.g, xg, &greedy, NULL, 0, 0, &idg), GLLM_OK, "%s", gllm_last_error());
+        size_t best = 0;
+        for (size_t i = 1; i < VOCAB; i++) best = lg[i] > lg[best] ? i : best;
+        cr_assert_eq(idg, (int32_t)best, "greedy on the GPU is the first of the largest");
+        cr_assert_eq(gllm_sample(cpu.g, xc, &greedy, NULL, 0, 0, &idc), GLLM_OK);
+        tok[0] = idc, n = 1; /* both continue with the CPU's choice */
+    }
+    free(lc), free(lg);
+    side_close(&cpu), side_close(&gpu);
+    twins_close(&tw);
+}
+
 Test(cuda, generator_matches_cpu) {
     if (!has_gpu()) cr_skip_test("no GPU");
-    setenv("GLLM_CUDA_TENSOR_CORES", "0", 1); /* f32 activations, as the CPU twin */
     const char *archs[3] = {"llama", "qwen2", "qwen3"};
     const gllm_dtype dts[5] = {GLLM_DTYPE_F32, GLLM_DTYPE_BF16, GLLM_DTYPE_Q8_0, GLLM_DTYPE_Q4_0, GLLM_DTYPE_Q4_1};
-    for (int a = 0; a < 3; a++)
-        for (int d = 0; d < 5; d++) {
-            twins tw;
-            twins_open(&tw, archs[a], dts[d]);
-            gllm_model *m = tw.m, *twin = tw.twin;
-            const gllm_dtype kvt = d % 2 ? GLLM_DTYPE_F16 : GLLM_DTYPE_F32;
-            side cpu, gpu;
-            /* decode gemvs of 1, 2 and 4 rows per warp: each dtype takes all three over the archs */
-            setenv("GLLM_CUDA_GEMV_ROWS", (const char *[]){"1", "2", "4"}[(a * 5 + d) % 3], 1);
-            side_open(&cpu, "cpu", twin, kvt), side_open(&gpu, "cuda:0", m, kvt);
-            unsetenv("GLLM_CUDA_GEMV_ROWS");
-            const double tol = kvt == GLLM_DTYPE_F16 ? 5e-3 : 1e-4;
-            int32_t tok[37];
-            for (int i = 0; i < 37; i++) tok[i] = (int32_t)((i * 7 + 3) % VOCAB);
-            float *lc = malloc(VOCAB * 4), *lg = malloc(VOCAB * 4);
-            gllm_logits *xc, *xg;
-            size_t n = 37;
-            const gllm_sampling greedy = {.temperature = 0, .top_p = 1, .repetition_penalty = 1};
-            for (int step = 0; step < 25; step++) {
-                cr_assert_eq(gllm_generator_forward(cpu.g, cpu.kv, cpu.seq, tok, n, NULL, &xc), GLLM_OK);
-                cr_assert_eq(gllm_generator_forward(gpu.g, gpu.kv, gpu.seq, tok, n, NULL, &xg), GLLM_OK, "%s", gllm_last_error());
-                cr_assert_eq(gllm_logits_read(xc, lc, VOCAB), GLLM_OK);
-                cr_assert_eq(gllm_logits_read(xg, lg, VOCAB), GLLM_OK, "%s", gllm_last_error());
-                const double e = rel_err(lg, lc, VOCAB);
-                cr_assert(e <= tol, "%s %s kv %s step %d: error %.3g > %.3g", archs[a], gllm_dtype_name(dts[d]),
-                          gllm_dtype_name(kvt), step, e, tol);
-                int32_t idg, idc;
-                cr_assert_eq(gllm_sample(gpu.g, xg, &greedy, NULL, 0, 0, &idg), GLLM_OK, "%s", gllm_last_error());
-                size_t best = 0;
-                for (size_t i = 1; i < VOCAB; i++) best = lg[i] > lg[best] ? i : best;
-                cr_assert_eq(idg, (int32_t)best, "greedy on the GPU is the first of the largest");
-                cr_assert_eq(gllm_sample(cpu.g, xc, &greedy, NULL, 0, 0, &idc), GLLM_OK);
-                tok[0] = idc, n = 1; /* both continue with the CPU's choice */
-            }
-            free(lc), free(lg);
-            side_close(&cpu), side_close(&gpu);
-            twins_close(&tw);
-        }
+    for (int a = 0; a < 3; a++) /* decode gemvs of 1, 2 and 4 rows per warp: each dtype takes all three over the archs */
+        for (int d = 0; d < 5; d++)
+            generation_matches(archs[a], dts[d], d % 2 ? GLLM_DTYPE_F16 : GLLM_DTYPE_F32, (const char *[]){"1", "2", "4"}[(a * 5 + d) % 3], 25);
+}
+
+/* RoPE on part of each head (rope.dimension_count below the head dim; the dims past it as they
+ * are), in the prefill's RoPE kernel and the decode attention: interleaved pairs (llama) and
+ * halves (qwen3, with its q/k norms) */
+Test(cuda, partial_rotary_matches_cpu) {
+    if (!has_gpu()) cr_skip_test("no GPU");
+    const synth_key rot[] = {{"rope.dimension_count", 1, (double)(HD / 2 + 2)}, {NULL, 0, 0}}, *old = EXTRA_KEYS;
+    EXTRA_KEYS = rot;
+    generation_matches("llama", GLLM_DTYPE_F32, GLLM_DTYPE_F32, "1", 6);
+    generation_matches("qwen3", GLLM_DTYPE_Q8_0, GLLM_DTYPE_F16, "2", 6);
+    EXTRA_KEYS = old;
 }
 
 /* decode over x rounded to int8 (the default for block formats) against the CPU's int8 path on
