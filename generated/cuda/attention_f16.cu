@@ -95,21 +95,21 @@ gllm_attn_body_f16_cuda(const float *q, uint16_t *K, uint16_t *V, const int *tab
     __shared__ __align__(16) uint16_t skv[2][MX]; /* a decode row's own key and value */
     const int group = n_heads / n_kv, chunks = (group + H - 1) / H, kvh = blockIdx.x / chunks;
     const int h0 = kvh * group + blockIdx.x % chunks * H, nh = min(H, (kvh + 1) * group - h0);
-    const int y = blockIdx.y, i = hdr[GLLM_HDR_ROWS] ? hdr[hdr[GLLM_HDR_ROWS] + y] : y,
-              split = blockIdx.z;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32,
-              len = hdr[hdr[GLLM_HDR_SLOTS] + i] + 1;
+    /* the header's fields, then the row's, each round of loads at once (the next waits for it) */
+    const int f_rows = hdr[GLLM_HDR_ROWS], f_slots = hdr[GLLM_HDR_SLOTS],
+              f_seqs = hdr[GLLM_HDR_SEQS], f_tree = hdr[GLLM_HDR_TREE];
+    const int y = blockIdx.y, i = f_rows ? hdr[f_rows + y] : y, split = blockIdx.z;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, len = hdr[f_slots + i] + 1,
+              prefix = hdr[f_slots], seq = hdr[f_seqs + i];
+    const int *table = tables + (size_t)seq * table_stride;
     /* the splits this row's length fills, GLLM_ATTN_SPLIT_KEYS keys or more each: the others end
-     * here */
+     * here (the loaded values, never negative, in the test: else their loads wait till after it) */
     const int splits = min((int)gridDim.z, (len + GLLM_ATTN_SPLIT_KEYS - 1) / GLLM_ATTN_SPLIT_KEYS),
               per = (len + splits - 1) / splits;
-    if (split >= splits) return;
+    if (split >= splits || (seq | prefix | f_tree) < 0) return;
     const int j0 = split * per, j1 = min(len, j0 + per);
-    const int *table = tables + (size_t)hdr[hdr[GLLM_HDR_SEQS] + i] * table_stride;
-    const int prefix = hdr[hdr[GLLM_HDR_SLOTS]];
-    const unsigned *tree = hdr[GLLM_HDR_TREE] ? (const unsigned *)hdr + hdr[GLLM_HDR_TREE] +
-                                                    (size_t)i * ((gridDim.y + 31) / 32)
-                                              : NULL;
+    const unsigned *tree =
+        f_tree ? (const unsigned *)hdr + f_tree + (size_t)i * ((gridDim.y + 31) / 32) : NULL;
     const int nc = hd / EPL; /* chunks of a row */
     int lpk = 1;             /* lanes per key: nc rounded up to a power of two, 32 at most */
     while (lpk < nc && lpk < 32) lpk *= 2;
@@ -341,12 +341,10 @@ gllm_attn_body_f16_cuda(const float *q, uint16_t *K, uint16_t *V, const int *tab
     }
     if (splits == 1) return;
     __shared__ int last;
-    __threadfence(); /* this split's partials are visible before it is counted */
-    __syncthreads();
-    if (threadIdx.x == 0) last = atomicAdd(&count[y * n_heads + h0], 1) == splits - 1;
+    __syncthreads(); /* the block's partials written before it is counted */
+    if (threadIdx.x == 0) last = gllm_arrive(&count[y * n_heads + h0]) == splits - 1;
     __syncthreads();
     if (!last) return;
-    __threadfence();
     /* each head's splits weighed by exp(their max - the largest), a warp a head and its lanes
      * over the splits, then every (head, dim) of out summed over the splits by all threads (one
      * thread a head, looping over splits then dims, waited on each load in turn) */

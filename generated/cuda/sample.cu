@@ -303,9 +303,11 @@ extern "C" __global__ void __launch_bounds__(GS_T, 1)
     cand += (size_t)blockIdx.x * n;
     if (tid == 0) sh.flag = 0, sh.b = 0;
     __syncthreads();
-    /* the logits after the penalties into p, and the thread's argmax of them (the first of the
-     * largest); 8 of the thread's logits loaded at a time, before any is stored: a store between
-     * two loads (p might be x) would wait for the load before it */
+    /* the logits after the penalties into p (unless greedy: then nothing reads them), and the
+     * thread's argmax of them (the first of the largest); 8 of the thread's logits loaded at a
+     * time, before any is stored: a store between two loads (p might be x) would wait for the
+     * load before it */
+    const bool greedy = temperature <= 0.0f || top_k == 1;
     float bv = -INFINITY;
     int bi = INT_MAX;
     for (int base = tid; base < n; base += 8 * GS_T) {
@@ -326,7 +328,7 @@ extern "C" __global__ void __launch_bounds__(GS_T, 1)
                     v[u] = v[u] > 0.0f ? __fdiv_rn(v[u], rep) : __fmul_rn(v[u], rep);
                 v[u] = __fsub_rn(__fsub_rn(v[u], __fmul_rn(freq, (float)c[u])), pres);
             }
-            p[i] = v[u];
+            if (!greedy) p[i] = v[u];
             if (v[u] > bv) bv = v[u], bi = i;
         }
     }
@@ -352,7 +354,7 @@ extern "C" __global__ void __launch_bounds__(GS_T, 1)
     const float bestv = sh.fred[0];
     const int best = sh.best;
     __syncthreads();
-    if (bestv == -INFINITY || temperature <= 0.0f || top_k == 1) {
+    if (bestv == -INFINITY || greedy) {
         if (tid == 0) out[blockIdx.x] = bestv == -INFINITY ? -2 : best;
         return;
     }

@@ -26,6 +26,22 @@
 #endif
 __device__ __forceinline__ void gllm_grid_begin() { GLLM_GRID_BEGIN(); }
 
+/* a block's arrival at a count of blocks in global memory, by one thread after a barrier: the
+ * count before it. Release and acquire at device scope in one atomic: whoever sees the arrival
+ * sees the block's writes from before the barrier, and this block (after a barrier) those of the
+ * blocks counted before it; lighter than a fence in every thread (a full fence, an L1
+ * invalidation) before and after the atomic. */
+__device__ __forceinline__ int gllm_arrive(int *count) {
+#if defined(__CUDA_ARCH__)
+    int old;
+    asm volatile("atom.acq_rel.gpu.global.add.s32 %0, [%1], 1;" : "=r"(old) : "l"(count) : "memory");
+    return old;
+#else
+    __threadfence();
+    return atomicAdd(count, 1);
+#endif
+}
+
 /* the first 4 KB (a 128-byte line a lane) of weight rows rows[j] .. ends[j], j < count, fetched
  * into L2: called before gllm_grid_begin, the loads overlap the end of the kernel before */
 __device__ __forceinline__ void gllm_prefetch_rows(const char *const *rows, const char *const *ends, int count, int lane) {
