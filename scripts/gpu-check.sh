@@ -29,6 +29,15 @@ model=models/SmolLM2-135M-Instruct.Q4_1.gguf
   echo "== CUDA tests"; timeout 150 $B/tests/test_cuda --jobs 4 --timeout 60 2>&1
   timeout 90 $B/tests/test_cuda_sample --jobs 4 --timeout 60 2>&1
   echo "== bench ($model)"; timeout 200 stdbuf -oL $B/bench/gllm_bench --no-peer --op cuda,model --model $model 2>&1
+  if [ -x $D/base/gllm_bench ]; then # before and after, in turn, twice
+    echo "== the model before ($(cat $D/base/COMMIT)) and after"
+    for round in 1 2; do
+      for bin in $D/base/gllm_bench $B/bench/gllm_bench; do
+        echo "-- $([ $bin = $D/base/gllm_bench ] && echo before || echo after)"
+        timeout 60 $bin --no-peer --op model --model $model 2>&1 | grep -E 'prefill|decode'
+      done
+    done
+  fi
   if [ -d "$PEER/llama_cpp" ]; then # the peer loads cuBLAS from this machine's toolkit or PyTorch
     cublas=$(find /usr/local /opt /usr/lib -name libcublas.so.13 2>/dev/null | head -n 1)
     echo "== peer: llama.cpp $(sed -n 's/^__version__ = "\(.*\)"/llama-cpp-python \1/p' "$PEER/llama_cpp/__init__.py"), CUDA, on $model"
