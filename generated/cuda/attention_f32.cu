@@ -102,11 +102,10 @@ gllm_attn_body_f32_cuda(const float *q, float *K, float *V, const int *tables, i
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, len = hdr[f_slots + i] + 1,
               prefix = hdr[f_slots], seq = hdr[f_seqs + i];
     const int *table = tables + (size_t)seq * table_stride;
-    /* the splits this row's length fills, GLLM_ATTN_SPLIT_KEYS keys or more each: the others end
-     * here (the loaded values, never negative, in the test: else their loads wait till after it) */
+    /* the splits this row's length fills, GLLM_ATTN_SPLIT_KEYS keys or more each (the others, j0
+     * past its end, load nothing and end after the wait below) */
     const int splits = min((int)gridDim.z, (len + GLLM_ATTN_SPLIT_KEYS - 1) / GLLM_ATTN_SPLIT_KEYS),
               per = (len + splits - 1) / splits;
-    if (split >= splits || (seq | prefix | f_tree) < 0) return;
     const int j0 = split * per, j1 = min(len, j0 + per);
     const unsigned *tree =
         f_tree ? (const unsigned *)hdr + f_tree + (size_t)i * ((gridDim.y + 31) / 32) : NULL;
@@ -151,8 +150,12 @@ gllm_attn_body_f32_cuda(const float *q, float *K, float *V, const int *tables, i
      * norms) in shared memory; sq holds q unrotated meanwhile, sm[0][0] the own key (the merge
      * buffer, unused till then) */
     int jb = j0 + warp * KU * kpw;
+    if (!f.k) gllm_grid_wait(); /* the rows' keys come from the kernel before (RoPE) */
     pages(jb);
     load(jb);
+    if (f.k)
+        gllm_grid_wait(); /* a decode step's keys so far, from the steps before (gllm_grid_begin) */
+    if (split >= splits) return;
     constexpr int DPL = MX / 32, HPW = (H + 3) / 4; /* dims a lane, heads a warp */
     const bool own = f.k && j0 <= len - 1 && len - 1 < j1,
                first = f.k && blockIdx.x % chunks == 0 && split == 0;
@@ -379,7 +382,7 @@ extern "C" __global__ void __launch_bounds__(128, 3)
     gllm_attn_f32_cuda(const float *q, float *K, float *V, const int *tables, int table_stride,
                        const int *hdr, int n_heads, int n_kv, int hd, int page_shift, float scale,
                        float *out, float *part, int *count, gllm_fresh_kv f) {
-    gllm_grid_begin();
+    gllm_grid_trigger(); /* the wait is the body's */
     gllm_attn_body_f32_cuda<GLLM_ATTN_HEADS_WIDE, 256, 4>(q, K, V, tables, table_stride, hdr,
                                                           n_heads, n_kv, hd, page_shift, scale, out,
                                                           part, count, f);
@@ -390,7 +393,7 @@ extern "C" __global__ void __launch_bounds__(128, 3)
     gllm_attn_g8_f32_cuda(const float *q, float *K, float *V, const int *tables, int table_stride,
                           const int *hdr, int n_heads, int n_kv, int hd, int page_shift,
                           float scale, float *out, float *part, int *count, gllm_fresh_kv f) {
-    gllm_grid_begin();
+    gllm_grid_trigger(); /* the wait is the body's */
     gllm_attn_body_f32_cuda<GLLM_ATTN_HEADS, 128, 2>(q, K, V, tables, table_stride, hdr, n_heads,
                                                      n_kv, hd, page_shift, scale, out, part, count,
                                                      f);

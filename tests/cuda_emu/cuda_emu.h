@@ -40,10 +40,11 @@ extern uint3 gllm_emu_thread, gllm_emu_block, gllm_emu_block_dim, gllm_emu_grid_
 #define gridDim gllm_emu_grid_dim
 
 void *gllm_emu_dynamic_shared();
-/* a kernel's gllm_grid_begin: the emulator checks that every thread of a kernel launched as a
- * programmatic dependent calls it */
-void gllm_emu_grid_begin();
-#define GLLM_GRID_BEGIN() gllm_emu_grid_begin()
+/* a kernel's gllm_grid_wait: the emulator checks that every thread of a kernel launched as a
+ * programmatic dependent calls it (the trigger does nothing: kernels run one after another) */
+void gllm_emu_grid_wait();
+#define GLLM_GRID_WAIT() gllm_emu_grid_wait()
+#define GLLM_GRID_TRIGGER() ((void)0)
 void __syncthreads();
 void __syncwarp(unsigned mask = 0xffffffffu);
 /* a warp exchange: every live lane posts v and gets lane src's post */

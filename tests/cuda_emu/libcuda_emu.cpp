@@ -77,19 +77,19 @@ template <class... A> static Work bind_kernel(void (*f)(A...), void **args) {
  * the order it needs. 64 threads a block. */
 __global__ void gllm_emu_race_block(float *out, int ordered) { /* threads exchange through shared memory */
     __shared__ float s[64];
-    gllm_emu_grid_begin();
+    gllm_emu_grid_wait();
     s[threadIdx.x] = (float)threadIdx.x;
     if (ordered) __syncthreads();
     out[threadIdx.x] = s[63 - threadIdx.x];
 }
 __global__ void gllm_emu_race_grid(float *out, int ordered) { /* blocks write one element, or their own */
-    gllm_emu_grid_begin();
+    gllm_emu_grid_wait();
     if (threadIdx.x == 0) out[ordered ? blockIdx.x : 0] = (float)blockIdx.x;
 }
 __global__ void gllm_emu_race_dependent(float *out, int ordered) { /* reads the kernel before's out[0..63] */
     float v = 0.0f;
     if (!ordered) v = out[threadIdx.x];
-    gllm_emu_grid_begin();
+    gllm_emu_grid_wait();
     if (ordered) v = out[threadIdx.x];
     out[64 + threadIdx.x] = v;
 }
@@ -113,7 +113,7 @@ static const Kernel registry[] = {
  *   - a __threadfence before an atomic, and one after it (see cuda_emu.h);
  *   - the host's work before a launch;
  *   - the end of a kernel before the next one starts, or, for a programmatic dependent, before
- *     it returns from gllm_grid_begin.
+ *     it returns from gllm_grid_wait.
  * So two device threads that touch the same bytes, one of them writing, with none of these
  * between them, are reported: within a block, between blocks of a grid (consecutive blocks
  * run on different fibers), and between a dependent kernel and the one before it. The
@@ -177,10 +177,10 @@ struct Fiber {
     void *sp;     /* where it waits, or 0 before its first block */
     void *race;   /* its ThreadSanitizer fiber */
     State state;
-    bool begun;   /* called gllm_grid_begin */
+    bool begun;   /* called gllm_grid_wait */
     bool fenced;  /* called __threadfence */
     unsigned syncs, warp_syncs; /* barriers passed in this block: their parity picks the sync object */
-    unsigned grid, waited; /* the last grid it ran in, and waited in (gllm_grid_begin), + 1 */
+    unsigned grid, waited; /* the last grid it ran in, and waited in (gllm_grid_wait), + 1 */
     bool flush;    /* its next task: give its order to the next grid */
 };
 /* Consecutive blocks alternate between two sets of fibers, so that the race check sees no
@@ -261,7 +261,7 @@ void fresh_shared() {}
 unsigned current;
 const Work *body;
 const char *running; /* the kernel's name, for a deadlock report */
-bool dependent;      /* launched as a programmatic dependent: every thread must call gllm_grid_begin */
+bool dependent;      /* launched as a programmatic dependent: every thread must call gllm_grid_wait */
 /* warp collectives: each lane's post, and the lanes live at the release; two buffers a warp */
 struct Posts {
     uint64_t v[32];
@@ -351,7 +351,7 @@ UNWATCHED void entry() {
             if (f.grid != grids + 1) f.grid = grids + 1, race::acquire(&syncs.launched);
             (*body)();
             if (dependent && !f.begun) {
-                fprintf(stderr, "CUDA emulator: %s, block (%u,%u,%u) thread %u: launched as a dependent, ended without gllm_grid_begin\n",
+                fprintf(stderr, "CUDA emulator: %s, block (%u,%u,%u) thread %u: launched as a dependent, ended without gllm_grid_wait\n",
                         running, gllm_emu_block.x, gllm_emu_block.y, gllm_emu_block.z, current);
                 abort();
             }
@@ -452,7 +452,7 @@ void *gllm_emu_dynamic_shared() { return dynamic_shared.data(); }
 /* runs in order: the kernel before has finished. The race check orders a fiber after it at
  * its first block of a grid (so code before the wait shows in one block of each thread index
  * and parity) */
-UNWATCHED void gllm_emu_grid_begin() {
+UNWATCHED void gllm_emu_grid_wait() {
     Fiber &f = self();
     f.begun = true;
     if (f.waited != grids + 1) f.waited = grids + 1, race::acquire(&syncs.finished[(grids + 1) % 2]);
@@ -678,7 +678,7 @@ CUresult launch(const Kernel *k, unsigned gx, unsigned gy, unsigned gz, unsigned
     const char *name = k->name;
     return enqueue_kernel(stream, [=] {
         std::lock_guard<std::recursive_mutex> g(lock);
-        if (!dependent) host_sync(); /* else its threads wait in gllm_grid_begin */
+        if (!dependent) host_sync(); /* else its threads wait in gllm_grid_wait */
         run_grid(name, gx, gy, gz, bx, smem, w, dependent);
     });
 }

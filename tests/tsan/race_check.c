@@ -61,5 +61,5 @@ Test(race_check, blocks_writing_one_element) {
 Test(race_check, a_dependent_kernel_reading_before_its_wait) {
     setenv("GLLM_CUDA_DEPENDENT_LAUNCH", "1", 1); /* the second kernel launched as a programmatic dependent */
     run(0, "gllm_emu_race_grid", 2, 1, "gllm_emu_race_dependent", 1);
-    run(REPORTED, "gllm_emu_race_grid", 2, 1, "gllm_emu_race_dependent", 0); /* reads before gllm_grid_begin */
+    run(REPORTED, "gllm_emu_race_grid", 2, 1, "gllm_emu_race_dependent", 0); /* reads before gllm_grid_wait */
 }

@@ -15,16 +15,23 @@
 
 /* Programmatic dependent launch (sm_90; the host launches every kernel so there): a kernel may
  * start while the one before it in the stream still runs. Every kernel calls gllm_grid_begin
- * first: it lets the next kernel start launching, then waits until the one before has finished
- * and its writes are visible. Only loads of what no kernel writes (weights) may come before it. */
-#ifndef GLLM_GRID_BEGIN
+ * first: it lets the next kernel start launching (gllm_grid_trigger), then waits until the one
+ * before has finished and its writes are visible (gllm_grid_wait). Only loads of what no kernel
+ * writes (weights) may come before the wait; and in a decode step's attention, of the header,
+ * the block tables and the cache's slots before the rows' own: the step's header upload is a
+ * copy, which waits for every kernel before it, and no kernel since writes those. */
+#ifndef GLLM_GRID_WAIT
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-#define GLLM_GRID_BEGIN() asm volatile("griddepcontrol.launch_dependents;\n\tgriddepcontrol.wait;" ::: "memory")
+#define GLLM_GRID_TRIGGER() asm volatile("griddepcontrol.launch_dependents;" ::: "memory")
+#define GLLM_GRID_WAIT() asm volatile("griddepcontrol.wait;" ::: "memory")
 #else
-#define GLLM_GRID_BEGIN() ((void)0)
+#define GLLM_GRID_TRIGGER() ((void)0)
+#define GLLM_GRID_WAIT() ((void)0)
 #endif
 #endif
-__device__ __forceinline__ void gllm_grid_begin() { GLLM_GRID_BEGIN(); }
+__device__ __forceinline__ void gllm_grid_trigger() { GLLM_GRID_TRIGGER(); }
+__device__ __forceinline__ void gllm_grid_wait() { GLLM_GRID_WAIT(); }
+__device__ __forceinline__ void gllm_grid_begin() { gllm_grid_trigger(), gllm_grid_wait(); }
 
 /* a block's arrival at a count of blocks in global memory, by one thread after a barrier: the
  * count before it. Release and acquire at device scope in one atomic: whoever sees the arrival
