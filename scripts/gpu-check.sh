@@ -34,7 +34,7 @@ model=models/SmolLM2-135M-Instruct.Q4_1.gguf
     for round in 1 2; do
       for bin in $D/base/gllm_bench $B/bench/gllm_bench; do
         echo "-- $([ $bin = $D/base/gllm_bench ] && echo before || echo after)"
-        timeout 60 $bin --no-peer --op model --model $model 2>&1 | grep -E 'prefill|decode'
+        timeout 40 $bin --no-peer --op model --model $model 2>&1 | grep -E 'prefill|decode|rror' # the base: sm_90 only
       done
     done
   fi

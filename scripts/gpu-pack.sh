@@ -37,14 +37,15 @@ else echo "no llama.cpp peer in the pack: bash bench/peers/cuda_setup.sh makes i
 # the baseline, from a worktree of BASE (built once; the other archs' cubins emptied: the pack
 # has room for one)
 W=build-gpu/base
-if [ "$(cat $W/COMMIT 2>/dev/null)" != "$(git rev-parse "$BASE")" ]; then
-  rm -rf $W && git worktree prune && git worktree add -f --detach $W/src "$BASE" >/dev/null 2>&1
+base=$(git rev-parse --verify "$BASE^{commit}") || { echo "baseline $BASE: no such commit here"; exit 1; }
+if [ "$(cat $W/COMMIT 2>/dev/null)" != "$base" ]; then
+  rm -rf $W && git worktree prune && git worktree add -f --detach $W/src "$base" >/dev/null
   for sm in 80 86 89; do : > $W/src/cubin/kernels_sm$sm.cubin; done
-  cmake -S $W/src -B $W/build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build $W/build -j "$(nproc)" --target gllm_bench >/dev/null
-  git rev-parse "$BASE" > $W/COMMIT
+  { cmake -S $W/src -B $W/build -G Ninja -DCMAKE_BUILD_TYPE=Release -DGLLM_TESTS=OFF &&
+    cmake --build $W/build -j "$(nproc)" --target gllm_bench; } > $W/build.log 2>&1 || { tail -n 30 $W/build.log; exit 1; }
+  echo "$base" > $W/COMMIT
 fi
-mkdir -p $P/base && cp $W/build/bench/gllm_bench $P/base/ && git log -1 --format='%h %s' "$BASE" > $P/base/COMMIT
+mkdir -p $P/base && cp $W/build/bench/gllm_bench $P/base/ && git log -1 --format='%h %s' "$base" > $P/base/COMMIT
 # one stream with a 64 MiB window: the binaries' copies of the same cubins cost one
 mkdir -p .gpu && tar cf - -C $P . | xz -9 > .gpu/pack.tar.xz
 echo ".gpu/pack.tar.xz: $(du -h .gpu/pack.tar.xz | cut -f1) ($(ls $P | tr '\n' ' '))"

@@ -33,7 +33,9 @@ typedef struct {
     int32_t *hdr_host;
     CUevent hdr_copied; /* the last upload from hdr_host ran: it may be rewritten */
     size_t attn_tiles, attn_rows; /* the header's attention: tiles on tensor cores, rows on CUDA cores */
-    int decode;                   /* the header's step is one row per item: RoPE and the KV write in the attention */
+    int decode;                   /* the header's step is one row per item: RoPE and the KV write in the attention
+                                   * (which reads the cache before waiting for the kernel before: no kernel of
+                                   * the step may write the cache ahead of it; common.cuh) */
     struct {
         CUgraphExec exec; /* a decode step of `rows` sequences into cache k, logits rows at logits */
         size_t rows;
