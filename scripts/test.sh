@@ -37,6 +37,9 @@ if [ -e build/tests/cuda_emu/lib/libcuda.so.1 ]; then
   step "CUDA suites' longest tests on the emulator again, threads last to first between barriers"
   GLLM_EMU_ORDER=reverse LD_LIBRARY_PATH=build/tests/cuda_emu/lib ./build/tests/test_cuda --jobs 2 --filter "cuda/@($long_cuda)"
   GLLM_EMU_ORDER=reverse LD_LIBRARY_PATH=build/tests/cuda_emu/lib ./build/tests/test_cuda_sample --jobs 2 --filter "cuda_sample/@($long_sample)"
+  step "CUDA suites on the emulator as an sm_86 device (99 KB of shared memory a block, 84 SMs, no dependent launches)"
+  GLLM_EMU_SM=86 LD_LIBRARY_PATH=build/tests/cuda_emu/lib ./build/tests/test_cuda --jobs 2
+  GLLM_EMU_SM=86 LD_LIBRARY_PATH=build/tests/cuda_emu/lib ./build/tests/test_cuda_sample --jobs 2
 fi
 step "reranker and embedding poolings on a synthetic cross-encoder vs an independent numpy forward"
 python3 tests/reference/encoder_numpy.py build/gllmk

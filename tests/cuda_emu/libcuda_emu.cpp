@@ -39,7 +39,16 @@
 typedef int CUresult;
 enum { OK = 0, E_INVALID_VALUE = 1, E_OUT_OF_MEMORY = 2, E_INVALID_IMAGE = 200, E_NOT_FOUND = 500, E_NOT_READY = 600,
        E_CAPTURE = 900 };
-constexpr int OPTIN = 227 * 1024; /* a block's shared memory once opted in, as an H100's */
+/* the device it plays: an H100 (sm_90: 227 KB of shared memory a block once opted in, 132
+ * SMs), or with GLLM_EMU_SM=86 an sm_86 card (99 KB, 84 SMs, no dependent launches): the host's
+ * choices per architecture */
+struct Device {
+    int major, minor, optin, sms;
+};
+const Device device = [] {
+    const char *e = getenv("GLLM_EMU_SM");
+    return e && !strcmp(e, "86") ? Device{8, 6, 99 * 1024, 84} : Device{9, 0, 227 * 1024, 132};
+}();
 
 typedef std::function<void()> Work;
 
@@ -194,7 +203,7 @@ void *scheduler, *scheduler_race;
 /* dynamic shared memory: the launch's bytes (+16) on the heap, where AddressSanitizer sees a
  * read past them; for the race check, pages of their own */
 #if defined(__SANITIZE_THREAD__)
-constexpr size_t DYNAMIC_PAGES = 256 << 10; /* more than OPTIN */
+constexpr size_t DYNAMIC_PAGES = 256 << 10; /* more than any device's opt-in */
 struct {
     unsigned char *at;
     size_t bytes;
@@ -568,12 +577,12 @@ CUresult emu_cuDeviceGetName(char *name, int len, int) {
 CUresult emu_cuDeviceGetAttribute(int *v, int attr, int) {
     const char *integrated = getenv("GLLM_EMU_INTEGRATED");
     switch (attr) {
-    case 75: *v = 9; break; /* compute capability 9.0 */
-    case 76: *v = 0; break;
+    case 75: *v = device.major; break; /* compute capability */
+    case 76: *v = device.minor; break;
     case 18: *v = integrated && !strcmp(integrated, "1"); break;
     case 11: *v = 0x7fffffff; break; /* the largest pitch of a 2-D copy */
-    case 16: *v = 132; break;        /* multiprocessors, as an H100 SXM */
-    case 97: *v = OPTIN; break;      /* a block's shared memory, opted in */
+    case 16: *v = device.sms; break;   /* multiprocessors */
+    case 97: *v = device.optin; break; /* a block's shared memory, opted in */
     default: *v = 0; break;
     }
     return OK;
@@ -601,7 +610,7 @@ CUresult emu_cuModuleUnload(void *) { return OK; }
 /* the dynamic shared memory each kernel may take past 48 KB, as cuFuncSetAttribute allowed it */
 std::map<const Kernel *, int> shared_optin;
 CUresult emu_cuFuncSetAttribute(const Kernel *f, int attr, int v) {
-    if (attr != 8 || v < 0 || v > OPTIN) return E_INVALID_VALUE; /* CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES only */
+    if (attr != 8 || v < 0 || v > device.optin) return E_INVALID_VALUE; /* CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES only */
     std::lock_guard<std::recursive_mutex> g(lock);
     shared_optin[f] = v;
     return OK;
