@@ -41,7 +41,7 @@ __device__ __forceinline__ void gllm_grid_begin() { gllm_grid_trigger(), gllm_gr
 __device__ __forceinline__ int gllm_arrive(int *count) {
 #if defined(__CUDA_ARCH__)
     int old;
-    asm volatile("atom.acq_rel.gpu.global.add.s32 %0, [%1], 1;" : "=r"(old) : "l"(count) : "memory");
+    asm volatile("atom.acq_rel.gpu.global.add.s32 %0, [%1], 1;" : "=r"(old) : "l"(__cvta_generic_to_global(count)) : "memory");
     return old;
 #else
     __threadfence();
